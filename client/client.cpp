@@ -1,0 +1,508 @@
+#include "client/client.hpp"
+
+#include <cstdio>
+
+#include "common/zmq_util.hpp"
+
+namespace zgrid::client {
+
+std::string format_ms(Millis ms) {
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+namespace {
+
+Value to_value(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::POSITIVE_INTEGER: return o.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER: return o.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return o.via.f64;
+    case msgpack::type::BOOLEAN: return o.via.boolean;
+    case msgpack::type::STR: return std::string(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::BIN: return std::string(o.via.bin.ptr, o.via.bin.size);
+    default: return std::string();
+  }
+}
+
+Fields to_fields(const msgpack::object* o) {
+  Fields f;
+  if (o == nullptr || o->type != msgpack::type::MAP) return f;
+  for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
+    const auto& kv = o->via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) continue;
+    f.items.emplace_back(std::string(kv.key.via.str.ptr, kv.key.via.str.size), to_value(kv.val));
+  }
+  return f;
+}
+
+void json_escape(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+const Value* Fields::find(std::string_view key) const {
+  for (const auto& kv : items)
+    if (kv.first == key) return &kv.second;
+  return nullptr;
+}
+
+std::uint64_t Fields::u64(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) return 0;
+  if (auto p = std::get_if<std::uint64_t>(v)) return *p;
+  if (auto p = std::get_if<std::int64_t>(v)) return *p < 0 ? 0 : static_cast<std::uint64_t>(*p);
+  if (auto p = std::get_if<double>(v)) return static_cast<std::uint64_t>(*p);
+  return 0;
+}
+
+std::string Fields::str(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) return {};
+  if (auto p = std::get_if<std::string>(v)) return *p;
+  if (auto p = std::get_if<std::uint64_t>(v)) return std::to_string(*p);
+  if (auto p = std::get_if<std::int64_t>(v)) return std::to_string(*p);
+  if (auto p = std::get_if<bool>(v)) return *p ? "true" : "false";
+  if (auto p = std::get_if<double>(v)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", *p);
+    return buf;
+  }
+  return {};
+}
+
+bool Fields::boolean(std::string_view key) const {
+  const Value* v = find(key);
+  auto p = v ? std::get_if<bool>(v) : nullptr;
+  return p && *p;
+}
+
+std::string Fields::to_json() const {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : items) {
+    if (!first) out += ", ";
+    first = false;
+    json_escape(out, k);
+    out += ": ";
+    if (auto p = std::get_if<std::string>(&v)) json_escape(out, *p);
+    else if (auto p = std::get_if<bool>(&v)) out += *p ? "true" : "false";
+    else if (auto p = std::get_if<double>(&v)) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.3f", *p);
+      out += buf;
+    } else out += str(k);
+  }
+  return out + "}";
+}
+
+std::string describe(const Status& st) { return st.message(); }
+
+// ---- Connection ---------------------------------------------------------------
+
+Connection::Connection(const ClientOptions& o) : o_(o), ctx_(1) {}
+
+Connection::~Connection() = default;
+
+Status Connection::connect() {
+  zmqu::SocketOptions so;
+  so.linger_ms = 0;
+  auto s = zmqu::connect_dealer(ctx_, o_.head, so);
+  if (!s.ok()) return s.status();
+  sock_ = std::move(s).value();
+  // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait.
+  sock_.set(zmq::sockopt::sndtimeo, static_cast<int>(o_.timeout_ms));
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Connection>> Connection::open(const ClientOptions& options) {
+  std::unique_ptr<Connection> c(new Connection(options));
+  try {
+    ZG_RETURN_IF_ERROR(c->connect());
+    auto r = c->call(proto::encode_hello(c->next_corr(), "zgrid-client 0.1"), proto::kHelloOk,
+                     options.timeout_ms);
+    if (!r.ok()) return r.status();
+    Reader& f = (*r)->env.fields;
+    f.skip();
+    c->instance_ = std::string(f.bytes(64));
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable(std::string("ZeroMQ: ") + e.what());
+  }
+  return c;
+}
+
+Status Connection::send_raw(zmq::message_t& m) {
+  try {
+    auto r = sock_.send(m, zmq::send_flags::none);
+    if (!r) return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
+                                       format_ms(o_.timeout_ms) + ")");
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable(std::string("send failed: ") + e.what());
+  }
+  return Status::OK();
+}
+
+Result<bool> Connection::pump(Millis timeout) {
+  zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
+  try {
+    int n = zmq::poll(&item, 1, std::chrono::milliseconds(timeout));
+    if (n == 0) return false;
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return false;
+    return Status::Unavailable(std::string("poll failed: ") + e.what());
+  }
+  bool any = false;
+  for (int i = 0; i < 64; ++i) {
+    std::vector<zmq::message_t> frames;
+    auto rs = zmqu::recv_message(sock_, &frames, 2);
+    if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
+    if (rs != zmqu::RecvStatus::kOk || frames.size() != 1) continue;
+    auto r = std::make_unique<Reply>();
+    r->frame = std::move(frames[0]);
+    Status st = decode_envelope(r->frame.data(), r->frame.size(), &r->env);
+    if (st.ok()) st = proto::check_version(r->env);
+    if (!st.ok()) {
+      if (r->env.corr != 0 && r->env.corr == waiting_corr_) {
+        // Surface a version error to the waiting call as an error reply.
+        reply_.reset();
+        auto e = std::make_unique<Reply>();
+        e->frame = proto::encode_error(r->env.corr, st);
+        (void)decode_envelope(e->frame.data(), e->frame.size(), &e->env);
+        reply_ = std::move(e);
+      }
+      continue;
+    }
+    route(std::move(r));
+    any = true;
+  }
+  return any;
+}
+
+void Connection::route(std::unique_ptr<Reply> r) {
+  Envelope& env = r->env;
+  if (env.type == proto::kAck || env.type == proto::kResponses ||
+      (env.type == proto::kError && env.corr != waiting_corr_)) {
+    // Messages for a BrokerClient: find it by the ids in the body, or, for
+    // an error, by the batch it answers.
+    if (env.type == proto::kError) {
+      for (auto& kv : clients_)
+        for (std::uint64_t c : kv.second->unacked_)
+          if (c == env.corr) {
+            kv.second->on_message(*r);
+            return;
+          }
+      return;
+    }
+    Reader peek = env.fields;
+    std::string sid(peek.bytes(proto::kMaxNameLength));
+    std::string cid(peek.bytes(proto::kMaxNameLength));
+    auto it = clients_.find({sid, cid});
+    if (it != clients_.end()) it->second->on_message(*r);
+    return;
+  }
+  if (env.corr != 0 && env.corr == waiting_corr_) reply_ = std::move(r);
+}
+
+Result<std::unique_ptr<Connection::Reply>> Connection::call(zmq::message_t request,
+                                                            std::uint32_t expect_type,
+                                                            Millis timeout) {
+  Envelope peek;
+  if (!decode_envelope(request.data(), request.size(), &peek).ok())
+    return Status::Internal("bad request encoding");
+  waiting_corr_ = peek.corr;
+  reply_.reset();
+  ZG_RETURN_IF_ERROR(send_raw(request));
+  const Clock& clock = SteadyClock::instance();
+  Millis deadline = clock.now_ms() + timeout;
+  while (!reply_) {
+    Millis left = deadline - clock.now_ms();
+    if (left <= 0) {
+      waiting_corr_ = 0;
+      return Status::Unavailable("the head at " + o_.head + " did not answer within " +
+                                 format_ms(timeout));
+    }
+    auto p = pump(std::min<Millis>(left, 100));
+    if (!p.ok()) return p.status();
+  }
+  waiting_corr_ = 0;
+  std::unique_ptr<Reply> r = std::move(reply_);
+  if (r->env.type == proto::kError) {
+    proto::Error e;
+    if (!proto::decode_error(r->env, &e).ok()) return Status::Protocol("malformed error reply");
+    return Status(e.code, e.message);
+  }
+  if (r->env.type != expect_type)
+    return Status::Protocol(std::string("unexpected reply ") + proto::type_name(r->env.type));
+  return r;
+}
+
+Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession& request) {
+  auto r = call(proto::encode_create_session(next_corr(), request), proto::kSessionInfo, o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  proto::SessionInfo info;
+  ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
+  return info;
+}
+
+Result<proto::SessionInfo> Connection::attach(const std::string& session_id) {
+  auto r = call(proto::encode_attach(next_corr(), session_id), proto::kSessionInfo, o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  proto::SessionInfo info;
+  ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
+  return info;
+}
+
+Result<Fields> Connection::session_status(const std::string& session_id) {
+  if (session_id.empty()) return Status::InvalidArgument("empty session id");
+  auto r = call(proto::encode_query(proto::kStatus, next_corr(), session_id), proto::kStatusReply,
+                o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  return to_fields((*r)->env.fields.object());
+}
+
+Result<Fields> Connection::grid_status() {
+  auto r = call(proto::encode_query(proto::kStatus, next_corr(), ""), proto::kStatusReply,
+                o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  return to_fields((*r)->env.fields.object());
+}
+
+namespace {
+Result<std::vector<Fields>> fields_list(Reader& r) {
+  Reader arr = r.array(1 << 20);
+  std::vector<Fields> out;
+  while (arr.ok() && !arr.at_end()) out.push_back(to_fields(arr.object()));
+  if (!arr.ok()) return Status::Protocol("malformed list reply");
+  return out;
+}
+}  // namespace
+
+Result<std::vector<Fields>> Connection::nodes() {
+  auto r = call(proto::begin(proto::kNodes, next_corr(), 0).finish(), proto::kNodesReply, o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  return fields_list((*r)->env.fields);
+}
+
+Result<std::vector<Fields>> Connection::sessions() {
+  auto r = call(proto::begin(proto::kSessions, next_corr(), 0).finish(), proto::kSessionsReply,
+                o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  return fields_list((*r)->env.fields);
+}
+
+Status Connection::close_session(const std::string& session_id, proto::CloseMode mode) {
+  auto r = call(proto::encode_close(next_corr(), {session_id, mode}), proto::kOk, o_.timeout_ms);
+  return r.ok() ? Status::OK() : r.status();
+}
+
+Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
+                                                std::uint64_t max, Millis wait_ms) {
+  proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};
+  auto r = call(proto::encode_fetch(next_corr(), f), proto::kFetchReply, o_.timeout_ms + wait_ms);
+  if (!r.ok()) return r.status();
+  FetchPage page;
+  Reader& fr = (*r)->env.fields;
+  Reader items = fr.array(proto::kMaxBatchItems);
+  ZG_RETURN_IF_ERROR(proto::decode_response_items(items, &page.responses));
+  page.next_cursor = fr.u64();
+  page.complete = fr.boolean();
+  if (!fr.ok()) return Status::Protocol("malformed fetch reply");
+  return page;
+}
+
+// ---- BrokerClient -------------------------------------------------------------
+
+BrokerClient::BrokerClient(Connection& c, std::string sid, std::string cid, const BrokerOptions& o)
+    : conn_(c), session_id_(std::move(sid)), client_id_(std::move(cid)), o_(o) {}
+
+BrokerClient::~BrokerClient() { conn_.clients_.erase({session_id_, client_id_}); }
+
+Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn, const std::string& session_id,
+                                                         const std::string& client_id,
+                                                         const BrokerOptions& options) {
+  auto r = conn.call(proto::encode_open_client(conn.next_corr(), {session_id, client_id}),
+                     proto::kClientOpened, conn.options().timeout_ms);
+  if (!r.ok()) return r.status();
+  proto::ClientOpened m;
+  ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));
+  std::unique_ptr<BrokerClient> bc(new BrokerClient(conn, session_id, client_id, options));
+  bc->acked_seq_ = m.acked_seq;
+  bc->next_seq_ = m.acked_seq + 1;
+  conn.clients_[{session_id, client_id}] = bc.get();
+  return bc;
+}
+
+void BrokerClient::on_message(Connection::Reply& r) {
+  Envelope& env = r.env;
+  if (env.type == proto::kAck) {
+    proto::Ack a;
+    if (!proto::decode_ack(env, &a).ok()) return;
+    for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
+      if (*it == env.corr) {
+        unacked_.erase(it);
+        break;
+      }
+    std::uint64_t last = a.first_seq + a.count - 1;
+    if (a.count > 0 && last > acked_seq_) acked_seq_ = last;
+    for (char c : a.statuses)
+      if (static_cast<std::uint8_t>(c) == proto::kItemTooLarge) ++rejected_;
+    return;
+  }
+  if (env.type == proto::kResponses) {
+    Reader& f = env.fields;
+    f.skip();
+    f.skip();
+    Reader items = f.array(proto::kMaxBatchItems);
+    std::size_t before = responses_.size();
+    std::vector<proto::Response> batch;
+    batch.reserve(items.remaining());
+    if (!proto::decode_response_items(items, &batch).ok()) return;
+    for (auto& x : batch) responses_.push_back(std::move(x));
+    std::uint64_t n = responses_.size() - before;
+    received_ += n;
+    // Acknowledge at once: the library buffers, so the head can keep going.
+    zmq::message_t ack =
+        proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
+    (void)conn_.send_raw(ack);
+    return;
+  }
+  if (env.type == proto::kError) {
+    proto::Error e;
+    if (proto::decode_error(env, &e).ok() && error_.ok()) error_ = Status(e.code, e.message);
+    for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
+      if (*it == env.corr) {
+        unacked_.erase(it);
+        break;
+      }
+  }
+}
+
+Status BrokerClient::send(std::string_view payload, std::string_view user_data) {
+  if (!error_.ok()) return error_;
+  pending_.emplace_back(user_data);
+  pending_.emplace_back(payload);
+  pending_bytes_ += payload.size() + user_data.size();
+  ++next_seq_;
+  if (pending_.size() / 2 >= o_.batch_items || pending_bytes_ >= o_.batch_bytes) return send_batch(false);
+  return Status::OK();
+}
+
+Status BrokerClient::wait_window(std::size_t max_unacked) {
+  const Clock& clock = SteadyClock::instance();
+  Millis last_progress = clock.now_ms();
+  std::size_t before = unacked_.size();
+  while (unacked_.size() > max_unacked && error_.ok()) {
+    auto p = conn_.pump(200);
+    if (!p.ok()) return p.status();
+    Millis now = clock.now_ms();
+    if (unacked_.size() < before || *p) {
+      before = unacked_.size();
+      last_progress = now;
+    } else if (now - last_progress > conn_.options().timeout_ms) {
+      // Acks may be held back (back-pressure); make sure the head is alive.
+      auto r = conn_.call(proto::encode_client_ref(proto::kPing, conn_.next_corr(),
+                                                   {session_id_, client_id_, 0}),
+                          proto::kOk, conn_.options().timeout_ms);
+      if (!r.ok()) return r.status();
+      last_progress = clock.now_ms();
+    }
+  }
+  return error_;
+}
+
+Status BrokerClient::send_batch(bool flush) {
+  if (!error_.ok()) return error_;
+  if (pending_.empty() && !flush) return Status::OK();
+  ZG_RETURN_IF_ERROR(wait_window(o_.window - 1));
+  proto::Send m;
+  m.session_id = session_id_;
+  m.client_id = client_id_;
+  std::uint64_t n = pending_.size() / 2;
+  m.first_seq = next_seq_ - n;
+  m.flush = flush;
+  m.items.reserve(n);
+  for (std::size_t i = 0; i < pending_.size(); i += 2) m.items.push_back({pending_[i], pending_[i + 1]});
+  if (n == 0) {
+    // A bare flush: no items, but the flag.
+    auto r = conn_.call(proto::encode_client_ref(proto::kFlush, conn_.next_corr(),
+                                                 {session_id_, client_id_, 0}),
+                        proto::kOk, conn_.options().timeout_ms);
+    return r.ok() ? Status::OK() : r.status();
+  }
+  std::uint64_t corr = conn_.next_corr();
+  zmq::message_t msg = proto::encode_send(corr, m);
+  ZG_RETURN_IF_ERROR(conn_.send_raw(msg));
+  unacked_.push_back(corr);
+  pending_.clear();
+  pending_bytes_ = 0;
+  return Status::OK();
+}
+
+Status BrokerClient::flush() { return send_batch(true); }
+Status BrokerClient::send_pending() { return send_batch(false); }
+
+Status BrokerClient::wait_acked() {
+  ZG_RETURN_IF_ERROR(send_batch(false));
+  return wait_window(0);
+}
+
+Status BrokerClient::end_requests() {
+  if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
+  ZG_RETURN_IF_ERROR(wait_window(0));
+  auto r = conn_.call(proto::encode_client_ref(proto::kEndRequests, conn_.next_corr(),
+                                               {session_id_, client_id_, acked_seq_}),
+                      proto::kOk, conn_.options().timeout_ms);
+  return r.ok() ? Status::OK() : r.status();
+}
+
+bool BrokerClient::poll_response(proto::Response* out) {
+  if (responses_.empty()) return false;
+  *out = std::move(responses_.front());
+  responses_.pop_front();
+  return true;
+}
+
+Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms) {
+  const Clock& clock = SteadyClock::instance();
+  Millis deadline = clock.now_ms() + timeout_ms;
+  Millis last_ping = clock.now_ms();
+  while (responses_.empty()) {
+    if (!error_.ok()) return error_;
+    Millis now = clock.now_ms();
+    if (now >= deadline) return false;
+    auto p = conn_.pump(std::min<Millis>(deadline - now, 500));
+    if (!p.ok()) return p.status();
+    now = clock.now_ms();
+    if (responses_.empty() && now - last_ping >= 1000) {
+      // Waiting is not idleness, and a dead head must not mean a hang.
+      auto r = conn_.call(proto::encode_client_ref(proto::kPing, conn_.next_corr(),
+                                                   {session_id_, client_id_, 0}),
+                          proto::kOk, conn_.options().timeout_ms);
+      if (!r.ok()) return r.status();
+      last_ping = clock.now_ms();
+    }
+  }
+  return poll_response(out);
+}
+
+}  // namespace zgrid::client

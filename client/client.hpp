@@ -1,0 +1,179 @@
+// The zgrid C++ client library.
+//
+//   auto conn = Connection::open({.head = "tcp://127.0.0.1:5555"});
+//   auto info = (*conn)->create_session({.service = "factorize", .durable = false});
+//   auto bc = BrokerClient::open(**conn, info->session_id, "my-client");
+//   (*bc)->send("1827364510", "line 1");   // batched; flush() sends a partial batch
+//   (*bc)->end_requests();                 // committed
+//   proto::Response r; while ((*bc)->next_response(&r, 10'000).value()) ...
+//
+// Threading: a Connection and its BrokerClients belong to one thread (they
+// share one DEALER socket). Use one Connection per thread.
+// Ownership: a BrokerClient refers to its Connection, which must outlive it.
+// Waits are bounded by ClientOptions::timeout_ms: a head that does not answer
+// becomes an `unavailable` error, never a hang.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "common/status.hpp"
+
+namespace zgrid::client {
+
+struct ClientOptions {
+  std::string head = "tcp://127.0.0.1:5555";
+  Millis timeout_ms = 10'000;  // the head must answer a request within this
+};
+
+// An ordered list of named values (status and node tables), easy to print as
+// text or JSON.
+using Value = std::variant<std::uint64_t, std::int64_t, double, bool, std::string>;
+struct Fields {
+  std::vector<std::pair<std::string, Value>> items;
+  const Value* find(std::string_view key) const;
+  std::uint64_t u64(std::string_view key) const;
+  std::string str(std::string_view key) const;
+  bool boolean(std::string_view key) const;
+  std::string to_json() const;
+};
+
+class BrokerClient;
+
+class Connection {
+ public:
+  // Connects and checks that a head answers (kUnavailable after the timeout).
+  static Result<std::unique_ptr<Connection>> open(const ClientOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Result<proto::SessionInfo> create_session(const proto::CreateSession& request);
+  Result<proto::SessionInfo> attach(const std::string& session_id);
+  Result<Fields> session_status(const std::string& session_id);
+  Result<Fields> grid_status();
+  Result<std::vector<Fields>> nodes();
+  Result<std::vector<Fields>> sessions();
+  Status close_session(const std::string& session_id, proto::CloseMode mode);
+
+  // Reads stored responses of a durable session from `cursor` (request id).
+  struct FetchPage {
+    std::vector<proto::Response> responses;
+    std::uint64_t next_cursor = 0;
+    bool complete = false;  // no open client and every committed request answered
+  };
+  Result<FetchPage> fetch(const std::string& session_id, std::uint64_t cursor, std::uint64_t max,
+                          Millis wait_ms);
+
+  const ClientOptions& options() const { return o_; }
+  const std::string& head_instance() const { return instance_; }
+
+  // Internal (used by BrokerClient): a request/reply round trip. Messages
+  // for BrokerClients that arrive meanwhile are routed to them.
+  struct Reply {
+    zmq::message_t frame;
+    Envelope env;
+  };
+  Result<std::unique_ptr<Reply>> call(zmq::message_t request, std::uint32_t expect_type,
+                                      Millis timeout);
+  Status send_raw(zmq::message_t& m);
+  // Waits up to `timeout` for one incoming message and routes it; false if none came.
+  Result<bool> pump(Millis timeout);
+  std::uint64_t next_corr() { return ++corr_; }
+
+ private:
+  friend class BrokerClient;
+  explicit Connection(const ClientOptions& o);
+  Status connect();
+  void route(std::unique_ptr<Reply> r);
+
+  ClientOptions o_;
+  zmq::context_t ctx_;
+  zmq::socket_t sock_;
+  std::string instance_;
+  std::uint64_t corr_ = 0;
+  std::uint64_t waiting_corr_ = 0;
+  std::unique_ptr<Reply> reply_;  // the reply to waiting_corr_, once it arrived
+  std::map<std::pair<std::string, std::string>, BrokerClient*> clients_;
+};
+
+struct BrokerOptions {
+  std::size_t batch_items = 1024;     // requests per batch message
+  std::size_t batch_bytes = 1 << 20;  // payload bytes per batch message
+  std::size_t window = 16;            // batches sent and not yet acknowledged
+};
+
+class BrokerClient {
+ public:
+  // Opens (or re-attaches) client `client_id` in a session.
+  static Result<std::unique_ptr<BrokerClient>> open(Connection& conn, const std::string& session_id,
+                                                    const std::string& client_id,
+                                                    const BrokerOptions& options = {});
+  ~BrokerClient();
+
+  // Queues one request; sends a batch when full. May wait for the send window
+  // (acknowledgements): back-pressure from the head. Responses arriving
+  // meanwhile are buffered.
+  Status send(std::string_view payload, std::string_view user_data);
+  // Sends the partial batch now, asking the head to make every request sent
+  // so far eligible to run (durable sessions run nothing before a flush).
+  Status flush();
+  // Sends what is buffered without the flush flag (durable: acknowledged only).
+  Status send_pending();
+  // Waits until every request sent is acknowledged.
+  Status wait_acked();
+  // Flushes, waits for every acknowledgement, then EndRequests: committed.
+  Status end_requests();
+  // Waits up to `timeout_ms` for the next response (interactive sessions).
+  // Returns false when none came in time.
+  Result<bool> next_response(proto::Response* out, Millis timeout_ms);
+  // A response already received, without waiting.
+  bool poll_response(proto::Response* out);
+
+  std::uint64_t sent() const { return next_seq_ - 1 - pending_.size(); }
+  std::uint64_t acked() const { return acked_seq_; }
+  std::uint64_t received() const { return received_; }
+  std::uint64_t rejected() const { return rejected_; }
+  const std::string& session_id() const { return session_id_; }
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  friend class Connection;
+  BrokerClient(Connection& c, std::string sid, std::string cid, const BrokerOptions& o);
+  Status send_batch(bool flush);
+  Status wait_window(std::size_t max_unacked);
+  void on_message(Connection::Reply& r);
+
+  Connection& conn_;
+  std::string session_id_, client_id_;
+  BrokerOptions o_;
+  std::uint64_t next_seq_ = 1;  // sequence number of the next request queued
+  std::uint64_t acked_seq_ = 0;
+  std::vector<std::string> pending_;  // [user_data, payload, user_data, payload, ...]
+  std::size_t pending_bytes_ = 0;
+  std::deque<std::uint64_t> unacked_;  // corr of each batch in flight, in order
+  std::deque<proto::Response> responses_;
+  std::uint64_t received_ = 0;
+  std::uint64_t rejected_ = 0;
+  Status error_;  // a batch was refused: every later call fails with it
+};
+
+// "10s", "1500ms".
+std::string format_ms(Millis ms);
+
+// Prints a Status for a person: "zgrid: error: unknown session 7f3c…".
+std::string describe(const Status& st);
+
+}  // namespace zgrid::client

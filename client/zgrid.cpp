@@ -1,0 +1,452 @@
+// zgrid: the command-line client (DESIGN §7).
+//
+// Exit status, the same for every command:
+//   0 all succeeded; 1 some request faulted or was removed;
+//   2 usage, connection, unknown session or permission error;
+//   3 incomplete (--no-wait, or a timeout).
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <string>
+
+#include "client/client.hpp"
+#include "common/cli.hpp"
+#include "common/util.hpp"
+
+namespace {
+
+using zgrid::Millis;
+using zgrid::Status;
+using zgrid::client::BrokerClient;
+using zgrid::client::Connection;
+using zgrid::client::Fields;
+
+constexpr int kExitOk = 0, kExitFaulted = 1, kExitError = 2, kExitIncomplete = 3;
+
+struct Global {
+  std::string head = "tcp://127.0.0.1:5555";
+  Millis timeout_ms = 10'000;
+};
+
+int fail(const Status& st) {
+  std::fprintf(stderr, "zgrid: error: %s\n", st.message().c_str());
+  return st.code() == zgrid::Code::kTimedOut ? kExitIncomplete : kExitError;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "zgrid: error: %s\n", msg.c_str());
+  return kExitError;
+}
+
+zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
+  zgrid::client::ClientOptions o;
+  o.head = g.head;
+  o.timeout_ms = g.timeout_ms;
+  return Connection::open(o);
+}
+
+// Output of one response, the same for submit (interactive) and fetch.
+class Printer {
+ public:
+  Printer(bool json, bool factorize) : json_(json), factorize_(factorize) {
+    std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);
+  }
+  ~Printer() { std::fflush(stdout); }
+
+  void print(const zgrid::proto::Response& r) {
+    if (!r.ok()) ++faulted_;
+    ++count_;
+    if (json_) {
+      std::string line = "{\"request_id\": " + std::to_string(r.request_id) + ", \"input\": ";
+      escape(line, r.user_data);
+      if (r.ok()) {
+        line += ", \"result\": ";
+        if (factorize_) {
+          line += "[";
+          std::string_view d = r.data;
+          bool first = true;
+          while (!d.empty()) {
+            auto pos = d.find(" * ");
+            std::string_view f = d.substr(0, pos);
+            if (!first) line += ", ";
+            first = false;
+            line += f;
+            if (pos == std::string_view::npos) break;
+            d.remove_prefix(pos + 3);
+          }
+          line += "]";
+        } else {
+          escape(line, r.data);
+        }
+      } else {
+        line += ", \"error\": {\"code\": ";
+        escape(line, r.fault_code);
+        line += ", \"message\": ";
+        escape(line, r.data);
+        line += "}";
+      }
+      line += "}\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      return;
+    }
+    if (r.ok()) {
+      std::fwrite(r.user_data.data(), 1, r.user_data.size(), stdout);
+      std::fputs(" = ", stdout);
+      std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+      std::fputc('\n', stdout);
+    } else {
+      std::fprintf(stdout, "%s: error: %s: %s\n", r.user_data.c_str(), r.fault_code.c_str(),
+                   r.data.c_str());
+    }
+  }
+  std::uint64_t count() const { return count_; }
+  std::uint64_t faulted() const { return faulted_; }
+
+ private:
+  static void escape(std::string& out, std::string_view s) {
+    out += '"';
+    for (unsigned char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    out += '"';
+  }
+  bool json_, factorize_;
+  std::uint64_t count_ = 0, faulted_ = 0;
+};
+
+// ---- submit -------------------------------------------------------------------
+
+struct SubmitArgs {
+  std::string service;
+  bool durable = false, interactive = false;
+  std::string file;
+  std::uint64_t random = 0;
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  int bits = 31;
+  std::string client_id;
+  bool no_end = false;
+  bool json = false;
+  Millis client_idle_timeout_ms = 0;
+  std::size_t batch = 1024;
+};
+
+// Produces input lines from a file, stdin or a random generator.
+class Input {
+ public:
+  explicit Input(const SubmitArgs& a) : a_(a) {
+    if (a.random > 0) {
+      rng_.seed(a.seed);
+      max_ = a.bits >= 64 ? UINT64_MAX : (std::uint64_t{1} << a.bits) - 1;
+    } else if (a.file == "-") {
+      in_ = &std::cin;
+    } else {
+      file_.open(a.file);
+      in_ = &file_;
+    }
+  }
+  bool ok() const { return a_.random > 0 || a_.file == "-" || file_.is_open(); }
+  // Next line (without newline); false at the end.
+  bool next(std::string* line) {
+    if (a_.random > 0) {
+      if (produced_ >= a_.random) return false;
+      ++produced_;
+      std::uint64_t v = 1 + (max_ == UINT64_MAX ? rng_() % UINT64_MAX : rng_() % max_);
+      *line = std::to_string(v);
+      return true;
+    }
+    while (std::getline(*in_, *line)) {
+      if (!line->empty() && line->back() == '\r') line->pop_back();
+      if (line->find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+      return true;
+    }
+    return false;
+  }
+  // True when reading more could block (a pipe with nothing buffered).
+  bool would_block() const { return in_ == &std::cin && std::cin.rdbuf()->in_avail() <= 0; }
+
+ private:
+  const SubmitArgs& a_;
+  std::ifstream file_;
+  std::istream* in_ = nullptr;
+  std::mt19937_64 rng_;
+  std::uint64_t max_ = 0, produced_ = 0;
+};
+
+int cmd_submit(const Global& g, SubmitArgs a) {
+  if (a.durable && a.interactive) return fail("choose one of --durable and --interactive");
+  if ((a.random > 0) == !a.file.empty()) return fail("give exactly one of --file F (or -) and --random N");
+  if (a.bits < 2 || a.bits > 64) return fail("--bits must be in 2..64");
+  if (!a.seed_given) a.seed = zgrid::random_u64();
+  if (a.client_id.empty()) a.client_id = "cli-" + zgrid::random_id64();
+  if (!zgrid::valid_name(a.client_id)) return fail("--client-id must be 1..64 printable characters");
+  Input input(a);
+  if (!input.ok()) return fail("cannot read " + a.file);
+
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  zgrid::proto::CreateSession cs{a.service, a.durable, static_cast<std::uint64_t>(a.client_idle_timeout_ms)};
+  auto info = (*conn)->create_session(cs);
+  if (!info.ok()) return fail(info.status());
+  const std::string sid = info->session_id;
+  std::fprintf(stderr, "zgrid: session %s (%s, %s)\n", sid.c_str(), a.durable ? "durable" : "interactive",
+               a.service.c_str());
+  zgrid::client::BrokerOptions bo;
+  bo.batch_items = a.batch;
+  auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
+  if (!bc.ok()) return fail(bc.status());
+  BrokerClient& c = **bc;
+
+  Printer printer(a.json, a.service == "factorize");
+  zgrid::proto::Response r;
+  std::string line;
+  std::uint64_t count = 0;
+  while (input.next(&line)) {
+    Status st = c.send(line, line);
+    if (!st.ok()) return fail(st);
+    ++count;
+    // Durable: flush as we go so the grid starts before the last request is sent.
+    if (a.durable && !a.no_end && count % a.batch == 0) {
+      if (st = c.flush(); !st.ok()) return fail(st);
+    }
+    if (input.would_block()) {
+      st = a.no_end ? c.send_pending() : c.flush();
+      if (!st.ok()) return fail(st);
+    }
+    if (!a.durable)
+      while (c.poll_response(&r)) printer.print(r);
+  }
+  if (a.no_end) {
+    Status st = c.wait_acked();
+    if (!st.ok()) return fail(st);
+    std::printf("%s\n", sid.c_str());
+    std::fprintf(stderr, "zgrid: %llu requests acknowledged, not flushed, not ended (--no-end)\n",
+                 static_cast<unsigned long long>(c.acked()));
+    return kExitOk;
+  }
+  Status st = c.end_requests();
+  if (!st.ok()) return fail(st);
+  if (c.rejected() > 0)
+    std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",
+                 static_cast<unsigned long long>(c.rejected()));
+  if (a.durable) {
+    std::printf("%s\n", sid.c_str());
+    return c.rejected() > 0 ? kExitFaulted : kExitOk;
+  }
+  // Interactive: the responses belong to this client; wait for the last one.
+  std::uint64_t expected = count - c.rejected();
+  while (printer.count() < expected) {
+    auto got = c.next_response(&r, g.timeout_ms * 6);
+    if (!got.ok()) return fail(got.status());
+    if (!*got) {
+      // Nothing for a long while: is the session still making progress?
+      auto stt = (*conn)->session_status(sid);
+      if (!stt.ok()) return fail(stt.status());
+      if (stt->u64("removed") > 0) break;
+      continue;
+    }
+    printer.print(r);
+  }
+  (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
+  if (printer.count() < expected) {
+    std::fprintf(stderr, "zgrid: %llu of %llu requests were removed\n",
+                 static_cast<unsigned long long>(expected - printer.count()),
+                 static_cast<unsigned long long>(expected));
+    return kExitFaulted;
+  }
+  return printer.faulted() > 0 || c.rejected() > 0 ? kExitFaulted : kExitOk;
+}
+
+// ---- fetch ----------------------------------------------------------------------
+
+struct FetchArgs {
+  std::string session_id;
+  bool no_wait = false, json = false;
+  std::uint64_t from = 0;
+  Millis wait_timeout_ms = 0;  // 0: wait as long as the session makes progress
+};
+
+int cmd_fetch(const Global& g, const FetchArgs& a) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  auto info = (*conn)->attach(a.session_id);
+  if (!info.ok()) return fail(info.status());
+  Printer printer(a.json, info->service == "factorize");
+  std::uint64_t cursor = a.from;
+  const zgrid::Clock& clock = zgrid::SteadyClock::instance();
+  Millis start = clock.now_ms();
+  while (true) {
+    auto page = (*conn)->fetch(a.session_id, cursor, 16384, a.no_wait ? 0 : 1000);
+    if (!page.ok()) return fail(page.status());
+    for (const auto& r : page->responses) printer.print(r);
+    cursor = page->next_cursor;
+    if (page->complete && page->responses.empty()) break;
+    if (page->responses.empty() && a.no_wait) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "zgrid: session %s is not complete yet\n", a.session_id.c_str());
+      return kExitIncomplete;
+    }
+    if (a.wait_timeout_ms > 0 && clock.now_ms() - start > a.wait_timeout_ms) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "zgrid: session %s not complete after %s\n", a.session_id.c_str(),
+                   zgrid::client::format_ms(a.wait_timeout_ms).c_str());
+      return kExitIncomplete;
+    }
+  }
+  auto st = (*conn)->session_status(a.session_id);
+  bool removed = st.ok() && st->u64("removed") > 0;
+  return printer.faulted() > 0 || removed ? kExitFaulted : kExitOk;
+}
+
+// ---- status, nodes, sessions, close ---------------------------------------------
+
+void print_fields(const Fields& f) {
+  for (const auto& [k, v] : f.items) std::printf("%-22s %s\n", (k + ":").c_str(), f.str(k).c_str());
+}
+
+int cmd_status(const Global& g, const std::string& sid, bool json) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
+  if (!st.ok()) return fail(st.status());
+  if (json) std::printf("%s\n", st->to_json().c_str());
+  else print_fields(*st);
+  return kExitOk;
+}
+
+void print_table(const std::vector<Fields>& rows, const std::vector<std::string>& cols) {
+  std::vector<std::size_t> width;
+  for (const auto& c : cols) width.push_back(c.size());
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < cols.size(); ++i) width[i] = std::max(width[i], r.str(cols[i]).size());
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    std::printf("%-*s%s", static_cast<int>(width[i]), cols[i].c_str(), i + 1 < cols.size() ? "  " : "\n");
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      std::printf("%-*s%s", static_cast<int>(width[i]), r.str(cols[i]).c_str(),
+                  i + 1 < cols.size() ? "  " : "\n");
+}
+
+int cmd_nodes(const Global& g, bool json) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  auto rows = (*conn)->nodes();
+  if (!rows.ok()) return fail(rows.status());
+  if (json) {
+    for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
+  } else {
+    print_table(*rows, {"node_id", "host", "pid", "workers", "capacity", "inflight", "done",
+                        "faulted", "last_heartbeat_ms", "services"});
+  }
+  return kExitOk;
+}
+
+int cmd_sessions(const Global& g, bool json) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  auto rows = (*conn)->sessions();
+  if (!rows.ok()) return fail(rows.status());
+  if (json) {
+    for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
+  } else {
+    print_table(*rows, {"session_id", "service", "durable", "state", "total", "committed", "queued",
+                        "running", "done", "faulted", "removed"});
+  }
+  return kExitOk;
+}
+
+int cmd_close(const Global& g, const std::string& sid, zgrid::proto::CloseMode mode) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  Status st = (*conn)->close_session(sid, mode);
+  if (!st.ok()) return fail(st);
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  Global g;
+  if (const char* h = std::getenv("ZGRID_HEAD"); h && *h) g.head = h;
+  CLI::App app("zgrid: submit work to a zgrid grid and fetch the results", "zgrid");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--head", g.head, "Head frontend endpoint (default $ZGRID_HEAD, then tcp://127.0.0.1:5555)");
+  zgrid::cli::add_duration(app, "--timeout", &g.timeout_ms, "How long the head may take to answer");
+
+  SubmitArgs sa;
+  auto* submit = app.add_subcommand("submit", "Send a batch of requests to a new session");
+  submit->add_option("--service", sa.service, "Service to run (e.g. factorize)")->required();
+  submit->add_flag("--durable", sa.durable, "Journal requests and results (fetch them later by id)");
+  submit->add_flag("--interactive", sa.interactive, "Stream results back now (the default)");
+  submit->add_option("--file", sa.file, "One request per line; - for standard input");
+  submit->add_option("--random", sa.random, "Send N random numbers instead of a file");
+  submit->add_option("--seed", sa.seed, "Seed for --random")->each([&](const std::string&) { sa.seed_given = true; });
+  submit->add_option("--bits", sa.bits, "Random numbers are below 2^BITS")->capture_default_str();
+  submit->add_option("--client-id", sa.client_id, "Name of this sender (default: random)");
+  submit->add_flag("--no-end", sa.no_end, "Send and get acknowledgements, but neither flush nor end");
+  submit->add_flag("--json", sa.json, "Interactive results as JSON lines");
+  zgrid::cli::add_duration(*submit, "--client-idle-timeout", &sa.client_idle_timeout_ms,
+                           "Idle timeout for clients of this session (default: the head's)");
+  submit->add_option("--batch", sa.batch, "Requests per batch")->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+
+  FetchArgs fa;
+  auto* fetch = app.add_subcommand("fetch", "Print the responses of a durable session");
+  fetch->add_option("session", fa.session_id, "Session id")->required();
+  fetch->add_flag("--no-wait", fa.no_wait, "Print what is ready and exit (3 if incomplete)");
+  fetch->add_option("--from", fa.from, "Start at this request id (cursor)");
+  fetch->add_flag("--json", fa.json, "JSON lines with request id, input and result");
+  zgrid::cli::add_duration(*fetch, "--wait-timeout", &fa.wait_timeout_ms,
+                           "Give up waiting for completion after this long (exit 3)");
+
+  std::string status_id;
+  bool status_json = false;
+  auto* status = app.add_subcommand("status", "Counters of a session, or of the grid");
+  status->add_option("session", status_id, "Session id (omit for the grid)");
+  status->add_flag("--json", status_json, "One JSON object");
+
+  bool nodes_json = false, sessions_json = false;
+  auto* nodes = app.add_subcommand("nodes", "Compute nodes and their load");
+  nodes->add_flag("--json", nodes_json, "JSON lines");
+  auto* sessions = app.add_subcommand("sessions", "Sessions and their counters");
+  sessions->add_flag("--json", sessions_json, "JSON lines");
+
+  std::string close_id;
+  bool purge = false;
+  auto* close = app.add_subcommand("close", "Seal a session (--purge: delete all its data)");
+  close->add_option("session", close_id, "Session id (the full id)")->required();
+  close->add_flag("--purge", purge, "Delete every request and response of it");
+  std::string cancel_id;
+  auto* cancel = app.add_subcommand("cancel", "Stop a session: what has not run faults as cancelled");
+  cancel->add_option("session", cancel_id, "Session id")->required();
+
+  if (int rc = zgrid::cli::parse(app, argc, argv, false); rc >= 0) return rc;
+  if (g.timeout_ms <= 0) return fail("--timeout must be positive");
+  try {
+    if (*submit) return cmd_submit(g, sa);
+    if (*fetch) return cmd_fetch(g, fa);
+    if (*status) return cmd_status(g, status_id, status_json);
+    if (*nodes) return cmd_nodes(g, nodes_json);
+    if (*sessions) return cmd_sessions(g, sessions_json);
+    if (*close) return cmd_close(g, close_id, purge ? zgrid::proto::CloseMode::kPurge : zgrid::proto::CloseMode::kSeal);
+    if (*cancel) return cmd_close(g, cancel_id, zgrid::proto::CloseMode::kCancel);
+  } catch (const std::exception& e) {
+    return fail(std::string(e.what()));
+  }
+  return kExitError;
+}

@@ -1,0 +1,79 @@
+#include "common/cli.hpp"
+
+#include <cctype>
+#include <cstdlib>
+#include <iostream>
+#include <vector>
+
+#include "common/util.hpp"
+
+namespace zgrid::cli {
+
+CLI::Option* add_duration(CLI::App& app, const std::string& name, Millis* out,
+                          const std::string& description) {
+  auto* opt = app.add_option_function<std::string>(
+      name,
+      [out, name](const std::string& s) {
+        auto r = parse_duration(s);
+        if (!r.ok()) throw CLI::ValidationError(name, r.status().message());
+        *out = *r;
+      },
+      description);
+  opt->default_str(format_duration(*out))->type_name("DURATION");
+  return opt;
+}
+
+std::string env_name(const std::string& long_name) {
+  std::string s = "ZGRID_";
+  for (char c : long_name) {
+    if (c == '-') s += '_';
+    else s += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+namespace {
+void collect_env(CLI::App& app, std::vector<std::string>* out) {
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const std::string& ln : opt->get_lnames()) {
+      if (ln == "help" || ln == "config") continue;
+      const char* v = std::getenv(env_name(ln).c_str());
+      if (v == nullptr) continue;
+      out->push_back("--" + ln + "=" + v);
+    }
+  }
+}
+}  // namespace
+
+int parse(CLI::App& app, int argc, char** argv, bool with_env) {
+  std::vector<std::string> args;
+  if (with_env) collect_env(app, &args);
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  // CLI11 wants the arguments reversed when given as a vector.
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  for (CLI::Option* opt : app.get_options()) {
+    // Single-valued options keep the last value (env first, then argv);
+    // repeatable options (vectors) keep every value.
+    if (opt->get_items_expected_max() == 1 && opt->get_type_size_max() <= 1)
+      opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  try {
+    app.parse(rev);
+  } catch (const CLI::CallForHelp& e) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    for (char& c : what)
+      if (c == '\n') c = ' ';
+    std::cerr << app.get_name() << ": error: " << what << "\n";
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace zgrid::cli

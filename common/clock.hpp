@@ -1,0 +1,50 @@
+// Injectable monotonic clock, so timeouts (heartbeats, idle clients) can be
+// tested without waiting in real time.
+//
+// Thread safety: SteadyClock is stateless; FakeClock is for single-threaded tests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace zgrid {
+
+using Millis = std::int64_t;  // milliseconds on a monotonic clock
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Millis now_ms() const = 0;
+};
+
+class SteadyClock final : public Clock {
+ public:
+  Millis now_ms() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  static const SteadyClock& instance() {
+    static const SteadyClock clock;
+    return clock;
+  }
+};
+
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(Millis start = 1'000'000) : now_(start) {}
+  Millis now_ms() const override { return now_; }
+  void advance(Millis ms) { now_ += ms; }
+
+ private:
+  Millis now_;
+};
+
+// Wall-clock seconds since the epoch (for ages shown to people).
+inline std::int64_t wall_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace zgrid

@@ -1,0 +1,377 @@
+#include "common/protocol.hpp"
+
+namespace zgrid::proto {
+
+const char* type_name(std::uint32_t type) {
+  switch (type) {
+    case kHello: return "hello";
+    case kCreateSession: return "create_session";
+    case kAttachSession: return "attach_session";
+    case kOpenClient: return "open_client";
+    case kSend: return "send";
+    case kFlush: return "flush";
+    case kEndRequests: return "end_requests";
+    case kRespAck: return "resp_ack";
+    case kStatus: return "status";
+    case kNodes: return "nodes";
+    case kClose: return "close";
+    case kFetch: return "fetch";
+    case kSessions: return "sessions";
+    case kPing: return "ping";
+    case kRegister: return "register";
+    case kHeartbeat: return "heartbeat";
+    case kTasks: return "tasks";
+    case kResults: return "results";
+    case kBye: return "bye";
+    case kOk: return "ok";
+    case kHelloOk: return "hello_ok";
+    case kSessionInfo: return "session_info";
+    case kClientOpened: return "client_opened";
+    case kAck: return "ack";
+    case kResponses: return "responses";
+    case kStatusReply: return "status_reply";
+    case kNodesReply: return "nodes_reply";
+    case kFetchReply: return "fetch_reply";
+    case kSessionsReply: return "sessions_reply";
+    case kRegistered: return "registered";
+    case kError: return "error";
+    default: return "unknown";
+  }
+}
+
+const char* state_name(SessionState s) {
+  switch (s) {
+    case SessionState::kOpen: return "open";
+    case SessionState::kSealed: return "sealed";
+    case SessionState::kCancelled: return "cancelled";
+    case SessionState::kClosed: return "closed";
+  }
+  return "unknown";
+}
+
+Writer begin(std::uint32_t type, std::uint64_t corr, std::uint32_t nfields, std::size_t reserve) {
+  Writer w(reserve);
+  w.array(3 + nfields).u64(kVersion).u64(type).u64(corr);
+  return w;
+}
+
+zmq::message_t encode_error(std::uint64_t corr, const Status& st) {
+  Writer w = begin(kError, corr, 2);
+  w.u64(static_cast<std::uint64_t>(st.code())).str(st.message());
+  return w.finish();
+}
+
+zmq::message_t encode_ok(std::uint64_t corr) { return begin(kOk, corr, 0).finish(); }
+
+zmq::message_t encode_hello(std::uint64_t corr, std::string_view version) {
+  Writer w = begin(kHello, corr, 1);
+  w.str(version);
+  return w.finish();
+}
+
+zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m) {
+  Writer w = begin(kCreateSession, corr, 3);
+  w.str(m.service).boolean(m.durable).u64(m.client_idle_timeout_ms);
+  return w.finish();
+}
+
+zmq::message_t encode_attach(std::uint64_t corr, std::string_view session_id) {
+  return encode_query(kAttachSession, corr, session_id);
+}
+
+zmq::message_t encode_session_info(std::uint64_t corr, const SessionInfo& m) {
+  Writer w = begin(kSessionInfo, corr, 4);
+  w.str(m.session_id).str(m.service).boolean(m.durable).u64(static_cast<std::uint64_t>(m.state));
+  return w.finish();
+}
+
+zmq::message_t encode_open_client(std::uint64_t corr, const OpenClient& m) {
+  Writer w = begin(kOpenClient, corr, 2);
+  w.str(m.session_id).str(m.client_id);
+  return w.finish();
+}
+
+zmq::message_t encode_client_opened(std::uint64_t corr, const ClientOpened& m) {
+  Writer w = begin(kClientOpened, corr, 3);
+  w.str(m.session_id).str(m.client_id).u64(m.acked_seq);
+  return w.finish();
+}
+
+zmq::message_t encode_send(std::uint64_t corr, const Send& m) {
+  std::size_t bytes = 64;
+  for (const auto& it : m.items) bytes += it.user_data.size() + it.payload.size() + 6;
+  Writer w = begin(kSend, corr, 5, bytes);
+  w.str(m.session_id).str(m.client_id).u64(m.first_seq).boolean(m.flush);
+  w.array(static_cast<std::uint32_t>(m.items.size()));
+  for (const auto& it : m.items) w.array(2).bin(it.user_data).bin(it.payload);
+  return w.finish();
+}
+
+zmq::message_t encode_ack(std::uint64_t corr, const Ack& m) {
+  Writer w = begin(kAck, corr, 6, 96 + m.statuses.size());
+  w.str(m.session_id).str(m.client_id).u64(m.first_seq).u64(m.count).u64(m.first_request_id);
+  if (m.statuses.empty()) w.nil();
+  else w.bin(m.statuses);
+  return w.finish();
+}
+
+zmq::message_t encode_client_ref(std::uint32_t type, std::uint64_t corr, const ClientRef& m) {
+  Writer w = begin(type, corr, 3);
+  w.str(m.session_id).str(m.client_id).u64(m.value);
+  return w.finish();
+}
+
+zmq::message_t encode_close(std::uint64_t corr, const Close& m) {
+  Writer w = begin(kClose, corr, 2);
+  w.str(m.session_id).u64(static_cast<std::uint64_t>(m.mode));
+  return w.finish();
+}
+
+zmq::message_t encode_fetch(std::uint64_t corr, const Fetch& m) {
+  Writer w = begin(kFetch, corr, 4);
+  w.str(m.session_id).u64(m.cursor).u64(m.max).u64(m.wait_ms);
+  return w.finish();
+}
+
+zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_view arg) {
+  Writer w = begin(type, corr, 1);
+  w.str(arg);
+  return w.finish();
+}
+
+zmq::message_t encode_register(std::uint64_t corr, const Register& m) {
+  Writer w = begin(kRegister, corr, 6);
+  w.str(m.node_id).str(m.host).u64(m.pid).u64(m.workers).u64(m.capacity);
+  w.array(static_cast<std::uint32_t>(m.services.size()));
+  for (const auto& s : m.services) w.str(s);
+  return w.finish();
+}
+
+zmq::message_t encode_registered(std::uint64_t corr, const Registered& m) {
+  Writer w = begin(kRegistered, corr, 3);
+  w.u64(m.heartbeat_ms).u64(m.misses).str(m.head_instance);
+  return w.finish();
+}
+
+zmq::message_t encode_heartbeat(std::string_view node_id) {
+  Writer w = begin(kHeartbeat, 0, 1);
+  w.str(node_id);
+  return w.finish();
+}
+
+void write_response_item(Writer& w, std::uint64_t request_id, std::string_view user_data,
+                         std::string_view fault_code, std::string_view data) {
+  w.array(4).u64(request_id).bin(user_data);
+  if (fault_code.empty()) w.nil();
+  else w.str(fault_code);
+  w.bin(data);
+}
+
+// ---- decoding ---------------------------------------------------------------
+
+namespace {
+Status finish(const Reader& r, const char* what) {
+  if (r.ok()) return Status::OK();
+  return Status::Protocol(std::string("malformed ") + what + ": " + r.error());
+}
+
+std::string name_field(Reader& r) { return std::string(r.bytes(kMaxNameLength)); }
+}  // namespace
+
+Status check_version(const Envelope& e) {
+  if (e.version == kVersion) return Status::OK();
+  return Status::Version("peer speaks protocol v" + std::to_string(e.version) +
+                         ", this build speaks v" + std::to_string(kVersion));
+}
+
+Status decode_error(Envelope& e, Error* out) {
+  Reader& r = e.fields;
+  out->code = code_from_int(r.u64());
+  out->message = std::string(r.bytes(4096));
+  if (out->code == Code::kOk) out->code = Code::kInternal;
+  return finish(r, "error");
+}
+
+Status decode_create_session(Envelope& e, CreateSession* out) {
+  Reader& r = e.fields;
+  out->service = name_field(r);
+  out->durable = r.boolean();
+  out->client_idle_timeout_ms = r.u64();
+  return finish(r, "create_session");
+}
+
+Status decode_session_info(Envelope& e, SessionInfo* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->service = name_field(r);
+  out->durable = r.boolean();
+  std::uint64_t st = r.u64();
+  if (st > static_cast<std::uint64_t>(SessionState::kClosed)) r.fail("bad session state");
+  out->state = static_cast<SessionState>(st);
+  return finish(r, "session_info");
+}
+
+Status decode_open_client(Envelope& e, OpenClient* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->client_id = name_field(r);
+  return finish(r, "open_client");
+}
+
+Status decode_client_opened(Envelope& e, ClientOpened* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->client_id = name_field(r);
+  out->acked_seq = r.u64();
+  return finish(r, "client_opened");
+}
+
+Status decode_send(Envelope& e, Send* out) {
+  Reader& r = e.fields;
+  out->session_id = r.bytes(kMaxNameLength);
+  out->client_id = r.bytes(kMaxNameLength);
+  out->first_seq = r.u64();
+  out->flush = r.boolean();
+  Reader items = r.array(kMaxBatchItems);
+  out->items.clear();
+  if (r.ok()) {
+    out->items.reserve(items.remaining());
+    while (!items.at_end() && items.ok()) {
+      Reader it = items.array(2);
+      SendItem si;
+      // Oversized items are kept as views and refused per item (kItemTooLarge).
+      si.user_data = it.bytes();
+      si.payload = it.bytes();
+      if (!it.ok()) items.fail(it.error());
+      out->items.push_back(si);
+    }
+    if (!items.ok()) r.fail(items.error());
+  }
+  if (r.ok() && out->first_seq == 0) r.fail("sequence numbers start at 1");
+  return finish(r, "send");
+}
+
+Status decode_ack(Envelope& e, Ack* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->client_id = name_field(r);
+  out->first_seq = r.u64();
+  out->count = r.u64();
+  out->first_request_id = r.u64();
+  bool nil = false;
+  out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
+  return finish(r, "ack");
+}
+
+Status decode_client_ref(Envelope& e, ClientRef* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->client_id = name_field(r);
+  out->value = r.u64();
+  return finish(r, proto::type_name(e.type));
+}
+
+Status decode_close(Envelope& e, Close* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  std::uint64_t mode = r.u64();
+  if (mode > static_cast<std::uint64_t>(CloseMode::kPurge)) r.fail("bad close mode");
+  out->mode = static_cast<CloseMode>(mode);
+  return finish(r, "close");
+}
+
+Status decode_fetch(Envelope& e, Fetch* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->cursor = r.u64();
+  out->max = r.u64();
+  out->wait_ms = r.u64();
+  return finish(r, "fetch");
+}
+
+Status decode_query(Envelope& e, std::string* arg) {
+  Reader& r = e.fields;
+  *arg = r.at_end() ? std::string() : name_field(r);
+  return finish(r, proto::type_name(e.type));
+}
+
+Status decode_register(Envelope& e, Register* out) {
+  Reader& r = e.fields;
+  out->node_id = name_field(r);
+  out->host = name_field(r);
+  out->pid = r.u64();
+  out->workers = r.u64();
+  out->capacity = r.u64();
+  Reader svcs = r.array(256);
+  out->services.clear();
+  while (r.ok() && svcs.ok() && !svcs.at_end()) out->services.push_back(name_field(svcs));
+  if (!svcs.ok()) r.fail(svcs.error());
+  if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
+  return finish(r, "register");
+}
+
+Status decode_registered(Envelope& e, Registered* out) {
+  Reader& r = e.fields;
+  out->heartbeat_ms = r.u64();
+  out->misses = r.u64();
+  out->head_instance = name_field(r);
+  return finish(r, "registered");
+}
+
+Status decode_tasks(Envelope& e, Tasks* out) {
+  Reader& r = e.fields;
+  out->service = r.bytes(kMaxNameLength);
+  Reader items = r.array(kMaxBatchItems);
+  out->items.clear();
+  if (r.ok()) {
+    out->items.reserve(items.remaining());
+    while (!items.at_end() && items.ok()) {
+      Reader it = items.array(2);
+      Task t;
+      t.task_id = it.u64();
+      t.payload = it.bytes(kMaxPayload);
+      if (!it.ok()) items.fail(it.error());
+      out->items.push_back(t);
+    }
+    if (!items.ok()) r.fail(items.error());
+  }
+  return finish(r, "tasks");
+}
+
+Status decode_results(Envelope& e, Results* out) {
+  Reader& r = e.fields;
+  Reader items = r.array(kMaxBatchItems);
+  out->items.clear();
+  if (r.ok()) {
+    out->items.reserve(items.remaining());
+    while (!items.at_end() && items.ok()) {
+      Reader it = items.array(3);
+      Result1 x;
+      x.task_id = it.u64();
+      bool nil = false;
+      x.fault_code = it.bytes_or_nil(&nil, kMaxNameLength);
+      x.data = it.bytes(kMaxPayload);
+      if (!it.ok()) items.fail(it.error());
+      out->items.push_back(x);
+    }
+    if (!items.ok()) r.fail(items.error());
+  }
+  return finish(r, "results");
+}
+
+Status decode_response_items(Reader& items, std::vector<Response>* out) {
+  while (!items.at_end() && items.ok()) {
+    Reader it = items.array(4);
+    Response resp;
+    resp.request_id = it.u64();
+    resp.user_data = std::string(it.bytes(kMaxUserData));
+    bool nil = false;
+    resp.fault_code = std::string(it.bytes_or_nil(&nil, kMaxNameLength));
+    resp.data = std::string(it.bytes(kMaxPayload));
+    if (!it.ok()) items.fail(it.error());
+    out->push_back(std::move(resp));
+  }
+  return finish(items, "responses");
+}
+
+}  // namespace zgrid::proto

@@ -1,0 +1,251 @@
+// zgrid wire protocol v1 (specified in docs/protocol.md).
+//
+// Every message is one ZeroMQ frame of msgpack (the ROUTER adds the routing-id
+// frame in front): an array [version, type, corr, fields...]. `corr` is chosen
+// by the requester and echoed in the reply; pushed messages carry corr 0.
+// Strings decoded here are views into the received frame: keep the frame (and
+// the Envelope) alive while using them.
+//
+// Thread safety: stateless functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/codec.hpp"
+#include "common/status.hpp"
+
+namespace zgrid::proto {
+
+inline constexpr std::uint32_t kVersion = 1;
+
+// Limits that are part of the contract (docs/protocol.md, "Limits").
+inline constexpr std::size_t kMaxPayload = 1 << 20;             // request or result bytes
+inline constexpr std::size_t kMaxUserData = 64 << 10;           // user_data bytes per request
+inline constexpr std::size_t kMaxBatchItems = 65536;            // requests per batch
+inline constexpr std::size_t kMaxMessageBytes = 8 << 20;        // one frame (ZMQ_MAXMSGSIZE)
+inline constexpr std::size_t kMaxFrames = 4;                    // frames per message
+inline constexpr std::size_t kMaxNameLength = 128;              // ids, service names
+
+enum Type : std::uint32_t {
+  // client -> head
+  kHello = 1,
+  kCreateSession = 2,
+  kAttachSession = 3,
+  kOpenClient = 4,
+  kSend = 5,
+  kFlush = 6,
+  kEndRequests = 7,
+  kRespAck = 8,
+  kStatus = 9,
+  kNodes = 10,
+  kClose = 11,
+  kFetch = 12,
+  kSessions = 13,
+  kPing = 14,
+  // node <-> head
+  kRegister = 20,
+  kHeartbeat = 21,
+  kTasks = 22,
+  kResults = 23,
+  kBye = 24,
+  // replies
+  kOk = 100,
+  kHelloOk = 101,
+  kSessionInfo = 102,
+  kClientOpened = 104,
+  kAck = 105,
+  kResponses = 108,
+  kStatusReply = 109,
+  kNodesReply = 110,
+  kFetchReply = 112,
+  kSessionsReply = 113,
+  kRegistered = 120,
+  kError = 199,
+};
+
+const char* type_name(std::uint32_t type);
+
+// Per-item status byte in an Ack (the statuses string is empty when all are kItemOk).
+enum ItemStatus : std::uint8_t {
+  kItemOk = 0,         // accepted now
+  kItemDuplicate = 1,  // already acknowledged earlier (resent after a reconnect)
+  kItemTooLarge = 2,   // payload or user_data over the limit: not accepted
+};
+
+enum class CloseMode : std::uint8_t { kSeal = 0, kCancel = 1, kPurge = 2 };
+
+enum class SessionState : std::uint8_t { kOpen = 0, kSealed = 1, kCancelled = 2, kClosed = 3 };
+const char* state_name(SessionState s);
+
+// ---- messages ---------------------------------------------------------------
+
+struct Error {
+  Code code = Code::kInternal;
+  std::string message;
+};
+
+struct CreateSession {
+  std::string service;
+  bool durable = false;
+  std::uint64_t client_idle_timeout_ms = 0;  // 0: the head's default
+};
+
+struct SessionInfo {
+  std::string session_id;
+  std::string service;
+  bool durable = false;
+  SessionState state = SessionState::kOpen;
+};
+
+struct OpenClient {
+  std::string session_id;
+  std::string client_id;
+};
+
+struct ClientOpened {
+  std::string session_id;
+  std::string client_id;
+  std::uint64_t acked_seq = 0;  // highest sequence number already acknowledged
+};
+
+struct SendItem {
+  std::string_view user_data;
+  std::string_view payload;
+};
+
+struct Send {
+  std::string_view session_id;
+  std::string_view client_id;
+  std::uint64_t first_seq = 0;  // sequence number of items[0]; items are consecutive
+  bool flush = false;           // make this and every earlier request eligible to run
+  std::vector<SendItem> items;
+};
+
+struct Ack {
+  std::string session_id;
+  std::string client_id;
+  std::uint64_t first_seq = 0;
+  std::uint64_t count = 0;
+  std::uint64_t first_request_id = 0;  // request ids of kItemOk items, consecutive
+  std::string statuses;                // one ItemStatus byte per item, or empty: all ok
+};
+
+struct ClientRef {  // Flush, RespAck (count), EndRequests (last_seq)
+  std::string session_id;
+  std::string client_id;
+  std::uint64_t value = 0;
+};
+
+struct Response {
+  std::uint64_t request_id = 0;
+  std::string user_data;
+  std::string fault_code;  // empty: ok, `data` is the result; else `data` is the message
+  std::string data;
+  bool ok() const { return fault_code.empty(); }
+};
+
+struct Close {
+  std::string session_id;
+  CloseMode mode = CloseMode::kSeal;
+};
+
+struct Fetch {
+  std::string session_id;
+  std::uint64_t cursor = 0;   // first request id wanted (0 = from the beginning)
+  std::uint64_t max = 0;      // most responses in one reply
+  std::uint64_t wait_ms = 0;  // wait this long for new responses when none is ready
+};
+
+struct Register {
+  std::string node_id;
+  std::string host;
+  std::uint64_t pid = 0;
+  std::uint64_t workers = 0;
+  std::uint64_t capacity = 0;
+  std::vector<std::string> services;
+};
+
+struct Registered {
+  std::uint64_t heartbeat_ms = 0;
+  std::uint64_t misses = 0;
+  std::string head_instance;
+};
+
+struct Task {
+  std::uint64_t task_id;
+  std::string_view payload;
+};
+
+struct Tasks {
+  std::string_view service;
+  std::vector<Task> items;
+};
+
+struct Result1 {
+  std::uint64_t task_id;
+  std::string_view fault_code;  // empty: ok
+  std::string_view data;
+};
+
+struct Results {
+  std::vector<Result1> items;
+};
+
+// ---- encoding ---------------------------------------------------------------
+
+// Starts a message: writes [version, type, corr] inside an array of 3 + nfields.
+Writer begin(std::uint32_t type, std::uint64_t corr, std::uint32_t nfields,
+             std::size_t reserve = 128);
+
+zmq::message_t encode_error(std::uint64_t corr, const Status& st);
+zmq::message_t encode_ok(std::uint64_t corr);
+zmq::message_t encode_hello(std::uint64_t corr, std::string_view version);
+zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m);
+zmq::message_t encode_attach(std::uint64_t corr, std::string_view session_id);
+zmq::message_t encode_session_info(std::uint64_t corr, const SessionInfo& m);
+zmq::message_t encode_open_client(std::uint64_t corr, const OpenClient& m);
+zmq::message_t encode_client_opened(std::uint64_t corr, const ClientOpened& m);
+zmq::message_t encode_send(std::uint64_t corr, const Send& m);
+zmq::message_t encode_ack(std::uint64_t corr, const Ack& m);
+// Flush, EndRequests, RespAck share one layout.
+zmq::message_t encode_client_ref(std::uint32_t type, std::uint64_t corr, const ClientRef& m);
+zmq::message_t encode_close(std::uint64_t corr, const Close& m);
+zmq::message_t encode_fetch(std::uint64_t corr, const Fetch& m);
+zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_view arg);
+zmq::message_t encode_register(std::uint64_t corr, const Register& m);
+zmq::message_t encode_registered(std::uint64_t corr, const Registered& m);
+zmq::message_t encode_heartbeat(std::string_view node_id);
+
+// ---- decoding (fields after the envelope) -----------------------------------
+
+Status decode_error(Envelope& e, Error* out);
+Status decode_create_session(Envelope& e, CreateSession* out);
+Status decode_session_info(Envelope& e, SessionInfo* out);
+Status decode_open_client(Envelope& e, OpenClient* out);
+Status decode_client_opened(Envelope& e, ClientOpened* out);
+Status decode_send(Envelope& e, Send* out);
+Status decode_ack(Envelope& e, Ack* out);
+Status decode_client_ref(Envelope& e, ClientRef* out);
+Status decode_close(Envelope& e, Close* out);
+Status decode_fetch(Envelope& e, Fetch* out);
+// For queries with a single string argument (Status, Attach).
+Status decode_query(Envelope& e, std::string* arg);
+Status decode_register(Envelope& e, Register* out);
+Status decode_registered(Envelope& e, Registered* out);
+Status decode_tasks(Envelope& e, Tasks* out);
+Status decode_results(Envelope& e, Results* out);
+// Responses (pushed) and FetchReply share the item layout
+// [request_id, user_data, fault_code|nil, data].
+Status decode_response_items(Reader& items, std::vector<Response>* out);
+
+// Builds the Responses/FetchReply item array incrementally.
+void write_response_item(Writer& w, std::uint64_t request_id, std::string_view user_data,
+                         std::string_view fault_code, std::string_view data);
+
+// Checks version and returns a person-readable error for a newer peer.
+Status check_version(const Envelope& e);
+
+}  // namespace zgrid::proto

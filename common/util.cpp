@@ -1,0 +1,106 @@
+#include "common/util.hpp"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+namespace zgrid {
+
+namespace {
+void fill_random(void* buf, std::size_t len) {
+  auto* p = static_cast<unsigned char*>(buf);
+  while (len > 0) {
+    ssize_t n = getrandom(p, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // No getrandom: fall back to random_device, which reads /dev/urandom.
+      std::random_device rd;
+      for (std::size_t i = 0; i < len; ++i) p[i] = static_cast<unsigned char>(rd());
+      return;
+    }
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+}
+
+std::string to_hex(const unsigned char* p, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(n * 2, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    s[2 * i] = kHex[p[i] >> 4];
+    s[2 * i + 1] = kHex[p[i] & 15];
+  }
+  return s;
+}
+}  // namespace
+
+std::string random_id128() {
+  unsigned char b[16];
+  fill_random(b, sizeof b);
+  return to_hex(b, sizeof b);
+}
+
+std::string random_id64() {
+  unsigned char b[8];
+  fill_random(b, sizeof b);
+  return to_hex(b, sizeof b);
+}
+
+std::uint64_t random_u64() {
+  std::uint64_t v;
+  fill_random(&v, sizeof v);
+  return v;
+}
+
+bool valid_name(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (c <= ' ' || c > '~') return false;
+  return true;
+}
+
+Result<Millis> parse_duration(std::string_view text) {
+  std::string s(text);
+  if (s.empty()) return Status::InvalidArgument("empty duration");
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || errno != 0 || !std::isfinite(v) || v < 0)
+    return Status::InvalidArgument("bad duration '" + s + "' (use e.g. 300s, 5m, 1500ms)");
+  std::string_view unit(end);
+  double scale;
+  if (unit.empty() || unit == "s") scale = 1000;
+  else if (unit == "ms") scale = 1;
+  else if (unit == "m" || unit == "min") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else if (unit == "d") scale = 86'400'000;
+  else return Status::InvalidArgument("bad duration unit in '" + s + "' (ms, s, m, h, d)");
+  double ms = v * scale;
+  if (ms > 1e15) return Status::InvalidArgument("duration '" + s + "' too large");
+  return static_cast<Millis>(std::llround(ms));
+}
+
+std::string format_duration(Millis ms) {
+  char buf[64];
+  if (ms < 1000 || ms % 1000 != 0) {
+    std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
+  } else if (ms < 60'000 || ms % 60'000 != 0) {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(ms / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(ms / 60'000));
+  }
+  return buf;
+}
+
+std::string hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+}  // namespace zgrid

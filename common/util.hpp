@@ -1,0 +1,30 @@
+// Small helpers: random ids, durations with units, hostnames.
+// Thread safety: all functions are safe to call from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/clock.hpp"
+#include "common/status.hpp"
+
+namespace zgrid {
+
+// 128 random bits from the OS as 32 lower-case hex characters (session ids).
+std::string random_id128();
+// 64 random bits from the OS as 16 hex characters (client and node ids).
+std::string random_id64();
+std::uint64_t random_u64();
+
+// True when `id` is 1..64 printable ASCII characters without spaces (client, node ids).
+bool valid_name(std::string_view id);
+
+// Parses "300s", "5m", "1500ms", "1h", "2.5s" or a bare number of seconds.
+Result<Millis> parse_duration(std::string_view text);
+// Renders a duration the way people read it: "1500ms", "5s", "2m30s".
+std::string format_duration(Millis ms);
+
+std::string hostname();
+
+}  // namespace zgrid

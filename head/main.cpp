@@ -1,0 +1,61 @@
+// zgrid-head: builds HeadOptions from flags, environment and config file, then runs.
+#include <csignal>
+#include <iostream>
+
+#include "common/cli.hpp"
+#include "common/log.hpp"
+#include "head/head.hpp"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  zgrid::head::HeadOptions o;
+  std::string log_level = "info", log_file;
+  CLI::App app("zgrid-head: the broker of a zgrid grid", "zgrid-head");
+  app.set_config("--config", "", "Read options from this INI/TOML file");
+  app.add_option("--frontend", o.frontend, "Endpoint clients connect to")->capture_default_str();
+  app.add_option("--backend", o.backend, "Endpoint nodes connect to")->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "Journal directory for durable sessions");
+  app.add_option("--endpoints-file", o.endpoints_file,
+                 "Write the bound endpoints here (for ephemeral ports, tcp://127.0.0.1:0)");
+  zgrid::cli::add_duration(app, "--client-idle-timeout", &o.client_idle_timeout_ms,
+                           "Remove an open client idle this long, with its requests");
+  zgrid::cli::add_duration(app, "--session-idle-timeout", &o.session_idle_timeout_ms,
+                           "Close an interactive session idle this long");
+  zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
+  app.add_option("--heartbeat-misses", o.heartbeat_misses, "A node is dead after this many silent intervals")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--max-retries", o.max_retries, "Lost runs allowed before retry_limit_exceeded")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--queue-hwm", o.queue_hwm, "Per session: hold acknowledgements above this many queued")
+      ->capture_default_str()->check(CLI::Range(1ULL, 1ULL << 40));
+  app.add_option("--max-task-batch", o.max_task_batch, "Most tasks in one message to a node")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
+  if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;
+
+  zgrid::log::Level lvl;
+  if (!zgrid::log::parse_level(log_level, &lvl)) {
+    std::cerr << "zgrid-head: error: --log-level: expected debug, info, warn or error\n";
+    return 2;
+  }
+  zgrid::log::set_level(lvl);
+  if (!log_file.empty() && !zgrid::log::set_file(log_file)) {
+    std::cerr << "zgrid-head: error: --log-file: cannot open " << log_file << "\n";
+    return 2;
+  }
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  zgrid::Status st = zgrid::head::run_head(o, g_stop);
+  if (!st.ok()) {
+    std::cerr << "zgrid-head: error: " << st.message() << "\n";
+    return 2;
+  }
+  return 0;
+}

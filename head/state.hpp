@@ -1,0 +1,103 @@
+// The head's in-memory state: sessions, their clients and queues, nodes, and
+// the in-flight map. Owned by the reactor thread alone (no locking).
+//
+// Invariants:
+//  - every request of a session is in exactly one place: its session's queue
+//    (queued), the in-flight map (running), or answered (counted done/faulted);
+//  - a node's `inflight` equals the number of in-flight entries naming it and
+//    never exceeds its `capacity` (the credit it advertised);
+//  - a client's `unacked_out` responses were sent and not yet acknowledged by
+//    it; at most `response_window`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/protocol.hpp"
+
+namespace zgrid::head {
+
+struct Request {
+  std::uint64_t id = 0;      // request id, unique within the session
+  std::uint32_t client = 0;  // index into Session::clients
+  std::uint32_t tries = 0;   // times it was charged a lost run
+  bool solo = false;         // dispatch alone (its node died holding a batch)
+  std::string user_data;
+  std::string payload;
+};
+
+struct PendingResponse {
+  std::uint64_t request_id;
+  std::string user_data;
+  std::string fault_code;
+  std::string data;
+};
+
+struct HeldAck {
+  proto::Ack ack;
+  std::uint64_t corr;
+};
+
+struct Client {
+  std::string id;
+  std::string rid;  // current routing id (transport address) of its connection
+  std::uint64_t acked_seq = 0;
+  std::uint64_t sent = 0;      // requests accepted from it
+  std::uint64_t done = 0, faulted = 0;  // its answered requests
+  bool ended = false;          // EndRequests received: committed
+  bool removed = false;        // removed by the idle timeout
+  Millis last_activity = 0;
+  std::uint64_t running = 0;   // its requests now on nodes
+  std::uint64_t unacked_out = 0;
+  std::deque<PendingResponse> out;  // responses waiting for the window
+  std::deque<HeldAck> held_acks;    // back-pressure: acks not yet sent
+};
+
+struct Session {
+  std::uint64_t ordinal = 0;
+  std::string id;
+  std::string service;
+  bool durable = false;
+  proto::SessionState state = proto::SessionState::kOpen;
+  Millis client_idle_timeout_ms = 0;
+  std::int64_t created_wall = 0;
+  Millis last_activity = 0;
+  std::uint64_t next_request_id = 1;
+
+  std::deque<Request> queue;  // eligible to run, in order
+  std::vector<Client> clients;
+  std::unordered_map<std::string, std::uint32_t> client_index;
+
+  // counters (docs/protocol.md, status)
+  std::uint64_t total = 0, committed = 0, running = 0, done = 0, faulted = 0, removed = 0;
+  std::uint64_t clients_removed = 0;
+  std::uint64_t out_pending = 0;  // responses queued in clients' out deques
+  bool in_active = false;         // listed in the distributor's round robin
+
+  std::uint64_t queued() const { return queue.size(); }
+  std::uint64_t answered() const { return done + faulted; }
+};
+
+struct NodeState {
+  std::uint64_t ordinal = 0;
+  std::string id, host, rid;
+  std::uint64_t pid = 0, workers = 0, capacity = 0;
+  std::uint64_t inflight = 0, done = 0, faulted = 0, lost = 0;
+  std::vector<std::string> services;
+  Millis last_seen = 0;
+  Millis joined = 0;
+  bool blocked = false;  // its socket queue was full: wait for it to speak
+  std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }
+};
+
+struct InFlight {
+  std::uint64_t session = 0;  // Session::ordinal
+  std::uint64_t node = 0;     // NodeState::ordinal
+  Request request;
+};
+
+}  // namespace zgrid::head

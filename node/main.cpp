@@ -1,0 +1,60 @@
+// zgrid-node: builds NodeOptions from flags, environment and config file, then runs.
+#include <csignal>
+#include <iostream>
+
+#include "common/cli.hpp"
+#include "common/log.hpp"
+#include "node/node.hpp"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  zgrid::node::NodeOptions o;
+  std::string log_level = "info", log_file;
+  CLI::App app("zgrid-node: a compute node of a zgrid grid", "zgrid-node");
+  app.set_config("--config", "", "Read options from this INI/TOML file");
+  app.add_option("--head", o.head, "The head's backend endpoint")->capture_default_str();
+  app.add_option("--workers", o.workers, "Worker threads (0: one per core)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
+  app.add_option("--prefetch", o.prefetch, "Tasks per worker the head may send ahead")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--services", o.services, "Services to offer (default: all built in)")
+      ->delimiter(',');
+  app.add_option("--node-id", o.node_id, "Name of this node (default: host-pid-random)");
+  zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms,
+                           "Heartbeat interval until the head sends its own");
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
+  if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;
+
+  zgrid::log::Level lvl;
+  if (!zgrid::log::parse_level(log_level, &lvl)) {
+    std::cerr << "zgrid-node: error: --log-level: expected debug, info, warn or error\n";
+    return 2;
+  }
+  zgrid::log::set_level(lvl);
+  if (!log_file.empty() && !zgrid::log::set_file(log_file)) {
+    std::cerr << "zgrid-node: error: --log-file: cannot open " << log_file << "\n";
+    return 2;
+  }
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  zgrid::svc::Registry registry;
+  zgrid::svc::register_builtins(registry);
+  try {
+    zgrid::Status st = zgrid::node::run_node(o, registry, g_stop);
+    if (!st.ok()) {
+      std::cerr << "zgrid-node: error: " << st.message() << "\n";
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "zgrid-node: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

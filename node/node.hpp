@@ -1,0 +1,44 @@
+// zgrid-node: a compute node. One I/O thread owns the DEALER to the head and
+// an inproc PULL for results; N worker threads run services.
+//
+// Flow: the node registers (services, capacity = workers x prefetch); the head
+// sends task batches, never more than that credit; the I/O thread splits each
+// batch into chunks on a shared work queue; a worker runs a chunk and sends
+// one encoded Results message over its own inproc PUSH socket; the I/O thread
+// forwards it to the head unchanged. Heartbeats go both ways; a head silent
+// for `misses` intervals is reconnected with backoff, and the node registers
+// again (work from the old connection is dropped: the head re-queues it).
+//
+// Threads and ownership: the DEALER and PULL belong to the I/O thread (run());
+// each worker owns its PUSH socket and its service instances. The work queue
+// is the only state shared between threads (mutex + condition variable).
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/status.hpp"
+#include "services/service.hpp"
+
+namespace zgrid::node {
+
+struct NodeOptions {
+  std::string head = "tcp://127.0.0.1:5556";  // the head's backend endpoint
+  int workers = 0;                            // 0: hardware concurrency
+  int prefetch = 64;                          // tasks per worker the head may send ahead
+  std::vector<std::string> services;          // empty: every registered service
+  std::string node_id;                        // empty: host-pid-random
+  Millis heartbeat_ms = 1000;                 // until the head says otherwise
+  int heartbeat_misses = 3;                   // head declared silent after this many
+  Millis reconnect_max_ms = 5000;             // backoff cap between register attempts
+};
+
+// Runs the node until `stop` becomes true (SIGTERM/SIGINT). Returns an error
+// only for a bad configuration (unknown service, bad endpoint).
+Status run_node(const NodeOptions& options, const svc::Registry& registry,
+                const std::atomic<bool>& stop);
+
+}  // namespace zgrid::node

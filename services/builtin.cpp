@@ -1,0 +1,82 @@
+// The built-in services: factorize (the sample), and echo, sleep and fail for tests.
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+#include "services/factorize_kernel.hpp"
+#include "services/service.hpp"
+
+namespace zgrid::svc {
+
+namespace {
+
+// Input: an unsigned 64-bit integer in decimal. Output: "p1 * p2 * ..." in
+// ascending order ("1" for 1). Anything else is an invalid_argument fault.
+class Factorize final : public Service {
+ public:
+  void handle(std::string_view request, Output& out) override {
+    auto n = factor::parse_u64(request);
+    if (!n) {
+      out.fault(kInvalidArgument, "not an integer in 1..18446744073709551615");
+      return;
+    }
+    std::uint64_t f[factor::kMaxFactors];
+    int count = factor::factorize(*n, f);
+    out.data.resize(21 * factor::kMaxFactors);
+    out.data.resize(factor::format_factors(*n, f, count, out.data.data()));
+  }
+};
+
+class Echo final : public Service {
+ public:
+  void handle(std::string_view request, Output& out) override { out.data.assign(request); }
+};
+
+// Input: milliseconds to sleep (0..600000). Output: the input.
+class Sleep final : public Service {
+ public:
+  void handle(std::string_view request, Output& out) override {
+    auto ms = factor::parse_u64(request);
+    if (request == "0") ms = 0;
+    if (!ms || *ms > 600'000) {
+      out.fault(kInvalidArgument, "sleep takes milliseconds in 0..600000");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+    out.data.assign(request);
+  }
+};
+
+// Test service. Input "ok:TEXT" answers TEXT; "fault:CODE" faults with CODE;
+// "throw" throws; "retry" asks to be retried; "crash" calls abort() (kills
+// the node: used to prove poison isolation). Anything else is echoed.
+class Fail final : public Service {
+ public:
+  void handle(std::string_view request, Output& out) override {
+    if (request.rfind("ok:", 0) == 0) {
+      out.data.assign(request.substr(3));
+    } else if (request.rfind("fault:", 0) == 0) {
+      out.fault(request.substr(6), "requested fault");
+    } else if (request == "throw") {
+      throw std::runtime_error("requested exception");
+    } else if (request == "retry") {
+      out.fault(kRetryable, "requested retry");
+    } else if (request == "crash") {
+      std::abort();
+    } else {
+      out.data.assign(request);
+    }
+  }
+};
+
+}  // namespace
+
+void register_builtins(Registry& registry) {
+  registry.add("factorize", [] { return std::make_unique<Factorize>(); });
+  registry.add("echo", [] { return std::make_unique<Echo>(); });
+  registry.add("sleep", [] { return std::make_unique<Sleep>(); });
+  registry.add("fail", [] { return std::make_unique<Fail>(); });
+}
+
+}  // namespace zgrid::svc
