@@ -15,14 +15,21 @@ namespace {
 
 Value to_value(const msgpack::object& o) {
   switch (o.type) {
-    case msgpack::type::POSITIVE_INTEGER: return o.via.u64;
-    case msgpack::type::NEGATIVE_INTEGER: return o.via.i64;
+    case msgpack::type::POSITIVE_INTEGER:
+      return o.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER:
+      return o.via.i64;
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return o.via.f64;
-    case msgpack::type::BOOLEAN: return o.via.boolean;
-    case msgpack::type::STR: return std::string(o.via.str.ptr, o.via.str.size);
-    case msgpack::type::BIN: return std::string(o.via.bin.ptr, o.via.bin.size);
-    default: return std::string();
+    case msgpack::type::FLOAT64:
+      return o.via.f64;
+    case msgpack::type::BOOLEAN:
+      return o.via.boolean;
+    case msgpack::type::STR:
+      return std::string(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::BIN:
+      return std::string(o.via.bin.ptr, o.via.bin.size);
+    default:
+      return std::string();
   }
 }
 
@@ -41,11 +48,21 @@ void json_escape(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -105,18 +122,23 @@ std::string Fields::to_json() const {
     first = false;
     json_escape(out, k);
     out += ": ";
-    if (auto p = std::get_if<std::string>(&v)) json_escape(out, *p);
-    else if (auto p = std::get_if<bool>(&v)) out += *p ? "true" : "false";
+    if (auto p = std::get_if<std::string>(&v))
+      json_escape(out, *p);
+    else if (auto p = std::get_if<bool>(&v))
+      out += *p ? "true" : "false";
     else if (auto p = std::get_if<double>(&v)) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.3f", *p);
       out += buf;
-    } else out += str(k);
+    } else
+      out += str(k);
   }
   return out + "}";
 }
 
-std::string describe(const Status& st) { return st.message(); }
+std::string describe(const Status& st) {
+  return st.message();
+}
 
 // ---- Connection ---------------------------------------------------------------
 
@@ -154,8 +176,9 @@ Result<std::unique_ptr<Connection>> Connection::open(const ClientOptions& option
 Status Connection::send_raw(zmq::message_t& m) {
   try {
     auto r = sock_.send(m, zmq::send_flags::none);
-    if (!r) return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
-                                       format_ms(o_.timeout_ms) + ")");
+    if (!r)
+      return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
+                                 format_ms(o_.timeout_ms) + ")");
   } catch (const zmq::error_t& e) {
     return Status::Unavailable(std::string("send failed: ") + e.what());
   }
@@ -257,7 +280,8 @@ Result<std::unique_ptr<Connection::Reply>> Connection::call(zmq::message_t reque
 }
 
 Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession& request) {
-  auto r = call(proto::encode_create_session(next_corr(), request), proto::kSessionInfo, o_.timeout_ms);
+  auto r =
+      call(proto::encode_create_session(next_corr(), request), proto::kSessionInfo, o_.timeout_ms);
   if (!r.ok()) return r.status();
   proto::SessionInfo info;
   ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
@@ -298,7 +322,8 @@ Result<std::vector<Fields>> fields_list(Reader& r) {
 }  // namespace
 
 Result<std::vector<Fields>> Connection::nodes() {
-  auto r = call(proto::begin(proto::kNodes, next_corr(), 0).finish(), proto::kNodesReply, o_.timeout_ms);
+  auto r =
+      call(proto::begin(proto::kNodes, next_corr(), 0).finish(), proto::kNodesReply, o_.timeout_ms);
   if (!r.ok()) return r.status();
   return fields_list((*r)->env.fields);
 }
@@ -335,9 +360,12 @@ Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, s
 BrokerClient::BrokerClient(Connection& c, std::string sid, std::string cid, const BrokerOptions& o)
     : conn_(c), session_id_(std::move(sid)), client_id_(std::move(cid)), o_(o) {}
 
-BrokerClient::~BrokerClient() { conn_.clients_.erase({session_id_, client_id_}); }
+BrokerClient::~BrokerClient() {
+  conn_.clients_.erase({session_id_, client_id_});
+}
 
-Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn, const std::string& session_id,
+Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
+                                                         const std::string& session_id,
                                                          const std::string& client_id,
                                                          const BrokerOptions& options) {
   auto r = conn.call(proto::encode_open_client(conn.next_corr(), {session_id, client_id}),
@@ -381,8 +409,7 @@ void BrokerClient::on_message(Connection::Reply& r) {
     std::uint64_t n = responses_.size() - before;
     received_ += n;
     // Acknowledge at once: the library buffers, so the head can keep going.
-    zmq::message_t ack =
-        proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
+    zmq::message_t ack = proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
     (void)conn_.send_raw(ack);
     return;
   }
@@ -403,7 +430,8 @@ Status BrokerClient::send(std::string_view payload, std::string_view user_data) 
   pending_.emplace_back(payload);
   pending_bytes_ += payload.size() + user_data.size();
   ++next_seq_;
-  if (pending_.size() / 2 >= o_.batch_items || pending_bytes_ >= o_.batch_bytes) return send_batch(false);
+  if (pending_.size() / 2 >= o_.batch_items || pending_bytes_ >= o_.batch_bytes)
+    return send_batch(false);
   return Status::OK();
 }
 
@@ -420,9 +448,9 @@ Status BrokerClient::wait_window(std::size_t max_unacked) {
       last_progress = now;
     } else if (now - last_progress > conn_.options().timeout_ms) {
       // Acks may be held back (back-pressure); make sure the head is alive.
-      auto r = conn_.call(proto::encode_client_ref(proto::kPing, conn_.next_corr(),
-                                                   {session_id_, client_id_, 0}),
-                          proto::kOk, conn_.options().timeout_ms);
+      auto r = conn_.call(
+          proto::encode_client_ref(proto::kPing, conn_.next_corr(), {session_id_, client_id_, 0}),
+          proto::kOk, conn_.options().timeout_ms);
       if (!r.ok()) return r.status();
       last_progress = clock.now_ms();
     }
@@ -441,12 +469,13 @@ Status BrokerClient::send_batch(bool flush) {
   m.first_seq = next_seq_ - n;
   m.flush = flush;
   m.items.reserve(n);
-  for (std::size_t i = 0; i < pending_.size(); i += 2) m.items.push_back({pending_[i], pending_[i + 1]});
+  for (std::size_t i = 0; i < pending_.size(); i += 2)
+    m.items.push_back({pending_[i], pending_[i + 1]});
   if (n == 0) {
     // A bare flush: no items, but the flag.
-    auto r = conn_.call(proto::encode_client_ref(proto::kFlush, conn_.next_corr(),
-                                                 {session_id_, client_id_, 0}),
-                        proto::kOk, conn_.options().timeout_ms);
+    auto r = conn_.call(
+        proto::encode_client_ref(proto::kFlush, conn_.next_corr(), {session_id_, client_id_, 0}),
+        proto::kOk, conn_.options().timeout_ms);
     return r.ok() ? Status::OK() : r.status();
   }
   std::uint64_t corr = conn_.next_corr();
@@ -458,8 +487,12 @@ Status BrokerClient::send_batch(bool flush) {
   return Status::OK();
 }
 
-Status BrokerClient::flush() { return send_batch(true); }
-Status BrokerClient::send_pending() { return send_batch(false); }
+Status BrokerClient::flush() {
+  return send_batch(true);
+}
+Status BrokerClient::send_pending() {
+  return send_batch(false);
+}
 
 Status BrokerClient::wait_acked() {
   ZG_RETURN_IF_ERROR(send_batch(false));
@@ -495,9 +528,9 @@ Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms
     now = clock.now_ms();
     if (responses_.empty() && now - last_ping >= 1000) {
       // Waiting is not idleness, and a dead head must not mean a hang.
-      auto r = conn_.call(proto::encode_client_ref(proto::kPing, conn_.next_corr(),
-                                                   {session_id_, client_id_, 0}),
-                          proto::kOk, conn_.options().timeout_ms);
+      auto r = conn_.call(
+          proto::encode_client_ref(proto::kPing, conn_.next_corr(), {session_id_, client_id_, 0}),
+          proto::kOk, conn_.options().timeout_ms);
       if (!r.ok()) return r.status();
       last_ping = clock.now_ms();
     }

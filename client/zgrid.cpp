@@ -188,22 +188,25 @@ class Input {
 
 int cmd_submit(const Global& g, SubmitArgs a) {
   if (a.durable && a.interactive) return fail("choose one of --durable and --interactive");
-  if ((a.random > 0) == !a.file.empty()) return fail("give exactly one of --file F (or -) and --random N");
+  if ((a.random > 0) == !a.file.empty())
+    return fail("give exactly one of --file F (or -) and --random N");
   if (a.bits < 2 || a.bits > 64) return fail("--bits must be in 2..64");
   if (!a.seed_given) a.seed = zgrid::random_u64();
   if (a.client_id.empty()) a.client_id = "cli-" + zgrid::random_id64();
-  if (!zgrid::valid_name(a.client_id)) return fail("--client-id must be 1..64 printable characters");
+  if (!zgrid::valid_name(a.client_id))
+    return fail("--client-id must be 1..64 printable characters");
   Input input(a);
   if (!input.ok()) return fail("cannot read " + a.file);
 
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
-  zgrid::proto::CreateSession cs{a.service, a.durable, static_cast<std::uint64_t>(a.client_idle_timeout_ms)};
+  zgrid::proto::CreateSession cs{a.service, a.durable,
+                                 static_cast<std::uint64_t>(a.client_idle_timeout_ms)};
   auto info = (*conn)->create_session(cs);
   if (!info.ok()) return fail(info.status());
   const std::string sid = info->session_id;
-  std::fprintf(stderr, "zgrid: session %s (%s, %s)\n", sid.c_str(), a.durable ? "durable" : "interactive",
-               a.service.c_str());
+  std::fprintf(stderr, "zgrid: session %s (%s, %s)\n", sid.c_str(),
+               a.durable ? "durable" : "interactive", a.service.c_str());
   zgrid::client::BrokerOptions bo;
   bo.batch_items = a.batch;
   auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
@@ -322,8 +325,10 @@ int cmd_status(const Global& g, const std::string& sid, bool json) {
   if (!conn.ok()) return fail(conn.status());
   auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
   if (!st.ok()) return fail(st.status());
-  if (json) std::printf("%s\n", st->to_json().c_str());
-  else print_fields(*st);
+  if (json)
+    std::printf("%s\n", st->to_json().c_str());
+  else
+    print_fields(*st);
   return kExitOk;
 }
 
@@ -331,9 +336,11 @@ void print_table(const std::vector<Fields>& rows, const std::vector<std::string>
   std::vector<std::size_t> width;
   for (const auto& c : cols) width.push_back(c.size());
   for (const auto& r : rows)
-    for (std::size_t i = 0; i < cols.size(); ++i) width[i] = std::max(width[i], r.str(cols[i]).size());
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      width[i] = std::max(width[i], r.str(cols[i]).size());
   for (std::size_t i = 0; i < cols.size(); ++i)
-    std::printf("%-*s%s", static_cast<int>(width[i]), cols[i].c_str(), i + 1 < cols.size() ? "  " : "\n");
+    std::printf("%-*s%s", static_cast<int>(width[i]), cols[i].c_str(),
+                i + 1 < cols.size() ? "  " : "\n");
   for (const auto& r : rows)
     for (std::size_t i = 0; i < cols.size(); ++i)
       std::printf("%-*s%s", static_cast<int>(width[i]), r.str(cols[i]).c_str(),
@@ -385,24 +392,30 @@ int main(int argc, char** argv) {
   CLI::App app("zgrid: submit work to a zgrid grid and fetch the results", "zgrid");
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--head", g.head, "Head frontend endpoint (default $ZGRID_HEAD, then tcp://127.0.0.1:5555)");
+  app.add_option("--head", g.head,
+                 "Head frontend endpoint (default $ZGRID_HEAD, then tcp://127.0.0.1:5555)");
   zgrid::cli::add_duration(app, "--timeout", &g.timeout_ms, "How long the head may take to answer");
 
   SubmitArgs sa;
   auto* submit = app.add_subcommand("submit", "Send a batch of requests to a new session");
   submit->add_option("--service", sa.service, "Service to run (e.g. factorize)")->required();
-  submit->add_flag("--durable", sa.durable, "Journal requests and results (fetch them later by id)");
+  submit->add_flag("--durable", sa.durable,
+                   "Journal requests and results (fetch them later by id)");
   submit->add_flag("--interactive", sa.interactive, "Stream results back now (the default)");
   submit->add_option("--file", sa.file, "One request per line; - for standard input");
   submit->add_option("--random", sa.random, "Send N random numbers instead of a file");
-  submit->add_option("--seed", sa.seed, "Seed for --random")->each([&](const std::string&) { sa.seed_given = true; });
+  submit->add_option("--seed", sa.seed, "Seed for --random")->each([&](const std::string&) {
+    sa.seed_given = true;
+  });
   submit->add_option("--bits", sa.bits, "Random numbers are below 2^BITS")->capture_default_str();
   submit->add_option("--client-id", sa.client_id, "Name of this sender (default: random)");
-  submit->add_flag("--no-end", sa.no_end, "Send and get acknowledgements, but neither flush nor end");
+  submit->add_flag("--no-end", sa.no_end,
+                   "Send and get acknowledgements, but neither flush nor end");
   submit->add_flag("--json", sa.json, "Interactive results as JSON lines");
   zgrid::cli::add_duration(*submit, "--client-idle-timeout", &sa.client_idle_timeout_ms,
                            "Idle timeout for clients of this session (default: the head's)");
-  submit->add_option("--batch", sa.batch, "Requests per batch")->capture_default_str()
+  submit->add_option("--batch", sa.batch, "Requests per batch")
+      ->capture_default_str()
       ->check(CLI::Range(1, 65536));
 
   FetchArgs fa;
@@ -432,10 +445,11 @@ int main(int argc, char** argv) {
   close->add_option("session", close_id, "Session id (the full id)")->required();
   close->add_flag("--purge", purge, "Delete every request and response of it");
   std::string cancel_id;
-  auto* cancel = app.add_subcommand("cancel", "Stop a session: what has not run faults as cancelled");
+  auto* cancel =
+      app.add_subcommand("cancel", "Stop a session: what has not run faults as cancelled");
   cancel->add_option("session", cancel_id, "Session id")->required();
 
-  if (int rc = zgrid::cli::parse(app, argc, argv, false); rc >= 0) return rc;
+  if (int rc = zgrid::cli::parse(app, argc, argv, ""); rc >= 0) return rc;
   if (g.timeout_ms <= 0) return fail("--timeout must be positive");
   try {
     if (*submit) return cmd_submit(g, sa);
@@ -443,7 +457,9 @@ int main(int argc, char** argv) {
     if (*status) return cmd_status(g, status_id, status_json);
     if (*nodes) return cmd_nodes(g, nodes_json);
     if (*sessions) return cmd_sessions(g, sessions_json);
-    if (*close) return cmd_close(g, close_id, purge ? zgrid::proto::CloseMode::kPurge : zgrid::proto::CloseMode::kSeal);
+    if (*close)
+      return cmd_close(g, close_id,
+                       purge ? zgrid::proto::CloseMode::kPurge : zgrid::proto::CloseMode::kSeal);
     if (*cancel) return cmd_close(g, cancel_id, zgrid::proto::CloseMode::kCancel);
   } catch (const std::exception& e) {
     return fail(std::string(e.what()));

@@ -23,21 +23,23 @@ CLI::Option* add_duration(CLI::App& app, const std::string& name, Millis* out,
   return opt;
 }
 
-std::string env_name(const std::string& long_name) {
-  std::string s = "ZGRID_";
+std::string env_name(const std::string& long_name, const std::string& prefix) {
+  std::string s = prefix;
   for (char c : long_name) {
-    if (c == '-') s += '_';
-    else s += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (c == '-')
+      s += '_';
+    else
+      s += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   return s;
 }
 
 namespace {
-void collect_env(CLI::App& app, std::vector<std::string>* out) {
+void collect_env(CLI::App& app, const std::string& prefix, std::vector<std::string>* out) {
   for (const CLI::Option* opt : app.get_options()) {
     for (const std::string& ln : opt->get_lnames()) {
       if (ln == "help" || ln == "config") continue;
-      const char* v = std::getenv(env_name(ln).c_str());
+      const char* v = std::getenv(env_name(ln, prefix).c_str());
       if (v == nullptr) continue;
       out->push_back("--" + ln + "=" + v);
     }
@@ -45,9 +47,9 @@ void collect_env(CLI::App& app, std::vector<std::string>* out) {
 }
 }  // namespace
 
-int parse(CLI::App& app, int argc, char** argv, bool with_env) {
+int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix) {
   std::vector<std::string> args;
-  if (with_env) collect_env(app, &args);
+  if (!env_prefix.empty()) collect_env(app, env_prefix, &args);
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   // CLI11 wants the arguments reversed when given as a vector.
   std::vector<std::string> rev(args.rbegin(), args.rend());

@@ -19,12 +19,14 @@ CLI::Option* add_duration(CLI::App& app, const std::string& name, Millis* out,
                           const std::string& description);
 
 // The environment variable for a long option name: "--client-idle-timeout" ->
-// "ZGRID_CLIENT_IDLE_TIMEOUT".
-std::string env_name(const std::string& long_name);
+// "ZGRID_CLIENT_IDLE_TIMEOUT" (prefix "ZGRID_"; zgrid-node uses "ZGRID_NODE_"
+// so that the CLI's ZGRID_HEAD, a frontend, never feeds a node's --head).
+std::string env_name(const std::string& long_name, const std::string& prefix = "ZGRID_");
 
 // Parses argv with the precedence above. Returns -1 to go on, or the exit
 // status to return from main (0 after --help, 2 after a usage error, which is
 // printed as one line on stderr, prefixed with the program name).
-int parse(CLI::App& app, int argc, char** argv, bool with_env = true);
+// `env_prefix` empty: no environment.
+int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix = "ZGRID_");
 
 }  // namespace zgrid::cli

@@ -8,7 +8,8 @@ zmq::message_t Writer::finish() {
   std::size_t n = buf_.size();
   char* data = buf_.release();
   if (data == nullptr) return zmq::message_t();
-  return zmq::message_t(data, n, [](void* d, void*) { std::free(d); }, nullptr);
+  return zmq::message_t(
+      data, n, [](void* d, void*) { std::free(d); }, nullptr);
 }
 
 Reader::Reader(const msgpack::object& arr, std::uint32_t start) {
@@ -30,7 +31,9 @@ const msgpack::object* Reader::next(const char* what) {
   return &elems_[pos_++];
 }
 
-const msgpack::object* Reader::object() { return next("missing field"); }
+const msgpack::object* Reader::object() {
+  return next("missing field");
+}
 
 std::uint64_t Reader::u64() {
   const msgpack::object* o = next("missing integer field");
@@ -62,10 +65,15 @@ double Reader::f64() {
   if (!o) return 0;
   switch (o->type) {
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return o->via.f64;
-    case msgpack::type::POSITIVE_INTEGER: return static_cast<double>(o->via.u64);
-    case msgpack::type::NEGATIVE_INTEGER: return static_cast<double>(o->via.i64);
-    default: fail("expected a number"); return 0;
+    case msgpack::type::FLOAT64:
+      return o->via.f64;
+    case msgpack::type::POSITIVE_INTEGER:
+      return static_cast<double>(o->via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return static_cast<double>(o->via.i64);
+    default:
+      fail("expected a number");
+      return 0;
   }
 }
 
@@ -91,8 +99,10 @@ std::string_view Reader::bytes_or_nil(bool* was_nil, std::size_t max_len) {
   const msgpack::object* o = next("missing string field");
   if (!o) return {};
   std::string_view v;
-  if (o->type == msgpack::type::STR) v = {o->via.str.ptr, o->via.str.size};
-  else if (o->type == msgpack::type::BIN) v = {o->via.bin.ptr, o->via.bin.size};
+  if (o->type == msgpack::type::STR)
+    v = {o->via.str.ptr, o->via.str.size};
+  else if (o->type == msgpack::type::BIN)
+    v = {o->via.bin.ptr, o->via.bin.size};
   else if (o->type == msgpack::type::NIL) {
     *was_nil = true;
     return {};
@@ -177,18 +187,19 @@ std::string MapView::str(std::string_view key) const {
 
 namespace {
 // Strings and binaries stay in the message buffer: no copy per request.
-bool reference_all(msgpack::type::object_type, std::size_t, void*) { return true; }
+bool reference_all(msgpack::type::object_type, std::size_t, void*) {
+  return true;
+}
 }  // namespace
 
-Status decode_envelope(const void* data, std::size_t size, Envelope* out,
-                       const DecodeLimits& lim) {
+Status decode_envelope(const void* data, std::size_t size, Envelope* out, const DecodeLimits& lim) {
   if (size == 0) return Status::Protocol("empty message");
   try {
     std::size_t off = 0;
-    msgpack::unpack_limit limit(lim.max_array, lim.max_map, lim.max_str, lim.max_bin,
-                                lim.max_bin, lim.max_depth);
-    out->handle = msgpack::unpack(static_cast<const char*>(data), size, off, reference_all,
-                                  nullptr, limit);
+    msgpack::unpack_limit limit(lim.max_array, lim.max_map, lim.max_str, lim.max_bin, lim.max_bin,
+                                lim.max_depth);
+    out->handle =
+        msgpack::unpack(static_cast<const char*>(data), size, off, reference_all, nullptr, limit);
     if (off != size) return Status::Protocol("trailing bytes after the message");
   } catch (const msgpack::size_overflow&) {
     return Status::Protocol("message exceeds a decode limit");
@@ -201,8 +212,8 @@ Status decode_envelope(const void* data, std::size_t size, Envelope* out,
   if (root.type != msgpack::type::ARRAY || root.via.array.size < 3)
     return Status::Protocol("message is not an array [version, type, corr, ...]");
   const msgpack::object* e = root.via.array.ptr;
-  if (e[0].type != msgpack::type::POSITIVE_INTEGER || e[1].type != msgpack::type::POSITIVE_INTEGER ||
-      e[2].type != msgpack::type::POSITIVE_INTEGER)
+  if (e[0].type != msgpack::type::POSITIVE_INTEGER ||
+      e[1].type != msgpack::type::POSITIVE_INTEGER || e[2].type != msgpack::type::POSITIVE_INTEGER)
     return Status::Protocol("message header must be three unsigned integers");
   if (e[0].via.u64 > UINT32_MAX || e[1].via.u64 > UINT32_MAX)
     return Status::Protocol("bad message header");

@@ -34,13 +34,37 @@ class Writer {
   Writer(Writer&&) = default;
   Writer& operator=(Writer&&) = default;
 
-  Writer& array(std::uint32_t n) { pk().pack_array(n); return *this; }
-  Writer& map(std::uint32_t n) { pk().pack_map(n); return *this; }
-  Writer& u64(std::uint64_t v) { pk().pack_uint64(v); return *this; }
-  Writer& i64(std::int64_t v) { pk().pack_int64(v); return *this; }
-  Writer& f64(double v) { pk().pack_double(v); return *this; }
-  Writer& boolean(bool v) { if (v) pk().pack_true(); else pk().pack_false(); return *this; }
-  Writer& nil() { pk().pack_nil(); return *this; }
+  Writer& array(std::uint32_t n) {
+    pk().pack_array(n);
+    return *this;
+  }
+  Writer& map(std::uint32_t n) {
+    pk().pack_map(n);
+    return *this;
+  }
+  Writer& u64(std::uint64_t v) {
+    pk().pack_uint64(v);
+    return *this;
+  }
+  Writer& i64(std::int64_t v) {
+    pk().pack_int64(v);
+    return *this;
+  }
+  Writer& f64(double v) {
+    pk().pack_double(v);
+    return *this;
+  }
+  Writer& boolean(bool v) {
+    if (v)
+      pk().pack_true();
+    else
+      pk().pack_false();
+    return *this;
+  }
+  Writer& nil() {
+    pk().pack_nil();
+    return *this;
+  }
   Writer& str(std::string_view s) {
     pk().pack_str(static_cast<std::uint32_t>(s.size()));
     pk().pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));

@@ -17,16 +17,25 @@ constexpr const char* kLevelNames[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 }  // namespace
 
 bool parse_level(std::string_view text, Level* out) {
-  if (text == "debug") *out = Level::kDebug;
-  else if (text == "info") *out = Level::kInfo;
-  else if (text == "warn" || text == "warning") *out = Level::kWarn;
-  else if (text == "error") *out = Level::kError;
-  else return false;
+  if (text == "debug")
+    *out = Level::kDebug;
+  else if (text == "info")
+    *out = Level::kInfo;
+  else if (text == "warn" || text == "warning")
+    *out = Level::kWarn;
+  else if (text == "error")
+    *out = Level::kError;
+  else
+    return false;
   return true;
 }
 
-void set_level(Level l) { g_level.store(static_cast<int>(l)); }
-Level level() { return static_cast<Level>(g_level.load(std::memory_order_relaxed)); }
+void set_level(Level l) {
+  g_level.store(static_cast<int>(l));
+}
+Level level() {
+  return static_cast<Level>(g_level.load(std::memory_order_relaxed));
+}
 
 bool set_file(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_mu);

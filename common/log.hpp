@@ -24,12 +24,14 @@ void reopen();
 
 void write(Level level, std::string_view component, std::string_view message);
 
-inline bool enabled(Level l) { return static_cast<int>(l) >= static_cast<int>(level()); }
+inline bool enabled(Level l) {
+  return static_cast<int>(l) >= static_cast<int>(level());
+}
 
 }  // namespace zgrid::log
 
-#define ZG_LOG(lvl, component, msg)                                                   \
-  do {                                                                                \
-    if (::zgrid::log::enabled(::zgrid::log::Level::lvl))                              \
-      ::zgrid::log::write(::zgrid::log::Level::lvl, component, msg);                  \
+#define ZG_LOG(lvl, component, msg)                                  \
+  do {                                                               \
+    if (::zgrid::log::enabled(::zgrid::log::Level::lvl))             \
+      ::zgrid::log::write(::zgrid::log::Level::lvl, component, msg); \
   } while (0)

@@ -4,47 +4,83 @@ namespace zgrid::proto {
 
 const char* type_name(std::uint32_t type) {
   switch (type) {
-    case kHello: return "hello";
-    case kCreateSession: return "create_session";
-    case kAttachSession: return "attach_session";
-    case kOpenClient: return "open_client";
-    case kSend: return "send";
-    case kFlush: return "flush";
-    case kEndRequests: return "end_requests";
-    case kRespAck: return "resp_ack";
-    case kStatus: return "status";
-    case kNodes: return "nodes";
-    case kClose: return "close";
-    case kFetch: return "fetch";
-    case kSessions: return "sessions";
-    case kPing: return "ping";
-    case kRegister: return "register";
-    case kHeartbeat: return "heartbeat";
-    case kTasks: return "tasks";
-    case kResults: return "results";
-    case kBye: return "bye";
-    case kOk: return "ok";
-    case kHelloOk: return "hello_ok";
-    case kSessionInfo: return "session_info";
-    case kClientOpened: return "client_opened";
-    case kAck: return "ack";
-    case kResponses: return "responses";
-    case kStatusReply: return "status_reply";
-    case kNodesReply: return "nodes_reply";
-    case kFetchReply: return "fetch_reply";
-    case kSessionsReply: return "sessions_reply";
-    case kRegistered: return "registered";
-    case kError: return "error";
-    default: return "unknown";
+    case kHello:
+      return "hello";
+    case kCreateSession:
+      return "create_session";
+    case kAttachSession:
+      return "attach_session";
+    case kOpenClient:
+      return "open_client";
+    case kSend:
+      return "send";
+    case kFlush:
+      return "flush";
+    case kEndRequests:
+      return "end_requests";
+    case kRespAck:
+      return "resp_ack";
+    case kStatus:
+      return "status";
+    case kNodes:
+      return "nodes";
+    case kClose:
+      return "close";
+    case kFetch:
+      return "fetch";
+    case kSessions:
+      return "sessions";
+    case kPing:
+      return "ping";
+    case kRegister:
+      return "register";
+    case kHeartbeat:
+      return "heartbeat";
+    case kTasks:
+      return "tasks";
+    case kResults:
+      return "results";
+    case kBye:
+      return "bye";
+    case kOk:
+      return "ok";
+    case kHelloOk:
+      return "hello_ok";
+    case kSessionInfo:
+      return "session_info";
+    case kClientOpened:
+      return "client_opened";
+    case kAck:
+      return "ack";
+    case kResponses:
+      return "responses";
+    case kStatusReply:
+      return "status_reply";
+    case kNodesReply:
+      return "nodes_reply";
+    case kFetchReply:
+      return "fetch_reply";
+    case kSessionsReply:
+      return "sessions_reply";
+    case kRegistered:
+      return "registered";
+    case kError:
+      return "error";
+    default:
+      return "unknown";
   }
 }
 
 const char* state_name(SessionState s) {
   switch (s) {
-    case SessionState::kOpen: return "open";
-    case SessionState::kSealed: return "sealed";
-    case SessionState::kCancelled: return "cancelled";
-    case SessionState::kClosed: return "closed";
+    case SessionState::kOpen:
+      return "open";
+    case SessionState::kSealed:
+      return "sealed";
+    case SessionState::kCancelled:
+      return "cancelled";
+    case SessionState::kClosed:
+      return "closed";
   }
   return "unknown";
 }
@@ -61,7 +97,9 @@ zmq::message_t encode_error(std::uint64_t corr, const Status& st) {
   return w.finish();
 }
 
-zmq::message_t encode_ok(std::uint64_t corr) { return begin(kOk, corr, 0).finish(); }
+zmq::message_t encode_ok(std::uint64_t corr) {
+  return begin(kOk, corr, 0).finish();
+}
 
 zmq::message_t encode_hello(std::uint64_t corr, std::string_view version) {
   Writer w = begin(kHello, corr, 1);
@@ -110,8 +148,10 @@ zmq::message_t encode_send(std::uint64_t corr, const Send& m) {
 zmq::message_t encode_ack(std::uint64_t corr, const Ack& m) {
   Writer w = begin(kAck, corr, 6, 96 + m.statuses.size());
   w.str(m.session_id).str(m.client_id).u64(m.first_seq).u64(m.count).u64(m.first_request_id);
-  if (m.statuses.empty()) w.nil();
-  else w.bin(m.statuses);
+  if (m.statuses.empty())
+    w.nil();
+  else
+    w.bin(m.statuses);
   return w.finish();
 }
 
@@ -162,8 +202,10 @@ zmq::message_t encode_heartbeat(std::string_view node_id) {
 void write_response_item(Writer& w, std::uint64_t request_id, std::string_view user_data,
                          std::string_view fault_code, std::string_view data) {
   w.array(4).u64(request_id).bin(user_data);
-  if (fault_code.empty()) w.nil();
-  else w.str(fault_code);
+  if (fault_code.empty())
+    w.nil();
+  else
+    w.str(fault_code);
   w.bin(data);
 }
 
@@ -175,7 +217,9 @@ Status finish(const Reader& r, const char* what) {
   return Status::Protocol(std::string("malformed ") + what + ": " + r.error());
 }
 
-std::string name_field(Reader& r) { return std::string(r.bytes(kMaxNameLength)); }
+std::string name_field(Reader& r) {
+  return std::string(r.bytes(kMaxNameLength));
+}
 }  // namespace
 
 Status check_version(const Envelope& e) {

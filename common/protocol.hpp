@@ -22,12 +22,12 @@ namespace zgrid::proto {
 inline constexpr std::uint32_t kVersion = 1;
 
 // Limits that are part of the contract (docs/protocol.md, "Limits").
-inline constexpr std::size_t kMaxPayload = 1 << 20;             // request or result bytes
-inline constexpr std::size_t kMaxUserData = 64 << 10;           // user_data bytes per request
-inline constexpr std::size_t kMaxBatchItems = 65536;            // requests per batch
-inline constexpr std::size_t kMaxMessageBytes = 8 << 20;        // one frame (ZMQ_MAXMSGSIZE)
-inline constexpr std::size_t kMaxFrames = 4;                    // frames per message
-inline constexpr std::size_t kMaxNameLength = 128;              // ids, service names
+inline constexpr std::size_t kMaxPayload = 1 << 20;       // request or result bytes
+inline constexpr std::size_t kMaxUserData = 64 << 10;     // user_data bytes per request
+inline constexpr std::size_t kMaxBatchItems = 65536;      // requests per batch
+inline constexpr std::size_t kMaxMessageBytes = 8 << 20;  // one frame (ZMQ_MAXMSGSIZE)
+inline constexpr std::size_t kMaxFrames = 4;              // frames per message
+inline constexpr std::size_t kMaxNameLength = 128;        // ids, service names
 
 enum Type : std::uint32_t {
   // client -> head

@@ -4,9 +4,20 @@ namespace zgrid {
 
 namespace {
 constexpr std::string_view kNames[] = {
-    "ok",           "invalid_argument",    "not_found", "already_exists", "unavailable",
-    "timeout",      "permission_denied",   "unauthenticated", "resource_exhausted",
-    "failed_precondition", "protocol_error", "version_mismatch", "internal", "cancelled",
+    "ok",
+    "invalid_argument",
+    "not_found",
+    "already_exists",
+    "unavailable",
+    "timeout",
+    "permission_denied",
+    "unauthenticated",
+    "resource_exhausted",
+    "failed_precondition",
+    "protocol_error",
+    "version_mismatch",
+    "internal",
+    "cancelled",
 };
 }  // namespace
 

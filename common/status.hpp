@@ -22,18 +22,18 @@ namespace zgrid {
 // The numeric values are part of protocol v1: append, never renumber.
 enum class Code : std::uint8_t {
   kOk = 0,
-  kInvalidArgument = 1,    // the caller sent something malformed
-  kNotFound = 2,           // unknown session, client or node
-  kAlreadyExists = 3,      // e.g. a second live client with the same id
-  kUnavailable = 4,        // head unreachable, journal refusing writes
-  kTimedOut = 5,           // a bounded wait ran out
-  kPermissionDenied = 6,   // not the owner of the session
-  kUnauthenticated = 7,    // bad or unknown key
-  kResourceExhausted = 8,  // a limit or quota was hit
-  kFailedPrecondition = 9, // wrong state (sealed session, ...)
-  kProtocol = 10,          // malformed or unknown message
-  kVersion = 11,           // peer speaks a newer protocol / journal version
-  kInternal = 12,          // a bug or an unexpected system error
+  kInvalidArgument = 1,     // the caller sent something malformed
+  kNotFound = 2,            // unknown session, client or node
+  kAlreadyExists = 3,       // e.g. a second live client with the same id
+  kUnavailable = 4,         // head unreachable, journal refusing writes
+  kTimedOut = 5,            // a bounded wait ran out
+  kPermissionDenied = 6,    // not the owner of the session
+  kUnauthenticated = 7,     // bad or unknown key
+  kResourceExhausted = 8,   // a limit or quota was hit
+  kFailedPrecondition = 9,  // wrong state (sealed session, ...)
+  kProtocol = 10,           // malformed or unknown message
+  kVersion = 11,            // peer speaks a newer protocol / journal version
+  kInternal = 12,           // a bug or an unexpected system error
   kCancelled = 13,
 };
 
@@ -54,7 +54,9 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status TimedOut(std::string m) { return {Code::kTimedOut, std::move(m)}; }
   static Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
-  static Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {Code::kResourceExhausted, std::move(m)};
+  }
   static Status FailedPrecondition(std::string m) {
     return {Code::kFailedPrecondition, std::move(m)};
   }
@@ -76,7 +78,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
   }
@@ -103,10 +105,10 @@ class [[nodiscard]] Result {
 #define ZG_CONCAT(a, b) ZG_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not OK.
-#define ZG_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    ::zgrid::Status zg_st_ = (expr);          \
-    if (!zg_st_.ok()) return zg_st_;          \
+#define ZG_RETURN_IF_ERROR(expr)     \
+  do {                               \
+    ::zgrid::Status zg_st_ = (expr); \
+    if (!zg_st_.ok()) return zg_st_; \
   } while (0)
 
 // auto x = ...; from a Result<T>, returning its Status on error.

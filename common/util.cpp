@@ -74,12 +74,18 @@ Result<Millis> parse_duration(std::string_view text) {
     return Status::InvalidArgument("bad duration '" + s + "' (use e.g. 300s, 5m, 1500ms)");
   std::string_view unit(end);
   double scale;
-  if (unit.empty() || unit == "s") scale = 1000;
-  else if (unit == "ms") scale = 1;
-  else if (unit == "m" || unit == "min") scale = 60'000;
-  else if (unit == "h") scale = 3'600'000;
-  else if (unit == "d") scale = 86'400'000;
-  else return Status::InvalidArgument("bad duration unit in '" + s + "' (ms, s, m, h, d)");
+  if (unit.empty() || unit == "s")
+    scale = 1000;
+  else if (unit == "ms")
+    scale = 1;
+  else if (unit == "m" || unit == "min")
+    scale = 60'000;
+  else if (unit == "h")
+    scale = 3'600'000;
+  else if (unit == "d")
+    scale = 86'400'000;
+  else
+    return Status::InvalidArgument("bad duration unit in '" + s + "' (ms, s, m, h, d)");
   double ms = v * scale;
   if (ms > 1e15) return Status::InvalidArgument("duration '" + s + "' too large");
   return static_cast<Millis>(std::llround(ms));

@@ -56,8 +56,10 @@ RecvStatus recv_message(zmq::socket_t& s, std::vector<zmq::message_t>* frames,
       auto r = s.recv(m, frames->empty() ? zmq::recv_flags::dontwait : zmq::recv_flags::none);
       if (!r) return RecvStatus::kNone;  // only possible on the first frame
       bool more = m.more();
-      if (frames->size() < max_frames) frames->push_back(std::move(m));
-      else too_many = true;
+      if (frames->size() < max_frames)
+        frames->push_back(std::move(m));
+      else
+        too_many = true;
       if (!more) break;
     }
     return too_many ? RecvStatus::kTooManyFrames : RecvStatus::kOk;

@@ -22,7 +22,9 @@ namespace {
 constexpr const char* kLog = "head";
 constexpr std::string_view kVersionString = "zgrid 0.1 (protocol v1)";
 
-std::string rid_of(const zmq::message_t& m) { return std::string(m.data<char>(), m.size()); }
+std::string rid_of(const zmq::message_t& m) {
+  return std::string(m.data<char>(), m.size());
+}
 
 class Head {
  public:
@@ -30,7 +32,8 @@ class Head {
 
   Status start() {
     if (o_.heartbeat_ms <= 0) return Status::InvalidArgument("--heartbeat must be positive");
-    if (o_.heartbeat_misses < 1) return Status::InvalidArgument("--heartbeat-misses must be at least 1");
+    if (o_.heartbeat_misses < 1)
+      return Status::InvalidArgument("--heartbeat-misses must be at least 1");
     if (o_.max_retries < 0) return Status::InvalidArgument("--max-retries must be 0 or more");
     if (o_.queue_hwm == 0) return Status::InvalidArgument("--queue-hwm must be at least 1");
     instance_ = random_id64();
@@ -42,9 +45,10 @@ class Head {
     backend_ = std::move(b).value();
     for (const auto* ep : {&o_.frontend, &o_.backend})
       if (zmqu::is_non_loopback(*ep))
-        ZG_LOG(kWarn, kLog, "WARNING: listening on " + *ep +
-                                " without CURVE: anyone who can reach this address can submit, "
-                                "read results and register nodes");
+        ZG_LOG(kWarn, kLog,
+               "WARNING: listening on " + *ep +
+                   " without CURVE: anyone who can reach this address can submit, "
+                   "read results and register nodes");
     if (!o_.endpoints_file.empty()) {
       std::string tmp = o_.endpoints_file + ".tmp";
       {
@@ -56,8 +60,9 @@ class Head {
       if (std::rename(tmp.c_str(), o_.endpoints_file.c_str()) != 0)
         return Status::Unavailable("cannot write " + o_.endpoints_file);
     }
-    ZG_LOG(kInfo, kLog, "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ +
-                            " (instance " + instance_ + ")");
+    ZG_LOG(kInfo, kLog,
+           "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ + " (instance " +
+               instance_ + ")");
     return Status::OK();
   }
 
@@ -159,10 +164,14 @@ class Head {
         reply_client(rid, proto::encode_ok(env.corr));
         return Status::OK();
       }
-      case proto::kCreateSession: return on_create_session(rid, env);
-      case proto::kAttachSession: return on_attach(rid, env);
-      case proto::kOpenClient: return on_open_client(rid, env);
-      case proto::kSend: return on_send(rid, env);
+      case proto::kCreateSession:
+        return on_create_session(rid, env);
+      case proto::kAttachSession:
+        return on_attach(rid, env);
+      case proto::kOpenClient:
+        return on_open_client(rid, env);
+      case proto::kSend:
+        return on_send(rid, env);
       case proto::kFlush: {
         proto::ClientRef m;
         ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
@@ -173,7 +182,8 @@ class Head {
         reply_client(rid, proto::encode_ok(env.corr));
         return Status::OK();
       }
-      case proto::kEndRequests: return on_end_requests(rid, env);
+      case proto::kEndRequests:
+        return on_end_requests(rid, env);
       case proto::kRespAck: {
         proto::ClientRef m;
         ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
@@ -184,10 +194,14 @@ class Head {
         if (!c->out.empty()) blocked_out_ = true;
         return Status::OK();
       }
-      case proto::kStatus: return on_status(rid, env);
-      case proto::kNodes: return on_nodes(rid, env);
-      case proto::kSessions: return on_sessions(rid, env);
-      case proto::kClose: return on_close(rid, env);
+      case proto::kStatus:
+        return on_status(rid, env);
+      case proto::kNodes:
+        return on_nodes(rid, env);
+      case proto::kSessions:
+        return on_sessions(rid, env);
+      case proto::kClose:
+        return on_close(rid, env);
       case proto::kFetch:
         return Status::FailedPrecondition("fetch needs a durable session");
       default:
@@ -230,19 +244,22 @@ class Head {
     ZG_RETURN_IF_ERROR(proto::decode_create_session(env, &m));
     if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
     if (m.durable && o_.data_dir.empty())
-      return Status::FailedPrecondition("this head keeps no journal: start it with --data-dir for durable sessions");
+      return Status::FailedPrecondition(
+          "this head keeps no journal: start it with --data-dir for durable sessions");
     auto s = std::make_unique<Session>();
     s->ordinal = ++next_session_ordinal_;
     s->id = random_id128();
     s->service = m.service;
     s->durable = m.durable;
-    s->client_idle_timeout_ms =
-        m.client_idle_timeout_ms ? static_cast<Millis>(m.client_idle_timeout_ms) : o_.client_idle_timeout_ms;
+    s->client_idle_timeout_ms = m.client_idle_timeout_ms
+                                    ? static_cast<Millis>(m.client_idle_timeout_ms)
+                                    : o_.client_idle_timeout_ms;
     s->created_wall = wall_seconds();
     s->last_activity = now_;
     reply_client(rid, proto::encode_session_info(env.corr, info_of(*s)));
-    ZG_LOG(kInfo, kLog, "session created session=" + s->id + " service=" + s->service +
-                            (s->durable ? " durable" : " interactive"));
+    ZG_LOG(kInfo, kLog,
+           "session created session=" + s->id + " service=" + s->service +
+               (s->durable ? " durable" : " interactive"));
     by_ordinal_[s->ordinal] = s.get();
     sessions_[s->id] = std::move(s);
     return Status::OK();
@@ -261,14 +278,15 @@ class Head {
   Status on_open_client(const std::string& rid, Envelope& env) {
     proto::OpenClient m;
     ZG_RETURN_IF_ERROR(proto::decode_open_client(env, &m));
-    if (!valid_name(m.client_id)) return Status::InvalidArgument("client id must be 1..64 printable characters");
+    if (!valid_name(m.client_id))
+      return Status::InvalidArgument("client id must be 1..64 printable characters");
     Session* s = find_session(m.session_id);
     if (!s) return Status::NotFound("unknown session " + m.session_id);
     auto it = s->client_index.find(m.client_id);
     if (it == s->client_index.end()) {
       if (s->state != proto::SessionState::kOpen)
-        return Status::FailedPrecondition("session " + s->id + " is " + proto::state_name(s->state) +
-                                          ": no new clients");
+        return Status::FailedPrecondition("session " + s->id + " is " +
+                                          proto::state_name(s->state) + ": no new clients");
       Client c;
       c.id = m.client_id;
       c.rid = rid;
@@ -282,7 +300,8 @@ class Head {
       // A second live client with the same id is refused; the same client
       // coming back (new connection after its old one went quiet) is not.
       bool live = !c.ended && c.rid != rid && now_ - c.last_activity < kLiveWindowMs;
-      if (live) return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
+      if (live)
+        return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
       c.rid = rid;
       c.last_activity = now_;
     }
@@ -296,8 +315,10 @@ class Head {
     ZG_RETURN_IF_ERROR(proto::decode_send(env, &m));
     Session* s;
     Client* c;
-    ZG_RETURN_IF_ERROR(find_client(std::string(m.session_id), std::string(m.client_id), rid, &s, &c));
-    if (c->ended) return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
+    ZG_RETURN_IF_ERROR(
+        find_client(std::string(m.session_id), std::string(m.client_id), rid, &s, &c));
+    if (c->ended)
+      return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
     if (s->state != proto::SessionState::kOpen)
       return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
     if (m.first_seq > c->acked_seq + 1)
@@ -314,11 +335,13 @@ class Head {
       std::uint64_t seq = m.first_seq + i;
       const proto::SendItem& it = m.items[i];
       std::uint8_t status = proto::kItemOk;
-      if (seq <= c->acked_seq) status = proto::kItemDuplicate;
+      if (seq <= c->acked_seq)
+        status = proto::kItemDuplicate;
       else if (it.payload.size() > proto::kMaxPayload || it.user_data.size() > proto::kMaxUserData)
         status = proto::kItemTooLarge;
       if (status != proto::kItemOk) {
-        if (ack.statuses.empty()) ack.statuses.assign(m.items.size(), static_cast<char>(proto::kItemOk));
+        if (ack.statuses.empty())
+          ack.statuses.assign(m.items.size(), static_cast<char>(proto::kItemOk));
         ack.statuses[i] = static_cast<char>(status);
         if (seq > c->acked_seq) c->acked_seq = seq;
         continue;
@@ -545,8 +568,8 @@ class Head {
         bool solo = s->queue.front().solo;
         NodeState* n = pick_node(s->service, solo);
         if (n != nullptr) {
-          std::uint64_t k = solo ? 1 : std::min<std::uint64_t>({n->free(), s->queue.size(),
-                                                                 chunk_for(*n)});
+          std::uint64_t k =
+              solo ? 1 : std::min<std::uint64_t>({n->free(), s->queue.size(), chunk_for(*n)});
           send_tasks(*n, *s, k);
           progress = true;
         }
@@ -556,7 +579,8 @@ class Head {
   }
 
   std::uint64_t chunk_for(const NodeState& n) const {
-    return std::max<std::uint64_t>(1, std::min<std::uint64_t>(n.capacity / 8 + 1, o_.max_task_batch));
+    return std::max<std::uint64_t>(1,
+                                   std::min<std::uint64_t>(n.capacity / 8 + 1, o_.max_task_batch));
   }
 
   void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
@@ -684,7 +708,8 @@ class Head {
         lose_node(kv.first, "re-registered");
         break;
       }
-    if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end()) lose_node(it->second, "re-registered");
+    if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end())
+      lose_node(it->second, "re-registered");
     NodeState n;
     n.ordinal = ++next_node_ordinal_;
     n.id = m.node_id;
@@ -697,8 +722,9 @@ class Head {
     n.last_seen = now_;
     n.joined = now_;
     node_by_rid_[rid] = n.ordinal;
-    ZG_LOG(kInfo, kLog, "node joined node=" + n.id + " host=" + n.host + " workers=" +
-                            std::to_string(n.workers) + " capacity=" + std::to_string(n.capacity));
+    ZG_LOG(kInfo, kLog,
+           "node joined node=" + n.id + " host=" + n.host +
+               " workers=" + std::to_string(n.workers) + " capacity=" + std::to_string(n.capacity));
     nodes_.emplace(n.ordinal, std::move(n));
     // Sessions waiting for a node of their service can go now.
     for (auto& kv : sessions_) activate(kv.second.get());
@@ -711,8 +737,10 @@ class Head {
       InFlight f = std::move(it->second);
       inflight_.erase(it);
       --node.inflight;
-      if (r.fault_code.empty()) ++node.done;
-      else ++node.faulted;
+      if (r.fault_code.empty())
+        ++node.done;
+      else
+        ++node.faulted;
       auto sit = by_ordinal_.find(f.session);
       if (sit == by_ordinal_.end()) continue;  // session purged meanwhile: drop
       Session& s = *sit->second;
@@ -731,7 +759,8 @@ class Head {
   void requeue(Session& s, Request r, bool charge) {
     if (charge) ++r.tries;
     if (static_cast<int>(r.tries) > o_.max_retries) {
-      ZG_LOG(kWarn, kLog, "retry limit reached session=" + s.id + " request=" + std::to_string(r.id));
+      ZG_LOG(kWarn, kLog,
+             "retry limit reached session=" + s.id + " request=" + std::to_string(r.id));
       answer(s, r, "retry_limit_exceeded",
              "request lost " + std::to_string(r.tries) + " times (max retries " +
                  std::to_string(o_.max_retries) + ")");
@@ -770,8 +799,9 @@ class Head {
       if (!graceful && !alone) f.request.solo = true;
       requeue(s, std::move(f.request), !graceful && alone);
     }
-    ZG_LOG(kWarn, kLog, std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
-                            " requeued=" + std::to_string(tasks.size()));
+    ZG_LOG(kWarn, kLog,
+           std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
+               " requeued=" + std::to_string(tasks.size()));
     node_by_rid_.erase(n.rid);
     nodes_.erase(nit);
   }
@@ -788,8 +818,8 @@ class Head {
       if (s.out_pending == 0) continue;
       for (auto& c : s.clients) {
         while (!c.out.empty() && c.unacked_out < o_.response_window) {
-          std::uint64_t n = std::min<std::uint64_t>(
-              {c.out.size(), o_.response_window - c.unacked_out, 4096});
+          std::uint64_t n =
+              std::min<std::uint64_t>({c.out.size(), o_.response_window - c.unacked_out, 4096});
           std::size_t bytes = 64;
           for (std::uint64_t i = 0; i < n; ++i)
             bytes += c.out[i].user_data.size() + c.out[i].data.size() + 24;
@@ -845,9 +875,10 @@ class Head {
     now_ = now;
     // Rate over the last interval, for `zgrid status`.
     if (now - rate_mark_ms_ >= 1000) {
-      rate_ = rate_mark_ms_ ? 1000.0 * static_cast<double>(total_done_ + total_faulted_ - rate_mark_count_) /
-                                  static_cast<double>(now - rate_mark_ms_)
-                            : 0.0;
+      rate_ = rate_mark_ms_
+                  ? 1000.0 * static_cast<double>(total_done_ + total_faulted_ - rate_mark_count_) /
+                        static_cast<double>(now - rate_mark_ms_)
+                  : 0.0;
       rate_mark_ms_ = now;
       rate_mark_count_ = total_done_ + total_faulted_;
     }
@@ -902,8 +933,10 @@ class Head {
     std::uint64_t removed = 0;
     std::deque<Request> keep;
     for (auto& r : s.queue) {
-      if (r.client == ci) ++removed;
-      else keep.push_back(std::move(r));
+      if (r.client == ci)
+        ++removed;
+      else
+        keep.push_back(std::move(r));
     }
     s.queue.swap(keep);
     // Answers already recorded for it are taken back: removed means removed.
@@ -915,9 +948,9 @@ class Head {
     s.removed += c.sent;
     ++s.clients_removed;
     (void)removed;
-    ZG_LOG(kWarn, kLog, "client removed (idle " + format_duration(s.client_idle_timeout_ms) +
-                            ") session=" + s.id + " client=" + c.id +
-                            " requests_removed=" + std::to_string(c.sent));
+    ZG_LOG(kWarn, kLog,
+           "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" +
+               s.id + " client=" + c.id + " requests_removed=" + std::to_string(c.sent));
   }
 
   const HeadOptions o_;

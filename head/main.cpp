@@ -8,7 +8,9 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -26,14 +28,28 @@ int main(int argc, char** argv) {
   zgrid::cli::add_duration(app, "--session-idle-timeout", &o.session_idle_timeout_ms,
                            "Close an interactive session idle this long");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
-  app.add_option("--heartbeat-misses", o.heartbeat_misses, "A node is dead after this many silent intervals")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--heartbeat-misses", o.heartbeat_misses,
+                 "A node is dead after this many silent intervals")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--max-retries", o.max_retries, "Lost runs allowed before retry_limit_exceeded")
-      ->capture_default_str()->check(CLI::Range(0, 1000));
-  app.add_option("--queue-hwm", o.queue_hwm, "Per session: hold acknowledgements above this many queued")
-      ->capture_default_str()->check(CLI::Range(1ULL, 1ULL << 40));
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--queue-hwm", o.queue_hwm,
+                 "Per session: hold acknowledgements above this many queued")
+      ->capture_default_str()
+      ->check(CLI::Range(1ULL, 1ULL << 40));
+  app.add_option("--response-window", o.response_window,
+                 "Responses sent to one client and not yet acknowledged by it")
+      ->capture_default_str()
+      ->check(CLI::Range(1ULL, 1ULL << 32));
+  app.add_option("--response-queue-max", o.response_queue_max,
+                 "Responses queued for a session's clients before its dispatch pauses")
+      ->capture_default_str()
+      ->check(CLI::Range(1ULL, 1ULL << 32));
   app.add_option("--max-task-batch", o.max_task_batch, "Most tasks in one message to a node")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;

@@ -46,12 +46,12 @@ struct Client {
   std::string id;
   std::string rid;  // current routing id (transport address) of its connection
   std::uint64_t acked_seq = 0;
-  std::uint64_t sent = 0;      // requests accepted from it
+  std::uint64_t sent = 0;               // requests accepted from it
   std::uint64_t done = 0, faulted = 0;  // its answered requests
-  bool ended = false;          // EndRequests received: committed
-  bool removed = false;        // removed by the idle timeout
+  bool ended = false;                   // EndRequests received: committed
+  bool removed = false;                 // removed by the idle timeout
   Millis last_activity = 0;
-  std::uint64_t running = 0;   // its requests now on nodes
+  std::uint64_t running = 0;  // its requests now on nodes
   std::uint64_t unacked_out = 0;
   std::deque<PendingResponse> out;  // responses waiting for the window
   std::deque<HeldAck> held_acks;    // back-pressure: acks not yet sent

@@ -8,7 +8,9 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -18,9 +20,11 @@ int main(int argc, char** argv) {
   app.set_config("--config", "", "Read options from this INI/TOML file");
   app.add_option("--head", o.head, "The head's backend endpoint")->capture_default_str();
   app.add_option("--workers", o.workers, "Worker threads (0: one per core)")
-      ->capture_default_str()->check(CLI::Range(0, 4096));
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   app.add_option("--prefetch", o.prefetch, "Tasks per worker the head may send ahead")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--services", o.services, "Services to offer (default: all built in)")
       ->delimiter(',');
   app.add_option("--node-id", o.node_id, "Name of this node (default: host-pid-random)");
@@ -28,7 +32,7 @@ int main(int argc, char** argv) {
                            "Heartbeat interval until the head sends its own");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
-  if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;
+  if (int rc = zgrid::cli::parse(app, argc, argv, "ZGRID_NODE_"); rc >= 0) return rc;
 
   zgrid::log::Level lvl;
   if (!zgrid::log::parse_level(log_level, &lvl)) {

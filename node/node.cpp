@@ -73,7 +73,7 @@ class WorkQueue {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Chunk> q_;  // guarded by mu_
+  std::deque<Chunk> q_;   // guarded by mu_
   bool stopped_ = false;  // guarded by mu_
 };
 
@@ -112,8 +112,10 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
           out.fault(svc::kServiceError, "result larger than the payload limit");
       }
       w.array(3).u64(t.task_id);
-      if (out.fault_code.empty()) w.nil();
-      else w.str(out.fault_code);
+      if (out.fault_code.empty())
+        w.nil();
+      else
+        w.str(out.fault_code);
       w.bin(out.data);
     }
     zmq::message_t gen(sizeof(std::uint64_t));
@@ -148,7 +150,8 @@ class NodeIo {
       zmq::pollitem_t items[] = {{static_cast<void*>(dealer_), 0, ZMQ_POLLIN, 0},
                                  {static_cast<void*>(pull), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(std::max<Millis>(1, std::min<Millis>(next, 200))));
+        zmq::poll(items, 2,
+                  std::chrono::milliseconds(std::max<Millis>(1, std::min<Millis>(next, 200))));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         return Status::Internal(std::string("poll failed: ") + e.what());
@@ -220,8 +223,9 @@ class NodeIo {
       last_hb_sent_ms_ = now;
     }
     if (now - last_head_ms_ > hb_ms_ * misses_) {
-      ZG_LOG(kWarn, kLog, "head silent for " + format_duration(now - last_head_ms_) +
-                              ", reconnecting to " + o_.head);
+      ZG_LOG(kWarn, kLog,
+             "head silent for " + format_duration(now - last_head_ms_) + ", reconnecting to " +
+                 o_.head);
       if (Status st = connect(); !st.ok()) ZG_LOG(kError, kLog, st.ToString());
       return 1;
     }
@@ -247,12 +251,13 @@ class NodeIo {
         if (r.heartbeat_ms > 0) hb_ms_ = static_cast<Millis>(r.heartbeat_ms);
         if (r.misses > 0) misses_ = static_cast<int>(r.misses);
         last_hb_sent_ms_ = now;
-        ZG_LOG(kInfo, kLog, "registered with head " + o_.head + " as node=" + node_id() +
-                                " workers=" + std::to_string(workers_) +
-                                " heartbeat=" + format_duration(hb_ms_));
+        ZG_LOG(kInfo, kLog,
+               "registered with head " + o_.head + " as node=" + node_id() + " workers=" +
+                   std::to_string(workers_) + " heartbeat=" + format_duration(hb_ms_));
         return;
       }
-      case proto::kHeartbeat: return;
+      case proto::kHeartbeat:
+        return;
       case proto::kTasks: {
         if (!registered_) return;
         if (Status s = proto::decode_tasks(env, &batch->tasks); !s.ok()) {
@@ -262,7 +267,8 @@ class NodeIo {
         batch->generation = generation_;
         std::size_t n = batch->tasks.items.size();
         if (n == 0) return;
-        std::size_t per = (n + static_cast<std::size_t>(workers_) - 1) / static_cast<std::size_t>(workers_);
+        std::size_t per =
+            (n + static_cast<std::size_t>(workers_) - 1) / static_cast<std::size_t>(workers_);
         per = std::max<std::size_t>(1, std::min<std::size_t>(per, 256));
         std::vector<Chunk> chunks;
         for (std::size_t b = 0; b < n; b += per) chunks.push_back({batch, b, std::min(n, b + per)});
@@ -274,7 +280,8 @@ class NodeIo {
         if (!proto::decode_error(env, &e).ok()) return;
         if (e.code == Code::kNotFound) {
           // The head does not know us (it restarted, or declared us dead).
-          ZG_LOG(kWarn, kLog, "head does not know this node (" + e.message + "); registering again");
+          ZG_LOG(kWarn, kLog,
+                 "head does not know this node (" + e.message + "); registering again");
           registered_ = false;
           ++generation_;
           queue_.drop_older(generation_);
@@ -285,7 +292,8 @@ class NodeIo {
         return;
       }
       default:
-        ZG_LOG(kWarn, kLog, std::string("unexpected message from head: ") + proto::type_name(env.type));
+        ZG_LOG(kWarn, kLog,
+               std::string("unexpected message from head: ") + proto::type_name(env.type));
     }
   }
 
@@ -325,12 +333,15 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   int workers = o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
   if (workers <= 0) workers = 1;
   if (o.prefetch <= 0) return Status::InvalidArgument("--prefetch must be at least 1");
-  if (o.node_id.empty()) o.node_id = hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
-  if (!valid_name(o.node_id)) return Status::InvalidArgument("--node-id must be 1..64 printable characters");
+  if (o.node_id.empty())
+    o.node_id = hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
+  if (!valid_name(o.node_id))
+    return Status::InvalidArgument("--node-id must be 1..64 printable characters");
   std::vector<std::string> services = o.services.empty() ? registry.names() : o.services;
   for (const auto& s : services)
     if (registry.find(s) == nullptr)
-      return Status::InvalidArgument("unknown service '" + s + "' (this node has: factorize, echo, sleep, fail)");
+      return Status::InvalidArgument("unknown service '" + s +
+                                     "' (this node has: factorize, echo, sleep, fail)");
 
   zmq::context_t ctx(1);
   std::string results_ep = "inproc://zgrid-node-results";

@@ -17,9 +17,14 @@
 namespace zgrid::factor {
 namespace {
 
+using u16 = std::uint16_t;
 using u32 = std::uint32_t;
 using u64 = std::uint64_t;
 using u128 = unsigned __int128;
+
+// The curve and rho steps are chains of short inline functions; forcing them inline lets the
+// compiler interleave independent Montgomery products (the ladder's add and double overlap).
+#define ZG_INLINE inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
@@ -38,17 +43,17 @@ constexpr u32 inverse_mod_2_32(u32 a) {
 }
 
 // Binary gcd; callers pass odd b (the modulus), which lets us skip the common-power-of-two step.
+// Written so the compiler emits cmov rather than data-dependent branches, which would mispredict
+// about half the time.
 inline u64 gcd_odd(u64 a, u64 b) {
   if (a == 0) return b;
   a >>= __builtin_ctzll(a);
   while (a != b) {
-    if (a > b) {
-      u64 t = a - b;
-      a = t >> __builtin_ctzll(t);
-    } else {
-      u64 t = b - a;
-      b = t >> __builtin_ctzll(t);
-    }
+    const u64 d = a - b;
+    const int s = __builtin_ctzll(d);  // same as ctz(b - a)
+    const u64 diff = a > b ? d : b - a;
+    b = a < b ? a : b;
+    a = diff >> s;
   }
   return a;
 }
@@ -148,7 +153,7 @@ struct Mont32 {
     r1 = static_cast<u32>((u64{1} << 32) % n);
     r2 = static_cast<u32>(static_cast<u64>(r1) * r1 % n);
   }
-  u32 mul(u32 a, u32 b) const {
+  ZG_INLINE u32 mul(u32 a, u32 b) const {
     u64 t = static_cast<u64>(a) * b;
     u32 m = static_cast<u32>(t) * ninv;
     u32 mh = static_cast<u32>((static_cast<u64>(m) * n) >> 32);
@@ -158,8 +163,8 @@ struct Mont32 {
   }
   // a + b - n computed as a - (n - b): same borrow test as sub, so it stays a cmov (the
   // carry-or-compare form compiles to a branch that mispredicts half the time).
-  u32 add(u32 a, u32 b) const { return sub(a, n - b); }
-  u32 sub(u32 a, u32 b) const { return a >= b ? a - b : a - b + n; }
+  ZG_INLINE u32 add(u32 a, u32 b) const { return sub(a, n - b); }
+  ZG_INLINE u32 sub(u32 a, u32 b) const { return a >= b ? a - b : a - b + n; }
   u32 one() const { return r1; }
   u32 to(u64 a) const { return mul(static_cast<u32>(a % n), r2); }
 };
@@ -175,7 +180,7 @@ struct Mont64 {
     r1 = (0 - n) % n;
     r2 = static_cast<u64>(static_cast<u128>(r1) * r1 % n);
   }
-  u64 mul(u64 a, u64 b) const {
+  ZG_INLINE u64 mul(u64 a, u64 b) const {
     u128 t = static_cast<u128>(a) * b;
     u64 m = static_cast<u64>(t) * ninv;
     u64 mh = static_cast<u64>((static_cast<u128>(m) * n) >> 64);
@@ -185,8 +190,8 @@ struct Mont64 {
   }
   // a + b - n computed as a - (n - b): same borrow test as sub, so it stays a cmov (the
   // carry-or-compare form compiles to a branch that mispredicts half the time).
-  u64 add(u64 a, u64 b) const { return sub(a, n - b); }
-  u64 sub(u64 a, u64 b) const { return a >= b ? a - b : a - b + n; }
+  ZG_INLINE u64 add(u64 a, u64 b) const { return sub(a, n - b); }
+  ZG_INLINE u64 sub(u64 a, u64 b) const { return a >= b ? a - b : a - b + n; }
   u64 one() const { return r1; }
   u64 to(u64 a) const { return mul(a % n, r2); }
 };
@@ -260,7 +265,7 @@ bool is_prime_odd(u64 n) {
 // one step at a time. Returns a divisor in (1, n) or 0 if this c failed.
 
 template <class M>
-u64 brent_rho(const M& m, typename M::T c, int batch) {
+u64 brent_rho(const M& m, typename M::T c, int batch, u64 max_r = u64{1} << 40) {
   using T = typename M::T;
   const u64 n = m.n;
   T y = m.add(m.one(), m.one());  // any start point works; fixed for reproducibility
@@ -278,7 +283,7 @@ u64 brent_rho(const M& m, typename M::T c, int batch) {
       }
       g = gcd_odd(q, n);
     }
-    if (r > (u64{1} << 40)) return 0;  // cannot happen for 64-bit n; guards an endless loop
+    if (r >= max_r) return 0;  // gives up (the default bound is never reached for 64-bit n)
   }
   if (g == n) {
     do {
@@ -347,43 +352,77 @@ constexpr StageOneMultiplier make_stage_one(u32 b1) {
   return k;
 }
 
+constexpr u32 kD = 210;  // giant step; 24 residues in (0, 105) are coprime to it
+constexpr int kBaby = 24;
+constexpr int kMaxPairs = 2048;
+
+// Stage 2 work list, fixed per parameter set: giant steps m = m_first.., and for each prime
+// q = m*D +- j in (B1, B2] the (giant, baby) index pair, packed as giant * 32 + baby. A prime
+// pair m*D - j, m*D + j shares one entry. Precomputing it keeps the runtime loop branch-free.
+struct Stage2Plan {
+  u32 m_first = 0;
+  int giants = 0;
+  int pairs = 0;
+  std::array<u16, kMaxPairs> pair{};
+};
+
+constexpr Stage2Plan make_plan(u32 b1, u32 b2) {
+  Stage2Plan plan;
+  plan.m_first = b1 < 2 * kD ? 1 : b1 / kD;
+  const u32 m_last = (b2 + kD - 1) / kD;
+  plan.giants = static_cast<int>(m_last - plan.m_first + 1);
+  for (u32 mi = plan.m_first; mi <= m_last; ++mi) {
+    const u32 c = mi * kD;
+    int b = 0;
+    for (u32 j = 1; j < kD / 2; j += 2) {
+      if (j % 3 == 0 || j % 5 == 0 || j % 7 == 0) continue;
+      const u32 hi = c + j, lo = c - j;
+      const bool want = (hi > b1 && hi <= b2 && kPrimeBits.test(hi)) ||
+                        (lo > b1 && lo <= b2 && kPrimeBits.test(lo));
+      if (want) plan.pair[plan.pairs++] = static_cast<u16>((mi - plan.m_first) * 32 + b);
+      ++b;
+    }
+  }
+  return plan;
+}
+
 struct EcmParams {
   u32 b1;
   u32 b2;
   int max_curves;
   StageOneMultiplier k;
+  Stage2Plan plan;
 };
 
 constexpr EcmParams make_params(u32 b1, u32 b2, int curves) {
-  return EcmParams{b1, b2, curves, make_stage_one(b1)};
+  return EcmParams{b1, b2, curves, make_stage_one(b1), make_plan(b1, b2)};
 }
 
-#ifndef ECM_B1_0
-#define ECM_B1_0 50
-#define ECM_B1_1 85
-#define ECM_B1_2 125
-#define ECM_B1_3 165
-#define ECM_B2X 50
+#ifndef RHO_CAP
+#define RHO_CAP 512
 #endif
-#ifndef ECM_MIN_BITS
-#define ECM_MIN_BITS 40
+// Escalating levels: the smallest factor of a composite cofactor is usually small (random
+// 64-bit inputs), so cheap curves come first; hard semiprimes climb to the larger levels.
+#ifndef ECM_LEVELS
+#define ECM_LEVELS {27, 1350, 2}, {47, 2350, 2}, {70, 3500, 4}, {125, 6250, 6}, {165, 12000, 1000}
 #endif
-// Chosen by measurement on 64-bit semiprimes; smaller inputs have smaller smallest factors.
-constexpr EcmParams kEcmParams[] = {
-    make_params(ECM_B1_0, ECM_B1_0 * ECM_B2X, 40),   // n < 2^44
-    make_params(ECM_B1_1, ECM_B1_1 * ECM_B2X, 60),   // n < 2^52
-    make_params(ECM_B1_2, ECM_B1_2 * ECM_B2X, 80),   // n < 2^58
-    make_params(ECM_B1_3, ECM_B1_3 * ECM_B2X, 100),  // n < 2^64
+struct LevelSpec {
+  u32 b1, b2;
+  int curves;
 };
-
-constexpr u32 kD = 210;  // giant step; 24 residues in (0, 105) are coprime to it
-static_assert(kEcmParams[3].b2 + kD < kEcmSieveLimit);
-static_assert(kEcmParams[3].k.bits < kMaxKLimbs * 64 - 64);
+constexpr LevelSpec kLevelSpecs[] = {ECM_LEVELS};
+constexpr int kNumLevels = sizeof(kLevelSpecs) / sizeof(kLevelSpecs[0]);
+constexpr std::array<EcmParams, kNumLevels> make_levels() {
+  std::array<EcmParams, kNumLevels> out{};
+  for (int i = 0; i < kNumLevels; ++i) {
+    out[i] = make_params(kLevelSpecs[i].b1, kLevelSpecs[i].b2, kLevelSpecs[i].curves);
+  }
+  return out;
+}
+constexpr auto kEcmParams = make_levels();
+static_assert(kEcmParams[kNumLevels - 1].b2 + kD < kEcmSieveLimit);
+static_assert(kEcmParams[kNumLevels - 1].k.bits < kMaxKLimbs * 64 - 64);
 constexpr int kMaxGiant = kEcmSieveLimit / kD + 2;
-
-struct Pt {
-  u64 x, z;
-};
 
 // Binary extended gcd: returns a^-1 mod n (odd n) in *inv when gcd(a, n) == 1, else the gcd.
 u64 inverse_or_gcd(u64 a, u64 n, u64* inv) {
@@ -416,160 +455,186 @@ u64 inverse_or_gcd(u64 a, u64 n, u64* inv) {
   return 1;
 }
 
+// Two curves run side by side: a single curve is a chain of dependent Montgomery products and
+// leaves most of the multiplier idle; interleaving two independent curves nearly doubles the
+// throughput, at the price of at most one wasted curve per factorization.
+constexpr int kLanes = 2;
+#define ZG_FOR_LANES(l) _Pragma("GCC unroll 2") for (int l = 0; l < kLanes; ++l)
+
+struct Pts {  // one projective X:Z point per lane
+  u64 x[kLanes];
+  u64 z[kLanes];
+};
+
+ZG_INLINE void cswap(Pts& a, Pts& b, u64 bit) {
+  const u64 mask = 0 - bit;
+  ZG_FOR_LANES(l) {
+    const u64 tx = (a.x[l] ^ b.x[l]) & mask, tz = (a.z[l] ^ b.z[l]) & mask;
+    a.x[l] ^= tx;
+    b.x[l] ^= tx;
+    a.z[l] ^= tz;
+    b.z[l] ^= tz;
+  }
+}
+
+// Index of j in the list of baby steps (odd j < 105 coprime to 210), or -1.
+constexpr std::array<int, kD / 2 + 4> make_baby_index() {
+  std::array<int, kD / 2 + 4> idx{};
+  int b = 0;
+  for (u32 j = 0; j < idx.size(); ++j) {
+    const bool use = j < kD / 2 && j % 2 == 1 && j % 3 != 0 && j % 5 != 0 && j % 7 != 0;
+    idx[j] = use ? b++ : -1;
+  }
+  return idx;
+}
+constexpr auto kBabyIndex = make_baby_index();
+
 class Ecm {
  public:
-  explicit Ecm(const Mont64& m) : m_(m) { r3_ = m.mul(m.r2, m.r2); }
+  explicit Ecm(const Mont64& m) : m_(m), r3_(m.mul(m.r2, m.r2)), five_(m.to(5)) {}
 
+  // Runs the curves with Suyama parameters sigma, sigma + 1, ...; returns a divisor in (1, n)
+  // or 0.
+  u64 run(const EcmParams& prm, u64 sigma) {
+    const Mont64& m = m_;
+    const u64 n = m.n;
+    // Suyama: u = s^2 - 5, v = 4s, x0 = u^3 / v^3, a24 = (v - u)^3 (3u + v) / (16 u^3 v).
+    // Both lanes share one inversion (Montgomery's trick).
+    u64 num[kLanes], den[kLanes], u3[kLanes], v3[kLanes], w[kLanes];
+    ZG_FOR_LANES(l) {
+      const u64 s = m.to(sigma + l);
+      const u64 u = m.sub(m.mul(s, s), five_);
+      const u64 s2 = m.add(s, s);
+      const u64 v = m.add(s2, s2);
+      u3[l] = m.mul(m.mul(u, u), u);
+      v3[l] = m.mul(m.mul(v, v), v);
+      const u64 vmu = m.sub(v, u);
+      num[l] = m.mul(m.mul(m.mul(vmu, vmu), vmu), m.add(m.add(m.add(u, u), u), v));
+      u64 t = m.mul(u3[l], v);
+      t = m.add(t, t);
+      t = m.add(t, t);
+      t = m.add(t, t);
+      den[l] = m.add(t, t);
+      w[l] = m.mul(den[l], v3[l]);
+    }
+    u64 inv;
+    const u64 g = inverse(m.mul(w[0], w[1]), &inv);
+    if (g != 1) return g != n ? g : 0;
+    u64 x0[kLanes];
+    ZG_FOR_LANES(l) {
+      const u64 inv_w = m.mul(inv, w[1 - l]);
+      a24_[l] = m.mul(num[l], m.mul(inv_w, v3[l]));
+      x0[l] = m.mul(u3[l], m.mul(inv_w, den[l]));
+    }
+
+    // Stage 1: ladder over the odd part of K, then the doublings for 2^twos. Branch-free: the
+    // bits of K are unpredictable, so swap by mask whenever the bit changes.
+    Pts r0, r1;
+    ZG_FOR_LANES(l) {
+      r0.x[l] = x0[l];
+      r0.z[l] = m.one();
+    }
+    r1 = dbl(r0);
+    const auto& k = prm.k;
+    u64 prev = 0;
+    for (int b = k.bits - 2; b >= 0; --b) {
+      const u64 bit = (k.limb[b >> 6] >> (b & 63)) & 1;
+      cswap(r0, r1, bit ^ prev);
+      prev = bit;
+      r1 = add_unit(r1, r0, x0);
+      r0 = dbl(r0);
+    }
+    cswap(r0, r1, prev);
+    for (int i = 0; i < k.twos; ++i) r0 = dbl(r0);
+    const u64 g1 = lanes_gcd(r0.z);
+    if (g1 != 0) return g1;
+    return stage_two(prm, r0);
+  }
+
+ private:
   // Montgomery-form inverse of a Montgomery-form value; returns 1 or the gcd found.
   u64 inverse(u64 a_mont, u64* out) const {
-    u64 inv;
+    u64 inv = 0;
     const u64 g = inverse_or_gcd(a_mont, m_.n, &inv);
     if (g != 1) return g;
     *out = m_.mul(inv, r3_);  // (aR)^-1 * R^3 / R = a^-1 R
     return 1;
   }
 
-  // Tries one curve; returns a divisor in (1, n) or 0.
-  u64 run_curve(const EcmParams& prm, u64 sigma) {
-    const Mont64& m = m_;
-    const u64 n = m.n;
-    // Suyama: u = s^2 - 5, v = 4s, x0 = u^3 / v^3, a24 = (v - u)^3 (3u + v) / (16 u^3 v).
-    const u64 s = m.to(sigma);
-    const u64 five = m.to(5);
-    const u64 u = m.sub(m.mul(s, s), five);
-    const u64 v = m.add(m.add(s, s), m.add(s, s));
-    const u64 u3 = m.mul(m.mul(u, u), u);
-    const u64 v3 = m.mul(m.mul(v, v), v);
-    const u64 vmu = m.sub(v, u);
-    const u64 num = m.mul(m.mul(m.mul(vmu, vmu), vmu), m.add(m.add(m.add(u, u), u), v));
-    u64 den = m.mul(u3, v);
-    den = m.add(den, den);
-    den = m.add(den, den);
-    den = m.add(den, den);
-    den = m.add(den, den);
-    u64 inv;
-    const u64 g = inverse(m.mul(den, v3), &inv);
-    if (g != 1) return g != n ? g : 0;
-    a24_ = m.mul(num, m.mul(inv, v3));
-    const u64 x0 = m.mul(u3, m.mul(inv, den));
-
-    // Stage 1: ladder over the odd part of K, then the doublings for 2^twos.
-    Pt r0{x0, m.one()};
-    Pt r1 = dbl({x0, m.one()});
-    const auto& k = prm.k;
-    for (int b = k.bits - 2; b >= 0; --b) {
-      const bool bit = (k.limb[b >> 6] >> (b & 63)) & 1;
-      if (bit) {
-        r0 = add_unit(r1, r0, x0);
-        r1 = dbl(r1);
-      } else {
-        r1 = add_unit(r1, r0, x0);
-        r0 = dbl(r0);
-      }
+  // A divisor in (1, n) shared with the lanes' values, or 0.
+  u64 lanes_gcd(const u64* v) const {
+    const u64 n = m_.n;
+    const u64 g = gcd_odd(m_.mul(v[0], v[1]), n);
+    if (g == 1) return 0;
+    if (g != n) return g;
+    ZG_FOR_LANES(l) {
+      const u64 gl = gcd_odd(v[l], n);
+      if (gl != 1 && gl != n) return gl;
     }
-    for (int i = 0; i < k.twos; ++i) r0 = dbl(r0);
-    u64 gz = gcd_odd(r0.z, n);
-    if (gz != 1) return gz != n ? gz : 0;
-    return stage_two(prm, r0);
+    return 0;
   }
 
- private:
-  Pt dbl(Pt p) const {
+  ZG_INLINE Pts dbl(const Pts& p) const {
     const Mont64& m = m_;
-    const u64 s = m.add(p.x, p.z), d = m.sub(p.x, p.z);
-    const u64 ss = m.mul(s, s), dd = m.mul(d, d);
-    const u64 t = m.sub(ss, dd);  // 4xz
-    return {m.mul(ss, dd), m.mul(t, m.add(dd, m.mul(a24_, t)))};
+    u64 s[kLanes], d[kLanes], ss[kLanes], dd[kLanes], t[kLanes], w[kLanes];
+    Pts r;
+    ZG_FOR_LANES(l) {
+      s[l] = m.add(p.x[l], p.z[l]);
+      d[l] = m.sub(p.x[l], p.z[l]);
+    }
+    ZG_FOR_LANES(l) {
+      ss[l] = m.mul(s[l], s[l]);
+      dd[l] = m.mul(d[l], d[l]);
+    }
+    ZG_FOR_LANES(l) {
+      t[l] = m.sub(ss[l], dd[l]);  // 4xz
+      r.x[l] = m.mul(ss[l], dd[l]);
+      w[l] = m.mul(a24_[l], t[l]);
+    }
+    ZG_FOR_LANES(l) r.z[l] = m.mul(t[l], m.add(dd[l], w[l]));
+    return r;
   }
-  // p + q given p - q = diff.
-  Pt add(Pt p, Pt q, Pt diff) const {
+
+  // p + q given p - q = diff (x-only, so the sign of diff does not matter).
+  ZG_INLINE void add_core(const Pts& p, const Pts& q, u64* s2, u64* d2) const {
     const Mont64& m = m_;
-    const u64 a = m.mul(m.sub(p.x, p.z), m.add(q.x, q.z));
-    const u64 b = m.mul(m.add(p.x, p.z), m.sub(q.x, q.z));
-    const u64 s = m.add(a, b), d = m.sub(a, b);
-    return {m.mul(diff.z, m.mul(s, s)), m.mul(diff.x, m.mul(d, d))};
+    u64 a[kLanes], b[kLanes];
+    ZG_FOR_LANES(l) {
+      a[l] = m.mul(m.sub(p.x[l], p.z[l]), m.add(q.x[l], q.z[l]));
+      b[l] = m.mul(m.add(p.x[l], p.z[l]), m.sub(q.x[l], q.z[l]));
+    }
+    ZG_FOR_LANES(l) {
+      const u64 s = m.add(a[l], b[l]), d = m.sub(a[l], b[l]);
+      s2[l] = m.mul(s, s);
+      d2[l] = m.mul(d, d);
+    }
+  }
+  ZG_INLINE Pts add(const Pts& p, const Pts& q, const Pts& diff) const {
+    u64 s2[kLanes], d2[kLanes];
+    add_core(p, q, s2, d2);
+    Pts r;
+    ZG_FOR_LANES(l) {
+      r.x[l] = m_.mul(diff.z[l], s2[l]);
+      r.z[l] = m_.mul(diff.x[l], d2[l]);
+    }
+    return r;
   }
   // p + q given p - q = (diff_x : 1).
-  Pt add_unit(Pt p, Pt q, u64 diff_x) const {
-    const Mont64& m = m_;
-    const u64 a = m.mul(m.sub(p.x, p.z), m.add(q.x, q.z));
-    const u64 b = m.mul(m.add(p.x, p.z), m.sub(q.x, q.z));
-    const u64 s = m.add(a, b), d = m.sub(a, b);
-    return {m.mul(s, s), m.mul(diff_x, m.mul(d, d))};
+  ZG_INLINE Pts add_unit(const Pts& p, const Pts& q, const u64* diff_x) const {
+    u64 s2[kLanes], d2[kLanes];
+    add_core(p, q, s2, d2);
+    Pts r;
+    ZG_FOR_LANES(l) {
+      r.x[l] = s2[l];
+      r.z[l] = m_.mul(diff_x[l], d2[l]);
+    }
+    return r;
   }
 
-  u64 stage_two(const EcmParams& prm, Pt q) {
-    const Mont64& m = m_;
-    const u64 n = m.n;
-    constexpr int kBaby = 24;
-    // Odd multiples j*Q, j = 1..105; keep those coprime to 210.
-    Pt baby[kBaby];
-    int baby_j[kBaby];
-    int nb = 0;
-    const Pt q2 = dbl(q);
-    Pt prev = q, cur = add(q2, q, q);  // 3Q
-    baby[nb] = q;
-    baby_j[nb++] = 1;
-    Pt q105{};
-    for (int j = 3; j <= 105; j += 2) {
-      if (j == 105) q105 = cur;
-      if (j % 3 != 0 && j % 5 != 0 && j % 7 != 0) {
-        baby[nb] = cur;
-        baby_j[nb++] = j;
-      }
-      const Pt next = add(cur, q2, prev);
-      prev = cur;
-      cur = next;
-    }
-    // Giant steps G_i = (m0 + i) * D * Q.
-    const u32 m_first = prm.b1 < 2 * kD ? 1 : prm.b1 / kD;
-    const u32 m_last = (prm.b2 + kD - 1) / kD;
-    const int ng = static_cast<int>(m_last - m_first + 1);
-    Pt giant[kMaxGiant];
-    const Pt gd = dbl(q105);  // D*Q
-    giant[0] = mul_small(gd, m_first);
-    if (ng > 1) giant[1] = m_first == 1 ? dbl(gd) : add(giant[0], gd, mul_small(gd, m_first - 1));
-    for (int i = 2; i < ng; ++i) giant[i] = add(giant[i - 1], gd, giant[i - 2]);
-    // One batched inversion normalizes every point (z = 1). A zero z mod p makes the product
-    // share p with n, which is exactly a success.
-    u64 prefix[kBaby + kMaxGiant];
-    const int total = nb + ng;
-    auto zref = [&](int i) -> u64& { return i < nb ? baby[i].z : giant[i - nb].z; };
-    auto xref = [&](int i) -> u64& { return i < nb ? baby[i].x : giant[i - nb].x; };
-    u64 acc = m.one();
-    for (int i = 0; i < total; ++i) {
-      prefix[i] = acc;
-      acc = m.mul(acc, zref(i));
-    }
-    u64 inv;
-    const u64 g = inverse(acc, &inv);
-    if (g != 1) return g != n ? g : 0;
-    for (int i = total - 1; i >= 0; --i) {
-      const u64 zi = zref(i);
-      xref(i) = m.mul(xref(i), m.mul(inv, prefix[i]));
-      inv = m.mul(inv, zi);
-    }
-    // Pairs: x(G) == x(jQ) mod p exactly when (mD +- j) Q is the identity mod p.
-    acc = m.one();
-    for (int i = 0; i < ng; ++i) {
-      const u32 c = (m_first + i) * kD;
-      const u64 gx = giant[i].x;
-      for (int b = 0; b < nb; ++b) {
-        const u32 j = baby_j[b];
-        const u32 hi = c + j, lo = c - j;
-        const bool want = (hi > prm.b1 && hi <= prm.b2 && kPrimeBits.test(hi)) ||
-                          (c > j && lo > prm.b1 && lo <= prm.b2 && kPrimeBits.test(lo));
-        if (want) acc = m.mul(acc, m.sub(gx, baby[b].x));
-      }
-    }
-    const u64 g2 = gcd_odd(acc, n);
-    return (g2 != 1 && g2 != n) ? g2 : 0;
-  }
-
-  // k * p for small k >= 1 by a ladder (used once per curve for the first giant steps).
-  Pt mul_small(Pt p, u32 k) const {
+  // k * p for small k >= 1 by a ladder.
+  Pts mul_small(const Pts& p, u32 k) const {
     if (k == 1) return p;
-    Pt r0 = p, r1 = dbl(p);
+    Pts r0 = p, r1 = dbl(p);
     for (int b = 30 - __builtin_clz(k); b >= 0; --b) {
       if ((k >> b) & 1) {
         r0 = add(r1, r0, p);
@@ -582,21 +647,109 @@ class Ecm {
     return r0;
   }
 
+  // Baby-step giant-step continuation: for each prime q = m*D +- j in (B1, B2], q*Q is the
+  // identity mod p exactly when x(m*D*Q) == x(j*Q) mod p (after normalizing z to 1).
+  u64 stage_two(const EcmParams& prm, const Pts& q) {
+    const Mont64& m = m_;
+    Pts baby[kBaby];
+    // j*Q for j = 1, 5 (mod 6) in two interleaved chains with step 6Q.
+    const Pts q2 = dbl(q);
+    const Pts q3 = add(q2, q, q);
+    const Pts q4 = dbl(q2);
+    const Pts q5 = add(q3, q2, q);
+    const Pts q6 = dbl(q3);
+    Pts prev_a = q, cur_a = add(q6, q, q5);   // 1, 7
+    Pts prev_b = q5, cur_b = add(q6, q5, q);  // 5, 11
+    baby[kBabyIndex[1]] = q;  // 5 and 7 divide D, so they are no baby steps
+    Pts q103{}, q107{};
+    for (u32 j = 7; j <= 103; j += 6) {
+      if (kBabyIndex[j] >= 0) baby[kBabyIndex[j]] = cur_a;
+      if (kBabyIndex[j + 4] >= 0) baby[kBabyIndex[j + 4]] = cur_b;
+      if (j == 103) {
+        q103 = cur_a;
+        q107 = cur_b;
+        break;
+      }
+      const Pts next_a = add(cur_a, q6, prev_a);
+      const Pts next_b = add(cur_b, q6, prev_b);
+      prev_a = cur_a;
+      cur_a = next_a;
+      prev_b = cur_b;
+      cur_b = next_b;
+    }
+    const Pts gd = add(q107, q103, q4);  // D*Q = 107Q + 103Q
+    // Giant steps G_i = (m_first + i) * D * Q.
+    const u32 m_first = prm.plan.m_first;
+    const int ng = prm.plan.giants;
+    Pts giant[kMaxGiant];
+    giant[0] = mul_small(gd, m_first);
+    if (ng > 1) giant[1] = m_first == 1 ? dbl(gd) : add(giant[0], gd, mul_small(gd, m_first - 1));
+    for (int i = 2; i < ng; ++i) giant[i] = add(giant[i - 1], gd, giant[i - 2]);
+
+    // One batched inversion normalizes every point of both lanes. A z that vanishes mod p makes
+    // the product share p with n, which is a success, not a failure.
+    const int total = kBaby + ng;
+    auto pt = [&](int i) -> Pts& { return i < kBaby ? baby[i] : giant[i - kBaby]; };
+    u64 prefix[kBaby + kMaxGiant][kLanes];
+    u64 acc[kLanes];
+    ZG_FOR_LANES(l) acc[l] = m.one();
+    for (int i = 0; i < total; ++i) {
+      const Pts& p = pt(i);
+      ZG_FOR_LANES(l) {
+        prefix[i][l] = acc[l];
+        acc[l] = m.mul(acc[l], p.z[l]);
+      }
+    }
+    u64 inv;
+    const u64 g = inverse(m.mul(acc[0], acc[1]), &inv);
+    if (g != 1) return g != m.n ? g : lanes_gcd(acc);
+    u64 inv_l[kLanes];
+    ZG_FOR_LANES(l) inv_l[l] = m.mul(inv, acc[1 - l]);
+    for (int i = total - 1; i >= 0; --i) {
+      Pts& p = pt(i);
+      ZG_FOR_LANES(l) {
+        const u64 zi = p.z[l];
+        p.x[l] = m.mul(p.x[l], m.mul(inv_l[l], prefix[i][l]));
+        inv_l[l] = m.mul(inv_l[l], zi);
+      }
+    }
+    // Two accumulators per lane keep four independent product chains in flight.
+    u64 acc2[2][kLanes];
+    ZG_FOR_LANES(l) acc2[0][l] = acc2[1][l] = m.one();
+    const Stage2Plan& plan = prm.plan;
+    int p = 0;
+    for (; p + 2 <= plan.pairs; p += 2) {
+      for (int h = 0; h < 2; ++h) {
+        const u32 e = plan.pair[p + h];
+        const Pts& gp = giant[e >> 5];
+        const Pts& bp = baby[e & 31];
+        ZG_FOR_LANES(l) acc2[h][l] = m.mul(acc2[h][l], m.sub(gp.x[l], bp.x[l]));
+      }
+    }
+    if (p < plan.pairs) {
+      const u32 e = plan.pair[p];
+      ZG_FOR_LANES(l) {
+        acc2[0][l] = m.mul(acc2[0][l], m.sub(giant[e >> 5].x[l], baby[e & 31].x[l]));
+      }
+    }
+    ZG_FOR_LANES(l) acc[l] = m.mul(acc2[0][l], acc2[1][l]);
+    return lanes_gcd(acc);
+  }
+
   const Mont64& m_;
   u64 r3_;
-  u64 a24_ = 0;
+  u64 five_;
+  u64 a24_[kLanes] = {};
 };
 
 u64 ecm_find_divisor(const Mont64& m) {
-  const int bits = 64 - __builtin_clzll(m.n);
-  const EcmParams& prm = bits <= 44 ? kEcmParams[0]
-                         : bits <= 52 ? kEcmParams[1]
-                         : bits <= 58 ? kEcmParams[2]
-                                      : kEcmParams[3];
   Ecm ecm(m);
-  for (int c = 0; c < prm.max_curves; ++c) {
-    const u64 d = ecm.run_curve(prm, 11 + c);
-    if (d != 0) return d;
+  u64 sigma = 11;
+  for (const EcmParams& prm : kEcmParams) {
+    for (int c = 0; c < prm.max_curves; c += kLanes, sigma += kLanes) {
+      const u64 d = ecm.run(prm, sigma);
+      if (d != 0) return d;
+    }
   }
   return 0;
 }
@@ -613,11 +766,16 @@ u64 find_divisor(u64 n) {
     }
   }
   Mont64 m(n);
-  if (n >= (u64{1} << ECM_MIN_BITS)) {
+  // A short rho run catches the common small factors (below ~2^18) more cheaply than curves.
+  {
+    const u64 d = brent_rho(m, m.to(1), 64, RHO_CAP);
+    if (d != 0) return d;
+  }
+  {
     const u64 d = ecm_find_divisor(m);
     if (d != 0) return d;
   }
-  for (u64 c = 1;; ++c) {
+  for (u64 c = 2;; ++c) {
     u64 d = brent_rho(m, m.to(c), 128);
     if (d != 0) return d;
   }

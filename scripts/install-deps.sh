@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian packages zgrid needs to build and test.
+# Idempotent: installs only what is missing, and runs `apt-get update` once.
+set -euo pipefail
+
+PACKAGES=(
+  g++ cmake make pkg-config          # toolchain
+  libzmq3-dev cppzmq-dev             # ZeroMQ and its C++ binding
+  libmsgpack-cxx-dev                 # msgpack codec (header-only)
+  libleveldb-dev libsnappy-dev       # journal (leveldb's CMake config links snappy)
+  libcli11-dev                       # flags and config files
+  libgtest-dev libbenchmark-dev      # tests and benchmarks
+  coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 2; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

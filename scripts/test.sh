@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds (Release) and runs the whole test suite with ctest.
+# ZGRID_SANITIZE=1 builds and tests with AddressSanitizer + UBSan into build-asan/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+if [ "${ZGRID_SANITIZE:-0}" = 1 ]; then
+  export ZGRID_BUILD_DIR=${ZGRID_BUILD_DIR:-build-asan} ZGRID_BUILD_TYPE=RelWithDebInfo
+  ./scripts/build.sh -DZGRID_SANITIZE=ON -DZGRID_BUILD_BENCH=OFF
+else
+  ./scripts/build.sh -DZGRID_SANITIZE=OFF
+fi
+cd "${ZGRID_BUILD_DIR:-build}"
+ctest --output-on-failure -j "${ZGRID_TEST_JOBS:-2}" --timeout 900

@@ -1,0 +1,107 @@
+// The zgrid command line: output format, exit status and error lines (DESIGN §7).
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "tests/support/grid_process.hpp"
+
+namespace zgrid {
+namespace {
+
+using testing::Grid;
+using testing::run_cli;
+
+int CountLines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_.start_head();
+    g_.add_node({"--workers", "2"});
+    ASSERT_TRUE(g_.wait_nodes(1));
+  }
+  std::vector<std::string> With(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--head", g_.frontend()});
+    return args;
+  }
+  Grid g_;
+};
+
+TEST_F(CliTest, InteractiveSubmitPrintsOneLinePerRequest) {
+  auto r = run_cli(With(
+      {"submit", "--interactive", "--service", "factorize", "--random", "100", "--seed", "3"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(CountLines(r.out), 100);
+  std::istringstream in(r.out);
+  std::string line;
+  while (std::getline(in, line)) EXPECT_NE(line.find(" = "), std::string::npos) << line;
+  EXPECT_NE(r.err.find("zgrid: session "), std::string::npos);
+}
+
+TEST_F(CliTest, MalformedLinesAreFaultsAndExitOne) {
+  auto r = run_cli(With({"submit", "--service", "factorize", "--file", "-"}),
+                   "1827364510\nabc\n-5\n0\n18446744073709551616\n42\n");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.out.find("1827364510 = 2 * 5 * 17 * 37 * 353 * 823\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("42 = 2 * 3 * 7\n"), std::string::npos);
+  for (const char* bad : {"abc", "-5", "0", "18446744073709551616"})
+    EXPECT_NE(r.out.find(std::string(bad) + ": error: invalid_argument: "), std::string::npos)
+        << bad;
+}
+
+TEST_F(CliTest, JsonOutput) {
+  auto r = run_cli(With({"submit", "--service", "factorize", "--file", "-", "--json"}), "12\nx\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("\"input\": \"12\", \"result\": [2, 2, 3]}"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"error\": {\"code\": \"invalid_argument\""), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, UnknownSessionIsExitTwoWithOneLine) {
+  auto r = run_cli(With({"status", "0123456789abcdef0123456789abcdef"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("zgrid: error: unknown session"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, NodesAndStatus) {
+  auto r = run_cli(With({"nodes"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(CountLines(r.out), 2) << r.out;  // header + one node
+  r = run_cli(With({"status", "--json"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"nodes\": 1"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UsageErrorsAreExitTwoWithOneLine) {
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"submit", "--bogus"}, {"frobnicate"}, {"submit", "--service", "factorize"}, {}}) {
+    auto r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  }
+}
+
+TEST(Cli, UnreachableHeadFailsFastWithOneLine) {
+  // Nothing listens on this port: bounded time, exit 2, one line.
+  auto r = run_cli({"--head", "tcp://127.0.0.1:1", "--timeout", "1s", "nodes"}, "", 15'000);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("head at tcp://127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+TEST(Cli, HeadRefusesBadFlagValues) {
+  {
+    testing::TempDir d;
+    testing::Process p({ZGRID_HEAD_BIN, "--heartbeat", "soon"}, d.file("log"));
+    EXPECT_EQ(p.wait(10'000), 2);
+    std::string log = testing::read_file(d.file("log"));
+    EXPECT_NE(log.find("--heartbeat"), std::string::npos) << log;
+  }
+}
+
+}  // namespace
+}  // namespace zgrid

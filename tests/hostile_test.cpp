@@ -1,0 +1,163 @@
+// Hostile input at both head ports: the head answers with an error where it
+// can, never crashes, and keeps serving good clients correctly.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "common/zmq_util.hpp"
+#include "tests/support/grid_process.hpp"
+
+namespace zgrid {
+namespace {
+
+using testing::Grid;
+
+// A raw DEALER that can send anything and read the head's replies.
+class Raw {
+ public:
+  explicit Raw(const std::string& ep) : sock_(ctx_, zmq::socket_type::dealer) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.set(zmq::sockopt::rcvtimeo, 3000);
+    sock_.set(zmq::sockopt::sndtimeo, 3000);
+    sock_.connect(ep);
+  }
+  void send(const std::string& bytes) {
+    zmq::message_t m(bytes.data(), bytes.size());
+    ASSERT_TRUE(sock_.send(m, zmq::send_flags::none));
+  }
+  void send_frames(int n) {
+    for (int i = 0; i < n; ++i) {
+      zmq::message_t m("x", 1);
+      ASSERT_TRUE(sock_.send(m, i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none));
+    }
+  }
+  // Reads one reply and returns its error code (or kOk for a non-error reply).
+  std::optional<Code> reply_code() {
+    zmq::message_t m;
+    if (!sock_.recv(m)) return std::nullopt;
+    Envelope env;
+    if (!decode_envelope(m.data(), m.size(), &env).ok()) return Code::kInternal;
+    if (env.type != proto::kError) return Code::kOk;
+    proto::Error e;
+    if (!proto::decode_error(env, &e).ok()) return Code::kInternal;
+    return e.code;
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t sock_;
+};
+
+std::string bytes(std::initializer_list<int> b) {
+  std::string s;
+  for (int x : b) s.push_back(static_cast<char>(x));
+  return s;
+}
+
+std::string header(std::uint32_t version, std::uint32_t type) {
+  Writer w;
+  w.array(3).u64(version).u64(type).u64(7);
+  return w.finish_string();
+}
+
+void CheckHeadServes(Grid& g) {
+  auto conn = g.connect();
+  auto info = conn->create_session({"factorize", false, 0});
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto bc = client::BrokerClient::open(*conn, info->session_id, "good");
+  ASSERT_TRUE(bc.ok());
+  for (int i = 2; i < 202; ++i) ASSERT_TRUE((*bc)->send(std::to_string(i * 1000003ULL), "x").ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  int n = 0;
+  proto::Response r;
+  while (n < 200) {
+    auto ok = (*bc)->next_response(&r, 10'000);
+    ASSERT_TRUE(ok.ok() && *ok) << "head stopped serving";
+    ASSERT_TRUE(r.ok());
+    ++n;
+  }
+}
+
+TEST(Hostile, GarbageAtBothPortsLeavesHeadServing) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  for (const std::string& ep : {g.frontend(), g.backend()}) {
+    Raw raw(ep);
+    // Random bytes: an error reply, not a crash.
+    std::mt19937 rng(7);
+    for (int i = 0; i < 200; ++i) {
+      std::string junk(1 + rng() % 300, '\0');
+      for (auto& c : junk) c = static_cast<char>(rng());
+      raw.send(junk);
+    }
+    for (int i = 0; i < 200; ++i) EXPECT_TRUE(raw.reply_code().has_value());
+    // Truncated msgpack; an array claiming 2^32-1 elements in 5 bytes.
+    raw.send(bytes({0x93, 0x01}));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    raw.send(bytes({0xdd, 0xff, 0xff, 0xff, 0xff}));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    // Nested-array bomb: 100,000 levels deep.
+    raw.send(std::string(100'000, static_cast<char>(0x91)) + std::string(1, '\x01'));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    // A string header claiming 4 GiB.
+    raw.send(bytes({0xdb, 0xff, 0xff, 0xff, 0xf0, 'a'}));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    // Unknown type; a newer protocol version.
+    raw.send(header(1, 77));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    raw.send(header(2, proto::kHello));
+    EXPECT_EQ(raw.reply_code(), Code::kVersion);
+    // Right type, wrong fields.
+    raw.send(header(1, proto::kSend));
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+    // Thousands of frames in one message.
+    raw.send_frames(5000);
+    EXPECT_EQ(raw.reply_code(), Code::kProtocol);
+  }
+  // A 20 MiB frame is over ZMQ_MAXMSGSIZE: libzmq drops that connection.
+  {
+    Raw big(g.frontend());
+    big.send(std::string(20 << 20, 'x'));
+  }
+  EXPECT_TRUE(g.head().running());
+  CheckHeadServes(g);
+  auto conn = g.connect();
+  auto st = conn->grid_status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_GT(st->u64("bad_messages"), 400u);
+}
+
+TEST(Hostile, RawTcpJunkIsIgnored) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  // Not ZMTP at all: a ZMQ_STREAM socket writes raw bytes to the port.
+  zmq::context_t ctx(1);
+  for (const std::string& ep : {g.frontend(), g.backend()}) {
+    zmq::socket_t s(ctx, zmq::socket_type::stream);
+    s.set(zmq::sockopt::linger, 0);
+    s.connect(ep);
+    std::string id = s.get(zmq::sockopt::routing_id);
+    zmq::message_t idm;
+    ASSERT_TRUE(s.recv(idm));  // connection notification
+    zmq::message_t empty;
+    (void)s.recv(empty);
+    for (int i = 0; i < 20; ++i) {
+      zmq::message_t to(idm.data(), idm.size());
+      std::string junk = "GET / HTTP/1.0\r\n\r\n" + std::string(1000, static_cast<char>(i));
+      zmq::message_t body(junk.data(), junk.size());
+      s.send(to, zmq::send_flags::sndmore);
+      s.send(body, zmq::send_flags::none);
+    }
+  }
+  EXPECT_TRUE(g.head().running());
+  CheckHeadServes(g);
+}
+
+}  // namespace
+}  // namespace zgrid

@@ -1,0 +1,48 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/util.hpp"
+
+namespace zgrid {
+namespace {
+
+TEST(Util, Durations) {
+  EXPECT_EQ(parse_duration("300s").value(), 300'000);
+  EXPECT_EQ(parse_duration("5m").value(), 300'000);
+  EXPECT_EQ(parse_duration("1500ms").value(), 1'500);
+  EXPECT_EQ(parse_duration("2").value(), 2'000);
+  EXPECT_EQ(parse_duration("1.5s").value(), 1'500);
+  EXPECT_EQ(parse_duration("1h").value(), 3'600'000);
+  for (const char* bad : {"", "soon", "5x", "-1s", "nan", "1e300s"})
+    EXPECT_FALSE(parse_duration(bad).ok()) << bad;
+  EXPECT_EQ(format_duration(300'000), "5m");
+  EXPECT_EQ(format_duration(1'500), "1500ms");
+  EXPECT_EQ(format_duration(2'000), "2s");
+}
+
+TEST(Util, Ids) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = random_id128();
+    EXPECT_EQ(id.size(), 32u);
+    EXPECT_TRUE(ids.insert(id).second);
+  }
+  EXPECT_TRUE(valid_name("node-1"));
+  EXPECT_FALSE(valid_name(""));
+  EXPECT_FALSE(valid_name("has space"));
+  EXPECT_FALSE(valid_name(std::string(65, 'a')));
+}
+
+TEST(Util, StatusFormatting) {
+  Status st = Status::NotFound("unknown session x");
+  EXPECT_EQ(st.ToString(), "not_found: unknown session x");
+  Result<int> r = Status::TimedOut("late");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTimedOut);
+  Result<int> v = 5;
+  EXPECT_EQ(*v, 5);
+}
+
+}  // namespace
+}  // namespace zgrid
