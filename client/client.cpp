@@ -229,8 +229,8 @@ void Connection::route(std::unique_ptr<Reply> r) {
     // an error, by the batch it answers.
     if (env.type == proto::kError) {
       for (auto& kv : clients_)
-        for (std::uint64_t c : kv.second->unacked_)
-          if (c == env.corr) {
+        for (const auto& b : kv.second->unacked_)
+          if (b.corr == env.corr) {
             kv.second->on_message(*r);
             return;
           }
@@ -248,23 +248,51 @@ void Connection::route(std::unique_ptr<Reply> r) {
 
 Result<std::unique_ptr<Connection::Reply>> Connection::call(zmq::message_t request,
                                                             std::uint32_t expect_type,
-                                                            Millis timeout) {
+                                                            Millis timeout, Millis resend_after) {
+  return call_once(std::move(request), expect_type, timeout, resend_after);
+}
+
+Result<std::string> Connection::probe_instance() {
+  auto r =
+      call(proto::begin(proto::kPing, next_corr(), 0).finish(), proto::kHelloOk, o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  Reader& f = (*r)->env.fields;
+  f.skip();
+  return std::string(f.bytes(64));
+}
+
+Result<std::unique_ptr<Connection::Reply>> Connection::call_once(zmq::message_t request,
+                                                                 std::uint32_t expect_type,
+                                                                 Millis timeout,
+                                                                 Millis resend_after) {
   Envelope peek;
   if (!decode_envelope(request.data(), request.size(), &peek).ok())
     return Status::Internal("bad request encoding");
+  zmq::message_t copy;
+  if (resend_after > 0) copy.copy(request);
   waiting_corr_ = peek.corr;
   reply_.reset();
   ZG_RETURN_IF_ERROR(send_raw(request));
   const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + timeout;
+  Millis start = clock.now_ms();
+  Millis deadline = start + timeout;
+  Millis next_resend = resend_after > 0 ? start + resend_after : deadline + 1;
   while (!reply_) {
-    Millis left = deadline - clock.now_ms();
+    Millis now = clock.now_ms();
+    Millis left = deadline - now;
     if (left <= 0) {
       waiting_corr_ = 0;
       return Status::Unavailable("the head at " + o_.head + " did not answer within " +
                                  format_ms(timeout));
     }
-    auto p = pump(std::min<Millis>(left, 100));
+    if (now >= next_resend) {
+      // The head may have restarted and lost the request: it is idempotent.
+      zmq::message_t again;
+      again.copy(copy);
+      ZG_RETURN_IF_ERROR(send_raw(again));
+      next_resend = now + resend_after;
+    }
+    auto p = pump(std::min<Millis>({left, 100, std::max<Millis>(1, next_resend - now)}));
     if (!p.ok()) return p.status();
   }
   waiting_corr_ = 0;
@@ -343,7 +371,8 @@ Status Connection::close_session(const std::string& session_id, proto::CloseMode
 Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
                                                 std::uint64_t max, Millis wait_ms) {
   proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};
-  auto r = call(proto::encode_fetch(next_corr(), f), proto::kFetchReply, o_.timeout_ms + wait_ms);
+  auto r = call(proto::encode_fetch(next_corr(), f), proto::kFetchReply, o_.timeout_ms + wait_ms,
+                wait_ms + 1000);
   if (!r.ok()) return r.status();
   FetchPage page;
   Reader& fr = (*r)->env.fields;
@@ -376,6 +405,7 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
   std::unique_ptr<BrokerClient> bc(new BrokerClient(conn, session_id, client_id, options));
   bc->acked_seq_ = m.acked_seq;
   bc->next_seq_ = m.acked_seq + 1;
+  bc->instance_ = conn.head_instance();
   conn.clients_[{session_id, client_id}] = bc.get();
   return bc;
 }
@@ -386,7 +416,7 @@ void BrokerClient::on_message(Connection::Reply& r) {
     proto::Ack a;
     if (!proto::decode_ack(env, &a).ok()) return;
     for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
-      if (*it == env.corr) {
+      if (it->corr == env.corr) {
         unacked_.erase(it);
         break;
       }
@@ -417,7 +447,7 @@ void BrokerClient::on_message(Connection::Reply& r) {
     proto::Error e;
     if (proto::decode_error(env, &e).ok() && error_.ok()) error_ = Status(e.code, e.message);
     for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
-      if (*it == env.corr) {
+      if (it->corr == env.corr) {
         unacked_.erase(it);
         break;
       }
@@ -446,12 +476,12 @@ Status BrokerClient::wait_window(std::size_t max_unacked) {
     if (unacked_.size() < before || *p) {
       before = unacked_.size();
       last_progress = now;
-    } else if (now - last_progress > conn_.options().timeout_ms) {
-      // Acks may be held back (back-pressure); make sure the head is alive.
-      auto r = conn_.call(
-          proto::encode_client_ref(proto::kPing, conn_.next_corr(), {session_id_, client_id_, 0}),
-          proto::kOk, conn_.options().timeout_ms);
-      if (!r.ok()) return r.status();
+    } else if (now - last_progress > 1000) {
+      // No acknowledgement for a while: held back (back-pressure), or the
+      // head restarted and lost what was in flight. Its instance id tells.
+      auto inst = conn_.probe_instance();
+      if (!inst.ok()) return inst.status();
+      if (*inst != instance_) ZG_RETURN_IF_ERROR(resume());
       last_progress = clock.now_ms();
     }
   }
@@ -480,10 +510,33 @@ Status BrokerClient::send_batch(bool flush) {
   }
   std::uint64_t corr = conn_.next_corr();
   zmq::message_t msg = proto::encode_send(corr, m);
+  SentBatch sb{corr, next_seq_ - 1, zmq::message_t()};
+  sb.msg.copy(msg);
   ZG_RETURN_IF_ERROR(conn_.send_raw(msg));
-  unacked_.push_back(corr);
+  unacked_.push_back(std::move(sb));
   pending_.clear();
   pending_bytes_ = 0;
+  return Status::OK();
+}
+
+Status BrokerClient::resume() {
+  auto r = conn_.call(proto::encode_open_client(conn_.next_corr(), {session_id_, client_id_}),
+                      proto::kClientOpened, conn_.options().timeout_ms);
+  if (!r.ok()) return r.status();
+  proto::ClientOpened m;
+  ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));
+  auto inst = conn_.probe_instance();
+  if (!inst.ok()) return inst.status();
+  instance_ = conn_.instance_ = *inst;
+  if (m.acked_seq > acked_seq_) acked_seq_ = m.acked_seq;
+  // Batches the head synced before it died are done; the rest go again with
+  // their own corr: the head drops any item it already holds.
+  while (!unacked_.empty() && unacked_.front().last_seq <= m.acked_seq) unacked_.pop_front();
+  for (auto& b : unacked_) {
+    zmq::message_t again;
+    again.copy(b.msg);
+    ZG_RETURN_IF_ERROR(conn_.send_raw(again));
+  }
   return Status::OK();
 }
 
@@ -530,7 +583,7 @@ Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms
       // Waiting is not idleness, and a dead head must not mean a hang.
       auto r = conn_.call(
           proto::encode_client_ref(proto::kPing, conn_.next_corr(), {session_id_, client_id_, 0}),
-          proto::kOk, conn_.options().timeout_ms);
+          proto::kHelloOk, conn_.options().timeout_ms);
       if (!r.ok()) return r.status();
       last_ping = clock.now_ms();
     }

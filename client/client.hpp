@@ -86,8 +86,12 @@ class Connection {
     zmq::message_t frame;
     Envelope env;
   };
+  // `resend_after` > 0: the request is idempotent; resend it when no reply
+  // came in that long (the head may have restarted and lost it).
   Result<std::unique_ptr<Reply>> call(zmq::message_t request, std::uint32_t expect_type,
-                                      Millis timeout);
+                                      Millis timeout, Millis resend_after = 1000);
+  // Asks the head for its instance id (changes when it restarts).
+  Result<std::string> probe_instance();
   Status send_raw(zmq::message_t& m);
   // Waits up to `timeout` for one incoming message and routes it; false if none came.
   Result<bool> pump(Millis timeout);
@@ -98,6 +102,8 @@ class Connection {
   explicit Connection(const ClientOptions& o);
   Status connect();
   void route(std::unique_ptr<Reply> r);
+  Result<std::unique_ptr<Reply>> call_once(zmq::message_t request, std::uint32_t expect_type,
+                                           Millis timeout, Millis resend_after);
 
   ClientOptions o_;
   zmq::context_t ctx_;
@@ -155,6 +161,15 @@ class BrokerClient {
   Status send_batch(bool flush);
   Status wait_window(std::size_t max_unacked);
   void on_message(Connection::Reply& r);
+  // After a head restart: re-open this client (learning what the head has
+  // acknowledged) and resend every batch past that.
+  Status resume();
+
+  struct SentBatch {
+    std::uint64_t corr;
+    std::uint64_t last_seq;
+    zmq::message_t msg;  // a copy, for resending
+  };
 
   Connection& conn_;
   std::string session_id_, client_id_;
@@ -163,7 +178,8 @@ class BrokerClient {
   std::uint64_t acked_seq_ = 0;
   std::vector<std::string> pending_;  // [user_data, payload, user_data, payload, ...]
   std::size_t pending_bytes_ = 0;
-  std::deque<std::uint64_t> unacked_;  // corr of each batch in flight, in order
+  std::deque<SentBatch> unacked_;  // batches sent and not acknowledged, in order
+  std::string instance_;           // the head instance this client last spoke to
   std::deque<proto::Response> responses_;
   std::uint64_t received_ = 0;
   std::uint64_t rejected_ = 0;

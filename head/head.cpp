@@ -1,18 +1,24 @@
 #include "head/head.hpp"
 
+#include <leveldb/db.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "common/codec.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
+#include "head/journal.hpp"
 #include "head/state.hpp"
 
 namespace zgrid::head {
@@ -21,14 +27,52 @@ namespace {
 
 constexpr const char* kLog = "head";
 constexpr std::string_view kVersionString = "zgrid 0.1 (protocol v1)";
+constexpr std::size_t kSessionIdLength = 32;
 
 std::string rid_of(const zmq::message_t& m) {
   return std::string(m.data<char>(), m.size());
 }
 
+// Test crash points (docs/architecture.md, "Recovery"): ZGRID_CRASH_POINT=NAME:N
+// makes the head SIGKILL itself the N-th time it reaches NAME.
+struct CrashPoint {
+  std::string name;
+  long count = -1;
+  void parse(const char* spec) {
+    if (!spec) return;
+    std::string s(spec);
+    auto colon = s.find(':');
+    name = s.substr(0, colon);
+    count = colon == std::string::npos ? 1 : std::strtol(s.c_str() + colon + 1, nullptr, 10);
+  }
+  void reach(const char* point) {
+    if (count <= 0 || name != point) return;
+    if (--count == 0) {
+      ZG_LOG(kWarn, kLog, std::string("crash point ") + point + " reached: SIGKILL");
+      ::kill(getpid(), SIGKILL);
+    }
+  }
+};
+
+// A response on its way to the journal (durable sessions).
+struct Answer {
+  Request request;
+  std::string fault_code;
+  std::string data;
+};
+
+struct ParkedFetch {
+  std::string rid;
+  std::uint64_t corr;
+  proto::Fetch fetch;
+  Millis deadline;
+};
+
 class Head {
  public:
-  Head(const HeadOptions& o, const Clock& clock) : o_(o), clock_(clock), ctx_(1) {}
+  Head(const HeadOptions& o, const Clock& clock) : o_(o), clock_(clock), ctx_(1) {
+    crash_.parse(std::getenv("ZGRID_CRASH_POINT"));
+  }
 
   Status start() {
     if (o_.heartbeat_ms <= 0) return Status::InvalidArgument("--heartbeat must be positive");
@@ -37,6 +81,9 @@ class Head {
     if (o_.max_retries < 0) return Status::InvalidArgument("--max-retries must be 0 or more");
     if (o_.queue_hwm == 0) return Status::InvalidArgument("--queue-hwm must be at least 1");
     instance_ = random_id64();
+    now_ = clock_.now_ms();
+    // The journal first: a data directory in use is the clearer error.
+    if (!o_.data_dir.empty()) ZG_RETURN_IF_ERROR(open_journal());
     auto f = zmqu::bind_router(ctx_, o_.frontend, &frontend_ep_);
     if (!f.ok()) return f.status();
     frontend_ = std::move(f).value();
@@ -61,8 +108,9 @@ class Head {
         return Status::Unavailable("cannot write " + o_.endpoints_file);
     }
     ZG_LOG(kInfo, kLog,
-           "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ + " (instance " +
-               instance_ + ")");
+           "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ +
+               (journal_ ? " with journal in " + o_.data_dir : std::string(" (no journal)")) +
+               " (instance " + instance_ + ")");
     return Status::OK();
   }
 
@@ -73,19 +121,22 @@ class Head {
       Millis now = clock_.now_ms();
       if (now >= next_tick) {
         on_tick(now);
-        next_tick = now + std::max<Millis>(10, o_.heartbeat_ms / 4);
+        next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
       if (blocked_out_) timeout = std::min<Millis>(timeout, 2);
-      zmq::pollitem_t items[] = {{static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
-                                 {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {
+          {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
+          {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0},
+          {journal_ ? static_cast<void*>(journal_pair_) : nullptr, 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(std::min<Millis>(timeout, 250)));
+        zmq::poll(items, journal_ ? 3 : 2, std::chrono::milliseconds(timeout));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         return Status::Internal(std::string("poll failed: ") + e.what());
       }
       now_ = clock_.now_ms();
+      if (journal_ && (items[2].revents & ZMQ_POLLIN)) on_journal();
       // Drain a bounded number of messages per socket per round, so neither
       // side can starve the other and dispatch decisions see whole bursts.
       if (items[1].revents & ZMQ_POLLIN) {
@@ -102,14 +153,317 @@ class Head {
           on_frontend(frames, rs);
         }
       }
+      flush_answers();
       dispatch();
       flush_clients();
     }
     ZG_LOG(kInfo, kLog, "stopping");
+    if (journal_) {
+      // Let what was submitted reach the disk before the journal closes.
+      flush_answers();
+      journal_.reset();
+    }
     return Status::OK();
   }
 
  private:
+  using OpDone = std::function<void(bool ok, const std::string& error)>;
+
+  // ---- journal ------------------------------------------------------------------
+
+  Status open_journal() {
+    std::string ep = "inproc://zgrid-journal";
+    journal_pair_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    journal_pair_.set(zmq::sockopt::linger, 0);
+    journal_pair_.set(zmq::sockopt::rcvhwm, 0);
+    journal_pair_.bind(ep);
+    JournalOptions jo;
+    jo.min_free_bytes = o_.min_free_bytes;
+    if (const char* f = std::getenv("ZGRID_JOURNAL_FAULT_FILE")) jo.fault_file = f;
+    if (crash_.name == "after-sync") {
+      jo.crash_after_syncs = static_cast<int>(crash_.count);
+      crash_.count = -1;
+    }
+    auto j = Journal::open(o_.data_dir, ctx_, ep, jo);
+    if (!j.ok()) return j.status();
+    journal_ = std::move(j).value();
+    Millis t0 = clock_.now_ms();
+    ZG_RETURN_IF_ERROR(recover());
+    std::uint64_t reqs = 0;
+    for (auto& kv : sessions_) reqs += kv.second->total;
+    ZG_LOG(kInfo, kLog,
+           "journal recovered: " + std::to_string(sessions_.size()) + " sessions, " +
+               std::to_string(reqs) + " requests in " + format_duration(clock_.now_ms() - t0));
+    return Status::OK();
+  }
+
+  void submit(JournalOp op, OpDone done) {
+    std::uint64_t seq = journal_->submit(std::move(op));
+    pending_ops_.emplace_back(seq, std::move(done));
+  }
+
+  void on_journal() {
+    for (int i = 0; i < 1024; ++i) {
+      zmq::message_t m;
+      auto r = journal_pair_.recv(m, zmq::recv_flags::dontwait);
+      if (!r) break;
+      std::uint64_t seq;
+      bool ok;
+      std::string error;
+      if (!Journal::decode_completion(m, &seq, &ok, &error)) continue;
+      while (!pending_ops_.empty() && pending_ops_.front().first <= seq) {
+        OpDone done = std::move(pending_ops_.front().second);
+        pending_ops_.pop_front();
+        done(ok, error);
+      }
+    }
+  }
+
+  static void put_session_record(JournalOp& op, const Session& s) {
+    Writer w;
+    w.array(4)
+        .str(s.service)
+        .i64(s.created_wall)
+        .i64(s.client_idle_timeout_ms)
+        .u64(static_cast<std::uint64_t>(s.state));
+    op.puts.emplace_back(jkey::session(jkey::kSession, s.id), w.finish_string());
+  }
+
+  static void put_client_record(JournalOp& op, const Session& s, const Client& c,
+                                std::uint64_t acked, std::uint64_t sent, std::uint64_t flushed,
+                                bool ended) {
+    Writer w;
+    w.array(6).u64(acked).u64(sent).u64(flushed).boolean(ended).boolean(c.removed).u64(c.max_id);
+    op.puts.emplace_back(jkey::client(s.id, c.id), w.finish_string());
+  }
+
+  Status unavailable_journal() {
+    return Status::Unavailable("the journal refuses new requests (" + journal_->health_reason() +
+                               "); fetch and status still work");
+  }
+
+  // ---- recovery -------------------------------------------------------------------
+
+  // Rebuilds sessions, clients, counters and the batch index from the journal.
+  // Flushed requests without a response are loaded again by load_ready().
+  Status recover() {
+    leveldb::DB* db = journal_->db();
+    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+    auto scan = [&](char kind,
+                    const std::function<Status(std::string_view key, std::string_view sid,
+                                               std::string_view value)>& fn) -> Status {
+      std::string prefix(1, kind);
+      for (it->Seek(prefix); it->Valid() && it->key().size() > 0 && it->key()[0] == kind;
+           it->Next()) {
+        std::string_view key(it->key().data(), it->key().size());
+        if (key.size() < 1 + kSessionIdLength) continue;
+        ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength),
+                              std::string_view(it->value().data(), it->value().size())));
+      }
+      return Status::OK();
+    };
+    ZG_RETURN_IF_ERROR(
+        scan(jkey::kTombstone, [&](std::string_view, std::string_view sid, std::string_view) {
+          tombstones_.insert(std::string(sid));
+          return Status::OK();
+        }));
+    ZG_RETURN_IF_ERROR(
+        scan(jkey::kSession, [&](std::string_view, std::string_view sid, std::string_view v) {
+          msgpack::object_handle oh;
+          Reader r = parse_record(v, &oh);
+          auto s = std::make_unique<Session>();
+          s->ordinal = ++next_session_ordinal_;
+          s->id = std::string(sid);
+          s->service = std::string(r.bytes(proto::kMaxNameLength));
+          s->created_wall = r.i64();
+          s->client_idle_timeout_ms = r.i64();
+          s->state = static_cast<proto::SessionState>(std::min<std::uint64_t>(r.u64(), 3));
+          s->durable = true;
+          s->last_activity = now_;
+          if (!r.ok()) return Status::Internal("corrupt session record " + s->id);
+          by_ordinal_[s->ordinal] = s.get();
+          sessions_[s->id] = std::move(s);
+          return Status::OK();
+        }));
+    ZG_RETURN_IF_ERROR(
+        scan(jkey::kClient, [&](std::string_view key, std::string_view sid, std::string_view v) {
+          Session* s = find_session(std::string(sid));
+          if (!s) return Status::OK();
+          msgpack::object_handle oh;
+          Reader r = parse_record(v, &oh);
+          Client c;
+          c.id = std::string(key.substr(1 + kSessionIdLength));
+          c.acked_seq = c.accepted_seq = r.u64();
+          c.sent = r.u64();
+          c.flushed_id = r.u64();
+          c.ended = r.boolean();
+          c.removed = r.boolean();
+          c.max_id = r.u64();
+          c.last_activity = now_;  // idle timers restart
+          if (!r.ok()) return Status::Internal("corrupt client record in session " + s->id);
+          if (c.ended) s->committed += c.sent;
+          if (c.removed) {
+            s->removed += c.sent;
+            ++s->clients_removed;
+          }
+          s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
+          s->clients.push_back(std::move(c));
+          return Status::OK();
+        }));
+    ZG_RETURN_IF_ERROR(
+        scan(jkey::kIndex, [&](std::string_view key, std::string_view sid, std::string_view v) {
+          Session* s = find_session(std::string(sid));
+          if (!s) return Status::OK();
+          msgpack::object_handle oh;
+          Reader r = parse_record(v, &oh);
+          BatchRef b;
+          b.first_id = jkey::number_of(key);
+          b.n = static_cast<std::uint32_t>(r.u64());
+          std::string cid(r.bytes(proto::kMaxNameLength));
+          auto ci = s->client_index.find(cid);
+          if (!r.ok() || ci == s->client_index.end())
+            return Status::Internal("corrupt index record in session " + s->id);
+          b.client = ci->second;
+          s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
+          if (!s->clients[b.client].removed) {
+            s->total += b.n;
+            s->unloaded.push_back(s->batches.size());
+          }
+          s->batches.push_back(std::move(b));
+          return Status::OK();
+        }));
+    ZG_RETURN_IF_ERROR(
+        scan(jkey::kAnswers, [&](std::string_view key, std::string_view sid, std::string_view v) {
+          Session* s = find_session(std::string(sid));
+          if (!s) return Status::OK();
+          msgpack::object_handle oh;
+          Reader items = parse_record(v, &oh);
+          std::uint64_t first = jkey::number_of(key);
+          s->next_resp_seq = std::max<std::uint64_t>(s->next_resp_seq, first + items.remaining());
+          while (items.ok() && !items.at_end()) {
+            Reader it = items.array(4);
+            std::uint64_t id = it.u64();
+            it.skip();
+            bool nil = false;
+            it.bytes_or_nil(&nil);
+            if (!it.ok()) return Status::Internal("corrupt response record in session " + s->id);
+            if (s->is_answered(id)) continue;  // recorded once, whatever arrives twice
+            Client* c = client_of(*s, id);
+            if (c == nullptr || c->removed) continue;
+            s->set_answered(id);
+            if (nil) {
+              ++s->done;
+              ++c->done;
+            } else {
+              ++s->faulted;
+              ++c->faulted;
+            }
+          }
+          return Status::OK();
+        }));
+    for (auto& kv : sessions_) load_ready(*kv.second);
+    return Status::OK();
+  }
+
+  // Parses a journal value that is a msgpack array; the handle keeps it alive.
+  static Reader parse_record(std::string_view v, msgpack::object_handle* oh) {
+    try {
+      std::size_t off = 0;
+      *oh = msgpack::unpack(v.data(), v.size(), off,
+                            [](msgpack::type::object_type, std::size_t, void*) { return true; });
+      return Reader(oh->get());
+    } catch (const std::exception&) {
+      Reader r;
+      r.fail("corrupt record");
+      return r;
+    }
+  }
+
+  // The client that sent request `id` (by the batch index), or nullptr.
+  Client* client_of(Session& s, std::uint64_t id) {
+    auto it = std::upper_bound(s.batches.begin(), s.batches.end(), id,
+                               [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
+    if (it == s.batches.begin()) return nullptr;
+    --it;
+    if (id >= it->first_id + it->n) return nullptr;
+    return &s.clients[it->client];
+  }
+
+  // Reads a journaled batch back into requests (skipping answered ones).
+  Status read_batch(Session& s, BatchRef& b, std::vector<Request>* out) {
+    std::string v;
+    leveldb::Status ls = journal_->db()->Get(leveldb::ReadOptions(),
+                                             jkey::numbered(jkey::kRequests, s.id, b.first_id), &v);
+    if (!ls.ok()) return Status::Internal("cannot read request batch: " + ls.ToString());
+    msgpack::object_handle oh;
+    Reader r = parse_record(v, &oh);
+    bool nil = false;
+    std::string_view statuses = r.bytes_or_nil(&nil);
+    std::uint64_t first_id = r.u64();
+    std::string_view frame = r.bytes();
+    if (r.ok() && first_id != b.first_id)
+      return Status::Internal("request batch under the wrong key");
+    if (!r.ok()) return Status::Internal("corrupt request batch");
+    Envelope env;
+    ZG_RETURN_IF_ERROR(decode_envelope(frame.data(), frame.size(), &env));
+    proto::Send m;
+    ZG_RETURN_IF_ERROR(proto::decode_send(env, &m));
+    std::uint64_t id = b.first_id;
+    for (std::size_t i = 0; i < m.items.size(); ++i) {
+      if (!statuses.empty() && (i >= statuses.size() || statuses[i] != 0)) continue;
+      if (!s.is_answered(id)) {
+        Request q;
+        q.id = id;
+        q.client = b.client;
+        q.user_data.assign(m.items[i].user_data);
+        q.payload.assign(m.items[i].payload);
+        out->push_back(std::move(q));
+      }
+      ++id;
+    }
+    return Status::OK();
+  }
+
+  // Moves flushed, journaled requests into the in-memory queue, up to the
+  // durable window: the head never holds a whole large session in memory.
+  void load_ready(Session& s) {
+    if (!s.durable || s.state == proto::SessionState::kCancelled) return;
+    for (auto it = s.unloaded.begin();
+         it != s.unloaded.end() && s.queue.size() < o_.durable_window;) {
+      BatchRef& b = s.batches[*it];
+      Client& c = s.clients[b.client];
+      if (c.removed) {
+        it = s.unloaded.erase(it);
+        continue;
+      }
+      if (b.first_id + b.n - 1 > c.flushed_id) {  // not flushed yet: it waits
+        ++it;
+        continue;
+      }
+      std::vector<Request> reqs;
+      if (!b.mem.empty()) {
+        reqs.swap(b.mem);
+      } else if (Status st = read_batch(s, b, &reqs); !st.ok()) {
+        ZG_LOG(kError, kLog, "session=" + s.id + ": " + st.ToString());
+      }
+      for (auto& r : reqs)
+        if (!s.is_answered(r.id)) s.queue.push_back(std::move(r));
+      b.mem = std::vector<Request>();
+      it = s.unloaded.erase(it);
+    }
+    activate(&s);
+  }
+
+  std::uint64_t queued_count(const Session& s) const {
+    std::uint64_t q = s.queue.size();
+    for (std::size_t i : s.unloaded) {
+      const BatchRef& b = s.batches[i];
+      const Client& c = s.clients[b.client];
+      if (!c.removed && b.first_id + b.n - 1 <= c.flushed_id) q += b.n;
+    }
+    return q;
+  }
+
   // ---- replies ---------------------------------------------------------------
 
   void reply(zmq::socket_t& s, const std::string& rid, zmq::message_t body) {
@@ -140,28 +494,36 @@ class Head {
       reply_error(frontend_, rid, env.corr, st);
       return;
     }
+    frame_ = &frames[1];
     st = handle_client(rid, env);
+    frame_ = nullptr;
     if (!st.ok()) {
       if (st.code() == Code::kProtocol) ++bad_messages_;
       reply_error(frontend_, rid, env.corr, st);
     }
   }
 
+  void reply_hello(const std::string& rid, std::uint64_t corr) {
+    Writer w = proto::begin(proto::kHelloOk, corr, 2);
+    w.str(kVersionString).str(instance_);
+    reply_client(rid, w.finish());
+  }
+
   Status handle_client(const std::string& rid, Envelope& env) {
     switch (env.type) {
-      case proto::kHello: {
-        Writer w = proto::begin(proto::kHelloOk, env.corr, 2);
-        w.str(kVersionString).str(instance_);
-        reply_client(rid, w.finish());
+      case proto::kHello:
+        reply_hello(rid, env.corr);
         return Status::OK();
-      }
       case proto::kPing: {
         proto::ClientRef m;
         if (!env.fields.at_end()) {
           ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
-          touch_client(m.session_id, m.client_id, rid);
+          Session* s;
+          Client* c;
+          if (!m.session_id.empty()) (void)find_client(m.session_id, m.client_id, rid, &s, &c);
         }
-        reply_client(rid, proto::encode_ok(env.corr));
+        // The reply names this head instance: a client notices a restart.
+        reply_hello(rid, env.corr);
         return Status::OK();
       }
       case proto::kCreateSession:
@@ -172,16 +534,8 @@ class Head {
         return on_open_client(rid, env);
       case proto::kSend:
         return on_send(rid, env);
-      case proto::kFlush: {
-        proto::ClientRef m;
-        ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
-        Session* s;
-        Client* c;
-        ZG_RETURN_IF_ERROR(find_client(m.session_id, m.client_id, rid, &s, &c));
-        // Interactive requests are eligible as soon as they are acknowledged.
-        reply_client(rid, proto::encode_ok(env.corr));
-        return Status::OK();
-      }
+      case proto::kFlush:
+        return on_flush(rid, env);
       case proto::kEndRequests:
         return on_end_requests(rid, env);
       case proto::kRespAck: {
@@ -203,7 +557,7 @@ class Head {
       case proto::kClose:
         return on_close(rid, env);
       case proto::kFetch:
-        return Status::FailedPrecondition("fetch needs a durable session");
+        return on_fetch(rid, env);
       default:
         return Status::Protocol("unknown message type " + std::to_string(env.type));
     }
@@ -214,10 +568,15 @@ class Head {
     return it == sessions_.end() ? nullptr : it->second.get();
   }
 
+  Status session_not_found(const std::string& id) {
+    if (tombstones_.count(id)) return Status::NotFound("session " + id + " was purged");
+    return Status::NotFound("unknown session " + id);
+  }
+
   Status find_client(const std::string& sid, const std::string& cid, const std::string& rid,
                      Session** s, Client** c) {
     *s = find_session(sid);
-    if (*s == nullptr) return Status::NotFound("unknown session " + sid);
+    if (*s == nullptr) return session_not_found(sid);
     auto it = (*s)->client_index.find(cid);
     if (it == (*s)->client_index.end())
       return Status::NotFound("unknown client " + cid + " in session " + sid);
@@ -229,13 +588,7 @@ class Head {
     return Status::OK();
   }
 
-  void touch_client(const std::string& sid, const std::string& cid, const std::string& rid) {
-    Session* s;
-    Client* c;
-    (void)find_client(sid, cid, rid, &s, &c);
-  }
-
-  proto::SessionInfo info_of(const Session& s) {
+  static proto::SessionInfo info_of(const Session& s) {
     return proto::SessionInfo{s.id, s.service, s.durable, s.state};
   }
 
@@ -243,12 +596,14 @@ class Head {
     proto::CreateSession m;
     ZG_RETURN_IF_ERROR(proto::decode_create_session(env, &m));
     if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
-    if (m.durable && o_.data_dir.empty())
+    if (m.durable && !journal_)
       return Status::FailedPrecondition(
           "this head keeps no journal: start it with --data-dir for durable sessions");
+    if (m.durable && !journal_->healthy()) return unavailable_journal();
     auto s = std::make_unique<Session>();
     s->ordinal = ++next_session_ordinal_;
-    s->id = random_id128();
+    do s->id = random_id128();
+    while (tombstones_.count(s->id) || sessions_.count(s->id));  // never reused
     s->service = m.service;
     s->durable = m.durable;
     s->client_idle_timeout_ms = m.client_idle_timeout_ms
@@ -256,20 +611,42 @@ class Head {
                                     : o_.client_idle_timeout_ms;
     s->created_wall = wall_seconds();
     s->last_activity = now_;
-    reply_client(rid, proto::encode_session_info(env.corr, info_of(*s)));
-    ZG_LOG(kInfo, kLog,
-           "session created session=" + s->id + " service=" + s->service +
-               (s->durable ? " durable" : " interactive"));
-    by_ordinal_[s->ordinal] = s.get();
+    Session* sp = s.get();
+    by_ordinal_[s->ordinal] = sp;
     sessions_[s->id] = std::move(s);
+    ZG_LOG(kInfo, kLog,
+           "session created session=" + sp->id + " service=" + sp->service +
+               (sp->durable ? " durable" : " interactive"));
+    if (!sp->durable) {
+      reply_client(rid, proto::encode_session_info(env.corr, info_of(*sp)));
+      return Status::OK();
+    }
+    JournalOp op;
+    put_session_record(op, *sp);
+    submit(std::move(op),
+           [this, rid, corr = env.corr, ord = sp->ordinal](bool ok, const std::string& err) {
+             Session* s = session_by_ord(ord);
+             if (!s) return;
+             if (!ok) {
+               reply_error(frontend_, rid, corr, Status::Unavailable(err));
+               drop_session(s);
+               return;
+             }
+             reply_client(rid, proto::encode_session_info(corr, info_of(*s)));
+           });
     return Status::OK();
+  }
+
+  Session* session_by_ord(std::uint64_t ord) {
+    auto it = by_ordinal_.find(ord);
+    return it == by_ordinal_.end() ? nullptr : it->second;
   }
 
   Status on_attach(const std::string& rid, Envelope& env) {
     std::string sid;
     ZG_RETURN_IF_ERROR(proto::decode_query(env, &sid));
     Session* s = find_session(sid);
-    if (!s) return Status::NotFound("unknown session " + sid);
+    if (!s) return session_not_found(sid);
     s->last_activity = now_;
     reply_client(rid, proto::encode_session_info(env.corr, info_of(*s)));
     return Status::OK();
@@ -281,7 +658,7 @@ class Head {
     if (!valid_name(m.client_id))
       return Status::InvalidArgument("client id must be 1..64 printable characters");
     Session* s = find_session(m.session_id);
-    if (!s) return Status::NotFound("unknown session " + m.session_id);
+    if (!s) return session_not_found(m.session_id);
     auto it = s->client_index.find(m.client_id);
     if (it == s->client_index.end()) {
       if (s->state != proto::SessionState::kOpen)
@@ -298,8 +675,10 @@ class Head {
       Client& c = s->clients[it->second];
       if (c.removed) return Status::NotFound("client " + c.id + " was removed (idle timeout)");
       // A second live client with the same id is refused; the same client
-      // coming back (new connection after its old one went quiet) is not.
-      bool live = !c.ended && c.rid != rid && now_ - c.last_activity < kLiveWindowMs;
+      // coming back (new connection after its old one went quiet, or after a
+      // head restart) is not.
+      bool live =
+          !c.ended && !c.rid.empty() && c.rid != rid && now_ - c.last_activity < kLiveWindowMs;
       if (live)
         return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
       c.rid = rid;
@@ -321,9 +700,11 @@ class Head {
       return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
     if (s->state != proto::SessionState::kOpen)
       return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
-    if (m.first_seq > c->acked_seq + 1)
-      return Status::InvalidArgument("sequence gap: expected " + std::to_string(c->acked_seq + 1) +
-                                     ", got " + std::to_string(m.first_seq));
+    if (m.first_seq > c->accepted_seq + 1)
+      return Status::InvalidArgument("sequence gap: expected " +
+                                     std::to_string(c->accepted_seq + 1) + ", got " +
+                                     std::to_string(m.first_seq));
+    if (s->durable && !journal_->healthy()) return unavailable_journal();
     proto::Ack ack;
     ack.session_id = s->id;
     ack.client_id = c->id;
@@ -331,11 +712,13 @@ class Head {
     ack.count = m.items.size();
     ack.first_request_id = s->next_request_id;
     std::uint32_t cidx = s->client_index[c->id];
+    std::vector<Request> accepted;
+    accepted.reserve(m.items.size());
     for (std::size_t i = 0; i < m.items.size(); ++i) {
       std::uint64_t seq = m.first_seq + i;
       const proto::SendItem& it = m.items[i];
       std::uint8_t status = proto::kItemOk;
-      if (seq <= c->acked_seq)
+      if (seq <= c->accepted_seq)
         status = proto::kItemDuplicate;
       else if (it.payload.size() > proto::kMaxPayload || it.user_data.size() > proto::kMaxUserData)
         status = proto::kItemTooLarge;
@@ -343,7 +726,7 @@ class Head {
         if (ack.statuses.empty())
           ack.statuses.assign(m.items.size(), static_cast<char>(proto::kItemOk));
         ack.statuses[i] = static_cast<char>(status);
-        if (seq > c->acked_seq) c->acked_seq = seq;
+        if (seq > c->accepted_seq) c->accepted_seq = seq;
         continue;
       }
       Request r;
@@ -351,20 +734,110 @@ class Head {
       r.client = cidx;
       r.user_data.assign(it.user_data);
       r.payload.assign(it.payload);
-      s->queue.push_back(std::move(r));
-      c->acked_seq = seq;
-      ++c->sent;
-      ++s->total;
+      accepted.push_back(std::move(r));
+      c->accepted_seq = seq;
     }
-    activate(s);
-    // Back-pressure: above the high-water mark the acknowledgement waits, so
-    // the client's send window closes and head memory stays bounded.
-    if (s->queue.size() > o_.queue_hwm || !c->held_acks.empty()) {
-      c->held_acks.push_back({std::move(ack), env.corr});
-      held_ack_clients_ = true;
-    } else {
-      reply_client(rid, proto::encode_ack(env.corr, ack));
+    std::uint64_t n = accepted.size();
+    if (n > 0) c->max_id = accepted.back().id;
+    if (!s->durable) {
+      for (auto& r : accepted) s->queue.push_back(std::move(r));
+      c->acked_seq = c->accepted_seq;
+      c->sent += n;
+      s->total += n;
+      activate(s);
+      // Back-pressure: above the high-water mark the acknowledgement waits, so
+      // the client's send window closes and head memory stays bounded.
+      if (s->queue.size() > o_.queue_hwm || !c->held_acks.empty()) {
+        c->held_acks.push_back({std::move(ack), env.corr});
+        held_ack_clients_ = true;
+      } else {
+        reply_client(rid, proto::encode_ack(env.corr, ack));
+      }
+      return Status::OK();
     }
+    // Durable: journal the batch (the received frame as it is: no re-encoding)
+    // and the client's new high-water sequence in one synced write; only then
+    // acknowledge. A resend after a crash finds its items duplicates.
+    c->sent += n;
+    std::uint64_t flushed = m.flush ? c->max_id : c->flushed_id;
+    JournalOp op;
+    if (n > 0) {
+      Writer w(frame_->size() + 32);
+      if (ack.statuses.empty())
+        w.array(3).nil();
+      else
+        w.array(3).bin(ack.statuses);
+      w.u64(ack.first_request_id).bin(std::string_view(frame_->data<char>(), frame_->size()));
+      op.puts.emplace_back(jkey::numbered(jkey::kRequests, s->id, ack.first_request_id),
+                           w.finish_string());
+      Writer wi;
+      wi.array(2).u64(n).str(c->id);
+      op.puts.emplace_back(jkey::numbered(jkey::kIndex, s->id, ack.first_request_id),
+                           wi.finish_string());
+    }
+    put_client_record(op, *s, *c, c->accepted_seq, c->sent, flushed, false);
+    BatchRef b;
+    b.first_id = ack.first_request_id;
+    b.n = static_cast<std::uint32_t>(n);
+    b.client = cidx;
+    b.mem = std::move(accepted);
+    auto batch = std::make_shared<BatchRef>(std::move(b));
+    std::uint64_t last_seq = c->accepted_seq;
+    submit(std::move(op), [this, ord = s->ordinal, cidx, corr = env.corr, ack = std::move(ack),
+                           batch, flushed, last_seq](bool ok, const std::string& err) mutable {
+      Session* s = session_by_ord(ord);
+      if (!s) return;  // purged meanwhile
+      Client& c = s->clients[cidx];
+      if (!ok) {
+        // Nothing of it is durable: forget it, tell the client.
+        c.accepted_seq = c.acked_seq;
+        c.sent -= batch->n;
+        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+        return;
+      }
+      crash_.reach("before-ack");
+      c.acked_seq = std::max(c.acked_seq, last_seq);
+      c.flushed_id = std::max(c.flushed_id, flushed);
+      s->total += batch->n;
+      if (batch->n > 0) {
+        s->unloaded.push_back(s->batches.size());
+        s->batches.push_back(std::move(*batch));
+      }
+      load_ready(*s);
+      // What did not fit in the window is dropped from memory: the journal has it.
+      for (std::size_t i : s->unloaded) s->batches[i].mem = std::vector<Request>();
+      reply_client(c.rid, proto::encode_ack(corr, ack));
+    });
+    return Status::OK();
+  }
+
+  Status on_flush(const std::string& rid, Envelope& env) {
+    proto::ClientRef m;
+    ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
+    Session* s;
+    Client* c;
+    ZG_RETURN_IF_ERROR(find_client(m.session_id, m.client_id, rid, &s, &c));
+    if (!s->durable) {  // interactive requests are eligible as soon as they are acknowledged
+      reply_client(rid, proto::encode_ok(env.corr));
+      return Status::OK();
+    }
+    if (!journal_->healthy()) return unavailable_journal();
+    JournalOp op;
+    std::uint64_t flushed = c->max_id;
+    put_client_record(op, *s, *c, c->accepted_seq, c->sent, flushed, c->ended);
+    submit(std::move(op), [this, ord = s->ordinal, cid = c->id, corr = env.corr, flushed](
+                              bool ok, const std::string& err) {
+      Session* s = session_by_ord(ord);
+      if (!s) return;
+      Client& c = s->clients[s->client_index[cid]];
+      if (!ok) {
+        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+        return;
+      }
+      c.flushed_id = std::max(c.flushed_id, flushed);
+      load_ready(*s);
+      reply_client(c.rid, proto::encode_ok(corr));
+    });
     return Status::OK();
   }
 
@@ -374,14 +847,40 @@ class Head {
     Session* s;
     Client* c;
     ZG_RETURN_IF_ERROR(find_client(m.session_id, m.client_id, rid, &s, &c));
-    if (m.value != c->acked_seq)
+    if (m.value != c->accepted_seq)
       return Status::FailedPrecondition("EndRequests after sequence " + std::to_string(m.value) +
-                                        " but " + std::to_string(c->acked_seq) + " acknowledged");
-    if (!c->ended) {
-      c->ended = true;
-      s->committed += c->sent;
+                                        " but " + std::to_string(c->accepted_seq) +
+                                        " acknowledged");
+    if (c->ended || !s->durable) {
+      if (!c->ended) {
+        c->ended = true;
+        s->committed += c->sent;
+      }
+      reply_client(rid, proto::encode_ok(env.corr));
+      return Status::OK();
     }
-    reply_client(rid, proto::encode_ok(env.corr));
+    if (!journal_->healthy()) return unavailable_journal();
+    // Committed: ended and flushed in one synced write, after every batch of it.
+    JournalOp op;
+    std::uint64_t flushed = c->max_id;
+    put_client_record(op, *s, *c, c->accepted_seq, c->sent, flushed, true);
+    submit(std::move(op), [this, ord = s->ordinal, cid = c->id, corr = env.corr, flushed](
+                              bool ok, const std::string& err) {
+      Session* s = session_by_ord(ord);
+      if (!s) return;
+      Client& c = s->clients[s->client_index[cid]];
+      if (!ok) {
+        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+        return;
+      }
+      if (!c.ended) {
+        c.ended = true;
+        s->committed += c.sent;
+      }
+      c.flushed_id = std::max(c.flushed_id, flushed);
+      load_ready(*s);
+      reply_client(c.rid, proto::encode_ok(corr));
+    });
     return Status::OK();
   }
 
@@ -392,8 +891,8 @@ class Head {
     w.map(19);
     w.kv("session_id", s.id).kv("service", s.service).kv_b("durable", s.durable);
     w.kv("state", proto::state_name(s.state));
-    w.kv("total", s.total).kv("committed", s.committed).kv("queued", s.queued());
-    w.kv("running", s.running).kv("done", s.done).kv("faulted", s.faulted);
+    w.kv("total", s.total).kv("committed", s.committed).kv("queued", queued_count(s));
+    w.kv("running", s.running + s.committing).kv("done", s.done).kv("faulted", s.faulted);
     w.kv("removed", s.removed).kv("clients", s.clients.size()).kv("clients_open", open_clients);
     w.kv("clients_removed", s.clients_removed);
     w.kv_i("created", s.created_wall);
@@ -403,10 +902,11 @@ class Head {
     w.kv_i("client_idle_timeout_ms", s.client_idle_timeout_ms);
   }
 
+  // No open client, and every request of its clients answered or removed.
   static bool complete(const Session& s) {
     for (const auto& c : s.clients)
       if (!c.ended && !c.removed) return false;
-    return s.answered() + s.removed >= s.total;
+    return s.answered() + s.removed >= s.total && s.committing == 0;
   }
 
   Status on_status(const std::string& rid, Envelope& env) {
@@ -415,21 +915,24 @@ class Head {
     Writer w = proto::begin(proto::kStatusReply, env.corr, 1, 512);
     if (!sid.empty()) {
       Session* s = find_session(sid);
-      if (!s) return Status::NotFound("unknown session " + sid);
+      if (!s) return session_not_found(sid);
       write_session_status(w, *s);
     } else {
       std::uint64_t queued = 0, running = 0, workers = 0;
       for (const auto& kv : sessions_) {
-        queued += kv.second->queued();
+        queued += queued_count(*kv.second);
         running += kv.second->running;
       }
       for (const auto& kv : nodes_) workers += kv.second.workers;
-      w.map(10);
+      JournalStats js = journal_ ? journal_->stats() : JournalStats{};
+      w.map(14);
       w.kv("nodes", nodes_.size()).kv("workers", workers).kv("sessions", sessions_.size());
       w.kv("queued", queued).kv("running", running).kv("done", total_done_);
       w.kv("faulted", total_faulted_).kv("bad_messages", bad_messages_);
       w.kv_f("rate", rate_);
       w.kv("instance", instance_);
+      w.kv("journal", journal_ ? (journal_->healthy() ? "ok" : journal_->health_reason()) : "none");
+      w.kv("journal_syncs", js.syncs).kv("journal_ops", js.ops).kv("journal_bytes", js.bytes);
     }
     reply_client(rid, w.finish());
     return Status::OK();
@@ -466,7 +969,7 @@ class Head {
     proto::Close m;
     ZG_RETURN_IF_ERROR(proto::decode_close(env, &m));
     Session* s = find_session(m.session_id);
-    if (!s) return Status::NotFound("unknown session " + m.session_id);
+    if (!s) return session_not_found(m.session_id);
     switch (m.mode) {
       case proto::CloseMode::kSeal:
         if (s->state == proto::SessionState::kOpen) s->state = proto::SessionState::kSealed;
@@ -476,19 +979,65 @@ class Head {
         cancel_session(*s);
         break;
       case proto::CloseMode::kPurge:
-        ZG_LOG(kInfo, kLog, "session purged session=" + s->id);
-        drop_session(s);
-        s = nullptr;
-        break;
+        return purge_session(rid, env.corr, s);
+    }
+    if (s->durable) {
+      JournalOp op;
+      put_session_record(op, *s);
+      submit(std::move(op), [this, rid, corr = env.corr](bool ok, const std::string& err) {
+        if (ok)
+          reply_client(rid, proto::encode_ok(corr));
+        else
+          reply_error(frontend_, rid, corr, Status::Unavailable(err));
+      });
+      return Status::OK();
     }
     reply_client(rid, proto::encode_ok(env.corr));
-    if (s) maybe_retire(s);
+    maybe_retire(s);
+    return Status::OK();
+  }
+
+  Status purge_session(const std::string& rid, std::uint64_t corr, Session* s) {
+    ZG_LOG(kInfo, kLog, "session purged session=" + s->id);
+    if (!s->durable) {
+      drop_session(s);
+      reply_client(rid, proto::encode_ok(corr));
+      return Status::OK();
+    }
+    // Every key of the session goes, and a tombstone comes, in one write; the
+    // session leaves memory now so that late results are dropped.
+    JournalOp op;
+    for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
+      op.delete_prefixes.push_back(jkey::session(kind, s->id));
+    op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), std::to_string(wall_seconds()));
+    tombstones_.insert(s->id);
+    drop_session(s);
+    submit(std::move(op), [this, rid, corr](bool ok, const std::string& err) {
+      if (ok)
+        reply_client(rid, proto::encode_ok(corr));
+      else
+        reply_error(frontend_, rid, corr, Status::Unavailable(err));
+    });
     return Status::OK();
   }
 
   void cancel_session(Session& s) {
     if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
       s.state = proto::SessionState::kCancelled;
+    if (s.durable) {
+      // Every request not yet run, flushed or not, is answered `cancelled`.
+      for (std::size_t i : s.unloaded) {
+        BatchRef& b = s.batches[i];
+        if (s.clients[b.client].removed) continue;
+        std::vector<Request> reqs;
+        if (b.mem.empty())
+          (void)read_batch(s, b, &reqs);
+        else
+          reqs.swap(b.mem);
+        for (auto& r : reqs) s.queue.push_back(std::move(r));
+      }
+      s.unloaded.clear();
+    }
     while (!s.queue.empty()) {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
@@ -497,9 +1046,10 @@ class Head {
     ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
   }
 
-  // Removes a session and everything of it; results arriving later are dropped.
+  // Removes a session from memory; results arriving later are dropped.
   void drop_session(Session* s) {
     for (auto& c : s->clients) c.held_acks.clear();
+    answers_.erase(s->ordinal);
     by_ordinal_.erase(s->ordinal);
     sessions_.erase(s->id);  // in-flight entries refer to the ordinal: their results are dropped
   }
@@ -513,6 +1063,145 @@ class Head {
       if (c.unacked_out > 0) return;
     ZG_LOG(kDebug, kLog, "session retired session=" + s->id);
     drop_session(s);
+  }
+
+  // ---- fetch (durable) -------------------------------------------------------------
+
+  // Builds a FetchReply from the synced response records at the cursor.
+  // Returns false when nothing is there yet and the session is not complete.
+  bool build_fetch(Session& s, const proto::Fetch& f, zmq::message_t* out) {
+    std::uint64_t cursor = std::max<std::uint64_t>(1, f.cursor);
+    std::uint64_t max = std::clamp<std::uint64_t>(f.max, 1, 16384);
+    std::string prefix = jkey::session(jkey::kAnswers, s.id);
+    std::unique_ptr<leveldb::Iterator> it(journal_->db()->NewIterator(leveldb::ReadOptions()));
+    it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
+    auto in_range = [&] { return it->Valid() && it->key().starts_with(prefix); };
+    if (!in_range() ||
+        jkey::number_of(std::string_view(it->key().data(), it->key().size())) > cursor) {
+      // The record before may hold the cursor in its middle.
+      if (it->Valid())
+        it->Prev();
+      else
+        it->SeekToLast();
+      if (!in_range()) it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
+    }
+    std::vector<std::string> keep;  // values the items point into
+    struct Item {
+      const msgpack::object* obj;
+      std::size_t holder;
+    };
+    std::vector<msgpack::object_handle> handles;
+    std::vector<const msgpack::object*> items;
+    std::uint64_t next = cursor;
+    std::size_t bytes = 0;
+    for (; in_range() && items.size() < max && bytes < (4u << 20); it->Next()) {
+      std::uint64_t first = jkey::number_of(std::string_view(it->key().data(), it->key().size()));
+      handles.emplace_back();
+      keep.emplace_back(it->value().data(), it->value().size());
+      Reader r = parse_record(keep.back(), &handles.back());
+      // keep.back() may move when keep grows: the handle copied nothing, so
+      // re-parse from a stable copy below instead of holding views.
+      std::uint64_t seq = first;
+      std::uint32_t n = r.remaining();
+      if (first + n <= cursor) continue;
+      for (std::uint32_t i = 0; i < n; ++i, ++seq) {
+        const msgpack::object* o = r.object();
+        if (seq < cursor) continue;
+        if (items.size() >= max) break;
+        // Responses of a removed client are not served.
+        Reader peek(*o);
+        std::uint64_t id = peek.u64();
+        Client* c = client_of(s, id);
+        if (c && c->removed) {
+          next = seq + 1;
+          continue;
+        }
+        items.push_back(o);
+        bytes += 64;
+        next = seq + 1;
+      }
+      if (items.size() >= max) break;
+    }
+    bool more = in_range();
+    bool done = complete(s) && !more && items.size() < max;
+    if (items.empty() && !done && f.wait_ms > 0 && next == cursor) return false;
+    Writer w = proto::begin(proto::kFetchReply, 0, 3, 256 + bytes);
+    w.array(static_cast<std::uint32_t>(items.size()));
+    for (const msgpack::object* o : items) {
+      Reader r(*o);
+      std::uint64_t id = r.u64();
+      std::string_view ud = r.bytes();
+      bool nil = false;
+      std::string_view fault = r.bytes_or_nil(&nil);
+      std::string_view data = r.bytes();
+      proto::write_response_item(w, id, ud, nil ? std::string_view() : fault, data);
+    }
+    w.u64(next).boolean(done);
+    *out = w.finish();
+    return true;
+  }
+
+  Status on_fetch(const std::string& rid, Envelope& env) {
+    proto::Fetch m;
+    ZG_RETURN_IF_ERROR(proto::decode_fetch(env, &m));
+    Session* s = find_session(m.session_id);
+    if (!s) return session_not_found(m.session_id);
+    if (!s->durable)
+      return Status::FailedPrecondition(
+          "fetch needs a durable session (interactive results stream to their client)");
+    zmq::message_t reply_msg;
+    if (!build_fetch(*s, m, &reply_msg)) {
+      parked_.push_back(
+          {rid, env.corr, m, now_ + std::min<Millis>(static_cast<Millis>(m.wait_ms), 30'000)});
+      return Status::OK();
+    }
+    send_fetch_reply(rid, env.corr, reply_msg);
+    return Status::OK();
+  }
+
+  void send_fetch_reply(const std::string& rid, std::uint64_t corr, zmq::message_t& body) {
+    // The reply was built with corr 0: patch in the caller's corr by re-encoding the header.
+    Envelope env;
+    if (!decode_envelope(body.data(), body.size(), &env).ok()) return;
+    Writer w = proto::begin(proto::kFetchReply, corr, 3, body.size() + 16);
+    Reader& r = env.fields;
+    Reader items = r.array();
+    w.array(items.remaining());
+    while (!items.at_end()) {
+      Reader it = items.array();
+      std::uint64_t id = it.u64();
+      std::string_view ud = it.bytes();
+      bool nil = false;
+      std::string_view fault = it.bytes_or_nil(&nil);
+      std::string_view data = it.bytes();
+      proto::write_response_item(w, id, ud, fault, data);
+    }
+    w.u64(r.u64()).boolean(r.boolean());
+    reply_client(rid, w.finish());
+  }
+
+  void wake_fetches(const std::string& sid, bool expire_all) {
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (!expire_all && it->fetch.session_id != sid && !(now_ >= it->deadline)) {
+        ++it;
+        continue;
+      }
+      Session* s = find_session(it->fetch.session_id);
+      if (!s) {
+        reply_error(frontend_, it->rid, it->corr, session_not_found(it->fetch.session_id));
+        it = parked_.erase(it);
+        continue;
+      }
+      proto::Fetch f = it->fetch;
+      if (now_ >= it->deadline) f.wait_ms = 0;
+      zmq::message_t msg;
+      if (!build_fetch(*s, f, &msg)) {
+        ++it;
+        continue;
+      }
+      send_fetch_reply(it->rid, it->corr, msg);
+      it = parked_.erase(it);
+    }
   }
 
   // ---- distributor -------------------------------------------------------------
@@ -552,9 +1241,8 @@ class Head {
       for (std::size_t i = 0; i < rounds && !active_.empty(); ++i) {
         std::uint64_t ord = active_.front();
         active_.pop_front();
-        auto it = by_ordinal_.find(ord);
-        if (it == by_ordinal_.end()) continue;
-        Session* s = it->second;
+        Session* s = session_by_ord(ord);
+        if (!s) continue;
         if (s->queue.empty()) {
           s->in_active = false;
           continue;
@@ -562,7 +1250,6 @@ class Head {
         if (s->out_pending > o_.response_queue_max) {
           // Its clients are not reading: pause it until they catch up.
           s->in_active = false;
-          paused_ = true;
           continue;
         }
         bool solo = s->queue.front().solo;
@@ -572,6 +1259,8 @@ class Head {
               solo ? 1 : std::min<std::uint64_t>({n->free(), s->queue.size(), chunk_for(*n)});
           send_tasks(*n, *s, k);
           progress = true;
+          if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
+            load_ready(*s);
         }
         active_.push_back(ord);
       }
@@ -589,18 +1278,14 @@ class Head {
     Writer w = proto::begin(proto::kTasks, 0, 2, bytes);
     w.str(s.service).array(static_cast<std::uint32_t>(k));
     std::uint64_t first_task = next_task_id_;
-    for (std::uint64_t i = 0; i < k; ++i) {
-      Request& r = s.queue[i];
-      w.array(2).u64(next_task_id_ + i).bin(r.payload);
-    }
+    for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue[i].payload);
     zmq::message_t body = w.finish();
     zmqu::SendStatus st = zmqu::send_routed(backend_, n.rid, body);
     if (st != zmqu::SendStatus::kOk) {
-      if (st == zmqu::SendStatus::kWouldBlock) {
+      if (st == zmqu::SendStatus::kWouldBlock)
         n.blocked = true;  // until it speaks again
-      } else {
+      else
         lose_node(n.ordinal, "unreachable");
-      }
       return;
     }
     next_task_id_ += k;
@@ -614,11 +1299,25 @@ class Head {
     s.running += k;
   }
 
-  // Records the answer of one request and routes it to its client.
+  // Records the answer of one request: interactive ones go to their client;
+  // durable ones to the journal first (flush_answers), counted once synced.
   void answer(Session& s, Request& r, std::string_view fault_code, std::string_view data) {
     Client& c = s.clients[r.client];
     if (c.removed) return;  // removed with its client: the answer is discarded
-    if (fault_code.empty()) {
+    if (s.durable) {
+      if (s.is_answered(r.id)) return;  // recorded once, whatever arrives twice
+      ++s.committing;
+      answers_[s.ordinal].push_back({std::move(r), std::string(fault_code), std::string(data)});
+      return;
+    }
+    count_answer(s, c, fault_code.empty());
+    c.out.push_back({r.id, std::move(r.user_data), std::string(fault_code), std::string(data)});
+    ++s.out_pending;
+    blocked_out_ = true;
+  }
+
+  void count_answer(Session& s, Client& c, bool ok) {
+    if (ok) {
       ++s.done;
       ++c.done;
       ++total_done_;
@@ -627,9 +1326,45 @@ class Head {
       ++c.faulted;
       ++total_faulted_;
     }
-    c.out.push_back({r.id, std::move(r.user_data), std::string(fault_code), std::string(data)});
-    ++s.out_pending;
-    blocked_out_ = true;
+  }
+
+  // Journals the answers gathered this round: one response record per session.
+  void flush_answers() {
+    if (answers_.empty()) return;
+    for (auto& [ord, list] : answers_) {
+      Session* s = session_by_ord(ord);
+      if (!s || list.empty()) continue;
+      std::size_t bytes = 64;
+      for (const auto& a : list) bytes += a.request.user_data.size() + a.data.size() + 32;
+      Writer w(bytes);
+      w.array(static_cast<std::uint32_t>(list.size()));
+      for (const auto& a : list)
+        proto::write_response_item(w, a.request.id, a.request.user_data, a.fault_code, a.data);
+      JournalOp op;
+      op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
+                           w.finish_string());
+      s->next_resp_seq += list.size();
+      auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
+      submit(std::move(op), [this, ord = ord, shared](bool ok, const std::string&) {
+        Session* s = session_by_ord(ord);
+        if (!s) return;  // purged meanwhile
+        s->committing -= shared->size();
+        for (auto& a : *shared) {
+          Client& c = s->clients[a.request.client];
+          if (!ok) {
+            // Not recorded: it runs again once the journal is back.
+            requeue(*s, std::move(a.request), false);
+            continue;
+          }
+          if (c.removed || s->is_answered(a.request.id)) continue;
+          s->set_answered(a.request.id);
+          count_answer(*s, c, a.fault_code.empty());
+        }
+        if (ok) crash_.reach("after-results");
+        wake_fetches(s->id, false);
+      });
+    }
+    answers_.clear();
   }
 
   // ---- backend (nodes) ---------------------------------------------------------
@@ -741,16 +1476,15 @@ class Head {
         ++node.done;
       else
         ++node.faulted;
-      auto sit = by_ordinal_.find(f.session);
-      if (sit == by_ordinal_.end()) continue;  // session purged meanwhile: drop
-      Session& s = *sit->second;
-      --s.running;
-      --s.clients[f.request.client].running;
+      Session* s = session_by_ord(f.session);
+      if (!s) continue;  // session purged meanwhile: drop
+      --s->running;
+      --s->clients[f.request.client].running;
       if (r.fault_code == "retryable") {
-        requeue(s, std::move(f.request), true);
+        requeue(*s, std::move(f.request), true);
         continue;
       }
-      answer(s, f.request, r.fault_code, r.data);
+      answer(*s, f.request, r.fault_code, r.data);
     }
   }
 
@@ -782,6 +1516,7 @@ class Head {
     if (nit == nodes_.end()) return;
     NodeState& n = nit->second;
     bool alone = n.inflight == 1;
+    bool graceful = std::string_view(why) == "left";
     std::vector<std::uint64_t> tasks;
     for (const auto& kv : inflight_)
       if (kv.second.node == ordinal) tasks.push_back(kv.first);
@@ -790,14 +1525,12 @@ class Head {
       auto it = inflight_.find(t);
       InFlight f = std::move(it->second);
       inflight_.erase(it);
-      auto sit = by_ordinal_.find(f.session);
-      if (sit == by_ordinal_.end()) continue;
-      Session& s = *sit->second;
-      --s.running;
-      --s.clients[f.request.client].running;
-      bool graceful = std::string_view(why) == "left";
+      Session* s = session_by_ord(f.session);
+      if (!s) continue;
+      --s->running;
+      --s->clients[f.request.client].running;
       if (!graceful && !alone) f.request.solo = true;
-      requeue(s, std::move(f.request), !graceful && alone);
+      requeue(*s, std::move(f.request), !graceful && alone);
     }
     ZG_LOG(kWarn, kLog,
            std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
@@ -858,8 +1591,7 @@ class Head {
           HeldAck& h = c.held_acks.front();
           reply_client(c.rid, proto::encode_ack(h.corr, h.ack));
           c.held_acks.pop_front();
-          // Back-pressure is not idleness: the client is waiting on us.
-          c.last_activity = now_;
+          c.last_activity = now_;  // back-pressure is not idleness
         }
         if (!c.held_acks.empty()) {
           held_ack_clients_ = true;
@@ -873,7 +1605,6 @@ class Head {
 
   void on_tick(Millis now) {
     now_ = now;
-    // Rate over the last interval, for `zgrid status`.
     if (now - rate_mark_ms_ >= 1000) {
       rate_ = rate_mark_ms_
                   ? 1000.0 * static_cast<double>(total_done_ + total_faulted_ - rate_mark_count_) /
@@ -898,6 +1629,7 @@ class Head {
       for (std::uint64_t d : dead) lose_node(d, "silent");
       if (!dead.empty()) dispatch();
     }
+    if (!parked_.empty()) wake_fetches("", false);
     sweep_idle(now);
   }
 
@@ -930,14 +1662,9 @@ class Head {
 
   void remove_client(Session& s, std::uint32_t ci) {
     Client& c = s.clients[ci];
-    std::uint64_t removed = 0;
     std::deque<Request> keep;
-    for (auto& r : s.queue) {
-      if (r.client == ci)
-        ++removed;
-      else
-        keep.push_back(std::move(r));
-    }
+    for (auto& r : s.queue)
+      if (r.client != ci) keep.push_back(std::move(r));
     s.queue.swap(keep);
     // Answers already recorded for it are taken back: removed means removed.
     s.done -= c.done;
@@ -947,7 +1674,17 @@ class Head {
     c.removed = true;
     s.removed += c.sent;
     ++s.clients_removed;
-    (void)removed;
+    if (s.durable) {
+      // Its journal entries go too (its answers are never served again).
+      JournalOp op;
+      for (const BatchRef& b : s.batches)
+        if (b.client == ci) {
+          op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
+          op.deletes.push_back(jkey::numbered(jkey::kIndex, s.id, b.first_id));
+        }
+      put_client_record(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended);
+      submit(std::move(op), [](bool, const std::string&) {});
+    }
     ZG_LOG(kWarn, kLog,
            "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" +
                s.id + " client=" + c.id + " requests_removed=" + std::to_string(c.sent));
@@ -956,9 +1693,17 @@ class Head {
   const HeadOptions o_;
   const Clock& clock_;
   zmq::context_t ctx_;
-  zmq::socket_t frontend_, backend_;
+  zmq::socket_t frontend_, backend_, journal_pair_;
   std::string frontend_ep_, backend_ep_, instance_;
   Millis now_ = 0;
+  const zmq::message_t* frame_ = nullptr;  // the frame being handled (durable batches keep it)
+  CrashPoint crash_;
+
+  std::unique_ptr<Journal> journal_;
+  std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
+  std::map<std::uint64_t, std::vector<Answer>> answers_;      // durable answers of this round
+  std::set<std::string> tombstones_;                          // purged session ids
+  std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
 
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
@@ -969,7 +1714,7 @@ class Head {
 
   std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
-  bool blocked_out_ = false, held_ack_clients_ = false, paused_ = false;
+  bool blocked_out_ = false, held_ack_clients_ = false;
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::uint64_t rate_mark_count_ = 0;
   double rate_ = 0;

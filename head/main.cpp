@@ -1,5 +1,6 @@
 // zgrid-head: builds HeadOptions from flags, environment and config file, then runs.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include "common/cli.hpp"
@@ -50,10 +51,29 @@ int main(int argc, char** argv) {
   app.add_option("--max-task-batch", o.max_task_batch, "Most tasks in one message to a node")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  std::string min_free = "64M";
+  app.add_option("--min-free-space", min_free,
+                 "Refuse new durable requests below this much free space in the data directory")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;
 
+  {
+    char* end = nullptr;
+    double v = std::strtod(min_free.c_str(), &end);
+    std::string unit = end ? end : "";
+    double scale = unit.empty() || unit == "B" ? 1
+                   : unit == "K"               ? 1024.0
+                   : unit == "M"               ? 1048576.0
+                   : unit == "G"               ? 1073741824.0
+                                               : -1;
+    if (end == min_free.c_str() || v < 0 || scale < 0) {
+      std::cerr << "zgrid-head: error: --min-free-space: expected a size like 64M (B, K, M, G)\n";
+      return 2;
+    }
+    o.min_free_bytes = static_cast<std::uint64_t>(v * scale);
+  }
   zgrid::log::Level lvl;
   if (!zgrid::log::parse_level(log_level, &lvl)) {
     std::cerr << "zgrid-head: error: --log-level: expected debug, info, warn or error\n";

@@ -44,8 +44,11 @@ struct HeldAck {
 
 struct Client {
   std::string id;
-  std::string rid;  // current routing id (transport address) of its connection
-  std::uint64_t acked_seq = 0;
+  std::string rid;                      // current routing id (transport address) of its connection
+  std::uint64_t acked_seq = 0;          // highest sequence acknowledged (durable: synced)
+  std::uint64_t accepted_seq = 0;       // highest sequence accepted (durable: maybe not synced yet)
+  std::uint64_t flushed_id = 0;         // durable: its requests with ids <= this may run
+  std::uint64_t max_id = 0;             // highest request id assigned to it
   std::uint64_t sent = 0;               // requests accepted from it
   std::uint64_t done = 0, faulted = 0;  // its answered requests
   bool ended = false;                   // EndRequests received: committed
@@ -55,6 +58,16 @@ struct Client {
   std::uint64_t unacked_out = 0;
   std::deque<PendingResponse> out;  // responses waiting for the window
   std::deque<HeldAck> held_acks;    // back-pressure: acks not yet sent
+};
+
+// A journaled request batch of a durable session (one R record). Its
+// requests stay in `mem` only until they are loaded into the queue, so a
+// session of millions of requests costs a few bytes per batch in memory.
+struct BatchRef {
+  std::uint64_t first_id = 0;
+  std::uint32_t n = 0;
+  std::uint32_t client = 0;
+  std::vector<Request> mem;
 };
 
 struct Session {
@@ -77,6 +90,22 @@ struct Session {
   std::uint64_t clients_removed = 0;
   std::uint64_t out_pending = 0;  // responses queued in clients' out deques
   bool in_active = false;         // listed in the distributor's round robin
+
+  // durable only
+  std::vector<BatchRef> batches;             // every journaled batch, by first_id
+  std::deque<std::size_t> unloaded;          // indexes into batches not yet loaded into queue
+  std::vector<std::uint64_t> answered_bits;  // bitmap by request id: response journaled
+  std::uint64_t next_resp_seq = 1;           // fetch cursor of the next response record
+  std::uint64_t committing = 0;              // answered, response not yet synced
+
+  bool is_answered(std::uint64_t id) const {
+    return id / 64 < answered_bits.size() && (answered_bits[id / 64] >> (id % 64)) & 1;
+  }
+  void set_answered(std::uint64_t id) {
+    if (id / 64 >= answered_bits.size())
+      answered_bits.resize(id / 64 + 1 + answered_bits.size() / 2, 0);
+    answered_bits[id / 64] |= std::uint64_t{1} << (id % 64);
+  }
 
   std::uint64_t queued() const { return queue.size(); }
   std::uint64_t answered() const { return done + faulted; }

@@ -119,11 +119,12 @@ constexpr TdTable make_td_table() {
 
 constexpr TdTable kTd = make_td_table();
 #ifndef TD32
-#define TD32 128
+#define TD32 160
 #define TD64 564
 #endif
-constexpr int kTd32 = TD32 < kNumTdPrimes ? TD32 : kNumTdPrimes;
-constexpr int kTd64 = TD64 < kNumTdPrimes ? TD64 : kNumTdPrimes;
+// Multiples of four (the loop tests four primes per step).
+constexpr int kTd32 = (TD32 < kNumTdPrimes ? TD32 : kNumTdPrimes) / 4 * 4;
+constexpr int kTd64 = (TD64 < kNumTdPrimes ? TD64 : kNumTdPrimes) / 4 * 4;
 
 // Bit k set when k < 64 is prime.
 constexpr u64 make_small_prime_mask() {
@@ -142,17 +143,39 @@ constexpr u64 kSmallPrimeMask = make_small_prime_mask();
 // "subtract the high halves" form of REDC, which is valid for every odd n below 2^bits (no
 // carry-out to worry about, unlike the textbook t + m*n form).
 
+// (hi * 2^32 + lo) mod n for hi < n. On x86-64 this is one 64-by-32 divide, several times
+// cheaper than the 64-bit divide the compiler would emit for the same expression.
+ZG_INLINE u32 mod_two_words(u32 hi, u32 lo, u32 n) {
+#if defined(__x86_64__)
+  u32 q, r;
+  __asm__("divl %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(n) : "cc");
+  (void)q;
+  return r;
+#else
+  return static_cast<u32>(((static_cast<u64>(hi) << 32) | lo) % n);
+#endif
+}
+
+// (hi * 2^64 + lo) mod n for hi < n: one 128-by-64 divide instead of a __umodti3 call.
+ZG_INLINE u64 mod_two_words(u64 hi, u64 lo, u64 n) {
+#if defined(__x86_64__)
+  u64 q, r;
+  __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(n) : "cc");
+  (void)q;
+  return r;
+#else
+  return static_cast<u64>(((static_cast<u128>(hi) << 64) | lo) % n);
+#endif
+}
+
 struct Mont32 {
   using T = u32;
   u32 n;
   u32 ninv;  // n^-1 mod 2^32
   u32 r1;    // 2^32 mod n: Montgomery one
-  u32 r2;    // 2^64 mod n: converts into Montgomery form
 
-  explicit Mont32(u32 modulus) : n(modulus), ninv(inverse_mod_2_32(modulus)) {
-    r1 = static_cast<u32>((u64{1} << 32) % n);
-    r2 = static_cast<u32>(static_cast<u64>(r1) * r1 % n);
-  }
+  explicit Mont32(u32 modulus)
+      : n(modulus), ninv(inverse_mod_2_32(modulus)), r1(mod_two_words(1, 0, modulus)) {}
   ZG_INLINE u32 mul(u32 a, u32 b) const {
     u64 t = static_cast<u64>(a) * b;
     u32 m = static_cast<u32>(t) * ninv;
@@ -166,7 +189,9 @@ struct Mont32 {
   ZG_INLINE u32 add(u32 a, u32 b) const { return sub(a, n - b); }
   ZG_INLINE u32 sub(u32 a, u32 b) const { return a >= b ? a - b : a - b + n; }
   u32 one() const { return r1; }
-  u32 to(u64 a) const { return mul(static_cast<u32>(a % n), r2); }
+  u32 to(u64 a) const {
+    return mod_two_words(static_cast<u32>(a < n ? a : a % n), u32{0}, n);
+  }
 };
 
 struct Mont64 {
@@ -177,8 +202,8 @@ struct Mont64 {
   u64 r2;    // 2^128 mod n
 
   explicit Mont64(u64 modulus) : n(modulus), ninv(inverse_mod_2_64(modulus)) {
-    r1 = (0 - n) % n;
-    r2 = static_cast<u64>(static_cast<u128>(r1) * r1 % n);
+    r1 = mod_two_words(u64{1}, u64{0}, n);
+    r2 = mod_two_words(r1, u64{0}, n);
   }
   ZG_INLINE u64 mul(u64 a, u64 b) const {
     u128 t = static_cast<u128>(a) * b;
@@ -193,7 +218,7 @@ struct Mont64 {
   ZG_INLINE u64 add(u64 a, u64 b) const { return sub(a, n - b); }
   ZG_INLINE u64 sub(u64 a, u64 b) const { return a >= b ? a - b : a - b + n; }
   u64 one() const { return r1; }
-  u64 to(u64 a) const { return mul(a % n, r2); }
+  u64 to(u64 a) const { return mul(a < n ? a : a % n, r2); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -243,16 +268,84 @@ bool miller_rabin(const M& m, const std::array<u64, K>& bases) {
   return true;
 }
 
-constexpr std::array<u64, 3> kBases32 = {2, 7, 61};  // deterministic below 4,759,123,141
+// Deterministic Miller-Rabin for odd 63 <= n < 2^32 with bases {2, 7, 61} (exact below
+// 4,759,123,141). The three bases run in lockstep; their Montgomery forms come from the
+// Montgomery one by additions, and the multiply by 2 is an addition, too.
+bool is_prime_u32(u32 n) {
+  const Mont32 m(n);
+  const u32 one = m.r1, minus_one = n - m.r1;
+  const u32 b2 = m.add(one, one), b4 = m.add(b2, b2), b8 = m.add(b4, b4);
+  const u32 b7 = m.sub(b8, one);
+  const u32 b16 = m.add(b8, b8), b32 = m.add(b16, b16), b64 = m.add(b32, b32);
+  const u32 b61 = m.sub(b64, m.add(b2, one));
+  u32 d = n - 1;
+  const int s = __builtin_ctz(d);
+  d >>= s;
+  u32 x2 = b2, x7 = b7, x61 = b61;
+  for (int b = 30 - __builtin_clz(d); b >= 0; --b) {
+    x2 = m.mul(x2, x2);
+    x7 = m.mul(x7, x7);
+    x61 = m.mul(x61, x61);
+    if ((d >> b) & 1) {
+      x2 = m.add(x2, x2);
+      x7 = m.mul(x7, b7);
+      x61 = m.mul(x61, b61);
+    }
+  }
+  // Strong test: x == 1 or x^(2^r) == -1 for some r < s.
+  u32 x[3] = {x2, x7, x61};
+  for (u32 y : x) {
+    if (y == one || y == minus_one) continue;
+    int r = 1;
+    for (; r < s; ++r) {
+      y = m.mul(y, y);
+      if (y == minus_one) break;
+    }
+    if (r >= s) return false;
+  }
+  return true;
+}
+
 constexpr std::array<u64, 1> kBase2 = {2};
 constexpr std::array<u64, 6> kBases64Rest = {325, 9375, 28178, 450775, 9780504, 1795265022};
 
-// Primality of an odd n > 61 that has no prime factor below 5 (callers guarantee this).
-bool is_prime_odd(u64 n) {
-  if (n < (u64{1} << 32)) {
-    Mont32 m(static_cast<u32>(n));
-    return miller_rabin(m, kBases32);
+// Odd-only prime bitmap below 2^kBitmapBits. Most cofactors of 32-bit inputs are small enough to
+// be classified by one (L2-resident) load instead of a Miller-Rabin run. Built on first use;
+// function-local static initialization is thread-safe, and it lives in static storage (no heap).
+#ifndef BITMAP_BITS
+#define BITMAP_BITS 20
+#endif
+constexpr int kBitmapBits = BITMAP_BITS;
+constexpr u64 kBitmapLimit = u64{1} << kBitmapBits;
+
+class SmallPrimeBitmap {
+ public:
+  SmallPrimeBitmap() {
+    for (u64& w : bits_) w = ~u64{0};
+    bits_[0] &= ~u64{1};  // 1 is not prime
+    for (u32 p = 3; static_cast<u64>(p) * p < kBitmapLimit; p += 2) {
+      if (!test(p)) continue;
+      for (u64 j = static_cast<u64>(p) * p; j < kBitmapLimit; j += 2 * p) {
+        bits_[j >> 7] &= ~(u64{1} << ((j >> 1) & 63));
+      }
+    }
   }
+  // n odd, below kBitmapLimit.
+  bool test(u64 n) const { return (bits_[n >> 7] >> ((n >> 1) & 63)) & 1; }
+
+ private:
+  u64 bits_[kBitmapLimit / 128];
+};
+
+const SmallPrimeBitmap& small_primes() {
+  static const SmallPrimeBitmap table;
+  return table;
+}
+
+// Primality of an odd n > 61 (callers guarantee this).
+bool is_prime_odd(u64 n) {
+  if (n < kBitmapLimit) return small_primes().test(n);
+  if (n < (u64{1} << 32)) return is_prime_u32(static_cast<u32>(n));
   // n >= 2^32 exceeds every base, so no base is a multiple of n. Base 2 alone rejects almost
   // every composite, so run it first and the other six only for (probable) primes.
   Mont64 m(n);
@@ -265,13 +358,14 @@ bool is_prime_odd(u64 n) {
 // one step at a time. Returns a divisor in (1, n) or 0 if this c failed.
 
 template <class M>
-u64 brent_rho(const M& m, typename M::T c, int batch, u64 max_r = u64{1} << 40) {
+u64 brent_rho(const M& m, typename M::T c, int batch, u64 r_start, u64 max_r = u64{1} << 40) {
   using T = typename M::T;
   const u64 n = m.n;
   T y = m.add(m.one(), m.one());  // any start point works; fixed for reproducibility
   T x = y, ys = y, q = m.one();
   u64 g = 1;
-  for (u64 r = 1; g == 1; r <<= 1) {
+  // Starting with r > 1 skips the first tiny rounds, each of which would cost a full gcd.
+  for (u64 r = r_start; g == 1; r <<= 1) {
     x = y;
     for (u64 i = 0; i < r; ++i) y = m.add(m.mul(y, y), c);
     for (u64 k = 0; k < r && g == 1; k += batch) {
@@ -354,7 +448,7 @@ constexpr StageOneMultiplier make_stage_one(u32 b1) {
 
 constexpr u32 kD = 210;  // giant step; 24 residues in (0, 105) are coprime to it
 constexpr int kBaby = 24;
-constexpr int kMaxPairs = 2048;
+constexpr int kMaxPairs = 4096;
 
 // Stage 2 work list, fixed per parameter set: giant steps m = m_first.., and for each prime
 // q = m*D +- j in (B1, B2] the (giant, baby) index pair, packed as giant * 32 + baby. A prime
@@ -398,13 +492,17 @@ constexpr EcmParams make_params(u32 b1, u32 b2, int curves) {
   return EcmParams{b1, b2, curves, make_stage_one(b1), make_plan(b1, b2)};
 }
 
+#ifndef RHO32_BATCH
+#define RHO32_BATCH 32
+#define RHO32_START 8
+#endif
 #ifndef RHO_CAP
-#define RHO_CAP 512
+#define RHO_CAP 1
 #endif
 // Escalating levels: the smallest factor of a composite cofactor is usually small (random
 // 64-bit inputs), so cheap curves come first; hard semiprimes climb to the larger levels.
 #ifndef ECM_LEVELS
-#define ECM_LEVELS {27, 1350, 2}, {47, 2350, 2}, {70, 3500, 4}, {125, 6250, 6}, {165, 12000, 1000}
+#define ECM_LEVELS {27, 2700, 2}, {50, 5000, 4}, {100, 10000, 4}, {165, 16000, 1000}
 #endif
 struct LevelSpec {
   u32 b1, b2;
@@ -495,7 +593,7 @@ class Ecm {
 
   // Runs the curves with Suyama parameters sigma, sigma + 1, ...; returns a divisor in (1, n)
   // or 0.
-  u64 run(const EcmParams& prm, u64 sigma) {
+  ZG_INLINE u64 run(const EcmParams& prm, u64 sigma) {
     const Mont64& m = m_;
     const u64 n = m.n;
     // Suyama: u = s^2 - 5, v = 4s, x0 = u^3 / v^3, a24 = (v - u)^3 (3u + v) / (16 u^3 v).
@@ -553,7 +651,7 @@ class Ecm {
 
  private:
   // Montgomery-form inverse of a Montgomery-form value; returns 1 or the gcd found.
-  u64 inverse(u64 a_mont, u64* out) const {
+  ZG_INLINE u64 inverse(u64 a_mont, u64* out) const {
     u64 inv = 0;
     const u64 g = inverse_or_gcd(a_mont, m_.n, &inv);
     if (g != 1) return g;
@@ -562,7 +660,7 @@ class Ecm {
   }
 
   // A divisor in (1, n) shared with the lanes' values, or 0.
-  u64 lanes_gcd(const u64* v) const {
+  ZG_INLINE u64 lanes_gcd(const u64* v) const {
     const u64 n = m_.n;
     const u64 g = gcd_odd(m_.mul(v[0], v[1]), n);
     if (g == 1) return 0;
@@ -632,7 +730,7 @@ class Ecm {
   }
 
   // k * p for small k >= 1 by a ladder.
-  Pts mul_small(const Pts& p, u32 k) const {
+  ZG_INLINE Pts mul_small(const Pts& p, u32 k) const {
     if (k == 1) return p;
     Pts r0 = p, r1 = dbl(p);
     for (int b = 30 - __builtin_clz(k); b >= 0; --b) {
@@ -649,7 +747,7 @@ class Ecm {
 
   // Baby-step giant-step continuation: for each prime q = m*D +- j in (B1, B2], q*Q is the
   // identity mod p exactly when x(m*D*Q) == x(j*Q) mod p (after normalizing z to 1).
-  u64 stage_two(const EcmParams& prm, const Pts& q) {
+  ZG_INLINE u64 stage_two(const EcmParams& prm, const Pts& q) {
     const Mont64& m = m_;
     Pts baby[kBaby];
     // j*Q for j = 1, 5 (mod 6) in two interleaved chains with step 6Q.
@@ -742,7 +840,7 @@ class Ecm {
   u64 a24_[kLanes] = {};
 };
 
-u64 ecm_find_divisor(const Mont64& m) {
+ZG_INLINE u64 ecm_find_divisor_body(const Mont64& m) {
   Ecm ecm(m);
   u64 sigma = 11;
   for (const EcmParams& prm : kEcmParams) {
@@ -754,6 +852,29 @@ u64 ecm_find_divisor(const Mont64& m) {
   return 0;
 }
 
+// The curve arithmetic is bound by instruction issue, and with BMI2 the 64x64->128 products
+// become MULX (no fixed rax/rdx registers, so far fewer moves). The library is built for the
+// baseline ISA, so compile the ECM twice and pick the variant at run time.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ZG_HAVE_BMI2_DISPATCH 1
+__attribute__((target("bmi2"))) __attribute__((noinline)) u64 ecm_find_divisor_bmi2(
+    const Mont64& m) {
+  return ecm_find_divisor_body(m);
+}
+#endif
+
+__attribute__((noinline)) u64 ecm_find_divisor_generic(const Mont64& m) {
+  return ecm_find_divisor_body(m);
+}
+
+u64 ecm_find_divisor(const Mont64& m) {
+#ifdef ZG_HAVE_BMI2_DISPATCH
+  static const bool has_bmi2 = __builtin_cpu_supports("bmi2");
+  if (has_bmi2) return ecm_find_divisor_bmi2(m);
+#endif
+  return ecm_find_divisor_generic(m);
+}
+
 // Finds a nontrivial divisor of an odd composite n that has no prime factor below 5.
 u64 find_divisor(u64 n) {
   const u64 r = isqrt(n);
@@ -761,14 +882,14 @@ u64 find_divisor(u64 n) {
   if (n < (u64{1} << 32)) {
     Mont32 m(static_cast<u32>(n));
     for (u32 c = 1;; ++c) {
-      u64 d = brent_rho(m, m.to(c), 32);
+      u64 d = brent_rho(m, m.to(c), RHO32_BATCH, RHO32_START);
       if (d != 0) return d;
     }
   }
   Mont64 m(n);
   // A short rho run catches the common small factors (below ~2^18) more cheaply than curves.
   {
-    const u64 d = brent_rho(m, m.to(1), 64, RHO_CAP);
+    const u64 d = brent_rho(m, m.to(1), 64, 1, RHO_CAP);
     if (d != 0) return d;
   }
   {
@@ -776,7 +897,7 @@ u64 find_divisor(u64 n) {
     if (d != 0) return d;
   }
   for (u64 c = 2;; ++c) {
-    u64 d = brent_rho(m, m.to(c), 128);
+    u64 d = brent_rho(m, m.to(c), 128, 1);
     if (d != 0) return d;
   }
 }
@@ -819,17 +940,25 @@ int factorize(std::uint64_t n, std::uint64_t* out) noexcept {
   const int tz = __builtin_ctzll(n);
   for (int i = 0; i < tz; ++i) out[count++] = 2;
   n >>= tz;
-  // Trial division; stop as soon as p^2 exceeds what is left, which then has to be prime.
+  // Trial division, four primes per step: the divisibility tests are independent and a hit is
+  // rare, so test all four before branching. Stop as soon as p^2 exceeds what is left, which
+  // then has to be prime.
   int i = 0;
   const int td_end = n < (u64{1} << 32) ? kTd32 : kTd64;
-  for (; i < td_end; ++i) {
-    const u64 p = kTd.p[i];
-    if (p * p > n) break;
-    const u64 inv = kTd.inv[i];
-    const u64 lim = kTd.lim[i];
-    while (n * inv <= lim) {
-      n *= inv;
-      out[count++] = p;
+  for (; i < td_end; i += 4) {
+    const u64 p0 = kTd.p[i];
+    if (p0 * p0 > n) break;
+    const bool hit = (n * kTd.inv[i] <= kTd.lim[i]) | (n * kTd.inv[i + 1] <= kTd.lim[i + 1]) |
+                     (n * kTd.inv[i + 2] <= kTd.lim[i + 2]) |
+                     (n * kTd.inv[i + 3] <= kTd.lim[i + 3]);
+    if (!hit) continue;
+    for (int j = i; j < i + 4; ++j) {
+      const u64 inv = kTd.inv[j];
+      const u64 lim = kTd.lim[j];
+      while (n * inv <= lim) {
+        n *= inv;
+        out[count++] = kTd.p[j];
+      }
     }
   }
   if (n == 1) return count;

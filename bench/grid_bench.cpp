@@ -1,0 +1,240 @@
+// End-to-end grid benchmark: client (this process) -> zgrid-head -> zgrid-node(s).
+//
+// Every figure is measured in the same run as the physical limit it is
+// compared with: the factorize kernel alone on the same numbers, on one core
+// and on all cores. One number = one request id = one response; results are
+// stored during the timed loop and every one is checked after it.
+//
+//   build/bench/grid_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+// ZGRID_BENCH_N sets the number of requests (default 1,000,000).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "client/client.hpp"
+#include "services/factorize_kernel.hpp"
+#include "tests/support/grid_process.hpp"
+
+namespace {
+
+using zgrid::client::BrokerClient;
+using Clock = std::chrono::steady_clock;
+
+struct Inputs {
+  std::vector<std::uint64_t> numbers;
+  std::vector<std::string> text;
+};
+
+std::size_t bench_n() {
+  const char* e = std::getenv("ZGRID_BENCH_N");
+  return e ? std::strtoull(e, nullptr, 10) : 1'000'000;
+}
+
+// Input classes: 0 = uniform in [1, 2^31), 1 = uniform 64-bit.
+const Inputs& inputs(int cls) {
+  static Inputs in[2];
+  Inputs& x = in[cls];
+  if (x.numbers.empty()) {
+    std::mt19937_64 rng(cls == 0 ? 20261122 : 64);
+    std::size_t n = cls == 0 ? bench_n() : std::max<std::size_t>(1000, bench_n() / 10);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint64_t v = cls == 0 ? 1 + rng() % ((1ULL << 31) - 1) : std::max<std::uint64_t>(1, rng());
+      x.numbers.push_back(v);
+      x.text.push_back(std::to_string(v));
+    }
+  }
+  return x;
+}
+
+double g_kernel_one[2], g_kernel_all[2];  // requests/s of the bare kernel, per class
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void kernel_range(const std::vector<std::uint64_t>& v, std::size_t b, std::size_t e, std::uint64_t* sink) {
+  std::uint64_t f[zgrid::factor::kMaxFactors];
+  std::uint64_t acc = 0;
+  for (std::size_t i = b; i < e; ++i) acc += zgrid::factor::factorize(v[i], f);
+  *sink += acc;
+}
+
+void BM_Kernel(benchmark::State& state) {
+  int cls = static_cast<int>(state.range(0));
+  int threads = state.range(1) == 0 ? static_cast<int>(std::thread::hardware_concurrency())
+                                    : static_cast<int>(state.range(1));
+  const auto& v = inputs(cls).numbers;
+  double best = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    std::vector<std::uint64_t> sinks(threads, 0);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back(kernel_range, std::cref(v), v.size() * t / threads, v.size() * (t + 1) / threads,
+                      &sinks[t]);
+    for (auto& t : ts) t.join();
+    double s = seconds_since(t0);
+    state.SetIterationTime(s);
+    best = std::max(best, static_cast<double>(v.size()) / s);
+    benchmark::DoNotOptimize(sinks.data());
+  }
+  (state.range(1) == 1 ? g_kernel_one : g_kernel_all)[cls] = best;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * v.size()));
+  state.counters["req_per_s"] = best;
+}
+
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto rp = s.rfind(')');
+  if (rp == std::string::npos) return 0;
+  std::istringstream in(s.substr(rp + 2));
+  std::string tok;
+  double ut = 0, st = 0;
+  for (int i = 3; i <= 15 && in >> tok; ++i) {
+    if (i == 14) ut = std::stod(tok);
+    if (i == 15) st = std::stod(tok);
+  }
+  return (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() { return cpu_seconds(getpid()); }
+
+bool check_factorization(std::uint64_t n, const std::string& text) {
+  unsigned __int128 product = 1;
+  std::size_t pos = 0;
+  if (n == 1) return text == "1";
+  while (pos < text.size()) {
+    std::size_t end = text.find(" * ", pos);
+    std::uint64_t p = std::strtoull(text.c_str() + pos, nullptr, 10);
+    if (!zgrid::factor::is_prime(p)) return false;
+    product *= p;
+    if (end == std::string::npos) break;
+    pos = end + 3;
+  }
+  return product == n;
+}
+
+// Args: input class, nodes, batch size.
+void BM_GridInteractive(benchmark::State& state) {
+  int cls = static_cast<int>(state.range(0));
+  int nodes = static_cast<int>(state.range(1));
+  std::size_t batch = static_cast<std::size_t>(state.range(2));
+  const Inputs& in = inputs(cls);
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "warn"});
+  int workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / nodes);
+  for (int i = 0; i < nodes; ++i)
+    g.add_node({"--workers", std::to_string(workers), "--log-level", "warn"});
+  if (!g.wait_nodes(nodes)) {
+    state.SkipWithError("nodes did not register");
+    return;
+  }
+  auto conn = g.connect(30'000);
+  std::vector<zgrid::proto::Response> got;
+  double head_cpu = 0, node_cpu = 0, client_cpu = 0, best = 0;
+  for (auto _ : state) {
+    got.clear();
+    got.reserve(in.text.size());
+    double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), n0 = 0;
+    for (int i = 0; i < nodes; ++i) n0 += cpu_seconds(g.node(i).pid());
+    auto t0 = Clock::now();
+    auto info = conn->create_session({"factorize", false, 0});
+    zgrid::client::BrokerOptions bo;
+    bo.batch_items = batch;
+    auto bc = BrokerClient::open(*conn, info->session_id, "bench", bo);
+    zgrid::proto::Response r;
+    for (const auto& s : in.text) {
+      if (!(*bc)->send(s, s).ok()) break;
+      while ((*bc)->poll_response(&r)) got.push_back(std::move(r));
+    }
+    (void)(*bc)->end_requests();
+    while (got.size() < in.text.size()) {
+      auto ok = (*bc)->next_response(&r, 30'000);
+      if (!ok.ok() || !*ok) break;
+      got.push_back(std::move(r));
+    }
+    double s = seconds_since(t0);
+    state.SetIterationTime(s);
+    best = std::max(best, static_cast<double>(in.text.size()) / s);
+    head_cpu += cpu_seconds(g.head().pid()) - h0;
+    client_cpu += self_cpu_seconds() - c0;
+    for (int i = 0; i < nodes; ++i) node_cpu += cpu_seconds(g.node(i).pid());
+    node_cpu -= n0;
+    (void)conn->close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
+  }
+  // Outside the timed region: exactly one response per request, each correct.
+  if (got.size() != in.text.size()) {
+    state.SkipWithError("missing responses");
+    return;
+  }
+  std::vector<char> seen(in.text.size() + 1, 0);
+  for (const auto& r : got) {
+    if (r.request_id == 0 || r.request_id > in.text.size() || seen[r.request_id]++ || !r.ok() ||
+        r.user_data != in.text[r.request_id - 1] ||
+        !check_factorization(in.numbers[r.request_id - 1], r.data)) {
+      state.SkipWithError("wrong or duplicate response");
+      return;
+    }
+  }
+  double per = static_cast<double>(state.iterations()) * static_cast<double>(in.text.size());
+  state.SetItemsProcessed(static_cast<std::int64_t>(per));
+  state.counters["req_per_s"] = best;
+  state.counters["x_kernel_1core"] = g_kernel_one[cls] > 0 ? best / g_kernel_one[cls] : 0;
+  state.counters["x_kernel_allcores"] = g_kernel_all[cls] > 0 ? best / g_kernel_all[cls] : 0;
+  state.counters["head_cpu_us_per_req"] = 1e6 * head_cpu / per;
+  state.counters["node_cpu_us_per_req"] = 1e6 * node_cpu / per;
+  state.counters["client_cpu_us_per_req"] = 1e6 * client_cpu / per;
+}
+
+// Round trip of a lone request on an idle grid (no spinning anywhere).
+void BM_LoneRequest(benchmark::State& state) {
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "warn"});
+  g.add_node({"--workers", "2", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  auto conn = g.connect();
+  auto info = conn->create_session({"factorize", false, 0});
+  auto bc = BrokerClient::open(*conn, info->session_id, "lat");
+  std::vector<double> us;
+  zgrid::proto::Response r;
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    std::string n = std::to_string(1'000'003 + 2 * (i++ % 1000));
+    auto t0 = Clock::now();
+    (void)(*bc)->send(n, n);
+    (void)(*bc)->flush();
+    auto ok = (*bc)->next_response(&r, 10'000);
+    double s = seconds_since(t0);
+    if (!ok.ok() || !*ok || r.user_data != n) {
+      state.SkipWithError("lost a lone request");
+      return;
+    }
+    state.SetIterationTime(s);
+    us.push_back(s * 1e6);
+  }
+  std::sort(us.begin(), us.end());
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[us.size() * 99 / 100];
+}
+
+}  // namespace
+
+BENCHMARK(BM_Kernel)->ArgNames({"class", "threads"})->Args({0, 1})->Args({0, 0})->Args({1, 1})->Args({1, 0})
+    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_GridInteractive)->ArgNames({"class", "nodes", "batch"})
+    ->Args({0, 1, 1024})->Args({0, 2, 1024})->Args({0, 1, 256})->Args({0, 1, 4096})->Args({1, 1, 1024})
+    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
+
+BENCHMARK_MAIN();
