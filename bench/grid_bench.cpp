@@ -45,7 +45,8 @@ const Inputs& inputs(int cls) {
     std::mt19937_64 rng(cls == 0 ? 20261122 : 64);
     std::size_t n = cls == 0 ? bench_n() : std::max<std::size_t>(1000, bench_n() / 10);
     for (std::size_t i = 0; i < n; ++i) {
-      std::uint64_t v = cls == 0 ? 1 + rng() % ((1ULL << 31) - 1) : std::max<std::uint64_t>(1, rng());
+      std::uint64_t v =
+          cls == 0 ? 1 + rng() % ((1ULL << 31) - 1) : std::max<std::uint64_t>(1, rng());
       x.numbers.push_back(v);
       x.text.push_back(std::to_string(v));
     }
@@ -59,7 +60,8 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-void kernel_range(const std::vector<std::uint64_t>& v, std::size_t b, std::size_t e, std::uint64_t* sink) {
+void kernel_range(const std::vector<std::uint64_t>& v, std::size_t b, std::size_t e,
+                  std::uint64_t* sink) {
   std::uint64_t f[zgrid::factor::kMaxFactors];
   std::uint64_t acc = 0;
   for (std::size_t i = b; i < e; ++i) acc += zgrid::factor::factorize(v[i], f);
@@ -77,8 +79,8 @@ void BM_Kernel(benchmark::State& state) {
     std::vector<std::uint64_t> sinks(threads, 0);
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
-      ts.emplace_back(kernel_range, std::cref(v), v.size() * t / threads, v.size() * (t + 1) / threads,
-                      &sinks[t]);
+      ts.emplace_back(kernel_range, std::cref(v), v.size() * t / threads,
+                      v.size() * (t + 1) / threads, &sinks[t]);
     for (auto& t : ts) t.join();
     double s = seconds_since(t0);
     state.SetIterationTime(s);
@@ -105,7 +107,9 @@ double cpu_seconds(pid_t pid) {
   return (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-double self_cpu_seconds() { return cpu_seconds(getpid()); }
+double self_cpu_seconds() {
+  return cpu_seconds(getpid());
+}
 
 bool check_factorization(std::uint64_t n, const std::string& text) {
   unsigned __int128 product = 1;
@@ -230,11 +234,25 @@ void BM_LoneRequest(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Kernel)->ArgNames({"class", "threads"})->Args({0, 1})->Args({0, 0})->Args({1, 1})->Args({1, 0})
-    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK(BM_GridInteractive)->ArgNames({"class", "nodes", "batch"})
-    ->Args({0, 1, 1024})->Args({0, 2, 1024})->Args({0, 1, 256})->Args({0, 1, 4096})->Args({1, 1, 1024})
-    ->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Kernel)
+    ->ArgNames({"class", "threads"})
+    ->Args({0, 1})
+    ->Args({0, 0})
+    ->Args({1, 1})
+    ->Args({1, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(BM_GridInteractive)
+    ->ArgNames({"class", "nodes", "batch"})
+    ->Args({0, 1, 1024})
+    ->Args({0, 2, 1024})
+    ->Args({0, 1, 256})
+    ->Args({0, 1, 4096})
+    ->Args({1, 1, 1024})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 BENCHMARK_MAIN();

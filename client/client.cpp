@@ -445,7 +445,14 @@ void BrokerClient::on_message(Connection::Reply& r) {
   }
   if (env.type == proto::kError) {
     proto::Error e;
-    if (proto::decode_error(env, &e).ok() && error_.ok()) error_ = Status(e.code, e.message);
+    if (!proto::decode_error(env, &e).ok()) return;
+    if (e.code == Code::kOutOfSequence) {
+      // Sent to a head that restarted before it had the batches before this
+      // one: keep it, and resend everything after what the head holds.
+      need_resume_ = true;
+      return;
+    }
+    if (error_.ok()) error_ = Status(e.code, e.message);
     for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
       if (it->corr == env.corr) {
         unacked_.erase(it);
@@ -473,6 +480,12 @@ Status BrokerClient::wait_window(std::size_t max_unacked) {
     auto p = conn_.pump(200);
     if (!p.ok()) return p.status();
     Millis now = clock.now_ms();
+    if (need_resume_) {
+      need_resume_ = false;
+      ZG_RETURN_IF_ERROR(resume());
+      last_progress = now;
+      continue;
+    }
     if (unacked_.size() < before || *p) {
       before = unacked_.size();
       last_progress = now;

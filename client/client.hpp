@@ -183,7 +183,8 @@ class BrokerClient {
   std::deque<proto::Response> responses_;
   std::uint64_t received_ = 0;
   std::uint64_t rejected_ = 0;
-  Status error_;  // a batch was refused: every later call fails with it
+  Status error_;              // a batch was refused: every later call fails with it
+  bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
 };
 
 // "10s", "1500ms".

@@ -18,6 +18,7 @@ constexpr std::string_view kNames[] = {
     "version_mismatch",
     "internal",
     "cancelled",
+    "out_of_sequence",
 };
 }  // namespace
 

@@ -35,6 +35,7 @@ enum class Code : std::uint8_t {
   kVersion = 11,            // peer speaks a newer protocol / journal version
   kInternal = 12,           // a bug or an unexpected system error
   kCancelled = 13,
+  kOutOfSequence = 14,  // a request batch skipped sequence numbers: resend from the ack
 };
 
 // Stable lower-case name used on the wire and in one-line error messages.

@@ -701,9 +701,9 @@ class Head {
     if (s->state != proto::SessionState::kOpen)
       return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
     if (m.first_seq > c->accepted_seq + 1)
-      return Status::InvalidArgument("sequence gap: expected " +
-                                     std::to_string(c->accepted_seq + 1) + ", got " +
-                                     std::to_string(m.first_seq));
+      return Status(Code::kOutOfSequence, "sequence gap: expected " +
+                                              std::to_string(c->accepted_seq + 1) + ", got " +
+                                              std::to_string(m.first_seq));
     if (s->durable && !journal_->healthy()) return unavailable_journal();
     proto::Ack ack;
     ack.session_id = s->id;
@@ -1245,6 +1245,11 @@ class Head {
         if (!s) continue;
         if (s->queue.empty()) {
           s->in_active = false;
+          continue;
+        }
+        if (s->durable && !journal_->healthy()) {
+          // Nothing could be recorded: run it once the journal is back.
+          active_.push_back(ord);
           continue;
         }
         if (s->out_pending > o_.response_queue_max) {

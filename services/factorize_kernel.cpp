@@ -14,6 +14,10 @@
 #include <optional>
 #include <string_view>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace zgrid::factor {
 namespace {
 
@@ -25,6 +29,22 @@ using u128 = unsigned __int128;
 // The curve and rho steps are chains of short inline functions; forcing them inline lets the
 // compiler interleave independent Montgomery products (the ladder's add and double overlap).
 #define ZG_INLINE inline __attribute__((always_inline))
+
+// The library is built for the baseline x86-64 ISA; a few hot loops also get AVX2 / BMI2 variants
+// that are picked at run time.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ZG_HAVE_X86_DISPATCH 1
+struct CpuFeatures {
+  bool avx2;
+  bool bmi2;
+};
+// __builtin_cpu_init must run before __builtin_cpu_supports during static initialization.
+// Not const only so that tests can force the baseline paths (detail::use_baseline_isa_for_test).
+CpuFeatures g_cpu = [] {
+  __builtin_cpu_init();
+  return CpuFeatures{__builtin_cpu_supports("avx2") != 0, __builtin_cpu_supports("bmi2") != 0};
+}();
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
@@ -72,24 +92,29 @@ inline u64 isqrt(u64 n) {
 // floor((2^64-1)/p). n is divisible by p exactly when n * p^-1 (mod 2^64) <= that limit, and then
 // the product is the quotient.
 
-constexpr u32 kTdLimit = 1 << 12;
+// All odd primes below 2^16: enough to factor any 32-bit value completely by trial division.
+constexpr u32 kTdLimit = 1 << 16;
 
-constexpr int count_odd_primes(u32 limit) {
-  int count = 0;
-  for (u32 n = 3; n < limit; n += 2) {
-    bool prime = true;
-    for (u32 d = 3; d * d <= n; d += 2) {
-      if (n % d == 0) {
-        prime = false;
-        break;
-      }
-    }
-    if (prime) ++count;
+// Odd-only sieve (index k stands for 2k + 1), evaluated at compile time.
+constexpr std::array<bool, kTdLimit / 2> make_odd_sieve() {
+  std::array<bool, kTdLimit / 2> prime{};
+  for (u32 k = 1; k < kTdLimit / 2; ++k) prime[k] = true;
+  for (u32 p = 3; p * p < kTdLimit; p += 2) {
+    if (!prime[p / 2]) continue;
+    for (u32 q = p * p; q < kTdLimit; q += 2 * p) prime[q / 2] = false;
   }
+  return prime;
+}
+
+constexpr auto kOddSieve = make_odd_sieve();
+
+constexpr int count_odd_primes() {
+  int count = 0;
+  for (bool b : kOddSieve) count += b ? 1 : 0;
   return count;
 }
 
-constexpr int kNumTdPrimes = count_odd_primes(kTdLimit);
+constexpr int kNumTdPrimes = count_odd_primes();
 
 struct TdTable {
   std::array<u64, kNumTdPrimes> inv{};
@@ -100,15 +125,9 @@ struct TdTable {
 constexpr TdTable make_td_table() {
   TdTable t;
   int i = 0;
-  for (u32 n = 3; n < kTdLimit; n += 2) {
-    bool prime = true;
-    for (u32 d = 3; d * d <= n; d += 2) {
-      if (n % d == 0) {
-        prime = false;
-        break;
-      }
-    }
-    if (!prime) continue;
+  for (u32 k = 1; k < kTdLimit / 2; ++k) {
+    if (!kOddSieve[k]) continue;
+    const u32 n = 2 * k + 1;
     t.p[i] = n;
     t.inv[i] = inverse_mod_2_64(n);
     t.lim[i] = ~u64{0} / n;
@@ -118,13 +137,39 @@ constexpr TdTable make_td_table() {
 }
 
 constexpr TdTable kTd = make_td_table();
-#ifndef TD32
-#define TD32 160
-#define TD64 564
-#endif
-// Multiples of four (the loop tests four primes per step).
-constexpr int kTd32 = (TD32 < kNumTdPrimes ? TD32 : kNumTdPrimes) / 4 * 4;
-constexpr int kTd64 = (TD64 < kNumTdPrimes ? TD64 : kNumTdPrimes) / 4 * 4;
+
+// The same primes with 32-bit inverses and limits for inputs below 2^32, laid out for 8-lane
+// vector tests. Padding entries (inv 1, lim 0) never report a divisor.
+constexpr int kNumTdPrimesPadded = (kNumTdPrimes + 15) / 16 * 16;
+struct alignas(32) TdTable32 {
+  std::array<u32, kNumTdPrimesPadded> inv{};
+  std::array<u32, kNumTdPrimesPadded> lim{};
+};
+
+constexpr TdTable32 make_td_table32() {
+  TdTable32 t;
+  for (int i = 0; i < kNumTdPrimesPadded; ++i) {
+    if (i < kNumTdPrimes) {
+      t.inv[i] = inverse_mod_2_32(kTd.p[i]);
+      t.lim[i] = ~u32{0} / kTd.p[i];
+    } else {
+      t.inv[i] = 1;
+      t.lim[i] = 0;
+    }
+  }
+  return t;
+}
+
+constexpr TdTable32 kTd32Table = make_td_table32();
+// Multiples of eight and four (the loops test that many primes per step).
+// How many of those primes to try, by input size and instruction set (measured optima). The
+// vector loop is cheap enough to go all the way for 32-bit inputs (the padding entries never
+// match), which beats handing the cofactor to Miller-Rabin and rho.
+constexpr int kTd32 = 160;       // n < 2^32, scalar: primes up to 947
+constexpr int kTd32Avx2 = kNumTdPrimesPadded;  // n < 2^32, AVX2: every prime below 2^16
+constexpr int kTd64 = 564;       // n >= 2^32: primes below 4096
+static_assert(kTd32 % 4 == 0 && kTd32Avx2 % 16 == 0 && kTd64 % 4 == 0);
+static_assert(kTd32 <= kNumTdPrimes && kTd64 <= kNumTdPrimes);
 
 // Bit k set when k < 64 is prime.
 constexpr u64 make_small_prime_mask() {
@@ -223,47 +268,68 @@ struct Mont64 {
 
 // ---------------------------------------------------------------------------------------------
 // Miller-Rabin. All bases of a set run in lockstep so their independent multiply chains overlap
-// in the pipeline; a prime has to pass every base anyway, and primes dominate the cost.
+// in the pipeline; a prime has to pass every base anyway, and primes dominate the cost. The
+// exponentiations never branch on exponent bits (such branches mispredict half the time): fixed
+// windows with a table whose entry 0 is one, and for base 2 a masked doubling.
 
-template <class M, std::size_t K>
-bool miller_rabin(const M& m, const std::array<u64, K>& bases) {
-  using T = typename M::T;
-  const T n = m.n;
-  T d = n - 1;
+ZG_INLINE u64 select(u64 bit, u64 if_one, u64 if_zero) {
+  const u64 mask = 0 - bit;
+  return (if_one & mask) | (if_zero & ~mask);
+}
+
+// The strong-test tail: y = a^d; passes if y == 1 or y^(2^r) == -1 for some r < s.
+template <class M>
+ZG_INLINE bool strong_tail(const M& m, typename M::T y, int s) {
+  const typename M::T one = m.one(), minus_one = m.n - m.one();
+  if (y == one || y == minus_one) return true;
+  for (int r = 1; r < s; ++r) {
+    y = m.mul(y, y);
+    if (y == minus_one) return true;
+    if (y == one) return false;
+  }
+  return false;
+}
+
+// Strong probable prime to base 2 for odd n >= 2^32.
+ZG_INLINE bool sprp2_u64(const Mont64& m) {
+  u64 d = m.n - 1;
   const int s = __builtin_ctzll(d);
   d >>= s;
-  const T one = m.one();
-  const T minus_one = n - one;
-  std::array<T, K> x{};
-  std::array<bool, K> skip{};
-  for (std::size_t i = 0; i < K; ++i) {
-    T a = static_cast<T>(bases[i] % n);
-    skip[i] = (a == 0);  // a multiple of n says nothing; every set used here covers that case
-    x[i] = m.to(a);
+  u64 x = m.add(m.one(), m.one());  // 2, for the top bit of d
+  for (int b = 62 - __builtin_clzll(d); b >= 0; --b) {
+    x = m.mul(x, x);
+    x = select((d >> b) & 1, m.add(x, x), x);
   }
-  // Left-to-right exponentiation by d, shared bit scan.
-  std::array<T, K> base = x;
-  const int top = 63 - __builtin_clzll(d);
-  for (int b = top - 1; b >= 0; --b) {
-    for (std::size_t i = 0; i < K; ++i) x[i] = m.mul(x[i], x[i]);
-    if ((d >> b) & 1) {
-      for (std::size_t i = 0; i < K; ++i) x[i] = m.mul(x[i], base[i]);
+  return strong_tail(m, x, s);
+}
+
+// Strong test for odd n >= 2^32 to each of the K bases (all below 2^32), 4-bit fixed window.
+template <std::size_t K>
+ZG_INLINE bool miller_rabin_u64(const Mont64& m, const std::array<u64, K>& bases) {
+  u64 d = m.n - 1;
+  const int s = __builtin_ctzll(d);
+  d >>= s;
+  u64 table[16][K];
+  for (std::size_t i = 0; i < K; ++i) {
+    table[0][i] = m.one();
+    table[1][i] = m.to(bases[i]);
+  }
+  for (int w = 2; w < 16; ++w) {
+    for (std::size_t i = 0; i < K; ++i) table[w][i] = m.mul(table[w - 1][i], table[1][i]);
+  }
+  int pos = (64 - __builtin_clzll(d) + 3) / 4 * 4 - 4;
+  u64 x[K];
+  for (std::size_t i = 0; i < K; ++i) x[i] = table[(d >> pos) & 15][i];
+  while (pos > 0) {
+    pos -= 4;
+    for (int k = 0; k < 4; ++k) {
+      for (std::size_t i = 0; i < K; ++i) x[i] = m.mul(x[i], x[i]);
     }
+    const unsigned digit = (d >> pos) & 15;
+    for (std::size_t i = 0; i < K; ++i) x[i] = m.mul(x[i], table[digit][i]);
   }
   for (std::size_t i = 0; i < K; ++i) {
-    if (skip[i]) continue;
-    T y = x[i];
-    if (y == one || y == minus_one) continue;
-    bool ok = false;
-    for (int r = 1; r < s; ++r) {
-      y = m.mul(y, y);
-      if (y == minus_one) {
-        ok = true;
-        break;
-      }
-      if (y == one) break;
-    }
-    if (!ok) return false;
+    if (!strong_tail(m, x[i], s)) return false;
   }
   return true;
 }
@@ -273,49 +339,42 @@ bool miller_rabin(const M& m, const std::array<u64, K>& bases) {
 // Montgomery one by additions, and the multiply by 2 is an addition, too.
 bool is_prime_u32(u32 n) {
   const Mont32 m(n);
-  const u32 one = m.r1, minus_one = n - m.r1;
+  const u32 one = m.r1;
   const u32 b2 = m.add(one, one), b4 = m.add(b2, b2), b8 = m.add(b4, b4);
   const u32 b7 = m.sub(b8, one);
   const u32 b16 = m.add(b8, b8), b32 = m.add(b16, b16), b64 = m.add(b32, b32);
   const u32 b61 = m.sub(b64, m.add(b2, one));
+  const u32 t7[4] = {one, b7, m.mul(b7, b7), m.mul(m.mul(b7, b7), b7)};
+  const u32 t61[4] = {one, b61, m.mul(b61, b61), m.mul(m.mul(b61, b61), b61)};
   u32 d = n - 1;
   const int s = __builtin_ctz(d);
   d >>= s;
-  u32 x2 = b2, x7 = b7, x61 = b61;
-  for (int b = 30 - __builtin_clz(d); b >= 0; --b) {
-    x2 = m.mul(x2, x2);
+  // Two exponent bits per step: bases 7 and 61 use a 2-bit window, base 2 masked doublings.
+  int pos = (32 - __builtin_clz(d) + 1) / 2 * 2 - 2;
+  const u32 t2[4] = {one, b2, b4, b8};
+  u32 x2 = t2[(d >> pos) & 3], x7 = t7[(d >> pos) & 3], x61 = t61[(d >> pos) & 3];
+  while (pos > 0) {
+    pos -= 2;
+    for (int k = 1; k >= 0; --k) {
+      x2 = m.mul(x2, x2);
+      x2 = static_cast<u32>(select((d >> (pos + k)) & 1, m.add(x2, x2), x2));
+    }
     x7 = m.mul(x7, x7);
     x61 = m.mul(x61, x61);
-    if ((d >> b) & 1) {
-      x2 = m.add(x2, x2);
-      x7 = m.mul(x7, b7);
-      x61 = m.mul(x61, b61);
-    }
+    x7 = m.mul(x7, x7);
+    x61 = m.mul(x61, x61);
+    x7 = m.mul(x7, t7[(d >> pos) & 3]);
+    x61 = m.mul(x61, t61[(d >> pos) & 3]);
   }
-  // Strong test: x == 1 or x^(2^r) == -1 for some r < s.
-  u32 x[3] = {x2, x7, x61};
-  for (u32 y : x) {
-    if (y == one || y == minus_one) continue;
-    int r = 1;
-    for (; r < s; ++r) {
-      y = m.mul(y, y);
-      if (y == minus_one) break;
-    }
-    if (r >= s) return false;
-  }
-  return true;
+  return strong_tail(m, x2, s) && strong_tail(m, x7, s) && strong_tail(m, x61, s);
 }
 
-constexpr std::array<u64, 1> kBase2 = {2};
 constexpr std::array<u64, 6> kBases64Rest = {325, 9375, 28178, 450775, 9780504, 1795265022};
 
 // Odd-only prime bitmap below 2^kBitmapBits. Most cofactors of 32-bit inputs are small enough to
 // be classified by one (L2-resident) load instead of a Miller-Rabin run. Built on first use;
 // function-local static initialization is thread-safe, and it lives in static storage (no heap).
-#ifndef BITMAP_BITS
-#define BITMAP_BITS 20
-#endif
-constexpr int kBitmapBits = BITMAP_BITS;
+constexpr int kBitmapBits = 20;  // 64 KiB; larger tables measured no faster
 constexpr u64 kBitmapLimit = u64{1} << kBitmapBits;
 
 class SmallPrimeBitmap {
@@ -342,14 +401,34 @@ const SmallPrimeBitmap& small_primes() {
   return table;
 }
 
+// n >= 2^32 exceeds every base, so no base is a multiple of n. Base 2 alone rejects almost every
+// composite, so run it first and the other six bases only for (probable) primes.
+ZG_INLINE bool is_prime_u64_body(u64 n) {
+  const Mont64 m(n);
+  return sprp2_u64(m) && miller_rabin_u64(m, kBases64Rest);
+}
+
+#ifdef ZG_HAVE_X86_DISPATCH
+// MULX (BMI2) needs far fewer register moves for the 64x64->128 products.
+__attribute__((target("bmi2"))) __attribute__((noinline)) bool is_prime_u64_bmi2(u64 n) {
+  return is_prime_u64_body(n);
+}
+#endif
+__attribute__((noinline)) bool is_prime_u64_generic(u64 n) { return is_prime_u64_body(n); }
+
+// Odd n >= 2^32.
+bool is_prime_u64(u64 n) {
+#ifdef ZG_HAVE_X86_DISPATCH
+  if (g_cpu.bmi2) return is_prime_u64_bmi2(n);
+#endif
+  return is_prime_u64_generic(n);
+}
+
 // Primality of an odd n > 61 (callers guarantee this).
 bool is_prime_odd(u64 n) {
   if (n < kBitmapLimit) return small_primes().test(n);
   if (n < (u64{1} << 32)) return is_prime_u32(static_cast<u32>(n));
-  // n >= 2^32 exceeds every base, so no base is a multiple of n. Base 2 alone rejects almost
-  // every composite, so run it first and the other six only for (probable) primes.
-  Mont64 m(n);
-  return miller_rabin(m, kBase2) && miller_rabin(m, kBases64Rest);
+  return is_prime_u64(n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,7 +527,7 @@ constexpr StageOneMultiplier make_stage_one(u32 b1) {
 
 constexpr u32 kD = 210;  // giant step; 24 residues in (0, 105) are coprime to it
 constexpr int kBaby = 24;
-constexpr int kMaxPairs = 4096;
+constexpr int kMaxPairs = 2048;
 
 // Stage 2 work list, fixed per parameter set: giant steps m = m_first.., and for each prime
 // q = m*D +- j in (B1, B2] the (giant, baby) index pair, packed as giant * 32 + baby. A prime
@@ -492,23 +571,16 @@ constexpr EcmParams make_params(u32 b1, u32 b2, int curves) {
   return EcmParams{b1, b2, curves, make_stage_one(b1), make_plan(b1, b2)};
 }
 
-#ifndef RHO32_BATCH
-#define RHO32_BATCH 32
-#define RHO32_START 8
-#endif
-#ifndef RHO_CAP
-#define RHO_CAP 1
-#endif
 // Escalating levels: the smallest factor of a composite cofactor is usually small (random
 // 64-bit inputs), so cheap curves come first; hard semiprimes climb to the larger levels.
-#ifndef ECM_LEVELS
-#define ECM_LEVELS {27, 2700, 2}, {50, 5000, 4}, {100, 10000, 4}, {165, 16000, 1000}
-#endif
 struct LevelSpec {
   u32 b1, b2;
   int curves;
 };
-constexpr LevelSpec kLevelSpecs[] = {ECM_LEVELS};
+// Chosen with a cost model fed by measured per-curve times and success rates, on cofactors of
+// random 64-bit inputs and on semiprimes of two 32-bit primes. One pair of cheap curves, then
+// curves sized for ~32-bit factors; after those, rho takes over (never seen in practice).
+constexpr LevelSpec kLevelSpecs[] = {{47, 2350, 2}, {150, 15000, 400}};
 constexpr int kNumLevels = sizeof(kLevelSpecs) / sizeof(kLevelSpecs[0]);
 constexpr std::array<EcmParams, kNumLevels> make_levels() {
   std::array<EcmParams, kNumLevels> out{};
@@ -624,7 +696,6 @@ class Ecm {
       a24_[l] = m.mul(num[l], m.mul(inv_w, v3[l]));
       x0[l] = m.mul(u3[l], m.mul(inv_w, den[l]));
     }
-
     // Stage 1: ladder over the odd part of K, then the doublings for 2^twos. Branch-free: the
     // bits of K are unpredictable, so swap by mask whenever the bit changes.
     Pts r0, r1;
@@ -855,8 +926,7 @@ ZG_INLINE u64 ecm_find_divisor_body(const Mont64& m) {
 // The curve arithmetic is bound by instruction issue, and with BMI2 the 64x64->128 products
 // become MULX (no fixed rax/rdx registers, so far fewer moves). The library is built for the
 // baseline ISA, so compile the ECM twice and pick the variant at run time.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ZG_HAVE_BMI2_DISPATCH 1
+#ifdef ZG_HAVE_X86_DISPATCH
 __attribute__((target("bmi2"))) __attribute__((noinline)) u64 ecm_find_divisor_bmi2(
     const Mont64& m) {
   return ecm_find_divisor_body(m);
@@ -868,38 +938,37 @@ __attribute__((noinline)) u64 ecm_find_divisor_generic(const Mont64& m) {
 }
 
 u64 ecm_find_divisor(const Mont64& m) {
-#ifdef ZG_HAVE_BMI2_DISPATCH
-  static const bool has_bmi2 = __builtin_cpu_supports("bmi2");
-  if (has_bmi2) return ecm_find_divisor_bmi2(m);
+#ifdef ZG_HAVE_X86_DISPATCH
+  if (g_cpu.bmi2) return ecm_find_divisor_bmi2(m);
 #endif
   return ecm_find_divisor_generic(m);
 }
 
-// Finds a nontrivial divisor of an odd composite n that has no prime factor below 5.
+// Pollard-Brent rho on a 64-bit modulus, retrying with new constants until it splits n. Only the
+// last resort after the curves (and a test seam).
+u64 rho64_divisor(u64 n) {
+  const Mont64 m(n);
+  for (u64 c = 1;; ++c) {
+    const u64 d = brent_rho(m, m.to(c), 128, 1);
+    if (d != 0) return d;
+  }
+}
+
+// Finds a nontrivial divisor of an odd composite n.
 u64 find_divisor(u64 n) {
   const u64 r = isqrt(n);
   if (r * r == n) return r;
   if (n < (u64{1} << 32)) {
-    Mont32 m(static_cast<u32>(n));
+    const Mont32 m(static_cast<u32>(n));
     for (u32 c = 1;; ++c) {
-      u64 d = brent_rho(m, m.to(c), RHO32_BATCH, RHO32_START);
+      const u64 d = brent_rho(m, m.to(c), 32, 8);
       if (d != 0) return d;
     }
   }
-  Mont64 m(n);
-  // A short rho run catches the common small factors (below ~2^18) more cheaply than curves.
-  {
-    const u64 d = brent_rho(m, m.to(1), 64, 1, RHO_CAP);
-    if (d != 0) return d;
-  }
-  {
-    const u64 d = ecm_find_divisor(m);
-    if (d != 0) return d;
-  }
-  for (u64 c = 2;; ++c) {
-    u64 d = brent_rho(m, m.to(c), 128, 1);
-    if (d != 0) return d;
-  }
+  // Above 2^32 the curves beat rho even for the smallest factors left after trial division
+  // (measured on cofactors of random 64-bit inputs).
+  const u64 d = ecm_find_divisor(Mont64(n));
+  return d != 0 ? d : rho64_divisor(n);
 }
 
 // Splits an odd composite cofactor (all prime factors above the trial-division limit) into
@@ -932,19 +1001,11 @@ void sort_small(u64* a, int count) {
   }
 }
 
-}  // namespace
-
-int factorize(std::uint64_t n, std::uint64_t* out) noexcept {
-  if (n < 2) return 0;
-  int count = 0;
-  const int tz = __builtin_ctzll(n);
-  for (int i = 0; i < tz; ++i) out[count++] = 2;
-  n >>= tz;
-  // Trial division, four primes per step: the divisibility tests are independent and a hit is
-  // rare, so test all four before branching. Stop as soon as p^2 exceeds what is left, which
-  // then has to be prime.
+// Trial division by the first td_end odd primes, four per step: the divisibility tests are
+// independent and a hit is rare, so test all four before branching. Stops as soon as p^2 exceeds
+// what is left (which then is 1 or prime). Returns the index of the first prime not tried.
+ZG_INLINE int trial_divide(u64& n, u64* out, int& count, int td_end) {
   int i = 0;
-  const int td_end = n < (u64{1} << 32) ? kTd32 : kTd64;
   for (; i < td_end; i += 4) {
     const u64 p0 = kTd.p[i];
     if (p0 * p0 > n) break;
@@ -960,6 +1021,89 @@ int factorize(std::uint64_t n, std::uint64_t* out) noexcept {
         out[count++] = kTd.p[j];
       }
     }
+  }
+  return i;
+}
+
+#ifdef ZG_HAVE_X86_DISPATCH
+// Same contract as trial_divide(n, out, count, kTd32Avx2) for n < 2^32, eight primes per AVX2 step
+// (32-bit products n * p^-1, unsigned compare via max + equality), sixteen per step.
+__attribute__((target("avx2"))) int trial_divide_u32_avx2(u64& n64, u64* out, int& count) {
+  u32 n = static_cast<u32>(n64);
+  __m256i nv = _mm256_set1_epi32(static_cast<int>(n));
+  int i = 0;
+  for (; i < kTd32Avx2; i += 16) {
+    const u64 p0 = kTd.p[i];
+    if (p0 * p0 > n) break;
+    const auto* inv = reinterpret_cast<const __m256i*>(&kTd32Table.inv[i]);
+    const auto* lim = reinterpret_cast<const __m256i*>(&kTd32Table.lim[i]);
+    const __m256i lim0 = _mm256_load_si256(lim), lim1 = _mm256_load_si256(lim + 1);
+    const __m256i prod0 = _mm256_mullo_epi32(nv, _mm256_load_si256(inv));
+    const __m256i prod1 = _mm256_mullo_epi32(nv, _mm256_load_si256(inv + 1));
+    const __m256i le0 = _mm256_cmpeq_epi32(_mm256_max_epu32(prod0, lim0), lim0);
+    const __m256i le1 = _mm256_cmpeq_epi32(_mm256_max_epu32(prod1, lim1), lim1);
+    if (_mm256_testz_si256(_mm256_or_si256(le0, le1), _mm256_or_si256(le0, le1))) continue;
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(le0))) |
+                    (static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(le1))) << 8);
+    do {
+      const int j = i + __builtin_ctz(mask);
+      mask &= mask - 1;
+      const u32 inv_j = kTd32Table.inv[j], lim_j = kTd32Table.lim[j];
+      while (n * inv_j <= lim_j) {
+        n *= inv_j;
+        out[count++] = kTd.p[j];
+      }
+    } while (mask != 0);
+    nv = _mm256_set1_epi32(static_cast<int>(n));
+  }
+  n64 = n;
+  return i;
+}
+#endif
+
+}  // namespace
+
+namespace detail {
+
+// Test seams, declared by the test itself (not part of the public interface). Not thread-safe.
+std::uint64_t rho_divisor_for_test(std::uint64_t n) noexcept { return rho64_divisor(n); }
+
+void use_baseline_isa_for_test(bool baseline) noexcept {
+#ifdef ZG_HAVE_X86_DISPATCH
+  __builtin_cpu_init();
+  g_cpu.avx2 = !baseline && __builtin_cpu_supports("avx2");
+  g_cpu.bmi2 = !baseline && __builtin_cpu_supports("bmi2");
+#else
+  (void)baseline;
+#endif
+}
+
+}  // namespace detail
+
+int factorize(std::uint64_t n, std::uint64_t* out) noexcept {
+  if (n < 2) return 0;
+  int count = 0;
+  const int tz = __builtin_ctzll(n);
+  for (int i = 0; i < tz; ++i) out[count++] = 2;
+  n >>= tz;
+  int i;
+  int td_end;
+  if (n < (u64{1} << 32)) {
+#ifdef ZG_HAVE_X86_DISPATCH
+    if (g_cpu.avx2) {
+      td_end = kTd32Avx2;
+      i = trial_divide_u32_avx2(n, out, count);
+    } else {
+      td_end = kTd32;
+      i = trial_divide(n, out, count, kTd32);
+    }
+#else
+    td_end = kTd32;
+    i = trial_divide(n, out, count, kTd32);
+#endif
+  } else {
+    td_end = kTd64;
+    i = trial_divide(n, out, count, kTd64);
   }
   if (n == 1) return count;
   if (i < td_end) {

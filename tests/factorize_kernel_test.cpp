@@ -15,6 +15,13 @@
 #include <vector>
 
 namespace zgrid::factor {
+
+// Test seams implemented in factorize_kernel.cpp (deliberately not in the public header).
+namespace detail {
+std::uint64_t rho_divisor_for_test(std::uint64_t n) noexcept;
+void use_baseline_isa_for_test(bool baseline) noexcept;
+}  // namespace detail
+
 namespace {
 
 using u64 = std::uint64_t;
@@ -164,6 +171,41 @@ TEST(FactorizeKernel, Semiprimes32x32) {
   check_against_coreutils(inputs);
 }
 
+// The same checks with the run-time CPU dispatch forced to the baseline ISA (scalar trial
+// division, ECM without BMI2), so both variants stay covered on machines that have AVX2.
+TEST(FactorizeKernel, BaselineIsaPaths) {
+  struct Restore {
+    ~Restore() { detail::use_baseline_isa_for_test(false); }
+  } restore;
+  detail::use_baseline_isa_for_test(true);
+  std::mt19937_64 rng(kSeed + 4);
+  std::vector<u64> inputs;
+  for (int i = 0; i < 200000; ++i) inputs.push_back(rng() >> 32);
+  for (int i = 0; i < 5000; ++i) inputs.push_back(rng());
+  for (int i = 0; i < 200; ++i) {
+    inputs.push_back(random_prime_between(rng, u64{1} << 31, (u64{1} << 32) - 1) *
+                     random_prime_between(rng, u64{1} << 31, (u64{1} << 32) - 1));
+  }
+  check_against_coreutils(inputs);
+}
+
+// Rho is only the last resort behind ECM, so exercise it directly.
+TEST(FactorizeKernel, RhoFallback) {
+  std::mt19937_64 rng(kSeed + 5);
+  for (int i = 0; i < 60; ++i) {
+    const int bits = 14 + i % 19;  // 14..32-bit factors
+    const u64 p = random_prime_between(rng, u64{1} << (bits - 1), (u64{1} << bits) - 1);
+    const u64 q = random_prime_between(rng, u64{1} << 31, (u64{1} << 32) - 1);
+    unsigned __int128 wide = static_cast<unsigned __int128>(p) * q;
+    if (i % 3 == 0 && wide * 3 < (static_cast<unsigned __int128>(1) << 64)) wide *= 3;
+    if (i % 4 == 0 && bits <= 16) wide *= p;  // a repeated factor
+    if (wide >> 64) continue;
+    const u64 n = static_cast<u64>(wide);
+    const u64 d = detail::rho_divisor_for_test(n);
+    EXPECT_TRUE(d > 1 && d < n && n % d == 0) << "n=" << n << " d=" << d;
+  }
+}
+
 // Products of 2..4 primes of mixed sizes: exercises every splitting path (rho, ECM, recursion on
 // composite cofactors) rather than only the common shapes above.
 TEST(FactorizeKernel, MixedProducts) {
@@ -187,27 +229,83 @@ TEST(FactorizeKernel, MixedProducts) {
 
 TEST(FactorizeKernel, EdgeCases) {
   std::vector<u64> inputs = {
-      1, 2, 3, 4, 5, 6, 7, 8, 9, 25, 49, 61, 63, 64, 65, 97, 121, 4093, 4095, 4096, 4097, 4099,
-      4093ull * 4093, 4093ull * 4099, 4099ull * 4099, 4099ull * 4111, 4099ull * 4099 * 4099,
-      65521ull * 65521, 65537ull * 65537, 2147483647, 2147483648, 4294967291, 4294967295,
-      4294967296, 4294967297, 4294967311,
-      18446744073709551557ull,                 // largest prime below 2^64
-      18446744073709551615ull,                 // 2^64 - 1
-      18446744073709551614ull, 18446744073709551613ull, 18446744073709551556ull,
-      4294967291ull * 4294967291ull,           // square of the largest 32-bit prime
-      4294967291ull * 4294967279ull,           // two largest 32-bit primes
-      2642239ull * 2642239 * 2642239,          // largest prime cube below 2^64
-      2642231ull * 2642231 * 2642231, 1048573ull * 1048573 * 1048573,
-      65521ull * 65521 * 65521 * 65521,        // fourth power
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      25,
+      49,
+      61,
+      63,
+      64,
+      65,
+      97,
+      121,
+      4093,
+      4095,
+      4096,
+      4097,
+      4099,
+      4093ull * 4093,
+      4093ull * 4099,
+      4099ull * 4099,
+      4099ull * 4111,
+      4099ull * 4099 * 4099,
+      65521ull * 65521,
+      65537ull * 65537,
+      2147483647,
+      2147483648,
+      4294967291,
+      4294967295,
+      4294967296,
+      4294967297,
+      4294967311,
+      18446744073709551557ull,  // largest prime below 2^64
+      18446744073709551615ull,  // 2^64 - 1
+      18446744073709551614ull,
+      18446744073709551613ull,
+      18446744073709551556ull,
+      4294967291ull * 4294967291ull,   // square of the largest 32-bit prime
+      4294967291ull * 4294967279ull,   // two largest 32-bit primes
+      2642239ull * 2642239 * 2642239,  // largest prime cube below 2^64
+      2642231ull * 2642231 * 2642231,
+      1048573ull * 1048573 * 1048573,
+      65521ull * 65521 * 65521 * 65521,  // fourth power
       3ull * 4294967291ull * 1431655751ull,
       // Carmichael numbers
-      561, 1105, 1729, 2465, 2821, 6601, 8911, 41041, 825265, 321197185, 5394826801ull,
-      232250619601ull, 9746347772161ull,
+      561,
+      1105,
+      1729,
+      2465,
+      2821,
+      6601,
+      8911,
+      41041,
+      825265,
+      321197185,
+      5394826801ull,
+      232250619601ull,
+      9746347772161ull,
       // strong pseudoprimes to small base sets
-      2047, 1373653, 25326001, 3215031751ull, 4759123141ull, 1122004669633ull, 2152302898747ull,
-      3474749660383ull, 341550071728321ull, 3825123056546413051ull,
+      2047,
+      1373653,
+      25326001,
+      3215031751ull,
+      4759123141ull,
+      1122004669633ull,
+      2152302898747ull,
+      3474749660383ull,
+      341550071728321ull,
+      3825123056546413051ull,
       // 2^63 neighbourhood
-      9223372036854775807ull, 9223372036854775808ull, 9223372036854775809ull,
+      9223372036854775807ull,
+      9223372036854775808ull,
+      9223372036854775809ull,
   };
   for (int k = 0; k < 64; ++k) inputs.push_back(u64{1} << k);
   for (int k = 1; k < 64; ++k) inputs.push_back((u64{1} << k) - 1);
@@ -247,7 +345,10 @@ TEST(FactorizeKernel, ParseU64) {
   EXPECT_EQ(parse_u64("0x10"), std::nullopt);
   EXPECT_EQ(parse_u64("1e5"), std::nullopt);
   EXPECT_EQ(parse_u64("42\n"), std::nullopt);
-  EXPECT_EQ(parse_u64(std::string_view("4\0" "2", 3)), std::nullopt);
+  EXPECT_EQ(parse_u64(std::string_view("4\0"
+                                       "2",
+                                       3)),
+            std::nullopt);
 }
 
 TEST(FactorizeKernel, FormatFactors) {

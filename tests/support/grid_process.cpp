@@ -40,7 +40,8 @@ TempDir::~TempDir() {
   if (std::getenv("ZGRID_KEEP_TEST_DIRS") == nullptr) std::filesystem::remove_all(path_, ec);
 }
 
-Process::Process(std::vector<std::string> argv, const std::string& log_path) {
+Process::Process(std::vector<std::string> argv, const std::string& log_path,
+                 const std::vector<std::string>& env) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -55,6 +56,7 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path) {
     }
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    for (const auto& e : env) putenv(strdup(e.c_str()));
     execv(args[0], args.data());
     _exit(127);
   }
@@ -153,7 +155,13 @@ void Grid::start_head(const std::vector<std::string>& extra) {
   restart_head();
 }
 
-void Grid::restart_head() {
+void Grid::start_durable_head(const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--data-dir", data_dir()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  start_head(args);
+}
+
+void Grid::restart_head(const std::vector<std::string>& env) {
   if (head_) head_->kill_now();
   std::string ep_file = dir_.file("endpoints");
   std::remove(ep_file.c_str());
@@ -166,7 +174,7 @@ void Grid::restart_head() {
   }
   argv.insert(argv.end(), head_args_.begin(), head_args_.end());
   ++head_starts_;
-  head_ = std::make_unique<Process>(argv, dir_.file("head.log"));
+  head_ = std::make_unique<Process>(argv, dir_.file("head.log"), env);
   bool up = wait_until(
       [&] {
         std::string s = read_file(ep_file);

@@ -34,8 +34,10 @@ class TempDir {
 
 class Process {
  public:
-  // Starts argv[0] with stdout and stderr appended to `log_path`.
-  Process(std::vector<std::string> argv, const std::string& log_path);
+  // Starts argv[0] with stdout and stderr appended to `log_path`, with the
+  // extra environment `env` ("NAME=value").
+  Process(std::vector<std::string> argv, const std::string& log_path,
+          const std::vector<std::string>& env = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -71,6 +73,9 @@ class Grid {
 
   // Starts zgrid-head on ephemeral ports with `extra` flags; waits until it listens.
   void start_head(const std::vector<std::string>& extra = {});
+  // Starts a head with a journal in this grid's directory (data/).
+  void start_durable_head(const std::vector<std::string>& extra = {});
+  std::string data_dir() const { return dir_.file("data"); }
   // Starts a zgrid-node connected to the head; returns its index.
   std::size_t add_node(const std::vector<std::string>& extra = {});
   // Waits until the head lists `n` nodes.
@@ -80,7 +85,10 @@ class Grid {
   Process& head() { return *head_; }
   Process& node(std::size_t i) { return *nodes_[i]; }
   void kill_head() { head_->kill_now(); }
-  void restart_head();
+  // Restarts the head on the same ports and data (killing it first if it runs).
+  void restart_head(const std::vector<std::string>& env = {});
+  // Waits for the head process to exit by itself (a crash point); true if it did.
+  bool wait_head_exit(Millis timeout_ms) { return head_->wait(timeout_ms) >= 0; }
   const std::string& frontend() const { return frontend_; }
   const std::string& backend() const { return backend_; }
   const TempDir& dir() const { return dir_; }

@@ -1,0 +1,492 @@
+// Durable sessions with real processes: the seed scenario, SIGKILL of the
+// head (at random, seeded and logged moments, and at injected crash points)
+// and of nodes, several clients, purge, and a journal that cannot write.
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "client/client.hpp"
+#include "services/factorize_kernel.hpp"
+#include "tests/support/grid_process.hpp"
+
+namespace zgrid {
+namespace {
+
+using client::BrokerClient;
+using testing::Grid;
+using testing::run_cli;
+
+bool IsFactorization(std::uint64_t n, const std::string& text) {
+  unsigned __int128 product = 1;
+  std::size_t pos = 0;
+  if (n == 1) return text == "1";
+  while (pos < text.size()) {
+    std::size_t end = text.find(" * ", pos);
+    std::uint64_t p = std::stoull(text.substr(pos, end - pos));
+    if (!factor::is_prime(p)) return false;
+    product *= p;
+    if (end == std::string::npos) break;
+    pos = end + 3;
+  }
+  return product == n;
+}
+
+// The numbers `zgrid submit --random N --seed S --bits B` sends.
+std::multiset<std::string> CliRandomInputs(std::uint64_t n, std::uint64_t seed, int bits) {
+  std::mt19937_64 rng(seed);
+  std::uint64_t max = bits >= 64 ? UINT64_MAX : (std::uint64_t{1} << bits) - 1;
+  std::multiset<std::string> out;
+  for (std::uint64_t i = 0; i < n; ++i)
+    out.insert(std::to_string(1 + (max == UINT64_MAX ? rng() % UINT64_MAX : rng() % max)));
+  return out;
+}
+
+// Fetches every response of a session until it is complete (bounded).
+std::vector<proto::Response> FetchAll(client::Connection& conn, const std::string& sid,
+                                      Millis timeout_ms = 120'000) {
+  std::vector<proto::Response> all;
+  std::uint64_t cursor = 0;
+  const Clock& clock = SteadyClock::instance();
+  Millis deadline = clock.now_ms() + timeout_ms;
+  while (clock.now_ms() < deadline) {
+    auto page = conn.fetch(sid, cursor, 16384, 500);
+    if (!page.ok()) {
+      ADD_FAILURE() << page.status().ToString();
+      break;
+    }
+    for (auto& r : page->responses) all.push_back(std::move(r));
+    cursor = page->next_cursor;
+    if (page->complete && page->responses.empty()) return all;
+  }
+  ADD_FAILURE() << "session " << sid << " not complete in time (" << all.size() << " responses)";
+  return all;
+}
+
+std::string SessionIdFromLog(const std::string& log) {
+  auto p = log.find("zgrid: session ");
+  if (p == std::string::npos) return "";
+  return log.substr(p + 15, 32);
+}
+
+TEST(Durable, SeedScenario) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto r = run_cli({"--head", g.frontend(), "submit", "--durable", "--service", "factorize",
+                    "--random", "100", "--seed", "11"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, r.out.size() - 1);
+  ASSERT_EQ(sid.size(), 32u) << "stdout must be the bare session id: " << r.out;
+  EXPECT_EQ(r.out, sid + "\n");
+  EXPECT_NE(r.err.find(sid), std::string::npos)
+      << "the id is on stderr as soon as the session exists";
+  // The submitter has exited; another process fetches, twice.
+  auto f1 = run_cli({"--head", g.frontend(), "fetch", sid});
+  ASSERT_EQ(f1.code, 0) << f1.err;
+  auto f2 = run_cli({"--head", g.frontend(), "fetch", sid});
+  ASSERT_EQ(f2.code, 0) << f2.err;
+  auto lines = [](const std::string& s) {
+    std::multiset<std::string> out;
+    std::size_t p = 0;
+    while (p < s.size()) {
+      auto e = s.find('\n', p);
+      out.insert(s.substr(p, e - p));
+      p = e + 1;
+    }
+    return out;
+  };
+  auto l1 = lines(f1.out);
+  EXPECT_EQ(l1.size(), 100u);
+  EXPECT_EQ(l1, lines(f2.out));
+  std::multiset<std::string> inputs;
+  for (const auto& line : l1) {
+    auto eq = line.find(" = ");
+    ASSERT_NE(eq, std::string::npos) << line;
+    EXPECT_TRUE(IsFactorization(std::stoull(line.substr(0, eq)), line.substr(eq + 3))) << line;
+    inputs.insert(line.substr(0, eq));
+  }
+  EXPECT_EQ(inputs, CliRandomInputs(100, 11, 31));
+  // --json carries request id and input.
+  auto fj = run_cli({"--head", g.frontend(), "fetch", sid, "--json"});
+  EXPECT_EQ(fj.code, 0);
+  EXPECT_NE(fj.out.find("\"request_id\": 1,"), std::string::npos) << fj.out.substr(0, 200);
+  // Purge: every request and response goes; fetch then fails clearly.
+  auto p = run_cli({"--head", g.frontend(), "close", sid, "--purge"});
+  EXPECT_EQ(p.code, 0) << p.err;
+  auto f3 = run_cli({"--head", g.frontend(), "fetch", sid});
+  EXPECT_EQ(f3.code, 2);
+  EXPECT_NE(f3.err.find("was purged"), std::string::npos) << f3.err;
+  EXPECT_EQ(std::count(f3.err.begin(), f3.err.end(), '\n'), 1) << f3.err;
+}
+
+TEST(Durable, HeadKilledRepeatedlyDuringALargeSessionLosesAndDoublesNothing) {
+  const std::uint64_t kN = 200'000, kSeed = 77;
+  const int kBits = 48;
+  std::uint64_t test_seed = std::random_device()();
+  std::printf("kill schedule seed: %llu\n", static_cast<unsigned long long>(test_seed));
+  std::mt19937_64 rng(test_seed);
+  Grid g;
+  g.start_durable_head({"--heartbeat", "250ms"});
+  g.add_node({"--workers", "1"});
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(2));
+  testing::Process submitter({ZGRID_CLI_BIN, "--head", g.frontend(), "--timeout", "30s", "submit",
+                              "--durable", "--service", "factorize", "--random", std::to_string(kN),
+                              "--seed", std::to_string(kSeed), "--bits", std::to_string(kBits)},
+                             g.dir().file("submit.log"));
+  // Kills: at random moments, and at crash points injected into the head.
+  const std::vector<std::string> schedule = {"random",          "before-ack:5", "random",
+                                             "after-results:3", "after-sync:4", "random"};
+  int kills = 0;
+  for (const auto& what : schedule) {
+    if (what == "random") {
+      Millis delay = 100 + static_cast<Millis>(rng() % 500);
+      std::printf("kill %d: SIGKILL after %lld ms\n", kills + 1, static_cast<long long>(delay));
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      g.kill_head();
+      ++kills;
+      g.restart_head();
+    } else {
+      std::printf("kill %d: crash point %s\n", kills + 1, what.c_str());
+      g.restart_head({"ZGRID_CRASH_POINT=" + what});
+      if (!g.wait_head_exit(15'000))
+        std::printf("  crash point not reached in time; SIGKILL instead\n");
+      ++kills;
+      g.restart_head();
+    }
+    std::fflush(stdout);
+  }
+  EXPECT_GE(kills, 5);
+  ASSERT_EQ(submitter.wait(180'000), 0) << testing::read_file(g.dir().file("submit.log"));
+  std::string log = testing::read_file(g.dir().file("submit.log"));
+  std::string sid = SessionIdFromLog(log);
+  ASSERT_EQ(sid.size(), 32u) << log;
+  auto conn = g.connect(30'000);
+  auto all = FetchAll(*conn, sid, 300'000);
+  ASSERT_EQ(all.size(), kN);
+  std::set<std::uint64_t> ids;
+  std::multiset<std::string> inputs;
+  for (const auto& r : all) {
+    ASSERT_TRUE(ids.insert(r.request_id).second) << "request " << r.request_id << " answered twice";
+    ASSERT_TRUE(r.ok()) << r.fault_code << ": " << r.data;
+    ASSERT_TRUE(IsFactorization(std::stoull(r.user_data), r.data))
+        << r.user_data << " = " << r.data;
+    inputs.insert(r.user_data);
+  }
+  EXPECT_EQ(inputs, CliRandomInputs(kN, kSeed, kBits));
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("total"), kN);
+  EXPECT_EQ(st->u64("done"), kN);
+  EXPECT_TRUE(st->boolean("complete"));
+}
+
+TEST(Durable, NodeKilledMidBatchLosesNothing) {
+  Grid g;
+  g.start_durable_head({"--heartbeat", "200ms"});
+  std::size_t victim = g.add_node({"--workers", "2", "--prefetch", "64"});
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(2));
+  auto conn = g.connect();
+  auto info = conn->create_session({"sleep", true, 0});
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto bc = BrokerClient::open(*conn, info->session_id, "c");
+  ASSERT_TRUE(bc.ok());
+  const int kN = 3000;
+  for (int i = 0; i < kN; ++i) ASSERT_TRUE((*bc)->send("1", std::to_string(i)).ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto st = conn->session_status(info->session_id);
+        return st.ok() && st->u64("done") > 300;
+      },
+      30'000));
+  g.node(victim).kill_now();
+  auto all = FetchAll(*conn, info->session_id);
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kN));
+  std::set<std::string> seen;
+  for (const auto& r : all) {
+    EXPECT_TRUE(r.ok()) << r.fault_code;
+    EXPECT_TRUE(seen.insert(r.user_data).second) << r.user_data << " twice";
+  }
+}
+
+TEST(Durable, UncommittedClientDoesNotRunWhileCommittedOnesComplete) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  const std::string sid = info->session_id;
+  auto a = BrokerClient::open(*conn, sid, "a");
+  auto b = BrokerClient::open(*conn, sid, "b");
+  auto c = BrokerClient::open(*conn, sid, "c-no-end");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE((*a)->send("a" + std::to_string(i), "a").ok());
+    ASSERT_TRUE((*b)->send("b" + std::to_string(i), "b").ok());
+    ASSERT_TRUE((*c)->send("c" + std::to_string(i), "c").ok());
+  }
+  ASSERT_TRUE((*c)->wait_acked().ok());  // acknowledged, never flushed, never ended
+  ASSERT_TRUE((*a)->end_requests().ok());
+  ASSERT_TRUE((*b)->end_requests().ok());
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto st = conn->session_status(sid);
+        return st.ok() && st->u64("done") == 2000;
+      },
+      20'000));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(300));  // give c's requests every chance to (wrongly) run
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("total"), 3000u);
+  EXPECT_EQ(st->u64("committed"), 2000u);
+  EXPECT_EQ(st->u64("done"), 2000u);
+  EXPECT_EQ(st->u64("queued"), 0u);
+  EXPECT_FALSE(st->boolean("complete"));
+  auto nodes = conn->nodes();
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_EQ((*nodes)[0].u64("done"), 2000u) << "the uncommitted client's requests ran";
+  auto page = conn->fetch(sid, 0, 16384, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->responses.size(), 2000u);
+  for (const auto& r : page->responses) EXPECT_NE(r.user_data, "c");
+  EXPECT_FALSE(page->complete);
+  // --no-wait says incomplete with exit status 3.
+  auto f = run_cli({"--head", g.frontend(), "fetch", sid, "--no-wait"});
+  EXPECT_EQ(f.code, 3) << f.err;
+}
+
+TEST(Durable, RecoveryRequeuesFlushedWorkAndRestoresCounters) {
+  Grid g;
+  g.start_durable_head();
+  auto conn = g.connect();
+  auto info = conn->create_session({"factorize", true, 0});
+  ASSERT_TRUE(info.ok());
+  auto bc = BrokerClient::open(*conn, info->session_id, "c");
+  ASSERT_TRUE(bc.ok());
+  for (int i = 2; i < 5002; ++i)
+    ASSERT_TRUE((*bc)->send(std::to_string(i), std::to_string(i)).ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());  // committed, with no node to run anything
+  bc->reset();
+  conn.reset();
+  g.kill_head();
+  g.restart_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn2 = g.connect();
+  auto all = FetchAll(*conn2, info->session_id);
+  ASSERT_EQ(all.size(), 5000u);
+  for (const auto& r : all) ASSERT_TRUE(IsFactorization(std::stoull(r.user_data), r.data));
+  auto st = conn2->session_status(info->session_id);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("total"), 5000u);
+  EXPECT_EQ(st->u64("committed"), 5000u);
+  EXPECT_EQ(st->u64("done"), 5000u);
+  // Restart once more: counters come back exactly.
+  conn2.reset();
+  g.kill_head();
+  g.restart_head();
+  auto conn3 = g.connect();
+  auto st3 = conn3->session_status(info->session_id);
+  ASSERT_TRUE(st3.ok());
+  EXPECT_EQ(st3->u64("total"), 5000u);
+  EXPECT_EQ(st3->u64("done"), 5000u);
+  EXPECT_EQ(st3->u64("committed"), 5000u);
+  EXPECT_TRUE(st3->boolean("complete"));
+}
+
+TEST(Durable, PurgeLeavesNoKeyAndLateResultsDoNotComeBack) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"sleep", true, 0});
+  ASSERT_TRUE(info.ok());
+  const std::string sid = info->session_id;
+  auto bc = BrokerClient::open(*conn, sid, "c");
+  ASSERT_TRUE(bc.ok());
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE((*bc)->send("400", std::to_string(i)).ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  // Purge while two requests run: their results arrive after the purge.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto st = conn->session_status(sid);
+        return st.ok() && st->u64("running") > 0;
+      },
+      10'000));
+  ASSERT_TRUE(conn->close_session(sid, proto::CloseMode::kPurge).ok());
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto n = conn->nodes();
+        return n.ok() && n->size() == 1 && (*n)[0].u64("done") >= 2 && (*n)[0].u64("inflight") == 0;
+      },
+      10'000));
+  auto st = conn->session_status(sid);
+  EXPECT_EQ(st.status().code(), Code::kNotFound);
+  // Stop the head (it releases the journal), then look at every key.
+  g.head().signal(SIGTERM);
+  ASSERT_EQ(g.head().wait(10'000), 0);
+  leveldb::DB* db = nullptr;
+  leveldb::Options lo;
+  ASSERT_TRUE(leveldb::DB::Open(lo, g.data_dir() + "/journal", &db).ok());
+  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+  int tombstones = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string key = it->key().ToString();
+    if (key.find(sid) == std::string::npos) continue;
+    EXPECT_EQ(key[0], 'T') << "key of the purged session left: " << key;
+    ++tombstones;
+  }
+  EXPECT_EQ(tombstones, 1);
+  it.reset();
+  delete db;
+}
+
+TEST(Durable, SecondHeadOnTheSameDataDirectoryIsRefused) {
+  Grid g;
+  g.start_durable_head();
+  testing::Process second({ZGRID_HEAD_BIN, "--data-dir", g.data_dir(), "--frontend",
+                           "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0"},
+                          g.dir().file("second.log"));
+  EXPECT_EQ(second.wait(10'000), 2);
+  std::string log = testing::read_file(g.dir().file("second.log"));
+  EXPECT_NE(log.find("in use by PID " + std::to_string(g.head().pid())), std::string::npos) << log;
+}
+
+TEST(Durable, NewerJournalVersionIsRefused) {
+  testing::TempDir d;
+  std::filesystem::create_directories(d.file("data"));
+  {
+    leveldb::DB* db = nullptr;
+    leveldb::Options lo;
+    lo.create_if_missing = true;
+    ASSERT_TRUE(leveldb::DB::Open(lo, d.file("data") + "/journal", &db).ok());
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), std::string(1, '\0') + "version", "9").ok());
+    delete db;
+  }
+  testing::Process head({ZGRID_HEAD_BIN, "--data-dir", d.file("data"), "--frontend",
+                         "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0"},
+                        d.file("log"));
+  EXPECT_EQ(head.wait(10'000), 2);
+  std::string log = testing::read_file(d.file("log"));
+  EXPECT_NE(log.find("format v9, newer than this zgrid-head"), std::string::npos) << log;
+}
+
+// A journal that cannot write: new requests are refused with a clear error,
+// nothing unsynced is acknowledged, fetch and status keep working, and the
+// head accepts work again once the journal can write.
+TEST(Durable, InjectedWriteErrorRefusesThenRecovers) {
+  Grid g;
+  std::string fault = g.dir().file("journal-fault");
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto ok1 = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "factorize", "--random", "500"});
+  ASSERT_EQ(ok1.code, 0) << ok1.err;
+  std::string sid = ok1.out.substr(0, 32);
+  auto watcher = g.connect();
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto st = watcher->session_status(sid);
+        return st.ok() && st->boolean("complete");
+      },
+      20'000));
+  { std::ofstream(fault) << "x"; }
+  auto bad = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "factorize", "--random", "500"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("journal"), std::string::npos) << bad.err;
+  EXPECT_TRUE(bad.out.empty()) << "nothing may be reported committed: " << bad.out;
+  // Reads still work.
+  auto f = run_cli({"--head", g.frontend(), "fetch", sid});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 500);
+  auto st = run_cli({"--head", g.frontend(), "status"});
+  EXPECT_EQ(st.code, 0);
+  EXPECT_NE(st.out.find("journal write failed"), std::string::npos) << st.out;
+  // Space is back: the head reopens the journal and accepts work again.
+  std::filesystem::remove(fault);
+  bool recovered = testing::wait_until(
+      [&] {
+        auto r = run_cli({"--head", g.frontend(), "submit", "--durable", "--service", "factorize",
+                          "--random", "200"});
+        return r.code == 0;
+      },
+      20'000, 500);
+  EXPECT_TRUE(recovered);
+  EXPECT_NE(g.head_log().find("journal reopened"), std::string::npos);
+}
+
+// A real full disk: the data directory on a small tmpfs.
+TEST(Durable, FullDiskRefusesNewRequestsAndResumesWhenSpaceReturns) {
+  bool ci = std::getenv("CI") && std::string(std::getenv("CI")) == "true";
+  Grid g;
+  std::string mnt = g.dir().file("small");
+  std::filesystem::create_directories(mnt);
+  if (geteuid() != 0 || mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=6m") != 0) {
+    if (ci) FAIL() << "cannot mount a tmpfs (needs root): " << std::strerror(errno);
+    GTEST_SKIP() << "needs root to mount a small tmpfs";
+  }
+  struct Unmount {
+    std::string p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "1M"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  // Fill it with durable echo requests of 32 KiB until the head refuses.
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  auto bc = BrokerClient::open(*conn, info->session_id, "filler");
+  ASSERT_TRUE(bc.ok());
+  std::string payload(32 << 10, 'z');
+  Status st;
+  int sent = 0;
+  for (; sent < 2000 && st.ok(); ++sent) {
+    st = (*bc)->send(payload, std::to_string(sent));
+    if (st.ok() && sent % 16 == 15) st = (*bc)->wait_acked();
+  }
+  ASSERT_FALSE(st.ok()) << "6 MiB never filled up";
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
+  std::uint64_t acked = (*bc)->acked();
+  // Make room: the head resumes by itself.
+  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=64m"), 0);
+  auto r = testing::wait_until(
+      [&] {
+        auto x = run_cli(
+            {"--head", g.frontend(), "submit", "--durable", "--service", "echo", "--file", "-"},
+            "hi\n");
+        return x.code == 0;
+      },
+      20'000, 500);
+  EXPECT_TRUE(r) << g.head_log();
+  // Everything acknowledged before the disk filled is still there after a restart.
+  g.kill_head();
+  g.restart_head();
+  auto conn2 = g.connect();
+  auto status = conn2->session_status(info->session_id);
+  ASSERT_TRUE(status.ok());
+  EXPECT_GE(status->u64("total"), acked);
+}
+
+}  // namespace
+}  // namespace zgrid
