@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "client/client.hpp"
+#include "common/status.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
 
@@ -26,6 +27,7 @@ namespace {
 
 using zgrid::client::BrokerClient;
 using Clock = std::chrono::steady_clock;
+using zgrid::Status;
 
 struct Inputs {
   std::vector<std::uint64_t> numbers;
@@ -55,6 +57,7 @@ const Inputs& inputs(int cls) {
 }
 
 double g_kernel_one[2], g_kernel_all[2];  // requests/s of the bare kernel, per class
+double g_interactive[2];                  // best interactive req/s per class (durable ratio)
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -191,11 +194,173 @@ void BM_GridInteractive(benchmark::State& state) {
   double per = static_cast<double>(state.iterations()) * static_cast<double>(in.text.size());
   state.SetItemsProcessed(static_cast<std::int64_t>(per));
   state.counters["req_per_s"] = best;
+  if (nodes == 1 && batch == 1024) g_interactive[cls] = best;
   state.counters["x_kernel_1core"] = g_kernel_one[cls] > 0 ? best / g_kernel_one[cls] : 0;
   state.counters["x_kernel_allcores"] = g_kernel_all[cls] > 0 ? best / g_kernel_all[cls] : 0;
   state.counters["head_cpu_us_per_req"] = 1e6 * head_cpu / per;
   state.counters["node_cpu_us_per_req"] = 1e6 * node_cpu / per;
   state.counters["client_cpu_us_per_req"] = 1e6 * client_cpu / per;
+}
+
+std::uint64_t head_rss_peak_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+
+// Durable end to end: submit (flushing as it goes) -> EndRequests (committed)
+// -> every response fetched by session id. Args: input class, nodes, batch.
+void BM_GridDurable(benchmark::State& state) {
+  int cls = static_cast<int>(state.range(0));
+  int nodes = static_cast<int>(state.range(1));
+  std::size_t batch = static_cast<std::size_t>(state.range(2));
+  const Inputs& in = inputs(cls);
+  zgrid::testing::Grid g;
+  g.start_durable_head({"--log-level", "warn"});
+  int workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / nodes);
+  for (int i = 0; i < nodes; ++i)
+    g.add_node({"--workers", std::to_string(workers), "--log-level", "warn"});
+  if (!g.wait_nodes(nodes)) {
+    state.SkipWithError("nodes did not register");
+    return;
+  }
+  auto conn = g.connect(30'000);
+  std::vector<zgrid::proto::Response> got;
+  double best = 0, head_cpu = 0, node_cpu = 0, client_cpu = 0, syncs = 0, secs = 0;
+  for (auto _ : state) {
+    got.clear();
+    got.reserve(in.text.size());
+    auto gs0 = conn->grid_status();
+    double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), n0 = 0;
+    for (int i = 0; i < nodes; ++i) n0 += cpu_seconds(g.node(i).pid());
+    auto t0 = Clock::now();
+    auto info = conn->create_session({"factorize", true, 0});
+    zgrid::client::BrokerOptions bo;
+    bo.batch_items = batch;
+    auto bc = BrokerClient::open(*conn, info->session_id, "bench", bo);
+    std::size_t i = 0;
+    for (const auto& s : in.text) {
+      if (!(*bc)->send(s, s).ok()) break;
+      if (++i % batch == 0) (void)(*bc)->flush();
+    }
+    (void)(*bc)->end_requests();
+    std::uint64_t cursor = 0;
+    while (true) {
+      auto page = conn->fetch(info->session_id, cursor, 16384, 1000);
+      if (!page.ok()) break;
+      for (auto& r : page->responses) got.push_back(std::move(r));
+      cursor = page->next_cursor;
+      if (page->complete && page->responses.empty()) break;
+    }
+    double sec = seconds_since(t0);
+    state.SetIterationTime(sec);
+    secs += sec;
+    best = std::max(best, static_cast<double>(in.text.size()) / sec);
+    head_cpu += cpu_seconds(g.head().pid()) - h0;
+    client_cpu += self_cpu_seconds() - c0;
+    for (int k = 0; k < nodes; ++k) node_cpu += cpu_seconds(g.node(k).pid());
+    node_cpu -= n0;
+    auto gs1 = conn->grid_status();
+    if (gs0.ok() && gs1.ok())
+      syncs += static_cast<double>(gs1->u64("journal_syncs") - gs0->u64("journal_syncs"));
+    (void)conn->close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
+  }
+  if (got.size() != in.text.size()) {
+    state.SkipWithError("missing responses");
+    return;
+  }
+  std::vector<char> seen(in.text.size() + 1, 0);
+  for (const auto& r : got) {
+    if (r.request_id == 0 || r.request_id > in.text.size() || seen[r.request_id]++ || !r.ok() ||
+        r.user_data != in.text[r.request_id - 1] ||
+        !check_factorization(in.numbers[r.request_id - 1], r.data)) {
+      state.SkipWithError("wrong or duplicate response");
+      return;
+    }
+  }
+  double per = static_cast<double>(state.iterations()) * static_cast<double>(in.text.size());
+  state.SetItemsProcessed(static_cast<std::int64_t>(per));
+  state.counters["req_per_s"] = best;
+  state.counters["x_interactive"] = g_interactive[cls] > 0 ? best / g_interactive[cls] : 0;
+  state.counters["x_kernel_allcores"] = g_kernel_all[cls] > 0 ? best / g_kernel_all[cls] : 0;
+  // Each request is journaled twice (request batch, response record).
+  state.counters["req_per_fsync"] = syncs > 0 ? per / syncs : 0;
+  state.counters["fsync_per_s"] = secs > 0 ? syncs / secs : 0;
+  state.counters["head_cpu_us_per_req"] = 1e6 * head_cpu / per;
+  state.counters["node_cpu_us_per_req"] = 1e6 * node_cpu / per;
+  state.counters["client_cpu_us_per_req"] = 1e6 * client_cpu / per;
+  state.counters["head_rss_peak_MiB"] =
+      static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
+}
+
+// Recovery: N committed requests journaled (no node, so none answered), the
+// head is SIGKILLed and restarted; time until it answers again, all requeued.
+void BM_DurableRecovery(benchmark::State& state) {
+  const Inputs& in = inputs(0);
+  zgrid::testing::Grid g;
+  g.start_durable_head({"--log-level", "warn"});
+  {
+    auto conn = g.connect(30'000);
+    auto info = conn->create_session({"factorize", true, 0});
+    auto bc = BrokerClient::open(*conn, info->session_id, "bench");
+    for (const auto& s : in.text) (void)(*bc)->send(s, s);
+    if (!(*bc)->end_requests().ok()) {
+      state.SkipWithError("submit failed");
+      return;
+    }
+  }
+  for (auto _ : state) {
+    g.kill_head();
+    auto t0 = Clock::now();
+    g.restart_head();
+    auto conn = g.connect(60'000);  // answers once recovery is done
+    state.SetIterationTime(seconds_since(t0));
+    auto st = conn->grid_status();
+    if (!st.ok() || st->u64("queued") != in.text.size()) {
+      state.SkipWithError("not every request was requeued");
+      return;
+    }
+  }
+  state.counters["requests_journaled"] = static_cast<double>(in.text.size());
+  state.counters["head_rss_peak_MiB"] =
+      static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
+}
+
+// Head memory for a huge durable session sent at a slow grid: ZGRID_BENCH_BIG_N
+// requests (default 10,000,000) committed while one slow node works.
+void BM_DurableHugeSessionRss(benchmark::State& state) {
+  const char* e = std::getenv("ZGRID_BENCH_BIG_N");
+  std::uint64_t n = e ? std::strtoull(e, nullptr, 10) : 10'000'000;
+  zgrid::testing::Grid g;
+  g.start_durable_head({"--log-level", "warn"});
+  g.add_node({"--workers", "1", "--services", "sleep", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  for (auto _ : state) {
+    auto conn = g.connect(60'000);
+    auto info = conn->create_session({"sleep", true, 0});
+    auto bc = BrokerClient::open(*conn, info->session_id, "big");
+    auto t0 = Clock::now();
+    std::uint64_t i = 0;
+    for (; i < n; ++i) {
+      if (!(*bc)->send("1", "1").ok()) break;
+      if (i % 1024 == 1023) (void)(*bc)->flush();
+    }
+    Status st = (*bc)->end_requests();
+    state.SetIterationTime(seconds_since(t0));
+    if (!st.ok() || i != n) {
+      state.SkipWithError("submit failed");
+      return;
+    }
+    auto gs = conn->session_status(info->session_id);
+    state.counters["committed"] = gs.ok() ? static_cast<double>(gs->u64("committed")) : 0;
+  }
+  state.counters["head_rss_peak_MiB"] =
+      static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
 }
 
 // Round trip of a lone request on an idle grid (no spinning anywhere).
@@ -253,6 +418,16 @@ BENCHMARK(BM_GridInteractive)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+BENCHMARK(BM_GridDurable)
+    ->ArgNames({"class", "nodes", "batch"})
+    ->Args({0, 1, 1024})
+    ->Args({0, 2, 1024})
+    ->Args({0, 1, 4096})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_DurableRecovery)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_DurableHugeSessionRss)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 BENCHMARK_MAIN();

@@ -604,4 +604,26 @@ Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms
   return poll_response(out);
 }
 
+// ---- ResponseStream -----------------------------------------------------------
+
+Result<bool> ResponseStream::next(proto::Response* out, Millis wait_ms) {
+  const Clock& clock = SteadyClock::instance();
+  Millis deadline = clock.now_ms() + wait_ms;
+  while (buffer_.empty()) {
+    if (complete_) return false;
+    Millis left = deadline - clock.now_ms();
+    if (left <= 0)
+      return Status::TimedOut("no response from session " + session_id_ + " within " +
+                              format_ms(wait_ms));
+    auto page = conn_.fetch(session_id_, cursor_, 16384, std::min<Millis>(left, 1000));
+    if (!page.ok()) return page.status();
+    cursor_ = page->next_cursor;
+    if (page->complete && page->responses.empty()) complete_ = true;
+    for (auto& r : page->responses) buffer_.push_back(std::move(r));
+  }
+  *out = std::move(buffer_.front());
+  buffer_.pop_front();
+  return true;
+}
+
 }  // namespace zgrid::client

@@ -190,6 +190,32 @@ class BrokerClient {
 // "10s", "1500ms".
 std::string format_ms(Millis ms);
 
+// Reads the stored responses of a durable session in order, from the
+// beginning or from a cursor, waiting for new ones until it is complete:
+//
+//   ResponseStream rs(conn, session_id);        // or (conn, id, cursor)
+//   proto::Response r;
+//   while (rs.next(&r, 60'000).value()) use(r);  // false: complete, all read
+//
+// cursor() is where the next response comes from: keep it to resume later.
+// Threading and ownership as for BrokerClient.
+class ResponseStream {
+ public:
+  ResponseStream(Connection& conn, std::string session_id, std::uint64_t cursor = 0)
+      : conn_(conn), session_id_(std::move(session_id)), cursor_(cursor) {}
+  // True with *out set; false once the session is complete and every response
+  // was read; kTimedOut when none came within `wait_ms`.
+  Result<bool> next(proto::Response* out, Millis wait_ms);
+  std::uint64_t cursor() const { return cursor_; }
+
+ private:
+  Connection& conn_;
+  std::string session_id_;
+  std::uint64_t cursor_;
+  std::deque<proto::Response> buffer_;
+  bool complete_ = false;
+};
+
 // Prints a Status for a person: "zgrid: error: unknown session 7f3c…".
 std::string describe(const Status& st);
 

@@ -369,8 +369,14 @@ int cmd_sessions(const Global& g, bool json) {
   if (json) {
     for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
   } else {
-    print_table(*rows, {"session_id", "service", "durable", "state", "total", "committed", "queued",
-                        "running", "done", "faulted", "removed"});
+    std::int64_t now = zgrid::wall_seconds();
+    for (auto& r : *rows) {
+      std::int64_t created = static_cast<std::int64_t>(r.u64("created"));
+      r.items.emplace_back("age",
+                           zgrid::format_duration(std::max<std::int64_t>(0, now - created) * 1000));
+    }
+    print_table(*rows, {"session_id", "service", "durable", "state", "age", "total", "committed",
+                        "queued", "running", "done", "faulted", "removed"});
   }
   return kExitOk;
 }

@@ -979,7 +979,13 @@ class Head {
         cancel_session(*s);
         break;
       case proto::CloseMode::kPurge:
-        return purge_session(rid, env.corr, s);
+        purge_session(s, [this, rid, corr = env.corr](bool ok, const std::string& err) {
+          if (ok)
+            reply_client(rid, proto::encode_ok(corr));
+          else
+            reply_error(frontend_, rid, corr, Status::Unavailable(err));
+        });
+        return Status::OK();
     }
     if (s->durable) {
       JournalOp op;
@@ -997,28 +1003,22 @@ class Head {
     return Status::OK();
   }
 
-  Status purge_session(const std::string& rid, std::uint64_t corr, Session* s) {
+  // Deletes every key of the session and writes a tombstone, in one write;
+  // the session leaves memory now so that late results are dropped.
+  void purge_session(Session* s, OpDone done) {
     ZG_LOG(kInfo, kLog, "session purged session=" + s->id);
     if (!s->durable) {
       drop_session(s);
-      reply_client(rid, proto::encode_ok(corr));
-      return Status::OK();
+      done(true, "");
+      return;
     }
-    // Every key of the session goes, and a tombstone comes, in one write; the
-    // session leaves memory now so that late results are dropped.
     JournalOp op;
     for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
       op.delete_prefixes.push_back(jkey::session(kind, s->id));
     op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), std::to_string(wall_seconds()));
     tombstones_.insert(s->id);
     drop_session(s);
-    submit(std::move(op), [this, rid, corr](bool ok, const std::string& err) {
-      if (ok)
-        reply_client(rid, proto::encode_ok(corr));
-      else
-        reply_error(frontend_, rid, corr, Status::Unavailable(err));
-    });
-    return Status::OK();
+    submit(std::move(op), std::move(done));
   }
 
   void cancel_session(Session& s) {
@@ -1247,8 +1247,10 @@ class Head {
           s->in_active = false;
           continue;
         }
-        if (s->durable && !journal_->healthy()) {
-          // Nothing could be recorded: run it once the journal is back.
+        if (s->durable &&
+            (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
+          // Nothing could be recorded (or the disk is behind): results would
+          // only pile up in memory. Run it once the journal catches up.
           active_.push_back(ord);
           continue;
         }
@@ -1642,7 +1644,7 @@ class Head {
   // timeout is removed with every request it sent. Idle interactive sessions
   // with no client and no work are closed.
   void sweep_idle(Millis now) {
-    std::vector<Session*> drop;
+    std::vector<Session*> drop, retired;
     for (auto& kv : sessions_) {
       Session& s = *kv.second;
       for (std::uint32_t ci = 0; ci < s.clients.size(); ++ci) {
@@ -1650,6 +1652,12 @@ class Head {
         if (c.ended || c.removed || c.running > 0 || !c.held_acks.empty()) continue;
         if (now - c.last_activity < s.client_idle_timeout_ms) continue;
         remove_client(s, ci);
+      }
+      if (s.durable && o_.retention_ms > 0 && complete(s)) {
+        if (s.completed_at == 0)
+          s.completed_at = now;
+        else if (now - s.completed_at >= o_.retention_ms)
+          retired.push_back(&s);
       }
       bool idle = now - s.last_activity >= o_.session_idle_timeout_ms;
       if (!s.durable && idle && s.queue.empty() && s.running == 0) {
@@ -1662,6 +1670,10 @@ class Head {
     for (Session* s : drop) {
       ZG_LOG(kInfo, kLog, "idle session closed session=" + s->id);
       drop_session(s);
+    }
+    for (Session* s : retired) {
+      ZG_LOG(kInfo, kLog, "retention period over session=" + s->id);
+      purge_session(s, [](bool, const std::string&) {});
     }
   }
 
@@ -1725,6 +1737,7 @@ class Head {
   double rate_ = 0;
 
   static constexpr Millis kLiveWindowMs = 10'000;
+  static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
 };
 
 }  // namespace

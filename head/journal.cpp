@@ -139,6 +139,7 @@ std::uint64_t Journal::submit(JournalOp op) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     seq = op.seq = ++next_seq_;
+    backlog_.fetch_add(op.bytes(), std::memory_order_relaxed);
     queue_.push_back(std::move(op));
   }
   cv_.notify_one();
@@ -295,6 +296,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
     }
     std::size_t bytes = 0;
     for (auto& op : group) bytes += op.bytes();
+    backlog_.fetch_sub(bytes, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (ok) {

@@ -89,6 +89,8 @@ class Journal {
   bool healthy() const { return healthy_.load() && space_ok_.load(); }
   std::string health_reason() const;
   JournalStats stats() const;
+  // Bytes submitted and not yet written: the reactor slows down above a bound.
+  std::size_t backlog_bytes() const { return backlog_.load(std::memory_order_relaxed); }
   leveldb::DB* db() const { return db_; }
   const std::string& data_dir() const { return dir_; }
 
@@ -117,6 +119,7 @@ class Journal {
   JournalStats stats_;           // guarded by mu_
   std::string error_;            // guarded by mu_: why the last write failed
 
+  std::atomic<std::size_t> backlog_{0};
   std::atomic<bool> healthy_{true};
   std::atomic<bool> space_ok_{true};
   std::thread thread_;

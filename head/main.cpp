@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
                            "Remove an open client idle this long, with its requests");
   zgrid::cli::add_duration(app, "--session-idle-timeout", &o.session_idle_timeout_ms,
                            "Close an interactive session idle this long");
+  zgrid::cli::add_duration(
+      app, "--retention", &o.retention_ms,
+      "Purge complete durable sessions after this long (0: keep until purged)");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
   app.add_option("--heartbeat-misses", o.heartbeat_misses,
                  "A node is dead after this many silent intervals")

@@ -26,6 +26,8 @@ struct HeadOptions {
   std::uint64_t max_task_batch = 4'096;        // tasks in one message to a node
   std::uint64_t durable_window = 65'536;       // durable: requests loaded from the journal at once
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, new requests are refused
+  Millis retention_ms =
+      0;  // purge complete durable sessions after this long (0: keep until purged)
 };
 
 }  // namespace zgrid::head

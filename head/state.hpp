@@ -97,6 +97,7 @@ struct Session {
   std::vector<std::uint64_t> answered_bits;  // bitmap by request id: response journaled
   std::uint64_t next_resp_seq = 1;           // fetch cursor of the next response record
   std::uint64_t committing = 0;              // answered, response not yet synced
+  Millis completed_at = 0;                   // when first seen complete (retention)
 
   bool is_answered(std::uint64_t id) const {
     return id / 64 < answered_bits.size() && (answered_bits[id / 64] >> (id % 64)) & 1;

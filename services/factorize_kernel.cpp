@@ -1,11 +1,18 @@
 // Prime factorization kernel. Pipeline for one n:
-//   1. strip powers of two (ctz), trial-divide by small odd primes using the
-//      multiply-by-inverse divisibility test (n * p^-1 mod 2^64 <= (2^64-1)/p);
-//   2. a leftover cofactor below the square of the next prime is prime;
-//   3. otherwise deterministic Miller-Rabin in Montgomery form (32-bit path with bases
-//      {2, 7, 61}, 64-bit path with the 7-base set), and composites are split by
-//      Pollard-Brent rho (Montgomery arithmetic, batched gcd with backtracking).
-// All state lives on the stack; the only tables are constexpr.
+//   1. strip powers of two (ctz), then trial-divide by odd primes with the multiply-by-inverse
+//      divisibility test (n * p^-1 mod 2^w <= (2^w - 1) / p, the product being the quotient).
+//      Below 2^32 with AVX2 this runs 16 primes per step over every prime below 2^16, which
+//      factors such inputs completely; otherwise it stops at a size-dependent bound, and as soon
+//      as p^2 exceeds the rest (which then is prime);
+//   2. primality of what is left: a 64 KiB bitmap below 2^20, deterministic Miller-Rabin in
+//      Montgomery form otherwise (bases {2, 7, 61} below 2^32; base 2 and then the 7-base set
+//      {2, 325, 9375, 28178, 450775, 9780504, 1795265022} above);
+//   3. composites are split by Pollard-Brent rho below 2^32 (Montgomery arithmetic, batched gcd
+//      with backtracking) and by micro-ECM above (two Montgomery curves at a time, Suyama
+//      parameters, ladder stage 1, baby-step giant-step stage 2), with rho as the last resort.
+// Everything lives on the stack or in constexpr tables, except the bitmap (static storage, built
+// on first use). Hot loops have AVX2/BMI2 variants chosen at run time; the rest is baseline x86-64
+// (or portable C++ elsewhere).
 #include "services/factorize_kernel.hpp"
 
 #include <array>
@@ -88,7 +95,7 @@ inline u64 isqrt(u64 n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Trial-division table, built at compile time: odd primes 3..kTdLimit with p^-1 mod 2^64 and
+// Trial-division table, built at compile time: odd primes below kTdLimit with p^-1 mod 2^64 and
 // floor((2^64-1)/p). n is divisible by p exactly when n * p^-1 (mod 2^64) <= that limit, and then
 // the product is the quotient.
 
@@ -138,8 +145,8 @@ constexpr TdTable make_td_table() {
 
 constexpr TdTable kTd = make_td_table();
 
-// The same primes with 32-bit inverses and limits for inputs below 2^32, laid out for 8-lane
-// vector tests. Padding entries (inv 1, lim 0) never report a divisor.
+// The same primes with 32-bit inverses and limits for inputs below 2^32, padded to whole vector
+// steps; padding entries (inv 1, lim 0) never report a divisor.
 constexpr int kNumTdPrimesPadded = (kNumTdPrimes + 15) / 16 * 16;
 struct alignas(32) TdTable32 {
   std::array<u32, kNumTdPrimesPadded> inv{};
@@ -161,13 +168,13 @@ constexpr TdTable32 make_td_table32() {
 }
 
 constexpr TdTable32 kTd32Table = make_td_table32();
-// Multiples of eight and four (the loops test that many primes per step).
+
 // How many of those primes to try, by input size and instruction set (measured optima). The
 // vector loop is cheap enough to go all the way for 32-bit inputs (the padding entries never
 // match), which beats handing the cofactor to Miller-Rabin and rho.
-constexpr int kTd32 = 160;       // n < 2^32, scalar: primes up to 947
+constexpr int kTd32 = 160;                     // n < 2^32, scalar: primes up to 947
 constexpr int kTd32Avx2 = kNumTdPrimesPadded;  // n < 2^32, AVX2: every prime below 2^16
-constexpr int kTd64 = 564;       // n >= 2^32: primes below 4096
+constexpr int kTd64 = 564;                     // n >= 2^32: primes below 4096
 static_assert(kTd32 % 4 == 0 && kTd32Avx2 % 16 == 0 && kTd64 % 4 == 0);
 static_assert(kTd32 <= kNumTdPrimes && kTd64 <= kNumTdPrimes);
 
@@ -468,8 +475,8 @@ u64 brent_rho(const M& m, typename M::T c, int batch, u64 r_start, u64 max_r = u
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro-ECM for 64-bit composites whose smallest factor may be large (semiprimes of two 32-bit
-// primes are the worst case for rho: ~2^16 iterations). Montgomery curves B y^2 = x^3 + A x^2 + x
+// Micro-ECM for 64-bit composites (semiprimes of two 32-bit primes are the worst case for rho:
+// ~2^16 iterations). Montgomery curves B y^2 = x^3 + A x^2 + x
 // in X:Z coordinates with Suyama's parameterization (group order divisible by 12), stage 1 as a
 // Montgomery ladder over K = lcm(1..B1), stage 2 as a baby-step giant-step continuation up to
 // B2 with one batched inversion, so each (giant, baby) pair costs one multiplication.
@@ -500,8 +507,8 @@ constexpr PrimeBits kPrimeBits = make_prime_bits();
 constexpr int kMaxKLimbs = 8;
 struct StageOneMultiplier {
   std::array<u64, kMaxKLimbs> limb{};
-  int bits = 0;      // bit length of the odd part
-  int twos = 0;      // exponent of two
+  int bits = 0;  // bit length of the odd part
+  int twos = 0;  // exponent of two
 };
 
 constexpr StageOneMultiplier make_stage_one(u32 b1) {
@@ -562,72 +569,84 @@ constexpr Stage2Plan make_plan(u32 b1, u32 b2) {
 struct EcmParams {
   u32 b1;
   u32 b2;
-  int max_curves;
   StageOneMultiplier k;
   Stage2Plan plan;
 };
 
-constexpr EcmParams make_params(u32 b1, u32 b2, int curves) {
-  return EcmParams{b1, b2, curves, make_stage_one(b1), make_plan(b1, b2)};
+constexpr EcmParams make_params(u32 b1, u32 b2) {
+  return EcmParams{b1, b2, make_stage_one(b1), make_plan(b1, b2)};
 }
 
-// Escalating levels: the smallest factor of a composite cofactor is usually small (random
-// 64-bit inputs), so cheap curves come first; hard semiprimes climb to the larger levels.
-struct LevelSpec {
-  u32 b1, b2;
+// Curve levels (B1, B2) and, per input size, how many curves of each to try. The smallest factor
+// of a composite cofactor is usually small (random 64-bit inputs), so one pair of cheap curves
+// comes first; then levels sized for the largest factor the input can hide. Chosen with a cost
+// model fed by measured per-curve times and success rates on cofactors of random 64-bit inputs
+// and on semiprimes of two 32-bit primes. Past the last level, rho takes over (never seen).
+constexpr EcmParams kEcmLevels[] = {
+    make_params(47, 2350), make_params(60, 6000), make_params(95, 9500), make_params(150, 15000)};
+
+struct EcmStep {
+  const EcmParams* params;
   int curves;
 };
-// Chosen with a cost model fed by measured per-curve times and success rates, on cofactors of
-// random 64-bit inputs and on semiprimes of two 32-bit primes. One pair of cheap curves, then
-// curves sized for ~32-bit factors; after those, rho takes over (never seen in practice).
-constexpr LevelSpec kLevelSpecs[] = {{47, 2350, 2}, {150, 15000, 400}};
-constexpr int kNumLevels = sizeof(kLevelSpecs) / sizeof(kLevelSpecs[0]);
-constexpr std::array<EcmParams, kNumLevels> make_levels() {
-  std::array<EcmParams, kNumLevels> out{};
-  for (int i = 0; i < kNumLevels; ++i) {
-    out[i] = make_params(kLevelSpecs[i].b1, kLevelSpecs[i].b2, kLevelSpecs[i].curves);
+constexpr int kScheduleSteps = 3;
+using EcmSchedule = std::array<EcmStep, kScheduleSteps>;
+constexpr EcmSchedule kScheduleBelow52 = {
+    {{&kEcmLevels[0], 2}, {&kEcmLevels[1], 400}, {&kEcmLevels[1], 0}}};
+constexpr EcmSchedule kScheduleBelow60 = {
+    {{&kEcmLevels[0], 2}, {&kEcmLevels[2], 400}, {&kEcmLevels[2], 0}}};
+constexpr EcmSchedule kScheduleFrom60 = {
+    {{&kEcmLevels[0], 2}, {&kEcmLevels[2], 4}, {&kEcmLevels[3], 400}}};
+
+constexpr bool levels_fit() {
+  for (const EcmParams& p : kEcmLevels) {
+    if (p.b2 + kD >= kEcmSieveLimit || p.k.bits >= kMaxKLimbs * 64 - 64) return false;
   }
-  return out;
+  return true;
 }
-constexpr auto kEcmParams = make_levels();
-static_assert(kEcmParams[kNumLevels - 1].b2 + kD < kEcmSieveLimit);
-static_assert(kEcmParams[kNumLevels - 1].k.bits < kMaxKLimbs * 64 - 64);
+static_assert(levels_fit());
 constexpr int kMaxGiant = kEcmSieveLimit / kD + 2;
 
-// Binary extended gcd: returns a^-1 mod n (odd n) in *inv when gcd(a, n) == 1, else the gcd.
-u64 inverse_or_gcd(u64 a, u64 n, u64* inv) {
-  if (a == 0) return n;
-  u64 u = a, v = n, x1 = 1, x2 = 0;  // invariants: x1 * a == u, x2 * a == v (mod n)
-  const u64 half = (n >> 1) + 1;     // (n + 1) / 2 = 2^-1 mod n
-  while ((u & 1) == 0) {
-    u >>= 1;
-    x1 = (x1 & 1) ? (x1 >> 1) + half : x1 >> 1;
-  }
+// Montgomery-form inverse for odd n: given A = a*R mod n (R = 2^64), returns 1 and sets
+// *out = a^-1 * R mod n, or returns gcd(A, n) > 1 (n when A == 0). Binary extended gcd in
+// Kaliski's form: it keeps A*s == +-v*2^k and A*r == -+u*2^k (mod n) with n = u*s + v*r, so all
+// values stay below n, each step strips a whole run of zero bits, and the swap that keeps u > v
+// is done with cmov (a branch here mispredicts half the time). At the end A^-1 = +-s * 2^-k, so
+// a^-1 * R = A^-1 * R^2 = +-s * 2^(128-k), at most 64 modular doublings.
+u64 mont_inverse(u64 a_mont, u64 n, u64* out) {
+  if (a_mont == 0) return n;
+  u64 u = n, v = a_mont, r = 0, s = 1, negate = 0;
+  int k = __builtin_ctzll(v);
+  v >>= k;
   while (u != v) {
-    if (u > v) {
-      u -= v;
-      x1 = x1 >= x2 ? x1 - x2 : x1 - x2 + n;
-      do {
-        u >>= 1;
-        x1 = (x1 & 1) ? (x1 >> 1) + half : x1 >> 1;
-      } while ((u & 1) == 0);
-    } else {
-      v -= u;
-      x2 = x2 >= x1 ? x2 - x1 : x2 - x1 + n;
-      do {
-        v >>= 1;
-        x2 = (x2 & 1) ? (x2 >> 1) + half : x2 >> 1;
-      } while ((v & 1) == 0);
-    }
+    const u64 swap = u < v;
+    const u64 mask = 0 - swap;
+    const u64 tuv = (u ^ v) & mask, trs = (r ^ s) & mask;
+    u ^= tuv;
+    v ^= tuv;
+    r ^= trs;
+    s ^= trs;
+    negate ^= swap;
+    u -= v;
+    r += s;
+    const int tz = __builtin_ctzll(u);
+    u >>= tz;
+    s <<= tz;
+    k += tz;
   }
   if (u != 1) return u;
-  *inv = x1;
+  if (s >= n) s -= n;
+  for (; k < 128; ++k) {
+    const u64 t = n - s;  // s + s mod n without overflow
+    s = s >= t ? s - t : s + s;
+  }
+  *out = (negate && s != 0) ? n - s : s;
   return 1;
 }
 
-// Two curves run side by side: a single curve is a chain of dependent Montgomery products and
-// leaves most of the multiplier idle; interleaving two independent curves nearly doubles the
-// throughput, at the price of at most one wasted curve per factorization.
+// Two curves run side by side: they share each modular inversion (curve setup, stage 2
+// normalization) and give the out-of-order core independent product chains, at the price of at
+// most one wasted curve per factorization.
 constexpr int kLanes = 2;
 #define ZG_FOR_LANES(l) _Pragma("GCC unroll 2") for (int l = 0; l < kLanes; ++l)
 
@@ -661,7 +680,7 @@ constexpr auto kBabyIndex = make_baby_index();
 
 class Ecm {
  public:
-  explicit Ecm(const Mont64& m) : m_(m), r3_(m.mul(m.r2, m.r2)), five_(m.to(5)) {}
+  explicit Ecm(const Mont64& m) : m_(m), five_(m.to(5)) {}
 
   // Runs the curves with Suyama parameters sigma, sigma + 1, ...; returns a divisor in (1, n)
   // or 0.
@@ -687,7 +706,7 @@ class Ecm {
       den[l] = m.add(t, t);
       w[l] = m.mul(den[l], v3[l]);
     }
-    u64 inv;
+    u64 inv = 0;
     const u64 g = inverse(m.mul(w[0], w[1]), &inv);
     if (g != 1) return g != n ? g : 0;
     u64 x0[kLanes];
@@ -722,13 +741,7 @@ class Ecm {
 
  private:
   // Montgomery-form inverse of a Montgomery-form value; returns 1 or the gcd found.
-  ZG_INLINE u64 inverse(u64 a_mont, u64* out) const {
-    u64 inv = 0;
-    const u64 g = inverse_or_gcd(a_mont, m_.n, &inv);
-    if (g != 1) return g;
-    *out = m_.mul(inv, r3_);  // (aR)^-1 * R^3 / R = a^-1 R
-    return 1;
-  }
+  ZG_INLINE u64 inverse(u64 a_mont, u64* out) const { return mont_inverse(a_mont, m_.n, out); }
 
   // A divisor in (1, n) shared with the lanes' values, or 0.
   ZG_INLINE u64 lanes_gcd(const u64* v) const {
@@ -869,7 +882,7 @@ class Ecm {
         acc[l] = m.mul(acc[l], p.z[l]);
       }
     }
-    u64 inv;
+    u64 inv = 0;
     const u64 g = inverse(m.mul(acc[0], acc[1]), &inv);
     if (g != 1) return g != m.n ? g : lanes_gcd(acc);
     u64 inv_l[kLanes];
@@ -906,17 +919,19 @@ class Ecm {
   }
 
   const Mont64& m_;
-  u64 r3_;
   u64 five_;
   u64 a24_[kLanes] = {};
 };
 
 ZG_INLINE u64 ecm_find_divisor_body(const Mont64& m) {
+  const int bits = 64 - __builtin_clzll(m.n);
+  const EcmSchedule& schedule =
+      bits < 52 ? kScheduleBelow52 : bits < 60 ? kScheduleBelow60 : kScheduleFrom60;
   Ecm ecm(m);
   u64 sigma = 11;
-  for (const EcmParams& prm : kEcmParams) {
-    for (int c = 0; c < prm.max_curves; c += kLanes, sigma += kLanes) {
-      const u64 d = ecm.run(prm, sigma);
+  for (const EcmStep& step : schedule) {
+    for (int c = 0; c < step.curves; c += kLanes, sigma += kLanes) {
+      const u64 d = ecm.run(*step.params, sigma);
       if (d != 0) return d;
     }
   }
@@ -1026,7 +1041,7 @@ ZG_INLINE int trial_divide(u64& n, u64* out, int& count, int td_end) {
 }
 
 #ifdef ZG_HAVE_X86_DISPATCH
-// Same contract as trial_divide(n, out, count, kTd32Avx2) for n < 2^32, eight primes per AVX2 step
+// Same contract as trial_divide(n, out, count, kTd32Avx2) for n < 2^32, with AVX2
 // (32-bit products n * p^-1, unsigned compare via max + equality), sixteen per step.
 __attribute__((target("avx2"))) int trial_divide_u32_avx2(u64& n64, u64* out, int& count) {
   u32 n = static_cast<u32>(n64);

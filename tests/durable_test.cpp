@@ -236,9 +236,9 @@ TEST(Durable, UncommittedClientDoesNotRunWhileCommittedOnesComplete) {
   auto c = BrokerClient::open(*conn, sid, "c-no-end");
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE((*a)->send("a" + std::to_string(i), "a").ok());
-    ASSERT_TRUE((*b)->send("b" + std::to_string(i), "b").ok());
-    ASSERT_TRUE((*c)->send("c" + std::to_string(i), "c").ok());
+    ASSERT_TRUE((*a)->send(std::string("a").append(std::to_string(i)), "a").ok());
+    ASSERT_TRUE((*b)->send(std::string("b").append(std::to_string(i)), "b").ok());
+    ASSERT_TRUE((*c)->send(std::string("c").append(std::to_string(i)), "c").ok());
   }
   ASSERT_TRUE((*c)->wait_acked().ok());  // acknowledged, never flushed, never ended
   ASSERT_TRUE((*a)->end_requests().ok());
@@ -356,6 +356,70 @@ TEST(Durable, PurgeLeavesNoKeyAndLateResultsDoNotComeBack) {
   EXPECT_EQ(tombstones, 1);
   it.reset();
   delete db;
+}
+
+TEST(Durable, ResponseStreamFromACursorAndSeveralClients) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  std::string sid;
+  {
+    auto conn = g.connect();
+    auto info = conn->create_session({"echo", true, 0});
+    ASSERT_TRUE(info.ok());
+    sid = info->session_id;
+    auto a = BrokerClient::open(*conn, sid, "a");
+    auto b = BrokerClient::open(*conn, sid, "b");
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_TRUE((*a)->send(std::string("a").append(std::to_string(i)), "").ok());
+      ASSERT_TRUE((*b)->send(std::string("b").append(std::to_string(i)), "").ok());
+    }
+    ASSERT_TRUE((*a)->end_requests().ok());
+    ASSERT_TRUE((*b)->end_requests().ok());
+  }  // the submitting connection is gone: attach by id from another one
+  auto conn = g.connect();
+  ASSERT_TRUE(conn->attach(sid).ok());
+  client::ResponseStream all(*conn, sid);
+  std::vector<proto::Response> got;
+  proto::Response r;
+  while (true) {
+    auto more = all.next(&r, 30'000);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    got.push_back(r);
+  }
+  ASSERT_EQ(got.size(), 600u);
+  // From a cursor: the tail only, the same responses in the same order.
+  client::ResponseStream tail(*conn, sid, 401);
+  std::size_t i = 400;
+  while (tail.next(&r, 30'000).value()) {
+    ASSERT_LT(i, got.size());
+    EXPECT_EQ(r.request_id, got[i].request_id);
+    EXPECT_EQ(r.data, got[i].data);
+    ++i;
+  }
+  EXPECT_EQ(i, 600u);
+  EXPECT_EQ(tail.cursor(), 601u);
+}
+
+TEST(Durable, RetentionPurgesCompleteSessions) {
+  Grid g;
+  g.start_durable_head({"--retention", "1s"});
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto r = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "factorize", "--random", "10"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, 32);
+  auto conn = g.connect();
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        auto st = conn->session_status(sid);
+        return !st.ok() && st.status().message().find("purged") != std::string::npos;
+      },
+      15'000, 100));
 }
 
 TEST(Durable, SecondHeadOnTheSameDataDirectoryIsRefused) {
