@@ -68,7 +68,8 @@ class Connection {
   Result<std::vector<Fields>> sessions();
   Status close_session(const std::string& session_id, proto::CloseMode mode);
 
-  // Reads stored responses of a durable session from `cursor` (request id).
+  // Reads stored responses of a durable session from `cursor`: the 1-based
+  // sequence number of a response in the session (0: the beginning).
   struct FetchPage {
     std::vector<proto::Response> responses;
     std::uint64_t next_cursor = 0;

@@ -299,7 +299,8 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
     if (page->complete && page->responses.empty()) break;
     if (page->responses.empty() && a.no_wait) {
       std::fflush(stdout);
-      std::fprintf(stderr, "zgrid: session %s is not complete yet\n", a.session_id.c_str());
+      std::fprintf(stderr, "zgrid: session %s is not complete yet; resume with --from %llu\n",
+                   a.session_id.c_str(), static_cast<unsigned long long>(cursor));
       return kExitIncomplete;
     }
     if (a.wait_timeout_ms > 0 && clock.now_ms() - start > a.wait_timeout_ms) {
@@ -428,7 +429,9 @@ int main(int argc, char** argv) {
   auto* fetch = app.add_subcommand("fetch", "Print the responses of a durable session");
   fetch->add_option("session", fa.session_id, "Session id")->required();
   fetch->add_flag("--no-wait", fa.no_wait, "Print what is ready and exit (3 if incomplete)");
-  fetch->add_option("--from", fa.from, "Start at this request id (cursor)");
+  fetch->add_option(
+      "--from", fa.from,
+      "Start at this response number (1-based; an incomplete fetch prints where to resume)");
   fetch->add_flag("--json", fa.json, "JSON lines with request id, input and result");
   zgrid::cli::add_duration(*fetch, "--wait-timeout", &fa.wait_timeout_ms,
                            "Give up waiting for completion after this long (exit 3)");

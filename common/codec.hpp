@@ -82,7 +82,13 @@ class Writer {
   Writer& kv_b(std::string_view k, bool v) { return str(k).boolean(v); }
   Writer& kv_f(std::string_view k, double v) { return str(k).f64(v); }
 
+  // Appends bytes that are already msgpack (items encoded elsewhere).
+  Writer& raw(std::string_view bytes) {
+    buf_.write(bytes.data(), bytes.size());
+    return *this;
+  }
   std::size_t size() const { return buf_.size(); }
+  const char* data() const { return buf_.data(); }
   // Hands the bytes to a ZeroMQ message (no copy); the Writer is empty afterwards.
   zmq::message_t finish();
   std::string finish_string() { return std::string(buf_.data(), buf_.size()); }
@@ -153,8 +159,11 @@ class MapView {
 struct DecodeLimits {
   std::size_t max_array = 65536 + 16;
   std::size_t max_map = 256;
-  std::size_t max_str = 1 << 20;
-  std::size_t max_bin = 1 << 20;
+  // Per value: a frame is at most 8 MiB anyway (ZMQ_MAXMSGSIZE); fields
+  // with tighter limits (names, payloads) are checked where they are read,
+  // so one oversized payload is refused alone (too_large), not its batch.
+  std::size_t max_str = 8 << 20;
+  std::size_t max_bin = 8 << 20;
   std::size_t max_depth = 6;
 };
 

@@ -154,7 +154,7 @@ struct Close {
 
 struct Fetch {
   std::string session_id;
-  std::uint64_t cursor = 0;   // first request id wanted (0 = from the beginning)
+  std::uint64_t cursor = 0;   // response sequence number to start at (1-based; 0 = the beginning)
   std::uint64_t max = 0;      // most responses in one reply
   std::uint64_t wait_ms = 0;  // wait this long for new responses when none is ready
 };

@@ -325,10 +325,8 @@ class Head {
             return Status::Internal("corrupt index record in session " + s->id);
           b.client = ci->second;
           s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
-          if (!s->clients[b.client].removed) {
-            s->total += b.n;
-            s->unloaded.push_back(s->batches.size());
-          }
+          s->total += b.n;  // a removed client's requests count in total and in removed
+          if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
           s->batches.push_back(std::move(b));
           return Status::OK();
         }));
@@ -361,7 +359,14 @@ class Head {
           }
           return Status::OK();
         }));
-    for (auto& kv : sessions_) load_ready(*kv.second);
+    for (auto& kv : sessions_) {
+      Session& s = *kv.second;
+      // A cancel whose `cancelled` answers were not all synced: finish it.
+      if (s.state == proto::SessionState::kCancelled)
+        cancel_session(s);
+      else
+        load_ready(s);
+    }
     return Status::OK();
   }
 
@@ -392,6 +397,8 @@ class Head {
   // Reads a journaled batch back into requests (skipping answered ones).
   Status read_batch(Session& s, BatchRef& b, std::vector<Request>* out) {
     std::string v;
+    auto lock = journal_->read_lock();
+    if (journal_->db() == nullptr) return Status::Unavailable("the journal is being reopened");
     leveldb::Status ls = journal_->db()->Get(leveldb::ReadOptions(),
                                              jkey::numbered(jkey::kRequests, s.id, b.first_id), &v);
     if (!ls.ok()) return Status::Internal("cannot read request batch: " + ls.ToString());
@@ -880,6 +887,7 @@ class Head {
       c.flushed_id = std::max(c.flushed_id, flushed);
       load_ready(*s);
       reply_client(c.rid, proto::encode_ok(corr));
+      wake_fetches(s->id);  // it may be complete now
     });
     return Status::OK();
   }
@@ -969,6 +977,10 @@ class Head {
     proto::Close m;
     ZG_RETURN_IF_ERROR(proto::decode_close(env, &m));
     Session* s = find_session(m.session_id);
+    if (!s && m.mode == proto::CloseMode::kPurge && tombstones_.count(m.session_id)) {
+      reply_client(rid, proto::encode_ok(env.corr));  // purged already: purge is idempotent
+      return Status::OK();
+    }
     if (!s) return session_not_found(m.session_id);
     switch (m.mode) {
       case proto::CloseMode::kSeal:
@@ -1068,16 +1080,25 @@ class Head {
   // ---- fetch (durable) -------------------------------------------------------------
 
   // Builds a FetchReply from the synced response records at the cursor.
-  // Returns false when nothing is there yet and the session is not complete.
-  bool build_fetch(Session& s, const proto::Fetch& f, zmq::message_t* out) {
+  // Returns false when nothing is there yet, the session is not complete and
+  // the caller is willing to wait.
+  bool build_fetch(Session& s, const proto::Fetch& f, std::uint64_t corr, zmq::message_t* out) {
     std::uint64_t cursor = std::max<std::uint64_t>(1, f.cursor);
     std::uint64_t max = std::clamp<std::uint64_t>(f.max, 1, 16384);
+    auto lock = journal_->read_lock();
+    if (journal_->db() == nullptr) {
+      *out = proto::encode_error(corr,
+                                 Status::Unavailable("the journal is being reopened; try again"));
+      return true;
+    }
     std::string prefix = jkey::session(jkey::kAnswers, s.id);
     std::unique_ptr<leveldb::Iterator> it(journal_->db()->NewIterator(leveldb::ReadOptions()));
     it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
     auto in_range = [&] { return it->Valid() && it->key().starts_with(prefix); };
-    if (!in_range() ||
-        jkey::number_of(std::string_view(it->key().data(), it->key().size())) > cursor) {
+    auto key_number = [&] {
+      return jkey::number_of(std::string_view(it->key().data(), it->key().size()));
+    };
+    if (!in_range() || key_number() > cursor) {
       // The record before may hold the cursor in its middle.
       if (it->Valid())
         it->Prev();
@@ -1085,57 +1106,52 @@ class Head {
         it->SeekToLast();
       if (!in_range()) it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
     }
-    std::vector<std::string> keep;  // values the items point into
+    // Record values live in a deque: items are views into them, and a deque
+    // never moves its elements when it grows.
+    std::deque<std::string> values;
+    std::deque<msgpack::object_handle> handles;
     struct Item {
-      const msgpack::object* obj;
-      std::size_t holder;
+      std::uint64_t id;
+      std::string_view user_data, fault, data;
     };
-    std::vector<msgpack::object_handle> handles;
-    std::vector<const msgpack::object*> items;
+    std::vector<Item> items;
     std::uint64_t next = cursor;
     std::size_t bytes = 0;
-    for (; in_range() && items.size() < max && bytes < (4u << 20); it->Next()) {
-      std::uint64_t first = jkey::number_of(std::string_view(it->key().data(), it->key().size()));
+    bool full = false;
+    for (; in_range() && !full; it->Next()) {
+      std::uint64_t seq = key_number();
+      values.emplace_back(it->value().data(), it->value().size());
       handles.emplace_back();
-      keep.emplace_back(it->value().data(), it->value().size());
-      Reader r = parse_record(keep.back(), &handles.back());
-      // keep.back() may move when keep grows: the handle copied nothing, so
-      // re-parse from a stable copy below instead of holding views.
-      std::uint64_t seq = first;
-      std::uint32_t n = r.remaining();
-      if (first + n <= cursor) continue;
-      for (std::uint32_t i = 0; i < n; ++i, ++seq) {
-        const msgpack::object* o = r.object();
-        if (seq < cursor) continue;
-        if (items.size() >= max) break;
-        // Responses of a removed client are not served.
-        Reader peek(*o);
-        std::uint64_t id = peek.u64();
-        Client* c = client_of(s, id);
-        if (c && c->removed) {
-          next = seq + 1;
-          continue;
+      Reader r = parse_record(values.back(), &handles.back());
+      if (seq + r.remaining() <= cursor) continue;
+      for (; r.ok() && !r.at_end(); ++seq) {
+        Reader x = r.array(4);
+        Item item;
+        item.id = x.u64();
+        item.user_data = x.bytes();
+        bool nil = false;
+        item.fault = x.bytes_or_nil(&nil);
+        item.data = x.bytes();
+        if (seq < cursor || !x.ok()) continue;
+        std::size_t size = item.user_data.size() + item.fault.size() + item.data.size() + 24;
+        if (items.size() >= max || (bytes + size > kMaxReplyBytes && !items.empty())) {
+          full = true;
+          break;
         }
-        items.push_back(o);
-        bytes += 64;
         next = seq + 1;
+        // Responses of a removed client (or of none known) are not served.
+        Client* c = client_of(s, item.id);
+        if (c == nullptr || c->removed) continue;
+        items.push_back(item);
+        bytes += size;
       }
-      if (items.size() >= max) break;
     }
-    bool more = in_range();
-    bool done = complete(s) && !more && items.size() < max;
+    bool done = !full && !in_range() && complete(s);
     if (items.empty() && !done && f.wait_ms > 0 && next == cursor) return false;
-    Writer w = proto::begin(proto::kFetchReply, 0, 3, 256 + bytes);
+    Writer w = proto::begin(proto::kFetchReply, corr, 3, 256 + bytes);
     w.array(static_cast<std::uint32_t>(items.size()));
-    for (const msgpack::object* o : items) {
-      Reader r(*o);
-      std::uint64_t id = r.u64();
-      std::string_view ud = r.bytes();
-      bool nil = false;
-      std::string_view fault = r.bytes_or_nil(&nil);
-      std::string_view data = r.bytes();
-      proto::write_response_item(w, id, ud, nil ? std::string_view() : fault, data);
-    }
+    for (const Item& item : items)
+      proto::write_response_item(w, item.id, item.user_data, item.fault, item.data);
     w.u64(next).boolean(done);
     *out = w.finish();
     return true;
@@ -1150,39 +1166,21 @@ class Head {
       return Status::FailedPrecondition(
           "fetch needs a durable session (interactive results stream to their client)");
     zmq::message_t reply_msg;
-    if (!build_fetch(*s, m, &reply_msg)) {
+    if (!build_fetch(*s, m, env.corr, &reply_msg)) {
       parked_.push_back(
           {rid, env.corr, m, now_ + std::min<Millis>(static_cast<Millis>(m.wait_ms), 30'000)});
       return Status::OK();
     }
-    send_fetch_reply(rid, env.corr, reply_msg);
+    reply_client(rid, std::move(reply_msg));
     return Status::OK();
   }
 
-  void send_fetch_reply(const std::string& rid, std::uint64_t corr, zmq::message_t& body) {
-    // The reply was built with corr 0: patch in the caller's corr by re-encoding the header.
-    Envelope env;
-    if (!decode_envelope(body.data(), body.size(), &env).ok()) return;
-    Writer w = proto::begin(proto::kFetchReply, corr, 3, body.size() + 16);
-    Reader& r = env.fields;
-    Reader items = r.array();
-    w.array(items.remaining());
-    while (!items.at_end()) {
-      Reader it = items.array();
-      std::uint64_t id = it.u64();
-      std::string_view ud = it.bytes();
-      bool nil = false;
-      std::string_view fault = it.bytes_or_nil(&nil);
-      std::string_view data = it.bytes();
-      proto::write_response_item(w, id, ud, fault, data);
-    }
-    w.u64(r.u64()).boolean(r.boolean());
-    reply_client(rid, w.finish());
-  }
-
-  void wake_fetches(const std::string& sid, bool expire_all) {
+  // Answers parked fetches of session `sid` that now have something to say
+  // (or, with sid empty, any whose wait is over).
+  void wake_fetches(const std::string& sid) {
     for (auto it = parked_.begin(); it != parked_.end();) {
-      if (!expire_all && it->fetch.session_id != sid && !(now_ >= it->deadline)) {
+      bool expired = now_ >= it->deadline;
+      if (!expired && it->fetch.session_id != sid) {
         ++it;
         continue;
       }
@@ -1193,13 +1191,13 @@ class Head {
         continue;
       }
       proto::Fetch f = it->fetch;
-      if (now_ >= it->deadline) f.wait_ms = 0;
+      if (expired) f.wait_ms = 0;
       zmq::message_t msg;
-      if (!build_fetch(*s, f, &msg)) {
+      if (!build_fetch(*s, f, it->corr, &msg)) {
         ++it;
         continue;
       }
-      send_fetch_reply(it->rid, it->corr, msg);
+      reply_client(it->rid, std::move(msg));
       it = parked_.erase(it);
     }
   }
@@ -1281,7 +1279,14 @@ class Head {
 
   void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
     std::size_t bytes = 64;
-    for (std::uint64_t i = 0; i < k; ++i) bytes += s.queue[i].payload.size() + 12;
+    for (std::uint64_t i = 0; i < k; ++i) {
+      std::size_t b = s.queue[i].payload.size() + 12;
+      if (i > 0 && bytes + b > kMaxReplyBytes) {  // stay under the frame limit
+        k = i;
+        break;
+      }
+      bytes += b;
+    }
     Writer w = proto::begin(proto::kTasks, 0, 2, bytes);
     w.str(s.service).array(static_cast<std::uint32_t>(k));
     std::uint64_t first_task = next_task_id_;
@@ -1368,7 +1373,7 @@ class Head {
           count_answer(*s, c, a.fault_code.empty());
         }
         if (ok) crash_.reach("after-results");
-        wake_fetches(s->id, false);
+        wake_fetches(s->id);
       });
     }
     answers_.clear();
@@ -1558,11 +1563,16 @@ class Head {
       if (s.out_pending == 0) continue;
       for (auto& c : s.clients) {
         while (!c.out.empty() && c.unacked_out < o_.response_window) {
-          std::uint64_t n =
+          std::uint64_t limit =
               std::min<std::uint64_t>({c.out.size(), o_.response_window - c.unacked_out, 4096});
+          std::uint64_t n = 0;
           std::size_t bytes = 64;
-          for (std::uint64_t i = 0; i < n; ++i)
-            bytes += c.out[i].user_data.size() + c.out[i].data.size() + 24;
+          for (; n < limit; ++n) {
+            std::size_t b =
+                c.out[n].user_data.size() + c.out[n].data.size() + c.out[n].fault_code.size() + 24;
+            if (n > 0 && bytes + b > kMaxReplyBytes) break;  // stay under the frame limit
+            bytes += b;
+          }
           Writer w = proto::begin(proto::kResponses, 0, 3, bytes);
           w.str(s.id).str(c.id).array(static_cast<std::uint32_t>(n));
           for (std::uint64_t i = 0; i < n; ++i) {
@@ -1636,7 +1646,7 @@ class Head {
       for (std::uint64_t d : dead) lose_node(d, "silent");
       if (!dead.empty()) dispatch();
     }
-    if (!parked_.empty()) wake_fetches("", false);
+    if (!parked_.empty()) wake_fetches("");
     sweep_idle(now);
   }
 
@@ -1653,8 +1663,12 @@ class Head {
         if (now - c.last_activity < s.client_idle_timeout_ms) continue;
         remove_client(s, ci);
       }
-      if (s.durable && o_.retention_ms > 0 && complete(s)) {
-        if (s.completed_at == 0)
+      if (s.durable && o_.retention_ms > 0) {
+        // Complete means something was committed and everything is answered;
+        // a session that becomes incomplete again (a new client) starts over.
+        if (!complete(s) || s.clients.empty())
+          s.completed_at = 0;
+        else if (s.completed_at == 0)
           s.completed_at = now;
         else if (now - s.completed_at >= o_.retention_ms)
           retired.push_back(&s);
@@ -1696,12 +1710,14 @@ class Head {
       JournalOp op;
       for (const BatchRef& b : s.batches)
         if (b.client == ci) {
+          // The index entry stays: it keeps request ids from being reused and
+          // tells fetch and recovery whose answers to leave out.
           op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
-          op.deletes.push_back(jkey::numbered(jkey::kIndex, s.id, b.first_id));
         }
       put_client_record(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended);
       submit(std::move(op), [](bool, const std::string&) {});
     }
+    if (journal_) wake_fetches(s.id);  // it may be complete now
     ZG_LOG(kWarn, kLog,
            "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" +
                s.id + " client=" + c.id + " requests_removed=" + std::to_string(c.sent));
@@ -1738,6 +1754,8 @@ class Head {
 
   static constexpr Millis kLiveWindowMs = 10'000;
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
+  // Replies and pushed batches stay well under the 8 MiB frame limit.
+  static constexpr std::size_t kMaxReplyBytes = 4u << 20;
 };
 
 }  // namespace

@@ -224,6 +224,7 @@ bool Journal::try_reopen() {
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file)) return false;
   check_space();
   if (!space_ok_.load()) return false;
+  std::unique_lock<std::shared_mutex> lock(db_mu_);
   delete db_;
   db_ = nullptr;
   leveldb::Options lo;

@@ -26,6 +26,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -91,6 +92,11 @@ class Journal {
   JournalStats stats() const;
   // Bytes submitted and not yet written: the reactor slows down above a bound.
   std::size_t backlog_bytes() const { return backlog_.load(std::memory_order_relaxed); }
+  // Reads on the reactor hold this shared lock: a reopen (journal thread)
+  // takes it exclusively. db() is nullptr while a failed reopen is retried.
+  std::shared_lock<std::shared_mutex> read_lock() const {
+    return std::shared_lock<std::shared_mutex>(db_mu_);
+  }
   leveldb::DB* db() const { return db_; }
   const std::string& data_dir() const { return dir_; }
 
@@ -109,7 +115,8 @@ class Journal {
   std::string dir_;
   JournalOptions o_;
   int lock_fd_ = -1;
-  leveldb::DB* db_ = nullptr;  // replaced only by try_reopen(), while the reactor is told unhealthy
+  mutable std::shared_mutex db_mu_;  // guards db_ against reopen (reads share it)
+  leveldb::DB* db_ = nullptr;        // replaced only by try_reopen(), holding db_mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -20,6 +20,8 @@ namespace zgrid::node {
 namespace {
 
 constexpr const char* kLog = "node";
+constexpr std::size_t kMaxResultBytes = 4u << 20;
+constexpr std::size_t kMaxFaultCode = 64;
 
 // A task batch as received: the frame, its decoded envelope and the task
 // views into it. Shared by the chunks cut from it; freed with the last one.
@@ -93,9 +95,28 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     auto it = instances.find(tasks.service);
     svc::Service* service = it == instances.end() ? nullptr : it->second.get();
     std::size_t n = chunk.end - chunk.begin;
-    Writer w = proto::begin(proto::kResults, 0, 1, 32 + n * 32);
-    w.array(static_cast<std::uint32_t>(n));
-    for (std::size_t i = chunk.begin; i < chunk.end; ++i) {
+    // Results are encoded as they come and sent in messages of at most
+    // kMaxResultBytes (well under the 8 MiB frame limit), at least one each.
+    Writer items(32 + n * 32);
+    std::uint32_t count = 0;
+    bool stopping = false;
+    auto emit = [&]() {
+      if (count == 0) return;
+      Writer w = proto::begin(proto::kResults, 0, 1, items.size() + 32);
+      w.array(count).raw(std::string_view(items.data(), items.size()));
+      zmq::message_t gen(sizeof(std::uint64_t));
+      std::memcpy(gen.data(), &chunk.batch->generation, sizeof(std::uint64_t));
+      zmq::message_t body = w.finish();
+      try {
+        push.send(gen, zmq::send_flags::sndmore);
+        push.send(body, zmq::send_flags::none);
+      } catch (const zmq::error_t&) {
+        stopping = true;  // context terminated: the node is stopping
+      }
+      items = Writer(32 + n * 32);
+      count = 0;
+    };
+    for (std::size_t i = chunk.begin; i < chunk.end && !stopping; ++i) {
       const proto::Task& t = tasks.items[i];
       out.reset();
       if (service == nullptr) {
@@ -110,23 +131,21 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
         }
         if (out.data.size() > proto::kMaxPayload)
           out.fault(svc::kServiceError, "result larger than the payload limit");
+        // Fault codes are short names on the wire.
+        if (out.fault_code.size() > kMaxFaultCode) out.fault_code.resize(kMaxFaultCode);
+        if (out.data.size() > proto::kMaxPayload) out.data.resize(proto::kMaxPayload);
       }
-      w.array(3).u64(t.task_id);
+      items.array(3).u64(t.task_id);
       if (out.fault_code.empty())
-        w.nil();
+        items.nil();
       else
-        w.str(out.fault_code);
-      w.bin(out.data);
+        items.str(out.fault_code);
+      items.bin(out.data);
+      ++count;
+      if (items.size() >= kMaxResultBytes) emit();
     }
-    zmq::message_t gen(sizeof(std::uint64_t));
-    std::memcpy(gen.data(), &chunk.batch->generation, sizeof(std::uint64_t));
-    zmq::message_t body = w.finish();
-    try {
-      push.send(gen, zmq::send_flags::sndmore);
-      push.send(body, zmq::send_flags::none);
-    } catch (const zmq::error_t&) {
-      break;  // context terminated: the node is stopping
-    }
+    emit();
+    if (stopping) break;
     chunk = Chunk();  // release the batch before blocking again
   }
 }

@@ -241,9 +241,7 @@ struct Mont32 {
   ZG_INLINE u32 add(u32 a, u32 b) const { return sub(a, n - b); }
   ZG_INLINE u32 sub(u32 a, u32 b) const { return a >= b ? a - b : a - b + n; }
   u32 one() const { return r1; }
-  u32 to(u64 a) const {
-    return mod_two_words(static_cast<u32>(a < n ? a : a % n), u32{0}, n);
-  }
+  u32 to(u64 a) const { return mod_two_words(static_cast<u32>(a < n ? a : a % n), u32{0}, n); }
 };
 
 struct Mont64 {
@@ -421,7 +419,9 @@ __attribute__((target("bmi2"))) __attribute__((noinline)) bool is_prime_u64_bmi2
   return is_prime_u64_body(n);
 }
 #endif
-__attribute__((noinline)) bool is_prime_u64_generic(u64 n) { return is_prime_u64_body(n); }
+__attribute__((noinline)) bool is_prime_u64_generic(u64 n) {
+  return is_prime_u64_body(n);
+}
 
 // Odd n >= 2^32.
 bool is_prime_u64(u64 n) {
@@ -582,8 +582,8 @@ constexpr EcmParams make_params(u32 b1, u32 b2) {
 // comes first; then levels sized for the largest factor the input can hide. Chosen with a cost
 // model fed by measured per-curve times and success rates on cofactors of random 64-bit inputs
 // and on semiprimes of two 32-bit primes. Past the last level, rho takes over (never seen).
-constexpr EcmParams kEcmLevels[] = {
-    make_params(47, 2350), make_params(60, 6000), make_params(95, 9500), make_params(150, 15000)};
+constexpr EcmParams kEcmLevels[] = {make_params(47, 2350), make_params(60, 6000),
+                                    make_params(95, 9500), make_params(150, 15000)};
 
 struct EcmStep {
   const EcmParams* params;
@@ -842,7 +842,7 @@ class Ecm {
     const Pts q6 = dbl(q3);
     Pts prev_a = q, cur_a = add(q6, q, q5);   // 1, 7
     Pts prev_b = q5, cur_b = add(q6, q5, q);  // 5, 11
-    baby[kBabyIndex[1]] = q;  // 5 and 7 divide D, so they are no baby steps
+    baby[kBabyIndex[1]] = q;                  // 5 and 7 divide D, so they are no baby steps
     Pts q103{}, q107{};
     for (u32 j = 7; j <= 103; j += 6) {
       if (kBabyIndex[j] >= 0) baby[kBabyIndex[j]] = cur_a;
@@ -925,8 +925,9 @@ class Ecm {
 
 ZG_INLINE u64 ecm_find_divisor_body(const Mont64& m) {
   const int bits = 64 - __builtin_clzll(m.n);
-  const EcmSchedule& schedule =
-      bits < 52 ? kScheduleBelow52 : bits < 60 ? kScheduleBelow60 : kScheduleFrom60;
+  const EcmSchedule& schedule = bits < 52   ? kScheduleBelow52
+                                : bits < 60 ? kScheduleBelow60
+                                            : kScheduleFrom60;
   Ecm ecm(m);
   u64 sigma = 11;
   for (const EcmStep& step : schedule) {
@@ -1081,7 +1082,9 @@ __attribute__((target("avx2"))) int trial_divide_u32_avx2(u64& n64, u64* out, in
 namespace detail {
 
 // Test seams, declared by the test itself (not part of the public interface). Not thread-safe.
-std::uint64_t rho_divisor_for_test(std::uint64_t n) noexcept { return rho64_divisor(n); }
+std::uint64_t rho_divisor_for_test(std::uint64_t n) noexcept {
+  return rho64_divisor(n);
+}
 
 void use_baseline_isa_for_test(bool baseline) noexcept {
 #ifdef ZG_HAVE_X86_DISPATCH
@@ -1156,8 +1159,7 @@ std::optional<std::uint64_t> parse_u64(std::string_view text) noexcept {
   return v;
 }
 
-std::size_t format_factors(std::uint64_t n, const std::uint64_t* f, int count,
-                           char* buf) noexcept {
+std::size_t format_factors(std::uint64_t n, const std::uint64_t* f, int count, char* buf) noexcept {
   auto put = [](char* dst, u64 v) -> std::size_t {
     char tmp[20];
     int len = 0;

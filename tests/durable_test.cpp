@@ -124,6 +124,8 @@ TEST(Durable, SeedScenario) {
   // Purge: every request and response goes; fetch then fails clearly.
   auto p = run_cli({"--head", g.frontend(), "close", sid, "--purge"});
   EXPECT_EQ(p.code, 0) << p.err;
+  auto p2 = run_cli({"--head", g.frontend(), "close", sid, "--purge"});
+  EXPECT_EQ(p2.code, 0) << "purge is idempotent: " << p2.err;
   auto f3 = run_cli({"--head", g.frontend(), "fetch", sid});
   EXPECT_EQ(f3.code, 2);
   EXPECT_NE(f3.err.find("was purged"), std::string::npos) << f3.err;
@@ -402,6 +404,24 @@ TEST(Durable, ResponseStreamFromACursorAndSeveralClients) {
   }
   EXPECT_EQ(i, 600u);
   EXPECT_EQ(tail.cursor(), 601u);
+}
+
+TEST(Durable, LargeResponsesAreFetchedInPagesUnderTheFrameLimit) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  auto bc = BrokerClient::open(*conn, info->session_id, "c");
+  ASSERT_TRUE(bc.ok());
+  std::string big(700 << 10, 'q');
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE((*bc)->send(big, std::to_string(i)).ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  auto all = FetchAll(*conn, info->session_id, 60'000);
+  ASSERT_EQ(all.size(), 30u);
+  for (const auto& r : all) EXPECT_EQ(r.data.size(), big.size());
 }
 
 TEST(Durable, RetentionPurgesCompleteSessions) {

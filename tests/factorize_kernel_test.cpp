@@ -96,8 +96,8 @@ void check_against_coreutils(const std::vector<u64>& inputs) {
     if (got != expected[i]) {
       ++failures;
       std::string g, e;
-      for (u64 v : got) g += " " + std::to_string(v);
-      for (u64 v : expected[i]) e += " " + std::to_string(v);
+      for (u64 v : got) g.append(" ").append(std::to_string(v));
+      for (u64 v : expected[i]) e.append(" ").append(std::to_string(v));
       ADD_FAILURE() << "n=" << n << " got:" << g << " expected:" << e;
       continue;
     }

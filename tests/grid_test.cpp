@@ -291,5 +291,53 @@ TEST(Grid, ServiceErrorsAreFaultsNotCrashes) {
   EXPECT_EQ(nodes->size(), 1u);
 }
 
+TEST(Grid, OversizedPayloadIsRefusedAloneAndBigResultsArriveWhole) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", false, 0});
+  ASSERT_TRUE(info.ok());
+  auto bc = BrokerClient::open(*conn, info->session_id, "big");
+  ASSERT_TRUE(bc.ok());
+  // 40 results of 900 KiB: far more than one 8 MiB frame if sent together.
+  std::string big(900 << 10, 'b');
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE((*bc)->send(big, std::to_string(i)).ok());
+  ASSERT_TRUE((*bc)->send(std::string((1 << 20) + 1, 'x'), "too-big").ok());  // over the limit
+  ASSERT_TRUE((*bc)->send("small", "after").ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  EXPECT_EQ((*bc)->rejected(), 1u);
+  std::set<std::string> got;
+  proto::Response r;
+  while (got.size() < 41) {
+    auto ok = (*bc)->next_response(&r, 20'000);
+    ASSERT_TRUE(ok.ok() && *ok) << "stalled after " << got.size();
+    ASSERT_TRUE(r.ok());
+    if (r.user_data == "after")
+      EXPECT_EQ(r.data, "small");
+    else
+      EXPECT_EQ(r.data.size(), big.size());
+    got.insert(r.user_data);
+  }
+  EXPECT_EQ(got.count("too-big"), 0u);
+}
+
+TEST(Grid, LongFaultCodeDoesNotWedgeTheNode) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto got = RunInteractive(*conn, "fail", {"fault:" + std::string(300, 'c'), "ok:next"}, 20'000);
+  ASSERT_EQ(got.size(), 2u);
+  for (auto& [id, r] : got) {
+    if (r.user_data == "ok:next")
+      EXPECT_EQ(r.data, "next");
+    else
+      EXPECT_EQ(r.fault_code, std::string(64, 'c'));
+  }
+}
+
 }  // namespace
 }  // namespace zgrid
