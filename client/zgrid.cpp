@@ -141,6 +141,8 @@ struct SubmitArgs {
   bool no_end = false;
   bool json = false;
   Millis client_idle_timeout_ms = 0;
+  Millis task_timeout_ms = 0;
+  Millis deadline_ms = 0;
   std::size_t batch = 1024;
 };
 
@@ -200,8 +202,12 @@ int cmd_submit(const Global& g, SubmitArgs a) {
 
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
-  zgrid::proto::CreateSession cs{a.service, a.durable,
-                                 static_cast<std::uint64_t>(a.client_idle_timeout_ms)};
+  zgrid::proto::CreateSession cs;
+  cs.service = a.service;
+  cs.durable = a.durable;
+  cs.client_idle_timeout_ms = static_cast<std::uint64_t>(a.client_idle_timeout_ms);
+  cs.task_timeout_ms = static_cast<std::uint64_t>(a.task_timeout_ms);
+  cs.deadline_ms = static_cast<std::uint64_t>(a.deadline_ms);
   auto info = (*conn)->create_session(cs);
   if (!info.ok()) return fail(info.status());
   const std::string sid = info->session_id;
@@ -356,8 +362,8 @@ int cmd_nodes(const Global& g, bool json) {
   if (json) {
     for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
   } else {
-    print_table(*rows, {"node_id", "host", "pid", "workers", "capacity", "inflight", "done",
-                        "faulted", "last_heartbeat_ms", "services"});
+    print_table(*rows, {"node_id", "state", "host", "pid", "workers", "capacity", "inflight",
+                        "done", "faulted", "last_heartbeat_ms", "services"});
   }
   return kExitOk;
 }
@@ -421,6 +427,11 @@ int main(int argc, char** argv) {
   submit->add_flag("--json", sa.json, "Interactive results as JSON lines");
   zgrid::cli::add_duration(*submit, "--client-idle-timeout", &sa.client_idle_timeout_ms,
                            "Idle timeout for clients of this session (default: the head's)");
+  zgrid::cli::add_duration(
+      *submit, "--task-timeout", &sa.task_timeout_ms,
+      "A request running longer than this is lost and retried (default: the head's)");
+  zgrid::cli::add_duration(*submit, "--deadline", &sa.deadline_ms,
+                           "What has not run this long after submission faults as timeout");
   submit->add_option("--batch", sa.batch, "Requests per batch")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));

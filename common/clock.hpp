@@ -4,6 +4,7 @@
 // Thread safety: SteadyClock is stateless; FakeClock is for single-threaded tests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -30,14 +31,16 @@ class SteadyClock final : public Clock {
   }
 };
 
+// A clock that moves only when told to; safe to advance from a test thread
+// while a head runs on another.
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(Millis start = 1'000'000) : now_(start) {}
-  Millis now_ms() const override { return now_; }
-  void advance(Millis ms) { now_ += ms; }
+  Millis now_ms() const override { return now_.load(); }
+  void advance(Millis ms) { now_.fetch_add(ms); }
 
  private:
-  Millis now_;
+  std::atomic<Millis> now_;
 };
 
 // Wall-clock seconds since the epoch (for ages shown to people).

@@ -12,6 +12,7 @@ std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::mutex g_mu;
 std::FILE* g_file = nullptr;  // nullptr means stderr; guarded by g_mu
 std::string g_path;           // guarded by g_mu
+std::atomic<bool> g_reopen{false};
 
 constexpr const char* kLevelNames[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 }  // namespace
@@ -62,7 +63,12 @@ void reopen() {
   }
 }
 
+void request_reopen() {
+  g_reopen.store(true);
+}
+
 void write(Level l, std::string_view component, std::string_view message) {
+  if (g_reopen.exchange(false)) reopen();
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);

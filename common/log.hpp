@@ -21,6 +21,8 @@ Level level();
 bool set_file(const std::string& path);
 // Reopens the current file (after logrotate moved it). No-op for stderr.
 void reopen();
+// Async-signal-safe: asks for a reopen before the next line (SIGHUP handler).
+void request_reopen();
 
 void write(Level level, std::string_view component, std::string_view message);
 

@@ -108,8 +108,12 @@ zmq::message_t encode_hello(std::uint64_t corr, std::string_view version) {
 }
 
 zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m) {
-  Writer w = begin(kCreateSession, corr, 3);
-  w.str(m.service).boolean(m.durable).u64(m.client_idle_timeout_ms);
+  Writer w = begin(kCreateSession, corr, 5);
+  w.str(m.service)
+      .boolean(m.durable)
+      .u64(m.client_idle_timeout_ms)
+      .u64(m.task_timeout_ms)
+      .u64(m.deadline_ms);
   return w.finish();
 }
 
@@ -241,6 +245,9 @@ Status decode_create_session(Envelope& e, CreateSession* out) {
   out->service = name_field(r);
   out->durable = r.boolean();
   out->client_idle_timeout_ms = r.u64();
+  // Optional (older clients send three fields).
+  out->task_timeout_ms = r.at_end() ? 0 : r.u64();
+  out->deadline_ms = r.at_end() ? 0 : r.u64();
   return finish(r, "create_session");
 }
 

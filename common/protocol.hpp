@@ -91,6 +91,8 @@ struct CreateSession {
   std::string service;
   bool durable = false;
   std::uint64_t client_idle_timeout_ms = 0;  // 0: the head's default
+  std::uint64_t task_timeout_ms = 0;         // a run longer than this is a lost run; 0: the head's
+  std::uint64_t deadline_ms = 0;  // what has not run this long after creation faults `timeout`
 };
 
 struct SessionInfo {

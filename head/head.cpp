@@ -221,11 +221,8 @@ class Head {
 
   static void put_session_record(JournalOp& op, const Session& s) {
     Writer w;
-    w.array(4)
-        .str(s.service)
-        .i64(s.created_wall)
-        .i64(s.client_idle_timeout_ms)
-        .u64(static_cast<std::uint64_t>(s.state));
+    w.array(6).str(s.service).i64(s.created_wall).i64(s.client_idle_timeout_ms);
+    w.u64(static_cast<std::uint64_t>(s.state)).i64(s.task_timeout_ms).i64(s.deadline_wall);
     op.puts.emplace_back(jkey::session(jkey::kSession, s.id), w.finish_string());
   }
 
@@ -267,24 +264,28 @@ class Head {
           tombstones_.insert(std::string(sid));
           return Status::OK();
         }));
-    ZG_RETURN_IF_ERROR(
-        scan(jkey::kSession, [&](std::string_view, std::string_view sid, std::string_view v) {
-          msgpack::object_handle oh;
-          Reader r = parse_record(v, &oh);
-          auto s = std::make_unique<Session>();
-          s->ordinal = ++next_session_ordinal_;
-          s->id = std::string(sid);
-          s->service = std::string(r.bytes(proto::kMaxNameLength));
-          s->created_wall = r.i64();
-          s->client_idle_timeout_ms = r.i64();
-          s->state = static_cast<proto::SessionState>(std::min<std::uint64_t>(r.u64(), 3));
-          s->durable = true;
-          s->last_activity = now_;
-          if (!r.ok()) return Status::Internal("corrupt session record " + s->id);
-          by_ordinal_[s->ordinal] = s.get();
-          sessions_[s->id] = std::move(s);
-          return Status::OK();
-        }));
+    ZG_RETURN_IF_ERROR(scan(jkey::kSession, [&](std::string_view, std::string_view sid,
+                                                std::string_view v) {
+      msgpack::object_handle oh;
+      Reader r = parse_record(v, &oh);
+      auto s = std::make_unique<Session>();
+      s->ordinal = ++next_session_ordinal_;
+      s->id = std::string(sid);
+      s->service = std::string(r.bytes(proto::kMaxNameLength));
+      s->created_wall = r.i64();
+      s->client_idle_timeout_ms = r.i64();
+      s->state = static_cast<proto::SessionState>(std::min<std::uint64_t>(r.u64(), 3));
+      if (!r.at_end()) s->task_timeout_ms = r.i64();
+      if (!r.at_end()) s->deadline_wall = r.i64();
+      if (s->deadline_wall > 0)
+        s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
+      s->durable = true;
+      s->last_activity = now_;
+      if (!r.ok()) return Status::Internal("corrupt session record " + s->id);
+      by_ordinal_[s->ordinal] = s.get();
+      sessions_[s->id] = std::move(s);
+      return Status::OK();
+    }));
     ZG_RETURN_IF_ERROR(
         scan(jkey::kClient, [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
@@ -618,6 +619,11 @@ class Head {
                                     : o_.client_idle_timeout_ms;
     s->created_wall = wall_seconds();
     s->last_activity = now_;
+    s->task_timeout_ms = static_cast<Millis>(m.task_timeout_ms);
+    if (m.deadline_ms > 0) {
+      s->deadline = now_ + static_cast<Millis>(m.deadline_ms);
+      s->deadline_wall = s->created_wall + static_cast<std::int64_t>((m.deadline_ms + 999) / 1000);
+    }
     Session* sp = s.get();
     by_ordinal_[s->ordinal] = sp;
     sessions_[s->id] = std::move(s);
@@ -951,7 +957,8 @@ class Head {
     w.array(static_cast<std::uint32_t>(nodes_.size()));
     for (const auto& kv : nodes_) {
       const NodeState& n = kv.second;
-      w.map(11);
+      w.map(12);
+      w.kv("state", n.quarantined ? "quarantined" : "ok");
       w.kv("node_id", n.id).kv("host", n.host).kv("pid", n.pid).kv("workers", n.workers);
       w.kv("capacity", n.capacity).kv("inflight", n.inflight).kv("done", n.done);
       w.kv("faulted", n.faulted);
@@ -1216,7 +1223,7 @@ class Head {
     double best_load = 2.0;
     for (auto& kv : nodes_) {
       NodeState& n = kv.second;
-      if (n.blocked || n.free() == 0) continue;
+      if (n.blocked || n.quarantined || n.free() == 0) continue;
       if (need_idle && n.inflight > 0) continue;
       if (std::find(n.services.begin(), n.services.end(), service) == n.services.end()) continue;
       double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
@@ -1250,6 +1257,10 @@ class Head {
           // Nothing could be recorded (or the disk is behind): results would
           // only pile up in memory. Run it once the journal catches up.
           active_.push_back(ord);
+          continue;
+        }
+        if (s->deadline > 0 && now_ >= s->deadline) {
+          expire_session(*s);  // what has not run by its deadline faults `timeout`
           continue;
         }
         if (s->out_pending > o_.response_queue_max) {
@@ -1305,7 +1316,7 @@ class Head {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
       ++s.clients[r.client].running;
-      inflight_.emplace(first_task + i, InFlight{s.ordinal, n.ordinal, std::move(r)});
+      inflight_.emplace(first_task + i, InFlight{s.ordinal, n.ordinal, now_, std::move(r)});
     }
     n.inflight += k;
     s.running += k;
@@ -1488,6 +1499,8 @@ class Head {
         ++node.done;
       else
         ++node.faulted;
+      // Faults that say something about the node rather than the input.
+      if (r.fault_code == "service_error" || r.fault_code == "unknown_service") ++node.bad;
       Session* s = session_by_ord(f.session);
       if (!s) continue;  // session purged meanwhile: drop
       --s->running;
@@ -1497,6 +1510,81 @@ class Head {
         continue;
       }
       answer(*s, f.request, r.fault_code, r.data);
+    }
+    check_quarantine(node);
+  }
+
+  // A node whose requests fault far more often than its peers' gets no new
+  // work (its in-flight work finishes); `zgrid nodes` shows it.
+  void check_quarantine(NodeState& n) {
+    if (n.quarantined) return;
+    std::uint64_t runs = n.done + n.faulted;
+    if (runs < 20) return;
+    double rate = static_cast<double>(n.bad) / static_cast<double>(runs);
+    if (rate < 0.5) return;
+    std::uint64_t peer_runs = 0, peer_bad = 0;
+    for (const auto& kv : nodes_) {
+      if (kv.first == n.ordinal) continue;
+      peer_runs += kv.second.done + kv.second.faulted;
+      peer_bad += kv.second.bad;
+    }
+    if (peer_runs < 20) return;  // nobody to compare with: the inputs may be to blame
+    double peer_rate = static_cast<double>(peer_bad) / static_cast<double>(peer_runs);
+    if (rate < 5 * peer_rate) return;
+    n.quarantined = true;
+    ZG_LOG(kError, kLog,
+           "node quarantined node=" + n.id + " host=" + n.host +
+               " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate));
+  }
+
+  // Faults as `timeout` every request of the session that has not run (its
+  // deadline passed). Requests already running finish normally.
+  void expire_session(Session& s) {
+    if (s.durable) {
+      for (std::size_t i : s.unloaded) {
+        BatchRef& b = s.batches[i];
+        if (s.clients[b.client].removed) continue;
+        std::vector<Request> reqs;
+        if (b.mem.empty())
+          (void)read_batch(s, b, &reqs);
+        else
+          reqs.swap(b.mem);
+        for (auto& r : reqs) s.queue.push_back(std::move(r));
+      }
+      s.unloaded.clear();
+    }
+    std::uint64_t n = s.queue.size();
+    while (!s.queue.empty()) {
+      Request r = std::move(s.queue.front());
+      s.queue.pop_front();
+      answer(s, r, "timeout", "the session's deadline passed before this request ran");
+    }
+    if (n > 0)
+      ZG_LOG(kWarn, kLog,
+             "session deadline passed session=" + s.id + " timed_out=" + std::to_string(n));
+  }
+
+  // A request running longer than its task timeout is treated like a lost
+  // run: its node's credit is freed and it is re-queued (charged a try).
+  void check_task_timeouts() {
+    std::vector<std::uint64_t> late;
+    for (const auto& [task, f] : inflight_) {
+      Session* s = session_by_ord(f.session);
+      Millis limit = s && s->task_timeout_ms > 0 ? s->task_timeout_ms : o_.task_timeout_ms;
+      if (limit > 0 && now_ - f.started > limit) late.push_back(task);
+    }
+    for (std::uint64_t t : late) {
+      auto it = inflight_.find(t);
+      InFlight f = std::move(it->second);
+      inflight_.erase(it);
+      if (auto n = nodes_.find(f.node); n != nodes_.end()) --n->second.inflight;
+      Session* s = session_by_ord(f.session);
+      if (!s) continue;
+      --s->running;
+      --s->clients[f.request.client].running;
+      ZG_LOG(kWarn, kLog,
+             "task timeout session=" + s->id + " request=" + std::to_string(f.request.id));
+      requeue(*s, std::move(f.request), true);
     }
   }
 
@@ -1647,6 +1735,7 @@ class Head {
       if (!dead.empty()) dispatch();
     }
     if (!parked_.empty()) wake_fetches("");
+    if (!inflight_.empty()) check_task_timeouts();
     sweep_idle(now);
   }
 

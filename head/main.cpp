@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   zgrid::cli::add_duration(
       app, "--retention", &o.retention_ms,
       "Purge complete durable sessions after this long (0: keep until purged)");
+  zgrid::cli::add_duration(app, "--task-timeout", &o.task_timeout_ms,
+                           "A request running longer than this is treated as lost (0: no limit)");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
   app.add_option("--heartbeat-misses", o.heartbeat_misses,
                  "A node is dead after this many silent intervals")
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, [](int) { zgrid::log::request_reopen(); });
 
   zgrid::Status st = zgrid::head::run_head(o, g_stop);
   if (!st.ok()) {

@@ -15,12 +15,13 @@ struct HeadOptions {
   std::string backend = "tcp://127.0.0.1:5556";   // nodes connect here
   std::string data_dir;                           // durable sessions; empty: interactive only
   std::string endpoints_file;  // if set, the bound endpoints are written here (ephemeral ports)
-  Millis client_idle_timeout_ms = 300'000;     // open client removed after this much idleness
-  Millis session_idle_timeout_ms = 300'000;    // idle interactive session closed after this
-  Millis heartbeat_ms = 1'000;                 // head <-> node heartbeat interval
-  int heartbeat_misses = 3;                    // node dead after this many silent intervals
-  int max_retries = 3;                         // tries past this fault retry_limit_exceeded
-  std::uint64_t queue_hwm = 200'000;           // per session: acks held back above this
+  Millis client_idle_timeout_ms = 300'000;   // open client removed after this much idleness
+  Millis session_idle_timeout_ms = 300'000;  // idle interactive session closed after this
+  Millis task_timeout_ms = 0;         // a run longer than this is treated as lost (0: no limit)
+  Millis heartbeat_ms = 1'000;        // head <-> node heartbeat interval
+  int heartbeat_misses = 3;           // node dead after this many silent intervals
+  int max_retries = 3;                // tries past this fault retry_limit_exceeded
+  std::uint64_t queue_hwm = 200'000;  // per session: acks held back above this
   std::uint64_t response_window = 65'536;      // responses in flight to one client
   std::uint64_t response_queue_max = 65'536;   // queued for a client before dispatch pauses
   std::uint64_t max_task_batch = 4'096;        // tasks in one message to a node

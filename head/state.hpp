@@ -77,6 +77,9 @@ struct Session {
   bool durable = false;
   proto::SessionState state = proto::SessionState::kOpen;
   Millis client_idle_timeout_ms = 0;
+  Millis task_timeout_ms = 0;      // 0: none (the head's --task-timeout applies)
+  Millis deadline = 0;             // monotonic; 0: none. Not run by then: fault `timeout`
+  std::int64_t deadline_wall = 0;  // the same in Unix seconds (journaled)
   std::int64_t created_wall = 0;
   Millis last_activity = 0;
   std::uint64_t next_request_id = 1;
@@ -117,16 +120,19 @@ struct NodeState {
   std::string id, host, rid;
   std::uint64_t pid = 0, workers = 0, capacity = 0;
   std::uint64_t inflight = 0, done = 0, faulted = 0, lost = 0;
+  std::uint64_t bad = 0;  // service_error / unknown_service results (the node's fault)
   std::vector<std::string> services;
   Millis last_seen = 0;
   Millis joined = 0;
-  bool blocked = false;  // its socket queue was full: wait for it to speak
+  bool blocked = false;      // its socket queue was full: wait for it to speak
+  bool quarantined = false;  // its requests fault far more often than others': no new work
   std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }
 };
 
 struct InFlight {
   std::uint64_t session = 0;  // Session::ordinal
   std::uint64_t node = 0;     // NodeState::ordinal
+  Millis started = 0;         // when it was sent (task timeout)
   Request request;
 };
 

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, [](int) { zgrid::log::request_reopen(); });
 
   zgrid::svc::Registry registry;
   zgrid::svc::register_builtins(registry);

@@ -12,8 +12,14 @@ export PATH="$PWD/build:$PATH"
 export ZGRID_RUN_DIR=$(mktemp -d /tmp/zgrid-demo.XXXXXX)
 export ZGRID_FRONTEND=tcp://127.0.0.1:0 ZGRID_BACKEND=tcp://127.0.0.1:0
 trap './scripts/grid-local.sh down >/dev/null; rm -rf "$ZGRID_RUN_DIR"' EXIT
-./scripts/grid-local.sh up --nodes 2
+./scripts/grid-local.sh up --nodes 2 --data-dir "$ZGRID_RUN_DIR/data"
 eval "$(./scripts/grid-local.sh env)"
 
 echo "== interactive: 100 random numbers, results as they arrive" >&2
 zgrid submit --interactive --service factorize --random 100
+
+echo "== durable: submit 100 numbers and exit; fetch them by session id; purge" >&2
+id=$(zgrid submit --durable --service factorize --random 100)
+zgrid fetch "$id" | head -n 5
+echo "... ($(zgrid fetch "$id" | wc -l) responses for session $id)" >&2
+zgrid close "$id" --purge
