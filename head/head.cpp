@@ -158,6 +158,14 @@ class Head {
       flush_clients();
     }
     ZG_LOG(kInfo, kLog, "stopping");
+    // Tell the nodes, so they reconnect (with backoff) instead of waiting
+    // out their missed heartbeats.
+    for (auto& kv : nodes_) {
+      Writer w = proto::begin(proto::kBye, 0, 1);
+      w.str(instance_);
+      zmq::message_t m = w.finish();
+      (void)zmqu::send_routed(backend_, kv.second.rid, m);
+    }
     if (journal_) {
       // Let what was submitted reach the disk before the journal closes.
       flush_answers();

@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -22,46 +25,63 @@ namespace {
 constexpr const char* kLog = "node";
 constexpr std::size_t kMaxResultBytes = 4u << 20;
 constexpr std::size_t kMaxFaultCode = 64;
+const bool g_test_faulty = [] {
+  const char* e = std::getenv("ZGRID_NODE_TEST_FAULTY");
+  return e != nullptr && std::string_view(e) == "1";
+}();
 
 // A task batch as received: the frame, its decoded envelope and the task
-// views into it. Shared by the chunks cut from it; freed with the last one.
+// views into it. Workers claim its tasks one at a time (next), so a slow task
+// never holds its neighbours back while another worker is free.
 struct Batch {
   zmq::message_t frame;
   Envelope env;
   proto::Tasks tasks;
   std::uint64_t generation = 0;
+  std::atomic<std::size_t> next{0};  // index of the next unclaimed task
 };
 
-struct Chunk {
-  std::shared_ptr<Batch> batch;
-  std::size_t begin = 0, end = 0;
-};
-
-// The one piece of state shared between the I/O thread and the workers.
+// The one piece of state shared between the I/O thread and the workers:
+// batches with unclaimed tasks, oldest first.
 class WorkQueue {
  public:
-  void push(std::vector<Chunk>&& chunks) {
+  void push(std::shared_ptr<Batch> b) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto& c : chunks) q_.push_back(std::move(c));
+      q_.push_back(std::move(b));
     }
     cv_.notify_all();
   }
-  // Blocks until a chunk is available or the queue is stopped.
-  bool pop(Chunk* out) {
+  // Claims one task: blocks until there is one or the queue is stopped.
+  bool claim(std::shared_ptr<Batch>* batch, std::size_t* index) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stopped_ || !q_.empty(); });
-    if (q_.empty()) return false;
-    *out = std::move(q_.front());
-    q_.pop_front();
+    while (true) {
+      while (!q_.empty()) {
+        std::size_t i = q_.front()->next.fetch_add(1);
+        if (i < q_.front()->tasks.items.size()) {
+          *batch = q_.front();
+          *index = i;
+          return true;
+        }
+        q_.pop_front();  // exhausted
+      }
+      if (stopped_) return false;
+      cv_.wait(lock);
+    }
+  }
+  // Claims the next task of `batch` without locking, if any is left.
+  static bool claim_more(const std::shared_ptr<Batch>& batch, std::size_t* index) {
+    std::size_t i = batch->next.fetch_add(1);
+    if (i >= batch->tasks.items.size()) return false;
+    *index = i;
     return true;
   }
-  // Drops queued chunks of older generations (after a reconnect).
+  // Drops batches of older generations (after a reconnect).
   void drop_older(std::uint64_t generation) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::deque<Chunk> keep;
-    for (auto& c : q_)
-      if (c.batch->generation >= generation) keep.push_back(std::move(c));
+    std::deque<std::shared_ptr<Batch>> keep;
+    for (auto& b : q_)
+      if (b->generation >= generation) keep.push_back(std::move(b));
     q_.swap(keep);
   }
   void stop() {
@@ -75,9 +95,82 @@ class WorkQueue {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Chunk> q_;   // guarded by mu_
-  bool stopped_ = false;  // guarded by mu_
+  std::deque<std::shared_ptr<Batch>> q_;  // guarded by mu_
+  bool stopped_ = false;                  // guarded by mu_
 };
+
+// Results of one worker, sent in messages of at most kMaxResultBytes (well
+// under the 8 MiB frame limit) or kMaxResultItems, and at least every
+// kMaxResultDelay while tasks keep coming, so results stream back.
+class ResultBuffer {
+ public:
+  explicit ResultBuffer(zmq::socket_t& push) : push_(push) {}
+  void add(std::uint64_t generation, std::uint64_t task_id, const svc::Output& out) {
+    if (count_ > 0 && generation != generation_) flush();
+    if (count_ == 0) {
+      generation_ = generation;
+      first_ = std::chrono::steady_clock::now();
+    }
+    items_.array(3).u64(task_id);
+    if (out.fault_code.empty())
+      items_.nil();
+    else
+      items_.str(out.fault_code);
+    items_.bin(out.data);
+    ++count_;
+    if (items_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
+        std::chrono::steady_clock::now() - first_ > kMaxResultDelay)
+      flush();
+  }
+  // Returns false when the node is stopping (context terminated).
+  bool flush() {
+    if (count_ == 0) return true;
+    Writer w = proto::begin(proto::kResults, 0, 1, items_.size() + 32);
+    w.array(count_).raw(std::string_view(items_.data(), items_.size()));
+    zmq::message_t gen(sizeof(std::uint64_t));
+    std::memcpy(gen.data(), &generation_, sizeof(std::uint64_t));
+    zmq::message_t body = w.finish();
+    items_ = Writer(4096);
+    count_ = 0;
+    try {
+      push_.send(gen, zmq::send_flags::sndmore);
+      push_.send(body, zmq::send_flags::none);
+    } catch (const zmq::error_t&) {
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  static constexpr std::uint32_t kMaxResultItems = 512;
+  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(2);
+  zmq::socket_t& push_;
+  Writer items_{4096};
+  std::uint32_t count_ = 0;
+  std::uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point first_;
+};
+
+void run_task(svc::Service* service, const proto::Task& t, svc::Output& out) {
+  out.reset();
+  if (service == nullptr) {
+    out.fault("unknown_service", "this node does not run that service");
+    return;
+  }
+  try {
+    service->handle(t.payload, out);
+  } catch (const std::exception& e) {
+    out.fault(svc::kServiceError, e.what());
+  } catch (...) {
+    out.fault(svc::kServiceError, "unknown exception");
+  }
+  if (out.data.size() > proto::kMaxPayload)
+    out.fault(svc::kServiceError, "result larger than the payload limit");
+  // Test hook (ZGRID_NODE_TEST_FAULTY=1): a broken node, for quarantine tests.
+  if (g_test_faulty) out.fault(svc::kServiceError, "this node is broken (test hook)");
+  // Fault codes are short names on the wire.
+  if (out.fault_code.size() > kMaxFaultCode) out.fault_code.resize(kMaxFaultCode);
+}
 
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
                  const svc::Registry& registry, const std::vector<std::string>& services) {
@@ -89,65 +182,22 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
   std::map<std::string, std::unique_ptr<svc::Service>, std::less<>> instances;
   for (const auto& name : services) instances[name] = (*registry.find(name))();
   svc::Output out;
-  Chunk chunk;
-  while (queue.pop(&chunk)) {
-    const proto::Tasks& tasks = chunk.batch->tasks;
-    auto it = instances.find(tasks.service);
+  ResultBuffer results(push);
+  std::shared_ptr<Batch> batch;
+  std::size_t index = 0;
+  while (true) {
+    // Nothing claimable right now: send what we have before blocking.
+    if (!results.flush()) break;
+    batch.reset();
+    if (!queue.claim(&batch, &index)) break;
+    auto it = batch->tasks.service.empty() ? instances.end() : instances.find(batch->tasks.service);
     svc::Service* service = it == instances.end() ? nullptr : it->second.get();
-    std::size_t n = chunk.end - chunk.begin;
-    // Results are encoded as they come and sent in messages of at most
-    // kMaxResultBytes (well under the 8 MiB frame limit), at least one each.
-    Writer items(32 + n * 32);
-    std::uint32_t count = 0;
-    bool stopping = false;
-    auto emit = [&]() {
-      if (count == 0) return;
-      Writer w = proto::begin(proto::kResults, 0, 1, items.size() + 32);
-      w.array(count).raw(std::string_view(items.data(), items.size()));
-      zmq::message_t gen(sizeof(std::uint64_t));
-      std::memcpy(gen.data(), &chunk.batch->generation, sizeof(std::uint64_t));
-      zmq::message_t body = w.finish();
-      try {
-        push.send(gen, zmq::send_flags::sndmore);
-        push.send(body, zmq::send_flags::none);
-      } catch (const zmq::error_t&) {
-        stopping = true;  // context terminated: the node is stopping
-      }
-      items = Writer(32 + n * 32);
-      count = 0;
-    };
-    for (std::size_t i = chunk.begin; i < chunk.end && !stopping; ++i) {
-      const proto::Task& t = tasks.items[i];
-      out.reset();
-      if (service == nullptr) {
-        out.fault("unknown_service", "this node does not run that service");
-      } else {
-        try {
-          service->handle(t.payload, out);
-        } catch (const std::exception& e) {
-          out.fault(svc::kServiceError, e.what());
-        } catch (...) {
-          out.fault(svc::kServiceError, "unknown exception");
-        }
-        if (out.data.size() > proto::kMaxPayload)
-          out.fault(svc::kServiceError, "result larger than the payload limit");
-        // Fault codes are short names on the wire.
-        if (out.fault_code.size() > kMaxFaultCode) out.fault_code.resize(kMaxFaultCode);
-        if (out.data.size() > proto::kMaxPayload) out.data.resize(proto::kMaxPayload);
-      }
-      items.array(3).u64(t.task_id);
-      if (out.fault_code.empty())
-        items.nil();
-      else
-        items.str(out.fault_code);
-      items.bin(out.data);
-      ++count;
-      if (items.size() >= kMaxResultBytes) emit();
-    }
-    emit();
-    if (stopping) break;
-    chunk = Chunk();  // release the batch before blocking again
+    do {
+      run_task(service, batch->tasks.items[index], out);
+      results.add(batch->generation, batch->tasks.items[index].task_id, out);
+    } while (WorkQueue::claim_more(batch, &index));
   }
+  (void)results.flush();
 }
 
 class NodeIo {
@@ -277,6 +327,15 @@ class NodeIo {
       }
       case proto::kHeartbeat:
         return;
+      case proto::kBye:
+        // The head is stopping: register again (with backoff) once it is back.
+        ZG_LOG(kInfo, kLog,
+               "head " + o_.head + " is stopping; will register again when it is back");
+        registered_ = false;
+        ++generation_;
+        queue_.drop_older(generation_);
+        next_register_ms_ = now + 250;
+        return;
       case proto::kTasks: {
         if (!registered_) return;
         if (Status s = proto::decode_tasks(env, &batch->tasks); !s.ok()) {
@@ -286,12 +345,7 @@ class NodeIo {
         batch->generation = generation_;
         std::size_t n = batch->tasks.items.size();
         if (n == 0) return;
-        std::size_t per =
-            (n + static_cast<std::size_t>(workers_) - 1) / static_cast<std::size_t>(workers_);
-        per = std::max<std::size_t>(1, std::min<std::size_t>(per, 256));
-        std::vector<Chunk> chunks;
-        for (std::size_t b = 0; b < n; b += per) chunks.push_back({batch, b, std::min(n, b + per)});
-        queue_.push(std::move(chunks));
+        queue_.push(std::move(batch));
         return;
       }
       case proto::kError: {

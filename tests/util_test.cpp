@@ -53,8 +53,9 @@ TEST(Util, EveryCodeHasAWireName) {
   // Appending a Code without a name would turn it into "internal" on the wire.
   for (int c = 0; c <= static_cast<int>(Code::kOutOfSequence); ++c) {
     EXPECT_EQ(code_from_int(static_cast<std::uint64_t>(c)), static_cast<Code>(c)) << c;
-    if (c != static_cast<int>(Code::kInternal))
+    if (c != static_cast<int>(Code::kInternal)) {
       EXPECT_NE(code_name(static_cast<Code>(c)), "internal") << c;
+    }
   }
 }
 }  // namespace

@@ -192,11 +192,13 @@ void Grid::restart_head(const std::vector<std::string>& env) {
   }
 }
 
-std::size_t Grid::add_node(const std::vector<std::string>& extra) {
+std::size_t Grid::add_node(const std::vector<std::string>& extra,
+                           const std::vector<std::string>& env) {
   std::vector<std::string> argv{ZGRID_NODE_BIN, "--head", backend_};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::size_t i = nodes_.size();
-  nodes_.push_back(std::make_unique<Process>(argv, dir_.file("node" + std::to_string(i) + ".log")));
+  nodes_.push_back(
+      std::make_unique<Process>(argv, dir_.file("node" + std::to_string(i) + ".log"), env));
   return i;
 }
 

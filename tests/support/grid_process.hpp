@@ -77,7 +77,8 @@ class Grid {
   void start_durable_head(const std::vector<std::string>& extra = {});
   std::string data_dir() const { return dir_.file("data"); }
   // Starts a zgrid-node connected to the head; returns its index.
-  std::size_t add_node(const std::vector<std::string>& extra = {});
+  std::size_t add_node(const std::vector<std::string>& extra = {},
+                       const std::vector<std::string>& env = {});
   // Waits until the head lists `n` nodes.
   bool wait_nodes(std::size_t n, Millis timeout_ms = 10'000);
   std::unique_ptr<client::Connection> connect(Millis timeout_ms = 5'000);
