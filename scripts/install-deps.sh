@@ -11,6 +11,8 @@ PACKAGES=(
   libcli11-dev                       # flags and config files
   libgtest-dev libbenchmark-dev      # tests and benchmarks
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
+  clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)
+  iproute2                           # network namespaces as hosts in the multi-host tests
 )
 
 missing=()

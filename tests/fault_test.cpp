@@ -391,7 +391,9 @@ TEST(Fault, BackPressureBoundsHeadMemory) {
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(kN));
   // The queue never grew far past the mark: one client window above it.
   EXPECT_LT(max_queued, 10'000u + 16 * 1024 + 1024);
+#ifndef ZGRID_SANITIZED
   EXPECT_LT(peak_kib, 128u * 1024) << "head RSS " << peak_kib << " KiB";
+#endif
 }
 
 TEST(Fault, GracefulStops) {

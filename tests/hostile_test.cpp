@@ -2,7 +2,9 @@
 // can, never crashes, and keeps serving good clients correctly.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
@@ -118,10 +120,11 @@ TEST(Hostile, GarbageAtBothPortsLeavesHeadServing) {
     raw.send_frames(5000);
     EXPECT_EQ(raw.reply_code(), Code::kProtocol);
   }
-  // A 20 MiB frame is over ZMQ_MAXMSGSIZE: libzmq drops that connection.
-  {
-    Raw big(g.frontend());
-    big.send(std::string(20 << 20, 'x'));
+  // An 80 MiB frame is over ZMQ_MAXMSGSIZE: libzmq drops that connection
+  // without buffering it.
+  for (const std::string& ep : {g.frontend(), g.backend()}) {
+    Raw big(ep);
+    big.send(std::string(80 << 20, 'x'));
   }
   EXPECT_TRUE(g.head().running());
   CheckHeadServes(g);
@@ -129,6 +132,38 @@ TEST(Hostile, GarbageAtBothPortsLeavesHeadServing) {
   auto st = conn->grid_status();
   ASSERT_TRUE(st.ok());
   EXPECT_GT(st->u64("bad_messages"), 400u);
+}
+
+// A peer flooding junk while a good client works: the good client completes.
+TEST(Hostile, FlooderDoesNotStopGoodClients) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> junk{0};
+  std::thread flooder([&] {
+    zmq::context_t ctx(1);
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::sndhwm, 1000);
+    s.connect(g.frontend());
+    std::mt19937 rng(3);
+    while (!stop.load()) {
+      std::string b(1 + rng() % 100, '\0');
+      for (auto& c : b) c = static_cast<char>(rng());
+      zmq::message_t m(b.data(), b.size());
+      if (s.send(m, zmq::send_flags::dontwait)) ++junk;
+      zmq::message_t reply;
+      while (s.recv(reply, zmq::recv_flags::dontwait)) {
+      }
+    }
+  });
+  CheckHeadServes(g);
+  stop = true;
+  flooder.join();
+  EXPECT_GT(junk.load(), 1000u);
+  EXPECT_TRUE(g.head().running());
 }
 
 TEST(Hostile, RawTcpJunkIsIgnored) {
