@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -363,6 +364,146 @@ void BM_DurableHugeSessionRss(benchmark::State& state) {
       static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
 }
 
+// Time from a node's SIGKILL to its work running on another node. Arg: heartbeat ms.
+void BM_NodeDeathFailover(benchmark::State& state) {
+  std::string hb = std::to_string(state.range(0)) + "ms";
+  for (auto _ : state) {
+    state.PauseTiming();
+    zgrid::testing::Grid g;
+    g.start_head({"--heartbeat", hb, "--log-level", "warn"});
+    std::size_t victim = g.add_node({"--workers", "2", "--prefetch", "64", "--node-id", "victim"});
+    if (!g.wait_nodes(1)) {
+      state.SkipWithError("node did not register");
+      return;
+    }
+    auto conn = g.connect();
+    auto info = conn->create_session({"sleep", false, 0});
+    auto bc = BrokerClient::open(*conn, info->session_id, "c");
+    for (int i = 0; i < 100; ++i) (void)(*bc)->send("1000", "x");
+    (void)(*bc)->flush();
+    zgrid::testing::wait_until(
+        [&] { return conn->session_status(info->session_id)->u64("running") == 100; }, 10'000);
+    g.add_node({"--workers", "2", "--node-id", "spare"});
+    zgrid::testing::wait_until([&] { return conn->nodes()->size() == 2; }, 10'000);
+    state.ResumeTiming();
+    auto t0 = Clock::now();
+    g.node(victim).kill_now();
+    bool moved = zgrid::testing::wait_until(
+        [&] {
+          auto nodes = conn->nodes();
+          if (!nodes.ok()) return false;
+          for (const auto& n : *nodes)
+            if (n.str("node_id") == "spare" && n.u64("inflight") > 0) return true;
+          return false;
+        },
+        30'000, 5);
+    state.SetIterationTime(seconds_since(t0));
+    if (!moved) state.SkipWithError("work did not move");
+  }
+  state.counters["misses"] = 3;
+}
+
+// Interactive throughput of a good client while a flooder sends ~20,000 junk
+// messages per second at the frontend, as a ratio of the same without it.
+double RunGood(zgrid::testing::Grid& g, std::size_t n) {
+  auto conn = g.connect(30'000);
+  auto info = conn->create_session({"factorize", false, 0});
+  auto bc = BrokerClient::open(*conn, info->session_id, "good");
+  const Inputs& in = inputs(0);
+  auto t0 = Clock::now();
+  std::size_t got = 0;
+  zgrid::proto::Response r;
+  for (std::size_t i = 0; i < n; ++i) {
+    (void)(*bc)->send(in.text[i], "");
+    while ((*bc)->poll_response(&r)) ++got;
+  }
+  (void)(*bc)->end_requests();
+  while (got < n && (*bc)->next_response(&r, 30'000).value()) ++got;
+  return static_cast<double>(got) / seconds_since(t0);
+}
+
+void BM_FlooderRatio(benchmark::State& state) {
+  std::size_t n = std::min<std::size_t>(inputs(0).text.size(), 300'000);
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "error"});
+  g.add_node({"--workers", "2", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  double without = 0, with = 0, junk_rate = 0;
+  for (auto _ : state) {
+    without = RunGood(g, n);
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> junk{0};
+    std::thread flooder([&] {
+      zmq::context_t ctx(1);
+      zmq::socket_t s(ctx, zmq::socket_type::dealer);
+      s.set(zmq::sockopt::linger, 0);
+      s.connect(g.frontend());
+      std::mt19937 rng(5);
+      auto start = Clock::now();
+      while (!stop.load()) {
+        // Paced at 20,000 messages per second.
+        double due = seconds_since(start) * 20'000;
+        while (static_cast<double>(junk.load()) < due) {
+          std::string b(1 + rng() % 100, '\0');
+          for (auto& c : b) c = static_cast<char>(rng());
+          zmq::message_t m(b.data(), b.size());
+          if (!s.send(m, zmq::send_flags::dontwait)) break;
+          ++junk;
+        }
+        zmq::message_t reply;
+        while (s.recv(reply, zmq::recv_flags::dontwait)) {
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      junk_rate = static_cast<double>(junk.load()) / seconds_since(start);
+    });
+    auto t0 = Clock::now();
+    with = RunGood(g, n);
+    state.SetIterationTime(seconds_since(t0));
+    stop = true;
+    flooder.join();
+  }
+  state.counters["req_per_s_alone"] = without;
+  state.counters["req_per_s_flooded"] = with;
+  state.counters["ratio"] = without > 0 ? with / without : 0;
+  state.counters["junk_per_s"] = junk_rate;
+}
+
+// Head memory while a client tries to send 10,000,000 requests at a slow node
+// (back-pressure holds it): peak RSS over ZGRID_BENCH_FLOOD_SECONDS (default 20).
+void BM_BackPressureRss(benchmark::State& state) {
+  const char* e = std::getenv("ZGRID_BENCH_FLOOD_SECONDS");
+  double secs = e ? std::strtod(e, nullptr) : 20;
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "warn"});
+  g.add_node({"--workers", "1", "--prefetch", "4", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  std::uint64_t sent = 0;
+  for (auto _ : state) {
+    auto conn = g.connect(30'000);
+    auto info = conn->create_session({"echo", false, 0});
+    auto bc = BrokerClient::open(*conn, info->session_id, "flood");
+    auto t0 = Clock::now();
+    zgrid::proto::Response r;
+    for (; sent < 10'000'000 && seconds_since(t0) < secs; ++sent) {
+      if (!(*bc)->send("x", "").ok()) break;
+      while ((*bc)->poll_response(&r)) {
+      }
+    }
+    state.SetIterationTime(seconds_since(t0));
+    (void)conn->close_session(info->session_id, zgrid::proto::CloseMode::kCancel);
+  }
+  state.counters["requests_sent"] = static_cast<double>(sent);
+  state.counters["head_rss_peak_MiB"] =
+      static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
+}
+
 // Round trip of a lone request on an idle grid (no spinning anywhere).
 void BM_LoneRequest(benchmark::State& state) {
   zgrid::testing::Grid g;
@@ -428,6 +569,15 @@ BENCHMARK(BM_GridDurable)
     ->Iterations(1);
 BENCHMARK(BM_DurableRecovery)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_DurableHugeSessionRss)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK(BM_NodeDeathFailover)
+    ->ArgName("heartbeat_ms")
+    ->Arg(1000)
+    ->Arg(250)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_FlooderRatio)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_BackPressureRss)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 BENCHMARK_MAIN();

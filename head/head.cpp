@@ -499,7 +499,8 @@ class Head {
     std::string rid = rid_of(frames[0]);
     if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
       ++bad_messages_;
-      reply_error(frontend_, rid, 0, Status::Protocol("expected exactly one body frame"));
+      if (error_budget(rid))
+        reply_error(frontend_, rid, 0, Status::Protocol("expected exactly one body frame"));
       return;
     }
     Envelope env;
@@ -507,7 +508,7 @@ class Head {
     if (st.ok()) st = proto::check_version(env);
     if (!st.ok()) {
       ++bad_messages_;
-      reply_error(frontend_, rid, env.corr, st);
+      if (error_budget(rid)) reply_error(frontend_, rid, env.corr, st);
       return;
     }
     frame_ = &frames[1];
@@ -517,6 +518,19 @@ class Head {
       if (st.code() == Code::kProtocol) ++bad_messages_;
       reply_error(frontend_, rid, env.corr, st);
     }
+  }
+
+  // A peer that keeps sending undecodable bytes gets at most kErrorBudget
+  // error replies per second; the rest are only counted, so a flooder costs
+  // the head a decode, not an encode and a send as well.
+  bool error_budget(const std::string& rid) {
+    if (error_budget_.size() > 10'000) error_budget_.clear();  // bounded memory
+    auto& [since, used] = error_budget_[rid];
+    if (now_ - since >= 1000) {
+      since = now_;
+      used = 0;
+    }
+    return ++used <= kErrorBudget;
   }
 
   void reply_hello(const std::string& rid, std::uint64_t corr) {
@@ -1834,6 +1848,7 @@ class Head {
   std::map<std::uint64_t, std::vector<Answer>> answers_;      // durable answers of this round
   std::set<std::string> tombstones_;                          // purged session ids
   std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
+  std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
 
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
@@ -1850,6 +1865,7 @@ class Head {
   double rate_ = 0;
 
   static constexpr Millis kLiveWindowMs = 10'000;
+  static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
   // Replies and pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxReplyBytes = 4u << 20;
