@@ -1592,7 +1592,14 @@ class Head {
     std::vector<std::uint64_t> late;
     for (const auto& [task, f] : inflight_) {
       Session* s = session_by_ord(f.session);
-      Millis limit = s && s->task_timeout_ms > 0 ? s->task_timeout_ms : o_.task_timeout_ms;
+      // Per session, else per service, else the head's.
+      Millis limit = o_.task_timeout_ms;
+      if (s && s->task_timeout_ms > 0) {
+        limit = s->task_timeout_ms;
+      } else if (s) {
+        auto st = o_.service_task_timeout_ms.find(s->service);
+        if (st != o_.service_task_timeout_ms.end()) limit = st->second;
+      }
       if (limit > 0 && now_ - f.started > limit) late.push_back(task);
     }
     for (std::uint64_t t : late) {

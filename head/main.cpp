@@ -5,6 +5,7 @@
 
 #include "common/cli.hpp"
 #include "common/log.hpp"
+#include "common/util.hpp"
 #include "head/head.hpp"
 
 namespace {
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
       "Purge complete durable sessions after this long (0: keep until purged)");
   zgrid::cli::add_duration(app, "--task-timeout", &o.task_timeout_ms,
                            "A request running longer than this is treated as lost (0: no limit)");
+  std::vector<std::string> service_timeouts;
+  app.add_option("--service-timeout", service_timeouts,
+                 "Task timeout of one service, NAME=DURATION (repeatable; a session's own wins)");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
   app.add_option("--heartbeat-misses", o.heartbeat_misses,
                  "A node is dead after this many silent intervals")
@@ -78,6 +82,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     o.min_free_bytes = static_cast<std::uint64_t>(v * scale);
+  }
+  for (const auto& st : service_timeouts) {
+    auto eq = st.find('=');
+    auto d = eq == std::string::npos
+                 ? zgrid::Result<zgrid::Millis>(zgrid::Status::InvalidArgument("missing ="))
+                 : zgrid::parse_duration(st.substr(eq + 1));
+    if (eq == 0 || !d.ok()) {
+      std::cerr << "zgrid-head: error: --service-timeout: expected NAME=DURATION, got '" << st
+                << "'\n";
+      return 2;
+    }
+    o.service_task_timeout_ms[st.substr(0, eq)] = *d;
   }
   zgrid::log::Level lvl;
   if (!zgrid::log::parse_level(log_level, &lvl)) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "common/clock.hpp"
@@ -17,6 +18,7 @@ struct HeadOptions {
   std::string endpoints_file;  // if set, the bound endpoints are written here (ephemeral ports)
   Millis client_idle_timeout_ms = 300'000;   // open client removed after this much idleness
   Millis session_idle_timeout_ms = 300'000;  // idle interactive session closed after this
+  std::map<std::string, Millis> service_task_timeout_ms;  // per service, over task_timeout_ms
   Millis task_timeout_ms = 0;         // a run longer than this is treated as lost (0: no limit)
   Millis heartbeat_ms = 1'000;        // head <-> node heartbeat interval
   int heartbeat_misses = 3;           // node dead after this many silent intervals

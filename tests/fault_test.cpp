@@ -349,6 +349,59 @@ TEST_F(IdleClock, EndRequestsExemptsTheClient) {
   EXPECT_EQ(conn_->session_status(sid_)->u64("committed"), 1u);
 }
 
+TEST(IdleSessions, InteractiveClosedDurableKept) {
+  testing::TempDir dir;
+  FakeClock clock;
+  std::atomic<bool> stop{false};
+  head::HeadOptions o;
+  o.frontend = "tcp://127.0.0.1:0";
+  o.backend = "tcp://127.0.0.1:0";
+  o.endpoints_file = dir.file("ep");
+  o.data_dir = dir.file("data");
+  std::thread t([&] { (void)head::run_head(o, stop, clock); });
+  ASSERT_TRUE(wait_until(
+      [&] { return testing::read_file(dir.file("ep")).find("pid=") != std::string::npos; }, 5000));
+  std::string s = testing::read_file(dir.file("ep"));
+  client::ClientOptions co;
+  co.head = s.substr(9, s.find('\n') - 9);
+  auto conn = std::move(client::Connection::open(co)).value();
+  auto inter = conn->create_session({"echo", false, 0});
+  auto dur = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(inter.ok() && dur.ok());
+  clock.advance(299'000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(conn->session_status(inter->session_id).ok()) << "closed before its idle timeout";
+  clock.advance(2'000);
+  EXPECT_TRUE(wait_until([&] { return !conn->session_status(inter->session_id).ok(); }, 3000));
+  clock.advance(24 * 3'600'000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(conn->session_status(dur->session_id).ok())
+      << "a durable session is never dropped by idleness";
+  conn.reset();
+  stop = true;
+  t.join();
+}
+
+TEST(Fault, PerServiceTaskTimeout) {
+  Grid g;
+  g.start_head({"--service-timeout", "sleep=300ms", "--max-retries", "0"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto r = run_cli({"--head", g.frontend(), "submit", "--service", "sleep", "--file", "-"},
+                   "2000\n10\n");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.out.find("2000: error: retry_limit_exceeded"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("10 = 10"), std::string::npos) << r.out;
+  auto bad = run_cli({"--head", g.frontend(), "nodes"});
+  EXPECT_EQ(bad.code, 0);
+  testing::TempDir d;
+  testing::Process p(
+      {ZGRID_HEAD_BIN, "--service-timeout", "sleep", "--frontend", "tcp://127.0.0.1:0"},
+      d.file("log"));
+  EXPECT_EQ(p.wait(10'000), 2);
+  EXPECT_NE(testing::read_file(d.file("log")).find("--service-timeout"), std::string::npos);
+}
+
 // Back-pressure: with the high-water mark at 10,000, a client sending far more
 // than a slowed node can take is held back; head memory stays bounded and
 // every request is answered.
