@@ -368,6 +368,13 @@ Status Connection::close_session(const std::string& session_id, proto::CloseMode
   return r.ok() ? Status::OK() : r.status();
 }
 
+Status Connection::drain_node(const std::string& node_id, bool undo) {
+  Writer w = proto::begin(proto::kDrain, next_corr(), 2);
+  w.str(node_id).boolean(undo);
+  auto r = call(w.finish(), proto::kOk, o_.timeout_ms);
+  return r.ok() ? Status::OK() : r.status();
+}
+
 Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
                                                 std::uint64_t max, Millis wait_ms) {
   proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};

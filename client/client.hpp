@@ -67,6 +67,8 @@ class Connection {
   Result<std::vector<Fields>> nodes();
   Result<std::vector<Fields>> sessions();
   Status close_session(const std::string& session_id, proto::CloseMode mode);
+  // Stops new work to a node (undo: lets it have work again).
+  Status drain_node(const std::string& node_id, bool undo);
 
   // Reads stored responses of a durable session from `cursor`: the 1-based
   // sequence number of a response in the session (0: the beginning).

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "client/client.hpp"
 #include "common/cli.hpp"
@@ -396,6 +397,112 @@ int cmd_close(const Global& g, const std::string& sid, zgrid::proto::CloseMode m
   return kExitOk;
 }
 
+// zgrid status [ID] --watch: a live progress bar on a terminal, plain
+// periodic lines otherwise; for a session, it ends when the session is complete.
+int cmd_watch(const Global& g, const std::string& sid, Millis interval_ms) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  bool tty = isatty(STDOUT_FILENO) != 0;
+  const zgrid::Clock& clock = zgrid::SteadyClock::instance();
+  Millis last_t = clock.now_ms();
+  std::uint64_t last_answered = 0;
+  bool first = true;
+  double rate = 0;
+  while (true) {
+    auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
+    if (!st.ok()) {
+      if (tty) std::printf("\n");
+      return fail(st.status());
+    }
+    Millis now = clock.now_ms();
+    std::uint64_t done = st->u64("done"), faulted = st->u64("faulted");
+    std::uint64_t removed = sid.empty() ? 0 : st->u64("removed");
+    std::uint64_t answered = done + faulted + removed;
+    if (!first && now > last_t) {
+      double r = 1000.0 * static_cast<double>(answered - std::min(answered, last_answered)) /
+                 static_cast<double>(now - last_t);
+      rate = rate == 0 ? r : 0.5 * rate + 0.5 * r;  // smoothed
+    }
+    first = false;
+    last_t = now;
+    last_answered = answered;
+    char line[512];
+    if (sid.empty()) {
+      std::snprintf(line, sizeof line,
+                    "nodes %llu  workers %llu  sessions %llu  queued %llu  running %llu  done %llu "
+                    " faulted %llu  %.0f req/s",
+                    (unsigned long long)st->u64("nodes"), (unsigned long long)st->u64("workers"),
+                    (unsigned long long)st->u64("sessions"), (unsigned long long)st->u64("queued"),
+                    (unsigned long long)st->u64("running"), (unsigned long long)done,
+                    (unsigned long long)faulted, rate);
+    } else {
+      std::uint64_t total = st->u64("total");
+      double frac = total ? static_cast<double>(answered) / static_cast<double>(total) : 0;
+      std::string eta = "-";
+      if (rate > 0 && total > answered)
+        eta = zgrid::format_duration(
+            static_cast<Millis>(1000.0 * static_cast<double>(total - answered) / rate) / 1000 *
+            1000);
+      char bar[32];
+      int filled = static_cast<int>(frac * 20);
+      for (int i = 0; i < 20; ++i) bar[i] = i < filled ? '#' : '.';
+      bar[20] = 0;
+      std::snprintf(line, sizeof line,
+                    "[%s] %5.1f%%  %llu/%llu  done %llu  faulted %llu  removed %llu  running %llu  "
+                    "%.0f req/s  ETA %s",
+                    bar, 100 * frac, (unsigned long long)answered, (unsigned long long)total,
+                    (unsigned long long)done, (unsigned long long)faulted,
+                    (unsigned long long)removed, (unsigned long long)st->u64("running"), rate,
+                    eta.c_str());
+    }
+    if (tty)
+      std::printf("\r%s\033[K", line);  // redraw in place
+    else
+      std::printf("%s\n", line);
+    std::fflush(stdout);
+    if (!sid.empty() && st->boolean("complete")) {
+      if (tty) std::printf("\n");
+      return faulted + removed > 0 ? kExitFaulted : kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+}
+
+int cmd_drain(const Global& g, const std::string& node, bool undo, bool no_wait,
+              Millis wait_timeout_ms) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  Status st = (*conn)->drain_node(node, undo);
+  if (!st.ok()) return fail(st);
+  if (undo) {
+    std::printf("node %s takes work again\n", node.c_str());
+    return kExitOk;
+  }
+  if (no_wait) {
+    std::printf("node %s draining: no new work\n", node.c_str());
+    return kExitOk;
+  }
+  const zgrid::Clock& clock = zgrid::SteadyClock::instance();
+  Millis start = clock.now_ms();
+  while (true) {
+    auto nodes = (*conn)->nodes();
+    if (!nodes.ok()) return fail(nodes.status());
+    const Fields* me = nullptr;
+    for (const auto& n : *nodes)
+      if (n.str("node_id") == node) me = &n;
+    if (me == nullptr || me->u64("inflight") == 0) {
+      std::printf("node %s drained: nothing in flight; it can be stopped\n", node.c_str());
+      return kExitOk;
+    }
+    if (wait_timeout_ms > 0 && clock.now_ms() - start > wait_timeout_ms) {
+      std::fprintf(stderr, "zgrid: node %s still has %llu requests in flight\n", node.c_str(),
+                   (unsigned long long)me->u64("inflight"));
+      return kExitIncomplete;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -452,6 +559,21 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Counters of a session, or of the grid");
   status->add_option("session", status_id, "Session id (omit for the grid)");
   status->add_flag("--json", status_json, "One JSON object");
+  bool status_watch = false;
+  Millis watch_interval_ms = 1000;
+  status->add_flag("--watch", status_watch,
+                   "Keep watching: a progress bar on a terminal, lines otherwise");
+  zgrid::cli::add_duration(*status, "--interval", &watch_interval_ms, "How often --watch looks");
+
+  std::string drain_node;
+  bool drain_undo = false, drain_no_wait = false;
+  Millis drain_timeout_ms = 0;
+  auto* drain = app.add_subcommand("drain", "Stop new work to a node and wait until it is empty");
+  drain->add_option("node", drain_node, "Node id (see zgrid nodes)")->required();
+  drain->add_flag("--undo", drain_undo, "Let the node take work again");
+  drain->add_flag("--no-wait", drain_no_wait, "Do not wait for its in-flight work");
+  zgrid::cli::add_duration(*drain, "--wait-timeout", &drain_timeout_ms,
+                           "Give up waiting after this long (exit 3)");
 
   bool nodes_json = false, sessions_json = false;
   auto* nodes = app.add_subcommand("nodes", "Compute nodes and their load");
@@ -474,7 +596,10 @@ int main(int argc, char** argv) {
   try {
     if (*submit) return cmd_submit(g, sa);
     if (*fetch) return cmd_fetch(g, fa);
+    if (*status && status_watch)
+      return cmd_watch(g, status_id, std::max<Millis>(50, watch_interval_ms));
     if (*status) return cmd_status(g, status_id, status_json);
+    if (*drain) return cmd_drain(g, drain_node, drain_undo, drain_no_wait, drain_timeout_ms);
     if (*nodes) return cmd_nodes(g, nodes_json);
     if (*sessions) return cmd_sessions(g, sessions_json);
     if (*close)

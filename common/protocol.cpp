@@ -32,6 +32,8 @@ const char* type_name(std::uint32_t type) {
       return "sessions";
     case kPing:
       return "ping";
+    case kDrain:
+      return "drain";
     case kRegister:
       return "register";
     case kHeartbeat:

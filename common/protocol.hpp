@@ -45,6 +45,7 @@ enum Type : std::uint32_t {
   kFetch = 12,
   kSessions = 13,
   kPing = 14,
+  kDrain = 15,
   // node <-> head
   kRegister = 20,
   kHeartbeat = 21,

@@ -95,6 +95,9 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  // By value on a temporary, so `for (auto& x : *f())` never dangles.
+  T operator*() && { return std::move(*this).value(); }
 
  private:
   std::variant<T, Status> v_;

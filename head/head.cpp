@@ -108,6 +108,13 @@ class Head {
         return Status::Unavailable("cannot write " + o_.endpoints_file);
     }
     ZG_LOG(kInfo, kLog,
+           "options: heartbeat=" + format_duration(o_.heartbeat_ms) +
+               " heartbeat-misses=" + std::to_string(o_.heartbeat_misses) +
+               " client-idle-timeout=" + format_duration(o_.client_idle_timeout_ms) +
+               " session-idle-timeout=" + format_duration(o_.session_idle_timeout_ms) +
+               " task-timeout=" + format_duration(o_.task_timeout_ms) + " max-retries=" +
+               std::to_string(o_.max_retries) + " queue-hwm=" + std::to_string(o_.queue_hwm));
+    ZG_LOG(kInfo, kLog,
            "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ +
                (journal_ ? " with journal in " + o_.data_dir : std::string(" (no journal)")) +
                " (instance " + instance_ + ")");
@@ -188,6 +195,8 @@ class Head {
     JournalOptions jo;
     jo.min_free_bytes = o_.min_free_bytes;
     if (const char* f = std::getenv("ZGRID_JOURNAL_FAULT_FILE")) jo.fault_file = f;
+    if (const char* m = std::getenv("ZGRID_JOURNAL_FAULT_MODE"))
+      jo.fault_after_write = std::string_view(m) == "after";
     if (crash_.name == "after-sync") {
       jo.crash_after_syncs = static_cast<int>(crash_.count);
       crash_.count = -1;
@@ -377,6 +386,109 @@ class Head {
         load_ready(s);
     }
     return Status::OK();
+  }
+
+  // After a failed write the journal may hold more than the head believes:
+  // LevelDB can keep a batch whose sync failed and replays it on reopen. Bring
+  // every durable session up to what the journal says, so that a resent batch
+  // is a duplicate and an answer already recorded is not recorded again.
+  void reconcile() {
+    auto lock = journal_->read_lock();
+    leveldb::DB* db = journal_->db();
+    if (db == nullptr) return;
+    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+    auto each = [&](char kind, const std::string& sid,
+                    const std::function<void(std::string_view, std::string_view)>& fn) {
+      std::string prefix = jkey::session(kind, sid);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+        fn(std::string_view(it->key().data(), it->key().size()),
+           std::string_view(it->value().data(), it->value().size()));
+    };
+    std::uint64_t fixed = 0;
+    for (auto& kv : sessions_) {
+      Session& s = *kv.second;
+      if (!s.durable) continue;
+      each(jkey::kClient, s.id, [&](std::string_view key, std::string_view v) {
+        auto ci = s.client_index.find(std::string(key.substr(1 + kSessionIdLength)));
+        if (ci == s.client_index.end()) return;
+        Client& c = s.clients[ci->second];
+        msgpack::object_handle oh;
+        Reader r = parse_record(v, &oh);
+        std::uint64_t acked = r.u64(), sent = r.u64(), flushed = r.u64();
+        bool ended = r.boolean();
+        r.boolean();
+        std::uint64_t max_id = r.u64();
+        if (!r.ok()) return;
+        if (acked > c.acked_seq) {
+          c.acked_seq = acked;
+          c.accepted_seq = std::max(c.accepted_seq, acked);
+          c.sent = std::max(c.sent, sent);
+          ++fixed;
+        }
+        c.flushed_id = std::max(c.flushed_id, flushed);
+        c.max_id = std::max(c.max_id, max_id);
+        if (ended && !c.ended) {
+          c.ended = true;
+          s.committed += c.sent;
+        }
+      });
+      std::set<std::uint64_t> known, unloaded;
+      for (const BatchRef& b : s.batches) known.insert(b.first_id);
+      for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
+      bool added = false;
+      each(jkey::kIndex, s.id, [&](std::string_view key, std::string_view v) {
+        std::uint64_t first = jkey::number_of(key);
+        if (known.count(first)) return;
+        msgpack::object_handle oh;
+        Reader r = parse_record(v, &oh);
+        std::uint64_t n = r.u64();
+        auto ci = s.client_index.find(std::string(r.bytes(proto::kMaxNameLength)));
+        if (!r.ok() || ci == s.client_index.end()) return;
+        BatchRef b;
+        b.first_id = first;
+        b.n = static_cast<std::uint32_t>(n);
+        b.client = ci->second;
+        s.total += n;
+        s.next_request_id = std::max(s.next_request_id, first + n);
+        if (!s.clients[b.client].removed) unloaded.insert(first);
+        s.batches.push_back(std::move(b));
+        added = true;
+        ++fixed;
+      });
+      if (added) {
+        std::sort(s.batches.begin(), s.batches.end(),
+                  [](const BatchRef& a, const BatchRef& b) { return a.first_id < b.first_id; });
+        s.unloaded.clear();
+        for (std::size_t i = 0; i < s.batches.size(); ++i)
+          if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
+      }
+      each(jkey::kAnswers, s.id, [&](std::string_view key, std::string_view v) {
+        msgpack::object_handle oh;
+        Reader items = parse_record(v, &oh);
+        s.next_resp_seq =
+            std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + items.remaining());
+        while (items.ok() && !items.at_end()) {
+          Reader x = items.array(4);
+          std::uint64_t id = x.u64();
+          x.skip();
+          bool nil = false;
+          x.bytes_or_nil(&nil);
+          if (!x.ok() || s.is_answered(id)) continue;
+          Client* c = client_of(s, id);
+          if (c == nullptr || c->removed) continue;
+          s.set_answered(id);
+          count_answer(s, *c, nil);
+          ++fixed;
+        }
+      });
+    }
+    if (fixed > 0)
+      ZG_LOG(kWarn, kLog,
+             "journal reopened: " + std::to_string(fixed) +
+                 " records were written although their write had reported failure; taken into "
+                 "account");
+    lock.unlock();
+    for (auto& kv : sessions_) load_ready(*kv.second);
   }
 
   // Parses a journal value that is a msgpack array; the handle keeps it alive.
@@ -588,6 +700,8 @@ class Head {
         return on_close(rid, env);
       case proto::kFetch:
         return on_fetch(rid, env);
+      case proto::kDrain:
+        return on_drain(rid, env);
       default:
         return Status::Protocol("unknown message type " + std::to_string(env.type));
     }
@@ -980,7 +1094,7 @@ class Head {
     for (const auto& kv : nodes_) {
       const NodeState& n = kv.second;
       w.map(12);
-      w.kv("state", n.quarantined ? "quarantined" : "ok");
+      w.kv("state", n.quarantined ? "quarantined" : n.draining ? "draining" : "ok");
       w.kv("node_id", n.id).kv("host", n.host).kv("pid", n.pid).kv("workers", n.workers);
       w.kv("capacity", n.capacity).kv("inflight", n.inflight).kv("done", n.done);
       w.kv("faulted", n.faulted);
@@ -992,6 +1106,27 @@ class Head {
     }
     reply_client(rid, w.finish());
     return Status::OK();
+  }
+
+  // zgrid drain NODE: no new work to the node (its in-flight work finishes),
+  // so an operator can stop it without failing anything; `undo` lifts it.
+  Status on_drain(const std::string& rid, Envelope& env) {
+    Reader& r = env.fields;
+    std::string node_id(r.bytes(proto::kMaxNameLength));
+    bool undo = r.at_end() ? false : r.boolean();
+    if (!r.ok()) return Status::Protocol("malformed drain");
+    for (auto& kv : nodes_) {
+      if (kv.second.id != node_id) continue;
+      kv.second.draining = !undo;
+      ZG_LOG(kInfo, kLog,
+             std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
+                 " inflight=" + std::to_string(kv.second.inflight));
+      if (undo)
+        for (auto& s : sessions_) activate(s.second.get());
+      reply_client(rid, proto::encode_ok(env.corr));
+      return Status::OK();
+    }
+    return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
   }
 
   Status on_sessions(const std::string& rid, Envelope& env) {
@@ -1245,7 +1380,7 @@ class Head {
     double best_load = 2.0;
     for (auto& kv : nodes_) {
       NodeState& n = kv.second;
-      if (n.blocked || n.quarantined || n.free() == 0) continue;
+      if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
       if (need_idle && n.inflight > 0) continue;
       if (std::find(n.services.begin(), n.services.end(), service) == n.services.end()) continue;
       double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
@@ -1765,6 +1900,12 @@ class Head {
     }
     if (!parked_.empty()) wake_fetches("");
     if (!inflight_.empty()) check_task_timeouts();
+    if (journal_ && journal_->reopens() != reopens_seen_) {
+      reopens_seen_ = journal_->reopens();
+      reconcile();
+      journal_->reopen_taken(reopens_seen_);
+      journal_->mark_healthy();
+    }
     sweep_idle(now);
   }
 
@@ -1851,6 +1992,7 @@ class Head {
   CrashPoint crash_;
 
   std::unique_ptr<Journal> journal_;
+  std::uint64_t reopens_seen_ = 0;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
   std::map<std::uint64_t, std::vector<Answer>> answers_;      // durable answers of this round
   std::set<std::string> tombstones_;                          // purged session ids

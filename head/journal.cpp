@@ -179,7 +179,8 @@ void Journal::check_space() {
 }
 
 bool Journal::write_group(std::vector<JournalOp>& group, std::string* error) {
-  if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file)) {
+  bool inject = !o_.fault_file.empty() && std::filesystem::exists(o_.fault_file);
+  if (inject && !o_.fault_after_write) {
     *error = "journal write failed: injected fault (" + o_.fault_file + ")";
     return false;
   }
@@ -198,6 +199,10 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error) {
   leveldb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) {
     *error = "journal write failed: " + s.ToString();
+    return false;
+  }
+  if (inject) {  // the data is in the log, yet the write reports failure
+    *error = "journal write failed: injected fault after the write (" + o_.fault_file + ")";
     return false;
   }
   if (o_.crash_after_syncs >= 0) {
@@ -219,6 +224,15 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error) {
   return true;
 }
 
+void Journal::mark_healthy() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_.clear();
+  }
+  healthy_.store(true);
+  ZG_LOG(kInfo, kLog, "journal accepting requests again");
+}
+
 bool Journal::try_reopen() {
   // LevelDB fails every write after one failed write until it is reopened.
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file)) return false;
@@ -237,12 +251,10 @@ bool Journal::try_reopen() {
     db_ = nullptr;
     return false;
   }
-  ZG_LOG(kInfo, kLog, "journal reopened: accepting requests again");
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    error_.clear();
-  }
-  healthy_.store(true);
+  ZG_LOG(kInfo, kLog, "journal reopened");
+  // Still unhealthy: the reactor first reconciles with what the journal
+  // holds, then calls mark_healthy(); until then every write fails.
+  reopens_.fetch_add(1);
   return true;
 }
 
@@ -284,7 +296,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
     if (now - last_space_check > std::chrono::seconds(1)) {
       last_space_check = now;
       check_space();
-      if (!healthy_.load()) try_reopen();
+      if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen();
     }
     if (group.empty()) continue;
     std::string error;

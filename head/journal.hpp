@@ -71,6 +71,7 @@ struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, refuse new requests
   std::string fault_file;  // tests: while this file exists, writes fail (ZGRID_JOURNAL_FAULT_FILE)
+  bool fault_after_write = false;  // tests: ... after reaching the log, like a failed sync
   int crash_after_syncs = -1;  // tests: SIGKILL ourselves right after this many syncs (-1: never)
 };
 
@@ -88,6 +89,11 @@ class Journal {
   std::uint64_t submit(JournalOp op);
   // False after a failed write (until reopened) or below the free-space watermark.
   bool healthy() const { return healthy_.load() && space_ok_.load(); }
+  // Counts successful reopens. After each, the reactor reconciles its state
+  // with the journal and then calls mark_healthy(reopens()).
+  std::uint64_t reopens() const { return reopens_.load(); }
+  void mark_healthy();
+  void reopen_taken(std::uint64_t n) { reopens_taken_.store(n); }
   std::string health_reason() const;
   JournalStats stats() const;
   // Bytes submitted and not yet written: the reactor slows down above a bound.
@@ -128,6 +134,8 @@ class Journal {
 
   std::atomic<std::size_t> backlog_{0};
   std::atomic<bool> healthy_{true};
+  std::atomic<std::uint64_t> reopens_{0};
+  std::atomic<std::uint64_t> reopens_taken_{0};  // reopens the reactor has reconciled
   std::atomic<bool> space_ok_{true};
   std::thread thread_;
 };

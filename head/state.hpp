@@ -126,6 +126,7 @@ struct NodeState {
   Millis joined = 0;
   bool blocked = false;      // its socket queue was full: wait for it to speak
   bool quarantined = false;  // its requests fault far more often than others': no new work
+  bool draining = false;     // an operator asked for no new work (zgrid drain)
   std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }
 };
 

@@ -516,7 +516,62 @@ TEST(Durable, InjectedWriteErrorRefusesThenRecovers) {
       },
       20'000, 500);
   EXPECT_TRUE(recovered);
-  EXPECT_NE(g.head_log().find("journal reopened"), std::string::npos);
+  EXPECT_NE(g.head_log().find("journal accepting requests again"), std::string::npos);
+}
+
+// A write that reports failure after its data reached LevelDB's log (a
+// failed sync) comes back when the journal is reopened: the head takes it
+// into account, so the client's resend is a duplicate, not a second copy.
+TEST(Durable, WriteThatFailsAfterReachingTheLogIsNotDoubled) {
+  Grid g;
+  std::string fault = g.dir().file("journal-fault");
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault, "ZGRID_JOURNAL_FAULT_MODE=after"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  const std::string sid = info->session_id;
+  {
+    auto bc = BrokerClient::open(*conn, sid, "c");
+    ASSERT_TRUE(bc.ok());
+    for (int i = 0; i < 100; ++i)
+      ASSERT_TRUE((*bc)->send(std::to_string(i), std::to_string(i)).ok());
+    ASSERT_TRUE((*bc)->flush().ok());
+    ASSERT_TRUE((*bc)->wait_acked().ok());
+    { std::ofstream(fault) << "x"; }
+    for (int i = 100; i < 200; ++i)
+      ASSERT_TRUE((*bc)->send(std::to_string(i), std::to_string(i)).ok());
+    Status st = (*bc)->flush();
+    if (st.ok()) st = (*bc)->wait_acked();
+    ASSERT_FALSE(st.ok()) << "the write was reported failed: it must not be acknowledged";
+  }
+  std::filesystem::remove(fault);
+  // The same client comes back: the head knows what reached the journal.
+  std::unique_ptr<BrokerClient> bc;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto b = BrokerClient::open(*conn, sid, "c");
+        if (!b.ok()) return false;
+        bc = std::move(b).value();
+        return g.head_log().find("journal accepting requests again") != std::string::npos;
+      },
+      20'000, 200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a tick after the reopen
+  bc.reset();
+  auto b2 = BrokerClient::open(*conn, sid, "c");
+  ASSERT_TRUE(b2.ok()) << b2.status().ToString();
+  std::uint64_t acked = (*b2)->acked();
+  EXPECT_EQ(acked, 200u) << "the batch that reached the log is known after the reopen";
+  for (std::uint64_t i = acked; i < 200; ++i)
+    ASSERT_TRUE((*b2)->send(std::to_string(i), std::to_string(i)).ok());
+  ASSERT_TRUE((*b2)->end_requests().ok());
+  auto all = FetchAll(*conn, sid, 60'000);
+  std::multiset<std::string> inputs;
+  for (const auto& r : all) inputs.insert(r.user_data);
+  EXPECT_EQ(all.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(inputs.count(std::to_string(i)), 1u) << i;
 }
 
 // A real full disk: the data directory on a small tmpfs.

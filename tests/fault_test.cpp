@@ -410,7 +410,7 @@ TEST(Fault, BackPressureBoundsHeadMemory) {
   g.start_head({"--queue-hwm", "10000"});
   g.add_node({"--workers", "1", "--prefetch", "4"});  // slowed on purpose
   ASSERT_TRUE(g.wait_nodes(1));
-  const int kN = 200'000;
+  const int kN = 1'000'000;  // about a minute at the slowed node
   std::atomic<bool> finished{false};
   std::uint64_t peak_kib = 0, max_queued = 0;
   std::thread watcher([&] {
