@@ -116,18 +116,7 @@ double self_cpu_seconds() {
 }
 
 bool check_factorization(std::uint64_t n, const std::string& text) {
-  unsigned __int128 product = 1;
-  std::size_t pos = 0;
-  if (n == 1) return text == "1";
-  while (pos < text.size()) {
-    std::size_t end = text.find(" * ", pos);
-    std::uint64_t p = std::strtoull(text.c_str() + pos, nullptr, 10);
-    if (!zgrid::factor::is_prime(p)) return false;
-    product *= p;
-    if (end == std::string::npos) break;
-    pos = end + 3;
-  }
-  return product == n;
+  return zgrid::testing::is_factorization(n, text);
 }
 
 // Args: input class, nodes, batch size.

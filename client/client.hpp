@@ -190,6 +190,9 @@ class BrokerClient {
   bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
 };
 
+// Appends `s` to `out` as a JSON string literal (quotes and escapes included).
+void json_escape(std::string& out, std::string_view s);
+
 // "10s", "1500ms".
 std::string format_ms(Millis ms);
 

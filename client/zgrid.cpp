@@ -108,22 +108,8 @@ class Printer {
   std::uint64_t faulted() const { return faulted_; }
 
  private:
-  static void escape(std::string& out, std::string_view s) {
-    out += '"';
-    for (unsigned char c : s) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += static_cast<char>(c);
-      } else if (c < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
-      } else {
-        out += static_cast<char>(c);
-      }
-    }
-    out += '"';
-  }
+  static void escape(std::string& out, std::string_view s) { zgrid::client::json_escape(out, s); }
+
   bool json_, factorize_;
   std::uint64_t count_ = 0, faulted_ = 0;
 };

@@ -1,10 +1,12 @@
 #include "common/cli.hpp"
 
 #include <cctype>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <vector>
 
+#include "common/log.hpp"
 #include "common/util.hpp"
 
 namespace zgrid::cli {
@@ -75,6 +77,30 @@ int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix) {
     std::cerr << app.get_name() << ": error: " << what << "\n";
     return 2;
   }
+  return -1;
+}
+
+namespace {
+std::atomic<bool>* g_stop_flag = nullptr;
+}  // namespace
+
+int setup_daemon(const std::string& program, const std::string& log_level,
+                 const std::string& log_file, std::atomic<bool>* stop) {
+  log::Level lvl;
+  if (!log::parse_level(log_level, &lvl)) {
+    std::cerr << program << ": error: --log-level: expected debug, info, warn or error\n";
+    return 2;
+  }
+  log::set_level(lvl);
+  if (!log_file.empty() && !log::set_file(log_file)) {
+    std::cerr << program << ": error: --log-file: cannot open " << log_file << "\n";
+    return 2;
+  }
+  g_stop_flag = stop;
+  std::signal(SIGTERM, [](int) { g_stop_flag->store(true); });
+  std::signal(SIGINT, [](int) { g_stop_flag->store(true); });
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, [](int) { log::request_reopen(); });
   return -1;
 }
 

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <string>
 
 #include "common/clock.hpp"
@@ -28,5 +29,11 @@ std::string env_name(const std::string& long_name, const std::string& prefix = "
 // printed as one line on stderr, prefixed with the program name).
 // `env_prefix` empty: no environment.
 int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix = "ZGRID_");
+
+// Applies --log-level / --log-file and installs the daemon signal handlers:
+// SIGTERM and SIGINT set `*stop`, SIGHUP reopens the log file, SIGPIPE is
+// ignored. Returns -1 to go on, or 2 after printing one line for a bad value.
+int setup_daemon(const std::string& program, const std::string& log_level,
+                 const std::string& log_file, std::atomic<bool>* stop);
 
 }  // namespace zgrid::cli

@@ -10,9 +10,6 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,20 +92,8 @@ int main(int argc, char** argv) {
     }
     o.service_task_timeout_ms[st.substr(0, eq)] = *d;
   }
-  zgrid::log::Level lvl;
-  if (!zgrid::log::parse_level(log_level, &lvl)) {
-    std::cerr << "zgrid-head: error: --log-level: expected debug, info, warn or error\n";
-    return 2;
-  }
-  zgrid::log::set_level(lvl);
-  if (!log_file.empty() && !zgrid::log::set_file(log_file)) {
-    std::cerr << "zgrid-head: error: --log-file: cannot open " << log_file << "\n";
-    return 2;
-  }
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGHUP, [](int) { zgrid::log::request_reopen(); });
+  if (int rc = zgrid::cli::setup_daemon("zgrid-head", log_level, log_file, &g_stop); rc >= 0)
+    return rc;
 
   zgrid::Status st = zgrid::head::run_head(o, g_stop);
   if (!st.ok()) {

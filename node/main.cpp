@@ -8,9 +8,6 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -34,20 +31,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   if (int rc = zgrid::cli::parse(app, argc, argv, "ZGRID_NODE_"); rc >= 0) return rc;
 
-  zgrid::log::Level lvl;
-  if (!zgrid::log::parse_level(log_level, &lvl)) {
-    std::cerr << "zgrid-node: error: --log-level: expected debug, info, warn or error\n";
-    return 2;
-  }
-  zgrid::log::set_level(lvl);
-  if (!log_file.empty() && !zgrid::log::set_file(log_file)) {
-    std::cerr << "zgrid-node: error: --log-file: cannot open " << log_file << "\n";
-    return 2;
-  }
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGHUP, [](int) { zgrid::log::request_reopen(); });
+  if (int rc = zgrid::cli::setup_daemon("zgrid-node", log_level, log_file, &g_stop); rc >= 0)
+    return rc;
 
   zgrid::svc::Registry registry;
   zgrid::svc::register_builtins(registry);

@@ -27,18 +27,7 @@ using testing::Grid;
 using testing::run_cli;
 
 bool IsFactorization(std::uint64_t n, const std::string& text) {
-  unsigned __int128 product = 1;
-  std::size_t pos = 0;
-  if (n == 1) return text == "1";
-  while (pos < text.size()) {
-    std::size_t end = text.find(" * ", pos);
-    std::uint64_t p = std::stoull(text.substr(pos, end - pos));
-    if (!factor::is_prime(p)) return false;
-    product *= p;
-    if (end == std::string::npos) break;
-    pos = end + 3;
-  }
-  return product == n;
+  return testing::is_factorization(n, text);
 }
 
 // The numbers `zgrid submit --random N --seed S --bits B` sends.

@@ -17,26 +17,9 @@ namespace {
 using client::BrokerClient;
 using testing::Grid;
 
-// Checks "p1 * p2 * ..." is the factorization of n: primes, ascending, product n.
 ::testing::AssertionResult IsFactorization(std::uint64_t n, const std::string& text) {
-  unsigned __int128 product = 1;
-  std::uint64_t last = 0;
-  std::size_t pos = 0;
-  if (n == 1)
-    return text == "1" ? ::testing::AssertionSuccess() : ::testing::AssertionFailure() << text;
-  while (pos < text.size()) {
-    std::size_t end = text.find(" * ", pos);
-    std::uint64_t p = std::stoull(text.substr(pos, end - pos));
-    if (!factor::is_prime(p))
-      return ::testing::AssertionFailure() << p << " is not prime in " << text;
-    if (p < last) return ::testing::AssertionFailure() << "not ascending: " << text;
-    last = p;
-    product *= p;
-    if (end == std::string::npos) break;
-    pos = end + 3;
-  }
-  if (product != n) return ::testing::AssertionFailure() << n << " != " << text;
-  return ::testing::AssertionSuccess();
+  if (testing::is_factorization(n, text)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << n << " is not " << text;
 }
 
 // Sends `inputs` through one interactive client and collects every response,

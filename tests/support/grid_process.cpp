@@ -1,5 +1,7 @@
 #include "tests/support/grid_process.hpp"
 
+#include "services/factorize_kernel.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -97,6 +99,26 @@ void Process::kill_now() {
   waitpid(pid_, &st, 0);
   status_ = st;
   pid_ = -1;
+}
+
+bool is_factorization(std::uint64_t n, std::string_view text) {
+  if (n == 1) return text == "1";
+  unsigned __int128 product = 1;
+  std::uint64_t last = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find(" * ", pos);
+    std::string part(
+        text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+    char* stop = nullptr;
+    std::uint64_t p = std::strtoull(part.c_str(), &stop, 10);
+    if (part.empty() || *stop != '\0' || p < last || !factor::is_prime(p)) return false;
+    last = p;
+    product *= p;
+    if (end == std::string_view::npos) break;
+    pos = end + 3;
+  }
+  return product == n;
 }
 
 std::string read_file(const std::string& path) {

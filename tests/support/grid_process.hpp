@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/client.hpp"
@@ -64,6 +65,10 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& input
                   Millis timeout_ms = 60'000);
 
 std::string read_file(const std::string& path);
+
+// True when `text` is the factorization of n as the factorize service writes
+// it: "p1 * p2 * ..." with every factor prime, ascending, product n ("1" for 1).
+bool is_factorization(std::uint64_t n, std::string_view text);
 
 // A head and its nodes, for one test.
 class Grid {
