@@ -13,6 +13,7 @@ PACKAGES=(
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)
   iproute2                           # network namespaces as hosts in the multi-host tests
+  slurm-wlm munge                    # scripts/zgrid.sbatch and its test on a single-host Slurm
 )
 
 missing=()
