@@ -14,6 +14,7 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)
   iproute2                           # network namespaces as hosts in the multi-host tests
   slurm-wlm munge                    # scripts/zgrid.sbatch and its test on a single-host Slurm
+  openssh-server openssh-client      # grid-up.sh/grid-down.sh and their test (sshd in namespaces)
 )
 
 missing=()
