@@ -431,6 +431,25 @@ TEST(Durable, RetentionPurgesCompleteSessions) {
       15'000, 100));
 }
 
+// examples/soa_client: submit and exit, then attach by id from another run.
+TEST(Durable, SoaExampleSubmitsThenCollectsFromAnotherProcess) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  testing::Process submit({ZGRID_SOA_EXAMPLE_BIN, "submit", g.frontend(), "25"},
+                          g.dir().file("submit.out"));
+  ASSERT_EQ(submit.wait(30'000), 0) << testing::read_file(g.dir().file("submit.out"));
+  std::string sid = testing::read_file(g.dir().file("submit.out")).substr(0, 32);
+  testing::Process collect({ZGRID_SOA_EXAMPLE_BIN, "collect", g.frontend(), sid},
+                           g.dir().file("collect.out"));
+  ASSERT_EQ(collect.wait(30'000), 0) << testing::read_file(g.dir().file("collect.out"));
+  std::string out = testing::read_file(g.dir().file("collect.out"));
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 25) << out;
+  EXPECT_NE(out.find("request 1: 1000000007\n"), std::string::npos) << out;  // a prime
+  EXPECT_NE(out.find("request 2: 2 * 1000000007\n"), std::string::npos) << out;
+}
+
 TEST(Durable, SecondHeadOnTheSameDataDirectoryIsRefused) {
   Grid g;
   g.start_durable_head();
