@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/sim_nodes.hpp"
 #include "client/client.hpp"
 #include "common/status.hpp"
 #include "services/factorize_kernel.hpp"
@@ -493,6 +494,59 @@ void BM_BackPressureRss(benchmark::State& state) {
       static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
 }
 
+std::uint64_t head_rss_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+
+// One head and N simulated nodes (arg): heartbeat cost per node (head CPU
+// while idle), dispatch throughput of echo requests, head RSS per node.
+void BM_ManyNodes(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "warn"});
+  double rss0 = static_cast<double>(head_rss_kib(g.head().pid()));
+  zgrid::bench::SimNodes sim(g.backend(), n);
+  sim.start();
+  if (!g.wait_nodes(static_cast<std::size_t>(n), 60'000)) {
+    state.SkipWithError("simulated nodes did not all register");
+    return;
+  }
+  // Idle: only heartbeats, both ways, for 3 s.
+  double c0 = cpu_seconds(g.head().pid());
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  double idle_cpu = (cpu_seconds(g.head().pid()) - c0) / 3.0;
+  double rss = static_cast<double>(head_rss_kib(g.head().pid()));
+  double rate = 0;
+  for (auto _ : state) {
+    auto conn = g.connect(30'000);
+    auto info = conn->create_session({"echo", false, 0});
+    auto bc = BrokerClient::open(*conn, info->session_id, "c");
+    const std::size_t kN = 200'000;
+    auto t0 = Clock::now();
+    std::size_t got = 0;
+    zgrid::proto::Response r;
+    for (std::size_t i = 0; i < kN; ++i) {
+      (void)(*bc)->send("x", "");
+      while ((*bc)->poll_response(&r)) ++got;
+    }
+    (void)(*bc)->end_requests();
+    while (got < kN && (*bc)->next_response(&r, 30'000).value()) ++got;
+    double s = seconds_since(t0);
+    state.SetIterationTime(s);
+    rate = static_cast<double>(got) / s;
+  }
+  sim.stop();
+  state.counters["nodes"] = n;
+  state.counters["heartbeat_cpu_us_per_node_s"] = 1e6 * idle_cpu / n;
+  state.counters["head_cpu_idle_pct"] = 100 * idle_cpu;
+  state.counters["dispatch_req_per_s"] = rate;
+  state.counters["head_rss_KiB_per_node"] = (rss - rss0) / n;
+}
+
 // Round trip of a lone request on an idle grid (no spinning anywhere).
 void BM_LoneRequest(benchmark::State& state) {
   zgrid::testing::Grid g;
@@ -567,6 +621,13 @@ BENCHMARK(BM_NodeDeathFailover)
     ->Iterations(1);
 BENCHMARK(BM_FlooderRatio)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK(BM_BackPressureRss)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK(BM_ManyNodes)
+    ->ArgName("nodes")
+    ->Arg(2)
+    ->Arg(1000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 BENCHMARK_MAIN();
