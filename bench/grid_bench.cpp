@@ -19,9 +19,9 @@
 #include <sstream>
 #include <thread>
 
-#include "bench/sim_nodes.hpp"
 #include "client/client.hpp"
 #include "common/status.hpp"
+#include "node/sim_nodes.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
 
@@ -509,7 +509,7 @@ void BM_ManyNodes(benchmark::State& state) {
   zgrid::testing::Grid g;
   g.start_head({"--log-level", "warn"});
   double rss0 = static_cast<double>(head_rss_kib(g.head().pid()));
-  zgrid::bench::SimNodes sim(g.backend(), n);
+  zgrid::node::SimNodes sim(g.backend(), n);
   sim.start();
   if (!g.wait_nodes(static_cast<std::size_t>(n), 60'000)) {
     state.SkipWithError("simulated nodes did not all register");

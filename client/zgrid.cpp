@@ -314,15 +314,25 @@ void print_fields(const Fields& f) {
   for (const auto& [k, v] : f.items) std::printf("%-22s %s\n", (k + ":").c_str(), f.str(k).c_str());
 }
 
+void print_table(const std::vector<Fields>& rows, const std::vector<std::string>& cols);
+
 int cmd_status(const Global& g, const std::string& sid, bool json) {
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
   auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
   if (!st.ok()) return fail(st.status());
-  if (json)
+  if (json) {
     std::printf("%s\n", st->to_json().c_str());
-  else
-    print_fields(*st);
+    return kExitOk;
+  }
+  print_fields(*st);
+  if (sid.empty()) {  // the grid: its nodes too
+    auto rows = (*conn)->nodes();
+    if (!rows.ok()) return fail(rows.status());
+    std::printf("\n");
+    print_table(*rows, {"node_id", "state", "host", "workers", "inflight", "done", "faulted",
+                        "last_heartbeat_ms"});
+  }
   return kExitOk;
 }
 

@@ -1,10 +1,13 @@
 // zgrid-node: builds NodeOptions from flags, environment and config file, then runs.
+#include <chrono>
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "common/cli.hpp"
 #include "common/log.hpp"
 #include "node/node.hpp"
+#include "node/sim_nodes.hpp"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -29,11 +32,23 @@ int main(int argc, char** argv) {
                            "Heartbeat interval until the head sends its own");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
+  int simulate = 0;
+  app.add_option(
+         "--simulate", simulate,
+         "Test mode: N simulated nodes (echo, answered at once) on N connections, for scale tests")
+      ->check(CLI::Range(0, 100000));
   if (int rc = zgrid::cli::parse(app, argc, argv, "ZGRID_NODE_"); rc >= 0) return rc;
 
   if (int rc = zgrid::cli::setup_daemon("zgrid-node", log_level, log_file, &g_stop); rc >= 0)
     return rc;
 
+  if (simulate > 0) {
+    zgrid::node::SimNodes sim(o.head, simulate, o.prefetch, static_cast<int>(o.heartbeat_ms));
+    sim.start();
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    sim.stop();
+    return 0;
+  }
   zgrid::svc::Registry registry;
   zgrid::svc::register_builtins(registry);
   try {

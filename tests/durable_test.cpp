@@ -548,6 +548,14 @@ TEST(Durable, WriteThatFailsAfterReachingTheLogIsNotDoubled) {
       ASSERT_TRUE((*bc)->send(std::to_string(i), std::to_string(i)).ok());
     ASSERT_TRUE((*bc)->flush().ok());
     ASSERT_TRUE((*bc)->wait_acked().ok());
+    // Let the first answers reach the journal, so that the next write is
+    // this client's batch: the one that fails after reaching the log.
+    ASSERT_TRUE(testing::wait_until(
+        [&] {
+          auto st = conn->session_status(sid);
+          return st.ok() && st->u64("done") == 100;
+        },
+        10'000));
     { std::ofstream(fault) << "x"; }
     for (int i = 100; i < 200; ++i)
       ASSERT_TRUE((*bc)->send(std::to_string(i), std::to_string(i)).ok());

@@ -145,5 +145,38 @@ TEST(Ops, DrainingABusyNodeLosesNothing) {
   EXPECT_NE(undo.err.find("unknown node nope"), std::string::npos) << undo.err;
 }
 
+TEST(Ops, LogFileIsReopenedOnSighup) {
+  Grid g;
+  std::string log = g.dir().file("head-file.log");
+  g.start_head({"--log-file", log});
+  ASSERT_TRUE(wait_until(
+      [&] { return testing::read_file(log).find("serving clients") != std::string::npos; }, 5000));
+  ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);  // what logrotate does
+  g.head().signal(SIGHUP);
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", false, 0});  // an event to log
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(wait_until(
+      [&] { return testing::read_file(log).find(info->session_id) != std::string::npos; }, 5000))
+      << "no new log file after SIGHUP";
+  EXPECT_EQ(testing::read_file(log + ".1").find(info->session_id), std::string::npos);
+}
+
+TEST(Ops, SimulatedNodesAndTheGridStatus) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--simulate", "50"});
+  ASSERT_TRUE(g.wait_nodes(50, 30'000));
+  std::string in;
+  for (int i = 0; i < 500; ++i) in += std::to_string(i) + "\n";
+  auto r = run_cli({"--head", g.frontend(), "submit", "--service", "echo", "--file", "-"}, in);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 500);
+  auto st = run_cli({"--head", g.frontend(), "status"});
+  EXPECT_EQ(st.code, 0);
+  EXPECT_NE(st.out.find("nodes:                 50"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("sim-49"), std::string::npos) << "the grid status lists its nodes";
+}
+
 }  // namespace
 }  // namespace zgrid

@@ -1,4 +1,5 @@
-// Many simulated compute nodes in one process, for scale benchmarks: each is
+// Many simulated compute nodes in one process (zgrid-node --simulate N, and
+// the scale benchmark), to put a head under 1,000-node load: each is
 // a DEALER that registers with the head (service "echo", capacity `credit`),
 // heartbeats every `heartbeat_ms` and answers every task at once. One thread
 // polls them all. libzmq allows 1,023 sockets per context by default: the
@@ -17,7 +18,7 @@
 #include "common/protocol.hpp"
 #include "common/zmq_util.hpp"
 
-namespace zgrid::bench {
+namespace zgrid::node {
 
 class SimNodes {
  public:
@@ -122,4 +123,4 @@ class SimNodes {
   std::atomic<std::uint64_t> done_{0};
 };
 
-}  // namespace zgrid::bench
+}  // namespace zgrid::node
