@@ -26,7 +26,10 @@ std::string EffectiveHeartbeat(const std::vector<std::string>& flags,
   argv.insert(argv.end(), flags.begin(), flags.end());
   testing::Process head(argv, d.file("log"), env);
   EXPECT_TRUE(wait_until(
-      [&] { return testing::read_file(d.file("ep")).find("pid=") != std::string::npos; }, 10'000))
+      [&] {
+        return testing::read_file(d.file("log")).find("options: heartbeat=") != std::string::npos;
+      },
+      10'000))
       << testing::read_file(d.file("log"));
   std::string log = testing::read_file(d.file("log"));
   auto p = log.find("options: heartbeat=");
