@@ -1,6 +1,7 @@
 // A grid across hosts on this machine: network namespaces made by the test
-// (addresses of its own, nothing leaves the machine), a node cut off from the
-// head by taking its link down, then brought back.
+// (addresses of its own, nothing leaves the machine): the head on one host,
+// nodes on two others, a durable session across them, one node cut off by
+// taking its link down, then brought back.
 //
 // Needs root (ip netns). Skips otherwise, except under CI=true, where it
 // must run.
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
@@ -26,27 +28,35 @@ bool Sh(const std::string& cmd) {
   return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-// Two hosts, "h" (head + a local node) and "n" (a remote node), joined by a veth pair.
-class TwoHosts : public ::testing::Test {
+// Three hosts: "h" (the head), "a" and "b" (a node each), on a bridge that
+// lives in a fourth namespace (the switch).
+class ThreeHosts : public ::testing::Test {
  protected:
   void SetUp() override {
     bool ci = std::getenv("CI") && std::string(std::getenv("CI")) == "true";
     std::string tag = std::to_string(getpid() % 100000);
+    sw_ = "zgt" + tag + "s";
     h_ = "zgt" + tag + "h";
-    n_ = "zgt" + tag + "n";
-    // 10.213.x.y/30: a private pair that only exists between the two namespaces.
-    int net = getpid() % 250;
-    addr_h_ = "10.213." + std::to_string(net) + ".1";
-    addr_n_ = "10.213." + std::to_string(net) + ".2";
-    bool ok = geteuid() == 0 && Sh("ip netns add " + h_) && Sh("ip netns add " + n_) &&
-              Sh("ip link add " + h_ + "v type veth peer name " + n_ + "v") &&
-              Sh("ip link set " + h_ + "v netns " + h_) &&
-              Sh("ip link set " + n_ + "v netns " + n_) &&
-              Sh("ip -n " + h_ + " addr add " + addr_h_ + "/30 dev " + h_ + "v") &&
-              Sh("ip -n " + n_ + " addr add " + addr_n_ + "/30 dev " + n_ + "v") &&
-              Sh("ip -n " + h_ + " link set lo up") && Sh("ip -n " + n_ + " link set lo up") &&
-              Sh("ip -n " + h_ + " link set " + h_ + "v up") &&
-              Sh("ip -n " + n_ + " link set " + n_ + "v up");
+    a_ = "zgt" + tag + "a";
+    b_ = "zgt" + tag + "b";
+    // 10.213.x.0/24: addresses that exist only between these namespaces.
+    std::string net = "10.213." + std::to_string(getpid() % 250) + ".";
+    addr_h_ = net + "1";
+    addr_a_ = net + "2";
+    addr_b_ = net + "3";
+    bool ok = geteuid() == 0 && Sh("ip netns add " + sw_) &&
+              Sh("ip -n " + sw_ + " link add br0 type bridge") &&
+              Sh("ip -n " + sw_ + " link set br0 up");
+    for (const auto& [ns, addr] : {std::pair{h_, addr_h_}, {a_, addr_a_}, {b_, addr_b_}}) {
+      ok = ok && Sh("ip netns add " + ns) &&
+           Sh("ip link add " + ns + "v type veth peer name " + ns + "p") &&
+           Sh("ip link set " + ns + "v netns " + ns) &&
+           Sh("ip link set " + ns + "p netns " + sw_) &&
+           Sh("ip -n " + sw_ + " link set " + ns + "p master br0") &&
+           Sh("ip -n " + sw_ + " link set " + ns + "p up") &&
+           Sh("ip -n " + ns + " addr add " + addr + "/24 dev " + ns + "v") &&
+           Sh("ip -n " + ns + " link set lo up") && Sh("ip -n " + ns + " link set " + ns + "v up");
+    }
     made_ = true;
     if (!ok) {
       if (ci) FAIL() << "cannot create network namespaces (needs root and iproute2)";
@@ -55,10 +65,8 @@ class TwoHosts : public ::testing::Test {
   }
   void TearDown() override {
     procs_.clear();  // SIGKILL and reap every process we started, by PID
-    if (made_) {
-      Sh("ip netns del " + h_);
-      Sh("ip netns del " + n_);
-    }
+    if (made_)
+      for (const auto& ns : {h_, a_, b_, sw_}) Sh("ip netns del " + ns);
   }
   Process& Start(const std::string& ns, std::vector<std::string> argv, const std::string& log) {
     argv.insert(argv.begin(), {"/usr/sbin/ip", "netns", "exec", ns});
@@ -87,36 +95,31 @@ class TwoHosts : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::string h_, n_, addr_h_, addr_n_;
+  std::string sw_, h_, a_, b_, addr_h_, addr_a_, addr_b_;
   bool made_ = false;
   std::vector<std::unique_ptr<Process>> procs_;
 };
 
-TEST_F(TwoHosts, NodeCutOffByTheNetworkLosesNothingAndComesBack) {
+TEST_F(ThreeHosts, DurableSessionAcrossHostsSurvivesANodeCutOff) {
   std::string backend = "tcp://" + addr_h_ + ":5556";
   Start(h_,
         {ZGRID_HEAD_BIN, "--frontend", "tcp://" + addr_h_ + ":5555", "--backend", backend,
          "--data-dir", dir_.file("data"), "--heartbeat", "250ms", "--heartbeat-misses", "3"},
         "head.log");
-  Start(n_, {ZGRID_NODE_BIN, "--head", backend, "--workers", "2", "--node-id", "remote"},
-        "remote.log");
-  ASSERT_TRUE(wait_until([&] { return Nodes() == 1; }, 15'000, 200))
+  Start(a_, {ZGRID_NODE_BIN, "--head", backend, "--workers", "2", "--node-id", "node-a"}, "a.log");
+  Start(b_, {ZGRID_NODE_BIN, "--head", backend, "--workers", "2", "--node-id", "node-b"}, "b.log");
+  ASSERT_TRUE(wait_until([&] { return Nodes() == 2; }, 15'000, 200))
       << testing::read_file(dir_.file("head.log"));
-
-  // A durable batch of 400 x 20 ms, all on the remote node at first.
-  std::string in;
-  for (int i = 0; i < 400; ++i) in += "20\n";
+  // A durable batch of 400 x 20 ms across both remote hosts.
   {
     std::ofstream f(dir_.file("in"));
-    f << in;
+    for (int i = 0; i < 400; ++i) f << "20\n";
   }
   auto r = Cli({"submit", "--durable", "--service", "sleep", "--file", dir_.file("in")});
   ASSERT_EQ(r.code, 0) << r.err;
   std::string sid = r.out.substr(0, 32);
-  // Cut the remote host off mid-run; a local node takes over.
-  ASSERT_TRUE(Sh("ip -n " + n_ + " link set " + n_ + "v down"));
-  Start(h_, {ZGRID_NODE_BIN, "--head", backend, "--workers", "2", "--node-id", "local"},
-        "local.log");
+  // Cut host a off mid-run: host b finishes the session.
+  ASSERT_TRUE(Sh("ip -n " + a_ + " link set " + a_ + "v down"));
   auto f = Cli({"fetch", sid}, 120'000);
   EXPECT_EQ(f.code, 0) << f.err;
   std::istringstream lines(f.out);
@@ -125,11 +128,11 @@ TEST_F(TwoHosts, NodeCutOffByTheNetworkLosesNothingAndComesBack) {
   while (std::getline(lines, line)) ok += line == "20 = 20";
   EXPECT_EQ(ok, 400u) << f.out.substr(0, 500);
   std::string head_log = testing::read_file(dir_.file("head.log"));
-  EXPECT_NE(head_log.find("node lost node=remote"), std::string::npos) << head_log;
-  // The link comes back: the remote node registers again by itself.
-  ASSERT_TRUE(Sh("ip -n " + n_ + " link set " + n_ + "v up"));
+  EXPECT_NE(head_log.find("node lost node=node-a"), std::string::npos) << head_log;
+  // The link comes back: node a registers again by itself.
+  ASSERT_TRUE(Sh("ip -n " + a_ + " link set " + a_ + "v up"));
   EXPECT_TRUE(wait_until([&] { return Nodes() == 2; }, 30'000, 250))
-      << testing::read_file(dir_.file("remote.log"));
+      << testing::read_file(dir_.file("a.log"));
 }
 
 }  // namespace
