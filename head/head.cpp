@@ -1200,8 +1200,15 @@ class Head {
   void cancel_session(Session& s) {
     if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
       s.state = proto::SessionState::kCancelled;
+    fault_unrun(s, "cancelled", "session cancelled before this request ran");
+    ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
+  }
+
+  // Answers every request of the session that has not run with a fault: the
+  // queued ones and, for a durable session, every journaled batch not yet
+  // loaded (flushed or not). Requests already running finish normally.
+  std::uint64_t fault_unrun(Session& s, std::string_view code, std::string_view message) {
     if (s.durable) {
-      // Every request not yet run, flushed or not, is answered `cancelled`.
       for (std::size_t i : s.unloaded) {
         BatchRef& b = s.batches[i];
         if (s.clients[b.client].removed) continue;
@@ -1214,12 +1221,13 @@ class Head {
       }
       s.unloaded.clear();
     }
+    std::uint64_t n = s.queue.size();
     while (!s.queue.empty()) {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
-      answer(s, r, "cancelled", "session cancelled before this request ran");
+      answer(s, r, code, message);
     }
-    ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
+    return n;
   }
 
   // Removes a session from memory; results arriving later are dropped.
@@ -1694,28 +1702,10 @@ class Head {
                " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate));
   }
 
-  // Faults as `timeout` every request of the session that has not run (its
-  // deadline passed). Requests already running finish normally.
+  // The session's deadline passed: what has not run faults `timeout`.
   void expire_session(Session& s) {
-    if (s.durable) {
-      for (std::size_t i : s.unloaded) {
-        BatchRef& b = s.batches[i];
-        if (s.clients[b.client].removed) continue;
-        std::vector<Request> reqs;
-        if (b.mem.empty())
-          (void)read_batch(s, b, &reqs);
-        else
-          reqs.swap(b.mem);
-        for (auto& r : reqs) s.queue.push_back(std::move(r));
-      }
-      s.unloaded.clear();
-    }
-    std::uint64_t n = s.queue.size();
-    while (!s.queue.empty()) {
-      Request r = std::move(s.queue.front());
-      s.queue.pop_front();
-      answer(s, r, "timeout", "the session's deadline passed before this request ran");
-    }
+    std::uint64_t n =
+        fault_unrun(s, "timeout", "the session's deadline passed before this request ran");
     if (n > 0)
       ZG_LOG(kWarn, kLog,
              "session deadline passed session=" + s.id + " timed_out=" + std::to_string(n));

@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "client/client.hpp"
@@ -448,6 +449,48 @@ TEST(Durable, SoaExampleSubmitsThenCollectsFromAnotherProcess) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 25) << out;
   EXPECT_NE(out.find("request 1: 1000000007\n"), std::string::npos) << out;  // a prime
   EXPECT_NE(out.find("request 2: 2 * 1000000007\n"), std::string::npos) << out;
+}
+
+TEST(Durable, CancelFaultsWhatHasNotRunAndKeepsResults) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "1", "--prefetch", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  std::string in;
+  for (int i = 0; i < 100; ++i) in += "30\n";  // 3 s of work for one worker
+  auto r = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "sleep", "--file", "-"}, in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, 32);
+  auto conn = g.connect();
+  ASSERT_TRUE(
+      testing::wait_until([&] { return conn->session_status(sid)->u64("done") >= 3; }, 10'000));
+  auto c = run_cli({"--head", g.frontend(), "cancel", sid});
+  EXPECT_EQ(c.code, 0) << c.err;
+  auto f = run_cli({"--head", g.frontend(), "fetch", sid});
+  EXPECT_EQ(f.code, 1) << "cancelled requests are faults: " << f.err;
+  std::size_t done = 0, cancelled = 0;
+  std::istringstream lines(f.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line == "30 = 30")
+      ++done;
+    else if (line.rfind("30: error: cancelled: ", 0) == 0)
+      ++cancelled;
+  }
+  EXPECT_EQ(done + cancelled, 100u) << f.out;
+  EXPECT_GE(done, 3u);
+  EXPECT_GT(cancelled, 50u);
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->str("state"), "cancelled");
+  // Results are kept: a second fetch, after a head restart, gives the same set.
+  conn.reset();
+  g.kill_head();
+  g.restart_head();
+  auto f2 = run_cli({"--head", g.frontend(), "fetch", sid});
+  EXPECT_EQ(f2.code, 1);
+  EXPECT_EQ(std::count(f2.out.begin(), f2.out.end(), '\n'), 100) << f2.out;
 }
 
 TEST(Durable, SecondHeadOnTheSameDataDirectoryIsRefused) {
