@@ -307,18 +307,18 @@ class Head {
         scan(jkey::kClient, [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
-          msgpack::object_handle oh;
-          Reader r = parse_record(v, &oh);
+          ClientRecord rec;
+          if (!decode_client_record(v, &rec))
+            return Status::Internal("corrupt client record in session " + s->id);
           Client c;
           c.id = std::string(key.substr(1 + kSessionIdLength));
-          c.acked_seq = c.accepted_seq = r.u64();
-          c.sent = r.u64();
-          c.flushed_id = r.u64();
-          c.ended = r.boolean();
-          c.removed = r.boolean();
-          c.max_id = r.u64();
+          c.acked_seq = c.accepted_seq = rec.acked;
+          c.sent = rec.sent;
+          c.flushed_id = rec.flushed;
+          c.ended = rec.ended;
+          c.removed = rec.removed;
+          c.max_id = rec.max_id;
           c.last_activity = now_;  // idle timers restart
-          if (!r.ok()) return Status::Internal("corrupt client record in session " + s->id);
           if (c.ended) s->committed += c.sent;
           if (c.removed) {
             s->removed += c.sent;
@@ -352,29 +352,9 @@ class Head {
         scan(jkey::kAnswers, [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
-          msgpack::object_handle oh;
-          Reader items = parse_record(v, &oh);
-          std::uint64_t first = jkey::number_of(key);
-          s->next_resp_seq = std::max<std::uint64_t>(s->next_resp_seq, first + items.remaining());
-          while (items.ok() && !items.at_end()) {
-            Reader it = items.array(4);
-            std::uint64_t id = it.u64();
-            it.skip();
-            bool nil = false;
-            it.bytes_or_nil(&nil);
-            if (!it.ok()) return Status::Internal("corrupt response record in session " + s->id);
-            if (s->is_answered(id)) continue;  // recorded once, whatever arrives twice
-            Client* c = client_of(*s, id);
-            if (c == nullptr || c->removed) continue;
-            s->set_answered(id);
-            if (nil) {
-              ++s->done;
-              ++c->done;
-            } else {
-              ++s->faulted;
-              ++c->faulted;
-            }
-          }
+          std::uint64_t added = 0;
+          if (!apply_answer_record(*s, key, v, false, &added))
+            return Status::Internal("corrupt response record in session " + s->id);
           return Status::OK();
         }));
     for (auto& kv : sessions_) {
@@ -412,13 +392,11 @@ class Head {
         auto ci = s.client_index.find(std::string(key.substr(1 + kSessionIdLength)));
         if (ci == s.client_index.end()) return;
         Client& c = s.clients[ci->second];
-        msgpack::object_handle oh;
-        Reader r = parse_record(v, &oh);
-        std::uint64_t acked = r.u64(), sent = r.u64(), flushed = r.u64();
-        bool ended = r.boolean();
-        r.boolean();
-        std::uint64_t max_id = r.u64();
-        if (!r.ok()) return;
+        ClientRecord rec;
+        if (!decode_client_record(v, &rec)) return;
+        std::uint64_t acked = rec.acked, sent = rec.sent, flushed = rec.flushed,
+                      max_id = rec.max_id;
+        bool ended = rec.ended;
         if (acked > c.acked_seq) {
           c.acked_seq = acked;
           c.accepted_seq = std::max(c.accepted_seq, acked);
@@ -463,23 +441,7 @@ class Head {
           if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
       }
       each(jkey::kAnswers, s.id, [&](std::string_view key, std::string_view v) {
-        msgpack::object_handle oh;
-        Reader items = parse_record(v, &oh);
-        s.next_resp_seq =
-            std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + items.remaining());
-        while (items.ok() && !items.at_end()) {
-          Reader x = items.array(4);
-          std::uint64_t id = x.u64();
-          x.skip();
-          bool nil = false;
-          x.bytes_or_nil(&nil);
-          if (!x.ok() || s.is_answered(id)) continue;
-          Client* c = client_of(s, id);
-          if (c == nullptr || c->removed) continue;
-          s.set_answered(id);
-          count_answer(s, *c, nil);
-          ++fixed;
-        }
+        (void)apply_answer_record(s, key, v, true, &fixed);
       });
     }
     if (fixed > 0)
@@ -489,6 +451,59 @@ class Head {
                  "account");
     lock.unlock();
     for (auto& kv : sessions_) load_ready(*kv.second);
+  }
+
+  // A client record ('C'): [acked_seq, sent, flushed_id, ended, removed, max_id].
+  struct ClientRecord {
+    std::uint64_t acked = 0, sent = 0, flushed = 0, max_id = 0;
+    bool ended = false, removed = false;
+  };
+  static bool decode_client_record(std::string_view v, ClientRecord* out) {
+    msgpack::object_handle oh;
+    Reader r = parse_record(v, &oh);
+    out->acked = r.u64();
+    out->sent = r.u64();
+    out->flushed = r.u64();
+    out->ended = r.boolean();
+    out->removed = r.boolean();
+    out->max_id = r.u64();
+    return r.ok();
+  }
+
+  // Marks the answers of one response record ('A') as recorded, each request
+  // once, and counts them (also in the grid's totals when `grid_counters`).
+  // Adds to *added what was new; returns false if an item was corrupt
+  // (the others are still applied).
+  bool apply_answer_record(Session& s, std::string_view key, std::string_view v, bool grid_counters,
+                           std::uint64_t* added) {
+    msgpack::object_handle oh;
+    Reader items = parse_record(v, &oh);
+    s.next_resp_seq =
+        std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + items.remaining());
+    bool intact = items.ok();
+    while (items.ok() && !items.at_end()) {
+      Reader x = items.array(4);
+      std::uint64_t id = x.u64();
+      x.skip();
+      bool nil = false;
+      x.bytes_or_nil(&nil);
+      if (!x.ok()) {
+        intact = false;
+        continue;
+      }
+      if (s.is_answered(id)) continue;  // recorded once, whatever arrives twice
+      Client* c = client_of(s, id);
+      if (c == nullptr || c->removed) continue;
+      s.set_answered(id);
+      if (grid_counters) {
+        count_answer(s, *c, nil);
+      } else {
+        ++(nil ? s.done : s.faulted);
+        ++(nil ? c->done : c->faulted);
+      }
+      ++*added;
+    }
+    return intact;
   }
 
   // Parses a journal value that is a msgpack array; the handle keeps it alive.
