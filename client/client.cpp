@@ -149,11 +149,14 @@ Connection::~Connection() = default;
 Status Connection::connect() {
   zmqu::SocketOptions so;
   so.linger_ms = 0;
-  auto s = zmqu::connect_dealer(ctx_, o_.head, so);
+  so.curve_server_key = o_.head_key;
+  so.curve_public = o_.public_key;
+  so.curve_secret = o_.secret_key;
+  if (!o_.head_key.empty() && (o_.public_key.empty() || o_.secret_key.empty()))
+    return Status::InvalidArgument("--head-key needs this client's own key pair too (--key)");
+  auto s = zmqu::connect_dealer(ctx_, o_.head, so, &monitor_);
   if (!s.ok()) return s.status();
   sock_ = std::move(s).value();
-  // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait.
-  sock_.set(zmq::sockopt::sndtimeo, static_cast<int>(o_.timeout_ms));
   return Status::OK();
 }
 
@@ -174,15 +177,24 @@ Result<std::unique_ptr<Connection>> Connection::open(const ClientOptions& option
 }
 
 Status Connection::send_raw(zmq::message_t& m) {
+  // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait, and
+  // stop early when the handshake is refused (a refused key never connects).
+  const Clock& clock = SteadyClock::instance();
+  Millis deadline = clock.now_ms() + o_.timeout_ms;
   try {
-    auto r = sock_.send(m, zmq::send_flags::none);
-    if (!r)
-      return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
-                                 format_ms(o_.timeout_ms) + ")");
+    while (true) {
+      if (sock_.send(m, zmq::send_flags::dontwait)) return Status::OK();
+      ZG_RETURN_IF_ERROR(monitor_.check());
+      Millis left = deadline - clock.now_ms();
+      if (left <= 0)
+        return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
+                                   format_ms(o_.timeout_ms) + ")");
+      zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLOUT, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
+    }
   } catch (const zmq::error_t& e) {
     return Status::Unavailable(std::string("send failed: ") + e.what());
   }
-  return Status::OK();
 }
 
 Result<bool> Connection::pump(Millis timeout) {
@@ -282,6 +294,7 @@ Result<std::unique_ptr<Connection::Reply>> Connection::call_once(zmq::message_t 
     Millis left = deadline - now;
     if (left <= 0) {
       waiting_corr_ = 0;
+      ZG_RETURN_IF_ERROR(monitor_.check());
       return Status::Unavailable("the head at " + o_.head + " did not answer within " +
                                  format_ms(timeout));
     }

@@ -30,12 +30,16 @@
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 #include "common/status.hpp"
+#include "common/zmq_util.hpp"
 
 namespace zgrid::client {
 
 struct ClientOptions {
   std::string head = "tcp://127.0.0.1:5555";
   Millis timeout_ms = 10'000;  // the head must answer a request within this
+  // CURVE (docs/security.md): the head's public key and this client's pair,
+  // all Z85 (curve::read_public / read_secret). Empty: plain.
+  std::string head_key, public_key, secret_key;
 };
 
 // An ordered list of named values (status and node tables), easy to print as
@@ -111,6 +115,7 @@ class Connection {
   ClientOptions o_;
   zmq::context_t ctx_;
   zmq::socket_t sock_;
+  zmqu::HandshakeMonitor monitor_;  // a refused key becomes a clear error
   std::string instance_;
   std::uint64_t corr_ = 0;
   std::uint64_t waiting_corr_ = 0;

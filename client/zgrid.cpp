@@ -16,6 +16,7 @@
 
 #include "client/client.hpp"
 #include "common/cli.hpp"
+#include "common/curve.hpp"
 #include "common/util.hpp"
 
 namespace {
@@ -31,10 +32,15 @@ constexpr int kExitOk = 0, kExitFaulted = 1, kExitError = 2, kExitIncomplete = 3
 struct Global {
   std::string head = "tcp://127.0.0.1:5555";
   Millis timeout_ms = 10'000;
+  std::string head_key_file, key_file;  // CURVE (docs/security.md)
 };
 
 int fail(const Status& st) {
-  std::fprintf(stderr, "zgrid: error: %s\n", st.message().c_str());
+  // Security refusals name their code, so scripts and people can tell them apart.
+  bool named = st.code() == zgrid::Code::kPermissionDenied ||
+               st.code() == zgrid::Code::kUnauthenticated ||
+               st.code() == zgrid::Code::kResourceExhausted;
+  std::fprintf(stderr, "zgrid: error: %s\n", named ? st.ToString().c_str() : st.message().c_str());
   return st.code() == zgrid::Code::kTimedOut ? kExitIncomplete : kExitError;
 }
 
@@ -47,7 +53,31 @@ zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
   zgrid::client::ClientOptions o;
   o.head = g.head;
   o.timeout_ms = g.timeout_ms;
+  if (!g.head_key_file.empty() || !g.key_file.empty()) {
+    if (g.head_key_file.empty() || g.key_file.empty())
+      return Status::InvalidArgument("CURVE needs both --head-key and --key");
+    auto hk = zgrid::curve::read_public(g.head_key_file);
+    if (!hk.ok()) return hk.status();
+    auto kp = zgrid::curve::read_secret(g.key_file);
+    if (!kp.ok()) return kp.status();
+    o.head_key = *hk;
+    o.public_key = kp->public_z85;
+    o.secret_key = kp->secret_z85;
+  }
   return Connection::open(o);
+}
+
+// zgrid keygen: a CURVE key pair for a client, a node or a head.
+int cmd_keygen(const std::string& dir, const std::string& name, bool force) {
+  if (!zgrid::valid_name(name) || name.find('/') != std::string::npos)
+    return fail("--name must be a file name (1..64 printable characters, no '/')");
+  auto kp = zgrid::curve::generate();
+  if (!kp.ok()) return fail(kp.status());
+  auto paths = zgrid::curve::write_pair(dir, name, *kp, force);
+  if (!paths.ok()) return fail(paths.status());
+  std::printf("public key: %s\nsecret key: %s (mode 0600, keep it private)\n", paths->first.c_str(),
+              paths->second.c_str());
+  return kExitOk;
 }
 
 // Output of one response, the same for submit (interactive) and fetch.
@@ -505,12 +535,28 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   Global g;
   if (const char* h = std::getenv("ZGRID_HEAD"); h && *h) g.head = h;
+  if (const char* k = std::getenv("ZGRID_HEAD_KEY"); k && *k) g.head_key_file = k;
+  if (const char* k = std::getenv("ZGRID_KEY"); k && *k) g.key_file = k;
   CLI::App app("zgrid: submit work to a zgrid grid and fetch the results", "zgrid");
   app.require_subcommand(1);
   app.fallthrough();
   app.add_option("--head", g.head,
                  "Head frontend endpoint (default $ZGRID_HEAD, then tcp://127.0.0.1:5555)");
   zgrid::cli::add_duration(app, "--timeout", &g.timeout_ms, "How long the head may take to answer");
+  app.add_option("--head-key", g.head_key_file,
+                 "The head's public key file: talk CURVE (default $ZGRID_HEAD_KEY)");
+  app.add_option("--key", g.key_file, "This user's secret key file (default $ZGRID_KEY)");
+  app.set_config("--config", "", "Read these options from an INI/TOML file");
+
+  std::string keygen_dir = ".", keygen_name;
+  bool keygen_force = false;
+  if (const char* u = std::getenv("USER"); u && *u) keygen_name = u;
+  if (keygen_name.empty()) keygen_name = "zgrid";
+  auto* keygen = app.add_subcommand(
+      "keygen", "Write a CURVE key pair: NAME.pub (share it) and NAME.key (mode 0600)");
+  keygen->add_option("--out", keygen_dir, "Directory to write to")->capture_default_str();
+  keygen->add_option("--name", keygen_name, "File name of the pair (default $USER)");
+  keygen->add_flag("--force", keygen_force, "Replace existing files");
 
   SubmitArgs sa;
   auto* submit = app.add_subcommand("submit", "Send a batch of requests to a new session");
@@ -590,6 +636,7 @@ int main(int argc, char** argv) {
   if (int rc = zgrid::cli::parse(app, argc, argv, ""); rc >= 0) return rc;
   if (g.timeout_ms <= 0) return fail("--timeout must be positive");
   try {
+    if (*keygen) return cmd_keygen(keygen_dir, keygen_name, keygen_force);
     if (*submit) return cmd_submit(g, sa);
     if (*fetch) return cmd_fetch(g, fa);
     if (*status && status_watch)

@@ -82,7 +82,13 @@ int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix) {
 
 namespace {
 std::atomic<bool>* g_stop_flag = nullptr;
+std::atomic<std::uint64_t> g_hangups{0};  // lock-free: touched from a signal handler
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 }  // namespace
+
+std::uint64_t hangups() {
+  return g_hangups.load();
+}
 
 int setup_daemon(const std::string& program, const std::string& log_level,
                  const std::string& log_file, std::atomic<bool>* stop) {
@@ -100,7 +106,10 @@ int setup_daemon(const std::string& program, const std::string& log_level,
   std::signal(SIGTERM, [](int) { g_stop_flag->store(true); });
   std::signal(SIGINT, [](int) { g_stop_flag->store(true); });
   std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGHUP, [](int) { log::request_reopen(); });
+  std::signal(SIGHUP, [](int) {
+    log::request_reopen();
+    g_hangups.fetch_add(1);
+  });
   return -1;
 }
 

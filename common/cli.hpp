@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "common/clock.hpp"
@@ -31,9 +32,14 @@ std::string env_name(const std::string& long_name, const std::string& prefix = "
 int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix = "ZGRID_");
 
 // Applies --log-level / --log-file and installs the daemon signal handlers:
-// SIGTERM and SIGINT set `*stop`, SIGHUP reopens the log file, SIGPIPE is
-// ignored. Returns -1 to go on, or 2 after printing one line for a bad value.
+// SIGTERM and SIGINT set `*stop`, SIGHUP reopens the log file and counts in
+// hangups(), SIGPIPE is ignored. Returns -1 to go on, or 2 after printing one
+// line for a bad value.
 int setup_daemon(const std::string& program, const std::string& log_level,
                  const std::string& log_file, std::atomic<bool>* stop);
+
+// SIGHUPs received so far: a daemon compares it with the count it saw last
+// to reload what it reads from files (the head's authorized keys).
+std::uint64_t hangups();
 
 }  // namespace zgrid::cli

@@ -103,6 +103,22 @@ std::string format_duration(Millis ms) {
   return buf;
 }
 
+Result<std::uint64_t> parse_size(std::string_view text) {
+  std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  std::string unit = end ? end : "";
+  double scale = unit.empty() || unit == "B" ? 1
+                 : unit == "K"               ? 1024.0
+                 : unit == "M"               ? 1048576.0
+                 : unit == "G"               ? 1073741824.0
+                                             : -1;
+  if (s.empty() || end == s.c_str() || errno != 0 || !(v >= 0) || scale < 0 || v * scale > 1e19)
+    return Status::InvalidArgument("expected a size like 64M (B, K, M, G), got '" + s + "'");
+  return static_cast<std::uint64_t>(v * scale);
+}
+
 std::string hostname() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";

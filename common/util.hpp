@@ -24,6 +24,8 @@ bool valid_name(std::string_view id);
 Result<Millis> parse_duration(std::string_view text);
 // Renders a duration the way people read it: "1500ms", "5s", "2m30s".
 std::string format_duration(Millis ms);
+// Parses a size: "64M", "1.5G", "4096", with B, K, M, G (powers of 1024).
+Result<std::uint64_t> parse_size(std::string_view text);
 
 std::string hostname();
 

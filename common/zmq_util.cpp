@@ -2,6 +2,9 @@
 
 #include "common/protocol.hpp"
 
+#include <atomic>
+#include <cstring>
+
 namespace zgrid::zmqu {
 
 namespace {
@@ -11,7 +14,18 @@ void apply(zmq::socket_t& s, const SocketOptions& o) {
   s.set(zmq::sockopt::rcvhwm, o.recv_hwm);
   s.set(zmq::sockopt::maxmsgsize,
         o.max_msg_size > 0 ? o.max_msg_size : static_cast<std::int64_t>(proto::kMaxMessageBytes));
+  if (o.curve_server) {
+    s.set(zmq::sockopt::curve_server, 1);
+    s.set(zmq::sockopt::curve_secretkey, o.curve_secret);
+    s.set(zmq::sockopt::zap_domain, o.zap_domain);
+  } else if (!o.curve_server_key.empty()) {
+    s.set(zmq::sockopt::curve_serverkey, o.curve_server_key);
+    s.set(zmq::sockopt::curve_publickey, o.curve_public);
+    s.set(zmq::sockopt::curve_secretkey, o.curve_secret);
+  }
 }
+
+std::atomic<std::uint64_t> g_monitor_seq{0};
 }  // namespace
 
 Result<zmq::socket_t> bind_router(zmq::context_t& ctx, const std::string& endpoint,
@@ -32,10 +46,11 @@ Result<zmq::socket_t> bind_router(zmq::context_t& ctx, const std::string& endpoi
 }
 
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint,
-                                     const SocketOptions& o) {
+                                     const SocketOptions& o, HandshakeMonitor* monitor) {
   try {
     zmq::socket_t s(ctx, zmq::socket_type::dealer);
     apply(s, o);
+    if (monitor) ZG_RETURN_IF_ERROR(monitor->watch(ctx, s));
     s.set(zmq::sockopt::immediate, 1);
     s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
     s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
@@ -98,6 +113,67 @@ bool is_non_loopback(const std::string& endpoint) {
   if (colon != std::string::npos) host = host.substr(0, colon);
   return !(host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1" ||
            host.rfind("127.", 0) == 0);
+}
+
+Status HandshakeMonitor::watch(zmq::context_t& ctx, zmq::socket_t& s) {
+  std::string ep = "inproc://zgrid-monitor-" + std::to_string(++g_monitor_seq);
+  if (zmq_socket_monitor(s.handle(), ep.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+    return Status::Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
+  try {
+    pair_ = zmq::socket_t(ctx, zmq::socket_type::pair);
+    pair_.set(zmq::sockopt::linger, 0);
+    pair_.connect(ep);
+  } catch (const zmq::error_t& e) {
+    return Status::Internal(std::string("monitor: ") + e.what());
+  }
+  return Status::OK();
+}
+
+Status HandshakeMonitor::check() {
+  if (!pair_) return Status::OK();
+  while (true) {
+    zmq::message_t ev, addr;
+    try {
+      if (!pair_.recv(ev, zmq::recv_flags::dontwait)) break;
+      if (ev.more()) (void)pair_.recv(addr, zmq::recv_flags::none);
+    } catch (const zmq::error_t&) {
+      break;
+    }
+    if (ev.size() < 6) continue;
+    std::uint16_t event;
+    std::uint32_t value;
+    std::memcpy(&event, ev.data(), 2);
+    std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+    bool mismatch = event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
+    int rank = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH       ? 4
+               : mismatch                                     ? 3
+               : event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? 2
+                                                              : 1;
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      failure_ = Status::OK();
+      rank_ = 0;
+      continue;
+    }
+    if (rank < rank_) continue;
+    rank_ = rank;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+      failure_ = Status(Code::kUnauthenticated,
+                        "the head refused this key (ZAP status " + std::to_string(value) +
+                            "): ask its operator to add your .pub file to its authorized keys");
+    else if (mismatch)
+      failure_ = Status(Code::kUnauthenticated,
+                        "security mismatch with the head: one side uses CURVE and the other "
+                        "does not (see --head-key and --key)");
+    else
+      failure_ = Status(Code::kUnauthenticated,
+                        "handshake with the head failed: it may use CURVE while this side does "
+                        "not (or the other way round), or --head-key is not its key");
+  }
+  return failure_;
 }
 
 }  // namespace zgrid::zmqu

@@ -29,15 +29,45 @@ struct SocketOptions {
   std::int64_t max_msg_size = 0;  // 0: proto::kMaxMessageBytes
   int reconnect_ivl_ms = 100;
   int reconnect_ivl_max_ms = 5'000;
+  // CURVE (docs/security.md). A server sets curve_server, its secret key and
+  // the ZAP domain its ZAP handler checks keys against; a client sets the
+  // server's public key and its own pair. Empty: plain (no encryption).
+  bool curve_server = false;
+  std::string curve_public, curve_secret;  // this socket's key pair (Z85)
+  std::string curve_server_key;            // client: the server's public key (Z85)
+  std::string zap_domain;
+};
+
+// Watches a connecting socket's handshakes (zmq_socket_monitor over an
+// inproc PAIR), so that a refused key becomes a clear error instead of a
+// silent timeout: with CURVE, a denied peer never completes a connection.
+// Belongs to the thread that owns the watched socket.
+class HandshakeMonitor {
+ public:
+  HandshakeMonitor() = default;
+  // Starts watching `s` (call before connect). `ctx` must be the socket's context.
+  Status watch(zmq::context_t& ctx, zmq::socket_t& s);
+  // Reads pending events; returns the last handshake failure since the last
+  // success as an error (kUnauthenticated), or OK.
+  Status check();
+  bool active() const { return static_cast<bool>(pair_); }
+
+ private:
+  zmq::socket_t pair_;
+  Status failure_;
+  int rank_ = 0;  // how telling failure_ is: a vague failure does not hide a clear one
 };
 
 // A ROUTER bound to `endpoint` (tcp://127.0.0.1:0 or :* picks a free port).
 // *bound receives the actual endpoint (for ephemeral ports).
 Result<zmq::socket_t> bind_router(zmq::context_t& ctx, const std::string& endpoint,
                                   std::string* bound, const SocketOptions& o = {});
+class HandshakeMonitor;
 // A DEALER connected to `endpoint` with ZMQ_IMMEDIATE and reconnect backoff.
+// `monitor`, if given, starts watching its handshakes before it connects.
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint,
-                                     const SocketOptions& o = {});
+                                     const SocketOptions& o = {},
+                                     HandshakeMonitor* monitor = nullptr);
 
 enum class RecvStatus { kNone, kOk, kTooManyFrames, kError };
 

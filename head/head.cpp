@@ -2,6 +2,7 @@
 
 #include <leveldb/db.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,11 +14,14 @@
 #include <memory>
 #include <set>
 
+#include "common/cli.hpp"
 #include "common/codec.hpp"
+#include "common/curve.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
+#include "head/auth.hpp"
 #include "head/journal.hpp"
 #include "head/state.hpp"
 
@@ -82,20 +86,41 @@ class Head {
     if (o_.queue_hwm == 0) return Status::InvalidArgument("--queue-hwm must be at least 1");
     instance_ = random_id64();
     now_ = clock_.now_ms();
+    // Keys and the ZAP handler before anything binds (docs/security.md).
+    ZG_RETURN_IF_ERROR(start_security());
     // The journal first: a data directory in use is the clearer error.
     if (!o_.data_dir.empty()) ZG_RETURN_IF_ERROR(open_journal());
-    auto f = zmqu::bind_router(ctx_, o_.frontend, &frontend_ep_);
+    zmqu::SocketOptions fo, bo;
+    if (curve_) {
+      for (auto* so : {&fo, &bo}) {
+        so->curve_server = true;
+        so->curve_secret = head_keys_.secret_z85;
+      }
+      fo.zap_domain = kClientsDomain;
+      bo.zap_domain = kNodesDomain;
+    }
+    auto f = zmqu::bind_router(ctx_, o_.frontend, &frontend_ep_, fo);
     if (!f.ok()) return f.status();
     frontend_ = std::move(f).value();
-    auto b = zmqu::bind_router(ctx_, o_.backend, &backend_ep_);
+    auto b = zmqu::bind_router(ctx_, o_.backend, &backend_ep_, bo);
     if (!b.ok()) return b.status();
     backend_ = std::move(b).value();
-    for (const auto* ep : {&o_.frontend, &o_.backend})
-      if (zmqu::is_non_loopback(*ep))
-        ZG_LOG(kWarn, kLog,
-               "WARNING: listening on " + *ep +
-                   " without CURVE: anyone who can reach this address can submit, "
-                   "read results and register nodes");
+    if (curve_) {
+      ZG_RETURN_IF_ERROR(self_test_zap());
+    } else {
+      for (const auto* ep : {&o_.frontend, &o_.backend}) {
+        if (zmqu::is_non_loopback(*ep))
+          ZG_LOG(kWarn, kLog,
+                 "WARNING: listening on " + *ep +
+                     " WITHOUT CURVE: anyone who can reach this address can submit work, read "
+                     "every result and register nodes. Use --curve-secret (docs/security.md)");
+        else if (ep->rfind("tcp://", 0) == 0)
+          ZG_LOG(kInfo, kLog,
+                 "listening on loopback " + *ep +
+                     " without CURVE: every user of this host can reach it (on a shared host use "
+                     "CURVE or an ipc:// endpoint in a private directory)");
+      }
+    }
     if (!o_.endpoints_file.empty()) {
       std::string tmp = o_.endpoints_file + ".tmp";
       {
@@ -121,12 +146,139 @@ class Head {
     return Status::OK();
   }
 
+  // ---- security (docs/security.md) -------------------------------------------------
+
+  Status start_security() {
+    bool any = !o_.curve_secret_file.empty() || !o_.authorized_clients_dir.empty() ||
+               !o_.authorized_nodes_dir.empty() || !o_.admin_keys_dir.empty();
+    if (!any) {
+      if (o_.require_curve)
+        return Status::FailedPrecondition(
+            "--require-curve: refusing to start without CURVE (give --curve-secret, "
+            "--authorized-clients and --authorized-nodes)");
+      for (const auto* ep : {&o_.frontend, &o_.backend}) ZG_RETURN_IF_ERROR(check_ipc(*ep));
+      return Status::OK();
+    }
+    if (o_.curve_secret_file.empty() || o_.authorized_clients_dir.empty() ||
+        o_.authorized_nodes_dir.empty())
+      return Status::InvalidArgument(
+          "CURVE needs all of --curve-secret, --authorized-clients and --authorized-nodes");
+    auto kp = curve::read_secret(o_.curve_secret_file);
+    if (!kp.ok()) return kp.status();
+    head_keys_ = std::move(kp).value();
+    keys_ = std::make_unique<KeyStore>(o_.authorized_clients_dir, o_.authorized_nodes_dir,
+                                       o_.admin_keys_dir);
+    std::string summary;
+    ZG_RETURN_IF_ERROR(keys_->load(&summary));
+    zap_ = std::make_unique<ZapHandler>(ctx_, *keys_);
+    // Test hook: a head whose ZAP handler is missing must refuse to start.
+    const char* no_zap = std::getenv("ZGRID_TEST_NO_ZAP");
+    if (!(no_zap && std::string_view(no_zap) == "1")) ZG_RETURN_IF_ERROR(zap_->start());
+    curve_ = true;
+    hup_seen_ = cli::hangups();
+    ZG_LOG(kInfo, kLog,
+           "CURVE on: head public key " + head_keys_.public_z85 + "; authorized " + summary);
+    return Status::OK();
+  }
+
+  // Without CURVE, an ipc:// endpoint is the single-user option: only as
+  // private as its directory, so that directory must be closed to others.
+  static Status check_ipc(const std::string& ep) {
+    if (ep.rfind("ipc://", 0) != 0) return Status::OK();
+    std::string path = ep.substr(6);
+    if (!path.empty() && path[0] == '@')
+      return Status::InvalidArgument(ep +
+                                     ": abstract ipc sockets are open to every local user; use "
+                                     "a path in a private directory (or CURVE)");
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0)
+      return Status::InvalidArgument(ep + ": directory " + dir + " does not exist");
+    if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+      return Status::PermissionDenied(
+          ep + ": without CURVE an ipc endpoint must be in a directory only you can enter (" + dir +
+          " is not: mkdir -m 700 a private directory)");
+    return Status::OK();
+  }
+
+  // libzmq admits every CURVE key when no ZAP handler answers. Prove ours
+  // does before serving: a throwaway key must be refused, and nothing it
+  // sends may arrive.
+  Status self_test_zap() {
+    auto kp = curve::generate();
+    if (!kp.ok()) return kp.status();
+    zap_->set_probe_key(kp->public_z85);
+    zmqu::SocketOptions so;
+    so.linger_ms = 0;
+    so.curve_server_key = head_keys_.public_z85;
+    so.curve_public = kp->public_z85;
+    so.curve_secret = kp->secret_z85;
+    std::string ep = frontend_ep_;
+    if (auto p = ep.find("://0.0.0.0:"); p != std::string::npos)
+      ep = ep.substr(0, p) + "://127.0.0.1:" + ep.substr(p + 11);
+    else if (auto q = ep.find("://[::]:"); q != std::string::npos)
+      ep = ep.substr(0, q) + "://[::1]:" + ep.substr(q + 8);
+    auto d = zmqu::connect_dealer(ctx_, ep, so);
+    if (!d.ok()) return d.status();
+    zmq::socket_t probe = std::move(d).value();
+    const Clock& clock = SteadyClock::instance();
+    Millis deadline = clock.now_ms() + 5'000;
+    std::vector<zmq::message_t> frames;
+    while (clock.now_ms() < deadline) {
+      zmq::message_t ping = proto::begin(proto::kPing, 1, 0).finish();
+      (void)zmqu::send_one(probe, ping);  // EAGAIN until (and unless) admitted
+      zmq::pollitem_t item{static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(20));
+      if (zmqu::recv_message(frontend_, &frames, proto::kMaxFrames) == zmqu::RecvStatus::kOk)
+        return Status::FailedPrecondition(
+            "CURVE is on but an unknown key was admitted: no working ZAP handler. Refusing to "
+            "start rather than admit everyone");
+      if (zap_->probe_refused()) return Status::OK();
+    }
+    return Status::FailedPrecondition(
+        "CURVE is on but the ZAP handler did not answer within 5s. Refusing to start rather "
+        "than risk admitting everyone");
+  }
+
+  // SIGHUP: re-read the authorized keys (new keys admitted from the next
+  // handshake; connections already admitted stay).
+  void maybe_reload_keys() {
+    if (!curve_ || cli::hangups() == hup_seen_) return;
+    hup_seen_ = cli::hangups();
+    std::string summary;
+    Status st = keys_->load(&summary);
+    if (st.ok())
+      ZG_LOG(kInfo, kLog, "SIGHUP: authorized keys re-read: " + summary);
+    else
+      ZG_LOG(kError, kLog, "SIGHUP: keeping the authorized keys in use: " + st.message());
+  }
+
+  // With CURVE, a session belongs to the key that created it; admins may act
+  // on any. Without CURVE every peer has the empty key.
+  Status check_owner(const Session& s) {
+    if (!curve_ || s.owner == peer_key_ || keys_->is_admin(peer_key_)) return Status::OK();
+    return Status::PermissionDenied("session " + s.id + " belongs to another key");
+  }
+
+  // find_session for a client's request: unknown, or someone else's, is an error.
+  Status find_owned(const std::string& sid, Session** s) {
+    *s = find_session(sid);
+    if (*s == nullptr) return session_not_found(sid);
+    return check_owner(**s);
+  }
+
+  std::string owner_name(const std::string& key) const {
+    return key.empty() ? std::string() : keys_ ? keys_->name_of(key) : key;
+  }
+
   Status run(const std::atomic<bool>& stop) {
     std::vector<zmq::message_t> frames;
     Millis next_tick = 0;
     while (!stop.load()) {
       Millis now = clock_.now_ms();
       if (now >= next_tick) {
+        maybe_reload_keys();
         on_tick(now);
         next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
       }
@@ -238,8 +390,9 @@ class Head {
 
   static void put_session_record(JournalOp& op, const Session& s) {
     Writer w;
-    w.array(6).str(s.service).i64(s.created_wall).i64(s.client_idle_timeout_ms);
+    w.array(7).str(s.service).i64(s.created_wall).i64(s.client_idle_timeout_ms);
     w.u64(static_cast<std::uint64_t>(s.state)).i64(s.task_timeout_ms).i64(s.deadline_wall);
+    w.str(s.owner);
     op.puts.emplace_back(jkey::session(jkey::kSession, s.id), w.finish_string());
   }
 
@@ -294,6 +447,7 @@ class Head {
       s->state = static_cast<proto::SessionState>(std::min<std::uint64_t>(r.u64(), 3));
       if (!r.at_end()) s->task_timeout_ms = r.i64();
       if (!r.at_end()) s->deadline_wall = r.i64();
+      if (!r.at_end()) s->owner = std::string(r.bytes(proto::kMaxNameLength));
       if (s->deadline_wall > 0)
         s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
       s->durable = true;
@@ -342,6 +496,7 @@ class Head {
           if (!r.ok() || ci == s->client_index.end())
             return Status::Internal("corrupt index record in session " + s->id);
           b.client = ci->second;
+          if (!r.at_end()) s->journal_bytes += r.u64();
           s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
           s->total += b.n;  // a removed client's requests count in total and in removed
           if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
@@ -353,6 +508,7 @@ class Head {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
           std::uint64_t added = 0;
+          s->journal_bytes += v.size();
           if (!apply_answer_record(*s, key, v, false, &added))
             return Status::Internal("corrupt response record in session " + s->id);
           return Status::OK();
@@ -639,6 +795,11 @@ class Head {
       return;
     }
     frame_ = &frames[1];
+    if (curve_) {
+      // Set by our ZAP handler: the Z85 public key this connection proved it holds.
+      const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
+      peer_key_ = uid ? uid : "";
+    }
     st = handle_client(rid, env);
     frame_ = nullptr;
     if (!st.ok()) {
@@ -734,8 +895,7 @@ class Head {
 
   Status find_client(const std::string& sid, const std::string& cid, const std::string& rid,
                      Session** s, Client** c) {
-    *s = find_session(sid);
-    if (*s == nullptr) return session_not_found(sid);
+    ZG_RETURN_IF_ERROR(find_owned(sid, s));
     auto it = (*s)->client_index.find(cid);
     if (it == (*s)->client_index.end())
       return Status::NotFound("unknown client " + cid + " in session " + sid);
@@ -759,11 +919,21 @@ class Head {
       return Status::FailedPrecondition(
           "this head keeps no journal: start it with --data-dir for durable sessions");
     if (m.durable && !journal_->healthy()) return unavailable_journal();
+    if (o_.max_sessions_per_key > 0) {
+      std::uint64_t open = 0;
+      for (const auto& kv : sessions_)
+        if (kv.second->owner == peer_key_ && kv.second->state == proto::SessionState::kOpen) ++open;
+      if (open >= o_.max_sessions_per_key)
+        return Status::ResourceExhausted(
+            "this key has " + std::to_string(open) + " open sessions (the head allows " +
+            std::to_string(o_.max_sessions_per_key) + " per key): close some first");
+    }
     auto s = std::make_unique<Session>();
     s->ordinal = ++next_session_ordinal_;
     do s->id = random_id128();
     while (tombstones_.count(s->id) || sessions_.count(s->id));  // never reused
     s->service = m.service;
+    s->owner = peer_key_;
     s->durable = m.durable;
     s->client_idle_timeout_ms = m.client_idle_timeout_ms
                                     ? static_cast<Millis>(m.client_idle_timeout_ms)
@@ -780,7 +950,8 @@ class Head {
     sessions_[s->id] = std::move(s);
     ZG_LOG(kInfo, kLog,
            "session created session=" + sp->id + " service=" + sp->service +
-               (sp->durable ? " durable" : " interactive"));
+               (sp->durable ? " durable" : " interactive") +
+               (curve_ ? " owner=" + owner_name(sp->owner) : std::string()));
     if (!sp->durable) {
       reply_client(rid, proto::encode_session_info(env.corr, info_of(*sp)));
       return Status::OK();
@@ -809,8 +980,8 @@ class Head {
   Status on_attach(const std::string& rid, Envelope& env) {
     std::string sid;
     ZG_RETURN_IF_ERROR(proto::decode_query(env, &sid));
-    Session* s = find_session(sid);
-    if (!s) return session_not_found(sid);
+    Session* s;
+    ZG_RETURN_IF_ERROR(find_owned(sid, &s));
     s->last_activity = now_;
     reply_client(rid, proto::encode_session_info(env.corr, info_of(*s)));
     return Status::OK();
@@ -821,8 +992,8 @@ class Head {
     ZG_RETURN_IF_ERROR(proto::decode_open_client(env, &m));
     if (!valid_name(m.client_id))
       return Status::InvalidArgument("client id must be 1..64 printable characters");
-    Session* s = find_session(m.session_id);
-    if (!s) return session_not_found(m.session_id);
+    Session* s;
+    ZG_RETURN_IF_ERROR(find_owned(m.session_id, &s));
     auto it = s->client_index.find(m.client_id);
     if (it == s->client_index.end()) {
       if (s->state != proto::SessionState::kOpen)
@@ -869,6 +1040,7 @@ class Head {
                                               std::to_string(c->accepted_seq + 1) + ", got " +
                                               std::to_string(m.first_seq));
     if (s->durable && !journal_->healthy()) return unavailable_journal();
+    ZG_RETURN_IF_ERROR(check_key_quotas(*s, m.items.size()));
     proto::Ack ack;
     ack.session_id = s->id;
     ack.client_id = c->id;
@@ -935,7 +1107,7 @@ class Head {
       op.puts.emplace_back(jkey::numbered(jkey::kRequests, s->id, ack.first_request_id),
                            w.finish_string());
       Writer wi;
-      wi.array(2).u64(n).str(c->id);
+      wi.array(3).u64(n).str(c->id).u64(op.puts.back().second.size());
       op.puts.emplace_back(jkey::numbered(jkey::kIndex, s->id, ack.first_request_id),
                            wi.finish_string());
     }
@@ -947,31 +1119,59 @@ class Head {
     b.mem = std::move(accepted);
     auto batch = std::make_shared<BatchRef>(std::move(b));
     std::uint64_t last_seq = c->accepted_seq;
-    submit(std::move(op), [this, ord = s->ordinal, cidx, corr = env.corr, ack = std::move(ack),
-                           batch, flushed, last_seq](bool ok, const std::string& err) mutable {
-      Session* s = session_by_ord(ord);
-      if (!s) return;  // purged meanwhile
-      Client& c = s->clients[cidx];
-      if (!ok) {
-        // Nothing of it is durable: forget it, tell the client.
-        c.accepted_seq = c.acked_seq;
-        c.sent -= batch->n;
-        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
-        return;
-      }
-      crash_.reach("before-ack");
-      c.acked_seq = std::max(c.acked_seq, last_seq);
-      c.flushed_id = std::max(c.flushed_id, flushed);
-      s->total += batch->n;
-      if (batch->n > 0) {
-        s->unloaded.push_back(s->batches.size());
-        s->batches.push_back(std::move(*batch));
-      }
-      load_ready(*s);
-      // What did not fit in the window is dropped from memory: the journal has it.
-      for (std::size_t i : s->unloaded) s->batches[i].mem = std::vector<Request>();
-      reply_client(c.rid, proto::encode_ack(corr, ack));
-    });
+    std::uint64_t record_bytes = n > 0 ? op.puts.front().second.size() : 0;
+    submit(std::move(op),
+           [this, ord = s->ordinal, cidx, corr = env.corr, ack = std::move(ack), batch, flushed,
+            last_seq, record_bytes](bool ok, const std::string& err) mutable {
+             Session* s = session_by_ord(ord);
+             if (!s) return;  // purged meanwhile
+             Client& c = s->clients[cidx];
+             if (!ok) {
+               // Nothing of it is durable: forget it, tell the client.
+               c.accepted_seq = c.acked_seq;
+               c.sent -= batch->n;
+               reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+               return;
+             }
+             crash_.reach("before-ack");
+             c.acked_seq = std::max(c.acked_seq, last_seq);
+             c.flushed_id = std::max(c.flushed_id, flushed);
+             s->total += batch->n;
+             s->journal_bytes += record_bytes;
+             if (batch->n > 0) {
+               s->unloaded.push_back(s->batches.size());
+               s->batches.push_back(std::move(*batch));
+             }
+             load_ready(*s);
+             // What did not fit in the window is dropped from memory: the journal has it.
+             for (std::size_t i : s->unloaded) s->batches[i].mem = std::vector<Request>();
+             reply_client(c.rid, proto::encode_ack(corr, ack));
+           });
+    return Status::OK();
+  }
+
+  // Per-key caps on queued requests and journal bytes (0: none), over every
+  // session the key owns.
+  Status check_key_quotas(const Session& s, std::size_t adding) {
+    if (o_.max_queued_per_key == 0 && o_.max_journal_bytes_per_key == 0) return Status::OK();
+    std::uint64_t queued = 0, bytes = 0;
+    for (const auto& kv : sessions_) {
+      const Session& o = *kv.second;
+      if (o.owner != s.owner) continue;
+      std::uint64_t settled = o.answered() + o.running + o.removed;
+      queued += o.total > settled ? o.total - settled : 0;
+      bytes += o.journal_bytes;
+    }
+    if (o_.max_queued_per_key > 0 && queued + adding > o_.max_queued_per_key)
+      return Status::ResourceExhausted(
+          "this key has " + std::to_string(queued) + " requests queued (the head allows " +
+          std::to_string(o_.max_queued_per_key) + " per key): wait for results, then send more");
+    if (s.durable && o_.max_journal_bytes_per_key > 0 &&
+        bytes + frame_->size() > o_.max_journal_bytes_per_key)
+      return Status::ResourceExhausted("this key's durable sessions hold " + std::to_string(bytes) +
+                                       " journal bytes (the head allows " +
+                                       std::to_string(o_.max_journal_bytes_per_key) +
+                                       " per key): purge finished sessions first");
     return Status::OK();
   }
 
@@ -1079,8 +1279,8 @@ class Head {
     ZG_RETURN_IF_ERROR(proto::decode_query(env, &sid));
     Writer w = proto::begin(proto::kStatusReply, env.corr, 1, 512);
     if (!sid.empty()) {
-      Session* s = find_session(sid);
-      if (!s) return session_not_found(sid);
+      Session* s;
+      ZG_RETURN_IF_ERROR(find_owned(sid, &s));
       write_session_status(w, *s);
     } else {
       std::uint64_t queued = 0, running = 0, workers = 0;
@@ -1130,6 +1330,8 @@ class Head {
     std::string node_id(r.bytes(proto::kMaxNameLength));
     bool undo = r.at_end() ? false : r.boolean();
     if (!r.ok()) return Status::Protocol("malformed drain");
+    if (curve_ && !keys_->is_admin(peer_key_))
+      return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
     for (auto& kv : nodes_) {
       if (kv.second.id != node_id) continue;
       kv.second.draining = !undo;
@@ -1146,8 +1348,12 @@ class Head {
 
   Status on_sessions(const std::string& rid, Envelope& env) {
     Writer w = proto::begin(proto::kSessionsReply, env.corr, 1, 256 + sessions_.size() * 400);
-    w.array(static_cast<std::uint32_t>(sessions_.size()));
-    for (const auto& kv : sessions_) write_session_status(w, *kv.second);
+    // With CURVE a key sees its own sessions (an admin sees all).
+    std::vector<const Session*> list;
+    for (const auto& kv : sessions_)
+      if (check_owner(*kv.second).ok()) list.push_back(kv.second.get());
+    w.array(static_cast<std::uint32_t>(list.size()));
+    for (const Session* s : list) write_session_status(w, *s);
     reply_client(rid, w.finish());
     return Status::OK();
   }
@@ -1161,6 +1367,7 @@ class Head {
       return Status::OK();
     }
     if (!s) return session_not_found(m.session_id);
+    ZG_RETURN_IF_ERROR(check_owner(*s));
     switch (m.mode) {
       case proto::CloseMode::kSeal:
         if (s->state == proto::SessionState::kOpen) s->state = proto::SessionState::kSealed;
@@ -1347,8 +1554,8 @@ class Head {
   Status on_fetch(const std::string& rid, Envelope& env) {
     proto::Fetch m;
     ZG_RETURN_IF_ERROR(proto::decode_fetch(env, &m));
-    Session* s = find_session(m.session_id);
-    if (!s) return session_not_found(m.session_id);
+    Session* s;
+    ZG_RETURN_IF_ERROR(find_owned(m.session_id, &s));
     if (!s->durable)
       return Status::FailedPrecondition(
           "fetch needs a durable session (interactive results stream to their client)");
@@ -1394,7 +1601,12 @@ class Head {
   void activate(Session* s) {
     if (!s->in_active && !s->queue.empty()) {
       s->in_active = true;
-      active_.push_back(s->ordinal);
+      OwnerTurns& t = owner_turns_[s->owner];
+      t.sessions.push_back(s->ordinal);
+      if (!t.in_active) {
+        t.in_active = true;
+        owner_ring_.push_back(s->owner);
+      }
     }
   }
 
@@ -1415,52 +1627,91 @@ class Head {
     return best;
   }
 
-  // Sends queued work to nodes with free credit: sessions take turns (round
-  // robin), each turn goes to the least-loaded node offering the service.
+  // Sends queued work to nodes with free credit. Client keys take turns
+  // (round robin), and within a key its sessions do, so a user cannot take
+  // the grid by splitting work into many sessions; without CURVE there is one
+  // key. Each turn goes to the least-loaded node offering the service. A key
+  // (or session) that could not be served keeps its place: a turn is used
+  // only by receiving work.
   void dispatch() {
-    if (active_.empty() || nodes_.empty()) return;
+    if (owner_ring_.empty() || nodes_.empty()) return;
     bool progress = true;
-    while (progress && !active_.empty()) {
+    std::deque<std::string> waiting;
+    while (progress && !owner_ring_.empty()) {
       progress = false;
-      std::size_t rounds = active_.size();
-      for (std::size_t i = 0; i < rounds && !active_.empty(); ++i) {
-        std::uint64_t ord = active_.front();
-        active_.pop_front();
-        Session* s = session_by_ord(ord);
-        if (!s) continue;
-        if (s->queue.empty()) {
-          s->in_active = false;
-          continue;
-        }
-        if (s->durable &&
-            (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
-          // Nothing could be recorded (or the disk is behind): results would
-          // only pile up in memory. Run it once the journal catches up.
-          active_.push_back(ord);
-          continue;
-        }
-        if (s->deadline > 0 && now_ >= s->deadline) {
-          expire_session(*s);  // what has not run by its deadline faults `timeout`
-          continue;
-        }
-        if (s->out_pending > o_.response_queue_max) {
-          // Its clients are not reading: pause it until they catch up.
-          s->in_active = false;
-          continue;
-        }
-        bool solo = s->queue.front().solo;
-        NodeState* n = pick_node(s->service, solo);
-        if (n != nullptr) {
-          std::uint64_t k =
-              solo ? 1 : std::min<std::uint64_t>({n->free(), s->queue.size(), chunk_for(*n)});
-          send_tasks(*n, *s, k);
+      waiting.clear();
+      std::size_t rounds = owner_ring_.size();
+      for (std::size_t i = 0; i < rounds && !owner_ring_.empty(); ++i) {
+        std::string owner = std::move(owner_ring_.front());
+        owner_ring_.pop_front();
+        OwnerTurns& turns = owner_turns_[owner];
+        bool served = serve_owner(turns);
+        if (turns.sessions.empty()) {
+          owner_turns_.erase(owner);
+        } else if (served) {
           progress = true;
-          if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
-            load_ready(*s);
+          owner_ring_.push_back(std::move(owner));
+        } else {
+          waiting.push_back(std::move(owner));
         }
-        active_.push_back(ord);
+      }
+      owner_ring_.insert(owner_ring_.begin(), std::make_move_iterator(waiting.begin()),
+                         std::make_move_iterator(waiting.end()));
+    }
+  }
+
+  // One turn of a key: its first session that can get work now gets it and
+  // goes to the back. Returns whether any work was sent.
+  bool serve_owner(OwnerTurns& turns) {
+    std::size_t n = turns.sessions.size();
+    std::size_t kept = 0;  // sessions put back at the front, in order
+    bool served = false;
+    for (std::size_t j = 0; j < n && !served; ++j) {
+      std::uint64_t ord = turns.sessions.front();
+      turns.sessions.pop_front();
+      Session* s = session_by_ord(ord);
+      if (!s) continue;
+      switch (serve_session(*s)) {
+        case Turn::kServed:
+          turns.sessions.push_back(ord);
+          served = true;
+          break;
+        case Turn::kWaiting:
+          turns.sessions.insert(turns.sessions.begin() + static_cast<std::ptrdiff_t>(kept++), ord);
+          break;
+        case Turn::kDropped:
+          s->in_active = false;
+          break;
       }
     }
+    return served;
+  }
+
+  enum class Turn { kServed, kWaiting, kDropped };
+
+  Turn serve_session(Session& s) {
+    if (s.queue.empty()) return Turn::kDropped;
+    if (s.durable && (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
+      // Nothing could be recorded (or the disk is behind): results would
+      // only pile up in memory. Run it once the journal catches up.
+      return Turn::kWaiting;
+    }
+    if (s.deadline > 0 && now_ >= s.deadline) {
+      expire_session(s);  // what has not run by its deadline faults `timeout`
+      return Turn::kDropped;
+    }
+    if (s.out_pending > o_.response_queue_max) {
+      // Its clients are not reading: pause it until they catch up.
+      return Turn::kDropped;
+    }
+    bool solo = s.queue.front().solo;
+    NodeState* n = pick_node(s.service, solo);
+    if (n == nullptr) return Turn::kWaiting;
+    std::uint64_t k =
+        solo ? 1 : std::min<std::uint64_t>({n->free(), s.queue.size(), chunk_for(*n)});
+    send_tasks(*n, s, k);
+    if (s.durable && s.queue.size() < o_.durable_window / 2 && !s.unloaded.empty()) load_ready(s);
+    return Turn::kServed;
   }
 
   std::uint64_t chunk_for(const NodeState& n) const {
@@ -1546,6 +1797,7 @@ class Head {
       JournalOp op;
       op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
                            w.finish_string());
+      s->journal_bytes += op.puts.back().second.size();
       s->next_resp_seq += list.size();
       auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
       submit(std::move(op), [this, ord = ord, shared](bool ok, const std::string&) {
@@ -1608,6 +1860,13 @@ class Head {
           break;
         }
         register_node(rid, m);
+        if (curve_) {
+          // Admitted on the node port by our ZAP handler: note which key it holds.
+          const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
+          NodeState& n = nodes_[node_by_rid_[rid]];
+          n.key_name = owner_name(uid ? uid : "");
+          ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
+        }
         proto::Registered r{static_cast<std::uint64_t>(o_.heartbeat_ms),
                             static_cast<std::uint64_t>(o_.heartbeat_misses), instance_};
         reply(backend_, rid, proto::encode_registered(env.corr, r));
@@ -2006,7 +2265,14 @@ class Head {
 
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
-  std::deque<std::uint64_t> active_;  // sessions with queued work, round robin
+  std::deque<std::string> owner_ring_;  // client keys with queued work, round robin
+  std::unordered_map<std::string, OwnerTurns> owner_turns_;  // their sessions' turns
+  std::unique_ptr<KeyStore> keys_;   // CURVE only; before zap_, which reads it
+  std::unique_ptr<ZapHandler> zap_;  // CURVE only
+  curve::KeyPair head_keys_;         // CURVE only: never logged
+  bool curve_ = false;
+  std::string peer_key_;  // the User-Id (client key) of the message being handled
+  std::uint64_t hup_seen_ = 0;
   std::map<std::uint64_t, NodeState> nodes_;
   std::unordered_map<std::string, std::uint64_t> node_by_rid_;
   std::unordered_map<std::uint64_t, InFlight> inflight_;

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <tuple>
 
 #include "common/cli.hpp"
 #include "common/log.hpp"
@@ -61,24 +62,38 @@ int main(int argc, char** argv) {
   app.add_option("--min-free-space", min_free,
                  "Refuse new durable requests below this much free space in the data directory")
       ->capture_default_str();
+  app.add_option("--curve-secret", o.curve_secret_file,
+                 "The head's CURVE key pair (zgrid keygen); turns CURVE on for both ports");
+  app.add_option("--authorized-clients", o.authorized_clients_dir,
+                 "Directory of client public keys (*.pub) admitted on the frontend");
+  app.add_option("--authorized-nodes", o.authorized_nodes_dir,
+                 "Directory of node public keys (*.pub) admitted on the backend");
+  app.add_option("--admin-keys", o.admin_keys_dir,
+                 "Directory of client keys that may act on any session and drain nodes");
+  app.add_flag("--require-curve", o.require_curve, "Refuse to start without CURVE");
+  app.add_option("--max-sessions-per-key", o.max_sessions_per_key,
+                 "Open sessions one client key may have (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-queued-per-key", o.max_queued_per_key,
+                 "Requests one client key may have waiting to run (0: no limit)")
+      ->capture_default_str();
+  std::string max_journal = "0";
+  app.add_option("--max-journal-bytes-per-key", max_journal,
+                 "Journal bytes one client key's durable sessions may hold, e.g. 10G (0: no limit)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   if (int rc = zgrid::cli::parse(app, argc, argv); rc >= 0) return rc;
 
-  {
-    char* end = nullptr;
-    double v = std::strtod(min_free.c_str(), &end);
-    std::string unit = end ? end : "";
-    double scale = unit.empty() || unit == "B" ? 1
-                   : unit == "K"               ? 1024.0
-                   : unit == "M"               ? 1048576.0
-                   : unit == "G"               ? 1073741824.0
-                                               : -1;
-    if (end == min_free.c_str() || v < 0 || scale < 0) {
-      std::cerr << "zgrid-head: error: --min-free-space: expected a size like 64M (B, K, M, G)\n";
+  for (auto [flag, text, out] :
+       {std::tuple{"--min-free-space", &min_free, &o.min_free_bytes},
+        std::tuple{"--max-journal-bytes-per-key", &max_journal, &o.max_journal_bytes_per_key}}) {
+    auto v = zgrid::parse_size(*text);
+    if (!v.ok()) {
+      std::cerr << "zgrid-head: error: " << flag << ": " << v.status().message() << "\n";
       return 2;
     }
-    o.min_free_bytes = static_cast<std::uint64_t>(v * scale);
+    *out = *v;
   }
   for (const auto& st : service_timeouts) {
     auto eq = st.find('=');

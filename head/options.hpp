@@ -31,6 +31,18 @@ struct HeadOptions {
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, new requests are refused
   Millis retention_ms =
       0;  // purge complete durable sessions after this long (0: keep until purged)
+
+  // Security (docs/security.md). CURVE is on when curve_secret_file is set;
+  // then both authorized directories are required.
+  std::string curve_secret_file;       // the head's key pair (zgrid keygen)
+  std::string authorized_clients_dir;  // *.pub of clients allowed on the frontend
+  std::string authorized_nodes_dir;    // *.pub of nodes allowed on the backend
+  std::string admin_keys_dir;          // *.pub of clients that may act on any session
+  bool require_curve = false;          // refuse to start without CURVE
+  // Per client key (0: no limit). Without CURVE every client shares one key.
+  std::uint64_t max_sessions_per_key = 0;       // open sessions
+  std::uint64_t max_queued_per_key = 0;         // requests accepted and not yet run
+  std::uint64_t max_journal_bytes_per_key = 0;  // journal bytes of its durable sessions
 };
 
 }  // namespace zgrid::head

@@ -74,6 +74,7 @@ struct Session {
   std::uint64_t ordinal = 0;
   std::string id;
   std::string service;
+  std::string owner;  // the CURVE public key (Z85) that created it; empty without CURVE
   bool durable = false;
   proto::SessionState state = proto::SessionState::kOpen;
   Millis client_idle_timeout_ms = 0;
@@ -99,6 +100,7 @@ struct Session {
   std::deque<std::size_t> unloaded;          // indexes into batches not yet loaded into queue
   std::vector<std::uint64_t> answered_bits;  // bitmap by request id: response journaled
   std::uint64_t next_resp_seq = 1;           // fetch cursor of the next response record
+  std::uint64_t journal_bytes = 0;           // its request and response records (quota)
   std::uint64_t committing = 0;              // answered, response not yet synced
   Millis completed_at = 0;                   // when first seen complete (retention)
 
@@ -115,6 +117,13 @@ struct Session {
   std::uint64_t answered() const { return done + faulted; }
 };
 
+// The sessions of one client key with queued work: the distributor shares
+// nodes between keys first and their sessions second.
+struct OwnerTurns {
+  std::deque<std::uint64_t> sessions;  // Session::ordinal, round robin
+  bool in_active = false;              // listed in the distributor's owner ring
+};
+
 struct NodeState {
   std::uint64_t ordinal = 0;
   std::string id, host, rid;
@@ -122,6 +131,7 @@ struct NodeState {
   std::uint64_t inflight = 0, done = 0, faulted = 0, lost = 0;
   std::uint64_t bad = 0;  // service_error / unknown_service results (the node's fault)
   std::vector<std::string> services;
+  std::string key_name;  // with CURVE: the name of the key it connected with
   Millis last_seen = 0;
   Millis joined = 0;
   bool blocked = false;      // its socket queue was full: wait for it to speak

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/cli.hpp"
+#include "common/curve.hpp"
 #include "common/log.hpp"
 #include "node/node.hpp"
 #include "node/sim_nodes.hpp"
@@ -30,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option("--node-id", o.node_id, "Name of this node (default: host-pid-random)");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms,
                            "Heartbeat interval until the head sends its own");
+  std::string head_key_file, key_file;
+  app.add_option("--head-key", head_key_file, "The head's public key file: talk CURVE");
+  app.add_option("--key", key_file, "This node's secret key file (zgrid keygen)");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   int simulate = 0;
@@ -39,6 +43,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000));
   if (int rc = zgrid::cli::parse(app, argc, argv, "ZGRID_NODE_"); rc >= 0) return rc;
 
+  if (!head_key_file.empty() || !key_file.empty()) {
+    if (head_key_file.empty() || key_file.empty()) {
+      std::cerr << "zgrid-node: error: CURVE needs both --head-key and --key\n";
+      return 2;
+    }
+    auto hk = zgrid::curve::read_public(head_key_file);
+    auto kp = hk.ok() ? zgrid::curve::read_secret(key_file)
+                      : zgrid::Result<zgrid::curve::KeyPair>(hk.status());
+    if (!kp.ok()) {
+      std::cerr << "zgrid-node: error: " << kp.status().message() << "\n";
+      return 2;
+    }
+    o.head_key = *hk;
+    o.public_key = kp->public_z85;
+    o.secret_key = kp->secret_z85;
+  }
   if (int rc = zgrid::cli::setup_daemon("zgrid-node", log_level, log_file, &g_stop); rc >= 0)
     return rc;
 

@@ -256,7 +256,12 @@ class NodeIo {
   const std::string& node_id() const { return o_.node_id; }
 
   Status connect() {
-    auto d = zmqu::connect_dealer(ctx_, o_.head);
+    zmqu::SocketOptions so;
+    so.curve_server_key = o_.head_key;
+    so.curve_public = o_.public_key;
+    so.curve_secret = o_.secret_key;
+    monitor_ = zmqu::HandshakeMonitor();
+    auto d = zmqu::connect_dealer(ctx_, o_.head, so, &monitor_);
     if (!d.ok()) return d.status();
     dealer_ = std::move(d).value();
     registered_ = false;
@@ -269,6 +274,12 @@ class NodeIo {
   // Periodic work; returns milliseconds until it wants to run again.
   Millis tick(Millis now) {
     if (!registered_) {
+      // A refused key never connects: say so (every 30 s at most), keep trying
+      // (the operator may add the key and SIGHUP the head).
+      if (Status st = monitor_.check(); !st.ok() && now - last_auth_log_ms_ >= 30'000) {
+        ZG_LOG(kError, kLog, "cannot register with " + o_.head + ": " + st.message());
+        last_auth_log_ms_ = now;
+      }
       if (now >= next_register_ms_) {
         proto::Register r;
         r.node_id = node_id();
@@ -385,7 +396,9 @@ class NodeIo {
   WorkQueue& queue_;
   int workers_;
   std::vector<std::string> services_;
+  zmqu::HandshakeMonitor monitor_;  // declared before dealer_: it outlives the socket it watches
   zmq::socket_t dealer_;
+  Millis last_auth_log_ms_ = -30'000;
   bool registered_ = false;
   std::uint64_t generation_ = 0;
   std::uint64_t corr_ = 0;

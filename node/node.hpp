@@ -34,6 +34,9 @@ struct NodeOptions {
   Millis heartbeat_ms = 1000;                 // until the head says otherwise
   int heartbeat_misses = 3;                   // head declared silent after this many
   Millis reconnect_max_ms = 5000;             // backoff cap between register attempts
+  // CURVE (docs/security.md): the head's public key and this node's pair
+  // (Z85). Empty: plain.
+  std::string head_key, public_key, secret_key;
 };
 
 // Runs the node until `stop` becomes true (SIGTERM/SIGINT). Returns an error

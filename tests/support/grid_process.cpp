@@ -234,9 +234,17 @@ bool Grid::wait_nodes(std::size_t n, Millis timeout_ms) {
       timeout_ms, 20);
 }
 
-std::unique_ptr<client::Connection> Grid::connect(Millis timeout_ms) {
+client::ClientOptions Grid::client_options() const {
   client::ClientOptions o;
   o.head = frontend_;
+  o.head_key = head_key_;
+  o.public_key = public_key_;
+  o.secret_key = secret_key_;
+  return o;
+}
+
+std::unique_ptr<client::Connection> Grid::connect(Millis timeout_ms) {
+  client::ClientOptions o = client_options();
   o.timeout_ms = timeout_ms;
   auto c = client::Connection::open(o);
   if (!c.ok()) throw std::runtime_error("cannot connect to the head: " + c.status().ToString());

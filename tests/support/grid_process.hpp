@@ -87,6 +87,13 @@ class Grid {
   // Waits until the head lists `n` nodes.
   bool wait_nodes(std::size_t n, Millis timeout_ms = 10'000);
   std::unique_ptr<client::Connection> connect(Millis timeout_ms = 5'000);
+  // Options connect() and wait_nodes() use (CURVE keys for a secure head).
+  client::ClientOptions client_options() const;
+  void set_client_keys(std::string head_key, std::string public_key, std::string secret_key) {
+    head_key_ = std::move(head_key);
+    public_key_ = std::move(public_key);
+    secret_key_ = std::move(secret_key);
+  }
 
   Process& head() { return *head_; }
   Process& node(std::size_t i) { return *nodes_[i]; }
@@ -106,6 +113,7 @@ class Grid {
   std::vector<std::unique_ptr<Process>> nodes_;
   std::vector<std::string> head_args_;
   std::string frontend_, backend_;
+  std::string head_key_, public_key_, secret_key_;
   int head_starts_ = 0;
 };
 
