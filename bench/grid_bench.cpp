@@ -10,16 +10,21 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "client/client.hpp"
+#include "common/curve.hpp"
 #include "common/status.hpp"
 #include "node/sim_nodes.hpp"
 #include "services/factorize_kernel.hpp"
@@ -120,6 +125,84 @@ bool check_factorization(std::uint64_t n, const std::string& text) {
   return zgrid::testing::is_factorization(n, text);
 }
 
+// One interactive run: a session, every number sent as one request, every
+// response received (into *got). Returns the seconds it took; purges after.
+double run_interactive(zgrid::client::Connection& conn, const Inputs& in, std::size_t batch,
+                       std::vector<zgrid::proto::Response>* got) {
+  got->clear();
+  got->reserve(in.text.size());
+  auto t0 = Clock::now();
+  auto info = conn.create_session({"factorize", false, 0});
+  if (!info.ok()) return 1e9;
+  zgrid::client::BrokerOptions bo;
+  bo.batch_items = batch;
+  auto bc = BrokerClient::open(conn, info->session_id, "bench", bo);
+  zgrid::proto::Response r;
+  for (const auto& s : in.text) {
+    if (!(*bc)->send(s, s).ok()) break;
+    while ((*bc)->poll_response(&r)) got->push_back(std::move(r));
+  }
+  (void)(*bc)->end_requests();
+  while (got->size() < in.text.size()) {
+    auto ok = (*bc)->next_response(&r, 30'000);
+    if (!ok.ok() || !*ok) break;
+    got->push_back(std::move(r));
+  }
+  double s = seconds_since(t0);
+  (void)conn.close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
+  return s;
+}
+
+// One durable run: submit (flushing every batch) -> EndRequests (committed)
+// -> every response fetched by session id. Returns seconds; purges after.
+double run_durable(zgrid::client::Connection& conn, const Inputs& in, std::size_t batch,
+                   std::vector<zgrid::proto::Response>* got) {
+  got->clear();
+  got->reserve(in.text.size());
+  auto t0 = Clock::now();
+  auto info = conn.create_session({"factorize", true, 0});
+  if (!info.ok()) return 1e9;
+  zgrid::client::BrokerOptions bo;
+  bo.batch_items = batch;
+  auto bc = BrokerClient::open(conn, info->session_id, "bench", bo);
+  std::size_t i = 0;
+  for (const auto& s : in.text) {
+    if (!(*bc)->send(s, s).ok()) break;
+    if (++i % batch == 0) (void)(*bc)->flush();
+  }
+  (void)(*bc)->end_requests();
+  std::uint64_t cursor = 0;
+  while (true) {
+    auto page = conn.fetch(info->session_id, cursor, 16384, 1000);
+    if (!page.ok()) break;
+    for (auto& r : page->responses) got->push_back(std::move(r));
+    cursor = page->next_cursor;
+    if (page->complete && page->responses.empty()) break;
+  }
+  double s = seconds_since(t0);
+  (void)conn.close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
+  return s;
+}
+
+// Outside the timed region: exactly one response per request, each correct.
+bool all_correct(benchmark::State& state, const Inputs& in,
+                 const std::vector<zgrid::proto::Response>& got) {
+  if (got.size() != in.text.size()) {
+    state.SkipWithError("missing responses");
+    return false;
+  }
+  std::vector<char> seen(in.text.size() + 1, 0);
+  for (const auto& r : got) {
+    if (r.request_id == 0 || r.request_id > in.text.size() || seen[r.request_id]++ || !r.ok() ||
+        r.user_data != in.text[r.request_id - 1] ||
+        !check_factorization(in.numbers[r.request_id - 1], r.data)) {
+      state.SkipWithError("wrong or duplicate response");
+      return false;
+    }
+  }
+  return true;
+}
+
 // Args: input class, nodes, batch size.
 void BM_GridInteractive(benchmark::State& state) {
   int cls = static_cast<int>(state.range(0));
@@ -143,45 +226,16 @@ void BM_GridInteractive(benchmark::State& state) {
     got.reserve(in.text.size());
     double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), n0 = 0;
     for (int i = 0; i < nodes; ++i) n0 += cpu_seconds(g.node(i).pid());
-    auto t0 = Clock::now();
-    auto info = conn->create_session({"factorize", false, 0});
-    zgrid::client::BrokerOptions bo;
-    bo.batch_items = batch;
-    auto bc = BrokerClient::open(*conn, info->session_id, "bench", bo);
-    zgrid::proto::Response r;
-    for (const auto& s : in.text) {
-      if (!(*bc)->send(s, s).ok()) break;
-      while ((*bc)->poll_response(&r)) got.push_back(std::move(r));
-    }
-    (void)(*bc)->end_requests();
-    while (got.size() < in.text.size()) {
-      auto ok = (*bc)->next_response(&r, 30'000);
-      if (!ok.ok() || !*ok) break;
-      got.push_back(std::move(r));
-    }
-    double s = seconds_since(t0);
+    double s = run_interactive(*conn, in, batch, &got);
     state.SetIterationTime(s);
     best = std::max(best, static_cast<double>(in.text.size()) / s);
     head_cpu += cpu_seconds(g.head().pid()) - h0;
     client_cpu += self_cpu_seconds() - c0;
     for (int i = 0; i < nodes; ++i) node_cpu += cpu_seconds(g.node(i).pid());
     node_cpu -= n0;
-    (void)conn->close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
   }
   // Outside the timed region: exactly one response per request, each correct.
-  if (got.size() != in.text.size()) {
-    state.SkipWithError("missing responses");
-    return;
-  }
-  std::vector<char> seen(in.text.size() + 1, 0);
-  for (const auto& r : got) {
-    if (r.request_id == 0 || r.request_id > in.text.size() || seen[r.request_id]++ || !r.ok() ||
-        r.user_data != in.text[r.request_id - 1] ||
-        !check_factorization(in.numbers[r.request_id - 1], r.data)) {
-      state.SkipWithError("wrong or duplicate response");
-      return;
-    }
-  }
+  if (!all_correct(state, in, got)) return;
   double per = static_cast<double>(state.iterations()) * static_cast<double>(in.text.size());
   state.SetItemsProcessed(static_cast<std::int64_t>(per));
   state.counters["req_per_s"] = best;
@@ -226,26 +280,7 @@ void BM_GridDurable(benchmark::State& state) {
     auto gs0 = conn->grid_status();
     double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), n0 = 0;
     for (int i = 0; i < nodes; ++i) n0 += cpu_seconds(g.node(i).pid());
-    auto t0 = Clock::now();
-    auto info = conn->create_session({"factorize", true, 0});
-    zgrid::client::BrokerOptions bo;
-    bo.batch_items = batch;
-    auto bc = BrokerClient::open(*conn, info->session_id, "bench", bo);
-    std::size_t i = 0;
-    for (const auto& s : in.text) {
-      if (!(*bc)->send(s, s).ok()) break;
-      if (++i % batch == 0) (void)(*bc)->flush();
-    }
-    (void)(*bc)->end_requests();
-    std::uint64_t cursor = 0;
-    while (true) {
-      auto page = conn->fetch(info->session_id, cursor, 16384, 1000);
-      if (!page.ok()) break;
-      for (auto& r : page->responses) got.push_back(std::move(r));
-      cursor = page->next_cursor;
-      if (page->complete && page->responses.empty()) break;
-    }
-    double sec = seconds_since(t0);
+    double sec = run_durable(*conn, in, batch, &got);
     state.SetIterationTime(sec);
     secs += sec;
     best = std::max(best, static_cast<double>(in.text.size()) / sec);
@@ -256,21 +291,8 @@ void BM_GridDurable(benchmark::State& state) {
     auto gs1 = conn->grid_status();
     if (gs0.ok() && gs1.ok())
       syncs += static_cast<double>(gs1->u64("journal_syncs") - gs0->u64("journal_syncs"));
-    (void)conn->close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
   }
-  if (got.size() != in.text.size()) {
-    state.SkipWithError("missing responses");
-    return;
-  }
-  std::vector<char> seen(in.text.size() + 1, 0);
-  for (const auto& r : got) {
-    if (r.request_id == 0 || r.request_id > in.text.size() || seen[r.request_id]++ || !r.ok() ||
-        r.user_data != in.text[r.request_id - 1] ||
-        !check_factorization(in.numbers[r.request_id - 1], r.data)) {
-      state.SkipWithError("wrong or duplicate response");
-      return;
-    }
-  }
+  if (!all_correct(state, in, got)) return;
   double per = static_cast<double>(state.iterations()) * static_cast<double>(in.text.size());
   state.SetItemsProcessed(static_cast<std::int64_t>(per));
   state.counters["req_per_s"] = best;
@@ -583,6 +605,60 @@ void BM_LoneRequest(benchmark::State& state) {
 
 }  // namespace
 
+// CURVE on vs off in the same run: two grids side by side (one head + one
+// node each, 2 workers), runs alternating, median of 3 each. Arg: durable.
+void BM_CurveRatio(benchmark::State& state) {
+  bool durable = state.range(0) != 0;
+  const Inputs& in = inputs(0);
+  zgrid::testing::TempDir keys;
+  std::map<std::string, zgrid::curve::KeyPair> kp;
+  ::mkdir(keys.file("clients").c_str(), 0700);
+  ::mkdir(keys.file("nodes").c_str(), 0700);
+  for (const char* who : {"head", "client", "node"}) {
+    kp[who] = *zgrid::curve::generate();
+    (void)zgrid::curve::write_pair(keys.path(), who, kp[who], true);
+  }
+  std::filesystem::copy_file(keys.file("client.pub"), keys.file("clients/client.pub"));
+  std::filesystem::copy_file(keys.file("node.pub"), keys.file("nodes/node.pub"));
+  zgrid::testing::Grid plain, secure;
+  plain.start_durable_head({"--log-level", "warn"});
+  secure.start_durable_head({"--log-level", "warn", "--curve-secret", keys.file("head.key"),
+                             "--authorized-clients", keys.file("clients"), "--authorized-nodes",
+                             keys.file("nodes")});
+  secure.set_client_keys(kp["head"].public_z85, kp["client"].public_z85, kp["client"].secret_z85);
+  std::string workers = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  plain.add_node({"--workers", workers, "--log-level", "warn"});
+  secure.add_node({"--workers", workers, "--log-level", "warn", "--head-key", keys.file("head.pub"),
+                   "--key", keys.file("node.key")});
+  if (!plain.wait_nodes(1) || !secure.wait_nodes(1)) {
+    state.SkipWithError("nodes did not register");
+    return;
+  }
+  auto pc = plain.connect(30'000);
+  auto sc = secure.connect(30'000);
+  std::vector<double> off, on;
+  std::vector<zgrid::proto::Response> got;
+  for (auto _ : state) {
+    for (int round = 0; round < 3; ++round) {
+      for (bool curve : {false, true}) {
+        auto& conn = curve ? *sc : *pc;
+        double s =
+            durable ? run_durable(conn, in, 1024, &got) : run_interactive(conn, in, 1024, &got);
+        if (!all_correct(state, in, got)) return;
+        (curve ? on : off).push_back(static_cast<double>(in.text.size()) / s);
+        state.SetIterationTime(s);
+      }
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["req_per_s_plain"] = median(off);
+  state.counters["req_per_s_curve"] = median(on);
+  state.counters["x_curve_vs_plain"] = median(on) / median(off);
+}
+
 BENCHMARK(BM_Kernel)
     ->ArgNames({"class", "threads"})
     ->Args({0, 1})
@@ -607,6 +683,13 @@ BENCHMARK(BM_GridDurable)
     ->Args({0, 1, 1024})
     ->Args({0, 2, 1024})
     ->Args({0, 1, 4096})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_CurveRatio)
+    ->ArgNames({"durable"})
+    ->Arg(0)
+    ->Arg(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);

@@ -6,6 +6,7 @@
 //   3 incomplete (--no-wait, or a timeout).
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -409,8 +410,14 @@ int cmd_sessions(const Global& g, bool json) {
       r.items.emplace_back("age",
                            zgrid::format_duration(std::max<std::int64_t>(0, now - created) * 1000));
     }
-    print_table(*rows, {"session_id", "service", "durable", "state", "age", "total", "committed",
-                        "queued", "running", "done", "faulted", "removed"});
+    std::vector<std::string> cols{"session_id", "service", "durable",   "state",
+                                  "age",        "total",   "committed", "queued",
+                                  "running",    "done",    "faulted",   "removed"};
+    // With CURVE an admin sees every key's sessions: say whose they are.
+    if (std::any_of(rows->begin(), rows->end(),
+                    [](const Fields& r) { return !r.str("owner").empty(); }))
+      cols.insert(cols.begin() + 2, "owner");
+    print_table(*rows, cols);
   }
   return kExitOk;
 }

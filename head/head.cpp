@@ -1253,8 +1253,9 @@ class Head {
     std::uint64_t open_clients = 0;
     for (const auto& c : s.clients)
       if (!c.ended && !c.removed) ++open_clients;
-    w.map(19);
+    w.map(20);
     w.kv("session_id", s.id).kv("service", s.service).kv_b("durable", s.durable);
+    w.kv("owner", owner_name(s.owner));  // the key's file name; empty without CURVE
     w.kv("state", proto::state_name(s.state));
     w.kv("total", s.total).kv("committed", s.committed).kv("queued", queued_count(s));
     w.kv("running", s.running + s.committing).kv("done", s.done).kv("faulted", s.faulted);

@@ -108,6 +108,25 @@ TEST_F(SecurityTest, AdmittedKeysWorkEndToEnd) {
       keys.cli(grid, "alice", {"submit", "--service", "factorize", "--file", "-"}), "12\n35\n97\n");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "12 = 2 * 2 * 3\n35 = 5 * 7\n97 = 97\n");
+  // The same keys from a config file ...
+  std::string conf = grid.dir().file("zgrid.toml");
+  {
+    std::ofstream f(conf);
+    f << "head = \"" << grid.frontend() << "\"\nhead-key = \"" << keys.pub("head") << "\"\nkey = \""
+      << keys.key("bob") << "\"\n";
+  }
+  r = run_cli({"--config", conf, "submit", "--service", "factorize", "--file", "-"}, "10\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "10 = 2 * 5\n");
+  // ... and from the environment.
+  ::setenv("ZGRID_HEAD_KEY", keys.pub("head").c_str(), 1);
+  ::setenv("ZGRID_KEY", keys.key("alice").c_str(), 1);
+  r = run_cli({"--head", grid.frontend(), "submit", "--service", "factorize", "--file", "-"},
+              "14\n");
+  ::unsetenv("ZGRID_HEAD_KEY");
+  ::unsetenv("ZGRID_KEY");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "14 = 2 * 7\n");
 }
 
 TEST_F(SecurityTest, UnknownClientKeyGetsAClearErrorQuickly) {
@@ -199,10 +218,15 @@ TEST_F(SecurityTest, SessionsBelongToTheirKey) {
   CliResult a = run_cli(keys.cli(grid, "alice", {"fetch", sid}));
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_EQ(a.out, "6 = 2 * 3\n15 = 3 * 5\n");
-  // An admin key may act on any session.
+  // An admin key may act on any session, and sees whose it is.
   CliResult c = run_cli(keys.cli(grid, "carol", {"fetch", sid}));
   EXPECT_EQ(c.code, 0) << c.err;
   EXPECT_EQ(c.out, a.out);
+  c = run_cli(keys.cli(grid, "carol", {"sessions"}));
+  EXPECT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("owner"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find(sid.substr(0, 8)), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("alice"), std::string::npos) << c.out;
   // Ownership survives a head crash (it is journaled with the session).
   grid.kill_head();
   grid.restart_head();
