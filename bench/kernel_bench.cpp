@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -57,17 +58,21 @@ const InputSet& inputs(int cls) {
   InputSet& s = sets[cls];
   if (!s.values.empty()) return s;
   std::mt19937_64 rng(12345 + cls);
+  // ZGRID_BENCH_SCALE shrinks the sets (scripts/bench.sh --smoke).
+  const char* sc = std::getenv("ZGRID_BENCH_SCALE");
+  const double scale = sc ? std::max(0.0001, std::atof(sc)) : 1.0;
+  auto sized = [&](std::size_t n) { return std::max<std::size_t>(100, n * scale); };
   switch (cls) {
     case kRandom31:
-      s.values.resize(200000);
+      s.values.resize(sized(200000));
       for (u64& v : s.values) v = rng() >> 33;
       break;
     case kRandom64:
-      s.values.resize(20000);
+      s.values.resize(sized(20000));
       for (u64& v : s.values) v = rng();
       break;
     default:
-      s.values.resize(2000);
+      s.values.resize(sized(2000));
       for (u64& v : s.values) v = random_prime32(rng) * random_prime32(rng);
       break;
   }
