@@ -1762,6 +1762,10 @@ class Head {
         limit = s->task_timeout_ms;
       } else if (s) {
         auto st = o_.service_task_timeout_ms.find(s->service);
+        if (st == o_.service_task_timeout_ms.end()) {  // "name@2/op" also takes name's
+          if (auto sp = spec::parse(s->service); sp.ok())
+            st = o_.service_task_timeout_ms.find(std::string(sp->name));
+        }
         if (st != o_.service_task_timeout_ms.end())
           limit = st->second;
         else if (f.svc_timeout > 0)

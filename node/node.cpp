@@ -152,6 +152,12 @@ class ResultBuffer {
   std::chrono::steady_clock::time_point first_;
 };
 
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
 // The service a batch's session asked for, resolved once per batch.
 using Resolved = svc::Host::Resolved;
 
@@ -336,8 +342,9 @@ class NodeIo {
         if (r.misses > 0) misses_ = static_cast<int>(r.misses);
         last_hb_sent_ms_ = now;
         ZG_LOG(kInfo, kLog,
-               "registered with head " + o_.head + " as node=" + node_id() + " workers=" +
-                   std::to_string(workers_) + " heartbeat=" + format_duration(hb_ms_));
+               "registered with head " + o_.head + " as node=" + node_id() +
+                   " workers=" + std::to_string(workers_) +
+                   " heartbeat=" + format_duration(hb_ms_) + " services=" + join(services_));
         return;
       }
       case proto::kHeartbeat:
