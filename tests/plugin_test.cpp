@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "client/client.hpp"
@@ -294,6 +295,23 @@ TEST(ExecBridge, AnswersCarriesEnvAndFaultsGarbage) {
   EXPECT_EQ(garbage.fault_code, "service_error");
   EXPECT_NE(garbage.data.find("malformed"), std::string::npos) << garbage.data;
   EXPECT_EQ(RunSession(g, "crashy/echo", {"still"})["0"].data, "still");
+}
+
+// concurrency = 2 on a node of 3 workers: two worker processes, never more,
+// both used while requests wait.
+TEST(ExecBridge, ConcurrencyBoundsTheWorkerProcesses) {
+  Grid g;
+  g.start_head();
+  g.add_node(
+      {"--workers", "3", "--services-dir", ExecRegistration(g.dir().path(), "concurrency = 2\n")});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto got = RunSession(g, "crashy/slow_pid", std::vector<std::string>(12, ""));
+  std::set<std::string> pids;
+  for (auto& [k, r] : got) {
+    EXPECT_TRUE(r.ok()) << r.data;
+    pids.insert(r.data);
+  }
+  EXPECT_EQ(pids.size(), 2u);
 }
 
 TEST(ExecBridge, CrashedWorkerIsRestartedAndTheRequestRetried) {

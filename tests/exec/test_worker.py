@@ -10,6 +10,8 @@ Operations (request bytes after the operation):
   garbage      writes a frame that is not msgpack
   env          answers the value of $ZGRID_TEST_ENV
   pid          answers this worker's pid
+  slow_pid     sleeps 50 ms, then answers its pid (concurrency tests)
+  retry        faults `retryable`
 """
 import os
 import struct
@@ -37,6 +39,15 @@ def hang(p):
     time.sleep(3600)
 
 
+def slow_pid(p):
+    time.sleep(0.05)
+    return str(os.getpid())
+
+
+def retry(p):
+    raise Fault("retryable", "asked")
+
+
 serve({
     "echo": lambda p: p,
     "crash": lambda p: os._exit(3),
@@ -45,5 +56,6 @@ serve({
     "garbage": garbage,
     "env": lambda p: os.environ.get("ZGRID_TEST_ENV", "unset"),
     "pid": lambda p: str(os.getpid()),
-    "retry": lambda p: (_ for _ in ()).throw(Fault("retryable", "asked")),
+    "slow_pid": slow_pid,
+    "retry": retry,
 }, default_operation="echo")

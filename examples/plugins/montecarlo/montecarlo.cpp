@@ -9,8 +9,8 @@
 //   echo       the request, unchanged (for overhead benchmarks).
 //
 // Build (outside zgrid's tree, headers from `make install` or a checkout):
-//   g++ -std=c++17 -O2 -shared -fPIC -fvisibility=hidden \
-//       -I/usr/local/include montecarlo.cpp -o libmontecarlo.so
+//   g++ -std=c++17 -O2 -shared -fPIC -fvisibility=hidden -I/usr/local/include
+//       montecarlo.cpp -o libmontecarlo.so
 // Register it with examples/services.d/montecarlo.toml (docs/services.md).
 #define MSGPACK_NO_BOOST
 #include <msgpack.hpp>
