@@ -603,6 +603,90 @@ void BM_LoneRequest(benchmark::State& state) {
   state.counters["p99_us"] = us[us.size() * 99 / 100];
 }
 
+// Per-request overhead of a service's host mechanism, for the echo operation
+// (issue 8): built in, a shared-library plug-in (examples/plugins/montecarlo,
+// its echo operation) and the exec bridge (examples/exec/worker.py, Python).
+// One node with one worker, so each request's cost is the host's, measured
+// in the same run: a batch of N echoes (us per request, throughput) and the
+// lone-request round trip (p50); ratios are to the built-in's.
+void BM_ServiceOverhead(benchmark::State& state) {
+  zgrid::testing::Grid g;
+  g.start_head({"--log-level", "warn"});
+  std::string reg = g.dir().file("services.d");
+  std::filesystem::create_directory(reg);
+  {
+    std::ofstream(reg + "/montecarlo.toml") << "library = \"" ZGRID_MONTECARLO_PLUGIN "\"\n";
+    std::ofstream(reg + "/pystats.toml")
+        << "name = \"pystats\"\nprogram = \"" ZGRID_SOURCE_DIR "/examples/exec/worker.py\"\n"
+        << "operations = [\"stats\", \"echo\"]\n";
+  }
+  g.add_node({"--workers", "1", "--services-dir", reg, "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  const std::size_t n = std::min<std::size_t>(bench_n(), 20'000);
+  const std::vector<std::string> services{"echo", "montecarlo/echo", "pystats/echo"};
+  const std::vector<std::string> names{"builtin", "plugin", "exec"};
+  std::vector<double> per_req_us(3), p50_us(3);
+  auto conn = g.connect();
+  double total = 0;
+  for (auto _ : state) {
+    for (std::size_t k = 0; k < services.size(); ++k) {
+      auto info = conn->create_session({services[k], false, 0});
+      if (!info.ok()) return state.SkipWithError("no session");
+      auto bc = BrokerClient::open(*conn, info->session_id, "ovh");
+      if (!bc.ok()) return state.SkipWithError("no client");
+      // Warm up (the exec worker starts on first use), then the lone round trips.
+      std::vector<double> lone;
+      zgrid::proto::Response r;
+      for (int i = 0; i < 300; ++i) {
+        std::string p = "lone-" + std::to_string(i);
+        auto t0 = Clock::now();
+        (void)(*bc)->send(p, p);
+        (void)(*bc)->flush();
+        auto ok = (*bc)->next_response(&r, 10'000);
+        double s = seconds_since(t0);
+        if (!ok.ok() || !*ok || r.data != p) return state.SkipWithError("lost a lone request");
+        if (i >= 50) lone.push_back(s * 1e6);
+      }
+      std::sort(lone.begin(), lone.end());
+      p50_us[k] = lone[lone.size() / 2];
+      // The batch: every result checked after the timed region.
+      std::vector<std::string> got(n);
+      std::size_t received = 0;
+      auto t0 = Clock::now();
+      for (std::size_t i = 0; i < n; ++i) {
+        std::string p = "echo-" + std::to_string(i);
+        if (!(*bc)->send(p, p).ok()) return state.SkipWithError("send failed");
+        while ((*bc)->poll_response(&r))
+          got[std::stoul(r.user_data.substr(5))] = r.data, ++received;
+      }
+      if (!(*bc)->end_requests().ok()) return state.SkipWithError("end failed");
+      while (received < n) {
+        auto ok = (*bc)->next_response(&r, 30'000);
+        if (!ok.ok() || !*ok) return state.SkipWithError("responses missing");
+        got[std::stoul(r.user_data.substr(5))] = r.data;
+        ++received;
+      }
+      double s = seconds_since(t0);
+      total += s;
+      for (std::size_t i = 0; i < n; ++i)
+        if (got[i] != "echo-" + std::to_string(i)) return state.SkipWithError("wrong echo");
+      per_req_us[k] = s * 1e6 / static_cast<double>(n);
+    }
+    state.SetIterationTime(total);
+  }
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    state.counters[names[k] + "_us_per_req"] = per_req_us[k];
+    state.counters[names[k] + "_lone_p50_us"] = p50_us[k];
+  }
+  state.counters["plugin_overhead_us"] = per_req_us[1] - per_req_us[0];
+  state.counters["exec_overhead_us"] = per_req_us[2] - per_req_us[0];
+  state.counters["plugin_ratio"] = per_req_us[1] / per_req_us[0];
+  state.counters["exec_ratio"] = per_req_us[2] / per_req_us[0];
+}
+
 }  // namespace
 
 // CURVE on vs off in the same run: two grids side by side (one head + one
@@ -712,5 +796,6 @@ BENCHMARK(BM_ManyNodes)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
+BENCHMARK(BM_ServiceOverhead)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 
 BENCHMARK_MAIN();

@@ -195,6 +195,33 @@ class BrokerClient {
   bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
 };
 
+// ---- payloads and results of any service (raw bytes or msgpack) -------------
+//
+// A payload is raw bytes: BrokerClient::send takes any. For msgpack-speaking
+// services, send_packed() packs a value; unpack_msgpack() reads a result
+// with decode limits (untrusted bytes never ask for gigabytes).
+
+// Packs `value` (anything msgpack-cxx can pack) and sends it.
+template <class T>
+Status send_packed(BrokerClient& client, const T& value, std::string_view user_data) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  return client.send(std::string_view(buf.data(), buf.size()), user_data);
+}
+
+// Exactly one msgpack value (kInvalidArgument otherwise). The handle owns a copy.
+Result<msgpack::object_handle> unpack_msgpack(std::string_view bytes);
+
+// True for valid UTF-8 without control characters other than tab, CR, LF.
+bool is_text(std::string_view bytes);
+
+// A result as one JSON value: text as a JSON string; else one msgpack value
+// as JSON (bin as {"base64": ...}); else {"base64": "..."}.
+std::string result_to_json(std::string_view bytes);
+
+// One JSON document to msgpack (kInvalidArgument with the parser's reason).
+Result<std::string> json_to_msgpack(std::string_view json);
+
 // Appends `s` to `out` as a JSON string literal (quotes and escapes included).
 void json_escape(std::string& out, std::string_view s);
 

@@ -18,6 +18,7 @@
 #include "client/client.hpp"
 #include "common/cli.hpp"
 #include "common/curve.hpp"
+#include "common/service_spec.hpp"
 #include "common/util.hpp"
 
 namespace {
@@ -81,6 +82,11 @@ int cmd_keygen(const std::string& dir, const std::string& name, bool force) {
   return kExitOk;
 }
 
+bool is_factorize(const std::string& service) {
+  auto sp = zgrid::spec::parse(service);
+  return sp.ok() && sp->name == "factorize";
+}
+
 // Output of one response, the same for submit (interactive) and fetch.
 class Printer {
  public:
@@ -112,7 +118,7 @@ class Printer {
           }
           line += "]";
         } else {
-          escape(line, r.data);
+          line += zgrid::client::result_to_json(r.data);
         }
       } else {
         line += ", \"error\": {\"code\": ";
@@ -128,7 +134,11 @@ class Printer {
     if (r.ok()) {
       std::fwrite(r.user_data.data(), 1, r.user_data.size(), stdout);
       std::fputs(" = ", stdout);
-      std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+      // Text as it is (factorize, echo); anything else as JSON (docs/services.md).
+      if (factorize_ || zgrid::client::is_text(r.data))
+        std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+      else
+        std::fputs(zgrid::client::result_to_json(r.data).c_str(), stdout);
       std::fputc('\n', stdout);
     } else {
       std::fprintf(stdout, "%s: error: %s: %s\n", r.user_data.c_str(), r.fault_code.c_str(),
@@ -149,6 +159,8 @@ class Printer {
 
 struct SubmitArgs {
   std::string service;
+  std::string operation;
+  std::string input_format = "lines";
   bool durable = false, interactive = false;
   std::string file;
   std::uint64_t random = 0;
@@ -179,6 +191,26 @@ class Input {
     }
   }
   bool ok() const { return a_.random > 0 || a_.file == "-" || file_.is_open(); }
+  // The next request's payload and user_data (the input as text); false at
+  // the end or on an error (then error() says why).
+  bool next_request(std::string* payload, std::string* user_data) {
+    if (a_.input_format == "msgpack") return next_msgpack(payload, user_data);
+    if (!next(user_data)) return false;
+    ++line_no_;
+    if (a_.input_format == "json") {
+      auto packed = zgrid::client::json_to_msgpack(*user_data);
+      if (!packed.ok()) {
+        error_ = "input line " + std::to_string(line_no_) + ": " + packed.status().message();
+        return false;
+      }
+      *payload = std::move(packed).value();
+    } else {
+      *payload = *user_data;
+    }
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
   // Next line (without newline); false at the end.
   bool next(std::string* line) {
     if (a_.random > 0) {
@@ -199,6 +231,39 @@ class Input {
   bool would_block() const { return in_ == &std::cin && std::cin.rdbuf()->in_avail() <= 0; }
 
  private:
+  // A stream of msgpack values, each one request; user_data is its JSON form
+  // (cut at 4 KiB).
+  bool next_msgpack(std::string* payload, std::string* user_data) {
+    msgpack::object_handle oh;
+    while (true) {
+      try {
+        if (unpacker_.next(oh)) break;
+      } catch (const std::exception& e) {
+        error_ = std::string("input is not a msgpack stream: ") + e.what();
+        return false;
+      }
+      unpacker_.reserve_buffer(1 << 16);
+      in_->read(unpacker_.buffer(), 1 << 16);
+      std::streamsize n = in_->gcount();
+      if (n <= 0) {
+        if (unpacker_.nonparsed_size() > 0) error_ = "input ends inside a msgpack value";
+        return false;
+      }
+      unpacker_.buffer_consumed(static_cast<std::size_t>(n));
+    }
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, oh.get());
+    payload->assign(buf.data(), buf.size());
+    *user_data = zgrid::client::result_to_json(*payload);
+    if (user_data->size() > 4096) user_data->resize(4096);
+    return true;
+  }
+
+  msgpack::unpacker unpacker_{
+      nullptr, nullptr, 1 << 16,
+      msgpack::unpack_limit(1 << 20, 1 << 16, 1 << 20, 1 << 20, 1 << 20, 32)};
+  std::string error_;
+  std::uint64_t line_no_ = 0;
   const SubmitArgs& a_;
   std::ifstream file_;
   std::istream* in_ = nullptr;
@@ -211,6 +276,15 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   if ((a.random > 0) == !a.file.empty())
     return fail("give exactly one of --file F (or -) and --random N");
   if (a.bits < 2 || a.bits > 64) return fail("--bits must be in 2..64");
+  if (a.input_format != "lines" && a.input_format != "json" && a.input_format != "msgpack")
+    return fail("--input-format must be lines, json or msgpack");
+  if (a.random > 0 && a.input_format != "lines") return fail("--random makes lines of numbers");
+  if (!a.operation.empty()) {
+    if (a.service.find('/') != std::string::npos)
+      return fail("give the operation once: --service NAME/OP or --operation OP");
+    a.service += "/" + a.operation;
+  }
+  if (auto sp = zgrid::spec::parse(a.service); !sp.ok()) return fail(sp.status());
   if (!a.seed_given) a.seed = zgrid::random_u64();
   if (a.client_id.empty()) a.client_id = "cli-" + zgrid::random_id64();
   if (!zgrid::valid_name(a.client_id))
@@ -237,12 +311,12 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   if (!bc.ok()) return fail(bc.status());
   BrokerClient& c = **bc;
 
-  Printer printer(a.json, a.service == "factorize");
+  Printer printer(a.json, is_factorize(a.service));
   zgrid::proto::Response r;
-  std::string line;
+  std::string line, payload;
   std::uint64_t count = 0;
-  while (input.next(&line)) {
-    Status st = c.send(line, line);
+  while (input.next_request(&payload, &line)) {
+    Status st = c.send(payload, line);
     if (!st.ok()) return fail(st);
     ++count;
     // Durable: flush as we go so the grid starts before the last request is sent.
@@ -256,6 +330,7 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     if (!a.durable)
       while (c.poll_response(&r)) printer.print(r);
   }
+  if (!input.error().empty()) return fail(input.error());
   if (a.no_end) {
     Status st = c.wait_acked();
     if (!st.ok()) return fail(st);
@@ -311,7 +386,7 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   if (!conn.ok()) return fail(conn.status());
   auto info = (*conn)->attach(a.session_id);
   if (!info.ok()) return fail(info.status());
-  Printer printer(a.json, info->service == "factorize");
+  Printer printer(a.json, is_factorize(info->service));
   std::uint64_t cursor = a.from;
   const zgrid::Clock& clock = zgrid::SteadyClock::instance();
   Millis start = clock.now_ms();
@@ -567,7 +642,16 @@ int main(int argc, char** argv) {
 
   SubmitArgs sa;
   auto* submit = app.add_subcommand("submit", "Send a batch of requests to a new session");
-  submit->add_option("--service", sa.service, "Service to run (e.g. factorize)")->required();
+  submit
+      ->add_option("--service", sa.service,
+                   "Service to run: name[@version][/operation] (e.g. factorize, montecarlo@1/pi)")
+      ->required();
+  submit->add_option("--operation", sa.operation, "Operation of the service (default: its first)");
+  submit
+      ->add_option("--input-format", sa.input_format,
+                   "lines: each line is a request; json: each line is a JSON document, sent as "
+                   "msgpack; msgpack: a stream of msgpack values")
+      ->capture_default_str();
   submit->add_flag("--durable", sa.durable,
                    "Journal requests and results (fetch them later by id)");
   submit->add_flag("--interactive", sa.interactive, "Stream results back now (the default)");

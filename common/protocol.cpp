@@ -186,10 +186,13 @@ zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_
 }
 
 zmq::message_t encode_register(std::uint64_t corr, const Register& m) {
-  Writer w = begin(kRegister, corr, 6);
+  Writer w = begin(kRegister, corr, 7);
   w.str(m.node_id).str(m.host).u64(m.pid).u64(m.workers).u64(m.capacity);
   w.array(static_cast<std::uint32_t>(m.services.size()));
   for (const auto& s : m.services) w.str(s);
+  w.array(static_cast<std::uint32_t>(m.service_info.size()));
+  for (const auto& s : m.service_info)
+    w.array(3).str(s.advertised).u64(s.task_timeout_ms).i64(s.max_retries);
   return w.finish();
 }
 
@@ -359,6 +362,20 @@ Status decode_register(Envelope& e, Register* out) {
   out->services.clear();
   while (r.ok() && svcs.ok() && !svcs.at_end()) out->services.push_back(name_field(svcs));
   if (!svcs.ok()) r.fail(svcs.error());
+  out->service_info.clear();
+  if (r.ok() && !r.at_end()) {  // field 7, since service registration; older nodes omit it
+    Reader info = r.array(256);
+    while (r.ok() && info.ok() && !info.at_end()) {
+      Reader it = info.array(3);
+      ServiceAd ad;
+      ad.advertised = name_field(it);
+      ad.task_timeout_ms = it.u64();
+      ad.max_retries = it.i64();
+      if (!it.ok()) info.fail(it.error());
+      out->service_info.push_back(std::move(ad));
+    }
+    if (!info.ok()) r.fail(info.error());
+  }
   if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
   return finish(r, "register");
 }

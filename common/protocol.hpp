@@ -162,13 +162,21 @@ struct Fetch {
   std::uint64_t wait_ms = 0;  // wait this long for new responses when none is ready
 };
 
+// What a node says about one service it hosts (Register, optional field 7).
+struct ServiceAd {
+  std::string advertised;             // name@version
+  std::uint64_t task_timeout_ms = 0;  // 0: none registered
+  std::int64_t max_retries = -1;      // -1: none registered
+};
+
 struct Register {
   std::string node_id;
   std::string host;
   std::uint64_t pid = 0;
   std::uint64_t workers = 0;
   std::uint64_t capacity = 0;
-  std::vector<std::string> services;
+  std::vector<std::string> services;    // name@version (older nodes: bare names)
+  std::vector<ServiceAd> service_info;  // optional; absent from older nodes
 };
 
 struct Registered {

@@ -19,6 +19,7 @@
 #include "common/curve.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
+#include "common/service_spec.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
 #include "head/auth.hpp"
@@ -915,6 +916,7 @@ class Head {
     proto::CreateSession m;
     ZG_RETURN_IF_ERROR(proto::decode_create_session(env, &m));
     if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
+    if (auto sp = spec::parse(m.service); !sp.ok()) return sp.status();
     if (m.durable && !journal_)
       return Status::FailedPrecondition(
           "this head keeps no journal: start it with --data-dir for durable sessions");
@@ -1612,13 +1614,17 @@ class Head {
   }
 
   NodeState* pick_node(const std::string& service, bool need_idle) {
+    auto wanted = spec::parse(service);  // checked at creation; a journal of old may hold others
+    if (!wanted.ok()) return nullptr;
     NodeState* best = nullptr;
     double best_load = 2.0;
     for (auto& kv : nodes_) {
       NodeState& n = kv.second;
       if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
       if (need_idle && n.inflight > 0) continue;
-      if (std::find(n.services.begin(), n.services.end(), service) == n.services.end()) continue;
+      if (std::none_of(n.services.begin(), n.services.end(),
+                       [&](const std::string& adv) { return spec::matches(*wanted, adv); }))
+        continue;
       double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
       if (load < best_load) {
         best_load = load;
@@ -1744,11 +1750,26 @@ class Head {
       return;
     }
     next_task_id_ += k;
+    // What the service's registration on this node says about timeouts and retries.
+    Millis svc_timeout = 0;
+    int svc_retries = -1;
+    if (auto wanted = spec::parse(s.service); wanted.ok()) {
+      std::string best_version;
+      for (const auto& ad : n.service_info) {
+        if (!spec::matches(*wanted, ad.advertised)) continue;
+        auto v = spec::parse_advertised(ad.advertised).version;
+        if (!best_version.empty() && spec::compare_versions(v, best_version) <= 0) continue;
+        best_version = v;
+        svc_timeout = static_cast<Millis>(ad.task_timeout_ms);
+        svc_retries = static_cast<int>(ad.max_retries);
+      }
+    }
     for (std::uint64_t i = 0; i < k; ++i) {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
       ++s.clients[r.client].running;
-      inflight_.emplace(first_task + i, InFlight{s.ordinal, n.ordinal, now_, std::move(r)});
+      inflight_.emplace(first_task + i, InFlight{s.ordinal, n.ordinal, now_, std::move(r),
+                                                 svc_timeout, svc_retries});
     }
     n.inflight += k;
     s.running += k;
@@ -1917,6 +1938,7 @@ class Head {
     n.workers = m.workers;
     n.capacity = m.capacity;
     n.services = m.services;
+    n.service_info = m.service_info;
     n.last_seen = now_;
     n.joined = now_;
     node_by_rid_[rid] = n.ordinal;
@@ -1946,7 +1968,7 @@ class Head {
       --s->running;
       --s->clients[f.request.client].running;
       if (r.fault_code == "retryable") {
-        requeue(*s, std::move(f.request), true);
+        requeue(*s, std::move(f.request), true, f.svc_max_retries);
         continue;
       }
       answer(*s, f.request, r.fault_code, r.data);
@@ -1992,13 +2014,22 @@ class Head {
     std::vector<std::uint64_t> late;
     for (const auto& [task, f] : inflight_) {
       Session* s = session_by_ord(f.session);
-      // Per session, else per service, else the head's.
+      // Per session, else the head's per service, else the service's
+      // registration (plus a grace: the node enforces it first where it
+      // can), else the head's.
       Millis limit = o_.task_timeout_ms;
       if (s && s->task_timeout_ms > 0) {
         limit = s->task_timeout_ms;
       } else if (s) {
         auto st = o_.service_task_timeout_ms.find(s->service);
-        if (st != o_.service_task_timeout_ms.end()) limit = st->second;
+        if (st == o_.service_task_timeout_ms.end()) {  // "name@2/op" also takes name's
+          if (auto sp = spec::parse(s->service); sp.ok())
+            st = o_.service_task_timeout_ms.find(std::string(sp->name));
+        }
+        if (st != o_.service_task_timeout_ms.end())
+          limit = st->second;
+        else if (f.svc_timeout > 0)
+          limit = f.svc_timeout + kRegisteredTimeoutGrace;
       }
       if (limit > 0 && now_ - f.started > limit) late.push_back(task);
     }
@@ -2013,20 +2044,22 @@ class Head {
       --s->clients[f.request.client].running;
       ZG_LOG(kWarn, kLog,
              "task timeout session=" + s->id + " request=" + std::to_string(f.request.id));
-      requeue(*s, std::move(f.request), true);
+      requeue(*s, std::move(f.request), true, f.svc_max_retries);
     }
   }
 
   // Puts a request back at the front of its session's queue (it runs next),
-  // or faults it when it has used up its tries.
-  void requeue(Session& s, Request r, bool charge) {
+  // or faults it when it has used up its tries. `max_retries` >= 0: the
+  // service's registration overrides the head's.
+  void requeue(Session& s, Request r, bool charge, int max_retries = -1) {
     if (charge) ++r.tries;
-    if (static_cast<int>(r.tries) > o_.max_retries) {
+    if (max_retries < 0) max_retries = o_.max_retries;
+    if (static_cast<int>(r.tries) > max_retries) {
       ZG_LOG(kWarn, kLog,
              "retry limit reached session=" + s.id + " request=" + std::to_string(r.id));
       answer(s, r, "retry_limit_exceeded",
              "request lost " + std::to_string(r.tries) + " times (max retries " +
-                 std::to_string(o_.max_retries) + ")");
+                 std::to_string(max_retries) + ")");
       return;
     }
     if (s.state == proto::SessionState::kCancelled) {
@@ -2059,7 +2092,7 @@ class Head {
       --s->running;
       --s->clients[f.request.client].running;
       if (!graceful && !alone) f.request.solo = true;
-      requeue(*s, std::move(f.request), !graceful && alone);
+      requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries);
     }
     ZG_LOG(kWarn, kLog,
            std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
@@ -2288,6 +2321,9 @@ class Head {
   static constexpr Millis kLiveWindowMs = 10'000;
   static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
+  // The head's check of a registered task timeout waits this much longer,
+  // so the node's own enforcement (exec bridge: kill and restart) comes first.
+  static constexpr Millis kRegisteredTimeoutGrace = 1000;
   // Replies and pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxReplyBytes = 4u << 20;
 };

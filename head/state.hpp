@@ -129,9 +129,10 @@ struct NodeState {
   std::string id, host, rid;
   std::uint64_t pid = 0, workers = 0, capacity = 0;
   std::uint64_t inflight = 0, done = 0, faulted = 0, lost = 0;
-  std::uint64_t bad = 0;  // service_error / unknown_service results (the node's fault)
-  std::vector<std::string> services;
-  std::string key_name;  // with CURVE: the name of the key it connected with
+  std::uint64_t bad = 0;              // service_error / unknown_service results (the node's fault)
+  std::vector<std::string> services;  // name@version (bare names from older nodes)
+  std::vector<proto::ServiceAd> service_info;  // registered timeouts and retries
+  std::string key_name;                        // with CURVE: the name of the key it connected with
   Millis last_seen = 0;
   Millis joined = 0;
   bool blocked = false;      // its socket queue was full: wait for it to speak
@@ -145,6 +146,8 @@ struct InFlight {
   std::uint64_t node = 0;     // NodeState::ordinal
   Millis started = 0;         // when it was sent (task timeout)
   Request request;
+  Millis svc_timeout = 0;    // the service's registered task timeout on that node (0: none)
+  int svc_max_retries = -1;  // the service's registered max retries (-1: the head's)
 };
 
 }  // namespace zgrid::head

@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "node/node.hpp"
 #include "node/sim_nodes.hpp"
+#include "services/registration.hpp"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -26,8 +27,15 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", o.prefetch, "Tasks per worker the head may send ahead")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  app.add_option("--services", o.services, "Services to offer (default: all built in)")
+  app.add_option("--services", o.services,
+                 "Services to offer: name or name@version (default: every one it has)")
       ->delimiter(',');
+  std::vector<std::string> service_libs;
+  std::string services_dir;
+  app.add_option("--service-lib", service_libs,
+                 "Load a service plug-in (shared library; repeatable; docs/services.md)");
+  app.add_option("--services-dir", services_dir,
+                 "Read service registration files (*.toml, *.conf) from this directory");
   app.add_option("--node-id", o.node_id, "Name of this node (default: host-pid-random)");
   zgrid::cli::add_duration(app, "--heartbeat", &o.heartbeat_ms,
                            "Heartbeat interval until the head sends its own");
@@ -71,6 +79,14 @@ int main(int argc, char** argv) {
   }
   zgrid::svc::Registry registry;
   zgrid::svc::register_builtins(registry);
+  zgrid::Status reg;
+  if (!services_dir.empty()) reg = zgrid::svc::register_dir(services_dir, registry);
+  for (const auto& lib : service_libs)
+    if (reg.ok()) reg = zgrid::svc::register_library(lib, registry);
+  if (!reg.ok()) {
+    std::cerr << "zgrid-node: error: " << reg.message() << "\n";
+    return 2;
+  }
   try {
     zgrid::Status st = zgrid::node::run_node(o, registry, g_stop);
     if (!st.ok()) {

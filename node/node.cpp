@@ -17,6 +17,7 @@
 #include "common/protocol.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
+#include "services/host.hpp"
 
 namespace zgrid::node {
 
@@ -151,18 +152,30 @@ class ResultBuffer {
   std::chrono::steady_clock::time_point first_;
 };
 
-void run_task(svc::Service* service, const proto::Task& t, svc::Output& out) {
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// The service a batch's session asked for, resolved once per batch.
+using Resolved = svc::Host::Resolved;
+
+void run_task(svc::Host& host, const Resolved& svc, const proto::Task& t, svc::Output& out) {
   out.reset();
-  if (service == nullptr) {
-    out.fault("unknown_service", "this node does not run that service");
+  if (svc.service == nullptr) {
+    out.fault(svc.fault_code, svc.message);
     return;
   }
-  try {
-    service->handle(t.payload, out);
-  } catch (const std::exception& e) {
-    out.fault(svc::kServiceError, e.what());
-  } catch (...) {
-    out.fault(svc::kServiceError, "unknown exception");
+  {
+    svc::Host::Lease lease = host.lease(*svc.service);
+    try {
+      lease->run(svc.operation, t.payload, out);
+    } catch (const std::exception& e) {
+      out.fault(svc::kServiceError, e.what());
+    } catch (...) {
+      out.fault(svc::kServiceError, "unknown exception");
+    }
   }
   if (out.data.size() > proto::kMaxPayload)
     out.fault(svc::kServiceError, "result larger than the payload limit");
@@ -173,14 +186,14 @@ void run_task(svc::Service* service, const proto::Task& t, svc::Output& out) {
 }
 
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
-                 const svc::Registry& registry, const std::vector<std::string>& services) {
+                 svc::Host& host) {
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 0);
   push.set(zmq::sockopt::sndhwm, 0);  // inproc to our own I/O thread: never drop
   push.connect(results_ep);
 
-  std::map<std::string, std::unique_ptr<svc::Service>, std::less<>> instances;
-  for (const auto& name : services) instances[name] = (*registry.find(name))();
+  // Session service strings seen by this worker, resolved (few per node).
+  std::map<std::string, Resolved, std::less<>> resolved;
   svc::Output out;
   ResultBuffer results(push);
   std::shared_ptr<Batch> batch;
@@ -190,10 +203,12 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     if (!results.flush()) break;
     batch.reset();
     if (!queue.claim(&batch, &index)) break;
-    auto it = batch->tasks.service.empty() ? instances.end() : instances.find(batch->tasks.service);
-    svc::Service* service = it == instances.end() ? nullptr : it->second.get();
+    auto it = resolved.find(batch->tasks.service);
+    if (it == resolved.end())
+      it = resolved.emplace(std::string(batch->tasks.service), host.resolve(batch->tasks.service))
+               .first;
     do {
-      run_task(service, batch->tasks.items[index], out);
+      run_task(host, it->second, batch->tasks.items[index], out);
       results.add(batch->generation, batch->tasks.items[index].task_id, out);
     } while (WorkQueue::claim_more(batch, &index));
   }
@@ -203,8 +218,13 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
 class NodeIo {
  public:
   NodeIo(const NodeOptions& o, zmq::context_t& ctx, WorkQueue& queue, int workers,
-         std::vector<std::string> services)
-      : o_(o), ctx_(ctx), queue_(queue), workers_(workers), services_(std::move(services)) {
+         const svc::Host& host)
+      : o_(o), ctx_(ctx), queue_(queue), workers_(workers) {
+    for (const auto& h : host.services()) {
+      services_.push_back(h->advertised);
+      service_info_.push_back({h->advertised, static_cast<std::uint64_t>(h->info.task_timeout_ms),
+                               h->info.max_retries});
+    }
     hb_ms_ = o.heartbeat_ms;
     misses_ = o.heartbeat_misses;
   }
@@ -288,6 +308,7 @@ class NodeIo {
         r.workers = static_cast<std::uint64_t>(workers_);
         r.capacity = static_cast<std::uint64_t>(workers_) * static_cast<std::uint64_t>(o_.prefetch);
         r.services = services_;
+        r.service_info = service_info_;
         zmq::message_t m = proto::encode_register(++corr_, r);
         (void)zmqu::send_one(dealer_, m);  // EAGAIN while the head is unreachable
         register_backoff_ms_ = std::min<Millis>(
@@ -332,8 +353,9 @@ class NodeIo {
         if (r.misses > 0) misses_ = static_cast<int>(r.misses);
         last_hb_sent_ms_ = now;
         ZG_LOG(kInfo, kLog,
-               "registered with head " + o_.head + " as node=" + node_id() + " workers=" +
-                   std::to_string(workers_) + " heartbeat=" + format_duration(hb_ms_));
+               "registered with head " + o_.head + " as node=" + node_id() +
+                   " workers=" + std::to_string(workers_) +
+                   " heartbeat=" + format_duration(hb_ms_) + " services=" + join(services_));
         return;
       }
       case proto::kHeartbeat:
@@ -395,7 +417,8 @@ class NodeIo {
   zmq::context_t& ctx_;
   WorkQueue& queue_;
   int workers_;
-  std::vector<std::string> services_;
+  std::vector<std::string> services_;  // name@version
+  std::vector<proto::ServiceAd> service_info_;
   zmqu::HandshakeMonitor monitor_;  // declared before dealer_: it outlives the socket it watches
   zmq::socket_t dealer_;
   Millis last_auth_log_ms_ = -30'000;
@@ -423,11 +446,8 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
     o.node_id = hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
   if (!valid_name(o.node_id))
     return Status::InvalidArgument("--node-id must be 1..64 printable characters");
-  std::vector<std::string> services = o.services.empty() ? registry.names() : o.services;
-  for (const auto& s : services)
-    if (registry.find(s) == nullptr)
-      return Status::InvalidArgument("unknown service '" + s +
-                                     "' (this node has: factorize, echo, sleep, fail)");
+  auto host = svc::Host::start(registry, o.services, workers);
+  if (!host.ok()) return host.status();
 
   zmq::context_t ctx(1);
   std::string results_ep = "inproc://zgrid-node-results";
@@ -439,10 +459,11 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   WorkQueue queue;
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i)
-    threads.emplace_back([&] { worker_main(ctx, results_ep, queue, registry, services); });
+    threads.emplace_back([&] { worker_main(ctx, results_ep, queue, **host); });
 
-  NodeIo io(o, ctx, queue, workers, services);
+  NodeIo io(o, ctx, queue, workers, **host);
   Status st = io.run(pull, stop);
+  (*host)->cancel_all();  // exec workers waiting on a reply give up
   queue.stop();
   for (auto& t : threads) t.join();
   return st;

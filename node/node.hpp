@@ -10,8 +10,10 @@
 // again (work from the old connection is dropped: the head re-queues it).
 //
 // Threads and ownership: the DEALER and PULL belong to the I/O thread (run());
-// each worker owns its PUSH socket and its service instances. The work queue
-// is the only state shared between threads (mutex + condition variable).
+// each worker owns its PUSH socket. Service instances live in the pools of a
+// svc::Host (services/host.hpp), leased per request, one request at a time
+// each. The work queue and those pools are the only state shared between
+// threads (mutex + condition variable each).
 #pragma once
 
 #include <atomic>
@@ -40,7 +42,8 @@ struct NodeOptions {
 };
 
 // Runs the node until `stop` becomes true (SIGTERM/SIGINT). Returns an error
-// only for a bad configuration (unknown service, bad endpoint).
+// only for a bad configuration (unknown service, a service whose instances
+// cannot be made, bad endpoint).
 Status run_node(const NodeOptions& options, const svc::Registry& registry,
                 const std::atomic<bool>& stop);
 

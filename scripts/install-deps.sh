@@ -8,7 +8,9 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev             # ZeroMQ and its C++ binding
   libmsgpack-cxx-dev                 # msgpack codec (header-only)
   libleveldb-dev libsnappy-dev       # journal (leveldb's CMake config links snappy)
-  libcli11-dev                       # flags and config files
+  libcli11-dev                       # flags, config files, service registration files
+  nlohmann-json3-dev                 # the CLI's JSON input and output (client/ only)
+  python3 python3-msgpack            # the Python exec-bridge worker example and its tests
   libgtest-dev libbenchmark-dev      # tests and benchmarks
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)

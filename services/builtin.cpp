@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/service_spec.hpp"
 #include "services/factorize_kernel.hpp"
 #include "services/service.hpp"
 
@@ -71,6 +72,29 @@ class Fail final : public Service {
 };
 
 }  // namespace
+
+void Registry::add(std::string name, Factory factory) {
+  ServiceInfo info;
+  info.name = std::move(name);
+  info.make = [f = std::move(factory)]() -> Result<std::unique_ptr<Service>> { return f(); };
+  (void)add(std::move(info));  // built-in names are distinct
+}
+
+Status Registry::add(ServiceInfo info) {
+  for (const auto& s : services_)
+    if (s.name == info.name && s.version == info.version)
+      return Status::InvalidArgument("service " + spec::advertised(info.name, info.version) +
+                                     " is registered twice (" + s.source + " and " + info.source +
+                                     ")");
+  services_.push_back(std::move(info));
+  return Status::OK();
+}
+
+std::vector<std::string> Registry::names() const {
+  std::vector<std::string> out;
+  for (const auto& s : services_) out.push_back(spec::advertised(s.name, s.version));
+  return out;
+}
 
 void register_builtins(Registry& registry) {
   registry.add("factorize", [] { return std::make_unique<Factorize>(); });

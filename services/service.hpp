@@ -1,20 +1,28 @@
 // The Service interface and registry.
 //
 // A service is a plain C++ class: request bytes in, result bytes or a fault
-// out. The node creates one instance per worker thread (so an instance never
-// runs two requests at once and need not be thread-safe) and catches every
-// exception a service throws, turning it into a per-request fault.
+// out. The node makes a pool of instances per service (services/host.hpp):
+// an instance never runs two requests at once and need not be thread-safe,
+// though successive requests may come from different worker threads. The
+// node catches every exception a service throws, turning it into a
+// per-request fault.
 //
-// Adding a service touches only services/: implement Service, then register a
-// factory in builtin.cpp (or load it as a plug-in, see docs/services.md).
+// Services come from three places, all described by one ServiceInfo:
+// built in (builtin.cpp), shared-library plug-ins (plugin_host.hpp) and
+// external programs behind the exec bridge (exec_bridge.hpp), the last two
+// declared by registration files (registration.hpp, docs/services.md).
+// Adding a service touches only services/ (or nothing of zgrid at all).
 #pragma once
 
+#include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/clock.hpp"
+#include "common/status.hpp"
 
 namespace zgrid::svc {
 
@@ -44,26 +52,46 @@ class Service {
   virtual ~Service() = default;
   // Handles one request. May throw: the host turns exceptions into faults.
   virtual void handle(std::string_view request, Output& out) = 0;
+  // Handles one request of `operation` (the service's default operation when
+  // the session named none). Services with one operation need not override.
+  virtual void run(std::string_view operation, std::string_view request, Output& out) {
+    (void)operation;
+    handle(request, out);
+  }
+  // Asks a request running on another thread to give up soon (node stop).
+  // Thread-safe; most services cannot be interrupted and ignore it.
+  virtual void cancel() {}
 };
 
 using Factory = std::function<std::unique_ptr<Service>()>;
+// A factory that can fail (a plug-in's init, an exec program that cannot start).
+using MakeService = std::function<Result<std::unique_ptr<Service>>()>;
 
-// Thread safety: fill it before the workers start; read-only afterwards.
+// Everything a node knows about one service it can host.
+struct ServiceInfo {
+  std::string name;
+  std::string version = "1";
+  std::vector<std::string> operations;  // empty: one unnamed operation; else [0] is the default
+  int concurrency = 0;                  // instances per node; 0: one per worker thread
+  Millis task_timeout_ms = 0;           // 0: the head's --task-timeout
+  int max_retries = -1;                 // -1: the head's --max-retries
+  std::string source = "built in";      // for messages: the registration file or library
+  MakeService make;
+};
+
+// Thread safety: fill it before the node starts; read-only afterwards.
 class Registry {
  public:
-  void add(std::string name, Factory factory) { factories_[std::move(name)] = std::move(factory); }
-  const Factory* find(std::string_view name) const {
-    auto it = factories_.find(std::string(name));
-    return it == factories_.end() ? nullptr : &it->second;
-  }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& kv : factories_) out.push_back(kv.first);
-    return out;
-  }
+  // A built-in service, version 1.
+  void add(std::string name, Factory factory);
+  // Refuses a second service with the same name and version.
+  [[nodiscard]] Status add(ServiceInfo info);
+  const std::vector<ServiceInfo>& services() const { return services_; }
+  // name@version of every service.
+  std::vector<std::string> names() const;
 
  private:
-  std::map<std::string, Factory> factories_;
+  std::vector<ServiceInfo> services_;
 };
 
 // Adds factorize, echo, sleep and fail.

@@ -58,6 +58,30 @@ TEST(Codec, AckRegisterResultsRoundTrip) {
   EXPECT_EQ(dr.node_id, "node-1");
   EXPECT_EQ(dr.capacity, 256u);
   EXPECT_EQ(dr.services, r.services);
+  EXPECT_TRUE(dr.service_info.empty());
+
+  // Since service registration: per-service timeout and retries (field 7).
+  proto::Register r2 = r;
+  r2.services = {"montecarlo@1"};
+  r2.service_info = {{"montecarlo@1", 30'000, 2}, {"echo@1", 0, -1}};
+  zmq::message_t rm2 = proto::encode_register(3, r2);
+  Envelope renv2 = Decode(rm2);
+  proto::Register dr2;
+  ASSERT_TRUE(proto::decode_register(renv2, &dr2).ok());
+  ASSERT_EQ(dr2.service_info.size(), 2u);
+  EXPECT_EQ(dr2.service_info[0].advertised, "montecarlo@1");
+  EXPECT_EQ(dr2.service_info[0].task_timeout_ms, 30'000u);
+  EXPECT_EQ(dr2.service_info[0].max_retries, 2);
+  EXPECT_EQ(dr2.service_info[1].max_retries, -1);
+  // The older six-field form still decodes.
+  Writer old = proto::begin(proto::kRegister, 4, 6);
+  old.str("n").str("h").u64(1).u64(1).u64(64).array(1).str("factorize");
+  zmq::message_t om = old.finish();
+  Envelope oenv = Decode(om);
+  proto::Register od;
+  ASSERT_TRUE(proto::decode_register(oenv, &od).ok());
+  EXPECT_EQ(od.services, std::vector<std::string>{"factorize"});
+  EXPECT_TRUE(od.service_info.empty());
 
   Writer w = proto::begin(proto::kResults, 0, 1);
   w.array(2);

@@ -1,0 +1,295 @@
+#include "services/exec_bridge.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/codec.hpp"
+#include "common/log.hpp"
+#include "common/protocol.hpp"
+#include "common/util.hpp"
+
+extern char** environ;
+
+namespace zgrid::svc {
+
+namespace {
+
+constexpr const char* kLog = "exec";
+constexpr Millis kSliceMs = 200;  // cancel() is noticed within this
+constexpr std::size_t kMaxFrame = proto::kMaxPayload + 4096;
+
+enum class Io { kOk, kClosed, kTimeout, kCancelled };
+
+Millis now_ms() {
+  return SteadyClock::instance().now_ms();
+}
+
+class ExecService final : public Service {
+ public:
+  explicit ExecService(const ExecConfig& c) : c_(c) {}
+  ~ExecService() override { stop_worker(true); }
+
+  void handle(std::string_view request, Output& out) override { run("", request, out); }
+
+  void cancel() override { cancelled_.store(true); }
+
+  void run(std::string_view operation, std::string_view request, Output& out) override {
+    if (cancelled_.load()) return out.fault(kRetryable, "node stopping");
+    if (pid_ < 0) {
+      if (Status st = start_worker(); !st.ok()) return out.fault(kRetryable, st.message());
+    }
+    Millis deadline = c_.timeout_ms > 0 ? now_ms() + c_.timeout_ms : 0;
+    std::uint64_t id = ++next_id_;
+    Writer w(request.size() + 64);
+    w.array(3).u64(id).str(operation).bin(request);
+    std::string frame(4, '\0');
+    std::uint32_t len = static_cast<std::uint32_t>(w.size());
+    for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((len >> (24 - 8 * i)) & 0xff);
+    frame.append(w.data(), w.size());
+
+    Io io = write_all(frame, deadline);
+    if (io == Io::kOk) io = read_exact(4, deadline);
+    std::size_t body = 0;
+    if (io == Io::kOk) {
+      for (int i = 0; i < 4; ++i) body = (body << 8) | static_cast<unsigned char>(in_[i]);
+      if (body == 0 || body > kMaxFrame) return garbage(out, "a frame length out of bounds");
+      io = read_exact(body, deadline);
+    }
+    switch (io) {
+      case Io::kOk:
+        break;
+      case Io::kClosed:
+        return lost(out, "exec worker of " + c_.label + " died (" + stop_worker(false) +
+                             "); it is restarted");
+      case Io::kTimeout:
+        stop_worker(false);
+        return lost(out, "timed out after " + format_duration(c_.timeout_ms) + ": exec worker of " +
+                             c_.label + " killed and restarted");
+      case Io::kCancelled:
+        stop_worker(false);
+        return out.fault(kRetryable, "node stopping");
+    }
+    decode_reply(id, out);
+  }
+
+ private:
+  void lost(Output& out, const std::string& why) {
+    ++failures_;
+    ZG_LOG(kWarn, kLog, why);
+    out.fault(kRetryable, why);
+  }
+
+  void garbage(Output& out, const std::string& what) {
+    std::string why = "exec worker of " + c_.label + " sent " + what + "; it is restarted";
+    ZG_LOG(kWarn, kLog, why);
+    stop_worker(false);
+    ++failures_;
+    out.fault(kServiceError, why);
+  }
+
+  void decode_reply(std::uint64_t id, Output& out) {
+    msgpack::object_handle oh;
+    try {
+      std::size_t off = 0;
+      msgpack::unpack_limit limit(16, 16, kMaxFrame, kMaxFrame, 0, 4);
+      oh = msgpack::unpack(in_.data(), in_.size(), off, nullptr, nullptr, limit);
+      if (off != in_.size()) return garbage(out, "trailing bytes after a reply");
+    } catch (const std::exception&) {
+      return garbage(out, "malformed msgpack");
+    }
+    const msgpack::object& root = oh.get();
+    if (root.type != msgpack::type::ARRAY || root.via.array.size != 3)
+      return garbage(out, "a reply that is not [id, fault, data]");
+    const msgpack::object* e = root.via.array.ptr;
+    if (e[0].type != msgpack::type::POSITIVE_INTEGER || e[0].via.u64 != id)
+      return garbage(out, "a reply with the wrong id");
+    auto text = [](const msgpack::object& o, std::string_view* v) {
+      if (o.type == msgpack::type::STR)
+        *v = {o.via.str.ptr, o.via.str.size};
+      else if (o.type == msgpack::type::BIN)
+        *v = {o.via.bin.ptr, o.via.bin.size};
+      else
+        return false;
+      return true;
+    };
+    std::string_view code, data;
+    if (e[1].type != msgpack::type::NIL && !text(e[1], &code))
+      return garbage(out, "a fault code that is not a string");
+    if (!text(e[2], &data)) return garbage(out, "data that is neither bin nor str");
+    if (data.size() > proto::kMaxPayload) return garbage(out, "a result over the payload limit");
+    bool code_ok = code.size() <= 64;
+    for (char ch : code)
+      if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) code_ok = false;
+    if (e[1].type != msgpack::type::NIL && (code.empty() || !code_ok))
+      return garbage(out, "a malformed fault code");
+    failures_ = 0;
+    if (e[1].type == msgpack::type::NIL) {
+      out.data.assign(data);
+    } else {
+      out.fault(code, data);
+    }
+  }
+
+  Status start_worker() {
+    if (failures_ > 0) {
+      // It keeps dying without answering: back off (bounded) before the next try.
+      Millis wait = std::min<Millis>(c_.max_backoff_ms, Millis{50} << std::min(failures_, 10));
+      Millis until = now_ms() + wait;
+      while (now_ms() < until && !cancelled_.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Millis>(kSliceMs, wait)));
+    }
+    int to_child[2], from_child[2];
+    if (pipe2(to_child, O_CLOEXEC) != 0)
+      return Status::Internal("pipe: " + std::string(strerror(errno)));
+    if (pipe2(from_child, O_CLOEXEC) != 0) {
+      close(to_child[0]);
+      close(to_child[1]);
+      return Status::Internal("pipe: " + std::string(strerror(errno)));
+    }
+    // Everything the child needs is built before fork: after it, only
+    // async-signal-safe calls (the node is multithreaded).
+    std::vector<std::string> argv_s{c_.program};
+    argv_s.insert(argv_s.end(), c_.args.begin(), c_.args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_s) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string_view kv(*e);
+      bool overridden = false;
+      for (const auto& x : c_.env)
+        if (kv.substr(0, kv.find('=') + 1) == std::string_view(x).substr(0, x.find('=') + 1))
+          overridden = true;
+      if (!overridden) env_s.emplace_back(kv);
+    }
+    env_s.insert(env_s.end(), c_.env.begin(), c_.env.end());
+    std::vector<char*> envp;
+    for (auto& s : env_s) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    pid_t parent = getpid();
+
+    pid_t pid = fork();
+    if (pid < 0) {
+      for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) close(fd);
+      return Status::Internal("fork: " + std::string(strerror(errno)));
+    }
+    if (pid == 0) {
+      // The worker must not outlive the node.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      signal(SIGPIPE, SIG_DFL);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    to_ = to_child[1];
+    from_ = from_child[0];
+    pid_ = pid;
+    ZG_LOG(kDebug, kLog, "started exec worker of " + c_.label + " pid=" + std::to_string(pid));
+    return Status::OK();
+  }
+
+  // Stops the worker: gently (close its stdin, wait a moment) at node stop,
+  // else at once. Returns how it ended, for messages.
+  std::string stop_worker(bool gently) {
+    if (pid_ < 0) return "not running";
+    if (to_ >= 0) close(to_);
+    to_ = -1;
+    int status = 0;
+    pid_t r = 0;
+    Millis until = now_ms() + (gently ? 1000 : 100);
+    while ((r = waitpid(pid_, &status, WNOHANG)) == 0 && now_ms() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::string how;
+    if (r == 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      how = "killed";
+    } else if (r > 0 && WIFEXITED(status)) {
+      how = "exit status " + std::to_string(WEXITSTATUS(status));
+    } else if (r > 0 && WIFSIGNALED(status)) {
+      how = "signal " + std::to_string(WTERMSIG(status));
+    } else {
+      how = "gone";
+    }
+    if (from_ >= 0) close(from_);
+    from_ = -1;
+    pid_ = -1;
+    return how;
+  }
+
+  // Waits for `events` on `fd` until `deadline` (0: none), in slices.
+  Io wait(int fd, short events, Millis deadline) {
+    while (true) {
+      if (cancelled_.load()) return Io::kCancelled;
+      Millis slice = kSliceMs;
+      if (deadline > 0) {
+        Millis left = deadline - now_ms();
+        if (left <= 0) return Io::kTimeout;
+        slice = std::min(slice, left);
+      }
+      pollfd p{fd, events, 0};
+      int n = poll(&p, 1, static_cast<int>(slice));
+      if (n < 0 && errno != EINTR) return Io::kClosed;
+      if (n > 0) return Io::kOk;
+    }
+  }
+
+  Io write_all(const std::string& data, Millis deadline) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+      Io io = wait(to_, POLLOUT, deadline);
+      if (io != Io::kOk) return io;
+      ssize_t n = write(to_, data.data() + done, data.size() - done);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return Io::kClosed;  // EPIPE: the worker is gone
+      done += static_cast<std::size_t>(n);
+    }
+    return Io::kOk;
+  }
+
+  Io read_exact(std::size_t len, Millis deadline) {
+    in_.resize(len);
+    std::size_t done = 0;
+    while (done < len) {
+      Io io = wait(from_, POLLIN, deadline);
+      if (io != Io::kOk) return io;
+      ssize_t n = read(from_, in_.data() + done, len - done);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return Io::kClosed;  // EOF: the worker is gone
+      done += static_cast<std::size_t>(n);
+    }
+    return Io::kOk;
+  }
+
+  const ExecConfig c_;
+  std::atomic<bool> cancelled_{false};
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+  std::uint64_t next_id_ = 0;
+  int failures_ = 0;  // consecutive deaths without an answer (restart backoff)
+  std::string in_;
+};
+
+}  // namespace
+
+MakeService exec_factory(ExecConfig config) {
+  return [config]() -> Result<std::unique_ptr<Service>> {
+    return std::unique_ptr<Service>(std::make_unique<ExecService>(config));
+  };
+}
+
+}  // namespace zgrid::svc
