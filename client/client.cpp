@@ -336,11 +336,14 @@ Status Connection::send_raw(zmq::message_t& m) {
   try {
     while (true) {
       if (sock_.send(m, zmq::send_flags::dontwait)) return Status::OK();
-      ZG_RETURN_IF_ERROR(monitor_.check());
+      Status hs = monitor_.check();
+      if (!hs.ok() && monitor_.decisive()) return hs;
       Millis left = deadline - clock.now_ms();
-      if (left <= 0)
+      if (left <= 0) {
+        if (!hs.ok()) return hs;
         return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
                                    format_ms(o_.timeout_ms) + ")");
+      }
       zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLOUT, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
     }

@@ -83,6 +83,13 @@ Result<std::pair<std::string, std::string>> write_pair(const std::string& dir,
                                                        bool overwrite) {
   std::string base = (dir.empty() ? std::string(".") : dir) + "/" + name;
   std::string pub_path = base + ".pub", key_path = base + ".key";
+  // Neither file is touched unless both can be written: never a new secret
+  // beside an old public key.
+  if (!overwrite)
+    for (const auto& p : {key_path, pub_path})
+      if (::access(p.c_str(), F_OK) == 0)
+        return Status::InvalidArgument("cannot create " + p +
+                                       ": File exists (use --force to replace it)");
   ZG_RETURN_IF_ERROR(write_file(key_path,
                                 "# zgrid CURVE secret key: keep it private (mode 0600)\n"
                                 "public-key = " +

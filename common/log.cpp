@@ -46,7 +46,7 @@ bool set_file(const std::string& path) {
     g_path.clear();
     return true;
   }
-  std::FILE* f = std::fopen(path.c_str(), "a");
+  std::FILE* f = std::fopen(path.c_str(), "ae");
   if (!f) return false;
   if (g_file) std::fclose(g_file);
   g_file = f;
@@ -57,7 +57,7 @@ bool set_file(const std::string& path) {
 void reopen() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_file) return;
-  if (std::FILE* f = std::fopen(g_path.c_str(), "a")) {
+  if (std::FILE* f = std::fopen(g_path.c_str(), "ae")) {
     std::fclose(g_file);
     g_file = f;
   }

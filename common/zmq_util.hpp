@@ -51,6 +51,9 @@ class HandshakeMonitor {
   // success as an error (kUnauthenticated), or OK.
   Status check();
   bool active() const { return static_cast<bool>(pair_); }
+  // The failure is a refused key or a CURVE/plain mismatch: retrying will
+  // not help (a vague failure may be a reset during a restart).
+  bool decisive() const { return rank_ >= 3; }
 
  private:
   zmq::socket_t pair_;

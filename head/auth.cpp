@@ -72,7 +72,12 @@ Status ZapHandler::start() {
   } catch (const zmq::error_t& e) {
     return Status::Internal(std::string("cannot start the ZAP handler: ") + e.what());
   }
-  thread_ = std::thread([this, s = std::move(sock)]() mutable { run(std::move(s)); });
+  alive_.store(true);
+  thread_ = std::thread([this, s = std::move(sock)]() mutable {
+    run(std::move(s));
+    if (!stop_.load()) ZG_LOG(kError, kLog, "the ZAP handler stopped unexpectedly");
+    alive_.store(stop_.load());
+  });
   return Status::OK();
 }
 
@@ -100,9 +105,10 @@ void ZapHandler::run(zmq::socket_t sock) {
         f.emplace_back();
         if (!sock.recv(f.back(), zmq::recv_flags::none)) break;
       } while (f.back().more() && f.size() < 16);
-      while (f.back().more()) {  // drain a malformed, over-long request
+      for (bool more = f.back().more(); more;) {  // drain a malformed, over-long request
         zmq::message_t junk;
-        (void)sock.recv(junk, zmq::recv_flags::none);
+        if (!sock.recv(junk, zmq::recv_flags::none)) break;
+        more = junk.more();
       }
     } catch (const zmq::error_t&) {
       break;

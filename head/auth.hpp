@@ -61,6 +61,9 @@ class ZapHandler {
   void stop();
   // Requests answered so far, and how many were refused (for the self-test).
   std::uint64_t answered() const { return answered_.load(); }
+  // False once the thread has ended other than by stop(): libzmq would then
+  // admit every key, so the head stops serving.
+  bool alive() const { return alive_.load(); }
   std::uint64_t refused() const { return refused_.load(); }
   // Refuse every request naming this key (the self-test's throwaway key).
   void set_probe_key(const std::string& z85) {
@@ -76,6 +79,7 @@ class ZapHandler {
   const KeyStore& keys_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> alive_{false};
   std::atomic<std::uint64_t> answered_{0}, refused_{0};
   std::mutex probe_mu_;
   std::string probe_key_;  // guarded by probe_mu_

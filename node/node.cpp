@@ -293,10 +293,12 @@ class NodeIo {
 
   // Periodic work; returns milliseconds until it wants to run again.
   Millis tick(Millis now) {
+    // Read handshake events every tick, so the monitor's queue never fills.
+    Status handshake = monitor_.check();
     if (!registered_) {
       // A refused key never connects: say so (every 30 s at most), keep trying
       // (the operator may add the key and SIGHUP the head).
-      if (Status st = monitor_.check(); !st.ok() && now - last_auth_log_ms_ >= 30'000) {
+      if (Status& st = handshake; !st.ok() && now - last_auth_log_ms_ >= 30'000) {
         ZG_LOG(kError, kLog, "cannot register with " + o_.head + ": " + st.message());
         last_auth_log_ms_ = now;
       }

@@ -197,6 +197,9 @@ class ExecService final : public Service {
     close(from_child[1]);
     to_ = to_child[1];
     from_ = from_child[0];
+    // Non-blocking, so a worker that stops reading cannot pin us in write():
+    // write_all waits with poll() up to the deadline instead.
+    (void)fcntl(to_, F_SETFL, fcntl(to_, F_GETFL) | O_NONBLOCK);
     pid_ = pid;
     ZG_LOG(kDebug, kLog, "started exec worker of " + c_.label + " pid=" + std::to_string(pid));
     return Status::OK();
