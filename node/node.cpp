@@ -161,21 +161,19 @@ std::string join(const std::vector<std::string>& v) {
 // The service a batch's session asked for, resolved once per batch.
 using Resolved = svc::Host::Resolved;
 
-void run_task(svc::Host& host, const Resolved& svc, const proto::Task& t, svc::Output& out) {
+// Runs one task on `instance` (leased by the caller from svc.service's pool).
+void run_task(svc::Service* instance, const Resolved& svc, const proto::Task& t, svc::Output& out) {
   out.reset();
   if (svc.service == nullptr) {
     out.fault(svc.fault_code, svc.message);
     return;
   }
-  {
-    svc::Host::Lease lease = host.lease(*svc.service);
-    try {
-      lease->run(svc.operation, t.payload, out);
-    } catch (const std::exception& e) {
-      out.fault(svc::kServiceError, e.what());
-    } catch (...) {
-      out.fault(svc::kServiceError, "unknown exception");
-    }
+  try {
+    instance->run(svc.operation, t.payload, out);
+  } catch (const std::exception& e) {
+    out.fault(svc::kServiceError, e.what());
+  } catch (...) {
+    out.fault(svc::kServiceError, "unknown exception");
   }
   if (out.data.size() > proto::kMaxPayload)
     out.fault(svc::kServiceError, "result larger than the payload limit");
@@ -186,7 +184,7 @@ void run_task(svc::Host& host, const Resolved& svc, const proto::Task& t, svc::O
 }
 
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
-                 svc::Host& host) {
+                 svc::Host& host, std::size_t workers) {
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 0);
   push.set(zmq::sockopt::sndhwm, 0);  // inproc to our own I/O thread: never drop
@@ -207,10 +205,28 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     if (it == resolved.end())
       it = resolved.emplace(std::string(batch->tasks.service), host.resolve(batch->tasks.service))
                .first;
-    do {
-      run_task(host, it->second, batch->tasks.items[index], out);
+    const Resolved& svc = it->second;
+    auto run_one = [&](svc::Service* instance) {
+      run_task(instance, svc, batch->tasks.items[index], out);
       results.add(batch->generation, batch->tasks.items[index].task_id, out);
-    } while (WorkQueue::claim_more(batch, &index));
+    };
+    if (svc.service == nullptr) {
+      do run_one(nullptr);
+      while (WorkQueue::claim_more(batch, &index));
+    } else if (svc.service->instances.size() >= workers) {
+      // Every worker can have an instance: lease one for the whole run (a
+      // lease per request cost two contended lock round trips each).
+      svc::Host::Lease lease = host.lease(*svc.service);
+      do run_one(lease.get());
+      while (WorkQueue::claim_more(batch, &index));
+    } else {
+      // Fewer instances than workers (a concurrency limit): lease per
+      // request, so a worker holding one cannot starve a task another claimed.
+      do {
+        svc::Host::Lease lease = host.lease(*svc.service);
+        run_one(lease.get());
+      } while (WorkQueue::claim_more(batch, &index));
+    }
   }
   (void)results.flush();
 }
@@ -461,7 +477,8 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   WorkQueue queue;
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i)
-    threads.emplace_back([&] { worker_main(ctx, results_ep, queue, **host); });
+    threads.emplace_back(
+        [&] { worker_main(ctx, results_ep, queue, **host, static_cast<std::size_t>(workers)); });
 
   NodeIo io(o, ctx, queue, workers, **host);
   Status st = io.run(pull, stop);
