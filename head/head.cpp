@@ -1736,9 +1736,13 @@ class Head {
     return Turn::kServed;
   }
 
+  // Half a node's credit per message: the node's workers claim tasks one at
+  // a time, so a big chunk does not unbalance them, and every message costs
+  // a frame (and with CURVE a box) on both sides. capacity/8 cost 18% of
+  // interactive throughput in frames.
   std::uint64_t chunk_for(const NodeState& n) const {
     return std::max<std::uint64_t>(1,
-                                   std::min<std::uint64_t>(n.capacity / 8 + 1, o_.max_task_batch));
+                                   std::min<std::uint64_t>(n.capacity / 2 + 1, o_.max_task_batch));
   }
 
   void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
