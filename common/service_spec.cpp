@@ -14,27 +14,30 @@ bool valid_part(std::string_view part) {
   return true;
 }
 
+namespace {
+constexpr const char* kExpected = "' (expected name[@version][/operation])";
+
+// Moves what follows the first `sep` of *rest into *part (if there is one);
+// false when that part is not valid.
+bool split_off(std::string_view* rest, char sep, std::string_view* part) {
+  auto at = rest->find(sep);
+  if (at == std::string_view::npos) return true;
+  *part = rest->substr(at + 1);
+  *rest = rest->substr(0, at);
+  return valid_part(*part);
+}
+}  // namespace
+
 Result<ServiceSpec> parse(std::string_view text) {
   ServiceSpec s;
   std::string_view rest = text;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    s.operation = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-    if (!valid_part(s.operation))
-      return Status::InvalidArgument("bad operation in service '" + std::string(text) +
-                                     "' (expected name[@version][/operation])");
-  }
-  if (auto at = rest.find('@'); at != std::string_view::npos) {
-    s.version = rest.substr(at + 1);
-    rest = rest.substr(0, at);
-    if (!valid_part(s.version))
-      return Status::InvalidArgument("bad version in service '" + std::string(text) +
-                                     "' (expected name[@version][/operation])");
-  }
+  if (!split_off(&rest, '/', &s.operation))
+    return Status::InvalidArgument("bad operation in service '" + std::string(text) + kExpected);
+  if (!split_off(&rest, '@', &s.version))
+    return Status::InvalidArgument("bad version in service '" + std::string(text) + kExpected);
   s.name = rest;
   if (!valid_part(s.name))
-    return Status::InvalidArgument("bad service name '" + std::string(text) +
-                                   "' (expected name[@version][/operation])");
+    return Status::InvalidArgument("bad service name '" + std::string(text) + kExpected);
   return s;
 }
 

@@ -38,6 +38,13 @@ std::string rid_of(const zmq::message_t& m) {
   return std::string(m.data<char>(), m.size());
 }
 
+// The User-Id our ZAP handler gave the connection a frame came on (the
+// peer's public key, Z85); empty when none (plain, or not admitted by ZAP).
+std::string user_id(const zmq::message_t& m) {
+  const char* uid = zmq_msg_gets(m.handle(), "User-Id");
+  return uid ? uid : "";
+}
+
 // Test crash points (docs/architecture.md, "Recovery"): ZGRID_CRASH_POINT=NAME:N
 // makes the head SIGKILL itself the N-th time it reaches NAME.
 struct CrashPoint {
@@ -248,8 +255,8 @@ class Head {
   // from the probe's key, or with no User-Id at all, means nothing checked.
   static bool admitted_without_zap(std::vector<zmq::message_t>& frames, const std::string& probe) {
     if (frames.size() < 2) return false;
-    const char* uid = zmq_msg_gets(frames.back().handle(), "User-Id");
-    return uid == nullptr || *uid == '\0' || probe == uid;
+    std::string uid = user_id(frames.back());
+    return uid.empty() || uid == probe;
   }
 
   // SIGHUP: re-read the authorized keys (new keys admitted from the next
@@ -811,8 +818,7 @@ class Head {
     frame_ = &frames[1];
     if (curve_) {
       // Set by our ZAP handler: the Z85 public key this connection proved it holds.
-      const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
-      peer_key_ = uid ? uid : "";
+      peer_key_ = user_id(frames[1]);
       if (peer_key_.empty()) return;  // not admitted by our ZAP handler: never served
     }
     st = handle_client(rid, env);
@@ -1869,8 +1875,7 @@ class Head {
     if (frames.empty()) return;
     if (curve_) {
       // Only nodes our ZAP handler admitted carry a User-Id: nothing else is served.
-      const char* uid = zmq_msg_gets(frames.back().handle(), "User-Id");
-      if (uid == nullptr || *uid == '\0') return;
+      if (user_id(frames.back()).empty()) return;
     }
     std::string rid = rid_of(frames[0]);
     auto nit = node_by_rid_.find(rid);
@@ -1908,9 +1913,8 @@ class Head {
         register_node(rid, m);
         if (curve_) {
           // Admitted on the node port by our ZAP handler: note which key it holds.
-          const char* uid = zmq_msg_gets(frames[1].handle(), "User-Id");
           NodeState& n = nodes_[node_by_rid_[rid]];
-          n.key_name = owner_name(uid ? uid : "");
+          n.key_name = owner_name(user_id(frames[1]));
           ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
         }
         proto::Registered r{static_cast<std::uint64_t>(o_.heartbeat_ms),

@@ -314,8 +314,8 @@ class NodeIo {
     if (!registered_) {
       // A refused key never connects: say so (every 30 s at most), keep trying
       // (the operator may add the key and SIGHUP the head).
-      if (Status& st = handshake; !st.ok() && now - last_auth_log_ms_ >= 30'000) {
-        ZG_LOG(kError, kLog, "cannot register with " + o_.head + ": " + st.message());
+      if (!handshake.ok() && now - last_auth_log_ms_ >= 30'000) {
+        ZG_LOG(kError, kLog, "cannot register with " + o_.head + ": " + handshake.message());
         last_auth_log_ms_ = now;
       }
       if (now >= next_register_ms_) {
