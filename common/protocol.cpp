@@ -202,9 +202,10 @@ zmq::message_t encode_registered(std::uint64_t corr, const Registered& m) {
   return w.finish();
 }
 
-zmq::message_t encode_heartbeat(std::string_view node_id) {
-  Writer w = begin(kHeartbeat, 0, 1);
+zmq::message_t encode_heartbeat(std::string_view node_id, std::uint64_t capacity) {
+  Writer w = begin(kHeartbeat, 0, capacity > 0 ? 2 : 1);
   w.str(node_id);
+  if (capacity > 0) w.u64(capacity);
   return w.finish();
 }
 
@@ -378,6 +379,17 @@ Status decode_register(Envelope& e, Register* out) {
   }
   if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
   return finish(r, "register");
+}
+
+Status decode_heartbeat(Envelope& e, Heartbeat* out) {
+  Reader& r = e.fields;
+  out->id = r.bytes(kMaxNameLength);
+  out->capacity = 0;
+  if (r.ok() && !r.at_end()) {  // field 2, since adaptive prefetch; older nodes omit it
+    out->capacity = r.u64();
+    if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
+  }
+  return finish(r, "heartbeat");
 }
 
 Status decode_registered(Envelope& e, Registered* out) {

@@ -185,6 +185,13 @@ struct Registered {
   std::string head_instance;
 };
 
+// A node's heartbeat may carry the credit it wants from now on (adaptive
+// prefetch): 0 means unchanged. The head's heartbeats carry only the id.
+struct Heartbeat {
+  std::string_view id;
+  std::uint64_t capacity = 0;
+};
+
 struct Task {
   std::uint64_t task_id;
   std::string_view payload;
@@ -228,7 +235,7 @@ zmq::message_t encode_fetch(std::uint64_t corr, const Fetch& m);
 zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_view arg);
 zmq::message_t encode_register(std::uint64_t corr, const Register& m);
 zmq::message_t encode_registered(std::uint64_t corr, const Registered& m);
-zmq::message_t encode_heartbeat(std::string_view node_id);
+zmq::message_t encode_heartbeat(std::string_view node_id, std::uint64_t capacity = 0);
 
 // ---- decoding (fields after the envelope) -----------------------------------
 
@@ -245,6 +252,7 @@ Status decode_fetch(Envelope& e, Fetch* out);
 // For queries with a single string argument (Status, Attach).
 Status decode_query(Envelope& e, std::string* arg);
 Status decode_register(Envelope& e, Register* out);
+Status decode_heartbeat(Envelope& e, Heartbeat* out);
 Status decode_registered(Envelope& e, Registered* out);
 Status decode_tasks(Envelope& e, Tasks* out);
 Status decode_results(Envelope& e, Results* out);

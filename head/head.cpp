@@ -1922,9 +1922,24 @@ class Head {
         reply(backend_, rid, proto::encode_registered(env.corr, r));
         return;
       }
-      case proto::kHeartbeat:
-        if (!node) st = Status::NotFound("unknown node: register first");
+      case proto::kHeartbeat: {
+        if (!node) {
+          st = Status::NotFound("unknown node: register first");
+          break;
+        }
+        proto::Heartbeat m;
+        st = proto::decode_heartbeat(env, &m);
+        if (st.ok() && m.capacity > 0 && m.capacity != node->capacity) {
+          // Adaptive prefetch: the node asks for the credit that keeps its
+          // workers busy for its measured task time. A smaller credit only
+          // stops new work until the node's in-flight count is below it.
+          ZG_LOG(kDebug, kLog,
+                 "node " + node->id + " capacity " + std::to_string(node->capacity) + " -> " +
+                     std::to_string(m.capacity));
+          node->capacity = m.capacity;
+        }
         break;
+      }
       case proto::kResults: {
         if (!node) {
           // Its work was re-queued when it was declared dead; it must register again.

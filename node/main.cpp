@@ -24,9 +24,10 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "Worker threads (0: one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
-  app.add_option("--prefetch", o.prefetch, "Tasks per worker the head may send ahead")
+  app.add_option("--prefetch", o.prefetch,
+                 "Tasks per worker the head may send ahead (0: adapt to the measured task time)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
+      ->check(CLI::Range(0, 100000));
   app.add_option("--services", o.services,
                  "Services to offer: name or name@version (default: every one it has)")
       ->delimiter(',');
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
     return rc;
 
   if (simulate > 0) {
-    zgrid::node::SimNodes sim(o.head, simulate, o.prefetch, static_cast<int>(o.heartbeat_ms));
+    zgrid::node::SimNodes sim(o.head, simulate, o.prefetch > 0 ? o.prefetch : 64,
+                              static_cast<int>(o.heartbeat_ms));
     sim.start();
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sim.stop();

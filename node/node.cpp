@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -100,17 +101,35 @@ class WorkQueue {
   bool stopped_ = false;                  // guarded by mu_
 };
 
+// Task time as the workers measure it (run time only, not waiting), read by
+// the I/O thread to size the node's credit (adaptive prefetch).
+struct TaskClock {
+  std::atomic<std::uint64_t> busy_ns{0};
+  std::atomic<std::uint64_t> tasks{0};
+};
+
+// Adaptive prefetch: ask for about kQueueTime of queued work per worker at the
+// measured mean task time. Enough that the head's refill (a round trip, and a
+// results message waits up to kMaxResultDelay) never leaves a worker idle;
+// little enough that a node never sits on much work another node could run.
+// Micro-requests get deep queues (few, large messages), long ones shallow.
+constexpr std::uint64_t kStartPrefetch = 16, kMinPrefetch = 4, kMaxPrefetch = 4096;
+constexpr double kQueueTimeNs = 5e6;
+constexpr Millis kAdaptEveryMs = 20;
+
 // Results of one worker, sent in messages of at most kMaxResultBytes (well
 // under the 8 MiB frame limit) or kMaxResultItems, and at least every
 // kMaxResultDelay while tasks keep coming, so results stream back.
 class ResultBuffer {
  public:
   explicit ResultBuffer(zmq::socket_t& push) : push_(push) {}
-  void add(std::uint64_t generation, std::uint64_t task_id, const svc::Output& out) {
+  // `now`: when the task finished (the worker reads the clock once per task).
+  void add(std::uint64_t generation, std::uint64_t task_id, const svc::Output& out,
+           std::chrono::steady_clock::time_point now) {
     if (count_ > 0 && generation != generation_) flush();
     if (count_ == 0) {
       generation_ = generation;
-      first_ = std::chrono::steady_clock::now();
+      first_ = now;
     }
     items_.array(3).u64(task_id);
     if (out.fault_code.empty())
@@ -120,7 +139,7 @@ class ResultBuffer {
     items_.bin(out.data);
     ++count_;
     if (items_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
-        std::chrono::steady_clock::now() - first_ > kMaxResultDelay)
+        now - first_ > kMaxResultDelay)
       flush();
   }
   // Returns false when the node is stopping (context terminated).
@@ -184,7 +203,7 @@ void run_task(svc::Service* instance, const Resolved& svc, const proto::Task& t,
 }
 
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
-                 svc::Host& host, std::size_t workers) {
+                 svc::Host& host, std::size_t workers, TaskClock& task_clock) {
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 0);
   push.set(zmq::sockopt::sndhwm, 0);  // inproc to our own I/O thread: never drop
@@ -196,11 +215,24 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
   ResultBuffer results(push);
   std::shared_ptr<Batch> batch;
   std::size_t index = 0;
+  // Task time, published to task_clock at most every millisecond of work (an
+  // atomic add per task would be shared-cache traffic for microsecond tasks).
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  SteadyTime last;
+  std::uint64_t busy_ns = 0, tasks = 0;
+  auto publish = [&] {
+    if (tasks == 0) return;
+    task_clock.busy_ns.fetch_add(busy_ns, std::memory_order_relaxed);
+    task_clock.tasks.fetch_add(tasks, std::memory_order_relaxed);
+    busy_ns = tasks = 0;
+  };
   while (true) {
     // Nothing claimable right now: send what we have before blocking.
+    publish();
     if (!results.flush()) break;
     batch.reset();
     if (!queue.claim(&batch, &index)) break;
+    last = std::chrono::steady_clock::now();
     auto it = resolved.find(batch->tasks.service);
     if (it == resolved.end())
       it = resolved.emplace(std::string(batch->tasks.service), host.resolve(batch->tasks.service))
@@ -208,7 +240,13 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     const Resolved& svc = it->second;
     auto run_one = [&](svc::Service* instance) {
       run_task(instance, svc, batch->tasks.items[index], out);
-      results.add(batch->generation, batch->tasks.items[index].task_id, out);
+      SteadyTime now = std::chrono::steady_clock::now();
+      busy_ns += static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+      ++tasks;
+      last = now;
+      if (busy_ns >= 1'000'000) publish();
+      results.add(batch->generation, batch->tasks.items[index].task_id, out, now);
     };
     if (svc.service == nullptr) {
       do run_one(nullptr);
@@ -234,8 +272,13 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
 class NodeIo {
  public:
   NodeIo(const NodeOptions& o, zmq::context_t& ctx, WorkQueue& queue, int workers,
-         const svc::Host& host)
-      : o_(o), ctx_(ctx), queue_(queue), workers_(workers) {
+         const svc::Host& host, const TaskClock& task_clock)
+      : o_(o),
+        ctx_(ctx),
+        queue_(queue),
+        workers_(workers),
+        task_clock_(task_clock),
+        prefetch_(o.prefetch > 0 ? static_cast<std::uint64_t>(o.prefetch) : kStartPrefetch) {
     for (const auto& h : host.services()) {
       services_.push_back(h->advertised);
       service_info_.push_back({h->advertised, static_cast<std::uint64_t>(h->info.task_timeout_ms),
@@ -324,7 +367,7 @@ class NodeIo {
         r.host = hostname();
         r.pid = static_cast<std::uint64_t>(getpid());
         r.workers = static_cast<std::uint64_t>(workers_);
-        r.capacity = static_cast<std::uint64_t>(workers_) * static_cast<std::uint64_t>(o_.prefetch);
+        r.capacity = capacity();
         r.services = services_;
         r.service_info = service_info_;
         zmq::message_t m = proto::encode_register(++corr_, r);
@@ -336,6 +379,7 @@ class NodeIo {
       }
       return next_register_ms_ - now;
     }
+    if (o_.prefetch <= 0) adapt(now);
     if (now - last_hb_sent_ms_ >= hb_ms_) {
       zmq::message_t m = proto::encode_heartbeat(node_id());
       (void)zmqu::send_one(dealer_, m);
@@ -348,7 +392,37 @@ class NodeIo {
       if (Status st = connect(); !st.ok()) ZG_LOG(kError, kLog, st.ToString());
       return 1;
     }
-    return std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
+    Millis next = std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
+    return o_.prefetch <= 0 ? std::min(next, kAdaptEveryMs) : next;
+  }
+
+  std::uint64_t capacity() const {
+    return std::min<std::uint64_t>(static_cast<std::uint64_t>(workers_) * prefetch_, 1'000'000);
+  }
+
+  // Adaptive prefetch: from the task time measured since the last look, the
+  // credit that keeps about kQueueTimeNs of work per worker; a change of more
+  // than 1.5x is sent at once, in a heartbeat that carries the new capacity.
+  void adapt(Millis now) {
+    if (now - last_adapt_ms_ < kAdaptEveryMs) return;
+    last_adapt_ms_ = now;
+    std::uint64_t busy = task_clock_.busy_ns.load(std::memory_order_relaxed);
+    std::uint64_t tasks = task_clock_.tasks.load(std::memory_order_relaxed);
+    std::uint64_t d_busy = busy - seen_busy_ns_, d_tasks = tasks - seen_tasks_;
+    if (d_tasks == 0) return;  // nothing finished: keep what we have
+    seen_busy_ns_ = busy;
+    seen_tasks_ = tasks;
+    double mean_ns = std::max(1.0, static_cast<double>(d_busy) / static_cast<double>(d_tasks));
+    std::uint64_t want =
+        std::clamp(static_cast<std::uint64_t>(kQueueTimeNs / mean_ns), kMinPrefetch, kMaxPrefetch);
+    if (want * 2 < prefetch_ * 3 && want * 3 > prefetch_ * 2) return;  // within 1.5x
+    ZG_LOG(kDebug, kLog,
+           "mean task time " + std::to_string(static_cast<std::uint64_t>(mean_ns)) +
+               " ns: prefetch " + std::to_string(prefetch_) + " -> " + std::to_string(want));
+    prefetch_ = want;
+    zmq::message_t m = proto::encode_heartbeat(node_id(), capacity());
+    (void)zmqu::send_one(dealer_, m);
+    last_hb_sent_ms_ = now;
   }
 
   void on_head_message(zmq::message_t& frame, Millis now) {
@@ -435,6 +509,10 @@ class NodeIo {
   zmq::context_t& ctx_;
   WorkQueue& queue_;
   int workers_;
+  const TaskClock& task_clock_;
+  std::uint64_t prefetch_;  // per worker: fixed (--prefetch) or adapted
+  std::uint64_t seen_busy_ns_ = 0, seen_tasks_ = 0;
+  Millis last_adapt_ms_ = 0;
   std::vector<std::string> services_;  // name@version
   std::vector<proto::ServiceAd> service_info_;
   zmqu::HandshakeMonitor monitor_;  // declared before dealer_: it outlives the socket it watches
@@ -459,7 +537,7 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   NodeOptions o = options;
   int workers = o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
   if (workers <= 0) workers = 1;
-  if (o.prefetch <= 0) return Status::InvalidArgument("--prefetch must be at least 1");
+  if (o.prefetch < 0) return Status::InvalidArgument("--prefetch must be 0 (adaptive) or more");
   if (o.node_id.empty())
     o.node_id = hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
   if (!valid_name(o.node_id))
@@ -475,12 +553,14 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   pull.bind(results_ep);
 
   WorkQueue queue;
+  TaskClock task_clock;
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i)
-    threads.emplace_back(
-        [&] { worker_main(ctx, results_ep, queue, **host, static_cast<std::size_t>(workers)); });
+    threads.emplace_back([&] {
+      worker_main(ctx, results_ep, queue, **host, static_cast<std::size_t>(workers), task_clock);
+    });
 
-  NodeIo io(o, ctx, queue, workers, **host);
+  NodeIo io(o, ctx, queue, workers, **host, task_clock);
   Status st = io.run(pull, stop);
   (*host)->cancel_all();  // exec workers waiting on a reply give up
   queue.stop();

@@ -30,12 +30,14 @@ namespace zgrid::node {
 struct NodeOptions {
   std::string head = "tcp://127.0.0.1:5556";  // the head's backend endpoint
   int workers = 0;                            // 0: hardware concurrency
-  int prefetch = 64;                          // tasks per worker the head may send ahead
-  std::vector<std::string> services;          // empty: every registered service
-  std::string node_id;                        // empty: host-pid-random
-  Millis heartbeat_ms = 1000;                 // until the head says otherwise
-  int heartbeat_misses = 3;                   // head declared silent after this many
-  Millis reconnect_max_ms = 5000;             // backoff cap between register attempts
+  // Tasks per worker the head may send ahead. 0 (the default): adaptive, the
+  // node asks for about kQueueTime of work per worker at its measured task time.
+  int prefetch = 0;
+  std::vector<std::string> services;  // empty: every registered service
+  std::string node_id;                // empty: host-pid-random
+  Millis heartbeat_ms = 1000;         // until the head says otherwise
+  int heartbeat_misses = 3;           // head declared silent after this many
+  Millis reconnect_max_ms = 5000;     // backoff cap between register attempts
   // CURVE (docs/security.md): the head's public key and this node's pair
   // (Z85). Empty: plain.
   std::string head_key, public_key, secret_key;

@@ -83,6 +83,24 @@ TEST(Codec, AckRegisterResultsRoundTrip) {
   EXPECT_EQ(od.services, std::vector<std::string>{"factorize"});
   EXPECT_TRUE(od.service_info.empty());
 
+  // Heartbeats: the node's may carry a new capacity (adaptive prefetch).
+  for (std::uint64_t cap : {0u, 1u, 8192u}) {
+    zmq::message_t hm = proto::encode_heartbeat("node-1", cap);
+    Envelope henv = Decode(hm);
+    proto::Heartbeat dh;
+    ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
+    EXPECT_EQ(dh.id, "node-1");
+    EXPECT_EQ(dh.capacity, cap);
+  }
+  for (std::uint64_t bad : {0u, 1'000'001u}) {
+    Writer hb = proto::begin(proto::kHeartbeat, 0, 2);
+    hb.str("node-1").u64(bad);
+    zmq::message_t hm = hb.finish();
+    Envelope henv = Decode(hm);
+    proto::Heartbeat dh;
+    EXPECT_EQ(proto::decode_heartbeat(henv, &dh).code(), Code::kProtocol) << bad;
+  }
+
   Writer w = proto::begin(proto::kResults, 0, 1);
   w.array(2);
   w.array(3).u64(11).nil().bin("2 * 3");

@@ -133,6 +133,47 @@ TEST(Grid, LoadSplitsByWorkerCount) {
   EXPECT_LT(ratio, 4.5) << "one=" << done["one"] << " three=" << done["three"];
 }
 
+// Adaptive prefetch: a node without --prefetch asks for about 5 ms of work
+// per worker at its measured task time. Microsecond echoes raise its credit
+// from the starting 16 per worker to hundreds or thousands; 20 ms sleeps
+// bring it down to the floor of 4. A node with --prefetch keeps its credit.
+TEST(Grid, AdaptivePrefetchFollowsTaskTime) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2", "--node-id", "adaptive"});
+  g.add_node({"--workers", "2", "--prefetch", "3", "--node-id", "fixed"});
+  ASSERT_TRUE(g.wait_nodes(2));
+  auto conn = g.connect();
+  auto capacity = [&](const std::string& id) -> std::uint64_t {
+    auto nodes = conn->nodes();
+    if (!nodes.ok()) return 0;
+    for (const auto& n : *nodes)
+      if (n.str("node_id") == id) return n.u64("capacity");
+    return 0;
+  };
+  EXPECT_EQ(capacity("adaptive"), 2u * 16);
+  EXPECT_EQ(capacity("fixed"), 2u * 3);
+
+  std::vector<std::string> micro;
+  for (int i = 0; i < 200'000; ++i) micro.push_back(std::to_string(i));
+  auto got = RunInteractive(*conn, "echo", micro);
+  ASSERT_EQ(got.size(), micro.size());
+  for (auto& [id, r] : got) ASSERT_EQ(r.data, micro[id - 1]);
+  // Echo takes well under 10 us even under sanitizers: at least 500 per worker.
+  EXPECT_TRUE(testing::wait_until([&] { return capacity("adaptive") >= 2u * 500; }, 5'000))
+      << "capacity " << capacity("adaptive");
+  EXPECT_LE(capacity("adaptive"), 2u * 4096);
+  EXPECT_EQ(capacity("fixed"), 2u * 3);
+
+  std::vector<std::string> slow(60, "20");  // 20 ms each
+  got = RunInteractive(*conn, "sleep", slow);
+  ASSERT_EQ(got.size(), slow.size());
+  for (auto& [id, r] : got) ASSERT_TRUE(r.ok()) << r.data;
+  EXPECT_TRUE(testing::wait_until([&] { return capacity("adaptive") == 2u * 4; }, 5'000))
+      << "capacity " << capacity("adaptive");
+  EXPECT_EQ(capacity("fixed"), 2u * 3);
+}
+
 TEST(Grid, NodeKilledMidRunLosesNothing) {
   Grid g;
   g.start_head({"--heartbeat", "200ms", "--heartbeat-misses", "3"});
