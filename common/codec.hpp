@@ -87,6 +87,17 @@ class Writer {
     buf_.write(bytes.data(), bytes.size());
     return *this;
   }
+  // An array header whose length is filled in later (always 5 bytes):
+  // returns its offset for patch_array32().
+  std::size_t array32_placeholder() {
+    const char h[5] = {static_cast<char>(0xdd), 0, 0, 0, 0};
+    buf_.write(h, sizeof h);
+    return buf_.size() - sizeof h;
+  }
+  void patch_array32(std::size_t offset, std::uint32_t n) {
+    char* p = buf_.data() + offset + 1;
+    for (int i = 3; i >= 0; --i, n >>= 8) p[i] = static_cast<char>(n & 0xff);
+  }
   std::size_t size() const { return buf_.size(); }
   const char* data() const { return buf_.data(); }
   // Hands the bytes to a ZeroMQ message (no copy); the Writer is empty afterwards.

@@ -1812,7 +1812,20 @@ class Head {
       return;
     }
     count_answer(s, c, fault_code.empty());
-    c.out.push_back({r.id, std::move(r.user_data), std::string(fault_code), std::string(data)});
+    std::size_t size = r.user_data.size() + fault_code.size() + data.size() + 24;
+    std::uint64_t per_message =
+        std::min<std::uint64_t>(kMaxResponsesPerMessage, o_.response_window);
+    if (c.out.empty() || c.out.back().finished || c.out.back().count >= per_message ||
+        c.out.back().body.size() + size > kMaxReplyBytes) {
+      OutChunk& k = c.out.emplace_back();
+      k.body = proto::begin(proto::kResponses, 0, 3, std::max<std::size_t>(4096, 128 + size));
+      k.body.str(s.id).str(c.id);
+      k.count_at = k.body.array32_placeholder();
+    }
+    OutChunk& k = c.out.back();
+    proto::write_response_item(k.body, r.id, r.user_data, fault_code, data);
+    ++k.count;
+    ++c.out_count;
     ++s.out_pending;
     blocked_out_ = true;
   }
@@ -2166,34 +2179,25 @@ class Head {
       Session& s = *kv.second;
       if (s.out_pending == 0) continue;
       for (auto& c : s.clients) {
-        while (!c.out.empty() && c.unacked_out < o_.response_window) {
-          std::uint64_t limit =
-              std::min<std::uint64_t>({c.out.size(), o_.response_window - c.unacked_out, 4096});
-          std::uint64_t n = 0;
-          std::size_t bytes = 64;
-          for (; n < limit; ++n) {
-            std::size_t b =
-                c.out[n].user_data.size() + c.out[n].data.size() + c.out[n].fault_code.size() + 24;
-            if (n > 0 && bytes + b > kMaxReplyBytes) break;  // stay under the frame limit
-            bytes += b;
+        // Whole chunks only (each is at most the window): one message each.
+        while (!c.out.empty() && c.unacked_out + c.out.front().count <= o_.response_window) {
+          OutChunk& k = c.out.front();
+          if (!k.finished) {
+            k.body.patch_array32(k.count_at, k.count);
+            k.ready = k.body.finish();
+            k.finished = true;
           }
-          Writer w = proto::begin(proto::kResponses, 0, 3, bytes);
-          w.str(s.id).str(c.id).array(static_cast<std::uint32_t>(n));
-          for (std::uint64_t i = 0; i < n; ++i) {
-            const PendingResponse& p = c.out[i];
-            proto::write_response_item(w, p.request_id, p.user_data, p.fault_code, p.data);
-          }
-          zmq::message_t body = w.finish();
-          zmqu::SendStatus st = zmqu::send_routed(frontend_, c.rid, body);
+          zmqu::SendStatus st = zmqu::send_routed(frontend_, c.rid, k.ready);
           if (st != zmqu::SendStatus::kOk) {
             // Slow (would block) or gone: keep them; the client may come back
             // with a new connection, and idle removal bounds the wait.
             if (st == zmqu::SendStatus::kWouldBlock) blocked_out_ = true;
             break;
           }
-          for (std::uint64_t i = 0; i < n; ++i) c.out.pop_front();
-          c.unacked_out += n;
-          s.out_pending -= n;
+          c.unacked_out += k.count;
+          c.out_count -= k.count;
+          s.out_pending -= k.count;
+          c.out.pop_front();
         }
       }
       if (s.out_pending <= o_.response_queue_max / 2 && !s.in_active && !s.queue.empty())
@@ -2311,7 +2315,8 @@ class Head {
     // Answers already recorded for it are taken back: removed means removed.
     s.done -= c.done;
     s.faulted -= c.faulted;
-    s.out_pending -= c.out.size();
+    s.out_pending -= c.out_count;
+    c.out_count = 0;
     c.out.clear();
     c.removed = true;
     s.removed += c.sent;
@@ -2383,6 +2388,7 @@ class Head {
   static constexpr Millis kRegisteredTimeoutGrace = 1000;
   // Replies and pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxReplyBytes = 4u << 20;
+  static constexpr std::uint64_t kMaxResponsesPerMessage = 4096;
 };
 
 }  // namespace

@@ -30,11 +30,16 @@ struct Request {
   std::string payload;
 };
 
-struct PendingResponse {
-  std::uint64_t request_id;
-  std::string user_data;
-  std::string fault_code;
-  std::string data;
+// Responses waiting for a client's window, already encoded as one
+// `responses` message: the body up to its items array (a 5-byte header whose
+// count is patched in when sent), then the items. Encoding at answer time
+// saves a copy of every result and its allocations.
+struct OutChunk {
+  Writer body;
+  std::size_t count_at = 0;  // offset of the items array header
+  std::uint32_t count = 0;
+  zmq::message_t ready;  // the finished body, kept if a send would block
+  bool finished = false;
 };
 
 struct HeldAck {
@@ -43,6 +48,12 @@ struct HeldAck {
 };
 
 struct Client {
+  // Movable only (its queued responses own buffers); noexcept so that
+  // std::vector<Client> moves rather than tries to copy when it grows.
+  Client() = default;
+  Client(Client&&) noexcept = default;
+  Client& operator=(Client&&) noexcept = default;
+
   std::string id;
   std::string rid;                      // current routing id (transport address) of its connection
   std::uint64_t acked_seq = 0;          // highest sequence acknowledged (durable: synced)
@@ -56,8 +67,9 @@ struct Client {
   Millis last_activity = 0;
   std::uint64_t running = 0;  // its requests now on nodes
   std::uint64_t unacked_out = 0;
-  std::deque<PendingResponse> out;  // responses waiting for the window
-  std::deque<HeldAck> held_acks;    // back-pressure: acks not yet sent
+  std::deque<OutChunk> out;       // responses waiting for the window, oldest first
+  std::uint64_t out_count = 0;    // responses in `out`
+  std::deque<HeldAck> held_acks;  // back-pressure: acks not yet sent
 };
 
 // A journaled request batch of a durable session (one R record). Its
