@@ -68,9 +68,17 @@ struct CrashPoint {
 
 // A response on its way to the journal (durable sessions).
 struct Answer {
-  Request request;
-  std::string fault_code;
-  std::string data;
+  Request request;  // kept to run it again if the record is not written
+  bool ok = true;   // no fault
+};
+
+// A session's durable answers of one reactor round: the requests, and their
+// response items already encoded as the record's value (an array whose 5-byte
+// header gets the count when the record is written).
+struct AnswerRound {
+  std::vector<Answer> list;
+  Writer items{4096};
+  std::size_t count_at = items.array32_placeholder();
 };
 
 struct ParkedFetch {
@@ -684,6 +692,27 @@ class Head {
   }
 
   // Parses a journal value that is a msgpack array; the handle keeps it alive.
+  // The length and header size of the msgpack array `v` starts with.
+  static bool array_header(std::string_view v, std::uint32_t* n, std::size_t* header) {
+    if (v.empty()) return false;
+    auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(v[i]); };
+    std::uint8_t b = byte(0);
+    if ((b & 0xf0) == 0x90) {
+      *n = b & 0x0f;
+      *header = 1;
+    } else if (b == 0xdc && v.size() >= 3) {
+      *n = (std::uint32_t{byte(1)} << 8) | byte(2);
+      *header = 3;
+    } else if (b == 0xdd && v.size() >= 5) {
+      *n = (std::uint32_t{byte(1)} << 24) | (std::uint32_t{byte(2)} << 16) |
+           (std::uint32_t{byte(3)} << 8) | byte(4);
+      *header = 5;
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   static Reader parse_record(std::string_view v, msgpack::object_handle* oh) {
     try {
       std::size_t off = 0;
@@ -1523,52 +1552,57 @@ class Head {
         it->SeekToLast();
       if (!in_range()) it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
     }
-    // Record values live in a deque: items are views into them, and a deque
-    // never moves its elements when it grows.
-    std::deque<std::string> values;
-    std::deque<msgpack::object_handle> handles;
-    struct Item {
-      std::uint64_t id;
-      std::string_view user_data, fault, data;
-    };
-    std::vector<Item> items;
+    // Items are encoded as they are read (views into the iterator's value,
+    // valid until Next). A record wholly inside the page is copied as it is:
+    // its items are already response items.
+    Writer w = proto::begin(proto::kFetchReply, corr, 3, 64 << 10);
+    std::size_t count_at = w.array32_placeholder();
+    std::uint32_t count = 0;
     std::uint64_t next = cursor;
     std::size_t bytes = 0;
     bool full = false;
+    bool all_clients = s.clients_removed == 0;  // else each item's client is checked
     for (; in_range() && !full; it->Next()) {
       std::uint64_t seq = key_number();
-      values.emplace_back(it->value().data(), it->value().size());
-      handles.emplace_back();
-      Reader r = parse_record(values.back(), &handles.back());
+      std::string_view v(it->value().data(), it->value().size());
+      std::uint32_t n = 0;
+      std::size_t header = 0;
+      if (all_clients && seq == next && array_header(v, &n, &header) && count + n <= max &&
+          bytes + v.size() <= kMaxReplyBytes) {
+        w.raw(v.substr(header));
+        count += n;
+        next = seq + n;
+        bytes += v.size();
+        continue;
+      }
+      msgpack::object_handle handle;
+      Reader r = parse_record(v, &handle);
       if (seq + r.remaining() <= cursor) continue;
       for (; r.ok() && !r.at_end(); ++seq) {
         Reader x = r.array(4);
-        Item item;
-        item.id = x.u64();
-        item.user_data = x.bytes();
+        std::uint64_t id = x.u64();
+        std::string_view user_data = x.bytes();
         bool nil = false;
-        item.fault = x.bytes_or_nil(&nil);
-        item.data = x.bytes();
+        std::string_view fault = x.bytes_or_nil(&nil);
+        std::string_view data = x.bytes();
         if (seq < cursor || !x.ok()) continue;
-        std::size_t size = item.user_data.size() + item.fault.size() + item.data.size() + 24;
-        if (items.size() >= max || (bytes + size > kMaxReplyBytes && !items.empty())) {
+        std::size_t size = user_data.size() + fault.size() + data.size() + 24;
+        if (count >= max || (bytes + size > kMaxReplyBytes && count > 0)) {
           full = true;
           break;
         }
         next = seq + 1;
         // Responses of a removed client (or of none known) are not served.
-        Client* c = client_of(s, item.id);
+        Client* c = client_of(s, id);
         if (c == nullptr || c->removed) continue;
-        items.push_back(item);
+        proto::write_response_item(w, id, user_data, fault, data);
+        ++count;
         bytes += size;
       }
     }
     bool done = !full && !in_range() && complete(s);
-    if (items.empty() && !done && f.wait_ms > 0 && next == cursor) return false;
-    Writer w = proto::begin(proto::kFetchReply, corr, 3, 256 + bytes);
-    w.array(static_cast<std::uint32_t>(items.size()));
-    for (const Item& item : items)
-      proto::write_response_item(w, item.id, item.user_data, item.fault, item.data);
+    if (count == 0 && !done && f.wait_ms > 0 && next == cursor) return false;
+    w.patch_array32(count_at, count);
     w.u64(next).boolean(done);
     *out = w.finish();
     return true;
@@ -1808,7 +1842,9 @@ class Head {
     if (s.durable) {
       if (s.is_answered(r.id)) return;  // recorded once, whatever arrives twice
       ++s.committing;
-      answers_[s.ordinal].push_back({std::move(r), std::string(fault_code), std::string(data)});
+      AnswerRound& round = answers_[s.ordinal];
+      proto::write_response_item(round.items, r.id, r.user_data, fault_code, data);
+      round.list.push_back({std::move(r), fault_code.empty()});
       return;
     }
     count_answer(s, c, fault_code.empty());
@@ -1845,18 +1881,14 @@ class Head {
   // Journals the answers gathered this round: one response record per session.
   void flush_answers() {
     if (answers_.empty()) return;
-    for (auto& [ord, list] : answers_) {
+    for (auto& [ord, round] : answers_) {
       Session* s = session_by_ord(ord);
+      std::vector<Answer>& list = round.list;
       if (!s || list.empty()) continue;
-      std::size_t bytes = 64;
-      for (const auto& a : list) bytes += a.request.user_data.size() + a.data.size() + 32;
-      Writer w(bytes);
-      w.array(static_cast<std::uint32_t>(list.size()));
-      for (const auto& a : list)
-        proto::write_response_item(w, a.request.id, a.request.user_data, a.fault_code, a.data);
+      round.items.patch_array32(round.count_at, static_cast<std::uint32_t>(list.size()));
       JournalOp op;
       op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
-                           w.finish_string());
+                           round.items.finish_string());
       s->journal_bytes += op.puts.back().second.size();
       s->next_resp_seq += list.size();
       auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
@@ -1873,7 +1905,7 @@ class Head {
           }
           if (c.removed || s->is_answered(a.request.id)) continue;
           s->set_answered(a.request.id);
-          count_answer(*s, c, a.fault_code.empty());
+          count_answer(*s, c, a.ok);
         }
         if (ok) crash_.reach("after-results");
         wake_fetches(s->id);
@@ -2353,7 +2385,7 @@ class Head {
   std::unique_ptr<Journal> journal_;
   std::uint64_t reopens_seen_ = 0;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
-  std::map<std::uint64_t, std::vector<Answer>> answers_;      // durable answers of this round
+  std::map<std::uint64_t, AnswerRound> answers_;              // durable answers of this round
   std::set<std::string> tombstones_;                          // purged session ids
   std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
