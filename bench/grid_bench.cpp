@@ -9,6 +9,7 @@
 // ZGRID_BENCH_N sets the number of requests (default 1,000,000).
 #include <benchmark/benchmark.h>
 #include <unistd.h>
+#include <zmq.hpp>
 
 #include <sys/stat.h>
 
@@ -574,6 +575,44 @@ void BM_ManyNodes(benchmark::State& state) {
   state.counters["head_rss_KiB_per_node"] = (rss - rss0) / n;
 }
 
+// p50 of `n` bare ZeroMQ round trips over TCP loopback; 0 if it failed.
+double bare_zmq_rtt_p50_us(int n) {
+  try {
+    zmq::context_t sctx(1), cctx(1);
+    zmq::socket_t router(sctx, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::rcvtimeo, 2000);  // the echo thread ends if the dealer stops
+    router.bind("tcp://127.0.0.1:*");
+    std::string ep = router.get(zmq::sockopt::last_endpoint);
+    std::thread echo([&] {
+      for (int i = 0; i < n; ++i) {
+        zmq::message_t id, body;
+        if (!router.recv(id) || !router.recv(body)) return;
+        router.send(id, zmq::send_flags::sndmore);
+        router.send(body, zmq::send_flags::none);
+      }
+    });
+    zmq::socket_t dealer(cctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::rcvtimeo, 2000);
+    dealer.connect(ep);
+    std::vector<double> us;
+    for (int i = 0; i < n; ++i) {
+      auto t0 = Clock::now();
+      dealer.send(zmq::str_buffer("ping"), zmq::send_flags::none);
+      zmq::message_t m;
+      if (!dealer.recv(m)) break;
+      us.push_back(seconds_since(t0) * 1e6);
+    }
+    echo.join();
+    if (us.empty()) return 0;
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  } catch (const zmq::error_t&) {
+    return 0;
+  }
+}
+
 // Round trip of a lone request on an idle grid (no spinning anywhere).
 void BM_LoneRequest(benchmark::State& state) {
   zgrid::testing::Grid g;
@@ -617,6 +656,13 @@ void BM_LoneRequest(benchmark::State& state) {
     std::sort(ping.begin(), ping.end());
     state.counters["ping_p50_us"] = ping[ping.size() / 2];
   }
+  // The floor: a bare ZeroMQ DEALER -> ROUTER echo over TCP loopback between
+  // two threads with their own contexts (each direction crosses both I/O
+  // threads, as every zgrid hop does). A lone request needs two such round
+  // trips (client <-> head, head <-> node).
+  double rtt = bare_zmq_rtt_p50_us(500);
+  state.counters["zmq_rtt_p50_us"] = rtt;
+  if (rtt > 0) state.counters["x_zmq_rtt"] = us[us.size() / 2] / rtt;
 }
 
 // Per-request overhead of a service's host mechanism, for the echo operation

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory_resource>
 #include <memory>
 #include <set>
 
@@ -2402,7 +2403,11 @@ class Head {
   std::uint64_t hup_seen_ = 0;
   std::map<std::uint64_t, NodeState> nodes_;
   std::unordered_map<std::string, std::uint64_t> node_by_rid_;
-  std::unordered_map<std::uint64_t, InFlight> inflight_;
+  // Every task on a node, by task id: one entry made and erased per request,
+  // so its nodes come from a pool rather than malloc (declared first: it
+  // must outlive the map).
+  std::pmr::unsynchronized_pool_resource inflight_pool_;
+  std::pmr::unordered_map<std::uint64_t, InFlight> inflight_{&inflight_pool_};
 
   std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
