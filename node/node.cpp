@@ -130,27 +130,28 @@ class ResultBuffer {
     if (count_ == 0) {
       generation_ = generation;
       first_ = now;
+      // The message itself, items appended in place: no copy when it is sent.
+      body_ = proto::begin(proto::kResults, 0, 1, kReserveBytes);
+      count_at_ = body_.array32_placeholder();
     }
-    items_.array(3).u64(task_id);
+    body_.array(3).u64(task_id);
     if (out.fault_code.empty())
-      items_.nil();
+      body_.nil();
     else
-      items_.str(out.fault_code);
-    items_.bin(out.data);
+      body_.str(out.fault_code);
+    body_.bin(out.data);
     ++count_;
-    if (items_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
+    if (body_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
         now - first_ > kMaxResultDelay)
       flush();
   }
   // Returns false when the node is stopping (context terminated).
   bool flush() {
     if (count_ == 0) return true;
-    Writer w = proto::begin(proto::kResults, 0, 1, items_.size() + 32);
-    w.array(count_).raw(std::string_view(items_.data(), items_.size()));
+    body_.patch_array32(count_at_, count_);
     zmq::message_t gen(sizeof(std::uint64_t));
     std::memcpy(gen.data(), &generation_, sizeof(std::uint64_t));
-    zmq::message_t body = w.finish();
-    items_ = Writer(4096);
+    zmq::message_t body = body_.finish();
     count_ = 0;
     try {
       push_.send(gen, zmq::send_flags::sndmore);
@@ -164,8 +165,10 @@ class ResultBuffer {
  private:
   static constexpr std::uint32_t kMaxResultItems = 512;
   static constexpr auto kMaxResultDelay = std::chrono::milliseconds(2);
+  static constexpr std::size_t kReserveBytes = 32 << 10;  // 512 typical results, no regrowth
   zmq::socket_t& push_;
-  Writer items_{4096};
+  Writer body_;
+  std::size_t count_at_ = 0;  // offset of the items array header in body_
   std::uint32_t count_ = 0;
   std::uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point first_;
