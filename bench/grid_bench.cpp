@@ -531,7 +531,9 @@ std::uint64_t head_rss_kib(pid_t pid) {
 }
 
 // One head and N simulated nodes (arg): heartbeat cost per node (head CPU
-// while idle), dispatch throughput of echo requests, head RSS per node.
+// while idle), dispatch throughput of echo requests and the head's CPU per
+// dispatched request (the distributor's cost per request: accept, choose a
+// node, send, match the result, answer), head RSS per node.
 void BM_ManyNodes(benchmark::State& state) {
   int n = static_cast<int>(state.range(0));
   zgrid::testing::Grid g;
@@ -548,9 +550,10 @@ void BM_ManyNodes(benchmark::State& state) {
   std::this_thread::sleep_for(std::chrono::seconds(3));
   double idle_cpu = (cpu_seconds(g.head().pid()) - c0) / 3.0;
   double rss = static_cast<double>(head_rss_kib(g.head().pid()));
-  double rate = 0;
+  double rate = 0, dispatch_cpu = 0, dispatched = 0;
   for (auto _ : state) {
     auto conn = g.connect(30'000);
+    double h0 = cpu_seconds(g.head().pid());
     auto info = conn->create_session({"echo", false, 0});
     auto bc = BrokerClient::open(*conn, info->session_id, "c");
     const std::size_t kN = 200'000;
@@ -566,8 +569,11 @@ void BM_ManyNodes(benchmark::State& state) {
     double s = seconds_since(t0);
     state.SetIterationTime(s);
     rate = static_cast<double>(got) / s;
+    dispatch_cpu += cpu_seconds(g.head().pid()) - h0;
+    dispatched += static_cast<double>(got);
   }
   sim.stop();
+  state.counters["head_cpu_us_per_dispatch"] = dispatched > 0 ? 1e6 * dispatch_cpu / dispatched : 0;
   state.counters["nodes"] = n;
   state.counters["heartbeat_cpu_us_per_node_s"] = 1e6 * idle_cpu / n;
   state.counters["head_cpu_idle_pct"] = 100 * idle_cpu;

@@ -101,8 +101,8 @@ class WorkQueue {
   bool stopped_ = false;                  // guarded by mu_
 };
 
-// Task time as the workers measure it (run time only, not waiting), read by
-// the I/O thread to size the node's credit (adaptive prefetch).
+// Task time as the workers measure it (run time of successful tasks only, not
+// waiting), read by the I/O thread to size the node's credit (adaptive prefetch).
 struct TaskClock {
   std::atomic<std::uint64_t> busy_ns{0};
   std::atomic<std::uint64_t> tasks{0};
@@ -244,9 +244,13 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     auto run_one = [&](svc::Service* instance) {
       run_task(instance, svc, batch->tasks.items[index], out);
       SteadyTime now = std::chrono::steady_clock::now();
-      busy_ns += static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
-      ++tasks;
+      // Only successful runs say how long the work takes: a broken service
+      // that faults at once must not earn its node a deep queue.
+      if (out.fault_code.empty()) {
+        busy_ns += static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+        ++tasks;
+      }
       last = now;
       if (busy_ns >= 1'000'000) publish();
       results.add(batch->generation, batch->tasks.items[index].task_id, out, now);
