@@ -11,8 +11,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <memory_resource>
 #include <memory>
+#include <memory_resource>
 #include <set>
 
 #include "common/cli.hpp"
@@ -692,7 +692,6 @@ class Head {
     return intact;
   }
 
-  // Parses a journal value that is a msgpack array; the handle keeps it alive.
   // The length and header size of the msgpack array `v` starts with.
   static bool array_header(std::string_view v, std::uint32_t* n, std::size_t* header) {
     if (v.empty()) return false;
@@ -714,6 +713,7 @@ class Head {
     return true;
   }
 
+  // Parses a journal value that is a msgpack array; the handle keeps it alive.
   static Reader parse_record(std::string_view v, msgpack::object_handle* oh) {
     try {
       std::size_t off = 0;
@@ -1947,6 +1947,12 @@ class Head {
       reply_error(backend_, rid, env.corr, st);
       return;
     }
+    if (!node && (env.type == proto::kHeartbeat || env.type == proto::kResults)) {
+      // Declared dead (its work was re-queued) or the head restarted: it
+      // must register again.
+      reply_error(backend_, rid, env.corr, Status::NotFound("unknown node: register first"));
+      return;
+    }
     switch (env.type) {
       case proto::kRegister: {
         proto::Register m;
@@ -1969,10 +1975,6 @@ class Head {
         return;
       }
       case proto::kHeartbeat: {
-        if (!node) {
-          st = Status::NotFound("unknown node: register first");
-          break;
-        }
         proto::Heartbeat m;
         st = proto::decode_heartbeat(env, &m);
         if (st.ok() && m.capacity > 0 && m.capacity != node->capacity) {
@@ -1987,11 +1989,6 @@ class Head {
         break;
       }
       case proto::kResults: {
-        if (!node) {
-          // Its work was re-queued when it was declared dead; it must register again.
-          st = Status::NotFound("unknown node: register first");
-          break;
-        }
         proto::Results m;
         st = proto::decode_results(env, &m);
         if (st.ok()) on_results(*node, m);

@@ -22,6 +22,18 @@ constexpr const char* kLog = "journal";
 void put_be64(std::string& s, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
+
+// The same LevelDB settings at open and at every reopen.
+leveldb::Options db_options(bool create) {
+  leveldb::Options lo;
+  lo.create_if_missing = create;
+  lo.write_buffer_size = 64 << 20;  // fewer level-0 files under a durable burst
+  lo.max_file_size = 8 << 20;
+  // Records are small msgpack values: snappy saved little space and cost most
+  // of the head's CPU in a durable burst (compaction and fetch reads).
+  lo.compression = leveldb::kNoCompression;
+  return lo;
+}
 }  // namespace
 
 namespace jkey {
@@ -91,14 +103,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   if (ftruncate(j->lock_fd_, 0) != 0 || pwrite(j->lock_fd_, pid.data(), pid.size(), 0) < 0)
     return Status::Unavailable("cannot write " + lock_path);
 
-  leveldb::Options lo;
-  lo.create_if_missing = true;
-  lo.write_buffer_size = 64 << 20;  // fewer level-0 files under a durable burst
-  lo.max_file_size = 8 << 20;
-  // Records are small msgpack values: snappy saved little space and cost most
-  // of the head's CPU in a durable burst (compaction and fetch reads).
-  lo.compression = leveldb::kNoCompression;
-  leveldb::Status s = leveldb::DB::Open(lo, data_dir + "/journal", &j->db_);
+  leveldb::Status s = leveldb::DB::Open(db_options(true), data_dir + "/journal", &j->db_);
   if (!s.ok())
     return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString());
 
@@ -244,14 +249,7 @@ bool Journal::try_reopen() {
   std::unique_lock<std::shared_mutex> lock(db_mu_);
   delete db_;
   db_ = nullptr;
-  leveldb::Options lo;
-  lo.create_if_missing = false;
-  lo.write_buffer_size = 64 << 20;
-  lo.max_file_size = 8 << 20;
-  // Records are small msgpack values: snappy saved little space and cost most
-  // of the head's CPU in a durable burst (compaction and fetch reads).
-  lo.compression = leveldb::kNoCompression;
-  leveldb::Status s = leveldb::DB::Open(lo, dir_ + "/journal", &db_);
+  leveldb::Status s = leveldb::DB::Open(db_options(false), dir_ + "/journal", &db_);
   if (!s.ok()) {
     ZG_LOG(kError, kLog, "reopening the journal failed: " + s.ToString());
     db_ = nullptr;

@@ -386,7 +386,7 @@ class NodeIo {
       }
       return next_register_ms_ - now;
     }
-    if (o_.prefetch <= 0) adapt(now);
+    if (adaptive()) adapt(now);
     if (now - last_hb_sent_ms_ >= hb_ms_) {
       zmq::message_t m = proto::encode_heartbeat(node_id());
       (void)zmqu::send_one(dealer_, m);
@@ -400,8 +400,10 @@ class NodeIo {
       return 1;
     }
     Millis next = std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
-    return o_.prefetch <= 0 ? std::min(next, kAdaptEveryMs) : next;
+    return adaptive() ? std::min(next, kAdaptEveryMs) : next;
   }
+
+  bool adaptive() const { return o_.prefetch == 0; }  // run_node refuses < 0
 
   std::uint64_t capacity() const {
     return std::min<std::uint64_t>(static_cast<std::uint64_t>(workers_) * prefetch_, 1'000'000);
