@@ -113,7 +113,10 @@ struct TaskClock {
 // results message waits up to kMaxResultDelay) never leaves a worker idle;
 // little enough that a node never sits on much work another node could run.
 // Micro-requests get deep queues (few, large messages), long ones shallow.
-constexpr std::uint64_t kStartPrefetch = 16, kMinPrefetch = 4, kMaxPrefetch = 4096;
+// The start is the old fixed default: until a node has measured anything, it
+// takes as much as it always did (quarantine compares a node with its peers
+// after 20 runs each, and a healthy node must reach that quickly).
+constexpr std::uint64_t kStartPrefetch = 64, kMinPrefetch = 4, kMaxPrefetch = 4096;
 constexpr double kQueueTimeNs = 5e6;
 constexpr Millis kAdaptEveryMs = 20;
 

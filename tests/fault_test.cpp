@@ -193,14 +193,14 @@ TEST(Fault, BrokenNodeIsQuarantined) {
   EXPECT_EQ(by["good"].str("state"), "ok");
   EXPECT_GT(by["good"].u64("done"), by["broken"].u64("faulted"));
   // Faults that come back at once do not count as fast work: the broken node
-  // keeps its starting credit (16 per worker) instead of earning a deep queue
+  // keeps its starting credit (64 per worker) instead of earning a deep queue
   // (it would ask for one within 20 ms of measuring; give it ten times that).
   EXPECT_FALSE(wait_until(
       [&] {
         auto now = conn->nodes();
         if (!now.ok()) return false;
         for (auto& n : *now)
-          if (n.str("node_id") == "broken") return n.u64("capacity") != 16u;
+          if (n.str("node_id") == "broken") return n.u64("capacity") != 64u;
         return false;
       },
       200, 10))

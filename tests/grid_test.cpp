@@ -135,7 +135,7 @@ TEST(Grid, LoadSplitsByWorkerCount) {
 
 // Adaptive prefetch: a node without --prefetch asks for about 5 ms of work
 // per worker at its measured task time. Microsecond echoes raise its credit
-// from the starting 16 per worker to hundreds or thousands; 20 ms sleeps
+// from the starting 64 per worker to hundreds or thousands; 20 ms sleeps
 // bring it down to the floor of 4. A node with --prefetch keeps its credit.
 TEST(Grid, AdaptivePrefetchFollowsTaskTime) {
   Grid g;
@@ -151,7 +151,7 @@ TEST(Grid, AdaptivePrefetchFollowsTaskTime) {
       if (n.str("node_id") == id) return n.u64("capacity");
     return 0;
   };
-  EXPECT_EQ(capacity("adaptive"), 2u * 16);
+  EXPECT_EQ(capacity("adaptive"), 2u * 64);
   EXPECT_EQ(capacity("fixed"), 2u * 3);
 
   std::vector<std::string> micro;
