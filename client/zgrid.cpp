@@ -436,8 +436,8 @@ int cmd_status(const Global& g, const std::string& sid, bool json) {
     auto rows = (*conn)->nodes();
     if (!rows.ok()) return fail(rows.status());
     std::printf("\n");
-    print_table(*rows, {"node_id", "state", "host", "workers", "inflight", "done", "faulted",
-                        "last_heartbeat_ms"});
+    print_table(*rows, {"node_id", "state", "host", "workers", "stuck", "inflight", "done",
+                        "faulted", "last_heartbeat_ms"});
   }
   return kExitOk;
 }
@@ -465,8 +465,8 @@ int cmd_nodes(const Global& g, bool json) {
   if (json) {
     for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
   } else {
-    print_table(*rows, {"node_id", "state", "host", "pid", "workers", "capacity", "inflight",
-                        "done", "faulted", "last_heartbeat_ms", "services"});
+    print_table(*rows, {"node_id", "state", "host", "pid", "workers", "stuck", "capacity",
+                        "inflight", "done", "faulted", "last_heartbeat_ms", "services"});
   }
   return kExitOk;
 }

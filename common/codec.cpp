@@ -60,6 +60,35 @@ std::int64_t Reader::i64() {
   return 0;
 }
 
+std::uint64_t Reader::u64_in(std::uint64_t lo, std::uint64_t hi, const char* field) {
+  std::uint64_t v = u64();
+  if (ok_ && (v < lo || v > hi)) {
+    range_ = {field, static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi), v, false};
+    fail("field out of range");
+    return 0;
+  }
+  return v;
+}
+
+std::int64_t Reader::i64_in(std::int64_t lo, std::int64_t hi, const char* field) {
+  const msgpack::object* o = ok_ && pos_ < size_ ? &elems_[pos_] : nullptr;
+  bool huge = o && o->type == msgpack::type::POSITIVE_INTEGER &&
+              o->via.u64 > static_cast<std::uint64_t>(INT64_MAX);
+  if (huge) {  // well formed, just far out of range
+    ++pos_;
+    range_ = {field, lo, hi, o->via.u64, false};
+    fail("field out of range");
+    return 0;
+  }
+  std::int64_t v = i64();
+  if (ok_ && (v < lo || v > hi)) {
+    range_ = {field, lo, hi, static_cast<std::uint64_t>(v), v < 0};
+    fail("field out of range");
+    return 0;
+  }
+  return v;
+}
+
 double Reader::f64() {
   const msgpack::object* o = next("missing number field");
   if (!o) return 0;

@@ -123,6 +123,12 @@ class Reader {
 
   std::uint64_t u64();
   std::int64_t i64();
+  // An integer that must lie in [lo, hi] (docs/protocol.md, "Field ranges").
+  // Outside it, the reader fails with a range error naming `field`: the
+  // message is well formed but its value is refused (invalid_argument, not
+  // protocol). `field` must be a string literal.
+  std::uint64_t u64_in(std::uint64_t lo, std::uint64_t hi, const char* field);
+  std::int64_t i64_in(std::int64_t lo, std::int64_t hi, const char* field);
   double f64();
   bool boolean();
   // str or bin, returned as a view into the message bytes.
@@ -138,6 +144,24 @@ class Reader {
     if (ok_) error_ = why;
     ok_ = false;
   }
+  // Fails with the error of a nested reader (keeping its range error).
+  void fail(const Reader& inner) {
+    if (ok_) {
+      error_ = inner.error_;
+      range_ = inner.range_;
+    }
+    ok_ = false;
+  }
+  // After a failed u64_in / i64_in: which field, its range and the value
+  // (range_error() is false for a structural error).
+  struct RangeError {
+    const char* field = nullptr;
+    std::int64_t lo = 0, hi = 0;  // as signed: every documented range fits
+    std::uint64_t value = 0;
+    bool negative = false;  // `value` was an i64 below zero
+  };
+  bool range_error() const { return !ok_ && range_.field != nullptr; }
+  const RangeError& range() const { return range_; }
 
  private:
   const msgpack::object* next(const char* what);
@@ -147,6 +171,7 @@ class Reader {
   std::uint32_t pos_ = 0;
   bool ok_ = true;
   const char* error_ = "";
+  RangeError range_;
 };
 
 // Reads a msgpack map of string keys into a callback-free view: find(key).

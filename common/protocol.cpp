@@ -202,10 +202,16 @@ zmq::message_t encode_registered(std::uint64_t corr, const Registered& m) {
   return w.finish();
 }
 
-zmq::message_t encode_heartbeat(std::string_view node_id, std::uint64_t capacity) {
-  Writer w = begin(kHeartbeat, 0, capacity > 0 ? 2 : 1);
+zmq::message_t encode_heartbeat(std::string_view node_id) {
+  Writer w = begin(kHeartbeat, 0, 1);
   w.str(node_id);
-  if (capacity > 0) w.u64(capacity);
+  return w.finish();
+}
+
+zmq::message_t encode_node_heartbeat(std::string_view node_id, std::uint64_t capacity,
+                                     std::uint64_t stuck) {
+  Writer w = begin(kHeartbeat, 0, 3);
+  w.str(node_id).u64(capacity).u64(stuck);
   return w.finish();
 }
 
@@ -222,8 +228,17 @@ void write_response_item(Writer& w, std::uint64_t request_id, std::string_view u
 // ---- decoding ---------------------------------------------------------------
 
 namespace {
+// A structural error is kProtocol; a well-formed value outside its documented
+// range is kInvalidArgument, naming the field and the range.
 Status finish(const Reader& r, const char* what) {
   if (r.ok()) return Status::OK();
+  if (r.range_error()) {
+    const Reader::RangeError& e = r.range();
+    std::string v =
+        e.negative ? std::to_string(static_cast<std::int64_t>(e.value)) : std::to_string(e.value);
+    return Status::InvalidArgument(std::string(what) + ": " + e.field + " " + v + " is outside " +
+                                   std::to_string(e.lo) + ".." + std::to_string(e.hi));
+  }
   return Status::Protocol(std::string("malformed ") + what + ": " + r.error());
 }
 
@@ -250,10 +265,10 @@ Status decode_create_session(Envelope& e, CreateSession* out) {
   Reader& r = e.fields;
   out->service = name_field(r);
   out->durable = r.boolean();
-  out->client_idle_timeout_ms = r.u64();
+  out->client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
   // Optional (older clients send three fields).
-  out->task_timeout_ms = r.at_end() ? 0 : r.u64();
-  out->deadline_ms = r.at_end() ? 0 : r.u64();
+  out->task_timeout_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
+  out->deadline_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
   return finish(r, "create_session");
 }
 
@@ -262,9 +277,8 @@ Status decode_session_info(Envelope& e, SessionInfo* out) {
   out->session_id = name_field(r);
   out->service = name_field(r);
   out->durable = r.boolean();
-  std::uint64_t st = r.u64();
-  if (st > static_cast<std::uint64_t>(SessionState::kClosed)) r.fail("bad session state");
-  out->state = static_cast<SessionState>(st);
+  out->state = static_cast<SessionState>(
+      r.u64_in(0, static_cast<std::uint64_t>(SessionState::kClosed), "state"));
   return finish(r, "session_info");
 }
 
@@ -279,7 +293,7 @@ Status decode_client_opened(Envelope& e, ClientOpened* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->acked_seq = r.u64();
+  out->acked_seq = r.u64_in(0, kMaxSeq, "acked_seq");
   return finish(r, "client_opened");
 }
 
@@ -287,7 +301,7 @@ Status decode_send(Envelope& e, Send* out) {
   Reader& r = e.fields;
   out->session_id = r.bytes(kMaxNameLength);
   out->client_id = r.bytes(kMaxNameLength);
-  out->first_seq = r.u64();
+  out->first_seq = r.u64_in(1, kMaxSeq, "first_seq");
   out->flush = r.boolean();
   Reader items = r.array(kMaxBatchItems);
   out->items.clear();
@@ -299,12 +313,11 @@ Status decode_send(Envelope& e, Send* out) {
       // Oversized items are kept as views and refused per item (kItemTooLarge).
       si.user_data = it.bytes();
       si.payload = it.bytes();
-      if (!it.ok()) items.fail(it.error());
+      if (!it.ok()) items.fail(it);
       out->items.push_back(si);
     }
-    if (!items.ok()) r.fail(items.error());
+    if (!items.ok()) r.fail(items);
   }
-  if (r.ok() && out->first_seq == 0) r.fail("sequence numbers start at 1");
   return finish(r, "send");
 }
 
@@ -312,9 +325,9 @@ Status decode_ack(Envelope& e, Ack* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->first_seq = r.u64();
-  out->count = r.u64();
-  out->first_request_id = r.u64();
+  out->first_seq = r.u64_in(1, kMaxSeq, "first_seq");
+  out->count = r.u64_in(0, kMaxBatchItems, "count");
+  out->first_request_id = r.u64_in(0, kMaxSeq, "first_request_id");
   bool nil = false;
   out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
   return finish(r, "ack");
@@ -324,15 +337,14 @@ Status decode_client_ref(Envelope& e, ClientRef* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->value = r.u64();
+  out->value = r.u64_in(0, kMaxSeq, "value");
   return finish(r, proto::type_name(e.type));
 }
 
 Status decode_close(Envelope& e, Close* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
-  std::uint64_t mode = r.u64();
-  if (mode > static_cast<std::uint64_t>(CloseMode::kPurge)) r.fail("bad close mode");
+  std::uint64_t mode = r.u64_in(0, static_cast<std::uint64_t>(CloseMode::kPurge), "mode");
   out->mode = static_cast<CloseMode>(mode);
   return finish(r, "close");
 }
@@ -340,9 +352,9 @@ Status decode_close(Envelope& e, Close* out) {
 Status decode_fetch(Envelope& e, Fetch* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
-  out->cursor = r.u64();
-  out->max = r.u64();
-  out->wait_ms = r.u64();
+  out->cursor = r.u64_in(0, kMaxSeq, "cursor");
+  out->max = r.u64_in(0, kMaxFetchPage, "max");
+  out->wait_ms = r.u64_in(0, kMaxDurationMs, "wait_ms");
   return finish(r, "fetch");
 }
 
@@ -356,13 +368,13 @@ Status decode_register(Envelope& e, Register* out) {
   Reader& r = e.fields;
   out->node_id = name_field(r);
   out->host = name_field(r);
-  out->pid = r.u64();
-  out->workers = r.u64();
-  out->capacity = r.u64();
+  out->pid = r.u64_in(0, kMaxPid, "pid");
+  out->workers = r.u64_in(1, kMaxWorkers, "workers");
+  out->capacity = r.u64_in(1, kMaxCapacity, "capacity");
   Reader svcs = r.array(256);
   out->services.clear();
   while (r.ok() && svcs.ok() && !svcs.at_end()) out->services.push_back(name_field(svcs));
-  if (!svcs.ok()) r.fail(svcs.error());
+  if (!svcs.ok()) r.fail(svcs);
   out->service_info.clear();
   if (r.ok() && !r.at_end()) {  // field 7, since service registration; older nodes omit it
     Reader info = r.array(256);
@@ -370,32 +382,41 @@ Status decode_register(Envelope& e, Register* out) {
       Reader it = info.array(3);
       ServiceAd ad;
       ad.advertised = name_field(it);
-      ad.task_timeout_ms = it.u64();
-      ad.max_retries = it.i64();
-      if (!it.ok()) info.fail(it.error());
+      ad.task_timeout_ms = it.u64_in(0, kMaxDurationMs, "task_timeout_ms");
+      ad.max_retries = it.i64_in(-1, kMaxRetriesLimit, "max_retries");
+      if (!it.ok()) info.fail(it);
       out->service_info.push_back(std::move(ad));
     }
-    if (!info.ok()) r.fail(info.error());
+    if (!info.ok()) r.fail(info);
   }
-  if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
   return finish(r, "register");
 }
 
 Status decode_heartbeat(Envelope& e, Heartbeat* out) {
   Reader& r = e.fields;
   out->id = r.bytes(kMaxNameLength);
-  out->capacity = 0;
-  if (r.ok() && !r.at_end()) {  // field 2, since adaptive prefetch; older nodes omit it
-    out->capacity = r.u64();
-    if (r.ok() && (out->capacity == 0 || out->capacity > 1'000'000)) r.fail("bad capacity");
+  out->has_capacity = false;
+  out->capacity = out->stuck = 0;
+  if (r.ok() && !r.at_end()) {
+    // Field 2 since adaptive prefetch, field 3 since stuck workers. In the
+    // two-field form a credit of 0 is not allowed (older nodes meant "unchanged"
+    // by leaving the field out); with `stuck`, 0 means every worker is stuck.
+    std::uint64_t cap = r.u64_in(0, kMaxCapacity, "capacity");
+    if (!r.at_end()) {
+      out->stuck = r.u64_in(0, kMaxWorkers, "stuck");
+    } else if (r.ok() && cap == 0) {
+      r.fail("bad capacity");
+    }
+    out->capacity = cap;
+    out->has_capacity = r.ok();
   }
   return finish(r, "heartbeat");
 }
 
 Status decode_registered(Envelope& e, Registered* out) {
   Reader& r = e.fields;
-  out->heartbeat_ms = r.u64();
-  out->misses = r.u64();
+  out->heartbeat_ms = r.u64_in(1, kMaxHeartbeatMs, "heartbeat_ms");
+  out->misses = r.u64_in(1, kMaxHeartbeatMisses, "misses");
   out->head_instance = name_field(r);
   return finish(r, "registered");
 }
@@ -412,11 +433,13 @@ Status decode_tasks(Envelope& e, Tasks* out) {
       Task t;
       t.task_id = it.u64();
       t.payload = it.bytes(kMaxPayload);
-      if (!it.ok()) items.fail(it.error());
+      if (!it.ok()) items.fail(it);
       out->items.push_back(t);
     }
-    if (!items.ok()) r.fail(items.error());
+    if (!items.ok()) r.fail(items);
   }
+  // Field 3 since node-enforced task timeouts; older heads omit it.
+  out->timeout_ms = r.ok() && !r.at_end() ? r.u64_in(0, kMaxDurationMs, "timeout_ms") : 0;
   return finish(r, "tasks");
 }
 
@@ -433,10 +456,10 @@ Status decode_results(Envelope& e, Results* out) {
       bool nil = false;
       x.fault_code = it.bytes_or_nil(&nil, kMaxNameLength);
       x.data = it.bytes(kMaxPayload);
-      if (!it.ok()) items.fail(it.error());
+      if (!it.ok()) items.fail(it);
       out->items.push_back(x);
     }
-    if (!items.ok()) r.fail(items.error());
+    if (!items.ok()) r.fail(items);
   }
   return finish(r, "results");
 }
@@ -450,7 +473,7 @@ Status decode_response_items(Reader& items, std::vector<Response>* out) {
     bool nil = false;
     resp.fault_code = std::string(it.bytes_or_nil(&nil, kMaxNameLength));
     resp.data = std::string(it.bytes(kMaxPayload));
-    if (!it.ok()) items.fail(it.error());
+    if (!it.ok()) items.fail(it);
     out->push_back(std::move(resp));
   }
   return finish(items, "responses");

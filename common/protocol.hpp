@@ -29,6 +29,37 @@ inline constexpr std::size_t kMaxMessageBytes = 8 << 20;  // one frame (ZMQ_MAXM
 inline constexpr std::size_t kMaxFrames = 4;              // frames per message
 inline constexpr std::size_t kMaxNameLength = 128;        // ids, service names
 
+// Ranges of numeric fields (docs/protocol.md, "Field ranges"). A value outside
+// its range is refused at decode with invalid_argument: arithmetic on these
+// (deadlines, sequence numbers) can then never wrap.
+inline constexpr std::uint64_t kMaxDurationMs = 365ull * 86'400'000;  // timeouts, deadlines, waits
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;  // sequence numbers, request ids
+inline constexpr std::uint64_t kMaxCapacity = 1'000'000;          // a node's credit
+inline constexpr std::uint64_t kMaxWorkers = 65'536;              // a node's worker threads
+inline constexpr std::uint64_t kMaxPid = 0xffffffffu;
+inline constexpr std::int64_t kMaxRetriesLimit = 1'000;      // a service's max retries
+inline constexpr std::uint64_t kMaxHeartbeatMs = 3'600'000;  // head -> node heartbeat interval
+inline constexpr std::uint64_t kMaxHeartbeatMisses = 1'000;
+inline constexpr std::uint64_t kMaxFetchPage = 1'000'000;  // Fetch.max (the head serves <= 16384)
+
+// Fault codes on the wire (docs/protocol.md, "Faults"), shared by head, node
+// and services.
+namespace fault {
+inline constexpr std::string_view kInvalidArgument = "invalid_argument";
+inline constexpr std::string_view kServiceError = "service_error";
+inline constexpr std::string_view kUnknownService = "unknown_service";
+inline constexpr std::string_view kRetryable = "retryable";  // run it again, charged a try
+inline constexpr std::string_view kRetryLimitExceeded = "retry_limit_exceeded";
+inline constexpr std::string_view kTimeout = "timeout";
+inline constexpr std::string_view kCancelled = "cancelled";
+inline constexpr std::string_view kDataLoss = "data_loss";  // its journal record is unreadable
+// Node -> head only, never recorded as an answer:
+// the task ran past its task timeout (charged a try, run again elsewhere)...
+inline constexpr std::string_view kTaskTimeout = "task_timeout";
+// ...or never started: every worker of the node is stuck (not charged).
+inline constexpr std::string_view kNotRun = "not_run";
+}  // namespace fault
+
 enum Type : std::uint32_t {
   // client -> head
   kHello = 1,
@@ -185,11 +216,16 @@ struct Registered {
   std::string head_instance;
 };
 
-// A node's heartbeat may carry the credit it wants from now on (adaptive
-// prefetch): 0 means unchanged. The head's heartbeats carry only the id.
+// A node's heartbeat carries the credit it wants from now on (adaptive
+// prefetch, fewer workers while some are stuck) and how many of its workers
+// are stuck in a call that ran past its task timeout. Older nodes send the
+// id alone (credit unchanged) or the id and a non-zero credit. The head's
+// heartbeats carry only the id.
 struct Heartbeat {
   std::string_view id;
+  bool has_capacity = false;  // capacity is meaningful (0 allowed with `stuck`)
   std::uint64_t capacity = 0;
+  std::uint64_t stuck = 0;
 };
 
 struct Task {
@@ -200,6 +236,10 @@ struct Task {
 struct Tasks {
   std::string_view service;
   std::vector<Task> items;
+  // The task timeout of these tasks, counted from when a worker starts one
+  // (0: none). The node enforces it: a task past it is reported
+  // fault::kTaskTimeout and its worker is stuck until the call returns.
+  std::uint64_t timeout_ms = 0;
 };
 
 struct Result1 {
@@ -235,7 +275,11 @@ zmq::message_t encode_fetch(std::uint64_t corr, const Fetch& m);
 zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_view arg);
 zmq::message_t encode_register(std::uint64_t corr, const Register& m);
 zmq::message_t encode_registered(std::uint64_t corr, const Registered& m);
-zmq::message_t encode_heartbeat(std::string_view node_id, std::uint64_t capacity = 0);
+// The head's heartbeat (id only).
+zmq::message_t encode_heartbeat(std::string_view node_id);
+// A node's heartbeat with its credit and stuck workers.
+zmq::message_t encode_node_heartbeat(std::string_view node_id, std::uint64_t capacity,
+                                     std::uint64_t stuck);
 
 // ---- decoding (fields after the envelope) -----------------------------------
 

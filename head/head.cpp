@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <memory_resource>
+#include <queue>
 #include <set>
 
 #include "common/cli.hpp"
@@ -1361,9 +1362,10 @@ class Head {
     w.array(static_cast<std::uint32_t>(nodes_.size()));
     for (const auto& kv : nodes_) {
       const NodeState& n = kv.second;
-      w.map(12);
+      w.map(13);
       w.kv("state", n.quarantined ? "quarantined" : n.draining ? "draining" : "ok");
       w.kv("node_id", n.id).kv("host", n.host).kv("pid", n.pid).kv("workers", n.workers);
+      w.kv("stuck", n.stuck);
       w.kv("capacity", n.capacity).kv("inflight", n.inflight).kv("done", n.done);
       w.kv("faulted", n.faulted);
       w.kv_i("last_heartbeat_ms", now_ - n.last_seen);
@@ -1475,7 +1477,7 @@ class Head {
   void cancel_session(Session& s) {
     if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
       s.state = proto::SessionState::kCancelled;
-    fault_unrun(s, "cancelled", "session cancelled before this request ran");
+    fault_unrun(s, proto::fault::kCancelled, "session cancelled before this request ran");
     ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
   }
 
@@ -1796,10 +1798,14 @@ class Head {
       }
       bytes += b;
     }
-    Writer w = proto::begin(proto::kTasks, 0, 2, bytes);
+    // What the service's registration on this node says about timeouts and retries.
+    const proto::ServiceAd* ad = registration_on(n, s.service);
+    Millis timeout = task_timeout_for(s, ad);
+    Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
     w.str(s.service).array(static_cast<std::uint32_t>(k));
     std::uint64_t first_task = next_task_id_;
     for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue[i].payload);
+    w.u64(static_cast<std::uint64_t>(timeout));
     zmq::message_t body = w.finish();
     zmqu::SendStatus st = zmqu::send_routed(backend_, n.rid, body);
     if (st != zmqu::SendStatus::kOk) {
@@ -1810,29 +1816,59 @@ class Head {
       return;
     }
     next_task_id_ += k;
-    // What the service's registration on this node says about timeouts and retries.
-    Millis svc_timeout = 0;
-    int svc_retries = -1;
-    if (auto wanted = spec::parse(s.service); wanted.ok()) {
-      std::string best_version;
-      for (const auto& ad : n.service_info) {
-        if (!spec::matches(*wanted, ad.advertised)) continue;
-        auto v = spec::parse_advertised(ad.advertised).version;
-        if (!best_version.empty() && spec::compare_versions(v, best_version) <= 0) continue;
-        best_version = v;
-        svc_timeout = static_cast<Millis>(ad.task_timeout_ms);
-        svc_retries = static_cast<int>(ad.max_retries);
-      }
+    int svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
+    // The node times each task from when a worker starts it. Should it never
+    // report, the head's bound: every task queued there ahead of these, and
+    // these, run one after another to their timeout, plus a grace.
+    Millis backstop = 0;
+    if (timeout > 0) {
+      Millis serial = static_cast<Millis>(std::min<std::uint64_t>(n.inflight + k, 1'000'000));
+      backstop = now_ + std::min<Millis>(timeout, kMaxBackstopUnit) * serial +
+                 std::max<Millis>(kBackstopGrace, 2 * o_.heartbeat_ms * o_.heartbeat_misses);
+      backstops_.push({backstop, first_task, k});
     }
     for (std::uint64_t i = 0; i < k; ++i) {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
       ++s.clients[r.client].running;
-      inflight_.emplace(first_task + i, InFlight{s.ordinal, n.ordinal, now_, std::move(r),
-                                                 svc_timeout, svc_retries});
+      inflight_.emplace(first_task + i,
+                        InFlight{s.ordinal, n.ordinal, now_, backstop, std::move(r), svc_retries});
     }
     n.inflight += k;
     s.running += k;
+  }
+
+  // The registration of the highest version of `service` that node `n`
+  // hosts (its task timeout and retries), or nullptr.
+  static const proto::ServiceAd* registration_on(const NodeState& n, const std::string& service) {
+    auto wanted = spec::parse(service);
+    if (!wanted.ok()) return nullptr;
+    const proto::ServiceAd* best = nullptr;
+    std::string best_version;
+    for (const auto& ad : n.service_info) {
+      if (!spec::matches(*wanted, ad.advertised)) continue;
+      auto v = spec::parse_advertised(ad.advertised).version;
+      if (best && spec::compare_versions(v, best_version) <= 0) continue;
+      best_version = v;
+      best = &ad;
+    }
+    return best;
+  }
+
+  // The task timeout of a session's tasks on a node: the session's, else the
+  // head's for the service, else the service's registration, else the head's.
+  Millis task_timeout_for(const Session& s, const proto::ServiceAd* ad) const {
+    if (s.task_timeout_ms > 0) return s.task_timeout_ms;
+    auto st = o_.service_task_timeout_ms.find(s.service);
+    if (st == o_.service_task_timeout_ms.end()) {  // "name@2/op" also takes name's
+      if (auto sp = spec::parse(s.service); sp.ok())
+        st = o_.service_task_timeout_ms.find(std::string(sp->name));
+    }
+    if (st != o_.service_task_timeout_ms.end()) return st->second;
+    if (ad && ad->task_timeout_ms > 0)
+      return static_cast<Millis>(
+          std::min<std::uint64_t>(ad->task_timeout_ms, proto::kMaxDurationMs));
+    return o_.task_timeout_ms;
   }
 
   // Records the answer of one request: interactive ones go to their client;
@@ -1977,15 +2013,19 @@ class Head {
       case proto::kHeartbeat: {
         proto::Heartbeat m;
         st = proto::decode_heartbeat(env, &m);
-        if (st.ok() && m.capacity > 0 && m.capacity != node->capacity) {
-          // Adaptive prefetch: the node asks for the credit that keeps its
-          // workers busy for its measured task time. A smaller credit only
-          // stops new work until the node's in-flight count is below it.
+        if (st.ok() && m.has_capacity && m.capacity != node->capacity) {
+          // Adaptive prefetch, or workers stuck in timed-out calls: the node
+          // asks for the credit it can use. A smaller credit only stops new
+          // work until the node's in-flight count is below it.
           ZG_LOG(kDebug, kLog,
                  "node " + node->id + " capacity " + std::to_string(node->capacity) + " -> " +
-                     std::to_string(m.capacity));
+                     std::to_string(m.capacity) + " (stuck workers " + std::to_string(m.stuck) +
+                     ")");
+          if (m.capacity > node->capacity)
+            for (auto& kv : sessions_) activate(kv.second.get());
           node->capacity = m.capacity;
         }
+        if (st.ok() && m.has_capacity) node->stuck = m.stuck;
         break;
       }
       case proto::kResults: {
@@ -2043,18 +2083,34 @@ class Head {
       InFlight f = std::move(it->second);
       inflight_.erase(it);
       --node.inflight;
+      // Counted as runs of the node, except tasks it handed back unstarted.
       if (r.fault_code.empty())
         ++node.done;
-      else
+      else if (r.fault_code != proto::fault::kNotRun)
         ++node.faulted;
       // Faults that say something about the node rather than the input.
-      if (r.fault_code == "service_error" || r.fault_code == "unknown_service") ++node.bad;
+      if (r.fault_code == proto::fault::kServiceError ||
+          r.fault_code == proto::fault::kUnknownService)
+        ++node.bad;
       Session* s = session_by_ord(f.session);
       if (!s) continue;  // session purged meanwhile: drop
       --s->running;
       --s->clients[f.request.client].running;
-      if (r.fault_code == "retryable") {
-        requeue(*s, std::move(f.request), true, f.svc_max_retries);
+      if (r.fault_code == proto::fault::kRetryable) {
+        requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
+        continue;
+      }
+      if (r.fault_code == proto::fault::kTaskTimeout) {
+        // Only this request ran past its timeout: it alone is charged.
+        ZG_LOG(kWarn, kLog,
+               "task timeout session=" + s->id + " request=" + std::to_string(f.request.id) +
+                   " node=" + node.id);
+        requeue(*s, std::move(f.request), true, f.svc_max_retries, "ran past its task timeout");
+        continue;
+      }
+      if (r.fault_code == proto::fault::kNotRun) {
+        // Handed back unstarted (every worker of the node stuck): not charged.
+        requeue(*s, std::move(f.request), false);
         continue;
       }
       answer(*s, f.request, r.fault_code, r.data);
@@ -2087,80 +2143,63 @@ class Head {
 
   // The session's deadline passed: what has not run faults `timeout`.
   void expire_session(Session& s) {
-    std::uint64_t n =
-        fault_unrun(s, "timeout", "the session's deadline passed before this request ran");
+    std::uint64_t n = fault_unrun(s, proto::fault::kTimeout,
+                                  "the session's deadline passed before this request ran");
     if (n > 0)
       ZG_LOG(kWarn, kLog,
              "session deadline passed session=" + s.id + " timed_out=" + std::to_string(n));
   }
 
-  // A request running longer than its task timeout is treated like a lost
-  // run: its node's credit is freed and it is re-queued (charged a try).
-  void check_task_timeouts() {
-    std::vector<std::uint64_t> late;
-    for (const auto& [task, f] : inflight_) {
-      Session* s = session_by_ord(f.session);
-      // Per session, else the head's per service, else the service's
-      // registration (plus a grace: the node enforces it first where it
-      // can), else the head's.
-      Millis limit = o_.task_timeout_ms;
-      if (s && s->task_timeout_ms > 0) {
-        limit = s->task_timeout_ms;
-      } else if (s) {
-        auto st = o_.service_task_timeout_ms.find(s->service);
-        if (st == o_.service_task_timeout_ms.end()) {  // "name@2/op" also takes name's
-          if (auto sp = spec::parse(s->service); sp.ok())
-            st = o_.service_task_timeout_ms.find(std::string(sp->name));
+  // The backstop of node-enforced task timeouts: tasks a node was sent and
+  // never reported within the bound set at dispatch are treated as a lost run
+  // (charged). Only sends with a task timeout are in the heap.
+  void check_backstops() {
+    while (!backstops_.empty() && backstops_.top().deadline <= now_) {
+      Backstop b = backstops_.top();
+      backstops_.pop();
+      for (std::uint64_t t = b.first_task; t < b.first_task + b.count; ++t) {
+        auto it = inflight_.find(t);
+        if (it == inflight_.end() || it->second.backstop != b.deadline) continue;
+        InFlight f = std::move(it->second);
+        inflight_.erase(it);
+        std::string node_id = "?";
+        if (auto n = nodes_.find(f.node); n != nodes_.end()) {
+          --n->second.inflight;
+          node_id = n->second.id;
         }
-        if (st != o_.service_task_timeout_ms.end()) {
-          limit = st->second;
-        } else if (f.svc_timeout > 0) {
-          // The head only sees when a task was sent, not when it started: a
-          // task may wait behind the node's other work. The registered
-          // timeout is the node's to enforce; here it is a backstop scaled
-          // by that queue (a node that is gone is found by heartbeats).
-          Millis depth = 1;
-          if (auto n = nodes_.find(f.node); n != nodes_.end())
-            depth += static_cast<Millis>(n->second.inflight /
-                                         std::max<std::uint64_t>(1, n->second.workers));
-          limit = std::min<Millis>(f.svc_timeout, kMaxRegisteredTimeout) *
-                      std::min<Millis>(depth, 1'000'000) +
-                  kRegisteredTimeoutGrace;
-        }
+        Session* s = session_by_ord(f.session);
+        if (!s) continue;
+        --s->running;
+        --s->clients[f.request.client].running;
+        ZG_LOG(kWarn, kLog,
+               "node " + node_id + " never reported task " + std::to_string(t) +
+                   " past its timeout: treated as lost session=" + s->id +
+                   " request=" + std::to_string(f.request.id));
+        requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
       }
-      if (limit > 0 && now_ - f.started > limit) late.push_back(task);
-    }
-    for (std::uint64_t t : late) {
-      auto it = inflight_.find(t);
-      InFlight f = std::move(it->second);
-      inflight_.erase(it);
-      if (auto n = nodes_.find(f.node); n != nodes_.end()) --n->second.inflight;
-      Session* s = session_by_ord(f.session);
-      if (!s) continue;
-      --s->running;
-      --s->clients[f.request.client].running;
-      ZG_LOG(kWarn, kLog,
-             "task timeout session=" + s->id + " request=" + std::to_string(f.request.id));
-      requeue(*s, std::move(f.request), true, f.svc_max_retries);
     }
   }
 
   // Puts a request back at the front of its session's queue (it runs next),
   // or faults it when it has used up its tries. `max_retries` >= 0: the
   // service's registration overrides the head's.
-  void requeue(Session& s, Request r, bool charge, int max_retries = -1) {
+  // `why` says what charged it ("lost", "ran past its task timeout") for the
+  // fault message.
+  void requeue(Session& s, Request r, bool charge, int max_retries = -1,
+               std::string_view why = "lost") {
     if (charge) ++r.tries;
     if (max_retries < 0) max_retries = o_.max_retries;
     if (static_cast<int>(r.tries) > max_retries) {
       ZG_LOG(kWarn, kLog,
              "retry limit reached session=" + s.id + " request=" + std::to_string(r.id));
-      answer(s, r, "retry_limit_exceeded",
-             "request lost " + std::to_string(r.tries) + " times (max retries " +
+      answer(s, r, proto::fault::kRetryLimitExceeded,
+             "request " + std::string(why) + " " + std::to_string(r.tries) +
+                 (r.tries == 1 ? " time" : " times") + " (max retries " +
                  std::to_string(max_retries) + ")");
       return;
     }
     if (s.state == proto::SessionState::kCancelled) {
-      answer(s, r, "cancelled", "session cancelled before this request ran");
+      answer(s, r, proto::fault::kCancelled, "session cancelled before this request ran");
       return;
     }
     s.queue.push_front(std::move(r));
@@ -2189,7 +2228,7 @@ class Head {
       --s->running;
       --s->clients[f.request.client].running;
       if (!graceful && !alone) f.request.solo = true;
-      requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries);
+      requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
     }
     ZG_LOG(kWarn, kLog,
            std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
@@ -2285,7 +2324,7 @@ class Head {
       if (!dead.empty()) dispatch();
     }
     if (!parked_.empty()) wake_fetches("");
-    if (!inflight_.empty()) check_task_timeouts();
+    check_backstops();
     if (journal_ && journal_->reopens() != reopens_seen_) {
       reopens_seen_ = journal_->reopens();
       reconcile();
@@ -2405,6 +2444,13 @@ class Head {
   // must outlive the map).
   std::pmr::unsynchronized_pool_resource inflight_pool_;
   std::pmr::unordered_map<std::uint64_t, InFlight> inflight_{&inflight_pool_};
+  // Task-timeout backstops, one per send with a timeout, earliest first.
+  struct Backstop {
+    Millis deadline;
+    std::uint64_t first_task, count;
+    bool operator>(const Backstop& o) const { return deadline > o.deadline; }
+  };
+  std::priority_queue<Backstop, std::vector<Backstop>, std::greater<Backstop>> backstops_;
 
   std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
@@ -2416,10 +2462,10 @@ class Head {
   static constexpr Millis kLiveWindowMs = 10'000;
   static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
-  static constexpr Millis kMaxRegisteredTimeout = 7 * 86'400'000LL;  // a node's value is clamped
-  // The head's check of a registered task timeout waits this much longer,
-  // so the node's own enforcement (exec bridge: kill and restart) comes first.
-  static constexpr Millis kRegisteredTimeoutGrace = 1000;
+  // Task-timeout backstop: per task queued ahead at most this much (a
+  // week), plus a grace for the node's report to arrive.
+  static constexpr Millis kMaxBackstopUnit = 7 * 86'400'000LL;
+  static constexpr Millis kBackstopGrace = 5'000;
   // Replies and pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxReplyBytes = 4u << 20;
   static constexpr std::uint64_t kMaxResponsesPerMessage = 4096;

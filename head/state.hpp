@@ -147,6 +147,7 @@ struct NodeState {
   std::string key_name;                        // with CURVE: the name of the key it connected with
   Millis last_seen = 0;
   Millis joined = 0;
+  std::uint64_t stuck = 0;   // workers stuck in a call past its task timeout (it says)
   bool blocked = false;      // its socket queue was full: wait for it to speak
   bool quarantined = false;  // its requests fault far more often than others': no new work
   bool draining = false;     // an operator asked for no new work (zgrid drain)
@@ -156,9 +157,12 @@ struct NodeState {
 struct InFlight {
   std::uint64_t session = 0;  // Session::ordinal
   std::uint64_t node = 0;     // NodeState::ordinal
-  Millis started = 0;         // when it was sent (task timeout)
+  Millis started = 0;         // when it was sent
+  // The node enforces the task timeout (from when a worker starts the task);
+  // past this the head gives up on it as lost (a node that does not report).
+  // 0: no task timeout.
+  Millis backstop = 0;
   Request request;
-  Millis svc_timeout = 0;    // the service's registered task timeout on that node (0: none)
   int svc_max_retries = -1;  // the service's registered max retries (-1: the head's)
 };
 

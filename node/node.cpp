@@ -43,6 +43,12 @@ struct Batch {
   std::atomic<std::size_t> next{0};  // index of the next unclaimed task
 };
 
+// A task a worker never started (handed back to the head: every worker stuck).
+struct Unclaimed {
+  std::shared_ptr<Batch> batch;
+  std::size_t index;
+};
+
 // The one piece of state shared between the I/O thread and the workers:
 // batches with unclaimed tasks, oldest first.
 class WorkQueue {
@@ -78,6 +84,16 @@ class WorkQueue {
     *index = i;
     return true;
   }
+  // Takes every unclaimed task out of the queue (none is run here).
+  std::vector<Unclaimed> take_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Unclaimed> out;
+    for (auto& b : q_)
+      for (std::size_t i = b->next.fetch_add(b->tasks.items.size()); i < b->tasks.items.size(); ++i)
+        out.push_back({b, i});
+    q_.clear();
+    return out;
+  }
   // Drops batches of older generations (after a reconnect).
   void drop_older(std::uint64_t generation) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -99,6 +115,25 @@ class WorkQueue {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Batch>> q_;  // guarded by mu_
   bool stopped_ = false;                  // guarded by mu_
+};
+
+// What the I/O thread needs to enforce a task timeout on one worker: which
+// task it runs since when. Only tasks with a timeout touch it (a lock at
+// start and end): tasks without one cost nothing here.
+//
+// A task past its deadline is reported to the head at once (fault
+// kTaskTimeout, so only it is charged a try) and cancelled through `cancel`;
+// until the call returns, the worker is stuck: the node asks for less
+// credit, and when every worker is stuck it hands its queued tasks back.
+struct WorkerSlot {
+  std::mutex mu;
+  std::uint64_t task_id = 0;        // guarded by mu
+  std::uint64_t generation = 0;     // guarded by mu
+  Millis started = 0;               // guarded by mu
+  Millis deadline = 0;              // guarded by mu; 0: no timed task running
+  bool timed_out = false;           // guarded by mu: reported; its answer is dropped
+  std::atomic<bool> cancel{false};  // Output::cancel_flag of the running task
+  std::atomic<bool> stuck{false};   // timed out and still inside the call
 };
 
 // Task time as the workers measure it (run time of successful tasks only, not
@@ -209,7 +244,7 @@ void run_task(svc::Service* instance, const Resolved& svc, const proto::Task& t,
 }
 
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
-                 svc::Host& host, std::size_t workers, TaskClock& task_clock) {
+                 svc::Host& host, std::size_t workers, TaskClock& task_clock, WorkerSlot& slot) {
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 0);
   push.set(zmq::sockopt::sndhwm, 0);  // inproc to our own I/O thread: never drop
@@ -218,6 +253,7 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
   // Session service strings seen by this worker, resolved (few per node).
   std::map<std::string, Resolved, std::less<>> resolved;
   svc::Output out;
+  out.cancel_flag = &slot.cancel;
   ResultBuffer results(push);
   std::shared_ptr<Batch> batch;
   std::size_t index = 0;
@@ -244,8 +280,32 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
       it = resolved.emplace(std::string(batch->tasks.service), host.resolve(batch->tasks.service))
                .first;
     const Resolved& svc = it->second;
+    const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
     auto run_one = [&](svc::Service* instance) {
-      run_task(instance, svc, batch->tasks.items[index], out);
+      const proto::Task& task = batch->tasks.items[index];
+      if (timeout > 0) {
+        Millis start = SteadyClock::instance().now_ms();
+        std::lock_guard<std::mutex> lock(slot.mu);
+        slot.task_id = task.task_id;
+        slot.generation = batch->generation;
+        slot.started = start;
+        slot.deadline = start + timeout;
+        slot.timed_out = false;
+        slot.cancel.store(false, std::memory_order_relaxed);
+      }
+      run_task(instance, svc, task, out);
+      if (timeout > 0) {
+        std::lock_guard<std::mutex> lock(slot.mu);
+        slot.deadline = 0;
+        if (slot.timed_out) {
+          // The I/O thread reported this task timed out and the head runs it
+          // elsewhere: its late answer is dropped. The worker is free again.
+          slot.timed_out = false;
+          slot.stuck.store(false);
+          last = std::chrono::steady_clock::now();
+          return;
+        }
+      }
       SteadyTime now = std::chrono::steady_clock::now();
       // Only successful runs say how long the work takes: a broken service
       // that faults at once must not earn its node a deep queue.
@@ -256,7 +316,7 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
       }
       last = now;
       if (busy_ns >= 1'000'000) publish();
-      results.add(batch->generation, batch->tasks.items[index].task_id, out, now);
+      results.add(batch->generation, task.task_id, out, now);
     };
     if (svc.service == nullptr) {
       do run_one(nullptr);
@@ -282,12 +342,13 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
 class NodeIo {
  public:
   NodeIo(const NodeOptions& o, zmq::context_t& ctx, WorkQueue& queue, int workers,
-         const svc::Host& host, const TaskClock& task_clock)
+         const svc::Host& host, const TaskClock& task_clock, std::vector<WorkerSlot>& slots)
       : o_(o),
         ctx_(ctx),
         queue_(queue),
         workers_(workers),
         task_clock_(task_clock),
+        slots_(slots),
         prefetch_(o.prefetch > 0 ? static_cast<std::uint64_t>(o.prefetch) : kStartPrefetch) {
     for (const auto& h : host.services()) {
       services_.push_back(h->advertised);
@@ -377,7 +438,7 @@ class NodeIo {
         r.host = hostname();
         r.pid = static_cast<std::uint64_t>(getpid());
         r.workers = static_cast<std::uint64_t>(workers_);
-        r.capacity = capacity();
+        r.capacity = std::max<std::uint64_t>(1, capacity());  // 0 only in heartbeats
         r.services = services_;
         r.service_info = service_info_;
         zmq::message_t m = proto::encode_register(++corr_, r);
@@ -389,12 +450,9 @@ class NodeIo {
       }
       return next_register_ms_ - now;
     }
+    Millis next_timeout = check_task_timeouts(now);
     if (adaptive()) adapt(now);
-    if (now - last_hb_sent_ms_ >= hb_ms_) {
-      zmq::message_t m = proto::encode_heartbeat(node_id());
-      (void)zmqu::send_one(dealer_, m);
-      last_hb_sent_ms_ = now;
-    }
+    if (now - last_hb_sent_ms_ >= hb_ms_) send_heartbeat(now);
     if (now - last_head_ms_ > hb_ms_ * misses_) {
       ZG_LOG(kWarn, kLog,
              "head silent for " + format_duration(now - last_head_ms_) + ", reconnecting to " +
@@ -403,14 +461,94 @@ class NodeIo {
       return 1;
     }
     Millis next = std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
+    next = std::min(next, next_timeout);
     return adaptive() ? std::min(next, kAdaptEveryMs) : next;
+  }
+
+  void send_heartbeat(Millis now) {
+    zmq::message_t m = proto::encode_node_heartbeat(node_id(), capacity(), stuck_);
+    (void)zmqu::send_one(dealer_, m);
+    last_hb_sent_ms_ = now;
+  }
+
+  // Task timeouts, counted from when a worker started the task: a task past
+  // its deadline is reported (kTaskTimeout: the head charges it alone and
+  // runs it again elsewhere) and cancelled; its worker is stuck until the call
+  // returns. Stuck workers take no work (the credit shrinks); when all are
+  // stuck, queued tasks go back to the head uncharged (kNotRun). Returns the
+  // milliseconds until the next deadline (or a second).
+  Millis check_task_timeouts(Millis now) {
+    Millis next = 1000;
+    std::uint64_t stuck = 0;
+    for (WorkerSlot& slot : slots_) {
+      std::unique_lock<std::mutex> lock(slot.mu);
+      if (slot.deadline > 0 && !slot.timed_out) {
+        if (now >= slot.deadline) {
+          slot.timed_out = true;
+          slot.stuck.store(true);
+          slot.cancel.store(true);
+          std::uint64_t task = slot.task_id, gen = slot.generation;
+          Millis ran = now - slot.started;
+          lock.unlock();
+          ZG_LOG(kWarn, kLog,
+                 "task " + std::to_string(task) + " ran past its task timeout (" +
+                     format_duration(ran) +
+                     "): reported to the head; its worker is stuck until "
+                     "the call returns");
+          if (gen == generation_)
+            send_result(task, proto::fault::kTaskTimeout,
+                        "ran past its task timeout (stopped after " + format_duration(ran) + ")");
+        } else {
+          next = std::min(next, slot.deadline - now);
+        }
+      }
+      if (slot.stuck.load()) ++stuck;
+    }
+    if (stuck != stuck_) {
+      log::write(stuck > stuck_ ? log::Level::kWarn : log::Level::kInfo, kLog,
+                 std::to_string(stuck) + " of " + std::to_string(workers_) +
+                     " workers stuck in a timed-out call; asking for credit " +
+                     std::to_string(capacity_for(stuck)));
+      stuck_ = stuck;
+      if (registered_) send_heartbeat(now);
+    }
+    if (all_stuck()) hand_back_queued();
+    return std::max<Millis>(1, next);
+  }
+
+  bool all_stuck() const { return stuck_ >= static_cast<std::uint64_t>(workers_); }
+
+  // Every worker is stuck: tasks waiting in the queue would wait for the
+  // stuck calls. Hand them back to the head, uncharged, to run elsewhere.
+  void hand_back_queued() {
+    std::vector<Unclaimed> tasks = queue_.take_all();
+    if (tasks.empty()) return;
+    ZG_LOG(kWarn, kLog,
+           "every worker is stuck: handing " + std::to_string(tasks.size()) +
+               " queued tasks back to the head");
+    for (const Unclaimed& u : tasks)
+      if (u.batch->generation == generation_)
+        send_result(u.batch->tasks.items[u.index].task_id, proto::fault::kNotRun,
+                    "not started: every worker of this node is stuck");
+  }
+
+  void send_result(std::uint64_t task_id, std::string_view code, std::string_view message) {
+    if (!registered_) return;
+    Writer w = proto::begin(proto::kResults, 0, 1, 64 + message.size());
+    w.array(1).array(3).u64(task_id).str(code).bin(message);
+    zmq::message_t m = w.finish();
+    (void)zmqu::send_one(dealer_, m);
   }
 
   bool adaptive() const { return o_.prefetch == 0; }  // run_node refuses < 0
 
-  std::uint64_t capacity() const {
-    return std::min<std::uint64_t>(static_cast<std::uint64_t>(workers_) * prefetch_, 1'000'000);
+  // The credit: prefetch tasks per worker that is not stuck.
+  std::uint64_t capacity_for(std::uint64_t stuck) const {
+    std::uint64_t free =
+        static_cast<std::uint64_t>(workers_) - std::min<std::uint64_t>(stuck, workers_);
+    return std::min<std::uint64_t>(free * prefetch_, proto::kMaxCapacity);
   }
+  std::uint64_t capacity() const { return capacity_for(stuck_); }
 
   // Adaptive prefetch: from the task time measured since the last look, the
   // credit that keeps about kQueueTimeNs of work per worker; a change of more
@@ -432,9 +570,7 @@ class NodeIo {
            "mean task time " + std::to_string(static_cast<std::uint64_t>(mean_ns)) +
                " ns: prefetch " + std::to_string(prefetch_) + " -> " + std::to_string(want));
     prefetch_ = want;
-    zmq::message_t m = proto::encode_heartbeat(node_id(), capacity());
-    (void)zmqu::send_one(dealer_, m);
-    last_hb_sent_ms_ = now;
+    send_heartbeat(now);
   }
 
   void on_head_message(zmq::message_t& frame, Millis now) {
@@ -455,7 +591,8 @@ class NodeIo {
         register_backoff_ms_ = 0;
         if (r.heartbeat_ms > 0) hb_ms_ = static_cast<Millis>(r.heartbeat_ms);
         if (r.misses > 0) misses_ = static_cast<int>(r.misses);
-        last_hb_sent_ms_ = now;
+        // The credit as it is now (stuck workers, adapted prefetch).
+        send_heartbeat(now);
         ZG_LOG(kInfo, kLog,
                "registered with head " + o_.head + " as node=" + node_id() +
                    " workers=" + std::to_string(workers_) +
@@ -483,6 +620,8 @@ class NodeIo {
         std::size_t n = batch->tasks.items.size();
         if (n == 0) return;
         queue_.push(std::move(batch));
+        // Sent before the head saw our credit drop: it cannot run here now.
+        if (all_stuck()) hand_back_queued();
         return;
       }
       case proto::kError: {
@@ -522,7 +661,9 @@ class NodeIo {
   WorkQueue& queue_;
   int workers_;
   const TaskClock& task_clock_;
-  std::uint64_t prefetch_;  // per worker: fixed (--prefetch) or adapted
+  std::vector<WorkerSlot>& slots_;  // one per worker (task timeouts)
+  std::uint64_t stuck_ = 0;         // workers stuck in a timed-out call
+  std::uint64_t prefetch_;          // per worker: fixed (--prefetch) or adapted
   std::uint64_t seen_busy_ns_ = 0, seen_tasks_ = 0;
   Millis last_adapt_ms_ = 0;
   std::vector<std::string> services_;  // name@version
@@ -566,13 +707,15 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
 
   WorkQueue queue;
   TaskClock task_clock;
+  std::vector<WorkerSlot> slots(static_cast<std::size_t>(workers));
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i)
-    threads.emplace_back([&] {
-      worker_main(ctx, results_ep, queue, **host, static_cast<std::size_t>(workers), task_clock);
+    threads.emplace_back([&, i] {
+      worker_main(ctx, results_ep, queue, **host, static_cast<std::size_t>(workers), task_clock,
+                  slots[static_cast<std::size_t>(i)]);
     });
 
-  NodeIo io(o, ctx, queue, workers, **host, task_clock);
+  NodeIo io(o, ctx, queue, workers, **host, task_clock, slots);
   Status st = io.run(pull, stop);
   (*host)->cancel_all();  // exec workers waiting on a reply give up
   queue.stop();

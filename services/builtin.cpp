@@ -1,6 +1,8 @@
 // The built-in services: factorize (the sample), and echo, sleep and fail for tests.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -34,24 +36,39 @@ class Echo final : public Service {
   void handle(std::string_view request, Output& out) override { out.data.assign(request); }
 };
 
-// Input: milliseconds to sleep (0..600000). Output: the input.
+// Milliseconds in 0..600000, or nothing.
+std::optional<std::uint64_t> parse_ms(std::string_view s) {
+  auto ms = s == "0" ? std::optional<std::uint64_t>(0) : factor::parse_u64(s);
+  if (!ms || *ms > 600'000) return std::nullopt;
+  return ms;
+}
+
+// Input: milliseconds to sleep (0..600000). Output: the input. Gives up early
+// when the node cancels the request (it ran past its task timeout).
 class Sleep final : public Service {
  public:
   void handle(std::string_view request, Output& out) override {
-    auto ms = factor::parse_u64(request);
-    if (request == "0") ms = 0;
-    if (!ms || *ms > 600'000) {
+    auto ms = parse_ms(request);
+    if (!ms) {
       out.fault(kInvalidArgument, "sleep takes milliseconds in 0..600000");
       return;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(*ms);
+    while (!out.cancelled()) {
+      auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      std::this_thread::sleep_for(
+          std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(5)));
+    }
     out.data.assign(request);
   }
 };
 
 // Test service. Input "ok:TEXT" answers TEXT; "fault:CODE" faults with CODE;
 // "throw" throws; "retry" asks to be retried; "crash" calls abort() (kills
-// the node: used to prove poison isolation). Anything else is echoed.
+// the node: used to prove poison isolation); "hang:MS" sleeps MS
+// milliseconds ignoring cancellation (a call that cannot be interrupted:
+// its worker is stuck). Anything else is echoed.
 class Fail final : public Service {
  public:
   void handle(std::string_view request, Output& out) override {
@@ -65,6 +82,11 @@ class Fail final : public Service {
       out.fault(kRetryable, "requested retry");
     } else if (request == "crash") {
       std::abort();
+    } else if (request.rfind("hang:", 0) == 0) {
+      auto ms = parse_ms(request.substr(5));
+      if (!ms) return out.fault(kInvalidArgument, "hang takes milliseconds in 0..600000");
+      std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+      out.data.assign(request);
     } else {
       out.data.assign(request);
     }

@@ -11,14 +11,15 @@
 //   - the worker died (EOF, EPIPE): reaped, restarted before the next
 //     request (with backoff while it keeps dying without answering), fault
 //     `retryable` (the head runs the request again, charged a try);
-//   - no reply within the task timeout: SIGKILL, restart, fault `retryable`;
+//   - no reply within the task timeout (the node sets Output::cancelled()):
+//     SIGKILL, restart (the node has reported the timeout already);
 //   - a malformed reply (bad frame, wrong id, oversized): the worker is
 //     killed and restarted, fault `service_error`.
 // Every wait is a poll() with a deadline; nothing blocks forever.
 //
 // Thread safety: an instance serves one request at a time (Service contract);
-// cancel() may be called from any thread and makes a waiting request give up
-// within 200 ms.
+// cancel() (node stop) and the request's cancel flag may be set from any
+// thread and make a waiting request give up within 50 ms.
 #pragma once
 
 #include <string>
@@ -33,7 +34,6 @@ struct ExecConfig {
   std::string program;            // absolute path of the executable
   std::vector<std::string> args;  // argv[1..]
   std::vector<std::string> env;   // "NAME=value", added to the node's environment
-  Millis timeout_ms = 0;          // per request; 0: no limit
   std::string label;              // name@version, for messages
   Millis max_backoff_ms = 5'000;  // restart delay cap while the worker keeps dying
 };

@@ -96,7 +96,6 @@ Status register_file(const std::string& path, Registry& registry) {
       return bad(path, "key program: " + c.program + " is not an executable file");
     for (auto& a : args) c.args.push_back(a);
     c.env = env;
-    c.timeout_ms = task_timeout_ms;
     c.label = spec::advertised(name, version.empty() ? "1" : version);
     info.make = exec_factory(std::move(c));
     info.version = version.empty() ? "1" : version;

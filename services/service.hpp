@@ -36,7 +36,15 @@ inline constexpr std::string_view kRetryable = "retryable";  // the head runs it
 struct Output {
   std::string data;        // the result, or the fault message
   std::string fault_code;  // empty: success
+  // Set by the node (another thread) when this request ran past its task
+  // timeout: its answer is no longer wanted. A service that waits or loops
+  // may poll cancelled() and return early; one that does not keeps its
+  // worker stuck until it returns (docs/services.md, "Task timeouts").
+  const std::atomic<bool>* cancel_flag = nullptr;
 
+  bool cancelled() const {
+    return cancel_flag != nullptr && cancel_flag->load(std::memory_order_relaxed);
+  }
   void reset() {
     data.clear();
     fault_code.clear();

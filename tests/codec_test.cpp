@@ -83,22 +83,43 @@ TEST(Codec, AckRegisterResultsRoundTrip) {
   EXPECT_EQ(od.services, std::vector<std::string>{"factorize"});
   EXPECT_TRUE(od.service_info.empty());
 
-  // Heartbeats: the node's may carry a new capacity (adaptive prefetch).
+  // Heartbeats: the node's carries its credit (adaptive prefetch; 0 when every
+  // worker is stuck) and its stuck workers; the head's only the id.
   for (std::uint64_t cap : {0u, 1u, 8192u}) {
-    zmq::message_t hm = proto::encode_heartbeat("node-1", cap);
+    zmq::message_t hm = proto::encode_node_heartbeat("node-1", cap, cap == 0 ? 2 : 0);
     Envelope henv = Decode(hm);
     proto::Heartbeat dh;
     ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
     EXPECT_EQ(dh.id, "node-1");
+    EXPECT_TRUE(dh.has_capacity);
     EXPECT_EQ(dh.capacity, cap);
+    EXPECT_EQ(dh.stuck, cap == 0 ? 2u : 0u);
   }
-  for (std::uint64_t bad : {0u, 1'000'001u}) {
+  {
+    zmq::message_t hm = proto::encode_heartbeat("head-1");
+    Envelope henv = Decode(hm);
+    proto::Heartbeat dh;
+    ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
+    EXPECT_FALSE(dh.has_capacity);
+  }
+  {  // the older two-field form: a non-zero credit
+    Writer hb = proto::begin(proto::kHeartbeat, 0, 2);
+    hb.str("node-1").u64(64);
+    zmq::message_t hm = hb.finish();
+    Envelope henv = Decode(hm);
+    proto::Heartbeat dh;
+    ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
+    EXPECT_TRUE(dh.has_capacity);
+    EXPECT_EQ(dh.capacity, 64u);
+  }
+  for (auto [bad, code] : {std::pair<std::uint64_t, Code>{0u, Code::kProtocol},
+                           {1'000'001u, Code::kInvalidArgument}}) {
     Writer hb = proto::begin(proto::kHeartbeat, 0, 2);
     hb.str("node-1").u64(bad);
     zmq::message_t hm = hb.finish();
     Envelope henv = Decode(hm);
     proto::Heartbeat dh;
-    EXPECT_EQ(proto::decode_heartbeat(henv, &dh).code(), Code::kProtocol) << bad;
+    EXPECT_EQ(proto::decode_heartbeat(henv, &dh).code(), code) << bad;
   }
 
   Writer w = proto::begin(proto::kResults, 0, 1);

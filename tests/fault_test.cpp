@@ -110,6 +110,82 @@ TEST(Fault, TaskTimeoutRetriesThenFaultsWithoutHurtingNeighbours) {
   EXPECT_NE(g.head_log().find("task timeout"), std::string::npos);
 }
 
+// Issue 13.1: one hung request among short ones on a one-worker node. The
+// timeout counts from when the worker starts a task, so the requests queued
+// behind the hung one are never charged: 20 answers and one fault.
+TEST(Fault, HungTaskFaultsOnlyItselfNotItsQueuedNeighbours) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  std::string input = "600000\n";
+  for (int i = 0; i < 20; ++i) input += "10\n";
+  const Clock& clock = SteadyClock::instance();
+  Millis t0 = clock.now_ms();
+  auto sub = run_cli({"--head", g.frontend(), "submit", "--durable", "--task-timeout", "500ms",
+                      "--service", "sleep", "--file", "-"},
+                     input);
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  std::string id = sub.out.substr(0, sub.out.find('\n'));
+  auto f = run_cli({"--head", g.frontend(), "fetch", id}, "", 60'000);
+  EXPECT_EQ(f.code, 1) << f.err;
+  std::size_t ok = 0, p = 0;
+  while ((p = f.out.find("10 = 10\n", p)) != std::string::npos) ++ok, ++p;
+  EXPECT_EQ(ok, 20u) << f.out;
+  EXPECT_NE(f.out.find("600000: error: retry_limit_exceeded: request ran past its task timeout 4 "
+                       "times (max retries 3)"),
+            std::string::npos)
+      << f.out;
+  // Four tries of 500 ms each, and nothing waits for the hung call itself.
+  EXPECT_LT(clock.now_ms() - t0, 15'000);
+}
+
+// A worker stuck in a call that cannot be interrupted gets no more work: the
+// node asks for less credit, `zgrid nodes` shows it, and when all its workers
+// are stuck the tasks queued there go back to the head uncharged and run on
+// the other node. With --max-retries 0 any charge of an innocent would fault it.
+TEST(Fault, StuckWorkerTakesNoWorkAndItsQueueMovesUncharged) {
+  Grid g;
+  g.start_head({"--max-retries", "0"});
+  g.add_node({"--workers", "1", "--node-id", "a"});
+  g.add_node({"--workers", "1", "--node-id", "b"});
+  ASSERT_TRUE(g.wait_nodes(2));
+  std::string input = "hang:4000\n";
+  for (int i = 0; i < 30; ++i) input += "ok:" + std::to_string(i) + "\n";
+  std::atomic<bool> saw_stuck{false};
+  std::thread watcher([&] {
+    (void)wait_until(
+        [&] {
+          auto n = run_cli({"--head", g.frontend(), "nodes", "--json"}, "", 5'000);
+          if (n.out.find("\"stuck\": 1") != std::string::npos) saw_stuck = true;
+          return saw_stuck.load();
+        },
+        8'000, 50);
+  });
+  auto r = run_cli({"--head", g.frontend(), "submit", "--service", "fail", "--task-timeout",
+                    "500ms", "--file", "-"},
+                   input);
+  watcher.join();
+  EXPECT_EQ(r.code, 1) << r.err;
+  for (int i = 0; i < 30; ++i) {
+    std::string line = "ok:" + std::to_string(i) + " = " + std::to_string(i) + "\n";
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
+  }
+  EXPECT_NE(r.out.find("hang:4000: error: retry_limit_exceeded: request ran past its task "
+                       "timeout 1 time (max retries 0)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_TRUE(saw_stuck.load()) << "zgrid nodes never showed the stuck worker";
+  // Once the call returns, the worker is free and the credit comes back.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto n = run_cli({"--head", g.frontend(), "nodes", "--json"}, "", 5'000);
+        return n.code == 0 && n.out.find("\"stuck\": 1") == std::string::npos &&
+               n.out.find("\"capacity\": 0,") == std::string::npos;
+      },
+      10'000, 100));
+}
+
 TEST(Fault, SessionDeadlineFaultsWhatHasNotRun) {
   Grid g;
   g.start_head();

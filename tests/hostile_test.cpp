@@ -145,6 +145,57 @@ TEST(Hostile, GarbageAtBothPortsLeavesHeadServing) {
   EXPECT_GE(st2->u64("bad_messages"), st->u64("bad_messages") + 500);
 }
 
+// Issue 13.6: numbers past their documented range (2^64-1 used to wrap to
+// -1 ms inside the head: a deadline already passed, a client removed at
+// once) get invalid_argument, at both ports, and the head keeps serving.
+TEST(Hostile, OutOfRangeNumbersAreRefusedNotWrapped) {
+  Grid g;
+  g.start_head({"--client-idle-timeout", "300s"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  const std::uint64_t huge = ~std::uint64_t{0};
+  Raw raw(g.frontend());
+  for (int which : {0, 1, 2}) {  // client_idle_timeout_ms, task_timeout_ms, deadline_ms
+    Writer w = proto::begin(proto::kCreateSession, 7, 5);
+    w.str("factorize").boolean(false);
+    for (int i = 0; i < 3; ++i) w.u64(i == which ? huge : 0);
+    raw.send(w.finish_string());
+    EXPECT_EQ(raw.reply_code(), Code::kInvalidArgument) << which;
+  }
+  Writer f = proto::begin(proto::kFetch, 7, 4);
+  f.str("0123456789abcdef0123456789abcdef").u64(huge).u64(10).u64(0);
+  raw.send(f.finish_string());
+  EXPECT_EQ(raw.reply_code(), Code::kInvalidArgument);
+  // A node claiming 2^64-1 workers or a heartbeat of 2^64-1 capacity.
+  Raw node(g.backend());
+  Writer r = proto::begin(proto::kRegister, 7, 7);
+  r.str("n").str("h").u64(1).u64(huge).u64(8).array(1).str("echo").array(0);
+  node.send(r.finish_string());
+  EXPECT_EQ(node.reply_code(), Code::kInvalidArgument);
+  // A session created in range right next to them behaves: its client is
+  // not removed and its requests are not timed out.
+  auto conn = g.connect();
+  proto::CreateSession cs;
+  cs.service = "factorize";
+  cs.client_idle_timeout_ms = proto::kMaxDurationMs;
+  cs.deadline_ms = proto::kMaxDurationMs;
+  auto info = conn->create_session(cs);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto bc = client::BrokerClient::open(*conn, info->session_id, "c");
+  ASSERT_TRUE(bc.ok());
+  ASSERT_TRUE((*bc)->send("91", "a").ok());
+  ASSERT_TRUE((*bc)->send("97", "b").ok());
+  ASSERT_TRUE((*bc)->end_requests().ok());
+  proto::Response resp;
+  for (int i = 0; i < 2; ++i) {
+    auto ok = (*bc)->next_response(&resp, 10'000);
+    ASSERT_TRUE(ok.ok() && *ok);
+    EXPECT_TRUE(resp.ok()) << resp.fault_code << ": " << resp.data;
+  }
+  EXPECT_EQ(g.head_log().find("client removed"), std::string::npos);
+  CheckHeadServes(g);
+}
+
 // A peer flooding junk while a good client works: the good client completes.
 TEST(Hostile, FlooderDoesNotStopGoodClients) {
   Grid g;

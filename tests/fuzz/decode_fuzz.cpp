@@ -1,5 +1,7 @@
 // libFuzzer target over the wire decoder: every byte string must decode to a
-// value or a Status, never crash, hang or allocate without bound.
+// value or a Status, never crash, hang or allocate without bound, and what
+// decodes must lie inside the documented field ranges (docs/protocol.md,
+// "Field ranges"): a value the decoder let through out of range traps.
 // Built and run by scripts/fuzz.sh (clang, -fsanitize=fuzzer,address,undefined).
 #include <cstddef>
 #include <cstdint>
@@ -8,42 +10,89 @@
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
 
+namespace {
+void check(bool in_range) {
+  if (!in_range) __builtin_trap();
+}
+bool within(std::uint64_t v, std::uint64_t lo, std::uint64_t hi) {
+  return v >= lo && v <= hi;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace zgrid;
+  using namespace zgrid::proto;
   Envelope env;
   if (!decode_envelope(data, size, &env).ok()) return 0;
-  (void)proto::check_version(env);
+  (void)check_version(env);
   const Reader fields = env.fields;
   auto again = [&] { env.fields = fields; };
-  proto::Send send;
-  (void)proto::decode_send(env, &send);
+  Send send;
+  if (decode_send(env, &send).ok()) {
+    check(within(send.first_seq, 1, kMaxSeq));
+    check(send.items.size() <= kMaxBatchItems);
+  }
   again();
-  proto::Tasks tasks;
-  (void)proto::decode_tasks(env, &tasks);
+  Tasks tasks;
+  if (decode_tasks(env, &tasks).ok()) {
+    check(within(tasks.timeout_ms, 0, kMaxDurationMs));
+    for (const auto& t : tasks.items) check(t.payload.size() <= kMaxPayload);
+  }
   again();
-  proto::Results results;
-  (void)proto::decode_results(env, &results);
+  Results results;
+  if (decode_results(env, &results).ok())
+    for (const auto& r : results.items) check(r.data.size() <= kMaxPayload);
   again();
-  proto::Register reg;
-  (void)proto::decode_register(env, &reg);
+  Register reg;
+  if (decode_register(env, &reg).ok()) {
+    check(within(reg.pid, 0, kMaxPid) && within(reg.workers, 1, kMaxWorkers) &&
+          within(reg.capacity, 1, kMaxCapacity));
+    for (const auto& ad : reg.service_info)
+      check(within(ad.task_timeout_ms, 0, kMaxDurationMs) && ad.max_retries >= -1 &&
+            ad.max_retries <= kMaxRetriesLimit);
+  }
   again();
-  proto::Ack ack;
-  (void)proto::decode_ack(env, &ack);
+  Heartbeat hb;
+  if (decode_heartbeat(env, &hb).ok())
+    check(within(hb.capacity, 0, kMaxCapacity) && within(hb.stuck, 0, kMaxWorkers));
   again();
-  proto::CreateSession cs;
-  (void)proto::decode_create_session(env, &cs);
+  Registered rd;
+  if (decode_registered(env, &rd).ok())
+    check(within(rd.heartbeat_ms, 1, kMaxHeartbeatMs) && within(rd.misses, 1, kMaxHeartbeatMisses));
   again();
-  proto::Fetch fetch;
-  (void)proto::decode_fetch(env, &fetch);
+  Ack ack;
+  if (decode_ack(env, &ack).ok())
+    check(within(ack.first_seq, 1, kMaxSeq) && within(ack.count, 0, kMaxBatchItems) &&
+          within(ack.first_request_id, 0, kMaxSeq));
   again();
-  proto::ClientRef ref;
-  (void)proto::decode_client_ref(env, &ref);
+  CreateSession cs;
+  if (decode_create_session(env, &cs).ok())
+    check(within(cs.client_idle_timeout_ms, 0, kMaxDurationMs) &&
+          within(cs.task_timeout_ms, 0, kMaxDurationMs) &&
+          within(cs.deadline_ms, 0, kMaxDurationMs));
   again();
-  proto::Error err;
-  (void)proto::decode_error(env, &err);
+  Fetch fetch;
+  if (decode_fetch(env, &fetch).ok())
+    check(within(fetch.cursor, 0, kMaxSeq) && within(fetch.max, 0, kMaxFetchPage) &&
+          within(fetch.wait_ms, 0, kMaxDurationMs));
+  again();
+  ClientRef ref;
+  if (decode_client_ref(env, &ref).ok()) check(within(ref.value, 0, kMaxSeq));
+  again();
+  ClientOpened co;
+  if (decode_client_opened(env, &co).ok()) check(within(co.acked_seq, 0, kMaxSeq));
+  again();
+  Close cl;
+  if (decode_close(env, &cl).ok()) check(static_cast<int>(cl.mode) <= 2);
+  again();
+  SessionInfo si;
+  if (decode_session_info(env, &si).ok()) check(static_cast<int>(si.state) <= 3);
+  again();
+  Error err;
+  (void)decode_error(env, &err);
   again();
   Reader items = env.fields.array();
-  std::vector<proto::Response> responses;
-  (void)proto::decode_response_items(items, &responses);
+  std::vector<Response> responses;
+  (void)decode_response_items(items, &responses);
   return 0;
 }
