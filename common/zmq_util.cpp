@@ -50,7 +50,7 @@ Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& end
   try {
     zmq::socket_t s(ctx, zmq::socket_type::dealer);
     apply(s, o);
-    if (monitor) ZG_RETURN_IF_ERROR(monitor->watch(ctx, s));
+    if (monitor) ZG_RETURN_IF_ERROR(monitor->watch(ctx, s, !o.curve_server_key.empty()));
     s.set(zmq::sockopt::immediate, 1);
     s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
     s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
@@ -115,7 +115,9 @@ bool is_non_loopback(const std::string& endpoint) {
            host.rfind("127.", 0) == 0);
 }
 
-Status HandshakeMonitor::watch(zmq::context_t& ctx, zmq::socket_t& s) {
+Status HandshakeMonitor::watch(zmq::context_t& ctx, zmq::socket_t& s, bool curve_client) {
+  curve_client_ = curve_client;
+  vague_in_a_row_ = 0;
   std::string ep = "inproc://zgrid-monitor-" + std::to_string(++g_monitor_seq);
   if (zmq_socket_monitor(s.handle(), ep.c_str(),
                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
@@ -156,6 +158,20 @@ Status HandshakeMonitor::check() {
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       failure_ = Status::OK();
       rank_ = 0;
+      vague_in_a_row_ = 0;
+      continue;
+    }
+    if (rank <= 2 && ++vague_in_a_row_ >= kVagueFailuresForWrongKey) {
+      rank_ = 3;
+      std::string times = std::to_string(vague_in_a_row_) + " times: ";
+      failure_ = Status(
+          Code::kUnauthenticated,
+          curve_client_
+              ? "the head closed the CURVE handshake " + times +
+                    "--head-key is most likely not this head's public key (the head logs its "
+                    "public key at start: \"CURVE on: head public key ...\")"
+              : "the head closed the handshake " + times +
+                    "it most likely uses CURVE (give --head-key and --key; docs/security.md)");
       continue;
     }
     if (rank < rank_) continue;

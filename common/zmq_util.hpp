@@ -45,8 +45,10 @@ struct SocketOptions {
 class HandshakeMonitor {
  public:
   HandshakeMonitor() = default;
-  // Starts watching `s` (call before connect). `ctx` must be the socket's context.
-  Status watch(zmq::context_t& ctx, zmq::socket_t& s);
+  // Starts watching `s` (call before connect). `ctx` must be the socket's
+  // context; `curve_client`: the socket is a CURVE client (a head that keeps
+  // closing its handshake then most likely holds another key pair).
+  Status watch(zmq::context_t& ctx, zmq::socket_t& s, bool curve_client = false);
   // Reads pending events; returns the last handshake failure since the last
   // success as an error (kUnauthenticated), or OK.
   Status check();
@@ -55,10 +57,19 @@ class HandshakeMonitor {
   // not help (a vague failure may be a reset during a restart).
   bool decisive() const { return rank_ >= 3; }
 
+  // A handshake the server closed this many times in a row, without one
+  // success, is decisive: a CURVE client holds the wrong server key (the
+  // server cannot open its HELLO and hangs up, which the client sees only as
+  // a handshake that failed without detail); a plain client talks to a CURVE
+  // server. A restart interrupts one handshake, not three.
+  static constexpr int kVagueFailuresForWrongKey = 3;
+
  private:
   zmq::socket_t pair_;
   Status failure_;
   int rank_ = 0;  // how telling failure_ is: a vague failure does not hide a clear one
+  bool curve_client_ = false;
+  int vague_in_a_row_ = 0;
 };
 
 // A ROUTER bound to `endpoint` (tcp://127.0.0.1:0 or :* picks a free port).

@@ -164,12 +164,47 @@ TEST_F(SecurityTest, UnknownClientKeyGetsAClearErrorQuickly) {
       [&] { return grid.head_log().find("refused client key") != std::string::npos; }, 5'000));
 }
 
+// Issue 13.7: a client holding the wrong server key cannot even complete a
+// handshake (the head cannot open its HELLO and hangs up). It used to wait
+// out the whole 10 s request timeout; now it fails within 2 s, naming the
+// likely cause, while the other two mistakes stay as fast as they were.
+TEST_F(SecurityTest, WrongHeadKeyFailsFastNamingTheLikelyCause) {
+  const Clock& clock = SteadyClock::instance();
+  std::vector<std::string> args{"--head",        grid.frontend(), "--head-key",
+                                keys.pub("bob"), "--key",         keys.key("alice"),
+                                "--timeout",     "10s",           "status"};
+  Millis t0 = clock.now_ms();
+  CliResult r = run_cli(args);
+  Millis wrong_key = clock.now_ms() - t0;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("zgrid: error: unauthenticated: the head closed the CURVE handshake"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--head-key is most likely not this head's public key"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_LT(wrong_key, 2'000);
+
+  t0 = clock.now_ms();
+  r = run_cli(keys.cli(grid, "mallory", {"status"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_LT(clock.now_ms() - t0, 1'000) << "unlisted key";
+  t0 = clock.now_ms();
+  r = run_cli({"--head", grid.frontend(), "status"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_LT(clock.now_ms() - t0, 1'000) << "plain client";
+  // The right key still works.
+  r = run_cli(keys.cli(grid, "alice", {"status"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 TEST_F(SecurityTest, PlaintextClientCannotTalkToACurveHead) {
   CliResult r = run_cli({"--head", grid.frontend(), "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, 2);
   // Which side notices the mismatch first varies: either way one clear line.
   EXPECT_TRUE(r.err.find("unauthenticated: security mismatch") != std::string::npos ||
-              r.err.find("unauthenticated: handshake with the head failed") != std::string::npos)
+              r.err.find("unauthenticated: handshake with the head failed") != std::string::npos ||
+              r.err.find("unauthenticated: the head closed the handshake") != std::string::npos)
       << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
