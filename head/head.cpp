@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <memory_resource>
+#include <optional>
 #include <queue>
 #include <set>
 
@@ -419,10 +420,14 @@ class Head {
     }
   }
 
-  static void put_session_record(JournalOp& op, const Session& s) {
+  // The session's record with `state` (its current state by default): a
+  // change of state is written first and applied once it is durable.
+  static void put_session_record(JournalOp& op, const Session& s,
+                                 std::optional<proto::SessionState> state = std::nullopt) {
     Writer w;
     w.array(7).str(s.service).i64(s.created_wall).i64(s.client_idle_timeout_ms);
-    w.u64(static_cast<std::uint64_t>(s.state)).i64(s.task_timeout_ms).i64(s.deadline_wall);
+    w.u64(static_cast<std::uint64_t>(state.value_or(s.state)));
+    w.i64(s.task_timeout_ms).i64(s.deadline_wall);
     w.str(s.owner);
     op.puts.emplace_back(jkey::session(jkey::kSession, s.id), w.finish_string());
   }
@@ -952,7 +957,8 @@ class Head {
     if (it == (*s)->client_index.end())
       return Status::NotFound("unknown client " + cid + " in session " + sid);
     *c = &(*s)->clients[it->second];
-    if ((*c)->removed) return Status::NotFound("client " + cid + " was removed (idle timeout)");
+    if ((*c)->removed || (*c)->removing)
+      return Status::NotFound("client " + cid + " was removed (idle timeout)");
     (*c)->rid = rid;  // a reconnecting client arrives with a new routing id
     (*c)->last_activity = now_;
     (*s)->last_activity = now_;
@@ -1088,6 +1094,7 @@ class Head {
       return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
     if (s->state != proto::SessionState::kOpen)
       return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
+    if (s->purging > 0) return Status::FailedPrecondition("session " + s->id + " is being purged");
     if (m.first_seq > c->accepted_seq + 1)
       return Status(Code::kOutOfSequence, "sequence gap: expected " +
                                               std::to_string(c->accepted_seq + 1) + ", got " +
@@ -1423,44 +1430,63 @@ class Head {
     }
     if (!s) return session_not_found(m.session_id);
     ZG_RETURN_IF_ERROR(check_owner(*s));
-    switch (m.mode) {
-      case proto::CloseMode::kSeal:
-        if (s->state == proto::SessionState::kOpen) s->state = proto::SessionState::kSealed;
-        ZG_LOG(kInfo, kLog, "session sealed session=" + s->id);
-        break;
-      case proto::CloseMode::kCancel:
-        cancel_session(*s);
-        break;
-      case proto::CloseMode::kPurge:
-        purge_session(s, [this, rid, corr = env.corr](bool ok, const std::string& err) {
-          if (ok)
-            reply_client(rid, proto::encode_ok(corr));
-          else
-            reply_error(frontend_, rid, corr, Status::Unavailable(err));
-        });
-        return Status::OK();
-    }
-    if (s->durable) {
-      JournalOp op;
-      put_session_record(op, *s);
-      submit(std::move(op), [this, rid, corr = env.corr](bool ok, const std::string& err) {
-        if (ok)
-          reply_client(rid, proto::encode_ok(corr));
-        else
-          reply_error(frontend_, rid, corr, Status::Unavailable(err));
-      });
+    auto reply_done = [this, rid, corr = env.corr](bool ok, const std::string& err) {
+      if (ok)
+        reply_client(rid, proto::encode_ok(corr));
+      else
+        reply_error(frontend_, rid, corr, Status::Unavailable(err));
+    };
+    if (m.mode == proto::CloseMode::kPurge) {
+      purge_session(s, std::move(reply_done));
       return Status::OK();
     }
-    reply_client(rid, proto::encode_ok(env.corr));
-    maybe_retire(s);
+    proto::SessionState to = m.mode == proto::CloseMode::kSeal ? proto::SessionState::kSealed
+                                                               : proto::SessionState::kCancelled;
+    if (!s->durable) {
+      apply_close(*s, to);
+      reply_client(rid, proto::encode_ok(env.corr));
+      maybe_retire(s);
+      return Status::OK();
+    }
+    // Durable: the new state is written first and applied only once it is
+    // durable; a failed write leaves the session exactly as it was.
+    JournalOp op;
+    put_session_record(op, *s, to == proto::SessionState::kSealed && !is_open(*s) ? s->state : to);
+    submit(std::move(op), [this, ord = s->ordinal, to, done = std::move(reply_done)](
+                              bool ok, const std::string& err) {
+      Session* s = session_by_ord(ord);
+      if (ok && s) apply_close(*s, to);
+      if (!ok && s)
+        ZG_LOG(kError, kLog,
+               std::string(to == proto::SessionState::kSealed ? "seal" : "cancel") +
+                   " failed session=" + s->id + ": " + err + "; the session is unchanged");
+      done(ok, err);
+    });
     return Status::OK();
   }
 
-  // Deletes every key of the session and writes a tombstone, in one write;
-  // the session leaves memory now so that late results are dropped.
+  static bool is_open(const Session& s) { return s.state == proto::SessionState::kOpen; }
+
+  // Seal (no new clients or requests) or cancel (fault what has not run).
+  void apply_close(Session& s, proto::SessionState to) {
+    if (to == proto::SessionState::kCancelled) {
+      cancel_session(s);
+      return;
+    }
+    if (is_open(s)) s.state = proto::SessionState::kSealed;
+    ZG_LOG(kInfo, kLog, "session sealed session=" + s.id);
+  }
+
+  // Deletes every key of the session and writes a tombstone, in one write.
+  // Only once that write succeeded does the session leave memory (late
+  // results are then dropped) and its id become a tombstone; a failed purge
+  // leaves it exactly as it was, and a retry writes again. While the write is
+  // pending the session is paused and its answers are not recorded (they
+  // would re-create keys): they go back to its queue, to run again should the
+  // purge fail.
   void purge_session(Session* s, OpDone done) {
-    ZG_LOG(kInfo, kLog, "session purged session=" + s->id);
     if (!s->durable) {
+      ZG_LOG(kInfo, kLog, "session purged session=" + s->id);
       drop_session(s);
       done(true, "");
       return;
@@ -1469,9 +1495,22 @@ class Head {
     for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
       op.delete_prefixes.push_back(jkey::session(kind, s->id));
     op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), std::to_string(wall_seconds()));
-    tombstones_.insert(s->id);
-    drop_session(s);
-    submit(std::move(op), std::move(done));
+    ++s->purging;
+    submit(std::move(op), [this, ord = s->ordinal, sid = s->id, done = std::move(done)](
+                              bool ok, const std::string& err) {
+      Session* s = session_by_ord(ord);
+      if (ok) {
+        tombstones_.insert(sid);
+        if (s) drop_session(s);
+        ZG_LOG(kInfo, kLog, "session purged session=" + sid);
+      } else if (s) {
+        --s->purging;
+        ZG_LOG(kError, kLog,
+               "purge failed session=" + sid + ": " + err + "; nothing of it was deleted");
+        activate(s);
+      }
+      done(ok, err);
+    });
   }
 
   void cancel_session(Session& s) {
@@ -1755,7 +1794,7 @@ class Head {
   enum class Turn { kServed, kWaiting, kDropped };
 
   Turn serve_session(Session& s) {
-    if (s.queue.empty()) return Turn::kDropped;
+    if (s.queue.empty() || s.purging > 0) return Turn::kDropped;
     if (s.durable && (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
       // Nothing could be recorded (or the disk is behind): results would
       // only pile up in memory. Run it once the journal catches up.
@@ -1876,6 +1915,12 @@ class Head {
   void answer(Session& s, Request& r, std::string_view fault_code, std::string_view data) {
     Client& c = s.clients[r.client];
     if (c.removed) return;  // removed with its client: the answer is discarded
+    if (s.purging > 0) {
+      // A purge is being written: recording this would re-create its keys.
+      // Should the purge fail, the request runs again.
+      s.queue.push_front(std::move(r));
+      return;
+    }
     if (s.durable) {
       if (s.is_answered(r.id)) return;  // recorded once, whatever arrives twice
       ++s.committing;
@@ -2343,8 +2388,8 @@ class Head {
       Session& s = *kv.second;
       for (std::uint32_t ci = 0; ci < s.clients.size(); ++ci) {
         Client& c = s.clients[ci];
-        if (c.ended || c.removed || c.running > 0 || !c.held_acks.empty()) continue;
-        if (now - c.last_activity < s.client_idle_timeout_ms) continue;
+        if (c.ended || c.removed || c.removing || c.running > 0 || !c.held_acks.empty()) continue;
+        if (now - c.last_activity < s.client_idle_timeout_ms || now < c.retry_removal_at) continue;
         remove_client(s, ci);
       }
       if (s.durable && o_.retention_ms > 0) {
@@ -2354,7 +2399,8 @@ class Head {
           s.completed_at = 0;
         else if (s.completed_at == 0)
           s.completed_at = now;
-        else if (now - s.completed_at >= o_.retention_ms)
+        else if (now - s.completed_at >= o_.retention_ms && s.purging == 0 &&
+                 now >= s.retry_purge_at)
           retired.push_back(&s);
       }
       bool idle = now - s.last_activity >= o_.session_idle_timeout_ms;
@@ -2371,11 +2417,51 @@ class Head {
     }
     for (Session* s : retired) {
       ZG_LOG(kInfo, kLog, "retention period over session=" + s->id);
-      purge_session(s, [](bool, const std::string&) {});
+      purge_session(s, [this, ord = s->ordinal](bool ok, const std::string&) {
+        if (Session* s = session_by_ord(ord); s && !ok) s->retry_purge_at = now_ + kRetryAfterMs;
+      });
     }
   }
 
+  // Removes an idle client with every request it sent (DESIGN §2). For a
+  // durable session the removal is journaled first (its client record says
+  // removed; its request batches are deleted) and applied only once that is
+  // durable: a failed write leaves the client as it was, logged, and the
+  // sweep tries again later. Meanwhile the client is refused like a removed one.
   void remove_client(Session& s, std::uint32_t ci) {
+    Client& c = s.clients[ci];
+    if (!s.durable) {
+      apply_client_removal(s, ci);
+      return;
+    }
+    JournalOp op;
+    for (const BatchRef& b : s.batches)
+      if (b.client == ci) {
+        // The index entry stays: it keeps request ids from being reused and
+        // tells fetch and recovery whose answers to leave out.
+        op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
+      }
+    c.removed = true;  // for the record only
+    put_client_record(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended);
+    c.removed = false;
+    c.removing = true;
+    submit(std::move(op), [this, ord = s.ordinal, ci](bool ok, const std::string& err) {
+      Session* s = session_by_ord(ord);
+      if (!s) return;
+      Client& c = s->clients[ci];
+      c.removing = false;
+      if (ok) {
+        apply_client_removal(*s, ci);
+        return;
+      }
+      c.retry_removal_at = now_ + kRetryAfterMs;
+      ZG_LOG(kError, kLog,
+             "client removal failed session=" + s->id + " client=" + c.id + ": " + err +
+                 "; it stays until the journal takes the removal");
+    });
+  }
+
+  void apply_client_removal(Session& s, std::uint32_t ci) {
     Client& c = s.clients[ci];
     std::deque<Request> keep;
     for (auto& r : s.queue)
@@ -2390,18 +2476,6 @@ class Head {
     c.removed = true;
     s.removed += c.sent;
     ++s.clients_removed;
-    if (s.durable) {
-      // Its journal entries go too (its answers are never served again).
-      JournalOp op;
-      for (const BatchRef& b : s.batches)
-        if (b.client == ci) {
-          // The index entry stays: it keeps request ids from being reused and
-          // tells fetch and recovery whose answers to leave out.
-          op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
-        }
-      put_client_record(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended);
-      submit(std::move(op), [](bool, const std::string&) {});
-    }
     if (journal_) wake_fetches(s.id);  // it may be complete now
     ZG_LOG(kWarn, kLog,
            "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" +
@@ -2460,6 +2534,8 @@ class Head {
   double rate_ = 0;
 
   static constexpr Millis kLiveWindowMs = 10'000;
+  // A journaled removal or retention purge that failed is tried again after this.
+  static constexpr Millis kRetryAfterMs = 5'000;
   static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
   // Task-timeout backstop: per task queued ahead at most this much (a

@@ -64,6 +64,8 @@ struct Client {
   std::uint64_t done = 0, faulted = 0;  // its answered requests
   bool ended = false;                   // EndRequests received: committed
   bool removed = false;                 // removed by the idle timeout
+  bool removing = false;                // its removal is being journaled: refused meanwhile
+  Millis retry_removal_at = 0;          // a failed journaled removal is retried from then
   Millis last_activity = 0;
   std::uint64_t running = 0;  // its requests now on nodes
   std::uint64_t unacked_out = 0;
@@ -115,6 +117,8 @@ struct Session {
   std::uint64_t journal_bytes = 0;           // its request and response records (quota)
   std::uint64_t committing = 0;              // answered, response not yet synced
   Millis completed_at = 0;                   // when first seen complete (retention)
+  std::uint32_t purging = 0;                 // purge writes pending: paused, answers held back
+  Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
 
   bool is_answered(std::uint64_t id) const {
     return id / 64 < answered_bits.size() && (answered_bits[id / 64] >> (id % 64)) & 1;

@@ -570,6 +570,91 @@ TEST(Durable, InjectedWriteErrorRefusesThenRecovers) {
   EXPECT_NE(g.head_log().find("journal accepting requests again"), std::string::npos);
 }
 
+// Issue 13.2: a journaled change of state (seal, cancel, purge, client
+// removal) takes effect only once written. While the journal refuses
+// writes each fails with one clear line and leaves the session exactly as it
+// was; a retry writes again; nothing comes back or goes missing after a
+// SIGKILL.
+TEST(Durable, FailedStateChangesLeaveTheSessionAsItWas) {
+  Grid g;
+  std::string fault = g.dir().file("journal-fault");
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in);
+  };
+  auto sub = cli({"submit", "--durable", "--service", "factorize", "--random", "300"});
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  std::string sid = sub.out.substr(0, 32);
+  ASSERT_EQ(cli({"fetch", sid}).code, 0);
+  // A second, uncommitted session whose client goes idle (1 s).
+  auto open = cli({"submit", "--durable", "--service", "sleep", "--no-end", "--client-idle-timeout",
+                   "1s", "--file", "-"},
+                  "5\n6\n7\n");
+  ASSERT_EQ(open.code, 0) << open.err;
+  std::string idle_sid = SessionIdFromLog(open.err);
+  ASSERT_EQ(idle_sid.size(), 32u) << open.err;
+
+  { std::ofstream(fault) << "x"; }
+  for (std::vector<std::string> close :
+       {std::vector<std::string>{"close", sid}, {"cancel", sid}, {"close", sid, "--purge"}}) {
+    auto r = cli(close);
+    EXPECT_EQ(r.code, 2) << close[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("journal"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // Exactly as it was: open, 300 answers, fetchable.
+  auto st = cli({"status", sid, "--json"});
+  EXPECT_NE(st.out.find("\"state\": \"open\""), std::string::npos) << st.out;
+  auto f = cli({"fetch", sid});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 300);
+  // The idle client's removal fails too: logged, and it is not removed.
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        return g.head_log().find("client removal failed session=" + idle_sid) != std::string::npos;
+      },
+      10'000, 50));
+  auto ist = cli({"status", idle_sid, "--json"});
+  EXPECT_NE(ist.out.find("\"removed\": 0"), std::string::npos) << ist.out;
+  EXPECT_NE(g.head_log().find("purge failed session=" + sid), std::string::npos);
+
+  // A crash now changes nothing either.
+  g.kill_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault});
+  std::filesystem::remove(fault);
+  f = cli({"fetch", sid});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 300);
+
+  // With the journal back, the retry writes: the purge holds across a SIGKILL.
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        return cli({"close", sid, "--purge"}).code == 0;
+      },
+      20'000, 250));
+  auto gone = cli({"fetch", sid});
+  EXPECT_EQ(gone.code, 2);
+  EXPECT_NE(gone.err.find("was purged"), std::string::npos) << gone.err;
+  // ... and the idle client is removed once the journal takes it.
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        auto x = cli({"status", idle_sid, "--json"});
+        return x.out.find("\"removed\": 3") != std::string::npos;
+      },
+      20'000, 200));
+  g.kill_head();
+  g.restart_head();
+  gone = cli({"fetch", sid});
+  EXPECT_EQ(gone.code, 2);
+  EXPECT_NE(gone.err.find("was purged"), std::string::npos) << gone.err;
+  auto after = cli({"status", idle_sid, "--json"});
+  EXPECT_NE(after.out.find("\"removed\": 3"), std::string::npos) << after.out;
+}
+
 // A write that reports failure after its data reached LevelDB's log (a
 // failed sync) comes back when the journal is reopened: the head takes it
 // into account, so the client's resend is a duplicate, not a second copy.
