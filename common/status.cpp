@@ -19,6 +19,7 @@ constexpr std::string_view kNames[] = {
     "internal",
     "cancelled",
     "out_of_sequence",
+    "data_loss",
 };
 }  // namespace
 

@@ -36,6 +36,7 @@ enum class Code : std::uint8_t {
   kInternal = 12,           // a bug or an unexpected system error
   kCancelled = 13,
   kOutOfSequence = 14,  // a request batch skipped sequence numbers: resend from the ack
+  kDataLoss = 15,       // a journal record is corrupt (checksum mismatch, missing data)
 };
 
 // Stable lower-case name used on the wire and in one-line error messages.
@@ -64,6 +65,7 @@ class [[nodiscard]] Status {
   static Status Protocol(std::string m) { return {Code::kProtocol, std::move(m)}; }
   static Status Version(std::string m) { return {Code::kVersion, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -1,6 +1,5 @@
 #include "head/head.hpp"
 
-#include <leveldb/db.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,9 +52,8 @@ std::string user_id(const zmq::message_t& m) {
 struct CrashPoint {
   std::string name;
   long count = -1;
-  void parse(const char* spec) {
-    if (!spec) return;
-    std::string s(spec);
+  void parse(const std::string& s) {
+    if (s.empty()) return;
     auto colon = s.find(':');
     name = s.substr(0, colon);
     count = colon == std::string::npos ? 1 : std::strtol(s.c_str() + colon + 1, nullptr, 10);
@@ -94,7 +92,7 @@ struct ParkedFetch {
 class Head {
  public:
   Head(const HeadOptions& o, const Clock& clock) : o_(o), clock_(clock), ctx_(1) {
-    crash_.parse(std::getenv("ZGRID_CRASH_POINT"));
+    crash_.parse(o.hooks.crash_point);
   }
 
   Status start() {
@@ -191,8 +189,7 @@ class Head {
     ZG_RETURN_IF_ERROR(keys_->load(&summary));
     zap_ = std::make_unique<ZapHandler>(ctx_, *keys_);
     // Test hook: a head whose ZAP handler is missing must refuse to start.
-    const char* no_zap = std::getenv("ZGRID_TEST_NO_ZAP");
-    if (!(no_zap && std::string_view(no_zap) == "1")) ZG_RETURN_IF_ERROR(zap_->start());
+    if (!o_.hooks.no_zap) ZG_RETURN_IF_ERROR(zap_->start());
     curve_ = true;
     hup_seen_ = cli::hangups();
     ZG_LOG(kInfo, kLog,
@@ -312,6 +309,7 @@ class Head {
               "the ZAP handler stopped: refusing to serve without authentication");
         maybe_reload_keys();
         on_tick(now);
+        if (!fatal_.ok()) return fatal_;
         next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
@@ -378,9 +376,10 @@ class Head {
     journal_pair_.bind(ep);
     JournalOptions jo;
     jo.min_free_bytes = o_.min_free_bytes;
-    if (const char* f = std::getenv("ZGRID_JOURNAL_FAULT_FILE")) jo.fault_file = f;
-    if (const char* m = std::getenv("ZGRID_JOURNAL_FAULT_MODE"))
-      jo.fault_after_write = std::string_view(m) == "after";
+    jo.reserve_bytes = o_.disk_reserve_bytes;
+    jo.fault_file = o_.hooks.journal_fault_file;
+    jo.fault_after_write = o_.hooks.journal_fault_after;
+    jo.read_fault_file = o_.hooks.journal_read_fault_file;
     if (crash_.name == "after-sync") {
       jo.crash_after_syncs = static_cast<int>(crash_.count);
       crash_.count = -1;
@@ -440,38 +439,93 @@ class Head {
     op.puts.emplace_back(jkey::client(s.id, c.id), w.finish_string());
   }
 
+  // Why the journal takes no new requests: a full disk is resource_exhausted
+  // (purging finished sessions gives space back), anything else unavailable.
   Status unavailable_journal() {
+    if (journal_->space_short())
+      return Status::ResourceExhausted(
+          "the journal's disk is full (" + journal_->health_reason() +
+          "): new durable requests are refused; fetch, status and purge still work (zgrid close "
+          "ID --purge gives a session's space back)");
     return Status::Unavailable("the journal refuses new requests (" + journal_->health_reason() +
                                "); fetch and status still work");
   }
 
+  // The reply for a journal write that failed.
+  static Status write_failed(const std::string& err) {
+    if (Journal::is_no_space(err))
+      return Status::ResourceExhausted(err +
+                                       " (the disk is full: purge finished sessions or free "
+                                       "space)");
+    return Status::Unavailable(err);
+  }
+
   // ---- recovery -------------------------------------------------------------------
+
+  // Walks the records of one kind (all sessions, or one session's range),
+  // their values read and checked. A record that cannot be read stops the
+  // walk with its error, except corrupt response records ('A'): those are
+  // reported to `corrupt` and skipped (their requests then count as not
+  // answered and run again: docs/operations.md, "Journal corruption").
+  using RecordFn =
+      std::function<Status(std::string_view key, std::string_view sid, std::string_view value)>;
+  Status scan_records(const std::string& prefix, const RecordFn& fn,
+                      const std::function<void(std::string_view key)>& corrupt = {}) {
+    auto c = journal_->cursor(prefix);
+    if (!c) return Status::Unavailable("the journal is being reopened");
+    for (c->seek(prefix); c->valid(); c->next()) {
+      std::string_view key = c->key();
+      if (key.size() < 1 + kSessionIdLength) continue;
+      std::string_view v;
+      Status st = c->value(&v);
+      if (!st.ok()) {
+        if (Journal::is_corruption(st) && key[0] == jkey::kAnswers && corrupt) {
+          corrupt(key);
+          continue;
+        }
+        return Status(st.code(), "journal record " + describe_key(key) + ": " + st.message());
+      }
+      ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength), v));
+    }
+    return Status::OK();
+  }
+
+  static std::string describe_key(std::string_view key) {
+    std::string kind(1, key.empty() ? '?' : key[0]);
+    std::string sid(key.substr(1, std::min<std::size_t>(kSessionIdLength, key.size() - 1)));
+    std::string what = kind + " of session " + sid;
+    if (key.size() >= 1 + kSessionIdLength + 8 &&
+        (key[0] == jkey::kRequests || key[0] == jkey::kAnswers || key[0] == jkey::kIndex))
+      what += " #" + std::to_string(jkey::number_of(key));
+    return what;
+  }
+
+  // A response record that cannot be read (checksum mismatch, missing
+  // data): its answers are lost, so their requests run again. Logged once
+  // per session, counted in `zgrid status`.
+  void note_corrupt_answers(Session& s, std::string_view key) {
+    ++journal_corrupt_records_;
+    if (s.corrupt_logged) return;
+    s.corrupt_logged = true;
+    ZG_LOG(kError, kLog,
+           "journal corruption session=" + s.id + ": response record #" +
+               std::to_string(jkey::number_of(key)) +
+               " is unreadable; its requests run again to recompute the lost answers");
+  }
 
   // Rebuilds sessions, clients, counters and the batch index from the journal.
   // Flushed requests without a response are loaded again by load_ready().
+  // A session, client or index record that cannot be read stops the start
+  // (the operator can purge that session offline: --purge-session).
   Status recover() {
-    leveldb::DB* db = journal_->db();
-    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
-    auto scan = [&](char kind,
-                    const std::function<Status(std::string_view key, std::string_view sid,
-                                               std::string_view value)>& fn) -> Status {
-      std::string prefix(1, kind);
-      for (it->Seek(prefix); it->Valid() && it->key().size() > 0 && it->key()[0] == kind;
-           it->Next()) {
-        std::string_view key(it->key().data(), it->key().size());
-        if (key.size() < 1 + kSessionIdLength) continue;
-        ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength),
-                              std::string_view(it->value().data(), it->value().size())));
-      }
-      return Status::OK();
-    };
-    ZG_RETURN_IF_ERROR(
-        scan(jkey::kTombstone, [&](std::string_view, std::string_view sid, std::string_view) {
-          tombstones_.insert(std::string(sid));
-          return Status::OK();
-        }));
-    ZG_RETURN_IF_ERROR(scan(jkey::kSession, [&](std::string_view, std::string_view sid,
-                                                std::string_view v) {
+    ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kTombstone),
+                                    [&](std::string_view, std::string_view sid, std::string_view) {
+                                      tombstones_.insert(std::string(sid));
+                                      return Status::OK();
+                                    }));
+    ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kSession), [&](std::string_view key,
+                                                                        std::string_view sid,
+                                                                        std::string_view v) {
       msgpack::object_handle oh;
       Reader r = parse_record(v, &oh);
       auto s = std::make_unique<Session>();
@@ -488,38 +542,39 @@ class Head {
         s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
       s->durable = true;
       s->last_activity = now_;
-      if (!r.ok()) return Status::Internal("corrupt session record " + s->id);
+      if (!r.ok()) return corrupt_record(key);
       by_ordinal_[s->ordinal] = s.get();
       sessions_[s->id] = std::move(s);
       return Status::OK();
     }));
     ZG_RETURN_IF_ERROR(
-        scan(jkey::kClient, [&](std::string_view key, std::string_view sid, std::string_view v) {
-          Session* s = find_session(std::string(sid));
-          if (!s) return Status::OK();
-          ClientRecord rec;
-          if (!decode_client_record(v, &rec))
-            return Status::Internal("corrupt client record in session " + s->id);
-          Client c;
-          c.id = std::string(key.substr(1 + kSessionIdLength));
-          c.acked_seq = c.accepted_seq = rec.acked;
-          c.sent = rec.sent;
-          c.flushed_id = rec.flushed;
-          c.ended = rec.ended;
-          c.removed = rec.removed;
-          c.max_id = rec.max_id;
-          c.last_activity = now_;  // idle timers restart
-          if (c.ended) s->committed += c.sent;
-          if (c.removed) {
-            s->removed += c.sent;
-            ++s->clients_removed;
-          }
-          s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
-          s->clients.push_back(std::move(c));
-          return Status::OK();
-        }));
-    ZG_RETURN_IF_ERROR(
-        scan(jkey::kIndex, [&](std::string_view key, std::string_view sid, std::string_view v) {
+        scan_records(std::string(1, jkey::kClient),
+                     [&](std::string_view key, std::string_view sid, std::string_view v) {
+                       Session* s = find_session(std::string(sid));
+                       if (!s) return Status::OK();
+                       ClientRecord rec;
+                       if (!decode_client_record(v, &rec)) return corrupt_record(key);
+                       Client c;
+                       c.id = std::string(key.substr(1 + kSessionIdLength));
+                       c.acked_seq = c.accepted_seq = rec.acked;
+                       c.sent = rec.sent;
+                       c.flushed_id = rec.flushed;
+                       c.ended = rec.ended;
+                       c.removed = rec.removed;
+                       c.max_id = rec.max_id;
+                       c.last_activity = now_;  // idle timers restart
+                       if (c.ended) s->committed += c.sent;
+                       if (c.removed) {
+                         s->removed += c.sent;
+                         ++s->clients_removed;
+                       }
+                       s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
+                       s->clients.push_back(std::move(c));
+                       return Status::OK();
+                     }));
+    ZG_RETURN_IF_ERROR(scan_records(
+        std::string(1, jkey::kIndex),
+        [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
           msgpack::object_handle oh;
@@ -529,8 +584,7 @@ class Head {
           b.n = static_cast<std::uint32_t>(r.u64());
           std::string cid(r.bytes(proto::kMaxNameLength));
           auto ci = s->client_index.find(cid);
-          if (!r.ok() || ci == s->client_index.end())
-            return Status::Internal("corrupt index record in session " + s->id);
+          if (!r.ok() || ci == s->client_index.end()) return corrupt_record(key);
           b.client = ci->second;
           if (!r.at_end()) s->journal_bytes += r.u64();
           s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
@@ -539,15 +593,21 @@ class Head {
           s->batches.push_back(std::move(b));
           return Status::OK();
         }));
-    ZG_RETURN_IF_ERROR(
-        scan(jkey::kAnswers, [&](std::string_view key, std::string_view sid, std::string_view v) {
+    ZG_RETURN_IF_ERROR(scan_records(
+        std::string(1, jkey::kAnswers),
+        [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
           std::uint64_t added = 0;
           s->journal_bytes += v.size();
-          if (!apply_answer_record(*s, key, v, false, &added))
-            return Status::Internal("corrupt response record in session " + s->id);
+          if (!apply_answer_record(*s, key, v, false, &added)) note_corrupt_answers(*s, key);
           return Status::OK();
+        },
+        [&](std::string_view key) {
+          if (Session* s = find_session(std::string(key.substr(1, kSessionIdLength)))) {
+            s->next_resp_seq = std::max(s->next_resp_seq, jkey::number_of(key) + 1);
+            note_corrupt_answers(*s, key);
+          }
         }));
     for (auto& kv : sessions_) {
       Session& s = *kv.second;
@@ -557,74 +617,78 @@ class Head {
       else
         load_ready(s);
     }
+    // Segment files of sessions purged just before a crash.
+    journal_->remove_orphan_segments(
+        [&](std::string_view sid) { return sessions_.count(std::string(sid)) > 0; });
     return Status::OK();
+  }
+
+  static Status corrupt_record(std::string_view key) {
+    return Status::DataLoss("journal record " + describe_key(key) +
+                            " is corrupt: refusing to guess (docs/operations.md, \"Journal "
+                            "corruption\": zgrid-head --data-dir DIR --purge-session ID)");
   }
 
   // After a failed write the journal may hold more than the head believes:
   // LevelDB can keep a batch whose sync failed and replays it on reopen. Bring
   // every durable session up to what the journal says, so that a resent batch
-  // is a duplicate and an answer already recorded is not recorded again.
-  void reconcile() {
-    auto lock = journal_->read_lock();
-    leveldb::DB* db = journal_->db();
-    if (db == nullptr) return;
-    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
-    auto each = [&](char kind, const std::string& sid,
-                    const std::function<void(std::string_view, std::string_view)>& fn) {
-      std::string prefix = jkey::session(kind, sid);
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-        fn(std::string_view(it->key().data(), it->key().size()),
-           std::string_view(it->value().data(), it->value().size()));
-    };
+  // is a duplicate and an answer already recorded is not recorded again. A
+  // corrupt client or index record stops the head, as at start; a corrupt
+  // response record is one the head did not count as written, whose requests
+  // were re-queued already.
+  Status reconcile() {
     std::uint64_t fixed = 0;
     for (auto& kv : sessions_) {
       Session& s = *kv.second;
       if (!s.durable) continue;
-      each(jkey::kClient, s.id, [&](std::string_view key, std::string_view v) {
-        auto ci = s.client_index.find(std::string(key.substr(1 + kSessionIdLength)));
-        if (ci == s.client_index.end()) return;
-        Client& c = s.clients[ci->second];
-        ClientRecord rec;
-        if (!decode_client_record(v, &rec)) return;
-        std::uint64_t acked = rec.acked, sent = rec.sent, flushed = rec.flushed,
-                      max_id = rec.max_id;
-        bool ended = rec.ended;
-        if (acked > c.acked_seq) {
-          c.acked_seq = acked;
-          c.accepted_seq = std::max(c.accepted_seq, acked);
-          c.sent = std::max(c.sent, sent);
-          ++fixed;
-        }
-        c.flushed_id = std::max(c.flushed_id, flushed);
-        c.max_id = std::max(c.max_id, max_id);
-        if (ended && !c.ended) {
-          c.ended = true;
-          s.committed += c.sent;
-        }
-      });
+      ZG_RETURN_IF_ERROR(scan_records(
+          jkey::session(jkey::kClient, s.id),
+          [&](std::string_view key, std::string_view, std::string_view v) {
+            auto ci = s.client_index.find(std::string(key.substr(1 + kSessionIdLength)));
+            if (ci == s.client_index.end()) return Status::OK();
+            Client& c = s.clients[ci->second];
+            ClientRecord rec;
+            if (!decode_client_record(v, &rec)) return corrupt_record(key);
+            if (rec.acked > c.acked_seq) {
+              c.acked_seq = rec.acked;
+              c.accepted_seq = std::max(c.accepted_seq, rec.acked);
+              c.sent = std::max(c.sent, rec.sent);
+              ++fixed;
+            }
+            c.flushed_id = std::max(c.flushed_id, rec.flushed);
+            c.max_id = std::max(c.max_id, rec.max_id);
+            if (rec.ended && !c.ended) {
+              c.ended = true;
+              s.committed += c.sent;
+            }
+            return Status::OK();
+          }));
       std::set<std::uint64_t> known, unloaded;
       for (const BatchRef& b : s.batches) known.insert(b.first_id);
       for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
       bool added = false;
-      each(jkey::kIndex, s.id, [&](std::string_view key, std::string_view v) {
-        std::uint64_t first = jkey::number_of(key);
-        if (known.count(first)) return;
-        msgpack::object_handle oh;
-        Reader r = parse_record(v, &oh);
-        std::uint64_t n = r.u64();
-        auto ci = s.client_index.find(std::string(r.bytes(proto::kMaxNameLength)));
-        if (!r.ok() || ci == s.client_index.end()) return;
-        BatchRef b;
-        b.first_id = first;
-        b.n = static_cast<std::uint32_t>(n);
-        b.client = ci->second;
-        s.total += n;
-        s.next_request_id = std::max(s.next_request_id, first + n);
-        if (!s.clients[b.client].removed) unloaded.insert(first);
-        s.batches.push_back(std::move(b));
-        added = true;
-        ++fixed;
-      });
+      ZG_RETURN_IF_ERROR(
+          scan_records(jkey::session(jkey::kIndex, s.id),
+                       [&](std::string_view key, std::string_view, std::string_view v) {
+                         std::uint64_t first = jkey::number_of(key);
+                         if (known.count(first)) return Status::OK();
+                         msgpack::object_handle oh;
+                         Reader r = parse_record(v, &oh);
+                         std::uint64_t n = r.u64();
+                         auto ci = s.client_index.find(std::string(r.bytes(proto::kMaxNameLength)));
+                         if (!r.ok() || ci == s.client_index.end()) return corrupt_record(key);
+                         BatchRef b;
+                         b.first_id = first;
+                         b.n = static_cast<std::uint32_t>(n);
+                         b.client = ci->second;
+                         s.total += n;
+                         s.next_request_id = std::max(s.next_request_id, first + n);
+                         if (!s.clients[b.client].removed) unloaded.insert(first);
+                         s.batches.push_back(std::move(b));
+                         added = true;
+                         ++fixed;
+                         return Status::OK();
+                       }));
       if (added) {
         std::sort(s.batches.begin(), s.batches.end(),
                   [](const BatchRef& a, const BatchRef& b) { return a.first_id < b.first_id; });
@@ -632,17 +696,21 @@ class Head {
         for (std::size_t i = 0; i < s.batches.size(); ++i)
           if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
       }
-      each(jkey::kAnswers, s.id, [&](std::string_view key, std::string_view v) {
-        (void)apply_answer_record(s, key, v, true, &fixed);
-      });
+      ZG_RETURN_IF_ERROR(scan_records(
+          jkey::session(jkey::kAnswers, s.id),
+          [&](std::string_view key, std::string_view, std::string_view v) {
+            if (!apply_answer_record(s, key, v, true, &fixed)) note_corrupt_answers(s, key);
+            return Status::OK();
+          },
+          [&](std::string_view key) { note_corrupt_answers(s, key); }));
     }
     if (fixed > 0)
       ZG_LOG(kWarn, kLog,
              "journal reopened: " + std::to_string(fixed) +
                  " records were written although their write had reported failure; taken into "
                  "account");
-    lock.unlock();
     for (auto& kv : sessions_) load_ready(*kv.second);
+    return Status::OK();
   }
 
   // A client record ('C'): [acked_seq, sent, flushed_id, ended, removed, max_id].
@@ -744,26 +812,27 @@ class Head {
   }
 
   // Reads a journaled batch back into requests (skipping answered ones).
-  Status read_batch(Session& s, BatchRef& b, std::vector<Request>* out) {
+  // Unavailable: it cannot be read now (retried later); DataLoss: its record
+  // is missing or corrupt.
+  Status read_batch(Session& s, const BatchRef& b, std::vector<Request>* out) {
     std::string v;
-    auto lock = journal_->read_lock();
-    if (journal_->db() == nullptr) return Status::Unavailable("the journal is being reopened");
-    leveldb::Status ls = journal_->db()->Get(leveldb::ReadOptions(),
-                                             jkey::numbered(jkey::kRequests, s.id, b.first_id), &v);
-    if (!ls.ok()) return Status::Internal("cannot read request batch: " + ls.ToString());
+    std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
+    Status st = journal_->get(key, &v);
+    if (st.code() == Code::kNotFound)
+      return Status::DataLoss("request batch " + describe_key(key) + " is missing");
+    if (!st.ok()) return st;
     msgpack::object_handle oh;
     Reader r = parse_record(v, &oh);
     bool nil = false;
     std::string_view statuses = r.bytes_or_nil(&nil);
     std::uint64_t first_id = r.u64();
     std::string_view frame = r.bytes();
-    if (r.ok() && first_id != b.first_id)
-      return Status::Internal("request batch under the wrong key");
-    if (!r.ok()) return Status::Internal("corrupt request batch");
     Envelope env;
-    ZG_RETURN_IF_ERROR(decode_envelope(frame.data(), frame.size(), &env));
     proto::Send m;
-    ZG_RETURN_IF_ERROR(proto::decode_send(env, &m));
+    if (!r.ok() || first_id != b.first_id ||
+        !decode_envelope(frame.data(), frame.size(), &env).ok() ||
+        !proto::decode_send(env, &m).ok())
+      return Status::DataLoss("request batch " + describe_key(key) + " is corrupt");
     std::uint64_t id = b.first_id;
     for (std::size_t i = 0; i < m.items.size(); ++i) {
       if (!statuses.empty() && (i >= statuses.size() || statuses[i] != 0)) continue;
@@ -778,6 +847,56 @@ class Head {
       ++id;
     }
     return Status::OK();
+  }
+
+  // The requests of an unloaded batch, from memory or the journal. Policy
+  // for a batch that cannot be read (docs/operations.md, "Journal read
+  // errors"): unreadable for now (I/O error) -> false, it stays unloaded and
+  // is tried again in a second; corrupt or missing -> its unanswered requests
+  // are answered `data_loss`, and the batch is done with (true).
+  bool take_batch(Session& s, BatchRef& b, std::vector<Request>* reqs) {
+    if (!b.mem.empty()) {
+      reqs->swap(b.mem);
+      b.mem = std::vector<Request>();
+      return true;
+    }
+    Status st = read_batch(s, b, reqs);
+    if (st.ok()) return true;
+    if (Journal::is_corruption(st)) {
+      fault_lost_batch(s, b, st);
+      return true;
+    }
+    ++journal_read_errors_;
+    s.read_retry_at = now_ + kReadRetryMs;
+    read_retry_.insert(s.ordinal);
+    if (!s.read_error_logged) {
+      s.read_error_logged = true;
+      ZG_LOG(kError, kLog,
+             "journal read error session=" + s.id + ": " + st.message() +
+                 "; its requests wait and the read is tried again every second");
+    }
+    return false;
+  }
+
+  // A request batch whose journal record is lost: each of its requests not
+  // yet answered is answered `data_loss` (its payload is gone; it cannot run).
+  void fault_lost_batch(Session& s, const BatchRef& b, const Status& why) {
+    ++journal_corrupt_records_;
+    std::uint64_t n = 0;
+    for (std::uint64_t id = b.first_id; id < b.first_id + b.n; ++id) {
+      if (s.is_answered(id)) continue;
+      Request q;
+      q.id = id;
+      q.client = b.client;
+      answer(s, q, proto::fault::kDataLoss,
+             "request " + std::to_string(id) + ": its record in the journal is unreadable (" +
+                 why.message() + "): it cannot run");
+      ++n;
+    }
+    data_loss_requests_ += n;
+    ZG_LOG(kError, kLog,
+           "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
+               " requests answered data_loss");
   }
 
   // Moves flushed, journaled requests into the in-memory queue, up to the
@@ -796,18 +915,97 @@ class Head {
         ++it;
         continue;
       }
+      if (now_ < s.read_retry_at) break;  // a read failed a moment ago
       std::vector<Request> reqs;
-      if (!b.mem.empty()) {
-        reqs.swap(b.mem);
-      } else if (Status st = read_batch(s, b, &reqs); !st.ok()) {
-        ZG_LOG(kError, kLog, "session=" + s.id + ": " + st.ToString());
-      }
+      if (!take_batch(s, b, &reqs)) break;
       for (auto& r : reqs)
         if (!s.is_answered(r.id)) s.queue.push_back(std::move(r));
-      b.mem = std::vector<Request>();
       it = s.unloaded.erase(it);
     }
     activate(&s);
+  }
+
+  // Sessions whose batches could not be read, or whose answers must be
+  // recounted after a corrupt response record: tried again on the tick.
+  void retry_reads() {
+    if (read_retry_.empty()) return;
+    std::vector<std::uint64_t> due;
+    for (std::uint64_t ord : read_retry_) {
+      Session* s = session_by_ord(ord);
+      if (!s) continue;
+      if (s->rescan_pending) {
+        if (s->queue.empty() && s->running == 0 && s->committing == 0 && s->purging == 0 &&
+            !answers_.count(ord))
+          due.push_back(ord);
+      } else if (now_ >= s->read_retry_at) {
+        due.push_back(ord);
+      }
+    }
+    for (std::uint64_t ord : due) {
+      read_retry_.erase(ord);
+      Session* s = session_by_ord(ord);
+      if (!s) continue;
+      if (s->rescan_pending) {
+        rescan_answers(*s);
+      } else if (s->state == proto::SessionState::kCancelled) {
+        fault_unrun(*s, proto::fault::kCancelled, "session cancelled before this request ran");
+      } else if (s->deadline > 0 && now_ >= s->deadline) {
+        expire_session(*s);
+      } else {
+        load_ready(*s);
+      }
+      if (s->unloaded.empty()) s->read_error_logged = false;
+    }
+  }
+
+  // A response record found corrupt while the head runs: its answers are
+  // lost. Once the session is quiet (nothing queued, running or being
+  // written), its answers are recounted from the readable records and every
+  // request left unanswered runs again (the same outcome as a restart).
+  void schedule_rescan(Session& s) {
+    if (s.rescan_pending) return;
+    s.rescan_pending = true;
+    read_retry_.insert(s.ordinal);
+  }
+
+  void rescan_answers(Session& s) {
+    std::vector<std::uint64_t> bits;
+    bits.swap(s.answered_bits);
+    std::uint64_t done = s.done, faulted = s.faulted;
+    s.done = s.faulted = 0;
+    for (auto& c : s.clients) c.done = c.faulted = 0;
+    std::uint64_t added = 0;
+    Status st = scan_records(
+        jkey::session(jkey::kAnswers, s.id),
+        [&](std::string_view key, std::string_view, std::string_view v) {
+          (void)apply_answer_record(s, key, v, false, &added);
+          return Status::OK();
+        },
+        [&](std::string_view key) {
+          s.next_resp_seq = std::max(s.next_resp_seq, jkey::number_of(key) + 1);
+        });
+    if (!st.ok()) {  // cannot read now: as it was, try again later
+      s.answered_bits.swap(bits);
+      s.done = done;
+      s.faulted = faulted;
+      s.read_retry_at = now_ + kReadRetryMs;
+      read_retry_.insert(s.ordinal);
+      return;
+    }
+    s.rescan_pending = false;
+    // Every batch of a client still there goes back to be loaded: reading
+    // skips the requests that have an answer.
+    s.unloaded.clear();
+    for (std::size_t i = 0; i < s.batches.size(); ++i)
+      if (!s.clients[s.batches[i].client].removed) s.unloaded.push_back(i);
+    std::uint64_t lost = done + faulted - std::min(done + faulted, s.done + s.faulted);
+    ZG_LOG(kWarn, kLog,
+           "session=" + s.id + ": " + std::to_string(lost) +
+               " answers lost to a corrupt response record run again");
+    if (s.state == proto::SessionState::kCancelled)
+      fault_unrun(s, proto::fault::kCancelled, "session cancelled before this request ran");
+    else
+      load_ready(s);
   }
 
   std::uint64_t queued_count(const Session& s) const {
@@ -1022,7 +1220,7 @@ class Head {
              Session* s = session_by_ord(ord);
              if (!s) return;
              if (!ok) {
-               reply_error(frontend_, rid, corr, Status::Unavailable(err));
+               reply_error(frontend_, rid, corr, write_failed(err));
                drop_session(s);
                return;
              }
@@ -1190,7 +1388,7 @@ class Head {
                // Nothing of it is durable: forget it, tell the client.
                c.accepted_seq = c.acked_seq;
                c.sent -= batch->n;
-               reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+               reply_error(frontend_, c.rid, corr, write_failed(err));
                return;
              }
              crash_.reach("before-ack");
@@ -1255,7 +1453,7 @@ class Head {
       if (!s) return;
       Client& c = s->clients[s->client_index[cid]];
       if (!ok) {
-        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+        reply_error(frontend_, c.rid, corr, write_failed(err));
         return;
       }
       c.flushed_id = std::max(c.flushed_id, flushed);
@@ -1294,7 +1492,7 @@ class Head {
       if (!s) return;
       Client& c = s->clients[s->client_index[cid]];
       if (!ok) {
-        reply_error(frontend_, c.rid, corr, Status::Unavailable(err));
+        reply_error(frontend_, c.rid, corr, write_failed(err));
         return;
       }
       if (!c.ended) {
@@ -1330,6 +1528,7 @@ class Head {
 
   // No open client, and every request of its clients answered or removed.
   static bool complete(const Session& s) {
+    if (s.rescan_pending) return false;  // lost answers are being recomputed
     for (const auto& c : s.clients)
       if (!c.ended && !c.removed) return false;
     return s.answered() + s.removed >= s.total && s.committing == 0;
@@ -1351,7 +1550,7 @@ class Head {
       }
       for (const auto& kv : nodes_) workers += kv.second.workers;
       JournalStats js = journal_ ? journal_->stats() : JournalStats{};
-      w.map(14);
+      w.map(17);
       w.kv("nodes", nodes_.size()).kv("workers", workers).kv("sessions", sessions_.size());
       w.kv("queued", queued).kv("running", running).kv("done", total_done_);
       w.kv("faulted", total_faulted_).kv("bad_messages", bad_messages_);
@@ -1359,6 +1558,9 @@ class Head {
       w.kv("instance", instance_);
       w.kv("journal", journal_ ? (journal_->healthy() ? "ok" : journal_->health_reason()) : "none");
       w.kv("journal_syncs", js.syncs).kv("journal_ops", js.ops).kv("journal_bytes", js.bytes);
+      w.kv("journal_read_errors", journal_read_errors_);
+      w.kv("journal_corrupt_records", journal_corrupt_records_);
+      w.kv("data_loss", data_loss_requests_);
     }
     reply_client(rid, w.finish());
     return Status::OK();
@@ -1434,7 +1636,7 @@ class Head {
       if (ok)
         reply_client(rid, proto::encode_ok(corr));
       else
-        reply_error(frontend_, rid, corr, Status::Unavailable(err));
+        reply_error(frontend_, rid, corr, write_failed(err));
     };
     if (m.mode == proto::CloseMode::kPurge) {
       purge_session(s, std::move(reply_done));
@@ -1451,6 +1653,7 @@ class Head {
     // Durable: the new state is written first and applied only once it is
     // durable; a failed write leaves the session exactly as it was.
     JournalOp op;
+    op.maintenance = true;
     put_session_record(op, *s, to == proto::SessionState::kSealed && !is_open(*s) ? s->state : to);
     submit(std::move(op), [this, ord = s->ordinal, to, done = std::move(reply_done)](
                               bool ok, const std::string& err) {
@@ -1492,6 +1695,8 @@ class Head {
       return;
     }
     JournalOp op;
+    op.maintenance = true;
+    op.purge_session = s->id;
     for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
       op.delete_prefixes.push_back(jkey::session(kind, s->id));
     op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), std::to_string(wall_seconds()));
@@ -1525,17 +1730,17 @@ class Head {
   // loaded (flushed or not). Requests already running finish normally.
   std::uint64_t fault_unrun(Session& s, std::string_view code, std::string_view message) {
     if (s.durable) {
-      for (std::size_t i : s.unloaded) {
-        BatchRef& b = s.batches[i];
-        if (s.clients[b.client].removed) continue;
+      for (auto it = s.unloaded.begin(); it != s.unloaded.end();) {
+        BatchRef& b = s.batches[*it];
+        if (s.clients[b.client].removed) {
+          it = s.unloaded.erase(it);
+          continue;
+        }
         std::vector<Request> reqs;
-        if (b.mem.empty())
-          (void)read_batch(s, b, &reqs);
-        else
-          reqs.swap(b.mem);
+        if (!take_batch(s, b, &reqs)) break;  // unreadable for now: answered on a retry
         for (auto& r : reqs) s.queue.push_back(std::move(r));
+        it = s.unloaded.erase(it);
       }
-      s.unloaded.clear();
     }
     std::uint64_t n = s.queue.size();
     while (!s.queue.empty()) {
@@ -1573,40 +1778,53 @@ class Head {
   bool build_fetch(Session& s, const proto::Fetch& f, std::uint64_t corr, zmq::message_t* out) {
     std::uint64_t cursor = std::max<std::uint64_t>(1, f.cursor);
     std::uint64_t max = std::clamp<std::uint64_t>(f.max, 1, 16384);
-    auto lock = journal_->read_lock();
-    if (journal_->db() == nullptr) {
+    std::string prefix = jkey::session(jkey::kAnswers, s.id);
+    auto it = journal_->cursor(prefix);
+    if (!it) {
       *out = proto::encode_error(corr,
                                  Status::Unavailable("the journal is being reopened; try again"));
       return true;
     }
-    std::string prefix = jkey::session(jkey::kAnswers, s.id);
-    std::unique_ptr<leveldb::Iterator> it(journal_->db()->NewIterator(leveldb::ReadOptions()));
-    it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
-    auto in_range = [&] { return it->Valid() && it->key().starts_with(prefix); };
-    auto key_number = [&] {
-      return jkey::number_of(std::string_view(it->key().data(), it->key().size()));
-    };
-    if (!in_range() || key_number() > cursor) {
+    auto key_number = [&] { return jkey::number_of(it->key()); };
+    it->seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
+    if (!it->valid() || key_number() > cursor) {
       // The record before may hold the cursor in its middle.
-      if (it->Valid())
-        it->Prev();
+      if (it->raw_valid())
+        it->prev();
       else
-        it->SeekToLast();
-      if (!in_range()) it->Seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
+        it->seek_to_last();
+      if (!it->valid()) it->seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
     }
-    // Items are encoded as they are read (views into the iterator's value,
-    // valid until Next). A record wholly inside the page is copied as it is:
+    // Items are encoded as they are read (views into the record, valid until
+    // the cursor moves). A record wholly inside the page is copied as it is:
     // its items are already response items.
     Writer w = proto::begin(proto::kFetchReply, corr, 3, 64 << 10);
     std::size_t count_at = w.array32_placeholder();
     std::uint32_t count = 0;
     std::uint64_t next = cursor;
     std::size_t bytes = 0;
-    bool full = false;
+    bool full = false, stopped = false;
     bool all_clients = s.clients_removed == 0;  // else each item's client is checked
-    for (; in_range() && !full; it->Next()) {
+    for (; it->valid() && !full; it->next()) {
       std::uint64_t seq = key_number();
-      std::string_view v(it->value().data(), it->value().size());
+      std::string_view v;
+      if (Status st = it->value(&v); !st.ok()) {
+        if (Journal::is_corruption(st)) {
+          // Its answers are lost: skipped here, recomputed (schedule_rescan).
+          note_corrupt_answers(s, it->key());
+          schedule_rescan(s);
+          continue;
+        }
+        ++journal_read_errors_;
+        if (count == 0) {
+          *out = proto::encode_error(
+              corr, Status::Unavailable("cannot read the responses of session " + s.id + " now (" +
+                                        st.message() + "); try again"));
+          return true;
+        }
+        stopped = true;  // serve what was read; the next fetch tries again
+        break;
+      }
       std::uint32_t n = 0;
       std::size_t header = 0;
       if (all_clients && seq == next && array_header(v, &n, &header) && count + n <= max &&
@@ -1642,7 +1860,7 @@ class Head {
         bytes += size;
       }
     }
-    bool done = !full && !in_range() && complete(s);
+    bool done = !full && !stopped && !it->valid() && complete(s);
     if (count == 0 && !done && f.wait_ms > 0 && next == cursor) return false;
     w.patch_array32(count_at, count);
     w.u64(next).boolean(done);
@@ -2372,10 +2590,11 @@ class Head {
     check_backstops();
     if (journal_ && journal_->reopens() != reopens_seen_) {
       reopens_seen_ = journal_->reopens();
-      reconcile();
+      if (Status st = reconcile(); !st.ok()) fatal_ = st;
       journal_->reopen_taken(reopens_seen_);
       journal_->mark_healthy();
     }
+    retry_reads();
     sweep_idle(now);
   }
 
@@ -2435,6 +2654,7 @@ class Head {
       return;
     }
     JournalOp op;
+    op.maintenance = true;
     for (const BatchRef& b : s.batches)
       if (b.client == ci) {
         // The index entry stays: it keeps request ids from being reused and
@@ -2528,6 +2748,10 @@ class Head {
 
   std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
+  // Journal read problems (docs/operations.md, "Journal read errors").
+  std::uint64_t journal_read_errors_ = 0, journal_corrupt_records_ = 0, data_loss_requests_ = 0;
+  std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick
+  Status fatal_;                        // set by the tick: the head stops with it
   bool blocked_out_ = false, held_ack_clients_ = false;
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::uint64_t rate_mark_count_ = 0;
@@ -2536,7 +2760,8 @@ class Head {
   static constexpr Millis kLiveWindowMs = 10'000;
   // A journaled removal or retention purge that failed is tried again after this.
   static constexpr Millis kRetryAfterMs = 5'000;
-  static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
+  static constexpr Millis kReadRetryMs = 1'000;  // a failed journal read is tried again after this
+  static constexpr int kErrorBudget = 100;       // error replies per peer per second for junk
   static constexpr std::size_t kMaxJournalBacklog = 32u << 20;
   // Task-timeout backstop: per task queued ahead at most this much (a
   // week), plus a grace for the node's report to arrive.
@@ -2548,6 +2773,10 @@ class Head {
 };
 
 }  // namespace
+
+Status purge_offline(const std::string& data_dir, const std::string& sid) {
+  return Journal::purge_offline(data_dir, sid);
+}
 
 Status run_head(const HeadOptions& options, const std::atomic<bool>& stop, const Clock& clock) {
   try {

@@ -19,4 +19,10 @@ namespace zgrid::head {
 Status run_head(const HeadOptions& options, const std::atomic<bool>& stop,
                 const Clock& clock = SteadyClock::instance());
 
+// Maintenance with no head running (zgrid-head --purge-session): deletes
+// every record of session `sid` from the journal in `data_dir`, writes its
+// tombstone and removes its segment file. For a session whose corrupt
+// records stop the head from starting (docs/operations.md).
+Status purge_offline(const std::string& data_dir, const std::string& sid);
+
 }  // namespace zgrid::head

@@ -2,15 +2,23 @@
 
 #include <fcntl.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/write_batch.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <list>
+#include <map>
+#include <unordered_map>
 
 #include "common/log.hpp"
 
@@ -18,23 +26,273 @@ namespace zgrid::head {
 
 namespace {
 constexpr const char* kLog = "journal";
+constexpr std::size_t kSidLength = 32;
+constexpr std::size_t kMaxOpenSegments = 32;  // segment files kept open (an LRU)
+constexpr int kLevelDbOpenFiles = 64;         // LevelDB's table cache: bounded descriptors
+constexpr int kFdReserve = 16;                // descriptors kept for the journal alone
 
 void put_be64(std::string& s, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// The same LevelDB settings at open and at every reopen.
-leveldb::Options db_options(bool create) {
+// CRC-32C (Castagnoli), table driven: guards segment records against torn or
+// corrupted bytes.
+class Crc32c {
+ public:
+  Crc32c() {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
+      table_[i] = c;
+    }
+  }
+  std::uint32_t operator()(std::string_view data) const {
+    std::uint32_t c = 0xffffffffu;
+    for (unsigned char b : data) c = table_[(c ^ b) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+  }
+
+ private:
+  std::array<std::uint32_t, 256> table_;
+};
+const Crc32c kCrc;
+
+// A bulk value's place in its session's segment file, as stored in LevelDB:
+// 0xc1 (never the first byte of msgpack), offset, length, CRC-32C, little endian.
+struct SegPtr {
+  static constexpr char kTag = static_cast<char>(0xc1);
+  static constexpr std::size_t kSize = 1 + 8 + 4 + 4;
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0, crc = 0;
+
+  std::string encode() const {
+    std::string s(kSize, '\0');
+    s[0] = kTag;
+    std::memcpy(&s[1], &offset, 8);
+    std::memcpy(&s[9], &length, 4);
+    std::memcpy(&s[13], &crc, 4);
+    return s;
+  }
+  static bool decode(std::string_view v, SegPtr* p) {
+    if (v.size() != kSize || v[0] != kTag) return false;
+    std::memcpy(&p->offset, v.data() + 1, 8);
+    std::memcpy(&p->length, v.data() + 9, 4);
+    std::memcpy(&p->crc, v.data() + 13, 4);
+    return true;
+  }
+};
+
+// Keys whose values go to segment files: request batches and responses.
+bool is_bulk(std::string_view key) {
+  return key.size() >= 1 + kSidLength + 8 &&
+         (key[0] == jkey::kRequests || key[0] == jkey::kAnswers);
+}
+
+std::string_view sid_of(std::string_view key) {
+  return key.substr(1, kSidLength);
+}
+
+bool no_space_error(int err) {
+  return err == ENOSPC || err == EDQUOT;
+}
+bool no_space_text(const std::string& s) {
+  return s.find("No space left") != std::string::npos ||
+         s.find("Disk quota exceeded") != std::string::npos;
+}
+bool fd_short_text(const std::string& s) {
+  return s.find("Too many open files") != std::string::npos;
+}
+
+// The same LevelDB settings at open and at every reopen. Bulk values live in
+// segment files: LevelDB holds keys, pointers and small records only.
+leveldb::Options db_options(bool create, leveldb::Env* env) {
   leveldb::Options lo;
   lo.create_if_missing = create;
-  lo.write_buffer_size = 64 << 20;  // fewer level-0 files under a durable burst
+  lo.env = env;
+  lo.write_buffer_size = 16 << 20;
   lo.max_file_size = 8 << 20;
-  // Records are small msgpack values: snappy saved little space and cost most
-  // of the head's CPU in a durable burst (compaction and fetch reads).
+  lo.max_open_files = kLevelDbOpenFiles;
   lo.compression = leveldb::kNoCompression;
   return lo;
 }
 }  // namespace
+
+// ---- descriptors ----------------------------------------------------------------
+
+// A few descriptors held open (on /dev/null) for the journal alone: when an
+// open() of the journal fails for want of descriptors (the process's others
+// went to connections), one is given up and the open retried, so a journal
+// write never fails for that. Given-up ones are taken back when possible.
+// Thread-safe.
+class Journal::FdReserve {
+ public:
+  explicit FdReserve(int n) : want_(n) { refill(); }
+  ~FdReserve() {
+    for (int fd : fds_) ::close(fd);
+  }
+  // Runs `open` (returning an fd, or -1 with errno); on EMFILE/ENFILE gives
+  // up a reserved descriptor and tries again.
+  int open_with_reserve(const std::function<int()>& open) {
+    while (true) {
+      int fd = open();
+      if (fd >= 0 || (errno != EMFILE && errno != ENFILE)) return fd;
+      if (!give_one()) return fd;
+    }
+  }
+  // For LevelDB's Env: retries an operation whose Status says "Too many open files".
+  leveldb::Status retry(const std::function<leveldb::Status()>& op) {
+    while (true) {
+      leveldb::Status s = op();
+      if (s.ok() || !fd_short_text(s.ToString())) return s;
+      if (!give_one()) return s;
+    }
+  }
+  void refill() {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (static_cast<int>(fds_.size()) < want_) {
+      int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      fds_.push_back(fd);
+    }
+  }
+  bool short_now() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(fds_.size()) < want_;
+  }
+
+ private:
+  bool give_one() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fds_.empty()) return false;
+    ::close(fds_.back());
+    fds_.pop_back();
+    if (!logged_) {
+      logged_ = true;
+      ZG_LOG(kWarn, kLog, "file descriptors exhausted: the journal uses its reserve");
+    }
+    return true;
+  }
+  const int want_;
+  mutable std::mutex mu_;
+  std::vector<int> fds_;  // guarded by mu_
+  bool logged_ = false;   // guarded by mu_
+};
+
+namespace {
+// LevelDB's default Env, with every file open going through the reserve.
+class ReserveEnv : public leveldb::EnvWrapper {
+ public:
+  ReserveEnv(Journal::FdReserve& fds) : EnvWrapper(leveldb::Env::Default()), fds_(fds) {}
+  leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
+    return fds_.retry([&] { return target()->NewSequentialFile(f, r); });
+  }
+  leveldb::Status NewRandomAccessFile(const std::string& f,
+                                      leveldb::RandomAccessFile** r) override {
+    return fds_.retry([&] { return target()->NewRandomAccessFile(f, r); });
+  }
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return fds_.retry([&] { return target()->NewWritableFile(f, r); });
+  }
+  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return fds_.retry([&] { return target()->NewAppendableFile(f, r); });
+  }
+  leveldb::Status GetChildren(const std::string& d, std::vector<std::string>* r) override {
+    return fds_.retry([&] { return target()->GetChildren(d, r); });
+  }
+  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
+    return fds_.retry([&] { return target()->LockFile(f, l); });
+  }
+  leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override {
+    return fds_.retry([&] { return target()->NewLogger(f, r); });
+  }
+
+ private:
+  Journal::FdReserve& fds_;
+};
+}  // namespace
+
+// ---- segment files ----------------------------------------------------------------
+
+// One append-only file per durable session under DIR/segments. The journal
+// thread appends (at `end`, which only it moves); readers pread below the
+// pointers LevelDB holds. Open files are kept in a small LRU; a caller holds
+// its shared_ptr while it uses one, so eviction never closes a file in use.
+// Thread-safe.
+class Journal::Segments {
+ public:
+  struct File {
+    int fd = -1;
+    std::uint64_t end = 0;  // journal thread: where the next append goes
+    ~File() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+
+  Segments(std::string dir, FdReserve& fds) : dir_(std::move(dir)), fds_(fds) {}
+
+  Status init() {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) return Status::Unavailable("cannot create " + dir_ + ": " + ec.message());
+    return Status::OK();
+  }
+  std::string path(std::string_view sid) const { return dir_ + "/" + std::string(sid) + ".seg"; }
+  const std::string& dir() const { return dir_; }
+
+  // The session's file; created when `create`. NotFound when it does not exist.
+  Result<std::shared_ptr<File>> open(std::string_view sid, bool create) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string key(sid);
+    if (auto it = open_.find(key); it != open_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      return it->second.first;
+    }
+    std::string p = path(sid);
+    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    int fd = fds_.open_with_reserve([&] { return ::open(p.c_str(), flags, 0600); });
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) return Status::DataLoss("segment file " + p + " is missing");
+      return Status::Unavailable("cannot open " + p + ": " + std::strerror(err));
+    }
+    auto f = std::make_shared<File>();
+    f->fd = fd;
+    struct stat st;
+    f->end = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    lru_.push_front(key);
+    open_.emplace(key, std::make_pair(f, lru_.begin()));
+    while (open_.size() > kMaxOpenSegments) {
+      open_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    return f;
+  }
+
+  // Forgets and deletes a session's file (purge): its space is free once
+  // nobody holds it open.
+  void remove(std::string_view sid) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = open_.find(std::string(sid)); it != open_.end()) {
+        lru_.erase(it->second.second);
+        open_.erase(it);
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove(path(sid), ec);
+  }
+
+ private:
+  const std::string dir_;
+  FdReserve& fds_;
+  std::mutex mu_;
+  std::list<std::string> lru_;  // guarded by mu_: most recent first
+  std::unordered_map<std::string,
+                     std::pair<std::shared_ptr<File>, std::list<std::string>::iterator>>
+      open_;  // guarded by mu_
+};
+
+// ---- keys ------------------------------------------------------------------------
 
 namespace jkey {
 std::string meta(std::string_view name) {
@@ -73,6 +331,10 @@ std::size_t JournalOp::bytes() const {
   return n + 64;
 }
 
+// ---- open ------------------------------------------------------------------------
+
+Journal::Journal() = default;
+
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq::context_t& ctx,
                                                const std::string& notify_endpoint,
                                                const JournalOptions& options) {
@@ -100,18 +362,33 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
     return Status::Unavailable("data directory " + data_dir + " in use by PID " + pid);
   }
   std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(j->lock_fd_, 0) != 0 || pwrite(j->lock_fd_, pid.data(), pid.size(), 0) < 0)
-    return Status::Unavailable("cannot write " + lock_path);
+  // On a full disk this may fail: the lock (not the text) is what matters.
+  if (ftruncate(j->lock_fd_, 0) == 0) (void)!pwrite(j->lock_fd_, pid.data(), pid.size(), 0);
 
-  leveldb::Status s = leveldb::DB::Open(db_options(true), data_dir + "/journal", &j->db_);
+  j->fds_ = std::make_unique<FdReserve>(kFdReserve);
+  j->env_ = std::make_unique<ReserveEnv>(*j->fds_);
+  j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_);
+  ZG_RETURN_IF_ERROR(j->segments_->init());
+
+  // The disk reserve: made when there is room, released to open on a full disk.
+  j->reserve_present_ = std::filesystem::exists(data_dir + "/reserve");
+  leveldb::Status s =
+      leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &j->db_);
+  if (!s.ok() && no_space_text(s.ToString()) && j->reserve_present_) {
+    j->release_reserve("to open the journal on a full disk");
+    s = leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &j->db_);
+  }
   if (!s.ok())
-    return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString());
+    return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString() +
+                               (no_space_text(s.ToString()) && !j->reserve_present_
+                                    ? " (the disk reserve is used up: free some space)"
+                                    : ""));
 
   std::string v;
   s = j->db_->Get(leveldb::ReadOptions(), jkey::meta("version"), &v);
+  leveldb::WriteOptions wo;
+  wo.sync = true;
   if (s.IsNotFound()) {
-    leveldb::WriteOptions wo;
-    wo.sync = true;
     s = j->db_->Put(wo, jkey::meta("version"), std::to_string(kJournalVersion));
     if (!s.ok()) return Status::Unavailable("cannot initialise journal: " + s.ToString());
   } else if (!s.ok()) {
@@ -124,7 +401,13 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
                              "): upgrade zgrid-head");
     if (ver < 1)
       return Status::Version("journal in " + data_dir + " has an unknown format '" + v + "'");
-    // ver == kJournalVersion: nothing to migrate yet.
+    if (ver < kJournalVersion) {
+      // v1 holds bulk values inline, which v2 reads as they are: marking it v2
+      // is the whole migration (and keeps older heads from misreading it).
+      s = j->db_->Put(wo, jkey::meta("version"), std::to_string(kJournalVersion));
+      if (!s.ok()) return Status::Unavailable("cannot migrate journal to v2: " + s.ToString());
+      ZG_LOG(kInfo, kLog, "journal in " + data_dir + " migrated from format v1 to v2");
+    }
   }
   j->check_space();
   j->thread_ = std::thread(&Journal::run, j.get(), &ctx, notify_endpoint);
@@ -155,7 +438,13 @@ std::uint64_t Journal::submit(JournalOp op) {
 }
 
 std::string Journal::health_reason() const {
-  if (!space_ok_.load()) return "free space in " + dir_ + " is below the watermark";
+  if (!space_ok_.load())
+    return "free space in " + dir_ + " is below the watermark (" +
+           std::to_string(o_.min_free_bytes >> 20) + " MiB" +
+           (reserve_present_ || o_.reserve_bytes == 0
+                ? std::string()
+                : " plus the " + std::to_string(o_.reserve_bytes >> 20) + " MiB disk reserve") +
+           ")";
   std::lock_guard<std::mutex> lock(mu_);
   return error_.empty() ? "ok" : error_;
 }
@@ -174,39 +463,293 @@ bool Journal::decode_completion(const zmq::message_t& m, std::uint64_t* seq, boo
   return true;
 }
 
+bool Journal::is_no_space(const std::string& error) {
+  return no_space_text(error);
+}
+
+// ---- reads -----------------------------------------------------------------------
+
+bool Journal::is_corruption(const Status& st) {
+  return st.code() == Code::kDataLoss;
+}
+
+Status Journal::resolve(std::string_view key, std::string_view stored, std::string* out) const {
+  SegPtr p;
+  if (!is_bulk(key) || !SegPtr::decode(stored, &p)) {
+    out->assign(stored);  // small record, or a v1 inline bulk value
+    return Status::OK();
+  }
+  if (!o_.read_fault_file.empty() && std::filesystem::exists(o_.read_fault_file))
+    return Status::Unavailable("cannot read segment of session " + std::string(sid_of(key)) +
+                               ": injected read fault (" + o_.read_fault_file + ")");
+  auto f = segments_->open(sid_of(key), false);
+  if (!f.ok()) return f.status();
+  out->resize(p.length);
+  std::size_t done = 0;
+  while (done < p.length) {
+    ssize_t n =
+        ::pread((*f)->fd, out->data() + done, p.length - done, static_cast<off_t>(p.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Status::Unavailable("cannot read segment of session " + std::string(sid_of(key)) +
+                                 ": " + std::strerror(errno));
+    if (n == 0)
+      return Status::DataLoss("segment of session " + std::string(sid_of(key)) +
+                              " ends before a record it should hold");
+    done += static_cast<std::size_t>(n);
+  }
+  if (kCrc(*out) != p.crc)
+    return Status::DataLoss("a record of session " + std::string(sid_of(key)) +
+                            " fails its checksum");
+  return Status::OK();
+}
+
+Status Journal::get(std::string_view key, std::string* value) const {
+  std::shared_lock<std::shared_mutex> lock(db_mu_);
+  if (db_ == nullptr) return Status::Unavailable("the journal is being reopened");
+  std::string stored;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), leveldb::Slice(key.data(), key.size()), &stored);
+  if (s.IsNotFound()) return Status::NotFound("no such journal record");
+  if (s.IsCorruption()) return Status::DataLoss("journal record unreadable: " + s.ToString());
+  if (!s.ok()) return Status::Unavailable("cannot read the journal: " + s.ToString());
+  return resolve(key, stored, value);
+}
+
+Journal::Cursor::Cursor(const Journal& j, std::string prefix)
+    : j_(j), lock_(j.db_mu_), prefix_(std::move(prefix)) {
+  if (j.db_ != nullptr) it_.reset(j.db_->NewIterator(leveldb::ReadOptions()));
+}
+Journal::Cursor::~Cursor() = default;
+
+std::unique_ptr<Journal::Cursor> Journal::cursor(std::string prefix) const {
+  std::unique_ptr<Cursor> c(new Cursor(*this, std::move(prefix)));
+  if (!c->it_) return nullptr;
+  return c;
+}
+
+bool Journal::Cursor::raw_valid() const {
+  return it_->Valid();
+}
+bool Journal::Cursor::valid() const {
+  return it_->Valid() && it_->key().starts_with(leveldb::Slice(prefix_));
+}
+void Journal::Cursor::seek(std::string_view key) {
+  it_->Seek(leveldb::Slice(key.data(), key.size()));
+}
+void Journal::Cursor::seek_to_last() {
+  it_->SeekToLast();
+}
+void Journal::Cursor::next() {
+  it_->Next();
+}
+void Journal::Cursor::prev() {
+  it_->Prev();
+}
+std::string_view Journal::Cursor::key() const {
+  return std::string_view(it_->key().data(), it_->key().size());
+}
+Status Journal::Cursor::value(std::string_view* out) {
+  std::string_view stored(it_->value().data(), it_->value().size());
+  if (!it_->status().ok()) return Status::DataLoss("journal record unreadable");
+  SegPtr p;
+  if (!is_bulk(key()) || !SegPtr::decode(stored, &p)) {
+    *out = stored;
+    return Status::OK();
+  }
+  ZG_RETURN_IF_ERROR(j_.resolve(key(), stored, &buf_));
+  *out = buf_;
+  return Status::OK();
+}
+
+void Journal::remove_orphan_segments(const std::function<bool(std::string_view sid)>& live) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(segments_->dir(), ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() != kSidLength + 4 || name.compare(kSidLength, 4, ".seg") != 0) continue;
+    std::string_view sid(name.data(), kSidLength);
+    if (live(sid)) continue;
+    ZG_LOG(kInfo, kLog, "removing the segment file of purged session " + std::string(sid));
+    segments_->remove(sid);
+  }
+}
+
+Status Journal::purge_offline(const std::string& data_dir, const std::string& sid) {
+  if (sid.size() != kSidLength) return Status::InvalidArgument("a session id has 32 characters");
+  std::string lock_path = data_dir + "/zgrid-head.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (lock_fd < 0) return Status::NotFound("no journal in " + data_dir);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{lock_fd};
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return Status::Unavailable("data directory " + data_dir + " is in use by a running head");
+  if (std::filesystem::exists(data_dir + "/reserve")) {
+    std::error_code ec;
+    std::filesystem::remove(data_dir + "/reserve", ec);  // room for the deletions; remade at start
+  }
+  leveldb::DB* raw = nullptr;
+  leveldb::Options lo = db_options(false, leveldb::Env::Default());
+  leveldb::Status s = leveldb::DB::Open(lo, data_dir + "/journal", &raw);
+  if (!s.ok())
+    return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString());
+  std::unique_ptr<leveldb::DB> db(raw);
+  leveldb::WriteBatch batch;
+  std::size_t keys = 0;
+  for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers}) {
+    std::string prefix = jkey::session(kind, sid);
+    std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next(), ++keys)
+      batch.Delete(it->key());
+  }
+  batch.Put(jkey::session(jkey::kTombstone, sid), std::to_string(std::time(nullptr)));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Write(wo, &batch);
+  if (!s.ok()) return Status::Unavailable("cannot write the purge: " + s.ToString());
+  std::error_code ec;
+  std::filesystem::remove(data_dir + "/segments/" + sid + ".seg", ec);
+  ZG_LOG(kInfo, kLog, "purged session " + sid + " offline (" + std::to_string(keys) + " keys)");
+  return Status::OK();
+}
+
+// ---- space -----------------------------------------------------------------------
+
+void Journal::release_reserve(const char* why) {
+  std::error_code ec;
+  if (!std::filesystem::remove(dir_ + "/reserve", ec) && ec) return;
+  if (reserve_present_)
+    ZG_LOG(kWarn, kLog,
+           std::string("disk full: released the ") + std::to_string(o_.reserve_bytes >> 20) +
+               " MiB disk reserve " + why);
+  reserve_present_ = false;
+}
+
+void Journal::restore_reserve(std::uint64_t avail) {
+  if (reserve_present_ || o_.reserve_bytes == 0) return;
+  if (avail < o_.reserve_bytes + o_.min_free_bytes) return;  // taking it would pass the watermark
+  std::string p = dir_ + "/reserve";
+  int fd = fds_->open_with_reserve(
+      [&] { return ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); });
+  if (fd < 0) return;
+  int rc = posix_fallocate(fd, 0, static_cast<off_t>(o_.reserve_bytes));
+  if (rc == 0) rc = fsync(fd);
+  ::close(fd);
+  if (rc != 0) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+    return;
+  }
+  reserve_present_ = true;
+  ZG_LOG(kInfo, kLog,
+         "disk reserve of " + std::to_string(o_.reserve_bytes >> 20) + " MiB in place in " + dir_);
+}
+
 void Journal::check_space() {
   struct statvfs st;
   if (statvfs(dir_.c_str(), &st) != 0) return;
   std::uint64_t avail = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
-  bool ok = avail >= o_.min_free_bytes;
+  restore_reserve(avail);
+  if (statvfs(dir_.c_str(), &st) == 0)
+    avail = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+  // A missing reserve counts as used space: new work must leave room for it.
+  std::uint64_t need = o_.min_free_bytes + (reserve_present_ ? 0 : o_.reserve_bytes);
+  bool ok = avail >= need;
   if (ok != space_ok_.load())
     log::write(ok ? log::Level::kInfo : log::Level::kError, kLog,
                ok ? "free space back above the watermark in " + dir_
                   : "free space below the watermark in " + dir_ + ": new requests refused");
   space_ok_.store(ok);
+  fds_->refill();
 }
 
-bool Journal::write_group(std::vector<JournalOp>& group, std::string* error) {
+// ---- writes ----------------------------------------------------------------------
+
+bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, bool* no_space) {
   bool inject = !o_.fault_file.empty() && std::filesystem::exists(o_.fault_file);
   if (inject && !o_.fault_after_write) {
     *error = "journal write failed: injected fault (" + o_.fault_file + ")";
     return false;
   }
+  // 1. Bulk values to their sessions' segment files, one append per session,
+  //    synced before LevelDB holds a pointer to them.
+  struct Append {
+    std::shared_ptr<Segments::File> file;
+    std::uint64_t start = 0;
+    std::string bytes;
+  };
+  std::map<std::string, Append, std::less<>> appends;
   leveldb::WriteBatch batch;
+  std::vector<std::pair<std::string, SegPtr>> holes;  // deleted bulk values: space to punch
   for (auto& op : group) {
-    for (auto& [k, v] : op.puts) batch.Put(k, v);
-    for (auto& k : op.deletes) batch.Delete(k);
+    for (auto& [k, v] : op.puts) {
+      if (!is_bulk(k)) {
+        batch.Put(k, v);
+        continue;
+      }
+      auto sid = sid_of(k);
+      auto it = appends.find(sid);
+      if (it == appends.end()) {
+        auto f = segments_->open(sid, true);
+        if (!f.ok()) {
+          *error = "journal write failed: " + f.status().message();
+          *no_space = no_space_text(*error);
+          return false;
+        }
+        it = appends.emplace(std::string(sid), Append{*f, (*f)->end, {}}).first;
+      }
+      Append& a = it->second;
+      SegPtr p{a.start + a.bytes.size(), static_cast<std::uint32_t>(v.size()), kCrc(v)};
+      a.bytes += v;
+      batch.Put(k, p.encode());
+    }
+    for (auto& k : op.deletes) {
+      std::string stored;
+      SegPtr p;
+      if (is_bulk(k) && db_->Get(leveldb::ReadOptions(), k, &stored).ok() &&
+          SegPtr::decode(stored, &p))
+        holes.emplace_back(std::string(sid_of(k)), p);
+      batch.Delete(k);
+    }
     for (auto& prefix : op.delete_prefixes) {
       std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
         batch.Delete(it->key());
     }
   }
+  for (auto& [sid, a] : appends) {
+    std::size_t done = 0;
+    int err = 0;
+    while (done < a.bytes.size()) {
+      ssize_t n = ::pwrite(a.file->fd, a.bytes.data() + done, a.bytes.size() - done,
+                           static_cast<off_t>(a.start + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (err == 0 && ::fdatasync(a.file->fd) != 0) err = errno;
+    if (err != 0) {
+      // Nothing points at these bytes: give the space back.
+      for (auto& [s2, a2] : appends) (void)!::ftruncate(a2.file->fd, static_cast<off_t>(a2.start));
+      *error = "journal write failed: segment of session " + sid + ": " + std::strerror(err);
+      *no_space = no_space_error(err);
+      return false;
+    }
+  }
+  for (auto& [sid, a] : appends) a.file->end = a.start + a.bytes.size();
+
+  // 2. Everything else, and the pointers, in one synced LevelDB write. After
+  //    a failure the appended bytes stay: a reopen may replay the pointers.
   leveldb::WriteOptions wo;
   wo.sync = true;
   leveldb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) {
     *error = "journal write failed: " + s.ToString();
+    *no_space = no_space_text(*error);
     return false;
   }
   if (inject) {  // the data is in the log, yet the write reports failure
@@ -221,14 +764,23 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error) {
       ::kill(getpid(), SIGKILL);
     }
   }
-  // Give the space back after a purge.
-  for (auto& op : group)
+  // 3. Give the space back: a purged session's file goes; a removed client's
+  //    request batches become holes; the metadata range is compacted.
+  for (auto& op : group) {
+    if (!op.purge_session.empty()) segments_->remove(op.purge_session);
     for (auto& prefix : op.delete_prefixes) {
       std::string end = prefix;
       end.push_back('\xff');
       leveldb::Slice b(prefix), e(end);
       db_->CompactRange(&b, &e);
     }
+  }
+  for (auto& [sid, p] : holes) {
+    auto f = segments_->open(sid, false);
+    if (f.ok())
+      (void)fallocate((*f)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      static_cast<off_t>(p.offset), static_cast<off_t>(p.length));
+  }
   return true;
 }
 
@@ -237,19 +789,20 @@ void Journal::mark_healthy() {
     std::lock_guard<std::mutex> lock(mu_);
     error_.clear();
   }
+  no_space_.store(false);
   healthy_.store(true);
   ZG_LOG(kInfo, kLog, "journal accepting requests again");
 }
 
-bool Journal::try_reopen() {
+bool Journal::try_reopen(bool for_maintenance) {
   // LevelDB fails every write after one failed write until it is reopened.
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file)) return false;
   check_space();
-  if (!space_ok_.load()) return false;
+  if (!space_ok_.load() && !for_maintenance) return false;
   std::unique_lock<std::shared_mutex> lock(db_mu_);
   delete db_;
   db_ = nullptr;
-  leveldb::Status s = leveldb::DB::Open(db_options(false), dir_ + "/journal", &db_);
+  leveldb::Status s = leveldb::DB::Open(db_options(false, env_.get()), dir_ + "/journal", &db_);
   if (!s.ok()) {
     ZG_LOG(kError, kLog, "reopening the journal failed: " + s.ToString());
     db_ = nullptr;
@@ -257,7 +810,7 @@ bool Journal::try_reopen() {
   }
   ZG_LOG(kInfo, kLog, "journal reopened");
   // Still unhealthy: the reactor first reconciles with what the journal
-  // holds, then calls mark_healthy(); until then every write fails.
+  // holds, then calls mark_healthy(); until then only maintenance writes go.
   reopens_.fetch_add(1);
   return true;
 }
@@ -284,32 +837,46 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_ || !queue_.empty(); });
       if (stop_ && queue_.empty()) break;
-      // Group commit: everything waiting, up to the size limit. A purge goes
-      // alone, after what precedes it, so its range scan sees their writes.
+      // Group commit: everything waiting, up to the size limit. A purge or
+      // another maintenance write goes alone, after what precedes it (a
+      // purge's range scan then sees their writes).
       std::size_t bytes = 0;
       while (!queue_.empty() && bytes < o_.max_group_bytes) {
-        bool purge = !queue_.front().delete_prefixes.empty();
-        if (purge && !group.empty()) break;
+        bool alone = queue_.front().maintenance || !queue_.front().delete_prefixes.empty();
+        if (alone && !group.empty()) break;
         bytes += queue_.front().bytes();
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
-        if (purge) break;
+        if (alone) break;
       }
     }
     auto now = std::chrono::steady_clock::now();
     if (now - last_space_check > std::chrono::seconds(1)) {
       last_space_check = now;
       check_space();
-      if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen();
+      if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen(false);
     }
     if (group.empty()) continue;
+    bool maintenance =
+        group.size() == 1 && (group[0].maintenance || !group[0].purge_session.empty());
+    if (maintenance && (space_short() || !healthy_.load())) {
+      // A write that gives space back must get through on a full disk: the
+      // reserve makes room for it, and a journal failed for lack of space is
+      // reopened for it (the reactor reconciles before other writes resume).
+      if (space_short()) release_reserve("for a purge or a change of state");
+      if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen(true);
+    }
     std::string error;
-    bool ok = healthy_.load() && db_ != nullptr;
-    if (!ok) {
+    bool no_space = false;
+    bool writable = db_ != nullptr &&
+                    (healthy_.load() || (maintenance && reopens_.load() > reopens_taken_.load()));
+    bool ok = writable;
+    if (!writable) {
       std::lock_guard<std::mutex> lock(mu_);
       error = error_.empty() ? "journal unavailable" : error_;
+      no_space = no_space_.load();
     } else {
-      ok = write_group(group, &error);
+      ok = write_group(group, &error, &no_space);
     }
     std::size_t bytes = 0;
     for (auto& op : group) bytes += op.bytes();
@@ -328,7 +895,13 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
         }
       }
     }
-    if (!ok) healthy_.store(false);
+    if (!ok && writable) {
+      healthy_.store(false);
+      if (no_space) no_space_.store(true);
+    }
+    // Free space after every write, not only every second: the watermark is
+    // then passed by at most one group.
+    if (ok || maintenance) check_space();
     send_completion(group.back().seq, ok, error);
   }
 }

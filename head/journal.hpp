@@ -1,21 +1,36 @@
-// The durable journal: one LevelDB per data directory, written by one
-// group-commit thread.
+// The durable journal: one LevelDB per data directory for keys and small
+// records, one append-only segment file per durable session for its bulk
+// records (request batches, responses), written by one group-commit thread.
 //
 // The reactor builds each change as an Op (puts and deletes, already
 // encoded) and submits it; the journal thread takes every op waiting (up to
-// a size limit), writes them as ONE WriteBatch with sync=true, and then tells
-// the reactor "ops up to seq N are durable" (or failed) through an inproc
-// PAIR socket, which wakes the reactor's poll. It never waits for a batch to
-// fill: when the queue is empty it writes what it has. Syncs and compactions
-// stay off the reactor thread; the reactor only reads (LevelDB reads are
-// thread-safe).
+// a size limit), appends the ops' bulk values to their sessions' segment
+// files (synced), then writes everything else, with a pointer (offset,
+// length, CRC-32C) in place of each bulk value, as ONE LevelDB WriteBatch
+// with sync=true, and tells the reactor "ops up to seq N are durable" (or
+// failed) through an inproc PAIR socket, which wakes the reactor's poll. It
+// never waits for a batch to fill: when the queue is empty it writes what it
+// has. Syncs and compactions stay off the reactor thread.
+//
+// Why segment files: purging a session deletes its file, so the disk space
+// comes back at once, even on a full disk — LevelDB would need free space to
+// write deletions and then compact. A small disk reserve (a preallocated
+// file) is released for such maintenance writes when the disk is full, and
+// at start when LevelDB cannot open for lack of space (docs/operations.md,
+// "Full disk"). A descriptor reserve keeps the journal writing when another
+// part of the process has used up the file descriptors.
 //
 // Key layout (docs/architecture.md): one byte of kind, the 32-character
 // session id, then a big-endian number or a client id, so that each
-// session's requests, responses and clients are contiguous ranges.
+// session's requests, responses and clients are contiguous ranges. Values of
+// 'R' and 'A' keys are bulk: in LevelDB they are pointers (first byte 0xc1,
+// which never starts msgpack); a journal of format v1 holds them inline, and
+// reads accept both.
 //
-// Thread safety: submit(), healthy(), stats() and db() may be called from the
-// reactor while the journal thread runs; everything else is internal.
+// Thread safety: submit(), healthy(), space_short(), stats(), get() and
+// cursor() may be called from the reactor while the journal thread runs;
+// everything else is internal. Reads hold a shared lock that a reopen takes
+// exclusively.
 #pragma once
 
 #include <zmq.hpp>
@@ -24,6 +39,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -36,11 +52,15 @@
 
 namespace leveldb {
 class DB;
-}
+class Env;
+class Iterator;
+}  // namespace leveldb
 
 namespace zgrid::head {
 
-inline constexpr std::uint32_t kJournalVersion = 1;
+// v2: bulk values in segment files (v1 journals are read as they are and
+// marked v2 at open; an older head then refuses the directory).
+inline constexpr std::uint32_t kJournalVersion = 2;
 
 namespace jkey {
 inline constexpr char kMeta = '\0', kSession = 'S', kClient = 'C', kIndex = 'I', kRequests = 'R',
@@ -57,6 +77,11 @@ struct JournalOp {
   std::vector<std::pair<std::string, std::string>> puts;
   std::vector<std::string> deletes;
   std::vector<std::string> delete_prefixes;  // every key starting with these (purge)
+  std::string purge_session;                 // with delete_prefixes: its segment file goes too
+  // A write that gives space back or records a change of state (purge,
+  // client removal, seal, cancel): written alone, and on a full disk it may
+  // use the disk reserve.
+  bool maintenance = false;
   std::size_t bytes() const;
 };
 
@@ -70,9 +95,13 @@ struct JournalStats {
 struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, refuse new requests
+  // Kept preallocated in the data directory, released for maintenance writes
+  // and for opening on a full disk (0: none).
+  std::uint64_t reserve_bytes = 32ull << 20;
   std::string fault_file;  // tests: while this file exists, writes fail (ZGRID_JOURNAL_FAULT_FILE)
   bool fault_after_write = false;  // tests: ... after reaching the log, like a failed sync
-  int crash_after_syncs = -1;  // tests: SIGKILL ourselves right after this many syncs (-1: never)
+  int crash_after_syncs = -1;   // tests: SIGKILL ourselves right after this many syncs (-1: never)
+  std::string read_fault_file;  // tests: while this file exists, segment reads fail (EIO)
 };
 
 class Journal {
@@ -89,6 +118,9 @@ class Journal {
   std::uint64_t submit(JournalOp op);
   // False after a failed write (until reopened) or below the free-space watermark.
   bool healthy() const { return healthy_.load() && space_ok_.load(); }
+  // The disk is full: free space below the watermark, or a write failed for
+  // lack of space. New requests are refused as resource_exhausted then.
+  bool space_short() const { return !space_ok_.load() || no_space_.load(); }
   // Counts successful reopens. After each, the reactor reconciles its state
   // with the journal and then calls mark_healthy(reopens()).
   std::uint64_t reopens() const { return reopens_.load(); }
@@ -98,31 +130,85 @@ class Journal {
   JournalStats stats() const;
   // Bytes submitted and not yet written: the reactor slows down above a bound.
   std::size_t backlog_bytes() const { return backlog_.load(std::memory_order_relaxed); }
-  // Reads on the reactor hold this shared lock: a reopen (journal thread)
-  // takes it exclusively. db() is nullptr while a failed reopen is retried.
-  std::shared_lock<std::shared_mutex> read_lock() const {
-    return std::shared_lock<std::shared_mutex>(db_mu_);
-  }
-  leveldb::DB* db() const { return db_; }
   const std::string& data_dir() const { return dir_; }
 
-  // Completion messages on the notify socket: 8-byte seq (little endian),
-  // 1 byte ok, then the error text if not ok. decode_completion parses one.
+  // Reads the value of `key` (a bulk value is read from its segment file and
+  // checked). NotFound when absent; Unavailable while the journal is being
+  // reopened or the file cannot be read; DataLoss-like Internal errors for a
+  // checksum mismatch (see is_corruption()).
+  Status get(std::string_view key, std::string* value) const;
+
+  // Iterates the keys that start with `prefix`, in order. Holds the read
+  // lock while it lives: keep it short.
+  class Cursor {
+   public:
+    ~Cursor();
+    bool valid() const;  // positioned on a key of the prefix
+    void seek(std::string_view key);
+    void seek_to_last();  // the last key of the whole journal (then check valid())
+    void next();
+    void prev();
+    std::string_view key() const;
+    // The value, a bulk one read from its segment file: valid until the
+    // cursor moves. Errors as for get().
+    Status value(std::string_view* out);
+    // Positioned on any key at all (valid() also needs the prefix).
+    bool raw_valid() const;
+
+   private:
+    friend class Journal;
+    Cursor(const Journal& j, std::string prefix);
+    const Journal& j_;
+    std::shared_lock<std::shared_mutex> lock_;
+    std::unique_ptr<leveldb::Iterator> it_;
+    std::string prefix_;
+    std::string buf_;
+  };
+  // A cursor over `prefix`, or nullptr while the journal is being reopened.
+  std::unique_ptr<Cursor> cursor(std::string prefix) const;
+
+  // True for the errors get() and Cursor::value() return when a record is
+  // corrupt (checksum mismatch, missing segment data) rather than unreadable
+  // for now.
+  static bool is_corruption(const Status& st);
+
+  // Deletes segment files of sessions that `live` says are gone (a purge whose
+  // unlink a crash interrupted). Called once after recovery.
+  void remove_orphan_segments(const std::function<bool(std::string_view sid)>& live);
+
+  // Completion messages on the notify socket: 8-byte seq (host order), 1
+  // byte ok, then the error text if not ok. decode_completion parses one.
   static bool decode_completion(const zmq::message_t& m, std::uint64_t* seq, bool* ok,
                                 std::string* error);
+  // A write error that says the disk is full (ENOSPC, quota).
+  static bool is_no_space(const std::string& error);
+
+  // zgrid-head --purge-session: the same purge as a running head's, with no
+  // head running (the data directory's lock is taken).
+  static Status purge_offline(const std::string& data_dir, const std::string& sid);
+
+  class Segments;
+  class FdReserve;
 
  private:
-  Journal() = default;
+  Journal();
   void run(zmq::context_t* ctx, std::string endpoint);
-  bool write_group(std::vector<JournalOp>& group, std::string* error);
+  bool write_group(std::vector<JournalOp>& group, std::string* error, bool* no_space);
   void check_space();
-  bool try_reopen();
+  bool try_reopen(bool for_maintenance);
+  void release_reserve(const char* why);
+  void restore_reserve(std::uint64_t avail);
+  Status resolve(std::string_view key, std::string_view stored, std::string* out) const;
 
   std::string dir_;
   JournalOptions o_;
   int lock_fd_ = -1;
-  mutable std::shared_mutex db_mu_;  // guards db_ against reopen (reads share it)
-  leveldb::DB* db_ = nullptr;        // replaced only by try_reopen(), holding db_mu_
+  std::unique_ptr<FdReserve> fds_;      // before env_ and the DB, which use it
+  std::unique_ptr<leveldb::Env> env_;   // LevelDB's files, through the descriptor reserve
+  std::unique_ptr<Segments> segments_;  // the sessions' segment files
+  mutable std::shared_mutex db_mu_;     // guards db_ against reopen (reads share it)
+  leveldb::DB* db_ = nullptr;           // replaced only by try_reopen(), holding db_mu_
+  bool reserve_present_ = false;        // journal thread (and open)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -134,6 +220,7 @@ class Journal {
 
   std::atomic<std::size_t> backlog_{0};
   std::atomic<bool> healthy_{true};
+  std::atomic<bool> no_space_{false};  // the last failed write lacked space
   std::atomic<std::uint64_t> reopens_{0};
   std::atomic<std::uint64_t> reopens_taken_{0};  // reopens the reactor has reconciled
   std::atomic<bool> space_ok_{true};

@@ -62,6 +62,17 @@ int main(int argc, char** argv) {
   app.add_option("--min-free-space", min_free,
                  "Refuse new durable requests below this much free space in the data directory")
       ->capture_default_str();
+  std::string reserve = "32M";
+  app.add_option("--disk-reserve", reserve,
+                 "Space kept preallocated in the data directory, released to purge or to start "
+                 "on a full disk (0: none)")
+      ->capture_default_str();
+  zgrid::cli::add_duration(app, "--handshake-timeout", &o.handshake_timeout_ms,
+                           "Drop connections that have not completed their handshake by then");
+  std::vector<std::string> purge_offline;
+  app.add_option("--purge-session", purge_offline,
+                 "Maintenance: purge this session from --data-dir without starting (for a session "
+                 "whose journal records are corrupt; repeatable), then exit");
   app.add_option("--curve-secret", o.curve_secret_file,
                  "The head's CURVE key pair (zgrid keygen); turns CURVE on for both ports");
   app.add_option("--authorized-clients", o.authorized_clients_dir,
@@ -87,6 +98,7 @@ int main(int argc, char** argv) {
 
   for (auto [flag, text, out] :
        {std::tuple{"--min-free-space", &min_free, &o.min_free_bytes},
+        std::tuple{"--disk-reserve", &reserve, &o.disk_reserve_bytes},
         std::tuple{"--max-journal-bytes-per-key", &max_journal, &o.max_journal_bytes_per_key}}) {
     auto v = zgrid::parse_size(*text);
     if (!v.ok()) {
@@ -109,6 +121,31 @@ int main(int argc, char** argv) {
   }
   if (int rc = zgrid::cli::setup_daemon("zgrid-head", log_level, log_file, &g_stop); rc >= 0)
     return rc;
+  if (!purge_offline.empty()) {
+    if (o.data_dir.empty()) {
+      std::cerr << "zgrid-head: error: --purge-session needs --data-dir\n";
+      return 2;
+    }
+    for (const auto& sid : purge_offline) {
+      zgrid::Status st = zgrid::head::purge_offline(o.data_dir, sid);
+      if (!st.ok()) {
+        std::cerr << "zgrid-head: error: " << st.message() << "\n";
+        return 2;
+      }
+      std::cerr << "zgrid-head: session " << sid << " purged from " << o.data_dir << "\n";
+    }
+    return 0;
+  }
+  // Test hooks (never set in production): fault injection by the test suite.
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  o.hooks.crash_point = env("ZGRID_CRASH_POINT");
+  o.hooks.journal_fault_file = env("ZGRID_JOURNAL_FAULT_FILE");
+  o.hooks.journal_fault_after = env("ZGRID_JOURNAL_FAULT_MODE") == "after";
+  o.hooks.journal_read_fault_file = env("ZGRID_JOURNAL_READ_FAULT_FILE");
+  o.hooks.no_zap = env("ZGRID_TEST_NO_ZAP") == "1";
 
   zgrid::Status st = zgrid::head::run_head(o, g_stop);
   if (!st.ok()) {

@@ -11,6 +11,17 @@
 
 namespace zgrid::head {
 
+// Fault injection for tests (docs/architecture.md, "Recovery"). zgrid-head's
+// main fills it from ZGRID_* test variables; production code never reads the
+// environment for them.
+struct HeadTestHooks {
+  std::string crash_point;              // NAME[:N]: SIGKILL the N-th time NAME is reached
+  std::string journal_fault_file;       // while it exists, journal writes fail
+  bool journal_fault_after = false;     // ... after reaching the log (a failed sync)
+  std::string journal_read_fault_file;  // while it exists, segment reads fail (EIO)
+  bool no_zap = false;                  // start without a ZAP handler (must refuse to serve)
+};
+
 struct HeadOptions {
   std::string frontend = "tcp://127.0.0.1:5555";  // clients connect here
   std::string backend = "tcp://127.0.0.1:5556";   // nodes connect here
@@ -29,6 +40,12 @@ struct HeadOptions {
   std::uint64_t max_task_batch = 4'096;        // tasks in one message to a node
   std::uint64_t durable_window = 65'536;       // durable: requests loaded from the journal at once
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, new requests are refused
+  // Preallocated in the data directory and released to purge or to start on
+  // a full disk (0: none).
+  std::uint64_t disk_reserve_bytes = 32ull << 20;
+  // Connections that have not completed their ZeroMQ handshake within this
+  // are dropped (idle sockets cannot hold the head's descriptors).
+  Millis handshake_timeout_ms = 5'000;
   Millis retention_ms =
       0;  // purge complete durable sessions after this long (0: keep until purged)
 
@@ -43,6 +60,8 @@ struct HeadOptions {
   std::uint64_t max_sessions_per_key = 0;       // open sessions
   std::uint64_t max_queued_per_key = 0;         // requests accepted and not yet run
   std::uint64_t max_journal_bytes_per_key = 0;  // journal bytes of its durable sessions
+
+  HeadTestHooks hooks;
 };
 
 }  // namespace zgrid::head
