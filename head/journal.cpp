@@ -20,6 +20,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "common/crc32c.hpp"
 #include "common/log.hpp"
 
 namespace zgrid::head {
@@ -34,53 +35,6 @@ constexpr int kFdReserve = 16;                // descriptors kept for the journa
 void put_be64(std::string& s, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
-
-// CRC-32C (Castagnoli), table driven: guards segment records against torn or
-// corrupted bytes.
-class Crc32c {
- public:
-  Crc32c() {
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-      table_[i] = c;
-    }
-  }
-  std::uint32_t operator()(std::string_view data) const {
-    std::uint32_t c = 0xffffffffu;
-    for (unsigned char b : data) c = table_[(c ^ b) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
-  }
-
- private:
-  std::array<std::uint32_t, 256> table_;
-};
-const Crc32c kCrc;
-
-// A bulk value's place in its session's segment file, as stored in LevelDB:
-// 0xc1 (never the first byte of msgpack), offset, length, CRC-32C, little endian.
-struct SegPtr {
-  static constexpr char kTag = static_cast<char>(0xc1);
-  static constexpr std::size_t kSize = 1 + 8 + 4 + 4;
-  std::uint64_t offset = 0;
-  std::uint32_t length = 0, crc = 0;
-
-  std::string encode() const {
-    std::string s(kSize, '\0');
-    s[0] = kTag;
-    std::memcpy(&s[1], &offset, 8);
-    std::memcpy(&s[9], &length, 4);
-    std::memcpy(&s[13], &crc, 4);
-    return s;
-  }
-  static bool decode(std::string_view v, SegPtr* p) {
-    if (v.size() != kSize || v[0] != kTag) return false;
-    std::memcpy(&p->offset, v.data() + 1, 8);
-    std::memcpy(&p->length, v.data() + 9, 4);
-    std::memcpy(&p->crc, v.data() + 13, 4);
-    return true;
-  }
-};
 
 // Keys whose values go to segment files: request batches and responses.
 bool is_bulk(std::string_view key) {
@@ -99,9 +53,6 @@ bool no_space_text(const std::string& s) {
   return s.find("No space left") != std::string::npos ||
          s.find("Disk quota exceeded") != std::string::npos;
 }
-bool fd_short_text(const std::string& s) {
-  return s.find("Too many open files") != std::string::npos;
-}
 
 // The same LevelDB settings at open and at every reopen. Bulk values live in
 // segment files: LevelDB holds keys, pointers and small records only.
@@ -116,181 +67,6 @@ leveldb::Options db_options(bool create, leveldb::Env* env) {
   return lo;
 }
 }  // namespace
-
-// ---- descriptors ----------------------------------------------------------------
-
-// A few descriptors held open (on /dev/null) for the journal alone: when an
-// open() of the journal fails for want of descriptors (the process's others
-// went to connections), one is given up and the open retried, so a journal
-// write never fails for that. Given-up ones are taken back when possible.
-// Thread-safe.
-class Journal::FdReserve {
- public:
-  explicit FdReserve(int n) : want_(n) { refill(); }
-  ~FdReserve() {
-    for (int fd : fds_) ::close(fd);
-  }
-  // Runs `open` (returning an fd, or -1 with errno); on EMFILE/ENFILE gives
-  // up a reserved descriptor and tries again.
-  int open_with_reserve(const std::function<int()>& open) {
-    while (true) {
-      int fd = open();
-      if (fd >= 0 || (errno != EMFILE && errno != ENFILE)) return fd;
-      if (!give_one()) return fd;
-    }
-  }
-  // For LevelDB's Env: retries an operation whose Status says "Too many open files".
-  leveldb::Status retry(const std::function<leveldb::Status()>& op) {
-    while (true) {
-      leveldb::Status s = op();
-      if (s.ok() || !fd_short_text(s.ToString())) return s;
-      if (!give_one()) return s;
-    }
-  }
-  void refill() {
-    std::lock_guard<std::mutex> lock(mu_);
-    while (static_cast<int>(fds_.size()) < want_) {
-      int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (fd < 0) break;
-      fds_.push_back(fd);
-    }
-  }
-  bool short_now() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(fds_.size()) < want_;
-  }
-
- private:
-  bool give_one() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fds_.empty()) return false;
-    ::close(fds_.back());
-    fds_.pop_back();
-    if (!logged_) {
-      logged_ = true;
-      ZG_LOG(kWarn, kLog, "file descriptors exhausted: the journal uses its reserve");
-    }
-    return true;
-  }
-  const int want_;
-  mutable std::mutex mu_;
-  std::vector<int> fds_;  // guarded by mu_
-  bool logged_ = false;   // guarded by mu_
-};
-
-namespace {
-// LevelDB's default Env, with every file open going through the reserve.
-class ReserveEnv : public leveldb::EnvWrapper {
- public:
-  ReserveEnv(Journal::FdReserve& fds) : EnvWrapper(leveldb::Env::Default()), fds_(fds) {}
-  leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
-    return fds_.retry([&] { return target()->NewSequentialFile(f, r); });
-  }
-  leveldb::Status NewRandomAccessFile(const std::string& f,
-                                      leveldb::RandomAccessFile** r) override {
-    return fds_.retry([&] { return target()->NewRandomAccessFile(f, r); });
-  }
-  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
-    return fds_.retry([&] { return target()->NewWritableFile(f, r); });
-  }
-  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
-    return fds_.retry([&] { return target()->NewAppendableFile(f, r); });
-  }
-  leveldb::Status GetChildren(const std::string& d, std::vector<std::string>* r) override {
-    return fds_.retry([&] { return target()->GetChildren(d, r); });
-  }
-  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
-    return fds_.retry([&] { return target()->LockFile(f, l); });
-  }
-  leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override {
-    return fds_.retry([&] { return target()->NewLogger(f, r); });
-  }
-
- private:
-  Journal::FdReserve& fds_;
-};
-}  // namespace
-
-// ---- segment files ----------------------------------------------------------------
-
-// One append-only file per durable session under DIR/segments. The journal
-// thread appends (at `end`, which only it moves); readers pread below the
-// pointers LevelDB holds. Open files are kept in a small LRU; a caller holds
-// its shared_ptr while it uses one, so eviction never closes a file in use.
-// Thread-safe.
-class Journal::Segments {
- public:
-  struct File {
-    int fd = -1;
-    std::uint64_t end = 0;  // journal thread: where the next append goes
-    ~File() {
-      if (fd >= 0) ::close(fd);
-    }
-  };
-
-  Segments(std::string dir, FdReserve& fds) : dir_(std::move(dir)), fds_(fds) {}
-
-  Status init() {
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
-    if (ec) return Status::Unavailable("cannot create " + dir_ + ": " + ec.message());
-    return Status::OK();
-  }
-  std::string path(std::string_view sid) const { return dir_ + "/" + std::string(sid) + ".seg"; }
-  const std::string& dir() const { return dir_; }
-
-  // The session's file; created when `create`. NotFound when it does not exist.
-  Result<std::shared_ptr<File>> open(std::string_view sid, bool create) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string key(sid);
-    if (auto it = open_.find(key); it != open_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second.second);
-      return it->second.first;
-    }
-    std::string p = path(sid);
-    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
-    int fd = fds_.open_with_reserve([&] { return ::open(p.c_str(), flags, 0600); });
-    if (fd < 0) {
-      int err = errno;
-      if (err == ENOENT) return Status::DataLoss("segment file " + p + " is missing");
-      return Status::Unavailable("cannot open " + p + ": " + std::strerror(err));
-    }
-    auto f = std::make_shared<File>();
-    f->fd = fd;
-    struct stat st;
-    f->end = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-    lru_.push_front(key);
-    open_.emplace(key, std::make_pair(f, lru_.begin()));
-    while (open_.size() > kMaxOpenSegments) {
-      open_.erase(lru_.back());
-      lru_.pop_back();
-    }
-    return f;
-  }
-
-  // Forgets and deletes a session's file (purge): its space is free once
-  // nobody holds it open.
-  void remove(std::string_view sid) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = open_.find(std::string(sid)); it != open_.end()) {
-        lru_.erase(it->second.second);
-        open_.erase(it);
-      }
-    }
-    std::error_code ec;
-    std::filesystem::remove(path(sid), ec);
-  }
-
- private:
-  const std::string dir_;
-  FdReserve& fds_;
-  std::mutex mu_;
-  std::list<std::string> lru_;  // guarded by mu_: most recent first
-  std::unordered_map<std::string,
-                     std::pair<std::shared_ptr<File>, std::list<std::string>::iterator>>
-      open_;  // guarded by mu_
-};
 
 // ---- keys ------------------------------------------------------------------------
 
@@ -366,8 +142,8 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   if (ftruncate(j->lock_fd_, 0) == 0) (void)!pwrite(j->lock_fd_, pid.data(), pid.size(), 0);
 
   j->fds_ = std::make_unique<FdReserve>(kFdReserve);
-  j->env_ = std::make_unique<ReserveEnv>(*j->fds_);
-  j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_);
+  j->env_ = make_reserve_env(*j->fds_);
+  j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments);
   ZG_RETURN_IF_ERROR(j->segments_->init());
 
   // The disk reserve: made when there is room, released to open on a full disk.
@@ -482,26 +258,7 @@ Status Journal::resolve(std::string_view key, std::string_view stored, std::stri
   if (!o_.read_fault_file.empty() && std::filesystem::exists(o_.read_fault_file))
     return Status::Unavailable("cannot read segment of session " + std::string(sid_of(key)) +
                                ": injected read fault (" + o_.read_fault_file + ")");
-  auto f = segments_->open(sid_of(key), false);
-  if (!f.ok()) return f.status();
-  out->resize(p.length);
-  std::size_t done = 0;
-  while (done < p.length) {
-    ssize_t n =
-        ::pread((*f)->fd, out->data() + done, p.length - done, static_cast<off_t>(p.offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return Status::Unavailable("cannot read segment of session " + std::string(sid_of(key)) +
-                                 ": " + std::strerror(errno));
-    if (n == 0)
-      return Status::DataLoss("segment of session " + std::string(sid_of(key)) +
-                              " ends before a record it should hold");
-    done += static_cast<std::size_t>(n);
-  }
-  if (kCrc(*out) != p.crc)
-    return Status::DataLoss("a record of session " + std::string(sid_of(key)) +
-                            " fails its checksum");
-  return Status::OK();
+  return segments_->read(sid_of(key), p, out);
 }
 
 Status Journal::get(std::string_view key, std::string* value) const {
@@ -666,26 +423,32 @@ void Journal::check_space() {
 
 // ---- writes ----------------------------------------------------------------------
 
-bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, bool* no_space) {
-  bool inject = !o_.fault_file.empty() && std::filesystem::exists(o_.fault_file);
-  if (inject && !o_.fault_after_write) {
-    *error = "journal write failed: injected fault (" + o_.fault_file + ")";
-    return false;
+bool Journal::Group::maintenance() const {
+  return ops.size() == 1 &&
+         (ops[0].maintenance || !ops[0].purge_session.empty() || !ops[0].delete_prefixes.empty());
+}
+
+// First half of a group's write: its bulk values go to their sessions'
+// segment files, one pwrite and one fdatasync per session, before LevelDB
+// holds a pointer to them. The puts go into the group's batch, bulk ones as
+// pointers.
+void Journal::append_bulk(Group& g) {
+  g.batch = std::make_unique<leveldb::WriteBatch>();
+  if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file) && !o_.fault_after_write) {
+    g.failed = true;
+    g.error = "journal write failed: injected fault (" + o_.fault_file + ")";
+    return;
   }
-  // 1. Bulk values to their sessions' segment files, one append per session,
-  //    synced before LevelDB holds a pointer to them.
   struct Append {
     std::shared_ptr<Segments::File> file;
     std::uint64_t start = 0;
     std::string bytes;
   };
   std::map<std::string, Append, std::less<>> appends;
-  leveldb::WriteBatch batch;
-  std::vector<std::pair<std::string, SegPtr>> holes;  // deleted bulk values: space to punch
-  for (auto& op : group) {
+  for (auto& op : g.ops) {
     for (auto& [k, v] : op.puts) {
       if (!is_bulk(k)) {
-        batch.Put(k, v);
+        g.batch->Put(k, v);
         continue;
       }
       auto sid = sid_of(k);
@@ -693,29 +456,17 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, boo
       if (it == appends.end()) {
         auto f = segments_->open(sid, true);
         if (!f.ok()) {
-          *error = "journal write failed: " + f.status().message();
-          *no_space = no_space_text(*error);
-          return false;
+          g.failed = true;
+          g.error = "journal write failed: " + f.status().message();
+          g.no_space = no_space_text(g.error);
+          return;
         }
         it = appends.emplace(std::string(sid), Append{*f, (*f)->end, {}}).first;
       }
       Append& a = it->second;
-      SegPtr p{a.start + a.bytes.size(), static_cast<std::uint32_t>(v.size()), kCrc(v)};
+      SegPtr p{a.start + a.bytes.size(), static_cast<std::uint32_t>(v.size()), crc32c(v)};
       a.bytes += v;
-      batch.Put(k, p.encode());
-    }
-    for (auto& k : op.deletes) {
-      std::string stored;
-      SegPtr p;
-      if (is_bulk(k) && db_->Get(leveldb::ReadOptions(), k, &stored).ok() &&
-          SegPtr::decode(stored, &p))
-        holes.emplace_back(std::string(sid_of(k)), p);
-      batch.Delete(k);
-    }
-    for (auto& prefix : op.delete_prefixes) {
-      std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-        batch.Delete(it->key());
+      g.batch->Put(k, p.encode());
     }
   }
   for (auto& [sid, a] : appends) {
@@ -735,25 +486,48 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, boo
     if (err != 0) {
       // Nothing points at these bytes: give the space back.
       for (auto& [s2, a2] : appends) (void)!::ftruncate(a2.file->fd, static_cast<off_t>(a2.start));
-      *error = "journal write failed: segment of session " + sid + ": " + std::strerror(err);
-      *no_space = no_space_error(err);
-      return false;
+      g.failed = true;
+      g.error = "journal write failed: segment of session " + sid + ": " + std::strerror(err);
+      g.no_space = no_space_error(err);
+      return;
     }
   }
   for (auto& [sid, a] : appends) a.file->end = a.start + a.bytes.size();
+}
 
-  // 2. Everything else, and the pointers, in one synced LevelDB write. After
-  //    a failure the appended bytes stay: a reopen may replay the pointers.
+// Second half: the deletes, then the one synced LevelDB write; then the
+// space a purge or a client removal gives back. After a failed LevelDB write
+// the appended bytes stay: a reopen may replay the pointers to them.
+bool Journal::commit(Group& g) {
+  append_bulk(g);
+  if (g.failed) return false;
+  std::vector<std::pair<std::string, SegPtr>> holes;  // deleted bulk values
+  for (auto& op : g.ops) {
+    for (auto& k : op.deletes) {
+      std::string stored;
+      SegPtr p;
+      if (is_bulk(k) && db_->Get(leveldb::ReadOptions(), k, &stored).ok() &&
+          SegPtr::decode(stored, &p))
+        holes.emplace_back(std::string(sid_of(k)), p);
+      g.batch->Delete(k);
+    }
+    for (auto& prefix : op.delete_prefixes) {
+      std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+        g.batch->Delete(it->key());
+    }
+  }
+  bool inject = !o_.fault_file.empty() && std::filesystem::exists(o_.fault_file);
   leveldb::WriteOptions wo;
   wo.sync = true;
-  leveldb::Status s = db_->Write(wo, &batch);
+  leveldb::Status s = db_->Write(wo, g.batch.get());
   if (!s.ok()) {
-    *error = "journal write failed: " + s.ToString();
-    *no_space = no_space_text(*error);
+    g.error = "journal write failed: " + s.ToString();
+    g.no_space = no_space_text(g.error);
     return false;
   }
   if (inject) {  // the data is in the log, yet the write reports failure
-    *error = "journal write failed: injected fault after the write (" + o_.fault_file + ")";
+    g.error = "journal write failed: injected fault after the write (" + o_.fault_file + ")";
     return false;
   }
   if (o_.crash_after_syncs >= 0) {
@@ -764,9 +538,7 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, boo
       ::kill(getpid(), SIGKILL);
     }
   }
-  // 3. Give the space back: a purged session's file goes; a removed client's
-  //    request batches become holes; the metadata range is compacted.
-  for (auto& op : group) {
+  for (auto& op : g.ops) {
     if (!op.purge_session.empty()) segments_->remove(op.purge_session);
     for (auto& prefix : op.delete_prefixes) {
       std::string end = prefix;
@@ -775,12 +547,7 @@ bool Journal::write_group(std::vector<JournalOp>& group, std::string* error, boo
       db_->CompactRange(&b, &e);
     }
   }
-  for (auto& [sid, p] : holes) {
-    auto f = segments_->open(sid, false);
-    if (f.ok())
-      (void)fallocate((*f)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      static_cast<off_t>(p.offset), static_cast<off_t>(p.length));
-  }
+  for (auto& [sid, p] : holes) segments_->punch(sid, p);
   return true;
 }
 
@@ -832,7 +599,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
   };
   auto last_space_check = std::chrono::steady_clock::now();
   while (true) {
-    std::vector<JournalOp> group;
+    Group g;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_ || !queue_.empty(); });
@@ -843,9 +610,9 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
       std::size_t bytes = 0;
       while (!queue_.empty() && bytes < o_.max_group_bytes) {
         bool alone = queue_.front().maintenance || !queue_.front().delete_prefixes.empty();
-        if (alone && !group.empty()) break;
+        if (alone && !g.ops.empty()) break;
         bytes += queue_.front().bytes();
-        group.push_back(std::move(queue_.front()));
+        g.ops.push_back(std::move(queue_.front()));
         queue_.pop_front();
         if (alone) break;
       }
@@ -856,9 +623,8 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
       check_space();
       if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen(false);
     }
-    if (group.empty()) continue;
-    bool maintenance =
-        group.size() == 1 && (group[0].maintenance || !group[0].purge_session.empty());
+    if (g.ops.empty()) continue;
+    bool maintenance = g.maintenance();
     if (maintenance && (space_short() || !healthy_.load())) {
       // A write that gives space back must get through on a full disk: the
       // reserve makes room for it, and a journal failed for lack of space is
@@ -866,43 +632,41 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
       if (space_short()) release_reserve("for a purge or a change of state");
       if (!healthy_.load() && reopens_.load() == reopens_taken_.load()) try_reopen(true);
     }
-    std::string error;
-    bool no_space = false;
     bool writable = db_ != nullptr &&
                     (healthy_.load() || (maintenance && reopens_.load() > reopens_taken_.load()));
-    bool ok = writable;
+    bool ok = false;
     if (!writable) {
       std::lock_guard<std::mutex> lock(mu_);
-      error = error_.empty() ? "journal unavailable" : error_;
-      no_space = no_space_.load();
+      g.error = error_.empty() ? "journal unavailable" : error_;
     } else {
-      ok = write_group(group, &error, &no_space);
+      ok = commit(g);
     }
     std::size_t bytes = 0;
-    for (auto& op : group) bytes += op.bytes();
+    for (auto& op : g.ops) bytes += op.bytes();
     backlog_.fetch_sub(bytes, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (ok) {
         ++stats_.syncs;
-        stats_.ops += group.size();
+        stats_.ops += g.ops.size();
         stats_.bytes += bytes;
       } else {
         ++stats_.failures;
         if (error_.empty()) {
-          error_ = error;
-          ZG_LOG(kError, kLog, error + ": refusing new requests until the journal can be reopened");
+          error_ = g.error;
+          ZG_LOG(kError, kLog,
+                 g.error + ": refusing new requests until the journal can be reopened");
         }
       }
     }
     if (!ok && writable) {
       healthy_.store(false);
-      if (no_space) no_space_.store(true);
+      if (g.no_space) no_space_.store(true);
     }
     // Free space after every write, not only every second: the watermark is
     // then passed by at most one group.
     if (ok || maintenance) check_space();
-    send_completion(group.back().seq, ok, error);
+    send_completion(g.ops.back().seq, ok, g.error);
   }
 }
 

@@ -10,7 +10,9 @@
 // with sync=true, and tells the reactor "ops up to seq N are durable" (or
 // failed) through an inproc PAIR socket, which wakes the reactor's poll. It
 // never waits for a batch to fill: when the queue is empty it writes what it
-// has. Syncs and compactions stay off the reactor thread.
+// has. Syncs and compactions stay off the reactor thread. (Overlapping the
+// segment sync of one group with the LevelDB sync of the one before was
+// tried: no measurable gain, docs/benchmarks.md.)
 //
 // Why segment files: purging a session deletes its file, so the disk space
 // comes back at once, even on a full disk — LevelDB would need free space to
@@ -49,11 +51,13 @@
 #include <vector>
 
 #include "common/status.hpp"
+#include "head/journal_files.hpp"
 
 namespace leveldb {
 class DB;
 class Env;
 class Iterator;
+class WriteBatch;
 }  // namespace leveldb
 
 namespace zgrid::head {
@@ -187,13 +191,21 @@ class Journal {
   // head running (the data directory's lock is taken).
   static Status purge_offline(const std::string& data_dir, const std::string& sid);
 
-  class Segments;
-  class FdReserve;
-
  private:
+  // A group of ops written together.
+  struct Group {
+    std::vector<JournalOp> ops;
+    std::unique_ptr<leveldb::WriteBatch> batch;  // the puts, bulk values as pointers
+    bool failed = false;
+    std::string error;
+    bool no_space = false;
+    bool maintenance() const;
+  };
+
   Journal();
   void run(zmq::context_t* ctx, std::string endpoint);
-  bool write_group(std::vector<JournalOp>& group, std::string* error, bool* no_space);
+  void append_bulk(Group& g);
+  bool commit(Group& g);
   void check_space();
   bool try_reopen(bool for_maintenance);
   void release_reserve(const char* why);
@@ -211,8 +223,8 @@ class Journal {
   bool reserve_present_ = false;        // journal thread (and open)
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<JournalOp> queue_;  // guarded by mu_
+  std::condition_variable cv_;   // ops queued, or stop
+  std::deque<JournalOp> queue_;  // guarded by mu_: submitted ops
   bool stop_ = false;            // guarded by mu_
   std::uint64_t next_seq_ = 0;   // guarded by mu_
   JournalStats stats_;           // guarded by mu_

@@ -1,0 +1,215 @@
+#include "head/journal_files.hpp"
+
+#include <fcntl.h>
+#include <leveldb/env.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/crc32c.hpp"
+#include "common/log.hpp"
+
+namespace zgrid::head {
+
+namespace {
+constexpr const char* kLog = "journal";
+
+bool fd_short_text(const std::string& s) {
+  return s.find("Too many open files") != std::string::npos;
+}
+
+// LevelDB's default Env, with every file open going through the reserve.
+class ReserveEnv : public leveldb::EnvWrapper {
+ public:
+  explicit ReserveEnv(FdReserve& fds) : EnvWrapper(leveldb::Env::Default()), fds_(fds) {}
+  leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
+    return retry([&] { return target()->NewSequentialFile(f, r); });
+  }
+  leveldb::Status NewRandomAccessFile(const std::string& f,
+                                      leveldb::RandomAccessFile** r) override {
+    return retry([&] { return target()->NewRandomAccessFile(f, r); });
+  }
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return retry([&] { return target()->NewWritableFile(f, r); });
+  }
+  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return retry([&] { return target()->NewAppendableFile(f, r); });
+  }
+  leveldb::Status GetChildren(const std::string& d, std::vector<std::string>* r) override {
+    return retry([&] { return target()->GetChildren(d, r); });
+  }
+  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
+    return retry([&] { return target()->LockFile(f, l); });
+  }
+  leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override {
+    return retry([&] { return target()->NewLogger(f, r); });
+  }
+
+ private:
+  // LevelDB reports EMFILE as an IOError whose text is strerror's.
+  leveldb::Status retry(const std::function<leveldb::Status()>& op) {
+    while (true) {
+      leveldb::Status s = op();
+      if (s.ok() || !fd_short_text(s.ToString()) || !fds_.give_one()) return s;
+    }
+  }
+  FdReserve& fds_;
+};
+}  // namespace
+
+// ---- FdReserve --------------------------------------------------------------------
+
+FdReserve::FdReserve(int n) : want_(n) {
+  refill();
+}
+
+FdReserve::~FdReserve() {
+  for (int fd : fds_) ::close(fd);
+}
+
+int FdReserve::open_with_reserve(const std::function<int()>& open) {
+  while (true) {
+    int fd = open();
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE)) return fd;
+    if (!give_one()) return fd;
+  }
+}
+
+bool FdReserve::give_one() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fds_.empty()) return false;
+  ::close(fds_.back());
+  fds_.pop_back();
+  if (!logged_) {
+    logged_ = true;
+    ZG_LOG(kWarn, kLog, "file descriptors exhausted: the journal uses its reserve");
+  }
+  return true;
+}
+
+void FdReserve::refill() {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (static_cast<int>(fds_.size()) < want_) {
+    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    fds_.push_back(fd);
+  }
+  logged_ = false;
+}
+
+std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds) {
+  return std::make_unique<ReserveEnv>(fds);
+}
+
+// ---- SegPtr ----------------------------------------------------------------------
+
+std::string SegPtr::encode() const {
+  std::string s(kSize, '\0');
+  s[0] = kTag;
+  std::memcpy(&s[1], &offset, 8);
+  std::memcpy(&s[9], &length, 4);
+  std::memcpy(&s[13], &crc, 4);
+  return s;
+}
+
+bool SegPtr::decode(std::string_view v, SegPtr* p) {
+  if (v.size() != kSize || v[0] != kTag) return false;
+  std::memcpy(&p->offset, v.data() + 1, 8);
+  std::memcpy(&p->length, v.data() + 9, 4);
+  std::memcpy(&p->crc, v.data() + 13, 4);
+  return true;
+}
+
+// ---- Segments --------------------------------------------------------------------
+
+Segments::File::~File() {
+  if (fd >= 0) ::close(fd);
+}
+
+Segments::Segments(std::string dir, FdReserve& fds, std::size_t max_open)
+    : dir_(std::move(dir)), fds_(fds), max_open_(max_open) {}
+
+Status Segments::init() {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) return Status::Unavailable("cannot create " + dir_ + ": " + ec.message());
+  return Status::OK();
+}
+
+std::string Segments::path(std::string_view sid) const {
+  return dir_ + "/" + std::string(sid) + ".seg";
+}
+
+Result<std::shared_ptr<Segments::File>> Segments::open(std::string_view sid, bool create) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string key(sid);
+  if (auto it = open_.find(key); it != open_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.second);
+    return it->second.first;
+  }
+  std::string p = path(sid);
+  int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+  int fd = fds_.open_with_reserve([&] { return ::open(p.c_str(), flags, 0600); });
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return Status::DataLoss("segment file " + p + " is missing");
+    return Status::Unavailable("cannot open " + p + ": " + std::strerror(err));
+  }
+  auto f = std::make_shared<File>();
+  f->fd = fd;
+  struct stat st;
+  f->end = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  lru_.push_front(key);
+  open_.emplace(key, std::make_pair(f, lru_.begin()));
+  while (open_.size() > max_open_) {
+    open_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  return f;
+}
+
+Status Segments::read(std::string_view sid, const SegPtr& p, std::string* out) {
+  auto f = open(sid, false);
+  if (!f.ok()) return f.status();
+  out->resize(p.length);
+  std::size_t done = 0;
+  while (done < p.length) {
+    ssize_t n =
+        ::pread((*f)->fd, out->data() + done, p.length - done, static_cast<off_t>(p.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Status::Unavailable("cannot read segment of session " + std::string(sid) + ": " +
+                                 std::strerror(errno));
+    if (n == 0)
+      return Status::DataLoss("segment of session " + std::string(sid) +
+                              " ends before a record it should hold");
+    done += static_cast<std::size_t>(n);
+  }
+  if (crc32c(*out) != p.crc)
+    return Status::DataLoss("a record of session " + std::string(sid) + " fails its checksum");
+  return Status::OK();
+}
+
+void Segments::remove(std::string_view sid) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = open_.find(std::string(sid)); it != open_.end()) {
+      lru_.erase(it->second.second);
+      open_.erase(it);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove(path(sid), ec);
+}
+
+void Segments::punch(std::string_view sid, const SegPtr& p) {
+  auto f = open(sid, false);
+  if (f.ok())
+    (void)fallocate((*f)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(p.offset), static_cast<off_t>(p.length));
+}
+
+}  // namespace zgrid::head
