@@ -29,6 +29,9 @@ struct SocketOptions {
   std::int64_t max_msg_size = 0;  // 0: proto::kMaxMessageBytes
   int reconnect_ivl_ms = 100;
   int reconnect_ivl_max_ms = 5'000;
+  // Connections whose ZeroMQ handshake takes longer are dropped (0: never;
+  // -1: libzmq's default, 30 s).
+  int handshake_ivl_ms = -1;
   // CURVE (docs/security.md). A server sets curve_server, its secret key and
   // the ZAP domain its ZAP handler checks keys against; a client sets the
   // server's public key and its own pair. Empty: plain (no encryption).

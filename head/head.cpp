@@ -25,6 +25,7 @@
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
 #include "head/auth.hpp"
+#include "head/descriptors.hpp"
 #include "head/journal.hpp"
 #include "head/state.hpp"
 
@@ -103,11 +104,19 @@ class Head {
     if (o_.queue_hwm == 0) return Status::InvalidArgument("--queue-hwm must be at least 1");
     instance_ = random_id64();
     now_ = clock_.now_ms();
+    fd_limit_ = raise_fd_limit();
+    ZG_LOG(kInfo, kLog,
+           "file descriptors: limit " + std::to_string(fd_limit_.soft) +
+               (fd_limit_.before < fd_limit_.soft
+                    ? " (raised from " + std::to_string(fd_limit_.before) + ")"
+                    : std::string(fd_limit_.soft < fd_limit_.hard ? "" : " (the hard limit)")));
     // Keys and the ZAP handler before anything binds (docs/security.md).
     ZG_RETURN_IF_ERROR(start_security());
     // The journal first: a data directory in use is the clearer error.
     if (!o_.data_dir.empty()) ZG_RETURN_IF_ERROR(open_journal());
     zmqu::SocketOptions fo, bo;
+    for (auto* so : {&fo, &bo})
+      so->handshake_ivl_ms = static_cast<int>(std::min<Millis>(o_.handshake_timeout_ms, 3'600'000));
     if (curve_) {
       for (auto* so : {&fo, &bo}) {
         so->curve_server = true;
@@ -122,6 +131,12 @@ class Head {
     auto b = zmqu::bind_router(ctx_, o_.backend, &backend_ep_, bo);
     if (!b.ok()) return b.status();
     backend_ = std::move(b).value();
+    // Idle connections must not take the descriptors the journal and the
+    // connected peers need (head/descriptors.hpp).
+    guard_ = std::make_unique<ListenGuard>(std::vector<std::string>{frontend_ep_, backend_ep_},
+                                           fd_limit_.soft, o_.handshake_timeout_ms);
+    ZG_RETURN_IF_ERROR(watch_accepts(frontend_, accept_monitors_[0]));
+    ZG_RETURN_IF_ERROR(watch_accepts(backend_, accept_monitors_[1]));
     if (curve_) {
       ZG_RETURN_IF_ERROR(self_test_zap());
     } else {
@@ -161,6 +176,32 @@ class Head {
                (journal_ ? " with journal in " + o_.data_dir : std::string(" (no journal)")) +
                " (instance " + instance_ + ")");
     return Status::OK();
+  }
+
+  // A PAIR that hears of every connection the ROUTER accepts (or fails to):
+  // the descriptor guard counts on each burst (head/descriptors.hpp).
+  Status watch_accepts(zmq::socket_t& router, zmq::socket_t& pair) {
+    std::string ep = "inproc://zgrid-accepts-" + std::to_string(accept_monitor_seq_++);
+    if (zmq_socket_monitor(router.handle(), ep.c_str(),
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED) != 0)
+      return Status::Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
+    pair = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    pair.set(zmq::sockopt::linger, 0);
+    pair.connect(ep);
+    return Status::OK();
+  }
+
+  void on_accept_events() {
+    bool any = false;
+    for (auto& pair : accept_monitors_) {
+      for (int i = 0; i < 4096; ++i) {
+        zmq::message_t ev;
+        if (!pair.recv(ev, zmq::recv_flags::dontwait)) break;
+        while (ev.more()) (void)pair.recv(ev, zmq::recv_flags::dontwait);
+        any = true;
+      }
+    }
+    if (any && guard_) guard_->on_accepted(now_);
   }
 
   // ---- security (docs/security.md) -------------------------------------------------
@@ -317,15 +358,18 @@ class Head {
       zmq::pollitem_t items[] = {
           {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
           {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0},
+          {static_cast<void*>(accept_monitors_[0]), 0, ZMQ_POLLIN, 0},
+          {static_cast<void*>(accept_monitors_[1]), 0, ZMQ_POLLIN, 0},
           {journal_ ? static_cast<void*>(journal_pair_) : nullptr, 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, journal_ ? 3 : 2, std::chrono::milliseconds(timeout));
+        zmq::poll(items, journal_ ? 5 : 4, std::chrono::milliseconds(timeout));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         return Status::Internal(std::string("poll failed: ") + e.what());
       }
       now_ = clock_.now_ms();
-      if (journal_ && (items[2].revents & ZMQ_POLLIN)) on_journal();
+      if ((items[2].revents | items[3].revents) & ZMQ_POLLIN) on_accept_events();
+      if (journal_ && (items[4].revents & ZMQ_POLLIN)) on_journal();
       // Drain a bounded number of messages per socket per round, so neither
       // side can starve the other and dispatch decisions see whole bursts.
       if (items[1].revents & ZMQ_POLLIN) {
@@ -2562,6 +2606,7 @@ class Head {
 
   void on_tick(Millis now) {
     now_ = now;
+    if (guard_) guard_->tick(now);
     if (now - rate_mark_ms_ >= 1000) {
       rate_ = rate_mark_ms_
                   ? 1000.0 * static_cast<double>(total_done_ + total_faulted_ - rate_mark_count_) /
@@ -2714,6 +2759,10 @@ class Head {
   CrashPoint crash_;
 
   std::unique_ptr<Journal> journal_;
+  FdLimit fd_limit_;
+  std::unique_ptr<ListenGuard> guard_;  // closes the ports while descriptors are short
+  zmq::socket_t accept_monitors_[2];    // connections accepted on frontend, backend
+  int accept_monitor_seq_ = 0;
   std::uint64_t reopens_seen_ = 0;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
   std::map<std::uint64_t, AnswerRound> answers_;              // durable answers of this round

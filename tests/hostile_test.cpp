@@ -2,8 +2,17 @@
 // can, never crashes, and keeps serving good clients correctly.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/codec.hpp"
@@ -15,6 +24,7 @@ namespace zgrid {
 namespace {
 
 using testing::Grid;
+using testing::run_cli;
 
 // A raw DEALER that can send anything and read the head's replies.
 class Raw {
@@ -225,6 +235,114 @@ TEST(Hostile, FlooderDoesNotStopGoodClients) {
   stop = true;
   flooder.join();
   EXPECT_GT(junk.load(), 1000u);
+  EXPECT_TRUE(g.head().running());
+}
+
+// The head's CPU time so far (utime + stime, in clock ticks).
+std::uint64_t CpuTicks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  std::uint64_t ut = 0, st = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) ut = std::stoull(field);
+    if (i == 15) st = std::stoull(field);
+  }
+  return ut + st;
+}
+
+int OpenFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// Issue 13.5: with a descriptor limit of 1,024, a peer holding 1,100 idle TCP
+// connections (no handshake) to the frontend used to take every descriptor:
+// the head spun at 100% of a core, new clients timed out, and a connected
+// durable submit failed with "Too many open files". Now the head closes its
+// doors before the limit (without spinning, logged once), the connected
+// client keeps being served and its journal keeps writing, and new clients
+// are served again as soon as the idle connections are dropped.
+TEST(Hostile, IdleConnectionsCannotTakeTheDescriptors) {
+  Grid g;
+  g.set_head_launcher({"/usr/bin/prlimit", "--nofile=1024:1024", "--"});
+  g.start_durable_head({"--handshake-timeout", "3s"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  EXPECT_NE(g.head_log().find("file descriptors: limit 1024"), std::string::npos);
+  auto conn = g.connect(10'000);
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  auto bc = client::BrokerClient::open(*conn, info->session_id, "steady");
+  ASSERT_TRUE(bc.ok());
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE((*bc)->send("a" + std::to_string(i), "x").ok());
+  ASSERT_TRUE((*bc)->flush().ok());
+
+  // The attacker: 1,100 connections, each held, opened as fast as accepted.
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = std::max<rlim_t>(rl.rlim_cur, std::min<rlim_t>(rl.rlim_max, 4096));
+  setrlimit(RLIMIT_NOFILE, &rl);
+  auto colon = g.frontend().rfind(':');
+  int port = std::stoi(g.frontend().substr(colon + 1));
+  std::vector<int> held;
+  std::atomic<bool> attacking{true};
+  std::thread attacker([&] {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const Clock& clock = SteadyClock::instance();
+    Millis until = clock.now_ms() + 4'000;
+    while (held.size() < 1100 && clock.now_ms() < until) {
+      int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (s < 0) break;
+      timeval tv{0, 200'000};
+      setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+        held.push_back(s);
+      else
+        ::close(s);
+    }
+    attacking = false;
+  });
+  pid_t head = g.head().pid();
+  // Wait until the head is short of descriptors, then watch its CPU.
+  bool short_fds = testing::wait_until(
+      [&] { return g.head_log().find("file descriptors short") != std::string::npos; }, 5'000, 20);
+  EXPECT_TRUE(short_fds) << "fds " << OpenFds(head);
+  std::uint64_t t0 = CpuTicks(head);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'000));
+  std::uint64_t ticks = CpuTicks(head) - t0;
+  EXPECT_LT(ticks, 30u) << "the head spun: " << ticks << " ticks in 1 s";
+  EXPECT_LT(OpenFds(head), 1024);
+
+  // The connected client is served meanwhile, and its journal writes.
+  for (int i = 500; i < 1000; ++i) ASSERT_TRUE((*bc)->send("a" + std::to_string(i), "x").ok());
+  ASSERT_TRUE((*bc)->end_requests().ok()) << "a connected durable submit must complete";
+  attacker.join();
+  EXPECT_GE(held.size(), 800u);  // about the limit's worth, whatever the head let through
+
+  // The idle connections go after the handshake timeout: new clients are
+  // served again while the attacker still holds its end.
+  const Clock& clock = SteadyClock::instance();
+  Millis t1 = clock.now_ms();
+  auto st = run_cli({"--head", g.frontend(), "--timeout", "15s", "status"});
+  EXPECT_EQ(st.code, 0) << st.err;
+  EXPECT_LT(clock.now_ms() - t1, 12'000);
+  auto f = run_cli({"--head", g.frontend(), "fetch", info->session_id});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 1000);
+  for (int s : held) ::close(s);
+  std::string log = g.head_log();
+  EXPECT_EQ(log.find("journal write failed"), std::string::npos) << log;
+  auto first = log.find("file descriptors short");
+  EXPECT_EQ(log.find("file descriptors short", first + 1), std::string::npos) << "logged once";
   EXPECT_TRUE(g.head().running());
 }
 

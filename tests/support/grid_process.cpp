@@ -195,6 +195,7 @@ void Grid::restart_head(const std::vector<std::string>& env) {
     argv.insert(argv.end(), {"--frontend", frontend_, "--backend", backend_});
   }
   argv.insert(argv.end(), head_args_.begin(), head_args_.end());
+  argv.insert(argv.begin(), launcher_.begin(), launcher_.end());
   ++head_starts_;
   head_ = std::make_unique<Process>(argv, dir_.file("head.log"), env);
   bool up = wait_until(

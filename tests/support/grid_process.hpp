@@ -78,6 +78,9 @@ class Grid {
 
   // Starts zgrid-head on ephemeral ports with `extra` flags; waits until it listens.
   void start_head(const std::vector<std::string>& extra = {});
+  // A command the head is started through from now on, e.g. {"/usr/bin/prlimit",
+  // "--nofile=1024:1024", "--"} to lower its descriptor limit.
+  void set_head_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
   // Starts a head with a journal in this grid's directory (data/).
   void start_durable_head(const std::vector<std::string>& extra = {});
   std::string data_dir() const { return dir_.file("data"); }
@@ -112,6 +115,7 @@ class Grid {
   std::unique_ptr<Process> head_;
   std::vector<std::unique_ptr<Process>> nodes_;
   std::vector<std::string> head_args_;
+  std::vector<std::string> launcher_;
   std::string frontend_, backend_;
   std::string head_key_, public_key_, secret_key_;
   int head_starts_ = 0;
