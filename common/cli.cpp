@@ -49,7 +49,7 @@ void collect_env(CLI::App& app, const std::string& prefix, std::vector<std::stri
 }
 }  // namespace
 
-int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix) {
+int parse(CLI::App& app, int argc, const char* const* argv, const std::string& env_prefix) {
   std::vector<std::string> args;
   if (!env_prefix.empty()) collect_env(app, env_prefix, &args);
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);

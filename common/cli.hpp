@@ -29,7 +29,8 @@ std::string env_name(const std::string& long_name, const std::string& prefix = "
 // status to return from main (0 after --help, 2 after a usage error, which is
 // printed as one line on stderr, prefixed with the program name).
 // `env_prefix` empty: no environment.
-int parse(CLI::App& app, int argc, char** argv, const std::string& env_prefix = "ZGRID_");
+int parse(CLI::App& app, int argc, const char* const* argv,
+          const std::string& env_prefix = "ZGRID_");
 
 // Applies --log-level / --log-file and installs the daemon signal handlers:
 // SIGTERM and SIGINT set `*stop`, SIGHUP reopens the log file and counts in

@@ -97,11 +97,7 @@ class Head {
   }
 
   Status start() {
-    if (o_.heartbeat_ms <= 0) return Status::InvalidArgument("--heartbeat must be positive");
-    if (o_.heartbeat_misses < 1)
-      return Status::InvalidArgument("--heartbeat-misses must be at least 1");
-    if (o_.max_retries < 0) return Status::InvalidArgument("--max-retries must be 0 or more");
-    if (o_.queue_hwm == 0) return Status::InvalidArgument("--queue-hwm must be at least 1");
+    ZG_RETURN_IF_ERROR(Validate(o_));
     instance_ = random_id64();
     now_ = clock_.now_ms();
     fd_limit_ = raise_fd_limit();

@@ -1,13 +1,16 @@
-// HeadOptions: every knob of zgrid-head, with its default and unit.
-// Parsed from flags, ZGRID_* environment and --config in head/main.cpp;
-// documented in docs/operations.md.
+// HeadOptions: every knob of zgrid-head, with its default and unit, and the
+// one place their ranges are checked (Validate). ParseFlags builds them from
+// flags, ZGRID_* environment and --config; documented in docs/operations.md.
+// Plain values: no thread-safety concerns.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/clock.hpp"
+#include "common/status.hpp"
 
 namespace zgrid::head {
 
@@ -63,5 +66,29 @@ struct HeadOptions {
 
   HeadTestHooks hooks;
 };
+
+// Checks every option against its range; the error names the flag, e.g.
+// "--max-retries must be between 0 and 1000 (got -4)". Used by ParseFlags
+// and by run_head, so a HeadOptions built in code is held to the same rules.
+[[nodiscard]] Status Validate(const HeadOptions& o);
+
+// zgrid-head's command line: what to run, and how to log.
+struct HeadCommand {
+  HeadOptions options;
+  std::string log_level = "info";
+  std::string log_file;
+  std::vector<std::string> purge_sessions;  // --purge-session: purge these offline, then exit
+};
+
+// Parses argv (argv[0] is the program) with the precedence flag > environment
+// (`env_prefix`, empty: none) > --config file > default, then Validate.
+// Returns -1 to go on, or the exit status for main: 0 after --help, 2 after a
+// bad value (one line on stderr naming the option).
+int ParseFlags(int argc, const char* const* argv, HeadCommand* out,
+               const std::string& env_prefix = "ZGRID_");
+
+// The test hooks from their ZGRID_* test variables (docs/operations.md, "Test
+// hooks"). Called by zgrid-head's main only: nothing else reads them.
+HeadTestHooks TestHooksFromEnvironment();
 
 }  // namespace zgrid::head
