@@ -35,7 +35,6 @@ namespace {
 
 constexpr const char* kLog = "head";
 constexpr std::string_view kVersionString = "zgrid 0.1 (protocol v1)";
-constexpr std::size_t kSessionIdLength = 32;
 
 std::string rid_of(const zmq::message_t& m) {
   return std::string(m.data<char>(), m.size());
@@ -463,20 +462,21 @@ class Head {
   // change of state is written first and applied once it is durable.
   static void put_session_record(JournalOp& op, const Session& s,
                                  std::optional<proto::SessionState> state = std::nullopt) {
-    Writer w;
-    w.array(7).str(s.service).i64(s.created_wall).i64(s.client_idle_timeout_ms);
-    w.u64(static_cast<std::uint64_t>(state.value_or(s.state)));
-    w.i64(s.task_timeout_ms).i64(s.deadline_wall);
-    w.str(s.owner);
-    op.puts.emplace_back(jkey::session(jkey::kSession, s.id), w.finish_string());
+    SessionRecord rec{s.service,
+                      s.created_wall,
+                      s.client_idle_timeout_ms,
+                      state.value_or(s.state),
+                      s.task_timeout_ms,
+                      s.deadline_wall,
+                      s.owner};
+    op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
   }
 
   static void put_client_record(JournalOp& op, const Session& s, const Client& c,
                                 std::uint64_t acked, std::uint64_t sent, std::uint64_t flushed,
                                 bool ended) {
-    Writer w;
-    w.array(6).u64(acked).u64(sent).u64(flushed).boolean(ended).boolean(c.removed).u64(c.max_id);
-    op.puts.emplace_back(jkey::client(s.id, c.id), w.finish_string());
+    ClientRecord rec{acked, sent, flushed, ended, c.removed, c.max_id};
+    op.puts.emplace_back(jkey::client(s.id, c.id), rec.encode());
   }
 
   // Why the journal takes no new requests: a full disk is resource_exhausted
@@ -523,21 +523,11 @@ class Head {
           corrupt(key);
           continue;
         }
-        return Status(st.code(), "journal record " + describe_key(key) + ": " + st.message());
+        return Status(st.code(), "journal record " + jkey::describe(key) + ": " + st.message());
       }
       ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength), v));
     }
     return Status::OK();
-  }
-
-  static std::string describe_key(std::string_view key) {
-    std::string kind(1, key.empty() ? '?' : key[0]);
-    std::string sid(key.substr(1, std::min<std::size_t>(kSessionIdLength, key.size() - 1)));
-    std::string what = kind + " of session " + sid;
-    if (key.size() >= 1 + kSessionIdLength + 8 &&
-        (key[0] == jkey::kRequests || key[0] == jkey::kAnswers || key[0] == jkey::kIndex))
-      what += " #" + std::to_string(jkey::number_of(key));
-    return what;
   }
 
   // A response record that cannot be read (checksum mismatch, missing
@@ -566,23 +556,22 @@ class Head {
     ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kSession), [&](std::string_view key,
                                                                         std::string_view sid,
                                                                         std::string_view v) {
-      msgpack::object_handle oh;
-      Reader r = parse_record(v, &oh);
+      SessionRecord rec;
+      if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
       auto s = std::make_unique<Session>();
       s->ordinal = ++next_session_ordinal_;
       s->id = std::string(sid);
-      s->service = std::string(r.bytes(proto::kMaxNameLength));
-      s->created_wall = r.i64();
-      s->client_idle_timeout_ms = r.i64();
-      s->state = static_cast<proto::SessionState>(std::min<std::uint64_t>(r.u64(), 3));
-      if (!r.at_end()) s->task_timeout_ms = r.i64();
-      if (!r.at_end()) s->deadline_wall = r.i64();
-      if (!r.at_end()) s->owner = std::string(r.bytes(proto::kMaxNameLength));
+      s->service = std::move(rec.service);
+      s->created_wall = rec.created;
+      s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
+      s->state = rec.state;
+      s->task_timeout_ms = rec.task_timeout_ms;
+      s->deadline_wall = rec.deadline;
+      s->owner = std::move(rec.owner);
       if (s->deadline_wall > 0)
         s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
       s->durable = true;
       s->last_activity = now_;
-      if (!r.ok()) return corrupt_record(key);
       by_ordinal_[s->ordinal] = s.get();
       sessions_[s->id] = std::move(s);
       return Status::OK();
@@ -593,12 +582,12 @@ class Head {
                        Session* s = find_session(std::string(sid));
                        if (!s) return Status::OK();
                        ClientRecord rec;
-                       if (!decode_client_record(v, &rec)) return corrupt_record(key);
+                       if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
                        Client c;
-                       c.id = std::string(key.substr(1 + kSessionIdLength));
-                       c.acked_seq = c.accepted_seq = rec.acked;
+                       c.id = std::string(jkey::client_of(key));
+                       c.acked_seq = c.accepted_seq = rec.acked_seq;
                        c.sent = rec.sent;
-                       c.flushed_id = rec.flushed;
+                       c.flushed_id = rec.flushed_id;
                        c.ended = rec.ended;
                        c.removed = rec.removed;
                        c.max_id = rec.max_id;
@@ -617,16 +606,15 @@ class Head {
         [&](std::string_view key, std::string_view sid, std::string_view v) {
           Session* s = find_session(std::string(sid));
           if (!s) return Status::OK();
-          msgpack::object_handle oh;
-          Reader r = parse_record(v, &oh);
+          IndexRecord rec;
+          if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
+          auto ci = s->client_index.find(rec.client_id);
+          if (ci == s->client_index.end()) return corrupt_record(key);
           BatchRef b;
           b.first_id = jkey::number_of(key);
-          b.n = static_cast<std::uint32_t>(r.u64());
-          std::string cid(r.bytes(proto::kMaxNameLength));
-          auto ci = s->client_index.find(cid);
-          if (!r.ok() || ci == s->client_index.end()) return corrupt_record(key);
+          b.n = static_cast<std::uint32_t>(rec.n);
           b.client = ci->second;
-          if (!r.at_end()) s->journal_bytes += r.u64();
+          s->journal_bytes += rec.record_bytes;
           s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
           s->total += b.n;  // a removed client's requests count in total and in removed
           if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
@@ -664,7 +652,7 @@ class Head {
   }
 
   static Status corrupt_record(std::string_view key) {
-    return Status::DataLoss("journal record " + describe_key(key) +
+    return Status::DataLoss("journal record " + jkey::describe(key) +
                             " is corrupt: refusing to guess (docs/operations.md, \"Journal "
                             "corruption\": zgrid-head --data-dir DIR --purge-session ID)");
   }
@@ -681,28 +669,28 @@ class Head {
     for (auto& kv : sessions_) {
       Session& s = *kv.second;
       if (!s.durable) continue;
-      ZG_RETURN_IF_ERROR(scan_records(
-          jkey::session(jkey::kClient, s.id),
-          [&](std::string_view key, std::string_view, std::string_view v) {
-            auto ci = s.client_index.find(std::string(key.substr(1 + kSessionIdLength)));
-            if (ci == s.client_index.end()) return Status::OK();
-            Client& c = s.clients[ci->second];
-            ClientRecord rec;
-            if (!decode_client_record(v, &rec)) return corrupt_record(key);
-            if (rec.acked > c.acked_seq) {
-              c.acked_seq = rec.acked;
-              c.accepted_seq = std::max(c.accepted_seq, rec.acked);
-              c.sent = std::max(c.sent, rec.sent);
-              ++fixed;
-            }
-            c.flushed_id = std::max(c.flushed_id, rec.flushed);
-            c.max_id = std::max(c.max_id, rec.max_id);
-            if (rec.ended && !c.ended) {
-              c.ended = true;
-              s.committed += c.sent;
-            }
-            return Status::OK();
-          }));
+      ZG_RETURN_IF_ERROR(
+          scan_records(jkey::session(jkey::kClient, s.id),
+                       [&](std::string_view key, std::string_view, std::string_view v) {
+                         auto ci = s.client_index.find(std::string(jkey::client_of(key)));
+                         if (ci == s.client_index.end()) return Status::OK();
+                         Client& c = s.clients[ci->second];
+                         ClientRecord rec;
+                         if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
+                         if (rec.acked_seq > c.acked_seq) {
+                           c.acked_seq = rec.acked_seq;
+                           c.accepted_seq = std::max(c.accepted_seq, rec.acked_seq);
+                           c.sent = std::max(c.sent, rec.sent);
+                           ++fixed;
+                         }
+                         c.flushed_id = std::max(c.flushed_id, rec.flushed_id);
+                         c.max_id = std::max(c.max_id, rec.max_id);
+                         if (rec.ended && !c.ended) {
+                           c.ended = true;
+                           s.committed += c.sent;
+                         }
+                         return Status::OK();
+                       }));
       std::set<std::uint64_t> known, unloaded;
       for (const BatchRef& b : s.batches) known.insert(b.first_id);
       for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
@@ -712,11 +700,11 @@ class Head {
                        [&](std::string_view key, std::string_view, std::string_view v) {
                          std::uint64_t first = jkey::number_of(key);
                          if (known.count(first)) return Status::OK();
-                         msgpack::object_handle oh;
-                         Reader r = parse_record(v, &oh);
-                         std::uint64_t n = r.u64();
-                         auto ci = s.client_index.find(std::string(r.bytes(proto::kMaxNameLength)));
-                         if (!r.ok() || ci == s.client_index.end()) return corrupt_record(key);
+                         IndexRecord rec;
+                         if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
+                         std::uint64_t n = rec.n;
+                         auto ci = s.client_index.find(rec.client_id);
+                         if (ci == s.client_index.end()) return corrupt_record(key);
                          BatchRef b;
                          b.first_id = first;
                          b.n = static_cast<std::uint32_t>(n);
@@ -753,92 +741,29 @@ class Head {
     return Status::OK();
   }
 
-  // A client record ('C'): [acked_seq, sent, flushed_id, ended, removed, max_id].
-  struct ClientRecord {
-    std::uint64_t acked = 0, sent = 0, flushed = 0, max_id = 0;
-    bool ended = false, removed = false;
-  };
-  static bool decode_client_record(std::string_view v, ClientRecord* out) {
-    msgpack::object_handle oh;
-    Reader r = parse_record(v, &oh);
-    out->acked = r.u64();
-    out->sent = r.u64();
-    out->flushed = r.u64();
-    out->ended = r.boolean();
-    out->removed = r.boolean();
-    out->max_id = r.u64();
-    return r.ok();
-  }
-
   // Marks the answers of one response record ('A') as recorded, each request
   // once, and counts them (also in the grid's totals when `grid_counters`).
   // Adds to *added what was new; returns false if an item was corrupt
   // (the others are still applied).
   bool apply_answer_record(Session& s, std::string_view key, std::string_view v, bool grid_counters,
                            std::uint64_t* added) {
-    msgpack::object_handle oh;
-    Reader items = parse_record(v, &oh);
-    s.next_resp_seq =
-        std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + items.remaining());
-    bool intact = items.ok();
-    while (items.ok() && !items.at_end()) {
-      Reader x = items.array(4);
-      std::uint64_t id = x.u64();
-      x.skip();
-      bool nil = false;
-      x.bytes_or_nil(&nil);
-      if (!x.ok()) {
-        intact = false;
-        continue;
-      }
-      if (s.is_answered(id)) continue;  // recorded once, whatever arrives twice
-      Client* c = client_of(s, id);
-      if (c == nullptr || c->removed) continue;
-      s.set_answered(id);
+    std::uint64_t count = 0;
+    bool intact = for_each_answer(v, &count, [&](const AnswerItem& a) {
+      if (!a.intact || s.is_answered(a.request_id)) return true;  // recorded once
+      Client* c = client_of(s, a.request_id);
+      if (c == nullptr || c->removed) return true;
+      s.set_answered(a.request_id);
       if (grid_counters) {
-        count_answer(s, *c, nil);
+        count_answer(s, *c, a.ok);
       } else {
-        ++(nil ? s.done : s.faulted);
-        ++(nil ? c->done : c->faulted);
+        ++(a.ok ? s.done : s.faulted);
+        ++(a.ok ? c->done : c->faulted);
       }
       ++*added;
-    }
+      return true;
+    });
+    s.next_resp_seq = std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + count);
     return intact;
-  }
-
-  // The length and header size of the msgpack array `v` starts with.
-  static bool array_header(std::string_view v, std::uint32_t* n, std::size_t* header) {
-    if (v.empty()) return false;
-    auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(v[i]); };
-    std::uint8_t b = byte(0);
-    if ((b & 0xf0) == 0x90) {
-      *n = b & 0x0f;
-      *header = 1;
-    } else if (b == 0xdc && v.size() >= 3) {
-      *n = (std::uint32_t{byte(1)} << 8) | byte(2);
-      *header = 3;
-    } else if (b == 0xdd && v.size() >= 5) {
-      *n = (std::uint32_t{byte(1)} << 24) | (std::uint32_t{byte(2)} << 16) |
-           (std::uint32_t{byte(3)} << 8) | byte(4);
-      *header = 5;
-    } else {
-      return false;
-    }
-    return true;
-  }
-
-  // Parses a journal value that is a msgpack array; the handle keeps it alive.
-  static Reader parse_record(std::string_view v, msgpack::object_handle* oh) {
-    try {
-      std::size_t off = 0;
-      *oh = msgpack::unpack(v.data(), v.size(), off,
-                            [](msgpack::type::object_type, std::size_t, void*) { return true; });
-      return Reader(oh->get());
-    } catch (const std::exception&) {
-      Reader r;
-      r.fail("corrupt record");
-      return r;
-    }
   }
 
   // The client that sent request `id` (by the batch index), or nullptr.
@@ -859,23 +784,18 @@ class Head {
     std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
     Status st = journal_->get(key, &v);
     if (st.code() == Code::kNotFound)
-      return Status::DataLoss("request batch " + describe_key(key) + " is missing");
+      return Status::DataLoss("request batch " + jkey::describe(key) + " is missing");
     if (!st.ok()) return st;
-    msgpack::object_handle oh;
-    Reader r = parse_record(v, &oh);
-    bool nil = false;
-    std::string_view statuses = r.bytes_or_nil(&nil);
-    std::uint64_t first_id = r.u64();
-    std::string_view frame = r.bytes();
+    RequestRecord rec;
     Envelope env;
     proto::Send m;
-    if (!r.ok() || first_id != b.first_id ||
-        !decode_envelope(frame.data(), frame.size(), &env).ok() ||
+    if (!RequestRecord::decode(v, &rec) || rec.first_request_id != b.first_id ||
+        !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok() ||
         !proto::decode_send(env, &m).ok())
-      return Status::DataLoss("request batch " + describe_key(key) + " is corrupt");
+      return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
     std::uint64_t id = b.first_id;
     for (std::size_t i = 0; i < m.items.size(); ++i) {
-      if (!statuses.empty() && (i >= statuses.size() || statuses[i] != 0)) continue;
+      if (!rec.statuses.empty() && (i >= rec.statuses.size() || rec.statuses[i] != 0)) continue;
       if (!s.is_answered(id)) {
         Request q;
         q.id = id;
@@ -1396,18 +1316,12 @@ class Head {
     std::uint64_t flushed = m.flush ? c->max_id : c->flushed_id;
     JournalOp op;
     if (n > 0) {
-      Writer w(frame_->size() + 32);
-      if (ack.statuses.empty())
-        w.array(3).nil();
-      else
-        w.array(3).bin(ack.statuses);
-      w.u64(ack.first_request_id).bin(std::string_view(frame_->data<char>(), frame_->size()));
+      RequestRecord rr{ack.statuses, ack.first_request_id,
+                       std::string_view(frame_->data<char>(), frame_->size())};
       op.puts.emplace_back(jkey::numbered(jkey::kRequests, s->id, ack.first_request_id),
-                           w.finish_string());
-      Writer wi;
-      wi.array(3).u64(n).str(c->id).u64(op.puts.back().second.size());
-      op.puts.emplace_back(jkey::numbered(jkey::kIndex, s->id, ack.first_request_id),
-                           wi.finish_string());
+                           rr.encode());
+      IndexRecord ir{n, c->id, op.puts.back().second.size()};
+      op.puts.emplace_back(jkey::numbered(jkey::kIndex, s->id, ack.first_request_id), ir.encode());
     }
     put_client_record(op, *s, *c, c->accepted_seq, c->sent, flushed, false);
     BatchRef b;
@@ -1739,7 +1653,7 @@ class Head {
     op.purge_session = s->id;
     for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
       op.delete_prefixes.push_back(jkey::session(kind, s->id));
-    op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), std::to_string(wall_seconds()));
+    op.puts.emplace_back(jkey::session(jkey::kTombstone, s->id), encode_tombstone(wall_seconds()));
     ++s->purging;
     submit(std::move(op), [this, ord = s->ordinal, sid = s->id, done = std::move(done)](
                               bool ok, const std::string& err) {
@@ -1875,30 +1789,26 @@ class Head {
         bytes += v.size();
         continue;
       }
-      msgpack::object_handle handle;
-      Reader r = parse_record(v, &handle);
-      if (seq + r.remaining() <= cursor) continue;
-      for (; r.ok() && !r.at_end(); ++seq) {
-        Reader x = r.array(4);
-        std::uint64_t id = x.u64();
-        std::string_view user_data = x.bytes();
-        bool nil = false;
-        std::string_view fault = x.bytes_or_nil(&nil);
-        std::string_view data = x.bytes();
-        if (seq < cursor || !x.ok()) continue;
-        std::size_t size = user_data.size() + fault.size() + data.size() + 24;
+      if (array_header(v, &n, &header) && seq + n <= cursor) continue;
+      std::uint64_t items = 0;
+      (void)for_each_answer(v, &items, [&](const AnswerItem& a) {
+        std::uint64_t at = seq++;
+        if (at < cursor || !a.intact) return true;
+        std::size_t size = a.user_data.size() + a.fault.size() + a.data.size() + 24;
         if (count >= max || (bytes + size > kMaxReplyBytes && count > 0)) {
           full = true;
-          break;
+          return false;
         }
-        next = seq + 1;
+        next = at + 1;
         // Responses of a removed client (or of none known) are not served.
-        Client* c = client_of(s, id);
-        if (c == nullptr || c->removed) continue;
-        proto::write_response_item(w, id, user_data, fault, data);
+        Client* c = client_of(s, a.request_id);
+        if (c == nullptr || c->removed) return true;
+        proto::write_response_item(w, a.request_id, a.user_data, a.fault, a.data);
         ++count;
         bytes += size;
-      }
+        return true;
+      });
+      if (full) break;
     }
     bool done = !full && !stopped && !it->valid() && complete(s);
     if (count == 0 && !done && f.wait_ms > 0 && next == cursor) return false;

@@ -27,24 +27,9 @@ namespace zgrid::head {
 
 namespace {
 constexpr const char* kLog = "journal";
-constexpr std::size_t kSidLength = 32;
 constexpr std::size_t kMaxOpenSegments = 32;  // segment files kept open (an LRU)
 constexpr int kLevelDbOpenFiles = 64;         // LevelDB's table cache: bounded descriptors
 constexpr int kFdReserve = 16;                // descriptors kept for the journal alone
-
-void put_be64(std::string& s, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// Keys whose values go to segment files: request batches and responses.
-bool is_bulk(std::string_view key) {
-  return key.size() >= 1 + kSidLength + 8 &&
-         (key[0] == jkey::kRequests || key[0] == jkey::kAnswers);
-}
-
-std::string_view sid_of(std::string_view key) {
-  return key.substr(1, kSidLength);
-}
 
 bool no_space_error(int err) {
   return err == ENOSPC || err == EDQUOT;
@@ -67,38 +52,6 @@ leveldb::Options db_options(bool create, leveldb::Env* env) {
   return lo;
 }
 }  // namespace
-
-// ---- keys ------------------------------------------------------------------------
-
-namespace jkey {
-std::string meta(std::string_view name) {
-  std::string k(1, kMeta);
-  k += name;
-  return k;
-}
-std::string session(char kind, std::string_view sid) {
-  std::string k(1, kind);
-  k += sid;
-  return k;
-}
-std::string numbered(char kind, std::string_view sid, std::uint64_t n) {
-  std::string k = session(kind, sid);
-  put_be64(k, n);
-  return k;
-}
-std::string client(std::string_view sid, std::string_view cid) {
-  std::string k = session(kClient, sid);
-  k += cid;
-  return k;
-}
-std::uint64_t number_of(std::string_view key) {
-  if (key.size() < 8) return 0;
-  std::uint64_t v = 0;
-  for (std::size_t i = key.size() - 8; i < key.size(); ++i)
-    v = (v << 8) | static_cast<unsigned char>(key[i]);
-  return v;
-}
-}  // namespace jkey
 
 std::size_t JournalOp::bytes() const {
   std::size_t n = 0;
@@ -251,14 +204,14 @@ bool Journal::is_corruption(const Status& st) {
 
 Status Journal::resolve(std::string_view key, std::string_view stored, std::string* out) const {
   SegPtr p;
-  if (!is_bulk(key) || !SegPtr::decode(stored, &p)) {
+  if (!jkey::is_bulk(key) || !SegPtr::decode(stored, &p)) {
     out->assign(stored);  // small record, or a v1 inline bulk value
     return Status::OK();
   }
   if (!o_.read_fault_file.empty() && std::filesystem::exists(o_.read_fault_file))
-    return Status::Unavailable("cannot read segment of session " + std::string(sid_of(key)) +
+    return Status::Unavailable("cannot read segment of session " + std::string(jkey::sid_of(key)) +
                                ": injected read fault (" + o_.read_fault_file + ")");
-  return segments_->read(sid_of(key), p, out);
+  return segments_->read(jkey::sid_of(key), p, out);
 }
 
 Status Journal::get(std::string_view key, std::string* value) const {
@@ -310,7 +263,7 @@ Status Journal::Cursor::value(std::string_view* out) {
   std::string_view stored(it_->value().data(), it_->value().size());
   if (!it_->status().ok()) return Status::DataLoss("journal record unreadable");
   SegPtr p;
-  if (!is_bulk(key()) || !SegPtr::decode(stored, &p)) {
+  if (!jkey::is_bulk(key()) || !SegPtr::decode(stored, &p)) {
     *out = stored;
     return Status::OK();
   }
@@ -323,8 +276,9 @@ void Journal::remove_orphan_segments(const std::function<bool(std::string_view s
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(segments_->dir(), ec)) {
     std::string name = e.path().filename().string();
-    if (name.size() != kSidLength + 4 || name.compare(kSidLength, 4, ".seg") != 0) continue;
-    std::string_view sid(name.data(), kSidLength);
+    if (name.size() != kSessionIdLength + 4 || name.compare(kSessionIdLength, 4, ".seg") != 0)
+      continue;
+    std::string_view sid(name.data(), kSessionIdLength);
     if (live(sid)) continue;
     ZG_LOG(kInfo, kLog, "removing the segment file of purged session " + std::string(sid));
     segments_->remove(sid);
@@ -332,7 +286,8 @@ void Journal::remove_orphan_segments(const std::function<bool(std::string_view s
 }
 
 Status Journal::purge_offline(const std::string& data_dir, const std::string& sid) {
-  if (sid.size() != kSidLength) return Status::InvalidArgument("a session id has 32 characters");
+  if (sid.size() != kSessionIdLength)
+    return Status::InvalidArgument("a session id has 32 characters");
   std::string lock_path = data_dir + "/zgrid-head.lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
   if (lock_fd < 0) return Status::NotFound("no journal in " + data_dir);
@@ -360,7 +315,7 @@ Status Journal::purge_offline(const std::string& data_dir, const std::string& si
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next(), ++keys)
       batch.Delete(it->key());
   }
-  batch.Put(jkey::session(jkey::kTombstone, sid), std::to_string(std::time(nullptr)));
+  batch.Put(jkey::session(jkey::kTombstone, sid), encode_tombstone(std::time(nullptr)));
   leveldb::WriteOptions wo;
   wo.sync = true;
   s = db->Write(wo, &batch);
@@ -447,11 +402,11 @@ void Journal::append_bulk(Group& g) {
   std::map<std::string, Append, std::less<>> appends;
   for (auto& op : g.ops) {
     for (auto& [k, v] : op.puts) {
-      if (!is_bulk(k)) {
+      if (!jkey::is_bulk(k)) {
         g.batch->Put(k, v);
         continue;
       }
-      auto sid = sid_of(k);
+      auto sid = jkey::sid_of(k);
       auto it = appends.find(sid);
       if (it == appends.end()) {
         auto f = segments_->open(sid, true);
@@ -506,9 +461,9 @@ bool Journal::commit(Group& g) {
     for (auto& k : op.deletes) {
       std::string stored;
       SegPtr p;
-      if (is_bulk(k) && db_->Get(leveldb::ReadOptions(), k, &stored).ok() &&
+      if (jkey::is_bulk(k) && db_->Get(leveldb::ReadOptions(), k, &stored).ok() &&
           SegPtr::decode(stored, &p))
-        holes.emplace_back(std::string(sid_of(k)), p);
+        holes.emplace_back(std::string(jkey::sid_of(k)), p);
       g.batch->Delete(k);
     }
     for (auto& prefix : op.delete_prefixes) {

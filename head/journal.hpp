@@ -52,6 +52,7 @@
 
 #include "common/status.hpp"
 #include "head/journal_files.hpp"
+#include "head/journal_records.hpp"
 
 namespace leveldb {
 class DB;
@@ -65,16 +66,6 @@ namespace zgrid::head {
 // v2: bulk values in segment files (v1 journals are read as they are and
 // marked v2 at open; an older head then refuses the directory).
 inline constexpr std::uint32_t kJournalVersion = 2;
-
-namespace jkey {
-inline constexpr char kMeta = '\0', kSession = 'S', kClient = 'C', kIndex = 'I', kRequests = 'R',
-                      kAnswers = 'A', kTombstone = 'T';
-std::string meta(std::string_view name);
-std::string session(char kind, std::string_view sid);  // prefix of a session's range of `kind`
-std::string numbered(char kind, std::string_view sid, std::uint64_t n);  // kind + sid + be64
-std::string client(std::string_view sid, std::string_view cid);
-std::uint64_t number_of(std::string_view key);  // the trailing be64 of a numbered key
-}  // namespace jkey
 
 struct JournalOp {
   std::uint64_t seq = 0;  // set by submit()

@@ -1,0 +1,122 @@
+// The journal's key layout and its typed records: what the head writes to
+// the journal and reads back at recovery, reconcile, batch loading and fetch.
+// The lowest room of head/: it knows msgpack and the key bytes, nothing of
+// sessions, sockets or storage. docs/architecture.md's record table lists
+// these fields in this order (tests/journal_records_test.cpp checks it).
+//
+// Decoders never throw: a value that does not parse, or lacks a required
+// field, decodes to false. string_views in decoded records point into the
+// value passed in and live as long as it does.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/protocol.hpp"
+
+namespace zgrid::head {
+
+inline constexpr std::size_t kSessionIdLength = 32;
+
+// One kind byte, the 32-character session id, then a big-endian 64-bit
+// number or a client id: each session's records of one kind are a
+// contiguous, ordered range.
+namespace jkey {
+inline constexpr char kMeta = '\0', kSession = 'S', kClient = 'C', kIndex = 'I', kRequests = 'R',
+                      kAnswers = 'A', kTombstone = 'T';
+std::string meta(std::string_view name);
+std::string session(char kind, std::string_view sid);  // prefix of a session's range of `kind`
+std::string numbered(char kind, std::string_view sid, std::uint64_t n);  // kind + sid + be64
+std::string client(std::string_view sid, std::string_view cid);
+std::uint64_t number_of(std::string_view key);  // the trailing be64 of a numbered key
+// The session id of any session key ("" when the key is too short).
+std::string_view sid_of(std::string_view key);
+// The client id of a 'C' key.
+std::string_view client_of(std::string_view key);
+// Request batches and responses: their values go to segment files.
+bool is_bulk(std::string_view key);
+// "A of session SID #N": how logs name a record.
+std::string describe(std::string_view key);
+}  // namespace jkey
+
+// 'S' + sid. Older records stop after `state`.
+struct SessionRecord {
+  static constexpr std::array<const char*, 7> kFields{
+      "service",  "created", "client_idle_timeout_ms", "state", "task_timeout_ms",
+      "deadline", "owner"};
+  std::string service;
+  std::int64_t created = 0;  // Unix seconds
+  std::int64_t client_idle_timeout_ms = 0;
+  proto::SessionState state = proto::SessionState::kOpen;
+  std::int64_t task_timeout_ms = 0;
+  std::int64_t deadline = 0;  // Unix seconds, 0: none
+  std::string owner;          // CURVE public key (Z85), empty without CURVE
+
+  std::string encode() const;
+  [[nodiscard]] static bool decode(std::string_view v, SessionRecord* out);
+};
+
+// 'C' + sid + client id.
+struct ClientRecord {
+  static constexpr std::array<const char*, 6> kFields{"acked_seq", "sent",    "flushed_id",
+                                                      "ended",     "removed", "max_id"};
+  std::uint64_t acked_seq = 0, sent = 0, flushed_id = 0;
+  bool ended = false, removed = false;
+  std::uint64_t max_id = 0;
+
+  std::string encode() const;
+  [[nodiscard]] static bool decode(std::string_view v, ClientRecord* out);
+};
+
+// 'I' + sid + be64(first request id): one per request batch. Older records
+// lack `record_bytes`.
+struct IndexRecord {
+  static constexpr std::array<const char*, 3> kFields{"n", "client_id", "record_bytes"};
+  std::uint64_t n = 0;
+  std::string client_id;
+  std::uint64_t record_bytes = 0;  // the size of its 'R' value (quota accounting)
+
+  std::string encode() const;
+  [[nodiscard]] static bool decode(std::string_view v, IndexRecord* out);
+};
+
+// 'R' + sid + be64(first request id): the received `send` frame as is, and
+// which of its items were accepted (empty: all); accepted items take ids
+// from first_request_id on, in order.
+struct RequestRecord {
+  static constexpr std::array<const char*, 3> kFields{"statuses", "first_request_id", "send_frame"};
+  std::string_view statuses;  // one byte per item, 0: accepted; empty: all accepted
+  std::uint64_t first_request_id = 0;
+  std::string_view send_frame;
+
+  std::string encode() const;
+  [[nodiscard]] static bool decode(std::string_view v, RequestRecord* out);
+};
+
+// 'A' + sid + be64(first response sequence): an array of responses in the
+// wire's response item format (proto::write_response_item), item i with
+// response sequence first + i.
+struct AnswerItem {
+  static constexpr std::array<const char*, 4> kFields{"request_id", "user_data", "fault", "data"};
+  std::uint64_t request_id = 0;
+  std::string_view user_data, fault, data;
+  bool ok = true;      // `fault` is nil
+  bool intact = true;  // false: this item is corrupt (its fields are empty)
+};
+// Visits every item in order until `fn` returns false; a corrupt item is
+// visited with intact=false, so that each keeps its response sequence.
+// Returns false when the value or an item is corrupt. *count gets the
+// array's length (0 when it does not parse).
+[[nodiscard]] bool for_each_answer(std::string_view v, std::uint64_t* count,
+                                   const std::function<bool(const AnswerItem&)>& fn);
+// The length and header size of the msgpack array `v` starts with (fetch
+// copies whole records by their items).
+[[nodiscard]] bool array_header(std::string_view v, std::uint32_t* n, std::size_t* header);
+
+// 'T' + sid: a purged session's tombstone, Unix seconds as decimal text.
+std::string encode_tombstone(std::int64_t unix_seconds);
+
+}  // namespace zgrid::head
