@@ -26,6 +26,7 @@
 #include "common/zmq_util.hpp"
 #include "head/auth.hpp"
 #include "head/descriptors.hpp"
+#include "head/distributor.hpp"
 #include "head/journal.hpp"
 #include "head/state.hpp"
 
@@ -1866,133 +1867,40 @@ class Head {
   // ---- distributor -------------------------------------------------------------
 
   void activate(Session* s) {
-    if (!s->in_active && !s->queue.empty()) {
-      s->in_active = true;
-      OwnerTurns& t = owner_turns_[s->owner];
-      t.sessions.push_back(s->ordinal);
-      if (!t.in_active) {
-        t.in_active = true;
-        owner_ring_.push_back(s->owner);
-      }
-    }
+    if (!s->queue.empty()) dist_.activate(s->ordinal, s->owner);
   }
 
-  NodeState* pick_node(const std::string& service, bool need_idle) {
-    auto wanted = spec::parse(service);  // checked at creation; a journal of old may hold others
-    if (!wanted.ok()) return nullptr;
-    NodeState* best = nullptr;
-    double best_load = 2.0;
-    for (auto& kv : nodes_) {
-      NodeState& n = kv.second;
-      if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
-      if (need_idle && n.inflight > 0) continue;
-      if (std::none_of(n.services.begin(), n.services.end(),
-                       [&](const std::string& adv) { return spec::matches(*wanted, adv); }))
-        continue;
-      double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
-      if (load < best_load) {
-        best_load = load;
-        best = &n;
-      }
-    }
-    return best;
-  }
-
-  // Sends queued work to nodes with free credit. Client keys take turns
-  // (round robin), and within a key its sessions do, so a user cannot take
-  // the grid by splitting work into many sessions; without CURVE there is one
-  // key. Each turn goes to the least-loaded node offering the service. A key
-  // (or session) that could not be served keeps its place: a turn is used
-  // only by receiving work.
+  // One dispatch round (head/distributor.hpp): each assignment is sent
+  // before the next is asked for.
   void dispatch() {
-    if (owner_ring_.empty() || nodes_.empty()) return;
-    bool progress = true;
-    std::deque<std::string> waiting;
-    while (progress && !owner_ring_.empty()) {
-      progress = false;
-      waiting.clear();
-      std::size_t rounds = owner_ring_.size();
-      for (std::size_t i = 0; i < rounds && !owner_ring_.empty(); ++i) {
-        std::string owner = std::move(owner_ring_.front());
-        owner_ring_.pop_front();
-        OwnerTurns& turns = owner_turns_[owner];
-        bool served = serve_owner(turns);
-        if (turns.sessions.empty()) {
-          owner_turns_.erase(owner);
-        } else if (served) {
-          progress = true;
-          owner_ring_.push_back(std::move(owner));
-        } else {
-          waiting.push_back(std::move(owner));
-        }
-      }
-      owner_ring_.insert(owner_ring_.begin(), std::make_move_iterator(waiting.begin()),
-                         std::make_move_iterator(waiting.end()));
+    dist_.begin();
+    auto ask = [this](std::uint64_t ord) { return turn_of(ord); };
+    while (auto a = dist_.next(ask, nodes_)) {
+      Session* s = session_by_ord(a->session);
+      auto n = nodes_.find(a->node);
+      send_tasks(n->second, *s, a->count);
+      if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
+        load_ready(*s);
     }
   }
 
-  // One turn of a key: its first session that can get work now gets it and
-  // goes to the back. Returns whether any work was sent.
-  bool serve_owner(OwnerTurns& turns) {
-    std::size_t n = turns.sessions.size();
-    std::deque<std::uint64_t> waiting;  // put back at the front, in order, after the loop
-    bool served = false;
-    for (std::size_t j = 0; j < n && !served; ++j) {
-      std::uint64_t ord = turns.sessions.front();
-      turns.sessions.pop_front();
-      Session* s = session_by_ord(ord);
-      if (!s) continue;
-      switch (serve_session(*s)) {
-        case Turn::kServed:
-          turns.sessions.push_back(ord);
-          served = true;
-          break;
-        case Turn::kWaiting:
-          waiting.push_back(ord);
-          break;
-        case Turn::kDropped:
-          s->in_active = false;
-          break;
-      }
-    }
-    turns.sessions.insert(turns.sessions.begin(), waiting.begin(), waiting.end());
-    return served;
-  }
-
-  enum class Turn { kServed, kWaiting, kDropped };
-
-  Turn serve_session(Session& s) {
-    if (s.queue.empty() || s.purging > 0) return Turn::kDropped;
-    if (s.durable && (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
+  // What a session can do now, for the distributor.
+  SessionTurn turn_of(std::uint64_t ord) {
+    using State = SessionTurn::State;
+    Session* s = session_by_ord(ord);
+    if (!s || s->queue.empty() || s->purging > 0) return {State::kIdle};
+    if (s->durable && (!journal_->healthy() || journal_->backlog_bytes() > kMaxJournalBacklog)) {
       // Nothing could be recorded (or the disk is behind): results would
       // only pile up in memory. Run it once the journal catches up.
-      return Turn::kWaiting;
+      return {State::kWaiting};
     }
-    if (s.deadline > 0 && now_ >= s.deadline) {
-      expire_session(s);  // what has not run by its deadline faults `timeout`
-      return Turn::kDropped;
+    if (s->deadline > 0 && now_ >= s->deadline) {
+      expire_session(*s);  // what has not run by its deadline faults `timeout`
+      return {State::kIdle};
     }
-    if (s.out_pending > o_.response_queue_max) {
-      // Its clients are not reading: pause it until they catch up.
-      return Turn::kDropped;
-    }
-    bool solo = s.queue.front().solo;
-    NodeState* n = pick_node(s.service, solo);
-    if (n == nullptr) return Turn::kWaiting;
-    std::uint64_t k =
-        solo ? 1 : std::min<std::uint64_t>({n->free(), s.queue.size(), chunk_for(*n)});
-    send_tasks(*n, s, k);
-    if (s.durable && s.queue.size() < o_.durable_window / 2 && !s.unloaded.empty()) load_ready(s);
-    return Turn::kServed;
-  }
-
-  // Half a node's credit per message: the node's workers claim tasks one at
-  // a time, so a big chunk does not unbalance them, and every message costs
-  // a frame (and with CURVE a box) on both sides. capacity/8 cost 18% of
-  // interactive throughput in frames.
-  std::uint64_t chunk_for(const NodeState& n) const {
-    return std::max<std::uint64_t>(1,
-                                   std::min<std::uint64_t>(n.capacity / 2 + 1, o_.max_task_batch));
+    // Its clients are not reading: paused until they catch up (flush_clients).
+    if (s->out_pending > o_.response_queue_max) return {State::kPaused};
+    return {State::kReady, s->service, s->queue.size(), s->queue.front().solo};
   }
 
   void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
@@ -2482,7 +2390,8 @@ class Head {
           c.out.pop_front();
         }
       }
-      if (s.out_pending <= o_.response_queue_max / 2 && !s.in_active && !s.queue.empty())
+      if (s.out_pending <= o_.response_queue_max / 2 && !dist_.active(s.ordinal) &&
+          !s.queue.empty())
         activate(&s);
       if (s.out_pending == 0) retire.push_back(&s);
     }
@@ -2678,11 +2587,10 @@ class Head {
 
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
-  std::deque<std::string> owner_ring_;  // client keys with queued work, round robin
-  std::unordered_map<std::string, OwnerTurns> owner_turns_;  // their sessions' turns
-  std::unique_ptr<KeyStore> keys_;   // CURVE only; before zap_, which reads it
-  std::unique_ptr<ZapHandler> zap_;  // CURVE only
-  curve::KeyPair head_keys_;         // CURVE only: never logged
+  Distributor dist_{o_.max_task_batch};  // who gets work next (head/distributor.hpp)
+  std::unique_ptr<KeyStore> keys_;       // CURVE only; before zap_, which reads it
+  std::unique_ptr<ZapHandler> zap_;      // CURVE only
+  curve::KeyPair head_keys_;             // CURVE only: never logged
   bool curve_ = false;
   std::string peer_key_;  // the User-Id (client key) of the message being handled
   std::uint64_t hup_seen_ = 0;

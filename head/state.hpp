@@ -107,7 +107,6 @@ struct Session {
   std::uint64_t total = 0, committed = 0, running = 0, done = 0, faulted = 0, removed = 0;
   std::uint64_t clients_removed = 0;
   std::uint64_t out_pending = 0;  // responses queued in clients' out deques
-  bool in_active = false;         // listed in the distributor's round robin
 
   // durable only
   std::vector<BatchRef> batches;             // every journaled batch, by first_id
@@ -135,13 +134,6 @@ struct Session {
 
   std::uint64_t queued() const { return queue.size(); }
   std::uint64_t answered() const { return done + faulted; }
-};
-
-// The sessions of one client key with queued work: the distributor shares
-// nodes between keys first and their sessions second.
-struct OwnerTurns {
-  std::deque<std::uint64_t> sessions;  // Session::ordinal, round robin
-  bool in_active = false;              // listed in the distributor's owner ring
 };
 
 struct NodeState {

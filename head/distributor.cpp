@@ -1,0 +1,123 @@
+#include "head/distributor.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+#include "common/service_spec.hpp"
+
+namespace zgrid::head {
+
+void Distributor::activate(std::uint64_t session, const std::string& owner) {
+  if (!active_.insert(session).second) return;
+  KeyTurns& t = turns_[owner];
+  t.sessions.push_back(session);
+  if (!t.in_ring) {
+    t.in_ring = true;
+    ring_.push_back(owner);
+  }
+}
+
+std::uint64_t Distributor::chunk_for(const NodeState& n) const {
+  return std::max<std::uint64_t>(1, std::min<std::uint64_t>(n.capacity / 2 + 1, max_task_batch_));
+}
+
+const NodeState* Distributor::pick_node(const NodeMap& nodes, std::string_view service,
+                                        bool need_idle) {
+  auto wanted = spec::parse(service);  // checked at creation; a journal of old may hold others
+  if (!wanted.ok()) return nullptr;
+  const NodeState* best = nullptr;
+  double best_load = 2.0;
+  for (const auto& kv : nodes) {
+    const NodeState& n = kv.second;
+    if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
+    if (need_idle && n.inflight > 0) continue;
+    if (std::none_of(n.services.begin(), n.services.end(),
+                     [&](const std::string& adv) { return spec::matches(*wanted, adv); }))
+      continue;
+    double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
+    if (load < best_load) {
+      best_load = load;
+      best = &n;
+    }
+  }
+  return best;
+}
+
+void Distributor::begin() {
+  round_over_ = ring_.empty();
+  pass_left_ = ring_.size();
+  waited_.clear();
+  progress_ = false;
+}
+
+// Passes over the ring until a whole pass serves nobody. A key served goes
+// to the back; keys that waited in a pass go back to the front, in order,
+// when it ends, so they keep their places.
+std::optional<Assignment> Distributor::next(const Ask& ask, const NodeMap& nodes) {
+  if (nodes.empty()) round_over_ = true;
+  while (!round_over_) {
+    if (pass_left_ == 0 || ring_.empty()) {
+      ring_.insert(ring_.begin(), std::make_move_iterator(waited_.begin()),
+                   std::make_move_iterator(waited_.end()));
+      waited_.clear();
+      if (!progress_ || ring_.empty()) {
+        round_over_ = true;
+        break;
+      }
+      pass_left_ = ring_.size();
+      progress_ = false;
+    }
+    --pass_left_;
+    std::string key = std::move(ring_.front());
+    ring_.pop_front();
+    KeyTurns& turns = turns_[key];
+    std::optional<Assignment> a = serve_key(turns, ask, nodes);
+    if (turns.sessions.empty()) {
+      turns_.erase(key);
+    } else if (a) {
+      progress_ = true;
+      ring_.push_back(std::move(key));
+      return a;
+    } else {
+      waited_.push_back(std::move(key));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Assignment> Distributor::serve_key(KeyTurns& turns, const Ask& ask,
+                                                 const NodeMap& nodes) {
+  std::size_t n = turns.sessions.size();
+  std::deque<std::uint64_t> waiting;  // put back at the front, in order, after the loop
+  std::optional<Assignment> served;
+  for (std::size_t j = 0; j < n && !served; ++j) {
+    std::uint64_t ord = turns.sessions.front();
+    turns.sessions.pop_front();
+    SessionTurn t = ask(ord);
+    switch (t.state) {
+      case SessionTurn::State::kReady: {
+        const NodeState* node = pick_node(nodes, t.service, t.solo);
+        if (node == nullptr) {
+          waiting.push_back(ord);
+          break;
+        }
+        std::uint64_t k =
+            t.solo ? 1 : std::min<std::uint64_t>({node->free(), t.queued, chunk_for(*node)});
+        turns.sessions.push_back(ord);
+        served = Assignment{ord, node->ordinal, k};
+        break;
+      }
+      case SessionTurn::State::kWaiting:
+        waiting.push_back(ord);
+        break;
+      case SessionTurn::State::kIdle:
+      case SessionTurn::State::kPaused:
+        active_.erase(ord);
+        break;
+    }
+  }
+  turns.sessions.insert(turns.sessions.begin(), waiting.begin(), waiting.end());
+  return served;
+}
+
+}  // namespace zgrid::head
