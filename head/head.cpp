@@ -27,6 +27,7 @@
 #include "head/auth.hpp"
 #include "head/descriptors.hpp"
 #include "head/distributor.hpp"
+#include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/state.hpp"
 
@@ -1927,7 +1928,7 @@ class Head {
       if (st == zmqu::SendStatus::kWouldBlock)
         n.blocked = true;  // until it speaks again
       else
-        lose_node(n.ordinal, "unreachable");
+        lose_node(n.ordinal, NodeLoss::kUnreachable);
       return;
     }
     next_task_id_ += k;
@@ -1940,14 +1941,14 @@ class Head {
       Millis serial = static_cast<Millis>(std::min<std::uint64_t>(n.inflight + k, 1'000'000));
       backstop = now_ + std::min<Millis>(timeout, kMaxBackstopUnit) * serial +
                  std::max<Millis>(kBackstopGrace, 2 * o_.heartbeat_ms * o_.heartbeat_misses);
-      backstops_.push({backstop, first_task, k});
     }
+    inflight_.add_batch(first_task, k, n.ordinal, backstop);
     for (std::uint64_t i = 0; i < k; ++i) {
       Request r = std::move(s.queue.front());
       s.queue.pop_front();
       ++s.clients[r.client].running;
-      inflight_.emplace(first_task + i,
-                        InFlight{s.ordinal, n.ordinal, now_, backstop, std::move(r), svc_retries});
+      inflight_.add(first_task + i,
+                    InFlight{s.ordinal, n.ordinal, now_, backstop, std::move(r), svc_retries});
     }
     n.inflight += k;
     s.running += k;
@@ -2156,7 +2157,7 @@ class Head {
         break;
       }
       case proto::kBye:
-        if (node) lose_node(node->ordinal, "left");
+        if (node) lose_node(node->ordinal, NodeLoss::kLeft);
         return;
       default:
         st = Status::Protocol("unknown message type " + std::to_string(env.type));
@@ -2171,11 +2172,11 @@ class Head {
     // The same node id on a new connection replaces the old registration.
     for (auto& kv : nodes_)
       if (kv.second.id == m.node_id) {
-        lose_node(kv.first, "re-registered");
+        lose_node(kv.first, NodeLoss::kReRegistered);
         break;
       }
     if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end())
-      lose_node(it->second, "re-registered");
+      lose_node(it->second, NodeLoss::kReRegistered);
     NodeState n;
     n.ordinal = ++next_node_ordinal_;
     n.id = m.node_id;
@@ -2199,11 +2200,9 @@ class Head {
 
   void on_results(NodeState& node, proto::Results& m) {
     for (const proto::Result1& r : m.items) {
-      auto it = inflight_.find(r.task_id);
-      if (it == inflight_.end() || it->second.node != node.ordinal) continue;  // late or foreign
-      InFlight f = std::move(it->second);
-      inflight_.erase(it);
-      --node.inflight;
+      std::optional<InFlight> f = inflight_.release(r.task_id, node.ordinal);
+      if (!f) continue;  // late or foreign
+      Session* s = settle(*f, &node);
       // Counted as runs of the node, except tasks it handed back unstarted.
       if (r.fault_code.empty())
         ++node.done;
@@ -2213,28 +2212,25 @@ class Head {
       if (r.fault_code == proto::fault::kServiceError ||
           r.fault_code == proto::fault::kUnknownService)
         ++node.bad;
-      Session* s = session_by_ord(f.session);
       if (!s) continue;  // session purged meanwhile: drop
-      --s->running;
-      --s->clients[f.request.client].running;
       if (r.fault_code == proto::fault::kRetryable) {
-        requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
+        requeue(*s, std::move(f->request), true, f->svc_max_retries, "lost");
         continue;
       }
       if (r.fault_code == proto::fault::kTaskTimeout) {
         // Only this request ran past its timeout: it alone is charged.
         ZG_LOG(kWarn, kLog,
-               "task timeout session=" + s->id + " request=" + std::to_string(f.request.id) +
+               "task timeout session=" + s->id + " request=" + std::to_string(f->request.id) +
                    " node=" + node.id);
-        requeue(*s, std::move(f.request), true, f.svc_max_retries, "ran past its task timeout");
+        requeue(*s, std::move(f->request), true, f->svc_max_retries, "ran past its task timeout");
         continue;
       }
       if (r.fault_code == proto::fault::kNotRun) {
         // Handed back unstarted (every worker of the node stuck): not charged.
-        requeue(*s, std::move(f.request), false);
+        requeue(*s, std::move(f->request), false);
         continue;
       }
-      answer(*s, f.request, r.fault_code, r.data);
+      answer(*s, f->request, r.fault_code, r.data);
     }
     check_quarantine(node);
   }
@@ -2273,32 +2269,31 @@ class Head {
 
   // The backstop of node-enforced task timeouts: tasks a node was sent and
   // never reported within the bound set at dispatch are treated as a lost run
-  // (charged). Only sends with a task timeout are in the heap.
+  // (charged). Only sends with a task timeout have a backstop.
   void check_backstops() {
-    while (!backstops_.empty() && backstops_.top().deadline <= now_) {
-      Backstop b = backstops_.top();
-      backstops_.pop();
-      for (std::uint64_t t = b.first_task; t < b.first_task + b.count; ++t) {
-        auto it = inflight_.find(t);
-        if (it == inflight_.end() || it->second.backstop != b.deadline) continue;
-        InFlight f = std::move(it->second);
-        inflight_.erase(it);
-        std::string node_id = "?";
-        if (auto n = nodes_.find(f.node); n != nodes_.end()) {
-          --n->second.inflight;
-          node_id = n->second.id;
-        }
-        Session* s = session_by_ord(f.session);
-        if (!s) continue;
-        --s->running;
-        --s->clients[f.request.client].running;
-        ZG_LOG(kWarn, kLog,
-               "node " + node_id + " never reported task " + std::to_string(t) +
-                   " past its timeout: treated as lost session=" + s->id +
-                   " request=" + std::to_string(f.request.id));
-        requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
-      }
+    for (auto& [t, f] : inflight_.release_overdue(now_)) {
+      auto n = nodes_.find(f.node);
+      Session* s = settle(f, n == nodes_.end() ? nullptr : &n->second);
+      if (!s) continue;
+      ZG_LOG(kWarn, kLog,
+             "node " + (n == nodes_.end() ? std::string("?") : n->second.id) +
+                 " never reported task " + std::to_string(t) +
+                 " past its timeout: treated as lost session=" + s->id +
+                 " request=" + std::to_string(f.request.id));
+      requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
     }
+  }
+
+  // A task has left the in-flight table (finished, lost or overdue): the
+  // counters of its node (when still known), session and client. Returns its
+  // session, or nullptr when that was purged meanwhile.
+  Session* settle(const InFlight& f, NodeState* n) {
+    if (n) --n->inflight;
+    Session* s = session_by_ord(f.session);
+    if (!s) return nullptr;
+    --s->running;
+    --s->clients[f.request.client].running;
+    return s;
   }
 
   // Puts a request back at the front of its session's queue (it runs next),
@@ -2330,29 +2325,23 @@ class Head {
   // A node died, left or went silent: its in-flight work goes back to the
   // queues. Poison isolation: a crash is charged to a request only when the
   // node held it alone; requests of a lost batch run alone from now on.
-  void lose_node(std::uint64_t ordinal, const char* why) {
+  void lose_node(std::uint64_t ordinal, NodeLoss why) {
     auto nit = nodes_.find(ordinal);
     if (nit == nodes_.end()) return;
     NodeState& n = nit->second;
     bool alone = n.inflight == 1;
-    bool graceful = std::string_view(why) == "left";
-    std::vector<std::uint64_t> tasks;
-    for (const auto& kv : inflight_)
-      if (kv.second.node == ordinal) tasks.push_back(kv.first);
-    std::sort(tasks.rbegin(), tasks.rend());  // push_front in reverse keeps the order
-    for (std::uint64_t t : tasks) {
-      auto it = inflight_.find(t);
-      InFlight f = std::move(it->second);
-      inflight_.erase(it);
-      Session* s = session_by_ord(f.session);
+    bool graceful = why == NodeLoss::kLeft;
+    std::vector<InflightTable::Task> tasks = inflight_.release_node(ordinal);
+    // Newest first: each goes to the front of its queue, so the order holds.
+    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+      InFlight& f = it->second;
+      Session* s = settle(f, nullptr);  // the node goes as a whole
       if (!s) continue;
-      --s->running;
-      --s->clients[f.request.client].running;
       if (!graceful && !alone) f.request.solo = true;
       requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
     }
     ZG_LOG(kWarn, kLog,
-           std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + why +
+           std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + loss_name(why) +
                " requeued=" + std::to_string(tasks.size()));
     node_by_rid_.erase(n.rid);
     nodes_.erase(nit);
@@ -2443,7 +2432,7 @@ class Head {
         if (zmqu::send_routed(backend_, n.rid, hb) == zmqu::SendStatus::kUnreachable)
           dead.push_back(kv.first);
       }
-      for (std::uint64_t d : dead) lose_node(d, "silent");
+      for (std::uint64_t d : dead) lose_node(d, NodeLoss::kSilent);
       if (!dead.empty()) dispatch();
     }
     if (!parked_.empty()) wake_fetches("");
@@ -2596,18 +2585,7 @@ class Head {
   std::uint64_t hup_seen_ = 0;
   std::map<std::uint64_t, NodeState> nodes_;
   std::unordered_map<std::string, std::uint64_t> node_by_rid_;
-  // Every task on a node, by task id: one entry made and erased per request,
-  // so its nodes come from a pool rather than malloc (declared first: it
-  // must outlive the map).
-  std::pmr::unsynchronized_pool_resource inflight_pool_;
-  std::pmr::unordered_map<std::uint64_t, InFlight> inflight_{&inflight_pool_};
-  // Task-timeout backstops, one per send with a timeout, earliest first.
-  struct Backstop {
-    Millis deadline;
-    std::uint64_t first_task, count;
-    bool operator>(const Backstop& o) const { return deadline > o.deadline; }
-  };
-  std::priority_queue<Backstop, std::vector<Backstop>, std::greater<Backstop>> backstops_;
+  InflightTable inflight_;  // every task on a node (head/inflight_table.hpp)
 
   std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;

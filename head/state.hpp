@@ -136,6 +136,23 @@ struct Session {
   std::uint64_t answered() const { return done + faulted; }
 };
 
+// Why a node is gone: only a node that said `bye` left gracefully (its work
+// is re-queued uncharged).
+enum class NodeLoss { kLeft, kReRegistered, kUnreachable, kSilent };
+inline const char* loss_name(NodeLoss l) {
+  switch (l) {
+    case NodeLoss::kLeft:
+      return "left";
+    case NodeLoss::kReRegistered:
+      return "re-registered";
+    case NodeLoss::kUnreachable:
+      return "unreachable";
+    case NodeLoss::kSilent:
+      return "silent";
+  }
+  return "?";
+}
+
 struct NodeState {
   std::uint64_t ordinal = 0;
   std::string id, host, rid;
