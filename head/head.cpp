@@ -29,6 +29,7 @@
 #include "head/distributor.hpp"
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
+#include "head/node_table.hpp"
 #include "head/state.hpp"
 
 namespace zgrid::head {
@@ -390,7 +391,7 @@ class Head {
     ZG_LOG(kInfo, kLog, "stopping");
     // Tell the nodes, so they reconnect (with backoff) instead of waiting
     // out their missed heartbeats.
-    for (auto& kv : nodes_) {
+    for (auto& kv : nodes_.all()) {
       Writer w = proto::begin(proto::kBye, 0, 1);
       w.str(instance_);
       zmq::message_t m = w.finish();
@@ -1504,7 +1505,7 @@ class Head {
         queued += queued_count(*kv.second);
         running += kv.second->running;
       }
-      for (const auto& kv : nodes_) workers += kv.second.workers;
+      workers = nodes_.workers();
       JournalStats js = journal_ ? journal_->stats() : JournalStats{};
       w.map(17);
       w.kv("nodes", nodes_.size()).kv("workers", workers).kv("sessions", sessions_.size());
@@ -1525,7 +1526,7 @@ class Head {
   Status on_nodes(const std::string& rid, Envelope& env) {
     Writer w = proto::begin(proto::kNodesReply, env.corr, 1, 256 + nodes_.size() * 256);
     w.array(static_cast<std::uint32_t>(nodes_.size()));
-    for (const auto& kv : nodes_) {
+    for (const auto& kv : nodes_.all()) {
       const NodeState& n = kv.second;
       w.map(13);
       w.kv("state", n.quarantined ? "quarantined" : n.draining ? "draining" : "ok");
@@ -1552,12 +1553,11 @@ class Head {
     if (!r.ok()) return Status::Protocol("malformed drain");
     if (curve_ && !keys_->is_admin(peer_key_))
       return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
-    for (auto& kv : nodes_) {
-      if (kv.second.id != node_id) continue;
-      kv.second.draining = !undo;
+    if (NodeState* n = nodes_.find_id(node_id)) {
+      n->draining = !undo;
       ZG_LOG(kInfo, kLog,
              std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
-                 " inflight=" + std::to_string(kv.second.inflight));
+                 " inflight=" + std::to_string(n->inflight));
       if (undo)
         for (auto& s : sessions_) activate(s.second.get());
       reply_client(rid, proto::encode_ok(env.corr));
@@ -1876,10 +1876,9 @@ class Head {
   void dispatch() {
     dist_.begin();
     auto ask = [this](std::uint64_t ord) { return turn_of(ord); };
-    while (auto a = dist_.next(ask, nodes_)) {
+    while (auto a = dist_.next(ask, nodes_.all())) {
       Session* s = session_by_ord(a->session);
-      auto n = nodes_.find(a->node);
-      send_tasks(n->second, *s, a->count);
+      send_tasks(*nodes_.find(a->node), *s, a->count);
       if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
         load_ready(*s);
     }
@@ -2082,16 +2081,7 @@ class Head {
       if (user_id(frames.back()).empty()) return;
     }
     std::string rid = rid_of(frames[0]);
-    auto nit = node_by_rid_.find(rid);
-    NodeState* node = nullptr;
-    if (nit != node_by_rid_.end()) {
-      auto it = nodes_.find(nit->second);
-      if (it != nodes_.end()) {
-        node = &it->second;
-        node->last_seen = now_;
-        node->blocked = false;
-      }
-    }
+    NodeState* node = nodes_.heard_from(rid, now_);
     if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
       ++bad_messages_;
       reply_error(backend_, rid, 0, Status::Protocol("expected exactly one body frame"));
@@ -2120,10 +2110,9 @@ class Head {
           st = Status::InvalidArgument("bad node id");
           break;
         }
-        register_node(rid, m);
+        NodeState& n = register_node(rid, m);
         if (curve_) {
           // Admitted on the node port by our ZAP handler: note which key it holds.
-          NodeState& n = nodes_[node_by_rid_[rid]];
           n.key_name = owner_name(user_id(frames[1]));
           ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
         }
@@ -2168,34 +2157,17 @@ class Head {
     }
   }
 
-  void register_node(const std::string& rid, const proto::Register& m) {
+  NodeState& register_node(const std::string& rid, const proto::Register& m) {
     // The same node id on a new connection replaces the old registration.
-    for (auto& kv : nodes_)
-      if (kv.second.id == m.node_id) {
-        lose_node(kv.first, NodeLoss::kReRegistered);
-        break;
-      }
-    if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end())
-      lose_node(it->second, NodeLoss::kReRegistered);
-    NodeState n;
-    n.ordinal = ++next_node_ordinal_;
-    n.id = m.node_id;
-    n.host = m.host;
-    n.rid = rid;
-    n.pid = m.pid;
-    n.workers = m.workers;
-    n.capacity = m.capacity;
-    n.services = m.services;
-    n.service_info = m.service_info;
-    n.last_seen = now_;
-    n.joined = now_;
-    node_by_rid_[rid] = n.ordinal;
+    for (std::uint64_t old : nodes_.replaced_by(rid, m.node_id))
+      lose_node(old, NodeLoss::kReRegistered);
+    NodeState& n = nodes_.add(rid, m, now_);
     ZG_LOG(kInfo, kLog,
            "node joined node=" + n.id + " host=" + n.host +
                " workers=" + std::to_string(n.workers) + " capacity=" + std::to_string(n.capacity));
-    nodes_.emplace(n.ordinal, std::move(n));
     // Sessions waiting for a node of their service can go now.
     for (auto& kv : sessions_) activate(kv.second.get());
+    return n;
   }
 
   void on_results(NodeState& node, proto::Results& m) {
@@ -2238,21 +2210,8 @@ class Head {
   // A node whose requests fault far more often than its peers' gets no new
   // work (its in-flight work finishes); `zgrid nodes` shows it.
   void check_quarantine(NodeState& n) {
-    if (n.quarantined) return;
-    std::uint64_t runs = n.done + n.faulted;
-    if (runs < 20) return;
-    double rate = static_cast<double>(n.bad) / static_cast<double>(runs);
-    if (rate < 0.5) return;
-    std::uint64_t peer_runs = 0, peer_bad = 0;
-    for (const auto& kv : nodes_) {
-      if (kv.first == n.ordinal) continue;
-      peer_runs += kv.second.done + kv.second.faulted;
-      peer_bad += kv.second.bad;
-    }
-    if (peer_runs < 20) return;  // nobody to compare with: the inputs may be to blame
-    double peer_rate = static_cast<double>(peer_bad) / static_cast<double>(peer_runs);
-    if (rate < 5 * peer_rate) return;
-    n.quarantined = true;
+    double rate = 0, peer_rate = 0;
+    if (!nodes_.check_quarantine(n, &rate, &peer_rate)) return;
     ZG_LOG(kError, kLog,
            "node quarantined node=" + n.id + " host=" + n.host +
                " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate));
@@ -2272,13 +2231,12 @@ class Head {
   // (charged). Only sends with a task timeout have a backstop.
   void check_backstops() {
     for (auto& [t, f] : inflight_.release_overdue(now_)) {
-      auto n = nodes_.find(f.node);
-      Session* s = settle(f, n == nodes_.end() ? nullptr : &n->second);
+      NodeState* n = nodes_.find(f.node);
+      Session* s = settle(f, n);
       if (!s) continue;
       ZG_LOG(kWarn, kLog,
-             "node " + (n == nodes_.end() ? std::string("?") : n->second.id) +
-                 " never reported task " + std::to_string(t) +
-                 " past its timeout: treated as lost session=" + s->id +
+             "node " + (n ? n->id : std::string("?")) + " never reported task " +
+                 std::to_string(t) + " past its timeout: treated as lost session=" + s->id +
                  " request=" + std::to_string(f.request.id));
       requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
     }
@@ -2326,14 +2284,13 @@ class Head {
   // queues. Poison isolation: a crash is charged to a request only when the
   // node held it alone; requests of a lost batch run alone from now on.
   void lose_node(std::uint64_t ordinal, NodeLoss why) {
-    auto nit = nodes_.find(ordinal);
-    if (nit == nodes_.end()) return;
-    NodeState& n = nit->second;
-    bool alone = n.inflight == 1;
+    NodeState* n = nodes_.find(ordinal);
+    if (!n) return;
+    bool alone = n->inflight == 1;
     bool graceful = why == NodeLoss::kLeft;
-    std::vector<InflightTable::Task> tasks = inflight_.release_node(ordinal);
+    auto lost = nodes_.lose(ordinal, inflight_);
     // Newest first: each goes to the front of its queue, so the order holds.
-    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+    for (auto it = lost->orphans.rbegin(); it != lost->orphans.rend(); ++it) {
       InFlight& f = it->second;
       Session* s = settle(f, nullptr);  // the node goes as a whole
       if (!s) continue;
@@ -2341,10 +2298,8 @@ class Head {
       requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
     }
     ZG_LOG(kWarn, kLog,
-           std::string("node lost node=") + n.id + " host=" + n.host + " reason=" + loss_name(why) +
-               " requeued=" + std::to_string(tasks.size()));
-    node_by_rid_.erase(n.rid);
-    nodes_.erase(nit);
+           std::string("node lost node=") + lost->node.id + " host=" + lost->node.host +
+               " reason=" + loss_name(why) + " requeued=" + std::to_string(lost->orphans.size()));
   }
 
   // ---- clients: responses and held acks -----------------------------------------
@@ -2422,9 +2377,9 @@ class Head {
     if (now - last_hb_ms_ >= o_.heartbeat_ms) {
       last_hb_ms_ = now;
       std::vector<std::uint64_t> dead;
-      for (auto& kv : nodes_) {
-        NodeState& n = kv.second;
-        if (now - n.last_seen > o_.heartbeat_ms * o_.heartbeat_misses) {
+      for (auto& kv : nodes_.all()) {
+        const NodeState& n = kv.second;
+        if (nodes_.silent(n, now)) {
           dead.push_back(kv.first);
           continue;
         }
@@ -2583,11 +2538,10 @@ class Head {
   bool curve_ = false;
   std::string peer_key_;  // the User-Id (client key) of the message being handled
   std::uint64_t hup_seen_ = 0;
-  std::map<std::uint64_t, NodeState> nodes_;
-  std::unordered_map<std::string, std::uint64_t> node_by_rid_;
+  NodeTable nodes_{o_.heartbeat_ms, o_.heartbeat_misses};  // head/node_table.hpp
   InflightTable inflight_;  // every task on a node (head/inflight_table.hpp)
 
-  std::uint64_t next_session_ordinal_ = 0, next_node_ordinal_ = 0, next_task_id_ = 1;
+  std::uint64_t next_session_ordinal_ = 0, next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
   // Journal read problems (docs/operations.md, "Journal read errors").
   std::uint64_t journal_read_errors_ = 0, journal_corrupt_records_ = 0, data_loss_requests_ = 0;

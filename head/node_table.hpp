@@ -1,0 +1,68 @@
+// The registered nodes: by ordinal (the distributor's view), by connection
+// (routing id) and by node id; registration, loss, liveness and quarantine.
+//
+// Losing a node returns the tasks it held (orphans) for the reactor to
+// re-queue: the table knows nodes, not sessions.
+//
+// Not thread-safe: the reactor thread alone uses it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/protocol.hpp"
+#include "head/inflight_table.hpp"
+#include "head/state.hpp"
+
+namespace zgrid::head {
+
+class NodeTable {
+ public:
+  // A node silent for longer than `misses` heartbeat intervals is dead.
+  NodeTable(Millis heartbeat_ms, int misses) : heartbeat_ms_(heartbeat_ms), misses_(misses) {}
+
+  const std::map<std::uint64_t, NodeState>& all() const { return nodes_; }
+  std::size_t size() const { return nodes_.size(); }
+  std::uint64_t workers() const;
+  NodeState* find(std::uint64_t ordinal);
+  NodeState* find_id(std::string_view node_id);
+  // The node on connection `rid`, if registered: any message from it is a
+  // sign of life, and a blocked node that speaks can take work again.
+  NodeState* heard_from(const std::string& rid, Millis now);
+
+  // Registrations a new one from `rid` replaces: the same node id (a node
+  // restarted), or the same connection. Lose them before add().
+  std::vector<std::uint64_t> replaced_by(const std::string& rid, std::string_view node_id) const;
+  NodeState& add(const std::string& rid, const proto::Register& m, Millis now);
+
+  struct Lost {
+    NodeState node;
+    std::vector<InflightTable::Task> orphans;  // its tasks, in task order
+  };
+  // Removes the node and takes its tasks out of `inflight`.
+  std::optional<Lost> lose(std::uint64_t ordinal, InflightTable& inflight);
+
+  bool silent(const NodeState& n, Millis now) const {
+    return now - n.last_seen > heartbeat_ms_ * misses_;
+  }
+
+  // A node whose requests fault far more often than its peers' is
+  // quarantined (no new work; its in-flight work finishes). True when this
+  // call quarantined it. Needs 20 runs of it and of its peers, a bad rate of
+  // at least 1/2 and 5 times its peers'.
+  bool check_quarantine(NodeState& n, double* rate, double* peer_rate) const;
+
+ private:
+  const Millis heartbeat_ms_;
+  const int misses_;
+  std::map<std::uint64_t, NodeState> nodes_;
+  std::unordered_map<std::string, std::uint64_t> by_rid_;
+  std::uint64_t next_ordinal_ = 0;
+};
+
+}  // namespace zgrid::head

@@ -1,0 +1,102 @@
+// head/node_table: registration and replacement, loss with orphaned tasks,
+// liveness and quarantine, in-process.
+#include <gtest/gtest.h>
+
+#include "head/node_table.hpp"
+
+namespace zgrid::head {
+namespace {
+
+proto::Register Reg(const std::string& id, std::uint64_t capacity = 8) {
+  proto::Register m;
+  m.node_id = id;
+  m.host.assign(1, 'h');
+  m.workers = 2;
+  m.capacity = capacity;
+  m.services = {"factorize@1"};
+  return m;
+}
+
+TEST(NodeTable, RegisterFindAndHearFrom) {
+  NodeTable t(1000, 3);
+  NodeState& a = t.add("rid-a", Reg("a"), 10);
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.find(a.ordinal)->id, "a");
+  EXPECT_EQ(t.find_id("a"), &a);
+  EXPECT_EQ(t.find_id("zz"), nullptr);
+  EXPECT_EQ(t.workers(), 2u);
+  a.blocked = true;
+  NodeState* heard = t.heard_from("rid-a", 500);
+  ASSERT_EQ(heard, &a);
+  EXPECT_EQ(a.last_seen, 500);
+  EXPECT_FALSE(a.blocked);  // it spoke: it can take work again
+  EXPECT_EQ(t.heard_from("rid-unknown", 500), nullptr);
+}
+
+TEST(NodeTable, ARestartedNodeOrAReusedConnectionReplacesTheOldRegistration) {
+  NodeTable t(1000, 3);
+  std::uint64_t a = t.add("rid-a", Reg("a"), 0).ordinal;
+  std::uint64_t b = t.add("rid-b", Reg("b"), 0).ordinal;
+  EXPECT_TRUE(t.replaced_by("rid-new", "new").empty());
+  EXPECT_EQ(t.replaced_by("rid-new", "a"), std::vector<std::uint64_t>{a});  // same id
+  EXPECT_EQ(t.replaced_by("rid-b", "new"), std::vector<std::uint64_t>{b});  // same connection
+  EXPECT_EQ(t.replaced_by("rid-a", "a"), std::vector<std::uint64_t>{a});    // both: once
+  EXPECT_EQ(t.replaced_by("rid-b", "a"), (std::vector<std::uint64_t>{a, b}));
+}
+
+TEST(NodeTable, LosingANodeReturnsItsTasksAndForgetsItsConnection) {
+  NodeTable t(1000, 3);
+  InflightTable inflight;
+  std::uint64_t a = t.add("rid-a", Reg("a"), 0).ordinal;
+  std::uint64_t b = t.add("rid-b", Reg("b"), 0).ordinal;
+  inflight.add_batch(1, 2, a, 0);
+  inflight.add(1, InFlight{7, a, 0, 0, {}, -1});
+  inflight.add(2, InFlight{7, a, 0, 0, {}, -1});
+  inflight.add_batch(3, 1, b, 0);
+  inflight.add(3, InFlight{7, b, 0, 0, {}, -1});
+  auto lost = t.lose(a, inflight);
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_EQ(lost->node.id, "a");
+  ASSERT_EQ(lost->orphans.size(), 2u);
+  EXPECT_EQ(lost->orphans[0].first, 1u);
+  EXPECT_EQ(lost->orphans[1].first, 2u);
+  EXPECT_EQ(inflight.size(), 1u);  // b's task stays
+  EXPECT_EQ(t.heard_from("rid-a", 1), nullptr);
+  EXPECT_EQ(t.find(a), nullptr);
+  EXPECT_FALSE(t.lose(a, inflight).has_value());
+  EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(NodeTable, SilentPastItsMissedHeartbeats) {
+  NodeTable t(1000, 3);
+  NodeState& a = t.add("rid-a", Reg("a"), 0);
+  EXPECT_FALSE(t.silent(a, 3000));
+  EXPECT_TRUE(t.silent(a, 3001));
+  t.heard_from("rid-a", 3001);
+  EXPECT_FALSE(t.silent(a, 6000));
+}
+
+TEST(NodeTable, QuarantineNeedsEvidenceAndPeersThatDoBetter) {
+  NodeTable t(1000, 3);
+  NodeState& bad = t.add("r1", Reg("bad"), 0);
+  NodeState& good = t.add("r2", Reg("good"), 0);
+  double rate = 0, peers = 0;
+  bad.done = 5;
+  bad.faulted = 14;
+  bad.bad = 14;  // 19 runs: too few to judge
+  EXPECT_FALSE(t.check_quarantine(bad, &rate, &peers));
+  bad.faulted = bad.bad = 15;
+  EXPECT_FALSE(t.check_quarantine(bad, &rate, &peers));  // no peer has run enough
+  good.done = 100;
+  good.bad = good.faulted = 20;  // peers fault too: 1/6, not 5 times better
+  EXPECT_FALSE(t.check_quarantine(bad, &rate, &peers));
+  good.bad = good.faulted = 5;
+  EXPECT_TRUE(t.check_quarantine(bad, &rate, &peers));
+  EXPECT_TRUE(bad.quarantined);
+  EXPECT_NEAR(rate, 0.75, 1e-9);
+  EXPECT_FALSE(t.check_quarantine(bad, &rate, &peers));  // once
+  EXPECT_FALSE(good.quarantined);
+}
+
+}  // namespace
+}  // namespace zgrid::head
