@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev      # tests and benchmarks
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)
+  clang-format-14                    # scripts/check-format.sh (the format_check test)
   iproute2                           # network namespaces as hosts in the multi-host tests
   slurm-wlm munge                    # scripts/zgrid.sbatch and its test on a single-host Slurm
   openssh-server openssh-client      # grid-up.sh/grid-down.sh and their test (sshd in namespaces)
