@@ -30,6 +30,7 @@
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/node_table.hpp"
+#include "head/session_table.hpp"
 #include "head/state.hpp"
 
 namespace zgrid::head {
@@ -432,7 +433,7 @@ class Head {
     Millis t0 = clock_.now_ms();
     ZG_RETURN_IF_ERROR(recover());
     std::uint64_t reqs = 0;
-    for (auto& kv : sessions_) reqs += kv.second->total;
+    for (auto& kv : sessions_.all()) reqs += kv.second->total;
     ZG_LOG(kInfo, kLog,
            "journal recovered: " + std::to_string(sessions_.size()) + " sessions, " +
                std::to_string(reqs) + " requests in " + format_duration(clock_.now_ms() - t0));
@@ -553,7 +554,7 @@ class Head {
   Status recover() {
     ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kTombstone),
                                     [&](std::string_view, std::string_view sid, std::string_view) {
-                                      tombstones_.insert(std::string(sid));
+                                      sessions_.add_tombstone(std::string(sid));
                                       return Status::OK();
                                     }));
     ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kSession), [&](std::string_view key,
@@ -561,22 +562,17 @@ class Head {
                                                                         std::string_view v) {
       SessionRecord rec;
       if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
-      auto s = std::make_unique<Session>();
-      s->ordinal = ++next_session_ordinal_;
-      s->id = std::string(sid);
+      Session* s = &sessions_.create(rec.owner, std::string(sid));
       s->service = std::move(rec.service);
       s->created_wall = rec.created;
       s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
       s->state = rec.state;
       s->task_timeout_ms = rec.task_timeout_ms;
       s->deadline_wall = rec.deadline;
-      s->owner = std::move(rec.owner);
       if (s->deadline_wall > 0)
         s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
       s->durable = true;
       s->last_activity = now_;
-      by_ordinal_[s->ordinal] = s.get();
-      sessions_[s->id] = std::move(s);
       return Status::OK();
     }));
     ZG_RETURN_IF_ERROR(
@@ -640,8 +636,9 @@ class Head {
             note_corrupt_answers(*s, key);
           }
         }));
-    for (auto& kv : sessions_) {
+    for (auto& kv : sessions_.all()) {
       Session& s = *kv.second;
+      sessions_.touch(s);  // counters, state and bytes as recovered
       // A cancel whose `cancelled` answers were not all synced: finish it.
       if (s.state == proto::SessionState::kCancelled)
         cancel_session(s);
@@ -650,7 +647,7 @@ class Head {
     }
     // Segment files of sessions purged just before a crash.
     journal_->remove_orphan_segments(
-        [&](std::string_view sid) { return sessions_.count(std::string(sid)) > 0; });
+        [&](std::string_view sid) { return sessions_.find(std::string(sid)) != nullptr; });
     return Status::OK();
   }
 
@@ -669,7 +666,7 @@ class Head {
   // were re-queued already.
   Status reconcile() {
     std::uint64_t fixed = 0;
-    for (auto& kv : sessions_) {
+    for (auto& kv : sessions_.all()) {
       Session& s = *kv.second;
       if (!s.durable) continue;
       ZG_RETURN_IF_ERROR(
@@ -740,7 +737,10 @@ class Head {
              "journal reopened: " + std::to_string(fixed) +
                  " records were written although their write had reported failure; taken into "
                  "account");
-    for (auto& kv : sessions_) load_ready(*kv.second);
+    for (auto& kv : sessions_.all()) {
+      sessions_.touch(*kv.second);
+      load_ready(*kv.second);
+    }
     return Status::OK();
   }
 
@@ -956,6 +956,7 @@ class Head {
       return;
     }
     s.rescan_pending = false;
+    sessions_.touch(s);
     // Every batch of a client still there goes back to be loaded: reading
     // skips the requests that have an answer.
     s.unloaded.clear();
@@ -1101,13 +1102,10 @@ class Head {
     }
   }
 
-  Session* find_session(const std::string& id) {
-    auto it = sessions_.find(id);
-    return it == sessions_.end() ? nullptr : it->second.get();
-  }
+  Session* find_session(const std::string& id) { return sessions_.find(id); }
 
   Status session_not_found(const std::string& id) {
-    if (tombstones_.count(id)) return Status::NotFound("session " + id + " was purged");
+    if (sessions_.purged(id)) return Status::NotFound("session " + id + " was purged");
     return Status::NotFound("unknown session " + id);
   }
 
@@ -1140,20 +1138,14 @@ class Head {
           "this head keeps no journal: start it with --data-dir for durable sessions");
     if (m.durable && !journal_->healthy()) return unavailable_journal();
     if (o_.max_sessions_per_key > 0) {
-      std::uint64_t open = 0;
-      for (const auto& kv : sessions_)
-        if (kv.second->owner == peer_key_ && kv.second->state == proto::SessionState::kOpen) ++open;
+      std::uint64_t open = sessions_.load(peer_key_).open;
       if (open >= o_.max_sessions_per_key)
         return Status::ResourceExhausted(
             "this key has " + std::to_string(open) + " open sessions (the head allows " +
             std::to_string(o_.max_sessions_per_key) + " per key): close some first");
     }
-    auto s = std::make_unique<Session>();
-    s->ordinal = ++next_session_ordinal_;
-    do s->id = random_id128();
-    while (tombstones_.count(s->id) || sessions_.count(s->id));  // never reused
+    Session* s = &sessions_.create(peer_key_);
     s->service = m.service;
-    s->owner = peer_key_;
     s->durable = m.durable;
     s->client_idle_timeout_ms = m.client_idle_timeout_ms
                                     ? static_cast<Millis>(m.client_idle_timeout_ms)
@@ -1165,9 +1157,7 @@ class Head {
       s->deadline = now_ + static_cast<Millis>(m.deadline_ms);
       s->deadline_wall = s->created_wall + static_cast<std::int64_t>((m.deadline_ms + 999) / 1000);
     }
-    Session* sp = s.get();
-    by_ordinal_[s->ordinal] = sp;
-    sessions_[s->id] = std::move(s);
+    Session* sp = s;
     ZG_LOG(kInfo, kLog,
            "session created session=" + sp->id + " service=" + sp->service +
                (sp->durable ? " durable" : " interactive") +
@@ -1192,10 +1182,7 @@ class Head {
     return Status::OK();
   }
 
-  Session* session_by_ord(std::uint64_t ord) {
-    auto it = by_ordinal_.find(ord);
-    return it == by_ordinal_.end() ? nullptr : it->second;
-  }
+  Session* session_by_ord(std::uint64_t ord) { return sessions_.by_ordinal(ord); }
 
   Status on_attach(const std::string& rid, Envelope& env) {
     std::string sid;
@@ -1301,6 +1288,7 @@ class Head {
       c->acked_seq = c->accepted_seq;
       c->sent += n;
       s->total += n;
+      sessions_.touch(*s);
       activate(s);
       // Back-pressure: above the high-water mark the acknowledgement waits, so
       // the client's send window closes and head memory stays bounded.
@@ -1353,6 +1341,7 @@ class Head {
              c.flushed_id = std::max(c.flushed_id, flushed);
              s->total += batch->n;
              s->journal_bytes += record_bytes;
+             sessions_.touch(*s);
              if (batch->n > 0) {
                s->unloaded.push_back(s->batches.size());
                s->batches.push_back(std::move(*batch));
@@ -1369,14 +1358,8 @@ class Head {
   // session the key owns.
   Status check_key_quotas(const Session& s, std::size_t adding) {
     if (o_.max_queued_per_key == 0 && o_.max_journal_bytes_per_key == 0) return Status::OK();
-    std::uint64_t queued = 0, bytes = 0;
-    for (const auto& kv : sessions_) {
-      const Session& o = *kv.second;
-      if (o.owner != s.owner) continue;
-      std::uint64_t settled = o.answered() + o.running + o.removed;
-      queued += o.total > settled ? o.total - settled : 0;
-      bytes += o.journal_bytes;
-    }
+    const KeyLoad& load = sessions_.load(s.owner);
+    std::uint64_t queued = load.queued, bytes = load.journal_bytes;
     if (o_.max_queued_per_key > 0 && queued + adding > o_.max_queued_per_key)
       return Status::ResourceExhausted(
           "this key has " + std::to_string(queued) + " requests queued (the head allows " +
@@ -1484,12 +1467,7 @@ class Head {
   }
 
   // No open client, and every request of its clients answered or removed.
-  static bool complete(const Session& s) {
-    if (s.rescan_pending) return false;  // lost answers are being recomputed
-    for (const auto& c : s.clients)
-      if (!c.ended && !c.removed) return false;
-    return s.answered() + s.removed >= s.total && s.committing == 0;
-  }
+  static bool complete(const Session& s) { return SessionTable::complete(s); }
 
   Status on_status(const std::string& rid, Envelope& env) {
     std::string sid;
@@ -1501,7 +1479,7 @@ class Head {
       write_session_status(w, *s);
     } else {
       std::uint64_t queued = 0, running = 0, workers = 0;
-      for (const auto& kv : sessions_) {
+      for (const auto& kv : sessions_.all()) {
         queued += queued_count(*kv.second);
         running += kv.second->running;
       }
@@ -1559,7 +1537,7 @@ class Head {
              std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
                  " inflight=" + std::to_string(n->inflight));
       if (undo)
-        for (auto& s : sessions_) activate(s.second.get());
+        for (auto& s : sessions_.all()) activate(s.second.get());
       reply_client(rid, proto::encode_ok(env.corr));
       return Status::OK();
     }
@@ -1570,7 +1548,7 @@ class Head {
     Writer w = proto::begin(proto::kSessionsReply, env.corr, 1, 256 + sessions_.size() * 400);
     // With CURVE a key sees its own sessions (an admin sees all).
     std::vector<const Session*> list;
-    for (const auto& kv : sessions_)
+    for (const auto& kv : sessions_.all())
       if (check_owner(*kv.second).ok()) list.push_back(kv.second.get());
     w.array(static_cast<std::uint32_t>(list.size()));
     for (const Session* s : list) write_session_status(w, *s);
@@ -1582,7 +1560,7 @@ class Head {
     proto::Close m;
     ZG_RETURN_IF_ERROR(proto::decode_close(env, &m));
     Session* s = find_session(m.session_id);
-    if (!s && m.mode == proto::CloseMode::kPurge && tombstones_.count(m.session_id)) {
+    if (!s && m.mode == proto::CloseMode::kPurge && sessions_.purged(m.session_id)) {
       reply_client(rid, proto::encode_ok(env.corr));  // purged already: purge is idempotent
       return Status::OK();
     }
@@ -1633,6 +1611,7 @@ class Head {
       return;
     }
     if (is_open(s)) s.state = proto::SessionState::kSealed;
+    sessions_.touch(s);
     ZG_LOG(kInfo, kLog, "session sealed session=" + s.id);
   }
 
@@ -1661,7 +1640,7 @@ class Head {
                               bool ok, const std::string& err) {
       Session* s = session_by_ord(ord);
       if (ok) {
-        tombstones_.insert(sid);
+        sessions_.add_tombstone(sid);
         if (s) drop_session(s);
         ZG_LOG(kInfo, kLog, "session purged session=" + sid);
       } else if (s) {
@@ -1677,6 +1656,7 @@ class Head {
   void cancel_session(Session& s) {
     if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
       s.state = proto::SessionState::kCancelled;
+    sessions_.touch(s);
     fault_unrun(s, proto::fault::kCancelled, "session cancelled before this request ran");
     ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
   }
@@ -1711,8 +1691,7 @@ class Head {
   void drop_session(Session* s) {
     for (auto& c : s->clients) c.held_acks.clear();
     answers_.erase(s->ordinal);
-    by_ordinal_.erase(s->ordinal);
-    sessions_.erase(s->id);  // in-flight entries refer to the ordinal: their results are dropped
+    sessions_.drop(s);  // in-flight entries refer to the ordinal: their results are dropped
   }
 
   // An interactive session that is sealed (or cancelled) and has delivered
@@ -1951,6 +1930,7 @@ class Head {
     }
     n.inflight += k;
     s.running += k;
+    sessions_.touch(s);
   }
 
   // The registration of the highest version of `service` that node `n`
@@ -2034,6 +2014,7 @@ class Head {
       ++c.faulted;
       ++total_faulted_;
     }
+    sessions_.touch(s);
   }
 
   // Journals the answers gathered this round: one response record per session.
@@ -2048,6 +2029,7 @@ class Head {
       op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
                            round.items.finish_string());
       s->journal_bytes += op.puts.back().second.size();
+      sessions_.touch(*s);
       s->next_resp_seq += list.size();
       auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
       submit(std::move(op), [this, ord = ord, shared](bool ok, const std::string&) {
@@ -2133,7 +2115,7 @@ class Head {
                      std::to_string(m.capacity) + " (stuck workers " + std::to_string(m.stuck) +
                      ")");
           if (m.capacity > node->capacity)
-            for (auto& kv : sessions_) activate(kv.second.get());
+            for (auto& kv : sessions_.all()) activate(kv.second.get());
           node->capacity = m.capacity;
         }
         if (st.ok() && m.has_capacity) node->stuck = m.stuck;
@@ -2166,7 +2148,7 @@ class Head {
            "node joined node=" + n.id + " host=" + n.host +
                " workers=" + std::to_string(n.workers) + " capacity=" + std::to_string(n.capacity));
     // Sessions waiting for a node of their service can go now.
-    for (auto& kv : sessions_) activate(kv.second.get());
+    for (auto& kv : sessions_.all()) activate(kv.second.get());
     return n;
   }
 
@@ -2251,6 +2233,7 @@ class Head {
     if (!s) return nullptr;
     --s->running;
     --s->clients[f.request.client].running;
+    sessions_.touch(*s);
     return s;
   }
 
@@ -2309,7 +2292,7 @@ class Head {
     if (!blocked_out_) return;
     blocked_out_ = false;
     std::vector<Session*> retire;
-    for (auto& kv : sessions_) {
+    for (auto& kv : sessions_.all()) {
       Session& s = *kv.second;
       if (s.out_pending == 0) continue;
       for (auto& c : s.clients) {
@@ -2344,7 +2327,7 @@ class Head {
 
   void release_acks() {
     held_ack_clients_ = false;
-    for (auto& kv : sessions_) {
+    for (auto& kv : sessions_.all()) {
       Session& s = *kv.second;
       for (auto& c : s.clients) {
         while (!c.held_acks.empty() && s.queue.size() <= o_.queue_hwm) {
@@ -2400,40 +2383,22 @@ class Head {
     }
     retry_reads();
     sweep_idle(now);
+    if (o_.hooks.verify_tables && !sessions_.verify()) {
+      // A test head: the per-key loads drifted from their sessions (a change
+      // of counters without SessionTable::touch). Fail loudly.
+      ZG_LOG(kError, kLog, "test check failed: per-key session loads drifted");
+      std::abort();
+    }
   }
 
   // Client idle timeout (DESIGN §2): an open client idle past its session's
   // timeout is removed with every request it sent. Idle interactive sessions
   // with no client and no work are closed.
   void sweep_idle(Millis now) {
-    std::vector<Session*> drop, retired;
-    for (auto& kv : sessions_) {
-      Session& s = *kv.second;
-      for (std::uint32_t ci = 0; ci < s.clients.size(); ++ci) {
-        Client& c = s.clients[ci];
-        if (c.ended || c.removed || c.removing || c.running > 0 || !c.held_acks.empty()) continue;
-        if (now - c.last_activity < s.client_idle_timeout_ms || now < c.retry_removal_at) continue;
-        remove_client(s, ci);
-      }
-      if (s.durable && o_.retention_ms > 0) {
-        // Complete means something was committed and everything is answered;
-        // a session that becomes incomplete again (a new client) starts over.
-        if (!complete(s) || s.clients.empty())
-          s.completed_at = 0;
-        else if (s.completed_at == 0)
-          s.completed_at = now;
-        else if (now - s.completed_at >= o_.retention_ms && s.purging == 0 &&
-                 now >= s.retry_purge_at)
-          retired.push_back(&s);
-      }
-      bool idle = now - s.last_activity >= o_.session_idle_timeout_ms;
-      if (!s.durable && idle && s.queue.empty() && s.running == 0) {
-        bool attached = false;
-        for (const auto& c : s.clients)
-          if (!c.removed && now - c.last_activity < o_.session_idle_timeout_ms) attached = true;
-        if (!attached) drop.push_back(&s);
-      }
-    }
+    SessionTable::Sweep sw = sessions_.sweep(now, o_.session_idle_timeout_ms, o_.retention_ms);
+    for (auto [s, ci] : sw.idle_clients) remove_client(*s, ci);
+    std::vector<Session*>& drop = sw.idle_sessions;
+    std::vector<Session*>& retired = sw.retention_over;
     for (Session* s : drop) {
       ZG_LOG(kInfo, kLog, "idle session closed session=" + s->id);
       drop_session(s);
@@ -2500,6 +2465,7 @@ class Head {
     c.removed = true;
     s.removed += c.sent;
     ++s.clients_removed;
+    sessions_.touch(s);
     if (journal_) wake_fetches(s.id);  // it may be complete now
     ZG_LOG(kWarn, kLog,
            "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" +
@@ -2525,12 +2491,10 @@ class Head {
   std::uint64_t reopens_seen_ = 0;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
   std::map<std::uint64_t, AnswerRound> answers_;              // durable answers of this round
-  std::set<std::string> tombstones_;                          // purged session ids
   std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
 
-  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
-  std::unordered_map<std::uint64_t, Session*> by_ordinal_;
+  SessionTable sessions_;                // head/session_table.hpp
   Distributor dist_{o_.max_task_batch};  // who gets work next (head/distributor.hpp)
   std::unique_ptr<KeyStore> keys_;       // CURVE only; before zap_, which reads it
   std::unique_ptr<ZapHandler> zap_;      // CURVE only
@@ -2541,7 +2505,7 @@ class Head {
   NodeTable nodes_{o_.heartbeat_ms, o_.heartbeat_misses};  // head/node_table.hpp
   InflightTable inflight_;  // every task on a node (head/inflight_table.hpp)
 
-  std::uint64_t next_session_ordinal_ = 0, next_task_id_ = 1;
+  std::uint64_t next_task_id_ = 1;
   std::uint64_t total_done_ = 0, total_faulted_ = 0, bad_messages_ = 0;
   // Journal read problems (docs/operations.md, "Journal read errors").
   std::uint64_t journal_read_errors_ = 0, journal_corrupt_records_ = 0, data_loss_requests_ = 0;

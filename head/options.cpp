@@ -173,6 +173,7 @@ HeadTestHooks TestHooksFromEnvironment() {
   h.journal_fault_after = env("ZGRID_JOURNAL_FAULT_MODE") == "after";
   h.journal_read_fault_file = env("ZGRID_JOURNAL_READ_FAULT_FILE");
   h.no_zap = env("ZGRID_TEST_NO_ZAP") == "1";
+  h.verify_tables = env("ZGRID_TEST_VERIFY") == "1";
   return h;
 }
 

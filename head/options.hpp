@@ -23,6 +23,7 @@ struct HeadTestHooks {
   bool journal_fault_after = false;     // ... after reaching the log (a failed sync)
   std::string journal_read_fault_file;  // while it exists, segment reads fail (EIO)
   bool no_zap = false;                  // start without a ZAP handler (must refuse to serve)
+  bool verify_tables = false;  // every tick, recompute what is kept incrementally; abort on drift
 };
 
 struct HeadOptions {

@@ -84,6 +84,16 @@ struct BatchRef {
   std::vector<Request> mem;
 };
 
+// What one client key holds (docs/security.md, quotas): kept by
+// head/session_table.hpp as its sessions change.
+struct KeyLoad {
+  std::uint64_t sessions = 0;       // sessions of the key in the table
+  std::uint64_t open = 0;           // of them, open
+  std::uint64_t queued = 0;         // requests accepted and not yet running or settled
+  std::uint64_t journal_bytes = 0;  // its durable sessions' records
+  bool operator==(const KeyLoad&) const = default;
+};
+
 struct Session {
   std::uint64_t ordinal = 0;
   std::string id;
@@ -122,6 +132,8 @@ struct Session {
   bool corrupt_logged = false;               // a corrupt record was logged (once)
   bool rescan_pending = false;               // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
+
+  KeyLoad contributed;  // what it last added to its key's load (SessionTable::touch)
 
   bool is_answered(std::uint64_t id) const {
     return id / 64 < answered_bits.size() && (answered_bits[id / 64] >> (id % 64)) & 1;

@@ -197,7 +197,10 @@ void Grid::restart_head(const std::vector<std::string>& env) {
   argv.insert(argv.end(), head_args_.begin(), head_args_.end());
   argv.insert(argv.begin(), launcher_.begin(), launcher_.end());
   ++head_starts_;
-  head_ = std::make_unique<Process>(argv, dir_.file("head.log"), env);
+  // Every test head checks its incremental bookkeeping on each tick.
+  std::vector<std::string> head_env{"ZGRID_TEST_VERIFY=1"};
+  head_env.insert(head_env.end(), env.begin(), env.end());
+  head_ = std::make_unique<Process>(argv, dir_.file("head.log"), head_env);
   bool up = wait_until(
       [&] {
         std::string s = read_file(ep_file);
