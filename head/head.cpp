@@ -93,6 +93,15 @@ struct ParkedFetch {
   Millis deadline;
 };
 
+// One client message being handled: who sent it, and what. Handlers take it
+// explicitly (nothing about the message being handled lives in Head).
+struct Call {
+  const std::string& rid;       // routing id of the connection it came on
+  const std::string& peer_key;  // with CURVE: the key it proved it holds (Z85); else empty
+  const zmq::message_t& frame;  // the body as received (a durable batch is journaled as is)
+  Envelope& env;                // decoded; its fields are read by the handler
+};
+
 class Head {
  public:
   Head(const HeadOptions& o, const Clock& clock) : o_(o), clock_(clock), ctx_(1) {
@@ -322,16 +331,16 @@ class Head {
 
   // With CURVE, a session belongs to the key that created it; admins may act
   // on any. Without CURVE every peer has the empty key.
-  Status check_owner(const Session& s) {
-    if (!curve_ || s.owner == peer_key_ || keys_->is_admin(peer_key_)) return Status::OK();
+  Status check_owner(const Session& s, const std::string& key) {
+    if (!curve_ || s.owner == key || keys_->is_admin(key)) return Status::OK();
     return Status::PermissionDenied("session " + s.id + " belongs to another key");
   }
 
   // find_session for a client's request: unknown, or someone else's, is an error.
-  Status find_owned(const std::string& sid, Session** s) {
+  Status find_owned(const std::string& sid, const std::string& key, Session** s) {
     *s = find_session(sid);
     if (*s == nullptr) return session_not_found(sid);
-    return check_owner(**s);
+    return check_owner(**s, key);
   }
 
   std::string owner_name(const std::string& key) const {
@@ -1013,14 +1022,13 @@ class Head {
       if (error_budget(rid)) reply_error(frontend_, rid, env.corr, st);
       return;
     }
-    frame_ = &frames[1];
+    std::string peer_key;
     if (curve_) {
       // Set by our ZAP handler: the Z85 public key this connection proved it holds.
-      peer_key_ = user_id(frames[1]);
-      if (peer_key_.empty()) return;  // not admitted by our ZAP handler: never served
+      peer_key = user_id(frames[1]);
+      if (peer_key.empty()) return;  // not admitted by our ZAP handler: never served
     }
-    st = handle_client(rid, env);
-    frame_ = nullptr;
+    st = handle_client(Call{rid, peer_key, frames[1], env});
     if (!st.ok()) {
       if (st.code() == Code::kProtocol) ++bad_messages_;
       reply_error(frontend_, rid, env.corr, st);
@@ -1046,7 +1054,9 @@ class Head {
     reply_client(rid, w.finish());
   }
 
-  Status handle_client(const std::string& rid, Envelope& env) {
+  Status handle_client(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     switch (env.type) {
       case proto::kHello:
         reply_hello(rid, env.corr);
@@ -1057,46 +1067,46 @@ class Head {
           ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
           Session* s;
           Client* c;
-          if (!m.session_id.empty()) (void)find_client(m.session_id, m.client_id, rid, &s, &c);
+          if (!m.session_id.empty()) (void)bind_client(call, m.session_id, m.client_id, &s, &c);
         }
         // The reply names this head instance: a client notices a restart.
         reply_hello(rid, env.corr);
         return Status::OK();
       }
       case proto::kCreateSession:
-        return on_create_session(rid, env);
+        return on_create_session(call);
       case proto::kAttachSession:
-        return on_attach(rid, env);
+        return on_attach(call);
       case proto::kOpenClient:
-        return on_open_client(rid, env);
+        return on_open_client(call);
       case proto::kSend:
-        return on_send(rid, env);
+        return on_send(call);
       case proto::kFlush:
-        return on_flush(rid, env);
+        return on_flush(call);
       case proto::kEndRequests:
-        return on_end_requests(rid, env);
+        return on_end_requests(call);
       case proto::kRespAck: {
         proto::ClientRef m;
         ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
         Session* s;
         Client* c;
-        if (!find_client(m.session_id, m.client_id, rid, &s, &c).ok()) return Status::OK();
+        if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
         c->unacked_out -= std::min(c->unacked_out, m.value);
         if (!c->out.empty()) blocked_out_ = true;
         return Status::OK();
       }
       case proto::kStatus:
-        return on_status(rid, env);
+        return on_status(call);
       case proto::kNodes:
-        return on_nodes(rid, env);
+        return on_nodes(call);
       case proto::kSessions:
-        return on_sessions(rid, env);
+        return on_sessions(call);
       case proto::kClose:
-        return on_close(rid, env);
+        return on_close(call);
       case proto::kFetch:
-        return on_fetch(rid, env);
+        return on_fetch(call);
       case proto::kDrain:
-        return on_drain(rid, env);
+        return on_drain(call);
       default:
         return Status::Protocol("unknown message type " + std::to_string(env.type));
     }
@@ -1109,9 +1119,13 @@ class Head {
     return Status::NotFound("unknown session " + id);
   }
 
-  Status find_client(const std::string& sid, const std::string& cid, const std::string& rid,
-                     Session** s, Client** c) {
-    ZG_RETURN_IF_ERROR(find_owned(sid, s));
+  // Finds the caller's client and binds it to the connection the call came
+  // on (a reconnecting client arrives with a new routing id); the call counts
+  // as activity of the client and its session.
+  Status bind_client(const Call& call, const std::string& sid, const std::string& cid, Session** s,
+                     Client** c) {
+    const std::string& rid = call.rid;
+    ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, s));
     auto it = (*s)->client_index.find(cid);
     if (it == (*s)->client_index.end())
       return Status::NotFound("unknown client " + cid + " in session " + sid);
@@ -1128,7 +1142,9 @@ class Head {
     return proto::SessionInfo{s.id, s.service, s.durable, s.state};
   }
 
-  Status on_create_session(const std::string& rid, Envelope& env) {
+  Status on_create_session(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::CreateSession m;
     ZG_RETURN_IF_ERROR(proto::decode_create_session(env, &m));
     if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
@@ -1138,13 +1154,13 @@ class Head {
           "this head keeps no journal: start it with --data-dir for durable sessions");
     if (m.durable && !journal_->healthy()) return unavailable_journal();
     if (o_.max_sessions_per_key > 0) {
-      std::uint64_t open = sessions_.load(peer_key_).open;
+      std::uint64_t open = sessions_.load(call.peer_key).open;
       if (open >= o_.max_sessions_per_key)
         return Status::ResourceExhausted(
             "this key has " + std::to_string(open) + " open sessions (the head allows " +
             std::to_string(o_.max_sessions_per_key) + " per key): close some first");
     }
-    Session* s = &sessions_.create(peer_key_);
+    Session* s = &sessions_.create(call.peer_key);
     s->service = m.service;
     s->durable = m.durable;
     s->client_idle_timeout_ms = m.client_idle_timeout_ms
@@ -1184,23 +1200,27 @@ class Head {
 
   Session* session_by_ord(std::uint64_t ord) { return sessions_.by_ordinal(ord); }
 
-  Status on_attach(const std::string& rid, Envelope& env) {
+  Status on_attach(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     std::string sid;
     ZG_RETURN_IF_ERROR(proto::decode_query(env, &sid));
     Session* s;
-    ZG_RETURN_IF_ERROR(find_owned(sid, &s));
+    ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, &s));
     s->last_activity = now_;
     reply_client(rid, proto::encode_session_info(env.corr, info_of(*s)));
     return Status::OK();
   }
 
-  Status on_open_client(const std::string& rid, Envelope& env) {
+  Status on_open_client(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::OpenClient m;
     ZG_RETURN_IF_ERROR(proto::decode_open_client(env, &m));
     if (!valid_name(m.client_id))
       return Status::InvalidArgument("client id must be 1..64 printable characters");
     Session* s;
-    ZG_RETURN_IF_ERROR(find_owned(m.session_id, &s));
+    ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
     auto it = s->client_index.find(m.client_id);
     if (it == s->client_index.end()) {
       if (s->state != proto::SessionState::kOpen)
@@ -1231,13 +1251,15 @@ class Head {
     return Status::OK();
   }
 
-  Status on_send(const std::string& rid, Envelope& env) {
+  Status on_send(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::Send m;
     ZG_RETURN_IF_ERROR(proto::decode_send(env, &m));
     Session* s;
     Client* c;
     ZG_RETURN_IF_ERROR(
-        find_client(std::string(m.session_id), std::string(m.client_id), rid, &s, &c));
+        bind_client(call, std::string(m.session_id), std::string(m.client_id), &s, &c));
     if (c->ended)
       return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
     if (s->state != proto::SessionState::kOpen)
@@ -1248,7 +1270,7 @@ class Head {
                                               std::to_string(c->accepted_seq + 1) + ", got " +
                                               std::to_string(m.first_seq));
     if (s->durable && !journal_->healthy()) return unavailable_journal();
-    ZG_RETURN_IF_ERROR(check_key_quotas(*s, m.items.size()));
+    ZG_RETURN_IF_ERROR(check_key_quotas(*s, m.items.size(), call.frame.size()));
     proto::Ack ack;
     ack.session_id = s->id;
     ack.client_id = c->id;
@@ -1308,7 +1330,7 @@ class Head {
     JournalOp op;
     if (n > 0) {
       RequestRecord rr{ack.statuses, ack.first_request_id,
-                       std::string_view(frame_->data<char>(), frame_->size())};
+                       std::string_view(call.frame.data<char>(), call.frame.size())};
       op.puts.emplace_back(jkey::numbered(jkey::kRequests, s->id, ack.first_request_id),
                            rr.encode());
       IndexRecord ir{n, c->id, op.puts.back().second.size()};
@@ -1356,7 +1378,7 @@ class Head {
 
   // Per-key caps on queued requests and journal bytes (0: none), over every
   // session the key owns.
-  Status check_key_quotas(const Session& s, std::size_t adding) {
+  Status check_key_quotas(const Session& s, std::size_t adding, std::size_t frame_bytes) {
     if (o_.max_queued_per_key == 0 && o_.max_journal_bytes_per_key == 0) return Status::OK();
     const KeyLoad& load = sessions_.load(s.owner);
     std::uint64_t queued = load.queued, bytes = load.journal_bytes;
@@ -1365,7 +1387,7 @@ class Head {
           "this key has " + std::to_string(queued) + " requests queued (the head allows " +
           std::to_string(o_.max_queued_per_key) + " per key): wait for results, then send more");
     if (s.durable && o_.max_journal_bytes_per_key > 0 &&
-        bytes + frame_->size() > o_.max_journal_bytes_per_key)
+        bytes + frame_bytes > o_.max_journal_bytes_per_key)
       return Status::ResourceExhausted("this key's durable sessions hold " + std::to_string(bytes) +
                                        " journal bytes (the head allows " +
                                        std::to_string(o_.max_journal_bytes_per_key) +
@@ -1373,12 +1395,14 @@ class Head {
     return Status::OK();
   }
 
-  Status on_flush(const std::string& rid, Envelope& env) {
+  Status on_flush(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::ClientRef m;
     ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
     Session* s;
     Client* c;
-    ZG_RETURN_IF_ERROR(find_client(m.session_id, m.client_id, rid, &s, &c));
+    ZG_RETURN_IF_ERROR(bind_client(call, m.session_id, m.client_id, &s, &c));
     if (!s->durable) {  // interactive requests are eligible as soon as they are acknowledged
       reply_client(rid, proto::encode_ok(env.corr));
       return Status::OK();
@@ -1403,12 +1427,14 @@ class Head {
     return Status::OK();
   }
 
-  Status on_end_requests(const std::string& rid, Envelope& env) {
+  Status on_end_requests(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::ClientRef m;
     ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
     Session* s;
     Client* c;
-    ZG_RETURN_IF_ERROR(find_client(m.session_id, m.client_id, rid, &s, &c));
+    ZG_RETURN_IF_ERROR(bind_client(call, m.session_id, m.client_id, &s, &c));
     if (m.value != c->accepted_seq)
       return Status::FailedPrecondition("EndRequests after sequence " + std::to_string(m.value) +
                                         " but " + std::to_string(c->accepted_seq) +
@@ -1469,13 +1495,15 @@ class Head {
   // No open client, and every request of its clients answered or removed.
   static bool complete(const Session& s) { return SessionTable::complete(s); }
 
-  Status on_status(const std::string& rid, Envelope& env) {
+  Status on_status(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     std::string sid;
     ZG_RETURN_IF_ERROR(proto::decode_query(env, &sid));
     Writer w = proto::begin(proto::kStatusReply, env.corr, 1, 512);
     if (!sid.empty()) {
       Session* s;
-      ZG_RETURN_IF_ERROR(find_owned(sid, &s));
+      ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, &s));
       write_session_status(w, *s);
     } else {
       std::uint64_t queued = 0, running = 0, workers = 0;
@@ -1501,7 +1529,9 @@ class Head {
     return Status::OK();
   }
 
-  Status on_nodes(const std::string& rid, Envelope& env) {
+  Status on_nodes(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     Writer w = proto::begin(proto::kNodesReply, env.corr, 1, 256 + nodes_.size() * 256);
     w.array(static_cast<std::uint32_t>(nodes_.size()));
     for (const auto& kv : nodes_.all()) {
@@ -1524,12 +1554,14 @@ class Head {
 
   // zgrid drain NODE: no new work to the node (its in-flight work finishes),
   // so an operator can stop it without failing anything; `undo` lifts it.
-  Status on_drain(const std::string& rid, Envelope& env) {
+  Status on_drain(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     Reader& r = env.fields;
     std::string node_id(r.bytes(proto::kMaxNameLength));
     bool undo = r.at_end() ? false : r.boolean();
     if (!r.ok()) return Status::Protocol("malformed drain");
-    if (curve_ && !keys_->is_admin(peer_key_))
+    if (curve_ && !keys_->is_admin(call.peer_key))
       return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
     if (NodeState* n = nodes_.find_id(node_id)) {
       n->draining = !undo;
@@ -1544,19 +1576,23 @@ class Head {
     return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
   }
 
-  Status on_sessions(const std::string& rid, Envelope& env) {
+  Status on_sessions(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     Writer w = proto::begin(proto::kSessionsReply, env.corr, 1, 256 + sessions_.size() * 400);
     // With CURVE a key sees its own sessions (an admin sees all).
     std::vector<const Session*> list;
     for (const auto& kv : sessions_.all())
-      if (check_owner(*kv.second).ok()) list.push_back(kv.second.get());
+      if (check_owner(*kv.second, call.peer_key).ok()) list.push_back(kv.second.get());
     w.array(static_cast<std::uint32_t>(list.size()));
     for (const Session* s : list) write_session_status(w, *s);
     reply_client(rid, w.finish());
     return Status::OK();
   }
 
-  Status on_close(const std::string& rid, Envelope& env) {
+  Status on_close(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::Close m;
     ZG_RETURN_IF_ERROR(proto::decode_close(env, &m));
     Session* s = find_session(m.session_id);
@@ -1565,7 +1601,7 @@ class Head {
       return Status::OK();
     }
     if (!s) return session_not_found(m.session_id);
-    ZG_RETURN_IF_ERROR(check_owner(*s));
+    ZG_RETURN_IF_ERROR(check_owner(*s, call.peer_key));
     auto reply_done = [this, rid, corr = env.corr](bool ok, const std::string& err) {
       if (ok)
         reply_client(rid, proto::encode_ok(corr));
@@ -1799,11 +1835,13 @@ class Head {
     return true;
   }
 
-  Status on_fetch(const std::string& rid, Envelope& env) {
+  Status on_fetch(const Call& call) {
+    const std::string& rid = call.rid;
+    Envelope& env = call.env;
     proto::Fetch m;
     ZG_RETURN_IF_ERROR(proto::decode_fetch(env, &m));
     Session* s;
-    ZG_RETURN_IF_ERROR(find_owned(m.session_id, &s));
+    ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
     if (!s->durable)
       return Status::FailedPrecondition(
           "fetch needs a durable session (interactive results stream to their client)");
@@ -2480,7 +2518,6 @@ class Head {
   zmq::socket_t frontend_, backend_, journal_pair_;
   std::string frontend_ep_, backend_ep_, instance_;
   Millis now_ = 0;
-  const zmq::message_t* frame_ = nullptr;  // the frame being handled (durable batches keep it)
   CrashPoint crash_;
 
   std::unique_ptr<Journal> journal_;
@@ -2500,7 +2537,6 @@ class Head {
   std::unique_ptr<ZapHandler> zap_;      // CURVE only
   curve::KeyPair head_keys_;             // CURVE only: never logged
   bool curve_ = false;
-  std::string peer_key_;  // the User-Id (client key) of the message being handled
   std::uint64_t hup_seen_ = 0;
   NodeTable nodes_{o_.heartbeat_ms, o_.heartbeat_misses};  // head/node_table.hpp
   InflightTable inflight_;  // every task on a node (head/inflight_table.hpp)
