@@ -30,6 +30,7 @@
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/node_table.hpp"
+#include "head/outbox.hpp"
 #include "head/session_table.hpp"
 #include "head/state.hpp"
 
@@ -362,7 +363,7 @@ class Head {
         next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
-      if (blocked_out_) timeout = std::min<Millis>(timeout, 2);
+      if (outbox_.responses_pending()) timeout = std::min<Millis>(timeout, 2);
       zmq::pollitem_t items[] = {
           {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
           {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0},
@@ -1091,8 +1092,7 @@ class Head {
         Session* s;
         Client* c;
         if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
-        c->unacked_out -= std::min(c->unacked_out, m.value);
-        if (!c->out.empty()) blocked_out_ = true;
+        outbox_.acked(*c, m.value);
         return Status::OK();
       }
       case proto::kStatus:
@@ -1314,9 +1314,8 @@ class Head {
       activate(s);
       // Back-pressure: above the high-water mark the acknowledgement waits, so
       // the client's send window closes and head memory stays bounded.
-      if (s->queue.size() > o_.queue_hwm || !c->held_acks.empty()) {
-        c->held_acks.push_back({std::move(ack), env.corr});
-        held_ack_clients_ = true;
+      if (outbox_.must_hold(*s, *c)) {
+        outbox_.hold(*c, {std::move(ack), env.corr});
       } else {
         reply_client(rid, proto::encode_ack(env.corr, ack));
       }
@@ -1916,7 +1915,7 @@ class Head {
       return {State::kIdle};
     }
     // Its clients are not reading: paused until they catch up (flush_clients).
-    if (s->out_pending > o_.response_queue_max) return {State::kPaused};
+    if (outbox_.must_pause(*s)) return {State::kPaused};
     return {State::kReady, s->service, s->queue.size(), s->queue.front().solo};
   }
 
@@ -2024,22 +2023,7 @@ class Head {
       return;
     }
     count_answer(s, c, fault_code.empty());
-    std::size_t size = r.user_data.size() + fault_code.size() + data.size() + 24;
-    std::uint64_t per_message =
-        std::min<std::uint64_t>(kMaxResponsesPerMessage, o_.response_window);
-    if (c.out.empty() || c.out.back().finished || c.out.back().count >= per_message ||
-        c.out.back().body.size() + size > kMaxReplyBytes) {
-      OutChunk& k = c.out.emplace_back();
-      k.body = proto::begin(proto::kResponses, 0, 3, std::max<std::size_t>(4096, 128 + size));
-      k.body.str(s.id).str(c.id);
-      k.count_at = k.body.array32_placeholder();
-    }
-    OutChunk& k = c.out.back();
-    proto::write_response_item(k.body, r.id, r.user_data, fault_code, data);
-    ++k.count;
-    ++c.out_count;
-    ++s.out_pending;
-    blocked_out_ = true;
+    outbox_.add(s, c, r.id, r.user_data, fault_code, data);
   }
 
   void count_answer(Session& s, Client& c, bool ok) {
@@ -2326,60 +2310,12 @@ class Head {
   // ---- clients: responses and held acks -----------------------------------------
 
   void flush_clients() {
-    if (held_ack_clients_) release_acks();
-    if (!blocked_out_) return;
-    blocked_out_ = false;
-    std::vector<Session*> retire;
-    for (auto& kv : sessions_.all()) {
-      Session& s = *kv.second;
-      if (s.out_pending == 0) continue;
-      for (auto& c : s.clients) {
-        // Whole chunks only (each is at most the window): one message each.
-        while (!c.out.empty() && c.unacked_out + c.out.front().count <= o_.response_window) {
-          OutChunk& k = c.out.front();
-          if (!k.finished) {
-            k.body.patch_array32(k.count_at, k.count);
-            k.ready = k.body.finish();
-            k.finished = true;
-          }
-          zmqu::SendStatus st = zmqu::send_routed(frontend_, c.rid, k.ready);
-          if (st != zmqu::SendStatus::kOk) {
-            // Slow (would block) or gone: keep them; the client may come back
-            // with a new connection, and idle removal bounds the wait.
-            if (st == zmqu::SendStatus::kWouldBlock) blocked_out_ = true;
-            break;
-          }
-          c.unacked_out += k.count;
-          c.out_count -= k.count;
-          s.out_pending -= k.count;
-          c.out.pop_front();
-        }
-      }
-      if (s.out_pending <= o_.response_queue_max / 2 && !dist_.active(s.ordinal) &&
-          !s.queue.empty())
-        activate(&s);
-      if (s.out_pending == 0) retire.push_back(&s);
-    }
-    for (Session* s : retire) maybe_retire(s);
-  }
-
-  void release_acks() {
-    held_ack_clients_ = false;
-    for (auto& kv : sessions_.all()) {
-      Session& s = *kv.second;
-      for (auto& c : s.clients) {
-        while (!c.held_acks.empty() && s.queue.size() <= o_.queue_hwm) {
-          HeldAck& h = c.held_acks.front();
-          reply_client(c.rid, proto::encode_ack(h.corr, h.ack));
-          c.held_acks.pop_front();
-          c.last_activity = now_;  // back-pressure is not idleness
-        }
-        if (!c.held_acks.empty()) {
-          held_ack_clients_ = true;
-          c.last_activity = now_;
-        }
-      }
-    }
+    Outbox::Flushed f =
+        outbox_.flush(sessions_, now_, [this](const std::string& rid, zmq::message_t& body) {
+          return zmqu::send_routed(frontend_, rid, body);
+        });
+    for (Session* s : f.may_resume) activate(s);  // paused for its clients (turn_of)
+    for (Session* s : f.delivered) maybe_retire(s);
   }
 
   // ---- timers ------------------------------------------------------------------
@@ -2497,9 +2433,7 @@ class Head {
     // Answers already recorded for it are taken back: removed means removed.
     s.done -= c.done;
     s.faulted -= c.faulted;
-    s.out_pending -= c.out_count;
-    c.out_count = 0;
-    c.out.clear();
+    outbox_.forget(s, c);
     c.removed = true;
     s.removed += c.sent;
     ++s.clients_removed;
@@ -2531,7 +2465,8 @@ class Head {
   std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
 
-  SessionTable sessions_;                // head/session_table.hpp
+  SessionTable sessions_;  // head/session_table.hpp
+  Outbox outbox_{{o_.response_window, o_.response_queue_max, o_.queue_hwm}};  // head/outbox.hpp
   Distributor dist_{o_.max_task_batch};  // who gets work next (head/distributor.hpp)
   std::unique_ptr<KeyStore> keys_;       // CURVE only; before zap_, which reads it
   std::unique_ptr<ZapHandler> zap_;      // CURVE only
@@ -2547,7 +2482,6 @@ class Head {
   std::uint64_t journal_read_errors_ = 0, journal_corrupt_records_ = 0, data_loss_requests_ = 0;
   std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick
   Status fatal_;                        // set by the tick: the head stops with it
-  bool blocked_out_ = false, held_ack_clients_ = false;
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::uint64_t rate_mark_count_ = 0;
   double rate_ = 0;
@@ -2564,7 +2498,6 @@ class Head {
   static constexpr Millis kBackstopGrace = 5'000;
   // Replies and pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxReplyBytes = 4u << 20;
-  static constexpr std::uint64_t kMaxResponsesPerMessage = 4096;
 };
 
 }  // namespace

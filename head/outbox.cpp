@@ -1,0 +1,100 @@
+#include "head/outbox.hpp"
+
+#include <algorithm>
+
+#include "common/protocol.hpp"
+
+namespace zgrid::head {
+
+void Outbox::add(Session& s, Client& c, std::uint64_t request_id, std::string_view user_data,
+                 std::string_view fault_code, std::string_view data) {
+  std::size_t size = user_data.size() + fault_code.size() + data.size() + 24;
+  std::uint64_t per_message = std::min<std::uint64_t>(kMaxPerMessage, limits_.response_window);
+  if (c.out.empty() || c.out.back().finished || c.out.back().count >= per_message ||
+      c.out.back().body.size() + size > kMaxMessageBytes) {
+    OutChunk& k = c.out.emplace_back();
+    k.body = proto::begin(proto::kResponses, 0, 3, std::max<std::size_t>(4096, 128 + size));
+    k.body.str(s.id).str(c.id);
+    k.count_at = k.body.array32_placeholder();
+  }
+  OutChunk& k = c.out.back();
+  proto::write_response_item(k.body, request_id, user_data, fault_code, data);
+  ++k.count;
+  ++c.out_count;
+  ++s.out_pending;
+  responses_pending_ = true;
+}
+
+void Outbox::acked(Client& c, std::uint64_t n) {
+  c.unacked_out -= std::min(c.unacked_out, n);
+  if (!c.out.empty()) responses_pending_ = true;
+}
+
+void Outbox::forget(Session& s, Client& c) {
+  s.out_pending -= c.out_count;
+  c.out_count = 0;
+  c.out.clear();
+}
+
+void Outbox::hold(Client& c, HeldAck ack) {
+  c.held_acks.push_back(std::move(ack));
+  acks_held_ = true;
+}
+
+void Outbox::release_acks(SessionTable& sessions, Millis now, const Send& send) {
+  acks_held_ = false;
+  for (auto& kv : sessions.all()) {
+    Session& s = *kv.second;
+    for (auto& c : s.clients) {
+      while (!c.held_acks.empty() && s.queue.size() <= limits_.queue_hwm) {
+        HeldAck& h = c.held_acks.front();
+        zmq::message_t m = proto::encode_ack(h.corr, h.ack);
+        (void)send(c.rid, m);  // a client that left needs no reply
+        c.held_acks.pop_front();
+        c.last_activity = now;  // back-pressure is not idleness
+      }
+      if (!c.held_acks.empty()) {
+        acks_held_ = true;
+        c.last_activity = now;
+      }
+    }
+  }
+}
+
+Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& send) {
+  Flushed out;
+  if (acks_held_) release_acks(sessions, now, send);
+  if (!responses_pending_) return out;
+  responses_pending_ = false;
+  for (auto& kv : sessions.all()) {
+    Session& s = *kv.second;
+    if (s.out_pending == 0) continue;
+    for (auto& c : s.clients) {
+      // Whole chunks only (each is at most the window): one message each.
+      while (!c.out.empty() && c.unacked_out + c.out.front().count <= limits_.response_window) {
+        OutChunk& k = c.out.front();
+        if (!k.finished) {
+          k.body.patch_array32(k.count_at, k.count);
+          k.ready = k.body.finish();
+          k.finished = true;
+        }
+        zmqu::SendStatus st = send(c.rid, k.ready);
+        if (st != zmqu::SendStatus::kOk) {
+          // Slow (would block) or gone: keep them; the client may come back
+          // with a new connection, and idle removal bounds the wait.
+          if (st == zmqu::SendStatus::kWouldBlock) responses_pending_ = true;
+          break;
+        }
+        c.unacked_out += k.count;
+        c.out_count -= k.count;
+        s.out_pending -= k.count;
+        c.out.pop_front();
+      }
+    }
+    if (s.out_pending <= limits_.response_queue_max / 2) out.may_resume.push_back(&s);
+    if (s.out_pending == 0) out.delivered.push_back(&s);
+  }
+  return out;
+}
+
+}  // namespace zgrid::head

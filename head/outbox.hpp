@@ -1,0 +1,80 @@
+// Responses on their way to interactive clients, and acknowledgements held
+// back by back-pressure.
+//
+// Responses are encoded at answer time into per-client chunks (one
+// `responses` message each) and sent while the client's window allows
+// (--response-window responses sent and not yet acknowledged). A session
+// whose clients fall behind by more than --response-queue-max is paused by
+// the reactor; flush() reports when it may resume. Acknowledgements of a
+// session queued above --queue-hwm are held, so the client's send window
+// closes and head memory stays bounded.
+//
+// The outbox sends through a function it is given (the frontend socket in
+// the head, a recorder in tests) and knows nothing of the distributor.
+// Not thread-safe: the reactor thread alone uses it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/zmq_util.hpp"
+#include "head/session_table.hpp"
+#include "head/state.hpp"
+
+namespace zgrid::head {
+
+class Outbox {
+ public:
+  using Send = std::function<zmqu::SendStatus(const std::string& rid, zmq::message_t& body)>;
+
+  struct Limits {
+    std::uint64_t response_window = 65'536;     // per client: sent, not acknowledged
+    std::uint64_t response_queue_max = 65'536;  // per session: queued before it pauses
+    std::uint64_t queue_hwm = 200'000;          // per session: queued before acks are held
+  };
+  static constexpr std::size_t kMaxMessageBytes = 4u << 20;  // one `responses` message
+  static constexpr std::uint64_t kMaxPerMessage = 4096;      // responses in one message
+
+  explicit Outbox(Limits limits) : limits_(limits) {}
+
+  // Queues one response of session `s` for its client `c`.
+  void add(Session& s, Client& c, std::uint64_t request_id, std::string_view user_data,
+           std::string_view fault_code, std::string_view data);
+  // The client acknowledged `n` responses: its window opens again.
+  void acked(Client& c, std::uint64_t n);
+  // Drops what is queued for a removed client.
+  void forget(Session& s, Client& c);
+  // True when a session queued this far beyond its clients must pause.
+  bool must_pause(const Session& s) const { return s.out_pending > limits_.response_queue_max; }
+
+  // Back-pressure: whether `c`'s acknowledgement of a batch must wait, and
+  // keeping it until release().
+  bool must_hold(const Session& s, const Client& c) const {
+    return s.queue.size() > limits_.queue_hwm || !c.held_acks.empty();
+  }
+  void hold(Client& c, HeldAck ack);
+
+  struct Flushed {
+    std::vector<Session*> may_resume;  // caught up to half the pause mark: activate if queued
+    std::vector<Session*> delivered;   // nothing left queued for its clients
+  };
+  // Sends held acknowledgements whose sessions drained below the mark, then
+  // every whole chunk the windows allow. A client whose connection would
+  // block keeps its chunks (sent again on a later flush).
+  Flushed flush(SessionTable& sessions, Millis now, const Send& send);
+
+  // Whether some response may be sendable (the reactor polls faster meanwhile).
+  bool responses_pending() const { return responses_pending_; }
+
+ private:
+  void release_acks(SessionTable& sessions, Millis now, const Send& send);
+
+  const Limits limits_;
+  bool responses_pending_ = false;  // some chunk may be sendable
+  bool acks_held_ = false;          // some client has held acknowledgements
+};
+
+}  // namespace zgrid::head
