@@ -27,6 +27,7 @@
 #include "head/auth.hpp"
 #include "head/descriptors.hpp"
 #include "head/distributor.hpp"
+#include "head/fetch.hpp"
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/node_table.hpp"
@@ -85,13 +86,6 @@ struct AnswerRound {
   std::vector<Answer> list;
   Writer items{4096};
   std::size_t count_at = items.array32_placeholder();
-};
-
-struct ParkedFetch {
-  std::string rid;
-  std::uint64_t corr;
-  proto::Fetch fetch;
-  Millis deadline;
 };
 
 // One client message being handled: who sent it, and what. Handlers take it
@@ -763,7 +757,7 @@ class Head {
     std::uint64_t count = 0;
     bool intact = for_each_answer(v, &count, [&](const AnswerItem& a) {
       if (!a.intact || s.is_answered(a.request_id)) return true;  // recorded once
-      Client* c = client_of(s, a.request_id);
+      Client* c = s.client_of(a.request_id);
       if (c == nullptr || c->removed) return true;
       s.set_answered(a.request_id);
       if (grid_counters) {
@@ -777,16 +771,6 @@ class Head {
     });
     s.next_resp_seq = std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + count);
     return intact;
-  }
-
-  // The client that sent request `id` (by the batch index), or nullptr.
-  Client* client_of(Session& s, std::uint64_t id) {
-    auto it = std::upper_bound(s.batches.begin(), s.batches.end(), id,
-                               [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
-    if (it == s.batches.begin()) return nullptr;
-    --it;
-    if (id >= it->first_id + it->n) return nullptr;
-    return &s.clients[it->client];
   }
 
   // Reads a journaled batch back into requests (skipping answered ones).
@@ -1742,95 +1726,18 @@ class Head {
 
   // ---- fetch (durable) -------------------------------------------------------------
 
-  // Builds a FetchReply from the synced response records at the cursor.
-  // Returns false when nothing is there yet, the session is not complete and
-  // the caller is willing to wait.
+  // A fetch page (head/fetch.hpp), and what its reading found acted on:
+  // corrupt response records are recomputed, read errors counted. False:
+  // nothing yet, and the caller may wait.
   bool build_fetch(Session& s, const proto::Fetch& f, std::uint64_t corr, zmq::message_t* out) {
-    std::uint64_t cursor = std::max<std::uint64_t>(1, f.cursor);
-    std::uint64_t max = std::clamp<std::uint64_t>(f.max, 1, 16384);
-    std::string prefix = jkey::session(jkey::kAnswers, s.id);
-    auto it = journal_->cursor(prefix);
-    if (!it) {
-      *out = proto::encode_error(corr,
-                                 Status::Unavailable("the journal is being reopened; try again"));
-      return true;
+    FetchPage page = build_fetch_page(*journal_, s, f, corr);
+    for (const std::string& key : page.corrupt_keys) {
+      note_corrupt_answers(s, key);
+      schedule_rescan(s);
     }
-    auto key_number = [&] { return jkey::number_of(it->key()); };
-    it->seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
-    if (!it->valid() || key_number() > cursor) {
-      // The record before may hold the cursor in its middle.
-      if (it->raw_valid())
-        it->prev();
-      else
-        it->seek_to_last();
-      if (!it->valid()) it->seek(jkey::numbered(jkey::kAnswers, s.id, cursor));
-    }
-    // Items are encoded as they are read (views into the record, valid until
-    // the cursor moves). A record wholly inside the page is copied as it is:
-    // its items are already response items.
-    Writer w = proto::begin(proto::kFetchReply, corr, 3, 64 << 10);
-    std::size_t count_at = w.array32_placeholder();
-    std::uint32_t count = 0;
-    std::uint64_t next = cursor;
-    std::size_t bytes = 0;
-    bool full = false, stopped = false;
-    bool all_clients = s.clients_removed == 0;  // else each item's client is checked
-    for (; it->valid() && !full; it->next()) {
-      std::uint64_t seq = key_number();
-      std::string_view v;
-      if (Status st = it->value(&v); !st.ok()) {
-        if (Journal::is_corruption(st)) {
-          // Its answers are lost: skipped here, recomputed (schedule_rescan).
-          note_corrupt_answers(s, it->key());
-          schedule_rescan(s);
-          continue;
-        }
-        ++journal_read_errors_;
-        if (count == 0) {
-          *out = proto::encode_error(
-              corr, Status::Unavailable("cannot read the responses of session " + s.id + " now (" +
-                                        st.message() + "); try again"));
-          return true;
-        }
-        stopped = true;  // serve what was read; the next fetch tries again
-        break;
-      }
-      std::uint32_t n = 0;
-      std::size_t header = 0;
-      if (all_clients && seq == next && array_header(v, &n, &header) && count + n <= max &&
-          bytes + v.size() <= kMaxReplyBytes) {
-        w.raw(v.substr(header));
-        count += n;
-        next = seq + n;
-        bytes += v.size();
-        continue;
-      }
-      if (array_header(v, &n, &header) && seq + n <= cursor) continue;
-      std::uint64_t items = 0;
-      (void)for_each_answer(v, &items, [&](const AnswerItem& a) {
-        std::uint64_t at = seq++;
-        if (at < cursor || !a.intact) return true;
-        std::size_t size = a.user_data.size() + a.fault.size() + a.data.size() + 24;
-        if (count >= max || (bytes + size > kMaxReplyBytes && count > 0)) {
-          full = true;
-          return false;
-        }
-        next = at + 1;
-        // Responses of a removed client (or of none known) are not served.
-        Client* c = client_of(s, a.request_id);
-        if (c == nullptr || c->removed) return true;
-        proto::write_response_item(w, a.request_id, a.user_data, a.fault, a.data);
-        ++count;
-        bytes += size;
-        return true;
-      });
-      if (full) break;
-    }
-    bool done = !full && !stopped && !it->valid() && complete(s);
-    if (count == 0 && !done && f.wait_ms > 0 && next == cursor) return false;
-    w.patch_array32(count_at, count);
-    w.u64(next).boolean(done);
-    *out = w.finish();
+    if (page.read_error) ++journal_read_errors_;
+    if (!page.ready) return false;
+    *out = std::move(page.reply);
     return true;
   }
 
@@ -1846,8 +1753,9 @@ class Head {
           "fetch needs a durable session (interactive results stream to their client)");
     zmq::message_t reply_msg;
     if (!build_fetch(*s, m, env.corr, &reply_msg)) {
-      parked_.push_back(
-          {rid, env.corr, m, now_ + std::min<Millis>(static_cast<Millis>(m.wait_ms), 30'000)});
+      parked_.park(
+          {rid, env.corr, m,
+           now_ + std::min<Millis>(static_cast<Millis>(m.wait_ms), ParkedFetches::kMaxWaitMs)});
       return Status::OK();
     }
     reply_client(rid, std::move(reply_msg));
@@ -1857,27 +1765,20 @@ class Head {
   // Answers parked fetches of session `sid` that now have something to say
   // (or, with sid empty, any whose wait is over).
   void wake_fetches(const std::string& sid) {
-    for (auto it = parked_.begin(); it != parked_.end();) {
-      bool expired = now_ >= it->deadline;
-      if (!expired && it->fetch.session_id != sid) {
-        ++it;
-        continue;
-      }
-      Session* s = find_session(it->fetch.session_id);
+    for (ParkedFetch& p : parked_.take(sid, now_)) {
+      Session* s = find_session(p.fetch.session_id);
       if (!s) {
-        reply_error(frontend_, it->rid, it->corr, session_not_found(it->fetch.session_id));
-        it = parked_.erase(it);
+        reply_error(frontend_, p.rid, p.corr, session_not_found(p.fetch.session_id));
         continue;
       }
-      proto::Fetch f = it->fetch;
-      if (expired) f.wait_ms = 0;
+      proto::Fetch f = p.fetch;
+      if (now_ >= p.deadline) f.wait_ms = 0;
       zmq::message_t msg;
-      if (!build_fetch(*s, f, it->corr, &msg)) {
-        ++it;
+      if (!build_fetch(*s, f, p.corr, &msg)) {
+        parked_.park(std::move(p));
         continue;
       }
-      reply_client(it->rid, std::move(msg));
-      it = parked_.erase(it);
+      reply_client(p.rid, std::move(msg));
     }
   }
 
@@ -2462,7 +2363,7 @@ class Head {
   std::uint64_t reopens_seen_ = 0;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_ops_;  // submitted, not yet synced
   std::map<std::uint64_t, AnswerRound> answers_;              // durable answers of this round
-  std::vector<ParkedFetch> parked_;                           // fetches waiting for responses
+  ParkedFetches parked_;  // fetches waiting for responses (head/fetch.hpp)
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
 
   SessionTable sessions_;  // head/session_table.hpp

@@ -198,10 +198,6 @@ bool Journal::is_no_space(const std::string& error) {
 
 // ---- reads -----------------------------------------------------------------------
 
-bool Journal::is_corruption(const Status& st) {
-  return st.code() == Code::kDataLoss;
-}
-
 Status Journal::resolve(std::string_view key, std::string_view stored, std::string* out) const {
   SegPtr p;
   if (!jkey::is_bulk(key) || !SegPtr::decode(stored, &p)) {
@@ -232,7 +228,7 @@ Journal::Cursor::Cursor(const Journal& j, std::string prefix)
 }
 Journal::Cursor::~Cursor() = default;
 
-std::unique_ptr<Journal::Cursor> Journal::cursor(std::string prefix) const {
+std::unique_ptr<JournalCursor> Journal::cursor(std::string prefix) const {
   std::unique_ptr<Cursor> c(new Cursor(*this, std::move(prefix)));
   if (!c->it_) return nullptr;
   return c;

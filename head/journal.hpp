@@ -53,6 +53,7 @@
 #include "common/status.hpp"
 #include "head/journal_files.hpp"
 #include "head/journal_records.hpp"
+#include "head/journal_store.hpp"
 
 namespace leveldb {
 class DB;
@@ -99,7 +100,7 @@ struct JournalOptions {
   std::string read_fault_file;  // tests: while this file exists, segment reads fail (EIO)
 };
 
-class Journal {
+class Journal : public JournalReader {
  public:
   // Locks `data_dir` (a second head gets "in use by PID …"), opens or creates
   // the LevelDB, checks the format version, and starts the journal thread,
@@ -107,7 +108,7 @@ class Journal {
   static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, zmq::context_t& ctx,
                                                const std::string& notify_endpoint,
                                                const JournalOptions& options);
-  ~Journal();
+  ~Journal() override;
 
   // Queues an op; returns its sequence number. Ops are written in order.
   std::uint64_t submit(JournalOp op);
@@ -131,24 +132,22 @@ class Journal {
   // checked). NotFound when absent; Unavailable while the journal is being
   // reopened or the file cannot be read; DataLoss-like Internal errors for a
   // checksum mismatch (see is_corruption()).
-  Status get(std::string_view key, std::string* value) const;
+  Status get(std::string_view key, std::string* value) const override;
 
   // Iterates the keys that start with `prefix`, in order. Holds the read
   // lock while it lives: keep it short.
-  class Cursor {
+  class Cursor : public JournalCursor {
    public:
-    ~Cursor();
-    bool valid() const;  // positioned on a key of the prefix
-    void seek(std::string_view key);
-    void seek_to_last();  // the last key of the whole journal (then check valid())
-    void next();
-    void prev();
-    std::string_view key() const;
-    // The value, a bulk one read from its segment file: valid until the
-    // cursor moves. Errors as for get().
-    Status value(std::string_view* out);
-    // Positioned on any key at all (valid() also needs the prefix).
-    bool raw_valid() const;
+    ~Cursor() override;
+    bool valid() const override;
+    void seek(std::string_view key) override;
+    void seek_to_last() override;
+    void next() override;
+    void prev() override;
+    std::string_view key() const override;
+    // A bulk value is read from its segment file. Errors as for get().
+    Status value(std::string_view* out) override;
+    bool raw_valid() const override;
 
    private:
     friend class Journal;
@@ -160,12 +159,7 @@ class Journal {
     std::string buf_;
   };
   // A cursor over `prefix`, or nullptr while the journal is being reopened.
-  std::unique_ptr<Cursor> cursor(std::string prefix) const;
-
-  // True for the errors get() and Cursor::value() return when a record is
-  // corrupt (checksum mismatch, missing segment data) rather than unreadable
-  // for now.
-  static bool is_corruption(const Status& st);
+  std::unique_ptr<JournalCursor> cursor(std::string prefix) const override;
 
   // Deletes segment files of sessions that `live` says are gone (a purge whose
   // unlink a crash interrupted). Called once after recovery.

@@ -10,10 +10,12 @@
 //    it; at most `response_window`.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -142,6 +144,19 @@ struct Session {
     if (id / 64 >= answered_bits.size())
       answered_bits.resize(id / 64 + 1 + answered_bits.size() / 2, 0);
     answered_bits[id / 64] |= std::uint64_t{1} << (id % 64);
+  }
+
+  // The client that sent request `id` (by the batch index), or nullptr.
+  const Client* client_of(std::uint64_t id) const {
+    auto it = std::upper_bound(batches.begin(), batches.end(), id,
+                               [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
+    if (it == batches.begin()) return nullptr;
+    --it;
+    if (id >= it->first_id + it->n) return nullptr;
+    return &clients[it->client];
+  }
+  Client* client_of(std::uint64_t id) {
+    return const_cast<Client*>(std::as_const(*this).client_of(id));
   }
 
   std::uint64_t queued() const { return queue.size(); }

@@ -1,0 +1,47 @@
+#include "head/journal_store.hpp"
+
+namespace zgrid::head {
+
+Status MemoryJournal::read(const std::string& key, std::string_view* out) const {
+  if (fail_reads_) return Status::Unavailable("injected read failure");
+  if (corrupt_.count(key)) return Status::DataLoss("injected corruption of a record");
+  auto it = data_.find(key);
+  if (it == data_.end()) return Status::NotFound("no such journal record");
+  *out = it->second;
+  return Status::OK();
+}
+
+Status MemoryJournal::get(std::string_view key, std::string* value) const {
+  std::string_view v;
+  ZG_RETURN_IF_ERROR(read(std::string(key), &v));
+  value->assign(v);
+  return Status::OK();
+}
+
+class MemoryCursor : public JournalCursor {
+ public:
+  MemoryCursor(const MemoryJournal& j, std::string prefix)
+      : j_(j), prefix_(std::move(prefix)), it_(j.data_.end()) {}
+  bool raw_valid() const override { return it_ != j_.data_.end(); }
+  bool valid() const override { return raw_valid() && it_->first.starts_with(prefix_); }
+  void seek(std::string_view key) override { it_ = j_.data_.lower_bound(key); }
+  void seek_to_last() override {
+    it_ = j_.data_.empty() ? j_.data_.end() : std::prev(j_.data_.end());
+  }
+  void next() override { ++it_; }
+  void prev() override { it_ = it_ == j_.data_.begin() ? j_.data_.end() : std::prev(it_); }
+  std::string_view key() const override { return it_->first; }
+  Status value(std::string_view* out) override { return j_.read(it_->first, out); }
+
+ private:
+  const MemoryJournal& j_;
+  std::string prefix_;
+  std::map<std::string, std::string, std::less<>>::const_iterator it_;
+};
+
+std::unique_ptr<JournalCursor> MemoryJournal::cursor(std::string prefix) const {
+  if (refuse_cursors_) return nullptr;
+  return std::make_unique<MemoryCursor>(*this, std::move(prefix));
+}
+
+}  // namespace zgrid::head
