@@ -95,6 +95,13 @@ enum class RecvStatus { kNone, kOk, kTooManyFrames, kError };
 RecvStatus recv_message(zmq::socket_t& s, std::vector<zmq::message_t>* frames,
                         std::size_t max_frames);
 
+// The User-Id the ZAP handler gave the connection a frame came on (the
+// peer's CURVE public key, Z85); empty when none (plain, or not admitted).
+inline std::string user_id(const zmq::message_t& m) {
+  const char* uid = zmq_msg_gets(m.handle(), "User-Id");
+  return uid ? uid : "";
+}
+
 enum class SendStatus { kOk, kWouldBlock, kUnreachable, kError };
 
 // Sends [routing id][body] on a ROUTER, dontwait. kUnreachable: the peer is

@@ -32,6 +32,7 @@
 #include "head/journal.hpp"
 #include "head/node_table.hpp"
 #include "head/outbox.hpp"
+#include "head/security.hpp"
 #include "head/session_table.hpp"
 #include "head/state.hpp"
 
@@ -44,13 +45,6 @@ constexpr std::string_view kVersionString = "zgrid 0.1 (protocol v1)";
 
 std::string rid_of(const zmq::message_t& m) {
   return std::string(m.data<char>(), m.size());
-}
-
-// The User-Id our ZAP handler gave the connection a frame came on (the
-// peer's public key, Z85); empty when none (plain, or not admitted by ZAP).
-std::string user_id(const zmq::message_t& m) {
-  const char* uid = zmq_msg_gets(m.handle(), "User-Id");
-  return uid ? uid : "";
 }
 
 // Test crash points (docs/architecture.md, "Recovery"): ZGRID_CRASH_POINT=NAME:N
@@ -114,20 +108,14 @@ class Head {
                     ? " (raised from " + std::to_string(fd_limit_.before) + ")"
                     : std::string(fd_limit_.soft < fd_limit_.hard ? "" : " (the hard limit)")));
     // Keys and the ZAP handler before anything binds (docs/security.md).
-    ZG_RETURN_IF_ERROR(start_security());
+    ZG_RETURN_IF_ERROR(security_.start());
+    curve_ = security_.curve();
     // The journal first: a data directory in use is the clearer error.
     if (!o_.data_dir.empty()) ZG_RETURN_IF_ERROR(open_journal());
     zmqu::SocketOptions fo, bo;
     for (auto* so : {&fo, &bo})
       so->handshake_ivl_ms = static_cast<int>(std::min<Millis>(o_.handshake_timeout_ms, 3'600'000));
-    if (curve_) {
-      for (auto* so : {&fo, &bo}) {
-        so->curve_server = true;
-        so->curve_secret = head_keys_.secret_z85;
-      }
-      fo.zap_domain = kClientsDomain;
-      bo.zap_domain = kNodesDomain;
-    }
+    security_.apply(&fo, &bo);
     auto f = zmqu::bind_router(ctx_, o_.frontend, &frontend_ep_, fo);
     if (!f.ok()) return f.status();
     frontend_ = std::move(f).value();
@@ -141,7 +129,7 @@ class Head {
     ZG_RETURN_IF_ERROR(watch_accepts(frontend_, accept_monitors_[0]));
     ZG_RETURN_IF_ERROR(watch_accepts(backend_, accept_monitors_[1]));
     if (curve_) {
-      ZG_RETURN_IF_ERROR(self_test_zap());
+      ZG_RETURN_IF_ERROR(security_.self_test(frontend_, frontend_ep_));
     } else {
       for (const auto* ep : {&o_.frontend, &o_.backend}) {
         if (zmqu::is_non_loopback(*ep))
@@ -209,138 +197,14 @@ class Head {
 
   // ---- security (docs/security.md) -------------------------------------------------
 
-  Status start_security() {
-    bool any = !o_.curve_secret_file.empty() || !o_.authorized_clients_dir.empty() ||
-               !o_.authorized_nodes_dir.empty() || !o_.admin_keys_dir.empty();
-    if (!any) {
-      if (o_.require_curve)
-        return Status::FailedPrecondition(
-            "--require-curve: refusing to start without CURVE (give --curve-secret, "
-            "--authorized-clients and --authorized-nodes)");
-      for (const auto* ep : {&o_.frontend, &o_.backend}) ZG_RETURN_IF_ERROR(check_ipc(*ep));
-      return Status::OK();
-    }
-    if (o_.curve_secret_file.empty() || o_.authorized_clients_dir.empty() ||
-        o_.authorized_nodes_dir.empty())
-      return Status::InvalidArgument(
-          "CURVE needs all of --curve-secret, --authorized-clients and --authorized-nodes");
-    auto kp = curve::read_secret(o_.curve_secret_file);
-    if (!kp.ok()) return kp.status();
-    head_keys_ = std::move(kp).value();
-    keys_ = std::make_unique<KeyStore>(o_.authorized_clients_dir, o_.authorized_nodes_dir,
-                                       o_.admin_keys_dir);
-    std::string summary;
-    ZG_RETURN_IF_ERROR(keys_->load(&summary));
-    zap_ = std::make_unique<ZapHandler>(ctx_, *keys_);
-    // Test hook: a head whose ZAP handler is missing must refuse to start.
-    if (!o_.hooks.no_zap) ZG_RETURN_IF_ERROR(zap_->start());
-    curve_ = true;
-    hup_seen_ = cli::hangups();
-    ZG_LOG(kInfo, kLog,
-           "CURVE on: head public key " + head_keys_.public_z85 + "; authorized " + summary);
-    return Status::OK();
-  }
-
-  // Without CURVE, an ipc:// endpoint is the single-user option: only as
-  // private as its directory, so that directory must be closed to others.
-  static Status check_ipc(const std::string& ep) {
-    if (ep.rfind("ipc://", 0) != 0) return Status::OK();
-    std::string path = ep.substr(6);
-    if (!path.empty() && path[0] == '@')
-      return Status::InvalidArgument(ep +
-                                     ": abstract ipc sockets are open to every local user; use "
-                                     "a path in a private directory (or CURVE)");
-    auto slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    struct stat st;
-    if (::stat(dir.c_str(), &st) != 0)
-      return Status::InvalidArgument(ep + ": directory " + dir + " does not exist");
-    if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
-      return Status::PermissionDenied(
-          ep + ": without CURVE an ipc endpoint must be in a directory only you can enter (" + dir +
-          " is not: mkdir -m 700 a private directory)");
-    return Status::OK();
-  }
-
-  // libzmq admits every CURVE key when no ZAP handler answers. Prove ours
-  // does before serving: a throwaway key must be refused, and nothing it
-  // sends may arrive.
-  Status self_test_zap() {
-    auto kp = curve::generate();
-    if (!kp.ok()) return kp.status();
-    zap_->set_probe_key(kp->public_z85);
-    zmqu::SocketOptions so;
-    so.linger_ms = 0;
-    so.curve_server_key = head_keys_.public_z85;
-    so.curve_public = kp->public_z85;
-    so.curve_secret = kp->secret_z85;
-    std::string ep = frontend_ep_;
-    if (auto p = ep.find("://0.0.0.0:"); p != std::string::npos)
-      ep = ep.substr(0, p) + "://127.0.0.1:" + ep.substr(p + 11);
-    else if (auto q = ep.find("://[::]:"); q != std::string::npos)
-      ep = ep.substr(0, q) + "://[::1]:" + ep.substr(q + 8);
-    auto d = zmqu::connect_dealer(ctx_, ep, so);
-    if (!d.ok()) return d.status();
-    zmq::socket_t probe = std::move(d).value();
-    const Clock& clock = SteadyClock::instance();
-    Millis deadline = clock.now_ms() + 5'000;
-    std::vector<zmq::message_t> frames;
-    while (clock.now_ms() < deadline) {
-      zmq::message_t ping = proto::begin(proto::kPing, 1, 0).finish();
-      (void)zmqu::send_one(probe, ping);  // EAGAIN until (and unless) admitted
-      zmq::pollitem_t item{static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(20));
-      if (zmqu::recv_message(frontend_, &frames, proto::kMaxFrames) == zmqu::RecvStatus::kOk &&
-          admitted_without_zap(frames, kp->public_z85))
-        return Status::FailedPrecondition(
-            "CURVE is on but an unknown key was admitted: no working ZAP handler. Refusing to "
-            "start rather than admit everyone");
-      if (zap_->probe_refused()) return Status::OK();
-    }
-    return Status::FailedPrecondition(
-        "CURVE is on but the ZAP handler did not answer within 5s. Refusing to start rather "
-        "than risk admitting everyone");
-  }
-
-  // During the self-test, real clients (reconnecting after a restart) may
-  // already talk: they carry the User-Id our handler gave them. A message
-  // from the probe's key, or with no User-Id at all, means nothing checked.
-  static bool admitted_without_zap(std::vector<zmq::message_t>& frames, const std::string& probe) {
-    if (frames.size() < 2) return false;
-    std::string uid = user_id(frames.back());
-    return uid.empty() || uid == probe;
-  }
-
-  // SIGHUP: re-read the authorized keys (new keys admitted from the next
-  // handshake; connections already admitted stay).
-  void maybe_reload_keys() {
-    if (!curve_ || cli::hangups() == hup_seen_) return;
-    hup_seen_ = cli::hangups();
-    std::string summary;
-    Status st = keys_->load(&summary);
-    if (st.ok())
-      ZG_LOG(kInfo, kLog, "SIGHUP: authorized keys re-read: " + summary);
-    else
-      ZG_LOG(kError, kLog, "SIGHUP: keeping the authorized keys in use: " + st.message());
-  }
-
-  // With CURVE, a session belongs to the key that created it; admins may act
-  // on any. Without CURVE every peer has the empty key.
-  Status check_owner(const Session& s, const std::string& key) {
-    if (!curve_ || s.owner == key || keys_->is_admin(key)) return Status::OK();
-    return Status::PermissionDenied("session " + s.id + " belongs to another key");
-  }
-
   // find_session for a client's request: unknown, or someone else's, is an error.
   Status find_owned(const std::string& sid, const std::string& key, Session** s) {
     *s = find_session(sid);
     if (*s == nullptr) return session_not_found(sid);
-    return check_owner(**s, key);
+    return security_.check_owner(**s, key);
   }
 
-  std::string owner_name(const std::string& key) const {
-    return key.empty() ? std::string() : keys_ ? keys_->name_of(key) : key;
-  }
+  std::string owner_name(const std::string& key) const { return security_.name_of(key); }
 
   Status run(const std::atomic<bool>& stop) {
     std::vector<zmq::message_t> frames;
@@ -348,10 +212,10 @@ class Head {
     while (!stop.load()) {
       Millis now = clock_.now_ms();
       if (now >= next_tick) {
-        if (curve_ && !zap_->alive())
+        if (!security_.zap_alive())
           return Status::Internal(
               "the ZAP handler stopped: refusing to serve without authentication");
-        maybe_reload_keys();
+        security_.maybe_reload_keys();
         on_tick(now);
         if (!fatal_.ok()) return fatal_;
         next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
@@ -1010,7 +874,7 @@ class Head {
     std::string peer_key;
     if (curve_) {
       // Set by our ZAP handler: the Z85 public key this connection proved it holds.
-      peer_key = user_id(frames[1]);
+      peer_key = zmqu::user_id(frames[1]);
       if (peer_key.empty()) return;  // not admitted by our ZAP handler: never served
     }
     st = handle_client(Call{rid, peer_key, frames[1], env});
@@ -1544,7 +1408,7 @@ class Head {
     std::string node_id(r.bytes(proto::kMaxNameLength));
     bool undo = r.at_end() ? false : r.boolean();
     if (!r.ok()) return Status::Protocol("malformed drain");
-    if (curve_ && !keys_->is_admin(call.peer_key))
+    if (curve_ && !security_.is_admin(call.peer_key))
       return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
     if (NodeState* n = nodes_.find_id(node_id)) {
       n->draining = !undo;
@@ -1566,7 +1430,7 @@ class Head {
     // With CURVE a key sees its own sessions (an admin sees all).
     std::vector<const Session*> list;
     for (const auto& kv : sessions_.all())
-      if (check_owner(*kv.second, call.peer_key).ok()) list.push_back(kv.second.get());
+      if (security_.check_owner(*kv.second, call.peer_key).ok()) list.push_back(kv.second.get());
     w.array(static_cast<std::uint32_t>(list.size()));
     for (const Session* s : list) write_session_status(w, *s);
     reply_client(rid, w.finish());
@@ -1584,7 +1448,7 @@ class Head {
       return Status::OK();
     }
     if (!s) return session_not_found(m.session_id);
-    ZG_RETURN_IF_ERROR(check_owner(*s, call.peer_key));
+    ZG_RETURN_IF_ERROR(security_.check_owner(*s, call.peer_key));
     auto reply_done = [this, rid, corr = env.corr](bool ok, const std::string& err) {
       if (ok)
         reply_client(rid, proto::encode_ok(corr));
@@ -1983,7 +1847,7 @@ class Head {
     if (frames.empty()) return;
     if (curve_) {
       // Only nodes our ZAP handler admitted carry a User-Id: nothing else is served.
-      if (user_id(frames.back()).empty()) return;
+      if (zmqu::user_id(frames.back()).empty()) return;
     }
     std::string rid = rid_of(frames[0]);
     NodeState* node = nodes_.heard_from(rid, now_);
@@ -2018,7 +1882,7 @@ class Head {
         NodeState& n = register_node(rid, m);
         if (curve_) {
           // Admitted on the node port by our ZAP handler: note which key it holds.
-          n.key_name = owner_name(user_id(frames[1]));
+          n.key_name = owner_name(zmqu::user_id(frames[1]));
           ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
         }
         proto::Registered r{static_cast<std::uint64_t>(o_.heartbeat_ms),
@@ -2369,11 +2233,8 @@ class Head {
   SessionTable sessions_;  // head/session_table.hpp
   Outbox outbox_{{o_.response_window, o_.response_queue_max, o_.queue_hwm}};  // head/outbox.hpp
   Distributor dist_{o_.max_task_batch};  // who gets work next (head/distributor.hpp)
-  std::unique_ptr<KeyStore> keys_;       // CURVE only; before zap_, which reads it
-  std::unique_ptr<ZapHandler> zap_;      // CURVE only
-  curve::KeyPair head_keys_;             // CURVE only: never logged
-  bool curve_ = false;
-  std::uint64_t hup_seen_ = 0;
+  Security security_{o_, ctx_};          // keys, ZAP, owners (head/security.hpp)
+  bool curve_ = false;                   // security_.curve(), once started
   NodeTable nodes_{o_.heartbeat_ms, o_.heartbeat_misses};  // head/node_table.hpp
   InflightTable inflight_;  // every task on a node (head/inflight_table.hpp)
 
