@@ -32,6 +32,7 @@
 #include "head/journal.hpp"
 #include "head/node_table.hpp"
 #include "head/outbox.hpp"
+#include "head/recovery.hpp"
 #include "head/security.hpp"
 #include "head/session_table.hpp"
 #include "head/state.hpp"
@@ -374,34 +375,6 @@ class Head {
 
   // ---- recovery -------------------------------------------------------------------
 
-  // Walks the records of one kind (all sessions, or one session's range),
-  // their values read and checked. A record that cannot be read stops the
-  // walk with its error, except corrupt response records ('A'): those are
-  // reported to `corrupt` and skipped (their requests then count as not
-  // answered and run again: docs/operations.md, "Journal corruption").
-  using RecordFn =
-      std::function<Status(std::string_view key, std::string_view sid, std::string_view value)>;
-  Status scan_records(const std::string& prefix, const RecordFn& fn,
-                      const std::function<void(std::string_view key)>& corrupt = {}) {
-    auto c = journal_->cursor(prefix);
-    if (!c) return Status::Unavailable("the journal is being reopened");
-    for (c->seek(prefix); c->valid(); c->next()) {
-      std::string_view key = c->key();
-      if (key.size() < 1 + kSessionIdLength) continue;
-      std::string_view v;
-      Status st = c->value(&v);
-      if (!st.ok()) {
-        if (Journal::is_corruption(st) && key[0] == jkey::kAnswers && corrupt) {
-          corrupt(key);
-          continue;
-        }
-        return Status(st.code(), "journal record " + jkey::describe(key) + ": " + st.message());
-      }
-      ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength), v));
-    }
-    return Status::OK();
-  }
-
   // A response record that cannot be read (checksum mismatch, missing
   // data): its answers are lost, so their requests run again. Logged once
   // per session, counted in `zgrid status`.
@@ -415,99 +388,15 @@ class Head {
                " is unreadable; its requests run again to recompute the lost answers");
   }
 
-  // Rebuilds sessions, clients, counters and the batch index from the journal.
-  // Flushed requests without a response are loaded again by load_ready().
-  // A session, client or index record that cannot be read stops the start
-  // (the operator can purge that session offline: --purge-session).
+  // Rebuilds the durable sessions from the journal (head/recovery.hpp),
+  // then finishes what a crash interrupted: cancels whose answers were not
+  // all synced, and loading the requests that still need to run.
   Status recover() {
-    ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kTombstone),
-                                    [&](std::string_view, std::string_view sid, std::string_view) {
-                                      sessions_.add_tombstone(std::string(sid));
-                                      return Status::OK();
-                                    }));
-    ZG_RETURN_IF_ERROR(scan_records(std::string(1, jkey::kSession), [&](std::string_view key,
-                                                                        std::string_view sid,
-                                                                        std::string_view v) {
-      SessionRecord rec;
-      if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
-      Session* s = &sessions_.create(rec.owner, std::string(sid));
-      s->service = std::move(rec.service);
-      s->created_wall = rec.created;
-      s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
-      s->state = rec.state;
-      s->task_timeout_ms = rec.task_timeout_ms;
-      s->deadline_wall = rec.deadline;
-      if (s->deadline_wall > 0)
-        s->deadline = now_ + std::max<std::int64_t>(0, s->deadline_wall - wall_seconds()) * 1000;
-      s->durable = true;
-      s->last_activity = now_;
-      return Status::OK();
-    }));
-    ZG_RETURN_IF_ERROR(
-        scan_records(std::string(1, jkey::kClient),
-                     [&](std::string_view key, std::string_view sid, std::string_view v) {
-                       Session* s = find_session(std::string(sid));
-                       if (!s) return Status::OK();
-                       ClientRecord rec;
-                       if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
-                       Client c;
-                       c.id = std::string(jkey::client_of(key));
-                       c.acked_seq = c.accepted_seq = rec.acked_seq;
-                       c.sent = rec.sent;
-                       c.flushed_id = rec.flushed_id;
-                       c.ended = rec.ended;
-                       c.removed = rec.removed;
-                       c.max_id = rec.max_id;
-                       c.last_activity = now_;  // idle timers restart
-                       if (c.ended) s->committed += c.sent;
-                       if (c.removed) {
-                         s->removed += c.sent;
-                         ++s->clients_removed;
-                       }
-                       s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
-                       s->clients.push_back(std::move(c));
-                       return Status::OK();
-                     }));
-    ZG_RETURN_IF_ERROR(scan_records(
-        std::string(1, jkey::kIndex),
-        [&](std::string_view key, std::string_view sid, std::string_view v) {
-          Session* s = find_session(std::string(sid));
-          if (!s) return Status::OK();
-          IndexRecord rec;
-          if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
-          auto ci = s->client_index.find(rec.client_id);
-          if (ci == s->client_index.end()) return corrupt_record(key);
-          BatchRef b;
-          b.first_id = jkey::number_of(key);
-          b.n = static_cast<std::uint32_t>(rec.n);
-          b.client = ci->second;
-          s->journal_bytes += rec.record_bytes;
-          s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
-          s->total += b.n;  // a removed client's requests count in total and in removed
-          if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
-          s->batches.push_back(std::move(b));
-          return Status::OK();
-        }));
-    ZG_RETURN_IF_ERROR(scan_records(
-        std::string(1, jkey::kAnswers),
-        [&](std::string_view key, std::string_view sid, std::string_view v) {
-          Session* s = find_session(std::string(sid));
-          if (!s) return Status::OK();
-          std::uint64_t added = 0;
-          s->journal_bytes += v.size();
-          if (!apply_answer_record(*s, key, v, false, &added)) note_corrupt_answers(*s, key);
-          return Status::OK();
-        },
-        [&](std::string_view key) {
-          if (Session* s = find_session(std::string(key.substr(1, kSessionIdLength)))) {
-            s->next_resp_seq = std::max(s->next_resp_seq, jkey::number_of(key) + 1);
-            note_corrupt_answers(*s, key);
-          }
-        }));
+    RecoveryReport report;
+    ZG_RETURN_IF_ERROR(recover_sessions(*journal_, sessions_, now_, wall_seconds(), &report));
+    for (auto& [s, key] : report.corrupt_answers) note_corrupt_answers(*s, key);
     for (auto& kv : sessions_.all()) {
       Session& s = *kv.second;
-      sessions_.touch(s);  // counters, state and bytes as recovered
-      // A cancel whose `cancelled` answers were not all synced: finish it.
       if (s.state == proto::SessionState::kCancelled)
         cancel_session(s);
       else
@@ -519,122 +408,23 @@ class Head {
     return Status::OK();
   }
 
-  static Status corrupt_record(std::string_view key) {
-    return Status::DataLoss("journal record " + jkey::describe(key) +
-                            " is corrupt: refusing to guess (docs/operations.md, \"Journal "
-                            "corruption\": zgrid-head --data-dir DIR --purge-session ID)");
-  }
-
-  // After a failed write the journal may hold more than the head believes:
-  // LevelDB can keep a batch whose sync failed and replays it on reopen. Bring
-  // every durable session up to what the journal says, so that a resent batch
-  // is a duplicate and an answer already recorded is not recorded again. A
-  // corrupt client or index record stops the head, as at start; a corrupt
-  // response record is one the head did not count as written, whose requests
-  // were re-queued already.
+  // After a failed write the journal may hold more than the head believes
+  // (LevelDB can keep a batch whose sync failed and replay it on reopen):
+  // bring every durable session up to it, so that a resent batch is a
+  // duplicate and an answer already recorded is not recorded again.
   Status reconcile() {
-    std::uint64_t fixed = 0;
-    for (auto& kv : sessions_.all()) {
-      Session& s = *kv.second;
-      if (!s.durable) continue;
-      ZG_RETURN_IF_ERROR(
-          scan_records(jkey::session(jkey::kClient, s.id),
-                       [&](std::string_view key, std::string_view, std::string_view v) {
-                         auto ci = s.client_index.find(std::string(jkey::client_of(key)));
-                         if (ci == s.client_index.end()) return Status::OK();
-                         Client& c = s.clients[ci->second];
-                         ClientRecord rec;
-                         if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
-                         if (rec.acked_seq > c.acked_seq) {
-                           c.acked_seq = rec.acked_seq;
-                           c.accepted_seq = std::max(c.accepted_seq, rec.acked_seq);
-                           c.sent = std::max(c.sent, rec.sent);
-                           ++fixed;
-                         }
-                         c.flushed_id = std::max(c.flushed_id, rec.flushed_id);
-                         c.max_id = std::max(c.max_id, rec.max_id);
-                         if (rec.ended && !c.ended) {
-                           c.ended = true;
-                           s.committed += c.sent;
-                         }
-                         return Status::OK();
-                       }));
-      std::set<std::uint64_t> known, unloaded;
-      for (const BatchRef& b : s.batches) known.insert(b.first_id);
-      for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
-      bool added = false;
-      ZG_RETURN_IF_ERROR(
-          scan_records(jkey::session(jkey::kIndex, s.id),
-                       [&](std::string_view key, std::string_view, std::string_view v) {
-                         std::uint64_t first = jkey::number_of(key);
-                         if (known.count(first)) return Status::OK();
-                         IndexRecord rec;
-                         if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
-                         std::uint64_t n = rec.n;
-                         auto ci = s.client_index.find(rec.client_id);
-                         if (ci == s.client_index.end()) return corrupt_record(key);
-                         BatchRef b;
-                         b.first_id = first;
-                         b.n = static_cast<std::uint32_t>(n);
-                         b.client = ci->second;
-                         s.total += n;
-                         s.next_request_id = std::max(s.next_request_id, first + n);
-                         if (!s.clients[b.client].removed) unloaded.insert(first);
-                         s.batches.push_back(std::move(b));
-                         added = true;
-                         ++fixed;
-                         return Status::OK();
-                       }));
-      if (added) {
-        std::sort(s.batches.begin(), s.batches.end(),
-                  [](const BatchRef& a, const BatchRef& b) { return a.first_id < b.first_id; });
-        s.unloaded.clear();
-        for (std::size_t i = 0; i < s.batches.size(); ++i)
-          if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
-      }
-      ZG_RETURN_IF_ERROR(scan_records(
-          jkey::session(jkey::kAnswers, s.id),
-          [&](std::string_view key, std::string_view, std::string_view v) {
-            if (!apply_answer_record(s, key, v, true, &fixed)) note_corrupt_answers(s, key);
-            return Status::OK();
-          },
-          [&](std::string_view key) { note_corrupt_answers(s, key); }));
-    }
-    if (fixed > 0)
+    RecoveryReport report;
+    ZG_RETURN_IF_ERROR(reconcile_sessions(*journal_, sessions_, &report));
+    for (auto& [s, key] : report.corrupt_answers) note_corrupt_answers(*s, key);
+    total_done_ += report.counted.done;
+    total_faulted_ += report.counted.faulted;
+    if (report.fixed > 0)
       ZG_LOG(kWarn, kLog,
-             "journal reopened: " + std::to_string(fixed) +
+             "journal reopened: " + std::to_string(report.fixed) +
                  " records were written although their write had reported failure; taken into "
                  "account");
-    for (auto& kv : sessions_.all()) {
-      sessions_.touch(*kv.second);
-      load_ready(*kv.second);
-    }
+    for (auto& kv : sessions_.all()) load_ready(*kv.second);
     return Status::OK();
-  }
-
-  // Marks the answers of one response record ('A') as recorded, each request
-  // once, and counts them (also in the grid's totals when `grid_counters`).
-  // Adds to *added what was new; returns false if an item was corrupt
-  // (the others are still applied).
-  bool apply_answer_record(Session& s, std::string_view key, std::string_view v, bool grid_counters,
-                           std::uint64_t* added) {
-    std::uint64_t count = 0;
-    bool intact = for_each_answer(v, &count, [&](const AnswerItem& a) {
-      if (!a.intact || s.is_answered(a.request_id)) return true;  // recorded once
-      Client* c = s.client_of(a.request_id);
-      if (c == nullptr || c->removed) return true;
-      s.set_answered(a.request_id);
-      if (grid_counters) {
-        count_answer(s, *c, a.ok);
-      } else {
-        ++(a.ok ? s.done : s.faulted);
-        ++(a.ok ? c->done : c->faulted);
-      }
-      ++*added;
-      return true;
-    });
-    s.next_resp_seq = std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + count);
-    return intact;
   }
 
   // Reads a journaled batch back into requests (skipping answered ones).
@@ -793,13 +583,17 @@ class Head {
     std::vector<std::uint64_t> bits;
     bits.swap(s.answered_bits);
     std::uint64_t done = s.done, faulted = s.faulted;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> by_client;
+    for (auto& c : s.clients) {
+      by_client.emplace_back(c.done, c.faulted);
+      c.done = c.faulted = 0;
+    }
     s.done = s.faulted = 0;
-    for (auto& c : s.clients) c.done = c.faulted = 0;
-    std::uint64_t added = 0;
+    AnswerCounts added;
     Status st = scan_records(
-        jkey::session(jkey::kAnswers, s.id),
+        *journal_, jkey::session(jkey::kAnswers, s.id),
         [&](std::string_view key, std::string_view, std::string_view v) {
-          (void)apply_answer_record(s, key, v, false, &added);
+          (void)apply_answer_record(s, key, v, &added);
           return Status::OK();
         },
         [&](std::string_view key) {
@@ -809,6 +603,8 @@ class Head {
       s.answered_bits.swap(bits);
       s.done = done;
       s.faulted = faulted;
+      for (std::size_t i = 0; i < by_client.size(); ++i)
+        std::tie(s.clients[i].done, s.clients[i].faulted) = by_client[i];
       s.read_retry_at = now_ + kReadRetryMs;
       read_retry_.insert(s.ordinal);
       return;

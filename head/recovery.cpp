@@ -1,0 +1,227 @@
+#include "head/recovery.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "head/journal_records.hpp"
+
+namespace zgrid::head {
+
+// Walks the records of one kind (all sessions, or one session's range),
+// their values read and checked. A record that cannot be read stops the
+// walk with its error, except corrupt response records ('A'): those are
+// reported to `corrupt` and skipped (their requests then count as not
+// answered and run again: docs/operations.md, "Journal corruption").
+Status scan_records(const JournalReader& j, const std::string& prefix, const RecordFn& fn,
+                    const std::function<void(std::string_view key)>& corrupt) {
+  auto c = j.cursor(prefix);
+  if (!c) return Status::Unavailable("the journal is being reopened");
+  for (c->seek(prefix); c->valid(); c->next()) {
+    std::string_view key = c->key();
+    if (key.size() < 1 + kSessionIdLength) continue;
+    std::string_view v;
+    Status st = c->value(&v);
+    if (!st.ok()) {
+      if (JournalReader::is_corruption(st) && key[0] == jkey::kAnswers && corrupt) {
+        corrupt(key);
+        continue;
+      }
+      return Status(st.code(), "journal record " + jkey::describe(key) + ": " + st.message());
+    }
+    ZG_RETURN_IF_ERROR(fn(key, key.substr(1, kSessionIdLength), v));
+  }
+  return Status::OK();
+}
+
+Status corrupt_record(std::string_view key) {
+  return Status::DataLoss("journal record " + jkey::describe(key) +
+                          " is corrupt: refusing to guess (docs/operations.md, \"Journal "
+                          "corruption\": zgrid-head --data-dir DIR --purge-session ID)");
+}
+
+bool apply_answer_record(Session& s, std::string_view key, std::string_view v,
+                         AnswerCounts* added) {
+  std::uint64_t count = 0;
+  bool intact = for_each_answer(v, &count, [&](const AnswerItem& a) {
+    if (!a.intact || s.is_answered(a.request_id)) return true;  // recorded once
+    Client* c = s.client_of(a.request_id);
+    if (c == nullptr || c->removed) return true;
+    s.set_answered(a.request_id);
+    ++(a.ok ? s.done : s.faulted);
+    ++(a.ok ? c->done : c->faulted);
+    ++(a.ok ? added->done : added->faulted);
+    return true;
+  });
+  s.next_resp_seq = std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + count);
+  return intact;
+}
+
+Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std::int64_t wall_now,
+                        RecoveryReport* report) {
+  ZG_RETURN_IF_ERROR(scan_records(j, std::string(1, jkey::kTombstone),
+                                  [&](std::string_view, std::string_view sid, std::string_view) {
+                                    t.add_tombstone(std::string(sid));
+                                    return Status::OK();
+                                  }));
+  ZG_RETURN_IF_ERROR(scan_records(
+      j, std::string(1, jkey::kSession),
+      [&](std::string_view key, std::string_view sid, std::string_view v) {
+        SessionRecord rec;
+        if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
+        Session* s = &t.create(rec.owner, std::string(sid));
+        s->service = std::move(rec.service);
+        s->created_wall = rec.created;
+        s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
+        s->state = rec.state;
+        s->task_timeout_ms = rec.task_timeout_ms;
+        s->deadline_wall = rec.deadline;
+        if (s->deadline_wall > 0)
+          s->deadline = now + std::max<std::int64_t>(0, s->deadline_wall - wall_now) * 1000;
+        s->durable = true;
+        s->last_activity = now;
+        return Status::OK();
+      }));
+  ZG_RETURN_IF_ERROR(
+      scan_records(j, std::string(1, jkey::kClient),
+                   [&](std::string_view key, std::string_view sid, std::string_view v) {
+                     Session* s = t.find(std::string(sid));
+                     if (!s) return Status::OK();
+                     ClientRecord rec;
+                     if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
+                     Client c;
+                     c.id = std::string(jkey::client_of(key));
+                     c.acked_seq = c.accepted_seq = rec.acked_seq;
+                     c.sent = rec.sent;
+                     c.flushed_id = rec.flushed_id;
+                     c.ended = rec.ended;
+                     c.removed = rec.removed;
+                     c.max_id = rec.max_id;
+                     c.last_activity = now;  // idle timers restart
+                     if (c.ended) s->committed += c.sent;
+                     if (c.removed) {
+                       s->removed += c.sent;
+                       ++s->clients_removed;
+                     }
+                     s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
+                     s->clients.push_back(std::move(c));
+                     return Status::OK();
+                   }));
+  ZG_RETURN_IF_ERROR(
+      scan_records(j, std::string(1, jkey::kIndex),
+                   [&](std::string_view key, std::string_view sid, std::string_view v) {
+                     Session* s = t.find(std::string(sid));
+                     if (!s) return Status::OK();
+                     IndexRecord rec;
+                     if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
+                     auto ci = s->client_index.find(rec.client_id);
+                     if (ci == s->client_index.end()) return corrupt_record(key);
+                     BatchRef b;
+                     b.first_id = jkey::number_of(key);
+                     b.n = static_cast<std::uint32_t>(rec.n);
+                     b.client = ci->second;
+                     s->journal_bytes += rec.record_bytes;
+                     s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
+                     s->total += b.n;  // a removed client's requests count in total and in removed
+                     if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
+                     s->batches.push_back(std::move(b));
+                     return Status::OK();
+                   }));
+  ZG_RETURN_IF_ERROR(scan_records(
+      j, std::string(1, jkey::kAnswers),
+      [&](std::string_view key, std::string_view sid, std::string_view v) {
+        Session* s = t.find(std::string(sid));
+        if (!s) return Status::OK();
+        AnswerCounts added;
+        s->journal_bytes += v.size();
+        if (!apply_answer_record(*s, key, v, &added))
+          report->corrupt_answers.emplace_back(s, std::string(key));
+        return Status::OK();
+      },
+      [&](std::string_view key) {
+        if (Session* s = t.find(std::string(key.substr(1, kSessionIdLength)))) {
+          s->next_resp_seq = std::max(s->next_resp_seq, jkey::number_of(key) + 1);
+          report->corrupt_answers.emplace_back(s, std::string(key));
+        }
+      }));
+  for (auto& kv : t.all()) t.touch(*kv.second);  // counters, state and bytes as recovered
+  return Status::OK();
+}
+
+Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryReport* report) {
+  std::uint64_t& fixed = report->fixed;
+  for (auto& kv : t.all()) {
+    Session& s = *kv.second;
+    if (!s.durable) continue;
+    ZG_RETURN_IF_ERROR(
+        scan_records(j, jkey::session(jkey::kClient, s.id),
+                     [&](std::string_view key, std::string_view, std::string_view v) {
+                       auto ci = s.client_index.find(std::string(jkey::client_of(key)));
+                       if (ci == s.client_index.end()) return Status::OK();
+                       Client& c = s.clients[ci->second];
+                       ClientRecord rec;
+                       if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
+                       if (rec.acked_seq > c.acked_seq) {
+                         c.acked_seq = rec.acked_seq;
+                         c.accepted_seq = std::max(c.accepted_seq, rec.acked_seq);
+                         c.sent = std::max(c.sent, rec.sent);
+                         ++fixed;
+                       }
+                       c.flushed_id = std::max(c.flushed_id, rec.flushed_id);
+                       c.max_id = std::max(c.max_id, rec.max_id);
+                       if (rec.ended && !c.ended) {
+                         c.ended = true;
+                         s.committed += c.sent;
+                       }
+                       return Status::OK();
+                     }));
+    std::set<std::uint64_t> known, unloaded;
+    for (const BatchRef& b : s.batches) known.insert(b.first_id);
+    for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
+    bool added = false;
+    ZG_RETURN_IF_ERROR(
+        scan_records(j, jkey::session(jkey::kIndex, s.id),
+                     [&](std::string_view key, std::string_view, std::string_view v) {
+                       std::uint64_t first = jkey::number_of(key);
+                       if (known.count(first)) return Status::OK();
+                       IndexRecord rec;
+                       if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
+                       std::uint64_t n = rec.n;
+                       auto ci = s.client_index.find(rec.client_id);
+                       if (ci == s.client_index.end()) return corrupt_record(key);
+                       BatchRef b;
+                       b.first_id = first;
+                       b.n = static_cast<std::uint32_t>(n);
+                       b.client = ci->second;
+                       s.total += n;
+                       s.next_request_id = std::max(s.next_request_id, first + n);
+                       if (!s.clients[b.client].removed) unloaded.insert(first);
+                       s.batches.push_back(std::move(b));
+                       added = true;
+                       ++fixed;
+                       return Status::OK();
+                     }));
+    if (added) {
+      std::sort(s.batches.begin(), s.batches.end(),
+                [](const BatchRef& a, const BatchRef& b) { return a.first_id < b.first_id; });
+      s.unloaded.clear();
+      for (std::size_t i = 0; i < s.batches.size(); ++i)
+        if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
+    }
+    ZG_RETURN_IF_ERROR(scan_records(
+        j, jkey::session(jkey::kAnswers, s.id),
+        [&](std::string_view key, std::string_view, std::string_view v) {
+          AnswerCounts added;
+          if (!apply_answer_record(s, key, v, &added))
+            report->corrupt_answers.emplace_back(&s, std::string(key));
+          report->counted.done += added.done;
+          report->counted.faulted += added.faulted;
+          fixed += added.done + added.faulted;
+          return Status::OK();
+        },
+        [&](std::string_view key) { report->corrupt_answers.emplace_back(&s, std::string(key)); }));
+  }
+  for (auto& kv : t.all()) t.touch(*kv.second);
+  return Status::OK();
+}
+
+}  // namespace zgrid::head
