@@ -1,4 +1,4 @@
-// zgrid: the command-line client (DESIGN §7).
+// zgrid: the command-line client (README.md: commands and their exit status).
 //
 // Exit status, the same for every command:
 //   0 all succeeded; 1 some request faulted or was removed;

@@ -1,6 +1,6 @@
-// ZeroMQ adapter: socket setup with the options of DESIGN §4, and multipart
-// send/receive that never throw (this is the boundary where cppzmq's
-// exceptions become values).
+// ZeroMQ adapter: socket setup with the options of docs/protocol.md ("Socket options"), and
+// multipart send/receive that never throw (this is the boundary where cppzmq's exceptions become
+// values).
 //
 // Facts about Debian's libzmq 4.3.4 this relies on: no draft API (zmq::poll
 // over pollitem_t only); ROUTER drops unroutable messages unless

@@ -1126,7 +1126,9 @@ class Head {
     w.kv("state", proto::state_name(s.state));
     w.kv("total", s.total).kv("committed", s.committed).kv("queued", queued_count(s));
     w.kv("running", s.running + s.committing).kv("done", s.done).kv("faulted", s.faulted);
-    w.kv("removed", s.removed).kv("clients", s.clients.size()).kv("clients_open", open_clients);
+    w.kv("removed", s.requests_removed)
+        .kv("clients", s.clients.size())
+        .kv("clients_open", open_clients);
     w.kv("clients_removed", s.clients_removed);
     w.kv_i("created", s.created_wall);
     w.kv_b("complete", complete(s));
@@ -1926,9 +1928,9 @@ class Head {
     }
   }
 
-  // Client idle timeout (DESIGN §2): an open client idle past its session's
-  // timeout is removed with every request it sent. Idle interactive sessions
-  // with no client and no work are closed.
+  // Client idle timeout (docs/architecture.md, "Idle timeouts"): an open client idle past its
+  // session's timeout is removed with every request it sent. Idle interactive sessions with no
+  // client and no work are closed.
   void sweep_idle(Millis now) {
     SessionTable::Sweep sw = sessions_.sweep(now, o_.session_idle_timeout_ms, o_.retention_ms);
     for (auto [s, ci] : sw.idle_clients) remove_client(*s, ci);
@@ -1946,11 +1948,11 @@ class Head {
     }
   }
 
-  // Removes an idle client with every request it sent (DESIGN §2). For a
-  // durable session the removal is journaled first (its client record says
-  // removed; its request batches are deleted) and applied only once that is
-  // durable: a failed write leaves the client as it was, logged, and the
-  // sweep tries again later. Meanwhile the client is refused like a removed one.
+  // Removes an idle client with every request it sent (docs/architecture.md, "Idle timeouts"). For
+  // a durable session the removal is journaled first (its client record says removed; its request
+  // batches are deleted) and applied only once that is durable: a failed write leaves the client as
+  // it was, logged, and the sweep tries again later. Meanwhile the client is refused like a removed
+  // one.
   void remove_client(Session& s, std::uint32_t ci) {
     Client& c = s.clients[ci];
     if (!s.durable) {
@@ -1996,7 +1998,7 @@ class Head {
     s.faulted -= c.faulted;
     outbox_.forget(s, c);
     c.removed = true;
-    s.removed += c.sent;
+    s.requests_removed += c.sent;
     ++s.clients_removed;
     sessions_.touch(s);
     if (journal_) wake_fetches(s.id);  // it may be complete now

@@ -99,7 +99,7 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                      c.last_activity = now;  // idle timers restart
                      if (c.ended) s->committed += c.sent;
                      if (c.removed) {
-                       s->removed += c.sent;
+                       s->requests_removed += c.sent;
                        ++s->clients_removed;
                      }
                      s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());

@@ -53,7 +53,7 @@ void SessionTable::drop(Session* s) {
 }
 
 KeyLoad SessionTable::contribution(const Session& s) {
-  std::uint64_t settled = s.answered() + s.running + s.removed;
+  std::uint64_t settled = s.answered() + s.running + s.requests_removed;
   return KeyLoad{1, s.state == proto::SessionState::kOpen ? 1u : 0u,
                  s.total > settled ? s.total - settled : 0, s.journal_bytes};
 }
@@ -82,7 +82,7 @@ bool SessionTable::complete(const Session& s) {
   if (s.rescan_pending) return false;  // lost answers are being recomputed
   for (const auto& c : s.clients)
     if (!c.ended && !c.removed) return false;
-  return s.answered() + s.removed >= s.total && s.committing == 0;
+  return s.answered() + s.requests_removed >= s.total && s.committing == 0;
 }
 
 SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_ms,

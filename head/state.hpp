@@ -116,7 +116,8 @@ struct Session {
   std::unordered_map<std::string, std::uint32_t> client_index;
 
   // counters (docs/protocol.md, status)
-  std::uint64_t total = 0, committed = 0, running = 0, done = 0, faulted = 0, removed = 0;
+  std::uint64_t total = 0, committed = 0, running = 0, done = 0, faulted = 0;
+  std::uint64_t requests_removed = 0;  // sent by clients since removed (Client::removed)
   std::uint64_t clients_removed = 0;
   std::uint64_t out_pending = 0;  // responses queued in clients' out deques
 

@@ -2,12 +2,12 @@
 // an inproc PULL for results; N worker threads run services.
 //
 // Flow: the node registers (services, capacity = workers x prefetch); the head
-// sends task batches, never more than that credit; the I/O thread splits each
-// batch into chunks on a shared work queue; a worker runs a chunk and sends
-// one encoded Results message over its own inproc PUSH socket; the I/O thread
-// forwards it to the head unchanged. Heartbeats go both ways; a head silent
-// for `misses` intervals is reconnected with backoff, and the node registers
-// again (work from the old connection is dropped: the head re-queues it).
+// sends task batches, never more than that credit; the I/O thread puts each
+// batch on a shared work queue, from which workers claim tasks one at a time
+// (a slow task holds back no other); a worker sends its results, encoded, over
+// its own inproc PUSH socket; the I/O thread forwards them to the head. Heartbeats go both ways; a
+// head silent for `misses` intervals is reconnected with backoff, and the node registers again
+// (work from the old connection is dropped: the head re-queues it).
 //
 // Threads and ownership: the DEALER and PULL belong to the I/O thread (run());
 // each worker owns its PUSH socket. Service instances live in the pools of a

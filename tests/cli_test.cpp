@@ -1,4 +1,4 @@
-// The zgrid command line: output format, exit status and error lines (DESIGN §7).
+// The zgrid command line: output format, exit status (README.md's one table) and error lines.
 #include <gtest/gtest.h>
 
 #include <sstream>

@@ -1,5 +1,5 @@
-// Fault tolerance and client lifecycle with real processes (DESIGN §2, §4):
-// hung and killed nodes, task timeouts and deadlines, poison isolation,
+// Fault tolerance and client lifecycle with real processes (docs/architecture.md: idle timeouts,
+// heartbeats and node loss): hung and killed nodes, task timeouts and deadlines, poison isolation,
 // quarantine, idle timeouts (real and with an injected clock), back-pressure
 // and graceful stops.
 #include <gtest/gtest.h>

@@ -66,7 +66,7 @@ TEST(Recovery, RebuildsSessionsClientsBatchesAndAnswers) {
   EXPECT_EQ(a->owner, "alice");
   EXPECT_EQ(a->total, 6u);
   EXPECT_EQ(a->committed, 4u);
-  EXPECT_EQ(a->removed, 2u);
+  EXPECT_EQ(a->requests_removed, 2u);
   EXPECT_EQ(a->clients_removed, 1u);
   EXPECT_EQ(a->done, 2u);  // 2 and 3; 5 was the removed client's
   EXPECT_EQ(a->faulted, 1u);

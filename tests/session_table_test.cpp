@@ -53,14 +53,14 @@ TEST(SessionTable, KeyLoadsFollowTouchesAndMatchARecount) {
   EXPECT_EQ(t.load("alice").queued, 45u + 50u);
   EXPECT_EQ(t.load("alice").journal_bytes, 4096u);
   b.state = proto::SessionState::kSealed;
-  b.removed = 50;  // its client removed with all it sent
+  b.requests_removed = 50;  // its client removed with all it sent
   t.touch(b);
   EXPECT_EQ(t.load("alice").open, 1u);
   EXPECT_EQ(t.load("alice").queued, 45u);
   EXPECT_TRUE(t.verify());
 
   // Settled beyond total (a removed client's requests still running) counts as none.
-  c.removed = 7;
+  c.requests_removed = 7;
   c.running = 3;
   t.touch(c);
   EXPECT_EQ(t.load("bob").queued, 0u);
