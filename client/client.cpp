@@ -3,14 +3,10 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "common/util.hpp"
 #include "common/zmq_util.hpp"
 
 namespace zgrid::client {
-
-std::string format_ms(Millis ms) {
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
 
 // ---- payloads and results -------------------------------------------------------
 
@@ -342,7 +338,7 @@ Status Connection::send_raw(zmq::message_t& m) {
       if (left <= 0) {
         if (!hs.ok()) return hs;
         return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
-                                   format_ms(o_.timeout_ms) + ")");
+                                   format_duration(o_.timeout_ms) + ")");
       }
       zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLOUT, 0};
       zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
@@ -451,7 +447,7 @@ Result<std::unique_ptr<Connection::Reply>> Connection::call_once(zmq::message_t 
       waiting_corr_ = 0;
       ZG_RETURN_IF_ERROR(monitor_.check());
       return Status::Unavailable("the head at " + o_.head + " did not answer within " +
-                                 format_ms(timeout));
+                                 format_duration(timeout));
     }
     if (now >= next_resend) {
       // The head may have restarted and lost the request: it is idempotent.
@@ -789,7 +785,7 @@ Result<bool> ResponseStream::next(proto::Response* out, Millis wait_ms) {
     Millis left = deadline - clock.now_ms();
     if (left <= 0)
       return Status::TimedOut("no response from session " + session_id_ + " within " +
-                              format_ms(wait_ms));
+                              format_duration(wait_ms));
     auto page = conn_.fetch(session_id_, cursor_, 16384, std::min<Millis>(left, 1000));
     if (!page.ok()) return page.status();
     cursor_ = page->next_cursor;

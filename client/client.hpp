@@ -225,9 +225,6 @@ Result<std::string> json_to_msgpack(std::string_view json);
 // Appends `s` to `out` as a JSON string literal (quotes and escapes included).
 void json_escape(std::string& out, std::string_view s);
 
-// "10s", "1500ms".
-std::string format_ms(Millis ms);
-
 // Reads the stored responses of a durable session in order, from the
 // beginning or from a cursor, waiting for new ones until it is complete:
 //

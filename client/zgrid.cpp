@@ -405,7 +405,7 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
     if (a.wait_timeout_ms > 0 && clock.now_ms() - start > a.wait_timeout_ms) {
       std::fflush(stdout);
       std::fprintf(stderr, "zgrid: session %s not complete after %s\n", a.session_id.c_str(),
-                   zgrid::client::format_ms(a.wait_timeout_ms).c_str());
+                   zgrid::format_duration(a.wait_timeout_ms).c_str());
       return kExitIncomplete;
     }
   }

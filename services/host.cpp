@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/protocol.hpp"
 #include "common/service_spec.hpp"
 
 namespace zgrid::svc {
@@ -80,7 +81,7 @@ Host::Resolved Host::resolve(std::string_view text) const {
       r.service = h.get();
   }
   if (r.service == nullptr) {
-    r.fault_code = "unknown_service";
+    r.fault_code = proto::fault::kUnknownService;
     r.message = "this node does not run " + std::string(text);
     return r;
   }

@@ -22,14 +22,15 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/protocol.hpp"
 #include "common/status.hpp"
 
 namespace zgrid::svc {
 
-// Fault codes a service may return (docs/protocol.md, "Faults").
-inline constexpr std::string_view kInvalidArgument = "invalid_argument";
-inline constexpr std::string_view kServiceError = "service_error";
-inline constexpr std::string_view kRetryable = "retryable";  // the head runs it again
+// Fault codes a service may return (docs/protocol.md, "Faults"): the wire's.
+inline constexpr std::string_view kInvalidArgument = proto::fault::kInvalidArgument;
+inline constexpr std::string_view kServiceError = proto::fault::kServiceError;
+inline constexpr std::string_view kRetryable = proto::fault::kRetryable;  // the head runs it again
 
 // Where a service writes its answer. The node reuses one Output per worker, so
 // `data` keeps its capacity between requests.
