@@ -25,6 +25,7 @@
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
 #include "head/auth.hpp"
+#include "head/batch_loader.hpp"
 #include "head/descriptors.hpp"
 #include "head/distributor.hpp"
 #include "head/fetch.hpp"
@@ -427,66 +428,21 @@ class Head {
     return Status::OK();
   }
 
-  // Reads a journaled batch back into requests (skipping answered ones).
-  // Unavailable: it cannot be read now (retried later); DataLoss: its record
-  // is missing or corrupt.
-  Status read_batch(Session& s, const BatchRef& b, std::vector<Request>* out) {
-    std::string v;
-    std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
-    Status st = journal_->get(key, &v);
-    if (st.code() == Code::kNotFound)
-      return Status::DataLoss("request batch " + jkey::describe(key) + " is missing");
-    if (!st.ok()) return st;
-    RequestRecord rec;
-    Envelope env;
-    proto::Send m;
-    if (!RequestRecord::decode(v, &rec) || rec.first_request_id != b.first_id ||
-        !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok() ||
-        !proto::decode_send(env, &m).ok())
-      return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
-    std::uint64_t id = b.first_id;
-    for (std::size_t i = 0; i < m.items.size(); ++i) {
-      if (!rec.statuses.empty() && (i >= rec.statuses.size() || rec.statuses[i] != 0)) continue;
-      if (!s.is_answered(id)) {
-        Request q;
-        q.id = id;
-        q.client = b.client;
-        q.user_data.assign(m.items[i].user_data);
-        q.payload.assign(m.items[i].payload);
-        out->push_back(std::move(q));
-      }
-      ++id;
-    }
-    return Status::OK();
-  }
-
-  // The requests of an unloaded batch, from memory or the journal. Policy
-  // for a batch that cannot be read (docs/operations.md, "Journal read
-  // errors"): unreadable for now (I/O error) -> false, it stays unloaded and
-  // is tried again in a second; corrupt or missing -> its unanswered requests
-  // are answered `data_loss`, and the batch is done with (true).
-  bool take_batch(Session& s, BatchRef& b, std::vector<Request>* reqs) {
-    if (!b.mem.empty()) {
-      reqs->swap(b.mem);
-      b.mem = std::vector<Request>();
-      return true;
-    }
-    Status st = read_batch(s, b, reqs);
-    if (st.ok()) return true;
-    if (Journal::is_corruption(st)) {
-      fault_lost_batch(s, b, st);
-      return true;
-    }
+  // What loading batches found (head/batch_loader.hpp), acted on: lost
+  // batches answered `data_loss`; an unreadable one counted, logged once and
+  // tried again in a second.
+  void after_load(Session& s, const LoadOutcome& out) {
+    for (const auto& [b, why] : out.lost) fault_lost_batch(s, b, why);
+    if (out.unreadable.ok()) return;
     ++journal_read_errors_;
     s.read_retry_at = now_ + kReadRetryMs;
     read_retry_.insert(s.ordinal);
     if (!s.read_error_logged) {
       s.read_error_logged = true;
       ZG_LOG(kError, kLog,
-             "journal read error session=" + s.id + ": " + st.message() +
+             "journal read error session=" + s.id + ": " + out.unreadable.message() +
                  "; its requests wait and the read is tried again every second");
     }
-    return false;
   }
 
   // A request batch whose journal record is lost: each of its requests not
@@ -514,25 +470,8 @@ class Head {
   // durable window: the head never holds a whole large session in memory.
   void load_ready(Session& s) {
     if (!s.durable || s.state == proto::SessionState::kCancelled) return;
-    for (auto it = s.unloaded.begin();
-         it != s.unloaded.end() && s.queue.size() < o_.durable_window;) {
-      BatchRef& b = s.batches[*it];
-      Client& c = s.clients[b.client];
-      if (c.removed) {
-        it = s.unloaded.erase(it);
-        continue;
-      }
-      if (b.first_id + b.n - 1 > c.flushed_id) {  // not flushed yet: it waits
-        ++it;
-        continue;
-      }
-      if (now_ < s.read_retry_at) break;  // a read failed a moment ago
-      std::vector<Request> reqs;
-      if (!take_batch(s, b, &reqs)) break;
-      for (auto& r : reqs)
-        if (!s.is_answered(r.id)) s.queue.push_back(std::move(r));
-      it = s.unloaded.erase(it);
-    }
+    if (now_ >= s.read_retry_at)  // else a read failed a moment ago
+      after_load(s, load_batches(*journal_, s, {o_.durable_window, true}));
     activate(&s);
   }
 
@@ -1346,19 +1285,8 @@ class Head {
   // queued ones and, for a durable session, every journaled batch not yet
   // loaded (flushed or not). Requests already running finish normally.
   std::uint64_t fault_unrun(Session& s, std::string_view code, std::string_view message) {
-    if (s.durable) {
-      for (auto it = s.unloaded.begin(); it != s.unloaded.end();) {
-        BatchRef& b = s.batches[*it];
-        if (s.clients[b.client].removed) {
-          it = s.unloaded.erase(it);
-          continue;
-        }
-        std::vector<Request> reqs;
-        if (!take_batch(s, b, &reqs)) break;  // unreadable for now: answered on a retry
-        for (auto& r : reqs) s.queue.push_back(std::move(r));
-        it = s.unloaded.erase(it);
-      }
-    }
+    if (s.durable)  // every batch, flushed or not; an unreadable one is answered on a retry
+      after_load(s, load_batches(*journal_, s, {UINT64_MAX, false}));
     std::uint64_t n = s.queue.size();
     while (!s.queue.empty()) {
       Request r = std::move(s.queue.front());

@@ -1,0 +1,76 @@
+#include "head/batch_loader.hpp"
+
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "head/journal_records.hpp"
+
+namespace zgrid::head {
+
+Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
+                  std::vector<Request>* out) {
+  std::string v;
+  std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
+  Status st = j.get(key, &v);
+  if (st.code() == Code::kNotFound)
+    return Status::DataLoss("request batch " + jkey::describe(key) + " is missing");
+  if (!st.ok()) return st;
+  RequestRecord rec;
+  Envelope env;
+  proto::Send m;
+  if (!RequestRecord::decode(v, &rec) || rec.first_request_id != b.first_id ||
+      !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok() ||
+      !proto::decode_send(env, &m).ok())
+    return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
+  std::uint64_t id = b.first_id;
+  for (std::size_t i = 0; i < m.items.size(); ++i) {
+    if (!rec.statuses.empty() && (i >= rec.statuses.size() || rec.statuses[i] != 0)) continue;
+    if (!s.is_answered(id)) {
+      Request q;
+      q.id = id;
+      q.client = b.client;
+      q.user_data.assign(m.items[i].user_data);
+      q.payload.assign(m.items[i].payload);
+      out->push_back(std::move(q));
+    }
+    ++id;
+  }
+  return Status::OK();
+}
+
+LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rule) {
+  LoadOutcome out;
+  for (auto it = s.unloaded.begin(); it != s.unloaded.end() && s.queue.size() < rule.window;) {
+    BatchRef& b = s.batches[*it];
+    const Client& c = s.clients[b.client];
+    if (c.removed) {
+      it = s.unloaded.erase(it);
+      continue;
+    }
+    if (rule.flushed_only && b.first_id + b.n - 1 > c.flushed_id) {  // not flushed: it waits
+      ++it;
+      continue;
+    }
+    std::vector<Request> reqs;
+    if (!b.mem.empty()) {
+      reqs.swap(b.mem);
+      b.mem = std::vector<Request>();
+    } else if (Status st = read_batch(j, s, b, &reqs); !st.ok()) {
+      if (!JournalReader::is_corruption(st)) {
+        out.unreadable = st;
+        break;
+      }
+      out.lost.emplace_back(BatchRef{b.first_id, b.n, b.client, {}}, st);
+      it = s.unloaded.erase(it);
+      continue;
+    }
+    for (auto& r : reqs) {
+      if (s.is_answered(r.id)) continue;
+      s.queue.push_back(std::move(r));
+      ++out.loaded;
+    }
+    it = s.unloaded.erase(it);
+  }
+  return out;
+}
+
+}  // namespace zgrid::head
