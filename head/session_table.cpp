@@ -36,6 +36,7 @@ Session& SessionTable::create(const std::string& owner, std::string id) {
   s->id = std::move(id);
   s->owner = owner;
   Session& ref = *s;
+  ref.key_load = &loads_[ref.owner];  // a node's address is stable until it is erased
   by_ordinal_[ref.ordinal] = &ref;
   sessions_[ref.id] = std::move(s);
   touch(ref);
@@ -43,11 +44,8 @@ Session& SessionTable::create(const std::string& owner, std::string id) {
 }
 
 void SessionTable::drop(Session* s) {
-  auto l = loads_.find(s->owner);
-  if (l != loads_.end()) {
-    add(l->second, s->contributed, -1);
-    if (l->second.sessions == 0) loads_.erase(l);
-  }
+  add(*s->key_load, s->contributed, -1);
+  if (s->key_load->sessions == 0) loads_.erase(s->owner);  // no session points at it now
   by_ordinal_.erase(s->ordinal);
   sessions_.erase(s->id);
 }
@@ -61,7 +59,7 @@ KeyLoad SessionTable::contribution(const Session& s) {
 void SessionTable::touch(Session& s) {
   KeyLoad now = contribution(s);
   if (now == s.contributed) return;
-  KeyLoad& l = loads_[s.owner];
+  KeyLoad& l = *s.key_load;
   add(l, s.contributed, -1);
   add(l, now, +1);
   s.contributed = now;

@@ -136,7 +136,8 @@ struct Session {
   bool rescan_pending = false;               // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
 
-  KeyLoad contributed;  // what it last added to its key's load (SessionTable::touch)
+  KeyLoad contributed;          // what it last added to its key's load (SessionTable::touch)
+  KeyLoad* key_load = nullptr;  // its key's load in the SessionTable (set there)
 
   bool is_answered(std::uint64_t id) const {
     return id / 64 < answered_bits.size() && (answered_bits[id / 64] >> (id % 64)) & 1;

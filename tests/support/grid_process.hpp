@@ -76,6 +76,11 @@ class Grid {
   Grid() = default;
   ~Grid();
 
+  // Heads check their incremental bookkeeping on every tick
+  // (ZGRID_TEST_VERIFY) unless this is turned off; benchmarks turn it off so
+  // that they measure the head as it runs in production.
+  static void set_verify_tables(bool on);
+
   // Starts zgrid-head on ephemeral ports with `extra` flags; waits until it listens.
   void start_head(const std::vector<std::string>& extra = {});
   // A command the head is started through from now on, e.g. {"/usr/bin/prlimit",
