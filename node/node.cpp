@@ -18,6 +18,7 @@
 #include "common/protocol.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
+#include "node/prefetch.hpp"
 #include "services/host.hpp"
 
 namespace zgrid::node {
@@ -143,16 +144,7 @@ struct TaskClock {
   std::atomic<std::uint64_t> tasks{0};
 };
 
-// Adaptive prefetch: ask for about kQueueTime of queued work per worker at the
-// measured mean task time. Enough that the head's refill (a round trip, and a
-// results message waits up to kMaxResultDelay) never leaves a worker idle;
-// little enough that a node never sits on much work another node could run.
-// Micro-requests get deep queues (few, large messages), long ones shallow.
-// The start is the old fixed default: until a node has measured anything, it
-// takes as much as it always did (quarantine compares a node with its peers
-// after 20 runs each, and a healthy node must reach that quickly).
-constexpr std::uint64_t kStartPrefetch = 64, kMinPrefetch = 4, kMaxPrefetch = 4096;
-constexpr double kQueueTimeNs = 5e6;
+// Adaptive prefetch (node/prefetch.hpp): looked at every kAdaptEveryMs.
 constexpr Millis kAdaptEveryMs = 20;
 
 // Results of one worker, sent in messages of at most kMaxResultBytes (well
@@ -349,7 +341,8 @@ class NodeIo {
         workers_(workers),
         task_clock_(task_clock),
         slots_(slots),
-        prefetch_(o.prefetch > 0 ? static_cast<std::uint64_t>(o.prefetch) : kStartPrefetch) {
+        prefetch_(o.prefetch > 0 ? static_cast<std::uint64_t>(o.prefetch)
+                                 : PrefetchPolicy{}.start) {
     for (const auto& h : host.services()) {
       services_.push_back(h->advertised);
       service_info_.push_back({h->advertised, static_cast<std::uint64_t>(h->info.task_timeout_ms),
@@ -551,7 +544,7 @@ class NodeIo {
   std::uint64_t capacity() const { return capacity_for(stuck_); }
 
   // Adaptive prefetch: from the task time measured since the last look, the
-  // credit that keeps about kQueueTimeNs of work per worker; a change of more
+  // credit that keeps a few milliseconds of work per worker (node/prefetch.hpp); a change of more
   // than 1.5x is sent at once, in a heartbeat that carries the new capacity.
   void adapt(Millis now) {
     if (now - last_adapt_ms_ < kAdaptEveryMs) return;
@@ -562,13 +555,11 @@ class NodeIo {
     if (d_tasks == 0) return;  // nothing finished: keep what we have
     seen_busy_ns_ = busy;
     seen_tasks_ = tasks;
-    double mean_ns = std::max(1.0, static_cast<double>(d_busy) / static_cast<double>(d_tasks));
-    std::uint64_t want =
-        std::clamp(static_cast<std::uint64_t>(kQueueTimeNs / mean_ns), kMinPrefetch, kMaxPrefetch);
-    if (want * 2 < prefetch_ * 3 && want * 3 > prefetch_ * 2) return;  // within 1.5x
+    std::uint64_t want = next_prefetch(prefetch_, d_busy, d_tasks);
+    if (want == prefetch_) return;
     ZG_LOG(kDebug, kLog,
-           "mean task time " + std::to_string(static_cast<std::uint64_t>(mean_ns)) +
-               " ns: prefetch " + std::to_string(prefetch_) + " -> " + std::to_string(want));
+           "mean task time " + std::to_string(d_busy / d_tasks) + " ns: prefetch " +
+               std::to_string(prefetch_) + " -> " + std::to_string(want));
     prefetch_ = want;
     send_heartbeat(now);
   }

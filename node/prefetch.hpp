@@ -30,9 +30,9 @@ inline std::uint64_t next_prefetch(std::uint64_t current, std::uint64_t busy_ns,
   if (tasks == 0) return current;  // nothing finished: keep what we have
   double mean_ns = std::max(1.0, static_cast<double>(busy_ns) / static_cast<double>(tasks));
   double ideal = p.queue_time_ns / mean_ns;
-  std::uint64_t want =
-      ideal >= static_cast<double>(p.max) ? p.max
-                                          : std::clamp(static_cast<std::uint64_t>(ideal), p.min, p.max);
+  std::uint64_t want = ideal >= static_cast<double>(p.max)
+                           ? p.max
+                           : std::clamp(static_cast<std::uint64_t>(ideal), p.min, p.max);
   if (want * 2 < current * 3 && want * 3 > current * 2) return current;  // within 1.5x
   return want;
 }

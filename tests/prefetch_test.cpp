@@ -28,7 +28,7 @@ TEST(Prefetch, NothingMeasuredOrASmallChangeKeepsTheCurrentValue) {
   EXPECT_EQ(next_prefetch(64, 120'000 * 10, 10), 41u);
 }
 
-TEST(Prefetch, ThePolicyIsTheCaller's) {
+TEST(Prefetch, ThePolicyBelongsToTheCaller) {
   PrefetchPolicy p;
   p.min = 1;
   p.max = 10;
