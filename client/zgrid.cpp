@@ -10,10 +10,13 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "client/client.hpp"
 #include "common/cli.hpp"
@@ -611,6 +614,159 @@ int cmd_drain(const Global& g, const std::string& node, bool undo, bool no_wait,
   }
 }
 
+// ---- the command table ---------------------------------------------------------
+
+// One subcommand: its name and help, and how it declares its flags on its
+// CLI11 subcommand, returning what runs it once the command line is parsed.
+// A new command is one entry here and its cmd_ function.
+using Run = std::function<int(const Global&)>;
+struct Command {
+  const char* name;
+  const char* help;
+  std::function<Run(CLI::App& sub)> declare;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table{
+      {"keygen", "Write a CURVE key pair: NAME.pub (share it) and NAME.key (mode 0600)",
+       [](CLI::App& sub) -> Run {
+         struct A {
+           std::string dir = ".", name;
+           bool force = false;
+         };
+         auto a = std::make_shared<A>();
+         if (const char* u = std::getenv("USER"); u && *u) a->name = u;
+         if (a->name.empty()) a->name = "zgrid";
+         sub.add_option("--out", a->dir, "Directory to write to")->capture_default_str();
+         sub.add_option("--name", a->name, "File name of the pair (default $USER)");
+         sub.add_flag("--force", a->force, "Replace existing files");
+         return [a](const Global&) { return cmd_keygen(a->dir, a->name, a->force); };
+       }},
+      {"submit", "Send a batch of requests to a new session",
+       [](CLI::App& sub) -> Run {
+         auto sa = std::make_shared<SubmitArgs>();
+         sub.add_option("--service", sa->service,
+                        "Service to run: name[@version][/operation] (e.g. factorize, "
+                        "montecarlo@1/pi)")
+             ->required();
+         sub.add_option("--operation", sa->operation,
+                        "Operation of the service (default: its first)");
+         sub.add_option("--input-format", sa->input_format,
+                        "lines: each line is a request; json: each line is a JSON document, sent "
+                        "as msgpack; msgpack: a stream of msgpack values")
+             ->capture_default_str();
+         sub.add_flag("--durable", sa->durable,
+                      "Journal requests and results (fetch them later by id)");
+         sub.add_flag("--interactive", sa->interactive, "Stream results back now (the default)");
+         sub.add_option("--file", sa->file, "One request per line; - for standard input");
+         sub.add_option("--random", sa->random, "Send N random numbers instead of a file");
+         sub.add_option("--seed", sa->seed, "Seed for --random")->each([sa](const std::string&) {
+           sa->seed_given = true;
+         });
+         sub.add_option("--bits", sa->bits, "Random numbers are below 2^BITS")
+             ->capture_default_str();
+         sub.add_option("--client-id", sa->client_id, "Name of this sender (default: random)");
+         sub.add_flag("--no-end", sa->no_end,
+                      "Send and get acknowledgements, but neither flush nor end");
+         sub.add_flag("--json", sa->json, "Interactive results as JSON lines");
+         zgrid::cli::add_duration(sub, "--client-idle-timeout", &sa->client_idle_timeout_ms,
+                                  "Idle timeout for clients of this session (default: the head's)");
+         zgrid::cli::add_duration(
+             sub, "--task-timeout", &sa->task_timeout_ms,
+             "A request running longer than this is lost and retried (default: the head's)");
+         zgrid::cli::add_duration(sub, "--deadline", &sa->deadline_ms,
+                                  "What has not run this long after submission faults as timeout");
+         sub.add_option("--batch", sa->batch, "Requests per batch")
+             ->capture_default_str()
+             ->check(CLI::Range(1, 65536));
+         return [sa](const Global& g) { return cmd_submit(g, *sa); };
+       }},
+      {"fetch", "Print the responses of a durable session",
+       [](CLI::App& sub) -> Run {
+         auto fa = std::make_shared<FetchArgs>();
+         sub.add_option("session", fa->session_id, "Session id")->required();
+         sub.add_flag("--no-wait", fa->no_wait, "Print what is ready and exit (3 if incomplete)");
+         sub.add_option("--from", fa->from,
+                        "Start at this response number (1-based; an incomplete fetch prints "
+                        "where to resume)");
+         sub.add_flag("--json", fa->json, "JSON lines with request id, input and result");
+         zgrid::cli::add_duration(sub, "--wait-timeout", &fa->wait_timeout_ms,
+                                  "Give up waiting for completion after this long (exit 3)");
+         return [fa](const Global& g) { return cmd_fetch(g, *fa); };
+       }},
+      {"status", "Counters of a session, or of the grid",
+       [](CLI::App& sub) -> Run {
+         struct A {
+           std::string id;
+           bool json = false, watch = false;
+           Millis interval_ms = 1000;
+         };
+         auto a = std::make_shared<A>();
+         sub.add_option("session", a->id, "Session id (omit for the grid)");
+         sub.add_flag("--json", a->json, "One JSON object");
+         sub.add_flag("--watch", a->watch,
+                      "Keep watching: a progress bar on a terminal, lines otherwise");
+         zgrid::cli::add_duration(sub, "--interval", &a->interval_ms, "How often --watch looks");
+         return [a](const Global& g) {
+           if (a->watch) return cmd_watch(g, a->id, std::max<Millis>(50, a->interval_ms));
+           return cmd_status(g, a->id, a->json);
+         };
+       }},
+      {"drain", "Stop new work to a node and wait until it is empty",
+       [](CLI::App& sub) -> Run {
+         struct A {
+           std::string node;
+           bool undo = false, no_wait = false;
+           Millis timeout_ms = 0;
+         };
+         auto a = std::make_shared<A>();
+         sub.add_option("node", a->node, "Node id (see zgrid nodes)")->required();
+         sub.add_flag("--undo", a->undo, "Let the node take work again");
+         sub.add_flag("--no-wait", a->no_wait, "Do not wait for its in-flight work");
+         zgrid::cli::add_duration(sub, "--wait-timeout", &a->timeout_ms,
+                                  "Give up waiting after this long (exit 3)");
+         return [a](const Global& g) {
+           return cmd_drain(g, a->node, a->undo, a->no_wait, a->timeout_ms);
+         };
+       }},
+      {"nodes", "Compute nodes and their load",
+       [](CLI::App& sub) -> Run {
+         auto json = std::make_shared<bool>(false);
+         sub.add_flag("--json", *json, "JSON lines");
+         return [json](const Global& g) { return cmd_nodes(g, *json); };
+       }},
+      {"sessions", "Sessions and their counters",
+       [](CLI::App& sub) -> Run {
+         auto json = std::make_shared<bool>(false);
+         sub.add_flag("--json", *json, "JSON lines");
+         return [json](const Global& g) { return cmd_sessions(g, *json); };
+       }},
+      {"close", "Seal a session (--purge: delete all its data)",
+       [](CLI::App& sub) -> Run {
+         struct A {
+           std::string id;
+           bool purge = false;
+         };
+         auto a = std::make_shared<A>();
+         sub.add_option("session", a->id, "Session id (the full id)")->required();
+         sub.add_flag("--purge", a->purge, "Delete every request and response of it");
+         return [a](const Global& g) {
+           return cmd_close(
+               g, a->id,
+               a->purge ? zgrid::proto::CloseMode::kPurge : zgrid::proto::CloseMode::kSeal);
+         };
+       }},
+      {"cancel", "Stop a session: what has not run faults as cancelled",
+       [](CLI::App& sub) -> Run {
+         auto id = std::make_shared<std::string>();
+         sub.add_option("session", *id, "Session id")->required();
+         return
+             [id](const Global& g) { return cmd_close(g, *id, zgrid::proto::CloseMode::kCancel); };
+       }},
+  };
+  return table;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -630,116 +786,17 @@ int main(int argc, char** argv) {
   app.add_option("--key", g.key_file, "This user's secret key file (default $ZGRID_KEY)");
   app.set_config("--config", "", "Read these options from an INI/TOML file");
 
-  std::string keygen_dir = ".", keygen_name;
-  bool keygen_force = false;
-  if (const char* u = std::getenv("USER"); u && *u) keygen_name = u;
-  if (keygen_name.empty()) keygen_name = "zgrid";
-  auto* keygen = app.add_subcommand(
-      "keygen", "Write a CURVE key pair: NAME.pub (share it) and NAME.key (mode 0600)");
-  keygen->add_option("--out", keygen_dir, "Directory to write to")->capture_default_str();
-  keygen->add_option("--name", keygen_name, "File name of the pair (default $USER)");
-  keygen->add_flag("--force", keygen_force, "Replace existing files");
-
-  SubmitArgs sa;
-  auto* submit = app.add_subcommand("submit", "Send a batch of requests to a new session");
-  submit
-      ->add_option("--service", sa.service,
-                   "Service to run: name[@version][/operation] (e.g. factorize, montecarlo@1/pi)")
-      ->required();
-  submit->add_option("--operation", sa.operation, "Operation of the service (default: its first)");
-  submit
-      ->add_option("--input-format", sa.input_format,
-                   "lines: each line is a request; json: each line is a JSON document, sent as "
-                   "msgpack; msgpack: a stream of msgpack values")
-      ->capture_default_str();
-  submit->add_flag("--durable", sa.durable,
-                   "Journal requests and results (fetch them later by id)");
-  submit->add_flag("--interactive", sa.interactive, "Stream results back now (the default)");
-  submit->add_option("--file", sa.file, "One request per line; - for standard input");
-  submit->add_option("--random", sa.random, "Send N random numbers instead of a file");
-  submit->add_option("--seed", sa.seed, "Seed for --random")->each([&](const std::string&) {
-    sa.seed_given = true;
-  });
-  submit->add_option("--bits", sa.bits, "Random numbers are below 2^BITS")->capture_default_str();
-  submit->add_option("--client-id", sa.client_id, "Name of this sender (default: random)");
-  submit->add_flag("--no-end", sa.no_end,
-                   "Send and get acknowledgements, but neither flush nor end");
-  submit->add_flag("--json", sa.json, "Interactive results as JSON lines");
-  zgrid::cli::add_duration(*submit, "--client-idle-timeout", &sa.client_idle_timeout_ms,
-                           "Idle timeout for clients of this session (default: the head's)");
-  zgrid::cli::add_duration(
-      *submit, "--task-timeout", &sa.task_timeout_ms,
-      "A request running longer than this is lost and retried (default: the head's)");
-  zgrid::cli::add_duration(*submit, "--deadline", &sa.deadline_ms,
-                           "What has not run this long after submission faults as timeout");
-  submit->add_option("--batch", sa.batch, "Requests per batch")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
-
-  FetchArgs fa;
-  auto* fetch = app.add_subcommand("fetch", "Print the responses of a durable session");
-  fetch->add_option("session", fa.session_id, "Session id")->required();
-  fetch->add_flag("--no-wait", fa.no_wait, "Print what is ready and exit (3 if incomplete)");
-  fetch->add_option(
-      "--from", fa.from,
-      "Start at this response number (1-based; an incomplete fetch prints where to resume)");
-  fetch->add_flag("--json", fa.json, "JSON lines with request id, input and result");
-  zgrid::cli::add_duration(*fetch, "--wait-timeout", &fa.wait_timeout_ms,
-                           "Give up waiting for completion after this long (exit 3)");
-
-  std::string status_id;
-  bool status_json = false;
-  auto* status = app.add_subcommand("status", "Counters of a session, or of the grid");
-  status->add_option("session", status_id, "Session id (omit for the grid)");
-  status->add_flag("--json", status_json, "One JSON object");
-  bool status_watch = false;
-  Millis watch_interval_ms = 1000;
-  status->add_flag("--watch", status_watch,
-                   "Keep watching: a progress bar on a terminal, lines otherwise");
-  zgrid::cli::add_duration(*status, "--interval", &watch_interval_ms, "How often --watch looks");
-
-  std::string drain_node;
-  bool drain_undo = false, drain_no_wait = false;
-  Millis drain_timeout_ms = 0;
-  auto* drain = app.add_subcommand("drain", "Stop new work to a node and wait until it is empty");
-  drain->add_option("node", drain_node, "Node id (see zgrid nodes)")->required();
-  drain->add_flag("--undo", drain_undo, "Let the node take work again");
-  drain->add_flag("--no-wait", drain_no_wait, "Do not wait for its in-flight work");
-  zgrid::cli::add_duration(*drain, "--wait-timeout", &drain_timeout_ms,
-                           "Give up waiting after this long (exit 3)");
-
-  bool nodes_json = false, sessions_json = false;
-  auto* nodes = app.add_subcommand("nodes", "Compute nodes and their load");
-  nodes->add_flag("--json", nodes_json, "JSON lines");
-  auto* sessions = app.add_subcommand("sessions", "Sessions and their counters");
-  sessions->add_flag("--json", sessions_json, "JSON lines");
-
-  std::string close_id;
-  bool purge = false;
-  auto* close = app.add_subcommand("close", "Seal a session (--purge: delete all its data)");
-  close->add_option("session", close_id, "Session id (the full id)")->required();
-  close->add_flag("--purge", purge, "Delete every request and response of it");
-  std::string cancel_id;
-  auto* cancel =
-      app.add_subcommand("cancel", "Stop a session: what has not run faults as cancelled");
-  cancel->add_option("session", cancel_id, "Session id")->required();
+  std::vector<std::pair<CLI::App*, Run>> runs;
+  for (const Command& c : commands()) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    runs.emplace_back(sub, c.declare(*sub));
+  }
 
   if (int rc = zgrid::cli::parse(app, argc, argv, ""); rc >= 0) return rc;
   if (g.timeout_ms <= 0) return fail("--timeout must be positive");
   try {
-    if (*keygen) return cmd_keygen(keygen_dir, keygen_name, keygen_force);
-    if (*submit) return cmd_submit(g, sa);
-    if (*fetch) return cmd_fetch(g, fa);
-    if (*status && status_watch)
-      return cmd_watch(g, status_id, std::max<Millis>(50, watch_interval_ms));
-    if (*status) return cmd_status(g, status_id, status_json);
-    if (*drain) return cmd_drain(g, drain_node, drain_undo, drain_no_wait, drain_timeout_ms);
-    if (*nodes) return cmd_nodes(g, nodes_json);
-    if (*sessions) return cmd_sessions(g, sessions_json);
-    if (*close)
-      return cmd_close(g, close_id,
-                       purge ? zgrid::proto::CloseMode::kPurge : zgrid::proto::CloseMode::kSeal);
-    if (*cancel) return cmd_close(g, cancel_id, zgrid::proto::CloseMode::kCancel);
+    for (auto& [sub, run] : runs)
+      if (*sub) return run(g);
   } catch (const std::exception& e) {
     return fail(std::string(e.what()));
   }
