@@ -32,7 +32,7 @@ Status KeyStore::load(std::string* summary) {
                " node keys, " + std::to_string(admins.size()) + " admin keys";
     for (const auto& p : problems) *summary += "; skipped: " + p;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   clients_ = std::move(clients).value();
   nodes_ = std::move(nodes).value();
   admins_ = std::move(admins);
@@ -40,7 +40,7 @@ Status KeyStore::load(std::string* summary) {
 }
 
 std::string KeyStore::admit(const std::string& domain, const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (domain == kNodesDomain) {
     auto it = nodes_.find(key);
     return it == nodes_.end() ? std::string() : it->second;
@@ -53,12 +53,12 @@ std::string KeyStore::admit(const std::string& domain, const std::string& key) c
 }
 
 bool KeyStore::is_admin(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return admins_.count(key) > 0;
 }
 
 std::string KeyStore::name_of(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto* m : {&clients_, &admins_, &nodes_})
     if (auto it = m->find(key); it != m->end()) return it->second;
   return key.substr(0, 8) + "…";
@@ -126,7 +126,7 @@ void ZapHandler::run(zmq::socket_t sock) {
     std::string name;
     bool probe = false;
     {
-      std::lock_guard<std::mutex> lock(probe_mu_);
+      MutexLock lock(probe_mu_);
       probe = !key.empty() && key == probe_key_;
     }
     if (!key.empty() && !probe) name = keys_.admit(domain, key);

@@ -21,6 +21,7 @@
 #include <zmq.hpp>
 
 #include "common/status.hpp"
+#include "common/thread_annotations.hpp"
 
 namespace zgrid::head {
 
@@ -46,8 +47,10 @@ class KeyStore {
 
  private:
   const std::string clients_dir_, nodes_dir_, admins_dir_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::string> clients_, nodes_, admins_;  // key -> name; guarded by mu_
+  mutable Mutex mu_;
+  // key -> name
+  std::map<std::string, std::string> clients_ ZG_GUARDED_BY(mu_), nodes_ ZG_GUARDED_BY(mu_),
+      admins_ ZG_GUARDED_BY(mu_);
 };
 
 class ZapHandler {
@@ -67,7 +70,7 @@ class ZapHandler {
   std::uint64_t refused() const { return refused_.load(); }
   // Refuse every request naming this key (the self-test's throwaway key).
   void set_probe_key(const std::string& z85) {
-    std::lock_guard<std::mutex> lock(probe_mu_);
+    MutexLock lock(probe_mu_);
     probe_key_ = z85;
   }
   bool probe_refused() const { return probe_refused_.load(); }
@@ -81,8 +84,8 @@ class ZapHandler {
   std::atomic<bool> stop_{false};
   std::atomic<bool> alive_{false};
   std::atomic<std::uint64_t> answered_{0}, refused_{0};
-  std::mutex probe_mu_;
-  std::string probe_key_;  // guarded by probe_mu_
+  Mutex probe_mu_;
+  std::string probe_key_ ZG_GUARDED_BY(probe_mu_);
   std::atomic<bool> probe_refused_{false};
 };
 

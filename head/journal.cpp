@@ -145,7 +145,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
 
 Journal::~Journal() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -157,7 +157,7 @@ Journal::~Journal() {
 std::uint64_t Journal::submit(JournalOp op) {
   std::uint64_t seq;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     seq = op.seq = ++next_seq_;
     backlog_.fetch_add(op.bytes(), std::memory_order_relaxed);
     queue_.push_back(std::move(op));
@@ -174,12 +174,12 @@ std::string Journal::health_reason() const {
                 ? std::string()
                 : " plus the " + std::to_string(o_.reserve_bytes >> 20) + " MiB disk reserve") +
            ")";
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return error_.empty() ? "ok" : error_;
 }
 
 JournalStats Journal::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -482,7 +482,7 @@ bool Journal::commit(Group& g) {
     return false;
   }
   if (o_.crash_after_syncs >= 0) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stats_.syncs + 1 >= static_cast<std::uint64_t>(o_.crash_after_syncs)) {
       // Test crash point: synced, not yet acknowledged to anyone.
       ZG_LOG(kWarn, kLog, "crash point after-sync reached: SIGKILL");
@@ -504,7 +504,7 @@ bool Journal::commit(Group& g) {
 
 void Journal::mark_healthy() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     error_.clear();
   }
   no_space_.store(false);
@@ -552,8 +552,10 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
   while (true) {
     Group g;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      while (!stop_ && queue_.empty())
+        if (cv_.wait_until(lock, until) == std::cv_status::timeout) break;
       if (stop_ && queue_.empty()) break;
       // Group commit: everything waiting, up to the size limit. A purge or
       // another maintenance write goes alone, after what precedes it (a
@@ -587,7 +589,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
                     (healthy_.load() || (maintenance && reopens_.load() > reopens_taken_.load()));
     bool ok = false;
     if (!writable) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       g.error = error_.empty() ? "journal unavailable" : error_;
     } else {
       ok = commit(g);
@@ -596,7 +598,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
     for (auto& op : g.ops) bytes += op.bytes();
     backlog_.fetch_sub(bytes, std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (ok) {
         ++stats_.syncs;
         stats_.ops += g.ops.size();

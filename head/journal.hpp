@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "common/status.hpp"
+#include "common/thread_annotations.hpp"
 #include "head/journal_files.hpp"
 #include "head/journal_records.hpp"
 #include "head/journal_store.hpp"
@@ -207,13 +208,13 @@ class Journal : public JournalReader {
   leveldb::DB* db_ = nullptr;           // replaced only by try_reopen(), holding db_mu_
   bool reserve_present_ = false;        // journal thread (and open)
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;   // ops queued, or stop
-  std::deque<JournalOp> queue_;  // guarded by mu_: submitted ops
-  bool stop_ = false;            // guarded by mu_
-  std::uint64_t next_seq_ = 0;   // guarded by mu_
-  JournalStats stats_;           // guarded by mu_
-  std::string error_;            // guarded by mu_: why the last write failed
+  mutable Mutex mu_;
+  std::condition_variable_any cv_;                  // ops queued, or stop
+  std::deque<JournalOp> queue_ ZG_GUARDED_BY(mu_);  // submitted ops
+  bool stop_ ZG_GUARDED_BY(mu_) = false;
+  std::uint64_t next_seq_ ZG_GUARDED_BY(mu_) = 0;
+  JournalStats stats_ ZG_GUARDED_BY(mu_);
+  std::string error_ ZG_GUARDED_BY(mu_);  // why the last write failed
 
   std::atomic<std::size_t> backlog_{0};
   std::atomic<bool> healthy_{true};

@@ -79,7 +79,7 @@ int FdReserve::open_with_reserve(const std::function<int()>& open) {
 }
 
 bool FdReserve::give_one() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (fds_.empty()) return false;
   ::close(fds_.back());
   fds_.pop_back();
@@ -91,7 +91,7 @@ bool FdReserve::give_one() {
 }
 
 void FdReserve::refill() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (static_cast<int>(fds_.size()) < want_) {
     int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
@@ -144,7 +144,7 @@ std::string Segments::path(std::string_view sid) const {
 }
 
 Result<std::shared_ptr<Segments::File>> Segments::open(std::string_view sid, bool create) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string key(sid);
   if (auto it = open_.find(key); it != open_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.second);
@@ -195,7 +195,7 @@ Status Segments::read(std::string_view sid, const SegPtr& p, std::string* out) {
 
 void Segments::remove(std::string_view sid) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = open_.find(std::string(sid)); it != open_.end()) {
       lru_.erase(it->second.second);
       open_.erase(it);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.hpp"
+#include "common/thread_annotations.hpp"
 
 namespace leveldb {
 class Env;
@@ -44,9 +45,9 @@ class FdReserve {
 
  private:
   const int want_;
-  std::mutex mu_;
-  std::vector<int> fds_;  // guarded by mu_
-  bool logged_ = false;   // guarded by mu_
+  Mutex mu_;
+  std::vector<int> fds_ ZG_GUARDED_BY(mu_);
+  bool logged_ ZG_GUARDED_BY(mu_) = false;
 };
 
 // LevelDB's default Env with every file open retried through `fds`.
@@ -97,11 +98,11 @@ class Segments {
   const std::string dir_;
   FdReserve& fds_;
   const std::size_t max_open_;
-  std::mutex mu_;
-  std::list<std::string> lru_;  // guarded by mu_: most recent first
+  Mutex mu_;
+  std::list<std::string> lru_ ZG_GUARDED_BY(mu_);  // most recent first
   std::unordered_map<std::string,
                      std::pair<std::shared_ptr<File>, std::list<std::string>::iterator>>
-      open_;  // guarded by mu_
+      open_ ZG_GUARDED_BY(mu_);
 };
 
 }  // namespace zgrid::head

@@ -16,6 +16,7 @@
 #include "common/codec.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
+#include "common/thread_annotations.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
 #include "node/prefetch.hpp"
@@ -56,14 +57,14 @@ class WorkQueue {
  public:
   void push(std::shared_ptr<Batch> b) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       q_.push_back(std::move(b));
     }
     cv_.notify_all();
   }
   // Claims one task: blocks until there is one or the queue is stopped.
   bool claim(std::shared_ptr<Batch>* batch, std::size_t* index) {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     while (true) {
       while (!q_.empty()) {
         std::size_t i = q_.front()->next.fetch_add(1);
@@ -87,7 +88,7 @@ class WorkQueue {
   }
   // Takes every unclaimed task out of the queue (none is run here).
   std::vector<Unclaimed> take_all() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::vector<Unclaimed> out;
     for (auto& b : q_)
       for (std::size_t i = b->next.fetch_add(b->tasks.items.size()); i < b->tasks.items.size(); ++i)
@@ -97,7 +98,7 @@ class WorkQueue {
   }
   // Drops batches of older generations (after a reconnect).
   void drop_older(std::uint64_t generation) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::deque<std::shared_ptr<Batch>> keep;
     for (auto& b : q_)
       if (b->generation >= generation) keep.push_back(std::move(b));
@@ -105,17 +106,17 @@ class WorkQueue {
   }
   void stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stopped_ = true;
     }
     cv_.notify_all();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Batch>> q_;  // guarded by mu_
-  bool stopped_ = false;                  // guarded by mu_
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<std::shared_ptr<Batch>> q_ ZG_GUARDED_BY(mu_);
+  bool stopped_ ZG_GUARDED_BY(mu_) = false;
 };
 
 // What the I/O thread needs to enforce a task timeout on one worker: which
