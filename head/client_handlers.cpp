@@ -1,0 +1,578 @@
+#include "head/client_handlers.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include "common/log.hpp"
+#include "common/service_spec.hpp"
+#include "common/util.hpp"
+#include "head/journal_records.hpp"
+
+namespace zgrid::head {
+
+namespace {
+constexpr const char* kLog = "head";
+
+proto::SessionInfo info_of(const Session& s) {
+  return proto::SessionInfo{s.id, s.service, s.durable, s.state};
+}
+}  // namespace
+
+Status ClientHandlers::handle(const Call& call) {
+  Envelope& env = call.env;
+  switch (env.type) {
+    case proto::kHello:
+      reply_hello(call);
+      return Status::OK();
+    case proto::kPing: {
+      proto::ClientRef m;
+      if (!env.fields.at_end()) {
+        ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
+        Session* s;
+        Client* c;
+        if (!m.session_id.empty()) (void)bind_client(call, m.session_id, m.client_id, &s, &c);
+      }
+      // The reply names this head instance: a client notices a restart.
+      reply_hello(call);
+      return Status::OK();
+    }
+    case proto::kCreateSession:
+      return on_create_session(call);
+    case proto::kAttachSession:
+      return on_attach(call);
+    case proto::kOpenClient:
+      return on_open_client(call);
+    case proto::kSend:
+      return on_send(call);
+    case proto::kFlush:
+      return on_flush(call, false);
+    case proto::kEndRequests:
+      return on_flush(call, true);
+    case proto::kRespAck: {
+      proto::ClientRef m;
+      ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
+      Session* s;
+      Client* c;
+      if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
+      r_.outbox.acked(*c, m.value);
+      return Status::OK();
+    }
+    case proto::kStatus:
+      return on_status(call);
+    case proto::kNodes:
+      return on_nodes(call);
+    case proto::kSessions:
+      return on_sessions(call);
+    case proto::kClose:
+      return on_close(call);
+    case proto::kFetch:
+      return on_fetch(call);
+    case proto::kDrain:
+      return on_drain(call);
+    default:
+      return Status::Protocol("unknown message type " + std::to_string(env.type));
+  }
+}
+
+void ClientHandlers::reply_hello(const Call& call) {
+  Writer w = proto::begin(proto::kHelloOk, call.env.corr, 2);
+  w.str(kVersion).str(ctx_.instance);
+  reply_(call.rid, w.finish());
+}
+
+Durable::OpDone ClientHandlers::reply_when_done(const std::string& rid, std::uint64_t corr) {
+  return [this, rid, corr](bool ok, const std::string& err) {
+    if (ok)
+      reply_(rid, proto::encode_ok(corr));
+    else
+      reply_error(rid, corr, Durable::write_failed(err));
+  };
+}
+
+Status ClientHandlers::find_owned(const std::string& sid, const std::string& key, Session** s) {
+  *s = r_.sessions.find(sid);
+  if (*s == nullptr) return session_not_found(sid);
+  return r_.security.check_owner(**s, key);
+}
+
+Status ClientHandlers::session_not_found(const std::string& id) const {
+  if (r_.sessions.purged(id)) return Status::NotFound("session " + id + " was purged");
+  return Status::NotFound("unknown session " + id);
+}
+
+Status ClientHandlers::bind_client(const Call& call, const std::string& sid, const std::string& cid,
+                                   Session** s, Client** c) {
+  ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, s));
+  auto it = (*s)->client_index.find(cid);
+  if (it == (*s)->client_index.end())
+    return Status::NotFound("unknown client " + cid + " in session " + sid);
+  *c = &(*s)->clients[it->second];
+  if ((*c)->removed || (*c)->removing)
+    return Status::NotFound("client " + cid + " was removed (idle timeout)");
+  (*c)->rid = call.rid;  // a reconnecting client arrives with a new routing id
+  (*c)->last_activity = ctx_.now;
+  (*s)->last_activity = ctx_.now;
+  return Status::OK();
+}
+
+Status ClientHandlers::on_create_session(const Call& call) {
+  const HeadOptions& o = ctx_.o;
+  proto::CreateSession m;
+  ZG_RETURN_IF_ERROR(proto::decode_create_session(call.env, &m));
+  if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
+  if (auto sp = spec::parse(m.service); !sp.ok()) return sp.status();
+  if (m.durable && !r_.durable.enabled())
+    return Status::FailedPrecondition(
+        "this head keeps no journal: start it with --data-dir for durable sessions");
+  if (m.durable && !r_.durable.journal().healthy()) return r_.durable.unavailable();
+  if (o.max_sessions_per_key > 0) {
+    std::uint64_t open = r_.sessions.load(call.peer_key).open;
+    if (open >= o.max_sessions_per_key)
+      return Status::ResourceExhausted(
+          "this key has " + std::to_string(open) + " open sessions (the head allows " +
+          std::to_string(o.max_sessions_per_key) + " per key): close some first");
+  }
+  Session& s = r_.sessions.create(call.peer_key);
+  s.service = m.service;
+  s.durable = m.durable;
+  s.client_idle_timeout_ms = m.client_idle_timeout_ms
+                                 ? static_cast<Millis>(m.client_idle_timeout_ms)
+                                 : o.client_idle_timeout_ms;
+  s.created_wall = wall_seconds();
+  s.last_activity = ctx_.now;
+  s.task_timeout_ms = static_cast<Millis>(m.task_timeout_ms);
+  if (m.deadline_ms > 0) {
+    s.deadline = ctx_.now + static_cast<Millis>(m.deadline_ms);
+    s.deadline_wall = s.created_wall + static_cast<std::int64_t>((m.deadline_ms + 999) / 1000);
+  }
+  ZG_LOG(kInfo, kLog,
+         "session created session=" + s.id + " service=" + s.service +
+             (s.durable ? " durable" : " interactive") +
+             (r_.security.curve() ? " owner=" + r_.security.name_of(s.owner) : std::string()));
+  if (!s.durable) {
+    reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(s)));
+    return Status::OK();
+  }
+  JournalOp op;
+  Durable::put_session(op, s);
+  r_.durable.submit(std::move(op), [this, rid = call.rid, corr = call.env.corr, ord = s.ordinal](
+                                       bool ok, const std::string& err) {
+    Session* s = r_.sessions.by_ordinal(ord);
+    if (!s) return;
+    if (!ok) {
+      reply_error(rid, corr, Durable::write_failed(err));
+      r_.lifecycle.drop(*s);
+      return;
+    }
+    reply_(rid, proto::encode_session_info(corr, info_of(*s)));
+  });
+  return Status::OK();
+}
+
+Status ClientHandlers::on_attach(const Call& call) {
+  std::string sid;
+  ZG_RETURN_IF_ERROR(proto::decode_query(call.env, &sid));
+  Session* s;
+  ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, &s));
+  s->last_activity = ctx_.now;
+  reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(*s)));
+  return Status::OK();
+}
+
+Status ClientHandlers::on_open_client(const Call& call) {
+  proto::OpenClient m;
+  ZG_RETURN_IF_ERROR(proto::decode_open_client(call.env, &m));
+  if (!valid_name(m.client_id))
+    return Status::InvalidArgument("client id must be 1..64 printable characters");
+  Session* s;
+  ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
+  auto it = s->client_index.find(m.client_id);
+  if (it == s->client_index.end()) {
+    if (s->state != proto::SessionState::kOpen)
+      return Status::FailedPrecondition("session " + s->id + " is " + proto::state_name(s->state) +
+                                        ": no new clients");
+    Client c;
+    c.id = m.client_id;
+    c.rid = call.rid;
+    c.last_activity = ctx_.now;
+    s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
+    s->clients.push_back(std::move(c));
+    it = s->client_index.find(m.client_id);
+  } else {
+    Client& c = s->clients[it->second];
+    if (c.removed) return Status::NotFound("client " + c.id + " was removed (idle timeout)");
+    // A second live client with the same id is refused; the same client
+    // coming back (new connection after its old one went quiet, or after a
+    // head restart) is not.
+    bool live = !c.ended && !c.rid.empty() && c.rid != call.rid &&
+                ctx_.now - c.last_activity < kLiveWindowMs;
+    if (live)
+      return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
+    c.rid = call.rid;
+    c.last_activity = ctx_.now;
+  }
+  const Client& c = s->clients[it->second];
+  reply_(call.rid, proto::encode_client_opened(call.env.corr, {s->id, c.id, c.acked_seq}));
+  return Status::OK();
+}
+
+Status ClientHandlers::on_send(const Call& call) {
+  proto::Send m;
+  ZG_RETURN_IF_ERROR(proto::decode_send(call.env, &m));
+  Session* s;
+  Client* c;
+  ZG_RETURN_IF_ERROR(
+      bind_client(call, std::string(m.session_id), std::string(m.client_id), &s, &c));
+  if (c->ended)
+    return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
+  if (s->state != proto::SessionState::kOpen)
+    return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
+  if (s->purging > 0) return Status::FailedPrecondition("session " + s->id + " is being purged");
+  if (m.first_seq > c->accepted_seq + 1)
+    return Status(Code::kOutOfSequence, "sequence gap: expected " +
+                                            std::to_string(c->accepted_seq + 1) + ", got " +
+                                            std::to_string(m.first_seq));
+  if (s->durable && !r_.durable.journal().healthy()) return r_.durable.unavailable();
+  ZG_RETURN_IF_ERROR(check_key_quotas(*s, m.items.size(), call.frame.size()));
+  proto::Ack ack;
+  ack.session_id = s->id;
+  ack.client_id = c->id;
+  ack.first_seq = m.first_seq;
+  ack.count = m.items.size();
+  ack.first_request_id = s->next_request_id;
+  std::uint32_t cidx = s->client_index[c->id];
+  std::vector<Request> accepted;
+  accepted.reserve(m.items.size());
+  for (std::size_t i = 0; i < m.items.size(); ++i) {
+    std::uint64_t seq = m.first_seq + i;
+    const proto::SendItem& it = m.items[i];
+    std::uint8_t status = proto::kItemOk;
+    if (seq <= c->accepted_seq)
+      status = proto::kItemDuplicate;
+    else if (it.payload.size() > proto::kMaxPayload || it.user_data.size() > proto::kMaxUserData)
+      status = proto::kItemTooLarge;
+    if (status != proto::kItemOk) {
+      if (ack.statuses.empty())
+        ack.statuses.assign(m.items.size(), static_cast<char>(proto::kItemOk));
+      ack.statuses[i] = static_cast<char>(status);
+      if (seq > c->accepted_seq) c->accepted_seq = seq;
+      continue;
+    }
+    Request r;
+    r.id = s->next_request_id++;
+    r.client = cidx;
+    r.user_data.assign(it.user_data);
+    r.payload.assign(it.payload);
+    accepted.push_back(std::move(r));
+    c->accepted_seq = seq;
+  }
+  std::uint64_t n = accepted.size();
+  if (n > 0) c->max_id = accepted.back().id;
+  if (s->durable)
+    return on_send_durable(call, *s, *c, std::move(ack), std::move(accepted), m.flush);
+  for (auto& r : accepted) s->queue.push_back(std::move(r));
+  c->acked_seq = c->accepted_seq;
+  c->sent += n;
+  s->total += n;
+  r_.sessions.touch(*s);
+  r_.tasks.activate(s);
+  // Back-pressure: above the high-water mark the acknowledgement waits, so
+  // the client's send window closes and head memory stays bounded.
+  if (r_.outbox.must_hold(*s, *c))
+    r_.outbox.hold(*c, {std::move(ack), call.env.corr});
+  else
+    reply_(call.rid, proto::encode_ack(call.env.corr, ack));
+  return Status::OK();
+}
+
+// Durable: journal the batch (the received frame as it is: no re-encoding)
+// and the client's new high-water sequence in one synced write; only then
+// acknowledge. A resend after a crash finds its items duplicates.
+Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
+                                       std::vector<Request> accepted, bool flush) {
+  std::uint64_t n = accepted.size();
+  c.sent += n;
+  std::uint64_t flushed = flush ? c.max_id : c.flushed_id;
+  JournalOp op;
+  if (n > 0) {
+    RequestRecord rr{ack.statuses, ack.first_request_id,
+                     std::string_view(call.frame.data<char>(), call.frame.size())};
+    op.puts.emplace_back(jkey::numbered(jkey::kRequests, s.id, ack.first_request_id), rr.encode());
+    IndexRecord ir{n, c.id, op.puts.back().second.size()};
+    op.puts.emplace_back(jkey::numbered(jkey::kIndex, s.id, ack.first_request_id), ir.encode());
+  }
+  Durable::put_client(op, s, c, c.accepted_seq, c.sent, flushed, false, c.removed);
+  BatchRef b;
+  b.first_id = ack.first_request_id;
+  b.n = static_cast<std::uint32_t>(n);
+  b.client = s.client_index[c.id];
+  b.mem = std::move(accepted);
+  auto batch = std::make_shared<BatchRef>(std::move(b));
+  std::uint64_t last_seq = c.accepted_seq;
+  std::uint64_t record_bytes = n > 0 ? op.puts.front().second.size() : 0;
+  r_.durable.submit(std::move(op),
+                    [this, ord = s.ordinal, corr = call.env.corr, ack = std::move(ack), batch,
+                     flushed, last_seq, record_bytes](bool ok, const std::string& err) mutable {
+                      Session* s = r_.sessions.by_ordinal(ord);
+                      if (!s) return;  // purged meanwhile
+                      Client& c = s->clients[batch->client];
+                      if (!ok) {
+                        // Nothing of it is durable: forget it, tell the client.
+                        c.accepted_seq = c.acked_seq;
+                        c.sent -= batch->n;
+                        reply_error(c.rid, corr, Durable::write_failed(err));
+                        return;
+                      }
+                      ctx_.crash.reach("before-ack");
+                      c.acked_seq = std::max(c.acked_seq, last_seq);
+                      c.flushed_id = std::max(c.flushed_id, flushed);
+                      s->total += batch->n;
+                      s->journal_bytes += record_bytes;
+                      r_.sessions.touch(*s);
+                      if (batch->n > 0) {
+                        s->unloaded.push_back(s->batches.size());
+                        s->batches.push_back(std::move(*batch));
+                      }
+                      r_.lifecycle.load_ready(*s);
+                      // What did not fit in the window is dropped from memory: the journal has it.
+                      for (std::size_t i : s->unloaded) s->batches[i].mem = std::vector<Request>();
+                      reply_(c.rid, proto::encode_ack(corr, ack));
+                    });
+  return Status::OK();
+}
+
+Status ClientHandlers::check_key_quotas(const Session& s, std::size_t adding,
+                                        std::size_t frame_bytes) const {
+  const HeadOptions& o = ctx_.o;
+  if (o.max_queued_per_key == 0 && o.max_journal_bytes_per_key == 0) return Status::OK();
+  const KeyLoad& load = r_.sessions.load(s.owner);
+  std::uint64_t queued = load.queued, bytes = load.journal_bytes;
+  if (o.max_queued_per_key > 0 && queued + adding > o.max_queued_per_key)
+    return Status::ResourceExhausted(
+        "this key has " + std::to_string(queued) + " requests queued (the head allows " +
+        std::to_string(o.max_queued_per_key) + " per key): wait for results, then send more");
+  if (s.durable && o.max_journal_bytes_per_key > 0 &&
+      bytes + frame_bytes > o.max_journal_bytes_per_key)
+    return Status::ResourceExhausted("this key's durable sessions hold " + std::to_string(bytes) +
+                                     " journal bytes (the head allows " +
+                                     std::to_string(o.max_journal_bytes_per_key) +
+                                     " per key): purge finished sessions first");
+  return Status::OK();
+}
+
+// Flush (its requests may run) and EndRequests (`end`: committed, which is
+// ended and flushed in one synced write, after every batch of it).
+Status ClientHandlers::on_flush(const Call& call, bool end) {
+  proto::ClientRef m;
+  ZG_RETURN_IF_ERROR(proto::decode_client_ref(call.env, &m));
+  Session* s;
+  Client* c;
+  ZG_RETURN_IF_ERROR(bind_client(call, m.session_id, m.client_id, &s, &c));
+  if (end && m.value != c->accepted_seq)
+    return Status::FailedPrecondition("EndRequests after sequence " + std::to_string(m.value) +
+                                      " but " + std::to_string(c->accepted_seq) + " acknowledged");
+  if (!s->durable || (end && c->ended)) {
+    // Interactive requests are eligible as soon as they are acknowledged.
+    if (end && !c->ended) {
+      c->ended = true;
+      s->committed += c->sent;
+    }
+    reply_(call.rid, proto::encode_ok(call.env.corr));
+    return Status::OK();
+  }
+  if (!r_.durable.journal().healthy()) return r_.durable.unavailable();
+  JournalOp op;
+  std::uint64_t flushed = c->max_id;
+  Durable::put_client(op, *s, *c, c->accepted_seq, c->sent, flushed, end || c->ended, c->removed);
+  r_.durable.submit(std::move(op), [this, ord = s->ordinal, cid = c->id, corr = call.env.corr,
+                                    flushed, end](bool ok, const std::string& err) {
+    Session* s = r_.sessions.by_ordinal(ord);
+    if (!s) return;
+    auto it = s->client_index.find(cid);
+    if (it == s->client_index.end()) return;
+    Client& c = s->clients[it->second];
+    if (!ok) {
+      reply_error(c.rid, corr, Durable::write_failed(err));
+      return;
+    }
+    if (end && !c.ended) {
+      c.ended = true;
+      s->committed += c.sent;
+    }
+    c.flushed_id = std::max(c.flushed_id, flushed);
+    r_.lifecycle.load_ready(*s);
+    reply_(c.rid, proto::encode_ok(corr));
+    if (end) ctx_.fetches_to_wake.push_back(s->id);  // it may be complete now
+  });
+  return Status::OK();
+}
+
+void ClientHandlers::write_session_status(Writer& w, const Session& s) const {
+  std::uint64_t open_clients = 0;
+  for (const auto& c : s.clients)
+    if (!c.ended && !c.removed) ++open_clients;
+  w.map(20);
+  w.kv("session_id", s.id).kv("service", s.service).kv_b("durable", s.durable);
+  w.kv("owner", r_.security.name_of(s.owner));  // the key's file name; empty without CURVE
+  w.kv("state", proto::state_name(s.state));
+  w.kv("total", s.total).kv("committed", s.committed).kv("queued", Lifecycle::queued_count(s));
+  w.kv("running", s.running + s.committing).kv("done", s.done).kv("faulted", s.faulted);
+  w.kv("removed", s.requests_removed)
+      .kv("clients", s.clients.size())
+      .kv("clients_open", open_clients);
+  w.kv("clients_removed", s.clients_removed);
+  w.kv_i("created", s.created_wall);
+  w.kv_b("complete", SessionTable::complete(s));
+  w.kv("responses_queued", s.out_pending);
+  w.kv_i("idle_ms", ctx_.now - s.last_activity);
+  w.kv_i("client_idle_timeout_ms", s.client_idle_timeout_ms);
+}
+
+Status ClientHandlers::on_status(const Call& call) {
+  std::string sid;
+  ZG_RETURN_IF_ERROR(proto::decode_query(call.env, &sid));
+  Writer w = proto::begin(proto::kStatusReply, call.env.corr, 1, 512);
+  if (!sid.empty()) {
+    Session* s;
+    ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, &s));
+    write_session_status(w, *s);
+  } else {
+    std::uint64_t queued = 0, running = 0;
+    for (const auto& kv : r_.sessions.all()) {
+      queued += Lifecycle::queued_count(*kv.second);
+      running += kv.second->running;
+    }
+    bool journal = r_.durable.enabled();
+    JournalStats js = journal ? r_.durable.journal().stats() : JournalStats{};
+    const Counters& n = ctx_.counters;
+    w.map(17);
+    w.kv("nodes", r_.nodes.size()).kv("workers", r_.nodes.workers());
+    w.kv("sessions", r_.sessions.size());
+    w.kv("queued", queued).kv("running", running).kv("done", n.done);
+    w.kv("faulted", n.faulted).kv("bad_messages", n.bad_messages);
+    w.kv_f("rate", n.rate);
+    w.kv("instance", ctx_.instance);
+    w.kv("journal", !journal                         ? "none"
+                    : r_.durable.journal().healthy() ? "ok"
+                                                     : r_.durable.journal().health_reason());
+    w.kv("journal_syncs", js.syncs).kv("journal_ops", js.ops).kv("journal_bytes", js.bytes);
+    w.kv("journal_read_errors", n.journal_read_errors);
+    w.kv("journal_corrupt_records", n.journal_corrupt_records);
+    w.kv("data_loss", n.data_loss);
+  }
+  reply_(call.rid, w.finish());
+  return Status::OK();
+}
+
+Status ClientHandlers::on_nodes(const Call& call) {
+  Writer w = proto::begin(proto::kNodesReply, call.env.corr, 1, 256 + r_.nodes.size() * 256);
+  w.array(static_cast<std::uint32_t>(r_.nodes.size()));
+  for (const auto& kv : r_.nodes.all()) {
+    const NodeState& n = kv.second;
+    w.map(13);
+    w.kv("state", n.quarantined ? "quarantined" : n.draining ? "draining" : "ok");
+    w.kv("node_id", n.id).kv("host", n.host).kv("pid", n.pid).kv("workers", n.workers);
+    w.kv("stuck", n.stuck);
+    w.kv("capacity", n.capacity).kv("inflight", n.inflight).kv("done", n.done);
+    w.kv("faulted", n.faulted);
+    w.kv_i("last_heartbeat_ms", ctx_.now - n.last_seen);
+    w.kv_i("uptime_ms", ctx_.now - n.joined);
+    std::string svcs;
+    for (const auto& s : n.services) svcs += (svcs.empty() ? "" : ",") + s;
+    w.kv("services", svcs);
+  }
+  reply_(call.rid, w.finish());
+  return Status::OK();
+}
+
+// zgrid drain NODE: no new work to the node (its in-flight work finishes),
+// so an operator can stop it without failing anything; `undo` lifts it.
+Status ClientHandlers::on_drain(const Call& call) {
+  Reader& r = call.env.fields;
+  std::string node_id(r.bytes(proto::kMaxNameLength));
+  bool undo = r.at_end() ? false : r.boolean();
+  if (!r.ok()) return Status::Protocol("malformed drain");
+  if (r_.security.curve() && !r_.security.is_admin(call.peer_key))
+    return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
+  NodeState* n = r_.nodes.find_id(node_id);
+  if (!n) return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
+  n->draining = !undo;
+  ZG_LOG(kInfo, kLog,
+         std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
+             " inflight=" + std::to_string(n->inflight));
+  if (undo) r_.tasks.activate_all();
+  reply_(call.rid, proto::encode_ok(call.env.corr));
+  return Status::OK();
+}
+
+Status ClientHandlers::on_sessions(const Call& call) {
+  Writer w = proto::begin(proto::kSessionsReply, call.env.corr, 1, 256 + r_.sessions.size() * 400);
+  // With CURVE a key sees its own sessions (an admin sees all).
+  std::vector<const Session*> list;
+  for (const auto& kv : r_.sessions.all())
+    if (r_.security.check_owner(*kv.second, call.peer_key).ok()) list.push_back(kv.second.get());
+  w.array(static_cast<std::uint32_t>(list.size()));
+  for (const Session* s : list) write_session_status(w, *s);
+  reply_(call.rid, w.finish());
+  return Status::OK();
+}
+
+Status ClientHandlers::on_close(const Call& call) {
+  proto::Close m;
+  ZG_RETURN_IF_ERROR(proto::decode_close(call.env, &m));
+  Session* s = r_.sessions.find(m.session_id);
+  if (!s && m.mode == proto::CloseMode::kPurge && r_.sessions.purged(m.session_id)) {
+    reply_(call.rid, proto::encode_ok(call.env.corr));  // purged already: purge is idempotent
+    return Status::OK();
+  }
+  if (!s) return session_not_found(m.session_id);
+  ZG_RETURN_IF_ERROR(r_.security.check_owner(*s, call.peer_key));
+  auto done = reply_when_done(call.rid, call.env.corr);
+  if (m.mode == proto::CloseMode::kPurge)
+    r_.lifecycle.purge(*s, std::move(done));
+  else
+    r_.lifecycle.close(*s,
+                       m.mode == proto::CloseMode::kSeal ? proto::SessionState::kSealed
+                                                         : proto::SessionState::kCancelled,
+                       std::move(done));
+  return Status::OK();
+}
+
+Status ClientHandlers::on_fetch(const Call& call) {
+  proto::Fetch m;
+  ZG_RETURN_IF_ERROR(proto::decode_fetch(call.env, &m));
+  Session* s;
+  ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
+  if (!s->durable)
+    return Status::FailedPrecondition(
+        "fetch needs a durable session (interactive results stream to their client)");
+  FetchPage page = r_.durable.fetch_page(*s, m, call.env.corr);
+  if (!page.ready) {
+    parked_.park(
+        {call.rid, call.env.corr, m,
+         ctx_.now + std::min<Millis>(static_cast<Millis>(m.wait_ms), ParkedFetches::kMaxWaitMs)});
+    return Status::OK();
+  }
+  reply_(call.rid, std::move(page.reply));
+  return Status::OK();
+}
+
+void ClientHandlers::wake_fetches(const std::string& sid) {
+  for (ParkedFetch& p : parked_.take(sid, ctx_.now)) {
+    Session* s = r_.sessions.find(p.fetch.session_id);
+    if (!s) {
+      reply_error(p.rid, p.corr, session_not_found(p.fetch.session_id));
+      continue;
+    }
+    proto::Fetch f = p.fetch;
+    if (ctx_.now >= p.deadline) f.wait_ms = 0;
+    FetchPage page = r_.durable.fetch_page(*s, f, p.corr);
+    if (!page.ready) {
+      parked_.park(std::move(p));
+      continue;
+    }
+    reply_(p.rid, std::move(page.reply));
+  }
+}
+
+}  // namespace zgrid::head

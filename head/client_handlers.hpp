@@ -1,0 +1,108 @@
+// What the head does with each client message (docs/protocol.md): sessions
+// created, attached, closed and purged; clients opened; batches accepted
+// (journaled first for a durable session); flush and commit; fetch with
+// parked waiters; status, nodes, sessions and drain.
+//
+// A handler takes the message as a Call (who sent it, and what) and either
+// replies (through the Reply it was given: the frontend socket in the head)
+// or returns an error status for the reactor to send as an error reply. A
+// reply that needs a journal write is sent from the write's completion.
+// Uses the tables and the Tasks, Lifecycle and Durable rooms; nothing below
+// calls back into it. Not thread-safe: the reactor thread alone uses it.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/codec.hpp"
+#include "common/status.hpp"
+#include "head/context.hpp"
+#include "head/durable.hpp"
+#include "head/fetch.hpp"
+#include "head/lifecycle.hpp"
+#include "head/node_table.hpp"
+#include "head/outbox.hpp"
+#include "head/security.hpp"
+#include "head/session_table.hpp"
+#include "head/tasks.hpp"
+
+namespace zgrid::head {
+
+// One client message being handled: who sent it, and what.
+struct Call {
+  const std::string& rid;       // routing id of the connection it came on
+  const std::string& peer_key;  // with CURVE: the key it proved it holds (Z85); else empty
+  const zmq::message_t& frame;  // the body as received (a durable batch is journaled as is)
+  Envelope& env;                // decoded; its fields are read by the handler
+};
+
+class ClientHandlers {
+ public:
+  using Reply = std::function<void(const std::string& rid, zmq::message_t body)>;
+
+  struct Rooms {
+    SessionTable& sessions;
+    NodeTable& nodes;
+    Outbox& outbox;
+    Security& security;
+    Durable& durable;
+    Tasks& tasks;
+    Lifecycle& lifecycle;
+  };
+  ClientHandlers(HeadContext& ctx, const Rooms& rooms, Reply reply)
+      : ctx_(ctx), r_(rooms), reply_(std::move(reply)) {}
+
+  // Handles one message; an error is the caller's to send back.
+  Status handle(const Call& call);
+  // Answers parked fetches of session `sid` that now have something to say
+  // (or, with sid empty, any whose wait is over).
+  void wake_fetches(const std::string& sid);
+  bool fetches_parked() const { return !parked_.empty(); }
+
+  static constexpr std::string_view kVersion = "zgrid 0.1 (protocol v1)";
+
+ private:
+  Status on_create_session(const Call& call);
+  Status on_attach(const Call& call);
+  Status on_open_client(const Call& call);
+  Status on_send(const Call& call);
+  Status on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
+                         std::vector<Request> accepted, bool flush);
+  Status on_flush(const Call& call, bool end);
+  Status on_status(const Call& call);
+  Status on_nodes(const Call& call);
+  Status on_drain(const Call& call);
+  Status on_sessions(const Call& call);
+  Status on_close(const Call& call);
+  Status on_fetch(const Call& call);
+  void reply_hello(const Call& call);
+
+  // The session for a client's request: unknown, or someone else's, is an error.
+  Status find_owned(const std::string& sid, const std::string& key, Session** s);
+  Status session_not_found(const std::string& id) const;
+  // Finds the caller's client and binds it to the connection the call came
+  // on (a reconnecting client arrives with a new routing id); the call counts
+  // as activity of the client and its session.
+  Status bind_client(const Call& call, const std::string& sid, const std::string& cid, Session** s,
+                     Client** c);
+  // Per-key caps on queued requests and journal bytes (0: none).
+  Status check_key_quotas(const Session& s, std::size_t adding, std::size_t frame_bytes) const;
+  void write_session_status(Writer& w, const Session& s) const;
+  // Replies `ok` or the write's error to a call answered from a completion.
+  Durable::OpDone reply_when_done(const std::string& rid, std::uint64_t corr);
+  void reply_error(const std::string& rid, std::uint64_t corr, const Status& st) {
+    reply_(rid, proto::encode_error(corr, st));
+  }
+
+  HeadContext& ctx_;
+  Rooms r_;
+  Reply reply_;
+  ParkedFetches parked_;  // fetches waiting for responses (head/fetch.hpp)
+
+  static constexpr Millis kLiveWindowMs = 10'000;
+};
+
+}  // namespace zgrid::head

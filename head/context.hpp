@@ -1,0 +1,53 @@
+// What every room of the head shares: the options, the reactor's reading of
+// the clock, the grid-wide counters shown by `zgrid status`, and the test
+// crash point. Owned by the reactor (head/head.cpp), which sets `now` once
+// per poll round; the rooms hold a reference. Not thread-safe: the reactor
+// thread alone uses it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "head/options.hpp"
+
+namespace zgrid::head {
+
+// Test crash points (docs/architecture.md, "Recovery"): with the hook
+// crash_point "NAME:N" the head SIGKILLs itself the N-th time it reaches NAME.
+class CrashPoint {
+ public:
+  explicit CrashPoint(const std::string& spec);
+  void reach(const char* point);
+  // Hands the count of `point` to someone else (the journal thread counts
+  // its syncs itself): the count, or -1 when the crash point is another.
+  long take(const char* point);
+
+ private:
+  std::string name_;
+  long count_ = -1;
+};
+
+// Grid-wide counters (docs/protocol.md, status).
+struct Counters {
+  std::uint64_t done = 0, faulted = 0;  // requests answered since the head started
+  std::uint64_t bad_messages = 0;       // undecodable or out-of-protocol messages
+  // Journal read problems (docs/operations.md, "Journal read errors").
+  std::uint64_t journal_read_errors = 0, journal_corrupt_records = 0, data_loss = 0;
+  double rate = 0;  // requests answered per second, over the last second
+};
+
+struct HeadContext {
+  explicit HeadContext(const HeadOptions& options) : o(options), crash(options.hooks.crash_point) {}
+  const HeadOptions o;
+  Millis now = 0;        // the clock as of this poll round
+  std::string instance;  // random per start: clients and nodes notice a restart
+  Counters counters;
+  CrashPoint crash;
+  // Events the rooms report for the reactor to act on after the round:
+  // sessions whose parked fetches may have something to say now.
+  std::vector<std::string> fetches_to_wake;
+};
+
+}  // namespace zgrid::head

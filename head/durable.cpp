@@ -1,0 +1,298 @@
+#include "head/durable.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+#include "common/log.hpp"
+#include "common/util.hpp"
+#include "head/journal_records.hpp"
+
+namespace zgrid::head {
+
+namespace {
+constexpr const char* kLog = "head";
+}  // namespace
+
+Durable::~Durable() {
+  close();
+}
+
+Status Durable::open(zmq::context_t& zctx, RecoveryReport* report) {
+  const HeadOptions& o = ctx_.o;
+  std::string ep = "inproc://zgrid-journal";
+  pair_ = zmq::socket_t(zctx, zmq::socket_type::pair);
+  pair_.set(zmq::sockopt::linger, 0);
+  pair_.set(zmq::sockopt::rcvhwm, 0);
+  pair_.bind(ep);
+  JournalOptions jo;
+  jo.min_free_bytes = o.min_free_bytes;
+  jo.reserve_bytes = o.disk_reserve_bytes;
+  jo.fault_file = o.hooks.journal_fault_file;
+  jo.fault_after_write = o.hooks.journal_fault_after;
+  jo.read_fault_file = o.hooks.journal_read_fault_file;
+  if (long n = ctx_.crash.take("after-sync"); n >= 0) jo.crash_after_syncs = static_cast<int>(n);
+  auto j = Journal::open(o.data_dir, zctx, ep, jo);
+  if (!j.ok()) return j.status();
+  journal_ = std::move(j).value();
+  ZG_RETURN_IF_ERROR(recover_sessions(*journal_, sessions_, ctx_.now, wall_seconds(), report));
+  for (auto& [s, key] : report->corrupt_answers) note_corrupt_answers(*s, key);
+  // Segment files of sessions purged just before a crash.
+  journal_->remove_orphan_segments(
+      [&](std::string_view sid) { return sessions_.find(std::string(sid)) != nullptr; });
+  return Status::OK();
+}
+
+void Durable::on_completions() {
+  for (int i = 0; i < 1024; ++i) {
+    zmq::message_t m;
+    auto r = pair_.recv(m, zmq::recv_flags::dontwait);
+    if (!r) break;
+    std::uint64_t seq;
+    bool ok;
+    std::string error;
+    if (!Journal::decode_completion(m, &seq, &ok, &error)) continue;
+    while (!pending_.empty() && pending_.front().first <= seq) {
+      OpDone done = std::move(pending_.front().second);
+      pending_.pop_front();
+      done(ok, error);
+    }
+  }
+}
+
+void Durable::close() {
+  // The journal writes what was submitted before it closes; completions
+  // are no longer heard.
+  journal_.reset();
+  pending_.clear();
+}
+
+void Durable::submit(JournalOp op, OpDone done) {
+  std::uint64_t seq = journal_->submit(std::move(op));
+  pending_.emplace_back(seq, std::move(done));
+}
+
+Status Durable::unavailable() const {
+  if (journal_->space_short())
+    return Status::ResourceExhausted(
+        "the journal's disk is full (" + journal_->health_reason() +
+        "): new durable requests are refused; fetch, status and purge still work (zgrid close "
+        "ID --purge gives a session's space back)");
+  return Status::Unavailable("the journal refuses new requests (" + journal_->health_reason() +
+                             "); fetch and status still work");
+}
+
+Status Durable::write_failed(const std::string& err) {
+  if (Journal::is_no_space(err))
+    return Status::ResourceExhausted(err +
+                                     " (the disk is full: purge finished sessions or free "
+                                     "space)");
+  return Status::Unavailable(err);
+}
+
+bool Durable::may_run() const {
+  return journal_->healthy() && journal_->backlog_bytes() <= kMaxBacklog;
+}
+
+void Durable::put_session(JournalOp& op, const Session& s,
+                          std::optional<proto::SessionState> state) {
+  SessionRecord rec{s.service,
+                    s.created_wall,
+                    s.client_idle_timeout_ms,
+                    state.value_or(s.state),
+                    s.task_timeout_ms,
+                    s.deadline_wall,
+                    s.owner};
+  op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
+}
+
+void Durable::put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
+                         std::uint64_t sent, std::uint64_t flushed, bool ended, bool removed) {
+  ClientRecord rec{acked, sent, flushed, ended, removed, c.max_id};
+  op.puts.emplace_back(jkey::client(s.id, c.id), rec.encode());
+}
+
+JournalOp Durable::purge_op(const Session& s) {
+  JournalOp op;
+  op.maintenance = true;
+  op.purge_session = s.id;
+  for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
+    op.delete_prefixes.push_back(jkey::session(kind, s.id));
+  op.puts.emplace_back(jkey::session(jkey::kTombstone, s.id), encode_tombstone(wall_seconds()));
+  return op;
+}
+
+JournalOp Durable::client_removal_op(const Session& s, std::uint32_t ci) {
+  const Client& c = s.clients[ci];
+  JournalOp op;
+  op.maintenance = true;
+  for (const BatchRef& b : s.batches)
+    if (b.client == ci) {
+      // The index entry stays: it keeps request ids from being reused and
+      // tells fetch and recovery whose answers to leave out.
+      op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
+    }
+  put_client(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended, true);
+  return op;
+}
+
+void Durable::record(Session& s, Request r, std::string_view fault_code, std::string_view data) {
+  ++s.committing;
+  Round& round = rounds_[s.ordinal];
+  proto::write_response_item(round.items, r.id, r.user_data, fault_code, data);
+  round.list.push_back({std::move(r), fault_code.empty()});
+}
+
+void Durable::flush(const Recorded& recorded) {
+  if (rounds_.empty()) return;
+  for (auto& [ord, round] : rounds_) {
+    Session* s = sessions_.by_ordinal(ord);
+    std::vector<Answer>& list = round.list;
+    if (!s || list.empty()) continue;
+    round.items.patch_array32(round.count_at, static_cast<std::uint32_t>(list.size()));
+    JournalOp op;
+    op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
+                         round.items.finish_string());
+    s->journal_bytes += op.puts.back().second.size();
+    sessions_.touch(*s);
+    s->next_resp_seq += list.size();
+    auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
+    submit(std::move(op), [this, ord = ord, shared, recorded](bool ok, const std::string&) {
+      Session* s = sessions_.by_ordinal(ord);
+      if (!s) return;  // purged meanwhile
+      s->committing -= shared->size();
+      recorded(*s, *shared, ok);
+      if (ok) ctx_.crash.reach("after-results");
+    });
+  }
+  rounds_.clear();
+}
+
+LoadOutcome Durable::load(Session& s, const LoadRule& rule) {
+  LoadOutcome out = load_batches(*journal_, s, rule);
+  if (!out.lost.empty()) ctx_.counters.journal_corrupt_records += out.lost.size();
+  if (out.unreadable.ok()) return out;
+  ++ctx_.counters.journal_read_errors;
+  s.read_retry_at = ctx_.now + kReadRetryMs;
+  read_retry_.insert(s.ordinal);
+  if (!s.read_error_logged) {
+    s.read_error_logged = true;
+    ZG_LOG(kError, kLog,
+           "journal read error session=" + s.id + ": " + out.unreadable.message() +
+               "; its requests wait and the read is tried again every second");
+  }
+  return out;
+}
+
+FetchPage Durable::fetch_page(Session& s, const proto::Fetch& f, std::uint64_t corr) {
+  FetchPage page = build_fetch_page(*journal_, s, f, corr);
+  for (const std::string& key : page.corrupt_keys) {
+    note_corrupt_answers(s, key);
+    schedule_rescan(s);
+  }
+  if (page.read_error) ++ctx_.counters.journal_read_errors;
+  return page;
+}
+
+void Durable::note_corrupt_answers(Session& s, std::string_view key) {
+  ++ctx_.counters.journal_corrupt_records;
+  if (s.corrupt_logged) return;
+  s.corrupt_logged = true;
+  ZG_LOG(kError, kLog,
+         "journal corruption session=" + s.id + ": response record #" +
+             std::to_string(jkey::number_of(key)) +
+             " is unreadable; its requests run again to recompute the lost answers");
+}
+
+// A response record found corrupt while the head runs: its answers are
+// lost. Once the session is quiet (nothing queued, running or being
+// written), its answers are recounted from the readable records and every
+// request left unanswered runs again (the same outcome as a restart).
+void Durable::schedule_rescan(Session& s) {
+  if (s.rescan_pending) return;
+  s.rescan_pending = true;
+  read_retry_.insert(s.ordinal);
+}
+
+std::vector<Session*> Durable::take_due_retries() {
+  std::vector<Session*> due;
+  if (read_retry_.empty()) return due;
+  for (auto it = read_retry_.begin(); it != read_retry_.end();) {
+    Session* s = sessions_.by_ordinal(*it);
+    bool take = !s;
+    if (s && s->rescan_pending)
+      take = s->queue.empty() && s->running == 0 && s->committing == 0 && s->purging == 0 &&
+             !has_round(s->ordinal);
+    else if (s)
+      take = ctx_.now >= s->read_retry_at;
+    if (!take) {
+      ++it;
+      continue;
+    }
+    if (s) due.push_back(s);
+    it = read_retry_.erase(it);
+  }
+  return due;
+}
+
+bool Durable::rescan(Session& s) {
+  std::vector<std::uint64_t> bits;
+  bits.swap(s.answered_bits);
+  std::uint64_t done = s.done, faulted = s.faulted;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> by_client;
+  for (auto& c : s.clients) {
+    by_client.emplace_back(c.done, c.faulted);
+    c.done = c.faulted = 0;
+  }
+  s.done = s.faulted = 0;
+  AnswerCounts added;
+  Status st = scan_records(
+      *journal_, jkey::session(jkey::kAnswers, s.id),
+      [&](std::string_view key, std::string_view, std::string_view v) {
+        (void)apply_answer_record(s, key, v, &added);
+        return Status::OK();
+      },
+      [&](std::string_view key) {
+        s.next_resp_seq = std::max(s.next_resp_seq, jkey::number_of(key) + 1);
+      });
+  if (!st.ok()) {  // cannot read now: as it was, try again later
+    s.answered_bits.swap(bits);
+    s.done = done;
+    s.faulted = faulted;
+    for (std::size_t i = 0; i < by_client.size(); ++i)
+      std::tie(s.clients[i].done, s.clients[i].faulted) = by_client[i];
+    s.read_retry_at = ctx_.now + kReadRetryMs;
+    read_retry_.insert(s.ordinal);
+    return false;
+  }
+  s.rescan_pending = false;
+  sessions_.touch(s);
+  // Every batch of a client still there goes back to be loaded: reading
+  // skips the requests that have an answer.
+  s.unloaded.clear();
+  for (std::size_t i = 0; i < s.batches.size(); ++i)
+    if (!s.clients[s.batches[i].client].removed) s.unloaded.push_back(i);
+  std::uint64_t lost = done + faulted - std::min(done + faulted, s.done + s.faulted);
+  ZG_LOG(kWarn, kLog,
+         "session=" + s.id + ": " + std::to_string(lost) +
+             " answers lost to a corrupt response record run again");
+  return true;
+}
+
+Result<bool> Durable::reconcile_if_reopened(RecoveryReport* report) {
+  if (journal_->reopens() == reopens_seen_) return false;
+  reopens_seen_ = journal_->reopens();
+  ZG_RETURN_IF_ERROR(reconcile_sessions(*journal_, sessions_, report));
+  for (auto& [s, key] : report->corrupt_answers) note_corrupt_answers(*s, key);
+  ctx_.counters.done += report->counted.done;
+  ctx_.counters.faulted += report->counted.faulted;
+  if (report->fixed > 0)
+    ZG_LOG(kWarn, kLog,
+           "journal reopened: " + std::to_string(report->fixed) +
+               " records were written although their write had reported failure; taken into "
+               "account");
+  journal_->reopen_taken(reopens_seen_);
+  journal_->mark_healthy();
+  return true;
+}
+
+}  // namespace zgrid::head

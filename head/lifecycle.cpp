@@ -1,0 +1,307 @@
+#include "head/lifecycle.hpp"
+
+#include <algorithm>
+#include <deque>
+
+#include "common/log.hpp"
+#include "common/util.hpp"
+
+namespace zgrid::head {
+
+namespace {
+constexpr const char* kLog = "head";
+constexpr std::string_view kCancelledBeforeRun = "session cancelled before this request ran";
+
+bool is_open(const Session& s) {
+  return s.state == proto::SessionState::kOpen;
+}
+}  // namespace
+
+void Lifecycle::recovered() {
+  for (auto& kv : sessions_.all()) {
+    Session& s = *kv.second;
+    if (s.state == proto::SessionState::kCancelled)
+      cancel(s);
+    else
+      load_ready(s);
+  }
+}
+
+void Lifecycle::load_ready(Session& s) {
+  if (!s.durable || s.state == proto::SessionState::kCancelled) return;
+  if (ctx_.now >= s.read_retry_at)  // else a read failed a moment ago
+    after_load(s, durable_.load(s, {ctx_.o.durable_window, true}));
+  tasks_.activate(&s);
+}
+
+// What loading found, acted on: lost batches are answered `data_loss` (an
+// unreadable one is retried by the Durable room).
+void Lifecycle::after_load(Session& s, const LoadOutcome& out) {
+  for (const auto& [b, why] : out.lost) fault_lost_batch(s, b, why);
+}
+
+// A request batch whose journal record is lost: each of its requests not
+// yet answered is answered `data_loss` (its payload is gone; it cannot run).
+void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& why) {
+  std::uint64_t n = 0;
+  for (std::uint64_t id = b.first_id; id < b.first_id + b.n; ++id) {
+    if (s.is_answered(id)) continue;
+    Request q;
+    q.id = id;
+    q.client = b.client;
+    tasks_.answer(s, q, proto::fault::kDataLoss,
+                  "request " + std::to_string(id) + ": its record in the journal is unreadable (" +
+                      why.message() + "): it cannot run");
+    ++n;
+  }
+  ctx_.counters.data_loss += n;
+  ZG_LOG(kError, kLog,
+         "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
+             " requests answered data_loss");
+}
+
+SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
+  using State = SessionTurn::State;
+  Session* s = sessions_.by_ordinal(ordinal);
+  if (!s || s->queue.empty() || s->purging > 0) return {State::kIdle};
+  // Nothing could be recorded (or the disk is behind): results would only
+  // pile up in memory. Run it once the journal catches up.
+  if (s->durable && !durable_.may_run()) return {State::kWaiting};
+  if (s->deadline > 0 && ctx_.now >= s->deadline) {
+    expire(*s);  // what has not run by its deadline faults `timeout`
+    return {State::kIdle};
+  }
+  // Its clients are not reading: paused until they catch up (Outbox::flush).
+  if (outbox_.must_pause(*s)) return {State::kPaused};
+  return {State::kReady, s->service, s->queue.size(), s->queue.front().solo};
+}
+
+std::uint64_t Lifecycle::queued_count(const Session& s) {
+  std::uint64_t q = s.queue.size();
+  for (std::size_t i : s.unloaded) {
+    const BatchRef& b = s.batches[i];
+    const Client& c = s.clients[b.client];
+    if (!c.removed && b.first_id + b.n - 1 <= c.flushed_id) q += b.n;
+  }
+  return q;
+}
+
+void Lifecycle::close(Session& s, proto::SessionState to, OpDone done) {
+  if (!s.durable) {
+    apply_close(s, to);
+    done(true, "");
+    maybe_retire(s);
+    return;
+  }
+  // The new state is written first and applied only once it is durable; a
+  // failed write leaves the session exactly as it was.
+  JournalOp op;
+  op.maintenance = true;
+  Durable::put_session(op, s, to == proto::SessionState::kSealed && !is_open(s) ? s.state : to);
+  durable_.submit(std::move(op), [this, ord = s.ordinal, to, done = std::move(done)](
+                                     bool ok, const std::string& err) {
+    Session* s = sessions_.by_ordinal(ord);
+    if (ok && s) apply_close(*s, to);
+    if (!ok && s)
+      ZG_LOG(kError, kLog,
+             std::string(to == proto::SessionState::kSealed ? "seal" : "cancel") +
+                 " failed session=" + s->id + ": " + err + "; the session is unchanged");
+    done(ok, err);
+  });
+}
+
+void Lifecycle::apply_close(Session& s, proto::SessionState to) {
+  if (to == proto::SessionState::kCancelled) {
+    cancel(s);
+    return;
+  }
+  if (is_open(s)) s.state = proto::SessionState::kSealed;
+  sessions_.touch(s);
+  ZG_LOG(kInfo, kLog, "session sealed session=" + s.id);
+}
+
+void Lifecycle::cancel(Session& s) {
+  if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
+    s.state = proto::SessionState::kCancelled;
+  sessions_.touch(s);
+  fault_unrun(s, proto::fault::kCancelled, kCancelledBeforeRun);
+  ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
+}
+
+void Lifecycle::expire(Session& s) {
+  std::uint64_t n = fault_unrun(s, proto::fault::kTimeout,
+                                "the session's deadline passed before this request ran");
+  if (n > 0)
+    ZG_LOG(kWarn, kLog,
+           "session deadline passed session=" + s.id + " timed_out=" + std::to_string(n));
+}
+
+// The queued requests and, for a durable session, every journaled batch not
+// yet loaded (flushed or not). Requests already running finish normally.
+std::uint64_t Lifecycle::fault_unrun(Session& s, std::string_view code, std::string_view message) {
+  if (s.durable)  // every batch, flushed or not; an unreadable one is answered on a retry
+    after_load(s, durable_.load(s, {UINT64_MAX, false}));
+  std::uint64_t n = s.queue.size();
+  while (!s.queue.empty()) {
+    Request r = std::move(s.queue.front());
+    s.queue.pop_front();
+    tasks_.answer(s, r, code, message);
+  }
+  return n;
+}
+
+// While the purge is being written the session is paused and its answers
+// are not recorded (they would re-create keys): they go back to its queue,
+// to run again should the purge fail.
+void Lifecycle::purge(Session& s, OpDone done) {
+  if (!s.durable) {
+    ZG_LOG(kInfo, kLog, "session purged session=" + s.id);
+    drop(s);
+    done(true, "");
+    return;
+  }
+  ++s.purging;
+  durable_.submit(Durable::purge_op(s), [this, ord = s.ordinal, sid = s.id, done = std::move(done)](
+                                            bool ok, const std::string& err) {
+    Session* s = sessions_.by_ordinal(ord);
+    if (ok) {
+      sessions_.add_tombstone(sid);
+      if (s) drop(*s);
+      ZG_LOG(kInfo, kLog, "session purged session=" + sid);
+    } else if (s) {
+      --s->purging;
+      ZG_LOG(kError, kLog,
+             "purge failed session=" + sid + ": " + err + "; nothing of it was deleted");
+      tasks_.activate(s);
+    }
+    done(ok, err);
+  });
+}
+
+void Lifecycle::drop(Session& s) {
+  for (auto& c : s.clients) c.held_acks.clear();
+  durable_.forget(s.ordinal);
+  sessions_.drop(&s);  // in-flight entries refer to the ordinal: their results are dropped
+}
+
+void Lifecycle::maybe_retire(Session& s) {
+  if (s.durable || s.state == proto::SessionState::kOpen) return;
+  if (!SessionTable::complete(s) || s.out_pending > 0 || s.running > 0) return;
+  for (const auto& c : s.clients)
+    if (c.unacked_out > 0) return;
+  ZG_LOG(kDebug, kLog, "session retired session=" + s.id);
+  drop(s);
+}
+
+void Lifecycle::flush_answers() {
+  if (!durable_.enabled()) return;
+  durable_.flush([this](Session& s, std::vector<Answer>& answers, bool ok) {
+    tasks_.recorded(s, answers, ok);
+  });
+}
+
+Status Lifecycle::tick() {
+  tasks_.check_backstops();
+  if (durable_.enabled()) {
+    RecoveryReport report;
+    auto reopened = durable_.reconcile_if_reopened(&report);
+    if (!reopened.ok()) return reopened.status();
+    if (*reopened)
+      for (auto& kv : sessions_.all()) load_ready(*kv.second);
+    retry_reads();
+  }
+  sweep_idle();
+  return Status::OK();
+}
+
+// Sessions whose batches could not be read, or whose answers must be
+// recounted after a corrupt response record.
+void Lifecycle::retry_reads() {
+  for (Session* s : durable_.take_due_retries()) {
+    if (s->rescan_pending) {
+      if (!durable_.rescan(*s)) continue;
+      if (s->state == proto::SessionState::kCancelled)
+        fault_unrun(*s, proto::fault::kCancelled, kCancelledBeforeRun);
+      else
+        load_ready(*s);
+    } else if (s->state == proto::SessionState::kCancelled) {
+      fault_unrun(*s, proto::fault::kCancelled, kCancelledBeforeRun);
+    } else if (s->deadline > 0 && ctx_.now >= s->deadline) {
+      expire(*s);
+    } else {
+      load_ready(*s);
+    }
+    if (s->unloaded.empty()) s->read_error_logged = false;
+  }
+}
+
+// Client idle timeout (docs/architecture.md, "Idle timeouts"): an open
+// client idle past its session's timeout is removed with every request it
+// sent. Idle interactive sessions with no client and no work are closed.
+void Lifecycle::sweep_idle() {
+  SessionTable::Sweep sw =
+      sessions_.sweep(ctx_.now, ctx_.o.session_idle_timeout_ms, ctx_.o.retention_ms);
+  for (auto [s, ci] : sw.idle_clients) remove_client(*s, ci);
+  for (Session* s : sw.idle_sessions) {
+    ZG_LOG(kInfo, kLog, "idle session closed session=" + s->id);
+    drop(*s);
+  }
+  for (Session* s : sw.retention_over) {
+    ZG_LOG(kInfo, kLog, "retention period over session=" + s->id);
+    purge(*s, [this, ord = s->ordinal](bool ok, const std::string&) {
+      if (Session* s = sessions_.by_ordinal(ord); s && !ok)
+        s->retry_purge_at = ctx_.now + kRetryAfterMs;
+    });
+  }
+}
+
+// For a durable session the removal is journaled first (its client record
+// says removed; its request batches are deleted) and applied only once that
+// is durable: a failed write leaves the client as it was, logged, and the
+// sweep tries again later. Meanwhile the client is refused like a removed one.
+void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
+  if (!s.durable) {
+    apply_client_removal(s, ci);
+    return;
+  }
+  s.clients[ci].removing = true;
+  durable_.submit(Durable::client_removal_op(s, ci),
+                  [this, ord = s.ordinal, ci](bool ok, const std::string& err) {
+                    Session* s = sessions_.by_ordinal(ord);
+                    if (!s) return;
+                    Client& c = s->clients[ci];
+                    c.removing = false;
+                    if (ok) {
+                      apply_client_removal(*s, ci);
+                      return;
+                    }
+                    c.retry_removal_at = ctx_.now + kRetryAfterMs;
+                    ZG_LOG(kError, kLog,
+                           "client removal failed session=" + s->id + " client=" + c.id + ": " +
+                               err + "; it stays until the journal takes the removal");
+                  });
+}
+
+void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
+  Client& c = s.clients[ci];
+  std::deque<Request> keep;
+  for (auto& r : s.queue)
+    if (r.client != ci) keep.push_back(std::move(r));
+  s.queue.swap(keep);
+  // Answers already recorded for it are taken back: removed means removed.
+  s.done -= c.done;
+  s.faulted -= c.faulted;
+  outbox_.forget(s, c);
+  c.removed = true;
+  s.requests_removed += c.sent;
+  ++s.clients_removed;
+  sessions_.touch(s);
+  if (durable_.enabled()) ctx_.fetches_to_wake.push_back(s.id);  // it may be complete now
+  ZG_LOG(kWarn, kLog,
+         "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" + s.id +
+             " client=" + c.id + " requests_removed=" + std::to_string(c.sent));
+  // Its responses are gone: a session paused for them may run again.
+  tasks_.activate(&s);
+}
+
+}  // namespace zgrid::head

@@ -1,0 +1,249 @@
+#include "head/tasks.hpp"
+
+#include <algorithm>
+#include <optional>
+
+#include "common/codec.hpp"
+#include "common/log.hpp"
+#include "common/service_spec.hpp"
+
+namespace zgrid::head {
+
+namespace {
+constexpr const char* kLog = "head";
+}  // namespace
+
+void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::string_view data) {
+  Client& c = s.clients[r.client];
+  if (c.removed) return;  // removed with its client: the answer is discarded
+  if (s.purging > 0) {
+    // A purge is being written: recording this would re-create its keys.
+    // Should the purge fail, the request runs again.
+    s.queue.push_front(std::move(r));
+    return;
+  }
+  if (s.durable) {
+    if (s.is_answered(r.id)) return;  // recorded once, whatever arrives twice
+    durable_.record(s, std::move(r), fault_code, data);
+    return;
+  }
+  count_answer(s, c, fault_code.empty());
+  outbox_.add(s, c, r.id, r.user_data, fault_code, data);
+}
+
+void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
+  for (auto& a : answers) {
+    Client& c = s.clients[a.request.client];
+    if (!ok) {
+      // Not recorded: it runs again once the journal is back.
+      requeue(s, std::move(a.request), false);
+      continue;
+    }
+    if (c.removed || s.is_answered(a.request.id)) continue;
+    s.set_answered(a.request.id);
+    count_answer(s, c, a.ok);
+  }
+  ctx_.fetches_to_wake.push_back(s.id);
+}
+
+void Tasks::count_answer(Session& s, Client& c, bool ok) {
+  if (ok) {
+    ++s.done;
+    ++c.done;
+    ++ctx_.counters.done;
+  } else {
+    ++s.faulted;
+    ++c.faulted;
+    ++ctx_.counters.faulted;
+  }
+  sessions_.touch(s);
+}
+
+void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::string_view why) {
+  if (charge) ++r.tries;
+  if (max_retries < 0) max_retries = ctx_.o.max_retries;
+  if (static_cast<int>(r.tries) > max_retries) {
+    ZG_LOG(kWarn, kLog, "retry limit reached session=" + s.id + " request=" + std::to_string(r.id));
+    answer(s, r, proto::fault::kRetryLimitExceeded,
+           "request " + std::string(why) + " " + std::to_string(r.tries) +
+               (r.tries == 1 ? " time" : " times") + " (max retries " +
+               std::to_string(max_retries) + ")");
+    return;
+  }
+  if (s.state == proto::SessionState::kCancelled) {
+    answer(s, r, proto::fault::kCancelled, "session cancelled before this request ran");
+    return;
+  }
+  s.queue.push_front(std::move(r));
+  activate(&s);
+}
+
+Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64_t k) const {
+  std::size_t bytes = 64;
+  for (std::uint64_t i = 0; i < k; ++i) {
+    std::size_t b = s.queue[i].payload.size() + 12;
+    if (i > 0 && bytes + b > kMaxMessageBytes) {  // stay under the frame limit
+      k = i;
+      break;
+    }
+    bytes += b;
+  }
+  Prepared p;
+  p.count = k;
+  // What the service's registration on this node says about timeouts and retries.
+  const proto::ServiceAd* ad = registration_on(n, s.service);
+  p.timeout = task_timeout_for(s, ad);
+  p.svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
+  Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
+  w.str(s.service).array(static_cast<std::uint32_t>(k));
+  for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue[i].payload);
+  w.u64(static_cast<std::uint64_t>(p.timeout));
+  p.body = w.finish();
+  return p;
+}
+
+void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
+  std::uint64_t k = p.count, first_task = next_task_id_;
+  next_task_id_ += k;
+  // The node times each task from when a worker starts it. Should it never
+  // report, the head's bound: every task queued there ahead of these, and
+  // these, run one after another to their timeout, plus a grace.
+  Millis backstop = 0;
+  if (p.timeout > 0) {
+    Millis serial = static_cast<Millis>(std::min<std::uint64_t>(n.inflight + k, 1'000'000));
+    backstop = ctx_.now + std::min<Millis>(p.timeout, kMaxBackstopUnit) * serial +
+               std::max<Millis>(kBackstopGrace, 2 * ctx_.o.heartbeat_ms * ctx_.o.heartbeat_misses);
+  }
+  inflight_.add_batch(first_task, k, n.ordinal, backstop);
+  for (std::uint64_t i = 0; i < k; ++i) {
+    Request r = std::move(s.queue.front());
+    s.queue.pop_front();
+    ++s.clients[r.client].running;
+    inflight_.add(first_task + i,
+                  InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
+  }
+  n.inflight += k;
+  s.running += k;
+  sessions_.touch(s);
+}
+
+void Tasks::on_results(NodeState& node, const proto::Results& m) {
+  for (const proto::Result1& r : m.items) {
+    std::optional<InFlight> f = inflight_.release(r.task_id, node.ordinal);
+    if (!f) continue;  // late or foreign
+    Session* s = settle(*f, &node);
+    // Counted as runs of the node, except tasks it handed back unstarted.
+    if (r.fault_code.empty())
+      ++node.done;
+    else if (r.fault_code != proto::fault::kNotRun)
+      ++node.faulted;
+    // Faults that say something about the node rather than the input.
+    if (r.fault_code == proto::fault::kServiceError ||
+        r.fault_code == proto::fault::kUnknownService)
+      ++node.bad;
+    if (!s) continue;  // session purged meanwhile: drop
+    if (r.fault_code == proto::fault::kRetryable) {
+      requeue(*s, std::move(f->request), true, f->svc_max_retries, "lost");
+      continue;
+    }
+    if (r.fault_code == proto::fault::kTaskTimeout) {
+      // Only this request ran past its timeout: it alone is charged.
+      ZG_LOG(kWarn, kLog,
+             "task timeout session=" + s->id + " request=" + std::to_string(f->request.id) +
+                 " node=" + node.id);
+      requeue(*s, std::move(f->request), true, f->svc_max_retries, "ran past its task timeout");
+      continue;
+    }
+    if (r.fault_code == proto::fault::kNotRun) {
+      // Handed back unstarted (every worker of the node stuck): not charged.
+      requeue(*s, std::move(f->request), false);
+      continue;
+    }
+    answer(*s, f->request, r.fault_code, r.data);
+  }
+  check_quarantine(node);
+}
+
+// A node whose requests fault far more often than its peers' gets no new
+// work (its in-flight work finishes); `zgrid nodes` shows it.
+void Tasks::check_quarantine(NodeState& n) {
+  double rate = 0, peer_rate = 0;
+  if (!nodes_.check_quarantine(n, &rate, &peer_rate)) return;
+  ZG_LOG(kError, kLog,
+         "node quarantined node=" + n.id + " host=" + n.host +
+             " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate));
+}
+
+void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
+  NodeState* n = nodes_.find(ordinal);
+  if (!n) return;
+  bool alone = n->inflight == 1;
+  bool graceful = why == NodeLoss::kLeft;
+  auto lost = nodes_.lose(ordinal, inflight_);
+  // Newest first: each goes to the front of its queue, so the order holds.
+  for (auto it = lost->orphans.rbegin(); it != lost->orphans.rend(); ++it) {
+    InFlight& f = it->second;
+    Session* s = settle(f, nullptr);  // the node goes as a whole
+    if (!s) continue;
+    if (!graceful && !alone) f.request.solo = true;
+    requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
+  }
+  ZG_LOG(kWarn, kLog,
+         std::string("node lost node=") + lost->node.id + " host=" + lost->node.host +
+             " reason=" + loss_name(why) + " requeued=" + std::to_string(lost->orphans.size()));
+}
+
+// The backstop of node-enforced task timeouts: only sends with a task
+// timeout have one.
+void Tasks::check_backstops() {
+  for (auto& [t, f] : inflight_.release_overdue(ctx_.now)) {
+    NodeState* n = nodes_.find(f.node);
+    Session* s = settle(f, n);
+    if (!s) continue;
+    ZG_LOG(kWarn, kLog,
+           "node " + (n ? n->id : std::string("?")) + " never reported task " + std::to_string(t) +
+               " past its timeout: treated as lost session=" + s->id +
+               " request=" + std::to_string(f.request.id));
+    requeue(*s, std::move(f.request), true, f.svc_max_retries, "lost");
+  }
+}
+
+Session* Tasks::settle(const InFlight& f, NodeState* n) {
+  if (n) --n->inflight;
+  Session* s = sessions_.by_ordinal(f.session);
+  if (!s) return nullptr;
+  --s->running;
+  --s->clients[f.request.client].running;
+  sessions_.touch(*s);
+  return s;
+}
+
+const proto::ServiceAd* Tasks::registration_on(const NodeState& n, const std::string& service) {
+  auto wanted = spec::parse(service);
+  if (!wanted.ok()) return nullptr;
+  const proto::ServiceAd* best = nullptr;
+  std::string best_version;
+  for (const auto& ad : n.service_info) {
+    if (!spec::matches(*wanted, ad.advertised)) continue;
+    auto v = spec::parse_advertised(ad.advertised).version;
+    if (best && spec::compare_versions(v, best_version) <= 0) continue;
+    best_version = v;
+    best = &ad;
+  }
+  return best;
+}
+
+Millis Tasks::task_timeout_for(const Session& s, const proto::ServiceAd* ad) const {
+  if (s.task_timeout_ms > 0) return s.task_timeout_ms;
+  const auto& per_service = ctx_.o.service_task_timeout_ms;
+  auto st = per_service.find(s.service);
+  if (st == per_service.end()) {  // "name@2/op" also takes name's
+    if (auto sp = spec::parse(s.service); sp.ok()) st = per_service.find(std::string(sp->name));
+  }
+  if (st != per_service.end()) return st->second;
+  if (ad && ad->task_timeout_ms > 0)
+    return static_cast<Millis>(std::min<std::uint64_t>(ad->task_timeout_ms, proto::kMaxDurationMs));
+  return ctx_.o.task_timeout_ms;
+}
+
+}  // namespace zgrid::head

@@ -1,0 +1,117 @@
+// A request's way through the grid once it is queued: out to a node as a
+// task (prepare, sent), back as a result, answered (to its client's outbox,
+// or to the journal's answer round for a durable session), or run again
+// (requeue) when its node was lost, it ran past its task timeout, or its
+// node handed it back; faulted once it has used up its tries.
+//
+// It owns the task ids and keeps every counter of a request's move in step:
+// the in-flight table, the node's and session's running counts, the
+// answered counts. Sessions with queued work are activated in the
+// distributor. It sends nothing: the reactor sends what prepare() encodes.
+// Not thread-safe: the reactor thread alone uses it.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/protocol.hpp"
+#include "head/context.hpp"
+#include "head/distributor.hpp"
+#include "head/durable.hpp"
+#include "head/inflight_table.hpp"
+#include "head/node_table.hpp"
+#include "head/outbox.hpp"
+#include "head/session_table.hpp"
+#include "head/state.hpp"
+
+namespace zgrid::head {
+
+class Tasks {
+ public:
+  Tasks(HeadContext& ctx, SessionTable& sessions, NodeTable& nodes, InflightTable& inflight,
+        Distributor& dist, Outbox& outbox, Durable& durable)
+      : ctx_(ctx),
+        sessions_(sessions),
+        nodes_(nodes),
+        inflight_(inflight),
+        dist_(dist),
+        outbox_(outbox),
+        durable_(durable) {}
+
+  // The session has queued work: the distributor may give it a turn.
+  void activate(Session* s) {
+    if (!s->queue.empty()) dist_.activate(s->ordinal, s->owner);
+  }
+  // Something every session may have waited for (a node joined, credit grew).
+  void activate_all() {
+    for (auto& kv : sessions_.all()) activate(kv.second.get());
+  }
+
+  // Records the answer of one request: interactive ones go to their client's
+  // outbox; durable ones to the journal's round, counted once recorded.
+  void answer(Session& s, Request& r, std::string_view fault_code, std::string_view data);
+  // The answers of a durable round were written (ok) or not (they run again).
+  void recorded(Session& s, std::vector<Answer>& answers, bool ok);
+  // Puts a request back at the front of its session's queue (it runs next),
+  // or faults it when it has used up its tries. `max_retries` >= 0: the
+  // service's registration overrides the head's. `why` says what charged it
+  // ("lost", "ran past its task timeout") for the fault message.
+  void requeue(Session& s, Request r, bool charge, int max_retries = -1,
+               std::string_view why = "lost");
+
+  // A `tasks` message with up to `k` requests from the front of `s`'s queue
+  // for node `n` (fewer when they would not fit in one frame).
+  struct Prepared {
+    zmq::message_t body;
+    std::uint64_t count = 0;
+    Millis timeout = 0;    // the task timeout the node enforces (0: none)
+    int svc_retries = -1;  // the service's registered max retries (-1: the head's)
+  };
+  Prepared prepare(const NodeState& n, const Session& s, std::uint64_t k) const;
+  // The message was sent: its requests are in flight on `n`.
+  void sent(NodeState& n, Session& s, const Prepared& p);
+
+  // A node's results: each task settled, answered or run again.
+  void on_results(NodeState& node, const proto::Results& m);
+  // A node died, left or went silent: its in-flight work goes back to the
+  // queues (poison isolation: a crash is charged to a request only when the
+  // node held it alone; requests of a lost batch run alone from now on).
+  void lose_node(std::uint64_t ordinal, NodeLoss why);
+  // Tasks a node never reported within their backstop: a lost run (charged).
+  void check_backstops();
+
+  // The registration of the highest version of `service` that node `n`
+  // hosts (its task timeout and retries), or nullptr.
+  static const proto::ServiceAd* registration_on(const NodeState& n, const std::string& service);
+  // The task timeout of a session's tasks on a node: the session's, else the
+  // head's for the service, else the service's registration, else the head's.
+  Millis task_timeout_for(const Session& s, const proto::ServiceAd* ad) const;
+
+ private:
+  void count_answer(Session& s, Client& c, bool ok);
+  // A task left the in-flight table: the counters of its node (when still
+  // known), session and client. Its session, or nullptr when purged.
+  Session* settle(const InFlight& f, NodeState* n);
+  void check_quarantine(NodeState& n);
+
+  HeadContext& ctx_;
+  SessionTable& sessions_;
+  NodeTable& nodes_;
+  InflightTable& inflight_;
+  Distributor& dist_;
+  Outbox& outbox_;
+  Durable& durable_;
+  std::uint64_t next_task_id_ = 1;
+
+  // Task-timeout backstop: per task queued ahead at most this much (a
+  // week), plus a grace for the node's report to arrive.
+  static constexpr Millis kMaxBackstopUnit = 7 * 86'400'000LL;
+  static constexpr Millis kBackstopGrace = 5'000;
+  // Pushed batches stay well under the 8 MiB frame limit.
+  static constexpr std::size_t kMaxMessageBytes = 4u << 20;
+};
+
+}  // namespace zgrid::head
