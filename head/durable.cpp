@@ -5,6 +5,7 @@
 
 #include "common/log.hpp"
 #include "common/util.hpp"
+#include "head/journal.hpp"
 #include "head/journal_records.hpp"
 
 namespace zgrid::head {
@@ -19,11 +20,6 @@ Durable::~Durable() {
 
 Status Durable::open(zmq::context_t& zctx, RecoveryReport* report) {
   const HeadOptions& o = ctx_.o;
-  std::string ep = "inproc://zgrid-journal";
-  pair_ = zmq::socket_t(zctx, zmq::socket_type::pair);
-  pair_.set(zmq::sockopt::linger, 0);
-  pair_.set(zmq::sockopt::rcvhwm, 0);
-  pair_.bind(ep);
   JournalOptions jo;
   jo.min_free_bytes = o.min_free_bytes;
   jo.reserve_bytes = o.disk_reserve_bytes;
@@ -31,9 +27,13 @@ Status Durable::open(zmq::context_t& zctx, RecoveryReport* report) {
   jo.fault_after_write = o.hooks.journal_fault_after;
   jo.read_fault_file = o.hooks.journal_read_fault_file;
   if (long n = ctx_.crash.take("after-sync"); n >= 0) jo.crash_after_syncs = static_cast<int>(n);
-  auto j = Journal::open(o.data_dir, zctx, ep, jo);
+  auto j = Journal::open(o.data_dir, zctx, jo);
   if (!j.ok()) return j.status();
-  journal_ = std::move(j).value();
+  return open(std::move(j).value(), report);
+}
+
+Status Durable::open(std::unique_ptr<JournalStore> store, RecoveryReport* report) {
+  journal_ = std::move(store);
   ZG_RETURN_IF_ERROR(recover_sessions(*journal_, sessions_, ctx_.now, wall_seconds(), report));
   for (auto& [s, key] : report->corrupt_answers) note_corrupt_answers(*s, key);
   // Segment files of sessions purged just before a crash.
@@ -43,18 +43,12 @@ Status Durable::open(zmq::context_t& zctx, RecoveryReport* report) {
 }
 
 void Durable::on_completions() {
-  for (int i = 0; i < 1024; ++i) {
-    zmq::message_t m;
-    auto r = pair_.recv(m, zmq::recv_flags::dontwait);
-    if (!r) break;
-    std::uint64_t seq;
-    bool ok;
-    std::string error;
-    if (!Journal::decode_completion(m, &seq, &ok, &error)) continue;
-    while (!pending_.empty() && pending_.front().first <= seq) {
+  if (!journal_) return;
+  for (const JournalCompletion& c : journal_->take_completions()) {
+    while (!pending_.empty() && pending_.front().first <= c.seq) {
       OpDone done = std::move(pending_.front().second);
       pending_.pop_front();
-      done(ok, error);
+      done(c.ok, c.error);
     }
   }
 }
@@ -82,7 +76,7 @@ Status Durable::unavailable() const {
 }
 
 Status Durable::write_failed(const std::string& err) {
-  if (Journal::is_no_space(err))
+  if (JournalStore::is_no_space(err))
     return Status::ResourceExhausted(err +
                                      " (the disk is full: purge finished sessions or free "
                                      "space)");
@@ -290,8 +284,7 @@ Result<bool> Durable::reconcile_if_reopened(RecoveryReport* report) {
            "journal reopened: " + std::to_string(report->fixed) +
                " records were written although their write had reported failure; taken into "
                "account");
-  journal_->reopen_taken(reopens_seen_);
-  journal_->mark_healthy();
+  journal_->reconciled(reopens_seen_);
   return true;
 }
 

@@ -34,7 +34,7 @@
 #include "head/batch_loader.hpp"
 #include "head/context.hpp"
 #include "head/fetch.hpp"
-#include "head/journal.hpp"
+#include "head/journal_store.hpp"
 #include "head/recovery.hpp"
 #include "head/session_table.hpp"
 #include "head/state.hpp"
@@ -56,14 +56,17 @@ class Durable {
   Durable(HeadContext& ctx, SessionTable& sessions) : ctx_(ctx), sessions_(sessions) {}
   ~Durable();
 
-  // Opens the journal in the options' data directory and rebuilds the
-  // sessions from it; the caller then loads or cancels each (`report`).
+  // Opens the LevelDB journal in the options' data directory and rebuilds
+  // the sessions from it; the caller then loads or cancels each (`report`).
   Status open(zmq::context_t& zctx, RecoveryReport* report);
+  // The same over a store of the caller's (tests: MemoryJournal).
+  Status open(std::unique_ptr<JournalStore> store, RecoveryReport* report);
   bool enabled() const { return journal_ != nullptr; }
-  Journal& journal() { return *journal_; }
-  const Journal& journal() const { return *journal_; }
-  // The socket whose messages are completions (poll it; then on_completions).
-  zmq::socket_t& completions() { return pair_; }
+  JournalStore& journal() { return *journal_; }
+  const JournalStore& journal() const { return *journal_; }
+  // A socket to poll for completions (nullptr: call on_completions anyway).
+  zmq::socket_t* completion_socket() { return journal_->completion_socket(); }
+  // Runs the callbacks of the ops the journal has finished, in order.
   void on_completions();
   // Lets what was submitted reach the disk, then closes the journal.
   void close();
@@ -132,12 +135,9 @@ class Durable {
     std::size_t count_at = items.array32_placeholder();
   };
 
-  void note_corrupt(Session& s, std::string_view key);
-
   HeadContext& ctx_;
   SessionTable& sessions_;
-  std::unique_ptr<Journal> journal_;
-  zmq::socket_t pair_;                                    // completions from the journal thread
+  std::unique_ptr<JournalStore> journal_;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_;  // submitted, not yet synced
   std::map<std::uint64_t, Round> rounds_;                 // answers of this round, by session
   std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick

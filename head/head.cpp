@@ -24,6 +24,7 @@
 #include "head/distributor.hpp"
 #include "head/durable.hpp"
 #include "head/inflight_table.hpp"
+#include "head/journal.hpp"
 #include "head/lifecycle.hpp"
 #include "head/node_table.hpp"
 #include "head/outbox.hpp"
@@ -158,22 +159,22 @@ class Head {
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
       if (outbox_.responses_pending()) timeout = std::min<Millis>(timeout, 2);
-      bool journal = durable_.enabled();
+      zmq::socket_t* completions = durable_.enabled() ? durable_.completion_socket() : nullptr;
       zmq::pollitem_t items[] = {
           {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
           {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0},
           {static_cast<void*>(accept_monitors_[0]), 0, ZMQ_POLLIN, 0},
           {static_cast<void*>(accept_monitors_[1]), 0, ZMQ_POLLIN, 0},
-          {journal ? static_cast<void*>(durable_.completions()) : nullptr, 0, ZMQ_POLLIN, 0}};
+          {completions ? static_cast<void*>(*completions) : nullptr, 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, journal ? 5 : 4, std::chrono::milliseconds(timeout));
+        zmq::poll(items, completions ? 5 : 4, std::chrono::milliseconds(timeout));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         return Status::Internal(std::string("poll failed: ") + e.what());
       }
       ctx_.now = clock_.now_ms();
       if ((items[2].revents | items[3].revents) & ZMQ_POLLIN) on_accept_events();
-      if (journal && (items[4].revents & ZMQ_POLLIN)) durable_.on_completions();
+      if (completions && (items[4].revents & ZMQ_POLLIN)) durable_.on_completions();
       // Drain a bounded number of messages per socket per round, so neither
       // side can starve the other and dispatch decisions see whole bursts.
       if (items[1].revents & ZMQ_POLLIN) {

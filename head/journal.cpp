@@ -35,8 +35,7 @@ bool no_space_error(int err) {
   return err == ENOSPC || err == EDQUOT;
 }
 bool no_space_text(const std::string& s) {
-  return s.find("No space left") != std::string::npos ||
-         s.find("Disk quota exceeded") != std::string::npos;
+  return JournalStore::is_no_space(s);
 }
 
 // The same LevelDB settings at open and at every reopen. Bulk values live in
@@ -53,21 +52,20 @@ leveldb::Options db_options(bool create, leveldb::Env* env) {
 }
 }  // namespace
 
-std::size_t JournalOp::bytes() const {
-  std::size_t n = 0;
-  for (const auto& [k, v] : puts) n += k.size() + v.size();
-  for (const auto& k : deletes) n += k.size();
-  return n + 64;
-}
-
 // ---- open ------------------------------------------------------------------------
 
 Journal::Journal() = default;
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq::context_t& ctx,
-                                               const std::string& notify_endpoint,
                                                const JournalOptions& options) {
   std::unique_ptr<Journal> j(new Journal());
+  // Completions come back on an inproc PAIR whose endpoint is unique to this journal.
+  std::string notify_endpoint = "inproc://zgrid-journal-" + std::to_string(getpid()) + "-" +
+                                std::to_string(reinterpret_cast<std::uintptr_t>(j.get()));
+  j->notify_ = zmq::socket_t(ctx, zmq::socket_type::pair);
+  j->notify_.set(zmq::sockopt::linger, 0);
+  j->notify_.set(zmq::sockopt::rcvhwm, 0);
+  j->notify_.bind(notify_endpoint);
   j->dir_ = data_dir;
   j->o_ = options;
   std::error_code ec;
@@ -101,12 +99,14 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
 
   // The disk reserve: made when there is room, released to open on a full disk.
   j->reserve_present_ = std::filesystem::exists(data_dir + "/reserve");
+  leveldb::DB* raw = nullptr;
   leveldb::Status s =
-      leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &j->db_);
+      leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &raw);
   if (!s.ok() && no_space_text(s.ToString()) && j->reserve_present_) {
     j->release_reserve("to open the journal on a full disk");
-    s = leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &j->db_);
+    s = leveldb::DB::Open(db_options(true, j->env_.get()), data_dir + "/journal", &raw);
   }
+  j->db_.reset(raw);
   if (!s.ok())
     return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString() +
                                (no_space_text(s.ToString()) && !j->reserve_present_
@@ -150,7 +150,7 @@ Journal::~Journal() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  delete db_;
+  db_.reset();
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -183,17 +183,28 @@ JournalStats Journal::stats() const {
   return stats_;
 }
 
-bool Journal::decode_completion(const zmq::message_t& m, std::uint64_t* seq, bool* ok,
-                                std::string* error) {
+bool Journal::decode_completion(const zmq::message_t& m, JournalCompletion* c) {
   if (m.size() < 9) return false;
-  std::memcpy(seq, m.data(), 8);
-  *ok = m.data<char>()[8] != 0;
-  error->assign(m.data<char>() + 9, m.size() - 9);
+  std::memcpy(&c->seq, m.data(), 8);
+  c->ok = m.data<char>()[8] != 0;
+  c->error.assign(m.data<char>() + 9, m.size() - 9);
   return true;
 }
 
-bool Journal::is_no_space(const std::string& error) {
-  return no_space_text(error);
+std::vector<JournalCompletion> Journal::take_completions() {
+  std::vector<JournalCompletion> out;
+  for (int i = 0; i < 1024; ++i) {
+    zmq::message_t m;
+    if (!notify_.recv(m, zmq::recv_flags::dontwait)) break;
+    JournalCompletion c;
+    if (decode_completion(m, &c)) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void Journal::reconciled(std::uint64_t reopens) {
+  reopens_taken_.store(reopens);
+  mark_healthy();
 }
 
 // ---- reads -----------------------------------------------------------------------
@@ -518,14 +529,14 @@ bool Journal::try_reopen(bool for_maintenance) {
   check_space();
   if (!space_ok_.load() && !for_maintenance) return false;
   std::unique_lock<std::shared_mutex> lock(db_mu_);
-  delete db_;
-  db_ = nullptr;
-  leveldb::Status s = leveldb::DB::Open(db_options(false, env_.get()), dir_ + "/journal", &db_);
+  db_.reset();
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(db_options(false, env_.get()), dir_ + "/journal", &raw);
   if (!s.ok()) {
     ZG_LOG(kError, kLog, "reopening the journal failed: " + s.ToString());
-    db_ = nullptr;
     return false;
   }
+  db_.reset(raw);
   ZG_LOG(kInfo, kLog, "journal reopened");
   // Still unhealthy: the reactor first reconciles with what the journal
   // holds, then calls mark_healthy(); until then only maintenance writes go.

@@ -69,26 +69,6 @@ namespace zgrid::head {
 // marked v2 at open; an older head then refuses the directory).
 inline constexpr std::uint32_t kJournalVersion = 2;
 
-struct JournalOp {
-  std::uint64_t seq = 0;  // set by submit()
-  std::vector<std::pair<std::string, std::string>> puts;
-  std::vector<std::string> deletes;
-  std::vector<std::string> delete_prefixes;  // every key starting with these (purge)
-  std::string purge_session;                 // with delete_prefixes: its segment file goes too
-  // A write that gives space back or records a change of state (purge,
-  // client removal, seal, cancel): written alone, and on a full disk it may
-  // use the disk reserve.
-  bool maintenance = false;
-  std::size_t bytes() const;
-};
-
-struct JournalStats {
-  std::uint64_t syncs = 0;     // synced writes
-  std::uint64_t ops = 0;       // ops written
-  std::uint64_t bytes = 0;     // bytes written
-  std::uint64_t failures = 0;  // failed writes
-};
-
 struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much
   std::uint64_t min_free_bytes = 64ull << 20;  // below this free space, refuse new requests
@@ -101,32 +81,28 @@ struct JournalOptions {
   std::string read_fault_file;  // tests: while this file exists, segment reads fail (EIO)
 };
 
-class Journal : public JournalReader {
+class Journal : public JournalStore {
  public:
   // Locks `data_dir` (a second head gets "in use by PID …"), opens or creates
   // the LevelDB, checks the format version, and starts the journal thread,
-  // which connects a PAIR to `notify_endpoint` (bound by the reactor).
+  // which tells of completions through an inproc PAIR in `ctx` (the
+  // completion socket, owned by the caller's thread).
   static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, zmq::context_t& ctx,
-                                               const std::string& notify_endpoint,
                                                const JournalOptions& options);
   ~Journal() override;
 
-  // Queues an op; returns its sequence number. Ops are written in order.
-  std::uint64_t submit(JournalOp op);
+  std::uint64_t submit(JournalOp op) override;
+  std::vector<JournalCompletion> take_completions() override;
+  zmq::socket_t* completion_socket() override { return &notify_; }
   // False after a failed write (until reopened) or below the free-space watermark.
-  bool healthy() const { return healthy_.load() && space_ok_.load(); }
-  // The disk is full: free space below the watermark, or a write failed for
-  // lack of space. New requests are refused as resource_exhausted then.
-  bool space_short() const { return !space_ok_.load() || no_space_.load(); }
-  // Counts successful reopens. After each, the reactor reconciles its state
-  // with the journal and then calls mark_healthy(reopens()).
-  std::uint64_t reopens() const { return reopens_.load(); }
-  void mark_healthy();
-  void reopen_taken(std::uint64_t n) { reopens_taken_.store(n); }
-  std::string health_reason() const;
-  JournalStats stats() const;
-  // Bytes submitted and not yet written: the reactor slows down above a bound.
-  std::size_t backlog_bytes() const { return backlog_.load(std::memory_order_relaxed); }
+  bool healthy() const override { return healthy_.load() && space_ok_.load(); }
+  // Free space below the watermark, or a write failed for lack of space.
+  bool space_short() const override { return !space_ok_.load() || no_space_.load(); }
+  std::uint64_t reopens() const override { return reopens_.load(); }
+  void reconciled(std::uint64_t reopens) override;
+  std::string health_reason() const override;
+  JournalStats stats() const override;
+  std::size_t backlog_bytes() const override { return backlog_.load(std::memory_order_relaxed); }
   const std::string& data_dir() const { return dir_; }
 
   // Reads the value of `key` (a bulk value is read from its segment file and
@@ -164,14 +140,7 @@ class Journal : public JournalReader {
 
   // Deletes segment files of sessions that `live` says are gone (a purge whose
   // unlink a crash interrupted). Called once after recovery.
-  void remove_orphan_segments(const std::function<bool(std::string_view sid)>& live);
-
-  // Completion messages on the notify socket: 8-byte seq (host order), 1
-  // byte ok, then the error text if not ok. decode_completion parses one.
-  static bool decode_completion(const zmq::message_t& m, std::uint64_t* seq, bool* ok,
-                                std::string* error);
-  // A write error that says the disk is full (ENOSPC, quota).
-  static bool is_no_space(const std::string& error);
+  void remove_orphan_segments(const std::function<bool(std::string_view sid)>& live) override;
 
   // zgrid-head --purge-session: the same purge as a running head's, with no
   // head running (the data directory's lock is taken).
@@ -190,6 +159,10 @@ class Journal : public JournalReader {
 
   Journal();
   void run(zmq::context_t* ctx, std::string endpoint);
+  void mark_healthy();
+  // Completion messages on the notify socket: 8-byte seq (host order), 1
+  // byte ok, then the error text if not ok. decode_completion parses one.
+  static bool decode_completion(const zmq::message_t& m, JournalCompletion* c);
   void append_bulk(Group& g);
   bool commit(Group& g);
   void check_space();
@@ -205,7 +178,8 @@ class Journal : public JournalReader {
   std::unique_ptr<leveldb::Env> env_;   // LevelDB's files, through the descriptor reserve
   std::unique_ptr<Segments> segments_;  // the sessions' segment files
   mutable std::shared_mutex db_mu_;     // guards db_ against reopen (reads share it)
-  leveldb::DB* db_ = nullptr;           // replaced only by try_reopen(), holding db_mu_
+  std::unique_ptr<leveldb::DB> db_;     // replaced only by try_reopen(), holding db_mu_
+  zmq::socket_t notify_;                // completions (bound here, read by the owner's thread)
   bool reserve_present_ = false;        // journal thread (and open)
 
   mutable Mutex mu_;

@@ -2,6 +2,48 @@
 
 namespace zgrid::head {
 
+std::size_t JournalOp::bytes() const {
+  std::size_t n = 0;
+  for (const auto& [k, v] : puts) n += k.size() + v.size();
+  for (const auto& k : deletes) n += k.size();
+  return n + 64;
+}
+
+bool JournalStore::is_no_space(const std::string& error) {
+  return error.find("No space left") != std::string::npos ||
+         error.find("Disk quota exceeded") != std::string::npos;
+}
+
+std::uint64_t MemoryJournal::submit(JournalOp op) {
+  op.seq = ++next_seq_;
+  if (!write_error_.empty() || !healthy_) {
+    // Like LevelDB: after a failed write every write fails until reopened.
+    healthy_ = false;
+    last_error_ = write_error_.empty() ? "the journal awaits a reopen" : write_error_;
+    ++stats_.failures;
+    done_.push_back({op.seq, false, last_error_});
+    return op.seq;
+  }
+  for (const auto& prefix : op.delete_prefixes)
+    for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix);)
+      it = data_.erase(it);
+  for (const auto& k : op.deletes) data_.erase(k);
+  for (const auto& [k, v] : op.puts) data_[k] = v;
+  ++stats_.syncs;
+  ++stats_.ops;
+  stats_.bytes += op.bytes();
+  done_.push_back({op.seq, true, {}});
+  written_.push_back(std::move(op));
+  return next_seq_;
+}
+
+std::vector<JournalCompletion> MemoryJournal::take_completions() {
+  if (hold_) return {};
+  std::vector<JournalCompletion> out;
+  out.swap(done_);
+  return out;
+}
+
 Status MemoryJournal::read(const std::string& key, std::string_view* out) const {
   if (fail_reads_) return Status::Unavailable("injected read failure");
   if (corrupt_.count(key)) return Status::DataLoss("injected corruption of a record");

@@ -1,6 +1,9 @@
-// What the head reads from its journal, as an interface: the LevelDB journal
-// (head/journal.hpp) implements it, and so does MemoryJournal, an in-memory
-// store that fails on demand, for in-process tests of fetch and recovery.
+// The head's journal as interfaces: what it reads (JournalReader: get, and
+// cursors over a prefix) and what it writes (JournalStore: submit an op,
+// hear its completion, health). The LevelDB journal (head/journal.hpp, the
+// only code that includes LevelDB) implements both, and so does
+// MemoryJournal, an in-memory store that fails on demand, for in-process
+// tests of fetch, recovery, loading and the rooms above them.
 //
 // Errors: NotFound for an absent key; Unavailable when a record cannot be
 // read now (I/O error, the journal being reopened: try again); DataLoss when
@@ -11,15 +14,51 @@
 // short-lived (it may hold a read lock).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.hpp"
 
+namespace zmq {
+class socket_t;
+}  // namespace zmq
+
 namespace zgrid::head {
+
+// One change, written atomically: puts and deletes, already encoded.
+struct JournalOp {
+  std::uint64_t seq = 0;  // set by submit()
+  std::vector<std::pair<std::string, std::string>> puts;
+  std::vector<std::string> deletes;
+  std::vector<std::string> delete_prefixes;  // every key starting with these (purge)
+  std::string purge_session;                 // with delete_prefixes: its segment file goes too
+  // A write that gives space back or records a change of state (purge,
+  // client removal, seal, cancel): written alone, and on a full disk it may
+  // use the disk reserve.
+  bool maintenance = false;
+  std::size_t bytes() const;
+};
+
+struct JournalStats {
+  std::uint64_t syncs = 0;     // synced writes
+  std::uint64_t ops = 0;       // ops written
+  std::uint64_t bytes = 0;     // bytes written
+  std::uint64_t failures = 0;  // failed writes
+};
+
+// Every op up to `seq` is durable (ok) or failed with `error`.
+struct JournalCompletion {
+  std::uint64_t seq = 0;
+  bool ok = true;
+  std::string error;
+};
 
 // Iterates the keys that start with a prefix, in order.
 class JournalCursor {
@@ -46,9 +85,42 @@ class JournalReader {
   static bool is_corruption(const Status& st) { return st.code() == Code::kDataLoss; }
 };
 
-// A journal in a std::map. Tests mark keys corrupt or make reads fail.
+// The write side. Ops are written in the order submitted; completions come
+// in that order. Called from the reactor thread only.
+class JournalStore : public JournalReader {
+ public:
+  // Queues an op; returns its sequence number.
+  virtual std::uint64_t submit(JournalOp op) = 0;
+  // The completions that have arrived (none waits).
+  virtual std::vector<JournalCompletion> take_completions() = 0;
+  // A socket that becomes readable when a completion arrives, for the
+  // reactor's poll; nullptr: the owner calls take_completions itself.
+  virtual zmq::socket_t* completion_socket() { return nullptr; }
+
+  // False after a failed write (until reopened) or while space is short.
+  virtual bool healthy() const = 0;
+  // The disk is full: new requests are refused as resource_exhausted.
+  virtual bool space_short() const = 0;
+  virtual std::string health_reason() const = 0;
+  // Bytes submitted and not yet written (the reactor slows down above a bound).
+  virtual std::size_t backlog_bytes() const = 0;
+  virtual JournalStats stats() const = 0;
+  // Counts reopens after failed writes. After each, the owner brings its
+  // state up to what the journal holds, then calls reconciled(reopens()).
+  virtual std::uint64_t reopens() const = 0;
+  virtual void reconciled(std::uint64_t reopens) = 0;
+  // Deletes the bulk data of sessions that `live` says are gone.
+  virtual void remove_orphan_segments(const std::function<bool(std::string_view sid)>& live) = 0;
+
+  // A write error that says the disk is full (ENOSPC, quota).
+  static bool is_no_space(const std::string& error);
+};
+
+// A journal in a std::map. Tests mark keys corrupt, make reads or writes
+// fail, and hold completions back. An op is applied when submitted (unless
+// writes fail); its completion waits for take_completions().
 // Not thread-safe.
-class MemoryJournal : public JournalReader {
+class MemoryJournal : public JournalStore {
  public:
   void put(std::string key, std::string value) { data_[std::move(key)] = std::move(value); }
   void erase(const std::string& key) { data_.erase(key); }
@@ -56,6 +128,25 @@ class MemoryJournal : public JournalReader {
   void fail_reads(bool on) { fail_reads_ = on; }                      // reads give Unavailable
   void refuse_cursors(bool on) { refuse_cursors_ = on; }              // "being reopened"
   std::size_t size() const { return data_.size(); }
+  bool contains(const std::string& key) const { return data_.count(key) > 0; }
+  // Writes fail (`error`; empty: they succeed again) and the store reports
+  // itself unhealthy until reopen() is called.
+  void fail_writes(std::string error) { write_error_ = std::move(error); }
+  void reopen() { ++reopens_; }
+  void hold_completions(bool on) { hold_ = on; }
+  std::size_t pending() const { return done_.size(); }
+  const std::vector<JournalOp>& written() const { return written_; }
+
+  std::uint64_t submit(JournalOp op) override;
+  std::vector<JournalCompletion> take_completions() override;
+  bool healthy() const override { return healthy_; }
+  bool space_short() const override { return is_no_space(write_error_); }
+  std::string health_reason() const override { return healthy_ ? "ok" : last_error_; }
+  std::size_t backlog_bytes() const override { return 0; }
+  JournalStats stats() const override { return stats_; }
+  std::uint64_t reopens() const override { return reopens_; }
+  void reconciled(std::uint64_t) override { healthy_ = write_error_.empty(); }
+  void remove_orphan_segments(const std::function<bool(std::string_view)>&) override {}
 
   Status get(std::string_view key, std::string* value) const override;
   std::unique_ptr<JournalCursor> cursor(std::string prefix) const override;
@@ -66,7 +157,12 @@ class MemoryJournal : public JournalReader {
 
   std::map<std::string, std::string, std::less<>> data_;
   std::set<std::string, std::less<>> corrupt_;
-  bool fail_reads_ = false, refuse_cursors_ = false;
+  bool fail_reads_ = false, refuse_cursors_ = false, hold_ = false, healthy_ = true;
+  std::string write_error_, last_error_;
+  std::uint64_t next_seq_ = 0, reopens_ = 0;
+  std::vector<JournalCompletion> done_;
+  std::vector<JournalOp> written_;
+  JournalStats stats_;
 };
 
 }  // namespace zgrid::head

@@ -1,0 +1,189 @@
+// head/client_handlers in-process: client messages handled as the reactor
+// hands them over, replies recorded. Durable replies wait for the journal;
+// failed writes answer the error and change nothing; fetches park and wake.
+#include <gtest/gtest.h>
+
+#include "head/journal_records.hpp"
+#include "support/head_rooms.hpp"
+
+namespace zgrid::head {
+namespace {
+
+using testing::Rooms;
+
+std::string Create(Rooms& r, bool durable) {
+  proto::CreateSession m;
+  m.service = "factorize";
+  m.durable = durable;
+  EXPECT_TRUE(r.call(proto::encode_create_session(1, m)).ok());
+  r.complete_writes();
+  Envelope e = r.last_reply().envelope();
+  proto::SessionInfo info;
+  EXPECT_TRUE(proto::decode_session_info(e, &info).ok());
+  EXPECT_EQ(info.durable, durable);
+  return info.session_id;
+}
+
+void Open(Rooms& r, const std::string& sid, const std::string& cid = "c") {
+  Status st = r.call(proto::encode_open_client(2, {sid, cid}));
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(r.last_reply().type(), proto::kClientOpened);
+}
+
+zmq::message_t SendOf(const std::string& sid, std::uint64_t first_seq, std::size_t n,
+                      bool flush = false) {
+  static const std::string payload = "1001";
+  proto::Send m;
+  m.session_id = sid;
+  m.client_id = "c";
+  m.first_seq = first_seq;
+  m.flush = flush;
+  for (std::size_t i = 0; i < n; ++i) m.items.push_back({"", payload});
+  return proto::encode_send(3, m);
+}
+
+TEST(ClientHandlers, AnInteractiveBatchIsQueuedAndAcknowledged) {
+  Rooms r;
+  std::string sid = Create(r, false);
+  Open(r, sid);
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 5)).ok());
+  Envelope e = r.last_reply().envelope();
+  proto::Ack ack;
+  ASSERT_TRUE(proto::decode_ack(e, &ack).ok());
+  EXPECT_EQ(ack.count, 5u);
+  EXPECT_EQ(ack.first_request_id, 1u);
+  Session* s = r.sessions.find(sid);
+  EXPECT_EQ(s->queue.size(), 5u);
+  EXPECT_EQ(s->total, 5u);
+  // A resend of the same sequence numbers: duplicates, nothing queued twice.
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 5)).ok());
+  EXPECT_EQ(s->queue.size(), 5u);
+  // A gap is refused.
+  EXPECT_EQ(r.call(SendOf(sid, 9, 1)).code(), Code::kOutOfSequence);
+}
+
+TEST(ClientHandlers, ADurableBatchIsAcknowledgedOnlyOnceJournaled) {
+  Rooms r;
+  r.open_journal();
+  std::string sid = Create(r, true);
+  Open(r, sid);
+  r.journal->hold_completions(true);
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 4, /*flush=*/true)).ok());
+  EXPECT_EQ(r.replies.size(), before);  // no ack before the write is durable
+  Session* s = r.sessions.find(sid);
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  EXPECT_EQ(r.last_reply().type(), proto::kAck);
+  EXPECT_EQ(s->total, 4u);
+  EXPECT_EQ(s->queue.size(), 4u);  // flushed: loaded to run
+  EXPECT_EQ(s->clients[0].acked_seq, 4u);
+}
+
+TEST(ClientHandlers, AFailedDurableSendAnswersTheErrorAndForgetsTheBatch) {
+  Rooms r;
+  r.open_journal();
+  std::string sid = Create(r, true);
+  Open(r, sid);
+  r.journal->fail_writes("IO error: No space left on device");
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 4)).ok());
+  r.complete_writes();
+  EXPECT_EQ(r.last_reply().error().code, Code::kResourceExhausted);
+  Session* s = r.sessions.find(sid);
+  EXPECT_EQ(s->total, 0u);
+  EXPECT_EQ(s->clients[0].accepted_seq, 0u);  // the resend is not a duplicate
+  EXPECT_EQ(s->clients[0].sent, 0u);
+  // While the journal refuses writes, new batches are refused at once.
+  EXPECT_EQ(r.call(SendOf(sid, 1, 1)).code(), Code::kResourceExhausted);
+}
+
+TEST(ClientHandlers, EndRequestsCommitsAndWakesAParkedFetch) {
+  Rooms r;
+  r.open_journal();
+  std::string sid = Create(r, true);
+  Open(r, sid);
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 2, true)).ok());
+  r.complete_writes();
+  proto::Fetch f;
+  f.session_id = sid;
+  f.wait_ms = 10'000;
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(proto::encode_fetch(4, f), "rid-fetcher").ok());
+  EXPECT_EQ(r.replies.size(), before);  // nothing yet: parked
+  EXPECT_TRUE(r.handlers.fetches_parked());
+  // Both answered and recorded, the client commits: the fetch is answered.
+  Session* s = r.sessions.find(sid);
+  r.add_node("a", 4);
+  r.dispatch();
+  proto::Results res;
+  res.items = {{1, "", "7 11 13"}, {2, "", "7 11 13"}};
+  r.tasks.on_results(*r.nodes.find_id("a"), res);
+  r.lifecycle.flush_answers();
+  r.complete_writes();
+  ASSERT_TRUE(r.call(proto::encode_client_ref(proto::kEndRequests, 5, {sid, "c", 2})).ok());
+  r.complete_writes();
+  EXPECT_EQ(s->committed, 2u);
+  for (const std::string& woken : r.ctx.fetches_to_wake) r.handlers.wake_fetches(woken);
+  const testing::Reply& fetch_reply = r.replies.back();
+  EXPECT_EQ(fetch_reply.rid, "rid-fetcher");
+  EXPECT_EQ(fetch_reply.type(), proto::kFetchReply);
+  EXPECT_FALSE(r.handlers.fetches_parked());
+}
+
+TEST(ClientHandlers, UnknownPurgedAndRemovedAreClearErrors) {
+  Rooms r;
+  std::string sid = Create(r, false);
+  Open(r, sid);
+  EXPECT_EQ(r.call(proto::encode_attach(6, std::string(32, 'z'))).code(), Code::kNotFound);
+  EXPECT_EQ(r.call(SendOf(sid, 1, 1)).code(), Code::kOk);
+  r.sessions.find(sid)->clients[0].removed = true;
+  Status st = r.call(SendOf(sid, 2, 1));
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_NE(st.message().find("removed"), std::string::npos);
+  // A durable session's id stays known as purged.
+  r.open_journal();
+  std::string did = Create(r, true);
+  ASSERT_TRUE(r.call(proto::encode_close(7, {did, proto::CloseMode::kPurge})).ok());
+  r.complete_writes();
+  EXPECT_EQ(r.last_reply().type(), proto::kOk);
+  st = r.call(proto::encode_attach(8, did));
+  EXPECT_NE(st.message().find("was purged"), std::string::npos) << st.message();
+  // Purging again is not an error.
+  ASSERT_TRUE(r.call(proto::encode_close(9, {did, proto::CloseMode::kPurge})).ok());
+  EXPECT_EQ(r.last_reply().type(), proto::kOk);
+}
+
+TEST(ClientHandlers, DurableNeedsAJournalAndDrainNeedsAKnownNode) {
+  Rooms r;
+  proto::CreateSession m;
+  m.service = "factorize";
+  m.durable = true;
+  EXPECT_EQ(r.call(proto::encode_create_session(1, m)).code(), Code::kFailedPrecondition);
+  m.service = "no such!";
+  m.durable = false;
+  EXPECT_EQ(r.call(proto::encode_create_session(1, m)).code(), Code::kInvalidArgument);
+  Writer w = proto::begin(proto::kDrain, 3, 2);
+  w.str("ghost").boolean(false);
+  EXPECT_EQ(r.call(w.finish()).code(), Code::kNotFound);
+  NodeState& n = r.add_node("a");
+  Writer d = proto::begin(proto::kDrain, 4, 2);
+  d.str("a").boolean(false);
+  ASSERT_TRUE(r.call(d.finish()).ok());
+  EXPECT_TRUE(n.draining);
+}
+
+TEST(ClientHandlers, StatusReportsTheGridAndASession) {
+  Rooms r;
+  std::string sid = Create(r, false);
+  Open(r, sid);
+  ASSERT_TRUE(r.call(SendOf(sid, 1, 3)).ok());
+  ASSERT_TRUE(r.call(proto::encode_query(proto::kStatus, 10, sid)).ok());
+  EXPECT_EQ(r.last_reply().type(), proto::kStatusReply);
+  EXPECT_NE(r.last_reply().body.find("queued"), std::string::npos);
+  ASSERT_TRUE(r.call(proto::encode_query(proto::kStatus, 11, "")).ok());
+  EXPECT_NE(r.last_reply().body.find("journal"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zgrid::head
