@@ -479,4 +479,151 @@ Status decode_response_items(Reader& items, std::vector<Response>* out) {
   return finish(items, "responses");
 }
 
+// ---- status tables ------------------------------------------------------------
+
+namespace {
+
+struct FieldWriter {
+  Writer& w;
+  void operator()(std::string_view k, const std::string& v) { w.kv(k, v); }
+  void operator()(std::string_view k, std::uint64_t v) { w.kv(k, v); }
+  void operator()(std::string_view k, std::int64_t v) { w.kv_i(k, v); }
+  void operator()(std::string_view k, double v) { w.kv_f(k, v); }
+  void operator()(std::string_view k, bool v) { w.kv_b(k, v); }
+};
+
+template <class T>
+void write_table(Writer& w, const T& t) {
+  std::uint32_t n = 0;
+  for_each_field(t, [&n](std::string_view, const auto&) { ++n; });
+  w.map(n);
+  FieldWriter fw{w};
+  for_each_field(t, fw);
+}
+
+// One map value into its field; false when its type does not fit.
+bool read_value(const msgpack::object& o, std::string* v) {
+  if (o.type != msgpack::type::STR && o.type != msgpack::type::BIN) return false;
+  v->assign(o.type == msgpack::type::STR ? o.via.str.ptr : o.via.bin.ptr,
+            o.type == msgpack::type::STR ? o.via.str.size : o.via.bin.size);
+  return true;
+}
+bool read_value(const msgpack::object& o, std::uint64_t* v) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
+  *v = o.via.u64;
+  return true;
+}
+bool read_value(const msgpack::object& o, std::int64_t* v) {
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    *v = o.via.i64;
+    return true;
+  }
+  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > INT64_MAX) return false;
+  *v = static_cast<std::int64_t>(o.via.u64);
+  return true;
+}
+bool read_value(const msgpack::object& o, double* v) {
+  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) {
+    *v = o.via.f64;
+    return true;
+  }
+  std::int64_t i;
+  if (!read_value(o, &i)) return false;
+  *v = static_cast<double>(i);
+  return true;
+}
+bool read_value(const msgpack::object& o, bool* v) {
+  if (o.type != msgpack::type::BOOLEAN) return false;
+  *v = o.via.boolean;
+  return true;
+}
+
+// Fields by name; unknown names are skipped (a newer head), a known name
+// with a value of the wrong type is a protocol error.
+template <class T>
+Status read_table(const msgpack::object* o, T* out, const char* what) {
+  if (o == nullptr || o->type != msgpack::type::MAP)
+    return Status::Protocol(std::string("malformed ") + what + ": not a map");
+  for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
+    const auto& kv = o->via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) continue;
+    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    bool ok = true;
+    for_each_field(*out, [&](std::string_view name, auto& field) {
+      if (name == key) ok = read_value(kv.val, &field);
+    });
+    if (!ok)
+      return Status::Protocol(std::string("malformed ") + what + ": field " + std::string(key) +
+                              " has the wrong type");
+  }
+  return Status::OK();
+}
+
+template <class T>
+zmq::message_t encode_table(std::uint32_t type, std::uint64_t corr, const T& t) {
+  Writer w = begin(type, corr, 1, 512);
+  write_table(w, t);
+  return w.finish();
+}
+
+template <class T>
+zmq::message_t encode_list(std::uint32_t type, std::uint64_t corr, const std::vector<T>& list) {
+  Writer w = begin(type, corr, 1, 256 + list.size() * 400);
+  w.array(static_cast<std::uint32_t>(list.size()));
+  for (const T& t : list) write_table(w, t);
+  return w.finish();
+}
+
+template <class T>
+Status decode_list(Envelope& e, std::vector<T>* out, const char* what) {
+  Reader arr = e.fields.array(1u << 24);
+  out->clear();
+  while (arr.ok() && !arr.at_end()) {
+    T t;
+    ZG_RETURN_IF_ERROR(read_table(arr.object(), &t, what));
+    out->push_back(std::move(t));
+  }
+  if (!arr.ok()) return Status::Protocol(std::string("malformed ") + what);
+  return Status::OK();
+}
+
+}  // namespace
+
+zmq::message_t encode_session_status(std::uint64_t corr, const SessionStatus& m) {
+  return encode_table(kStatusReply, corr, m);
+}
+zmq::message_t encode_grid_status(std::uint64_t corr, const GridStatus& m) {
+  return encode_table(kStatusReply, corr, m);
+}
+zmq::message_t encode_sessions_reply(std::uint64_t corr, const std::vector<SessionStatus>& m) {
+  return encode_list(kSessionsReply, corr, m);
+}
+zmq::message_t encode_nodes_reply(std::uint64_t corr, const std::vector<NodeStatus>& m) {
+  return encode_list(kNodesReply, corr, m);
+}
+zmq::message_t encode_drain(std::uint64_t corr, const Drain& m) {
+  Writer w = begin(kDrain, corr, 2);
+  w.str(m.node_id).boolean(m.undo);
+  return w.finish();
+}
+
+Status decode_session_status(Envelope& e, SessionStatus* out) {
+  return read_table(e.fields.object(), out, "session status");
+}
+Status decode_grid_status(Envelope& e, GridStatus* out) {
+  return read_table(e.fields.object(), out, "grid status");
+}
+Status decode_sessions_reply(Envelope& e, std::vector<SessionStatus>* out) {
+  return decode_list(e, out, "sessions reply");
+}
+Status decode_nodes_reply(Envelope& e, std::vector<NodeStatus>* out) {
+  return decode_list(e, out, "nodes reply");
+}
+Status decode_drain(Envelope& e, Drain* out) {
+  Reader& r = e.fields;
+  out->node_id = name_field(r);
+  out->undo = r.at_end() ? false : r.boolean();  // older clients send the id alone
+  return finish(r, "drain");
+}
+
 }  // namespace zgrid::proto

@@ -9,9 +9,11 @@
 // Thread safety: stateless functions.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "common/codec.hpp"
@@ -310,5 +312,95 @@ void write_response_item(Writer& w, std::uint64_t request_id, std::string_view u
 
 // Checks version and returns a person-readable error for a newer peer.
 Status check_version(const Envelope& e);
+
+// ---- status tables ------------------------------------------------------------
+//
+// The replies to status, sessions and nodes (docs/protocol.md, "Status
+// fields"). Each is a msgpack map, so a newer peer may add fields and an
+// older one ignores them; the names, their order and their count come from
+// one list per type (for_each_field), used to encode, decode and print.
+
+struct SessionStatus {
+  std::string session_id, service;
+  bool durable = false;
+  std::string owner;  // the owning key's file name; empty without CURVE
+  std::string state;  // state_name()
+  std::uint64_t total = 0, committed = 0, queued = 0, running = 0, done = 0, faulted = 0;
+  std::uint64_t removed = 0;  // requests of removed clients
+  std::uint64_t clients = 0, clients_open = 0, clients_removed = 0;
+  std::int64_t created = 0;  // Unix seconds
+  bool complete = false;
+  std::uint64_t responses_queued = 0;
+  std::int64_t idle_ms = 0, client_idle_timeout_ms = 0;
+};
+
+struct GridStatus {
+  std::uint64_t nodes = 0, workers = 0, sessions = 0, queued = 0, running = 0, done = 0;
+  std::uint64_t faulted = 0, bad_messages = 0;
+  double rate = 0;  // answers per second over the last second
+  std::string instance;
+  std::string journal;  // "none", "ok", or why it refuses requests
+  std::uint64_t journal_syncs = 0, journal_ops = 0, journal_bytes = 0;
+  std::uint64_t journal_read_errors = 0, journal_corrupt_records = 0, data_loss = 0;
+};
+
+struct NodeStatus {
+  std::string state;  // ok, draining, quarantined
+  std::string node_id, host;
+  std::uint64_t pid = 0, workers = 0, stuck = 0, capacity = 0, inflight = 0, done = 0;
+  std::uint64_t faulted = 0;
+  std::int64_t last_heartbeat_ms = 0, uptime_ms = 0;
+  std::string services;  // comma-separated name@version
+};
+
+// zgrid drain NODE [--undo]
+struct Drain {
+  std::string node_id;
+  bool undo = false;
+};
+
+// Calls f(name, field) for every field, in wire order; `S` may be const.
+template <class S, class F>
+requires std::same_as<std::remove_const_t<S>, SessionStatus>
+void for_each_field(S& s, F&& f) {
+  f("session_id", s.session_id), f("service", s.service), f("durable", s.durable);
+  f("owner", s.owner), f("state", s.state), f("total", s.total), f("committed", s.committed);
+  f("queued", s.queued), f("running", s.running), f("done", s.done), f("faulted", s.faulted);
+  f("removed", s.removed), f("clients", s.clients), f("clients_open", s.clients_open);
+  f("clients_removed", s.clients_removed), f("created", s.created), f("complete", s.complete);
+  f("responses_queued", s.responses_queued), f("idle_ms", s.idle_ms);
+  f("client_idle_timeout_ms", s.client_idle_timeout_ms);
+}
+template <class S, class F>
+requires std::same_as<std::remove_const_t<S>, GridStatus>
+void for_each_field(S& s, F&& f) {
+  f("nodes", s.nodes), f("workers", s.workers), f("sessions", s.sessions);
+  f("queued", s.queued), f("running", s.running), f("done", s.done), f("faulted", s.faulted);
+  f("bad_messages", s.bad_messages), f("rate", s.rate), f("instance", s.instance);
+  f("journal", s.journal), f("journal_syncs", s.journal_syncs), f("journal_ops", s.journal_ops);
+  f("journal_bytes", s.journal_bytes), f("journal_read_errors", s.journal_read_errors);
+  f("journal_corrupt_records", s.journal_corrupt_records), f("data_loss", s.data_loss);
+}
+template <class S, class F>
+requires std::same_as<std::remove_const_t<S>, NodeStatus>
+void for_each_field(S& s, F&& f) {
+  f("state", s.state), f("node_id", s.node_id), f("host", s.host), f("pid", s.pid);
+  f("workers", s.workers), f("stuck", s.stuck), f("capacity", s.capacity);
+  f("inflight", s.inflight), f("done", s.done), f("faulted", s.faulted);
+  f("last_heartbeat_ms", s.last_heartbeat_ms), f("uptime_ms", s.uptime_ms);
+  f("services", s.services);
+}
+
+zmq::message_t encode_session_status(std::uint64_t corr, const SessionStatus& m);
+zmq::message_t encode_grid_status(std::uint64_t corr, const GridStatus& m);
+zmq::message_t encode_sessions_reply(std::uint64_t corr, const std::vector<SessionStatus>& m);
+zmq::message_t encode_nodes_reply(std::uint64_t corr, const std::vector<NodeStatus>& m);
+zmq::message_t encode_drain(std::uint64_t corr, const Drain& m);
+// A status reply is a session's when it names one (session_id), else the grid's.
+Status decode_session_status(Envelope& e, SessionStatus* out);
+Status decode_grid_status(Envelope& e, GridStatus* out);
+Status decode_sessions_reply(Envelope& e, std::vector<SessionStatus>* out);
+Status decode_nodes_reply(Envelope& e, std::vector<NodeStatus>* out);
+Status decode_drain(Envelope& e, Drain* out);
 
 }  // namespace zgrid::proto

@@ -407,91 +407,103 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
   return Status::OK();
 }
 
-void ClientHandlers::write_session_status(Writer& w, const Session& s) const {
-  std::uint64_t open_clients = 0;
+proto::SessionStatus ClientHandlers::status_of(const Session& s) const {
+  proto::SessionStatus m;
+  m.session_id = s.id;
+  m.service = s.service;
+  m.durable = s.durable;
+  m.owner = r_.security.name_of(s.owner);  // the key's file name; empty without CURVE
+  m.state = proto::state_name(s.state);
+  m.total = s.total;
+  m.committed = s.committed;
+  m.queued = Lifecycle::queued_count(s);
+  m.running = s.running + s.committing;
+  m.done = s.done;
+  m.faulted = s.faulted;
+  m.removed = s.requests_removed;
+  m.clients = s.clients.size();
   for (const auto& c : s.clients)
-    if (!c.ended && !c.removed) ++open_clients;
-  w.map(20);
-  w.kv("session_id", s.id).kv("service", s.service).kv_b("durable", s.durable);
-  w.kv("owner", r_.security.name_of(s.owner));  // the key's file name; empty without CURVE
-  w.kv("state", proto::state_name(s.state));
-  w.kv("total", s.total).kv("committed", s.committed).kv("queued", Lifecycle::queued_count(s));
-  w.kv("running", s.running + s.committing).kv("done", s.done).kv("faulted", s.faulted);
-  w.kv("removed", s.requests_removed)
-      .kv("clients", s.clients.size())
-      .kv("clients_open", open_clients);
-  w.kv("clients_removed", s.clients_removed);
-  w.kv_i("created", s.created_wall);
-  w.kv_b("complete", SessionTable::complete(s));
-  w.kv("responses_queued", s.out_pending);
-  w.kv_i("idle_ms", ctx_.now - s.last_activity);
-  w.kv_i("client_idle_timeout_ms", s.client_idle_timeout_ms);
+    if (!c.ended && !c.removed) ++m.clients_open;
+  m.clients_removed = s.clients_removed;
+  m.created = s.created_wall;
+  m.complete = SessionTable::complete(s);
+  m.responses_queued = s.out_pending;
+  m.idle_ms = ctx_.now - s.last_activity;
+  m.client_idle_timeout_ms = s.client_idle_timeout_ms;
+  return m;
 }
 
 Status ClientHandlers::on_status(const Call& call) {
   std::string sid;
   ZG_RETURN_IF_ERROR(proto::decode_query(call.env, &sid));
-  Writer w = proto::begin(proto::kStatusReply, call.env.corr, 1, 512);
   if (!sid.empty()) {
     Session* s;
     ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, &s));
-    write_session_status(w, *s);
-  } else {
-    std::uint64_t queued = 0, running = 0;
-    for (const auto& kv : r_.sessions.all()) {
-      queued += Lifecycle::queued_count(*kv.second);
-      running += kv.second->running;
-    }
-    bool journal = r_.durable.enabled();
-    JournalStats js = journal ? r_.durable.journal().stats() : JournalStats{};
-    const Counters& n = ctx_.counters;
-    w.map(17);
-    w.kv("nodes", r_.nodes.size()).kv("workers", r_.nodes.workers());
-    w.kv("sessions", r_.sessions.size());
-    w.kv("queued", queued).kv("running", running).kv("done", n.done);
-    w.kv("faulted", n.faulted).kv("bad_messages", n.bad_messages);
-    w.kv_f("rate", n.rate);
-    w.kv("instance", ctx_.instance);
-    w.kv("journal", !journal                         ? "none"
-                    : r_.durable.journal().healthy() ? "ok"
-                                                     : r_.durable.journal().health_reason());
-    w.kv("journal_syncs", js.syncs).kv("journal_ops", js.ops).kv("journal_bytes", js.bytes);
-    w.kv("journal_read_errors", n.journal_read_errors);
-    w.kv("journal_corrupt_records", n.journal_corrupt_records);
-    w.kv("data_loss", n.data_loss);
+    reply_(call.rid, proto::encode_session_status(call.env.corr, status_of(*s)));
+    return Status::OK();
   }
-  reply_(call.rid, w.finish());
+  proto::GridStatus m;
+  for (const auto& kv : r_.sessions.all()) {
+    m.queued += Lifecycle::queued_count(*kv.second);
+    m.running += kv.second->running;
+  }
+  m.nodes = r_.nodes.size();
+  m.workers = r_.nodes.workers();
+  m.sessions = r_.sessions.size();
+  const Counters& n = ctx_.counters;
+  m.done = n.done;
+  m.faulted = n.faulted;
+  m.bad_messages = n.bad_messages;
+  m.rate = n.rate;
+  m.instance = ctx_.instance;
+  m.journal = "none";
+  if (r_.durable.enabled()) {
+    const JournalStore& j = r_.durable.journal();
+    m.journal = j.healthy() ? "ok" : j.health_reason();
+    JournalStats js = j.stats();
+    m.journal_syncs = js.syncs;
+    m.journal_ops = js.ops;
+    m.journal_bytes = js.bytes;
+  }
+  m.journal_read_errors = n.journal_read_errors;
+  m.journal_corrupt_records = n.journal_corrupt_records;
+  m.data_loss = n.data_loss;
+  reply_(call.rid, proto::encode_grid_status(call.env.corr, m));
   return Status::OK();
 }
 
 Status ClientHandlers::on_nodes(const Call& call) {
-  Writer w = proto::begin(proto::kNodesReply, call.env.corr, 1, 256 + r_.nodes.size() * 256);
-  w.array(static_cast<std::uint32_t>(r_.nodes.size()));
+  std::vector<proto::NodeStatus> list;
+  list.reserve(r_.nodes.size());
   for (const auto& kv : r_.nodes.all()) {
     const NodeState& n = kv.second;
-    w.map(13);
-    w.kv("state", n.quarantined ? "quarantined" : n.draining ? "draining" : "ok");
-    w.kv("node_id", n.id).kv("host", n.host).kv("pid", n.pid).kv("workers", n.workers);
-    w.kv("stuck", n.stuck);
-    w.kv("capacity", n.capacity).kv("inflight", n.inflight).kv("done", n.done);
-    w.kv("faulted", n.faulted);
-    w.kv_i("last_heartbeat_ms", ctx_.now - n.last_seen);
-    w.kv_i("uptime_ms", ctx_.now - n.joined);
-    std::string svcs;
-    for (const auto& s : n.services) svcs += (svcs.empty() ? "" : ",") + s;
-    w.kv("services", svcs);
+    proto::NodeStatus m;
+    m.state = n.quarantined ? "quarantined" : n.draining ? "draining" : "ok";
+    m.node_id = n.id;
+    m.host = n.host;
+    m.pid = n.pid;
+    m.workers = n.workers;
+    m.stuck = n.stuck;
+    m.capacity = n.capacity;
+    m.inflight = n.inflight;
+    m.done = n.done;
+    m.faulted = n.faulted;
+    m.last_heartbeat_ms = ctx_.now - n.last_seen;
+    m.uptime_ms = ctx_.now - n.joined;
+    for (const auto& svc : n.services) m.services.append(m.services.empty() ? "" : ",").append(svc);
+    list.push_back(std::move(m));
   }
-  reply_(call.rid, w.finish());
+  reply_(call.rid, proto::encode_nodes_reply(call.env.corr, list));
   return Status::OK();
 }
 
 // zgrid drain NODE: no new work to the node (its in-flight work finishes),
 // so an operator can stop it without failing anything; `undo` lifts it.
 Status ClientHandlers::on_drain(const Call& call) {
-  Reader& r = call.env.fields;
-  std::string node_id(r.bytes(proto::kMaxNameLength));
-  bool undo = r.at_end() ? false : r.boolean();
-  if (!r.ok()) return Status::Protocol("malformed drain");
+  proto::Drain m;
+  ZG_RETURN_IF_ERROR(proto::decode_drain(call.env, &m));
+  const std::string& node_id = m.node_id;
+  bool undo = m.undo;
   if (r_.security.curve() && !r_.security.is_admin(call.peer_key))
     return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
   NodeState* n = r_.nodes.find_id(node_id);
@@ -506,14 +518,12 @@ Status ClientHandlers::on_drain(const Call& call) {
 }
 
 Status ClientHandlers::on_sessions(const Call& call) {
-  Writer w = proto::begin(proto::kSessionsReply, call.env.corr, 1, 256 + r_.sessions.size() * 400);
   // With CURVE a key sees its own sessions (an admin sees all).
-  std::vector<const Session*> list;
+  std::vector<proto::SessionStatus> list;
   for (const auto& kv : r_.sessions.all())
-    if (r_.security.check_owner(*kv.second, call.peer_key).ok()) list.push_back(kv.second.get());
-  w.array(static_cast<std::uint32_t>(list.size()));
-  for (const Session* s : list) write_session_status(w, *s);
-  reply_(call.rid, w.finish());
+    if (r_.security.check_owner(*kv.second, call.peer_key).ok())
+      list.push_back(status_of(*kv.second));
+  reply_(call.rid, proto::encode_sessions_reply(call.env.corr, list));
   return Status::OK();
 }
 

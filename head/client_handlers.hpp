@@ -90,7 +90,7 @@ class ClientHandlers {
                      Client** c);
   // Per-key caps on queued requests and journal bytes (0: none).
   Status check_key_quotas(const Session& s, std::size_t adding, std::size_t frame_bytes) const;
-  void write_session_status(Writer& w, const Session& s) const;
+  proto::SessionStatus status_of(const Session& s) const;
   // Replies `ok` or the write's error to a call answered from a completion.
   Durable::OpDone reply_when_done(const std::string& rid, std::uint64_t corr);
   void reply_error(const std::string& rid, std::uint64_t corr, const Status& st) {

@@ -163,26 +163,61 @@ TEST(ClientHandlers, DurableNeedsAJournalAndDrainNeedsAKnownNode) {
   m.service = "no such!";
   m.durable = false;
   EXPECT_EQ(r.call(proto::encode_create_session(1, m)).code(), Code::kInvalidArgument);
-  Writer w = proto::begin(proto::kDrain, 3, 2);
-  w.str("ghost").boolean(false);
-  EXPECT_EQ(r.call(w.finish()).code(), Code::kNotFound);
+  EXPECT_EQ(r.call(proto::encode_drain(3, {"ghost", false})).code(), Code::kNotFound);
   NodeState& n = r.add_node("a");
-  Writer d = proto::begin(proto::kDrain, 4, 2);
-  d.str("a").boolean(false);
-  ASSERT_TRUE(r.call(d.finish()).ok());
+  ASSERT_TRUE(r.call(proto::encode_drain(4, {"a", false})).ok());
   EXPECT_TRUE(n.draining);
+  ASSERT_TRUE(r.call(proto::encode_drain(5, {"a", true})).ok());
+  EXPECT_FALSE(n.draining);
 }
 
-TEST(ClientHandlers, StatusReportsTheGridAndASession) {
+TEST(ClientHandlers, StatusReportsTheGridASessionAndTheNodes) {
   Rooms r;
+  r.add_node("a", 4);
   std::string sid = Create(r, false);
   Open(r, sid);
   ASSERT_TRUE(r.call(SendOf(sid, 1, 3)).ok());
   ASSERT_TRUE(r.call(proto::encode_query(proto::kStatus, 10, sid)).ok());
-  EXPECT_EQ(r.last_reply().type(), proto::kStatusReply);
-  EXPECT_NE(r.last_reply().body.find("queued"), std::string::npos);
+  {
+    Envelope e = r.last_reply().envelope();
+    proto::SessionStatus st;
+    ASSERT_TRUE(proto::decode_session_status(e, &st).ok());
+    EXPECT_EQ(st.session_id, sid);
+    EXPECT_EQ(st.state, "open");
+    EXPECT_EQ(st.total, 3u);
+    EXPECT_EQ(st.queued, 3u);
+    EXPECT_EQ(st.clients_open, 1u);
+    EXPECT_FALSE(st.complete);
+  }
+  r.dispatch();
   ASSERT_TRUE(r.call(proto::encode_query(proto::kStatus, 11, "")).ok());
-  EXPECT_NE(r.last_reply().body.find("journal"), std::string::npos);
+  {
+    Envelope e = r.last_reply().envelope();
+    proto::GridStatus g;
+    ASSERT_TRUE(proto::decode_grid_status(e, &g).ok());
+    EXPECT_EQ(g.nodes, 1u);
+    EXPECT_EQ(g.sessions, 1u);
+    EXPECT_EQ(g.running, 3u);
+    EXPECT_EQ(g.journal, "none");
+  }
+  ASSERT_TRUE(r.call(proto::begin(proto::kNodes, 12, 0).finish()).ok());
+  {
+    Envelope e = r.last_reply().envelope();
+    std::vector<proto::NodeStatus> nodes;
+    ASSERT_TRUE(proto::decode_nodes_reply(e, &nodes).ok());
+    ASSERT_EQ(nodes.size(), 1u);
+    EXPECT_EQ(nodes[0].node_id, "a");
+    EXPECT_EQ(nodes[0].inflight, 3u);
+    EXPECT_EQ(nodes[0].services, "factorize@1");
+  }
+  ASSERT_TRUE(r.call(proto::begin(proto::kSessions, 13, 0).finish()).ok());
+  {
+    Envelope e = r.last_reply().envelope();
+    std::vector<proto::SessionStatus> list;
+    ASSERT_TRUE(proto::decode_sessions_reply(e, &list).ok());
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].running, 3u);
+  }
 }
 
 }  // namespace
