@@ -1,13 +1,13 @@
 // Integration tests: real zgrid-head and zgrid-node processes on loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <zgrid/client.hpp>
 
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
-#include "client/client.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
 
