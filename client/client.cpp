@@ -673,7 +673,8 @@ bool BrokerClient::poll_response(proto::Response* out) {
   return s_->poll_response(out);
 }
 std::uint64_t BrokerClient::sent() const {
-  return s_->next_seq_ - 1 - s_->pending_.size();
+  // pending_ holds two strings (user_data, payload) per queued request.
+  return s_->next_seq_ - 1 - s_->pending_.size() / 2;
 }
 std::uint64_t BrokerClient::acked() const {
   return s_->acked_seq_;
