@@ -24,7 +24,7 @@
 #include <sstream>
 #include <thread>
 
-#include "client/client.hpp"
+#include "client/transport.hpp"
 #include "common/curve.hpp"
 #include "common/status.hpp"
 #include "node/sim_nodes.hpp"
@@ -655,7 +655,7 @@ void BM_LoneRequest(benchmark::State& state) {
   std::vector<double> ping;
   for (int k = 0; k < 500; ++k) {
     auto t0 = Clock::now();
-    if (!conn->probe_instance().ok()) break;
+    if (!conn->transport().probe_instance().ok()) break;
     ping.push_back(seconds_since(t0) * 1e6);
   }
   if (!ping.empty()) {

@@ -1,8 +1,17 @@
-#include "client/client.hpp"
+// The client library (<zgrid/client.hpp>) over its transport (client/transport.hpp).
+#include <zgrid/client.hpp>
+#include <zgrid/client_msgpack.hpp>
 
 #include <cstdio>
+#include <deque>
 #include <nlohmann/json.hpp>
+#include <vector>
 
+#include "client/transport.hpp"
+#include "common/clock.hpp"
+#include "common/codec.hpp"
+#include "common/protocol.hpp"
+#include "common/status.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
 
@@ -288,13 +297,54 @@ std::string describe(const Status& st) {
   return st.message();
 }
 
-// ---- Connection ---------------------------------------------------------------
+// ---- BrokerClient's state ------------------------------------------------------
 
-Connection::Connection(const ClientOptions& o) : o_(o), ctx_(1) {}
+// What a BrokerClient keeps: its queue, the batches in flight (kept for
+// resending after a head restart) and the responses received. Its
+// Transport routes acknowledgements, responses and batch errors to it.
+class BrokerClient::State {
+ public:
+  State(Transport& t, std::string sid, std::string cid, const BrokerOptions& o)
+      : t_(t), session_id_(std::move(sid)), client_id_(std::move(cid)), o_(o) {}
 
-Connection::~Connection() = default;
+  Status send(std::string_view payload, std::string_view user_data);
+  Status send_batch(bool flush);
+  Status wait_window(std::size_t max_unacked);
+  Status end_requests();
+  Result<bool> next_response(proto::Response* out, Millis timeout_ms);
+  bool poll_response(proto::Response* out);
+  void on_message(Transport::Reply& r);
+  // After a head restart: re-open this client (learning what the head has
+  // acknowledged) and resend every batch past that.
+  Status resume();
 
-Status Connection::connect() {
+  struct SentBatch {
+    std::uint64_t corr;
+    std::uint64_t last_seq;
+    zmq::message_t msg;  // a copy, for resending
+  };
+
+  Transport& t_;
+  std::string session_id_, client_id_;
+  BrokerOptions o_;
+  std::uint64_t next_seq_ = 1;  // sequence number of the next request queued
+  std::uint64_t acked_seq_ = 0;
+  std::vector<std::string> pending_;  // [user_data, payload, user_data, payload, ...]
+  std::size_t pending_bytes_ = 0;
+  std::deque<SentBatch> unacked_;  // batches sent and not acknowledged, in order
+  std::string instance_;           // the head instance this client last spoke to
+  std::deque<proto::Response> responses_;
+  std::uint64_t received_ = 0;
+  std::uint64_t rejected_ = 0;
+  Status error_;              // a batch was refused: every later call fails with it
+  bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
+};
+
+// ---- Transport ------------------------------------------------------------------
+
+Transport::Transport(const ClientOptions& o) : o_(o), ctx_(1) {}
+
+Status Transport::start() {
   zmqu::SocketOptions so;
   so.linger_ms = 0;
   so.curve_server_key = o_.head_key;
@@ -305,26 +355,25 @@ Status Connection::connect() {
   auto s = zmqu::connect_dealer(ctx_, o_.head, so, &monitor_);
   if (!s.ok()) return s.status();
   sock_ = std::move(s).value();
+  auto r =
+      call(proto::encode_hello(next_corr(), "zgrid-client 0.1"), proto::kHelloOk, o_.timeout_ms);
+  if (!r.ok()) return r.status();
+  Reader& f = (*r)->env.fields;
+  f.skip();
+  instance_ = std::string(f.bytes(64));
   return Status::OK();
 }
 
-Result<std::unique_ptr<Connection>> Connection::open(const ClientOptions& options) {
-  std::unique_ptr<Connection> c(new Connection(options));
-  try {
-    ZG_RETURN_IF_ERROR(c->connect());
-    auto r = c->call(proto::encode_hello(c->next_corr(), "zgrid-client 0.1"), proto::kHelloOk,
-                     options.timeout_ms);
-    if (!r.ok()) return r.status();
-    Reader& f = (*r)->env.fields;
-    f.skip();
-    c->instance_ = std::string(f.bytes(64));
-  } catch (const zmq::error_t& e) {
-    return Status::Unavailable(std::string("ZeroMQ: ") + e.what());
-  }
-  return c;
+void Transport::add_client(const std::string& session_id, const std::string& client_id,
+                           BrokerClient* bc) {
+  clients_[{session_id, client_id}] = bc;
 }
 
-Status Connection::send_raw(zmq::message_t& m) {
+void Transport::remove_client(const std::string& session_id, const std::string& client_id) {
+  clients_.erase({session_id, client_id});
+}
+
+Status Transport::send_raw(zmq::message_t& m) {
   // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait, and
   // stop early when the handshake is refused (a refused key never connects).
   const Clock& clock = SteadyClock::instance();
@@ -348,7 +397,7 @@ Status Connection::send_raw(zmq::message_t& m) {
   }
 }
 
-Result<bool> Connection::pump(Millis timeout) {
+Result<bool> Transport::pump(Millis timeout) {
   zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
   try {
     int n = zmq::poll(&item, 1, std::chrono::milliseconds(timeout));
@@ -384,7 +433,7 @@ Result<bool> Connection::pump(Millis timeout) {
   return any;
 }
 
-void Connection::route(std::unique_ptr<Reply> r) {
+void Transport::route(std::unique_ptr<Reply> r) {
   Envelope& env = r->env;
   if (env.type == proto::kAck || env.type == proto::kResponses ||
       (env.type == proto::kError && env.corr != waiting_corr_)) {
@@ -392,9 +441,9 @@ void Connection::route(std::unique_ptr<Reply> r) {
     // an error, by the batch it answers.
     if (env.type == proto::kError) {
       for (auto& kv : clients_)
-        for (const auto& b : kv.second->unacked_)
+        for (const auto& b : kv.second->s_->unacked_)
           if (b.corr == env.corr) {
-            kv.second->on_message(*r);
+            kv.second->s_->on_message(*r);
             return;
           }
       return;
@@ -403,19 +452,13 @@ void Connection::route(std::unique_ptr<Reply> r) {
     std::string sid(peek.bytes(proto::kMaxNameLength));
     std::string cid(peek.bytes(proto::kMaxNameLength));
     auto it = clients_.find({sid, cid});
-    if (it != clients_.end()) it->second->on_message(*r);
+    if (it != clients_.end()) it->second->s_->on_message(*r);
     return;
   }
   if (env.corr != 0 && env.corr == waiting_corr_) reply_ = std::move(r);
 }
 
-Result<std::unique_ptr<Connection::Reply>> Connection::call(zmq::message_t request,
-                                                            std::uint32_t expect_type,
-                                                            Millis timeout, Millis resend_after) {
-  return call_once(std::move(request), expect_type, timeout, resend_after);
-}
-
-Result<std::string> Connection::probe_instance() {
+Result<std::string> Transport::probe_instance() {
   auto r =
       call(proto::begin(proto::kPing, next_corr(), 0).finish(), proto::kHelloOk, o_.timeout_ms);
   if (!r.ok()) return r.status();
@@ -424,10 +467,9 @@ Result<std::string> Connection::probe_instance() {
   return std::string(f.bytes(64));
 }
 
-Result<std::unique_ptr<Connection::Reply>> Connection::call_once(zmq::message_t request,
-                                                                 std::uint32_t expect_type,
-                                                                 Millis timeout,
-                                                                 Millis resend_after) {
+Result<std::unique_ptr<Transport::Reply>> Transport::call(zmq::message_t request,
+                                                          std::uint32_t expect_type, Millis timeout,
+                                                          Millis resend_after) {
   Envelope peek;
   if (!decode_envelope(request.data(), request.size(), &peek).ok())
     return Status::Internal("bad request encoding");
@@ -471,9 +513,33 @@ Result<std::unique_ptr<Connection::Reply>> Connection::call_once(zmq::message_t 
   return r;
 }
 
+// ---- Connection ---------------------------------------------------------------
+
+Connection::Connection(std::unique_ptr<Transport> t) : t_(std::move(t)) {}
+
+Connection::~Connection() = default;
+
+Result<std::unique_ptr<Connection>> Connection::open(const ClientOptions& options) {
+  try {
+    auto t = std::make_unique<Transport>(options);
+    ZG_RETURN_IF_ERROR(t->start());
+    return std::unique_ptr<Connection>(new Connection(std::move(t)));
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable(std::string("ZeroMQ: ") + e.what());
+  }
+}
+
+const ClientOptions& Connection::options() const {
+  return t_->options();
+}
+
+const std::string& Connection::head_instance() const {
+  return t_->head_instance();
+}
+
 Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession& request) {
-  auto r =
-      call(proto::encode_create_session(next_corr(), request), proto::kSessionInfo, o_.timeout_ms);
+  auto r = t_->call(proto::encode_create_session(t_->next_corr(), request), proto::kSessionInfo,
+                    options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::SessionInfo info;
   ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
@@ -481,7 +547,8 @@ Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession
 }
 
 Result<proto::SessionInfo> Connection::attach(const std::string& session_id) {
-  auto r = call(proto::encode_attach(next_corr(), session_id), proto::kSessionInfo, o_.timeout_ms);
+  auto r = t_->call(proto::encode_attach(t_->next_corr(), session_id), proto::kSessionInfo,
+                    options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::SessionInfo info;
   ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
@@ -490,15 +557,15 @@ Result<proto::SessionInfo> Connection::attach(const std::string& session_id) {
 
 Result<Fields> Connection::session_status(const std::string& session_id) {
   if (session_id.empty()) return Status::InvalidArgument("empty session id");
-  auto r = call(proto::encode_query(proto::kStatus, next_corr(), session_id), proto::kStatusReply,
-                o_.timeout_ms);
+  auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), session_id),
+                    proto::kStatusReply, options().timeout_ms);
   if (!r.ok()) return r.status();
   return to_fields((*r)->env.fields.object());
 }
 
 Result<Fields> Connection::grid_status() {
-  auto r = call(proto::encode_query(proto::kStatus, next_corr(), ""), proto::kStatusReply,
-                o_.timeout_ms);
+  auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), ""), proto::kStatusReply,
+                    options().timeout_ms);
   if (!r.ok()) return r.status();
   return to_fields((*r)->env.fields.object());
 }
@@ -514,36 +581,37 @@ Result<std::vector<Fields>> fields_list(Reader& r) {
 }  // namespace
 
 Result<std::vector<Fields>> Connection::nodes() {
-  auto r =
-      call(proto::begin(proto::kNodes, next_corr(), 0).finish(), proto::kNodesReply, o_.timeout_ms);
+  auto r = t_->call(proto::begin(proto::kNodes, t_->next_corr(), 0).finish(), proto::kNodesReply,
+                    options().timeout_ms);
   if (!r.ok()) return r.status();
   return fields_list((*r)->env.fields);
 }
 
 Result<std::vector<Fields>> Connection::sessions() {
-  auto r = call(proto::begin(proto::kSessions, next_corr(), 0).finish(), proto::kSessionsReply,
-                o_.timeout_ms);
+  auto r = t_->call(proto::begin(proto::kSessions, t_->next_corr(), 0).finish(),
+                    proto::kSessionsReply, options().timeout_ms);
   if (!r.ok()) return r.status();
   return fields_list((*r)->env.fields);
 }
 
 Status Connection::close_session(const std::string& session_id, proto::CloseMode mode) {
-  auto r = call(proto::encode_close(next_corr(), {session_id, mode}), proto::kOk, o_.timeout_ms);
+  auto r = t_->call(proto::encode_close(t_->next_corr(), {session_id, mode}), proto::kOk,
+                    options().timeout_ms);
   return r.ok() ? Status::OK() : r.status();
 }
 
 Status Connection::drain_node(const std::string& node_id, bool undo) {
-  Writer w = proto::begin(proto::kDrain, next_corr(), 2);
+  Writer w = proto::begin(proto::kDrain, t_->next_corr(), 2);
   w.str(node_id).boolean(undo);
-  auto r = call(w.finish(), proto::kOk, o_.timeout_ms);
+  auto r = t_->call(w.finish(), proto::kOk, options().timeout_ms);
   return r.ok() ? Status::OK() : r.status();
 }
 
 Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
                                                 std::uint64_t max, Millis wait_ms) {
   proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};
-  auto r = call(proto::encode_fetch(next_corr(), f), proto::kFetchReply, o_.timeout_ms + wait_ms,
-                wait_ms + 1000);
+  auto r = t_->call(proto::encode_fetch(t_->next_corr(), f), proto::kFetchReply,
+                    options().timeout_ms + wait_ms, wait_ms + 1000);
   if (!r.ok()) return r.status();
   FetchPage page;
   Reader& fr = (*r)->env.fields;
@@ -557,31 +625,74 @@ Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, s
 
 // ---- BrokerClient -------------------------------------------------------------
 
-BrokerClient::BrokerClient(Connection& c, std::string sid, std::string cid, const BrokerOptions& o)
-    : conn_(c), session_id_(std::move(sid)), client_id_(std::move(cid)), o_(o) {}
+BrokerClient::BrokerClient(std::unique_ptr<State> s) : s_(std::move(s)) {}
 
 BrokerClient::~BrokerClient() {
-  conn_.clients_.erase({session_id_, client_id_});
+  s_->t_.remove_client(s_->session_id_, s_->client_id_);
 }
 
 Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
                                                          const std::string& session_id,
                                                          const std::string& client_id,
                                                          const BrokerOptions& options) {
-  auto r = conn.call(proto::encode_open_client(conn.next_corr(), {session_id, client_id}),
-                     proto::kClientOpened, conn.options().timeout_ms);
+  Transport& t = conn.transport();
+  auto r = t.call(proto::encode_open_client(t.next_corr(), {session_id, client_id}),
+                  proto::kClientOpened, t.options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::ClientOpened m;
   ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));
-  std::unique_ptr<BrokerClient> bc(new BrokerClient(conn, session_id, client_id, options));
-  bc->acked_seq_ = m.acked_seq;
-  bc->next_seq_ = m.acked_seq + 1;
-  bc->instance_ = conn.head_instance();
-  conn.clients_[{session_id, client_id}] = bc.get();
+  auto s = std::make_unique<State>(t, session_id, client_id, options);
+  s->acked_seq_ = m.acked_seq;
+  s->next_seq_ = m.acked_seq + 1;
+  s->instance_ = t.head_instance();
+  std::unique_ptr<BrokerClient> bc(new BrokerClient(std::move(s)));
+  t.add_client(session_id, client_id, bc.get());
   return bc;
 }
 
-void BrokerClient::on_message(Connection::Reply& r) {
+Status BrokerClient::send(std::string_view payload, std::string_view user_data) {
+  return s_->send(payload, user_data);
+}
+Status BrokerClient::flush() {
+  return s_->send_batch(true);
+}
+Status BrokerClient::send_pending() {
+  return s_->send_batch(false);
+}
+Status BrokerClient::wait_acked() {
+  ZG_RETURN_IF_ERROR(s_->send_batch(false));
+  return s_->wait_window(0);
+}
+Status BrokerClient::end_requests() {
+  return s_->end_requests();
+}
+Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms) {
+  return s_->next_response(out, timeout_ms);
+}
+bool BrokerClient::poll_response(proto::Response* out) {
+  return s_->poll_response(out);
+}
+std::uint64_t BrokerClient::sent() const {
+  // pending_ holds two strings (user_data, payload) per queued request.
+  return s_->next_seq_ - 1 - s_->pending_.size() / 2;
+}
+std::uint64_t BrokerClient::acked() const {
+  return s_->acked_seq_;
+}
+std::uint64_t BrokerClient::received() const {
+  return s_->received_;
+}
+std::uint64_t BrokerClient::rejected() const {
+  return s_->rejected_;
+}
+const std::string& BrokerClient::session_id() const {
+  return s_->session_id_;
+}
+const std::string& BrokerClient::client_id() const {
+  return s_->client_id_;
+}
+
+void BrokerClient::State::on_message(Transport::Reply& r) {
   Envelope& env = r.env;
   if (env.type == proto::kAck) {
     proto::Ack a;
@@ -611,7 +722,7 @@ void BrokerClient::on_message(Connection::Reply& r) {
     received_ += n;
     // Acknowledge at once: the library buffers, so the head can keep going.
     zmq::message_t ack = proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
-    (void)conn_.send_raw(ack);
+    (void)t_.send_raw(ack);
     return;
   }
   if (env.type == proto::kError) {
@@ -632,7 +743,7 @@ void BrokerClient::on_message(Connection::Reply& r) {
   }
 }
 
-Status BrokerClient::send(std::string_view payload, std::string_view user_data) {
+Status BrokerClient::State::send(std::string_view payload, std::string_view user_data) {
   if (!error_.ok()) return error_;
   pending_.emplace_back(user_data);
   pending_.emplace_back(payload);
@@ -643,12 +754,12 @@ Status BrokerClient::send(std::string_view payload, std::string_view user_data) 
   return Status::OK();
 }
 
-Status BrokerClient::wait_window(std::size_t max_unacked) {
+Status BrokerClient::State::wait_window(std::size_t max_unacked) {
   const Clock& clock = SteadyClock::instance();
   Millis last_progress = clock.now_ms();
   std::size_t before = unacked_.size();
   while (unacked_.size() > max_unacked && error_.ok()) {
-    auto p = conn_.pump(200);
+    auto p = t_.pump(200);
     if (!p.ok()) return p.status();
     Millis now = clock.now_ms();
     if (need_resume_) {
@@ -663,7 +774,7 @@ Status BrokerClient::wait_window(std::size_t max_unacked) {
     } else if (now - last_progress > 1000) {
       // No acknowledgement for a while: held back (back-pressure), or the
       // head restarted and lost what was in flight. Its instance id tells.
-      auto inst = conn_.probe_instance();
+      auto inst = t_.probe_instance();
       if (!inst.ok()) return inst.status();
       if (*inst != instance_) ZG_RETURN_IF_ERROR(resume());
       last_progress = clock.now_ms();
@@ -672,7 +783,7 @@ Status BrokerClient::wait_window(std::size_t max_unacked) {
   return error_;
 }
 
-Status BrokerClient::send_batch(bool flush) {
+Status BrokerClient::State::send_batch(bool flush) {
   if (!error_.ok()) return error_;
   if (pending_.empty() && !flush) return Status::OK();
   ZG_RETURN_IF_ERROR(wait_window(o_.window - 1));
@@ -687,31 +798,32 @@ Status BrokerClient::send_batch(bool flush) {
     m.items.push_back({pending_[i], pending_[i + 1]});
   if (n == 0) {
     // A bare flush: no items, but the flag.
-    auto r = conn_.call(
-        proto::encode_client_ref(proto::kFlush, conn_.next_corr(), {session_id_, client_id_, 0}),
-        proto::kOk, conn_.options().timeout_ms);
+    auto r = t_.call(
+        proto::encode_client_ref(proto::kFlush, t_.next_corr(), {session_id_, client_id_, 0}),
+        proto::kOk, t_.options().timeout_ms);
     return r.ok() ? Status::OK() : r.status();
   }
-  std::uint64_t corr = conn_.next_corr();
+  std::uint64_t corr = t_.next_corr();
   zmq::message_t msg = proto::encode_send(corr, m);
   SentBatch sb{corr, next_seq_ - 1, zmq::message_t()};
   sb.msg.copy(msg);
-  ZG_RETURN_IF_ERROR(conn_.send_raw(msg));
+  ZG_RETURN_IF_ERROR(t_.send_raw(msg));
   unacked_.push_back(std::move(sb));
   pending_.clear();
   pending_bytes_ = 0;
   return Status::OK();
 }
 
-Status BrokerClient::resume() {
-  auto r = conn_.call(proto::encode_open_client(conn_.next_corr(), {session_id_, client_id_}),
-                      proto::kClientOpened, conn_.options().timeout_ms);
+Status BrokerClient::State::resume() {
+  auto r = t_.call(proto::encode_open_client(t_.next_corr(), {session_id_, client_id_}),
+                   proto::kClientOpened, t_.options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::ClientOpened m;
   ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));
-  auto inst = conn_.probe_instance();
+  auto inst = t_.probe_instance();
   if (!inst.ok()) return inst.status();
-  instance_ = conn_.instance_ = *inst;
+  instance_ = *inst;
+  t_.set_head_instance(*inst);
   if (m.acked_seq > acked_seq_) acked_seq_ = m.acked_seq;
   // Batches the head synced before it died are done; the rest go again with
   // their own corr: the head drops any item it already holds.
@@ -719,40 +831,28 @@ Status BrokerClient::resume() {
   for (auto& b : unacked_) {
     zmq::message_t again;
     again.copy(b.msg);
-    ZG_RETURN_IF_ERROR(conn_.send_raw(again));
+    ZG_RETURN_IF_ERROR(t_.send_raw(again));
   }
   return Status::OK();
 }
 
-Status BrokerClient::flush() {
-  return send_batch(true);
-}
-Status BrokerClient::send_pending() {
-  return send_batch(false);
-}
-
-Status BrokerClient::wait_acked() {
-  ZG_RETURN_IF_ERROR(send_batch(false));
-  return wait_window(0);
-}
-
-Status BrokerClient::end_requests() {
+Status BrokerClient::State::end_requests() {
   if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
   ZG_RETURN_IF_ERROR(wait_window(0));
-  auto r = conn_.call(proto::encode_client_ref(proto::kEndRequests, conn_.next_corr(),
-                                               {session_id_, client_id_, acked_seq_}),
-                      proto::kOk, conn_.options().timeout_ms);
+  auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
+                                            {session_id_, client_id_, acked_seq_}),
+                   proto::kOk, t_.options().timeout_ms);
   return r.ok() ? Status::OK() : r.status();
 }
 
-bool BrokerClient::poll_response(proto::Response* out) {
+bool BrokerClient::State::poll_response(proto::Response* out) {
   if (responses_.empty()) return false;
   *out = std::move(responses_.front());
   responses_.pop_front();
   return true;
 }
 
-Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms) {
+Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis timeout_ms) {
   const Clock& clock = SteadyClock::instance();
   Millis deadline = clock.now_ms() + timeout_ms;
   Millis last_ping = clock.now_ms();
@@ -760,14 +860,14 @@ Result<bool> BrokerClient::next_response(proto::Response* out, Millis timeout_ms
     if (!error_.ok()) return error_;
     Millis now = clock.now_ms();
     if (now >= deadline) return false;
-    auto p = conn_.pump(std::min<Millis>(deadline - now, 500));
+    auto p = t_.pump(std::min<Millis>(deadline - now, 500));
     if (!p.ok()) return p.status();
     now = clock.now_ms();
     if (responses_.empty() && now - last_ping >= 1000) {
       // Waiting is not idleness, and a dead head must not mean a hang.
-      auto r = conn_.call(
-          proto::encode_client_ref(proto::kPing, conn_.next_corr(), {session_id_, client_id_, 0}),
-          proto::kHelloOk, conn_.options().timeout_ms);
+      auto r = t_.call(
+          proto::encode_client_ref(proto::kPing, t_.next_corr(), {session_id_, client_id_, 0}),
+          proto::kHelloOk, t_.options().timeout_ms);
       if (!r.ok()) return r.status();
       last_ping = clock.now_ms();
     }

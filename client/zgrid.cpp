@@ -5,6 +5,8 @@
 //   2 usage, connection, unknown session or permission error;
 //   3 incomplete (--no-wait, or a timeout).
 #include <unistd.h>
+#include <msgpack.hpp>
+#include <zgrid/client.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -18,7 +20,6 @@
 #include <thread>
 #include <vector>
 
-#include "client/client.hpp"
 #include "common/cli.hpp"
 #include "common/curve.hpp"
 #include "common/service_spec.hpp"

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <cstdint>
 
-namespace zgrid {
+#include <zgrid/types.hpp>  // Millis
 
-using Millis = std::int64_t;  // milliseconds on a monotonic clock
+namespace zgrid {
 
 class Clock {
  public:

@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <zgrid/types.hpp>
+
 #include "common/codec.hpp"
 #include "common/status.hpp"
 
@@ -109,31 +111,14 @@ enum ItemStatus : std::uint8_t {
   kItemTooLarge = 2,   // payload or user_data over the limit: not accepted
 };
 
-enum class CloseMode : std::uint8_t { kSeal = 0, kCancel = 1, kPurge = 2 };
-
-enum class SessionState : std::uint8_t { kOpen = 0, kSealed = 1, kCancelled = 2, kClosed = 3 };
-const char* state_name(SessionState s);
+// CloseMode, SessionState (state_name), CreateSession, SessionInfo and
+// Response are public: <zgrid/types.hpp>.
 
 // ---- messages ---------------------------------------------------------------
 
 struct Error {
   Code code = Code::kInternal;
   std::string message;
-};
-
-struct CreateSession {
-  std::string service;
-  bool durable = false;
-  std::uint64_t client_idle_timeout_ms = 0;  // 0: the head's default
-  std::uint64_t task_timeout_ms = 0;         // a run longer than this is a lost run; 0: the head's
-  std::uint64_t deadline_ms = 0;  // what has not run this long after creation faults `timeout`
-};
-
-struct SessionInfo {
-  std::string session_id;
-  std::string service;
-  bool durable = false;
-  SessionState state = SessionState::kOpen;
 };
 
 struct OpenClient {
@@ -173,14 +158,6 @@ struct ClientRef {  // Flush, RespAck (count), EndRequests (last_seq)
   std::string session_id;
   std::string client_id;
   std::uint64_t value = 0;
-};
-
-struct Response {
-  std::uint64_t request_id = 0;
-  std::string user_data;
-  std::string fault_code;  // empty: ok, `data` is the result; else `data` is the message
-  std::string data;
-  bool ok() const { return fault_code.empty(); }
 };
 
 struct Close {

@@ -6,12 +6,15 @@
 //   soa_client collect HEAD ID  attach to the session by id (any process,
 //                               any time later) and print every response
 //
-// Build: part of the zgrid build (build/examples/soa_client).
+// Build: part of the zgrid build (build/examples/soa_client), or on its own
+// against an installed zgrid: find_package(zgrid CONFIG REQUIRED) and
+// target_link_libraries(soa_client PRIVATE zgrid::client) (docs/operations.md).
+// It includes nothing of zgrid but <zgrid/client.hpp>.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
-#include "client/client.hpp"
+#include <zgrid/client.hpp>
 
 using zgrid::client::BrokerClient;
 using zgrid::client::Connection;

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <zgrid/client.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +18,6 @@
 #include <sstream>
 #include <thread>
 
-#include "client/client.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
 

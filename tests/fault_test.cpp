@@ -4,6 +4,7 @@
 // and graceful stops.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <zgrid/client.hpp>
 
 #include <atomic>
 #include <fstream>
@@ -11,7 +12,6 @@
 #include <set>
 #include <thread>
 
-#include "client/client.hpp"
 #include "common/clock.hpp"
 #include "head/head.hpp"
 #include "tests/support/grid_process.hpp"

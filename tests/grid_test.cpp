@@ -1,13 +1,13 @@
 // Integration tests: real zgrid-head and zgrid-node processes on loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <zgrid/client.hpp>
 
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
-#include "client/client.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/grid_process.hpp"
 
@@ -267,6 +267,38 @@ TEST(Grid, SecondLiveClientWithSameIdRefused) {
   EXPECT_EQ(c2.status().code(), Code::kAlreadyExists);
   auto c3 = BrokerClient::open(*b, info->session_id, "other");
   EXPECT_TRUE(c3.ok());
+}
+
+// sent() counts requests, not the two strings (user_data, payload) queued per request.
+TEST(Grid, BrokerClientCountsRequestsSentAckedAndReceived) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"factorize", false, 0});
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto bc = BrokerClient::open(*conn, info->session_id, "counter");
+  ASSERT_TRUE(bc.ok()) << bc.status().ToString();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*bc)->send("91", "n").ok());
+  EXPECT_EQ((*bc)->sent(), 0u) << "queued in the batch, not sent yet";
+  ASSERT_TRUE((*bc)->send_pending().ok());
+  EXPECT_EQ((*bc)->sent(), 3u);
+  ASSERT_TRUE((*bc)->send("91", "n").ok());
+  EXPECT_EQ((*bc)->sent(), 3u);
+  Status st = (*bc)->end_requests();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ((*bc)->sent(), 4u);
+  EXPECT_EQ((*bc)->acked(), 4u);
+  proto::Response r;
+  for (int i = 0; i < 4; ++i) {
+    auto got = (*bc)->next_response(&r, 30'000);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_TRUE(*got) << "response " << i << " did not come";
+    EXPECT_EQ(r.data, "7 * 13");
+  }
+  EXPECT_EQ((*bc)->received(), 4u);
+  EXPECT_EQ((*bc)->rejected(), 0u);
 }
 
 TEST(Grid, UnknownSessionIsNotFound) {

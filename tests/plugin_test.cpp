@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
+#include <zgrid/client.hpp>
+#include <zgrid/client_msgpack.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -12,7 +14,6 @@
 #include <set>
 #include <sstream>
 
-#include "client/client.hpp"
 #include "common/service_spec.hpp"
 #include "tests/support/grid_process.hpp"
 

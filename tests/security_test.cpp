@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zgrid/client.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -16,7 +17,6 @@
 #include <mutex>
 #include <thread>
 
-#include "client/client.hpp"
 #include "common/curve.hpp"
 #include "support/grid_process.hpp"
 

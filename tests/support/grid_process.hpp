@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <zgrid/client.hpp>
 
 #include <functional>
 #include <memory>
@@ -14,7 +15,6 @@
 #include <string_view>
 #include <vector>
 
-#include "client/client.hpp"
 #include "common/clock.hpp"
 
 namespace zgrid::testing {

@@ -1,5 +1,6 @@
-// The zgrid C++ client library.
+// The zgrid C++ client library: what a program includes to use a grid.
 //
+//   #include <zgrid/client.hpp>
 //   auto conn = Connection::open({.head = "tcp://127.0.0.1:5555"});
 //   auto info = (*conn)->create_session({.service = "factorize", .durable = false});
 //   auto bc = BrokerClient::open(**conn, info->session_id, "my-client");
@@ -7,18 +8,30 @@
 //   (*bc)->end_requests();                 // committed
 //   proto::Response r; while ((*bc)->next_response(&r, 10'000).value()) ...
 //
-// Threading: a Connection and its BrokerClients belong to one thread (they
-// share one DEALER socket). Use one Connection per thread.
-// Ownership: a BrokerClient refers to its Connection, which must outlive it.
+// Link zgrid::client (CMake: find_package(zgrid CONFIG REQUIRED); docs/operations.md).
+// This header needs only the standard library and its siblings in <zgrid/>;
+// ZeroMQ and the wire protocol stay inside the library. For msgpack payloads
+// see <zgrid/client_msgpack.hpp>.
+//
+// Errors are values: every call that can fail returns a Status or a Result<T>
+// (<zgrid/status.hpp>) and none throws one at its caller.
+// Threading: a Connection and its BrokerClients and ResponseStreams belong to
+// one thread (they share one socket). Use one Connection per thread;
+// different Connections are independent.
+// Ownership: Connection::open and BrokerClient::open hand back unique_ptrs
+// the caller owns. A BrokerClient or ResponseStream refers to its
+// Connection, which must outlive it.
 // Waits are bounded by ClientOptions::timeout_ms: a head that does not answer
 // becomes an `unavailable` error, never a hang.
-#pragma once
+#ifndef ZGRID_CLIENT_HPP_
+#define ZGRID_CLIENT_HPP_
 
-#include <zmq.hpp>
+#include <zgrid/status.hpp>
+#include <zgrid/types.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,19 +39,13 @@
 #include <variant>
 #include <vector>
 
-#include "common/clock.hpp"
-#include "common/codec.hpp"
-#include "common/protocol.hpp"
-#include "common/status.hpp"
-#include "common/zmq_util.hpp"
-
 namespace zgrid::client {
 
 struct ClientOptions {
   std::string head = "tcp://127.0.0.1:5555";
   Millis timeout_ms = 10'000;  // the head must answer a request within this
   // CURVE (docs/security.md): the head's public key and this client's pair,
-  // all Z85 (curve::read_public / read_secret). Empty: plain.
+  // all Z85 (40 characters, as in the key files). Empty: plain.
   std::string head_key, public_key, secret_key;
 };
 
@@ -55,6 +62,7 @@ struct Fields {
 };
 
 class BrokerClient;
+class Transport;  // the socket and its round trips: inside the library
 
 class Connection {
  public:
@@ -84,43 +92,17 @@ class Connection {
   Result<FetchPage> fetch(const std::string& session_id, std::uint64_t cursor, std::uint64_t max,
                           Millis wait_ms);
 
-  const ClientOptions& options() const { return o_; }
-  const std::string& head_instance() const { return instance_; }
+  const ClientOptions& options() const;
+  // The head's instance id (changes when it restarts).
+  const std::string& head_instance() const;
 
-  // Internal (used by BrokerClient): a request/reply round trip. Messages
-  // for BrokerClients that arrive meanwhile are routed to them.
-  struct Reply {
-    zmq::message_t frame;
-    Envelope env;
-  };
-  // `resend_after` > 0: the request is idempotent; resend it when no reply
-  // came in that long (the head may have restarted and lost it).
-  Result<std::unique_ptr<Reply>> call(zmq::message_t request, std::uint32_t expect_type,
-                                      Millis timeout, Millis resend_after = 1000);
-  // Asks the head for its instance id (changes when it restarts).
-  Result<std::string> probe_instance();
-  Status send_raw(zmq::message_t& m);
-  // Waits up to `timeout` for one incoming message and routes it; false if none came.
-  Result<bool> pump(Millis timeout);
-  std::uint64_t next_corr() { return ++corr_; }
+  // zgrid's own tools and tests only: the transport under this connection
+  // (declared in the library's private client/transport.hpp, not installed).
+  Transport& transport() { return *t_; }
 
  private:
-  friend class BrokerClient;
-  explicit Connection(const ClientOptions& o);
-  Status connect();
-  void route(std::unique_ptr<Reply> r);
-  Result<std::unique_ptr<Reply>> call_once(zmq::message_t request, std::uint32_t expect_type,
-                                           Millis timeout, Millis resend_after);
-
-  ClientOptions o_;
-  zmq::context_t ctx_;
-  zmq::socket_t sock_;
-  zmqu::HandshakeMonitor monitor_;  // a refused key becomes a clear error
-  std::string instance_;
-  std::uint64_t corr_ = 0;
-  std::uint64_t waiting_corr_ = 0;
-  std::unique_ptr<Reply> reply_;  // the reply to waiting_corr_, once it arrived
-  std::map<std::pair<std::string, std::string>, BrokerClient*> clients_;
+  explicit Connection(std::unique_ptr<Transport> t);
+  std::unique_ptr<Transport> t_;  // owned; never null
 };
 
 struct BrokerOptions {
@@ -136,6 +118,8 @@ class BrokerClient {
                                                     const std::string& client_id,
                                                     const BrokerOptions& options = {});
   ~BrokerClient();
+  BrokerClient(const BrokerClient&) = delete;
+  BrokerClient& operator=(const BrokerClient&) = delete;
 
   // Queues one request; sends a batch when full. May wait for the send window
   // (acknowledgements): back-pressure from the head. Responses arriving
@@ -156,61 +140,24 @@ class BrokerClient {
   // A response already received, without waiting.
   bool poll_response(proto::Response* out);
 
-  std::uint64_t sent() const { return next_seq_ - 1 - pending_.size(); }
-  std::uint64_t acked() const { return acked_seq_; }
-  std::uint64_t received() const { return received_; }
-  std::uint64_t rejected() const { return rejected_; }
-  const std::string& session_id() const { return session_id_; }
-  const std::string& client_id() const { return client_id_; }
+  std::uint64_t sent() const;      // requests sent to the head (not counting the queued batch)
+  std::uint64_t acked() const;     // highest sequence number the head acknowledged
+  std::uint64_t received() const;  // responses received
+  std::uint64_t rejected() const;  // requests refused (payload or user_data over the limit)
+  const std::string& session_id() const;
+  const std::string& client_id() const;
 
  private:
-  friend class Connection;
-  BrokerClient(Connection& c, std::string sid, std::string cid, const BrokerOptions& o);
-  Status send_batch(bool flush);
-  Status wait_window(std::size_t max_unacked);
-  void on_message(Connection::Reply& r);
-  // After a head restart: re-open this client (learning what the head has
-  // acknowledged) and resend every batch past that.
-  Status resume();
-
-  struct SentBatch {
-    std::uint64_t corr;
-    std::uint64_t last_seq;
-    zmq::message_t msg;  // a copy, for resending
-  };
-
-  Connection& conn_;
-  std::string session_id_, client_id_;
-  BrokerOptions o_;
-  std::uint64_t next_seq_ = 1;  // sequence number of the next request queued
-  std::uint64_t acked_seq_ = 0;
-  std::vector<std::string> pending_;  // [user_data, payload, user_data, payload, ...]
-  std::size_t pending_bytes_ = 0;
-  std::deque<SentBatch> unacked_;  // batches sent and not acknowledged, in order
-  std::string instance_;           // the head instance this client last spoke to
-  std::deque<proto::Response> responses_;
-  std::uint64_t received_ = 0;
-  std::uint64_t rejected_ = 0;
-  Status error_;              // a batch was refused: every later call fails with it
-  bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
+  friend class Transport;  // routes acknowledgements and responses to the state
+  class State;             // the batches in flight and buffered responses: inside the library
+  explicit BrokerClient(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;  // owned; never null
 };
 
 // ---- payloads and results of any service (raw bytes or msgpack) -------------
 //
-// A payload is raw bytes: BrokerClient::send takes any. For msgpack-speaking
-// services, send_packed() packs a value; unpack_msgpack() reads a result
-// with decode limits (untrusted bytes never ask for gigabytes).
-
-// Packs `value` (anything msgpack-cxx can pack) and sends it.
-template <class T>
-Status send_packed(BrokerClient& client, const T& value, std::string_view user_data) {
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, value);
-  return client.send(std::string_view(buf.data(), buf.size()), user_data);
-}
-
-// Exactly one msgpack value (kInvalidArgument otherwise). The handle owns a copy.
-Result<msgpack::object_handle> unpack_msgpack(std::string_view bytes);
+// A payload is raw bytes: BrokerClient::send takes any. To pack and unpack
+// msgpack values, see <zgrid/client_msgpack.hpp>.
 
 // True for valid UTF-8 without control characters other than tab, CR, LF.
 bool is_text(std::string_view bytes);
@@ -255,3 +202,5 @@ class ResponseStream {
 std::string describe(const Status& st);
 
 }  // namespace zgrid::client
+
+#endif  // ZGRID_CLIENT_HPP_
