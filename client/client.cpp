@@ -202,35 +202,22 @@ void json_escape(std::string& out, std::string_view s) {
 
 namespace {
 
-Value to_value(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::POSITIVE_INTEGER:
-      return o.via.u64;
-    case msgpack::type::NEGATIVE_INTEGER:
-      return o.via.i64;
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return o.via.f64;
-    case msgpack::type::BOOLEAN:
-      return o.via.boolean;
-    case msgpack::type::STR:
-      return std::string(o.via.str.ptr, o.via.str.size);
-    case msgpack::type::BIN:
-      return std::string(o.via.bin.ptr, o.via.bin.size);
-    default:
-      return std::string();
-  }
+// A typed status table as the ordered fields the CLI prints (text or JSON).
+template <class T>
+Fields to_fields(const T& t) {
+  Fields f;
+  proto::for_each_field(t, [&f](std::string_view name, const auto& v) {
+    f.items.emplace_back(std::string(name), Value(v));
+  });
+  return f;
 }
 
-Fields to_fields(const msgpack::object* o) {
-  Fields f;
-  if (o == nullptr || o->type != msgpack::type::MAP) return f;
-  for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
-    const auto& kv = o->via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR) continue;
-    f.items.emplace_back(std::string(kv.key.via.str.ptr, kv.key.via.str.size), to_value(kv.val));
-  }
-  return f;
+template <class T>
+Result<std::vector<Fields>> to_fields_list(const std::vector<T>& list) {
+  std::vector<Fields> out;
+  out.reserve(list.size());
+  for (const T& t : list) out.push_back(to_fields(t));
+  return out;
 }
 
 }  // namespace
@@ -560,38 +547,36 @@ Result<Fields> Connection::session_status(const std::string& session_id) {
   auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), session_id),
                     proto::kStatusReply, options().timeout_ms);
   if (!r.ok()) return r.status();
-  return to_fields((*r)->env.fields.object());
+  proto::SessionStatus st;
+  ZG_RETURN_IF_ERROR(proto::decode_session_status((*r)->env, &st));
+  return to_fields(st);
 }
 
 Result<Fields> Connection::grid_status() {
   auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), ""), proto::kStatusReply,
                     options().timeout_ms);
   if (!r.ok()) return r.status();
-  return to_fields((*r)->env.fields.object());
+  proto::GridStatus st;
+  ZG_RETURN_IF_ERROR(proto::decode_grid_status((*r)->env, &st));
+  return to_fields(st);
 }
-
-namespace {
-Result<std::vector<Fields>> fields_list(Reader& r) {
-  Reader arr = r.array(1 << 20);
-  std::vector<Fields> out;
-  while (arr.ok() && !arr.at_end()) out.push_back(to_fields(arr.object()));
-  if (!arr.ok()) return Status::Protocol("malformed list reply");
-  return out;
-}
-}  // namespace
 
 Result<std::vector<Fields>> Connection::nodes() {
   auto r = t_->call(proto::begin(proto::kNodes, t_->next_corr(), 0).finish(), proto::kNodesReply,
                     options().timeout_ms);
   if (!r.ok()) return r.status();
-  return fields_list((*r)->env.fields);
+  std::vector<proto::NodeStatus> list;
+  ZG_RETURN_IF_ERROR(proto::decode_nodes_reply((*r)->env, &list));
+  return to_fields_list(list);
 }
 
 Result<std::vector<Fields>> Connection::sessions() {
   auto r = t_->call(proto::begin(proto::kSessions, t_->next_corr(), 0).finish(),
                     proto::kSessionsReply, options().timeout_ms);
   if (!r.ok()) return r.status();
-  return fields_list((*r)->env.fields);
+  std::vector<proto::SessionStatus> list;
+  ZG_RETURN_IF_ERROR(proto::decode_sessions_reply((*r)->env, &list));
+  return to_fields_list(list);
 }
 
 Status Connection::close_session(const std::string& session_id, proto::CloseMode mode) {
@@ -601,9 +586,8 @@ Status Connection::close_session(const std::string& session_id, proto::CloseMode
 }
 
 Status Connection::drain_node(const std::string& node_id, bool undo) {
-  Writer w = proto::begin(proto::kDrain, t_->next_corr(), 2);
-  w.str(node_id).boolean(undo);
-  auto r = t_->call(w.finish(), proto::kOk, options().timeout_ms);
+  auto r = t_->call(proto::encode_drain(t_->next_corr(), {node_id, undo}), proto::kOk,
+                    options().timeout_ms);
   return r.ok() ? Status::OK() : r.status();
 }
 

@@ -240,7 +240,7 @@ Status ClientHandlers::on_send(const Call& call) {
   ack.first_seq = m.first_seq;
   ack.count = m.items.size();
   ack.first_request_id = s->next_request_id;
-  std::uint32_t cidx = s->client_index[c->id];
+  auto cidx = static_cast<std::uint32_t>(c - s->clients.data());  // its index
   std::vector<Request> accepted;
   accepted.reserve(m.items.size());
   for (std::size_t i = 0; i < m.items.size(); ++i) {
@@ -305,7 +305,7 @@ Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, 
   BatchRef b;
   b.first_id = ack.first_request_id;
   b.n = static_cast<std::uint32_t>(n);
-  b.client = s.client_index[c.id];
+  b.client = static_cast<std::uint32_t>(&c - s.clients.data());
   b.mem = std::move(accepted);
   auto batch = std::make_shared<BatchRef>(std::move(b));
   std::uint64_t last_seq = c.accepted_seq;

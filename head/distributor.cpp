@@ -38,6 +38,7 @@ const NodeState* Distributor::pick_node(const NodeMap& nodes, std::string_view s
     if (load < best_load) {
       best_load = load;
       best = &n;
+      if (load == 0) break;  // none can be less loaded: the first idle node wins either way
     }
   }
   return best;
