@@ -38,6 +38,52 @@ bool no_space_text(const std::string& s) {
   return JournalStore::is_no_space(s);
 }
 
+bool fd_short_text(const std::string& s) {
+  return s.find("Too many open files") != std::string::npos;
+}
+
+// LevelDB's default Env, with every file open retried through the
+// descriptor reserve (head/journal_files.hpp).
+class ReserveEnv : public leveldb::EnvWrapper {
+ public:
+  explicit ReserveEnv(FdReserve& fds) : EnvWrapper(leveldb::Env::Default()), fds_(fds) {}
+  leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
+    return retry([&] { return target()->NewSequentialFile(f, r); });
+  }
+  leveldb::Status NewRandomAccessFile(const std::string& f,
+                                      leveldb::RandomAccessFile** r) override {
+    return retry([&] { return target()->NewRandomAccessFile(f, r); });
+  }
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return retry([&] { return target()->NewWritableFile(f, r); });
+  }
+  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    return retry([&] { return target()->NewAppendableFile(f, r); });
+  }
+  leveldb::Status GetChildren(const std::string& d, std::vector<std::string>* r) override {
+    return retry([&] { return target()->GetChildren(d, r); });
+  }
+  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
+    return retry([&] { return target()->LockFile(f, l); });
+  }
+  leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override {
+    return retry([&] { return target()->NewLogger(f, r); });
+  }
+
+ private:
+  // LevelDB reports EMFILE as an IOError whose text is strerror's.
+  leveldb::Status retry(const std::function<leveldb::Status()>& op) {
+    while (true) {
+      leveldb::Status s = op();
+      if (s.ok() || !fd_short_text(s.ToString()) || !fds_.give_one()) return s;
+    }
+  }
+  FdReserve& fds_;
+};
+std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds) {
+  return std::make_unique<ReserveEnv>(fds);
+}
+
 // The same LevelDB settings at open and at every reopen. Bulk values live in
 // segment files: LevelDB holds keys, pointers and small records only.
 leveldb::Options db_options(bool create, leveldb::Env* env) {

@@ -19,10 +19,6 @@
 #include "common/status.hpp"
 #include "common/thread_annotations.hpp"
 
-namespace leveldb {
-class Env;
-}
-
 namespace zgrid::head {
 
 // A few descriptors held open (on /dev/null) for the journal alone. When an
@@ -49,9 +45,6 @@ class FdReserve {
   std::vector<int> fds_ ZG_GUARDED_BY(mu_);
   bool logged_ ZG_GUARDED_BY(mu_) = false;
 };
-
-// LevelDB's default Env with every file open retried through `fds`.
-std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds);
 
 // A bulk value's place in its session's segment file, as LevelDB stores it:
 // 0xc1 (a byte msgpack never starts with), offset, length, CRC-32C.
