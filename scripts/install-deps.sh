@@ -11,6 +11,8 @@ PACKAGES=(
   libcli11-dev                       # flags, config files, service registration files
   nlohmann-json3-dev                 # the CLI's JSON input and output (client/ only)
   python3 python3-msgpack            # the Python exec-bridge worker example and its tests
+  python3-dev pybind11-dev           # the zgrid Python module (python/), over the C++ client
+  python3-pytest                     # its tests (run by ctest)
   libgtest-dev libbenchmark-dev      # tests and benchmarks
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)

@@ -1,0 +1,353 @@
+// zgrid._zgrid: the C++ client library (include/zgrid/client.hpp) for
+// Python. One implementation of the protocol, resend and resume: this file
+// only converts values and errors; the Pythonic API is python/zgrid/*.py.
+//
+// Threading: a Connection and its BrokerClients belong to the Python thread
+// that made them (as in C++). Every call that may wait on the network
+// releases the GIL; long waits are cut into slices of at most 100 ms so that
+// a signal (Ctrl-C) raises KeyboardInterrupt within 200 ms.
+// Errors: a Status that is not OK becomes an exception of the class its code
+// maps to (zgrid._zgrid.Error and its subclasses); nothing crashes the
+// interpreter.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <zgrid/client.hpp>
+
+namespace py = pybind11;
+using namespace zgrid;
+using zgrid::client::BrokerClient;
+using zgrid::client::Connection;
+
+namespace {
+
+// The exception classes, made at import (PyErr_NewException), by code.
+struct Errors {
+  PyObject* base = nullptr;        // zgrid.Error
+  PyObject* connection = nullptr;  // unavailable, timed_out: no head within the timeout
+  PyObject* permission = nullptr;  // permission_denied, unauthenticated
+  PyObject* unknown = nullptr;     // not_found: unknown or purged session, client, node
+  PyObject* removed = nullptr;     // not_found: removed by the idle timeout
+  PyObject* exhausted = nullptr;   // resource_exhausted (quotas, full disk)
+  PyObject* invalid = nullptr;     // invalid_argument, failed_precondition, protocol...
+};
+Errors g_errors;
+
+[[noreturn]] void raise(const Status& st) {
+  PyObject* cls = g_errors.base;
+  const std::string& msg = st.message();
+  switch (st.code()) {
+    case Code::kUnavailable:
+    case Code::kTimedOut:
+      cls = g_errors.connection;
+      break;
+    case Code::kPermissionDenied:
+    case Code::kUnauthenticated:
+      cls = g_errors.permission;
+      break;
+    case Code::kNotFound:
+      cls = msg.find("removed") != std::string::npos ? g_errors.removed : g_errors.unknown;
+      break;
+    case Code::kResourceExhausted:
+      cls = g_errors.exhausted;
+      break;
+    case Code::kInvalidArgument:
+    case Code::kFailedPrecondition:
+    case Code::kOutOfSequence:
+      cls = g_errors.invalid;
+      break;
+    default:
+      break;
+  }
+  py::object exc = py::reinterpret_borrow<py::object>(cls)(msg);
+  exc.attr("code") = std::string(code_name(st.code()));
+  PyErr_SetObject(cls, exc.ptr());
+  throw py::error_already_set();
+}
+
+void check(const Status& st) {
+  if (!st.ok()) raise(st);
+}
+
+template <class T>
+T value(Result<T>&& r) {
+  if (!r.ok()) raise(r.status());
+  return std::move(r).value();
+}
+
+// A signal arrived (Ctrl-C): raise it in Python. Called with the GIL held.
+void check_signals() {
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+py::object to_py(const client::Value& v) {
+  return std::visit([](const auto& x) -> py::object { return py::cast(x); }, v);
+}
+
+py::dict to_dict(const client::Fields& f) {
+  py::dict d;
+  for (const auto& [k, v] : f.items) d[py::str(k)] = to_py(v);
+  return d;
+}
+
+py::tuple response_tuple(const proto::Response& r) {
+  return py::make_tuple(r.request_id, py::bytes(r.user_data),
+                        r.fault_code.empty() ? py::object(py::none()) : py::str(r.fault_code),
+                        py::bytes(r.data));
+}
+
+py::dict info_dict(const proto::SessionInfo& i) {
+  py::dict d;
+  d["session_id"] = i.session_id;
+  d["service"] = i.service;
+  d["durable"] = i.durable;
+  d["state"] = std::string(proto::state_name(i.state));
+  return d;
+}
+
+proto::CloseMode close_mode(const std::string& m) {
+  if (m == "seal") return proto::CloseMode::kSeal;
+  if (m == "cancel") return proto::CloseMode::kCancel;
+  if (m == "purge") return proto::CloseMode::kPurge;
+  raise(Status::InvalidArgument("close mode must be seal, cancel or purge (got " + m + ")"));
+}
+
+constexpr Millis kSliceMs = 100;  // longest wait without looking for signals
+
+}  // namespace
+
+PYBIND11_MODULE(_zgrid, m) {
+  m.doc() = "zgrid's C++ client library (use the zgrid package, not this module)";
+
+  auto make = [&m](const char* name, PyObject* base, const char* doc) {
+    std::string full = std::string("zgrid.") + name;
+    PyObject* cls = PyErr_NewExceptionWithDoc(full.c_str(), doc, base, nullptr);
+    m.attr(name) = py::reinterpret_borrow<py::object>(cls);
+    return cls;
+  };
+  g_errors.base = make("Error", PyExc_Exception, "A zgrid error; .code is its code name.");
+  PyObject* conn_bases = PyTuple_Pack(2, g_errors.base, PyExc_ConnectionError);
+  g_errors.connection = make("ConnectionError", conn_bases,
+                             "No head answered within the timeout (unavailable, timed_out).");
+  Py_DECREF(conn_bases);
+  PyObject* perm_bases = PyTuple_Pack(2, g_errors.base, PyExc_PermissionError);
+  g_errors.permission = make("PermissionError", perm_bases,
+                             "The session belongs to another key, or the key is refused.");
+  Py_DECREF(perm_bases);
+  PyObject* key_bases = PyTuple_Pack(2, g_errors.base, PyExc_LookupError);
+  g_errors.unknown =
+      make("UnknownSession", key_bases, "Unknown or purged session, client or node.");
+  Py_DECREF(key_bases);
+  g_errors.removed =
+      make("Removed", g_errors.unknown, "The client was removed with its requests (idle timeout).");
+  g_errors.exhausted = make("ResourceExhausted", g_errors.base,
+                            "A limit or quota was hit, or the journal's disk is full.");
+  PyObject* val_bases = PyTuple_Pack(2, g_errors.base, PyExc_ValueError);
+  g_errors.invalid = make("InvalidRequest", val_bases,
+                          "The head refused the request as given (bad argument or wrong state).");
+  Py_DECREF(val_bases);
+
+  m.def(
+      "json_to_msgpack",
+      [](const std::string& json) { return py::bytes(value(client::json_to_msgpack(json))); },
+      "One JSON document as msgpack bytes.");
+  m.def(
+      "result_to_json",
+      [](const py::bytes& b) { return client::result_to_json(std::string_view(b)); },
+      "A result as one JSON value (text, msgpack, or {\"base64\": ...}).");
+
+  py::class_<Connection>(m, "Connection")
+      .def(py::init([](const std::string& head, double timeout_s, const std::string& head_key,
+                       const std::string& public_key, const std::string& secret_key) {
+             client::ClientOptions o;
+             o.head = head;
+             o.timeout_ms = static_cast<Millis>(timeout_s * 1000);
+             o.head_key = head_key;
+             o.public_key = public_key;
+             o.secret_key = secret_key;
+             Result<std::unique_ptr<Connection>> c = Status::Internal("not opened");
+             {
+               py::gil_scoped_release nogil;
+               c = Connection::open(o);
+             }
+             return value(std::move(c));
+           }),
+           py::arg("head"), py::arg("timeout"), py::arg("head_key") = "",
+           py::arg("public_key") = "", py::arg("secret_key") = "")
+      .def("create_session",
+           [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
+              double task_timeout_s, double deadline_s) {
+             proto::CreateSession req;
+             req.service = service;
+             req.durable = durable;
+             req.client_idle_timeout_ms = static_cast<std::uint64_t>(idle_timeout_s * 1000);
+             req.task_timeout_ms = static_cast<std::uint64_t>(task_timeout_s * 1000);
+             req.deadline_ms = static_cast<std::uint64_t>(deadline_s * 1000);
+             Result<proto::SessionInfo> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.create_session(req);
+             }
+             return info_dict(value(std::move(r)));
+           })
+      .def("attach",
+           [](Connection& c, const std::string& sid) {
+             Result<proto::SessionInfo> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.attach(sid);
+             }
+             return info_dict(value(std::move(r)));
+           })
+      .def("session_status",
+           [](Connection& c, const std::string& sid) {
+             Result<client::Fields> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.session_status(sid);
+             }
+             return to_dict(value(std::move(r)));
+           })
+      .def("grid_status",
+           [](Connection& c) {
+             Result<client::Fields> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.grid_status();
+             }
+             return to_dict(value(std::move(r)));
+           })
+      .def("nodes",
+           [](Connection& c) {
+             Result<std::vector<client::Fields>> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.nodes();
+             }
+             py::list out;
+             for (const auto& f : value(std::move(r))) out.append(to_dict(f));
+             return out;
+           })
+      .def("sessions",
+           [](Connection& c) {
+             Result<std::vector<client::Fields>> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.sessions();
+             }
+             py::list out;
+             for (const auto& f : value(std::move(r))) out.append(to_dict(f));
+             return out;
+           })
+      .def("close_session",
+           [](Connection& c, const std::string& sid, const std::string& mode) {
+             proto::CloseMode cm = close_mode(mode);
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = c.close_session(sid, cm);
+             }
+             check(st);
+           })
+      // One page of stored responses; waits up to `wait` seconds in slices.
+      .def("fetch",
+           [](Connection& c, const std::string& sid, std::uint64_t cursor, std::uint64_t max,
+              double wait_s) {
+             Millis left = static_cast<Millis>(wait_s * 1000);
+             while (true) {
+               Millis slice = std::min(left, kSliceMs);
+               Result<Connection::FetchPage> r = Status::Internal("");
+               {
+                 py::gil_scoped_release nogil;
+                 r = c.fetch(sid, cursor, max, slice);
+               }
+               Connection::FetchPage page = value(std::move(r));
+               left -= slice;
+               if (!page.responses.empty() || page.complete || left <= 0) {
+                 py::list items;
+                 for (const auto& resp : page.responses) items.append(response_tuple(resp));
+                 return py::make_tuple(items, page.next_cursor, page.complete);
+               }
+               check_signals();
+             }
+           })
+      .def_property_readonly("head_instance", &Connection::head_instance)
+      .def_property_readonly("head", [](Connection& c) { return c.options().head; });
+
+  py::class_<BrokerClient>(m, "BrokerClient")
+      .def(py::init([](Connection& c, const std::string& sid, const std::string& cid,
+                       std::size_t batch, std::size_t window) {
+             client::BrokerOptions o;
+             o.batch_items = std::max<std::size_t>(1, batch);
+             o.window = std::max<std::size_t>(1, window);
+             Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = BrokerClient::open(c, sid, cid, o);
+             }
+             return value(std::move(r));
+           }),
+           py::arg("connection"), py::arg("session_id"), py::arg("client_id"),
+           py::arg("batch") = 1024, py::arg("window") = 16, py::keep_alive<1, 2>())
+      .def("send",
+           [](BrokerClient& b, const py::bytes& payload, const py::bytes& user_data) {
+             std::string_view p = payload, u = user_data;
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = b.send(p, u);
+             }
+             check(st);
+           })
+      .def("flush",
+           [](BrokerClient& b) {
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = b.flush();
+             }
+             check(st);
+           })
+      .def("end_requests",
+           [](BrokerClient& b) {
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = b.end_requests();
+             }
+             check(st);
+           })
+      // The next response, or None after `timeout` seconds.
+      .def("next_response",
+           [](BrokerClient& b, double timeout_s) -> py::object {
+             Millis left = static_cast<Millis>(timeout_s * 1000);
+             proto::Response r;
+             while (true) {
+               Millis slice = std::min(left, kSliceMs);
+               Result<bool> got = Status::Internal("");
+               {
+                 py::gil_scoped_release nogil;
+                 got = b.next_response(&r, slice);
+               }
+               if (value(std::move(got))) return response_tuple(r);
+               left -= slice;
+               if (left <= 0) return py::none();
+               check_signals();
+             }
+           })
+      .def("poll_response",
+           [](BrokerClient& b) -> py::object {
+             proto::Response r;
+             if (!b.poll_response(&r)) return py::none();
+             return response_tuple(r);
+           })
+      .def_property_readonly("sent", &BrokerClient::sent)
+      .def_property_readonly("received", &BrokerClient::received)
+      .def_property_readonly("rejected", &BrokerClient::rejected)
+      .def_property_readonly("session_id", &BrokerClient::session_id)
+      .def_property_readonly("client_id", &BrokerClient::client_id);
+}

@@ -1,0 +1,438 @@
+"""Grid, Session and map: the Pythonic API over zgrid._zgrid."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from typing import Any, Iterable, Iterator, Optional
+
+import msgpack  # python3-msgpack
+
+from . import _zgrid
+
+DEFAULT_HEAD = "tcp://127.0.0.1:5555"
+# The protocol's limits per request (docs/protocol.md: payload 1 MiB, user data 64 KiB).
+MAX_PAYLOAD = 1 << 20
+MAX_USER_DATA = 64 << 10
+_FETCH_PAGE = 4096
+
+
+class RequestFault(Exception):
+    """A request the grid answered with a fault (the request's own failure)."""
+
+    def __init__(self, code: str, message: str, index: Optional[int], user_data: bytes):
+        super().__init__(f"{code}: {message}" + (f" (request {index})" if index is not None else ""))
+        self.code = code
+        self.message = message
+        self.index = index
+        self.user_data = user_data
+
+
+@dataclasses.dataclass
+class Response:
+    """One result: `index` is the request's position in what was sent (0-based)."""
+
+    index: Optional[int]
+    request_id: int
+    user_data: bytes
+    value: Any
+    fault: Optional[RequestFault] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+@dataclasses.dataclass
+class SessionStatus:
+    """A session's counters (docs/protocol.md, status)."""
+
+    session_id: str
+    service: str
+    durable: bool
+    state: str
+    total: int
+    committed: int
+    queued: int
+    running: int
+    done: int
+    faulted: int
+    removed: int
+    clients: int
+    clients_open: int
+    clients_removed: int
+    complete: bool
+    owner: str = ""
+    created: int = 0
+    responses_queued: int = 0
+    idle_ms: int = 0
+    client_idle_timeout_ms: int = 0
+
+    @classmethod
+    def _from(cls, d: dict) -> "SessionStatus":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _encode(payload: Any) -> bytes:
+    """bytes and str go as they are; dicts, lists and numbers as msgpack."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return msgpack.packb(payload, use_bin_type=True)
+
+
+def _decode(data: bytes, how: Optional[str]) -> Any:
+    if how is None or how == "bytes":
+        return data
+    if how == "text":
+        return data.decode("utf-8", errors="replace")
+    if how == "json":
+        return json.loads(data)
+    if how == "msgpack":
+        return msgpack.unpackb(data, raw=False)
+    raise ValueError(f"decode must be None, 'bytes', 'text', 'json' or 'msgpack' (got {how!r})")
+
+
+def _index_tag(i: int) -> bytes:
+    return b"#%d" % i
+
+
+def _index_of(user_data: bytes) -> Optional[int]:
+    if user_data.startswith(b"#"):
+        try:
+            return int(user_data[1:])
+        except ValueError:
+            return None
+    return None
+
+
+def _response(t: tuple, decode: Optional[str], index: Optional[int] = None) -> Response:
+    request_id, user_data, fault_code, data = t
+    if index is None:
+        index = _index_of(user_data)
+    if fault_code is not None:
+        fault = RequestFault(fault_code, data.decode("utf-8", errors="replace"), index, user_data)
+        return Response(index, request_id, user_data, None, fault)
+    return Response(index, request_id, user_data, _decode(data, decode))
+
+
+def _config_head(path: Optional[str]) -> Optional[str]:
+    """`head = ...` from a zgrid config file (the CLI's --config format)."""
+    path = path or os.environ.get("ZGRID_CONFIG")
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "head":
+                return value.strip().strip('"')
+    return None
+
+
+def _read_key(path: str, want: str) -> str:
+    """The Z85 key in a zgrid keygen file (public-key / secret-key lines)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == want:
+                return value.strip().strip('"')
+    raise Error(f"no {want} in {path}")
+
+
+Error = _zgrid.Error
+
+
+def connect(
+    head: Optional[str] = None,
+    key: Optional[str] = None,
+    head_key: Optional[str] = None,
+    config: Optional[str] = None,
+    timeout: float = 10.0,
+) -> "Grid":
+    """Connects to a head: `head` argument, else ZGRID_HEAD, else the config
+    file's `head`, else tcp://127.0.0.1:5555. With CURVE, `key` is this
+    client's key file (zgrid keygen) and `head_key` the head's public key
+    file (or ZGRID_KEY / ZGRID_HEAD_KEY). Raises zgrid.ConnectionError when no
+    head answers within `timeout` seconds."""
+    head = head or os.environ.get("ZGRID_HEAD") or _config_head(config) or DEFAULT_HEAD
+    key = key or os.environ.get("ZGRID_KEY")
+    head_key = head_key or os.environ.get("ZGRID_HEAD_KEY")
+    pub = sec = hk = ""
+    if key or head_key:
+        if not (key and head_key):
+            raise Error("CURVE needs both key= (this client's key file) and head_key=")
+        pub = _read_key(key, "public-key")
+        sec = _read_key(key, "secret-key")
+        hk = _read_key(head_key, "public-key")
+    return Grid(_zgrid.Connection(head, timeout, hk, pub, sec))
+
+
+class Grid:
+    """A connection to a head. Belongs to the thread that made it; use one
+    per thread. A context manager: closing it forgets the connection."""
+
+    def __init__(self, conn: "_zgrid.Connection"):
+        self._conn = conn
+
+    def __enter__(self) -> "Grid":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn = None
+
+    @property
+    def conn(self) -> "_zgrid.Connection":
+        if self._conn is None:
+            raise Error("this Grid is closed")
+        return self._conn
+
+    # ---- sessions ---------------------------------------------------------------
+
+    def session(
+        self,
+        service: str,
+        durable: bool = False,
+        *,
+        client_idle_timeout: float = 0,
+        task_timeout: float = 0,
+        deadline: float = 0,
+        batch: int = 1024,
+    ) -> "Session":
+        """A new session (times in seconds; 0: the head's defaults)."""
+        info = self.conn.create_session(service, durable, client_idle_timeout, task_timeout, deadline)
+        return Session(self, info, batch=batch)
+
+    def attach(self, session_id: str) -> "Session":
+        """An existing session by id, from any process (its results, status, close)."""
+        return Session(self, self.conn.attach(session_id))
+
+    def status(self) -> dict:
+        return self.conn.grid_status()
+
+    def nodes(self) -> list:
+        return self.conn.nodes()
+
+    def sessions(self) -> list:
+        return [SessionStatus._from(d) for d in self.conn.sessions()]
+
+    # ---- map --------------------------------------------------------------------
+
+    def map(
+        self,
+        service: str,
+        iterable: Iterable[Any],
+        *,
+        durable: bool = False,
+        ordered: bool = True,
+        batch: int = 1024,
+        timeout: Optional[float] = None,
+        decode: Optional[str] = None,
+        errors: str = "raise",
+        window: int = 65536,
+    ) -> Iterator[Any]:
+        """Runs `service` on every item; yields results (in input order, or as
+        completed with ordered=False) while inputs are still being sent: at
+        most `window` requests are outstanding, so an iterable of millions
+        never sits in memory. A faulted request raises RequestFault when
+        reached (errors="return": the RequestFault is yielded instead).
+        `timeout` bounds the wait for each next result (seconds)."""
+        if errors not in ("raise", "return"):
+            raise ValueError("errors must be 'raise' or 'return'")
+        s = self.session(service, durable=durable, batch=batch)
+        return s._map(iterable, ordered=ordered, timeout=timeout, decode=decode, errors=errors, window=window)
+
+
+class Session:
+    """A session of a service. Sending goes through one client of it (made on
+    first send); results stream back (interactive) or are fetched from the
+    journal (durable)."""
+
+    def __init__(self, grid: Grid, info: dict, batch: int = 1024):
+        self._grid = grid
+        self.id: str = info["session_id"]
+        self.service: str = info["service"]
+        self.durable: bool = info["durable"]
+        self._batch = batch
+        self._client: Optional["_zgrid.BrokerClient"] = None
+        self._sent = 0
+        self._taken = 0  # responses() handed out
+
+    def __repr__(self) -> str:
+        return f"<zgrid.Session {self.id} {self.service} {'durable' if self.durable else 'interactive'}>"
+
+    def _broker(self) -> "_zgrid.BrokerClient":
+        if self._client is None:
+            cid = "py-" + uuid.uuid4().hex[:16]
+            self._client = _zgrid.BrokerClient(self._grid.conn, self.id, cid, self._batch)
+        return self._client
+
+    def send(self, payload: Any, user_data: Optional[bytes] = None) -> int:
+        """Queues one request; returns its index (0-based, in this session's
+        sends from this object)."""
+        i = self._sent
+        data = _encode(payload)
+        tag = user_data if user_data is not None else _index_tag(i)
+        if len(data) > MAX_PAYLOAD or len(tag) > MAX_USER_DATA:
+            raise _zgrid.InvalidRequest(
+                f"request {i}: payload of {len(data)} bytes or user data of {len(tag)} bytes is over "
+                f"the limit ({MAX_PAYLOAD} and {MAX_USER_DATA} bytes)"
+            )
+        self._broker().send(data, tag)
+        self._sent += 1
+        return i
+
+    def send_many(self, iterable: Iterable[Any]) -> int:
+        """Sends every item; returns how many."""
+        n = 0
+        for item in iterable:
+            self.send(item)
+            n += 1
+        return n
+
+    def flush(self) -> None:
+        """Sends the partial batch now (durable: its requests may run)."""
+        self._broker().flush()
+
+    def commit(self) -> None:
+        """EndRequests: returns only once every request is committed (durable:
+        synced in the head's journal)."""
+        self._broker().end_requests()
+
+    def status(self) -> SessionStatus:
+        return SessionStatus._from(self._grid.conn.session_status(self.id))
+
+    def cancel(self) -> None:
+        """Requests not yet run fault `cancelled`; running ones finish."""
+        self._grid.conn.close_session(self.id, "cancel")
+
+    def close(self, purge: bool = False) -> None:
+        """Seals the session (no new clients or requests), or purges it (its
+        journal records are deleted and its id becomes unknown)."""
+        self._grid.conn.close_session(self.id, "purge" if purge else "seal")
+
+    def responses(self, timeout: Optional[float] = None, decode: Optional[str] = None) -> Iterator[Response]:
+        """Interactive: the responses of what this object sent, as they come."""
+        b = self._broker()
+        while self._taken < self._sent:
+            t = b.next_response(3600.0 if timeout is None else timeout)
+            if t is None:
+                raise _zgrid.ConnectionError(f"no response within {timeout} s")
+            self._taken += 1
+            yield _response(t, decode)
+
+    def results(
+        self, from_: int = 0, wait: bool = True, decode: Optional[str] = None, timeout: float = 60.0
+    ) -> "Results":
+        """Durable: the session's stored results in order, from cursor `from_`
+        (0: the beginning). With wait=True it waits for new ones until the
+        session is complete. The iterator's .cursor resumes later."""
+        return Results(self._grid.conn, self.id, from_, wait, decode, timeout)
+
+    def _map(self, iterable, *, ordered, timeout, decode, errors, window) -> Iterator[Any]:
+        wait = 3600.0 if timeout is None else timeout
+
+        def emit(r: Response):
+            if r.fault is not None:
+                if errors == "raise":
+                    raise r.fault
+                return r.fault
+            return r.value
+
+        def in_order(responses: Iterable[Response]) -> Iterator[Any]:
+            if not ordered:
+                for r in responses:
+                    yield emit(r)
+                return
+            held: dict = {}
+            next_out = 0
+            for r in responses:
+                held[r.index] = r
+                while next_out in held:
+                    yield emit(held.pop(next_out))
+                    next_out += 1
+
+        if self.durable:
+            # Every request journaled and committed, then the results as recorded.
+            self.send_many(iterable)
+            self.commit()
+            yield from in_order(self.results(decode=decode, timeout=wait))
+            return
+        yield from in_order(self._stream(iterable, wait, decode, window))
+
+    def _stream(self, iterable, wait: float, decode, window: int) -> Iterator[Response]:
+        """Interactive: sends while at most `window` requests are unanswered,
+        yielding responses as they arrive."""
+        b = self._broker()
+        got = 0  # responses taken from the client (it may hold more, received)
+        for item in iterable:
+            self.send(item)
+            while True:
+                t = b.poll_response()
+                if t is None:
+                    break
+                got += 1
+                yield _response(t, decode)
+            while self._sent - got >= window:
+                b.flush()
+                t = b.next_response(wait)
+                if t is None:
+                    raise _zgrid.ConnectionError(f"no result within {wait} s")
+                got += 1
+                yield _response(t, decode)
+        b.end_requests()
+        while got < self._sent:
+            t = b.next_response(wait)
+            if t is None:
+                raise _zgrid.ConnectionError(f"no result within {wait} s")
+            got += 1
+            yield _response(t, decode)
+
+
+_END = object()
+
+
+class Results:
+    """Iterator over a durable session's stored results, in the order they
+    were recorded. .cursor moves at the end of each page read (up to 4,096
+    results): resuming from it never skips a result and repeats at most the
+    page being read."""
+
+    def __init__(self, conn, session_id: str, cursor: int, wait: bool, decode, timeout: float):
+        self._conn = conn
+        self._sid = session_id
+        self.cursor = cursor
+        self._wait = wait
+        self._decode = decode
+        self._timeout = timeout
+        self._buf: list = []
+        self._complete = False
+
+    def __iter__(self) -> "Results":
+        return self
+
+    def __next__(self) -> Response:
+        while not self._buf:
+            if self._complete:
+                raise StopIteration
+            items, nxt, complete = self._conn.fetch(
+                self._sid, self.cursor, _FETCH_PAGE, self._timeout if self._wait else 0.0
+            )
+            self._buf = list(items)
+            self._buf.reverse()
+            self._next_cursor = nxt
+            self._complete = complete
+            if not self._buf and not complete and not self._wait:
+                raise StopIteration
+            if not self._buf and not complete:
+                raise _zgrid.ConnectionError(f"no new result within {self._timeout} s")
+        t = self._buf.pop()
+        if not self._buf:  # a page read to its end: resume after it
+            self.cursor = self._next_cursor
+        return _response(t, self._decode)

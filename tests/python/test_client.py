@@ -1,0 +1,173 @@
+"""The zgrid Python package against a real head and node."""
+
+import concurrent.futures as cf
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import zgrid
+from conftest import LocalGrid
+
+
+def factors_ok(n: int, text: str) -> bool:
+    product = 1
+    for f in text.split("*"):
+        product *= int(f)
+    return product == n
+
+
+def test_map_in_order_and_as_completed(grid_env):
+    numbers = [random.randrange(2, 2**31) for _ in range(20_000)]
+    with zgrid.connect(grid_env.frontend) as grid:
+        results = list(grid.map("factorize", (str(n) for n in numbers), decode="text"))
+        assert len(results) == len(numbers)
+        assert all(factors_ok(n, r) for n, r in zip(numbers, results))
+        unordered = list(grid.map("factorize", (str(n) for n in numbers), ordered=False, decode="text"))
+        assert sorted(unordered) == sorted(results)
+
+
+def test_map_raises_a_fault_when_reached_or_returns_it(grid_env):
+    inputs = ["91", "not a number", "1001"]
+    with zgrid.connect(grid_env.frontend) as grid:
+        it = grid.map("factorize", inputs, decode="text")
+        assert factors_ok(91, next(it))
+        with pytest.raises(zgrid.RequestFault) as e:
+            next(it)
+        assert e.value.index == 1
+        assert e.value.code
+        got = list(grid.map("factorize", inputs, decode="text", errors="return"))
+        assert isinstance(got[1], zgrid.RequestFault)
+        assert factors_ok(1001, got[2])
+
+
+def test_executor_futures_and_a_fault_on_its_own_future(grid_env):
+    with zgrid.Executor("factorize", head=grid_env.frontend, decode="text") as ex:
+        numbers = [random.randrange(2, 2**31) for _ in range(1000)]
+        futures = {ex.submit(str(n)): n for n in numbers}
+        bad = ex.submit("garbage")
+        done = 0
+        for f in cf.as_completed(futures, timeout=60):
+            assert factors_ok(futures[f], f.result())
+            done += 1
+        assert done == 1000
+        with pytest.raises(zgrid.RequestFault):
+            bad.result(timeout=30)
+        assert list(ex.map(["15", "21"])) == ["3 * 5", "3 * 7"]
+
+
+def test_durable_session_attached_from_another_process(grid_env):
+    numbers = [random.randrange(2, 2**31) for _ in range(5000)]
+    with zgrid.connect(grid_env.frontend) as grid:
+        s = grid.session("factorize", durable=True)
+        assert s.send_many(str(n) for n in numbers) == len(numbers)
+        s.commit()
+        sid = s.id
+    code = f"""
+import zgrid, sys
+grid = zgrid.connect({grid_env.frontend!r})
+s = grid.attach({sid!r})
+for r in s.results(decode="text"):
+    print(r.index, r.value)
+st = s.status()
+print("status", st.done, st.faulted, st.complete)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    seen = {}
+    for line in lines[:-1]:
+        i, value = line.split(" ", 1)
+        assert int(i) not in seen
+        seen[int(i)] = value
+    assert len(seen) == len(numbers)
+    assert all(factors_ok(numbers[i], v) for i, v in seen.items())
+    assert lines[-1] == f"status {len(numbers)} 0 True"
+
+
+def test_durable_results_survive_a_head_kill(grid_env):
+    numbers = [random.randrange(2, 2**31) for _ in range(3000)]
+    with zgrid.connect(grid_env.frontend) as grid:
+        s = grid.session("factorize", durable=True)
+        s.send_many(str(n) for n in numbers)
+        s.commit()
+        sid = s.id
+    grid_env.kill_head()
+    grid_env.start_head()
+    with zgrid.connect(grid_env.frontend, timeout=20) as grid:
+        got = {}
+        for r in grid.attach(sid).results(decode="text", timeout=60):
+            assert r.index not in got
+            got[r.index] = r.value
+        assert len(got) == len(numbers)
+        assert all(factors_ok(numbers[i], v) for i, v in got.items())
+
+
+def test_errors_are_exceptions_with_the_cli_meanings(grid_env):
+    with zgrid.connect(grid_env.frontend) as grid:
+        with pytest.raises(zgrid.UnknownSession):
+            grid.attach("f" * 32)
+        with pytest.raises(zgrid.InvalidRequest):
+            grid.session("no such service!")
+        s = grid.session("factorize", durable=True)
+        s.close(purge=True)
+        with pytest.raises(zgrid.UnknownSession, match="purged"):
+            grid.attach(s.id)
+    t0 = time.monotonic()
+    with pytest.raises(zgrid.ConnectionError):
+        zgrid.connect("tcp://127.0.0.1:9", timeout=0.5)
+    assert time.monotonic() - t0 < 5
+
+
+def test_an_oversized_payload_is_refused_not_a_crash(grid_env):
+    with zgrid.connect(grid_env.frontend) as grid:
+        s = grid.session("echo")
+        with pytest.raises(zgrid.Error):
+            s.send(b"x" * (100 << 20))
+            s.commit()
+        assert grid.status()["nodes"] == 1  # the head still serves
+
+
+def test_ctrl_c_interrupts_a_blocking_results_call(grid_env):
+    code = f"""
+import zgrid, time, sys
+grid = zgrid.connect({grid_env.frontend!r})
+s = grid.session("factorize", durable=True)
+s.send("91")   # not committed: results() waits for more
+s.flush()
+print("waiting", flush=True)
+t0 = time.monotonic()
+try:
+    for r in s.results(timeout=30):
+        pass
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    sys.exit(0)
+sys.exit(3)
+"""
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "waiting"
+    time.sleep(0.5)  # let it block in results()
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    line = p.stdout.readline().split()
+    assert p.wait(10) == 0
+    assert line[0] == "interrupted"
+    assert float(line[1]) - sent < 0.2
+
+
+def test_payloads_and_decoding(grid_env):
+    with zgrid.connect(grid_env.frontend) as grid:
+        got = list(grid.map("echo", [b"\x00\x01", "text", {"a": [1, 2]}], decode=None))
+        assert got[0] == b"\x00\x01"
+        assert got[1] == b"text"
+        import msgpack
+
+        assert msgpack.unpackb(got[2]) == {"a": [1, 2]}
+        assert list(grid.map("echo", [{"k": 3}], decode="msgpack")) == [{"k": 3}]
+        assert list(grid.map("echo", ['{"j": 1}'], decode="json")) == [{"j": 1}]
