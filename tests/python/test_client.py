@@ -171,3 +171,33 @@ def test_payloads_and_decoding(grid_env):
         assert msgpack.unpackb(got[2]) == {"a": [1, 2]}
         assert list(grid.map("echo", [{"k": 3}], decode="msgpack")) == [{"k": 3}]
         assert list(grid.map("echo", ['{"j": 1}'], decode="json")) == [{"j": 1}]
+
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python")
+
+
+def run_example(grid_env, *args):
+    env = dict(os.environ, ZGRID_HEAD=grid_env.frontend)
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES, args[0]), *args[1:]],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_examples_run(grid_env):
+    out = run_example(grid_env, "executor.py")
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" = ") for line in out.stdout.splitlines())
+    assert len(lines) == 5
+    assert all(factors_ok(int(n), f) for n, f in lines.items())
+    assert "fault:" in out.stderr
+
+    sub = run_example(grid_env, "sweep.py", "submit", "500")
+    assert sub.returncode == 0, sub.stderr
+    sid = sub.stdout.strip()
+    got = run_example(grid_env, "sweep.py", "fetch", sid)
+    assert got.returncode == 0, got.stderr
+    rows = [line.split("\t") for line in got.stdout.splitlines()]
+    assert sorted(int(i) for i, _ in rows) == list(range(500))
+    rng = random.Random(42)
+    numbers = [rng.randrange(2, 2**31) for _ in range(500)]
+    assert all(factors_ok(numbers[int(i)], v) for i, v in rows)
+    assert "complete True" in got.stderr
