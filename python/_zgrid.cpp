@@ -303,6 +303,41 @@ PYBIND11_MODULE(_zgrid, m) {
              }
              check(st);
            })
+      // Sends many requests in one call (one GIL release): payloads[i] gets
+      // user data "#<first_index + i>", the index map() and results() report.
+      .def("send_indexed",
+           [](BrokerClient& b, const py::list& payloads, std::uint64_t first_index) {
+             std::vector<std::string_view> views;
+             views.reserve(payloads.size());
+             for (const auto& p : payloads) {
+               if (!PyBytes_Check(p.ptr())) throw py::type_error("payloads must be bytes");
+               char* data = nullptr;
+               Py_ssize_t len = 0;
+               PyBytes_AsStringAndSize(p.ptr(), &data, &len);
+               views.emplace_back(data, static_cast<std::size_t>(len));
+             }
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               std::string tag;
+               for (std::size_t i = 0; i < views.size() && st.ok(); ++i) {
+                 tag.assign(1, '#').append(std::to_string(first_index + i));
+                 st = b.send(views[i], tag);
+               }
+             }
+             check(st);
+           })
+      // Every response already received (up to `max`), without waiting.
+      .def(
+          "poll_responses",
+          [](BrokerClient& b, std::size_t max) {
+            py::list out;
+            proto::Response r;
+            for (std::size_t i = 0; i < max && b.poll_response(&r); ++i)
+              out.append(response_tuple(r));
+            return out;
+          },
+          py::arg("max") = 65536)
       .def("flush",
            [](BrokerClient& b) {
              Status st;

@@ -102,7 +102,7 @@ def _index_tag(i: int) -> bytes:
 
 
 def _index_of(user_data: bytes) -> Optional[int]:
-    if user_data.startswith(b"#"):
+    if user_data[:1] == b"#":
         try:
             return int(user_data[1:])
         except ValueError:
@@ -289,11 +289,28 @@ class Session:
         return i
 
     def send_many(self, iterable: Iterable[Any]) -> int:
-        """Sends every item; returns how many."""
+        """Sends every item (in chunks of `batch`, one call into the library
+        each); returns how many."""
+        b = self._broker()
         n = 0
+        chunk: list = []
         for item in iterable:
-            self.send(item)
-            n += 1
+            data = _encode(item)
+            if len(data) > MAX_PAYLOAD:
+                raise _zgrid.InvalidRequest(
+                    f"request {self._sent + len(chunk)}: payload of {len(data)} bytes is over the "
+                    f"limit ({MAX_PAYLOAD} bytes)"
+                )
+            chunk.append(data)
+            if len(chunk) >= self._batch:
+                b.send_indexed(chunk, self._sent)
+                self._sent += len(chunk)
+                n += len(chunk)
+                chunk = []
+        if chunk:
+            b.send_indexed(chunk, self._sent)
+            self._sent += len(chunk)
+            n += len(chunk)
         return n
 
     def flush(self) -> None:
@@ -364,35 +381,75 @@ class Session:
             self.commit()
             yield from in_order(self.results(decode=decode, timeout=wait))
             return
-        yield from in_order(self._stream(iterable, wait, decode, window))
+        # Interactive, the hot path: raw tuples, no Response objects; a result
+        # that arrives in turn (the common case) is yielded without the dict.
+        held: dict = {}
+        next_out = 0
+        for request_id, user_data, fault_code, data in self._stream(iterable, wait, window):
+            index = int(user_data[1:])
+            if fault_code is None:
+                v = data if decode is None else _decode(data, decode)
+            else:
+                v = RequestFault(fault_code, data.decode("utf-8", errors="replace"), index, user_data)
+            if ordered:
+                if index != next_out:
+                    held[index] = v
+                    continue
+                next_out += 1
+            if isinstance(v, RequestFault) and errors == "raise":
+                raise v
+            yield v
+            while held and next_out in held:
+                v = held.pop(next_out)
+                next_out += 1
+                if isinstance(v, RequestFault) and errors == "raise":
+                    raise v
+                yield v
 
-    def _stream(self, iterable, wait: float, decode, window: int) -> Iterator[Response]:
-        """Interactive: sends while at most `window` requests are unanswered,
-        yielding responses as they arrive."""
+    def _stream(self, iterable, wait: float, window: int) -> Iterator[tuple]:
+        """Interactive: sends in chunks of `batch` while at most `window`
+        requests are unanswered, yielding responses (raw tuples: request id,
+        user data, fault code or None, data) as they arrive."""
         b = self._broker()
         got = 0  # responses taken from the client (it may hold more, received)
-        for item in iterable:
-            self.send(item)
-            while True:
-                t = b.poll_response()
-                if t is None:
+        it = iter(iterable)
+        chunk_size = max(1, self._batch)
+        while True:
+            chunk = []
+            for item in it:
+                data = _encode(item)
+                if len(data) > MAX_PAYLOAD:
+                    raise _zgrid.InvalidRequest(
+                        f"request {self._sent + len(chunk)}: payload of {len(data)} bytes is over "
+                        f"the limit ({MAX_PAYLOAD} bytes)"
+                    )
+                chunk.append(data)
+                if len(chunk) == chunk_size:
                     break
+            if not chunk:
+                break
+            b.send_indexed(chunk, self._sent)
+            self._sent += len(chunk)
+            for t in b.poll_responses():
                 got += 1
-                yield _response(t, decode)
+                yield t
             while self._sent - got >= window:
                 b.flush()
                 t = b.next_response(wait)
                 if t is None:
                     raise _zgrid.ConnectionError(f"no result within {wait} s")
                 got += 1
-                yield _response(t, decode)
+                yield t
         b.end_requests()
         while got < self._sent:
             t = b.next_response(wait)
             if t is None:
                 raise _zgrid.ConnectionError(f"no result within {wait} s")
             got += 1
-            yield _response(t, decode)
+            yield t
+            for t in b.poll_responses():
+                got += 1
+                yield t
 
 
 _END = object()
