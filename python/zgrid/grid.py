@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import uuid
 from typing import Any, Iterable, Iterator, Optional
 
@@ -474,13 +475,26 @@ class Results:
     def __iter__(self) -> "Results":
         return self
 
+    def _fetch(self):
+        """One page. A fetch is idempotent (it names its cursor), so a head
+        that restarts meanwhile costs a retry, not an error, for as long as
+        `timeout` allows."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return self._conn.fetch(
+                    self._sid, self.cursor, _FETCH_PAGE, self._timeout if self._wait else 0.0
+                )
+            except _zgrid.ConnectionError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
     def __next__(self) -> Response:
         while not self._buf:
             if self._complete:
                 raise StopIteration
-            items, nxt, complete = self._conn.fetch(
-                self._sid, self.cursor, _FETCH_PAGE, self._timeout if self._wait else 0.0
-            )
+            items, nxt, complete = self._fetch()
             self._buf = list(items)
             self._buf.reverse()
             self._next_cursor = nxt

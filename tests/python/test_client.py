@@ -22,7 +22,7 @@ def factors_ok(n: int, text: str) -> bool:
 
 
 def test_map_in_order_and_as_completed(grid_env):
-    numbers = [random.randrange(2, 2**31) for _ in range(20_000)]
+    numbers = [random.randrange(2, 2**31) for _ in range(100_000)]
     with zgrid.connect(grid_env.frontend) as grid:
         results = list(grid.map("factorize", (str(n) for n in numbers), decode="text"))
         assert len(results) == len(numbers)
@@ -201,3 +201,71 @@ def test_the_examples_run(grid_env):
     numbers = [rng.randrange(2, 2**31) for _ in range(500)]
     assert all(factors_ok(numbers[int(i)], v) for i, v in rows)
     assert "complete True" in got.stderr
+
+
+SENDER = """
+import random, sys, zgrid
+rng = random.Random(11)
+grid = zgrid.connect(sys.argv[1], timeout=30)
+s = grid.session("factorize", durable=True)
+print(s.id, flush=True)
+s.send_many(str(rng.randrange(2, 2**31)) for _ in range(int(sys.argv[2])))
+s.commit()
+print("committed", flush=True)
+"""
+
+READER = """
+import sys, zgrid
+grid = zgrid.connect(sys.argv[1], timeout=30)
+for r in grid.attach(sys.argv[2]).results(decode="text", timeout=60):
+    print(r.index, r.value, flush=True)
+print("end", flush=True)
+"""
+
+
+def test_durable_across_processes_with_the_head_killed_during_both(grid_env):
+    n = 200_000
+    rng = random.Random(11)
+    numbers = [rng.randrange(2, 2**31) for _ in range(n)]
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, grid_env.frontend, str(n)],
+                              stdout=subprocess.PIPE, text=True)
+    sid = sender.stdout.readline().strip()
+    assert len(sid) == 32
+
+    def accepted():
+        try:
+            with zgrid.connect(grid_env.frontend, timeout=2) as g:
+                return g.attach(sid).status().total
+        except zgrid.Error:
+            return 0
+
+    from conftest import wait_until
+
+    wait_until(lambda: accepted() >= n // 4, timeout=60, what="a quarter of the requests accepted")
+    grid_env.kill_head()  # while the sender sends
+    grid_env.start_head()
+    assert sender.stdout.readline().strip() == "committed"
+    assert sender.wait(120) == 0
+
+    reader = subprocess.Popen([sys.executable, "-c", READER, grid_env.frontend, sid],
+                              stdout=subprocess.PIPE, text=True)
+    seen = {}
+    killed = False
+    for line in reader.stdout:
+        if line.strip() == "end":
+            break
+        i, value = line.rstrip("\n").split(" ", 1)
+        seen.setdefault(int(i), []).append(value)
+        if not killed and len(seen) >= n // 3:
+            grid_env.kill_head()  # while the reader reads
+            grid_env.start_head()
+            killed = True
+    assert reader.wait(120) == 0
+    assert killed
+    assert len(seen) == n  # every request answered
+    # A page may be read again after the restart (at most one): values agree.
+    assert all(len(set(v)) == 1 for v in seen.values())
+    assert all(factors_ok(numbers[i], v[0]) for i, v in seen.items())
+    with zgrid.connect(grid_env.frontend) as grid:
+        st = grid.attach(sid).status()
+        assert (st.done, st.faulted, st.complete) == (n, 0, True)
