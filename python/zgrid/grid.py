@@ -471,9 +471,25 @@ class Results:
         self._timeout = timeout
         self._buf: list = []
         self._complete = False
+        self._checked = False
 
     def __iter__(self) -> "Results":
         return self
+
+    def _check_removed(self) -> None:
+        """At the end: requests removed with their client (idle timeout) have
+        no result, and that must not pass silently."""
+        if self._checked:
+            return
+        self._checked = True
+        st = self._conn.session_status(self._sid)
+        if st.get("removed", 0) > 0:
+            raise _zgrid.Removed(
+                f"session {self._sid}: {st['removed']} requests were removed with their client "
+                f"({st.get('clients_removed', 0)} removed by the idle timeout of "
+                f"{st.get('client_idle_timeout_ms', 0) / 1000:g} s before committing); every other "
+                f"result was read"
+            )
 
     def _fetch(self):
         """One page. A fetch is idempotent (it names its cursor), so a head
@@ -493,6 +509,7 @@ class Results:
     def __next__(self) -> Response:
         while not self._buf:
             if self._complete:
+                self._check_removed()
                 raise StopIteration
             items, nxt, complete = self._fetch()
             self._buf = list(items)

@@ -269,3 +269,36 @@ def test_durable_across_processes_with_the_head_killed_during_both(grid_env):
     with zgrid.connect(grid_env.frontend) as grid:
         st = grid.attach(sid).status()
         assert (st.done, st.faulted, st.complete) == (n, 0, True)
+
+
+def test_a_sender_killed_before_commit_is_removed_and_reading_says_so():
+    import tempfile
+
+    from conftest import LocalGrid, wait_until
+
+    with tempfile.TemporaryDirectory(prefix="zgrid-py-") as tmp:
+        g = LocalGrid(tmp, head_args=["--client-idle-timeout", "1s"])
+        try:
+            code = f"""
+import os, signal, zgrid
+grid = zgrid.connect({g.frontend!r})
+s = grid.session("factorize", durable=True)
+s.send_many(str(n) for n in range(2, 102))
+s.flush()
+print(s.id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)   # dies before commit()
+"""
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+            assert p.returncode == -signal.SIGKILL
+            sid = p.stdout.strip()
+            with zgrid.connect(g.frontend) as grid:
+                s = grid.attach(sid)
+                wait_until(lambda: s.status().clients_removed == 1, timeout=30,
+                           what="the idle client to be removed")
+                st = s.status()
+                assert st.removed == 100 and st.complete
+                with pytest.raises(zgrid.Removed, match="100 requests were removed"):
+                    for _ in s.results(timeout=10):
+                        pass
+        finally:
+            g.stop()
