@@ -277,8 +277,7 @@ std::string ExecRegistration(const std::string& dir, const std::string& extra) {
   std::filesystem::create_directories(reg);
   Write(reg + "/crashy.toml", "name = \"crashy\"\nversion = \"3\"\nprogram = \"" + kSource +
                                   "/tests/exec/test_worker.py\"\nenv = [\"PYTHONPATH=" + kSource +
-                                  "/examples/exec\", \"ZGRID_TEST_ENV=from-registration\"]\n" +
-                                  extra);
+                                  "/python\", \"ZGRID_TEST_ENV=from-registration\"]\n" + extra);
   return reg;
 }
 

@@ -15,8 +15,11 @@ import sys
 
 import msgpack
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zgrid_exec import serve  # noqa: E402
+try:
+    from zgrid.service import serve  # the installed zgrid package
+except ImportError:  # running from the source tree: python/ is two folders up
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "python"))
+    from zgrid.service import serve  # noqa: E402
 
 
 def numbers(payload):

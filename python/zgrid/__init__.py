@@ -17,20 +17,43 @@ The protocol, batching, resend and resume are the C++ client library's
 are exceptions: ConnectionError (no head within the timeout),
 PermissionError, UnknownSession, Removed (idle timeout), ResourceExhausted,
 InvalidRequest, all subclasses of zgrid.Error; a request that faults is a
-RequestFault. See docs/python.md.
+RequestFault. Python services: zgrid.service. See docs/python.md.
 """
 
-from ._zgrid import (  # noqa: F401  (re-exported)
-    ConnectionError,
-    Error,
-    InvalidRequest,
-    PermissionError,
-    Removed,
-    ResourceExhausted,
-    UnknownSession,
-)
-from .grid import Grid, RequestFault, Response, Session, SessionStatus, connect
-from .executor import Executor
+import importlib
+
+# The client (the compiled module and the API over it) loads on first use, so
+# that `import zgrid.service` in a node's Python worker needs only msgpack.
+_LAZY = {
+    "ConnectionError": "._zgrid",
+    "Error": "._zgrid",
+    "InvalidRequest": "._zgrid",
+    "PermissionError": "._zgrid",
+    "Removed": "._zgrid",
+    "ResourceExhausted": "._zgrid",
+    "UnknownSession": "._zgrid",
+    "Grid": ".grid",
+    "RequestFault": ".grid",
+    "Response": ".grid",
+    "Session": ".grid",
+    "SessionStatus": ".grid",
+    "connect": ".grid",
+    "Executor": ".executor",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zgrid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "connect",
@@ -47,4 +70,5 @@ __all__ = [
     "Removed",
     "ResourceExhausted",
     "InvalidRequest",
+    "service",
 ]

@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 
-from zgrid_exec import Fault, serve  # PYTHONPATH from the registration's env
+from zgrid.service import Fault, serve  # PYTHONPATH from the registration's env
 
 
 def crash_once(p):

@@ -24,12 +24,13 @@ def wait_until(cond, timeout=20.0, what="condition"):
 class LocalGrid:
     """One head (durable when data_dir is given) and `nodes` nodes."""
 
-    def __init__(self, tmp, nodes=1, workers=2, head_args=(), data=True):
+    def __init__(self, tmp, nodes=1, workers=2, head_args=(), data=True, node_args=()):
         self.tmp = tmp
         self.procs = []
         self.head_proc = None
         self.data_dir = os.path.join(tmp, "data") if data else None
         self.head_args = list(head_args)
+        self.node_args = list(node_args)
         self.frontend = self.backend = None
         self.start_head()
         for i in range(nodes):
@@ -57,6 +58,7 @@ class LocalGrid:
 
     def start_node(self, workers, i):
         args = [os.path.join(BIN, "zgrid-node"), "--head", self.backend, "--workers", str(workers)]
+        args += self.node_args
         log = open(os.path.join(self.tmp, f"node{i}.log"), "ab")
         self.procs.append(subprocess.Popen(args, stdout=log, stderr=log))
 

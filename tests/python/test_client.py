@@ -302,3 +302,31 @@ os.kill(os.getpid(), signal.SIGKILL)   # dies before commit()
                         pass
         finally:
             g.stop()
+
+
+def test_a_python_service_written_with_the_decorator():
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zgrid-py-") as tmp:
+        reg = os.path.join(tmp, "services.d")
+        os.mkdir(reg)
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(reg, "pysquare.toml"), "w") as f:
+            f.write('name = "pysquare"\nversion = "1"\n'
+                    f'program = "{here}/square_service.py"\n'
+                    'operations = ["square", "neg"]\nconcurrency = 2\n'
+                    f'env = ["PYTHONPATH={os.environ.get("PYTHONPATH", "")}"]\n')
+        g = LocalGrid(tmp, node_args=["--services-dir", reg])
+        try:
+            with zgrid.connect(g.frontend) as grid:
+                got = list(grid.map("pysquare", (str(i) for i in range(200)), decode="text",
+                                    errors="return"))
+                for i, v in enumerate(got):
+                    if i == 13:
+                        assert isinstance(v, zgrid.RequestFault)
+                        assert v.code == "service_error" and "unlucky number" in v.message
+                    else:
+                        assert v == str(i * i)  # the worker kept serving after the fault
+                assert list(grid.map("pysquare@1/neg", ["5", "7"], decode="text")) == ["-5", "-7"]
+        finally:
+            g.stop()

@@ -1,4 +1,21 @@
-"""The zgrid exec bridge, worker side: a reusable request loop.
+"""Python services for zgrid nodes: the exec bridge's worker side.
+
+    import zgrid.service as svc
+
+    @svc.service                       # or @svc.service(name="stats")
+    def square(payload: bytes) -> bytes:
+        return str(int(payload) ** 2).encode()
+
+    if __name__ == "__main__":
+        svc.serve()                    # answers requests until the node stops it
+
+One registration file (docs/services.md) names this program; `zgrid-node
+--services-dir` starts it once per concurrency slot. The function's name is
+the operation (the first one registered is the default). An exception in
+the function faults that request only (`service_error` with the exception's
+message; ValueError: `invalid_argument`; Fault(code, message): any code) and
+the worker keeps serving. This module needs only python3-msgpack, not the
+compiled client: a node can run Python services without zgrid's client.
 
 A node starts this program once per concurrency slot and keeps it running.
 Frames on stdin/stdout: a 4-byte big-endian length, then one msgpack value.
@@ -40,8 +57,36 @@ def _read_exact(stream, n):
     return buf
 
 
-def serve(handlers, default_operation=None):
-    """Answers requests with handlers {operation: fn(bytes) -> bytes} until EOF."""
+_registry: dict = {}
+_default: list = []
+
+
+def service(fn=None, *, name=None):
+    """Registers `fn(payload: bytes) -> bytes | str` as an operation of this
+    worker (its name, or `name`); returns fn unchanged."""
+
+    def register(f):
+        op = name or f.__name__
+        _registry[op] = f
+        if not _default:
+            _default.append(op)
+        return f
+
+    return register(fn) if fn is not None else register
+
+
+def serve(handlers=None, default_operation=None):
+    """Answers requests until stdin closes (the node is stopping): with
+    handlers {operation: fn(bytes) -> bytes}, a single function, or (None)
+    the functions registered with @service."""
+    if handlers is None:
+        handlers = dict(_registry)
+        default_operation = default_operation or (_default[0] if _default else None)
+    elif callable(handlers):
+        default_operation = default_operation or handlers.__name__
+        handlers = {handlers.__name__: handlers}
+    if not handlers:
+        sys.exit("zgrid.service: nothing to serve (decorate a function with @zgrid.service.service)")
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = _read_exact(stdin, 4)
@@ -49,7 +94,7 @@ def serve(handlers, default_operation=None):
             return
         (length,) = struct.unpack(">I", head)
         if length > MAX_FRAME:
-            sys.exit("zgrid_exec: frame too large")
+            sys.exit("zgrid.service: frame too large")
         body = _read_exact(stdin, length)
         if body is None:
             return
