@@ -24,13 +24,15 @@ def wait_until(cond, timeout=20.0, what="condition"):
 class LocalGrid:
     """One head (durable when data_dir is given) and `nodes` nodes."""
 
-    def __init__(self, tmp, nodes=1, workers=2, head_args=(), data=True, node_args=()):
+    def __init__(self, tmp, nodes=1, workers=2, head_args=(), data=True, node_args=(),
+                 client_keys=None):
         self.tmp = tmp
         self.procs = []
         self.head_proc = None
         self.data_dir = os.path.join(tmp, "data") if data else None
         self.head_args = list(head_args)
         self.node_args = list(node_args)
+        self.client_keys = client_keys or {}  # key=, head_key= for zgrid.connect (CURVE)
         self.frontend = self.backend = None
         self.start_head()
         for i in range(nodes):
@@ -70,7 +72,7 @@ class LocalGrid:
         import zgrid
 
         try:
-            with zgrid.connect(self.frontend, timeout=1.0) as g:
+            with zgrid.connect(self.frontend, timeout=1.0, **self.client_keys) as g:
                 return len(g.nodes())
         except zgrid.Error:
             return -1

@@ -330,3 +330,41 @@ def test_a_python_service_written_with_the_decorator():
                 assert list(grid.map("pysquare@1/neg", ["5", "7"], decode="text")) == ["-5", "-7"]
         finally:
             g.stop()
+
+
+def test_another_keys_session_is_a_permission_error_under_curve():
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zgrid-py-") as tmp:
+        keys = os.path.join(tmp, "keys")
+        os.makedirs(keys)
+        cli = os.path.join(os.environ.get("ZGRID_BIN_DIR", "build"), "zgrid")
+        for name in ("head", "alice", "bob", "node1"):
+            subprocess.run([cli, "keygen", "--out", keys, "--name", name], check=True,
+                           capture_output=True)
+        for name, d in (("alice", "clients"), ("bob", "clients"), ("node1", "nodes")):
+            os.makedirs(os.path.join(keys, d), exist_ok=True)
+            with open(os.path.join(keys, name + ".pub")) as src, \
+                    open(os.path.join(keys, d, name + ".pub"), "w") as dst:
+                dst.write(src.read())
+        k = lambda n: os.path.join(keys, n)  # noqa: E731
+        alice = {"key": k("alice.key"), "head_key": k("head.pub")}
+        bob = {"key": k("bob.key"), "head_key": k("head.pub")}
+        g = LocalGrid(tmp, head_args=["--curve-secret", k("head.key"), "--authorized-clients",
+                                      k("clients"), "--authorized-nodes", k("nodes")],
+                      node_args=["--head-key", k("head.pub"), "--key", k("node1.key")],
+                      client_keys=alice)
+        try:
+            with zgrid.connect(g.frontend, **alice) as grid:
+                s = grid.session("factorize", durable=True)
+                s.send_many(["91", "1001"])
+                s.commit()
+                assert sorted(r.value for r in s.results(decode="text")) == ["7 * 11 * 13", "7 * 13"]
+            with zgrid.connect(g.frontend, **bob) as grid:
+                with pytest.raises(zgrid.PermissionError):
+                    grid.attach(s.id)
+            # No key at all: refused, with the reason.
+            with pytest.raises(zgrid.PermissionError, match="security mismatch"):
+                zgrid.connect(g.frontend, timeout=2)
+        finally:
+            g.stop()
