@@ -237,17 +237,27 @@ class Grid:
         decode: Optional[str] = None,
         errors: str = "raise",
         window: int = 65536,
+        progress: Any = False,
     ) -> Iterator[Any]:
         """Runs `service` on every item; yields results (in input order, or as
         completed with ordered=False) while inputs are still being sent: at
         most `window` requests are outstanding, so an iterable of millions
         never sits in memory. A faulted request raises RequestFault when
         reached (errors="return": the RequestFault is yielded instead).
-        `timeout` bounds the wait for each next result (seconds)."""
+        `timeout` bounds the wait for each next result (seconds). With
+        progress=True a progress line (done, faulted, rate, ETA) is drawn on
+        stderr when it is a terminal (or on `progress`, a file)."""
         if errors not in ("raise", "return"):
             raise ValueError("errors must be 'raise' or 'return'")
         s = self.session(service, durable=durable, batch=batch)
-        return s._map(iterable, ordered=ordered, timeout=timeout, decode=decode, errors=errors, window=window)
+        results = s._map(iterable, ordered=ordered, timeout=timeout, decode=decode, errors=errors,
+                         window=window)
+        if not progress:
+            return results
+        from .progress import with_progress
+
+        total = len(iterable) if hasattr(iterable, "__len__") else None
+        return with_progress(results, progress, total)
 
 
 class Session:

@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -364,7 +365,24 @@ def test_another_keys_session_is_a_permission_error_under_curve():
                 with pytest.raises(zgrid.PermissionError):
                     grid.attach(s.id)
             # No key at all: refused, with the reason.
-            with pytest.raises(zgrid.PermissionError, match="security mismatch"):
+            with pytest.raises(zgrid.PermissionError, match="CURVE"):
                 zgrid.connect(g.frontend, timeout=2)
         finally:
             g.stop()
+
+
+def test_map_draws_a_progress_line():
+    import io
+
+    out = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="zgrid-py-") as tmp:
+        g = LocalGrid(tmp)
+        try:
+            with zgrid.connect(g.frontend) as grid:
+                inputs = [str(n) for n in range(2, 1002)] + ["garbage"]
+                got = list(grid.map("factorize", inputs, errors="return", progress=out))
+                assert len(got) == 1001
+        finally:
+            g.stop()
+    last = out.getvalue().rstrip("\n").split("\r")[-1]
+    assert "1,001/1,001" in last and "done 1,000 faulted 1" in last and "/s" in last
