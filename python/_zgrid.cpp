@@ -347,6 +347,15 @@ PYBIND11_MODULE(_zgrid, m) {
              }
              check(st);
            })
+      .def("wait_acked",
+           [](BrokerClient& b) {
+             Status st;
+             {
+               py::gil_scoped_release nogil;
+               st = b.wait_acked();
+             }
+             check(st);
+           })
       .def("end_requests",
            [](BrokerClient& b) {
              Status st;

@@ -12,6 +12,10 @@
 #   4. what it built runs against the installed zgrid-head and zgrid-node on
 #      loopback with ephemeral ports: every factorization soa_client prints
 #      multiplies back to its number, and the node serves the plug-in.
+# With ZGRID_FROM_DEB=1 the same checks run on the Debian package instead:
+# `cpack -G DEB` in BUILD_DIR, the .deb extracted with `dpkg-deb -x` (not
+# installed) and its usr/ taken as the prefix; then the systemd units, the
+# docs, `zgrid-head --help` and the Python module are checked too.
 # Usage: install_test.sh BUILD_DIR [CXX [CMAKE]]
 set -uo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -53,7 +57,26 @@ wait_for() {
 }
 
 # ---- 1. install -------------------------------------------------------------------
-"$CMAKE_BIN" --install "$BUILD" --prefix "$PREFIX" >"$TMP/install.log" 2>&1 || fail "cmake --install"
+if [ "${ZGRID_FROM_DEB:-0}" = 1 ]; then
+  CPACK_BIN=$(dirname "$(command -v "$CMAKE_BIN")")/cpack
+  (cd "$BUILD" && "$CPACK_BIN" -G DEB -B "$TMP/deb") >"$TMP/install.log" 2>&1 || fail "cpack -G DEB"
+  deb=$(ls "$TMP"/deb/zgrid_*_*.deb 2>/dev/null | head -n 1)
+  [ -n "$deb" ] || fail "no zgrid_<version>_<arch>.deb"
+  dpkg-deb -x "$deb" "$TMP/root" || fail "dpkg-deb -x"
+  PREFIX=$TMP/root/usr
+  for f in lib/systemd/system/zgrid-head.service lib/systemd/system/zgrid-node.service \
+    share/doc/zgrid/architecture.md share/doc/zgrid/python.md share/doc/zgrid/README.md; do
+    [ -e "$PREFIX/$f" ] || fail "not in the package: $f"
+  done
+  deps=$(dpkg-deb -f "$deb" Depends)
+  for d in libzmq5 libleveldb1d python3-msgpack; do
+    grep -q "$d" <<<"$deps" || fail "the package does not depend on $d: $deps"
+  done
+  "$PREFIX/bin/zgrid-head" --help >"$TMP/help.log" 2>&1 || fail "zgrid-head --help"
+  grep -q -- "--data-dir" "$TMP/help.log" || fail "zgrid-head --help says nothing of --data-dir"
+else
+  "$CMAKE_BIN" --install "$BUILD" --prefix "$PREFIX" >"$TMP/install.log" 2>&1 || fail "cmake --install"
+fi
 for f in include/zgrid/client.hpp include/zgrid/status.hpp include/zgrid/types.hpp \
   include/zgrid/service.hpp lib/libzgrid_client.a lib/libzgrid_common.a \
   lib/cmake/zgrid/zgridConfig.cmake lib/cmake/zgrid/zgridConfigVersion.cmake \
@@ -79,7 +102,8 @@ if grep -qE 'zmq|msgpack' <<<"$deps"; then fail "<zgrid/client.hpp> pulls in Zer
 if grep -qF "$SRC" <<<"$deps"; then fail "<zgrid/client.hpp> reaches into the source tree"; fi
 
 # ---- 3. a project outside the tree -------------------------------------------------------
-cp "$SRC/examples/soa_client.cpp" "$SRC/tests/plugins/testsvc.cpp" "$TMP/app/"
+cp "$SRC/examples/soa_client.cpp" "$SRC/tests/plugins/testsvc.cpp" \
+  "$SRC/examples/plugins/montecarlo/montecarlo.cpp" "$TMP/app/"
 cat >"$TMP/app/api_check.cpp" <<'EOF'
 // Only the public header: errors are values, and the helpers link.
 #include <zgrid/client.hpp>
@@ -111,6 +135,8 @@ if(NOT TARGET zgrid::service_api OR NOT COMMAND zgrid_add_service)
   message(FATAL_ERROR "the package has no plug-in API")
 endif()
 zgrid_add_service(testsvc testsvc.cpp)
+zgrid_add_service(montecarlo montecarlo.cpp)  # the example plug-in, as its author would build it
+target_link_libraries(montecarlo PRIVATE $<IF:$<TARGET_EXISTS:msgpack-cxx>,msgpack-cxx,msgpackc-cxx>)
 EOF
 "$CMAKE_BIN" -S "$TMP/app" -B "$TMP/app/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
   -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >"$TMP/configure.log" 2>&1 ||
@@ -134,7 +160,8 @@ wait_for 10 test -s "$TMP/endpoints" || fail "zgrid-head did not write its endpo
 front=$(sed -n 's/^frontend=//p' "$TMP/endpoints")
 back=$(sed -n 's/^backend=//p' "$TMP/endpoints")
 "$PREFIX/bin/zgrid-node" --head "$back" --workers 2 --node-id install-test \
-  --service-lib "$TMP/app/build/libtestsvc.so" >"$TMP/node.log" 2>&1 &
+  --service-lib "$TMP/app/build/libtestsvc.so" --service-lib "$TMP/app/build/libmontecarlo.so" \
+  >"$TMP/node.log" 2>&1 &
 pids+=($!)
 node_up() { "$PREFIX/bin/zgrid" --head "$front" --timeout 2s nodes --json 2>/dev/null | grep -q install-test; }
 wait_for 20 node_up || fail "the node did not register"
@@ -165,6 +192,21 @@ for i in $(seq 1 $N); do [ -n "${seen[$i]:-}" ] || fail "request $i not answered
 out=$(printf 'hello\n' | "$PREFIX/bin/zgrid" --head "$front" submit --service testsvc/echo --file -) ||
   fail "the plug-in built against the package did not serve: $out"
 [ "$out" = "hello = v1:hello" ] || fail "the plug-in answered: $out"
+out=$(printf 'ping\n' | "$PREFIX/bin/zgrid" --head "$front" submit --service montecarlo/echo --file -) ||
+  fail "the montecarlo plug-in built against the package did not serve: $out"
+[ "$out" = "ping = ping" ] || fail "the montecarlo plug-in answered: $out"
+
+# The Python module, as installed (when the build made it).
+if [ -d "$BUILD/python/zgrid" ]; then
+  PYDIR=$PREFIX/lib/python3/dist-packages
+  [ -e "$PYDIR/zgrid/__init__.py" ] || fail "the Python module is not installed"
+  py=$(cd "$TMP" && PYTHONPATH=$PYDIR /usr/bin/python3 -c "
+import zgrid, sys
+assert zgrid.__file__.startswith('$PYDIR'), zgrid.__file__
+print(list(zgrid.connect('$front').map('factorize', ['91', '1001'], decode='text')))" 2>&1) ||
+    fail "the installed Python module: $py"
+  [ "$py" = "['7 * 13', '7 * 11 * 13']" ] || fail "the installed Python module answered: $py"
+fi
 
 stop_started
 echo "install_test: installed, built outside the tree, ran: $N factorizations checked"

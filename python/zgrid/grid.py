@@ -325,8 +325,12 @@ class Session:
         return n
 
     def flush(self) -> None:
-        """Sends the partial batch now (durable: its requests may run)."""
-        self._broker().flush()
+        """Sends the partial batch now and returns once the head has
+        acknowledged every request sent so far (durable: journaled); they may
+        run from now on. commit() also ends the client."""
+        b = self._broker()
+        b.flush()
+        b.wait_acked()
 
     def commit(self) -> None:
         """EndRequests: returns only once every request is committed (durable:
