@@ -421,6 +421,23 @@ class Session:
                     raise v
                 yield v
 
+    def _no_result(self, wait: float) -> Exception:
+        """The error for a wait that ran out: a service no node offers is the
+        usual reason, and says so."""
+        name = self.service.split("/")[0].split("@")[0]
+        try:
+            offered = {
+                svc.split("@")[0] for n in self._grid.conn.nodes() for svc in n["services"].split(",")
+            }
+        except Error:
+            offered = None
+        if offered is not None and name not in offered:
+            return _zgrid.InvalidRequest(
+                f"no result within {wait} s: no node offers service {name!r} "
+                f"(the nodes offer {', '.join(sorted(offered)) or 'nothing'})"
+            )
+        return _zgrid.ConnectionError(f"no result within {wait} s")
+
     def _stream(self, iterable, wait: float, window: int) -> Iterator[tuple]:
         """Interactive: sends in chunks of `batch` while at most `window`
         requests are unanswered, yielding responses (raw tuples: request id,
@@ -452,14 +469,14 @@ class Session:
                 b.flush()
                 t = b.next_response(wait)
                 if t is None:
-                    raise _zgrid.ConnectionError(f"no result within {wait} s")
+                    raise self._no_result(wait)
                 got += 1
                 yield t
         b.end_requests()
         while got < self._sent:
             t = b.next_response(wait)
             if t is None:
-                raise _zgrid.ConnectionError(f"no result within {wait} s")
+                raise self._no_result(wait)
             got += 1
             yield t
             for t in b.poll_responses():

@@ -115,6 +115,8 @@ def test_errors_are_exceptions_with_the_cli_meanings(grid_env):
             grid.attach("f" * 32)
         with pytest.raises(zgrid.InvalidRequest):
             grid.session("no such service!")
+        with pytest.raises(zgrid.InvalidRequest, match="no node offers service 'nosuch'"):
+            list(grid.map("nosuch", ["1"], timeout=1))
         s = grid.session("factorize", durable=True)
         s.close(purge=True)
         with pytest.raises(zgrid.UnknownSession, match="purged"):

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""A Python service's cost per request on the grid, beside the same function
+called in a plain loop, in one run.
+
+    PYTHONPATH=build/python python3 bench/python_service_overhead.py [N]
+
+Starts a head and one node whose services directory registers
+tests/python/square_service.py (the decorator example) with concurrency 1,
+so one Python worker process serves every request. Times N requests through
+grid.map (interactive), and the same N calls of square() in this process,
+and prints both per request (docs/benchmarks.md, issue 15).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import zgrid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("ZGRID_BIN_DIR", os.path.join(HERE, "..", "build"))
+SERVICE = os.path.join(HERE, "..", "tests", "python", "square_service.py")
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    sys.path.insert(0, os.path.dirname(SERVICE))
+    import square_service  # the same function, called directly
+
+    inputs = [str(i % 1000 + 14) for i in range(n)]  # never 13 (it raises)
+    t0 = time.perf_counter()
+    for p in inputs:
+        square_service.square(p.encode())
+    plain = (time.perf_counter() - t0) / n
+
+    with tempfile.TemporaryDirectory(prefix="zgrid-svcbench-") as tmp:
+        reg = os.path.join(tmp, "services.d")
+        os.mkdir(reg)
+        with open(os.path.join(reg, "pysquare.toml"), "w") as f:
+            f.write(f'name = "pysquare"\nversion = "1"\nprogram = "{os.path.abspath(SERVICE)}"\n'
+                    f'operations = ["square", "neg"]\nconcurrency = 1\n'
+                    f'env = ["PYTHONPATH={os.environ.get("PYTHONPATH", "")}"]\n')
+        ep = os.path.join(tmp, "endpoints")
+        head = subprocess.Popen([os.path.join(BIN, "zgrid-head"), "--endpoints-file", ep,
+                                 "--frontend", "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0",
+                                 "--log-level", "warn"])
+        while not os.path.exists(ep):
+            time.sleep(0.02)
+        fields = dict(line.strip().split("=", 1) for line in open(ep) if "=" in line)
+        node = subprocess.Popen([os.path.join(BIN, "zgrid-node"), "--head", fields["backend"],
+                                 "--services-dir", reg, "--log-level", "warn"])
+        try:
+            grid = zgrid.connect(fields["frontend"])
+            while not any("pysquare" in x["services"] for x in grid.nodes()):
+                time.sleep(0.05)
+            list(grid.map("pysquare", inputs[:1000]))  # the worker is up and warm
+            t0 = time.perf_counter()
+            got = sum(1 for _ in grid.map("pysquare", inputs))
+            on_grid = (time.perf_counter() - t0) / n
+            assert got == n
+        finally:
+            for p in (node, head):
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+    print(f"plain loop          {plain * 1e6:8.2f} us/request")
+    print(f"through the grid    {on_grid * 1e6:8.2f} us/request (1 worker process)")
+    print(f"overhead            {(on_grid - plain) * 1e6:8.2f} us/request, "
+          f"{1 / on_grid:,.0f} requests/s per worker")
+
+
+if __name__ == "__main__":
+    main()
