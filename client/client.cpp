@@ -376,8 +376,13 @@ Status Transport::send_raw(zmq::message_t& m) {
         return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
                                    format_duration(o_.timeout_ms) + ")");
       }
+      if (o_.interrupted && o_.interrupted()) return Status(Code::kCancelled, "interrupted");
       zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLOUT, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;  // a signal: look at `interrupted` and go on
+      }
     }
   } catch (const zmq::error_t& e) {
     return Status::Unavailable(std::string("send failed: ") + e.what());
@@ -385,6 +390,10 @@ Status Transport::send_raw(zmq::message_t& m) {
 }
 
 Result<bool> Transport::pump(Millis timeout) {
+  if (o_.interrupted) {  // every wait is a loop over pump: asked each slice
+    if (o_.interrupted()) return Status(Code::kCancelled, "interrupted");
+    timeout = std::min<Millis>(timeout, 100);
+  }
   zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
   try {
     int n = zmq::poll(&item, 1, std::chrono::milliseconds(timeout));

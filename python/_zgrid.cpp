@@ -38,6 +38,8 @@ struct Errors {
 Errors g_errors;
 
 [[noreturn]] void raise(const Status& st) {
+  // Interrupted by a signal: its exception (KeyboardInterrupt) is already set.
+  if (PyErr_Occurred() != nullptr) throw py::error_already_set();
   PyObject* cls = g_errors.base;
   const std::string& msg = st.message();
   switch (st.code()) {
@@ -169,6 +171,12 @@ PYBIND11_MODULE(_zgrid, m) {
              o.head_key = head_key;
              o.public_key = public_key;
              o.secret_key = secret_key;
+             // Ctrl-C while the library waits: a signal's exception is set
+             // here (GIL held) and the call returns kCancelled.
+             o.interrupted = [] {
+               py::gil_scoped_acquire gil;
+               return PyErr_CheckSignals() != 0;
+             };
              Result<std::unique_ptr<Connection>> c = Status::Internal("not opened");
              {
                py::gil_scoped_release nogil;

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +48,10 @@ struct ClientOptions {
   // CURVE (docs/security.md): the head's public key and this client's pair,
   // all Z85 (40 characters, as in the key files). Empty: plain.
   std::string head_key, public_key, secret_key;
+  // Asked at least every 100 ms while a call waits on the network (on the
+  // calling thread); true makes the call return Code::kCancelled at once,
+  // leaving the connection usable. The Python module uses it for Ctrl-C.
+  std::function<bool()> interrupted;
 };
 
 // An ordered list of named values (status and node tables), easy to print as

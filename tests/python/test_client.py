@@ -388,3 +388,27 @@ def test_map_draws_a_progress_line():
             g.stop()
     last = out.getvalue().rstrip("\n").split("\r")[-1]
     assert "1,001/1,001" in last and "done 1,000 faulted 1" in last and "/s" in last
+
+
+def test_ctrl_c_interrupts_a_connect_that_waits_for_a_head():
+    code = """
+import socket, sys, time, zgrid
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)   # accepts, never answers
+port = s.getsockname()[1]
+print("waiting", flush=True)
+try:
+    zgrid.connect(f"tcp://127.0.0.1:{port}", timeout=30)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    sys.exit(0)
+sys.exit(3)
+"""
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "waiting"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    line = p.stdout.readline().split()
+    assert p.wait(10) == 0
+    assert line[0] == "interrupted"
+    assert float(line[1]) - sent < 0.2
