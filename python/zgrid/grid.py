@@ -299,11 +299,9 @@ class Session:
         self._sent += 1
         return i
 
-    def send_many(self, iterable: Iterable[Any]) -> int:
-        """Sends every item (in chunks of `batch`, one call into the library
-        each); returns how many."""
-        b = self._broker()
-        n = 0
+    def _chunks(self, iterable: Iterable[Any]) -> Iterator[list]:
+        """The items encoded, in lists of `batch` (one library call each);
+        a payload over the limit is refused before anything of its chunk goes."""
         chunk: list = []
         for item in iterable:
             data = _encode(item)
@@ -313,12 +311,18 @@ class Session:
                     f"limit ({MAX_PAYLOAD} bytes)"
                 )
             chunk.append(data)
-            if len(chunk) >= self._batch:
-                b.send_indexed(chunk, self._sent)
-                self._sent += len(chunk)
-                n += len(chunk)
+            if len(chunk) >= max(1, self._batch):
+                yield chunk
                 chunk = []
         if chunk:
+            yield chunk
+
+    def send_many(self, iterable: Iterable[Any]) -> int:
+        """Sends every item (in chunks of `batch`, one call into the library
+        each); returns how many."""
+        b = self._broker()
+        n = 0
+        for chunk in self._chunks(iterable):
             b.send_indexed(chunk, self._sent)
             self._sent += len(chunk)
             n += len(chunk)
@@ -444,22 +448,7 @@ class Session:
         user data, fault code or None, data) as they arrive."""
         b = self._broker()
         got = 0  # responses taken from the client (it may hold more, received)
-        it = iter(iterable)
-        chunk_size = max(1, self._batch)
-        while True:
-            chunk = []
-            for item in it:
-                data = _encode(item)
-                if len(data) > MAX_PAYLOAD:
-                    raise _zgrid.InvalidRequest(
-                        f"request {self._sent + len(chunk)}: payload of {len(data)} bytes is over "
-                        f"the limit ({MAX_PAYLOAD} bytes)"
-                    )
-                chunk.append(data)
-                if len(chunk) == chunk_size:
-                    break
-            if not chunk:
-                break
+        for chunk in self._chunks(iterable):
             b.send_indexed(chunk, self._sent)
             self._sent += len(chunk)
             for t in b.poll_responses():
