@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/progress.hpp"
 #include "common/cli.hpp"
 #include "common/curve.hpp"
 #include "common/service_spec.hpp"
@@ -42,6 +43,7 @@ struct Global {
 };
 
 int fail(const Status& st) {
+  zgrid::cli::clear_progress_line();
   // Security refusals name their code, so scripts and people can tell them apart.
   bool named = st.code() == zgrid::Code::kPermissionDenied ||
                st.code() == zgrid::Code::kUnauthenticated ||
@@ -51,6 +53,7 @@ int fail(const Status& st) {
 }
 
 int fail(const std::string& msg) {
+  zgrid::cli::clear_progress_line();
   std::fprintf(stderr, "zgrid: error: %s\n", msg.c_str());
   return kExitError;
 }
@@ -174,6 +177,7 @@ struct SubmitArgs {
   std::string client_id;
   bool no_end = false;
   bool json = false;
+  bool quiet = false;  // no progress line on the terminal
   Millis client_idle_timeout_ms = 0;
   Millis task_timeout_ms = 0;
   Millis deadline_ms = 0;
@@ -316,6 +320,23 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   BrokerClient& c = **bc;
 
   Printer printer(a.json, is_factorize(a.service));
+  // On a terminal: what was sent and, interactive, what came back.
+  zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(a.quiet, !a.durable));
+  auto draw = [&](std::uint64_t total, bool force = false) {
+    if (!progress.enabled()) return;
+    if (a.durable) {
+      progress.text("sending: " + std::to_string(total) + " sent, " + std::to_string(c.acked()) +
+                        " acknowledged",
+                    force);
+      return;
+    }
+    zgrid::cli::Progress p;
+    p.total = total;
+    p.faulted = printer.faulted();
+    p.done = printer.count() - p.faulted;
+    p.running_known = false;
+    progress.update(p, force);
+  };
   zgrid::proto::Response r;
   std::string line, payload;
   std::uint64_t count = 0;
@@ -333,7 +354,9 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     }
     if (!a.durable)
       while (c.poll_response(&r)) printer.print(r);
+    if ((count & 1023) == 0) draw(count);
   }
+  draw(count, true);
   if (!input.error().empty()) return fail(input.error());
   if (a.no_end) {
     Status st = c.wait_acked();
@@ -349,13 +372,16 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",
                  static_cast<unsigned long long>(c.rejected()));
   if (a.durable) {
+    progress.finish();
     std::printf("%s\n", sid.c_str());
     return c.rejected() > 0 ? kExitFaulted : kExitOk;
   }
   // Interactive: the responses belong to this client; wait for the last one.
   std::uint64_t expected = count - c.rejected();
   while (printer.count() < expected) {
-    auto got = c.next_response(&r, g.timeout_ms * 6);
+    draw(expected);
+    auto got = c.next_response(
+        &r, progress.enabled() ? std::min<Millis>(250, g.timeout_ms * 6) : g.timeout_ms * 6);
     if (!got.ok()) return fail(got.status());
     if (!*got) {
       // Nothing for a long while: is the session still making progress?
@@ -365,6 +391,15 @@ int cmd_submit(const Global& g, SubmitArgs a) {
       continue;
     }
     printer.print(r);
+  }
+  if (progress.enabled()) {
+    zgrid::cli::Progress p;
+    p.total = expected;
+    p.faulted = printer.faulted();
+    p.done = printer.count() - p.faulted;
+    p.removed = expected - printer.count();
+    p.running_known = false;
+    progress.keep(p);
   }
   (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
   if (printer.count() < expected) {
@@ -378,9 +413,19 @@ int cmd_submit(const Global& g, SubmitArgs a) {
 
 // ---- fetch ----------------------------------------------------------------------
 
+zgrid::cli::Progress session_progress(const Fields& st) {
+  zgrid::cli::Progress p;
+  p.total = st.u64("total");
+  p.done = st.u64("done");
+  p.faulted = st.u64("faulted");
+  p.removed = st.u64("removed");
+  p.running = st.u64("running");
+  return p;
+}
+
 struct FetchArgs {
   std::string session_id;
-  bool no_wait = false, json = false;
+  bool no_wait = false, json = false, quiet = false;
   std::uint64_t from = 0;
   Millis wait_timeout_ms = 0;  // 0: wait as long as the session makes progress
 };
@@ -394,11 +439,22 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   std::uint64_t cursor = a.from;
   const zgrid::Clock& clock = zgrid::SteadyClock::instance();
   Millis start = clock.now_ms();
+  // On a terminal, while waiting: the session's progress, as status --watch draws it.
+  zgrid::cli::ProgressLine progress(stderr, !a.no_wait && zgrid::cli::show_progress(a.quiet, true));
+  Millis last_status = -1'000'000;
   while (true) {
-    auto page = (*conn)->fetch(a.session_id, cursor, 16384, a.no_wait ? 0 : 1000);
+    auto page = (*conn)->fetch(a.session_id, cursor, 16384,
+                               a.no_wait            ? 0
+                               : progress.enabled() ? 250
+                                                    : 1000);
     if (!page.ok()) return fail(page.status());
     for (const auto& r : page->responses) printer.print(r);
     cursor = page->next_cursor;
+    if (progress.enabled() && !page->complete && clock.now_ms() - last_status >= 250) {
+      last_status = clock.now_ms();
+      if (auto st = (*conn)->session_status(a.session_id); st.ok())
+        progress.update(session_progress(*st));
+    }
     if (page->complete && page->responses.empty()) break;
     if (page->responses.empty() && a.no_wait) {
       std::fflush(stdout);
@@ -414,6 +470,8 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
     }
   }
   auto st = (*conn)->session_status(a.session_id);
+  if (st.ok() && last_status >= 0) progress.keep(session_progress(*st));
+  progress.finish();
   bool removed = st.ok() && st->u64("removed") > 0;
   return printer.faulted() > 0 || removed ? kExitFaulted : kExitOk;
 }
@@ -515,29 +573,17 @@ int cmd_watch(const Global& g, const std::string& sid, Millis interval_ms) {
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
   bool tty = isatty(STDOUT_FILENO) != 0;
-  const zgrid::Clock& clock = zgrid::SteadyClock::instance();
-  Millis last_t = clock.now_ms();
-  std::uint64_t last_answered = 0;
-  bool first = true;
-  double rate = 0;
+  zgrid::cli::ProgressLine meter(stdout, false);  // its rate only: this draws on stdout itself
   while (true) {
     auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
     if (!st.ok()) {
       if (tty) std::printf("\n");
       return fail(st.status());
     }
-    Millis now = clock.now_ms();
     std::uint64_t done = st->u64("done"), faulted = st->u64("faulted");
     std::uint64_t removed = sid.empty() ? 0 : st->u64("removed");
-    std::uint64_t answered = done + faulted + removed;
-    if (!first && now > last_t) {
-      double r = 1000.0 * static_cast<double>(answered - std::min(answered, last_answered)) /
-                 static_cast<double>(now - last_t);
-      rate = rate == 0 ? r : 0.5 * rate + 0.5 * r;  // smoothed
-    }
-    first = false;
-    last_t = now;
-    last_answered = answered;
+    meter.sample(done + faulted + removed);
+    double rate = meter.rate();
     char line[512];
     if (sid.empty()) {
       std::snprintf(line, sizeof line,
@@ -548,24 +594,8 @@ int cmd_watch(const Global& g, const std::string& sid, Millis interval_ms) {
                     (unsigned long long)st->u64("running"), (unsigned long long)done,
                     (unsigned long long)faulted, rate);
     } else {
-      std::uint64_t total = st->u64("total");
-      double frac = total ? static_cast<double>(answered) / static_cast<double>(total) : 0;
-      std::string eta = "-";
-      if (rate > 0 && total > answered)
-        eta = zgrid::format_duration(
-            static_cast<Millis>(1000.0 * static_cast<double>(total - answered) / rate) / 1000 *
-            1000);
-      char bar[32];
-      int filled = static_cast<int>(frac * 20);
-      for (int i = 0; i < 20; ++i) bar[i] = i < filled ? '#' : '.';
-      bar[20] = 0;
-      std::snprintf(line, sizeof line,
-                    "[%s] %5.1f%%  %llu/%llu  done %llu  faulted %llu  removed %llu  running %llu  "
-                    "%.0f req/s  ETA %s",
-                    bar, 100 * frac, (unsigned long long)answered, (unsigned long long)total,
-                    (unsigned long long)done, (unsigned long long)faulted,
-                    (unsigned long long)removed, (unsigned long long)st->u64("running"), rate,
-                    eta.c_str());
+      std::snprintf(line, sizeof line, "%s",
+                    zgrid::cli::format_progress(session_progress(*st), rate).c_str());
     }
     if (tty)
       std::printf("\r%s\033[K", line);  // redraw in place
@@ -670,6 +700,7 @@ const std::vector<Command>& commands() {
          sub.add_flag("--no-end", sa->no_end,
                       "Send and get acknowledgements, but neither flush nor end");
          sub.add_flag("--json", sa->json, "Interactive results as JSON lines");
+         sub.add_flag("--quiet,-q", sa->quiet, "No progress line on the terminal");
          zgrid::cli::add_duration(sub, "--client-idle-timeout", &sa->client_idle_timeout_ms,
                                   "Idle timeout for clients of this session (default: the head's)");
          zgrid::cli::add_duration(
@@ -691,6 +722,7 @@ const std::vector<Command>& commands() {
                         "Start at this response number (1-based; an incomplete fetch prints "
                         "where to resume)");
          sub.add_flag("--json", fa->json, "JSON lines with request id, input and result");
+         sub.add_flag("--quiet,-q", fa->quiet, "No progress line on the terminal");
          zgrid::cli::add_duration(sub, "--wait-timeout", &fa->wait_timeout_ms,
                                   "Give up waiting for completion after this long (exit 3)");
          return [fa](const Global& g) { return cmd_fetch(g, *fa); };

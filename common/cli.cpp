@@ -91,7 +91,13 @@ std::uint64_t hangups() {
 }
 
 int setup_daemon(const std::string& program, const std::string& log_level,
-                 const std::string& log_file, std::atomic<bool>* stop) {
+                 const std::string& log_file, std::atomic<bool>* stop,
+                 const std::string& log_format) {
+  if (log_format != "text" && log_format != "json") {
+    std::cerr << program << ": error: --log-format: expected text or json\n";
+    return 2;
+  }
+  log::set_json(log_format == "json");
   log::Level lvl;
   if (!log::parse_level(log_level, &lvl)) {
     std::cerr << program << ": error: --log-level: expected debug, info, warn or error\n";

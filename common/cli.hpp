@@ -37,7 +37,8 @@ int parse(CLI::App& app, int argc, const char* const* argv,
 // hangups(), SIGPIPE is ignored. Returns -1 to go on, or 2 after printing one
 // line for a bad value.
 int setup_daemon(const std::string& program, const std::string& log_level,
-                 const std::string& log_file, std::atomic<bool>* stop);
+                 const std::string& log_file, std::atomic<bool>* stop,
+                 const std::string& log_format = "text");
 
 // SIGHUPs received so far: a daemon compares it with the count it saw last
 // to reload what it reads from files (the head's authorized keys).

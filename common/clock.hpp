@@ -49,5 +49,10 @@ inline std::int64_t wall_seconds() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+inline std::int64_t wall_millis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace zgrid

@@ -1,9 +1,14 @@
 #include "common/log.hpp"
 
+#include "common/util.hpp"
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace zgrid::log {
 
@@ -13,6 +18,31 @@ std::mutex g_mu;
 std::FILE* g_file = nullptr;  // nullptr means stderr; guarded by g_mu
 std::string g_path;           // guarded by g_mu
 std::atomic<bool> g_reopen{false};
+std::atomic<bool> g_json{false};
+
+// The key=value words of a message, as fields (keys of [a-z_] only, the
+// first of each name, never one of the line's own keys).
+void json_fields(std::string& out, std::string_view msg) {
+  std::vector<std::string_view> seen;
+  std::size_t i = 0;
+  while (i < msg.size()) {
+    std::size_t end = msg.find(' ', i);
+    if (end == std::string_view::npos) end = msg.size();
+    std::string_view word = msg.substr(i, end - i);
+    i = end + 1;
+    auto eq = word.find('=');
+    if (eq == 0 || eq == std::string_view::npos || eq + 1 == word.size()) continue;
+    std::string_view k = word.substr(0, eq);
+    if (k.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string_view::npos) continue;
+    if (k == "time" || k == "level" || k == "component" || k == "message") continue;
+    if (std::find(seen.begin(), seen.end(), k) != seen.end()) continue;
+    seen.push_back(k);
+    out += ',';
+    append_json_string(out, k);
+    out += ':';
+    append_json_string(out, word.substr(eq + 1));
+  }
+}
 
 constexpr const char* kLevelNames[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 }  // namespace
@@ -34,6 +64,10 @@ bool parse_level(std::string_view text, Level* out) {
 void set_level(Level l) {
   g_level.store(static_cast<int>(l));
 }
+void set_json(bool json) {
+  g_json.store(json);
+}
+
 Level level() {
   return static_cast<Level>(g_level.load(std::memory_order_relaxed));
 }
@@ -78,6 +112,22 @@ void write(Level l, std::string_view component, std::string_view message) {
   std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));
+  if (g_json.load(std::memory_order_relaxed)) {
+    static constexpr const char* kLower[] = {"debug", "info", "warn", "error"};
+    std::string line = "{\"time\":\"";
+    line.append(stamp).append("\",\"level\":\"").append(kLower[static_cast<int>(l)]);
+    line += "\",\"component\":";
+    append_json_string(line, component);
+    line += ",\"message\":";
+    append_json_string(line, message);
+    json_fields(line, message);
+    line += "}\n";
+    std::lock_guard<std::mutex> lock(g_mu);
+    std::FILE* out = g_file ? g_file : stderr;
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fflush(out);
+    return;
+  }
   std::lock_guard<std::mutex> lock(g_mu);
   std::FILE* out = g_file ? g_file : stderr;
   std::fprintf(out, "%s %s %.*s: %.*s\n", stamp, kLevelNames[static_cast<int>(l)],

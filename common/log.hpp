@@ -1,4 +1,7 @@
-// One-line event log: "2026-11-22T01:02:03.456Z INFO head: node joined node=… host=…".
+// One-line event log: "2026-11-22T01:02:03.456Z INFO head: node joined node=… host=…",
+// or with set_json(true) one JSON object per line for log collectors:
+// {"time":"…","level":"info","component":"head","message":"node joined …","node":"…",…}
+// where each key=value word of the message is a field too.
 //
 // Thread-safe (one mutex around each write). Writes to stderr by default, or to
 // a file that can be reopened (for logrotate) with reopen().
@@ -15,6 +18,7 @@ enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 // Parses "debug|info|warn|error"; returns false for anything else.
 bool parse_level(std::string_view text, Level* out);
 void set_level(Level level);
+void set_json(bool json);
 Level level();
 // Switches output to `path` (append); empty path means stderr. Returns false and
 // keeps the previous sink when the file cannot be opened.

@@ -319,6 +319,7 @@ struct GridStatus {
   std::string journal;  // "none", "ok", or why it refuses requests
   std::uint64_t journal_syncs = 0, journal_ops = 0, journal_bytes = 0;
   std::uint64_t journal_read_errors = 0, journal_corrupt_records = 0, data_loss = 0;
+  std::string dashboard;  // the HTTP listener's URL; empty when off
 };
 
 struct NodeStatus {
@@ -357,6 +358,7 @@ void for_each_field(S& s, F&& f) {
   f("journal", s.journal), f("journal_syncs", s.journal_syncs), f("journal_ops", s.journal_ops);
   f("journal_bytes", s.journal_bytes), f("journal_read_errors", s.journal_read_errors);
   f("journal_corrupt_records", s.journal_corrupt_records), f("data_loss", s.data_loss);
+  f("dashboard", s.dashboard);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, NodeStatus>

@@ -29,4 +29,8 @@ Result<std::uint64_t> parse_size(std::string_view text);
 
 std::string hostname();
 
+// Appends `s` as a JSON string literal (quotes, escapes, control characters
+// as \u00XX; other bytes as they are).
+void append_json_string(std::string& out, std::string_view s);
+
 }  // namespace zgrid

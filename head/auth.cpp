@@ -147,6 +147,7 @@ void ZapHandler::run(zmq::socket_t sock) {
       probe_refused_.store(true);
       continue;
     }
+    ++(domain == kNodesDomain ? refused_nodes_ : refused_clients_);
     auto now = std::chrono::steady_clock::now();
     if (now - window > std::chrono::seconds(1)) {
       if (suppressed > 0)

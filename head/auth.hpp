@@ -68,6 +68,9 @@ class ZapHandler {
   // admit every key, so the head stops serving.
   bool alive() const { return alive_.load(); }
   std::uint64_t refused() const { return refused_.load(); }
+  // Refused handshakes by port (without the self-test's probe): for /metrics.
+  std::uint64_t refused_clients() const { return refused_clients_.load(); }
+  std::uint64_t refused_nodes() const { return refused_nodes_.load(); }
   // Refuse every request naming this key (the self-test's throwaway key).
   void set_probe_key(const std::string& z85) {
     MutexLock lock(probe_mu_);
@@ -84,6 +87,7 @@ class ZapHandler {
   std::atomic<bool> stop_{false};
   std::atomic<bool> alive_{false};
   std::atomic<std::uint64_t> answered_{0}, refused_{0};
+  std::atomic<std::uint64_t> refused_clients_{0}, refused_nodes_{0};
   Mutex probe_mu_;
   std::string probe_key_ ZG_GUARDED_BY(probe_mu_);
   std::atomic<bool> probe_refused_{false};

@@ -1,5 +1,7 @@
 #include "head/client_handlers.hpp"
 
+#include "head/status_rows.hpp"
+
 #include <algorithm>
 #include <memory>
 
@@ -133,6 +135,7 @@ Status ClientHandlers::on_create_session(const Call& call) {
           std::to_string(o.max_sessions_per_key) + " per key): close some first");
   }
   Session& s = r_.sessions.create(call.peer_key);
+  ++ctx_.observed.sessions_created;
   s.service = m.service;
   s.durable = m.durable;
   s.client_idle_timeout_ms = m.client_idle_timeout_ms
@@ -274,6 +277,7 @@ Status ClientHandlers::on_send(const Call& call) {
   c->acked_seq = c->accepted_seq;
   c->sent += n;
   s->total += n;
+  ctx_.stats_of(*s).accepted += n;
   r_.sessions.touch(*s);
   r_.tasks.activate(s);
   // Back-pressure: above the high-water mark the acknowledgement waits, so
@@ -327,6 +331,7 @@ Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, 
                       c.acked_seq = std::max(c.acked_seq, last_seq);
                       c.flushed_id = std::max(c.flushed_id, flushed);
                       s->total += batch->n;
+                      ctx_.stats_of(*s).accepted += batch->n;
                       s->journal_bytes += record_bytes;
                       r_.sessions.touch(*s);
                       if (batch->n > 0) {
@@ -376,6 +381,7 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
     if (end && !c->ended) {
       c->ended = true;
       s->committed += c->sent;
+      note_committed(*s);
     }
     reply_(call.rid, proto::encode_ok(call.env.corr));
     return Status::OK();
@@ -398,6 +404,7 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
     if (end && !c.ended) {
       c.ended = true;
       s->committed += c.sent;
+      note_committed(*s);
     }
     c.flushed_id = std::max(c.flushed_id, flushed);
     r_.lifecycle.load_ready(*s);
@@ -407,30 +414,16 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
   return Status::OK();
 }
 
-proto::SessionStatus ClientHandlers::status_of(const Session& s) const {
-  proto::SessionStatus m;
-  m.session_id = s.id;
-  m.service = s.service;
-  m.durable = s.durable;
-  m.owner = r_.security.name_of(s.owner);  // the key's file name; empty without CURVE
-  m.state = proto::state_name(s.state);
-  m.total = s.total;
-  m.committed = s.committed;
-  m.queued = Lifecycle::queued_count(s);
-  m.running = s.running + s.committing;
-  m.done = s.done;
-  m.faulted = s.faulted;
-  m.removed = s.requests_removed;
-  m.clients = s.clients.size();
+// The session_committed event, once every client of the session has ended.
+void ClientHandlers::note_committed(const Session& s) {
   for (const auto& c : s.clients)
-    if (!c.ended && !c.removed) ++m.clients_open;
-  m.clients_removed = s.clients_removed;
-  m.created = s.created_wall;
-  m.complete = SessionTable::complete(s);
-  m.responses_queued = s.out_pending;
-  m.idle_ms = ctx_.now - s.last_activity;
-  m.client_idle_timeout_ms = s.client_idle_timeout_ms;
-  return m;
+    if (!c.ended && !c.removed) return;
+  ctx_.event("session_committed", s.id,
+             "session " + s.id + " committed: " + std::to_string(s.committed) + " requests");
+}
+
+proto::SessionStatus ClientHandlers::status_of(const Session& s) const {
+  return session_row(sources(), s);
 }
 
 Status ClientHandlers::on_status(const Call& call) {
@@ -442,32 +435,7 @@ Status ClientHandlers::on_status(const Call& call) {
     reply_(call.rid, proto::encode_session_status(call.env.corr, status_of(*s)));
     return Status::OK();
   }
-  proto::GridStatus m;
-  for (const auto& kv : r_.sessions.all()) {
-    m.queued += Lifecycle::queued_count(*kv.second);
-    m.running += kv.second->running;
-  }
-  m.nodes = r_.nodes.size();
-  m.workers = r_.nodes.workers();
-  m.sessions = r_.sessions.size();
-  const Counters& n = ctx_.counters;
-  m.done = n.done;
-  m.faulted = n.faulted;
-  m.bad_messages = n.bad_messages;
-  m.rate = n.rate;
-  m.instance = ctx_.instance;
-  m.journal = "none";
-  if (r_.durable.enabled()) {
-    const JournalStore& j = r_.durable.journal();
-    m.journal = j.healthy() ? "ok" : j.health_reason();
-    JournalStats js = j.stats();
-    m.journal_syncs = js.syncs;
-    m.journal_ops = js.ops;
-    m.journal_bytes = js.bytes;
-  }
-  m.journal_read_errors = n.journal_read_errors;
-  m.journal_corrupt_records = n.journal_corrupt_records;
-  m.data_loss = n.data_loss;
+  proto::GridStatus m = grid_row(sources());
   reply_(call.rid, proto::encode_grid_status(call.env.corr, m));
   return Status::OK();
 }
@@ -476,21 +444,7 @@ Status ClientHandlers::on_nodes(const Call& call) {
   std::vector<proto::NodeStatus> list;
   list.reserve(r_.nodes.size());
   for (const auto& kv : r_.nodes.all()) {
-    const NodeState& n = kv.second;
-    proto::NodeStatus m;
-    m.state = n.quarantined ? "quarantined" : n.draining ? "draining" : "ok";
-    m.node_id = n.id;
-    m.host = n.host;
-    m.pid = n.pid;
-    m.workers = n.workers;
-    m.stuck = n.stuck;
-    m.capacity = n.capacity;
-    m.inflight = n.inflight;
-    m.done = n.done;
-    m.faulted = n.faulted;
-    m.last_heartbeat_ms = ctx_.now - n.last_seen;
-    m.uptime_ms = ctx_.now - n.joined;
-    for (const auto& svc : n.services) m.services.append(m.services.empty() ? "" : ",").append(svc);
+    proto::NodeStatus m = node_row(sources(), kv.second);
     list.push_back(std::move(m));
   }
   reply_(call.rid, proto::encode_nodes_reply(call.env.corr, list));
@@ -509,9 +463,10 @@ Status ClientHandlers::on_drain(const Call& call) {
   NodeState* n = r_.nodes.find_id(node_id);
   if (!n) return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
   n->draining = !undo;
-  ZG_LOG(kInfo, kLog,
-         std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
-             " inflight=" + std::to_string(n->inflight));
+  std::string line = std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
+                     " inflight=" + std::to_string(n->inflight);
+  ZG_LOG(kInfo, kLog, line);
+  ctx_.event(undo ? "node_undrained" : "node_drained", node_id, std::move(line));
   if (undo) r_.tasks.activate_all();
   reply_(call.rid, proto::encode_ok(call.env.corr));
   return Status::OK();

@@ -27,6 +27,7 @@
 #include "head/outbox.hpp"
 #include "head/security.hpp"
 #include "head/session_table.hpp"
+#include "head/status_rows.hpp"
 #include "head/tasks.hpp"
 
 namespace zgrid::head {
@@ -91,6 +92,8 @@ class ClientHandlers {
   // Per-key caps on queued requests and journal bytes (0: none).
   Status check_key_quotas(const Session& s, std::size_t adding, std::size_t frame_bytes) const;
   proto::SessionStatus status_of(const Session& s) const;
+  void note_committed(const Session& s);
+  StatusSources sources() const { return {ctx_, r_.sessions, r_.nodes, r_.durable, r_.security}; }
   // Replies `ok` or the write's error to a call answered from a completion.
   Durable::OpDone reply_when_done(const std::string& rid, std::uint64_t corr);
   void reply_error(const std::string& rid, std::uint64_t corr, const Status& st) {

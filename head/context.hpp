@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "head/observe.hpp"
 #include "head/options.hpp"
+#include "head/state.hpp"
 
 namespace zgrid::head {
 
@@ -41,13 +43,25 @@ struct Counters {
 struct HeadContext {
   explicit HeadContext(const HeadOptions& options) : o(options), crash(options.hooks.crash_point) {}
   const HeadOptions o;
-  Millis now = 0;        // the clock as of this poll round
-  std::string instance;  // random per start: clients and nodes notice a restart
+  Millis now = 0;             // the clock as of this poll round
+  std::string instance;       // random per start: clients and nodes notice a restart
+  std::string dashboard_url;  // the HTTP listener's, once bound; empty when off
   Counters counters;
   CrashPoint crash;
   // Events the rooms report for the reactor to act on after the round:
   // sessions whose parked fetches may have something to say now.
   std::vector<std::string> fetches_to_wake;
+  // Per-service counters, events and throughput for the snapshot
+  // (head/snapshot.hpp): the rooms add to them as things happen.
+  Observed observed;
+  ServiceStats& stats_of(Session& s) {
+    if (!s.stats) s.stats = &observed.service(s.service);  // map nodes are stable
+    return *s.stats;
+  }
+  // Records an event for the dashboard and /api/events.
+  void event(std::string_view kind, std::string_view subject, std::string message) {
+    observed.events.add(kind, subject, std::move(message));
+  }
 };
 
 }  // namespace zgrid::head

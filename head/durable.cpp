@@ -133,7 +133,7 @@ void Durable::record(Session& s, Request r, std::string_view fault_code, std::st
   ++s.committing;
   Round& round = rounds_[s.ordinal];
   proto::write_response_item(round.items, r.id, r.user_data, fault_code, data);
-  round.list.push_back({std::move(r), fault_code.empty()});
+  round.list.push_back({std::move(r), std::string(fault_code)});
 }
 
 void Durable::flush(const Recorded& recorded) {

@@ -43,8 +43,8 @@ namespace zgrid::head {
 
 // A response on its way to the journal.
 struct Answer {
-  Request request;  // kept to run it again if the record is not written
-  bool ok = true;   // no fault
+  Request request;    // kept to run it again if the record is not written
+  std::string fault;  // the fault code; empty: none
 };
 
 class Durable {

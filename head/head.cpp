@@ -23,6 +23,7 @@
 #include "head/descriptors.hpp"
 #include "head/distributor.hpp"
 #include "head/durable.hpp"
+#include "head/http.hpp"
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/lifecycle.hpp"
@@ -30,6 +31,8 @@
 #include "head/outbox.hpp"
 #include "head/security.hpp"
 #include "head/session_table.hpp"
+#include "head/snapshot.hpp"
+#include "head/status_rows.hpp"
 #include "head/tasks.hpp"
 
 namespace zgrid::head {
@@ -92,12 +95,14 @@ class Head {
                      "CURVE or an ipc:// endpoint in a private directory)");
       }
     }
+    ZG_RETURN_IF_ERROR(start_http());
     if (!o_.endpoints_file.empty()) {
       std::string tmp = o_.endpoints_file + ".tmp";
       {
         std::ofstream f(tmp);
         f << "frontend=" << frontend_ep_ << "\nbackend=" << backend_ep_ << "\npid=" << getpid()
           << "\n";
+        if (!ctx_.dashboard_url.empty()) f << "http=" << ctx_.dashboard_url << "\n";
         if (!f) return Status::Unavailable("cannot write " + tmp);
       }
       if (std::rename(tmp.c_str(), o_.endpoints_file.c_str()) != 0)
@@ -115,6 +120,32 @@ class Head {
                (durable_.enabled() ? " with journal in " + o_.data_dir
                                    : std::string(" (no journal)")) +
                " (instance " + ctx_.instance + ")");
+    return Status::OK();
+  }
+
+  // The HTTP listener: off, the default (another port when it is taken), or
+  // a given endpoint that must bind. CURVE grids ask a bearer token.
+  Status start_http() {
+    if (o_.http == "off") return Status::OK();
+    HttpConfig hc;
+    hc.endpoint = o_.http;
+    hc.fallback_to_ephemeral = !o_.http_given;
+    if (!o_.http_token_file.empty()) {
+      auto t = read_token_file(o_.http_token_file);
+      if (!t.ok()) return t.status();
+      hc.token = *t;
+    } else if (security_.curve()) {
+      if (o_.http_given)
+        return Status::InvalidArgument(
+            "--http with CURVE needs --http-token FILE (the HTTP API shows sessions and nodes)");
+      ZG_LOG(kWarn, kLog,
+             "no HTTP listener: with CURVE the dashboard and /metrics need --http-token FILE");
+      return Status::OK();
+    }
+    http_ = std::make_unique<HttpServer>(snapshots_.box(), clock_);
+    auto url = http_->start(hc);
+    if (!url.ok()) return url.status();
+    ctx_.dashboard_url = *url;
     return Status::OK();
   }
 
@@ -240,7 +271,7 @@ class Head {
     if (frames.empty()) return;
     std::string rid = rid_of(frames[0]);
     if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-      ++ctx_.counters.bad_messages;
+      bad_message(ctx_.observed.bad_client_messages);
       if (error_budget(rid))
         reply_error(frontend_, rid, 0, Status::Protocol("expected exactly one body frame"));
       return;
@@ -249,7 +280,7 @@ class Head {
     Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
     if (st.ok()) st = proto::check_version(env);
     if (!st.ok()) {
-      ++ctx_.counters.bad_messages;
+      bad_message(ctx_.observed.bad_client_messages);
       if (error_budget(rid)) reply_error(frontend_, rid, env.corr, st);
       return;
     }
@@ -261,9 +292,14 @@ class Head {
     }
     st = handlers_.handle(Call{rid, peer_key, frames[1], env});
     if (!st.ok()) {
-      if (st.code() == Code::kProtocol) ++ctx_.counters.bad_messages;
+      if (st.code() == Code::kProtocol) bad_message(ctx_.observed.bad_client_messages);
       reply_error(frontend_, rid, env.corr, st);
     }
+  }
+
+  void bad_message(std::uint64_t& port_count) {
+    ++ctx_.counters.bad_messages;
+    ++port_count;
   }
 
   // A peer that keeps sending undecodable bytes gets at most kErrorBudget
@@ -308,7 +344,7 @@ class Head {
     std::string rid = rid_of(frames[0]);
     NodeState* node = nodes_.heard_from(rid, ctx_.now);
     if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-      ++ctx_.counters.bad_messages;
+      bad_message(ctx_.observed.bad_node_messages);
       reply_error(backend_, rid, 0, Status::Protocol("expected exactly one body frame"));
       return;
     }
@@ -316,7 +352,7 @@ class Head {
     Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
     if (st.ok()) st = proto::check_version(env);
     if (!st.ok()) {
-      ++ctx_.counters.bad_messages;
+      bad_message(ctx_.observed.bad_node_messages);
       reply_error(backend_, rid, env.corr, st);
       return;
     }
@@ -346,7 +382,7 @@ class Head {
         st = Status::Protocol("unknown message type " + std::to_string(env.type));
     }
     if (!st.ok()) {
-      if (st.code() == Code::kProtocol) ++ctx_.counters.bad_messages;
+      if (st.code() == Code::kProtocol) bad_message(ctx_.observed.bad_node_messages);
       reply_error(backend_, rid, env.corr, st);
     }
   }
@@ -359,9 +395,12 @@ class Head {
     for (std::uint64_t old : nodes_.replaced_by(rid, m.node_id))
       tasks_.lose_node(old, NodeLoss::kReRegistered);
     NodeState& n = nodes_.add(rid, m, ctx_.now);
-    ZG_LOG(kInfo, kLog,
-           "node joined node=" + n.id + " host=" + n.host +
-               " workers=" + std::to_string(n.workers) + " capacity=" + std::to_string(n.capacity));
+    std::string line = "node joined node=" + n.id + " host=" + n.host +
+                       " workers=" + std::to_string(n.workers) +
+                       " capacity=" + std::to_string(n.capacity);
+    ZG_LOG(kInfo, kLog, line);
+    ctx_.observed.lost_ids.erase(n.id);
+    ctx_.event("node_registered", n.id, std::move(line));
     // Sessions waiting for a node of their service can go now.
     tasks_.activate_all();
     if (security_.curve()) {
@@ -429,6 +468,18 @@ class Head {
                              : 0.0;
       rate_mark_ms_ = now;
       rate_mark_count_ = c.done + c.faulted;
+      ctx_.observed.sample_throughput(wall_seconds(), c.rate);
+    }
+    if (durable_.enabled()) {
+      bool healthy = durable_.journal().healthy();
+      if (healthy != journal_healthy_) {
+        journal_healthy_ = healthy;
+        if (healthy)
+          ctx_.event("journal_recovered", "journal", "the journal takes writes again");
+        else
+          ctx_.event("journal_unhealthy", "journal",
+                     "the journal refuses writes: " + durable_.journal().health_reason());
+      }
     }
     if (now - last_hb_ms_ >= o_.heartbeat_ms) {
       last_hb_ms_ = now;
@@ -449,6 +500,7 @@ class Head {
     if (handlers_.fetches_parked()) handlers_.wake_fetches("");
     ZG_RETURN_IF_ERROR(lifecycle_.tick());
     wake_fetches();
+    snapshots_.tick({ctx_, sessions_, nodes_, durable_, security_}, ctx_.observed, now);
     if (o_.hooks.verify_tables && !sessions_.verify()) {
       // A test head: the per-key loads drifted from their sessions (a change
       // of counters without SessionTable::touch). Fail loudly.
@@ -470,6 +522,7 @@ class Head {
   int accept_monitor_seq_ = 0;
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
+  bool journal_healthy_ = true;
   std::uint64_t rate_mark_count_ = 0;
 
   // The rooms (docs/architecture.md), in the order they depend on each other.
@@ -482,6 +535,9 @@ class Head {
   Durable durable_{ctx_, sessions_};  // the journal, its reads and writes
   Tasks tasks_{ctx_, sessions_, nodes_, inflight_, dist_, outbox_, durable_};
   Lifecycle lifecycle_{ctx_, sessions_, tasks_, durable_, outbox_};
+  // What the outside sees: published each tick while someone looks.
+  SnapshotPublisher snapshots_{std::make_shared<SnapshotBox>()};
+  std::unique_ptr<HttpServer> http_;  // after snapshots_: stopped before it goes
   ClientHandlers handlers_{ctx_,
                            {sessions_, nodes_, outbox_, security_, durable_, tasks_, lifecycle_},
                            [this](const std::string& rid, zmq::message_t body) {

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -645,11 +646,14 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
     bool writable = db_ != nullptr &&
                     (healthy_.load() || (maintenance && reopens_.load() > reopens_taken_.load()));
     bool ok = false;
+    double took = 0;
     if (!writable) {
       MutexLock lock(mu_);
       g.error = error_.empty() ? "journal unavailable" : error_;
     } else {
+      auto t0 = std::chrono::steady_clock::now();
       ok = commit(g);
+      took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     std::size_t bytes = 0;
     for (auto& op : g.ops) bytes += op.bytes();
@@ -658,6 +662,7 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
       MutexLock lock(mu_);
       if (ok) {
         ++stats_.syncs;
+        stats_.sync_seconds.observe(took);
         stats_.ops += g.ops.size();
         stats_.bytes += bytes;
       } else {

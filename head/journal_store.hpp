@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/prometheus.hpp"
 #include "common/status.hpp"
 
 namespace zmq {
@@ -47,10 +48,11 @@ struct JournalOp {
 };
 
 struct JournalStats {
-  std::uint64_t syncs = 0;     // synced writes
-  std::uint64_t ops = 0;       // ops written
-  std::uint64_t bytes = 0;     // bytes written
-  std::uint64_t failures = 0;  // failed writes
+  std::uint64_t syncs = 0;                             // synced writes
+  std::uint64_t ops = 0;                               // ops written
+  std::uint64_t bytes = 0;                             // bytes written
+  std::uint64_t failures = 0;                          // failed writes
+  prom::Histogram sync_seconds{prom::sync_buckets()};  // time of each synced write
 };
 
 // Every op up to `seq` is durable (ok) or failed with `error`.

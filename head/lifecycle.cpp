@@ -156,6 +156,7 @@ std::uint64_t Lifecycle::fault_unrun(Session& s, std::string_view code, std::str
 void Lifecycle::purge(Session& s, OpDone done) {
   if (!s.durable) {
     ZG_LOG(kInfo, kLog, "session purged session=" + s.id);
+    ctx_.event("session_purged", s.id, "session " + s.id + " purged");
     drop(s);
     done(true, "");
     return;
@@ -168,6 +169,7 @@ void Lifecycle::purge(Session& s, OpDone done) {
       sessions_.add_tombstone(sid);
       if (s) drop(*s);
       ZG_LOG(kInfo, kLog, "session purged session=" + sid);
+      ctx_.event("session_purged", sid, "session " + sid + " purged");
     } else if (s) {
       --s->purging;
       ZG_LOG(kError, kLog,
@@ -241,6 +243,11 @@ void Lifecycle::retry_reads() {
 void Lifecycle::sweep_idle() {
   SessionTable::Sweep sw =
       sessions_.sweep(ctx_.now, ctx_.o.session_idle_timeout_ms, ctx_.o.retention_ms);
+  for (Session* s : sw.completed)
+    ctx_.event("session_complete", s->id,
+               "session " + s->id + " complete: " + std::to_string(s->done) + " done, " +
+                   std::to_string(s->faulted) + " faulted, " + std::to_string(s->requests_removed) +
+                   " removed");
   for (auto [s, ci] : sw.idle_clients) remove_client(*s, ci);
   for (Session* s : sw.idle_sessions) {
     ZG_LOG(kInfo, kLog, "idle session closed session=" + s->id);
@@ -297,9 +304,12 @@ void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
   ++s.clients_removed;
   sessions_.touch(s);
   if (durable_.enabled()) ctx_.fetches_to_wake.push_back(s.id);  // it may be complete now
-  ZG_LOG(kWarn, kLog,
-         "client removed (idle " + format_duration(s.client_idle_timeout_ms) + ") session=" + s.id +
-             " client=" + c.id + " requests_removed=" + std::to_string(c.sent));
+  ctx_.stats_of(s).removed += c.sent;
+  std::string line = "client removed (idle " + format_duration(s.client_idle_timeout_ms) +
+                     ") session=" + s.id + " client=" + c.id +
+                     " requests_removed=" + std::to_string(c.sent);
+  ZG_LOG(kWarn, kLog, line);
+  ctx_.event("client_removed", s.id, std::move(line));
   // Its responses are gone: a session paused for them may run again.
   tasks_.activate(&s);
 }

@@ -14,7 +14,8 @@ std::atomic<bool> g_stop{false};
 int main(int argc, char** argv) {
   zgrid::head::HeadCommand cmd;
   if (int rc = zgrid::head::ParseFlags(argc, argv, &cmd); rc >= 0) return rc;
-  if (int rc = zgrid::cli::setup_daemon("zgrid-head", cmd.log_level, cmd.log_file, &g_stop);
+  if (int rc = zgrid::cli::setup_daemon("zgrid-head", cmd.log_level, cmd.log_file, &g_stop,
+                                        cmd.log_format);
       rc >= 0)
     return rc;
   const zgrid::head::HeadOptions& o = cmd.options;

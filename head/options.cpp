@@ -30,8 +30,28 @@ Status duration_in_range(std::string_view flag, Millis v, Millis lo) {
 
 }  // namespace
 
+bool parse_http_endpoint(const std::string& ep, std::string* host, int* port) {
+  auto colon = ep.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == ep.size()) return false;
+  std::string h = ep.substr(0, colon), p = ep.substr(colon + 1);
+  if (h.front() == '[') {
+    if (h.back() != ']' || h.size() < 3) return false;
+    h = h.substr(1, h.size() - 2);
+  }
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  int v = std::stoi(p);
+  if (v > 65535) return false;
+  *host = h;
+  *port = v;
+  return true;
+}
+
 Status Validate(const HeadOptions& o) {
   using U = std::uint64_t;
+  std::string http_host;
+  int http_port = 0;
+  if (o.http != "off" && !parse_http_endpoint(o.http, &http_host, &http_port))
+    return Status::InvalidArgument("--http: expected HOST:PORT or off (got '" + o.http + "')");
   ZG_RETURN_IF_ERROR(in_range<Millis>("--heartbeat", o.heartbeat_ms, 1,
                                       static_cast<Millis>(proto::kMaxHeartbeatMs)));
   ZG_RETURN_IF_ERROR(in_range<int>("--heartbeat-misses", o.heartbeat_misses, 1,
@@ -67,6 +87,12 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
   app.add_option("--data-dir", o.data_dir, "Journal directory for durable sessions");
   app.add_option("--endpoints-file", o.endpoints_file,
                  "Write the bound endpoints here (for ephemeral ports, tcp://127.0.0.1:0)");
+  auto* http = app.add_option("--http", o.http,
+                              "HTTP listener for /metrics, the JSON API and the dashboard "
+                              "(HOST:PORT, or off)")
+                   ->capture_default_str();
+  app.add_option("--http-token", o.http_token_file,
+                 "File (mode 0600) holding the bearer token the HTTP API asks for (with CURVE)");
   cli::add_duration(app, "--client-idle-timeout", &o.client_idle_timeout_ms,
                     "Remove an open client idle this long, with its requests");
   cli::add_duration(app, "--session-idle-timeout", &o.session_idle_timeout_ms,
@@ -132,6 +158,8 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
       ->capture_default_str();
   app.add_option("--log-level", out->log_level, "debug, info, warn or error")
       ->capture_default_str();
+  app.add_option("--log-format", out->log_format, "text, or json (one object per line)")
+      ->capture_default_str();
   app.add_option("--log-file", out->log_file,
                  "Log to this file (reopened on SIGHUP) instead of stderr");
   if (int rc = cli::parse(app, argc, argv, env_prefix); rc >= 0) return rc;
@@ -158,6 +186,7 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
   }
   if (!out->purge_sessions.empty() && o.data_dir.empty())
     return fail("--purge-session needs --data-dir");
+  o.http_given = http->count() > 0 || o.http != HeadOptions{}.http;  // flag, env or config
   if (Status st = Validate(o); !st.ok()) return fail(st.message());
   return -1;
 }

@@ -31,6 +31,11 @@ struct HeadOptions {
   std::string backend = "tcp://127.0.0.1:5556";   // nodes connect here
   std::string data_dir;                           // durable sessions; empty: interactive only
   std::string endpoints_file;  // if set, the bound endpoints are written here (ephemeral ports)
+  // The HTTP listener (head/http.hpp): HOST:PORT or "off". The default port
+  // taken, the head serves on an ephemeral one; a given one must bind.
+  std::string http = "127.0.0.1:9755";
+  bool http_given = false;
+  std::string http_token_file;               // bearer token (needed with CURVE)
   Millis client_idle_timeout_ms = 300'000;   // open client removed after this much idleness
   Millis session_idle_timeout_ms = 300'000;  // idle interactive session closed after this
   std::map<std::string, Millis> service_task_timeout_ms;  // per service, over task_timeout_ms
@@ -73,11 +78,15 @@ struct HeadOptions {
 // and by run_head, so a HeadOptions built in code is held to the same rules.
 [[nodiscard]] Status Validate(const HeadOptions& o);
 
+// --http's HOST:PORT or [V6]:PORT → host and port; false when malformed.
+bool parse_http_endpoint(const std::string& ep, std::string* host, int* port);
+
 // zgrid-head's command line: what to run, and how to log.
 struct HeadCommand {
   HeadOptions options;
   std::string log_level = "info";
   std::string log_file;
+  std::string log_format = "text";          // or json: one object per line
   std::vector<std::string> purge_sessions;  // --purge-session: purge these offline, then exit
 };
 

@@ -38,6 +38,9 @@ class Security {
   Status self_test(zmq::socket_t& frontend, const std::string& frontend_ep);
   // False once the ZAP thread died: every key would be admitted.
   bool zap_alive() const { return !curve_ || zap_->alive(); }
+  // Refused CURVE handshakes on the client and node ports (0 when plain).
+  std::uint64_t refused_clients() const { return zap_ ? zap_->refused_clients() : 0; }
+  std::uint64_t refused_nodes() const { return zap_ ? zap_->refused_nodes() : 0; }
   // SIGHUP: re-reads the authorized keys (kept as they were on error).
   void maybe_reload_keys();
 

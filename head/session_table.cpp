@@ -104,6 +104,9 @@ SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_
       else if (now - s.completed_at >= retention_ms && s.purging == 0 && now >= s.retry_purge_at)
         out.retention_over.push_back(&s);
     }
+    bool is_complete = !s.clients.empty() && complete(s);
+    if (is_complete && !s.complete_seen) out.completed.push_back(&s);
+    s.complete_seen = is_complete;
     bool idle = now - s.last_activity >= session_idle_timeout_ms;
     if (!s.durable && idle && s.queue.empty() && s.running == 0) {
       bool attached = false;

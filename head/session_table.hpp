@@ -55,6 +55,7 @@ class SessionTable {
     std::vector<std::pair<Session*, std::uint32_t>> idle_clients;  // to remove, with their requests
     std::vector<Session*> idle_sessions;   // interactive, idle, nothing left: to close
     std::vector<Session*> retention_over;  // durable, complete past --retention: to purge
+    std::vector<Session*> completed;       // complete since the last sweep (an event each)
   };
   // What the idle timers say at `now`. Marks when each durable session was
   // first seen complete (retention counts from then).

@@ -23,6 +23,8 @@
 
 namespace zgrid::head {
 
+struct ServiceStats;  // head/observe.hpp
+
 struct Request {
   std::uint64_t id = 0;      // request id, unique within the session
   std::uint32_t client = 0;  // index into Session::clients
@@ -135,6 +137,9 @@ struct Session {
   bool corrupt_logged = false;               // a corrupt record was logged (once)
   bool rescan_pending = false;               // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
+
+  ServiceStats* stats = nullptr;  // its service's counters (HeadContext::stats_of)
+  bool complete_seen = false;     // the session_complete event was recorded (SessionTable::sweep)
 
   KeyLoad contributed;          // what it last added to its key's load (SessionTable::touch)
   KeyLoad* key_load = nullptr;  // its key's load in the SessionTable (set there)

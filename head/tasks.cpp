@@ -27,7 +27,7 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
     durable_.record(s, std::move(r), fault_code, data);
     return;
   }
-  count_answer(s, c, fault_code.empty());
+  count_answer(s, c, fault_code);
   outbox_.add(s, c, r.id, r.user_data, fault_code, data);
 }
 
@@ -41,20 +41,25 @@ void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
     }
     if (c.removed || s.is_answered(a.request.id)) continue;
     s.set_answered(a.request.id);
-    count_answer(s, c, a.ok);
+    count_answer(s, c, a.fault);
   }
   ctx_.fetches_to_wake.push_back(s.id);
 }
 
-void Tasks::count_answer(Session& s, Client& c, bool ok) {
-  if (ok) {
+void Tasks::count_answer(Session& s, Client& c, std::string_view fault_code) {
+  ServiceStats& st = ctx_.stats_of(s);
+  if (fault_code.empty()) {
     ++s.done;
     ++c.done;
     ++ctx_.counters.done;
+    ++st.done;
   } else {
     ++s.faulted;
     ++c.faulted;
     ++ctx_.counters.faulted;
+    auto it = st.faulted.find(fault_code);
+    if (it == st.faulted.end()) it = st.faulted.emplace(std::string(fault_code), 0).first;
+    ++it->second;
   }
   sessions_.touch(s);
 }
@@ -74,6 +79,7 @@ void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::st
     answer(s, r, proto::fault::kCancelled, "session cancelled before this request ran");
     return;
   }
+  ++ctx_.stats_of(s).retried;
   s.queue.push_front(std::move(r));
   activate(&s);
 }
@@ -142,6 +148,7 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
         r.fault_code == proto::fault::kUnknownService)
       ++node.bad;
     if (!s) continue;  // session purged meanwhile: drop
+    ctx_.stats_of(*s).latency.observe(static_cast<double>(ctx_.now - f->started) / 1000.0);
     if (r.fault_code == proto::fault::kRetryable) {
       requeue(*s, std::move(f->request), true, f->svc_max_retries, "lost");
       continue;
@@ -169,9 +176,10 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
 void Tasks::check_quarantine(NodeState& n) {
   double rate = 0, peer_rate = 0;
   if (!nodes_.check_quarantine(n, &rate, &peer_rate)) return;
-  ZG_LOG(kError, kLog,
-         "node quarantined node=" + n.id + " host=" + n.host +
-             " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate));
+  std::string line = "node quarantined node=" + n.id + " host=" + n.host +
+                     " fault_rate=" + std::to_string(rate) + " peers=" + std::to_string(peer_rate);
+  ZG_LOG(kError, kLog, line);
+  ctx_.event("node_quarantined", n.id, std::move(line));
 }
 
 void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
@@ -188,9 +196,14 @@ void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
     if (!graceful && !alone) f.request.solo = true;
     requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
   }
-  ZG_LOG(kWarn, kLog,
-         std::string("node lost node=") + lost->node.id + " host=" + lost->node.host +
-             " reason=" + loss_name(why) + " requeued=" + std::to_string(lost->orphans.size()));
+  std::string line = std::string("node lost node=") + lost->node.id + " host=" + lost->node.host +
+                     " reason=" + loss_name(why) +
+                     " requeued=" + std::to_string(lost->orphans.size());
+  ZG_LOG(kWarn, kLog, line);
+  ++ctx_.observed.nodes_lost[loss_name(why)];
+  if (!graceful && ctx_.observed.lost_ids.size() < Observed::kMaxLostIds)
+    ctx_.observed.lost_ids.insert(lost->node.id);
+  ctx_.event(graceful ? "node_left" : "node_lost", lost->node.id, std::move(line));
 }
 
 // The backstop of node-enforced task timeouts: only sends with a task

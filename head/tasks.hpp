@@ -91,7 +91,7 @@ class Tasks {
   Millis task_timeout_for(const Session& s, const proto::ServiceAd* ad) const;
 
  private:
-  void count_answer(Session& s, Client& c, bool ok);
+  void count_answer(Session& s, Client& c, std::string_view fault_code);
   // A task left the in-flight table: the counters of its node (when still
   // known), session and client. Its session, or nullptr when purged.
   Session* settle(const InFlight& f, NodeState* n);

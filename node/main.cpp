@@ -17,7 +17,7 @@ std::atomic<bool> g_stop{false};
 
 int main(int argc, char** argv) {
   zgrid::node::NodeOptions o;
-  std::string log_level = "info", log_file;
+  std::string log_level = "info", log_file, log_format = "text";
   CLI::App app("zgrid-node: a compute node of a zgrid grid", "zgrid-node");
   app.set_config("--config", "", "Read options from this INI/TOML file");
   app.add_option("--head", o.head, "The head's backend endpoint")->capture_default_str();
@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   app.add_option("--head-key", head_key_file, "The head's public key file: talk CURVE");
   app.add_option("--key", key_file, "This node's secret key file (zgrid keygen)");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--log-format", log_format, "text, or json (one object per line)")
+      ->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   int simulate = 0;
   app.add_option(
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
     o.public_key = kp->public_z85;
     o.secret_key = kp->secret_z85;
   }
-  if (int rc = zgrid::cli::setup_daemon("zgrid-node", log_level, log_file, &g_stop); rc >= 0)
+  if (int rc = zgrid::cli::setup_daemon("zgrid-node", log_level, log_file, &g_stop, log_format);
+      rc >= 0)
     return rc;
 
   if (simulate > 0) {

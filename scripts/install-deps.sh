@@ -13,6 +13,9 @@ PACKAGES=(
   python3 python3-msgpack            # the Python exec-bridge worker example and its tests
   python3-dev pybind11-dev           # the zgrid Python module (python/), over the C++ client
   python3-pytest                     # its tests (run by ctest)
+  libcpp-httplib-dev                 # the head's HTTP listener: /metrics, JSON API, dashboard
+  prometheus                         # promtool, which checks every /metrics scrape in the tests
+  chromium chromium-driver python3-selenium  # the dashboard's test in a real headless browser
   libgtest-dev libbenchmark-dev      # tests and benchmarks
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
   clang-14 libfuzzer-14-dev          # the libFuzzer target over the decoder (scripts/fuzz.sh)

@@ -622,6 +622,70 @@ TEST(SecurityStart, NonLoopbackWithoutCurveWarnsAndRequireCurveRefuses) {
             std::string::npos);
 }
 
+// The HTTP listener under CURVE (docs/operations.md, "Watching the grid"):
+// no token, no listener (an explicit --http is an error); a token file
+// others can read is refused; with the token the API answers only to it.
+TEST(SecurityStart, WithCurveTheHttpListenerNeedsAPrivateToken) {
+  Keys keys;
+  {
+    Grid g;
+    g.start_head(keys.head_flags());
+    EXPECT_TRUE(g.http_url().empty());
+    EXPECT_NE(g.head_log().find("no HTTP listener: with CURVE the dashboard and /metrics need "
+                                "--http-token FILE"),
+              std::string::npos)
+        << g.head_log();
+  }
+  TempDir dir;
+  std::vector<std::string> argv{ZGRID_HEAD_BIN,      "--frontend", "tcp://127.0.0.1:0", "--backend",
+                                "tcp://127.0.0.1:0", "--http",     "127.0.0.1:0"};
+  for (auto& f : keys.head_flags()) argv.push_back(f);
+  Process explicit_http(argv, dir.file("explicit.log"));
+  EXPECT_EQ(explicit_http.wait(15'000), 2);
+  EXPECT_NE(read_file(dir.file("explicit.log")).find("--http with CURVE needs --http-token FILE"),
+            std::string::npos);
+  std::string token = dir.file("http.token");
+  std::ofstream(token) << "0123456789abcdef-secret\n";
+  ::chmod(token.c_str(), 0644);
+  argv.insert(argv.end(), {"--http-token", token});
+  Process loose(argv, dir.file("loose.log"));
+  EXPECT_EQ(loose.wait(15'000), 2);
+  EXPECT_NE(read_file(dir.file("loose.log")).find("is readable by others; chmod 600 it"),
+            std::string::npos)
+      << read_file(dir.file("loose.log"));
+  ::chmod(token.c_str(), 0600);
+  Grid g;
+  std::vector<std::string> flags = keys.head_flags();
+  flags.insert(flags.end(), {"--http-token", token});
+  g.start_head(flags);
+  ASSERT_FALSE(g.http_url().empty()) << g.head_log();
+  std::string port = g.http_url().substr(g.http_url().rfind(':') + 1);
+  port.pop_back();  // the trailing '/'
+  auto get = [&](const std::string& auth) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(port)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + "\r\n";
+      (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return reply;
+  };
+  EXPECT_EQ(get("").rfind("HTTP/1.1 401", 0), 0u);
+  EXPECT_EQ(get("Authorization: Bearer wrong-token-123456\r\n").rfind("HTTP/1.1 401", 0), 0u);
+  std::string ok = get("Authorization: Bearer 0123456789abcdef-secret\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok.substr(0, 200);
+  EXPECT_NE(ok.find("zgrid_refused_handshakes_total{port=\"client\"}"), std::string::npos);
+}
+
 TEST(SecurityStart, IpcFrontendInAPrivateDirectoryIsTheSingleUserOption) {
   TempDir dir;
   std::string priv = dir.file("private");

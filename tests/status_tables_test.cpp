@@ -52,6 +52,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
 TEST(StatusTables, GridAndNodeListsRoundTrip) {
   GridStatus g;
   g.nodes = 3, g.rate = 1234.5, g.instance = "i1", g.journal = "ok", g.data_loss = 2;
+  g.dashboard = "http://127.0.0.1:9755/";
   zmq::message_t msg = encode_grid_status(1, g);
   Envelope e;
   ASSERT_TRUE(decode_envelope(msg.data(), msg.size(), &e).ok());
@@ -61,7 +62,8 @@ TEST(StatusTables, GridAndNodeListsRoundTrip) {
   EXPECT_DOUBLE_EQ(go.rate, 1234.5);
   EXPECT_EQ(go.journal, "ok");
   EXPECT_EQ(go.data_loss, 2u);
-  EXPECT_EQ(CountFields(g), 17u);
+  EXPECT_EQ(go.dashboard, "http://127.0.0.1:9755/");
+  EXPECT_EQ(CountFields(g), 18u);
 
   std::vector<NodeStatus> nodes(2);
   nodes[0].node_id = "a", nodes[0].services = "factorize@1,echo@1", nodes[0].uptime_ms = 5;

@@ -224,6 +224,7 @@ void Grid::restart_head(const std::vector<std::string>& env) {
   while (std::getline(in, line)) {
     if (line.rfind("frontend=", 0) == 0) frontend_ = line.substr(9);
     if (line.rfind("backend=", 0) == 0) backend_ = line.substr(8);
+    if (line.rfind("http=", 0) == 0) http_ = line.substr(5);
   }
 }
 

@@ -112,6 +112,8 @@ class Grid {
   bool wait_head_exit(Millis timeout_ms) { return head_->wait(timeout_ms) >= 0; }
   const std::string& frontend() const { return frontend_; }
   const std::string& backend() const { return backend_; }
+  // The HTTP listener's URL (http://127.0.0.1:PORT/), empty when off.
+  const std::string& http_url() const { return http_; }
   const TempDir& dir() const { return dir_; }
   std::string head_log() const { return read_file(dir_.file("head.log")); }
 
@@ -121,7 +123,7 @@ class Grid {
   std::vector<std::unique_ptr<Process>> nodes_;
   std::vector<std::string> head_args_;
   std::vector<std::string> launcher_;
-  std::string frontend_, backend_;
+  std::string frontend_, backend_, http_;
   std::string head_key_, public_key_, secret_key_;
   int head_starts_ = 0;
 };

@@ -1,0 +1,48 @@
+// What the end-to-end benchmarks share (bench/grid_bench.cpp,
+// bench/http_bench.cpp): the input numbers, one interactive or durable run
+// through a real grid with every response kept, the check that each is
+// right, and CPU and memory readings of a process. Single-threaded.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <sys/types.h>
+#include <zgrid/client.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zgrid::bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct Inputs {
+  std::vector<std::uint64_t> numbers;
+  std::vector<std::string> text;
+};
+
+// ZGRID_BENCH_N, default 1,000,000.
+std::size_t bench_n();
+// Input classes: 0 = uniform in [1, 2^31), 1 = uniform 64-bit (a tenth as many).
+const Inputs& inputs(int cls);
+double seconds_since(Clock::time_point t);
+// User + system CPU seconds of a process, from /proc.
+double cpu_seconds(pid_t pid);
+double self_cpu_seconds();
+std::uint64_t head_rss_peak_kib(pid_t pid);
+
+// One interactive run: a session, every number one request, every response
+// into *got. Returns the seconds it took; purges the session after.
+double run_interactive(client::Connection& conn, const Inputs& in, std::size_t batch,
+                       std::vector<proto::Response>* got);
+// One durable run: submit (flushing every batch) -> EndRequests (committed)
+// -> every response fetched by session id. Returns seconds; purges after.
+double run_durable(client::Connection& conn, const Inputs& in, std::size_t batch,
+                   std::vector<proto::Response>* got, double* submit_s = nullptr);
+// Outside the timed region: exactly one response per request, each correct
+// (else the benchmark is marked with an error).
+bool all_correct(benchmark::State& state, const Inputs& in,
+                 const std::vector<proto::Response>& got);
+
+}  // namespace zgrid::bench

@@ -1,0 +1,28 @@
+// The rows of `zgrid status`, `nodes` and `sessions` (docs/protocol.md,
+// "Status fields"), built from the rooms' state. Used by the client
+// handlers to answer and by the snapshot (head/snapshot.hpp) for the HTTP
+// API, so that both say the same. Reactor thread only.
+#pragma once
+
+#include "common/protocol.hpp"
+#include "head/context.hpp"
+#include "head/durable.hpp"
+#include "head/node_table.hpp"
+#include "head/security.hpp"
+#include "head/session_table.hpp"
+
+namespace zgrid::head {
+
+struct StatusSources {
+  const HeadContext& ctx;
+  SessionTable& sessions;
+  NodeTable& nodes;
+  Durable& durable;
+  const Security& security;
+};
+
+proto::SessionStatus session_row(const StatusSources& src, const Session& s);
+proto::GridStatus grid_row(const StatusSources& src);
+proto::NodeStatus node_row(const StatusSources& src, const NodeState& n);
+
+}  // namespace zgrid::head

@@ -1,0 +1,277 @@
+// The head's HTTP listener with real processes (docs/operations.md,
+// "Watching the grid"): /metrics scraped while a durable session runs and
+// checked by promtool, counters agreeing with `zgrid status`, a SIGKILLed
+// node in the gauges and events, the default port taken, JSON logs, and
+// hostile HTTP clients that must not disturb dispatch.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/grid_process.hpp"
+#include "tests/support/prom_text.hpp"
+
+namespace zgrid {
+namespace {
+
+using testing::CliResult;
+using testing::CounterSamples;
+using testing::Grid;
+using testing::Process;
+using testing::read_file;
+using testing::run_cli;
+using testing::Sample;
+using testing::TempDir;
+using testing::wait_until;
+
+struct Url {
+  std::string host;
+  int port = 0;
+};
+Url ParseUrl(const std::string& url) {  // http://HOST:PORT/
+  std::string rest = url.substr(7);
+  rest = rest.substr(0, rest.find('/'));
+  auto colon = rest.rfind(':');
+  return {rest.substr(0, colon), std::stoi(rest.substr(colon + 1))};
+}
+
+struct Got {
+  int status = -1;
+  std::string body;
+};
+Got Get(const std::string& url, const std::string& path, const std::string& token = "") {
+  Url u = ParseUrl(url);
+  httplib::Client c(u.host, u.port);
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(10, 0);
+  httplib::Headers h;
+  if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+  auto res = c.Get(path, h);
+  if (!res) return {};
+  return {res->status, res->body};
+}
+
+// `promtool check metrics` on an exposition: its verdict and what it said.
+bool PromtoolAccepts(const std::string& text, std::string* said) {
+  TempDir dir;
+  std::string in = dir.file("metrics.txt"), out = dir.file("promtool.out");
+  std::ofstream(in) << text;
+  int rc = std::system(("promtool check metrics < " + in + " > " + out + " 2>&1").c_str());
+  *said = read_file(out);
+  return rc == 0;
+}
+
+TEST(Http, MetricsDuringADurableSessionPassPromtoolAndAgreeWithStatus) {
+  Grid g;
+  g.start_durable_head({"--heartbeat", "200ms"});
+  ASSERT_FALSE(g.http_url().empty()) << g.head_log();
+  g.add_node({"--workers", "2"});
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(2));
+  Process submit({ZGRID_CLI_BIN, "--head", g.frontend(), "submit", "--service", "factorize",
+                  "--durable", "--random", "600000"},
+                 g.dir().file("submit.log"));
+  std::map<std::string, double> last;
+  int scrapes = 0, during = 0;
+  do {
+    Got m = Get(g.http_url(), "/metrics");
+    ASSERT_EQ(m.status, 200);
+    std::string said;
+    ASSERT_TRUE(PromtoolAccepts(m.body, &said)) << said << "\n" << m.body;
+    auto now = CounterSamples(m.body);
+    for (const auto& [k, v] : last) {
+      ASSERT_TRUE(now.count(k)) << k << " vanished";
+      EXPECT_GE(now[k], v) << k << " decreased";
+    }
+    last = now;
+    ++scrapes;
+    if (Sample(m.body, "zgrid_requests_accepted_total{service=\"factorize\"}") > 0) ++during;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (submit.running() && scrapes < 600);
+  ASSERT_EQ(submit.wait(60'000), 0) << read_file(g.dir().file("submit.log"));
+  EXPECT_GE(during, 1) << "no scrape saw the session's requests";
+  std::string out = read_file(g.dir().file("submit.log"));
+  std::string sid = out.substr(out.rfind('\n', out.size() - 2) + 1);
+  sid.erase(sid.find_last_not_of("\n") + 1);
+  ASSERT_EQ(sid.size(), 32u) << out;
+  // Complete: the counters agree with `zgrid status`.
+  auto conn = g.connect();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto st = conn->session_status(sid);
+        return st.ok() && st->boolean("complete");
+      },
+      60'000));
+  auto grid = conn->grid_status();
+  ASSERT_TRUE(grid.ok());
+  std::string text;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_sessions{kind=\"durable\",state=\"complete\"}") == 1;
+      },
+      5'000))
+      << text;
+  EXPECT_EQ(Sample(text, "zgrid_requests_total{service=\"factorize\",outcome=\"done\"}"),
+            static_cast<double>(grid->u64("done")));
+  EXPECT_EQ(Sample(text, "zgrid_requests_total{service=\"factorize\",outcome=\"done\"}"), 600000);
+  EXPECT_EQ(Sample(text, "zgrid_requests_accepted_total{service=\"factorize\"}"), 600000);
+  EXPECT_EQ(Sample(text, "zgrid_request_duration_seconds_count{service=\"factorize\"}"), 600000);
+  EXPECT_EQ(Sample(text, "zgrid_journal_syncs_total"),
+            static_cast<double>(grid->u64("journal_syncs")));
+  EXPECT_EQ(Sample(text, "zgrid_journal_sync_seconds_count"),
+            static_cast<double>(grid->u64("journal_syncs")));
+  EXPECT_EQ(Sample(text, "zgrid_nodes{state=\"ok\"}"), 2);
+  EXPECT_EQ(Sample(text, "zgrid_workers{state=\"ok\"}"), 3);
+  EXPECT_EQ(grid->str("dashboard"), g.http_url());
+  EXPECT_GT(Sample(text, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(Sample(text, "process_open_fds"), 3);
+
+  // A node SIGKILLed: the lost gauge and the event.
+  g.node(1).kill_now();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_nodes{state=\"lost\"}") == 1;
+      },
+      10'000))
+      << text;
+  EXPECT_EQ(Sample(text, "zgrid_nodes{state=\"ok\"}"), 1);
+  EXPECT_EQ(Sample(text, "zgrid_nodes_lost_total{reason=\"silent\"}") +
+                Sample(text, "zgrid_nodes_lost_total{reason=\"unreachable\"}"),
+            1);
+  auto events = nlohmann::json::parse(Get(g.http_url(), "/api/events").body);
+  std::map<std::string, int> kinds;
+  for (const auto& e : events["events"]) ++kinds[e["kind"].get<std::string>()];
+  EXPECT_EQ(kinds["node_lost"], 1) << events.dump();
+  EXPECT_EQ(kinds["node_registered"], 2);
+  EXPECT_EQ(kinds["session_committed"], 1);
+  EXPECT_EQ(kinds["session_complete"], 1);
+  auto sessions = nlohmann::json::parse(Get(g.http_url(), "/api/sessions").body);
+  ASSERT_EQ(sessions["total"], 1);
+  EXPECT_EQ(sessions["sessions"][0]["session_id"], sid);
+  EXPECT_EQ(sessions["sessions"][0]["done"], 600000);
+  std::string said;
+  EXPECT_TRUE(PromtoolAccepts(text, &said)) << said;
+}
+
+// Holds a listening TCP socket on 127.0.0.1:port (0: any); -1 if another
+// listener has it.
+int Listen(int port, int* bound) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int yes = 1;  // connections of earlier tests in TIME_WAIT do not count
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+TEST(Http, TheDefaultPortTakenServesOnAnotherAndAGivenOneMustBind) {
+  int port = 0;
+  int held = Listen(0, &port);
+  ASSERT_GE(held, 0);
+  TempDir dir;
+  Process head({ZGRID_HEAD_BIN, "--frontend", "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0",
+                "--http", "127.0.0.1:" + std::to_string(port)},
+               dir.file("head.log"));
+  EXPECT_EQ(head.wait(10'000), 2);
+  std::string log = read_file(dir.file("head.log"));
+  EXPECT_NE(
+      log.find("zgrid-head: error: --http: cannot listen on 127.0.0.1:" + std::to_string(port)),
+      std::string::npos)
+      << log;
+  ::close(held);
+
+  // The default 9755: hold it (unless another listener does) and start a head.
+  int dflt = 0;
+  int held_default = Listen(9755, &dflt);
+  Grid g;
+  g.start_head();
+  ASSERT_FALSE(g.http_url().empty());
+  EXPECT_EQ(g.http_url().find(":9755/"), std::string::npos) << g.http_url();
+  EXPECT_NE(g.head_log().find("port 9755 is in use: serving HTTP on port"), std::string::npos)
+      << g.head_log();
+  EXPECT_EQ(Get(g.http_url(), "/metrics").status, 200);
+  if (held_default >= 0) ::close(held_default);
+  // Two heads on the default: never the same port (no SO_REUSEPORT sharing).
+  Grid a, b;
+  a.start_head();
+  b.start_head();
+  EXPECT_NE(a.http_url(), b.http_url());
+  auto ia = a.connect()->grid_status(), ib = b.connect()->grid_status();
+  ASSERT_TRUE(ia.ok() && ib.ok());
+  EXPECT_NE(Get(a.http_url(), "/metrics").body.find(ia->str("instance")), std::string::npos);
+  EXPECT_NE(Get(b.http_url(), "/metrics").body.find(ib->str("instance")), std::string::npos);
+
+  // Every interface (nothing is sent anywhere): the warning, like the ZeroMQ ports'.
+  Grid wide;
+  wide.start_head({"--http", "0.0.0.0:0"});
+  EXPECT_NE(wide.head_log().find("is reachable from other hosts and asks no token"),
+            std::string::npos)
+      << wide.head_log();
+  // Off: no listener and no address in the endpoints file.
+  Grid off;
+  off.start_head({"--http", "off"});
+  EXPECT_TRUE(off.http_url().empty());
+  auto conn = off.connect();
+  auto st = conn->grid_status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->str("dashboard"), "");
+}
+
+TEST(Http, LogsAsJsonOneObjectPerLine) {
+  Grid g;
+  g.start_head({"--log-format", "json"});
+  g.add_node({"--workers", "1", "--log-format", "json"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  CliResult r =
+      run_cli({"--head", g.frontend(), "submit", "--service", "factorize", "--file", "-"}, "12\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream in(g.head_log() + read_file(g.dir().file("node0.log")));
+  std::string line;
+  int lines = 0, joined = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    nlohmann::json j;
+    ASSERT_NO_THROW(j = nlohmann::json::parse(line)) << line;
+    for (const char* k : {"time", "level", "component", "message"})
+      EXPECT_TRUE(j.contains(k)) << line;
+    if (j["message"].get<std::string>().rfind("node joined", 0) == 0) {
+      ++joined;
+      EXPECT_FALSE(j.value("node", "").empty()) << line;  // key=value words become fields
+      EXPECT_EQ(j["workers"], "1");
+    }
+    ++lines;
+  }
+  EXPECT_GE(lines, 4);
+  EXPECT_EQ(joined, 1);
+  Process bad({ZGRID_HEAD_BIN, "--log-format", "xml"}, g.dir().file("bad.log"));
+  EXPECT_EQ(bad.wait(10'000), 2);
+  EXPECT_NE(read_file(g.dir().file("bad.log")).find("--log-format: expected text or json"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace zgrid
