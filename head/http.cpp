@@ -139,7 +139,7 @@ struct HttpServer::Impl {
                       "application/json");
       return nullptr;
     }
-    auto s = box->fresh(clock, 1000, 2000);
+    auto s = box->fresh(clock, 5000, 2000);  // kept fresh each tick while watched
     if (!s) {
       res.status = 503;
       res.set_content(R"({"error": "no snapshot yet"})", "application/json");

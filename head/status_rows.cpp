@@ -30,11 +30,16 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   return m;
 }
 
-proto::GridStatus grid_row(const StatusSources& src) {
+proto::GridStatus grid_row(const StatusSources& src, const GridSums* sums) {
   proto::GridStatus m;
-  for (const auto& kv : src.sessions.all()) {
-    m.queued += Lifecycle::queued_count(*kv.second);
-    m.running += kv.second->running;
+  if (sums) {
+    m.queued = sums->queued;
+    m.running = sums->running;
+  } else {
+    for (const auto& kv : src.sessions.all()) {
+      m.queued += Lifecycle::queued_count(*kv.second);
+      m.running += kv.second->running;
+    }
   }
   m.nodes = src.nodes.size();
   m.workers = src.nodes.workers();

@@ -22,7 +22,11 @@ struct StatusSources {
 };
 
 proto::SessionStatus session_row(const StatusSources& src, const Session& s);
-proto::GridStatus grid_row(const StatusSources& src);
+// Queued and running over every session, when the caller has them already.
+struct GridSums {
+  std::uint64_t queued = 0, running = 0;
+};
+proto::GridStatus grid_row(const StatusSources& src, const GridSums* sums = nullptr);
 proto::NodeStatus node_row(const StatusSources& src, const NodeState& n);
 
 }  // namespace zgrid::head

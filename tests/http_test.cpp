@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "tests/support/grid_process.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/prom_text.hpp"
 
 namespace zgrid {
@@ -29,6 +30,8 @@ namespace {
 
 using testing::CliResult;
 using testing::CounterSamples;
+using testing::Get;
+using testing::Got;
 using testing::Grid;
 using testing::Process;
 using testing::read_file;
@@ -36,33 +39,6 @@ using testing::run_cli;
 using testing::Sample;
 using testing::TempDir;
 using testing::wait_until;
-
-struct Url {
-  std::string host;
-  int port = 0;
-};
-Url ParseUrl(const std::string& url) {  // http://HOST:PORT/
-  std::string rest = url.substr(7);
-  rest = rest.substr(0, rest.find('/'));
-  auto colon = rest.rfind(':');
-  return {rest.substr(0, colon), std::stoi(rest.substr(colon + 1))};
-}
-
-struct Got {
-  int status = -1;
-  std::string body;
-};
-Got Get(const std::string& url, const std::string& path, const std::string& token = "") {
-  Url u = ParseUrl(url);
-  httplib::Client c(u.host, u.port);
-  c.set_connection_timeout(5, 0);
-  c.set_read_timeout(10, 0);
-  httplib::Headers h;
-  if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
-  auto res = c.Get(path, h);
-  if (!res) return {};
-  return {res->status, res->body};
-}
 
 // `promtool check metrics` on an exposition: its verdict and what it said.
 bool PromtoolAccepts(const std::string& text, std::string* said) {

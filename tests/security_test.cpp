@@ -19,6 +19,7 @@
 
 #include "common/curve.hpp"
 #include "support/grid_process.hpp"
+#include "support/http_client.hpp"
 
 namespace zgrid {
 namespace {
@@ -659,25 +660,10 @@ TEST(SecurityStart, WithCurveTheHttpListenerNeedsAPrivateToken) {
   flags.insert(flags.end(), {"--http-token", token});
   g.start_head(flags);
   ASSERT_FALSE(g.http_url().empty()) << g.head_log();
-  std::string port = g.http_url().substr(g.http_url().rfind(':') + 1);
-  port.pop_back();  // the trailing '/'
   auto get = [&](const std::string& auth) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(port)));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string reply;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + "\r\n";
-      (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-      char buf[4096];
-      ssize_t n;
-      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
-        reply.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return reply;
+    return testing::Raw(
+        testing::ParseUrl(g.http_url()),
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + "\r\n");
   };
   EXPECT_EQ(get("").rfind("HTTP/1.1 401", 0), 0u);
   EXPECT_EQ(get("Authorization: Bearer wrong-token-123456\r\n").rfind("HTTP/1.1 401", 0), 0u);
