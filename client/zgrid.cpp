@@ -361,6 +361,7 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   if (a.no_end) {
     Status st = c.wait_acked();
     if (!st.ok()) return fail(st);
+    progress.finish();
     std::printf("%s\n", sid.c_str());
     std::fprintf(stderr, "zgrid: %llu requests acknowledged, not flushed, not ended (--no-end)\n",
                  static_cast<unsigned long long>(c.acked()));
@@ -368,7 +369,7 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   }
   Status st = c.end_requests();
   if (!st.ok()) return fail(st);
-  if (c.rejected() > 0)
+  if (c.rejected() > 0 && (progress.finish(), true))
     std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",
                  static_cast<unsigned long long>(c.rejected()));
   if (a.durable) {
@@ -463,6 +464,7 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
       return kExitIncomplete;
     }
     if (a.wait_timeout_ms > 0 && clock.now_ms() - start > a.wait_timeout_ms) {
+      progress.finish();
       std::fflush(stdout);
       std::fprintf(stderr, "zgrid: session %s not complete after %s\n", a.session_id.c_str(),
                    zgrid::format_duration(a.wait_timeout_ms).c_str());

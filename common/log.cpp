@@ -38,9 +38,9 @@ void json_fields(std::string& out, std::string_view msg) {
     if (std::find(seen.begin(), seen.end(), k) != seen.end()) continue;
     seen.push_back(k);
     out += ',';
-    append_json_string(out, k);
+    append_json_string(out, k, true);
     out += ':';
-    append_json_string(out, word.substr(eq + 1));
+    append_json_string(out, word.substr(eq + 1), true);
   }
 }
 
@@ -117,9 +117,9 @@ void write(Level l, std::string_view component, std::string_view message) {
     std::string line = "{\"time\":\"";
     line.append(stamp).append("\",\"level\":\"").append(kLower[static_cast<int>(l)]);
     line += "\",\"component\":";
-    append_json_string(line, component);
+    append_json_string(line, component, true);
     line += ",\"message\":";
-    append_json_string(line, message);
+    append_json_string(line, message, true);
     json_fields(line, message);
     line += "}\n";
     std::lock_guard<std::mutex> lock(g_mu);

@@ -30,7 +30,8 @@ Result<std::uint64_t> parse_size(std::string_view text);
 std::string hostname();
 
 // Appends `s` as a JSON string literal (quotes, escapes, control characters
-// as \u00XX; other bytes as they are).
-void append_json_string(std::string& out, std::string_view s);
+// as \u00XX). Other bytes go as they are, or, with `valid_utf8`, each byte
+// that is not part of a well-formed UTF-8 sequence becomes U+FFFD.
+void append_json_string(std::string& out, std::string_view s, bool valid_utf8 = false);
 
 }  // namespace zgrid

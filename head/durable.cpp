@@ -279,6 +279,12 @@ Result<bool> Durable::reconcile_if_reopened(RecoveryReport* report) {
   for (auto& [s, key] : report->corrupt_answers) note_corrupt_answers(*s, key);
   ctx_.counters.done += report->counted.done;
   ctx_.counters.faulted += report->counted.faulted;
+  for (auto& [s, taken] : report->taken) {
+    ServiceStats& st = ctx_.stats_of(*s);
+    st.accepted += taken.requests;
+    st.done += taken.answers.done;
+    for (const auto& [code, n] : taken.answers.faulted_by_code) st.faulted[code] += n;
+  }
   if (report->fixed > 0)
     ZG_LOG(kWarn, kLog,
            "journal reopened: " + std::to_string(report->fixed) +

@@ -391,6 +391,10 @@ class Head {
     proto::Register m;
     ZG_RETURN_IF_ERROR(proto::decode_register(env, &m));
     if (!valid_name(m.node_id)) return Status::InvalidArgument("bad node id");
+    // The host is shown and logged (key=value words): printable, no spaces.
+    if (m.host.size() > 255) m.host.resize(255);
+    for (char& ch : m.host)
+      if (ch <= ' ' || ch > '~') ch = '?';
     // The same node id on a new connection replaces the old registration.
     for (std::uint64_t old : nodes_.replaced_by(rid, m.node_id))
       tasks_.lose_node(old, NodeLoss::kReRegistered);
@@ -399,7 +403,7 @@ class Head {
                        " workers=" + std::to_string(n.workers) +
                        " capacity=" + std::to_string(n.capacity);
     ZG_LOG(kInfo, kLog, line);
-    ctx_.observed.lost_ids.erase(n.id);
+    ctx_.observed.node_back(n.id);
     ctx_.event("node_registered", n.id, std::move(line));
     // Sessions waiting for a node of their service can go now.
     tasks_.activate_all();
@@ -469,6 +473,7 @@ class Head {
       rate_mark_ms_ = now;
       rate_mark_count_ = c.done + c.faulted;
       ctx_.observed.sample_throughput(wall_seconds(), c.rate);
+      ctx_.observed.prune_lost(now);
     }
     if (durable_.enabled()) {
       bool healthy = durable_.journal().healthy();
@@ -495,6 +500,7 @@ class Head {
           dead.push_back(kv.first);
       }
       for (std::uint64_t d : dead) tasks_.lose_node(d, NodeLoss::kSilent);
+      tasks_.recheck_quarantine();
       if (!dead.empty()) dispatch();
     }
     if (handlers_.fetches_parked()) handlers_.wake_fetches("");

@@ -7,6 +7,7 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -120,6 +121,7 @@ struct HttpServer::Impl {
   const Clock& clock;
   httplib::Server server;
   std::thread thread;
+  std::future<void> ended;  // ready once listen_after_bind returned
   std::string token;
 
   Impl(std::shared_ptr<SnapshotBox> b, const Clock& c) : box(std::move(b)), clock(c) {}
@@ -241,7 +243,17 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
   if (bound <= 0) return Status::Unavailable("--http: cannot listen on " + c.endpoint);
   std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   std::string url = "http://" + shown + ":" + std::to_string(bound) + "/";
-  im.thread = std::thread([&im] { im.server.listen_after_bind(); });
+  std::shared_ptr<std::promise<void>> ended = std::make_shared<std::promise<void>>();
+  im.ended = ended->get_future();
+  im.thread = std::thread([&im, ended] {
+    im.server.listen_after_bind();
+    ended->set_value();
+  });
+  // stop() is a no-op until the listen loop runs: wait for it (bounded).
+  for (int i = 0; i < 2000 && !im.server.is_running() &&
+                  im.ended.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (zmqu::is_non_loopback("tcp://" + shown + ":" + std::to_string(bound)))
     ZG_LOG(kWarn, kLog,
            "WARNING: HTTP listener on " + url + " is reachable from other hosts" +
@@ -255,7 +267,15 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
 void HttpServer::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
   impl_->server.stop();
-  impl_->thread.join();
+  // A client trickling a request in holds a pool thread (cpp-httplib cannot
+  // interrupt a read): the head does not wait on it to exit.
+  if (impl_->ended.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
+    impl_->thread.join();
+    return;
+  }
+  ZG_LOG(kWarn, kLog, "HTTP clients still connected: not waiting for them");
+  impl_->thread.detach();
+  (void)impl_.release();  // its threads still use it; the process is ending
 }
 
 }  // namespace zgrid::head

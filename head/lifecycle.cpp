@@ -304,7 +304,9 @@ void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
   ++s.clients_removed;
   sessions_.touch(s);
   if (durable_.enabled()) ctx_.fetches_to_wake.push_back(s.id);  // it may be complete now
-  ctx_.stats_of(s).removed += c.sent;
+  // Its answered requests stay counted as done or faulted: the service's
+  // counters never go back, and the three outcomes add up to accepted.
+  ctx_.stats_of(s).removed += c.sent - std::min(c.sent, c.done + c.faulted);
   std::string line = "client removed (idle " + format_duration(s.client_idle_timeout_ms) +
                      ") session=" + s.id + " client=" + c.id +
                      " requests_removed=" + std::to_string(c.sent);

@@ -161,8 +161,9 @@ std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
   w.sample({}, s.build_seconds_total);
   w.family("zgrid_snapshot_timestamp_seconds", "gauge", "When the snapshot served was built.");
   w.sample({}, static_cast<double>(s.wall_ms) / 1000.0);
-  w.family("zgrid_info", "gauge", "The head's instance (random per start).");
-  w.sample(L{{"instance", s.grid.instance}}, 1);
+  // Not "instance": Prometheus gives every target that label itself.
+  w.family("zgrid_info", "gauge", "The head's instance id (random per start).");
+  w.sample(L{{"head_instance", s.grid.instance}}, 1);
 
   w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.sample({}, p.resident_bytes);

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,10 +52,17 @@ struct Observed {
   std::unordered_map<std::string, ServiceStats> services;  // by the session's service string
   std::uint64_t bad_client_messages = 0, bad_node_messages = 0;
   std::map<std::string, std::uint64_t> nodes_lost;  // by reason, since start
-  // Nodes lost (not by `bye`) and not registered again since: the "lost"
-  // state of the nodes gauge. Bounded: the oldest are forgotten.
-  std::set<std::string> lost_ids;
-  static constexpr std::size_t kMaxLostIds = 10'000;
+  // Nodes lost (not by `bye`) in the last 15 minutes and not registered
+  // again under their id since: the "lost" state of the nodes gauge (a node
+  // restarted without a fixed --node-id comes back under a new id, so the
+  // window, not the return, ends most entries). Bounded: past 10,000 the
+  // oldest is forgotten.
+  std::map<std::string, Millis> lost_at;  // node id -> when lost (the reactor's clock)
+  static constexpr std::size_t kMaxLost = 10'000;
+  static constexpr Millis kLostWindowMs = 15 * 60 * 1000;
+  void node_lost(const std::string& id, Millis now);
+  void node_back(const std::string& id) { lost_at.erase(id); }
+  void prune_lost(Millis now);
   std::uint64_t sessions_created = 0;
   EventRing events;
   // Answers per second, one sample a second, the last five minutes.

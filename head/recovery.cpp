@@ -50,6 +50,7 @@ bool apply_answer_record(Session& s, std::string_view key, std::string_view v,
     ++(a.ok ? s.done : s.faulted);
     ++(a.ok ? c->done : c->faulted);
     ++(a.ok ? added->done : added->faulted);
+    if (!a.ok) ++added->faulted_by_code[std::string(a.fault)];
     return true;
   });
   s.next_resp_seq = std::max<std::uint64_t>(s.next_resp_seq, jkey::number_of(key) + count);
@@ -193,6 +194,7 @@ Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryRepor
                        b.n = static_cast<std::uint32_t>(n);
                        b.client = ci->second;
                        s.total += n;
+                       report->taken[&s].requests += n;
                        s.next_request_id = std::max(s.next_request_id, first + n);
                        if (!s.clients[b.client].removed) unloaded.insert(first);
                        s.batches.push_back(std::move(b));
@@ -215,6 +217,10 @@ Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryRepor
             report->corrupt_answers.emplace_back(&s, std::string(key));
           report->counted.done += added.done;
           report->counted.faulted += added.faulted;
+          AnswerCounts& mine = report->taken[&s].answers;
+          mine.done += added.done;
+          mine.faulted += added.faulted;
+          for (const auto& [code, n] : added.faulted_by_code) mine.faulted_by_code[code] += n;
           fixed += added.done + added.faulted;
           return Status::OK();
         },

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,6 +26,7 @@ namespace zgrid::head {
 
 struct AnswerCounts {
   std::uint64_t done = 0, faulted = 0;
+  std::map<std::string, std::uint64_t, std::less<>> faulted_by_code;
 };
 
 struct RecoveryReport {
@@ -34,6 +36,13 @@ struct RecoveryReport {
   // failure, and the answers among them, newly counted.
   std::uint64_t fixed = 0;
   AnswerCounts counted;
+  // The same per session, with the requests of batches newly taken in: for
+  // the per-service counters (head/observe.hpp).
+  struct Taken {
+    std::uint64_t requests = 0;
+    AnswerCounts answers;
+  };
+  std::map<Session*, Taken> taken;
 };
 
 // Walks the records of one kind (all sessions, or one session's range),

@@ -53,7 +53,7 @@ std::shared_ptr<Snapshot> SnapshotPublisher::build(const StatusSources& src,
   for (const auto& kv : src.sessions.all()) {
     const Session& ss = *kv.second;
     std::uint64_t complete = SessionTable::complete(ss) ? 1 : 0;
-    order.emplace_back((complete << 63) | (~ss.ordinal >> 1), &ss);
+    order.emplace_back((complete << 63) | (~ss.ordinal & (UINT64_MAX >> 1)), &ss);
   }
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -67,7 +67,7 @@ std::shared_ptr<Snapshot> SnapshotPublisher::build(const StatusSources& src,
   s->grid = grid_row(src, &sums);
   for (const auto& [name, st] : observed.services) s->services.emplace(name, st);
   s->nodes_lost = observed.nodes_lost;
-  s->nodes_lost_now = observed.lost_ids.size();
+  s->nodes_lost_now = observed.lost_at.size();
   s->sessions_created = observed.sessions_created;
   s->bad_client_messages = observed.bad_client_messages;
   s->bad_node_messages = observed.bad_node_messages;

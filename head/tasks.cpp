@@ -182,6 +182,14 @@ void Tasks::check_quarantine(NodeState& n) {
   ctx_.event("node_quarantined", n.id, std::move(line));
 }
 
+void Tasks::recheck_quarantine() {
+  std::vector<std::uint64_t> suspects;
+  for (const auto& [ord, n] : nodes_.all())
+    if (n.bad > 0 && !n.quarantined) suspects.push_back(ord);
+  for (std::uint64_t ord : suspects)
+    if (NodeState* n = nodes_.find(ord)) check_quarantine(*n);
+}
+
 void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
   NodeState* n = nodes_.find(ordinal);
   if (!n) return;
@@ -201,8 +209,7 @@ void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
                      " requeued=" + std::to_string(lost->orphans.size());
   ZG_LOG(kWarn, kLog, line);
   ++ctx_.observed.nodes_lost[loss_name(why)];
-  if (!graceful && ctx_.observed.lost_ids.size() < Observed::kMaxLostIds)
-    ctx_.observed.lost_ids.insert(lost->node.id);
+  if (!graceful) ctx_.observed.node_lost(lost->node.id, ctx_.now);
   ctx_.event(graceful ? "node_left" : "node_lost", lost->node.id, std::move(line));
 }
 

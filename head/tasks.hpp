@@ -82,6 +82,9 @@ class Tasks {
   void lose_node(std::uint64_t ordinal, NodeLoss why);
   // Tasks a node never reported within their backstop: a lost run (charged).
   void check_backstops();
+  // Every heartbeat: nodes whose faults all arrived before their peers had
+  // done enough to compare with are judged again.
+  void recheck_quarantine();
 
   // The registration of the highest version of `service` that node `n`
   // hosts (its task timeout and retries), or nullptr.

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -142,6 +143,62 @@ TEST(Http, MetricsDuringADurableSessionPassPromtoolAndAgreeWithStatus) {
   EXPECT_EQ(sessions["sessions"][0]["done"], 600000);
   std::string said;
   EXPECT_TRUE(PromtoolAccepts(text, &said)) << said;
+}
+
+// Every kind of event the reactor records reaches /api/events: a drained
+// and undrained node, a client removed by the idle timeout (and its
+// requests in zgrid_requests_total{outcome="removed"}), a purged session,
+// and the journal refusing writes and taking them again.
+TEST(Http, EventsOfDrainRemovalPurgeAndTheJournal) {
+  Grid g;
+  std::string fault = g.dir().file("journal-fault");
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault});
+  g.add_node({"--workers", "1", "--node-id", "n1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in);
+  };
+  EXPECT_EQ(cli({"drain", "n1", "--no-wait"}).code, 0);
+  EXPECT_EQ(cli({"drain", "n1", "--undo"}).code, 0);
+  CliResult done = cli({"submit", "--durable", "--service", "factorize", "--random", "50"});
+  ASSERT_EQ(done.code, 0) << done.err;
+  std::string sid = done.out.substr(0, 32);
+  ASSERT_EQ(cli({"fetch", sid}).code, 0);
+  EXPECT_EQ(cli({"close", sid, "--purge"}).code, 0);
+  // Sent, acknowledged, never committed: removed after its 1 s idle timeout.
+  CliResult idle = cli({"submit", "--durable", "--no-end", "--client-idle-timeout", "1s",
+                        "--service", "factorize", "--random", "20"});
+  ASSERT_EQ(idle.code, 0) << idle.err;
+  { std::ofstream(fault) << "x"; }
+  EXPECT_EQ(cli({"submit", "--durable", "--service", "factorize", "--random", "5"}).code, 2);
+  std::filesystem::remove(fault);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return cli({"submit", "--durable", "--service", "factorize", "--random", "5"}).code == 0;
+      },
+      20'000, 500));
+  std::map<std::string, int> kinds;
+  std::string body;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        body = Get(g.http_url(), "/api/events").body;
+        kinds.clear();
+        nlohmann::json events = nlohmann::json::parse(body);  // alive while iterated
+        for (const auto& e : events["events"]) ++kinds[e["kind"].get<std::string>()];
+        return kinds["client_removed"] == 1 && kinds["journal_recovered"] == 1;
+      },
+      15'000))
+      << body;
+  for (const char* k : {"node_registered", "node_drained", "node_undrained", "session_committed",
+                        "session_complete", "session_purged", "client_removed", "journal_unhealthy",
+                        "journal_recovered"})
+    EXPECT_GE(kinds[k], 1) << k << " in " << body;
+  std::string text = Get(g.http_url(), "/metrics").body;
+  EXPECT_EQ(Sample(text, "zgrid_requests_total{service=\"factorize\",outcome=\"removed\"}"), 20);
+  EXPECT_GE(Sample(text, "zgrid_journal_failed_writes_total"), 1);
+  EXPECT_EQ(Sample(text, "zgrid_journal_healthy"), 1);
 }
 
 // Holds a listening TCP socket on 127.0.0.1:port (0: any); -1 if another

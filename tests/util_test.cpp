@@ -58,5 +58,20 @@ TEST(Util, EveryCodeHasAWireName) {
     }
   }
 }
+
+TEST(Util, JsonStringsEscapeAndOptionallyRepairUtf8) {
+  std::string out;
+  append_json_string(out, "a\"b\\c\nd\x01");
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
+  out.clear();
+  append_json_string(out, "ok \xC3\xA9 bad \xFF \xC3 \xED\xA0\x80", true);
+  // é kept; a stray byte, a cut sequence and a surrogate each become U+FFFD.
+  EXPECT_EQ(out,
+            "\"ok \xC3\xA9 bad \xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  out.clear();
+  append_json_string(out, "\xFF");  // without the repair: as it is
+  EXPECT_EQ(out, "\"\xFF\"");
+}
+
 }  // namespace
 }  // namespace zgrid

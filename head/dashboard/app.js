@@ -74,7 +74,15 @@
 
   async function api(path) {
     const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
-    const res = await fetch(path, { headers: headers, cache: 'no-store' });
+    // A request that hangs must not stop the polling for good.
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 5000);
+    let res;
+    try {
+      res = await fetch(path, { headers: headers, cache: 'no-store', signal: ctl.signal });
+    } finally {
+      clearTimeout(timer);
+    }
     if (res.status === 401) throw new AuthError('access token required');
     if (!res.ok) throw new Error(path.split('?')[0] + ': HTTP ' + res.status);
     return res.json();
@@ -214,7 +222,8 @@
     if (tr.className !== cls) tr.className = cls;
     const c = tr.cells;
     setText(c[0], n.node_id);
-    c[0].title = Array.isArray(n.services) ? 'services: ' + n.services.join(', ') : '';
+    // The API gives services as one comma-separated string.
+    c[0].title = n.services ? 'services: ' + String(n.services).split(',').join(', ') : '';
     setText(c[1], n.state);
     setText(c[2], n.host);
     const stuck = n.stuck === true ? 'stuck' : n.stuck + ' stuck'; // a count, or a flag
