@@ -148,12 +148,23 @@ class Printer {
         std::fputs(zgrid::client::result_to_json(r.data).c_str(), stdout);
       std::fputc('\n', stdout);
     } else {
-      std::fprintf(stdout, "%s: error: %s: %s\n", r.user_data.c_str(), r.fault_code.c_str(),
+      std::string input = shown_input(r.user_data);
+      std::fprintf(stdout, "%s: error: %s: %s\n", input.c_str(), r.fault_code.c_str(),
                    r.data.c_str());
     }
   }
   std::uint64_t count() const { return count_; }
   std::uint64_t faulted() const { return faulted_; }
+
+  // An offending input as an error line shows it: at most 64 characters
+  // (never cutting a UTF-8 sequence), then how long it was.
+  static std::string shown_input(std::string_view s) {
+    constexpr std::size_t kMax = 64;
+    if (s.size() <= kMax) return std::string(s);
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(s.substr(0, cut)) + "\u2026(" + std::to_string(s.size()) + " chars)";
+  }
 
  private:
   static void escape(std::string& out, std::string_view s) { zgrid::client::json_escape(out, s); }
@@ -218,6 +229,9 @@ class Input {
     return true;
   }
   const std::string& error() const { return error_; }
+  // Blank input lines skipped (each line of text is one request; a blank one
+  // is none, and submit says how many it skipped).
+  std::uint64_t blank() const { return blank_; }
 
   // Next line (without newline); false at the end.
   bool next(std::string* line) {
@@ -230,7 +244,10 @@ class Input {
     }
     while (std::getline(*in_, *line)) {
       if (!line->empty() && line->back() == '\r') line->pop_back();
-      if (line->find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+      if (line->find_first_not_of(" \t") == std::string::npos) {  // blank: not a request
+        ++blank_;
+        continue;
+      }
       return true;
     }
     return false;
@@ -271,7 +288,7 @@ class Input {
       nullptr, nullptr, 1 << 16,
       msgpack::unpack_limit(1 << 20, 1 << 16, 1 << 20, 1 << 20, 1 << 20, 32)};
   std::string error_;
-  std::uint64_t line_no_ = 0;
+  std::uint64_t line_no_ = 0, blank_ = 0;
   const SubmitArgs& a_;
   std::ifstream file_;
   std::istream* in_ = nullptr;
@@ -358,6 +375,11 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   }
   draw(count, true);
   if (!input.error().empty()) return fail(input.error());
+  if (input.blank() > 0) {
+    progress.finish();
+    std::fprintf(stderr, "zgrid: %llu blank input line%s skipped (not requests)\n",
+                 static_cast<unsigned long long>(input.blank()), input.blank() == 1 ? "" : "s");
+  }
   if (a.no_end) {
     Status st = c.wait_acked();
     if (!st.ok()) return fail(st);

@@ -21,11 +21,24 @@ WORKERS=0
 DATA_DIR=${ZGRID_DATA_DIR:-}
 
 die() { echo "grid-local: $*" >&2; exit 2; }
+USAGE="usage: grid-local.sh up|down|status|restart|env [--nodes N] [--workers W] [--data-dir DIR]
+
+  up        start zgrid-head and N supervised zgrid-node processes (default 2)
+  down      stop exactly the processes up started (by PID)
+  status    what runs, its endpoints and the dashboard's address
+  restart   down, then up
+  env       print 'export ZGRID_HEAD=...' for the zgrid CLI
+
+Run directory \$ZGRID_RUN_DIR (default /tmp/zgrid-\$USER); endpoints \$ZGRID_FRONTEND,
+\$ZGRID_BACKEND (default tcp://127.0.0.1:5555 and :5556; :0 picks free ports)."
+usage() { echo "$USAGE"; exit 0; }
 
 cmd=${1:-status}
+case "$cmd" in -h|--help|help) usage ;; esac
 shift || true
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) usage ;;
     --nodes) NODES=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --data-dir) DATA_DIR=$2; shift 2 ;;
@@ -125,6 +138,7 @@ down() {
 status() {
   if alive "$RUN/head.pid" zgrid-head; then
     echo "head: pid $(cat "$RUN/head.pid"), clients at $(endpoint frontend), nodes at $(endpoint backend)"
+    [ -z "$(endpoint http)" ] || echo "dashboard and /metrics: $(endpoint http)"
     for f in "$RUN"/node-*.pid; do
       [ -e "$f" ] || continue
       local i=${f##*/node-}; i=${i%.pid}
@@ -142,5 +156,5 @@ case "$cmd" in
   status) status ;;
   restart) down; up ;;
   env) [ -s "$RUN/endpoints" ] || die "not running"; echo "export ZGRID_HEAD=$(endpoint frontend)" ;;
-  *) die "usage: grid-local.sh up|down|status|restart|env [--nodes N] [--workers W] [--data-dir DIR]" ;;
+  *) die "unknown command '$cmd' ($(head -n1 <<<"$USAGE"))" ;;
 esac

@@ -53,6 +53,22 @@ TEST_F(CliTest, MalformedLinesAreFaultsAndExitOne) {
         << bad;
 }
 
+// Input edges: an error line shows at most 64 characters of a 10,000-character
+// input; blank lines are no requests, and submit says how many it skipped, so
+// the output lines always match the requests.
+TEST_F(CliTest, LongBadInputIsShortenedAndBlankLinesAreCounted) {
+  std::string huge(10'000, 'x');
+  auto r = run_cli(With({"submit", "--service", "factorize", "--file", "-"}),
+                   "12\n\n" + huge + "\n   \n35\n");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(CountLines(r.out), 3) << r.out;
+  std::string shown = std::string(64, 'x') + "\u2026(10000 chars): error: invalid_argument: ";
+  EXPECT_NE(r.out.find(shown), std::string::npos) << r.out.substr(0, 300);
+  EXPECT_LT(r.out.size(), 400u);
+  EXPECT_NE(r.err.find("zgrid: 2 blank input lines skipped (not requests)"), std::string::npos)
+      << r.err;
+}
+
 TEST_F(CliTest, JsonOutput) {
   auto r = run_cli(With({"submit", "--service", "factorize", "--file", "-", "--json"}), "12\nx\n");
   EXPECT_EQ(r.code, 1);
