@@ -342,6 +342,11 @@ Status Transport::send_raw(zmq::message_t& m) {
       if (sock_.send(m, zmq::send_flags::dontwait)) return Status::OK();
       Status hs = monitor_.check();
       if (!hs.ok() && monitor_.decisive()) return hs;
+      // Nothing listens there: say so now rather than after the timeout (a
+      // head that accepts and does not answer still gets the whole timeout).
+      if (monitor_.refused())
+        return Status::Unavailable("cannot reach the head at " + o_.head +
+                                   ": connection refused (is zgrid-head running there?)");
       Millis left = deadline - clock.now_ms();
       if (left <= 0) {
         if (!hs.ok()) return hs;

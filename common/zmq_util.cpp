@@ -119,11 +119,13 @@ bool is_non_loopback(const std::string& endpoint) {
 Status HandshakeMonitor::watch(zmq::context_t& ctx, zmq::socket_t& s, bool curve_client) {
   curve_client_ = curve_client;
   vague_in_a_row_ = 0;
+  connected_ever_ = false;
+  refused_in_a_row_ = 0;
   std::string ep = "inproc://zgrid-monitor-" + std::to_string(++g_monitor_seq);
   if (zmq_socket_monitor(s.handle(), ep.c_str(),
                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                             ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED) != 0)
     return Status::Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
   try {
     pair_ = zmq::socket_t(ctx, zmq::socket_type::pair);
@@ -150,6 +152,14 @@ Status HandshakeMonitor::check() {
     std::uint32_t value;
     std::memcpy(&event, ev.data(), 2);
     std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+    if (event == ZMQ_EVENT_CONNECTED) {
+      connected_ever_ = true;
+      continue;
+    }
+    if (event == ZMQ_EVENT_CONNECT_RETRIED) {  // the last connect failed (refused)
+      ++refused_in_a_row_;
+      continue;
+    }
     bool mismatch = event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
                     value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
     int rank = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH       ? 4

@@ -59,6 +59,9 @@ class HandshakeMonitor {
   // The failure is a refused key or a CURVE/plain mismatch: retrying will
   // not help (a vague failure may be a reset during a restart).
   bool decisive() const { return rank_ >= 3; }
+  // The socket has never connected and its connects were refused twice (a
+  // closed port, no socket file): nothing listens there. Read after check().
+  bool refused() const { return !connected_ever_ && refused_in_a_row_ >= 2; }
 
   // A handshake the server closed this many times in a row, without one
   // success, is decisive: a CURVE client holds the wrong server key (the
@@ -73,6 +76,8 @@ class HandshakeMonitor {
   int rank_ = 0;  // how telling failure_ is: a vague failure does not hide a clear one
   bool curve_client_ = false;
   int vague_in_a_row_ = 0;
+  bool connected_ever_ = false;
+  int refused_in_a_row_ = 0;
 };
 
 // A ROUTER bound to `endpoint` (tcp://127.0.0.1:0 or :* picks a free port).

@@ -1,5 +1,11 @@
 // The zgrid command line: output format, exit status (README.md's one table) and error lines.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 
 #include <sstream>
 
@@ -107,6 +113,37 @@ TEST(Cli, UnreachableHeadFailsFastWithOneLine) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_EQ(CountLines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("head at tcp://127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+// Refused connections fail within a second, whatever --timeout says; a head
+// that accepts and never answers (a bare TCP listener here) takes the timeout.
+TEST(Cli, RefusedConnectionFailsWithinASecondSilentHeadTakesTheTimeout) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cli({"--head", "tcp://127.0.0.1:1", "--timeout", "10s", "status"}, "", 15'000);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot reach the head at tcp://127.0.0.1:1: connection refused"),
+            std::string::npos)
+      << r.err;
+  EXPECT_LT(s, 1.0) << "refused after " << s << " s";
+
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::string ep = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  t0 = std::chrono::steady_clock::now();
+  r = run_cli({"--head", ep, "--timeout", "2s", "status"}, "", 15'000);
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(fd);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_GE(s, 1.9) << r.err;
+  EXPECT_EQ(r.err.find("connection refused"), std::string::npos) << r.err;
 }
 
 TEST(Cli, HeadRefusesBadFlagValues) {
