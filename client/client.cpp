@@ -2,9 +2,11 @@
 #include <zgrid/client.hpp>
 #include <zgrid/client_msgpack.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "client/transport.hpp"
@@ -526,6 +528,31 @@ Result<proto::SessionInfo> Connection::attach(const std::string& session_id) {
   proto::SessionInfo info;
   ZG_RETURN_IF_ERROR(proto::decode_session_info((*r)->env, &info));
   return info;
+}
+
+Result<Fields> Connection::wait_complete(const std::string& session_id, Millis timeout_ms,
+                                         const std::function<void(const Fields&)>& on_progress,
+                                         Millis poll_ms) {
+  const Clock& clock = SteadyClock::instance();
+  Millis start = clock.now_ms();
+  while (true) {
+    auto st = session_status(session_id);
+    if (!st.ok()) return st.status();
+    if (st->boolean("complete")) return st;
+    if (on_progress) on_progress(*st);
+    Millis now = clock.now_ms();
+    if (timeout_ms > 0 && now - start >= timeout_ms)
+      return Status(Code::kTimedOut,
+                    "session " + session_id + " not complete after " + format_duration(timeout_ms));
+    Millis nap = std::max<Millis>(1, poll_ms);
+    if (timeout_ms > 0) nap = std::min(nap, start + timeout_ms - now);
+    // Asked in slices, so that an interrupt is seen within 100 ms.
+    for (Millis slept = 0; slept < nap; slept += 100) {
+      if (options().interrupted && options().interrupted())
+        return Status(Code::kCancelled, "interrupted");
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Millis>(100, nap - slept)));
+    }
+  }
 }
 
 Result<Fields> Connection::session_status(const std::string& session_id) {

@@ -4,6 +4,7 @@
 //   0 all succeeded; 1 some request faulted or was removed;
 //   2 usage, connection, unknown session or permission error;
 //   3 incomplete (--no-wait, or a timeout).
+#include <sys/wait.h>
 #include <unistd.h>
 #include <msgpack.hpp>
 #include <zgrid/client.hpp>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -634,6 +636,47 @@ int cmd_watch(const Global& g, const std::string& sid, Millis interval_ms) {
   }
 }
 
+// zgrid wait ID: until the session is complete; exit 0 all done, 1 some
+// faulted or removed, 3 not complete within --timeout. --on-complete runs a
+// command (sh -c) once, with the session's id and counts in its environment.
+int cmd_wait(const Global& g, const std::string& sid, Millis timeout_ms,
+             const std::string& on_complete, bool quiet) {
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(quiet, false));
+  auto st = (*conn)->wait_complete(sid, timeout_ms,
+                                   [&](const Fields& f) { progress.update(session_progress(f)); });
+  if (!st.ok()) {
+    if (st.status().code() != zgrid::Code::kTimedOut) return fail(st.status());
+    progress.finish();
+    std::fprintf(stderr, "zgrid: %s\n", st.status().message().c_str());
+    return kExitIncomplete;
+  }
+  progress.keep(session_progress(*st));
+  std::uint64_t faulted = st->u64("faulted"), removed = st->u64("removed");
+  int rc = faulted + removed > 0 ? kExitFaulted : kExitOk;
+  std::fprintf(stderr, "zgrid: session %s complete: %llu done, %llu faulted, %llu removed\n",
+               sid.c_str(), (unsigned long long)st->u64("done"), (unsigned long long)faulted,
+               (unsigned long long)removed);
+  if (!on_complete.empty()) {
+    std::fflush(stdout);
+    for (auto [name, value] : {std::pair<const char*, std::string>{"ZGRID_SESSION", sid},
+                               {"ZGRID_TOTAL", std::to_string(st->u64("total"))},
+                               {"ZGRID_DONE", std::to_string(st->u64("done"))},
+                               {"ZGRID_FAULTED", std::to_string(faulted)},
+                               {"ZGRID_REMOVED", std::to_string(removed)},
+                               {"ZGRID_EXIT", std::to_string(rc)}})
+      ::setenv(name, value.c_str(), 1);
+    int status = std::system(on_complete.c_str());
+    if (status != 0)
+      std::fprintf(stderr, "zgrid: --on-complete command %s\n",
+                   status == -1        ? "could not be run"
+                   : WIFEXITED(status) ? ("exited " + std::to_string(WEXITSTATUS(status))).c_str()
+                                       : "was killed by a signal");
+  }
+  return rc;
+}
+
 int cmd_drain(const Global& g, const std::string& node, bool undo, bool no_wait,
               Millis wait_timeout_ms) {
   auto conn = connect(g);
@@ -767,6 +810,25 @@ const std::vector<Command>& commands() {
          return [a](const Global& g) {
            if (a->watch) return cmd_watch(g, a->id, std::max<Millis>(50, a->interval_ms));
            return cmd_status(g, a->id, a->json);
+         };
+       }},
+      {"wait", "Wait until a session is complete (exit 0 all done, 1 some faulted, 3 timeout)",
+       [](CLI::App& sub) -> Run {
+         struct A {
+           std::string id, on_complete;
+           Millis timeout_ms = 0;
+           bool quiet = false;
+         };
+         auto a = std::make_shared<A>();
+         sub.add_option("session", a->id, "Session id")->required();
+         zgrid::cli::add_duration(sub, "--timeout", &a->timeout_ms,
+                                  "Give up after this long (exit 3; default: no limit)");
+         sub.add_option("--on-complete", a->on_complete,
+                        "Run this command (sh -c) once complete, with ZGRID_SESSION, ZGRID_TOTAL, "
+                        "ZGRID_DONE, ZGRID_FAULTED, ZGRID_REMOVED and ZGRID_EXIT set");
+         sub.add_flag("--quiet,-q", a->quiet, "No progress line on the terminal");
+         return [a](const Global& g) {
+           return cmd_wait(g, a->id, a->timeout_ms, a->on_complete, a->quiet);
          };
        }},
       {"drain", "Stop new work to a node and wait until it is empty",

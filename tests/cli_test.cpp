@@ -75,6 +75,60 @@ TEST_F(CliTest, LongBadInputIsShortenedAndBlankLinesAreCounted) {
       << r.err;
 }
 
+// zgrid wait (issue 17, request/acknowledge with a callback): exit 0 when
+// every request is done, 1 with a fault, 3 at its timeout; --on-complete runs
+// once, with the session's id and counts in its environment.
+TEST(CliWait, ExitCodesAndTheOnCompleteCommand) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in);
+  };
+  auto submit = [&](const std::string& service, const std::string& in) {
+    auto r = cli({"submit", "--durable", "--service", service, "--file", "-"}, in);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out.substr(0, 32);
+  };
+  std::string ok = submit("factorize", "12\n35\n");
+  std::string out = g.dir().file("on-complete.txt");
+  auto r = cli({"wait", ok, "--on-complete",
+                "echo \"$ZGRID_SESSION $ZGRID_TOTAL $ZGRID_DONE $ZGRID_FAULTED $ZGRID_REMOVED "
+                "$ZGRID_EXIT\" >> " +
+                    out});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("complete: 2 done, 0 faulted, 0 removed"), std::string::npos) << r.err;
+  EXPECT_EQ(testing::read_file(out), ok + " 2 2 0 0 0\n");  // once
+  std::string bad = submit("factorize", "12\nabc\n");
+  EXPECT_EQ(cli({"wait", bad}).code, 1);
+  std::string slow = submit("sleep", "5000\n");
+  auto t0 = std::chrono::steady_clock::now();
+  r = cli({"wait", slow, "--timeout", "500ms", "--on-complete", "echo never >> " + out});
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("not complete after 500ms"), std::string::npos) << r.err;
+  EXPECT_LT(s, 3.0);
+  EXPECT_EQ(testing::read_file(out), ok + " 2 2 0 0 0\n");  // not run on a timeout
+  EXPECT_EQ(cli({"wait", "0123456789abcdef0123456789abcdef"}).code, 2);
+  // The library's call: progress readings while it waits, then the outcome.
+  auto conn = g.connect();
+  int readings = 0;
+  auto st = conn->wait_complete(
+      slow, 700,
+      [&](const client::Fields& f) {
+        ++readings;
+        EXPECT_EQ(f.u64("total"), 1u);
+      },
+      100);
+  EXPECT_EQ(st.status().code(), Code::kTimedOut);
+  EXPECT_GE(readings, 3);
+  auto done = conn->wait_complete(ok, 5'000);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->u64("done"), 2u);
+}
+
 TEST_F(CliTest, JsonOutput) {
   auto r = run_cli(With({"submit", "--service", "factorize", "--file", "-", "--json"}), "12\nx\n");
   EXPECT_EQ(r.code, 1);

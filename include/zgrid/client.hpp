@@ -80,6 +80,14 @@ class Connection {
   Result<proto::SessionInfo> create_session(const proto::CreateSession& request);
   Result<proto::SessionInfo> attach(const std::string& session_id);
   Result<Fields> session_status(const std::string& session_id);
+  // Waits until the session is complete (no open client, every committed
+  // request answered or removed) and returns its final status. While it
+  // waits it reads the status every `poll_ms` and hands each reading to
+  // `on_progress` (e.g. to draw a progress bar). kTimedOut after
+  // `timeout_ms` (0: no limit); kCancelled when options().interrupted says so.
+  Result<Fields> wait_complete(const std::string& session_id, Millis timeout_ms,
+                               const std::function<void(const Fields&)>& on_progress = {},
+                               Millis poll_ms = 250);
   Result<Fields> grid_status();
   Result<std::vector<Fields>> nodes();
   Result<std::vector<Fields>> sessions();
