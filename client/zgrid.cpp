@@ -10,6 +10,7 @@
 #include <zgrid/client.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +59,22 @@ int fail(const std::string& msg) {
   zgrid::cli::clear_progress_line();
   std::fprintf(stderr, "zgrid: error: %s\n", msg.c_str());
   return kExitError;
+}
+
+// What a durable submit says when SIGINT or SIGTERM ends it before the
+// commit (docs/operations.md): the line is written by the handler itself
+// (write and _exit are async-signal-safe), wherever the submit is blocked.
+std::atomic<const std::string*> g_interrupt_line{nullptr};
+
+void on_interrupt(int sig) {
+  const std::string* line = g_interrupt_line.load();
+  if (line == nullptr) {  // nothing to say: die of the signal, as before
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  (void)!::write(STDERR_FILENO, line->data(), line->size());
+  ::_exit(kExitIncomplete);
 }
 
 zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
@@ -332,6 +349,22 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   const std::string sid = info->session_id;
   std::fprintf(stderr, "zgrid: session %s (%s, %s)\n", sid.c_str(),
                a.durable ? "durable" : "interactive", a.service.c_str());
+  // Durable, until committed: an interrupt says what becomes of the session.
+  static std::string uncommitted, committing;
+  if (a.durable && !a.no_end) {
+    auto st = (*conn)->session_status(sid);
+    std::string idle = zgrid::format_duration(
+        st.ok() ? static_cast<Millis>(st->u64("client_idle_timeout_ms")) : 0);
+    uncommitted = "\nzgrid: interrupted: session " + sid +
+                  " was not committed; the requests sent are removed with this client once it "
+                  "has been idle " +
+                  idle + "; remove them now with: zgrid close " + sid + " --purge\n";
+    committing = "\nzgrid: interrupted while committing session " + sid +
+                 ": see whether it was with: zgrid status " + sid + "\n";
+    g_interrupt_line.store(&uncommitted);
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+  }
   zgrid::client::BrokerOptions bo;
   bo.batch_items = a.batch;
   auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
@@ -391,7 +424,9 @@ int cmd_submit(const Global& g, SubmitArgs a) {
                  static_cast<unsigned long long>(c.acked()));
     return kExitOk;
   }
+  if (g_interrupt_line.load()) g_interrupt_line.store(&committing);
   Status st = c.end_requests();
+  g_interrupt_line.store(nullptr);  // committed (or failed): no longer ours to explain
   if (!st.ok()) return fail(st);
   if (c.rejected() > 0 && (progress.finish(), true))
     std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",

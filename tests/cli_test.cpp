@@ -1,13 +1,17 @@
 // The zgrid command line: output format, exit status (README.md's one table) and error lines.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 
 #include <sstream>
+#include <thread>
 
 #include "tests/support/grid_process.hpp"
 
@@ -127,6 +131,50 @@ TEST(CliWait, ExitCodesAndTheOnCompleteCommand) {
   auto done = conn->wait_complete(ok, 5'000);
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(done->u64("done"), 2u);
+}
+
+// A durable submit ended by SIGINT before its commit says, in one line, that
+// the session was not committed, what becomes of its requests and when, and
+// how to remove them now (it is blocked reading its input here: a FIFO).
+TEST(CliInterrupt, DurableSubmitInterruptedBeforeTheCommitSaysWhatHappens) {
+  Grid g;
+  g.start_durable_head({"--client-idle-timeout", "90s"});
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  std::string fifo = g.dir().file("input.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  testing::Process submit({ZGRID_CLI_BIN, "--head", g.frontend(), "submit", "--durable",
+                           "--service", "factorize", "--file", fifo},
+                          g.dir().file("submit.log"));
+  int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // once the submit opened it
+  ASSERT_GE(w, 0);
+  ASSERT_EQ(::write(w, "12\n35\n", 6), 6);
+  auto conn = g.connect();
+  std::string sid;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto list = conn->sessions();
+        if (!list.ok() || list->empty()) return false;
+        sid = list->front().str("session_id");
+        return true;
+      },
+      10'000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its status read done
+  submit.signal(SIGINT);
+  EXPECT_EQ(submit.wait(5'000), 3);
+  ::close(w);
+  std::string log = testing::read_file(g.dir().file("submit.log"));
+  EXPECT_NE(log.find("zgrid: interrupted: session " + sid +
+                     " was not committed; the requests sent are removed with this client once it "
+                     "has been idle 90s;"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("remove them now with: zgrid close " + sid + " --purge\n"), std::string::npos)
+      << log;
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("committed"), 0u);
+  EXPECT_EQ(st->u64("clients_open"), 1u);
 }
 
 TEST_F(CliTest, JsonOutput) {
