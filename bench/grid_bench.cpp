@@ -727,12 +727,5 @@ BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Itera
 BENCHMARK(BM_ServiceOverhead)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 
 int main(int argc, char** argv) {
-  // Heads measured as they run in production: without the test suite's
-  // per-tick bookkeeping check.
-  zgrid::testing::Grid::set_verify_tables(false);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return zgrid::bench::run_benchmarks(argc, argv);
 }

@@ -146,4 +146,13 @@ std::uint64_t head_rss_peak_kib(pid_t pid) {
   return 0;
 }
 
+int run_benchmarks(int argc, char** argv) {
+  testing::Grid::set_verify_tables(false);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace zgrid::bench

@@ -45,4 +45,8 @@ double run_durable(client::Connection& conn, const Inputs& in, std::size_t batch
 bool all_correct(benchmark::State& state, const Inputs& in,
                  const std::vector<proto::Response>& got);
 
+// main() of the end-to-end benchmarks: heads measured as they run in
+// production (without the test suite's per-tick bookkeeping check).
+int run_benchmarks(int argc, char** argv);
+
 }  // namespace zgrid::bench

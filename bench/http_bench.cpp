@@ -213,12 +213,5 @@ BENCHMARK(BM_SnapshotCost)
     ->Iterations(1);
 
 int main(int argc, char** argv) {
-  // Heads measured as they run in production: without the test suite's
-  // per-tick bookkeeping check.
-  zgrid::testing::Grid::set_verify_tables(false);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return zgrid::bench::run_benchmarks(argc, argv);
 }
