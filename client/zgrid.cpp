@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -199,6 +200,7 @@ struct SubmitArgs {
   std::string operation;
   std::string input_format = "lines";
   bool durable = false, interactive = false;
+  bool stateful = false;  // one at a time, in order, on one instance kept for the session
   std::string file;
   std::uint64_t random = 0;
   std::uint64_t seed = 0;
@@ -212,13 +214,19 @@ struct SubmitArgs {
   Millis task_timeout_ms = 0;
   Millis deadline_ms = 0;
   std::size_t batch = 1024;
+  // resubmit: the requests to send instead of an input (user data: their
+  // ids in the original session).
+  const std::vector<zgrid::client::Connection::StoredRequest>* requests = nullptr;
 };
 
-// Produces input lines from a file, stdin or a random generator.
+// Produces input lines from a file, stdin or a random generator (or the
+// requests resubmit picked).
 class Input {
  public:
   explicit Input(const SubmitArgs& a) : a_(a) {
-    if (a.random > 0) {
+    if (a.requests != nullptr) {
+      return;
+    } else if (a.random > 0) {
       rng_.seed(a.seed);
       max_ = a.bits >= 64 ? UINT64_MAX : (std::uint64_t{1} << a.bits) - 1;
     } else if (a.file == "-") {
@@ -228,10 +236,19 @@ class Input {
       in_ = &file_;
     }
   }
-  bool ok() const { return a_.random > 0 || a_.file == "-" || file_.is_open(); }
+  bool ok() const {
+    return a_.requests != nullptr || a_.random > 0 || a_.file == "-" || file_.is_open();
+  }
   // The next request's payload and user_data (the input as text); false at
   // the end or on an error (then error() says why).
   bool next_request(std::string* payload, std::string* user_data) {
+    if (a_.requests != nullptr) {
+      if (produced_ >= a_.requests->size()) return false;
+      const auto& q = (*a_.requests)[produced_++];
+      *payload = q.payload;
+      *user_data = q.user_data;
+      return true;
+    }
     if (a_.input_format == "msgpack") return next_msgpack(payload, user_data);
     if (!next(user_data)) return false;
     ++line_no_;
@@ -317,7 +334,7 @@ class Input {
 
 int cmd_submit(const Global& g, SubmitArgs a) {
   if (a.durable && a.interactive) return fail("choose one of --durable and --interactive");
-  if ((a.random > 0) == !a.file.empty())
+  if (a.requests == nullptr && (a.random > 0) == !a.file.empty())
     return fail("give exactly one of --file F (or -) and --random N");
   if (a.bits < 2 || a.bits > 64) return fail("--bits must be in 2..64");
   if (a.input_format != "lines" && a.input_format != "json" && a.input_format != "msgpack")
@@ -335,6 +352,11 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     return fail("--client-id must be 1..64 printable characters");
   Input input(a);
   if (!input.ok()) return fail("cannot read " + a.file);
+  if (a.requests != nullptr)
+    std::fprintf(stderr,
+                 "zgrid: resubmitting %zu requests (user data: their request ids in the "
+                 "original)\n",
+                 a.requests->size());
 
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
@@ -344,11 +366,13 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   cs.client_idle_timeout_ms = static_cast<std::uint64_t>(a.client_idle_timeout_ms);
   cs.task_timeout_ms = static_cast<std::uint64_t>(a.task_timeout_ms);
   cs.deadline_ms = static_cast<std::uint64_t>(a.deadline_ms);
+  cs.stateful = a.stateful;
   auto info = (*conn)->create_session(cs);
   if (!info.ok()) return fail(info.status());
   const std::string sid = info->session_id;
-  std::fprintf(stderr, "zgrid: session %s (%s, %s)\n", sid.c_str(),
-               a.durable ? "durable" : "interactive", a.service.c_str());
+  std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid.c_str(),
+               a.durable ? "durable" : "interactive", a.stateful ? ", stateful" : "",
+               a.service.c_str());
   // Durable, until committed: an interrupt says what becomes of the session.
   static std::string uncommitted, committing;
   if (a.durable && !a.no_end) {
@@ -471,6 +495,45 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   return printer.faulted() > 0 || c.rejected() > 0 ? kExitFaulted : kExitOk;
 }
 
+// ---- resubmit -------------------------------------------------------------------
+
+struct ResubmitArgs {
+  std::string session_id;
+  bool faulted = false;  // the default: every faulted request
+  std::string codes;     // comma-separated fault codes: only those
+  std::string service;   // name[@version]: another service (default: the original's)
+  bool durable = false, json = false, quiet = false;
+};
+
+int cmd_resubmit(const Global& g, const ResubmitArgs& a) {
+  std::vector<std::string> codes;
+  for (std::size_t at = 0; at <= a.codes.size() && !a.codes.empty();) {
+    std::size_t comma = std::min(a.codes.find(',', at), a.codes.size());
+    if (comma > at) codes.push_back(a.codes.substr(at, comma - at));
+    at = comma + 1;
+  }
+  auto conn = connect(g);
+  if (!conn.ok()) return fail(conn.status());
+  auto info = (*conn)->attach(a.session_id);
+  if (!info.ok()) return fail(info.status());
+  auto picked = (*conn)->faulted_requests(a.session_id, codes);
+  if (!picked.ok()) return fail(picked.status());
+  if (picked->empty()) {
+    std::fprintf(stderr, "zgrid: session %s has no faulted requests%s: nothing to resubmit\n",
+                 a.session_id.c_str(), codes.empty() ? "" : (" with code " + a.codes).c_str());
+    return kExitOk;
+  }
+  conn->reset();
+  SubmitArgs s;
+  s.service = a.service.empty() ? info->service : a.service;
+  s.durable = a.durable;
+  s.stateful = info->stateful;
+  s.json = a.json;
+  s.quiet = a.quiet;
+  s.requests = &*picked;
+  return cmd_submit(g, std::move(s));
+}
+
 // ---- fetch ----------------------------------------------------------------------
 
 zgrid::cli::Progress session_progress(const Fields& st) {
@@ -481,6 +544,40 @@ zgrid::cli::Progress session_progress(const Fields& st) {
   p.removed = st.u64("removed");
   p.running = st.u64("running");
   return p;
+}
+
+// Why a session lost requests, in one line on stderr: which clients were
+// removed, when, after what idle time, with how many requests, and how to
+// avoid it. Nothing when none was removed.
+void explain_removals(const std::string& sid, const Fields& st) {
+  if (st.u64("removed") == 0) return;
+  bool abandoned = st.str("state") == "abandoned";
+  std::fflush(stdout);
+  std::fprintf(
+      stderr,
+      "zgrid: session %s %s: %s; to avoid this, commit what you send (zgrid submit "
+      "commits at its end unless --no-end) or attach again within the client idle "
+      "timeout (%s) to resume\n",
+      sid.c_str(),
+      abandoned ? "was abandoned, nothing of it will run" : "lost the requests of removed clients",
+      st.str("removals").c_str(),
+      zgrid::format_duration(static_cast<Millis>(st.u64("client_idle_timeout_ms"))).c_str());
+}
+
+// On a terminal, while a fetch or wait waits on a client that has not
+// committed: say who, and when it would be removed (once per client).
+void note_uncommitted(const Fields& st, zgrid::cli::ProgressLine& progress, std::string* said) {
+  std::string who = st.str("waiting_for");
+  if (!progress.enabled() || who.empty() || who == *said) return;
+  *said = who;
+  std::time_t at = std::time(nullptr) + static_cast<std::time_t>(st.u64("removal_in_ms") / 1000);
+  std::tm tm{};
+  localtime_r(&at, &tm);
+  char hms[16];
+  std::strftime(hms, sizeof hms, "%H:%M:%S", &tm);
+  zgrid::cli::clear_progress_line();
+  std::fprintf(stderr, "zgrid: waiting for client %s to commit; it will be removed at %s if idle\n",
+               who.c_str(), hms);
 }
 
 struct FetchArgs {
@@ -495,7 +592,12 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   if (!conn.ok()) return fail(conn.status());
   auto info = (*conn)->attach(a.session_id);
   if (!info.ok()) return fail(info.status());
+  if (auto st = (*conn)->session_status(a.session_id); st.ok() && st->str("state") == "abandoned") {
+    explain_removals(a.session_id, *st);  // nothing will come: say so at once
+    return kExitFaulted;
+  }
   Printer printer(a.json, is_factorize(info->service));
+  std::string said_waiting;
   std::uint64_t cursor = a.from;
   const zgrid::Clock& clock = zgrid::SteadyClock::instance();
   Millis start = clock.now_ms();
@@ -512,8 +614,10 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
     cursor = page->next_cursor;
     if (progress.enabled() && !page->complete && clock.now_ms() - last_status >= 250) {
       last_status = clock.now_ms();
-      if (auto st = (*conn)->session_status(a.session_id); st.ok())
+      if (auto st = (*conn)->session_status(a.session_id); st.ok()) {
+        note_uncommitted(*st, progress, &said_waiting);
         progress.update(session_progress(*st));
+      }
     }
     if (page->complete && page->responses.empty()) break;
     if (page->responses.empty() && a.no_wait) {
@@ -534,6 +638,7 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   if (st.ok() && last_status >= 0) progress.keep(session_progress(*st));
   progress.finish();
   bool removed = st.ok() && st->u64("removed") > 0;
+  if (removed) explain_removals(a.session_id, *st);
   return printer.faulted() > 0 || removed ? kExitFaulted : kExitOk;
 }
 
@@ -679,8 +784,11 @@ int cmd_wait(const Global& g, const std::string& sid, Millis timeout_ms,
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
   zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(quiet, false));
-  auto st = (*conn)->wait_complete(sid, timeout_ms,
-                                   [&](const Fields& f) { progress.update(session_progress(f)); });
+  std::string said_waiting;
+  auto st = (*conn)->wait_complete(sid, timeout_ms, [&](const Fields& f) {
+    note_uncommitted(f, progress, &said_waiting);
+    progress.update(session_progress(f));
+  });
   if (!st.ok()) {
     if (st.status().code() != zgrid::Code::kTimedOut) return fail(st.status());
     progress.finish();
@@ -693,6 +801,7 @@ int cmd_wait(const Global& g, const std::string& sid, Millis timeout_ms,
   std::fprintf(stderr, "zgrid: session %s complete: %llu done, %llu faulted, %llu removed\n",
                sid.c_str(), (unsigned long long)st->u64("done"), (unsigned long long)faulted,
                (unsigned long long)removed);
+  explain_removals(sid, *st);
   if (!on_complete.empty()) {
     std::fflush(stdout);
     for (auto [name, value] : {std::pair<const char*, std::string>{"ZGRID_SESSION", sid},
@@ -791,6 +900,9 @@ const std::vector<Command>& commands() {
          sub.add_flag("--durable", sa->durable,
                       "Journal requests and results (fetch them later by id)");
          sub.add_flag("--interactive", sa->interactive, "Stream results back now (the default)");
+         sub.add_flag("--stateful", sa->stateful,
+                      "Run the requests one at a time, in order, on one service instance kept "
+                      "for this session (the service must support sessions)");
          sub.add_option("--file", sa->file, "One request per line; - for standard input");
          sub.add_option("--random", sa->random, "Send N random numbers instead of a file");
          sub.add_option("--seed", sa->seed, "Seed for --random")->each([sa](const std::string&) {
@@ -846,6 +958,22 @@ const std::vector<Command>& commands() {
            if (a->watch) return cmd_watch(g, a->id, std::max<Millis>(50, a->interval_ms));
            return cmd_status(g, a->id, a->json);
          };
+       }},
+      {"resubmit", "Run the faulted requests of a complete durable session again, in a new session",
+       [](CLI::App& sub) -> Run {
+         auto a = std::make_shared<ResubmitArgs>();
+         sub.add_option("session", a->session_id, "The complete durable session")->required();
+         sub.add_flag("--faulted", a->faulted, "Every faulted request (the default)");
+         sub.add_option("--codes", a->codes,
+                        "Only requests faulted with these codes (comma-separated, e.g. "
+                        "invalid_argument,service_error)");
+         sub.add_option("--service", a->service,
+                        "Send them to this service (NAME[@VERSION][/OP]; default: the original's)");
+         sub.add_flag("--durable", a->durable,
+                      "Make the new session durable (fetch its results later by id)");
+         sub.add_flag("--json", a->json, "Interactive results as JSON lines");
+         sub.add_flag("--quiet,-q", a->quiet, "No progress line on the terminal");
+         return [a](const Global& g) { return cmd_resubmit(g, *a); };
        }},
       {"wait", "Wait until a session is complete (exit 0 all done, 1 some faulted, 3 timeout)",
        [](CLI::App& sub) -> Run {

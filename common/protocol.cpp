@@ -44,6 +44,12 @@ const char* type_name(std::uint32_t type) {
       return "results";
     case kBye:
       return "bye";
+    case kEndSession:
+      return "end_session";
+    case kRequests:
+      return "requests";
+    case kRequestsReply:
+      return "requests_reply";
     case kOk:
       return "ok";
     case kHelloOk:
@@ -110,12 +116,13 @@ zmq::message_t encode_hello(std::uint64_t corr, std::string_view version) {
 }
 
 zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m) {
-  Writer w = begin(kCreateSession, corr, 5);
+  Writer w = begin(kCreateSession, corr, m.stateful ? 6 : 5);
   w.str(m.service)
       .boolean(m.durable)
       .u64(m.client_idle_timeout_ms)
       .u64(m.task_timeout_ms)
       .u64(m.deadline_ms);
+  if (m.stateful) w.boolean(true);  // field 6: a head that predates it refuses the message
   return w.finish();
 }
 
@@ -124,8 +131,9 @@ zmq::message_t encode_attach(std::uint64_t corr, std::string_view session_id) {
 }
 
 zmq::message_t encode_session_info(std::uint64_t corr, const SessionInfo& m) {
-  Writer w = begin(kSessionInfo, corr, 4);
+  Writer w = begin(kSessionInfo, corr, 5);
   w.str(m.session_id).str(m.service).boolean(m.durable).u64(static_cast<std::uint64_t>(m.state));
+  w.boolean(m.stateful);
   return w.finish();
 }
 
@@ -192,7 +200,7 @@ zmq::message_t encode_register(std::uint64_t corr, const Register& m) {
   for (const auto& s : m.services) w.str(s);
   w.array(static_cast<std::uint32_t>(m.service_info.size()));
   for (const auto& s : m.service_info)
-    w.array(3).str(s.advertised).u64(s.task_timeout_ms).i64(s.max_retries);
+    w.array(4).str(s.advertised).u64(s.task_timeout_ms).i64(s.max_retries).boolean(s.sessions);
   return w.finish();
 }
 
@@ -269,6 +277,7 @@ Status decode_create_session(Envelope& e, CreateSession* out) {
   // Optional (older clients send three fields).
   out->task_timeout_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
   out->deadline_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
+  out->stateful = r.at_end() ? false : r.boolean();
   return finish(r, "create_session");
 }
 
@@ -279,6 +288,7 @@ Status decode_session_info(Envelope& e, SessionInfo* out) {
   out->durable = r.boolean();
   out->state = static_cast<SessionState>(
       r.u64_in(0, static_cast<std::uint64_t>(SessionState::kClosed), "state"));
+  out->stateful = r.ok() && !r.at_end() ? r.boolean() : false;  // field 5; older heads omit it
   return finish(r, "session_info");
 }
 
@@ -379,11 +389,12 @@ Status decode_register(Envelope& e, Register* out) {
   if (r.ok() && !r.at_end()) {  // field 7, since service registration; older nodes omit it
     Reader info = r.array(256);
     while (r.ok() && info.ok() && !info.at_end()) {
-      Reader it = info.array(3);
+      Reader it = info.array(4);
       ServiceAd ad;
       ad.advertised = name_field(it);
       ad.task_timeout_ms = it.u64_in(0, kMaxDurationMs, "task_timeout_ms");
       ad.max_retries = it.i64_in(-1, kMaxRetriesLimit, "max_retries");
+      ad.sessions = it.ok() && !it.at_end() ? it.boolean() : false;  // element 4 since sessions
       if (!it.ok()) info.fail(it);
       out->service_info.push_back(std::move(ad));
     }
@@ -440,7 +451,65 @@ Status decode_tasks(Envelope& e, Tasks* out) {
   }
   // Field 3 since node-enforced task timeouts; older heads omit it.
   out->timeout_ms = r.ok() && !r.at_end() ? r.u64_in(0, kMaxDurationMs, "timeout_ms") : 0;
+  // Field 4 since stateful sessions.
+  out->instance = r.ok() && !r.at_end() ? r.bytes(kMaxNameLength) : std::string_view();
   return finish(r, "tasks");
+}
+
+zmq::message_t encode_requests(std::uint64_t corr, const Requests& m) {
+  Writer w = begin(kRequests, corr, 3);
+  w.str(m.session_id).u64(m.from_id).u64(m.max);
+  return w.finish();
+}
+
+zmq::message_t encode_requests_reply(std::uint64_t corr, const RequestsReply& m) {
+  std::size_t bytes = 64;
+  for (const auto& it : m.items) bytes += it.user_data.size() + it.payload.size() + 16;
+  Writer w = begin(kRequestsReply, corr, 3, bytes);
+  w.array(static_cast<std::uint32_t>(m.items.size()));
+  for (const auto& it : m.items) w.array(3).u64(it.request_id).bin(it.user_data).bin(it.payload);
+  w.u64(m.next_id).boolean(m.end);
+  return w.finish();
+}
+
+Status decode_requests(Envelope& e, Requests* out) {
+  Reader& r = e.fields;
+  out->session_id = name_field(r);
+  out->from_id = r.u64_in(0, kMaxSeq, "from_id");
+  out->max = r.u64_in(1, kMaxBatchItems, "max");
+  return finish(r, "requests");
+}
+
+Status decode_requests_reply(Envelope& e, RequestsReply* out) {
+  Reader& r = e.fields;
+  Reader items = r.array(kMaxBatchItems * 2);
+  out->items.clear();
+  while (r.ok() && items.ok() && !items.at_end()) {
+    Reader it = items.array(3);
+    StoredRequest q;
+    q.request_id = it.u64();
+    q.user_data = std::string(it.bytes(kMaxUserData));
+    q.payload = std::string(it.bytes(kMaxPayload));
+    if (!it.ok()) items.fail(it);
+    out->items.push_back(std::move(q));
+  }
+  if (!items.ok()) r.fail(items);
+  out->next_id = r.u64();
+  out->end = r.boolean();
+  return finish(r, "requests_reply");
+}
+
+zmq::message_t encode_end_session(std::string_view instance) {
+  Writer w = begin(kEndSession, 0, 1);
+  w.str(instance);
+  return w.finish();
+}
+
+Status decode_end_session(Envelope& e, EndSession* out) {
+  Reader& r = e.fields;
+  out->instance = r.bytes(kMaxNameLength);
+  if (r.ok() && out->instance.empty()) r.fail("empty instance");
+  return finish(r, "end_session");
 }
 
 Status decode_results(Envelope& e, Results* out) {

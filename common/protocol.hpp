@@ -81,12 +81,14 @@ enum Type : std::uint32_t {
   kSessions = 13,
   kPing = 14,
   kDrain = 15,
+  kRequests = 16,  // the stored requests of a durable session (resubmit)
   // node <-> head
   kRegister = 20,
   kHeartbeat = 21,
   kTasks = 22,
   kResults = 23,
   kBye = 24,
+  kEndSession = 25,  // head -> node: a stateful session's instance is no longer needed
   // replies
   kOk = 100,
   kHelloOk = 101,
@@ -98,6 +100,7 @@ enum Type : std::uint32_t {
   kNodesReply = 110,
   kFetchReply = 112,
   kSessionsReply = 113,
+  kRequestsReply = 114,
   kRegistered = 120,
   kError = 199,
 };
@@ -172,11 +175,30 @@ struct Fetch {
   std::uint64_t wait_ms = 0;  // wait this long for new responses when none is ready
 };
 
+// The stored requests of a durable session, by request id from `from_id`
+// (resubmit reads them). The reply carries whole journaled batches up to
+// about `max` requests.
+struct Requests {
+  std::string session_id;
+  std::uint64_t from_id = 0;
+  std::uint64_t max = 0;
+};
+struct StoredRequest {
+  std::uint64_t request_id = 0;
+  std::string user_data, payload;
+};
+struct RequestsReply {
+  std::vector<StoredRequest> items;
+  std::uint64_t next_id = 0;  // where the next page starts
+  bool end = false;           // no request after these
+};
+
 // What a node says about one service it hosts (Register, optional field 7).
 struct ServiceAd {
   std::string advertised;             // name@version
   std::uint64_t task_timeout_ms = 0;  // 0: none registered
   std::int64_t max_retries = -1;      // -1: none registered
+  bool sessions = false;              // serves stateful sessions (element 4; older nodes omit it)
 };
 
 struct Register {
@@ -219,6 +241,17 @@ struct Tasks {
   // (0: none). The node enforces it: a task past it is reported
   // fault::kTaskTimeout and its worker is stuck until the call returns.
   std::uint64_t timeout_ms = 0;
+  // Field 4, stateful sessions only: the key of the service instance these
+  // tasks run on, "<session id>.<instance number>". The node makes the
+  // instance (and opens its session) the first time it sees a key, and keeps
+  // it until an EndSession names it or the node registers again. Empty: any
+  // pooled instance (per-call work).
+  std::string_view instance;
+};
+
+// Head -> node: close and free a stateful session's instance.
+struct EndSession {
+  std::string_view instance;
 };
 
 struct Result1 {
@@ -259,6 +292,9 @@ zmq::message_t encode_heartbeat(std::string_view node_id);
 // A node's heartbeat with its credit and stuck workers.
 zmq::message_t encode_node_heartbeat(std::string_view node_id, std::uint64_t capacity,
                                      std::uint64_t stuck);
+zmq::message_t encode_end_session(std::string_view instance);
+zmq::message_t encode_requests(std::uint64_t corr, const Requests& m);
+zmq::message_t encode_requests_reply(std::uint64_t corr, const RequestsReply& m);
 
 // ---- decoding (fields after the envelope) -----------------------------------
 
@@ -278,6 +314,9 @@ Status decode_register(Envelope& e, Register* out);
 Status decode_heartbeat(Envelope& e, Heartbeat* out);
 Status decode_registered(Envelope& e, Registered* out);
 Status decode_tasks(Envelope& e, Tasks* out);
+Status decode_end_session(Envelope& e, EndSession* out);
+Status decode_requests(Envelope& e, Requests* out);
+Status decode_requests_reply(Envelope& e, RequestsReply* out);
 Status decode_results(Envelope& e, Results* out);
 // Responses (pushed) and FetchReply share the item layout
 // [request_id, user_data, fault_code|nil, data].
@@ -309,6 +348,14 @@ struct SessionStatus {
   bool complete = false;
   std::uint64_t responses_queued = 0;
   std::int64_t idle_ms = 0, client_idle_timeout_ms = 0;
+  bool stateful = false;
+  // What became of removed clients (at most 3 named): "client C removed at
+  // 2026-11-30T01:02:03Z after 2s idle, before committing, with 20 requests".
+  std::string removals;
+  // An open client that has not committed (the soonest to be removed when
+  // idle), and in how many ms it would be; empty / 0: none.
+  std::string waiting_for;
+  std::int64_t removal_in_ms = 0;
 };
 
 struct GridStatus {
@@ -347,7 +394,8 @@ void for_each_field(S& s, F&& f) {
   f("removed", s.removed), f("clients", s.clients), f("clients_open", s.clients_open);
   f("clients_removed", s.clients_removed), f("created", s.created), f("complete", s.complete);
   f("responses_queued", s.responses_queued), f("idle_ms", s.idle_ms);
-  f("client_idle_timeout_ms", s.client_idle_timeout_ms);
+  f("client_idle_timeout_ms", s.client_idle_timeout_ms), f("stateful", s.stateful);
+  f("removals", s.removals), f("waiting_for", s.waiting_for), f("removal_in_ms", s.removal_in_ms);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, GridStatus>

@@ -7,7 +7,7 @@
 namespace zgrid::head {
 
 Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
-                  std::vector<Request>* out) {
+                  std::vector<Request>* out, bool with_answered) {
   std::string v;
   std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
   Status st = j.get(key, &v);
@@ -24,7 +24,7 @@ Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
   std::uint64_t id = b.first_id;
   for (std::size_t i = 0; i < m.items.size(); ++i) {
     if (!rec.statuses.empty() && (i >= rec.statuses.size() || rec.statuses[i] != 0)) continue;
-    if (!s.is_answered(id)) {
+    if (with_answered || !s.is_answered(id)) {
       Request q;
       q.id = id;
       q.client = b.client;
@@ -47,6 +47,7 @@ LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rul
       continue;
     }
     if (rule.flushed_only && b.first_id + b.n - 1 > c.flushed_id) {  // not flushed: it waits
+      if (s.stateful) break;  // and so do the requests after it
       ++it;
       continue;
     }
@@ -54,7 +55,7 @@ LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rul
     if (!b.mem.empty()) {
       reqs.swap(b.mem);
       b.mem = std::vector<Request>();
-    } else if (Status st = read_batch(j, s, b, &reqs); !st.ok()) {
+    } else if (Status st = read_batch(j, s, b, &reqs, s.stateful); !st.ok()) {
       if (!JournalReader::is_corruption(st)) {
         out.unreadable = st;
         break;
@@ -64,7 +65,13 @@ LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rul
       continue;
     }
     for (auto& r : reqs) {
-      if (s.is_answered(r.id)) continue;
+      if (s.is_answered(r.id)) {
+        // Recovered: what the lost instance ran, its fresh one replays.
+        if (s.stateful && !s.not_run.count(r.id) &&
+            r.id > (s.history.empty() ? 0 : s.history.back().id))
+          s.history.push_back({r.id, r.client, std::move(r.payload)});
+        continue;
+      }
       s.queue.push_back(std::move(r));
       ++out.loaded;
     }

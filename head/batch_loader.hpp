@@ -20,9 +20,10 @@
 namespace zgrid::head {
 
 // Reads batch `b` of session `s` from the journal into requests (those not
-// answered). Unavailable: cannot be read now; DataLoss: missing or corrupt.
+// answered, unless `with_answered`). Unavailable: cannot be read now;
+// DataLoss: missing or corrupt.
 Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
-                  std::vector<Request>* out);
+                  std::vector<Request>* out, bool with_answered = false);
 
 struct LoadRule {
   std::uint64_t window = std::numeric_limits<std::uint64_t>::max();  // queue length to stop at
@@ -35,7 +36,10 @@ struct LoadOutcome {
   Status unreadable;                              // not OK: loading stopped at a batch to retry
 };
 
-// Moves requests of `s`'s unloaded batches into its queue, by `rule`.
+// Moves requests of `s`'s unloaded batches into its queue, by `rule`. A
+// stateful session's are loaded strictly in id order (a batch not yet
+// flushed stops the loading), and its answered requests that ran go to its
+// history, for replay.
 LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rule);
 
 }  // namespace zgrid::head

@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kLog = "head";
 
 proto::SessionInfo info_of(const Session& s) {
-  return proto::SessionInfo{s.id, s.service, s.durable, s.state};
+  return proto::SessionInfo{s.id, s.service, s.durable, s.state, s.stateful};
 }
 }  // namespace
 
@@ -69,6 +69,8 @@ Status ClientHandlers::handle(const Call& call) {
       return on_close(call);
     case proto::kFetch:
       return on_fetch(call);
+    case proto::kRequests:
+      return on_requests(call);
     case proto::kDrain:
       return on_drain(call);
     default:
@@ -127,6 +129,7 @@ Status ClientHandlers::on_create_session(const Call& call) {
     return Status::FailedPrecondition(
         "this head keeps no journal: start it with --data-dir for durable sessions");
   if (m.durable && !r_.durable.journal().healthy()) return r_.durable.unavailable();
+  if (m.stateful) ZG_RETURN_IF_ERROR(check_stateful(m.service));
   if (o.max_sessions_per_key > 0) {
     std::uint64_t open = r_.sessions.load(call.peer_key).open;
     if (open >= o.max_sessions_per_key)
@@ -138,6 +141,7 @@ Status ClientHandlers::on_create_session(const Call& call) {
   ++ctx_.observed.sessions_created;
   s.service = m.service;
   s.durable = m.durable;
+  s.stateful = m.stateful;
   s.client_idle_timeout_ms = m.client_idle_timeout_ms
                                  ? static_cast<Millis>(m.client_idle_timeout_ms)
                                  : o.client_idle_timeout_ms;
@@ -150,7 +154,7 @@ Status ClientHandlers::on_create_session(const Call& call) {
   }
   ZG_LOG(kInfo, kLog,
          "session created session=" + s.id + " service=" + s.service +
-             (s.durable ? " durable" : " interactive") +
+             (s.durable ? " durable" : " interactive") + (s.stateful ? " stateful" : "") +
              (r_.security.curve() ? " owner=" + r_.security.name_of(s.owner) : std::string()));
   if (!s.durable) {
     reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(s)));
@@ -170,6 +174,27 @@ Status ClientHandlers::on_create_session(const Call& call) {
     reply_(rid, proto::encode_session_info(corr, info_of(*s)));
   });
   return Status::OK();
+}
+
+// A stateful session needs a service that keeps session state. Refused
+// when nodes offer the service and none of them offers sessions of it; with
+// no node of the service registered yet it waits like any session.
+Status ClientHandlers::check_stateful(const std::string& service) const {
+  auto wanted = spec::parse(service);
+  if (!wanted.ok()) return wanted.status();
+  std::string hosts;
+  for (const auto& kv : r_.nodes.all()) {
+    const NodeState& n = kv.second;
+    if (Distributor::offers_sessions(n, service)) return Status::OK();
+    for (const std::string& adv : n.services)
+      if (spec::matches(*wanted, adv) && hosts.find(adv) == std::string::npos)
+        hosts += (hosts.empty() ? "" : ", ") + adv;
+  }
+  if (hosts.empty()) return Status::OK();
+  return Status::FailedPrecondition(
+      "service " + service + " does not support stateful sessions (nodes offer " + hosts +
+      " for per-call sessions only): submit without --stateful, or use a service that keeps "
+      "session state (docs/services.md, \"Stateful sessions\")");
 }
 
 Status ClientHandlers::on_attach(const Call& call) {
@@ -519,6 +544,50 @@ Status ClientHandlers::on_fetch(const Call& call) {
     return Status::OK();
   }
   reply_(call.rid, std::move(page.reply));
+  return Status::OK();
+}
+
+// A page of a durable session's stored requests (answered or not), whole
+// batches at a time, for resubmit. Removed clients' requests are gone.
+Status ClientHandlers::on_requests(const Call& call) {
+  proto::Requests m;
+  ZG_RETURN_IF_ERROR(proto::decode_requests(call.env, &m));
+  Session* s;
+  ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
+  if (!s->durable)
+    return Status::FailedPrecondition(
+        "session " + s->id +
+        " is interactive: the head keeps the requests of durable sessions only (submit with "
+        "--durable to resubmit later)");
+  proto::RequestsReply out;
+  out.end = true;
+  std::size_t bytes = 0;
+  auto first = std::upper_bound(s->batches.begin(), s->batches.end(), m.from_id,
+                                [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
+  if (first != s->batches.begin()) --first;
+  for (auto it = first; it != s->batches.end(); ++it) {
+    const BatchRef& b = *it;
+    if (b.first_id + b.n <= m.from_id || s->clients[b.client].removed) continue;
+    if (out.items.size() >= m.max || bytes >= kMaxRequestsReplyBytes) {
+      out.end = false;
+      out.next_id = b.first_id;
+      break;
+    }
+    std::vector<Request> reqs;
+    if (!b.mem.empty()) {
+      reqs = b.mem;
+    } else if (Status st = read_batch(r_.durable.journal(), *s, b, &reqs, true); !st.ok()) {
+      return Status(st.code(),
+                    "cannot read the requests of session " + s->id + ": " + st.message());
+    }
+    for (auto& q : reqs) {
+      if (q.id < m.from_id) continue;
+      bytes += q.payload.size() + q.user_data.size();
+      out.items.push_back({q.id, std::move(q.user_data), std::move(q.payload)});
+    }
+    out.next_id = b.first_id + b.n;
+  }
+  reply_(call.rid, proto::encode_requests_reply(call.env.corr, out));
   return Status::OK();
 }
 

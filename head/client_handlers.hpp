@@ -67,6 +67,7 @@ class ClientHandlers {
 
  private:
   Status on_create_session(const Call& call);
+  Status check_stateful(const std::string& service) const;
   Status on_attach(const Call& call);
   Status on_open_client(const Call& call);
   Status on_send(const Call& call);
@@ -79,6 +80,9 @@ class ClientHandlers {
   Status on_sessions(const Call& call);
   Status on_close(const Call& call);
   Status on_fetch(const Call& call);
+  Status on_requests(const Call& call);
+  // A requests page stops adding batches past this (a frame is 8 MiB).
+  static constexpr std::size_t kMaxRequestsReplyBytes = 4u << 20;
   void reply_hello(const Call& call);
 
   // The session for a client's request: unknown, or someone else's, is an error.

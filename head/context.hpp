@@ -51,6 +51,9 @@ struct HeadContext {
   // Events the rooms report for the reactor to act on after the round:
   // sessions whose parked fetches may have something to say now.
   std::vector<std::string> fetches_to_wake;
+  // ...and stateful instances no longer needed: (node ordinal, instance key),
+  // each sent an EndSession.
+  std::vector<std::pair<std::uint64_t, std::string>> instance_ends;
   // Per-service counters, events and throughput for the snapshot
   // (head/snapshot.hpp): the rooms add to them as things happen.
   Observed observed;

@@ -21,8 +21,27 @@ std::uint64_t Distributor::chunk_for(const NodeState& n) const {
   return std::max<std::uint64_t>(1, std::min<std::uint64_t>(n.capacity / 2 + 1, max_task_batch_));
 }
 
+bool Distributor::offers_sessions(const NodeState& n, std::string_view service) {
+  auto wanted = spec::parse(service);
+  if (!wanted.ok()) return false;
+  return std::any_of(n.service_info.begin(), n.service_info.end(), [&](const proto::ServiceAd& a) {
+    return a.sessions && spec::matches(*wanted, a.advertised);
+  });
+}
+
+const NodeState* Distributor::stateful_node(const SessionTurn& t, const NodeMap& nodes) {
+  if (t.pinned != 0) {
+    auto it = nodes.find(t.pinned);
+    if (it != nodes.end() && !it->second.quarantined && !it->second.draining) {
+      const NodeState& n = it->second;
+      return n.blocked || n.free() == 0 ? nullptr : &n;  // its instance is there: wait for it
+    }
+  }
+  return pick_node(nodes, t.service, t.solo, true);  // a fresh instance, replaying
+}
+
 const NodeState* Distributor::pick_node(const NodeMap& nodes, std::string_view service,
-                                        bool need_idle) {
+                                        bool need_idle, bool need_sessions) {
   auto wanted = spec::parse(service);  // checked at creation; a journal of old may hold others
   if (!wanted.ok()) return nullptr;
   const NodeState* best = nullptr;
@@ -34,6 +53,7 @@ const NodeState* Distributor::pick_node(const NodeMap& nodes, std::string_view s
     if (std::none_of(n.services.begin(), n.services.end(),
                      [&](const std::string& adv) { return spec::matches(*wanted, adv); }))
       continue;
+    if (need_sessions && !offers_sessions(n, service)) continue;
     double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
     if (load < best_load) {
       best_load = load;
@@ -97,13 +117,15 @@ std::optional<Assignment> Distributor::serve_key(KeyTurns& turns, const Ask& ask
     SessionTurn t = ask(ord);
     switch (t.state) {
       case SessionTurn::State::kReady: {
-        const NodeState* node = pick_node(nodes, t.service, t.solo);
+        const NodeState* node =
+            t.stateful ? stateful_node(t, nodes) : pick_node(nodes, t.service, t.solo);
         if (node == nullptr) {
           waiting.push_back(ord);
           break;
         }
-        std::uint64_t k =
-            t.solo ? 1 : std::min<std::uint64_t>({node->free(), t.queued, chunk_for(*node)});
+        std::uint64_t k = t.solo || t.stateful
+                              ? 1
+                              : std::min<std::uint64_t>({node->free(), t.queued, chunk_for(*node)});
         turns.sessions.push_back(ord);
         served = Assignment{ord, node->ordinal, k};
         break;

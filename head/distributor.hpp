@@ -43,6 +43,11 @@ struct SessionTurn {
   std::string_view service;  // kReady: as the session named it (name[@version][/op])
   std::uint64_t queued = 0;  // kReady: requests queued
   bool solo = false;         // kReady: the first queued request must run alone on an idle node
+  // kReady, stateful sessions: one request at a time on the node holding
+  // its instance (`pinned`, 0: none yet), or a node whose service takes
+  // sessions. A pinned node that is gone, draining or quarantined is left.
+  bool stateful = false;
+  std::uint64_t pinned = 0;
 };
 
 struct Assignment {
@@ -77,8 +82,12 @@ class Distributor {
   std::uint64_t chunk_for(const NodeState& n) const;
 
   // The least-loaded node that can take work for `service` now (idle only,
-  // when `need_idle`), or nullptr.
-  static const NodeState* pick_node(const NodeMap& nodes, std::string_view service, bool need_idle);
+  // when `need_idle`; offering stateful sessions of it, when
+  // `need_sessions`), or nullptr.
+  static const NodeState* pick_node(const NodeMap& nodes, std::string_view service, bool need_idle,
+                                    bool need_sessions = false);
+  // Whether node `n` may host a new stateful instance of `service`.
+  static bool offers_sessions(const NodeState& n, std::string_view service);
 
  private:
   struct KeyTurns {
@@ -88,6 +97,8 @@ class Distributor {
   // One turn of a key: its first session that can get work now gets it and
   // goes to the back.
   std::optional<Assignment> serve_key(KeyTurns& turns, const Ask& ask, const NodeMap& nodes);
+  // The node for a stateful session's next request, or nullptr (it waits).
+  static const NodeState* stateful_node(const SessionTurn& t, const NodeMap& nodes);
 
   const std::uint64_t max_task_batch_;
   std::unordered_set<std::uint64_t> active_;         // sessions in some key's turns

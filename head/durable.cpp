@@ -95,13 +95,21 @@ void Durable::put_session(JournalOp& op, const Session& s,
                     state.value_or(s.state),
                     s.task_timeout_ms,
                     s.deadline_wall,
-                    s.owner};
+                    s.owner,
+                    s.stateful};
   op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
 }
 
 void Durable::put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
                          std::uint64_t sent, std::uint64_t flushed, bool ended, bool removed) {
-  ClientRecord rec{acked, sent, flushed, ended, removed, c.max_id};
+  ClientRecord rec{acked,
+                   sent,
+                   flushed,
+                   ended,
+                   removed,
+                   c.max_id,
+                   removed ? c.removed_wall : 0,
+                   removed ? c.removed_idle_ms : 0};
   op.puts.emplace_back(jkey::client(s.id, c.id), rec.encode());
 }
 

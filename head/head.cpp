@@ -447,9 +447,23 @@ class Head {
       if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
         lifecycle_.load_ready(*s);
     }
+    end_instances();
+  }
+
+  // Stateful instances no longer needed: their nodes free them. A node that
+  // misses this frees them when it registers again.
+  void end_instances() {
+    for (const auto& [ord, key] : ctx_.instance_ends) {
+      NodeState* n = nodes_.find(ord);
+      if (!n) continue;
+      zmq::message_t m = proto::encode_end_session(key);
+      (void)zmqu::send_routed(backend_, n->rid, m);
+    }
+    ctx_.instance_ends.clear();
   }
 
   void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
+    if (s.stateful) tasks_.pin(n, s);
     Tasks::Prepared p = tasks_.prepare(n, s, k);
     zmqu::SendStatus st = zmqu::send_routed(backend_, n.rid, p.body);
     if (st == zmqu::SendStatus::kOk)
@@ -505,6 +519,7 @@ class Head {
     }
     if (handlers_.fetches_parked()) handlers_.wake_fetches("");
     ZG_RETURN_IF_ERROR(lifecycle_.tick());
+    end_instances();
     wake_fetches();
     snapshots_.tick({ctx_, sessions_, nodes_, durable_, security_}, ctx_.observed, now);
     if (o_.hooks.verify_tables && !sessions_.verify()) {

@@ -94,6 +94,7 @@ std::string SessionRecord::encode() const {
   Writer w;
   w.array(kFields.size()).str(service).i64(created).i64(client_idle_timeout_ms);
   w.u64(static_cast<std::uint64_t>(state)).i64(task_timeout_ms).i64(deadline).str(owner);
+  w.boolean(stateful);
   return w.finish_string();
 }
 
@@ -107,13 +108,14 @@ bool SessionRecord::decode(std::string_view v, SessionRecord* out) {
   if (!r.at_end()) out->task_timeout_ms = r.i64();
   if (!r.at_end()) out->deadline = r.i64();
   if (!r.at_end()) out->owner = std::string(r.bytes(proto::kMaxNameLength));
+  if (!r.at_end()) out->stateful = r.boolean();
   return r.ok();
 }
 
 std::string ClientRecord::encode() const {
   Writer w;
   w.array(kFields.size()).u64(acked_seq).u64(sent).u64(flushed_id);
-  w.boolean(ended).boolean(removed).u64(max_id);
+  w.boolean(ended).boolean(removed).u64(max_id).i64(removed_at).i64(idle_ms);
   return w.finish_string();
 }
 
@@ -126,6 +128,8 @@ bool ClientRecord::decode(std::string_view v, ClientRecord* out) {
   out->ended = r.boolean();
   out->removed = r.boolean();
   out->max_id = r.u64();
+  if (!r.at_end()) out->removed_at = r.i64();  // since removals are explained
+  if (!r.at_end()) out->idle_ms = r.i64();
   return r.ok();
 }
 

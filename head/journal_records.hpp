@@ -44,9 +44,9 @@ std::string describe(std::string_view key);
 
 // 'S' + sid. Older records stop after `state`.
 struct SessionRecord {
-  static constexpr std::array<const char*, 7> kFields{
-      "service",  "created", "client_idle_timeout_ms", "state", "task_timeout_ms",
-      "deadline", "owner"};
+  static constexpr std::array<const char*, 8> kFields{
+      "service", "created", "client_idle_timeout_ms", "state", "task_timeout_ms", "deadline",
+      "owner",   "stateful"};
   std::string service;
   std::int64_t created = 0;  // Unix seconds
   std::int64_t client_idle_timeout_ms = 0;
@@ -54,6 +54,7 @@ struct SessionRecord {
   std::int64_t task_timeout_ms = 0;
   std::int64_t deadline = 0;  // Unix seconds, 0: none
   std::string owner;          // CURVE public key (Z85), empty without CURVE
+  bool stateful = false;
 
   std::string encode() const;
   [[nodiscard]] static bool decode(std::string_view v, SessionRecord* out);
@@ -61,11 +62,13 @@ struct SessionRecord {
 
 // 'C' + sid + client id.
 struct ClientRecord {
-  static constexpr std::array<const char*, 6> kFields{"acked_seq", "sent",    "flushed_id",
-                                                      "ended",     "removed", "max_id"};
+  static constexpr std::array<const char*, 8> kFields{
+      "acked_seq", "sent", "flushed_id", "ended", "removed", "max_id", "removed_at", "idle_ms"};
   std::uint64_t acked_seq = 0, sent = 0, flushed_id = 0;
   bool ended = false, removed = false;
   std::uint64_t max_id = 0;
+  std::int64_t removed_at = 0;  // Unix seconds of the removal (0: not removed, or an older record)
+  std::int64_t idle_ms = 0;     // how long it had been idle when removed
 
   std::string encode() const;
   [[nodiscard]] static bool decode(std::string_view v, ClientRecord* out);

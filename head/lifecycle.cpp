@@ -73,7 +73,11 @@ SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
   }
   // Its clients are not reading: paused until they catch up (Outbox::flush).
   if (outbox_.must_pause(*s)) return {State::kPaused};
-  return {State::kReady, s->service, s->queue.size(), s->queue.front().solo};
+  // A stateful session holds at most one request in flight: it leaves the
+  // ring until that one settles (Tasks::settle activates it again).
+  if (s->stateful && s->running > 0) return {State::kIdle};
+  return {State::kReady,         s->service,  s->queue.size(),
+          s->queue.front().solo, s->stateful, s->pinned};
 }
 
 std::uint64_t Lifecycle::queued_count(const Session& s) {
@@ -181,6 +185,7 @@ void Lifecycle::purge(Session& s, OpDone done) {
 }
 
 void Lifecycle::drop(Session& s) {
+  tasks_.end_instance(s);
   for (auto& c : s.clients) c.held_acks.clear();
   durable_.forget(s.ordinal);
   sessions_.drop(&s);  // in-flight entries refer to the ordinal: their results are dropped
@@ -243,6 +248,7 @@ void Lifecycle::retry_reads() {
 void Lifecycle::sweep_idle() {
   SessionTable::Sweep sw =
       sessions_.sweep(ctx_.now, ctx_.o.session_idle_timeout_ms, ctx_.o.retention_ms);
+  for (Session* s : sw.completed) tasks_.end_instance(*s);  // a stateful one's instance is done
   for (Session* s : sw.completed)
     ctx_.event("session_complete", s->id,
                "session " + s->id + " complete: " + std::to_string(s->done) + " done, " +
@@ -271,7 +277,10 @@ void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
     apply_client_removal(s, ci);
     return;
   }
-  s.clients[ci].removing = true;
+  Client& c = s.clients[ci];
+  c.removing = true;
+  c.removed_wall = wall_seconds();  // what the removal record says
+  c.removed_idle_ms = ctx_.now - c.last_activity;
   durable_.submit(Durable::client_removal_op(s, ci),
                   [this, ord = s.ordinal, ci](bool ok, const std::string& err) {
                     Session* s = sessions_.by_ordinal(ord);
@@ -291,6 +300,10 @@ void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
 
 void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
   Client& c = s.clients[ci];
+  if (!s.durable) {
+    c.removed_wall = wall_seconds();
+    c.removed_idle_ms = ctx_.now - c.last_activity;
+  }
   std::deque<Request> keep;
   for (auto& r : s.queue)
     if (r.client != ci) keep.push_back(std::move(r));

@@ -47,6 +47,7 @@ bool apply_answer_record(Session& s, std::string_view key, std::string_view v,
     Client* c = s.client_of(a.request_id);
     if (c == nullptr || c->removed) return true;
     s.set_answered(a.request_id);
+    if (s.stateful && !a.ok && !ran_on_instance(a.fault)) s.not_run.insert(a.request_id);
     ++(a.ok ? s.done : s.faulted);
     ++(a.ok ? c->done : c->faulted);
     ++(a.ok ? added->done : added->faulted);
@@ -76,6 +77,7 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
         s->state = rec.state;
         s->task_timeout_ms = rec.task_timeout_ms;
         s->deadline_wall = rec.deadline;
+        s->stateful = rec.stateful;
         if (s->deadline_wall > 0)
           s->deadline = now + std::max<std::int64_t>(0, s->deadline_wall - wall_now) * 1000;
         s->durable = true;
@@ -97,6 +99,8 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                      c.ended = rec.ended;
                      c.removed = rec.removed;
                      c.max_id = rec.max_id;
+                     c.removed_wall = rec.removed_at;
+                     c.removed_idle_ms = rec.idle_ms;
                      c.last_activity = now;  // idle timers restart
                      if (c.ended) s->committed += c.sent;
                      if (c.removed) {

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -25,11 +27,23 @@ namespace zgrid::head {
 
 struct ServiceStats;  // head/observe.hpp
 
+// Whether an answer with this fault code came from running the request (a
+// result or the service's fault) rather than from the head (deadline,
+// cancel, retries used up, unreadable record, no such service): only those
+// are replayed to a stateful session's fresh instance.
+inline bool ran_on_instance(std::string_view fault_code) {
+  namespace f = proto::fault;
+  return fault_code != f::kTimeout && fault_code != f::kCancelled &&
+         fault_code != f::kRetryLimitExceeded && fault_code != f::kDataLoss &&
+         fault_code != f::kUnknownService;
+}
+
 struct Request {
   std::uint64_t id = 0;      // request id, unique within the session
   std::uint32_t client = 0;  // index into Session::clients
   std::uint32_t tries = 0;   // times it was charged a lost run
   bool solo = false;         // dispatch alone (its node died holding a batch)
+  bool replay = false;       // stateful: a replay on a fresh instance; its answer is dropped
   std::string user_data;
   std::string payload;
 };
@@ -68,6 +82,8 @@ struct Client {
   std::uint64_t done = 0, faulted = 0;  // its answered requests
   bool ended = false;                   // EndRequests received: committed
   bool removed = false;                 // removed by the idle timeout
+  std::int64_t removed_wall = 0;        // when (Unix seconds; 0: unknown)
+  Millis removed_idle_ms = 0;           // after how long idle
   bool removing = false;                // its removal is being journaled: refused meanwhile
   Millis retry_removal_at = 0;          // a failed journaled removal is retried from then
   Millis last_activity = 0;
@@ -137,6 +153,24 @@ struct Session {
   bool corrupt_logged = false;               // a corrupt record was logged (once)
   bool rescan_pending = false;               // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
+
+  // Stateful sessions (docs/services.md, "Stateful sessions"): one request
+  // at a time, in request-id order, on one instance (`pinned` node,
+  // `instance_no`). `history` holds the requests that instance ran, in
+  // order; a fresh instance (node lost, instance restarted) first replays
+  // history[replayed..] with their answers dropped. Invariant: running <= 1.
+  struct Ran {
+    std::uint64_t id = 0;
+    std::uint32_t client = 0;
+    std::string payload;
+  };
+  bool stateful = false;
+  std::uint64_t pinned = 0;                   // NodeState::ordinal holding the instance; 0: none
+  std::uint64_t instance_no = 0;              // bumped for each fresh instance
+  std::vector<Ran> history;                   // requests run, in id order
+  std::size_t replayed = 0;                   // of history, replayed on the current instance
+  std::unordered_set<std::uint64_t> not_run;  // recovery: answered by the head, never run
+  std::string instance_key() const { return id + "." + std::to_string(instance_no); }
 
   ServiceStats* stats = nullptr;  // its service's counters (HeadContext::stats_of)
   bool complete_seen = false;     // the session_complete event was recorded (SessionTable::sweep)

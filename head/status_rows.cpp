@@ -1,8 +1,59 @@
 #include "head/status_rows.hpp"
 
+#include <algorithm>
+#include <ctime>
+
+#include "common/util.hpp"
 #include "head/lifecycle.hpp"
 
 namespace zgrid::head {
+
+namespace {
+
+// Every client was removed before committing: nothing of it will run.
+bool abandoned(const Session& s) {
+  if (s.clients.empty()) return false;
+  for (const auto& c : s.clients)
+    if (!c.removed || c.ended) return false;
+  return true;
+}
+
+std::string utc(std::int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string display_state(const Session& s) {
+  bool live = s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed;
+  if (live && abandoned(s)) return "abandoned";
+  if (s.state == proto::SessionState::kOpen && SessionTable::complete(s)) return "complete";
+  return proto::state_name(s.state);
+}
+
+std::string removals_of(const Session& s) {
+  constexpr std::size_t kNamed = 3;
+  std::string out;
+  std::size_t n = 0;
+  for (const auto& c : s.clients) {
+    if (!c.removed) continue;
+    if (++n > kNamed) continue;
+    if (!out.empty()) out += "; ";
+    out += "client " + c.id + " removed";
+    if (c.removed_wall > 0) out += " at " + utc(c.removed_wall);
+    out += " after " +
+           format_duration(c.removed_idle_ms > 0 ? c.removed_idle_ms : s.client_idle_timeout_ms) +
+           " idle, before committing, with " + std::to_string(c.sent) +
+           (c.sent == 1 ? " request" : " requests");
+  }
+  if (n > kNamed) out += "; and " + std::to_string(n - kNamed) + " more clients";
+  return out;
+}
 
 proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   proto::SessionStatus m;
@@ -10,7 +61,7 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   m.service = s.service;
   m.durable = s.durable;
   m.owner = src.security.name_of(s.owner);  // the key's file name; empty without CURVE
-  m.state = proto::state_name(s.state);
+  m.state = display_state(s);
   m.total = s.total;
   m.committed = s.committed;
   m.queued = Lifecycle::queued_count(s);
@@ -27,6 +78,16 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   m.responses_queued = s.out_pending;
   m.idle_ms = src.ctx.now - s.last_activity;
   m.client_idle_timeout_ms = s.client_idle_timeout_ms;
+  m.stateful = s.stateful;
+  m.removals = removals_of(s);
+  for (const auto& c : s.clients) {
+    if (c.ended || c.removed) continue;
+    Millis in = std::max<Millis>(0, c.last_activity + s.client_idle_timeout_ms - src.ctx.now);
+    if (m.waiting_for.empty() || in < m.removal_in_ms) {
+      m.waiting_for = c.id;
+      m.removal_in_ms = in;
+    }
+  }
   return m;
 }
 

@@ -22,6 +22,12 @@ struct StatusSources {
 };
 
 proto::SessionStatus session_row(const StatusSources& src, const Session& s);
+// The state a person reads: "abandoned" when every client was removed
+// before committing, "complete" for an open session with nothing left to
+// come, else the lifecycle state (open, sealed, cancelled, closed).
+std::string display_state(const Session& s);
+// What became of the session's removed clients, for status and fetch.
+std::string removals_of(const Session& s);
 // Queued and running over every session, when the caller has them already.
 struct GridSums {
   std::uint64_t queued = 0, running = 0;

@@ -32,6 +32,15 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
 }
 
 void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
+  if (s.stateful && !ok && !answers.empty()) {
+    // They run again: the instance must not see them twice. They are the
+    // newest of its history (one request at a time, in order).
+    while (!s.history.empty() && std::any_of(answers.begin(), answers.end(), [&](const Answer& a) {
+      return a.request.id == s.history.back().id;
+    }))
+      s.history.pop_back();
+    restart_instance(s, "its answer could not be recorded");
+  }
   for (auto& a : answers) {
     Client& c = s.clients[a.request.client];
     if (!ok) {
@@ -84,7 +93,69 @@ void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::st
   activate(&s);
 }
 
+void Tasks::pin(NodeState& n, Session& s) {
+  if (s.pinned == n.ordinal && s.instance_no > 0) return;
+  end_instance(s);
+  ++s.instance_no;
+  s.pinned = n.ordinal;
+  s.replayed = 0;
+  if (!s.history.empty()) {
+    std::string line = "stateful session " + s.id + ": fresh instance " + s.instance_key() +
+                       " on node " + n.id + " replays " + std::to_string(s.history.size()) +
+                       " requests";
+    ZG_LOG(kInfo, kLog, line);
+    ctx_.event("session_replay", s.id, std::move(line));
+  }
+}
+
+void Tasks::end_instance(Session& s) {
+  if (!s.stateful || s.pinned == 0) return;
+  if (nodes_.find(s.pinned)) ctx_.instance_ends.emplace_back(s.pinned, s.instance_key());
+  s.pinned = 0;
+}
+
+void Tasks::restart_instance(Session& s, std::string_view why) {
+  if (s.pinned == 0) return;  // the next one is fresh anyway
+  ZG_LOG(kWarn, kLog,
+         "stateful session " + s.id + ": instance " + s.instance_key() + " restarted (" +
+             std::string(why) + ")");
+  end_instance(s);
+}
+
+void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code) {
+  if (fault_code == proto::fault::kNotRun) return;  // not started: sent again
+  if (fault_code == proto::fault::kRetryable || fault_code == proto::fault::kTaskTimeout) {
+    // The replay could not rebuild the state. Charged to the request that
+    // waits for it, so a replay that always fails ends in faults, not a loop.
+    restart_instance(s, "a replay ran past its timeout or its run died");
+    if (!s.queue.empty()) {
+      Request r = std::move(s.queue.front());
+      s.queue.pop_front();
+      requeue(s, std::move(r), true, f.svc_max_retries, "could not be reached by replay");
+    }
+    return;
+  }
+  if (s.instance_no > 0 && s.replayed < s.history.size() &&
+      s.history[s.replayed].id == f.request.id)
+    ++s.replayed;
+}
+
 Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64_t k) const {
+  if (s.stateful) {
+    Prepared p;
+    p.count = 1;
+    p.replay = s.replayed < s.history.size();
+    std::string_view payload = p.replay ? std::string_view(s.history[s.replayed].payload)
+                                        : std::string_view(s.queue.front().payload);
+    const proto::ServiceAd* ad = registration_on(n, s.service);
+    p.timeout = task_timeout_for(s, ad);
+    p.svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
+    Writer w = proto::begin(proto::kTasks, 0, 4, payload.size() + 128);
+    w.str(s.service).array(1).array(2).u64(next_task_id_).bin(payload);
+    w.u64(static_cast<std::uint64_t>(p.timeout)).str(s.instance_key());
+    p.body = w.finish();
+    return p;
+  }
   std::size_t bytes = 64;
   for (std::uint64_t i = 0; i < k; ++i) {
     std::size_t b = s.queue[i].payload.size() + 12;
@@ -121,6 +192,18 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
                std::max<Millis>(kBackstopGrace, 2 * ctx_.o.heartbeat_ms * ctx_.o.heartbeat_misses);
   }
   inflight_.add_batch(first_task, k, n.ordinal, backstop);
+  if (p.replay) {
+    const Session::Ran& h = s.history[s.replayed];
+    Request r;
+    r.id = h.id;
+    r.client = h.client;
+    r.payload = h.payload;
+    r.replay = true;
+    ++s.clients[r.client].running;
+    inflight_.add(first_task,
+                  InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
+    k = 0;
+  }
   for (std::uint64_t i = 0; i < k; ++i) {
     Request r = std::move(s.queue.front());
     s.queue.pop_front();
@@ -128,8 +211,8 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
-  n.inflight += k;
-  s.running += k;
+  n.inflight += p.count;
+  s.running += p.count;
   sessions_.touch(s);
 }
 
@@ -148,7 +231,14 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
         r.fault_code == proto::fault::kUnknownService)
       ++node.bad;
     if (!s) continue;  // session purged meanwhile: drop
+    if (f->request.replay) {
+      on_replayed(*s, *f, r.fault_code);
+      continue;
+    }
     ctx_.stats_of(*s).latency.observe(static_cast<double>(ctx_.now - f->started) / 1000.0);
+    if (s->stateful &&
+        (r.fault_code == proto::fault::kRetryable || r.fault_code == proto::fault::kTaskTimeout))
+      restart_instance(*s, "a run died or ran past its task timeout");
     if (r.fault_code == proto::fault::kRetryable) {
       requeue(*s, std::move(f->request), true, f->svc_max_retries, "lost");
       continue;
@@ -165,6 +255,12 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       // Handed back unstarted (every worker of the node stuck): not charged.
       requeue(*s, std::move(f->request), false);
       continue;
+    }
+    if (s->stateful && ran_on_instance(r.fault_code) &&
+        f->request.id > (s->history.empty() ? 0 : s->history.back().id)) {
+      // The instance ran it: a fresh one replays it.
+      s->history.push_back({f->request.id, f->request.client, f->request.payload});
+      s->replayed = s->history.size();
     }
     answer(*s, f->request, r.fault_code, r.data);
   }
@@ -199,8 +295,8 @@ void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
   // Newest first: each goes to the front of its queue, so the order holds.
   for (auto it = lost->orphans.rbegin(); it != lost->orphans.rend(); ++it) {
     InFlight& f = it->second;
-    Session* s = settle(f, nullptr);  // the node goes as a whole
-    if (!s) continue;
+    Session* s = settle(f, nullptr);       // the node goes as a whole
+    if (!s || f.request.replay) continue;  // a replay: the fresh instance starts over
     if (!graceful && !alone) f.request.solo = true;
     requeue(*s, std::move(f.request), !graceful && alone, f.svc_max_retries, "lost");
   }
@@ -220,6 +316,8 @@ void Tasks::check_backstops() {
     NodeState* n = nodes_.find(f.node);
     Session* s = settle(f, n);
     if (!s) continue;
+    if (s->stateful) restart_instance(*s, "its node never reported a task");
+    if (f.request.replay) continue;
     ZG_LOG(kWarn, kLog,
            "node " + (n ? n->id : std::string("?")) + " never reported task " + std::to_string(t) +
                " past its timeout: treated as lost session=" + s->id +
@@ -235,6 +333,7 @@ Session* Tasks::settle(const InFlight& f, NodeState* n) {
   --s->running;
   --s->clients[f.request.client].running;
   sessions_.touch(*s);
+  if (s->stateful) activate(s);  // its next request may go now
   return s;
 }
 

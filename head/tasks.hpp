@@ -63,13 +63,22 @@ class Tasks {
                std::string_view why = "lost");
 
   // A `tasks` message with up to `k` requests from the front of `s`'s queue
-  // for node `n` (fewer when they would not fit in one frame).
+  // for node `n` (fewer when they would not fit in one frame). A stateful
+  // session's is one request for its instance: the next replay, else the
+  // front of its queue (call pin() first).
   struct Prepared {
     zmq::message_t body;
     std::uint64_t count = 0;
     Millis timeout = 0;    // the task timeout the node enforces (0: none)
     int svc_retries = -1;  // the service's registered max retries (-1: the head's)
+    bool replay = false;   // stateful: history[replayed], not the queue's front
   };
+  // Stateful: the session's instance lives on `n` from now on; a move from
+  // another node starts a fresh instance there, which replays the history.
+  void pin(NodeState& n, Session& s);
+  // Stateful: the instance is no longer needed (session complete or gone):
+  // its node is told; the next request (if any) gets a fresh instance.
+  void end_instance(Session& s);
   Prepared prepare(const NodeState& n, const Session& s, std::uint64_t k) const;
   // The message was sent: its requests are in flight on `n`.
   void sent(NodeState& n, Session& s, const Prepared& p);
@@ -99,6 +108,11 @@ class Tasks {
   // known), session and client. Its session, or nullptr when purged.
   Session* settle(const InFlight& f, NodeState* n);
   void check_quarantine(NodeState& n);
+  // Stateful: the instance's state is suspect (a run died or timed out, or
+  // an answer was not recorded): a fresh one replays from the first request.
+  void restart_instance(Session& s, std::string_view why);
+  // Stateful: a result of a replay.
+  void on_replayed(Session& s, const InFlight& f, std::string_view fault_code);
 
   HeadContext& ctx_;
   SessionTable& sessions_;

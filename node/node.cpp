@@ -236,6 +236,23 @@ void run_task(svc::Service* instance, const Resolved& svc, const proto::Task& t,
   if (out.fault_code.size() > kMaxFaultCode) out.fault_code.resize(kMaxFaultCode);
 }
 
+// Runs one task of a stateful session on its own instance (key `key`), made
+// and opened at the session's first task on this node. The instance is
+// locked while the task runs: one request at a time, even if the head sent
+// the next before this one returned.
+void run_session_task(svc::Host& host, const Resolved& svc, std::string_view key,
+                      std::uint64_t generation, const proto::Task& t, svc::Output& out) {
+  if (svc.service == nullptr) return run_task(nullptr, svc, t, out);
+  auto lease = host.session(*svc.service, key, generation);
+  if (!lease.ok()) {
+    out.reset();
+    out.fault(lease.status().code() == Code::kUnavailable ? svc::kRetryable : svc::kServiceError,
+              lease.status().message());
+    return;
+  }
+  run_task(lease->get(), svc, t, out);
+}
+
 void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& queue,
                  svc::Host& host, std::size_t workers, TaskClock& task_clock, WorkerSlot& slot) {
   zmq::socket_t push(ctx, zmq::socket_type::push);
@@ -274,7 +291,9 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
                .first;
     const Resolved& svc = it->second;
     const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
-    auto run_one = [&](svc::Service* instance) {
+    // `session`: the instance key of a stateful session's task (else empty:
+    // the task runs on `instance`, leased from the pool).
+    auto run_one = [&](svc::Service* instance, std::string_view session) {
       const proto::Task& task = batch->tasks.items[index];
       if (timeout > 0) {
         Millis start = SteadyClock::instance().now_ms();
@@ -286,7 +305,10 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
         slot.timed_out = false;
         slot.cancel.store(false, std::memory_order_relaxed);
       }
-      run_task(instance, svc, task, out);
+      if (session.empty())
+        run_task(instance, svc, task, out);
+      else
+        run_session_task(host, svc, session, batch->generation, task, out);
       if (timeout > 0) {
         std::lock_guard<std::mutex> lock(slot.mu);
         slot.deadline = 0;
@@ -312,20 +334,24 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
       results.add(batch->generation, task.task_id, out, now);
     };
     if (svc.service == nullptr) {
-      do run_one(nullptr);
+      do run_one(nullptr, {});
+      while (WorkQueue::claim_more(batch, &index));
+    } else if (!batch->tasks.instance.empty()) {
+      // A stateful session: its own instance, not one of the pool.
+      do run_one(nullptr, batch->tasks.instance);
       while (WorkQueue::claim_more(batch, &index));
     } else if (svc.service->instances.size() >= workers) {
       // Every worker can have an instance: lease one for the whole run (a
       // lease per request cost two contended lock round trips each).
       svc::Host::Lease lease = host.lease(*svc.service);
-      do run_one(lease.get());
+      do run_one(lease.get(), {});
       while (WorkQueue::claim_more(batch, &index));
     } else {
       // Fewer instances than workers (a concurrency limit): lease per
       // request, so a worker holding one cannot starve a task another claimed.
       do {
         svc::Host::Lease lease = host.lease(*svc.service);
-        run_one(lease.get());
+        run_one(lease.get(), {});
       } while (WorkQueue::claim_more(batch, &index));
     }
   }
@@ -334,20 +360,25 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
 
 class NodeIo {
  public:
-  NodeIo(const NodeOptions& o, zmq::context_t& ctx, WorkQueue& queue, int workers,
-         const svc::Host& host, const TaskClock& task_clock, std::vector<WorkerSlot>& slots)
+  NodeIo(const NodeOptions& o, zmq::context_t& ctx, WorkQueue& queue, int workers, svc::Host& host,
+         const TaskClock& task_clock, std::vector<WorkerSlot>& slots)
       : o_(o),
         ctx_(ctx),
         queue_(queue),
         workers_(workers),
+        host_(host),
         task_clock_(task_clock),
         slots_(slots),
         prefetch_(o.prefetch > 0 ? static_cast<std::uint64_t>(o.prefetch)
                                  : PrefetchPolicy{}.start) {
     for (const auto& h : host.services()) {
       services_.push_back(h->advertised);
-      service_info_.push_back({h->advertised, static_cast<std::uint64_t>(h->info.task_timeout_ms),
-                               h->info.max_retries});
+      proto::ServiceAd ad;
+      ad.advertised = h->advertised;
+      ad.task_timeout_ms = static_cast<std::uint64_t>(h->info.task_timeout_ms);
+      ad.max_retries = h->info.max_retries;
+      ad.sessions = h->info.sessions;
+      service_info_.push_back(std::move(ad));
     }
     hb_ms_ = o.heartbeat_ms;
     misses_ = o.heartbeat_misses;
@@ -409,10 +440,18 @@ class NodeIo {
     if (!d.ok()) return d.status();
     dealer_ = std::move(d).value();
     registered_ = false;
-    ++generation_;
-    queue_.drop_older(generation_);
+    new_generation();
     next_register_ms_ = 0;
     return Status::OK();
+  }
+
+  // A new connection generation (reconnect, head stopping or not knowing
+  // us): work of the old one is dropped, and so are stateful sessions'
+  // instances (the head replays those sessions on fresh ones).
+  void new_generation() {
+    ++generation_;
+    queue_.drop_older(generation_);
+    host_.end_all_sessions(generation_);
   }
 
   // Periodic work; returns milliseconds until it wants to run again.
@@ -598,8 +637,7 @@ class NodeIo {
         ZG_LOG(kInfo, kLog,
                "head " + o_.head + " is stopping; will register again when it is back");
         registered_ = false;
-        ++generation_;
-        queue_.drop_older(generation_);
+        new_generation();
         next_register_ms_ = now + 250;
         return;
       case proto::kTasks: {
@@ -616,6 +654,17 @@ class NodeIo {
         if (all_stuck()) hand_back_queued();
         return;
       }
+      case proto::kEndSession: {
+        // A stateful session's instance is no longer needed (ended, or
+        // replaced by a fresh one elsewhere). Closed off this thread.
+        proto::EndSession m;
+        if (Status s = proto::decode_end_session(env, &m); !s.ok()) {
+          ZG_LOG(kWarn, kLog, "bad end_session: " + s.ToString());
+          return;
+        }
+        host_.end_session(m.instance);
+        return;
+      }
       case proto::kError: {
         proto::Error e;
         if (!proto::decode_error(env, &e).ok()) return;
@@ -624,8 +673,7 @@ class NodeIo {
           ZG_LOG(kWarn, kLog,
                  "head does not know this node (" + e.message + "); registering again");
           registered_ = false;
-          ++generation_;
-          queue_.drop_older(generation_);
+          new_generation();
           next_register_ms_ = 0;
         } else {
           ZG_LOG(kWarn, kLog, "head error: " + std::string(code_name(e.code)) + ": " + e.message);
@@ -652,6 +700,7 @@ class NodeIo {
   zmq::context_t& ctx_;
   WorkQueue& queue_;
   int workers_;
+  svc::Host& host_;  // stateful sessions' instances (thread-safe)
   const TaskClock& task_clock_;
   std::vector<WorkerSlot>& slots_;  // one per worker (task timeouts)
   std::uint64_t stuck_ = 0;         // workers stuck in a timed-out call
@@ -712,6 +761,7 @@ Status run_node(const NodeOptions& options, const svc::Registry& registry,
   (*host)->cancel_all();  // exec workers waiting on a reply give up
   queue.stop();
   for (auto& t : threads) t.join();
+  (*host)->end_all_sessions();  // closed before the Host (and its pools) go
   return st;
 }
 

@@ -12,8 +12,11 @@
 // Threads and ownership: the DEALER and PULL belong to the I/O thread (run());
 // each worker owns its PUSH socket. Service instances live in the pools of a
 // svc::Host (services/host.hpp), leased per request, one request at a time
-// each. The work queue and those pools are the only state shared between
-// threads (mutex + condition variable each).
+// each; a stateful session's task runs on that session's own instance (the
+// Host's session table), made at its first task, ended by the head's
+// end_session or when the node registers again. The work queue, those pools
+// and the session table are the only state shared between threads (mutex +
+// condition variable each).
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,8 @@
-// The built-in services: factorize (the sample), and echo, sleep and fail for tests.
+// The built-in services: factorize (the sample), running_sum (stateful
+// sessions), and echo, sleep and fail for tests.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
@@ -93,6 +95,65 @@ class Fail final : public Service {
   }
 };
 
+// A stateful service (sessions only). Each request is one decimal integer
+// (optional leading '-', surrounding whitespace allowed); the answer is the
+// sum of the session's integers so far, this one included. A bad request or
+// an overflow faults invalid_argument and leaves the sum as it was, so a
+// replay of the same requests always gives the same answers.
+class RunningSum final : public Service {
+ public:
+  Status open_session(std::string_view session_key) override {
+    (void)session_key;
+    in_session_ = true;
+    sum_ = 0;
+    return Status::OK();
+  }
+  void close_session() override { in_session_ = false; }
+
+  void handle(std::string_view request, Output& out) override {
+    if (!in_session_)
+      return out.fault(kInvalidArgument,
+                       "running_sum needs a stateful session (zgrid submit --stateful)");
+    std::int64_t n = 0;
+    if (const char* why = parse(request, &n)) return out.fault(kInvalidArgument, why);
+    std::int64_t next = 0;
+    if (__builtin_add_overflow(sum_, n, &next))
+      return out.fault(kInvalidArgument,
+                       "the running sum would overflow a 64-bit integer (request ignored)");
+    sum_ = next;
+    out.data = std::to_string(sum_);
+  }
+
+  // Parses a decimal int64; returns why not, or nullptr.
+  static const char* parse(std::string_view s, std::int64_t* out) {
+    auto space = [](char c) {
+      return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    };
+    while (!s.empty() && space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && space(s.back())) s.remove_suffix(1);
+    bool negative = !s.empty() && s.front() == '-';
+    if (negative) s.remove_prefix(1);
+    constexpr const char* kNotInteger =
+        "running_sum takes one decimal integer per request (e.g. 42 or -7)";
+    if (s.empty()) return kNotInteger;
+    // Accumulated negatively: the range of int64 is larger on that side.
+    std::int64_t v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return kNotInteger;
+      if (__builtin_mul_overflow(v, 10, &v) || __builtin_sub_overflow(v, c - '0', &v))
+        return "integer out of the 64-bit range";
+    }
+    if (!negative && __builtin_sub_overflow(std::int64_t{0}, v, &v))
+      return "integer out of the 64-bit range";
+    *out = v;
+    return nullptr;
+  }
+
+ private:
+  bool in_session_ = false;  // pooled (per-call) instances are never opened
+  std::int64_t sum_ = 0;
+};
+
 }  // namespace
 
 void Registry::add(std::string name, Factory factory) {
@@ -123,6 +184,13 @@ void register_builtins(Registry& registry) {
   registry.add("echo", [] { return std::make_unique<Echo>(); });
   registry.add("sleep", [] { return std::make_unique<Sleep>(); });
   registry.add("fail", [] { return std::make_unique<Fail>(); });
+  ServiceInfo sum;
+  sum.name = "running_sum";
+  sum.sessions = true;
+  sum.make = []() -> Result<std::unique_ptr<Service>> {
+    return std::unique_ptr<Service>(std::make_unique<RunningSum>());
+  };
+  (void)registry.add(std::move(sum));
 }
 
 }  // namespace zgrid::svc

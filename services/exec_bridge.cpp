@@ -27,8 +27,14 @@ namespace {
 constexpr const char* kLog = "exec";
 constexpr Millis kSliceMs = 50;  // a cancel is noticed within this
 constexpr std::size_t kMaxFrame = proto::kMaxPayload + 4096;
+// Stateful sessions: how long the program may take to start and accept a
+// session, and to answer its end.
+constexpr Millis kSessionStartMs = 60'000;
+constexpr Millis kSessionEndMs = 5'000;
+constexpr std::string_view kSessionStart = ":session_start";
+constexpr std::string_view kSessionEnd = ":session_end";
 
-enum class Io { kOk, kClosed, kTimeout, kCancelled };
+enum class Io { kOk, kClosed, kTimeout, kCancelled, kBadFrame };
 
 Millis now_ms() {
   return SteadyClock::instance().now_ms();
@@ -43,9 +49,44 @@ class ExecService final : public Service {
 
   void cancel() override { cancelled_.store(true); }
 
+  // A stateful session: this instance's own worker process, started now,
+  // told [id, ":session_start", key]; it accepts with [id, nil, ...].
+  Status open_session(std::string_view session_key) override {
+    if (!c_.sessions) return Service::open_session(session_key);
+    if (cancelled_.load()) return Status::Unavailable("node stopping");
+    if (Status st = start_worker(); !st.ok()) return st;
+    session_ = true;
+    Output reply;
+    if (Status st = control(kSessionStart, session_key, kSessionStartMs, reply); !st.ok())
+      return st;
+    if (!reply.fault_code.empty())
+      return Status::InvalidArgument("exec worker of " + c_.label + " refused the session (" +
+                                     reply.fault_code + "): " + reply.data);
+    key_.assign(session_key);
+    return Status::OK();
+  }
+
+  // Tells the worker [id, ":session_end", key] and waits (bounded) for its
+  // answer; the process is stopped when the instance is destroyed.
+  void close_session() override {
+    if (!session_ || key_.empty() || pid_ < 0 || cancelled_.load()) return;
+    Output reply;
+    if (Status st = control(kSessionEnd, key_, kSessionEndMs, reply); !st.ok())
+      ZG_LOG(kWarn, kLog, st.message());
+    else if (!reply.fault_code.empty())
+      ZG_LOG(kWarn, kLog,
+             "exec worker of " + c_.label + " answered the end of session " + key_ + " with " +
+                 reply.fault_code + ": " + reply.data);
+    key_.clear();
+  }
+
   void run(std::string_view operation, std::string_view request, Output& out) override {
     if (cancelled_.load()) return out.fault(kRetryable, "node stopping");
     if (pid_ < 0) {
+      // A session's state lives in its process: a new one would not have it.
+      if (session_)
+        return out.fault(kRetryable, "exec worker of " + c_.label +
+                                         " for this stateful session is gone: its state is lost");
       if (Status st = start_worker(); !st.ok()) return out.fault(kRetryable, st.message());
     }
     // No deadline of its own: the node times the task from its start and sets
@@ -53,40 +94,80 @@ class ExecService final : public Service {
     const Millis deadline = 0;
     const Millis started = now_ms();
     std::uint64_t id = ++next_id_;
-    Writer w(request.size() + 64);
-    w.array(3).u64(id).str(operation).bin(request);
-    std::string frame(4, '\0');
-    std::uint32_t len = static_cast<std::uint32_t>(w.size());
-    for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((len >> (24 - 8 * i)) & 0xff);
-    frame.append(w.data(), w.size());
-
     out_ = &out;
-    Io io = write_all(frame, deadline);
-    if (io == Io::kOk) io = read_exact(4, deadline);
-    std::size_t body = 0;
-    if (io == Io::kOk) {
-      for (int i = 0; i < 4; ++i) body = (body << 8) | static_cast<unsigned char>(in_[i]);
-      if (body == 0 || body > kMaxFrame) return garbage(out, "a frame length out of bounds");
-      io = read_exact(body, deadline);
-    }
+    Io io = exchange(id, operation, request, deadline);
+    const char* restarted = session_ ? "; the session's state is lost" : "; it is restarted";
     switch (io) {
       case Io::kOk:
         break;
+      case Io::kBadFrame:
+        return garbage(out, "a frame length out of bounds");
       case Io::kClosed:
-        return lost(out, "exec worker of " + c_.label + " died (" + stop_worker(false) +
-                             "); it is restarted");
+        return lost(
+            out, "exec worker of " + c_.label + " died (" + stop_worker(false) + ")" + restarted);
       case Io::kTimeout:  // no deadline is set: not reached
       case Io::kCancelled:
         stop_worker(false);
         if (out.cancelled())  // past the task timeout: the node reported it already
           return lost(out, "timed out after " + format_duration(now_ms() - started) +
-                               ": exec worker of " + c_.label + " killed and restarted");
+                               ": exec worker of " + c_.label + " killed" +
+                               (session_ ? "; the session's state is lost" : " and restarted"));
         return out.fault(kRetryable, "node stopping");
     }
     decode_reply(id, out);
   }
 
  private:
+  // Writes the frame [id, operation, payload] and reads the reply's body
+  // into in_, within `deadline` (0: none).
+  Io exchange(std::uint64_t id, std::string_view operation, std::string_view payload,
+              Millis deadline) {
+    Writer w(payload.size() + 64);
+    w.array(3).u64(id).str(operation).bin(payload);
+    std::string frame(4, '\0');
+    std::uint32_t len = static_cast<std::uint32_t>(w.size());
+    for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((len >> (24 - 8 * i)) & 0xff);
+    frame.append(w.data(), w.size());
+    Io io = write_all(frame, deadline);
+    if (io == Io::kOk) io = read_exact(4, deadline);
+    if (io != Io::kOk) return io;
+    std::size_t body = 0;
+    for (int i = 0; i < 4; ++i) body = (body << 8) | static_cast<unsigned char>(in_[i]);
+    if (body == 0 || body > kMaxFrame) return Io::kBadFrame;
+    return read_exact(body, deadline);
+  }
+
+  // A session message (":session_start", ":session_end") with its own
+  // deadline; `reply` gets the worker's answer. Errors: the worker died,
+  // did not answer in time, or answered garbage (it is stopped then).
+  Status control(std::string_view what, std::string_view key, Millis timeout_ms, Output& reply) {
+    out_ = nullptr;  // no task's cancel flag: the deadline and node stop bound it
+    std::uint64_t id = ++next_id_;
+    Io io = exchange(id, what, key, now_ms() + timeout_ms);
+    std::string why;
+    switch (io) {
+      case Io::kOk:
+        decode_reply(id, reply);
+        if (pid_ < 0) return Status::InvalidArgument(reply.data);  // garbage: stopped
+        return Status::OK();
+      case Io::kBadFrame:
+        garbage(reply, "a frame length out of bounds");
+        return Status::InvalidArgument(reply.data);
+      case Io::kClosed:
+        why = "died (" + stop_worker(false) + ")";
+        break;
+      case Io::kTimeout:
+        stop_worker(false);
+        why = "did not answer within " + format_duration(timeout_ms) + " (killed)";
+        break;
+      case Io::kCancelled:
+        stop_worker(false);
+        return Status::Unavailable("node stopping");
+    }
+    return Status::InvalidArgument("exec worker of " + c_.label + " " + why + " at " +
+                                   std::string(what) + " of session " + std::string(key));
+  }
+
   void lost(Output& out, const std::string& why) {
     ++failures_;
     ZG_LOG(kWarn, kLog, why);
@@ -94,7 +175,8 @@ class ExecService final : public Service {
   }
 
   void garbage(Output& out, const std::string& what) {
-    std::string why = "exec worker of " + c_.label + " sent " + what + "; it is restarted";
+    std::string why = "exec worker of " + c_.label + " sent " + what +
+                      (session_ ? "; the session's state is lost" : "; it is restarted");
     ZG_LOG(kWarn, kLog, why);
     stop_worker(false);
     ++failures_;
@@ -287,6 +369,8 @@ class ExecService final : public Service {
   const Output* out_ = nullptr;         // the request being run (its cancel flag)
   pid_t pid_ = -1;
   int to_ = -1, from_ = -1;
+  bool session_ = false;  // a stateful session's instance: its process is never restarted
+  std::string key_;       // the session accepted by the worker (until its end is sent)
   std::uint64_t next_id_ = 0;
   int failures_ = 0;  // consecutive deaths without an answer (restart backoff)
   std::string in_;

@@ -7,6 +7,19 @@
 //   request  [id, operation, payload(bin)]
 //   reply    [id, fault_code | nil, data(bin or str)]
 //
+// Stateful sessions (ExecConfig::sessions, registration key `sessions =
+// true`): a session's instance is its own process, started at
+// open_session, which sends [id, ":session_start", key(bin)]; the worker
+// accepts with [id, nil, ""] or refuses with [id, fault_code, message] (the
+// session's requests then fault service_error). close_session sends [id,
+// ":session_end", key(bin)] and waits up to 5 s for the answer (not after
+// cancel(): node stop); the process is stopped when the instance is
+// destroyed. Such a process is never
+// restarted: once it died (or was killed at a timeout or for garbage),
+// every later request of the session faults `retryable` (its state is lost:
+// the head replays the session on a fresh instance). Operation names
+// starting with ':' are the bridge's own.
+//
 // The child's stderr is the node's. Failures, each a per-request fault:
 //   - the worker died (EOF, EPIPE): reaped, restarted before the next
 //     request (with backoff while it keeps dying without answering), fault
@@ -17,9 +30,10 @@
 //     killed and restarted, fault `service_error`.
 // Every wait is a poll() with a deadline; nothing blocks forever.
 //
-// Thread safety: an instance serves one request at a time (Service contract);
-// cancel() (node stop) and the request's cancel flag may be set from any
-// thread and make a waiting request give up within 50 ms.
+// Thread safety: an instance serves one request at a time (Service contract;
+// open_session and close_session count as requests); cancel() (node stop) and
+// the request's cancel flag may be set from any thread and make a waiting
+// request give up within 50 ms.
 #pragma once
 
 #include <string>
@@ -36,6 +50,7 @@ struct ExecConfig {
   std::vector<std::string> env;   // "NAME=value", added to the node's environment
   std::string label;              // name@version, for messages
   Millis max_backoff_ms = 5'000;  // restart delay cap while the worker keeps dying
+  bool sessions = false;          // the program serves stateful sessions
 };
 
 // A factory making one bridge (and, lazily, its worker process) per call.

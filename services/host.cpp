@@ -1,11 +1,108 @@
 #include "services/host.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <exception>
 
+#include "common/log.hpp"
 #include "common/protocol.hpp"
 #include "common/service_spec.hpp"
 
 namespace zgrid::svc {
+
+namespace {
+
+constexpr const char* kLog = "host";
+
+// "<session id>.<instance number>" split; false when the key has no number.
+bool split_key(std::string_view key, std::string_view* session, std::uint64_t* number) {
+  auto dot = key.rfind('.');
+  if (dot == std::string_view::npos || dot + 1 == key.size()) return false;
+  std::uint64_t n = 0;
+  for (char c : key.substr(dot + 1)) {
+    if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return false;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  *session = key.substr(0, dot);
+  *number = n;
+  return true;
+}
+
+}  // namespace
+
+// One stateful session's instance. The Host's table and the lease of the
+// task running on it share it; the last to let go closes it (close_session,
+// then the service is destroyed).
+struct Host::SessionInstance {
+  SessionInstance(Host& host_, Hosted& hosted_, std::string_view key_)
+      : host(host_), hosted(hosted_), key(key_) {}
+  SessionInstance(const SessionInstance&) = delete;
+  SessionInstance& operator=(const SessionInstance&) = delete;
+  ~SessionInstance() {
+    host.forget(this);  // cancel_all no longer reaches it
+    if (opened) {
+      ZG_LOG(kDebug, kLog, "session instance " + key + " of " + hosted.advertised + " closed");
+      try {
+        service->close_session();
+      } catch (const std::exception& e) {
+        ZG_LOG(kWarn, kLog,
+               "closing session instance " + key + " of " + hosted.advertised + ": " + e.what());
+      } catch (...) {
+        ZG_LOG(kWarn, kLog,
+               "closing session instance " + key + " of " + hosted.advertised + ": exception");
+      }
+    }
+    service.reset();
+  }
+
+  // Makes the service and opens its session; called once, holding run_mu.
+  void open() {
+    std::string why;
+    try {
+      auto made = hosted.info.make();
+      if (!made.ok()) {
+        why = made.status().message();
+      } else {
+        service = std::move(made).value();
+        cancel_target.store(service.get());
+        if (host.stopping_.load()) service->cancel();
+        Status st = service->open_session(key);
+        if (st.ok()) {
+          opened = true;
+          ZG_LOG(kDebug, kLog, "session instance " + key + " of " + hosted.advertised + " opened");
+        } else {
+          why = st.message();
+        }
+      }
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+      why = "unknown exception";
+    }
+    if (!opened) {
+      if (why.empty()) why = "no reason given";
+      failed = Status::InvalidArgument("cannot open a stateful session of service " +
+                                       hosted.advertised + ": " + why);
+      ZG_LOG(kWarn, kLog, "session instance " + key + ": " + failed.message());
+    }
+  }
+
+  Host& host;
+  Hosted& hosted;
+  const std::string key;
+  std::mutex run_mu;  // held while opening and while a task runs on it
+  // Guarded by run_mu (and read in the destructor, when no one else can).
+  std::unique_ptr<Service> service;
+  bool tried = false;   // open() ran
+  bool opened = false;  // open_session succeeded: close_session is owed
+  Status failed;        // make or open failed: every task of this key faults
+  // The service, for cancel_all (set once it exists; read under Host::mu_).
+  std::atomic<Service*> cancel_target{nullptr};
+};
+
+Service* Host::SessionLease::get() const {
+  return inst_ ? inst_->service.get() : nullptr;
+}
 
 Host::Lease::~Lease() {
   {
@@ -44,6 +141,8 @@ Result<std::unique_ptr<Host>> Host::start(const Registry& registry,
     }
     host->services_.push_back(std::move(h));
   }
+  Host* raw = host.get();
+  host->closer_ = std::thread([raw] { raw->close_loop(); });
   for (std::size_t i = 0; i < filter.size(); ++i)
     if (!used[i]) {
       std::string have;
@@ -55,8 +154,17 @@ Result<std::unique_ptr<Host>> Host::start(const Registry& registry,
 }
 
 Host::~Host() {
-  // Instances go first (plug-in shutdown, exec workers stopped), then the
-  // ServiceInfo factories holding the last references to plug-in libraries.
+  // Session instances are closed first (every worker has stopped: the table
+  // and the closer hold the last references), then the pools (plug-in
+  // shutdown, exec workers stopped), then the ServiceInfo factories holding
+  // the last references to plug-in libraries.
+  end_all_sessions();
+  {
+    MutexLock lock(mu_);
+    closer_stop_ = true;
+  }
+  closer_cv_.notify_all();
+  if (closer_.joinable()) closer_.join();
   for (auto& h : services_) h->instances.clear();
 }
 
@@ -110,8 +218,122 @@ Host::Lease Host::lease(Hosted& h) {
 }
 
 void Host::cancel_all() {
+  stopping_.store(true);
   for (auto& h : services_)
     for (auto& inst : h->instances) inst->cancel();
+  MutexLock lock(mu_);
+  for (SessionInstance* inst : live_)
+    if (Service* s = inst->cancel_target.load()) s->cancel();
+}
+
+Result<Host::SessionLease> Host::session(Hosted& h, std::string_view key,
+                                         std::uint64_t generation) {
+  if (!h.info.sessions)
+    return Status::FailedPrecondition("service " + h.advertised +
+                                      " does not support stateful sessions");
+  if (stopping_.load()) return Status::Unavailable("node stopping");
+  std::shared_ptr<SessionInstance> inst;
+  {
+    MutexLock lock(mu_);
+    if (generation < min_generation_)
+      return Status::Unavailable("the node registered again since this task came");
+    auto it = sessions_.find(key);
+    if (it != sessions_.end()) {
+      inst = it->second;
+    } else {
+      inst = std::make_shared<SessionInstance>(*this, h, key);
+      live_.insert(inst.get());
+      sessions_.emplace(std::string(key), inst);
+      retire_older(key);
+      if (sessions_.size() > kSessionWarnCount && !warned_) {
+        warned_ = true;
+        ZG_LOG(kWarn, kLog,
+               std::to_string(sessions_.size()) +
+                   " stateful session instances are open on this node (more than " +
+                   std::to_string(kSessionWarnCount) + "): each holds a service instance");
+      } else if (sessions_.size() < kSessionWarnCount * 9 / 10) {
+        warned_ = false;
+      }
+    }
+  }
+  if (&inst->hosted != &h)
+    return Status::InvalidArgument("session instance " + std::string(key) + " is one of " +
+                                   inst->hosted.advertised + ", not of " + h.advertised);
+  std::unique_lock<std::mutex> run(inst->run_mu);
+  if (!inst->tried) {
+    inst->tried = true;
+    inst->open();
+  }
+  if (!inst->failed.ok()) return inst->failed;
+  return SessionLease(std::move(inst), std::move(run));
+}
+
+// A new instance of a session replaces its older ones: they are closed now.
+void Host::retire_older(std::string_view key) {
+  std::string_view session;
+  std::uint64_t number = 0;
+  if (!split_key(key, &session, &number)) return;
+  std::string prefix = std::string(session) + ".";
+  bool retired = false;
+  for (auto it = sessions_.lower_bound(prefix);
+       it != sessions_.end() && std::string_view(it->first).substr(0, prefix.size()) == prefix;) {
+    std::string_view other_session;
+    std::uint64_t other = 0;
+    if (split_key(it->first, &other_session, &other) && other_session == session &&
+        other < number) {
+      to_close_.push_back(std::move(it->second));
+      it = sessions_.erase(it);
+      retired = true;
+    } else {
+      ++it;
+    }
+  }
+  if (retired) closer_cv_.notify_all();
+}
+
+void Host::end_session(std::string_view key) {
+  {
+    MutexLock lock(mu_);
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) return;
+    to_close_.push_back(std::move(it->second));
+    sessions_.erase(it);
+  }
+  closer_cv_.notify_all();
+}
+
+void Host::end_all_sessions(std::uint64_t generation) {
+  {
+    MutexLock lock(mu_);
+    min_generation_ = std::max(min_generation_, generation);
+    if (sessions_.empty()) return;
+    for (auto& kv : sessions_) to_close_.push_back(std::move(kv.second));
+    sessions_.clear();
+  }
+  closer_cv_.notify_all();
+}
+
+std::size_t Host::session_count() const {
+  MutexLock lock(mu_);
+  return sessions_.size();
+}
+
+void Host::forget(SessionInstance* inst) {
+  MutexLock lock(mu_);
+  live_.erase(inst);
+}
+
+void Host::close_loop() {
+  std::vector<std::shared_ptr<SessionInstance>> batch;
+  while (true) {
+    {
+      MutexLock lock(mu_);
+      while (to_close_.empty() && !closer_stop_) closer_cv_.wait(lock);
+      if (to_close_.empty()) return;  // stopping, nothing left
+      batch.swap(to_close_);
+    }
+    batch.clear();  // closes each instance no task holds any more
+  }
 }
 
 }  // namespace zgrid::svc

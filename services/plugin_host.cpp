@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <zgrid/service.h>
 
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -62,10 +63,25 @@ void host_set_fault(zgrid_output* o, const char* code, const char* message) {
 
 const zgrid_host_api kHostApi = {ZGRID_SERVICE_ABI_VERSION, &host_set_result, &host_set_fault};
 
+// The version 2 descriptor starts with the version 1 fields, laid out alike.
+static_assert(offsetof(zgrid_service_v2, shutdown) == offsetof(zgrid_service_v1, shutdown));
+static_assert(offsetof(zgrid_service_v2, session_open) >= sizeof(zgrid_service_v1));
+
+// The plug-in's functions, copied from its descriptor (version 1 or 2).
+struct Entry {
+  void* (*init)(const char*, char*, size_t) = nullptr;
+  int (*handle)(void*, const char*, const uint8_t*, size_t, zgrid_output*,
+                const zgrid_host_api*) = nullptr;
+  void (*shutdown)(void*) = nullptr;
+  // Both set or both null (version 1: null).
+  int (*session_open)(void*, const char*, char*, size_t) = nullptr;
+  void (*session_close)(void*) = nullptr;
+};
+
 // dlclose when the last user goes.
 struct Library {
   void* handle = nullptr;
-  const zgrid_service_v1* entry = nullptr;
+  Entry entry;
   std::string path;
   ~Library() {
     if (handle != nullptr) dlclose(handle);
@@ -76,7 +92,27 @@ class PluginService final : public Service {
  public:
   PluginService(std::shared_ptr<Library> lib, void* instance)
       : lib_(std::move(lib)), instance_(instance) {}
-  ~PluginService() override { lib_->entry->shutdown(instance_); }
+  ~PluginService() override { lib_->entry.shutdown(instance_); }
+
+  Status open_session(std::string_view session_key) override {
+    if (lib_->entry.session_open == nullptr) return Service::open_session(session_key);
+    std::string key(session_key);  // NUL-terminated for C
+    char err[512] = {0};
+    int rc = lib_->entry.session_open(instance_, key.c_str(), err, sizeof err);
+    if (rc != 0) {
+      err[sizeof err - 1] = '\0';
+      return Status::InvalidArgument(std::string("session_open failed: ") +
+                                     (err[0] ? err : "no reason given"));
+    }
+    open_ = true;
+    return Status::OK();
+  }
+
+  void close_session() override {
+    if (!open_) return;
+    open_ = false;
+    lib_->entry.session_close(instance_);
+  }
 
   void handle(std::string_view request, Output& out) override { run("", request, out); }
 
@@ -84,9 +120,9 @@ class PluginService final : public Service {
     op_.assign(operation);  // NUL-terminated for C
     zgrid_output o;
     o.out = &out;
-    int rc = lib_->entry->handle(instance_, op_.c_str(),
-                                 reinterpret_cast<const std::uint8_t*>(request.data()),
-                                 request.size(), &o, &kHostApi);
+    int rc = lib_->entry.handle(instance_, op_.c_str(),
+                                reinterpret_cast<const std::uint8_t*>(request.data()),
+                                request.size(), &o, &kHostApi);
     const char* bad = nullptr;
     if (o.too_large)
       bad = "result larger than the payload limit (1 MiB)";
@@ -105,6 +141,7 @@ class PluginService final : public Service {
   std::shared_ptr<Library> lib_;
   void* instance_;
   std::string op_;
+  bool open_ = false;  // session_open succeeded, session_close not yet called
 };
 
 Status bad(const std::string& path, const std::string& why) {
@@ -125,28 +162,43 @@ Result<ServiceInfo> load_plugin(const std::string& path, const std::string& conf
   if (sym == nullptr)
     return bad(path, "no symbol " ZGRID_SERVICE_ENTRY_SYMBOL " (not a zgrid service plug-in?)");
   auto fn = reinterpret_cast<zgrid_service_entry_fn>(sym);
-  const zgrid_service_v1* e = fn(ZGRID_SERVICE_ABI_VERSION);
+  // Read as version 1 (the common first fields) until abi_version says more.
+  const auto* e = reinterpret_cast<const zgrid_service_v1*>(fn(ZGRID_SERVICE_ABI_VERSION));
   if (e == nullptr)
     return bad(path,
                "refuses this node's ABI version " + std::to_string(ZGRID_SERVICE_ABI_VERSION));
-  if (e->abi_version != ZGRID_SERVICE_ABI_VERSION)
+  if (e->abi_version != 1 && e->abi_version != ZGRID_SERVICE_ABI_VERSION)
     return bad(path, "ABI version mismatch: the plug-in was built for ABI version " +
                          std::to_string(e->abi_version) + ", this node speaks ABI version " +
-                         std::to_string(ZGRID_SERVICE_ABI_VERSION));
+                         std::to_string(ZGRID_SERVICE_ABI_VERSION) +
+                         " (and loads version 1 plug-ins)");
   if (e->struct_size < sizeof(zgrid_service_v1))
-    return bad(path, "descriptor too small (struct_size " + std::to_string(e->struct_size) + ")");
+    return bad(path, "descriptor too small (struct_size " + std::to_string(e->struct_size) +
+                         ", needs at least " + std::to_string(sizeof(zgrid_service_v1)) + ")");
   if (e->init == nullptr || e->handle == nullptr || e->shutdown == nullptr)
     return bad(path, "descriptor lacks init, handle or shutdown");
+  Entry entry{e->init, e->handle, e->shutdown, nullptr, nullptr};
+  // A version 1 descriptor built against this header says abi_version 2
+  // with the version 1 size (struct_size tells): it serves per-call
+  // sessions, as it always did. Fields past struct_size are never read.
+  if (e->abi_version >= 2 && e->struct_size >= sizeof(zgrid_service_v2)) {
+    const auto* e2 = reinterpret_cast<const zgrid_service_v2*>(e);
+    if ((e2->session_open == nullptr) != (e2->session_close == nullptr))
+      return bad(path, "descriptor sets only one of session_open and session_close");
+    entry.session_open = e2->session_open;
+    entry.session_close = e2->session_close;
+  }
   if (e->name == nullptr || !spec::valid_part(e->name))
     return bad(path, "bad service name (1..64 of [A-Za-z0-9_.+-])");
   if (e->version == nullptr || !spec::valid_part(e->version))
     return bad(path, "bad service version (1..64 of [A-Za-z0-9_.+-])");
-  lib->entry = e;
+  lib->entry = entry;
 
   ServiceInfo info;
   info.name = e->name;
   info.version = e->version;
   info.source = path;
+  info.sessions = entry.session_open != nullptr;
   if (e->operations != nullptr) {
     std::string_view ops = e->operations;
     while (!ops.empty()) {
@@ -160,7 +212,7 @@ Result<ServiceInfo> load_plugin(const std::string& path, const std::string& conf
   }
   info.make = [lib, config]() -> Result<std::unique_ptr<Service>> {
     char err[512] = {0};
-    void* inst = lib->entry->init(config.c_str(), err, sizeof err);
+    void* inst = lib->entry.init(config.c_str(), err, sizeof err);
     if (inst == nullptr) {
       err[sizeof err - 1] = '\0';
       return Status::InvalidArgument(std::string("init failed: ") +

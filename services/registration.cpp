@@ -33,6 +33,7 @@ Status register_file(const std::string& path, Registry& registry) {
   std::vector<std::string> args, operations, env;
   int concurrency = 0, max_retries = -1;
   Millis task_timeout_ms = 0;
+  bool sessions = false;
 
   CLI::App app("service registration", path);
   app.allow_config_extras(CLI::config_extras_mode::error);
@@ -48,6 +49,7 @@ Status register_file(const std::string& path, Registry& registry) {
   app.add_option("--max_retries", max_retries)->check(CLI::Range(0, 1000));
   app.add_option("--env", env);
   app.add_option("--config", config);
+  app.add_flag("--sessions", sessions);
   try {
     app.parse(std::vector<std::string>{});
   } catch (const CLI::ParseError& e) {
@@ -71,6 +73,10 @@ Status register_file(const std::string& path, Registry& registry) {
     return bad(path, "keys args and env are for programs, not libraries");
   if (!program.empty() && !config.empty())
     return bad(path, "key config is for libraries (a program reads its environment)");
+  if (!library.empty() && sessions)
+    return bad(path,
+               "key sessions is for programs (a plug-in's descriptor says whether it keeps "
+               "session state)");
 
   fs::path dir = fs::path(path).parent_path();
   ServiceInfo info;
@@ -97,6 +103,8 @@ Status register_file(const std::string& path, Registry& registry) {
     for (auto& a : args) c.args.push_back(a);
     c.env = env;
     c.label = spec::advertised(name, version.empty() ? "1" : version);
+    c.sessions = sessions;
+    info.sessions = sessions;
     info.make = exec_factory(std::move(c));
     info.version = version.empty() ? "1" : version;
     info.operations = operations;

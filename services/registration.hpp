@@ -10,6 +10,7 @@
 //   task_timeout = "30s"           # a run longer than this is lost (retried)
 //   max_retries = 3                # default: the head's --max-retries
 //   env = ["OMP_NUM_THREADS=1"]    # programs: added to the worker's environment
+//   sessions = true                # programs: it serves stateful sessions
 //   config = "seed=42"             # plug-ins: passed to every init
 //
 // Files are TOML (the subset CLI11 reads: key = value, strings, numbers,

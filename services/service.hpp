@@ -7,6 +7,16 @@
 // node catches every exception a service throws, turning it into a
 // per-request fault.
 //
+// Stateful sessions (docs/services.md, "Stateful sessions"): a service whose
+// ServiceInfo says `sessions` may also serve sessions created stateful. The
+// node then makes one extra instance per session (not from the pool), calls
+// open_session(key) on it once, runs that session's requests on it one at a
+// time in request order, and calls close_session() once before destroying
+// it. When the node holding it is lost, the head replays the session's
+// requests from the first on a fresh instance elsewhere, discarding their
+// answers: a stateful service must be deterministic (the same requests in
+// the same order give the same state and answers).
+//
 // Services come from three places, all described by one ServiceInfo:
 // built in (builtin.cpp), shared-library plug-ins (plugin_host.hpp) and
 // external programs behind the exec bridge (exec_bridge.hpp), the last two
@@ -70,6 +80,25 @@ class Service {
   // Asks a request running on another thread to give up soon (node stop).
   // Thread-safe; most services cannot be interrupted and ignore it.
   virtual void cancel() {}
+
+  // Stateful sessions (only when ServiceInfo::sessions). The node calls
+  // open_session once on a fresh instance made for one stateful session,
+  // before its first request; `session_key` ("<session id>.<instance>") names
+  // that instance, for logs. An error refuses the session on this instance:
+  // each of its requests faults service_error with the message. Then the
+  // session's requests arrive through run(), one at a time and in request
+  // order; a fault (or exception) answers that request only and the next one
+  // runs on the same state, so a request that faults should leave the state
+  // as it was. The answers must depend only on the requests so far (the head
+  // replays them on a fresh instance when a node is lost). close_session is
+  // called once, after the last request and before the instance is
+  // destroyed (not at all if the node dies). Neither is called on pooled
+  // (per-call) instances.
+  virtual Status open_session(std::string_view session_key) {
+    (void)session_key;
+    return Status::FailedPrecondition("this service does not keep session state");
+  }
+  virtual void close_session() {}
 };
 
 using Factory = std::function<std::unique_ptr<Service>()>;
@@ -85,6 +114,7 @@ struct ServiceInfo {
   Millis task_timeout_ms = 0;           // 0: the head's --task-timeout
   int max_retries = -1;                 // -1: the head's --max-retries
   std::string source = "built in";      // for messages: the registration file or library
+  bool sessions = false;                // serves stateful sessions (Service::open_session)
   MakeService make;
 };
 
@@ -103,7 +133,7 @@ class Registry {
   std::vector<ServiceInfo> services_;
 };
 
-// Adds factorize, echo, sleep and fail.
+// Adds factorize, echo, sleep, fail and running_sum (stateful sessions only).
 void register_builtins(Registry& registry);
 
 }  // namespace zgrid::svc

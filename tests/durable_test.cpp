@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "services/factorize_kernel.hpp"
+#include "tests/support/fetch_all.hpp"
 #include "tests/support/grid_process.hpp"
 
 namespace zgrid {
@@ -42,25 +43,9 @@ std::multiset<std::string> CliRandomInputs(std::uint64_t n, std::uint64_t seed, 
   return out;
 }
 
-// Fetches every response of a session until it is complete (bounded).
 std::vector<proto::Response> FetchAll(client::Connection& conn, const std::string& sid,
                                       Millis timeout_ms = 120'000) {
-  std::vector<proto::Response> all;
-  std::uint64_t cursor = 0;
-  const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + timeout_ms;
-  while (clock.now_ms() < deadline) {
-    auto page = conn.fetch(sid, cursor, 16384, 500);
-    if (!page.ok()) {
-      ADD_FAILURE() << page.status().ToString();
-      break;
-    }
-    for (auto& r : page->responses) all.push_back(std::move(r));
-    cursor = page->next_cursor;
-    if (page->complete && page->responses.empty()) return all;
-  }
-  ADD_FAILURE() << "session " << sid << " not complete in time (" << all.size() << " responses)";
-  return all;
+  return testing::fetch_all(conn, sid, timeout_ms);
 }
 
 std::string SessionIdFromLog(const std::string& log) {
@@ -607,9 +592,10 @@ TEST(Durable, FailedStateChangesLeaveTheSessionAsItWas) {
     EXPECT_NE(r.err.find("journal"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  // Exactly as it was: open, 300 answers, fetchable.
+  // Exactly as it was: open (complete: committed and all answered), 300
+  // answers, fetchable.
   auto st = cli({"status", sid, "--json"});
-  EXPECT_NE(st.out.find("\"state\": \"open\""), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("\"state\": \"complete\""), std::string::npos) << st.out;
   auto f = cli({"fetch", sid});
   EXPECT_EQ(f.code, 0) << f.err;
   EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 300);

@@ -141,8 +141,10 @@ TEST(Plugin, AbiMismatchIsRefusedWithOneClearLine) {
   auto [code, log] = RefusedNode({"--service-lib", ZGRID_WRONG_ABI_PLUGIN});
   EXPECT_EQ(code, 2);
   EXPECT_NE(log.find(ZGRID_WRONG_ABI_PLUGIN), std::string::npos) << log;
-  EXPECT_NE(log.find("ABI version 2"), std::string::npos) << log;
-  EXPECT_NE(log.find("ABI version 1"), std::string::npos) << log;
+  // The plug-in claims version 3; this node speaks 2 and still loads 1
+  // (GarbageAnswersBecomePerRequestFaults serves a version 1 plug-in).
+  EXPECT_NE(log.find("built for ABI version 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("speaks ABI version 2"), std::string::npos) << log;
   EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
 }
 

@@ -26,6 +26,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   m.removed = 4, m.clients = 3, m.clients_open = 2, m.clients_removed = 1;
   m.created = 1'700'000'000, m.complete = true, m.responses_queued = 11;
   m.idle_ms = -3, m.client_idle_timeout_ms = 300'000;
+  m.stateful = true, m.removals = "client c removed", m.waiting_for = "d", m.removal_in_ms = 1500;
   zmq::message_t msg = encode_session_status(42, m);
   Envelope e;
   ASSERT_TRUE(decode_envelope(msg.data(), msg.size(), &e).ok());
@@ -35,7 +36,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   const msgpack::object* map = peek.object();
   ASSERT_NE(map, nullptr);
   EXPECT_EQ(map->via.map.size, CountFields(m));
-  EXPECT_EQ(CountFields(m), 20u);  // the wire's count (docs/protocol.md)
+  EXPECT_EQ(CountFields(m), 24u);  // the wire's count (docs/protocol.md)
   SessionStatus out;
   ASSERT_TRUE(decode_session_status(e, &out).ok());
   EXPECT_EQ(out.session_id, m.session_id);
@@ -47,6 +48,10 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   EXPECT_TRUE(out.complete);
   EXPECT_EQ(out.idle_ms, -3);
   EXPECT_EQ(out.client_idle_timeout_ms, 300'000);
+  EXPECT_TRUE(out.stateful);
+  EXPECT_EQ(out.removals, "client c removed");
+  EXPECT_EQ(out.waiting_for, "d");
+  EXPECT_EQ(out.removal_in_ms, 1500);
 }
 
 TEST(StatusTables, GridAndNodeListsRoundTrip) {

@@ -105,6 +105,39 @@ class Connection {
   Result<FetchPage> fetch(const std::string& session_id, std::uint64_t cursor, std::uint64_t max,
                           Millis wait_ms);
 
+  // The stored requests of a durable session from request id `from_id`,
+  // answered or not, in id order (whole journaled batches, about `max` per
+  // page); requests of removed clients are gone. failed_precondition for an
+  // interactive session (the head keeps no requests of those).
+  struct StoredRequest {
+    std::uint64_t request_id = 0;
+    std::string user_data, payload;
+    std::string fault_code;  // faulted_requests(): how it faulted
+  };
+  struct RequestsPage {
+    std::vector<StoredRequest> requests;
+    std::uint64_t next_id = 0;  // from_id of the next page
+    bool end = false;           // nothing after these
+  };
+  Result<RequestsPage> stored_requests(const std::string& session_id, std::uint64_t from_id,
+                                       std::uint64_t max = 16384);
+
+  // Resubmit (docs/operations.md, "Resubmitting what faulted"): the faulted
+  // requests of complete durable session `session_id` — those whose fault
+  // code is in `codes`, or every faulted one when `codes` is empty — in id
+  // order, each with `fault_code` set and `user_data` = its original request
+  // id (decimal). failed_precondition while the session is not complete.
+  Result<std::vector<StoredRequest>> faulted_requests(const std::string& session_id,
+                                                      const std::vector<std::string>& codes = {});
+  // Creates a durable session (`request`: service, timeouts...; an empty
+  // service: the original's), sends faulted_requests(session_id, codes) to
+  // it and commits: its info. The original session is unchanged. With
+  // nothing to resubmit, not_found. For an interactive new session use
+  // faulted_requests() with a BrokerClient, which receives the results.
+  Result<proto::SessionInfo> resubmit(const std::string& session_id,
+                                      const std::vector<std::string>& codes,
+                                      proto::CreateSession request);
+
   const ClientOptions& options() const;
   // The head's instance id (changes when it restarts).
   const std::string& head_instance() const;

@@ -34,6 +34,9 @@ struct CreateSession {
   std::uint64_t client_idle_timeout_ms = 0;  // 0: the head's default
   std::uint64_t task_timeout_ms = 0;         // a run longer than this is a lost run; 0: the head's
   std::uint64_t deadline_ms = 0;  // what has not run this long after creation faults `timeout`
+  // Requests run one at a time, in request-id order, on one service instance
+  // kept for this session (docs/services.md, "Stateful sessions").
+  bool stateful = false;
 };
 
 struct SessionInfo {
@@ -41,6 +44,7 @@ struct SessionInfo {
   std::string service;
   bool durable = false;
   SessionState state = SessionState::kOpen;
+  bool stateful = false;
 };
 
 struct Response {

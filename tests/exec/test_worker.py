@@ -12,6 +12,17 @@ Operations (request bytes after the operation):
   pid          answers this worker's pid
   slow_pid     sleeps 50 ms, then answers its pid (concurrency tests)
   retry        faults `retryable`
+  sum          stateful sessions only: the request is an integer; answers the
+               sum of this process's session so far (a running sum)
+  session_key  answers the key of this process's session ("" if none)
+  picky        "junk..." faults invalid_argument; "bad..." faults service_error
+               unless $ZGRID_TEST_FIXED is set (then "fixed: " + request);
+               anything else is echoed (resubmit tests)
+
+Stateful sessions (registration `sessions = true`): ":session_start" starts
+one (the payload is its key; a key starting with "refuse" is refused), and
+":session_end" ends it; each appends "start KEY" / "end KEY" to the file
+$ZGRID_TEST_SESSION_LOG when that is set.
 """
 import os
 import struct
@@ -48,6 +59,49 @@ def retry(p):
     raise Fault("retryable", "asked")
 
 
+# The one session of this process (the node starts a process per session).
+session = {"key": None, "sum": 0}
+
+
+def note(line):
+    path = os.environ.get("ZGRID_TEST_SESSION_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def session_start(p):
+    key = p.decode()
+    if key.startswith("refuse"):
+        raise Fault("service_error", "refused by the test worker")
+    session["key"], session["sum"] = key, 0
+    note("start " + key)
+    return b""
+
+
+def session_end(p):
+    note("end " + p.decode())
+    session["key"] = None
+    return b""
+
+
+def running_sum(p):
+    if session["key"] is None:
+        raise Fault("invalid_argument", "sum needs a stateful session")
+    session["sum"] += int(p)  # ValueError: invalid_argument, the sum unchanged
+    return str(session["sum"])
+
+
+def picky(p):
+    if p.startswith(b"junk"):
+        raise Fault("invalid_argument", "junk input")
+    if p.startswith(b"bad"):
+        if not os.environ.get("ZGRID_TEST_FIXED"):
+            raise Fault("service_error", "this version cannot take it")
+        return b"fixed: " + p
+    return p
+
+
 serve({
     "echo": lambda p: p,
     "crash": lambda p: os._exit(3),
@@ -58,4 +112,9 @@ serve({
     "pid": lambda p: str(os.getpid()),
     "slow_pid": slow_pid,
     "retry": retry,
+    "picky": picky,
+    "sum": running_sum,
+    "session_key": lambda p: session["key"] or "",
+    ":session_start": session_start,
+    ":session_end": session_end,
 }, default_operation="echo")

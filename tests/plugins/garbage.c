@@ -1,5 +1,9 @@
 /* Test plug-in in plain C (proves zgrid/service.h is C): answers wrongly on
- * purpose. The request selects the misbehaviour:
+ * purpose. It is an old, ABI version 1 plug-in (zgrid_service_v1, as built
+ * before stateful sessions), which a version 2 node still loads. Built also
+ * with GARBAGE_WRONG_ABI (claims version 3: refused) and GARBAGE_SHORT_V2
+ * (claims version 2 with a version 1 descriptor: refused).
+ * The request selects the misbehaviour:
  *   "badrc"   returns 7;             "none"    returns ZGRID_OK, sets nothing;
  *   "huge"    a 2 MiB result;        "badcode" fault code "Bad Code!";
  *   "both"    a result and a fault;  "lie"     sets a result, returns ZGRID_FAULT;
@@ -56,12 +60,20 @@ static void shutdown_instance(void* inst) {
 }
 
 static const zgrid_service_v1 entry = {
-#ifdef GARBAGE_WRONG_ABI
-    ZGRID_SERVICE_ABI_VERSION + 1,
+#if defined(GARBAGE_WRONG_ABI)
+    3u,
+#elif defined(GARBAGE_SHORT_V2)
+    2u,
 #else
-    ZGRID_SERVICE_ABI_VERSION,
+    1u,
 #endif
-    sizeof(zgrid_service_v1),      "garbage", "1", "run", &init, &handle, &shutdown_instance};
+    sizeof(zgrid_service_v1),
+    "garbage",
+    "1",
+    "run",
+    &init,
+    &handle,
+    &shutdown_instance};
 
 __attribute__((visibility("default"))) const zgrid_service_v1* zgrid_service_entry(uint32_t v) {
   (void)v;
