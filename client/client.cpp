@@ -853,11 +853,13 @@ Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis tim
   const Clock& clock = SteadyClock::instance();
   Millis deadline = clock.now_ms() + timeout_ms;
   Millis last_ping = clock.now_ms();
+  bool pumped = false;  // a timeout of 0 still reads what has arrived
   while (responses_.empty()) {
     if (!error_.ok()) return error_;
     Millis now = clock.now_ms();
-    if (now >= deadline) return false;
-    auto p = t_.pump(std::min<Millis>(deadline - now, 500));
+    if (now >= deadline && pumped) return false;
+    auto p = t_.pump(std::clamp<Millis>(deadline - now, 0, 500));
+    pumped = true;
     if (!p.ok()) return p.status();
     now = clock.now_ms();
     if (responses_.empty() && now - last_ping >= 1000) {

@@ -570,7 +570,8 @@ void note_uncommitted(const Fields& st, zgrid::cli::ProgressLine& progress, std:
   std::string who = st.str("waiting_for");
   if (!progress.enabled() || who.empty() || who == *said) return;
   *said = who;
-  std::time_t at = std::time(nullptr) + static_cast<std::time_t>(st.u64("removal_in_ms") / 1000);
+  std::time_t at =
+      std::time(nullptr) + static_cast<std::time_t>((st.u64("removal_in_ms") + 999) / 1000);
   std::tm tm{};
   localtime_r(&at, &tm);
   char hms[16];

@@ -39,11 +39,12 @@ inline bool ran_on_instance(std::string_view fault_code) {
 }
 
 struct Request {
-  std::uint64_t id = 0;      // request id, unique within the session
-  std::uint32_t client = 0;  // index into Session::clients
-  std::uint32_t tries = 0;   // times it was charged a lost run
-  bool solo = false;         // dispatch alone (its node died holding a batch)
-  bool replay = false;       // stateful: a replay on a fresh instance; its answer is dropped
+  std::uint64_t id = 0;        // request id, unique within the session
+  std::uint32_t client = 0;    // index into Session::clients
+  std::uint32_t tries = 0;     // times it was charged a lost run
+  bool solo = false;           // dispatch alone (its node died holding a batch)
+  bool replay = false;         // stateful: a replay on a fresh instance; its answer is dropped
+  std::uint64_t instance = 0;  // stateful: the Session::instance_no it was sent to
   std::string user_data;
   std::string payload;
 };

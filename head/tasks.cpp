@@ -123,6 +123,8 @@ void Tasks::restart_instance(Session& s, std::string_view why) {
 }
 
 void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code) {
+  // A replay of an instance since given up (the rest of its message): dropped.
+  if (s.pinned == 0 || f.request.instance != s.instance_no) return;
   if (fault_code == proto::fault::kNotRun) return;  // not started: sent again
   if (fault_code == proto::fault::kRetryable || fault_code == proto::fault::kTaskTimeout) {
     // The replay could not rebuild the state. Charged to the request that
@@ -142,16 +144,35 @@ void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_co
 
 Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64_t k) const {
   if (s.stateful) {
+    // The next request, or the next replays: those go many to a message
+    // (the node runs a stateful message's tasks in order on one worker), so
+    // rebuilding an instance costs a round trip per chunk, not per request.
     Prepared p;
-    p.count = 1;
     p.replay = s.replayed < s.history.size();
-    std::string_view payload = p.replay ? std::string_view(s.history[s.replayed].payload)
-                                        : std::string_view(s.queue.front().payload);
+    std::vector<std::string_view> payloads;
+    std::size_t bytes = 128;
+    if (p.replay) {
+      // Within the node's free credit, like any work.
+      const std::size_t most =
+          std::max<std::size_t>(1, std::min<std::size_t>(kMaxReplayChunk, n.free()));
+      for (std::size_t i = s.replayed; i < s.history.size() && payloads.size() < most; ++i) {
+        std::size_t b = s.history[i].payload.size() + 12;
+        if (!payloads.empty() && bytes + b > kMaxMessageBytes) break;
+        bytes += b;
+        payloads.push_back(s.history[i].payload);
+      }
+    } else {
+      payloads.push_back(s.queue.front().payload);
+      bytes += payloads.back().size();
+    }
+    p.count = payloads.size();
     const proto::ServiceAd* ad = registration_on(n, s.service);
     p.timeout = task_timeout_for(s, ad);
     p.svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
-    Writer w = proto::begin(proto::kTasks, 0, 4, payload.size() + 128);
-    w.str(s.service).array(1).array(2).u64(next_task_id_).bin(payload);
+    Writer w = proto::begin(proto::kTasks, 0, 4, bytes);
+    w.str(s.service).array(static_cast<std::uint32_t>(payloads.size()));
+    for (std::size_t i = 0; i < payloads.size(); ++i)
+      w.array(2).u64(next_task_id_ + i).bin(payloads[i]);
     w.u64(static_cast<std::uint64_t>(p.timeout)).str(s.instance_key());
     p.body = w.finish();
     return p;
@@ -192,21 +213,22 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
                std::max<Millis>(kBackstopGrace, 2 * ctx_.o.heartbeat_ms * ctx_.o.heartbeat_misses);
   }
   inflight_.add_batch(first_task, k, n.ordinal, backstop);
-  if (p.replay) {
-    const Session::Ran& h = s.history[s.replayed];
+  for (std::uint64_t i = 0; p.replay && i < k; ++i) {
+    const Session::Ran& h = s.history[s.replayed + i];
     Request r;
     r.id = h.id;
     r.client = h.client;
     r.payload = h.payload;
     r.replay = true;
+    r.instance = s.instance_no;
     ++s.clients[r.client].running;
-    inflight_.add(first_task,
+    inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
-    k = 0;
   }
-  for (std::uint64_t i = 0; i < k; ++i) {
+  for (std::uint64_t i = 0; !p.replay && i < k; ++i) {
     Request r = std::move(s.queue.front());
     s.queue.pop_front();
+    r.instance = s.instance_no;
     ++s.clients[r.client].running;
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});

@@ -129,6 +129,8 @@ class Tasks {
   static constexpr Millis kBackstopGrace = 5'000;
   // Pushed batches stay well under the 8 MiB frame limit.
   static constexpr std::size_t kMaxMessageBytes = 4u << 20;
+  // Replays to a fresh stateful instance per message.
+  static constexpr std::size_t kMaxReplayChunk = 1024;
 };
 
 }  // namespace zgrid::head

@@ -43,6 +43,9 @@ struct Batch {
   proto::Tasks tasks;
   std::uint64_t generation = 0;
   std::atomic<std::size_t> next{0};  // index of the next unclaimed task
+  // A stateful session's tasks (a replay comes many to a message): one
+  // worker claims them all and runs them in order.
+  bool serial = false;
 };
 
 // A task a worker never started (handed back to the head: every worker stuck).
@@ -67,7 +70,8 @@ class WorkQueue {
     MutexLock lock(mu_);
     while (true) {
       while (!q_.empty()) {
-        std::size_t i = q_.front()->next.fetch_add(1);
+        Batch& b = *q_.front();
+        std::size_t i = b.next.fetch_add(b.serial ? b.tasks.items.size() : 1);
         if (i < q_.front()->tasks.items.size()) {
           *batch = q_.front();
           *index = i;
@@ -81,6 +85,11 @@ class WorkQueue {
   }
   // Claims the next task of `batch` without locking, if any is left.
   static bool claim_more(const std::shared_ptr<Batch>& batch, std::size_t* index) {
+    if (batch->serial) {  // the claimer has them all
+      if (*index + 1 >= batch->tasks.items.size()) return false;
+      ++*index;
+      return true;
+    }
     std::size_t i = batch->next.fetch_add(1);
     if (i >= batch->tasks.items.size()) return false;
     *index = i;
@@ -647,6 +656,7 @@ class NodeIo {
           return;
         }
         batch->generation = generation_;
+        batch->serial = !batch->tasks.instance.empty();
         std::size_t n = batch->tasks.items.size();
         if (n == 0) return;
         queue_.push(std::move(batch));

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 #include <zgrid/client.hpp>
 
 namespace py = pybind11;
@@ -107,8 +108,28 @@ py::dict info_dict(const proto::SessionInfo& i) {
   d["session_id"] = i.session_id;
   d["service"] = i.service;
   d["durable"] = i.durable;
+  d["stateful"] = i.stateful;
   d["state"] = std::string(proto::state_name(i.state));
   return d;
+}
+
+// A stored request: (request_id, payload, fault_code or None, user_data).
+py::tuple stored_tuple(const Connection::StoredRequest& q) {
+  return py::make_tuple(q.request_id, py::bytes(q.payload),
+                        q.fault_code.empty() ? py::object(py::none()) : py::str(q.fault_code),
+                        py::bytes(q.user_data));
+}
+
+proto::CreateSession create_request(const std::string& service, bool durable, double idle_timeout_s,
+                                    double task_timeout_s, double deadline_s, bool stateful) {
+  proto::CreateSession req;
+  req.service = service;
+  req.durable = durable;
+  req.client_idle_timeout_ms = static_cast<std::uint64_t>(idle_timeout_s * 1000);
+  req.task_timeout_ms = static_cast<std::uint64_t>(task_timeout_s * 1000);
+  req.deadline_ms = static_cast<std::uint64_t>(deadline_s * 1000);
+  req.stateful = stateful;
+  return req;
 }
 
 proto::CloseMode close_mode(const std::string& m) {
@@ -186,22 +207,21 @@ PYBIND11_MODULE(_zgrid, m) {
            }),
            py::arg("head"), py::arg("timeout"), py::arg("head_key") = "",
            py::arg("public_key") = "", py::arg("secret_key") = "")
-      .def("create_session",
-           [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
-              double task_timeout_s, double deadline_s) {
-             proto::CreateSession req;
-             req.service = service;
-             req.durable = durable;
-             req.client_idle_timeout_ms = static_cast<std::uint64_t>(idle_timeout_s * 1000);
-             req.task_timeout_ms = static_cast<std::uint64_t>(task_timeout_s * 1000);
-             req.deadline_ms = static_cast<std::uint64_t>(deadline_s * 1000);
-             Result<proto::SessionInfo> r = Status::Internal("");
-             {
-               py::gil_scoped_release nogil;
-               r = c.create_session(req);
-             }
-             return info_dict(value(std::move(r)));
-           })
+      .def(
+          "create_session",
+          [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
+             double task_timeout_s, double deadline_s, bool stateful) {
+            proto::CreateSession req = create_request(service, durable, idle_timeout_s,
+                                                      task_timeout_s, deadline_s, stateful);
+            Result<proto::SessionInfo> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = c.create_session(req);
+            }
+            return info_dict(value(std::move(r)));
+          },
+          py::arg("service"), py::arg("durable"), py::arg("idle_timeout"), py::arg("task_timeout"),
+          py::arg("deadline"), py::arg("stateful") = false)
       .def("attach",
            [](Connection& c, const std::string& sid) {
              Result<proto::SessionInfo> r = Status::Internal("");
@@ -283,6 +303,55 @@ PYBIND11_MODULE(_zgrid, m) {
                check_signals();
              }
            })
+      // One page of a durable session's stored requests from id `from_id`:
+      // (requests, next_id, end).
+      .def(
+          "stored_requests",
+          [](Connection& c, const std::string& sid, std::uint64_t from_id, std::uint64_t max) {
+            Result<Connection::RequestsPage> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = c.stored_requests(sid, from_id, max);
+            }
+            Connection::RequestsPage page = value(std::move(r));
+            py::list items;
+            for (const auto& q : page.requests) items.append(stored_tuple(q));
+            return py::make_tuple(items, page.next_id, page.end);
+          },
+          py::arg("session_id"), py::arg("from_id"), py::arg("max") = 16384)
+      // The faulted requests of a complete durable session (every one when
+      // `codes` is empty), in id order; user_data is the original id.
+      .def(
+          "faulted_requests",
+          [](Connection& c, const std::string& sid, const std::vector<std::string>& codes) {
+            Result<std::vector<Connection::StoredRequest>> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = c.faulted_requests(sid, codes);
+            }
+            py::list out;
+            for (const auto& q : value(std::move(r))) out.append(stored_tuple(q));
+            return out;
+          },
+          py::arg("session_id"), py::arg("codes"))
+      // A new durable session of those requests, committed: its info (an
+      // empty service: the original's). not_found when nothing matches.
+      .def(
+          "resubmit",
+          [](Connection& c, const std::string& sid, const std::vector<std::string>& codes,
+             const std::string& service, double idle_timeout_s, double task_timeout_s,
+             double deadline_s, bool stateful) {
+            proto::CreateSession req =
+                create_request(service, true, idle_timeout_s, task_timeout_s, deadline_s, stateful);
+            Result<proto::SessionInfo> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = c.resubmit(sid, codes, req);
+            }
+            return info_dict(value(std::move(r)));
+          },
+          py::arg("session_id"), py::arg("codes"), py::arg("service"), py::arg("idle_timeout"),
+          py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"))
       .def_property_readonly("head_instance", &Connection::head_instance)
       .def_property_readonly("head", [](Connection& c) { return c.options().head; });
 

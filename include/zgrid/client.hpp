@@ -180,8 +180,9 @@ class BrokerClient {
   Status wait_acked();
   // Flushes, waits for every acknowledgement, then EndRequests: committed.
   Status end_requests();
-  // Waits up to `timeout_ms` for the next response (interactive sessions).
-  // Returns false when none came in time.
+  // Waits up to `timeout_ms` for the next response (interactive sessions);
+  // 0 reads what has arrived without waiting. Returns false when none came
+  // in time.
   Result<bool> next_response(proto::Response* out, Millis timeout_ms);
   // A response already received, without waiting.
   bool poll_response(proto::Response* out);

@@ -12,6 +12,9 @@
     for r in zgrid.connect().attach(sid).results():
         print(r.index, r.value)
 
+    grid.session("running_sum", stateful=True)         # in order, on one service instance
+    grid.resubmit(sid, codes=["service_error"])        # what faulted, again: a new session
+
 The protocol, batching, resend and resume are the C++ client library's
 (zgrid._zgrid); this package shapes them after concurrent.futures. Errors
 are exceptions: ConnectionError (no head within the timeout),
@@ -37,6 +40,7 @@ _LAZY = {
     "Response": ".grid",
     "Session": ".grid",
     "SessionStatus": ".grid",
+    "StoredRequest": ".grid",
     "connect": ".grid",
     "Executor": ".executor",
 }
@@ -60,6 +64,7 @@ __all__ = [
     "Grid",
     "Session",
     "SessionStatus",
+    "StoredRequest",
     "Response",
     "RequestFault",
     "Executor",

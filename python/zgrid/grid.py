@@ -70,11 +70,56 @@ class SessionStatus:
     responses_queued: int = 0
     idle_ms: int = 0
     client_idle_timeout_ms: int = 0
+    stateful: bool = False
+    # Per removed client: when, after how long idle, with how many requests.
+    removals: str = ""
+    # A client that has not committed yet, and in how many ms the idle
+    # timeout would remove it ("" / 0: none).
+    waiting_for: str = ""
+    removal_in_ms: int = 0
 
     @classmethod
     def _from(cls, d: dict) -> "SessionStatus":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass
+class StoredRequest:
+    """A request a durable session stored (Grid.faulted_requests,
+    Session.requests): its id in that session, its payload, how it faulted
+    (None when not asked for faults) and its user data — for
+    faulted_requests the original request id in decimal, what a resubmitted
+    session's results carry."""
+
+    request_id: int
+    payload: bytes
+    fault_code: Optional[str]
+    user_data: bytes
+
+
+def _stored(t: tuple) -> StoredRequest:
+    return StoredRequest(*t)
+
+
+def _error(cls: type, code: str, message: str) -> Exception:
+    """A zgrid.Error raised from Python, with its .code like the library's."""
+    e = cls(message)
+    e.code = code
+    return e
+
+
+def _session_id(session: Any) -> str:
+    return session.id if isinstance(session, Session) else session
+
+
+def _codes(codes: Any) -> list:
+    """None: every fault code; a str: one code (or several, comma-separated)."""
+    if codes is None:
+        return []
+    if isinstance(codes, str):
+        return [c for c in codes.split(",") if c]
+    return [str(c) for c in codes]
 
 
 def _encode(payload: Any) -> bytes:
@@ -201,18 +246,80 @@ class Grid:
         service: str,
         durable: bool = False,
         *,
+        stateful: bool = False,
         client_idle_timeout: float = 0,
         task_timeout: float = 0,
         deadline: float = 0,
         batch: int = 1024,
     ) -> "Session":
-        """A new session (times in seconds; 0: the head's defaults)."""
-        info = self.conn.create_session(service, durable, client_idle_timeout, task_timeout, deadline)
+        """A new session (times in seconds; 0: the head's defaults). With
+        stateful=True its requests run one at a time, in the order sent, on
+        one instance of the service kept for the session (docs/operations.md,
+        "Stateful sessions"); a service that does not support sessions is
+        refused with InvalidRequest."""
+        info = self.conn.create_session(service, durable, client_idle_timeout, task_timeout, deadline,
+                                        stateful)
         return Session(self, info, batch=batch)
 
     def attach(self, session_id: str) -> "Session":
         """An existing session by id, from any process (its results, status, close)."""
         return Session(self, self.conn.attach(session_id))
+
+    def faulted_requests(self, session_id: Any, codes: Any = None) -> list:
+        """The requests of a complete durable session (an id or a Session)
+        that faulted — with a fault code in `codes` (a list, or one
+        comma-separated str), or every one when None — in request-id order, as
+        StoredRequest (request_id, payload, fault_code, user_data = the
+        request id in decimal). InvalidRequest while the session is not
+        complete, or for an interactive one (the head keeps no requests of
+        those)."""
+        return [_stored(t) for t in self.conn.faulted_requests(_session_id(session_id), _codes(codes))]
+
+    def resubmit(
+        self,
+        session_id: Any,
+        codes: Any = None,
+        service: Optional[str] = None,
+        durable: bool = True,
+        *,
+        stateful: Optional[bool] = None,
+        client_idle_timeout: float = 0,
+        task_timeout: float = 0,
+        deadline: float = 0,
+        batch: int = 1024,
+    ) -> "Session":
+        """A new session made of the faulted requests of complete durable
+        session `session_id` (those of faulted_requests(session_id, codes)),
+        sent to `service` (default: the original's; stateful: as the
+        original) and committed. Each carries its original request id
+        (decimal) as its user data, so every result maps back; the original
+        is not changed. Durable (the default): returns once the new session is
+        committed; read it with results(), or attach(id) later. Interactive:
+        read it with responses(). Nothing to resubmit: UnknownSession (code
+        not_found)."""
+        sid = _session_id(session_id)
+        picked = _codes(codes)
+        original = self.conn.attach(sid)  # UnknownSession, PermissionError first
+        if stateful is None:
+            stateful = bool(original.get("stateful", False))
+        if durable:
+            info = self.conn.resubmit(sid, picked, service or "", client_idle_timeout, task_timeout,
+                                      deadline, stateful)
+            return Session(self, info, batch=batch)
+        requests = self.faulted_requests(sid, picked)
+        if not requests:
+            raise _error(
+                _zgrid.UnknownSession, "not_found",
+                f"session {sid} has no faulted requests" + (" with those fault codes" if picked else "")
+                + ": nothing to resubmit",
+            )
+        s = self.session(service or original["service"], False, stateful=stateful,
+                         client_idle_timeout=client_idle_timeout, task_timeout=task_timeout,
+                         deadline=deadline, batch=batch)
+        for q in requests:
+            s.send(q.payload, user_data=q.user_data)
+        s.commit()
+        return s
 
     def status(self) -> dict:
         return self.conn.grid_status()
@@ -231,6 +338,7 @@ class Grid:
         iterable: Iterable[Any],
         *,
         durable: bool = False,
+        stateful: bool = False,
         ordered: bool = True,
         batch: int = 1024,
         timeout: Optional[float] = None,
@@ -244,12 +352,14 @@ class Grid:
         most `window` requests are outstanding, so an iterable of millions
         never sits in memory. A faulted request raises RequestFault when
         reached (errors="return": the RequestFault is yielded instead).
-        `timeout` bounds the wait for each next result (seconds). With
-        progress=True a progress line (done, faulted, rate, ETA) is drawn on
-        stderr when it is a terminal (or on `progress`, a file)."""
+        `timeout` bounds the wait for each next result (seconds). stateful=True
+        runs the items one at a time, in order, on one instance of the service
+        (see session()). With progress=True a progress line (done, faulted,
+        rate, ETA) is drawn on stderr when it is a terminal (or on `progress`,
+        a file)."""
         if errors not in ("raise", "return"):
             raise ValueError("errors must be 'raise' or 'return'")
-        s = self.session(service, durable=durable, batch=batch)
+        s = self.session(service, durable=durable, stateful=stateful, batch=batch)
         results = s._map(iterable, ordered=ordered, timeout=timeout, decode=decode, errors=errors,
                          window=window)
         if not progress:
@@ -270,13 +380,15 @@ class Session:
         self.id: str = info["session_id"]
         self.service: str = info["service"]
         self.durable: bool = info["durable"]
+        self.stateful: bool = info.get("stateful", False)
         self._batch = batch
         self._client: Optional["_zgrid.BrokerClient"] = None
         self._sent = 0
         self._taken = 0  # responses() handed out
 
     def __repr__(self) -> str:
-        return f"<zgrid.Session {self.id} {self.service} {'durable' if self.durable else 'interactive'}>"
+        kind = ("durable" if self.durable else "interactive") + (" stateful" if self.stateful else "")
+        return f"<zgrid.Session {self.id} {self.service} {kind}>"
 
     def _broker(self) -> "_zgrid.BrokerClient":
         if self._client is None:
@@ -370,6 +482,19 @@ class Session:
         (0: the beginning). With wait=True it waits for new ones until the
         session is complete. The iterator's .cursor resumes later."""
         return Results(self._grid.conn, self.id, from_, wait, decode, timeout)
+
+    def requests(self, from_id: int = 0) -> Iterator[StoredRequest]:
+        """Durable: the session's stored requests from request id `from_id`,
+        answered or not, in id order (fault_code None); requests of removed
+        clients are gone. InvalidRequest for an interactive session."""
+        conn = self._grid.conn
+        while True:
+            items, next_id, end = conn.stored_requests(self.id, from_id)
+            for t in items:
+                yield _stored(t)
+            if end or next_id <= from_id:
+                return
+            from_id = next_id
 
     def _map(self, iterable, *, ordered, timeout, decode, errors, window) -> Iterator[Any]:
         wait = 3600.0 if timeout is None else timeout
@@ -504,11 +629,15 @@ class Results:
         self._checked = True
         st = self._conn.session_status(self._sid)
         if st.get("removed", 0) > 0:
-            raise _zgrid.Removed(
+            removals = st.get("removals", "")
+            end = ("the session was abandoned: nothing of it ran" if st.get("state") == "abandoned"
+                   else "every other result was read")
+            raise _error(
+                _zgrid.Removed, "not_found",
                 f"session {self._sid}: {st['removed']} requests were removed with their client "
                 f"({st.get('clients_removed', 0)} removed by the idle timeout of "
-                f"{st.get('client_idle_timeout_ms', 0) / 1000:g} s before committing); every other "
-                f"result was read"
+                f"{st.get('client_idle_timeout_ms', 0) / 1000:g} s before committing"
+                + (f": {removals}" if removals else "") + f"); {end}"
             )
 
     def _fetch(self):
