@@ -550,8 +550,8 @@ zgrid::cli::Progress session_progress(const Fields& st) {
 // removed, when, after what idle time, with how many requests, and how to
 // avoid it. Nothing when none was removed.
 void explain_removals(const std::string& sid, const Fields& st) {
-  if (st.u64("removed") == 0) return;
   bool abandoned = st.str("state") == "abandoned";
+  if (st.u64("removed") == 0 && !abandoned) return;
   std::fflush(stdout);
   std::fprintf(
       stderr,

@@ -568,7 +568,7 @@ Status ClientHandlers::on_requests(const Call& call) {
   for (auto it = first; it != s->batches.end(); ++it) {
     const BatchRef& b = *it;
     if (b.first_id + b.n <= m.from_id || s->clients[b.client].removed) continue;
-    if (out.items.size() >= m.max || bytes >= kMaxRequestsReplyBytes) {
+    if (out.items.size() >= m.max) {
       out.end = false;
       out.next_id = b.first_id;
       break;
@@ -580,9 +580,16 @@ Status ClientHandlers::on_requests(const Call& call) {
       return Status(st.code(),
                     "cannot read the requests of session " + s->id + ": " + st.message());
     }
+    std::size_t batch_bytes = 0;
+    for (const auto& q : reqs) batch_bytes += q.payload.size() + q.user_data.size() + 16;
+    if (!out.items.empty() && bytes + batch_bytes > kMaxRequestsReplyBytes) {
+      out.end = false;  // the frame stays under the 8 MiB limit: the next page has it
+      out.next_id = b.first_id;
+      break;
+    }
+    bytes += batch_bytes;
     for (auto& q : reqs) {
       if (q.id < m.from_id) continue;
-      bytes += q.payload.size() + q.user_data.size();
       out.items.push_back({q.id, std::move(q.user_data), std::move(q.payload)});
     }
     out.next_id = b.first_id + b.n;

@@ -468,9 +468,10 @@ class Head {
     zmqu::SendStatus st = zmqu::send_routed(backend_, n.rid, p.body);
     if (st == zmqu::SendStatus::kOk)
       tasks_.sent(n, s, p);
-    else if (st == zmqu::SendStatus::kWouldBlock)
-      n.blocked = true;  // until it speaks again
-    else
+    else if (st == zmqu::SendStatus::kWouldBlock) {
+      n.blocked = true;                        // until it speaks again
+      if (s.stateful) tasks_.end_instance(s);  // a fresh one may go to another node
+    } else
       tasks_.lose_node(n.ordinal, NodeLoss::kUnreachable);
   }
 

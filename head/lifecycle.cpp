@@ -325,7 +325,10 @@ void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
                      " requests_removed=" + std::to_string(c.sent);
   ZG_LOG(kWarn, kLog, line);
   ctx_.event("client_removed", s.id, std::move(line));
-  // Its responses are gone: a session paused for them may run again.
+  tasks_.forget_client(s, ci);  // stateful: replays leave its requests out
+  // Its responses are gone: a session paused for them may run again; a
+  // stateful one's later batches may have waited behind its unflushed ones.
+  if (s.durable && s.stateful) load_ready(s);
   tasks_.activate(&s);
 }
 

@@ -164,6 +164,8 @@ struct Session {
     std::uint64_t id = 0;
     std::uint32_t client = 0;
     std::string payload;
+    bool record = false;    // its answer was not recorded: the replay's is
+    std::string user_data;  // (kept for that answer only)
   };
   bool stateful = false;
   std::uint64_t pinned = 0;                   // NodeState::ordinal holding the instance; 0: none

@@ -19,6 +19,7 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
   if (s.purging > 0) {
     // A purge is being written: recording this would re-create its keys.
     // Should the purge fail, the request runs again.
+    if (s.stateful) return answer_lost(s, r);
     s.queue.push_front(std::move(r));
     return;
   }
@@ -33,13 +34,12 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
 
 void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
   if (s.stateful && !ok && !answers.empty()) {
-    // They run again: the instance must not see them twice. They are the
-    // newest of its history (one request at a time, in order).
-    while (!s.history.empty() && std::any_of(answers.begin(), answers.end(), [&](const Answer& a) {
-      return a.request.id == s.history.back().id;
-    }))
-      s.history.pop_back();
-    restart_instance(s, "its answer could not be recorded");
+    // The instance ran them in order: a fresh one replays its history and
+    // records these answers on the way.
+    for (auto& a : answers)
+      if (!s.clients[a.request.client].removed) answer_lost(s, a.request);
+    ctx_.fetches_to_wake.push_back(s.id);
+    return;
   }
   for (auto& a : answers) {
     Client& c = s.clients[a.request.client];
@@ -93,6 +93,43 @@ void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::st
   activate(&s);
 }
 
+void Tasks::requeue_in_order(Session& s, Request r) {
+  auto at = std::lower_bound(s.queue.begin(), s.queue.end(), r.id,
+                             [](const Request& q, std::uint64_t id) { return q.id < id; });
+  if (at != s.queue.end() && at->id == r.id) {
+    if (at->user_data.empty()) at->user_data = std::move(r.user_data);  // the fuller copy
+    return;
+  }
+  r.solo = false;
+  r.replay = false;
+  s.queue.insert(at, std::move(r));
+  activate(&s);
+}
+
+void Tasks::answer_lost(Session& s, Request& r) {
+  auto h = std::lower_bound(s.history.begin(), s.history.end(), r.id,
+                            [](const Session::Ran& x, std::uint64_t id) { return x.id < id; });
+  if (h == s.history.end() || h->id != r.id) {
+    requeue_in_order(s, std::move(r));  // it never ran: it runs now
+    return;
+  }
+  h->record = true;
+  h->user_data = std::move(r.user_data);
+  restart_instance(s, "the answer of request " + std::to_string(r.id) + " was not recorded");
+}
+
+void Tasks::forget_client(Session& s, std::uint32_t ci) {
+  if (!s.stateful) return;
+  auto gone = std::remove_if(s.history.begin(), s.history.end(),
+                             [ci](const Session::Ran& h) { return h.client == ci; });
+  if (gone == s.history.end()) return;
+  // Replays leave its requests out from now on, as after a restart (their
+  // batches are deleted): a fresh instance keeps the state consistent.
+  s.history.erase(gone, s.history.end());
+  s.replayed = 0;
+  restart_instance(s, "a client's requests were removed");
+}
+
 void Tasks::pin(NodeState& n, Session& s) {
   if (s.pinned == n.ordinal && s.instance_no > 0) return;
   end_instance(s);
@@ -122,7 +159,8 @@ void Tasks::restart_instance(Session& s, std::string_view why) {
   end_instance(s);
 }
 
-void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code) {
+void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code,
+                        std::string_view data) {
   // A replay of an instance since given up (the rest of its message): dropped.
   if (s.pinned == 0 || f.request.instance != s.instance_no) return;
   if (fault_code == proto::fault::kNotRun) return;  // not started: sent again
@@ -137,9 +175,19 @@ void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_co
     }
     return;
   }
-  if (s.instance_no > 0 && s.replayed < s.history.size() &&
-      s.history[s.replayed].id == f.request.id)
-    ++s.replayed;
+  if (s.instance_no == 0 || s.replayed >= s.history.size()) return;
+  Session::Ran& h = s.history[s.replayed];
+  if (h.id != f.request.id) return;
+  ++s.replayed;
+  if (h.record) {  // its answer was lost: this replay's is recorded
+    h.record = false;
+    Request r;
+    r.id = h.id;
+    r.client = h.client;
+    r.user_data = std::move(h.user_data);
+    r.payload = h.payload;
+    answer(s, r, fault_code, data);
+  }
 }
 
 Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64_t k) const {
@@ -254,7 +302,13 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       ++node.bad;
     if (!s) continue;  // session purged meanwhile: drop
     if (f->request.replay) {
-      on_replayed(*s, *f, r.fault_code);
+      on_replayed(*s, *f, r.fault_code, r.data);
+      continue;
+    }
+    if (s->stateful && (s->pinned == 0 || f->request.instance != s->instance_no)) {
+      // Ran on an instance since given up (an answer before it was not
+      // recorded): the fresh instance runs it again, in order.
+      requeue_in_order(*s, std::move(f->request));
       continue;
     }
     ctx_.stats_of(*s).latency.observe(static_cast<double>(ctx_.now - f->started) / 1000.0);
@@ -338,8 +392,11 @@ void Tasks::check_backstops() {
     NodeState* n = nodes_.find(f.node);
     Session* s = settle(f, n);
     if (!s) continue;
+    if (f.request.replay) {
+      on_replayed(*s, f, proto::fault::kTaskTimeout, {});  // restarts it, charges the waiting one
+      continue;
+    }
     if (s->stateful) restart_instance(*s, "its node never reported a task");
-    if (f.request.replay) continue;
     ZG_LOG(kWarn, kLog,
            "node " + (n ? n->id : std::string("?")) + " never reported task " + std::to_string(t) +
                " past its timeout: treated as lost session=" + s->id +

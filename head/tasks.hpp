@@ -79,6 +79,8 @@ class Tasks {
   // Stateful: the instance is no longer needed (session complete or gone):
   // its node is told; the next request (if any) gets a fresh instance.
   void end_instance(Session& s);
+  // Stateful: client `ci` was removed; its requests leave the history.
+  void forget_client(Session& s, std::uint32_t ci);
   Prepared prepare(const NodeState& n, const Session& s, std::uint64_t k) const;
   // The message was sent: its requests are in flight on `n`.
   void sent(NodeState& n, Session& s, const Prepared& p);
@@ -111,8 +113,16 @@ class Tasks {
   // Stateful: the instance's state is suspect (a run died or timed out, or
   // an answer was not recorded): a fresh one replays from the first request.
   void restart_instance(Session& s, std::string_view why);
+  // Stateful: puts a request back in its id-ordered place in the queue (a
+  // copy already there stays).
+  void requeue_in_order(Session& s, Request r);
+  // Stateful: the answer of `r` could not be recorded. If its instance ran
+  // it, a fresh instance replays the history and records it on the way;
+  // else it runs (in order).
+  void answer_lost(Session& s, Request& r);
   // Stateful: a result of a replay.
-  void on_replayed(Session& s, const InFlight& f, std::string_view fault_code);
+  void on_replayed(Session& s, const InFlight& f, std::string_view fault_code,
+                   std::string_view data);
 
   HeadContext& ctx_;
   SessionTable& sessions_;

@@ -302,7 +302,9 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
     const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
     // `session`: the instance key of a stateful session's task (else empty:
     // the task runs on `instance`, leased from the pool).
-    auto run_one = [&](svc::Service* instance, std::string_view session) {
+    // Returns false when the task's run was lost (it faulted `retryable` or
+    // ran past its timeout).
+    auto run_one = [&](svc::Service* instance, std::string_view session) -> bool {
       const proto::Task& task = batch->tasks.items[index];
       if (timeout > 0) {
         Millis start = SteadyClock::instance().now_ms();
@@ -327,7 +329,7 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
           slot.timed_out = false;
           slot.stuck.store(false);
           last = std::chrono::steady_clock::now();
-          return;
+          return false;
         }
       }
       SteadyTime now = std::chrono::steady_clock::now();
@@ -341,14 +343,26 @@ void worker_main(zmq::context_t& ctx, const std::string& results_ep, WorkQueue& 
       last = now;
       if (busy_ns >= 1'000'000) publish();
       results.add(batch->generation, task.task_id, out, now);
+      return out.fault_code != svc::kRetryable;
     };
     if (svc.service == nullptr) {
       do run_one(nullptr, {});
       while (WorkQueue::claim_more(batch, &index));
     } else if (!batch->tasks.instance.empty()) {
-      // A stateful session: its own instance, not one of the pool.
-      do run_one(nullptr, batch->tasks.instance);
-      while (WorkQueue::claim_more(batch, &index));
+      // A stateful session: its own instance, not one of the pool, the
+      // message's tasks in order. Once a run is lost the instance's state is
+      // suspect (the head starts a fresh one): the rest go back unstarted.
+      bool lost = false;
+      do {
+        if (!lost) {
+          lost = !run_one(nullptr, batch->tasks.instance);
+          continue;
+        }
+        out.reset();
+        out.fault(proto::fault::kNotRun, "not started: an earlier run of its instance was lost");
+        results.add(batch->generation, batch->tasks.items[index].task_id, out,
+                    std::chrono::steady_clock::now());
+      } while (WorkQueue::claim_more(batch, &index));
     } else if (svc.service->instances.size() >= workers) {
       // Every worker can have an instance: lease one for the whole run (a
       // lease per request cost two contended lock round trips each).

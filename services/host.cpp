@@ -81,8 +81,10 @@ struct Host::SessionInstance {
     }
     if (!opened) {
       if (why.empty()) why = "no reason given";
-      failed = Status::InvalidArgument("cannot open a stateful session of service " +
-                                       hosted.advertised + ": " + why);
+      // Unavailable: the task faults `retryable`, and the head starts a
+      // fresh instance (a new key) and charges the request a try.
+      failed = Status::Unavailable("cannot open a stateful session of service " +
+                                   hosted.advertised + ": " + why);
       ZG_LOG(kWarn, kLog, "session instance " + key + ": " + failed.message());
     }
   }
@@ -238,6 +240,13 @@ Result<Host::SessionLease> Host::session(Hosted& h, std::string_view key,
     if (generation < min_generation_)
       return Status::Unavailable("the node registered again since this task came");
     auto it = sessions_.find(key);
+    std::string_view sid;
+    std::uint64_t number = 0;
+    if (it == sessions_.end() && split_key(key, &sid, &number)) {
+      auto e = ended_upto_.find(sid);
+      if (e != ended_upto_.end() && number <= e->second)
+        return Status::Unavailable("session instance " + std::string(key) + " was ended");
+    }
     if (it != sessions_.end()) {
       inst = it->second;
     } else {
@@ -269,10 +278,23 @@ Result<Host::SessionLease> Host::session(Hosted& h, std::string_view key,
 }
 
 // A new instance of a session replaces its older ones: they are closed now.
+void Host::note_ended(std::string_view key) {
+  std::string_view session;
+  std::uint64_t number = 0;
+  if (!split_key(key, &session, &number)) return;
+  if (ended_upto_.size() >= kMaxEndedKept) ended_upto_.clear();  // bounded; rarely reached
+  auto [it, added] = ended_upto_.emplace(std::string(session), number);
+  if (!added) it->second = std::max(it->second, number);
+}
+
 void Host::retire_older(std::string_view key) {
   std::string_view session;
   std::uint64_t number = 0;
   if (!split_key(key, &session, &number)) return;
+  if (number > 0) {
+    std::string older = std::string(session).append(".").append(std::to_string(number - 1));
+    note_ended(older);
+  }
   std::string prefix = std::string(session) + ".";
   bool retired = false;
   for (auto it = sessions_.lower_bound(prefix);
@@ -294,6 +316,7 @@ void Host::retire_older(std::string_view key) {
 void Host::end_session(std::string_view key) {
   {
     MutexLock lock(mu_);
+    note_ended(key);
     auto it = sessions_.find(key);
     if (it == sessions_.end()) return;
     to_close_.push_back(std::move(it->second));
@@ -306,6 +329,7 @@ void Host::end_all_sessions(std::uint64_t generation) {
   {
     MutexLock lock(mu_);
     min_generation_ = std::max(min_generation_, generation);
+    ended_upto_.clear();  // a new head connection: its instance numbers start again
     if (sessions_.empty()) return;
     for (auto& kv : sessions_) to_close_.push_back(std::move(kv.second));
     sessions_.clear();

@@ -153,6 +153,8 @@ class Host {
   Host() = default;
   void close_loop() ZG_EXCLUDES(mu_);
   void retire_older(std::string_view key) ZG_REQUIRES(mu_);
+  // Instances up to `key`'s number of its session are over: never made again.
+  void note_ended(std::string_view key) ZG_REQUIRES(mu_);
   void forget(SessionInstance* inst) ZG_EXCLUDES(mu_);
 
   std::vector<std::unique_ptr<Hosted>> services_;
@@ -168,6 +170,11 @@ class Host {
   bool closer_stop_ ZG_GUARDED_BY(mu_) = false;
   bool warned_ ZG_GUARDED_BY(mu_) = false;  // over kSessionWarnCount, said once
   std::uint64_t min_generation_ ZG_GUARDED_BY(mu_) = 0;
+  // Per session id, the highest instance number ended since the node last
+  // registered: a late task of an ended instance (the rest of a replay the
+  // head gave up) must not make it again, on an empty state.
+  std::map<std::string, std::uint64_t, std::less<>> ended_upto_ ZG_GUARDED_BY(mu_);
+  static constexpr std::size_t kMaxEndedKept = 100'000;
   std::atomic<bool> stopping_{false};  // cancel_all was called
   std::thread closer_;
 };

@@ -8,11 +8,14 @@
 #include <zgrid/client.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "common/clock.hpp"
+#include "tests/support/fetch_all.hpp"
 #include "tests/support/grid_process.hpp"
 
 namespace zgrid {
@@ -275,6 +278,80 @@ TEST(Stateful, DurableSessionSurvivesHeadKill) {
   std::vector<proto::Response> got;
   for (auto& [id, r] : by_id) got.push_back(r);
   ExpectTriangular(got, 5'000);
+}
+
+// Answer writes fail for a while (an injected journal fault) mid-session:
+// the answers not written are recorded later by replay, none twice, and
+// every later answer is still exact (the instance never sees a request
+// twice).
+TEST(Stateful, DurableSessionKeepsItsOrderWhenAnswerWritesFail) {
+  Grid g;
+  std::string fault = g.dir().file("journal-fault");
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_FAULT_FILE=" + fault});
+  g.add_node({"--workers", "2", "--node-id", "n0"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session(Stateful(true));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const std::string sid = info->session_id;
+  {
+    auto bc = BrokerClient::open(*conn, sid, "c");
+    ASSERT_TRUE(bc.ok());
+    SendRange(**bc, 3'000);
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto st = conn->session_status(sid);
+        return st.ok() && st->u64("done") >= 500;
+      },
+      60'000));
+  { std::ofstream(fault) << "x"; }
+  ASSERT_TRUE(wait_until([&] { return g.head_log().find("was not recorded") != std::string::npos; },
+                         10'000));
+  std::filesystem::remove(fault);
+  std::map<std::uint64_t, proto::Response> by_id;
+  for (auto& r : testing::fetch_all(*conn, sid, 120'000))
+    ASSERT_TRUE(by_id.emplace(r.request_id, r).second) << "recorded twice: " << r.request_id;
+  std::vector<proto::Response> got;
+  for (auto& [id, r] : by_id) got.push_back(r);
+  ExpectTriangular(got, 3'000);
+}
+
+// Two clients of a durable stateful session: the first sends without
+// flushing and goes idle; the second's requests wait behind it (request-id
+// order) and run once it is removed, over a state without its requests.
+TEST(Stateful, LaterClientRunsOnceAnUnflushedEarlierOneIsRemoved) {
+  Grid g;
+  g.start_durable_head({"--client-idle-timeout", "2s"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session(Stateful(true));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const std::string sid = info->session_id;
+  auto a = BrokerClient::open(*conn, sid, "a");
+  ASSERT_TRUE(a.ok());
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE((*a)->send(std::to_string(i), "a").ok());
+  ASSERT_TRUE((*a)->send_pending().ok());
+  ASSERT_TRUE((*a)->wait_acked().ok());  // journaled, not flushed: not eligible
+  a->reset();
+  {
+    auto b = BrokerClient::open(*conn, sid, "b");
+    ASSERT_TRUE(b.ok());
+    for (int i = 6; i <= 10; ++i) ASSERT_TRUE((*b)->send(std::to_string(i), "b").ok());
+    ASSERT_TRUE((*b)->end_requests().ok());
+  }
+  std::vector<std::string> sums;
+  for (auto& r : testing::fetch_all(*conn, sid, 30'000)) {
+    EXPECT_EQ(r.user_data, "b");
+    EXPECT_TRUE(r.ok()) << r.fault_code << " " << r.data;
+    sums.push_back(r.data);
+  }
+  EXPECT_EQ(sums, (std::vector<std::string>{"6", "13", "21", "30", "40"}));
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("removed"), 5u);
 }
 
 }  // namespace
