@@ -84,6 +84,17 @@ void ExpectTriangular(const std::vector<proto::Response>& got, std::uint64_t n) 
   }
 }
 
+// Every answer of durable session `sid` fetched: each request recorded
+// once, the triangular numbers of 1..n in id order.
+void ExpectFetchedOnceEach(client::Connection& conn, const std::string& sid, std::uint64_t n) {
+  std::map<std::uint64_t, proto::Response> by_id;
+  for (auto& r : testing::fetch_all(conn, sid, 120'000))
+    ASSERT_TRUE(by_id.emplace(r.request_id, r).second) << "recorded twice: " << r.request_id;
+  std::vector<proto::Response> got;
+  for (auto& [id, r] : by_id) got.push_back(r);
+  ExpectTriangular(got, n);
+}
+
 // The node now holding the session's one request in flight, or "".
 std::string NodeRunning(client::Connection& conn) {
   auto nodes = conn.nodes();
@@ -261,23 +272,7 @@ TEST(Stateful, DurableSessionSurvivesHeadKill) {
   g.restart_head();
   ASSERT_TRUE(g.wait_nodes(2, 20'000));
   auto conn2 = g.connect();
-  std::map<std::uint64_t, proto::Response> by_id;
-  std::uint64_t cursor = 0;
-  const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + 120'000;
-  bool complete = false;
-  while (!complete && clock.now_ms() < deadline) {
-    auto page = conn2->fetch(sid, cursor, 16384, 500);
-    ASSERT_TRUE(page.ok()) << page.status().ToString();
-    for (auto& r : page->responses)
-      ASSERT_TRUE(by_id.emplace(r.request_id, r).second) << "recorded twice: " << r.request_id;
-    cursor = page->next_cursor;
-    complete = page->complete && page->responses.empty();
-  }
-  ASSERT_TRUE(complete);
-  std::vector<proto::Response> got;
-  for (auto& [id, r] : by_id) got.push_back(r);
-  ExpectTriangular(got, 5'000);
+  ExpectFetchedOnceEach(*conn2, sid, 5'000);
 }
 
 // Answer writes fail for a while (an injected journal fault) mid-session:
@@ -310,12 +305,7 @@ TEST(Stateful, DurableSessionKeepsItsOrderWhenAnswerWritesFail) {
   ASSERT_TRUE(wait_until([&] { return g.head_log().find("was not recorded") != std::string::npos; },
                          10'000));
   std::filesystem::remove(fault);
-  std::map<std::uint64_t, proto::Response> by_id;
-  for (auto& r : testing::fetch_all(*conn, sid, 120'000))
-    ASSERT_TRUE(by_id.emplace(r.request_id, r).second) << "recorded twice: " << r.request_id;
-  std::vector<proto::Response> got;
-  for (auto& [id, r] : by_id) got.push_back(r);
-  ExpectTriangular(got, 3'000);
+  ExpectFetchedOnceEach(*conn, sid, 3'000);
 }
 
 // Two clients of a durable stateful session: the first sends without
