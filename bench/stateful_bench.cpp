@@ -85,8 +85,8 @@ double RunSessions(Connection& conn, const char* service, bool stateful, int ses
         if (!*ok) break;
         any = true;
         std::uint64_t k = ++got[i];
-        std::string expect = stateful ? std::to_string(k * (k + 1) / 2) : std::to_string(k);
-        if (!stateful) expect = r.user_data;  // per-call answers come in any order
+        // running_sum: the triangular number, in order; echo: its input (any order).
+        std::string expect = stateful ? std::to_string(k * (k + 1) / 2) : r.user_data;
         if (!r.ok() || r.data != expect || (stateful && r.user_data != std::to_string(k))) {
           std::fprintf(stderr, "stateful_bench: session %zu answer %llu: %s %s (input %s)\n", i,
                        static_cast<unsigned long long>(k), r.fault_code.c_str(), r.data.c_str(),

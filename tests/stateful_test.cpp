@@ -47,6 +47,34 @@ void SendRange(BrokerClient& bc, std::uint64_t n) {
   ASSERT_TRUE(bc.end_requests().ok());
 }
 
+// `count` nodes of 2 workers, named n0, n1, ... (IndexOf maps back).
+void AddNodes(Grid& g, int count) {
+  for (int i = 0; i < count; ++i)
+    g.add_node({"--workers", "2", "--node-id", std::string(1, 'n').append(std::to_string(i))});
+  ASSERT_TRUE(g.wait_nodes(static_cast<std::size_t>(count)));
+}
+
+// A durable stateful running_sum session sent 1..n and committed: its id.
+std::string SubmitDurableRange(client::Connection& conn, std::uint64_t n) {
+  auto info = conn.create_session(Stateful(true));
+  EXPECT_TRUE(info.ok()) << info.status().ToString();
+  if (!info.ok()) return "";
+  auto bc = BrokerClient::open(conn, info->session_id, "c");
+  EXPECT_TRUE(bc.ok());
+  if (bc.ok()) SendRange(**bc, n);
+  return info->session_id;
+}
+
+// Waits until `done` of the session reaches `n`.
+bool WaitDone(client::Connection& conn, const std::string& sid, std::uint64_t n) {
+  return wait_until(
+      [&] {
+        auto st = conn.session_status(sid);
+        return st.ok() && st->u64("done") >= n;
+      },
+      60'000);
+}
+
 // Reads responses until `n` arrived or the time is up; `each` sees every
 // one as it arrives (the count so far included).
 std::vector<proto::Response> Receive(BrokerClient& bc, std::size_t n, Millis timeout_ms,
@@ -111,8 +139,7 @@ std::size_t IndexOf(const std::string& node_id) {
 TEST(Stateful, RunningSumGivesTheTriangularNumbersInOrder) {
   Grid g;
   g.start_head();
-  for (int i = 0; i < 3; ++i) g.add_node({"--workers", "2", "--node-id", "n" + std::to_string(i)});
-  ASSERT_TRUE(g.wait_nodes(3));
+  AddNodes(g, 3);
   auto conn = g.connect();
   auto info = conn->create_session(Stateful());
   ASSERT_TRUE(info.ok()) << info.status().ToString();
@@ -132,8 +159,7 @@ TEST(Stateful, RunningSumGivesTheTriangularNumbersInOrder) {
 TEST(Stateful, NodeKilledTwiceMidSessionAnswersStayExact) {
   Grid g;
   g.start_head({"--heartbeat", "200ms", "--heartbeat-misses", "3"});
-  for (int i = 0; i < 3; ++i) g.add_node({"--workers", "2", "--node-id", "n" + std::to_string(i)});
-  ASSERT_TRUE(g.wait_nodes(3));
+  AddNodes(g, 3);
   auto conn = g.connect();
   auto info = conn->create_session(Stateful());
   ASSERT_TRUE(info.ok()) << info.status().ToString();
@@ -169,8 +195,7 @@ TEST(Stateful, NodeKilledTwiceMidSessionAnswersStayExact) {
 TEST(Stateful, FiftySessionsInParallelUseEveryWorker) {
   Grid g;
   g.start_head();
-  for (int i = 0; i < 3; ++i) g.add_node({"--workers", "2", "--node-id", "n" + std::to_string(i)});
-  ASSERT_TRUE(g.wait_nodes(3));
+  AddNodes(g, 3);
   auto conn = g.connect();
   constexpr int kSessions = 50;
   constexpr std::uint64_t kEach = 400;
@@ -250,23 +275,11 @@ TEST(Stateful, ServiceWithoutSessionSupportIsRefusedAtCreate) {
 TEST(Stateful, DurableSessionSurvivesHeadKill) {
   Grid g;
   g.start_durable_head();
-  for (int i = 0; i < 2; ++i) g.add_node({"--workers", "2", "--node-id", "n" + std::to_string(i)});
-  ASSERT_TRUE(g.wait_nodes(2));
+  AddNodes(g, 2);
   auto conn = g.connect();
-  auto info = conn->create_session(Stateful(true));
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  const std::string sid = info->session_id;
-  {
-    auto bc = BrokerClient::open(*conn, sid, "c");
-    ASSERT_TRUE(bc.ok());
-    SendRange(**bc, 5'000);
-  }
-  ASSERT_TRUE(wait_until(
-      [&] {
-        auto st = conn->session_status(sid);
-        return st.ok() && st->u64("done") >= 1'500;
-      },
-      60'000));
+  const std::string sid = SubmitDurableRange(*conn, 5'000);
+  ASSERT_FALSE(sid.empty());
+  ASSERT_TRUE(WaitDone(*conn, sid, 1'500));
   conn.reset();
   g.kill_head();
   g.restart_head();
@@ -287,20 +300,9 @@ TEST(Stateful, DurableSessionKeepsItsOrderWhenAnswerWritesFail) {
   g.add_node({"--workers", "2", "--node-id", "n0"});
   ASSERT_TRUE(g.wait_nodes(1));
   auto conn = g.connect();
-  auto info = conn->create_session(Stateful(true));
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  const std::string sid = info->session_id;
-  {
-    auto bc = BrokerClient::open(*conn, sid, "c");
-    ASSERT_TRUE(bc.ok());
-    SendRange(**bc, 3'000);
-  }
-  ASSERT_TRUE(wait_until(
-      [&] {
-        auto st = conn->session_status(sid);
-        return st.ok() && st->u64("done") >= 500;
-      },
-      60'000));
+  const std::string sid = SubmitDurableRange(*conn, 3'000);
+  ASSERT_FALSE(sid.empty());
+  ASSERT_TRUE(WaitDone(*conn, sid, 500));
   { std::ofstream(fault) << "x"; }
   ASSERT_TRUE(wait_until([&] { return g.head_log().find("was not recorded") != std::string::npos; },
                          10'000));
