@@ -6,45 +6,27 @@
 //   3 incomplete (--no-wait, or a timeout).
 #include <sys/wait.h>
 #include <unistd.h>
-#include <msgpack.hpp>
 #include <zgrid/client.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <functional>
-#include <iostream>
 #include <memory>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "client/cli_app.hpp"
 #include "client/progress.hpp"
 #include "common/cli.hpp"
 #include "common/curve.hpp"
 #include "common/service_spec.hpp"
 #include "common/util.hpp"
 
-namespace {
-
-using zgrid::Millis;
-using zgrid::Status;
-using zgrid::client::BrokerClient;
-using zgrid::client::Connection;
-using zgrid::client::Fields;
-
-constexpr int kExitOk = 0, kExitFaulted = 1, kExitError = 2, kExitIncomplete = 3;
-
-struct Global {
-  std::string head = "tcp://127.0.0.1:5555";
-  Millis timeout_ms = 10'000;
-  std::string head_key_file, key_file;  // CURVE (docs/security.md)
-};
+namespace zgrid::cli_app {
 
 int fail(const Status& st) {
   zgrid::cli::clear_progress_line();
@@ -60,22 +42,6 @@ int fail(const std::string& msg) {
   zgrid::cli::clear_progress_line();
   std::fprintf(stderr, "zgrid: error: %s\n", msg.c_str());
   return kExitError;
-}
-
-// What a durable submit says when SIGINT or SIGTERM ends it before the
-// commit (docs/operations.md): the line is written by the handler itself
-// (write and _exit are async-signal-safe), wherever the submit is blocked.
-std::atomic<const std::string*> g_interrupt_line{nullptr};
-
-void on_interrupt(int sig) {
-  const std::string* line = g_interrupt_line.load();
-  if (line == nullptr) {  // nothing to say: die of the signal, as before
-    std::signal(sig, SIG_DFL);
-    std::raise(sig);
-    return;
-  }
-  (void)!::write(STDERR_FILENO, line->data(), line->size());
-  ::_exit(kExitIncomplete);
 }
 
 zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
@@ -96,6 +62,12 @@ zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
   return Connection::open(o);
 }
 
+}  // namespace zgrid::cli_app
+
+namespace {
+
+using namespace zgrid::cli_app;  // NOLINT: the CLI's shared parts
+
 // zgrid keygen: a CURVE key pair for a client, a node or a head.
 int cmd_keygen(const std::string& dir, const std::string& name, bool force) {
   if (!zgrid::valid_name(name) || name.find('/') != std::string::npos)
@@ -109,430 +81,7 @@ int cmd_keygen(const std::string& dir, const std::string& name, bool force) {
   return kExitOk;
 }
 
-bool is_factorize(const std::string& service) {
-  auto sp = zgrid::spec::parse(service);
-  return sp.ok() && sp->name == "factorize";
-}
-
-// Output of one response, the same for submit (interactive) and fetch.
-class Printer {
- public:
-  Printer(bool json, bool factorize) : json_(json), factorize_(factorize) {
-    std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);
-  }
-  ~Printer() { std::fflush(stdout); }
-
-  void print(const zgrid::proto::Response& r) {
-    if (!r.ok()) ++faulted_;
-    ++count_;
-    if (json_) {
-      std::string line = "{\"request_id\": " + std::to_string(r.request_id) + ", \"input\": ";
-      escape(line, r.user_data);
-      if (r.ok()) {
-        line += ", \"result\": ";
-        if (factorize_) {
-          line += "[";
-          std::string_view d = r.data;
-          bool first = true;
-          while (!d.empty()) {
-            auto pos = d.find(" * ");
-            std::string_view f = d.substr(0, pos);
-            if (!first) line += ", ";
-            first = false;
-            line += f;
-            if (pos == std::string_view::npos) break;
-            d.remove_prefix(pos + 3);
-          }
-          line += "]";
-        } else {
-          line += zgrid::client::result_to_json(r.data);
-        }
-      } else {
-        line += ", \"error\": {\"code\": ";
-        escape(line, r.fault_code);
-        line += ", \"message\": ";
-        escape(line, r.data);
-        line += "}";
-      }
-      line += "}\n";
-      std::fwrite(line.data(), 1, line.size(), stdout);
-      return;
-    }
-    if (r.ok()) {
-      std::fwrite(r.user_data.data(), 1, r.user_data.size(), stdout);
-      std::fputs(" = ", stdout);
-      // Text as it is (factorize, echo); anything else as JSON (docs/services.md).
-      if (factorize_ || zgrid::client::is_text(r.data))
-        std::fwrite(r.data.data(), 1, r.data.size(), stdout);
-      else
-        std::fputs(zgrid::client::result_to_json(r.data).c_str(), stdout);
-      std::fputc('\n', stdout);
-    } else {
-      std::string input = shown_input(r.user_data);
-      std::fprintf(stdout, "%s: error: %s: %s\n", input.c_str(), r.fault_code.c_str(),
-                   r.data.c_str());
-    }
-  }
-  std::uint64_t count() const { return count_; }
-  std::uint64_t faulted() const { return faulted_; }
-
-  // An offending input as an error line shows it: at most 64 characters
-  // (never cutting a UTF-8 sequence), then how long it was.
-  static std::string shown_input(std::string_view s) {
-    constexpr std::size_t kMax = 64;
-    if (s.size() <= kMax) return std::string(s);
-    std::size_t cut = kMax;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    return std::string(s.substr(0, cut)) + "\u2026(" + std::to_string(s.size()) + " chars)";
-  }
-
- private:
-  static void escape(std::string& out, std::string_view s) { zgrid::client::json_escape(out, s); }
-
-  bool json_, factorize_;
-  std::uint64_t count_ = 0, faulted_ = 0;
-};
-
 // ---- submit -------------------------------------------------------------------
-
-struct SubmitArgs {
-  std::string service;
-  std::string operation;
-  std::string input_format = "lines";
-  bool durable = false, interactive = false;
-  bool stateful = false;  // one at a time, in order, on one instance kept for the session
-  std::string file;
-  std::uint64_t random = 0;
-  std::uint64_t seed = 0;
-  bool seed_given = false;
-  int bits = 31;
-  std::string client_id;
-  bool no_end = false;
-  bool json = false;
-  bool quiet = false;  // no progress line on the terminal
-  Millis client_idle_timeout_ms = 0;
-  Millis task_timeout_ms = 0;
-  Millis deadline_ms = 0;
-  std::size_t batch = 1024;
-  // resubmit: the requests to send instead of an input (user data: their
-  // ids in the original session).
-  const std::vector<zgrid::client::Connection::StoredRequest>* requests = nullptr;
-};
-
-// Produces input lines from a file, stdin or a random generator (or the
-// requests resubmit picked).
-class Input {
- public:
-  explicit Input(const SubmitArgs& a) : a_(a) {
-    if (a.requests != nullptr) {
-      return;
-    } else if (a.random > 0) {
-      rng_.seed(a.seed);
-      max_ = a.bits >= 64 ? UINT64_MAX : (std::uint64_t{1} << a.bits) - 1;
-    } else if (a.file == "-") {
-      in_ = &std::cin;
-    } else {
-      file_.open(a.file);
-      in_ = &file_;
-    }
-  }
-  bool ok() const {
-    return a_.requests != nullptr || a_.random > 0 || a_.file == "-" || file_.is_open();
-  }
-  // The next request's payload and user_data (the input as text); false at
-  // the end or on an error (then error() says why).
-  bool next_request(std::string* payload, std::string* user_data) {
-    if (a_.requests != nullptr) {
-      if (produced_ >= a_.requests->size()) return false;
-      const auto& q = (*a_.requests)[produced_++];
-      *payload = q.payload;
-      *user_data = q.user_data;
-      return true;
-    }
-    if (a_.input_format == "msgpack") return next_msgpack(payload, user_data);
-    if (!next(user_data)) return false;
-    ++line_no_;
-    if (a_.input_format == "json") {
-      auto packed = zgrid::client::json_to_msgpack(*user_data);
-      if (!packed.ok()) {
-        error_ = "input line " + std::to_string(line_no_) + ": " + packed.status().message();
-        return false;
-      }
-      *payload = std::move(packed).value();
-    } else {
-      *payload = *user_data;
-    }
-    return true;
-  }
-  const std::string& error() const { return error_; }
-  // Blank input lines skipped (each line of text is one request; a blank one
-  // is none, and submit says how many it skipped).
-  std::uint64_t blank() const { return blank_; }
-
-  // Next line (without newline); false at the end.
-  bool next(std::string* line) {
-    if (a_.random > 0) {
-      if (produced_ >= a_.random) return false;
-      ++produced_;
-      std::uint64_t v = 1 + (max_ == UINT64_MAX ? rng_() % UINT64_MAX : rng_() % max_);
-      *line = std::to_string(v);
-      return true;
-    }
-    while (std::getline(*in_, *line)) {
-      if (!line->empty() && line->back() == '\r') line->pop_back();
-      if (line->find_first_not_of(" \t") == std::string::npos) {  // blank: not a request
-        ++blank_;
-        continue;
-      }
-      return true;
-    }
-    return false;
-  }
-  // True when reading more could block (a pipe with nothing buffered).
-  bool would_block() const { return in_ == &std::cin && std::cin.rdbuf()->in_avail() <= 0; }
-
- private:
-  // A stream of msgpack values, each one request; user_data is its JSON form
-  // (cut at 4 KiB).
-  bool next_msgpack(std::string* payload, std::string* user_data) {
-    msgpack::object_handle oh;
-    while (true) {
-      try {
-        if (unpacker_.next(oh)) break;
-      } catch (const std::exception& e) {
-        error_ = std::string("input is not a msgpack stream: ") + e.what();
-        return false;
-      }
-      unpacker_.reserve_buffer(1 << 16);
-      in_->read(unpacker_.buffer(), 1 << 16);
-      std::streamsize n = in_->gcount();
-      if (n <= 0) {
-        if (unpacker_.nonparsed_size() > 0) error_ = "input ends inside a msgpack value";
-        return false;
-      }
-      unpacker_.buffer_consumed(static_cast<std::size_t>(n));
-    }
-    msgpack::sbuffer buf;
-    msgpack::pack(buf, oh.get());
-    payload->assign(buf.data(), buf.size());
-    *user_data = zgrid::client::result_to_json(*payload);
-    if (user_data->size() > 4096) user_data->resize(4096);
-    return true;
-  }
-
-  msgpack::unpacker unpacker_{
-      nullptr, nullptr, 1 << 16,
-      msgpack::unpack_limit(1 << 20, 1 << 16, 1 << 20, 1 << 20, 1 << 20, 32)};
-  std::string error_;
-  std::uint64_t line_no_ = 0, blank_ = 0;
-  const SubmitArgs& a_;
-  std::ifstream file_;
-  std::istream* in_ = nullptr;
-  std::mt19937_64 rng_;
-  std::uint64_t max_ = 0, produced_ = 0;
-};
-
-int cmd_submit(const Global& g, SubmitArgs a) {
-  if (a.durable && a.interactive) return fail("choose one of --durable and --interactive");
-  if (a.requests == nullptr && (a.random > 0) == !a.file.empty())
-    return fail("give exactly one of --file F (or -) and --random N");
-  if (a.bits < 2 || a.bits > 64) return fail("--bits must be in 2..64");
-  if (a.input_format != "lines" && a.input_format != "json" && a.input_format != "msgpack")
-    return fail("--input-format must be lines, json or msgpack");
-  if (a.random > 0 && a.input_format != "lines") return fail("--random makes lines of numbers");
-  if (!a.operation.empty()) {
-    if (a.service.find('/') != std::string::npos)
-      return fail("give the operation once: --service NAME/OP or --operation OP");
-    a.service += "/" + a.operation;
-  }
-  if (auto sp = zgrid::spec::parse(a.service); !sp.ok()) return fail(sp.status());
-  if (!a.seed_given) a.seed = zgrid::random_u64();
-  if (a.client_id.empty()) a.client_id = "cli-" + zgrid::random_id64();
-  if (!zgrid::valid_name(a.client_id))
-    return fail("--client-id must be 1..64 printable characters");
-  Input input(a);
-  if (!input.ok()) return fail("cannot read " + a.file);
-  if (a.requests != nullptr)
-    std::fprintf(stderr,
-                 "zgrid: resubmitting %zu requests (user data: their request ids in the "
-                 "original)\n",
-                 a.requests->size());
-
-  auto conn = connect(g);
-  if (!conn.ok()) return fail(conn.status());
-  zgrid::proto::CreateSession cs;
-  cs.service = a.service;
-  cs.durable = a.durable;
-  cs.client_idle_timeout_ms = static_cast<std::uint64_t>(a.client_idle_timeout_ms);
-  cs.task_timeout_ms = static_cast<std::uint64_t>(a.task_timeout_ms);
-  cs.deadline_ms = static_cast<std::uint64_t>(a.deadline_ms);
-  cs.stateful = a.stateful;
-  auto info = (*conn)->create_session(cs);
-  if (!info.ok()) return fail(info.status());
-  const std::string sid = info->session_id;
-  std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid.c_str(),
-               a.durable ? "durable" : "interactive", a.stateful ? ", stateful" : "",
-               a.service.c_str());
-  // Durable, until committed: an interrupt says what becomes of the session.
-  static std::string uncommitted, committing;
-  if (a.durable && !a.no_end) {
-    auto st = (*conn)->session_status(sid);
-    std::string idle = zgrid::format_duration(
-        st.ok() ? static_cast<Millis>(st->u64("client_idle_timeout_ms")) : 0);
-    uncommitted = "\nzgrid: interrupted: session " + sid +
-                  " was not committed; the requests sent are removed with this client once it "
-                  "has been idle " +
-                  idle + "; remove them now with: zgrid close " + sid + " --purge\n";
-    committing = "\nzgrid: interrupted while committing session " + sid +
-                 ": see whether it was with: zgrid status " + sid + "\n";
-    g_interrupt_line.store(&uncommitted);
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
-  }
-  zgrid::client::BrokerOptions bo;
-  bo.batch_items = a.batch;
-  auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
-  if (!bc.ok()) return fail(bc.status());
-  BrokerClient& c = **bc;
-
-  Printer printer(a.json, is_factorize(a.service));
-  // On a terminal: what was sent and, interactive, what came back.
-  zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(a.quiet, !a.durable));
-  auto draw = [&](std::uint64_t total, bool force = false) {
-    if (!progress.enabled()) return;
-    if (a.durable) {
-      progress.text("sending: " + std::to_string(total) + " sent, " + std::to_string(c.acked()) +
-                        " acknowledged",
-                    force);
-      return;
-    }
-    zgrid::cli::Progress p;
-    p.total = total;
-    p.faulted = printer.faulted();
-    p.done = printer.count() - p.faulted;
-    p.running_known = false;
-    progress.update(p, force);
-  };
-  zgrid::proto::Response r;
-  std::string line, payload;
-  std::uint64_t count = 0;
-  while (input.next_request(&payload, &line)) {
-    Status st = c.send(payload, line);
-    if (!st.ok()) return fail(st);
-    ++count;
-    // Durable: flush as we go so the grid starts before the last request is sent.
-    if (a.durable && !a.no_end && count % a.batch == 0) {
-      if (st = c.flush(); !st.ok()) return fail(st);
-    }
-    if (input.would_block()) {
-      st = a.no_end ? c.send_pending() : c.flush();
-      if (!st.ok()) return fail(st);
-    }
-    if (!a.durable)
-      while (c.poll_response(&r)) printer.print(r);
-    if ((count & 1023) == 0) draw(count);
-  }
-  draw(count, true);
-  if (!input.error().empty()) return fail(input.error());
-  if (input.blank() > 0) {
-    progress.finish();
-    std::fprintf(stderr, "zgrid: %llu blank input line%s skipped (not requests)\n",
-                 static_cast<unsigned long long>(input.blank()), input.blank() == 1 ? "" : "s");
-  }
-  if (a.no_end) {
-    Status st = c.wait_acked();
-    if (!st.ok()) return fail(st);
-    progress.finish();
-    std::printf("%s\n", sid.c_str());
-    std::fprintf(stderr, "zgrid: %llu requests acknowledged, not flushed, not ended (--no-end)\n",
-                 static_cast<unsigned long long>(c.acked()));
-    return kExitOk;
-  }
-  if (g_interrupt_line.load()) g_interrupt_line.store(&committing);
-  Status st = c.end_requests();
-  g_interrupt_line.store(nullptr);  // committed (or failed): no longer ours to explain
-  if (!st.ok()) return fail(st);
-  if (c.rejected() > 0 && (progress.finish(), true))
-    std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",
-                 static_cast<unsigned long long>(c.rejected()));
-  if (a.durable) {
-    progress.finish();
-    std::printf("%s\n", sid.c_str());
-    return c.rejected() > 0 ? kExitFaulted : kExitOk;
-  }
-  // Interactive: the responses belong to this client; wait for the last one.
-  std::uint64_t expected = count - c.rejected();
-  while (printer.count() < expected) {
-    draw(expected);
-    auto got = c.next_response(
-        &r, progress.enabled() ? std::min<Millis>(250, g.timeout_ms * 6) : g.timeout_ms * 6);
-    if (!got.ok()) return fail(got.status());
-    if (!*got) {
-      // Nothing for a long while: is the session still making progress?
-      auto stt = (*conn)->session_status(sid);
-      if (!stt.ok()) return fail(stt.status());
-      if (stt->u64("removed") > 0) break;
-      continue;
-    }
-    printer.print(r);
-  }
-  if (progress.enabled()) {
-    zgrid::cli::Progress p;
-    p.total = expected;
-    p.faulted = printer.faulted();
-    p.done = printer.count() - p.faulted;
-    p.removed = expected - printer.count();
-    p.running_known = false;
-    progress.keep(p);
-  }
-  (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
-  if (printer.count() < expected) {
-    std::fprintf(stderr, "zgrid: %llu of %llu requests were removed\n",
-                 static_cast<unsigned long long>(expected - printer.count()),
-                 static_cast<unsigned long long>(expected));
-    return kExitFaulted;
-  }
-  return printer.faulted() > 0 || c.rejected() > 0 ? kExitFaulted : kExitOk;
-}
-
-// ---- resubmit -------------------------------------------------------------------
-
-struct ResubmitArgs {
-  std::string session_id;
-  bool faulted = false;  // the default: every faulted request
-  std::string codes;     // comma-separated fault codes: only those
-  std::string service;   // name[@version]: another service (default: the original's)
-  bool durable = false, json = false, quiet = false;
-};
-
-int cmd_resubmit(const Global& g, const ResubmitArgs& a) {
-  std::vector<std::string> codes;
-  for (std::size_t at = 0; at <= a.codes.size() && !a.codes.empty();) {
-    std::size_t comma = std::min(a.codes.find(',', at), a.codes.size());
-    if (comma > at) codes.push_back(a.codes.substr(at, comma - at));
-    at = comma + 1;
-  }
-  auto conn = connect(g);
-  if (!conn.ok()) return fail(conn.status());
-  auto info = (*conn)->attach(a.session_id);
-  if (!info.ok()) return fail(info.status());
-  auto picked = (*conn)->faulted_requests(a.session_id, codes);
-  if (!picked.ok()) return fail(picked.status());
-  if (picked->empty()) {
-    std::fprintf(stderr, "zgrid: session %s has no faulted requests%s: nothing to resubmit\n",
-                 a.session_id.c_str(), codes.empty() ? "" : (" with code " + a.codes).c_str());
-    return kExitOk;
-  }
-  conn->reset();
-  SubmitArgs s;
-  s.service = a.service.empty() ? info->service : a.service;
-  s.durable = a.durable;
-  s.stateful = info->stateful;
-  s.json = a.json;
-  s.quiet = a.quiet;
-  s.requests = &*picked;
-  return cmd_submit(g, std::move(s));
-}
 
 // ---- fetch ----------------------------------------------------------------------
 

@@ -1,0 +1,159 @@
+// The zgrid CLI's shared parts (client/zgrid.cpp: main and the command
+// table; client/cli_submit.cpp: submit and resubmit): the exit statuses,
+// global flags, error lines, the connection and the response printer.
+// Single-threaded, like the CLI.
+#pragma once
+
+#include <zgrid/client.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/service_spec.hpp"
+
+namespace zgrid::cli_app {
+
+using zgrid::Millis;
+using zgrid::Status;
+using zgrid::client::BrokerClient;
+using zgrid::client::Connection;
+using zgrid::client::Fields;
+
+// Exit status, the same for every command (README.md).
+constexpr int kExitOk = 0, kExitFaulted = 1, kExitError = 2, kExitIncomplete = 3;
+
+struct Global {
+  std::string head = "tcp://127.0.0.1:5555";
+  Millis timeout_ms = 10'000;
+  std::string head_key_file, key_file;  // CURVE (docs/security.md)
+};
+
+// One line on stderr; the exit status for it.
+int fail(const Status& st);
+int fail(const std::string& msg);
+zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g);
+
+inline bool is_factorize(const std::string& service) {
+  auto sp = zgrid::spec::parse(service);
+  return sp.ok() && sp->name == "factorize";
+}
+
+// Output of one response, the same for submit (interactive) and fetch.
+class Printer {
+ public:
+  Printer(bool json, bool factorize) : json_(json), factorize_(factorize) {
+    std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);
+  }
+  ~Printer() { std::fflush(stdout); }
+
+  void print(const zgrid::proto::Response& r) {
+    if (!r.ok()) ++faulted_;
+    ++count_;
+    if (json_) {
+      std::string line = "{\"request_id\": " + std::to_string(r.request_id) + ", \"input\": ";
+      escape(line, r.user_data);
+      if (r.ok()) {
+        line += ", \"result\": ";
+        if (factorize_) {
+          line += "[";
+          std::string_view d = r.data;
+          bool first = true;
+          while (!d.empty()) {
+            auto pos = d.find(" * ");
+            std::string_view f = d.substr(0, pos);
+            if (!first) line += ", ";
+            first = false;
+            line += f;
+            if (pos == std::string_view::npos) break;
+            d.remove_prefix(pos + 3);
+          }
+          line += "]";
+        } else {
+          line += zgrid::client::result_to_json(r.data);
+        }
+      } else {
+        line += ", \"error\": {\"code\": ";
+        escape(line, r.fault_code);
+        line += ", \"message\": ";
+        escape(line, r.data);
+        line += "}";
+      }
+      line += "}\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      return;
+    }
+    if (r.ok()) {
+      std::fwrite(r.user_data.data(), 1, r.user_data.size(), stdout);
+      std::fputs(" = ", stdout);
+      // Text as it is (factorize, echo); anything else as JSON (docs/services.md).
+      if (factorize_ || zgrid::client::is_text(r.data))
+        std::fwrite(r.data.data(), 1, r.data.size(), stdout);
+      else
+        std::fputs(zgrid::client::result_to_json(r.data).c_str(), stdout);
+      std::fputc('\n', stdout);
+    } else {
+      std::string input = shown_input(r.user_data);
+      std::fprintf(stdout, "%s: error: %s: %s\n", input.c_str(), r.fault_code.c_str(),
+                   r.data.c_str());
+    }
+  }
+  std::uint64_t count() const { return count_; }
+  std::uint64_t faulted() const { return faulted_; }
+
+  // An offending input as an error line shows it: at most 64 characters
+  // (never cutting a UTF-8 sequence), then how long it was.
+  static std::string shown_input(std::string_view s) {
+    constexpr std::size_t kMax = 64;
+    if (s.size() <= kMax) return std::string(s);
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(s.substr(0, cut)) + "\u2026(" + std::to_string(s.size()) + " chars)";
+  }
+
+ private:
+  static void escape(std::string& out, std::string_view s) { zgrid::client::json_escape(out, s); }
+
+  bool json_, factorize_;
+  std::uint64_t count_ = 0, faulted_ = 0;
+};
+
+// ---- submit and resubmit (client/cli_submit.cpp) ----
+
+struct SubmitArgs {
+  std::string service;
+  std::string operation;
+  std::string input_format = "lines";
+  bool durable = false, interactive = false;
+  bool stateful = false;  // one at a time, in order, on one instance kept for the session
+  std::string file;
+  std::uint64_t random = 0;
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  int bits = 31;
+  std::string client_id;
+  bool no_end = false;
+  bool json = false;
+  bool quiet = false;  // no progress line on the terminal
+  Millis client_idle_timeout_ms = 0;
+  Millis task_timeout_ms = 0;
+  Millis deadline_ms = 0;
+  std::size_t batch = 1024;
+  // resubmit: the requests to send instead of an input (user data: their
+  // ids in the original session).
+  const std::vector<zgrid::client::Connection::StoredRequest>* requests = nullptr;
+};
+
+struct ResubmitArgs {
+  std::string session_id;
+  bool faulted = false;  // the default: every faulted request
+  std::string codes;     // comma-separated fault codes: only those
+  std::string service;   // name[@version]: another service (default: the original's)
+  bool durable = false, json = false, quiet = false;
+};
+
+int cmd_submit(const Global& g, SubmitArgs a);
+int cmd_resubmit(const Global& g, const ResubmitArgs& a);
+
+}  // namespace zgrid::cli_app
