@@ -76,10 +76,14 @@ int main(int argc, char** argv) {
 
   if (simulate > 0) {
     zgrid::node::SimNodes sim(o.head, simulate, o.prefetch > 0 ? o.prefetch : 64,
-                              static_cast<int>(o.heartbeat_ms));
+                              static_cast<int>(o.heartbeat_ms),
+                              o.node_id.empty() ? "sim" : o.node_id);
     sim.start();
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sim.stop();
+    // The scale benchmarks read how the work travelled.
+    std::cerr << "zgrid-node: simulated " << simulate << " nodes: tasks=" << sim.tasks_done()
+              << " messages=" << sim.task_messages() << "\n";
     return 0;
   }
   zgrid::svc::Registry registry;

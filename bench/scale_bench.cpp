@@ -1,0 +1,432 @@
+// One head for a big cluster (docs/benchmarks.md, "One head, 10,000 nodes"):
+//  - BM_HeadDispatch/nodes/per_msg: the head's own CPU per dispatched and
+//    answered echo request, with simulated nodes (`zgrid-node --simulate`,
+//    separate processes of at most 5,000 each) whose credit makes tasks
+//    travel `per_msg` per message. CPU from /proc/PID/stat (what getrusage
+//    would say from inside the head); tasks per message as the simulators
+//    counted them.
+//  - BM_TenThousandNodes: registration time of N simulated nodes with 1 s
+//    heartbeats, the head's idle CPU and RSS, `zgrid nodes` answering, and
+//    the time to notice a lone simulated node SIGKILLed among them.
+//  - BM_SessionsPerSecond/durable/clients: create a session, send one
+//    request, get its answer, close; `clients` threads each with a
+//    connection, for a few seconds; with durable, the head's RSS with every
+//    complete session kept.
+//  - BM_LoneRequest: an echo request on an idle grid, p50 and p99, beside
+//    its floor measured in the same run: a bare ZeroMQ relay (DEALER client
+//    -> ROUTER broker -> DEALER worker and back, each in its own context and
+//    thread, as a lone request crosses client, head and node) and one bare
+//    round trip.
+//
+//   build/bench/scale_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <zgrid/client.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <regex>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "bench/grid_fixture.hpp"
+#include "tests/support/grid_process.hpp"
+
+namespace {
+
+using namespace zgrid::bench;  // NOLINT: the shared fixture
+using zgrid::client::BrokerClient;
+using zgrid::client::Connection;
+using zgrid::testing::Grid;
+
+constexpr int kPerSimProcess = 5'000;  // 2 descriptors a socket under a 20,000 file limit
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::uint64_t RssKib(pid_t pid) {
+  std::string s = zgrid::testing::read_file("/proc/" + std::to_string(pid) + "/status");
+  auto at = s.find("VmRSS:");
+  return at == std::string::npos ? 0 : std::strtoull(s.c_str() + at + 6, nullptr, 10);
+}
+
+std::uint64_t NodeCount(Connection& conn) {
+  auto st = conn.grid_status();
+  return st.ok() ? st->u64("nodes") : 0;
+}
+
+bool WaitNodeCount(Grid& g, std::uint64_t n, zgrid::Millis timeout_ms) {
+  auto conn = g.connect(30'000);
+  return zgrid::testing::wait_until([&] { return NodeCount(*conn) == n; }, timeout_ms, 20);
+}
+
+// Simulated nodes in processes of at most kPerSimProcess; returns their
+// indexes in the grid.
+std::vector<std::size_t> AddSims(Grid& g, int nodes, int credit, const std::string& prefix) {
+  std::vector<std::size_t> out;
+  for (int done = 0, p = 0; done < nodes; ++p) {
+    int k = std::min(kPerSimProcess, nodes - done);
+    out.push_back(g.add_node({"--simulate", std::to_string(k), "--prefetch", std::to_string(credit),
+                              "--node-id", prefix + std::to_string(p), "--heartbeat", "1s",
+                              "--log-level", "warn"}));
+    done += k;
+  }
+  return out;
+}
+
+// Stops the simulators (SIGTERM) and sums the tasks and task messages they
+// report.
+void StopSims(Grid& g, const std::vector<std::size_t>& sims, double* tasks, double* messages) {
+  static const std::regex kLine(R"(tasks=(\d+) messages=(\d+))");
+  for (std::size_t i : sims) {
+    g.node(i).signal(SIGTERM);
+    g.node(i).wait(10'000);
+    std::string log = zgrid::testing::read_file(g.dir().file("node" + std::to_string(i) + ".log"));
+    std::smatch m;
+    if (std::regex_search(log, m, kLine)) {
+      *tasks += std::stod(m[1]);
+      *messages += std::stod(m[2]);
+    }
+  }
+}
+
+// Streams `n` echo requests through one session; returns how many answers came.
+std::size_t StreamEcho(Connection& conn, std::size_t n) {
+  auto info = conn.create_session({"echo", false, 0});
+  if (!info.ok()) return 0;
+  auto bc = BrokerClient::open(conn, info->session_id, "c");
+  if (!bc.ok()) return 0;
+  std::size_t got = 0;
+  zgrid::proto::Response r;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!(*bc)->send("x", "").ok()) break;
+    while ((*bc)->poll_response(&r)) ++got;
+  }
+  (void)(*bc)->end_requests();
+  while (got < n) {
+    auto ok = (*bc)->next_response(&r, 30'000);
+    if (!ok.ok() || !*ok) break;
+    ++got;
+  }
+  (void)conn.close_session(info->session_id, zgrid::proto::CloseMode::kPurge);
+  return got;
+}
+
+void BM_HeadDispatch(benchmark::State& state) {
+  const int nodes = static_cast<int>(state.range(0));
+  const int per_msg = static_cast<int>(state.range(1));
+  // The head sends min(credit/2 + 1, --max-task-batch) per message; nodes
+  // answer at once, so their free credit stays near the whole of it.
+  const int credit = std::max(2, 2 * per_msg);
+  Grid g;
+  g.start_head(
+      {"--http", "off", "--log-level", "warn", "--max-task-batch", std::to_string(per_msg)});
+  auto sims = AddSims(g, nodes, credit, "s");
+  if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+    state.SkipWithError("simulated nodes did not all register");
+    return;
+  }
+  const std::size_t n =
+      std::max<std::size_t>(2'000, bench_n() *
+                                       static_cast<std::size_t>(per_msg == 1   ? 1
+                                                                : per_msg < 64 ? 2
+                                                                               : 5) /
+                                       10);
+  auto conn = g.connect(30'000);
+  double cpu = 0, answered = 0;
+  for (auto _ : state) {
+    double c0 = cpu_seconds(g.head().pid());
+    auto t0 = Clock::now();
+    std::size_t got = StreamEcho(*conn, n);
+    double s = seconds_since(t0);
+    cpu += cpu_seconds(g.head().pid()) - c0;
+    answered += static_cast<double>(got);
+    state.SetIterationTime(s);
+    state.counters["req_per_s"] = static_cast<double>(got) / s;
+    if (got != n) {
+      state.SkipWithError("lost answers");
+      return;
+    }
+  }
+  double tasks = 0, messages = 0;
+  StopSims(g, sims, &tasks, &messages);
+  state.counters["head_cpu_us_per_req"] = answered > 0 ? 1e6 * cpu / answered : 0;
+  state.counters["tasks_per_msg"] = messages > 0 ? tasks / messages : 0;
+  state.counters["requests"] = static_cast<double>(n);
+}
+
+void BM_TenThousandNodes(benchmark::State& state) {
+  const int nodes = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    Grid g;
+    g.start_head({"--http", "off", "--log-level", "warn", "--heartbeat", "1s"});
+    double rss0 = static_cast<double>(RssKib(g.head().pid()));
+    auto t0 = Clock::now();
+    auto sims = AddSims(g, nodes - 1, 8, "s");
+    std::size_t lone = g.add_node({"--simulate", "1", "--prefetch", "8", "--node-id", "lone",
+                                   "--heartbeat", "1s", "--log-level", "warn"});
+    if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+      state.SkipWithError("simulated nodes did not all register");
+      return;
+    }
+    double reg_s = seconds_since(t0);
+    state.SetIterationTime(reg_s);
+    // Idle: heartbeats both ways, for 5 s.
+    double c0 = cpu_seconds(g.head().pid());
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    double idle = (cpu_seconds(g.head().pid()) - c0) / 5.0;
+    double rss = static_cast<double>(RssKib(g.head().pid()));
+    // `zgrid nodes`, the command an operator runs.
+    std::vector<double> cli_s;
+    for (int k = 0; k < 3; ++k) {
+      auto c = Clock::now();
+      auto r = zgrid::testing::run_cli({"nodes", "--head", g.frontend()}, "", 30'000);
+      cli_s.push_back(seconds_since(c));
+      if (r.code != 0 || r.out.find("lone-0") == std::string::npos) {
+        state.SkipWithError("zgrid nodes failed");
+        return;
+      }
+    }
+    // A node lost among them: SIGKILL the lone simulator.
+    auto conn = g.connect(30'000);
+    auto k0 = Clock::now();
+    g.node(lone).kill_now();
+    bool seen = zgrid::testing::wait_until(
+        [&] { return NodeCount(*conn) == static_cast<std::uint64_t>(nodes - 1); }, 30'000, 10);
+    double detect = seconds_since(k0);
+    double tasks = 0, messages = 0;
+    StopSims(g, sims, &tasks, &messages);
+    state.counters["register_s"] = reg_s;
+    state.counters["head_idle_cpu_pct"] = 100 * idle;
+    state.counters["head_rss_MiB"] = rss / 1024;
+    state.counters["head_rss_KiB_per_node"] = (rss - rss0) / nodes;
+    state.counters["zgrid_nodes_s"] = Percentile(cli_s, 0.5);
+    state.counters["loss_detected_s"] = seen ? detect : -1;
+  }
+}
+
+// One session's life: create, open a client, send one echo, commit (end of
+// requests), its answer, close. Returns false on any failure.
+bool OneSession(Connection& conn, bool durable) {
+  auto fail = [](const char* what, const zgrid::Status& st) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      std::fprintf(stderr, "scale_bench: %s: %s\n", what, st.ToString().c_str());
+    return false;
+  };
+  auto info = conn.create_session({"echo", durable, 0});
+  if (!info.ok()) return fail("create", info.status());
+  auto bc = BrokerClient::open(conn, info->session_id, "c");
+  if (!bc.ok()) return fail("open", bc.status());
+  if (zgrid::Status st = (*bc)->send("p", "u"); !st.ok()) return fail("send", st);
+  if (zgrid::Status st = (*bc)->end_requests(); !st.ok()) return fail("end_requests", st);
+  zgrid::proto::Response r;
+  if (durable) {
+    // Committed: the answer comes from the journal, by session id.
+    auto page = conn.fetch(info->session_id, 0, 16, 30'000);
+    if (!page.ok()) return fail("fetch", page.status());
+    if (page->responses.size() != 1) return fail("fetch", zgrid::Status::OK());
+    r = page->responses[0];
+  } else {
+    auto ok = (*bc)->next_response(&r, 30'000);
+    if (!ok.ok()) return fail("answer", ok.status());
+    if (!*ok) return fail("answer", zgrid::Status::OK());
+  }
+  if (r.user_data != "u" || r.data != "p") return fail("answer", zgrid::Status::OK());
+  zgrid::Status st = conn.close_session(
+      info->session_id, durable ? zgrid::proto::CloseMode::kSeal : zgrid::proto::CloseMode::kPurge);
+  return st.ok() || fail("close", st);
+}
+
+void BM_SessionsPerSecond(benchmark::State& state) {
+  const bool durable = state.range(0) != 0;
+  const int clients = static_cast<int>(state.range(1));
+  Grid g;
+  if (durable)
+    g.start_durable_head({"--http", "off", "--log-level", "warn"});
+  else
+    g.start_head({"--http", "off", "--log-level", "warn"});
+  g.add_node({"--workers", "1", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  const double kSeconds = std::max(1.0, 5.0 * static_cast<double>(bench_n()) / 1e6);
+  double total = 0, cpu = 0;
+  for (auto _ : state) {
+    std::atomic<std::uint64_t> done{0}, failed{0};
+    std::atomic<bool> stop{false};
+    double c0 = cpu_seconds(g.head().pid());
+    auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    for (int c = 0; c < clients; ++c)
+      ts.emplace_back([&] {
+        auto conn = g.connect(30'000);
+        while (!stop.load()) (OneSession(*conn, durable) ? done : failed).fetch_add(1);
+      });
+    std::this_thread::sleep_for(std::chrono::duration<double>(kSeconds));
+    stop = true;
+    for (auto& t : ts) t.join();
+    double s = seconds_since(t0);
+    cpu += cpu_seconds(g.head().pid()) - c0;
+    total += static_cast<double>(done.load());
+    state.SetIterationTime(s);
+    state.counters["sessions_per_s"] = static_cast<double>(done.load()) / s;
+    if (failed.load() > 0) {
+      state.SkipWithError("a session failed");
+      return;
+    }
+  }
+  state.counters["head_cpu_us_per_session"] = total > 0 ? 1e6 * cpu / total : 0;
+  if (durable) {
+    // Every session stays (sealed, not purged): what they cost the head.
+    auto conn = g.connect();
+    auto st = conn->grid_status();
+    state.counters["sessions_kept"] = st.ok() ? static_cast<double>(st->u64("sessions")) : 0;
+    state.counters["head_rss_MiB"] = static_cast<double>(RssKib(g.head().pid())) / 1024;
+  }
+}
+
+// p50 of `n` round trips through a bare relay: client DEALER -> broker
+// ROUTER (front) / ROUTER (back) -> worker DEALER, and back; three contexts
+// and threads as the client, head and node are three processes. With
+// `direct`, one bare DEALER -> ROUTER echo round trip instead.
+std::vector<double> BareRelay(int n, bool direct) {
+  std::vector<double> us;
+  try {
+    zmq::context_t cctx(1), bctx(1), wctx(1);
+    zmq::socket_t front(bctx, zmq::socket_type::router), back(bctx, zmq::socket_type::router);
+    for (auto* s : {&front, &back}) {
+      s->set(zmq::sockopt::linger, 0);
+      s->bind("tcp://127.0.0.1:*");
+    }
+    std::string fep = front.get(zmq::sockopt::last_endpoint);
+    std::string bep = back.get(zmq::sockopt::last_endpoint);
+    std::atomic<bool> stop{false};
+    zmq::socket_t worker(wctx, zmq::socket_type::dealer);
+    worker.set(zmq::sockopt::linger, 0);
+    worker.set(zmq::sockopt::routing_id, "w");
+    worker.connect(bep);
+    std::thread wt([&] {
+      zmq::pollitem_t it{static_cast<void*>(worker), 0, ZMQ_POLLIN, 0};
+      while (!stop.load()) {
+        if (zmq::poll(&it, 1, std::chrono::milliseconds(100)) == 0) continue;
+        std::vector<zmq::message_t> f;
+        (void)zmq::recv_multipart(worker, std::back_inserter(f));
+        zmq::send_multipart(worker, f);  // [client id, body] back to the broker
+      }
+    });
+    std::thread bt([&] {
+      zmq::pollitem_t it[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
+                              {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
+      while (!stop.load()) {
+        if (zmq::poll(it, 2, std::chrono::milliseconds(100)) == 0) continue;
+        std::vector<zmq::message_t> f;
+        if (it[0].revents & ZMQ_POLLIN) {  // [client, body] -> ["w", client, body]
+          (void)zmq::recv_multipart(front, std::back_inserter(f));
+          if (direct) {
+            zmq::send_multipart(front, f);
+            continue;
+          }
+          f.insert(f.begin(), zmq::message_t(std::string("w")));
+          zmq::send_multipart(back, f);
+        }
+        if (it[1].revents & ZMQ_POLLIN) {  // ["w", client, body] -> [client, body]
+          f.clear();
+          (void)zmq::recv_multipart(back, std::back_inserter(f));
+          f.erase(f.begin());
+          zmq::send_multipart(front, f);
+        }
+      }
+    });
+    zmq::socket_t client(cctx, zmq::socket_type::dealer);
+    client.set(zmq::sockopt::linger, 0);
+    client.set(zmq::sockopt::rcvtimeo, 2000);
+    client.connect(fep);
+    for (int i = 0; i < n + 50; ++i) {  // the first 50 warm the connections
+      auto t0 = Clock::now();
+      client.send(zmq::str_buffer("ping"), zmq::send_flags::none);
+      zmq::message_t m;
+      if (!client.recv(m)) break;
+      if (i >= 50) us.push_back(seconds_since(t0) * 1e6);
+    }
+    stop = true;
+    wt.join();
+    bt.join();
+  } catch (const zmq::error_t&) {
+    us.clear();
+  }
+  return us;
+}
+
+void BM_LoneRequest(benchmark::State& state) {
+  Grid g;
+  g.start_head({"--http", "off", "--log-level", "warn"});
+  g.add_node({"--workers", "2", "--log-level", "warn"});
+  if (!g.wait_nodes(1)) {
+    state.SkipWithError("node did not register");
+    return;
+  }
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", false, 0});
+  auto bc = BrokerClient::open(*conn, info->session_id, "lat");
+  std::vector<double> us;
+  zgrid::proto::Response r;
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    std::string p = std::to_string(i++);
+    auto t0 = Clock::now();
+    (void)(*bc)->send(p, p);
+    (void)(*bc)->flush();
+    auto ok = (*bc)->next_response(&r, 10'000);
+    double s = seconds_since(t0);
+    if (!ok.ok() || !*ok || r.user_data != p || r.data != p) {
+      state.SkipWithError("lost a lone request");
+      return;
+    }
+    state.SetIterationTime(s);
+    us.push_back(s * 1e6);
+  }
+  auto relay = BareRelay(static_cast<int>(us.size()), false);
+  auto rtt = BareRelay(static_cast<int>(us.size()), true);
+  double p50 = Percentile(us, 0.5), relay50 = Percentile(relay, 0.5);
+  state.counters["p50_us"] = p50;
+  state.counters["p99_us"] = Percentile(us, 0.99);
+  state.counters["relay_p50_us"] = relay50;
+  state.counters["relay_p99_us"] = Percentile(relay, 0.99);
+  state.counters["zmq_rtt_p50_us"] = Percentile(rtt, 0.5);
+  state.counters["x_relay"] = relay50 > 0 ? p50 / relay50 : 0;
+}
+
+}  // namespace
+
+BENCHMARK(BM_HeadDispatch)
+    ->ArgNames({"nodes", "per_msg"})
+    ->ArgsProduct({{10, 1'000, 10'000}, {1, 4, 64}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_TenThousandNodes)
+    ->ArgName("nodes")
+    ->Arg(10'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kSecond)
+    ->Iterations(1);
+BENCHMARK(BM_SessionsPerSecond)
+    ->ArgNames({"durable", "clients"})
+    ->Args({0, 16})
+    ->Args({1, 16})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
+
+int main(int argc, char** argv) {
+  return zgrid::bench::run_benchmarks(argc, argv);
+}
