@@ -488,6 +488,7 @@ Status ClientHandlers::on_drain(const Call& call) {
   NodeState* n = r_.nodes.find_id(node_id);
   if (!n) return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
   n->draining = !undo;
+  r_.nodes.touch(*n);
   std::string line = std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
                      " inflight=" + std::to_string(n->inflight);
   ZG_LOG(kInfo, kLog, line);

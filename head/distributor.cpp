@@ -29,7 +29,8 @@ bool Distributor::offers_sessions(const NodeState& n, std::string_view service) 
   });
 }
 
-const NodeState* Distributor::stateful_node(const SessionTurn& t, const NodeMap& nodes) {
+const NodeState* Distributor::stateful_node(const SessionTurn& t, const NodeMap& nodes,
+                                            NodeIndex& index) {
   if (t.pinned != 0) {
     auto it = nodes.find(t.pinned);
     if (it != nodes.end() && !it->second.quarantined && !it->second.draining) {
@@ -37,31 +38,7 @@ const NodeState* Distributor::stateful_node(const SessionTurn& t, const NodeMap&
       return n.blocked || n.free() == 0 ? nullptr : &n;  // its instance is there: wait for it
     }
   }
-  return pick_node(nodes, t.service, t.solo, true);  // a fresh instance, replaying
-}
-
-const NodeState* Distributor::pick_node(const NodeMap& nodes, std::string_view service,
-                                        bool need_idle, bool need_sessions) {
-  auto wanted = spec::parse(service);  // checked at creation; a journal of old may hold others
-  if (!wanted.ok()) return nullptr;
-  const NodeState* best = nullptr;
-  double best_load = 2.0;
-  for (const auto& kv : nodes) {
-    const NodeState& n = kv.second;
-    if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
-    if (need_idle && n.inflight > 0) continue;
-    if (std::none_of(n.services.begin(), n.services.end(),
-                     [&](const std::string& adv) { return spec::matches(*wanted, adv); }))
-      continue;
-    if (need_sessions && !offers_sessions(n, service)) continue;
-    double load = static_cast<double>(n.inflight) / static_cast<double>(n.capacity);
-    if (load < best_load) {
-      best_load = load;
-      best = &n;
-      if (load == 0) break;  // none can be less loaded: the first idle node wins either way
-    }
-  }
-  return best;
+  return index.pick(t.service, t.solo, true);  // a fresh instance, replaying
 }
 
 void Distributor::begin() {
@@ -74,7 +51,8 @@ void Distributor::begin() {
 // Passes over the ring until a whole pass serves nobody. A key served goes
 // to the back; keys that waited in a pass go back to the front, in order,
 // when it ends, so they keep their places.
-std::optional<Assignment> Distributor::next(const Ask& ask, const NodeMap& nodes) {
+std::optional<Assignment> Distributor::next(const Ask& ask, const NodeMap& nodes,
+                                            NodeIndex& index) {
   if (nodes.empty()) round_over_ = true;
   while (!round_over_) {
     if (pass_left_ == 0 || ring_.empty()) {
@@ -92,7 +70,7 @@ std::optional<Assignment> Distributor::next(const Ask& ask, const NodeMap& nodes
     std::string key = std::move(ring_.front());
     ring_.pop_front();
     KeyTurns& turns = turns_[key];
-    std::optional<Assignment> a = serve_key(turns, ask, nodes);
+    std::optional<Assignment> a = serve_key(turns, ask, nodes, index);
     if (turns.sessions.empty()) {
       turns_.erase(key);
     } else if (a) {
@@ -107,7 +85,7 @@ std::optional<Assignment> Distributor::next(const Ask& ask, const NodeMap& nodes
 }
 
 std::optional<Assignment> Distributor::serve_key(KeyTurns& turns, const Ask& ask,
-                                                 const NodeMap& nodes) {
+                                                 const NodeMap& nodes, NodeIndex& index) {
   std::size_t n = turns.sessions.size();
   std::deque<std::uint64_t> waiting;  // put back at the front, in order, after the loop
   std::optional<Assignment> served;
@@ -118,7 +96,7 @@ std::optional<Assignment> Distributor::serve_key(KeyTurns& turns, const Ask& ask
     switch (t.state) {
       case SessionTurn::State::kReady: {
         const NodeState* node =
-            t.stateful ? stateful_node(t, nodes) : pick_node(nodes, t.service, t.solo);
+            t.stateful ? stateful_node(t, nodes, index) : index.pick(t.service, t.solo, false);
         if (node == nullptr) {
           waiting.push_back(ord);
           break;

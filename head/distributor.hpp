@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "head/node_index.hpp"
 #include "head/state.hpp"
 
 namespace zgrid::head {
@@ -71,9 +72,10 @@ class Distributor {
   std::size_t active_sessions() const { return active_.size(); }
 
   // A dispatch round: begin(), then next() until it yields nothing. `ask`
-  // tells a session's state; `nodes` are every registered node.
+  // tells a session's state; `nodes` are every registered node and `index`
+  // the ones that can take work (marked for every change the caller makes).
   void begin();
-  std::optional<Assignment> next(const Ask& ask, const NodeMap& nodes);
+  std::optional<Assignment> next(const Ask& ask, const NodeMap& nodes, NodeIndex& index);
 
   // Half a node's credit per message: the node's workers claim tasks one at
   // a time, so a big chunk does not unbalance them, and every message costs
@@ -81,11 +83,6 @@ class Distributor {
   // interactive throughput in frames.
   std::uint64_t chunk_for(const NodeState& n) const;
 
-  // The least-loaded node that can take work for `service` now (idle only,
-  // when `need_idle`; offering stateful sessions of it, when
-  // `need_sessions`), or nullptr.
-  static const NodeState* pick_node(const NodeMap& nodes, std::string_view service, bool need_idle,
-                                    bool need_sessions = false);
   // Whether node `n` may host a new stateful instance of `service`.
   static bool offers_sessions(const NodeState& n, std::string_view service);
 
@@ -96,9 +93,11 @@ class Distributor {
   };
   // One turn of a key: its first session that can get work now gets it and
   // goes to the back.
-  std::optional<Assignment> serve_key(KeyTurns& turns, const Ask& ask, const NodeMap& nodes);
+  std::optional<Assignment> serve_key(KeyTurns& turns, const Ask& ask, const NodeMap& nodes,
+                                      NodeIndex& index);
   // The node for a stateful session's next request, or nullptr (it waits).
-  static const NodeState* stateful_node(const SessionTurn& t, const NodeMap& nodes);
+  static const NodeState* stateful_node(const SessionTurn& t, const NodeMap& nodes,
+                                        NodeIndex& index);
 
   const std::uint64_t max_task_batch_;
   std::unordered_set<std::uint64_t> active_;         // sessions in some key's turns

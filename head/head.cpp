@@ -431,6 +431,7 @@ class Head {
                  std::to_string(m.capacity) + " (stuck workers " + std::to_string(m.stuck) + ")");
       if (m.capacity > node.capacity) tasks_.activate_all();
       node.capacity = m.capacity;
+      nodes_.touch(node);
     }
     node.stuck = m.stuck;
     return Status::OK();
@@ -441,7 +442,7 @@ class Head {
   void dispatch() {
     dist_.begin();
     auto ask = [this](std::uint64_t ord) { return lifecycle_.turn_of(ord); };
-    while (auto a = dist_.next(ask, nodes_.all())) {
+    while (auto a = dist_.next(ask, nodes_.all(), nodes_.index())) {
       Session* s = sessions_.by_ordinal(a->session);
       send_tasks(*nodes_.find(a->node), *s, a->count);
       if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
@@ -469,7 +470,8 @@ class Head {
     if (st == zmqu::SendStatus::kOk)
       tasks_.sent(n, s, p);
     else if (st == zmqu::SendStatus::kWouldBlock) {
-      n.blocked = true;                        // until it speaks again
+      n.blocked = true;  // until it speaks again
+      nodes_.touch(n);
       if (s.stateful) tasks_.end_instance(s);  // a fresh one may go to another node
     } else
       tasks_.lose_node(n.ordinal, NodeLoss::kUnreachable);
@@ -503,15 +505,16 @@ class Head {
     }
     if (now - last_hb_ms_ >= o_.heartbeat_ms) {
       last_hb_ms_ = now;
-      std::vector<std::uint64_t> dead;
+      // The silent ones come from the liveness order (O(dead)); the head's
+      // heartbeat goes to every node once an interval, one encoding copied.
+      std::vector<std::uint64_t> dead = nodes_.silent_nodes(now);
+      zmq::message_t hb = proto::encode_heartbeat(ctx_.instance);
       for (auto& kv : nodes_.all()) {
         const NodeState& n = kv.second;
-        if (nodes_.silent(n, now)) {
-          dead.push_back(kv.first);
-          continue;
-        }
-        zmq::message_t hb = proto::encode_heartbeat(ctx_.instance);
-        if (zmqu::send_routed(backend_, n.rid, hb) == zmqu::SendStatus::kUnreachable)
+        if (nodes_.silent(n, now)) continue;
+        zmq::message_t copy;
+        copy.copy(hb);
+        if (zmqu::send_routed(backend_, n.rid, copy) == zmqu::SendStatus::kUnreachable)
           dead.push_back(kv.first);
       }
       for (std::uint64_t d : dead) tasks_.lose_node(d, NodeLoss::kSilent);
@@ -523,6 +526,10 @@ class Head {
     end_instances();
     wake_fetches();
     snapshots_.tick({ctx_, sessions_, nodes_, durable_, security_}, ctx_.observed, now);
+    if (o_.hooks.verify_tables && !nodes_.verify()) {
+      ZG_LOG(kError, kLog, "test check failed: the node index or liveness order drifted");
+      std::abort();
+    }
     if (o_.hooks.verify_tables && !sessions_.verify()) {
       // A test head: the per-key loads drifted from their sessions (a change
       // of counters without SessionTable::touch). Fail loudly.

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -239,6 +240,8 @@ struct NodeState {
   bool blocked = false;      // its socket queue was full: wait for it to speak
   bool quarantined = false;  // its requests fault far more often than others': no new work
   bool draining = false;     // an operator asked for no new work (zgrid drain)
+  // Its place in NodeTable's liveness order (the table's own).
+  std::list<std::uint64_t>::iterator seen_at;
   std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }
 };
 

@@ -282,6 +282,7 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   n.inflight += p.count;
+  nodes_.touch(n);
   s.running += p.count;
   sessions_.touch(s);
 }
@@ -406,7 +407,10 @@ void Tasks::check_backstops() {
 }
 
 Session* Tasks::settle(const InFlight& f, NodeState* n) {
-  if (n) --n->inflight;
+  if (n) {
+    --n->inflight;
+    nodes_.touch(*n);
+  }
   Session* s = sessions_.by_ordinal(f.session);
   if (!s) return nullptr;
   --s->running;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <vector>
 
 #include "head/distributor.hpp"
@@ -23,6 +24,7 @@ struct Sim {
   Distributor dist{4096};
   std::map<std::uint64_t, FakeSession> sessions;
   NodeMap nodes;
+  NodeIndex index;
   std::vector<Assignment> sent;
 
   void add_node(std::uint64_t ord, std::uint64_t capacity,
@@ -47,17 +49,20 @@ struct Sim {
   // One dispatch round; returns what it assigned.
   std::vector<Assignment> round() {
     std::vector<Assignment> out;
+    for (const auto& [o, n] : nodes) index.mark(n);  // tests change nodes directly
     dist.begin();
     auto a_fn = [this](std::uint64_t ord) { return ask(ord); };
-    while (auto a = dist.next(a_fn, nodes)) {
+    while (auto a = dist.next(a_fn, nodes, index)) {
       EXPECT_GE(a->count, 1u);
       NodeState& n = nodes.at(a->node);
       EXPECT_LE(a->count, n.free());
       n.inflight += a->count;
+      index.mark(n);
       sessions.at(a->session).queued -= a->count;
       out.push_back(*a);
       sent.push_back(*a);
     }
+    EXPECT_TRUE(index.verify(nodes));
     return out;
   }
   void finish_all() {
@@ -216,6 +221,109 @@ TEST(Distributor, AThousandNodesAreAllFedAndNoCreditIsExceeded) {
   std::map<std::string, std::uint64_t> by_key;
   for (const auto& a : sim.sent) by_key[sim.sessions[a.session].owner] += a.count;
   for (auto& [k, n] : by_key) EXPECT_NEAR(static_cast<double>(n), 16'000.0 / 3, 9.0 * 3) << k;
+}
+
+}  // namespace
+}  // namespace zgrid::head
+
+namespace zgrid::head {
+namespace {
+
+// The old choice, a walk over every node in ordinal order: the index must
+// choose the same node.
+const NodeState* WalkPick(const NodeMap& nodes, std::string_view service, bool need_idle,
+                          bool need_sessions) {
+  const NodeState* best = nullptr;
+  for (const auto& [o, n] : nodes) {
+    if (n.blocked || n.quarantined || n.draining || n.free() == 0) continue;
+    if (need_idle && n.inflight > 0) continue;
+    bool offers = false, sessions = false;
+    for (const auto& s : n.services) offers |= s.rfind(std::string(service) + "@", 0) == 0;
+    for (const auto& a : n.service_info)
+      sessions |= a.sessions && a.advertised.rfind(std::string(service) + "@", 0) == 0;
+    if (!offers || (need_sessions && !sessions)) continue;
+    if (!best || n.inflight * best->capacity < best->inflight * n.capacity) best = &n;
+  }
+  return best;
+}
+
+TEST(NodeIndex, ChoosesWhatAWalkOverEveryNodeChoosesThroughRandomChanges) {
+  NodeMap nodes;
+  NodeIndex index;
+  std::mt19937 rng(18);
+  const std::vector<std::vector<std::string>> offers{
+      {"echo@1"}, {"echo@1", "running_sum@1"}, {"factorize@2"}};
+  for (std::uint64_t o = 1; o <= 300; ++o) {
+    NodeState& n = nodes[o];
+    n.ordinal = o;
+    n.capacity = 1 + rng() % 16;
+    n.services = offers[o % 3];
+    for (const auto& s : n.services) {
+      proto::ServiceAd ad;
+      ad.advertised = s;
+      ad.sessions = s.rfind("running_sum", 0) == 0;
+      n.service_info.push_back(ad);
+    }
+    index.mark(n);
+  }
+  const std::vector<std::string> services{"echo", "running_sum", "factorize", "nothing"};
+  for (int step = 0; step < 20'000; ++step) {
+    auto at = nodes.find(1 + rng() % 300);
+    if (at == nodes.end()) continue;  // lost earlier
+    NodeState& n = at->second;
+    switch (rng() % 8) {
+      case 0:
+        n.blocked = !n.blocked;
+        break;
+      case 1:
+        n.draining = rng() % 4 == 0;
+        break;
+      case 2:
+        n.quarantined = rng() % 16 == 0;
+        break;
+      case 3:
+        n.capacity = rng() % 17;
+        break;
+      default:
+        n.inflight = rng() % (n.capacity + 2);
+        break;
+    }
+    index.mark(n);
+    if (step % 7 == 0) {
+      // A node lost.
+      auto gone = nodes.find(1 + rng() % 300);
+      if (gone != nodes.end() && nodes.size() > 100) {
+        index.erase(gone->second);
+        nodes.erase(gone);
+      }
+    }
+    const std::string& svc = services[rng() % services.size()];
+    bool idle = rng() % 4 == 0, sessions = svc == "running_sum" && rng() % 2 == 0;
+    ASSERT_EQ(index.pick(svc, idle, sessions), WalkPick(nodes, svc, idle, sessions))
+        << "step " << step << " service " << svc;
+  }
+  EXPECT_TRUE(index.verify(nodes));
+  EXPECT_EQ(index.groups(), 3u);
+}
+
+TEST(NodeIndex, AVersionedServiceMatchesOnlyItsVersionAndUnknownServicesGetNobody) {
+  NodeMap nodes;
+  NodeIndex index;
+  for (std::uint64_t o = 1; o <= 2; ++o) {
+    NodeState& n = nodes[o];
+    n.ordinal = o;
+    n.capacity = 4;
+    n.services = {o == 1 ? "picky@1" : "picky@2"};
+    index.mark(n);
+  }
+  nodes[1].inflight = 3;  // the busier one: still the only picky@1
+  index.mark(nodes[1]);
+  EXPECT_EQ(index.pick("picky@1", false, false), &nodes[1]);
+  EXPECT_EQ(index.pick("picky@2", false, false), &nodes[2]);
+  EXPECT_EQ(index.pick("picky", false, false), &nodes[2]);
+  EXPECT_EQ(index.pick("other", false, false), nullptr);
+  EXPECT_EQ(index.pick("bad name!", false, false), nullptr);
+  EXPECT_EQ(index.pick("picky@1", true, false), nullptr);  // not idle
 }
 
 }  // namespace

@@ -76,6 +76,32 @@ TEST(NodeTable, SilentPastItsMissedHeartbeats) {
   EXPECT_FALSE(t.silent(a, 6000));
 }
 
+// A tick looks only at the nodes it will find silent: the liveness order is
+// the order they were last heard from, kept as they speak, join and go.
+TEST(NodeTable, SilentNodesComeOldestFirstFromTheLivenessOrder) {
+  NodeTable t(1000, 3);
+  InflightTable inflight;
+  for (int i = 0; i < 5; ++i)
+    t.add(std::string("rid-").append(std::to_string(i)),
+          Reg(std::string(1, 'n').append(std::to_string(i))), i);
+  // n0..n4 joined at 0..4; n1 and n3 speak at 2000.
+  t.heard_from("rid-1", 2000);
+  t.heard_from("rid-3", 2000);
+  auto ids = [&](Millis now) {
+    std::vector<std::string> out;
+    for (std::uint64_t o : t.silent_nodes(now)) out.push_back(t.find(o)->id);
+    return out;
+  };
+  EXPECT_TRUE(ids(3000).empty());
+  EXPECT_EQ(ids(3003), (std::vector<std::string>{"n0", "n2"}));
+  EXPECT_EQ(ids(5001), (std::vector<std::string>{"n0", "n2", "n4", "n1", "n3"}));
+  t.lose(t.find_id("n2")->ordinal, inflight);
+  EXPECT_EQ(ids(3005), (std::vector<std::string>{"n0", "n4"}));
+  EXPECT_EQ(t.find_id("n2"), nullptr);
+  EXPECT_NE(t.find_id("n4"), nullptr);
+  EXPECT_TRUE(t.verify());
+}
+
 TEST(NodeTable, QuarantineNeedsEvidenceAndPeersThatDoBetter) {
   NodeTable t(1000, 3);
   NodeState& bad = t.add("r1", Reg("bad"), 0);

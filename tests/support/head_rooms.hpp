@@ -122,7 +122,7 @@ class Rooms {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> sent;
     dist.begin();
     auto ask = [this](std::uint64_t ord) { return lifecycle.turn_of(ord); };
-    while (auto a = dist.next(ask, nodes.all())) {
+    while (auto a = dist.next(ask, nodes.all(), nodes.index())) {
       Session* s = sessions.by_ordinal(a->session);
       NodeState& n = *nodes.find(a->node);
       Tasks::Prepared p = tasks.prepare(n, *s, a->count);

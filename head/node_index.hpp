@@ -1,0 +1,109 @@
+// The nodes that can take work now, by what they offer and how loaded they
+// are: the distributor's node choice touches only these, so a dispatch costs
+// O(groups + log nodes), not a walk over every registered node.
+//
+// Nodes are grouped by what they registered (their services, and which of
+// them take stateful sessions); a cluster has a handful of groups however
+// many nodes it has. In each group, the nodes that may get work (not
+// blocked, quarantined or draining, with free credit) are kept ordered by
+// load (in flight / capacity), then ordinal: the least-loaded node of a
+// service is the best first element among the groups that match it, which is
+// the node the old walk in ordinal order chose.
+//
+// Whoever changes a field the choice reads (inflight, capacity, blocked,
+// quarantined, draining) calls mark(); the node is re-placed at the next
+// pick, once however many tasks it settled meanwhile. Nodes are held by
+// pointer: the owner keeps them at stable addresses (a std::map) and calls
+// erase() before one goes.
+//
+// Not thread-safe: the reactor thread alone uses it.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "head/state.hpp"
+
+namespace zgrid::head {
+
+class NodeIndex {
+ public:
+  // A new node, or one whose load or flags changed.
+  void mark(const NodeState& n);
+  void erase(const NodeState& n);
+
+  // The least-loaded node that can take work for `service` now (idle only,
+  // when `need_idle`; offering stateful sessions of it, when
+  // `need_sessions`), or nullptr.
+  const NodeState* pick(std::string_view service, bool need_idle, bool need_sessions);
+
+  // Test heads: whether every node of `nodes` is placed as its state says.
+  template <typename Map>
+  bool verify(const Map& nodes);
+
+  std::size_t groups() const { return groups_.size(); }
+
+ private:
+  struct Key {
+    std::uint64_t inflight = 0, capacity = 0, ordinal = 0;
+    const NodeState* node = nullptr;
+  };
+  struct ByLoad {
+    bool operator()(const Key& a, const Key& b) const {
+      // inflight/capacity compared exactly (both below 2^20 or so: no overflow)
+      unsigned __int128 l = static_cast<unsigned __int128>(a.inflight) * b.capacity;
+      unsigned __int128 r = static_cast<unsigned __int128>(b.inflight) * a.capacity;
+      return l != r ? l < r : a.ordinal < b.ordinal;
+    }
+  };
+  struct Group {
+    std::vector<std::string> services;  // as registered (name@version)
+    std::vector<std::string> stateful;  // those of them that take sessions
+    std::set<Key, ByLoad> ready;        // may get work now
+  };
+  struct Place {
+    std::size_t group = 0;
+    bool in_ready = false, dirty = false;
+    Key key;
+  };
+
+  static bool eligible(const NodeState& n) {
+    return !n.blocked && !n.quarantined && !n.draining && n.free() > 0;
+  }
+  std::size_t group_of(const NodeState& n);
+  void refresh();
+  // The groups offering `service` (with sessions, when `sessions`), cached.
+  const std::vector<std::size_t>& matching(std::string_view service, bool sessions);
+
+  std::vector<Group> groups_;
+  std::unordered_map<std::string, std::size_t> group_by_signature_;
+  std::unordered_map<std::uint64_t, Place> places_;  // by ordinal
+  std::vector<std::uint64_t> dirty_;
+  std::unordered_map<std::string, std::vector<std::size_t>> match_cache_[2];
+};
+
+template <typename Map>
+bool NodeIndex::verify(const Map& nodes) {
+  refresh();
+  std::size_t ready = 0;
+  for (const auto& kv : nodes) {
+    const NodeState& n = kv.second;
+    auto it = places_.find(n.ordinal);
+    if (it == places_.end()) return false;
+    const Place& p = it->second;
+    if (p.in_ready != eligible(n)) return false;
+    if (p.in_ready && (p.key.inflight != n.inflight || p.key.capacity != n.capacity ||
+                       p.key.node != &n || groups_[p.group].ready.count(p.key) != 1))
+      return false;
+    ready += p.in_ready;
+  }
+  std::size_t in_sets = 0;
+  for (const Group& g : groups_) in_sets += g.ready.size();
+  return places_.size() == nodes.size() && in_sets == ready;
+}
+
+}  // namespace zgrid::head
