@@ -2,12 +2,6 @@
 
 namespace zgrid::head {
 
-std::uint64_t NodeTable::workers() const {
-  std::uint64_t w = 0;
-  for (const auto& kv : nodes_) w += kv.second.workers;
-  return w;
-}
-
 NodeState* NodeTable::find(std::uint64_t ordinal) {
   auto it = nodes_.find(ordinal);
   return it == nodes_.end() ? nullptr : &it->second;
@@ -57,6 +51,7 @@ NodeState& NodeTable::add(const std::string& rid, const proto::Register& m, Mill
   n.joined = now;
   by_rid_[rid] = n.ordinal;
   by_id_[n.id] = n.ordinal;
+  workers_ += n.workers;
   n.seen_at = by_seen_.insert(by_seen_.end(), n.ordinal);
   NodeState& placed = nodes_.emplace(n.ordinal, std::move(n)).first->second;
   touch(placed);
@@ -67,6 +62,7 @@ std::optional<NodeTable::Lost> NodeTable::lose(std::uint64_t ordinal, InflightTa
   auto it = nodes_.find(ordinal);
   if (it == nodes_.end()) return std::nullopt;
   index_.erase(it->second);
+  workers_ -= it->second.workers;
   by_seen_.erase(it->second.seen_at);
   if (auto i = by_id_.find(it->second.id); i != by_id_.end() && i->second == ordinal)
     by_id_.erase(i);
@@ -110,6 +106,9 @@ std::vector<std::uint64_t> NodeTable::silent_nodes(Millis now) const {
 bool NodeTable::verify() {
   if (!index_.verify(nodes_) || by_seen_.size() != nodes_.size() || by_id_.size() != nodes_.size())
     return false;
+  std::uint64_t workers = 0;
+  for (const auto& kv : nodes_) workers += kv.second.workers;
+  if (workers != workers_) return false;
   Millis last = 0;
   for (std::uint64_t ord : by_seen_) {
     auto it = nodes_.find(ord);

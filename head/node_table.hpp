@@ -43,7 +43,7 @@ class NodeTable {
   // Test heads: the index and the liveness order agree with the nodes.
   bool verify();
   std::size_t size() const { return nodes_.size(); }
-  std::uint64_t workers() const;
+  std::uint64_t workers() const { return workers_; }  // kept as nodes come and go
   NodeState* find(std::uint64_t ordinal);
   NodeState* find_id(std::string_view node_id);
   // The node on connection `rid`, if registered: any message from it is a
@@ -84,6 +84,7 @@ class NodeTable {
   std::list<std::uint64_t> by_seen_;
   NodeIndex index_;
   std::uint64_t next_ordinal_ = 0;
+  std::uint64_t workers_ = 0;
 };
 
 }  // namespace zgrid::head

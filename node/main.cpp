@@ -48,10 +48,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-file", log_file, "Log to this file (reopened on SIGHUP) instead of stderr");
   int simulate = 0;
+  zgrid::Millis simulate_hold = 0;
   app.add_option(
          "--simulate", simulate,
          "Test mode: N simulated nodes (echo, answered at once) on N connections, for scale tests")
       ->check(CLI::Range(0, 100000));
+  zgrid::cli::add_duration(
+      app, "--simulate-hold", &simulate_hold,
+      "Test mode: simulated nodes answer each task message this long after it came");
   if (int rc = zgrid::cli::parse(app, argc, argv, "ZGRID_NODE_"); rc >= 0) return rc;
 
   if (!head_key_file.empty() || !key_file.empty()) {
@@ -75,9 +79,9 @@ int main(int argc, char** argv) {
     return rc;
 
   if (simulate > 0) {
-    zgrid::node::SimNodes sim(o.head, simulate, o.prefetch > 0 ? o.prefetch : 64,
-                              static_cast<int>(o.heartbeat_ms),
-                              o.node_id.empty() ? "sim" : o.node_id);
+    zgrid::node::SimNodes sim(
+        o.head, simulate, o.prefetch > 0 ? o.prefetch : 64, static_cast<int>(o.heartbeat_ms),
+        o.node_id.empty() ? "sim" : o.node_id, static_cast<int>(simulate_hold));
     sim.start();
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sim.stop();

@@ -2,7 +2,8 @@
 // the scale benchmarks), to put a head under 10,000-node load: each is a
 // DEALER that registers with the head as `<prefix>-<i>` (service "echo",
 // capacity `credit`), heartbeats every `heartbeat_ms` and answers every task
-// at once. One thread serves them all. libzmq allows 1,023 sockets per
+// message at once, or `hold_ms` after it came (work in flight, for loss
+// tests). One thread serves them all. libzmq allows 1,023 sockets per
 // context by default: the context's ZMQ_MAX_SOCKETS and the process's file
 // limit are raised first (each socket holds two descriptors: its TCP
 // connection and its mailbox).
@@ -23,6 +24,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,11 +38,12 @@ namespace zgrid::node {
 class SimNodes {
  public:
   SimNodes(std::string backend, int count, int credit = 8, int heartbeat_ms = 1000,
-           std::string prefix = "sim")
+           std::string prefix = "sim", int hold_ms = 0)
       : backend_(std::move(backend)),
         count_(count),
         credit_(credit),
         hb_ms_(heartbeat_ms),
+        hold_ms_(hold_ms),
         prefix_(std::move(prefix)) {}
   ~SimNodes() { stop(); }
 
@@ -93,10 +96,26 @@ class SimNodes {
         w.array(static_cast<std::uint32_t>(t.items.size()));
         for (const auto& task : t.items) w.array(3).u64(task.task_id).nil().bin(task.payload);
         zmq::message_t m = w.finish();
+        ++messages_;
+        if (hold_ms_ > 0) {
+          held_.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(hold_ms_),
+                           i, t.items.size(), std::move(m)});
+          continue;
+        }
         (void)zmqu::send_one(s, m);
         done_ += t.items.size();
-        ++messages_;
       }
+    }
+  }
+
+  // Answers held past their time (in arrival order: one hold for all).
+  void answer_held(std::chrono::steady_clock::time_point now) {
+    while (!held_.empty() && held_.front().due <= now) {
+      Held h = std::move(held_.front());
+      held_.pop_front();
+      (void)zmqu::send_one(socks_[h.sock], h.answer);
+      done_ += h.tasks;
+      serve(h.sock);  // a send may have taken the edge
     }
   }
 
@@ -129,10 +148,12 @@ class SimNodes {
     auto next_sweep = t0;
     auto next_timers = t0;
     while (!stop_.load()) {
-      int k = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 20);
+      int wait_ms = held_.empty() ? 20 : 1;
+      int k = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), wait_ms);
       for (int e = 0; e < k; ++e)
         serve(static_cast<std::size_t>(evs[static_cast<std::size_t>(e)].data.u64));
       auto now = std::chrono::steady_clock::now();
+      answer_held(now);
       if (now >= next_sweep) {
         for (std::size_t i = 0; i < n; ++i) serve(i);
         next_sweep = now + std::chrono::milliseconds(100);
@@ -144,7 +165,7 @@ class SimNodes {
         if (!registered_[i]) {
           // Not connected yet (ZMQ_IMMEDIATE drops early sends): try again.
           send_register(socks_[i], i);
-          next_hb[i] = now + std::chrono::milliseconds(250);
+          next_hb[i] = now + std::chrono::milliseconds(1000);
         } else {
           zmq::message_t hb = proto::encode_heartbeat(id_of(i));
           (void)zmqu::send_one(socks_[i], hb);
@@ -158,7 +179,7 @@ class SimNodes {
   }
 
   std::string backend_;
-  int count_, credit_, hb_ms_;
+  int count_, credit_, hb_ms_, hold_ms_;
   std::string prefix_;
   zmq::context_t ctx_{1};
   std::thread thread_;
@@ -169,6 +190,12 @@ class SimNodes {
   std::vector<zmq::socket_t> socks_;
   std::vector<bool> registered_;
   std::vector<zmq::message_t> frames_;
+  struct Held {
+    std::chrono::steady_clock::time_point due;
+    std::size_t sock = 0, tasks = 0;
+    zmq::message_t answer;
+  };
+  std::deque<Held> held_;
 };
 
 }  // namespace zgrid::node
