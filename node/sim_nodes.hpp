@@ -87,7 +87,13 @@ class SimNodes {
       while (zmqu::recv_message(s, &frames_, 2) == zmqu::RecvStatus::kOk) {
         Envelope env;
         if (!decode_envelope(frames_[0].data(), frames_[0].size(), &env).ok()) continue;
-        if (env.type == proto::kRegistered) registered_[i] = true;
+        if (env.type == proto::kRegistered && !registered_[i]) {
+          registered_[i] = true;
+          // Heartbeats spread over the interval, as real nodes' would be.
+          next_hb_[i] =
+              std::chrono::steady_clock::now() +
+              std::chrono::milliseconds(static_cast<long>(hb_ms_) * static_cast<long>(i) / count_);
+        }
         if (env.type == proto::kError) send_register(s, i);
         if (env.type != proto::kTasks) continue;
         proto::Tasks t;
@@ -123,11 +129,17 @@ class SimNodes {
     socks_.reserve(static_cast<std::size_t>(count_));
     int ep = epoll_create1(EPOLL_CLOEXEC);
     for (int i = 0; i < count_; ++i) {
-      zmqu::SocketOptions o;
-      o.linger_ms = 0;
-      auto s = zmqu::connect_dealer(ctx_, backend_, o);
-      if (!s.ok()) break;
-      socks_.push_back(std::move(s).value());
+      // Without ZMQ_IMMEDIATE (unlike a real node): the register waits in
+      // the pipe until the connection is made, so 10,000 of them need no
+      // retry rounds while the head accepts.
+      try {
+        zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.connect(backend_);
+        socks_.push_back(std::move(s));
+      } catch (const zmq::error_t&) {
+        break;
+      }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLET;
       ev.data.u64 = static_cast<std::uint64_t>(i);
@@ -135,14 +147,12 @@ class SimNodes {
     }
     connected_ = static_cast<int>(socks_.size());
     const std::size_t n = socks_.size();
-    std::vector<std::chrono::steady_clock::time_point> next_hb(n);
+    next_hb_.resize(n);
     registered_.assign(n, false);
     auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < n; ++i) {
       send_register(socks_[i], i);
-      // Spread the heartbeats over the interval, as real nodes would be.
-      next_hb[i] =
-          t0 + std::chrono::milliseconds(static_cast<long>(hb_ms_) * static_cast<long>(i) / count_);
+      next_hb_[i] = t0 + std::chrono::milliseconds(5000);  // to be answered; then heartbeats
     }
     std::vector<epoll_event> evs(1024);
     auto next_sweep = t0;
@@ -161,15 +171,15 @@ class SimNodes {
       if (now < next_timers) continue;
       next_timers = now + std::chrono::milliseconds(10);
       for (std::size_t i = 0; i < n; ++i) {
-        if (now < next_hb[i]) continue;
+        if (now < next_hb_[i]) continue;
         if (!registered_[i]) {
-          // Not connected yet (ZMQ_IMMEDIATE drops early sends): try again.
+          // No answer yet (the head is busy, or restarted): again, slowly.
           send_register(socks_[i], i);
-          next_hb[i] = now + std::chrono::milliseconds(1000);
+          next_hb_[i] = now + std::chrono::milliseconds(5000);
         } else {
           zmq::message_t hb = proto::encode_heartbeat(id_of(i));
           (void)zmqu::send_one(socks_[i], hb);
-          next_hb[i] = now + std::chrono::milliseconds(hb_ms_);
+          next_hb_[i] = now + std::chrono::milliseconds(hb_ms_);
         }
         serve(i);  // a send may have taken the edge
       }
@@ -189,6 +199,7 @@ class SimNodes {
   // The serving thread's alone.
   std::vector<zmq::socket_t> socks_;
   std::vector<bool> registered_;
+  std::vector<std::chrono::steady_clock::time_point> next_hb_;
   std::vector<zmq::message_t> frames_;
   struct Held {
     std::chrono::steady_clock::time_point due;
