@@ -10,8 +10,9 @@
 //    the time to notice a lone simulated node SIGKILLed among them.
 //  - BM_SessionsPerSecond/durable/clients: create a session, send one
 //    request, get its answer, close; `clients` threads each with a
-//    connection, for a few seconds; with durable, the head's RSS with every
-//    complete session kept.
+//    connection, for a few seconds.
+//  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
+//    sessions kept, and after a restart that recovers them.
 //  - BM_LoneRequest: an echo request on an idle grid, p50 and p99, beside
 //    its floor measured in the same run: a bare ZeroMQ relay (DEALER client
 //    -> ROUTER broker -> DEALER worker and back, each in its own context and
@@ -26,6 +27,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <regex>
 #include <thread>
 #include <vector>
@@ -244,15 +246,39 @@ bool OneSession(Connection& conn, bool durable) {
   return st.ok() || fail("close", st);
 }
 
-void BM_SessionsPerSecond(benchmark::State& state) {
-  const bool durable = state.range(0) != 0;
-  const int clients = static_cast<int>(state.range(1));
-  Grid g;
+// `clients` threads, each with a connection, run OneSession until `stop`
+// says so (given the sessions done so far); returns the sessions done, or
+// -1 if one failed.
+long RunSessions(Grid& g, bool durable, int clients,
+                 const std::function<bool(std::uint64_t)>& stop) {
+  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<bool> halt{false};
+  std::vector<std::thread> ts;
+  for (int c = 0; c < clients; ++c)
+    ts.emplace_back([&] {
+      auto conn = g.connect(30'000);
+      while (!halt.load()) (OneSession(*conn, durable) ? done : failed).fetch_add(1);
+    });
+  while (!stop(done.load()) && failed.load() == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  halt = true;
+  for (auto& t : ts) t.join();
+  return failed.load() > 0 ? -1 : static_cast<long>(done.load());
+}
+
+void StartSessionsGrid(Grid& g, bool durable) {
   if (durable)
     g.start_durable_head({"--http", "off", "--log-level", "warn"});
   else
     g.start_head({"--http", "off", "--log-level", "warn"});
   g.add_node({"--workers", "1", "--log-level", "warn"});
+}
+
+void BM_SessionsPerSecond(benchmark::State& state) {
+  const bool durable = state.range(0) != 0;
+  const int clients = static_cast<int>(state.range(1));
+  Grid g;
+  StartSessionsGrid(g, durable);
   if (!g.wait_nodes(1)) {
     state.SkipWithError("node did not register");
     return;
@@ -260,36 +286,57 @@ void BM_SessionsPerSecond(benchmark::State& state) {
   const double kSeconds = std::max(1.0, 5.0 * static_cast<double>(bench_n()) / 1e6);
   double total = 0, cpu = 0;
   for (auto _ : state) {
-    std::atomic<std::uint64_t> done{0}, failed{0};
-    std::atomic<bool> stop{false};
     double c0 = cpu_seconds(g.head().pid());
     auto t0 = Clock::now();
-    std::vector<std::thread> ts;
-    for (int c = 0; c < clients; ++c)
-      ts.emplace_back([&] {
-        auto conn = g.connect(30'000);
-        while (!stop.load()) (OneSession(*conn, durable) ? done : failed).fetch_add(1);
-      });
-    std::this_thread::sleep_for(std::chrono::duration<double>(kSeconds));
-    stop = true;
-    for (auto& t : ts) t.join();
+    long done = RunSessions(g, durable, clients,
+                            [&](std::uint64_t) { return seconds_since(t0) >= kSeconds; });
     double s = seconds_since(t0);
-    cpu += cpu_seconds(g.head().pid()) - c0;
-    total += static_cast<double>(done.load());
-    state.SetIterationTime(s);
-    state.counters["sessions_per_s"] = static_cast<double>(done.load()) / s;
-    if (failed.load() > 0) {
+    if (done < 0) {
       state.SkipWithError("a session failed");
       return;
     }
+    cpu += cpu_seconds(g.head().pid()) - c0;
+    total += static_cast<double>(done);
+    state.SetIterationTime(s);
+    state.counters["sessions_per_s"] = static_cast<double>(done) / s;
   }
   state.counters["head_cpu_us_per_session"] = total > 0 ? 1e6 * cpu / total : 0;
-  if (durable) {
-    // Every session stays (sealed, not purged): what they cost the head.
+}
+
+// 100,000 (ZGRID_BENCH_N / 10) complete durable sessions kept (sealed, not
+// purged): the head's RSS with them, and after a restart that recovers them.
+void BM_DurableSessionsKept(benchmark::State& state) {
+  const std::uint64_t n = std::max<std::uint64_t>(1'000, bench_n() / 10);
+  for (auto _ : state) {
+    Grid g;
+    StartSessionsGrid(g, true);
+    if (!g.wait_nodes(1)) {
+      state.SkipWithError("node did not register");
+      return;
+    }
+    double rss0 = static_cast<double>(RssKib(g.head().pid()));
+    auto t0 = Clock::now();
+    long done = RunSessions(g, true, 16, [&](std::uint64_t d) { return d >= n; });
+    double s = seconds_since(t0);
+    if (done < 0) {
+      state.SkipWithError("a session failed");
+      return;
+    }
+    state.SetIterationTime(s);
     auto conn = g.connect();
     auto st = conn->grid_status();
-    state.counters["sessions_kept"] = st.ok() ? static_cast<double>(st->u64("sessions")) : 0;
-    state.counters["head_rss_MiB"] = static_cast<double>(RssKib(g.head().pid())) / 1024;
+    double kept = st.ok() ? static_cast<double>(st->u64("sessions")) : 0;
+    double rss = static_cast<double>(RssKib(g.head().pid()));
+    auto r0 = Clock::now();
+    g.restart_head();
+    double recover_s = seconds_since(r0);
+    state.counters["sessions_kept"] = kept;
+    state.counters["sessions_per_s"] = static_cast<double>(done) / s;
+    state.counters["head_rss_MiB"] = rss / 1024;
+    state.counters["head_rss_KiB_per_session"] = (rss - rss0) / std::max(1.0, kept);
+    state.counters["head_rss_after_restart_MiB"] =
+        static_cast<double>(RssKib(g.head().pid())) / 1024;
+    state.counters["restart_s"] = recover_s;
   }
 }
 
@@ -420,11 +467,11 @@ BENCHMARK(BM_TenThousandNodes)
     ->Iterations(1);
 BENCHMARK(BM_SessionsPerSecond)
     ->ArgNames({"durable", "clients"})
-    ->Args({0, 16})
-    ->Args({1, 16})
+    ->ArgsProduct({{0, 1}, {16, 64}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+BENCHMARK(BM_DurableSessionsKept)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
 BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 int main(int argc, char** argv) {

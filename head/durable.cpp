@@ -26,6 +26,8 @@ Status Durable::open(zmq::context_t& zctx, RecoveryReport* report) {
   jo.fault_file = o.hooks.journal_fault_file;
   jo.fault_after_write = o.hooks.journal_fault_after;
   jo.read_fault_file = o.hooks.journal_read_fault_file;
+  if (o.hooks.journal_inline_max >= 0)
+    jo.inline_max = static_cast<std::size_t>(o.hooks.journal_inline_max);
   if (long n = ctx_.crash.take("after-sync"); n >= 0) jo.crash_after_syncs = static_cast<int>(n);
   auto j = Journal::open(o.data_dir, zctx, jo);
   if (!j.ok()) return j.status();

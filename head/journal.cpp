@@ -454,9 +454,16 @@ void Journal::append_bulk(Group& g) {
     std::string bytes;
   };
   std::map<std::string, Append, std::less<>> appends;
+  // Each session's bulk bytes in this group: small ones stay inline.
+  std::map<std::string_view, std::size_t> bulk_bytes;
+  for (auto& op : g.ops)
+    for (auto& [k, v] : op.puts)
+      if (jkey::is_bulk(k)) bulk_bytes[jkey::sid_of(k)] += v.size();
   for (auto& op : g.ops) {
     for (auto& [k, v] : op.puts) {
-      if (!jkey::is_bulk(k)) {
+      // Inline values never look like a pointer: msgpack never starts with
+      // SegPtr::kTag (0xc1), so resolve() tells them apart (as for v1).
+      if (!jkey::is_bulk(k) || bulk_bytes[jkey::sid_of(k)] <= o_.inline_max) {
         g.batch->Put(k, v);
         continue;
       }

@@ -201,6 +201,8 @@ HeadTestHooks TestHooksFromEnvironment() {
   h.journal_fault_file = env("ZGRID_JOURNAL_FAULT_FILE");
   h.journal_fault_after = env("ZGRID_JOURNAL_FAULT_MODE") == "after";
   h.journal_read_fault_file = env("ZGRID_JOURNAL_READ_FAULT_FILE");
+  if (std::string v = env("ZGRID_JOURNAL_INLINE_MAX"); !v.empty())
+    h.journal_inline_max = std::strtol(v.c_str(), nullptr, 10);
   h.no_zap = env("ZGRID_TEST_NO_ZAP") == "1";
   h.verify_tables = env("ZGRID_TEST_VERIFY") == "1";
   return h;

@@ -336,6 +336,51 @@ TEST(Durable, PurgeLeavesNoKeyAndLateResultsDoNotComeBack) {
   delete db;
 }
 
+// A small session's writes stay in LevelDB (no segment file, no fdatasync
+// of its own); a big one's go to its segment file. Both survive a SIGKILL
+// of the head, answers and all, and a purge leaves neither behind.
+TEST(Durable, SmallSessionsStayInTheLevelDbLogAndSurviveAKill) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto submit = [&](int n) {
+    auto info = conn->create_session({"echo", true, 0});
+    EXPECT_TRUE(info.ok());
+    auto bc = BrokerClient::open(*conn, info->session_id, "c");
+    EXPECT_TRUE(bc.ok());
+    for (int i = 1; i <= n; ++i)
+      EXPECT_TRUE((*bc)->send(std::string(1, 'p').append(std::to_string(i)), "").ok());
+    EXPECT_TRUE((*bc)->end_requests().ok());  // committed
+    return info->session_id;
+  };
+  std::string small = submit(3), big = submit(2'000);
+  EXPECT_EQ(testing::fetch_all(*conn, small).size(), 3u);
+  EXPECT_EQ(testing::fetch_all(*conn, big).size(), 2'000u);
+  auto segment = [&](const std::string& sid) {
+    return std::filesystem::exists(g.data_dir() + "/segments/" + sid + ".seg");
+  };
+  EXPECT_FALSE(segment(small));
+  EXPECT_TRUE(segment(big));
+  g.kill_head();
+  g.restart_head();
+  conn = g.connect();
+  for (const auto& [sid, n] : {std::pair{small, 3}, std::pair{big, 2'000}}) {
+    auto all = testing::fetch_all(*conn, sid);
+    ASSERT_EQ(all.size(), static_cast<std::size_t>(n)) << sid;
+    std::set<std::uint64_t> ids;
+    for (const auto& r : all) {
+      EXPECT_TRUE(r.ok());
+      EXPECT_EQ(r.data, std::string(1, 'p').append(std::to_string(r.request_id)));
+      ids.insert(r.request_id);
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
+    EXPECT_TRUE(conn->close_session(sid, proto::CloseMode::kPurge).ok());
+  }
+  EXPECT_FALSE(segment(big));
+}
+
 TEST(Durable, ResponseStreamFromACursorAndSeveralClients) {
   Grid g;
   g.start_durable_head();

@@ -50,6 +50,10 @@ std::map<std::string, int> EchoLines(const std::string& out) {
   return seen;
 }
 
+// These tests corrupt and fault segment files: every head here (inheriting
+// this environment) puts every bulk value in one, however small.
+const int kSegmentsAlways = setenv("ZGRID_JOURNAL_INLINE_MAX", "0", 1);
+
 std::string SegmentOf(Grid& g, const std::string& sid) {
   return g.data_dir() + "/segments/" + sid + ".seg";
 }
