@@ -15,6 +15,7 @@ void apply(zmq::socket_t& s, const SocketOptions& o) {
   s.set(zmq::sockopt::maxmsgsize,
         o.max_msg_size > 0 ? o.max_msg_size : static_cast<std::int64_t>(proto::kMaxMessageBytes));
   if (o.handshake_ivl_ms >= 0) s.set(zmq::sockopt::handshake_ivl, o.handshake_ivl_ms);
+  if (o.backlog >= 0) s.set(zmq::sockopt::backlog, o.backlog);
   if (o.curve_server) {
     s.set(zmq::sockopt::curve_server, 1);
     s.set(zmq::sockopt::curve_secretkey, o.curve_secret);

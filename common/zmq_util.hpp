@@ -28,6 +28,7 @@ struct SocketOptions {
   int recv_hwm = 100'000;
   std::int64_t max_msg_size = 0;  // 0: proto::kMaxMessageBytes
   int reconnect_ivl_ms = 100;
+  int backlog = -1;  // listening sockets: the accept queue (-1: libzmq's 100)
   int reconnect_ivl_max_ms = 5'000;
   // Connections whose ZeroMQ handshake takes longer are dropped (0: never;
   // -1: libzmq's default, 30 s).

@@ -130,7 +130,8 @@ ListenGuard::ListenGuard(const std::vector<std::string>& endpoints, std::uint64_
       fds_.push_back(fd);
     }
   // Close the doors with an eighth of the limit left, and at least room for a
-  // full accept queue (libzmq's backlog, 100) and the journal's files, which
+  // full accept queue (the node port's is a sixteenth of the limit, at least
+  // 100, the client port's 100) and the journal's files, which
   // libzmq may take before the reactor hears of the burst; open them at twice that.
   std::uint64_t headroom = std::max<std::uint64_t>(192, limit / 8);
   high_ = limit > headroom ? limit - headroom : limit;

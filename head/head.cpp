@@ -66,6 +66,12 @@ class Head {
     zmqu::SocketOptions fo, bo;
     for (auto* so : {&fo, &bo})
       so->handshake_ivl_ms = static_cast<int>(std::min<Millis>(o_.handshake_timeout_ms, 3'600'000));
+    // Nodes come in bursts (a cluster job starting 10,000 of them): with
+    // libzmq's accept queue of 100, the kernel dropped the SYNs past it and
+    // those nodes waited out TCP's retransmission backoff (1, 3, 7, 15 s),
+    // so registering 10,000 took 9 to 33 s. A deeper queue, within the
+    // descriptor guard's headroom (an eighth of the limit: below).
+    bo.backlog = static_cast<int>(std::clamp<std::uint64_t>(fd_limit_.soft / 16, 100, 4096));
     security_.apply(&fo, &bo);
     auto f = zmqu::bind_router(zmq_, o_.frontend, &frontend_ep_, fo);
     if (!f.ok()) return f.status();
