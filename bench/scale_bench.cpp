@@ -13,7 +13,7 @@
 //    connection, for a few seconds.
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
-//  - BM_LoneRequest: an echo request on an idle grid, p50 and p99, beside
+//  - BM_LoneRequestVsRelay: an echo request on an idle grid, p50 and p99, beside
 //    its floor measured in the same run: a bare ZeroMQ relay (DEALER client
 //    -> ROUTER broker -> DEALER worker and back, each in its own context and
 //    thread, as a lone request crosses client, head and node) and one bare
@@ -412,7 +412,7 @@ std::vector<double> BareRelay(int n, bool direct) {
   return us;
 }
 
-void BM_LoneRequest(benchmark::State& state) {
+void BM_LoneRequestVsRelay(benchmark::State& state) {
   Grid g;
   g.start_head({"--http", "off", "--log-level", "warn"});
   g.add_node({"--workers", "2", "--log-level", "warn"});
@@ -472,7 +472,7 @@ BENCHMARK(BM_SessionsPerSecond)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 BENCHMARK(BM_DurableSessionsKept)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
-BENCHMARK(BM_LoneRequest)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
+BENCHMARK(BM_LoneRequestVsRelay)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 int main(int argc, char** argv) {
   return zgrid::bench::run_benchmarks(argc, argv);
