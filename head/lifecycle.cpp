@@ -217,7 +217,10 @@ Status Lifecycle::tick() {
       for (auto& kv : sessions_.all()) load_ready(*kv.second);
     retry_reads();
   }
-  sweep_idle();
+  if (ctx_.now >= next_sweep_) {
+    sweep_idle();
+    next_sweep_ = ctx_.now + static_cast<Millis>(sessions_.size() * 1000 / kSweepVisitsPerSecond);
+  }
   return Status::OK();
 }
 

@@ -171,5 +171,29 @@ TEST(Lifecycle, AnIdleClientIsRemovedWithItsRequestsOnlyOnceJournaled) {
   EXPECT_TRUE(r.sessions.verify());
 }
 
+// With many sessions kept, the idle sweep runs less often (at most about
+// 25,000 session visits a second) and still removes an idle client, one
+// sweep interval late at most.
+TEST(Lifecycle, TheIdleSweepRunsLessOftenWithManySessionsAndStillRemovesIdleClients) {
+  Rooms r;
+  for (int i = 0; i < 50'000; ++i) r.session(false);  // each with a live client
+  Session& s = r.session(false);
+  for (auto& [id, other] : r.sessions.all()) {
+    other->client_idle_timeout_ms = 1'000'000;
+    other->clients[0].ended = true;  // committed: never idle
+  }
+  s.client_idle_timeout_ms = 1'000;
+  s.clients[0].ended = false;
+  ASSERT_TRUE(r.lifecycle.tick().ok());  // a sweep: the next in 50,001 / 25,000 s
+  r.ctx.now += 1'500;                    // idle past its timeout, before the next sweep
+  ASSERT_TRUE(r.lifecycle.tick().ok());
+  r.complete_writes();
+  EXPECT_FALSE(s.clients[0].removed);
+  r.ctx.now += 600;  // past the sweep interval (2,000 ms)
+  ASSERT_TRUE(r.lifecycle.tick().ok());
+  r.complete_writes();
+  EXPECT_TRUE(s.clients[0].removed || s.clients[0].removing);
+}
+
 }  // namespace
 }  // namespace zgrid::head
