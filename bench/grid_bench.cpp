@@ -382,14 +382,6 @@ void BM_BackPressureRss(benchmark::State& state) {
       static_cast<double>(head_rss_peak_kib(g.head().pid())) / 1024.0;
 }
 
-std::uint64_t head_rss_kib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
-  return 0;
-}
-
 // One head and N simulated nodes (arg): heartbeat cost per node (head CPU
 // while idle), dispatch throughput of echo requests and the head's CPU per
 // dispatched request (the distributor's cost per request: accept, choose a
@@ -398,7 +390,7 @@ void BM_ManyNodes(benchmark::State& state) {
   int n = static_cast<int>(state.range(0));
   zgrid::testing::Grid g;
   g.start_head({"--log-level", "warn"});
-  double rss0 = static_cast<double>(head_rss_kib(g.head().pid()));
+  double rss0 = static_cast<double>(rss_kib(g.head().pid()));
   zgrid::node::SimNodes sim(g.backend(), n);
   sim.start();
   if (!g.wait_nodes(static_cast<std::size_t>(n), 60'000)) {
@@ -409,7 +401,7 @@ void BM_ManyNodes(benchmark::State& state) {
   double c0 = cpu_seconds(g.head().pid());
   std::this_thread::sleep_for(std::chrono::seconds(3));
   double idle_cpu = (cpu_seconds(g.head().pid()) - c0) / 3.0;
-  double rss = static_cast<double>(head_rss_kib(g.head().pid()));
+  double rss = static_cast<double>(rss_kib(g.head().pid()));
   double rate = 0, dispatch_cpu = 0, dispatched = 0;
   for (auto _ : state) {
     auto conn = g.connect(30'000);
@@ -439,44 +431,6 @@ void BM_ManyNodes(benchmark::State& state) {
   state.counters["head_cpu_idle_pct"] = 100 * idle_cpu;
   state.counters["dispatch_req_per_s"] = rate;
   state.counters["head_rss_KiB_per_node"] = (rss - rss0) / n;
-}
-
-// p50 of `n` bare ZeroMQ round trips over TCP loopback; 0 if it failed.
-double bare_zmq_rtt_p50_us(int n) {
-  try {
-    zmq::context_t sctx(1), cctx(1);
-    zmq::socket_t router(sctx, zmq::socket_type::router);
-    router.set(zmq::sockopt::linger, 0);
-    router.set(zmq::sockopt::rcvtimeo, 2000);  // the echo thread ends if the dealer stops
-    router.bind("tcp://127.0.0.1:*");
-    std::string ep = router.get(zmq::sockopt::last_endpoint);
-    std::thread echo([&] {
-      for (int i = 0; i < n; ++i) {
-        zmq::message_t id, body;
-        if (!router.recv(id) || !router.recv(body)) return;
-        router.send(id, zmq::send_flags::sndmore);
-        router.send(body, zmq::send_flags::none);
-      }
-    });
-    zmq::socket_t dealer(cctx, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::linger, 0);
-    dealer.set(zmq::sockopt::rcvtimeo, 2000);
-    dealer.connect(ep);
-    std::vector<double> us;
-    for (int i = 0; i < n; ++i) {
-      auto t0 = Clock::now();
-      dealer.send(zmq::str_buffer("ping"), zmq::send_flags::none);
-      zmq::message_t m;
-      if (!dealer.recv(m)) break;
-      us.push_back(seconds_since(t0) * 1e6);
-    }
-    echo.join();
-    if (us.empty()) return 0;
-    std::sort(us.begin(), us.end());
-    return us[us.size() / 2];
-  } catch (const zmq::error_t&) {
-    return 0;
-  }
 }
 
 // Round trip of a lone request on an idle grid (no spinning anywhere).
@@ -526,7 +480,7 @@ void BM_LoneRequest(benchmark::State& state) {
   // two threads with their own contexts (each direction crosses both I/O
   // threads, as every zgrid hop does). A lone request needs two such round
   // trips (client <-> head, head <-> node).
-  double rtt = bare_zmq_rtt_p50_us(500);
+  double rtt = percentile(bare_relay_us(500, true), 0.5);
   state.counters["zmq_rtt_p50_us"] = rtt;
   if (rtt > 0) state.counters["x_zmq_rtt"] = us[us.size() / 2] / rtt;
 }

@@ -3,10 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "tests/support/grid_process.hpp"
 
@@ -138,12 +142,19 @@ bool all_correct(benchmark::State& state, const Inputs& in,
   return true;
 }
 
-std::uint64_t head_rss_peak_kib(pid_t pid) {
+namespace {
+// A "Name:   N kB" line of /proc/PID/status, in KiB (0 if absent).
+std::uint64_t status_kib(pid_t pid, std::string_view name) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+    if (line.rfind(name, 0) == 0) return std::strtoull(line.c_str() + name.size(), nullptr, 10);
   return 0;
+}
+}  // namespace
+
+std::uint64_t head_rss_peak_kib(pid_t pid) {
+  return status_kib(pid, "VmHWM:");
 }
 
 int run_benchmarks(int argc, char** argv) {
@@ -153,6 +164,88 @@ int run_benchmarks(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::uint64_t rss_kib(pid_t pid) {
+  return status_kib(pid, "VmRSS:");
+}
+
+// `n` round trips (µs) through a bare relay: client DEALER -> broker
+// ROUTER (front) / ROUTER (back) -> worker DEALER, and back; three contexts
+// and threads as the client, head and node are three processes. With
+// `direct`, one bare DEALER -> ROUTER echo round trip instead.
+std::vector<double> bare_relay_us(int n, bool direct) {
+  std::vector<double> us;
+  try {
+    zmq::context_t cctx(1), bctx(1), wctx(1);
+    zmq::socket_t front(bctx, zmq::socket_type::router), back(bctx, zmq::socket_type::router);
+    for (auto* s : {&front, &back}) {
+      s->set(zmq::sockopt::linger, 0);
+      s->bind("tcp://127.0.0.1:*");
+    }
+    std::string fep = front.get(zmq::sockopt::last_endpoint);
+    std::string bep = back.get(zmq::sockopt::last_endpoint);
+    std::atomic<bool> stop{false};
+    zmq::socket_t worker(wctx, zmq::socket_type::dealer);
+    worker.set(zmq::sockopt::linger, 0);
+    worker.set(zmq::sockopt::routing_id, "w");
+    worker.connect(bep);
+    std::thread wt([&] {
+      zmq::pollitem_t it{static_cast<void*>(worker), 0, ZMQ_POLLIN, 0};
+      while (!stop.load()) {
+        if (zmq::poll(&it, 1, std::chrono::milliseconds(100)) == 0) continue;
+        std::vector<zmq::message_t> f;
+        (void)zmq::recv_multipart(worker, std::back_inserter(f));
+        zmq::send_multipart(worker, f);  // [client id, body] back to the broker
+      }
+    });
+    std::thread bt([&] {
+      zmq::pollitem_t it[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
+                              {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
+      while (!stop.load()) {
+        if (zmq::poll(it, 2, std::chrono::milliseconds(100)) == 0) continue;
+        std::vector<zmq::message_t> f;
+        if (it[0].revents & ZMQ_POLLIN) {  // [client, body] -> ["w", client, body]
+          (void)zmq::recv_multipart(front, std::back_inserter(f));
+          if (direct) {
+            zmq::send_multipart(front, f);
+            continue;
+          }
+          f.insert(f.begin(), zmq::message_t(std::string("w")));
+          zmq::send_multipart(back, f);
+        }
+        if (it[1].revents & ZMQ_POLLIN) {  // ["w", client, body] -> [client, body]
+          f.clear();
+          (void)zmq::recv_multipart(back, std::back_inserter(f));
+          f.erase(f.begin());
+          zmq::send_multipart(front, f);
+        }
+      }
+    });
+    zmq::socket_t client(cctx, zmq::socket_type::dealer);
+    client.set(zmq::sockopt::linger, 0);
+    client.set(zmq::sockopt::rcvtimeo, 2000);
+    client.connect(fep);
+    for (int i = 0; i < n + 50; ++i) {  // the first 50 warm the connections
+      auto t0 = Clock::now();
+      client.send(zmq::str_buffer("ping"), zmq::send_flags::none);
+      zmq::message_t m;
+      if (!client.recv(m)) break;
+      if (i >= 50) us.push_back(seconds_since(t0) * 1e6);
+    }
+    stop = true;
+    wt.join();
+    bt.join();
+  } catch (const zmq::error_t&) {
+    us.clear();
+  }
+  return us;
 }
 
 }  // namespace zgrid::bench

@@ -31,6 +31,14 @@ double seconds_since(Clock::time_point t);
 double cpu_seconds(pid_t pid);
 double self_cpu_seconds();
 std::uint64_t head_rss_peak_kib(pid_t pid);
+std::uint64_t rss_kib(pid_t pid);  // VmRSS now
+// The `p` quantile (0..1) of `v`; 0 when empty.
+double percentile(std::vector<double> v, double p);
+// `n` round trips (µs) through a bare ZeroMQ relay with no zgrid code:
+// client DEALER -> broker ROUTER / ROUTER -> worker DEALER and back, each in
+// its own context and thread; with `direct`, DEALER -> ROUTER echo only.
+// Empty if ZeroMQ failed.
+std::vector<double> bare_relay_us(int n, bool direct);
 
 // One interactive run: a session, every number one request, every response
 // into *got. Returns the seconds it took; purges the session after.

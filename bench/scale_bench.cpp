@@ -46,18 +46,6 @@ using zgrid::testing::Grid;
 
 constexpr int kPerSimProcess = 5'000;  // 2 descriptors a socket under a 20,000 file limit
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
-std::uint64_t RssKib(pid_t pid) {
-  std::string s = zgrid::testing::read_file("/proc/" + std::to_string(pid) + "/status");
-  auto at = s.find("VmRSS:");
-  return at == std::string::npos ? 0 : std::strtoull(s.c_str() + at + 6, nullptr, 10);
-}
-
 std::uint64_t NodeCount(Connection& conn) {
   auto st = conn.grid_status();
   return st.ok() ? st->u64("nodes") : 0;
@@ -168,7 +156,7 @@ void BM_TenThousandNodes(benchmark::State& state) {
   for (auto _ : state) {
     Grid g;
     g.start_head({"--http", "off", "--log-level", "warn", "--heartbeat", "1s"});
-    double rss0 = static_cast<double>(RssKib(g.head().pid()));
+    double rss0 = static_cast<double>(rss_kib(g.head().pid()));
     auto t0 = Clock::now();
     auto sims = AddSims(g, nodes - 1, 8, "s");
     std::size_t lone = g.add_node({"--simulate", "1", "--prefetch", "8", "--node-id", "lone",
@@ -183,7 +171,7 @@ void BM_TenThousandNodes(benchmark::State& state) {
     double c0 = cpu_seconds(g.head().pid());
     std::this_thread::sleep_for(std::chrono::seconds(5));
     double idle = (cpu_seconds(g.head().pid()) - c0) / 5.0;
-    double rss = static_cast<double>(RssKib(g.head().pid()));
+    double rss = static_cast<double>(rss_kib(g.head().pid()));
     // `zgrid nodes`, the command an operator runs.
     std::vector<double> cli_s;
     for (int k = 0; k < 3; ++k) {
@@ -208,7 +196,7 @@ void BM_TenThousandNodes(benchmark::State& state) {
     state.counters["head_idle_cpu_pct"] = 100 * idle;
     state.counters["head_rss_MiB"] = rss / 1024;
     state.counters["head_rss_KiB_per_node"] = (rss - rss0) / nodes;
-    state.counters["zgrid_nodes_s"] = Percentile(cli_s, 0.5);
+    state.counters["zgrid_nodes_s"] = percentile(cli_s, 0.5);
     state.counters["loss_detected_s"] = seen ? detect : -1;
   }
 }
@@ -314,7 +302,7 @@ void BM_DurableSessionsKept(benchmark::State& state) {
       state.SkipWithError("node did not register");
       return;
     }
-    double rss0 = static_cast<double>(RssKib(g.head().pid()));
+    double rss0 = static_cast<double>(rss_kib(g.head().pid()));
     auto t0 = Clock::now();
     long done = RunSessions(g, true, 16, [&](std::uint64_t d) { return d >= n; });
     double s = seconds_since(t0);
@@ -326,7 +314,7 @@ void BM_DurableSessionsKept(benchmark::State& state) {
     auto conn = g.connect();
     auto st = conn->grid_status();
     double kept = st.ok() ? static_cast<double>(st->u64("sessions")) : 0;
-    double rss = static_cast<double>(RssKib(g.head().pid()));
+    double rss = static_cast<double>(rss_kib(g.head().pid()));
     auto r0 = Clock::now();
     g.restart_head();
     double recover_s = seconds_since(r0);
@@ -335,81 +323,9 @@ void BM_DurableSessionsKept(benchmark::State& state) {
     state.counters["head_rss_MiB"] = rss / 1024;
     state.counters["head_rss_KiB_per_session"] = (rss - rss0) / std::max(1.0, kept);
     state.counters["head_rss_after_restart_MiB"] =
-        static_cast<double>(RssKib(g.head().pid())) / 1024;
+        static_cast<double>(rss_kib(g.head().pid())) / 1024;
     state.counters["restart_s"] = recover_s;
   }
-}
-
-// p50 of `n` round trips through a bare relay: client DEALER -> broker
-// ROUTER (front) / ROUTER (back) -> worker DEALER, and back; three contexts
-// and threads as the client, head and node are three processes. With
-// `direct`, one bare DEALER -> ROUTER echo round trip instead.
-std::vector<double> BareRelay(int n, bool direct) {
-  std::vector<double> us;
-  try {
-    zmq::context_t cctx(1), bctx(1), wctx(1);
-    zmq::socket_t front(bctx, zmq::socket_type::router), back(bctx, zmq::socket_type::router);
-    for (auto* s : {&front, &back}) {
-      s->set(zmq::sockopt::linger, 0);
-      s->bind("tcp://127.0.0.1:*");
-    }
-    std::string fep = front.get(zmq::sockopt::last_endpoint);
-    std::string bep = back.get(zmq::sockopt::last_endpoint);
-    std::atomic<bool> stop{false};
-    zmq::socket_t worker(wctx, zmq::socket_type::dealer);
-    worker.set(zmq::sockopt::linger, 0);
-    worker.set(zmq::sockopt::routing_id, "w");
-    worker.connect(bep);
-    std::thread wt([&] {
-      zmq::pollitem_t it{static_cast<void*>(worker), 0, ZMQ_POLLIN, 0};
-      while (!stop.load()) {
-        if (zmq::poll(&it, 1, std::chrono::milliseconds(100)) == 0) continue;
-        std::vector<zmq::message_t> f;
-        (void)zmq::recv_multipart(worker, std::back_inserter(f));
-        zmq::send_multipart(worker, f);  // [client id, body] back to the broker
-      }
-    });
-    std::thread bt([&] {
-      zmq::pollitem_t it[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
-                              {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
-      while (!stop.load()) {
-        if (zmq::poll(it, 2, std::chrono::milliseconds(100)) == 0) continue;
-        std::vector<zmq::message_t> f;
-        if (it[0].revents & ZMQ_POLLIN) {  // [client, body] -> ["w", client, body]
-          (void)zmq::recv_multipart(front, std::back_inserter(f));
-          if (direct) {
-            zmq::send_multipart(front, f);
-            continue;
-          }
-          f.insert(f.begin(), zmq::message_t(std::string("w")));
-          zmq::send_multipart(back, f);
-        }
-        if (it[1].revents & ZMQ_POLLIN) {  // ["w", client, body] -> [client, body]
-          f.clear();
-          (void)zmq::recv_multipart(back, std::back_inserter(f));
-          f.erase(f.begin());
-          zmq::send_multipart(front, f);
-        }
-      }
-    });
-    zmq::socket_t client(cctx, zmq::socket_type::dealer);
-    client.set(zmq::sockopt::linger, 0);
-    client.set(zmq::sockopt::rcvtimeo, 2000);
-    client.connect(fep);
-    for (int i = 0; i < n + 50; ++i) {  // the first 50 warm the connections
-      auto t0 = Clock::now();
-      client.send(zmq::str_buffer("ping"), zmq::send_flags::none);
-      zmq::message_t m;
-      if (!client.recv(m)) break;
-      if (i >= 50) us.push_back(seconds_since(t0) * 1e6);
-    }
-    stop = true;
-    wt.join();
-    bt.join();
-  } catch (const zmq::error_t&) {
-    us.clear();
-  }
-  return us;
 }
 
 void BM_LoneRequestVsRelay(benchmark::State& state) {
@@ -440,14 +356,14 @@ void BM_LoneRequestVsRelay(benchmark::State& state) {
     state.SetIterationTime(s);
     us.push_back(s * 1e6);
   }
-  auto relay = BareRelay(static_cast<int>(us.size()), false);
-  auto rtt = BareRelay(static_cast<int>(us.size()), true);
-  double p50 = Percentile(us, 0.5), relay50 = Percentile(relay, 0.5);
+  auto relay = bare_relay_us(static_cast<int>(us.size()), false);
+  auto rtt = bare_relay_us(static_cast<int>(us.size()), true);
+  double p50 = percentile(us, 0.5), relay50 = percentile(relay, 0.5);
   state.counters["p50_us"] = p50;
-  state.counters["p99_us"] = Percentile(us, 0.99);
+  state.counters["p99_us"] = percentile(us, 0.99);
   state.counters["relay_p50_us"] = relay50;
-  state.counters["relay_p99_us"] = Percentile(relay, 0.99);
-  state.counters["zmq_rtt_p50_us"] = Percentile(rtt, 0.5);
+  state.counters["relay_p99_us"] = percentile(relay, 0.99);
+  state.counters["zmq_rtt_p50_us"] = percentile(rtt, 0.5);
   state.counters["x_relay"] = relay50 > 0 ? p50 / relay50 : 0;
 }
 
