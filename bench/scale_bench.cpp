@@ -8,9 +8,11 @@
 //  - BM_TenThousandNodes: registration time of N simulated nodes with 1 s
 //    heartbeats, the head's idle CPU and RSS, `zgrid nodes` answering, and
 //    the time to notice a lone simulated node SIGKILLed among them.
-//  - BM_SessionsPerSecond/durable/clients: create a session, send one
+//  - BM_SessionsPerSecond/durable/clients/submit: create a session, send one
 //    request, get its answer, close; `clients` threads each with a
-//    connection, for a few seconds.
+//    connection, for a few seconds. submit:0 takes the steps one by one
+//    (six exchanges), submit:1 makes the session in one message
+//    (BrokerClient::submit: the submit, the answer).
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
 //  - BM_LoneRequestVsRelay: an echo request on an idle grid, p50 and p99, beside
@@ -203,41 +205,56 @@ void BM_TenThousandNodes(benchmark::State& state) {
 
 // One session's life: create, open a client, send one echo, commit (end of
 // requests), its answer, close. Returns false on any failure.
-bool OneSession(Connection& conn, bool durable) {
+bool OneSession(Connection& conn, bool durable, bool one_message) {
   auto fail = [](const char* what, const zgrid::Status& st) {
     static std::atomic<bool> said{false};
     if (!said.exchange(true))
       std::fprintf(stderr, "scale_bench: %s: %s\n", what, st.ToString().c_str());
     return false;
   };
-  auto info = conn.create_session({"echo", durable, 0});
-  if (!info.ok()) return fail("create", info.status());
-  auto bc = BrokerClient::open(conn, info->session_id, "c");
-  if (!bc.ok()) return fail("open", bc.status());
-  if (zgrid::Status st = (*bc)->send("p", "u"); !st.ok()) return fail("send", st);
-  if (zgrid::Status st = (*bc)->end_requests(); !st.ok()) return fail("end_requests", st);
+  std::string sid;
+  std::unique_ptr<BrokerClient> bc;
+  if (one_message) {
+    // Created, sent, committed and sealed in one message.
+    auto made = BrokerClient::submit(conn, {"echo", durable, 0}, "c", {{"p", "u"}});
+    if (!made.ok()) return fail("submit", made.status());
+    bc = std::move(made).value();
+    sid = bc->session_id();
+  } else {
+    auto info = conn.create_session({"echo", durable, 0});
+    if (!info.ok()) return fail("create", info.status());
+    sid = info->session_id;
+    auto opened = BrokerClient::open(conn, sid, "c");
+    if (!opened.ok()) return fail("open", opened.status());
+    bc = std::move(opened).value();
+    if (zgrid::Status st = bc->send("p", "u"); !st.ok()) return fail("send", st);
+    if (zgrid::Status st = bc->end_requests(); !st.ok()) return fail("end_requests", st);
+  }
   zgrid::proto::Response r;
   if (durable) {
     // Committed: the answer comes from the journal, by session id.
-    auto page = conn.fetch(info->session_id, 0, 16, 30'000);
+    auto page = conn.fetch(sid, 0, 16, 30'000);
     if (!page.ok()) return fail("fetch", page.status());
     if (page->responses.size() != 1) return fail("fetch", zgrid::Status::OK());
     r = page->responses[0];
   } else {
-    auto ok = (*bc)->next_response(&r, 30'000);
+    auto ok = bc->next_response(&r, 30'000);
     if (!ok.ok()) return fail("answer", ok.status());
     if (!*ok) return fail("answer", zgrid::Status::OK());
   }
   if (r.user_data != "u" || r.data != "p") return fail("answer", zgrid::Status::OK());
+  // A submitted session is sealed already; an interactive one leaves the
+  // head once its answer is delivered.
+  if (one_message) return true;
   zgrid::Status st = conn.close_session(
-      info->session_id, durable ? zgrid::proto::CloseMode::kSeal : zgrid::proto::CloseMode::kPurge);
+      sid, durable ? zgrid::proto::CloseMode::kSeal : zgrid::proto::CloseMode::kPurge);
   return st.ok() || fail("close", st);
 }
 
 // `clients` threads, each with a connection, run OneSession until `stop`
 // says so (given the sessions done so far); returns the sessions done, or
 // -1 if one failed.
-long RunSessions(Grid& g, bool durable, int clients,
+long RunSessions(Grid& g, bool durable, bool one_message, int clients,
                  const std::function<bool(std::uint64_t)>& stop) {
   std::atomic<std::uint64_t> done{0}, failed{0};
   std::atomic<bool> halt{false};
@@ -245,7 +262,7 @@ long RunSessions(Grid& g, bool durable, int clients,
   for (int c = 0; c < clients; ++c)
     ts.emplace_back([&] {
       auto conn = g.connect(30'000);
-      while (!halt.load()) (OneSession(*conn, durable) ? done : failed).fetch_add(1);
+      while (!halt.load()) (OneSession(*conn, durable, one_message) ? done : failed).fetch_add(1);
     });
   while (!stop(done.load()) && failed.load() == 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -265,6 +282,7 @@ void StartSessionsGrid(Grid& g, bool durable) {
 void BM_SessionsPerSecond(benchmark::State& state) {
   const bool durable = state.range(0) != 0;
   const int clients = static_cast<int>(state.range(1));
+  const bool one_message = state.range(2) != 0;
   Grid g;
   StartSessionsGrid(g, durable);
   if (!g.wait_nodes(1)) {
@@ -276,7 +294,7 @@ void BM_SessionsPerSecond(benchmark::State& state) {
   for (auto _ : state) {
     double c0 = cpu_seconds(g.head().pid());
     auto t0 = Clock::now();
-    long done = RunSessions(g, durable, clients,
+    long done = RunSessions(g, durable, one_message, clients,
                             [&](std::uint64_t) { return seconds_since(t0) >= kSeconds; });
     double s = seconds_since(t0);
     if (done < 0) {
@@ -304,7 +322,7 @@ void BM_DurableSessionsKept(benchmark::State& state) {
     }
     double rss0 = static_cast<double>(rss_kib(g.head().pid()));
     auto t0 = Clock::now();
-    long done = RunSessions(g, true, 16, [&](std::uint64_t d) { return d >= n; });
+    long done = RunSessions(g, true, false, 16, [&](std::uint64_t d) { return d >= n; });
     double s = seconds_since(t0);
     if (done < 0) {
       state.SkipWithError("a session failed");
@@ -382,8 +400,8 @@ BENCHMARK(BM_TenThousandNodes)
     ->Unit(benchmark::kSecond)
     ->Iterations(1);
 BENCHMARK(BM_SessionsPerSecond)
-    ->ArgNames({"durable", "clients"})
-    ->ArgsProduct({{0, 1}, {16, 64}})
+    ->ArgNames({"durable", "clients", "submit"})
+    ->ArgsProduct({{0, 1}, {16, 64}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);

@@ -19,161 +19,6 @@
 
 namespace zgrid::client {
 
-// ---- payloads and results -------------------------------------------------------
-
-namespace {
-
-constexpr std::size_t kMaxJsonDepth = 32;
-
-std::string base64(std::string_view in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    std::uint32_t v =
-        (std::uint8_t(in[i]) << 16) | (std::uint8_t(in[i + 1]) << 8) | std::uint8_t(in[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out += t[(v >> k) & 63];
-  }
-  if (i < in.size()) {
-    std::uint32_t v = std::uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= std::uint8_t(in[i + 1]) << 8;
-    out += t[(v >> 18) & 63];
-    out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-// Strict UTF-8 (no overlong forms, no surrogates): what a JSON printer accepts.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0, n = s.size();
-  while (i < n) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len;
-    std::uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      len = 2, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += len;
-  }
-  return true;
-}
-
-nlohmann::json to_json(const msgpack::object& o) {
-  using nlohmann::json;
-  switch (o.type) {
-    case msgpack::type::NIL:
-      return nullptr;
-    case msgpack::type::BOOLEAN:
-      return o.via.boolean;
-    case msgpack::type::POSITIVE_INTEGER:
-      return o.via.u64;
-    case msgpack::type::NEGATIVE_INTEGER:
-      return o.via.i64;
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return o.via.f64;
-    case msgpack::type::STR: {
-      std::string_view v(o.via.str.ptr, o.via.str.size);
-      if (valid_utf8(v)) return std::string(v);
-      return json{{"base64", base64(v)}};
-    }
-    case msgpack::type::BIN:
-      return json{{"base64", base64(std::string_view(o.via.bin.ptr, o.via.bin.size))}};
-    case msgpack::type::EXT:
-      return json{{"ext", o.via.ext.type()},
-                  {"base64", base64(std::string_view(o.via.ext.data(), o.via.ext.size))}};
-    case msgpack::type::ARRAY: {
-      json a = json::array();
-      for (std::uint32_t i = 0; i < o.via.array.size; ++i) a.push_back(to_json(o.via.array.ptr[i]));
-      return a;
-    }
-    case msgpack::type::MAP: {
-      json m = json::object();
-      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-        const auto& kv = o.via.map.ptr[i];
-        std::string key = kv.key.type == msgpack::type::STR
-                              ? std::string(kv.key.via.str.ptr, kv.key.via.str.size)
-                              : to_json(kv.key).dump();
-        m[key] = to_json(kv.val);
-      }
-      return m;
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-Result<msgpack::object_handle> unpack_msgpack(std::string_view bytes) {
-  if (bytes.empty()) return Status::InvalidArgument("empty: not msgpack");
-  try {
-    std::size_t off = 0;
-    msgpack::unpack_limit limit(1 << 20, 1 << 16, proto::kMaxPayload, proto::kMaxPayload,
-                                proto::kMaxPayload, kMaxJsonDepth);
-    msgpack::object_handle oh =
-        msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, limit);
-    if (off != bytes.size()) return Status::InvalidArgument("trailing bytes after a msgpack value");
-    return oh;
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("not msgpack: ") + e.what());
-  }
-}
-
-bool is_text(std::string_view bytes) {
-  for (char c : bytes) {
-    auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) return false;
-  }
-  return valid_utf8(bytes);
-}
-
-std::string result_to_json(std::string_view bytes) {
-  if (is_text(bytes)) return nlohmann::json(std::string(bytes)).dump();
-  if (auto oh = unpack_msgpack(bytes); oh.ok()) {
-    try {
-      return to_json(oh->get()).dump();
-    } catch (const std::exception&) {
-      // fall through: shown as bytes
-    }
-  }
-  return nlohmann::json{{"base64", base64(bytes)}}.dump();
-}
-
-Result<std::string> json_to_msgpack(std::string_view text) {
-  try {
-    auto j = nlohmann::json::parse(text.begin(), text.end());
-    std::vector<std::uint8_t> v = nlohmann::json::to_msgpack(j);
-    return std::string(v.begin(), v.end());
-  } catch (const nlohmann::json::exception& e) {
-    return Status::InvalidArgument(std::string("not JSON: ") + e.what());
-  }
-}
-
-void json_escape(std::string& out, std::string_view s) {
-  append_json_string(out, s);
-}
-
 namespace {
 
 // A typed status table as the ordered fields the CLI prints (text or JSON).
@@ -299,6 +144,7 @@ class BrokerClient::State {
   std::uint64_t rejected_ = 0;
   Status error_;              // a batch was refused: every later call fails with it
   bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
+  bool committed_ = false;    // made by submit(): its one batch is committed
 };
 
 // ---- Transport ------------------------------------------------------------------
@@ -404,6 +250,9 @@ Result<bool> Transport::pump(Millis timeout) {
     }
     route(std::move(r));
     any = true;
+    // The reply ends the read: what follows it may be for a BrokerClient the
+    // caller makes from this reply (submit), so it stays queued until then.
+    if (reply_) break;
   }
   return any;
 }
@@ -647,7 +496,46 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
   return bc;
 }
 
+Result<std::unique_ptr<BrokerClient>> BrokerClient::submit(Connection& conn,
+                                                           const proto::CreateSession& request,
+                                                           const std::string& client_id,
+                                                           const std::vector<Item>& items,
+                                                           const BrokerOptions& options) {
+  std::size_t bytes = 0;
+  for (const Item& it : items) bytes += it.payload.size() + it.user_data.size();
+  if (items.size() > options.batch_items || bytes > options.batch_bytes)
+    return Status::InvalidArgument("submit sends one message of at most " +
+                                   std::to_string(options.batch_items) + " requests and " +
+                                   std::to_string(options.batch_bytes) + " bytes (this is " +
+                                   std::to_string(items.size()) + " and " + std::to_string(bytes) +
+                                   "): create_session and BrokerClient::open for more");
+  Transport& t = conn.transport();
+  proto::Submit m;
+  m.create = request;
+  m.client_id = client_id;
+  m.items.reserve(items.size());
+  for (const Item& it : items) m.items.push_back({it.user_data, it.payload});
+  // Not resent: a second copy would make a second session.
+  auto r =
+      t.call(proto::encode_submit(t.next_corr(), m), proto::kSubmitted, t.options().timeout_ms, 0);
+  if (!r.ok()) return r.status();
+  proto::Submitted a;
+  ZG_RETURN_IF_ERROR(proto::decode_submitted((*r)->env, &a));
+  auto s = std::make_unique<State>(t, a.info.session_id, client_id, options);
+  s->acked_seq_ = items.size();
+  s->next_seq_ = items.size() + 1;
+  s->instance_ = t.head_instance();
+  s->committed_ = true;
+  for (char st : a.statuses) s->rejected_ += st == proto::kItemTooLarge ? 1 : 0;
+  std::unique_ptr<BrokerClient> bc(new BrokerClient(std::move(s)));
+  t.add_client(a.info.session_id, client_id, bc.get());
+  return bc;
+}
+
 Status BrokerClient::send(std::string_view payload, std::string_view user_data) {
+  if (s_->committed_)
+    return Status::FailedPrecondition("client " + s_->client_id_ +
+                                      " was submitted whole: its requests are committed");
   return s_->send(payload, user_data);
 }
 Status BrokerClient::flush() {
@@ -834,6 +722,7 @@ Status BrokerClient::State::resume() {
 }
 
 Status BrokerClient::State::end_requests() {
+  if (committed_) return Status::OK();  // submit() committed it
   if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
   ZG_RETURN_IF_ERROR(wait_window(0));
   auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),

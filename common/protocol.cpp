@@ -50,6 +50,10 @@ const char* type_name(std::uint32_t type) {
       return "requests";
     case kRequestsReply:
       return "requests_reply";
+    case kSubmit:
+      return "submit";
+    case kSubmitted:
+      return "submitted";
     case kOk:
       return "ok";
     case kHelloOk:
@@ -149,23 +153,74 @@ zmq::message_t encode_client_opened(std::uint64_t corr, const ClientOpened& m) {
   return w.finish();
 }
 
-zmq::message_t encode_send(std::uint64_t corr, const Send& m) {
+namespace {
+
+std::size_t items_bytes(const std::vector<SendItem>& items) {
   std::size_t bytes = 64;
-  for (const auto& it : m.items) bytes += it.user_data.size() + it.payload.size() + 6;
-  Writer w = begin(kSend, corr, 5, bytes);
+  for (const auto& it : items) bytes += it.user_data.size() + it.payload.size() + 6;
+  return bytes;
+}
+
+void write_items(Writer& w, const std::vector<SendItem>& items) {
+  w.array(static_cast<std::uint32_t>(items.size()));
+  for (const auto& it : items) w.array(2).bin(it.user_data).bin(it.payload);
+}
+
+// Oversized items are kept as views and refused per item (kItemTooLarge).
+void read_items(Reader& r, std::vector<SendItem>* out) {
+  Reader items = r.array(kMaxBatchItems);
+  out->clear();
+  if (!r.ok()) return;
+  out->reserve(items.remaining());
+  while (!items.at_end() && items.ok()) {
+    Reader it = items.array(2);
+    SendItem si;
+    si.user_data = it.bytes();
+    si.payload = it.bytes();
+    if (!it.ok()) items.fail(it);
+    out->push_back(si);
+  }
+  if (!items.ok()) r.fail(items);
+}
+
+void write_statuses(Writer& w, const std::string& statuses) {
+  if (statuses.empty())
+    w.nil();
+  else
+    w.bin(statuses);
+}
+
+}  // namespace
+
+zmq::message_t encode_send(std::uint64_t corr, const Send& m) {
+  Writer w = begin(kSend, corr, 5, items_bytes(m.items));
   w.str(m.session_id).str(m.client_id).u64(m.first_seq).boolean(m.flush);
-  w.array(static_cast<std::uint32_t>(m.items.size()));
-  for (const auto& it : m.items) w.array(2).bin(it.user_data).bin(it.payload);
+  write_items(w, m.items);
+  return w.finish();
+}
+
+zmq::message_t encode_submit(std::uint64_t corr, const Submit& m) {
+  const CreateSession& c = m.create;
+  Writer w = begin(kSubmit, corr, 8, items_bytes(m.items) + c.service.size());
+  w.str(c.service).boolean(c.durable).u64(c.client_idle_timeout_ms).u64(c.task_timeout_ms);
+  w.u64(c.deadline_ms).boolean(c.stateful).str(m.client_id);
+  write_items(w, m.items);
+  return w.finish();
+}
+
+zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m) {
+  const SessionInfo& i = m.info;
+  Writer w = begin(kSubmitted, corr, 8, 128 + m.statuses.size());
+  w.str(i.session_id).str(i.service).boolean(i.durable).u64(static_cast<std::uint64_t>(i.state));
+  w.boolean(i.stateful).u64(m.first_request_id).u64(m.count);
+  write_statuses(w, m.statuses);
   return w.finish();
 }
 
 zmq::message_t encode_ack(std::uint64_t corr, const Ack& m) {
   Writer w = begin(kAck, corr, 6, 96 + m.statuses.size());
   w.str(m.session_id).str(m.client_id).u64(m.first_seq).u64(m.count).u64(m.first_request_id);
-  if (m.statuses.empty())
-    w.nil();
-  else
-    w.bin(m.statuses);
+  write_statuses(w, m.statuses);
   return w.finish();
 }
 
@@ -313,22 +368,40 @@ Status decode_send(Envelope& e, Send* out) {
   out->client_id = r.bytes(kMaxNameLength);
   out->first_seq = r.u64_in(1, kMaxSeq, "first_seq");
   out->flush = r.boolean();
-  Reader items = r.array(kMaxBatchItems);
-  out->items.clear();
-  if (r.ok()) {
-    out->items.reserve(items.remaining());
-    while (!items.at_end() && items.ok()) {
-      Reader it = items.array(2);
-      SendItem si;
-      // Oversized items are kept as views and refused per item (kItemTooLarge).
-      si.user_data = it.bytes();
-      si.payload = it.bytes();
-      if (!it.ok()) items.fail(it);
-      out->items.push_back(si);
-    }
-    if (!items.ok()) r.fail(items);
-  }
+  read_items(r, &out->items);
   return finish(r, "send");
+}
+
+// Every field is required: a submit is new in this protocol, with no older
+// layout to accept.
+Status decode_submit(Envelope& e, Submit* out) {
+  Reader& r = e.fields;
+  CreateSession& c = out->create;
+  c.service = name_field(r);
+  c.durable = r.boolean();
+  c.client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
+  c.task_timeout_ms = r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
+  c.deadline_ms = r.u64_in(0, kMaxDurationMs, "deadline_ms");
+  c.stateful = r.boolean();
+  out->client_id = r.bytes(kMaxNameLength);
+  read_items(r, &out->items);
+  return finish(r, "submit");
+}
+
+Status decode_submitted(Envelope& e, Submitted* out) {
+  Reader& r = e.fields;
+  SessionInfo& i = out->info;
+  i.session_id = name_field(r);
+  i.service = name_field(r);
+  i.durable = r.boolean();
+  i.state = static_cast<SessionState>(
+      r.u64_in(0, static_cast<std::uint64_t>(SessionState::kClosed), "state"));
+  i.stateful = r.boolean();
+  out->first_request_id = r.u64_in(0, kMaxSeq, "first_request_id");
+  out->count = r.u64_in(0, kMaxBatchItems, "count");
+  bool nil = false;
+  out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
+  return finish(r, "submitted");
 }
 
 Status decode_ack(Envelope& e, Ack* out) {

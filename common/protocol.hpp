@@ -82,6 +82,7 @@ enum Type : std::uint32_t {
   kPing = 14,
   kDrain = 15,
   kRequests = 16,  // the stored requests of a durable session (resubmit)
+  kSubmit = 17,    // a whole small session in one message (create, one client, commit, seal)
   // node <-> head
   kRegister = 20,
   kHeartbeat = 21,
@@ -101,6 +102,7 @@ enum Type : std::uint32_t {
   kFetchReply = 112,
   kSessionsReply = 113,
   kRequestsReply = 114,
+  kSubmitted = 115,
   kRegistered = 120,
   kError = 199,
 };
@@ -155,6 +157,22 @@ struct Ack {
   std::uint64_t count = 0;
   std::uint64_t first_request_id = 0;  // request ids of kItemOk items, consecutive
   std::string statuses;                // one ItemStatus byte per item, or empty: all ok
+};
+
+// A whole session in one message: create_session, open_client, one
+// flushed send (first_seq 1), end_requests and a seal. Views into the frame.
+struct Submit {
+  CreateSession create;
+  std::string_view client_id;
+  std::vector<SendItem> items;
+};
+
+// Its reply: the new session and the acknowledgement of its one batch.
+struct Submitted {
+  SessionInfo info;
+  std::uint64_t first_request_id = 0;  // request ids of kItemOk items, consecutive
+  std::uint64_t count = 0;
+  std::string statuses;  // one ItemStatus byte per item, or empty: all ok
 };
 
 struct ClientRef {  // Flush, RespAck (count), EndRequests (last_seq)
@@ -280,6 +298,8 @@ zmq::message_t encode_open_client(std::uint64_t corr, const OpenClient& m);
 zmq::message_t encode_client_opened(std::uint64_t corr, const ClientOpened& m);
 zmq::message_t encode_send(std::uint64_t corr, const Send& m);
 zmq::message_t encode_ack(std::uint64_t corr, const Ack& m);
+zmq::message_t encode_submit(std::uint64_t corr, const Submit& m);
+zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m);
 // Flush, EndRequests, RespAck share one layout.
 zmq::message_t encode_client_ref(std::uint32_t type, std::uint64_t corr, const ClientRef& m);
 zmq::message_t encode_close(std::uint64_t corr, const Close& m);
@@ -305,6 +325,8 @@ Status decode_open_client(Envelope& e, OpenClient* out);
 Status decode_client_opened(Envelope& e, ClientOpened* out);
 Status decode_send(Envelope& e, Send* out);
 Status decode_ack(Envelope& e, Ack* out);
+Status decode_submit(Envelope& e, Submit* out);
+Status decode_submitted(Envelope& e, Submitted* out);
 Status decode_client_ref(Envelope& e, ClientRef* out);
 Status decode_close(Envelope& e, Close* out);
 Status decode_fetch(Envelope& e, Fetch* out);

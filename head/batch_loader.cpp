@@ -16,20 +16,29 @@ Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
   if (!st.ok()) return st;
   RequestRecord rec;
   Envelope env;
-  proto::Send m;
   if (!RequestRecord::decode(v, &rec) || rec.first_request_id != b.first_id ||
-      !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok() ||
-      !proto::decode_send(env, &m).ok())
+      !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok())
+    return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
+  // The frame is the client's `send`, or the `submit` that made a whole
+  // session in one message: both carry their items in the same layout.
+  proto::Send send;
+  proto::Submit submit;
+  const std::vector<proto::SendItem>* items = nullptr;
+  if (env.type == proto::kSubmit && proto::decode_submit(env, &submit).ok())
+    items = &submit.items;
+  else if (env.type == proto::kSend && proto::decode_send(env, &send).ok())
+    items = &send.items;
+  if (items == nullptr)
     return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
   std::uint64_t id = b.first_id;
-  for (std::size_t i = 0; i < m.items.size(); ++i) {
+  for (std::size_t i = 0; i < items->size(); ++i) {
     if (!rec.statuses.empty() && (i >= rec.statuses.size() || rec.statuses[i] != 0)) continue;
     if (with_answered || !s.is_answered(id)) {
       Request q;
       q.id = id;
       q.client = b.client;
-      q.user_data.assign(m.items[i].user_data);
-      q.payload.assign(m.items[i].payload);
+      q.user_data.assign((*items)[i].user_data);
+      q.payload.assign((*items)[i].payload);
       out->push_back(std::move(q));
     }
     ++id;

@@ -46,6 +46,8 @@ Status ClientHandlers::handle(const Call& call) {
       return on_open_client(call);
     case proto::kSend:
       return on_send(call);
+    case proto::kSubmit:
+      return on_submit(call);
     case proto::kFlush:
       return on_flush(call, false);
     case proto::kEndRequests:
@@ -57,6 +59,9 @@ Status ClientHandlers::handle(const Call& call) {
       Client* c;
       if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
       r_.outbox.acked(*c, m.value);
+      // A sealed interactive session leaves once its last responses are
+      // acknowledged (a submitted one is sealed before they are sent).
+      r_.lifecycle.maybe_retire(*s);
       return Status::OK();
     }
     case proto::kStatus:
@@ -119,10 +124,10 @@ Status ClientHandlers::bind_client(const Call& call, const std::string& sid, con
   return Status::OK();
 }
 
-Status ClientHandlers::on_create_session(const Call& call) {
+// Checks a new session's settings against this head and the caller's key,
+// then creates it in memory (a durable one is journaled by the caller).
+Result<Session*> ClientHandlers::new_session(const Call& call, const proto::CreateSession& m) {
   const HeadOptions& o = ctx_.o;
-  proto::CreateSession m;
-  ZG_RETURN_IF_ERROR(proto::decode_create_session(call.env, &m));
   if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
   if (auto sp = spec::parse(m.service); !sp.ok()) return sp.status();
   if (m.durable && !r_.durable.enabled())
@@ -156,6 +161,14 @@ Status ClientHandlers::on_create_session(const Call& call) {
          "session created session=" + s.id + " service=" + s.service +
              (s.durable ? " durable" : " interactive") + (s.stateful ? " stateful" : "") +
              (r_.security.curve() ? " owner=" + r_.security.name_of(s.owner) : std::string()));
+  return &s;
+}
+
+Status ClientHandlers::on_create_session(const Call& call) {
+  proto::CreateSession m;
+  ZG_RETURN_IF_ERROR(proto::decode_create_session(call.env, &m));
+  ZG_ASSIGN_OR_RETURN(Session * created, new_session(call, m));
+  Session& s = *created;
   if (!s.durable) {
     reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(s)));
     return Status::OK();
@@ -261,41 +274,13 @@ Status ClientHandlers::on_send(const Call& call) {
                                             std::to_string(c->accepted_seq + 1) + ", got " +
                                             std::to_string(m.first_seq));
   if (s->durable && !r_.durable.journal().healthy()) return r_.durable.unavailable();
-  ZG_RETURN_IF_ERROR(check_key_quotas(*s, m.items.size(), call.frame.size()));
+  ZG_RETURN_IF_ERROR(check_key_quotas(s->owner, s->durable, m.items.size(), call.frame.size()));
   proto::Ack ack;
   ack.session_id = s->id;
   ack.client_id = c->id;
   ack.first_seq = m.first_seq;
-  ack.count = m.items.size();
-  ack.first_request_id = s->next_request_id;
-  auto cidx = static_cast<std::uint32_t>(c - s->clients.data());  // its index
-  std::vector<Request> accepted;
-  accepted.reserve(m.items.size());
-  for (std::size_t i = 0; i < m.items.size(); ++i) {
-    std::uint64_t seq = m.first_seq + i;
-    const proto::SendItem& it = m.items[i];
-    std::uint8_t status = proto::kItemOk;
-    if (seq <= c->accepted_seq)
-      status = proto::kItemDuplicate;
-    else if (it.payload.size() > proto::kMaxPayload || it.user_data.size() > proto::kMaxUserData)
-      status = proto::kItemTooLarge;
-    if (status != proto::kItemOk) {
-      if (ack.statuses.empty())
-        ack.statuses.assign(m.items.size(), static_cast<char>(proto::kItemOk));
-      ack.statuses[i] = static_cast<char>(status);
-      if (seq > c->accepted_seq) c->accepted_seq = seq;
-      continue;
-    }
-    Request r;
-    r.id = s->next_request_id++;
-    r.client = cidx;
-    r.user_data.assign(it.user_data);
-    r.payload.assign(it.payload);
-    accepted.push_back(std::move(r));
-    c->accepted_seq = seq;
-  }
+  std::vector<Request> accepted = accept_items(*s, *c, m.items, &ack);
   std::uint64_t n = accepted.size();
-  if (n > 0) c->max_id = accepted.back().id;
   if (s->durable)
     return on_send_durable(call, *s, *c, std::move(ack), std::move(accepted), m.flush);
   for (auto& r : accepted) s->queue.push_back(std::move(r));
@@ -355,33 +340,76 @@ Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, 
                       ctx_.crash.reach("before-ack");
                       c.acked_seq = std::max(c.acked_seq, last_seq);
                       c.flushed_id = std::max(c.flushed_id, flushed);
-                      s->total += batch->n;
-                      ctx_.stats_of(*s).accepted += batch->n;
-                      s->journal_bytes += record_bytes;
-                      r_.sessions.touch(*s);
-                      if (batch->n > 0) {
-                        s->unloaded.push_back(s->batches.size());
-                        s->batches.push_back(std::move(*batch));
-                      }
-                      r_.lifecycle.load_ready(*s);
-                      // What did not fit in the window is dropped from memory: the journal has it.
-                      for (std::size_t i : s->unloaded) s->batches[i].mem = std::vector<Request>();
+                      batch_synced(*s, std::move(*batch), record_bytes);
                       reply_(c.rid, proto::encode_ack(corr, ack));
                     });
   return Status::OK();
 }
 
-Status ClientHandlers::check_key_quotas(const Session& s, std::size_t adding,
+// Takes the items of a batch whose first has sequence number
+// ack->first_seq: an item at or below the client's accepted sequence is a
+// duplicate, an oversized one is refused (its number is consumed); the rest
+// get request ids and are returned. Fills ack's count, first id and statuses.
+std::vector<Request> ClientHandlers::accept_items(Session& s, Client& c,
+                                                  const std::vector<proto::SendItem>& items,
+                                                  proto::Ack* ack) {
+  ack->count = items.size();
+  ack->first_request_id = s.next_request_id;
+  auto cidx = static_cast<std::uint32_t>(&c - s.clients.data());  // its index
+  std::vector<Request> accepted;
+  accepted.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    std::uint64_t seq = ack->first_seq + i;
+    const proto::SendItem& it = items[i];
+    std::uint8_t status = proto::kItemOk;
+    if (seq <= c.accepted_seq)
+      status = proto::kItemDuplicate;
+    else if (it.payload.size() > proto::kMaxPayload || it.user_data.size() > proto::kMaxUserData)
+      status = proto::kItemTooLarge;
+    if (status != proto::kItemOk) {
+      if (ack->statuses.empty())
+        ack->statuses.assign(items.size(), static_cast<char>(proto::kItemOk));
+      ack->statuses[i] = static_cast<char>(status);
+      if (seq > c.accepted_seq) c.accepted_seq = seq;
+      continue;
+    }
+    Request r;
+    r.id = s.next_request_id++;
+    r.client = cidx;
+    r.user_data.assign(it.user_data);
+    r.payload.assign(it.payload);
+    accepted.push_back(std::move(r));
+    c.accepted_seq = seq;
+  }
+  if (!accepted.empty()) c.max_id = accepted.back().id;
+  return accepted;
+}
+
+void ClientHandlers::batch_synced(Session& s, BatchRef batch, std::uint64_t record_bytes) {
+  s.total += batch.n;
+  ctx_.stats_of(s).accepted += batch.n;
+  s.journal_bytes += record_bytes;
+  r_.sessions.touch(s);
+  if (batch.n > 0) {
+    s.unloaded.push_back(s.batches.size());
+    s.batches.push_back(std::move(batch));
+  }
+  r_.lifecycle.load_ready(s);
+  // What did not fit in the window is dropped from memory: the journal has it.
+  for (std::size_t i : s.unloaded) s.batches[i].mem = std::vector<Request>();
+}
+
+Status ClientHandlers::check_key_quotas(const std::string& owner, bool durable, std::size_t adding,
                                         std::size_t frame_bytes) const {
   const HeadOptions& o = ctx_.o;
   if (o.max_queued_per_key == 0 && o.max_journal_bytes_per_key == 0) return Status::OK();
-  const KeyLoad& load = r_.sessions.load(s.owner);
+  const KeyLoad& load = r_.sessions.load(owner);
   std::uint64_t queued = load.queued, bytes = load.journal_bytes;
   if (o.max_queued_per_key > 0 && queued + adding > o.max_queued_per_key)
     return Status::ResourceExhausted(
         "this key has " + std::to_string(queued) + " requests queued (the head allows " +
         std::to_string(o.max_queued_per_key) + " per key): wait for results, then send more");
-  if (s.durable && o.max_journal_bytes_per_key > 0 &&
+  if (durable && o.max_journal_bytes_per_key > 0 &&
       bytes + frame_bytes > o.max_journal_bytes_per_key)
     return Status::ResourceExhausted("this key's durable sessions hold " + std::to_string(bytes) +
                                      " journal bytes (the head allows " +

@@ -67,12 +67,21 @@ class ClientHandlers {
 
  private:
   Status on_create_session(const Call& call);
+  Result<Session*> new_session(const Call& call, const proto::CreateSession& m);
+  // A whole session in one message (head/client_submit.cpp).
+  Status on_submit(const Call& call);
+  Status on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
+                           std::vector<Request> accepted);
+  void submitted(const Call& call, Session& s, const proto::Ack& ack);
   Status check_stateful(const std::string& service) const;
   Status on_attach(const Call& call);
   Status on_open_client(const Call& call);
   Status on_send(const Call& call);
   Status on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
                          std::vector<Request> accepted, bool flush);
+  // A durable batch is synced: counted, kept as a journal reference, and
+  // loaded to run as far as the window allows.
+  void batch_synced(Session& s, BatchRef batch, std::uint64_t record_bytes);
   Status on_flush(const Call& call, bool end);
   Status on_status(const Call& call);
   Status on_nodes(const Call& call);
@@ -93,8 +102,11 @@ class ClientHandlers {
   // as activity of the client and its session.
   Status bind_client(const Call& call, const std::string& sid, const std::string& cid, Session** s,
                      Client** c);
+  std::vector<Request> accept_items(Session& s, Client& c,
+                                    const std::vector<proto::SendItem>& items, proto::Ack* ack);
   // Per-key caps on queued requests and journal bytes (0: none).
-  Status check_key_quotas(const Session& s, std::size_t adding, std::size_t frame_bytes) const;
+  Status check_key_quotas(const std::string& owner, bool durable, std::size_t adding,
+                          std::size_t frame_bytes) const;
   proto::SessionStatus status_of(const Session& s) const;
   void note_committed(const Session& s);
   StatusSources sources() const { return {ctx_, r_.sessions, r_.nodes, r_.durable, r_.security}; }

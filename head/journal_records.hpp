@@ -86,7 +86,9 @@ struct IndexRecord {
   [[nodiscard]] static bool decode(std::string_view v, IndexRecord* out);
 };
 
-// 'R' + sid + be64(first request id): the received `send` frame as is, and
+// 'R' + sid + be64(first request id): the received `send` frame as is (or
+// the `submit` frame of a one-message session: its items have the same
+// layout), and
 // which of its items were accepted (empty: all); accepted items take ids
 // from first_request_id on, in order.
 struct RequestRecord {

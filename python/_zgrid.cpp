@@ -103,6 +103,20 @@ py::tuple response_tuple(const proto::Response& r) {
                         py::bytes(r.data));
 }
 
+// Views into a list of bytes objects (the list must outlive them).
+std::vector<std::string_view> bytes_views(const py::list& payloads) {
+  std::vector<std::string_view> views;
+  views.reserve(payloads.size());
+  for (const auto& p : payloads) {
+    if (!PyBytes_Check(p.ptr())) throw py::type_error("payloads must be bytes");
+    char* data = nullptr;
+    Py_ssize_t len = 0;
+    PyBytes_AsStringAndSize(p.ptr(), &data, &len);
+    views.emplace_back(data, static_cast<std::size_t>(len));
+  }
+  return views;
+}
+
 py::dict info_dict(const proto::SessionInfo& i) {
   py::dict d;
   d["session_id"] = i.session_id;
@@ -370,6 +384,35 @@ PYBIND11_MODULE(_zgrid, m) {
            }),
            py::arg("connection"), py::arg("session_id"), py::arg("client_id"),
            py::arg("batch") = 1024, py::arg("window") = 16, py::keep_alive<1, 2>())
+      // A whole session in one message (BrokerClient::submit): payloads[i]
+      // gets user data "#i". The client it returns is committed, reads an
+      // interactive session's responses, and keeps the connection alive.
+      .def_static(
+          "submit",
+          [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
+             double task_timeout_s, double deadline_s, bool stateful, const std::string& cid,
+             const py::list& payloads) {
+            proto::CreateSession req = create_request(service, durable, idle_timeout_s,
+                                                      task_timeout_s, deadline_s, stateful);
+            std::vector<std::string_view> views = bytes_views(payloads);
+            std::vector<std::string> tags;
+            std::vector<BrokerClient::Item> items;
+            tags.reserve(views.size());
+            for (std::size_t i = 0; i < views.size(); ++i)
+              tags.push_back(std::string(1, '#').append(std::to_string(i)));
+            for (std::size_t i = 0; i < views.size(); ++i) items.push_back({views[i], tags[i]});
+            client::BrokerOptions o;
+            o.batch_items = std::max<std::size_t>(o.batch_items, items.size());
+            Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = BrokerClient::submit(c, req, cid, items, o);
+            }
+            return value(std::move(r));
+          },
+          py::arg("connection"), py::arg("service"), py::arg("durable"), py::arg("idle_timeout"),
+          py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"), py::arg("client_id"),
+          py::arg("payloads"), py::keep_alive<0, 1>())
       .def("send",
            [](BrokerClient& b, const py::bytes& payload, const py::bytes& user_data) {
              std::string_view p = payload, u = user_data;
@@ -384,15 +427,7 @@ PYBIND11_MODULE(_zgrid, m) {
       // user data "#<first_index + i>", the index map() and results() report.
       .def("send_indexed",
            [](BrokerClient& b, const py::list& payloads, std::uint64_t first_index) {
-             std::vector<std::string_view> views;
-             views.reserve(payloads.size());
-             for (const auto& p : payloads) {
-               if (!PyBytes_Check(p.ptr())) throw py::type_error("payloads must be bytes");
-               char* data = nullptr;
-               Py_ssize_t len = 0;
-               PyBytes_AsStringAndSize(p.ptr(), &data, &len);
-               views.emplace_back(data, static_cast<std::size_t>(len));
-             }
+             std::vector<std::string_view> views = bytes_views(payloads);
              Status st;
              {
                py::gil_scoped_release nogil;

@@ -171,6 +171,130 @@ TEST(ClientHandlers, DurableNeedsAJournalAndDrainNeedsAKnownNode) {
   EXPECT_FALSE(n.draining);
 }
 
+// ---- submit: a whole session in one message ----------------------------------
+
+zmq::message_t SubmitOf(bool durable, std::size_t n, const std::string& cid = "c") {
+  static const std::string payload = "1001";
+  proto::Submit m;
+  m.create.service = "factorize";
+  m.create.durable = durable;
+  m.client_id = cid;
+  for (std::size_t i = 0; i < n; ++i) m.items.push_back({"", payload});
+  return proto::encode_submit(11, m);
+}
+
+proto::Submitted SubmittedReply(Rooms& r) {
+  Envelope e = r.last_reply().envelope();
+  proto::Submitted out;
+  EXPECT_EQ(e.type, proto::kSubmitted);
+  EXPECT_TRUE(proto::decode_submitted(e, &out).ok());
+  return out;
+}
+
+TEST(ClientHandlers, AnInteractiveSubmitIsSealedCommittedAndQueuedAtOnce) {
+  Rooms r;
+  ASSERT_TRUE(r.call(SubmitOf(false, 3)).ok());
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_EQ(a.count, 3u);
+  EXPECT_EQ(a.first_request_id, 1u);
+  EXPECT_TRUE(a.statuses.empty());
+  EXPECT_EQ(a.info.state, proto::SessionState::kSealed);
+  Session* s = r.sessions.find(a.info.session_id);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->queue.size(), 3u);
+  EXPECT_EQ(s->committed, 3u);
+  ASSERT_EQ(s->clients.size(), 1u);
+  EXPECT_TRUE(s->clients[0].ended);
+  EXPECT_EQ(s->clients[0].acked_seq, 3u);
+  // Sealed: nobody joins it, and the client sends nothing more.
+  EXPECT_EQ(r.call(proto::encode_open_client(2, {a.info.session_id, "other"})).code(),
+            Code::kFailedPrecondition);
+  proto::Send more;
+  more.session_id = a.info.session_id;
+  more.client_id = "c";
+  more.first_seq = 4;
+  more.items.push_back({"", "7"});
+  EXPECT_EQ(r.call(proto::encode_send(3, more)).code(), Code::kFailedPrecondition);
+}
+
+TEST(ClientHandlers, AnEmptyInteractiveSubmitIsCompleteAndRetiredAtOnce) {
+  Rooms r;
+  ASSERT_TRUE(r.call(SubmitOf(false, 0)).ok());
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_EQ(a.count, 0u);
+  EXPECT_EQ(r.sessions.find(a.info.session_id), nullptr);
+}
+
+TEST(ClientHandlers, SubmitRefusesWhatCreateSessionRefusesAndKeepsNothing) {
+  Rooms r;
+  EXPECT_EQ(r.call(SubmitOf(true, 1)).code(), Code::kFailedPrecondition);  // no journal
+  EXPECT_EQ(r.call(SubmitOf(false, 1, "no spaces")).code(), Code::kInvalidArgument);
+  proto::Submit m;
+  m.create.service = "bad service!";
+  m.client_id = "c";
+  EXPECT_EQ(r.call(proto::encode_submit(1, m)).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(r.sessions.all().empty());
+}
+
+TEST(ClientHandlers, OversizedItemsOfASubmitAreRefusedOneByOne) {
+  Rooms r;
+  proto::Submit m;
+  m.create.service = "factorize";
+  m.client_id = "c";
+  std::string big(proto::kMaxPayload + 1, 'x');
+  m.items = {{"", "6"}, {"", big}, {"", "10"}};
+  ASSERT_TRUE(r.call(proto::encode_submit(1, m)).ok());
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_EQ(a.count, 3u);
+  ASSERT_EQ(a.statuses.size(), 3u);
+  EXPECT_EQ(a.statuses[1], static_cast<char>(proto::kItemTooLarge));
+  Session* s = r.sessions.find(a.info.session_id);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->committed, 2u);
+  ASSERT_EQ(s->queue.size(), 2u);
+  EXPECT_EQ(s->queue[1].id, 2u);
+  EXPECT_EQ(s->queue[1].payload, "10");
+}
+
+TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
+  Rooms r;
+  r.open_journal();
+  r.journal->hold_completions(true);
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(SubmitOf(true, 4)).ok());
+  EXPECT_EQ(r.replies.size(), before);  // nothing before the write is durable
+  ASSERT_EQ(r.sessions.all().size(), 1u);
+  Session* s = r.sessions.all().begin()->second.get();
+  std::string sid = s->id;
+  EXPECT_FALSE(SessionTable::complete(*s));  // not before its client is committed
+  EXPECT_TRUE(s->queue.empty());
+  EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_EQ(a.info.session_id, sid);
+  EXPECT_TRUE(a.info.durable);
+  EXPECT_EQ(s->total, 4u);
+  EXPECT_EQ(s->committed, 4u);
+  EXPECT_EQ(s->queue.size(), 4u);  // flushed: loaded to run
+  EXPECT_TRUE(s->clients[0].ended);
+  EXPECT_EQ(s->clients[0].flushed_id, 4u);
+}
+
+TEST(ClientHandlers, AFailedDurableSubmitAnswersTheErrorAndForgetsTheSession) {
+  Rooms r;
+  r.open_journal();
+  r.journal->fail_writes("IO error: No space left on device");
+  ASSERT_TRUE(r.call(SubmitOf(true, 4)).ok());
+  r.complete_writes();
+  EXPECT_EQ(r.last_reply().error().code, Code::kResourceExhausted);
+  EXPECT_TRUE(r.sessions.all().empty());
+  // While the journal refuses writes, a submit is refused at once.
+  EXPECT_EQ(r.call(SubmitOf(true, 1)).code(), Code::kResourceExhausted);
+}
+
 TEST(ClientHandlers, StatusReportsTheGridASessionAndTheNodes) {
   Rooms r;
   r.add_node("a", 4);

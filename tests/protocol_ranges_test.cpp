@@ -122,6 +122,23 @@ std::vector<Field> AllFields() {
     w.str("echo").array(1).array(2).u64(1).bin("x").u64(v);
     return w.finish();
   };
+  auto submit = [](int which) {
+    return [which](std::uint64_t v) {
+      Writer w = begin(kSubmit, 1, 8);
+      w.str("echo").boolean(true);
+      for (int i = 0; i < 3; ++i) w.u64(i == which ? v : 0);
+      w.boolean(false).str("c").array(1).array(2).bin("u").bin("1");
+      return w.finish();
+    };
+  };
+  auto submitted = [](int which) {
+    return [which](std::uint64_t v) {
+      Writer w = begin(kSubmitted, 1, 8);
+      w.str("s").str("echo").boolean(false).u64(which == 0 ? v : 1).boolean(false);
+      w.u64(which == 1 ? v : 1).u64(which == 2 ? v : 1).nil();
+      return w.finish();
+    };
+  };
   auto session_info = [](std::uint64_t v) {
     Writer w = begin(kSessionInfo, 1, 4);
     w.str("s").str("echo").boolean(false).u64(v);
@@ -156,6 +173,12 @@ std::vector<Field> AllFields() {
       {"misses", 1, kMaxHeartbeatMisses, registered(1), Dec(decode_registered)},
       {"timeout_ms", 0, kMaxDurationMs, tasks, Dec(decode_tasks)},
       {"state", 0, 3, session_info, Dec(decode_session_info)},
+      {"client_idle_timeout_ms", 0, kMaxDurationMs, submit(0), Dec(decode_submit)},
+      {"task_timeout_ms", 0, kMaxDurationMs, submit(1), Dec(decode_submit)},
+      {"deadline_ms", 0, kMaxDurationMs, submit(2), Dec(decode_submit)},
+      {"state", 0, 3, submitted(0), Dec(decode_submitted)},
+      {"first_request_id", 0, kMaxSeq, submitted(1), Dec(decode_submitted)},
+      {"count", 0, kMaxBatchItems, submitted(2), Dec(decode_submitted)},
   };
 }
 

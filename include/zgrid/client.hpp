@@ -163,6 +163,26 @@ class BrokerClient {
   static Result<std::unique_ptr<BrokerClient>> open(Connection& conn, const std::string& session_id,
                                                     const std::string& client_id,
                                                     const BrokerOptions& options = {});
+  // A whole small session in one message (docs/protocol.md, "One-message
+  // sessions"): creates the session `request` describes, sends `items` as
+  // client `client_id`, commits them and seals the session. One round trip
+  // and, for a durable session, one synced journal write, where the steps
+  // one by one take six and five. At most options.batch_items requests and
+  // options.batch_bytes bytes (else kInvalidArgument).
+  // The client it returns is committed (send() is refused, end_requests()
+  // does nothing): read an interactive session's responses with
+  // next_response() (the session leaves the head once they are delivered);
+  // a durable session keeps them for fetch by session_id() until purged.
+  // Not resent when the head does not answer (kUnavailable), since a copy
+  // would make a second session: sessions() lists it if it was made.
+  struct Item {
+    std::string_view payload, user_data;
+  };
+  static Result<std::unique_ptr<BrokerClient>> submit(Connection& conn,
+                                                      const proto::CreateSession& request,
+                                                      const std::string& client_id,
+                                                      const std::vector<Item>& items,
+                                                      const BrokerOptions& options = {});
   ~BrokerClient();
   BrokerClient(const BrokerClient&) = delete;
   BrokerClient& operator=(const BrokerClient&) = delete;

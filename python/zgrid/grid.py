@@ -16,6 +16,9 @@ from . import _zgrid
 DEFAULT_HEAD = "tcp://127.0.0.1:5555"
 # The protocol's limits per request (docs/protocol.md: payload 1 MiB, user data 64 KiB).
 MAX_PAYLOAD = 1 << 20
+# What one `submit` message carries (the client library's one batch).
+_SUBMIT_MAX_ITEMS = 1024
+_SUBMIT_MAX_BYTES = 1 << 20
 MAX_USER_DATA = 64 << 10
 _FETCH_PAGE = 4096
 
@@ -143,6 +146,12 @@ def _decode(data: bytes, how: Optional[str]) -> Any:
     raise ValueError(f"decode must be None, 'bytes', 'text', 'json' or 'msgpack' (got {how!r})")
 
 
+def _fits_one_message(payloads: list) -> bool:
+    # user data "#i" counts too
+    size = sum(len(p) + 2 + len(str(i)) for i, p in enumerate(payloads))
+    return len(payloads) <= _SUBMIT_MAX_ITEMS and size <= _SUBMIT_MAX_BYTES
+
+
 def _index_tag(i: int) -> bytes:
     return b"#%d" % i
 
@@ -261,6 +270,49 @@ class Grid:
                                         stateful)
         return Session(self, info, batch=batch)
 
+    def submit(
+        self,
+        service: str,
+        items: Iterable[Any],
+        durable: bool = False,
+        *,
+        stateful: bool = False,
+        client_idle_timeout: float = 0,
+        task_timeout: float = 0,
+        deadline: float = 0,
+    ) -> "Session":
+        """A whole small session in one message: creates it, sends every item,
+        commits them and seals it, in one round trip (durable: one journal
+        write). At most 1,024 items and 1 MiB together; more is refused with
+        InvalidRequest (use session() and send_many()). Read the results with
+        responses() (interactive: the session leaves the head once they are
+        delivered) or results() (durable: kept until purged)."""
+        payloads = [_encode(item) for item in items]
+        if not _fits_one_message(payloads):
+            raise _zgrid.InvalidRequest(
+                f"submit sends one message of at most {_SUBMIT_MAX_ITEMS} requests and "
+                f"{_SUBMIT_MAX_BYTES} bytes: use session() and send_many() for more"
+            )
+        return self._submit(service, payloads, durable, stateful, client_idle_timeout, task_timeout,
+                            deadline)
+
+    def _submit(self, service, payloads, durable, stateful, idle, task_timeout, deadline) -> "Session":
+        for i, data in enumerate(payloads):
+            if len(data) > MAX_PAYLOAD:
+                raise _zgrid.InvalidRequest(
+                    f"request {i}: payload of {len(data)} bytes is over the limit ({MAX_PAYLOAD} bytes)"
+                )
+        cid = "py-" + uuid.uuid4().hex[:16]
+        client = _zgrid.BrokerClient.submit(self.conn, service, durable, idle, task_timeout, deadline,
+                                            stateful, cid, payloads)
+        info = {"session_id": client.session_id, "service": service, "durable": durable,
+                "stateful": stateful}
+        s = Session(self, info)
+        s._client = client
+        s._sent = len(payloads)
+        s._submitted = True
+        return s
+
     def attach(self, session_id: str) -> "Session":
         """An existing session by id, from any process (its results, status, close)."""
         return Session(self, self.conn.attach(session_id))
@@ -359,14 +411,23 @@ class Grid:
         a file)."""
         if errors not in ("raise", "return"):
             raise ValueError("errors must be 'raise' or 'return'")
-        s = self.session(service, durable=durable, stateful=stateful, batch=batch)
+        total = len(iterable) if hasattr(iterable, "__len__") else None
+        s = None
+        if isinstance(iterable, (list, tuple)) and len(iterable) <= _SUBMIT_MAX_ITEMS:
+            # A small input is a whole session in one message: one round
+            # trip (durable: one journal write) instead of five or six.
+            payloads = [_encode(item) for item in iterable]
+            if _fits_one_message(payloads):
+                s = self._submit(service, payloads, durable, stateful, 0, 0, 0)
+                iterable = []
+        if s is None:
+            s = self.session(service, durable=durable, stateful=stateful, batch=batch)
         results = s._map(iterable, ordered=ordered, timeout=timeout, decode=decode, errors=errors,
                          window=window)
         if not progress:
             return results
         from .progress import with_progress
 
-        total = len(iterable) if hasattr(iterable, "__len__") else None
         return with_progress(results, progress, total)
 
 
@@ -385,6 +446,7 @@ class Session:
         self._client: Optional["_zgrid.BrokerClient"] = None
         self._sent = 0
         self._taken = 0  # responses() handed out
+        self._submitted = False  # made whole by Grid.submit(): committed and sealed
 
     def __repr__(self) -> str:
         kind = ("durable" if self.durable else "interactive") + (" stateful" if self.stateful else "")

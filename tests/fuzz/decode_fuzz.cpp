@@ -33,6 +33,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(send.items.size() <= kMaxBatchItems);
   }
   again();
+  Submit submit;
+  if (decode_submit(env, &submit).ok()) {
+    check(within(submit.create.client_idle_timeout_ms, 0, kMaxDurationMs) &&
+          within(submit.create.task_timeout_ms, 0, kMaxDurationMs) &&
+          within(submit.create.deadline_ms, 0, kMaxDurationMs));
+    check(submit.items.size() <= kMaxBatchItems && submit.client_id.size() <= kMaxNameLength);
+  }
+  again();
+  Submitted submitted;
+  if (decode_submitted(env, &submitted).ok())
+    check(static_cast<int>(submitted.info.state) <= 3 &&
+          within(submitted.first_request_id, 0, kMaxSeq) &&
+          within(submitted.count, 0, kMaxBatchItems) &&
+          submitted.statuses.size() <= kMaxBatchItems);
+  again();
   Tasks tasks;
   if (decode_tasks(env, &tasks).ok()) {
     check(within(tasks.timeout_ms, 0, kMaxDurationMs));

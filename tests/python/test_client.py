@@ -91,6 +91,55 @@ print("status", st.done, st.faulted, st.complete)
     assert lines[-1] == f"status {len(numbers)} 0 True"
 
 
+def test_submit_makes_a_whole_session_in_one_message(grid_env):
+    numbers = [random.randrange(2, 2**31) for _ in range(500)]
+    with zgrid.connect(grid_env.frontend) as grid:
+        # Interactive: the results stream back, then the session leaves the head.
+        s = grid.submit("factorize", [str(n) for n in numbers])
+        got = {r.index: r.value for r in s.responses(timeout=30, decode="text")}
+        assert len(got) == len(numbers)
+        assert all(factors_ok(numbers[i], v) for i, v in got.items())
+        s.commit()  # committed already: nothing to do
+        with pytest.raises(zgrid.Error):
+            s.send("12")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                s.status()
+            except zgrid.UnknownSession:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("a delivered submitted session stayed in the head")
+        # Durable: sealed, kept, read by id from another connection.
+        d = grid.submit("factorize", [str(n) for n in numbers[:50]], durable=True)
+        sid = d.id
+    with zgrid.connect(grid_env.frontend) as grid:
+        attached = grid.attach(sid)
+        got = {r.index: r.value for r in attached.results(decode="text", timeout=30)}
+        assert len(got) == 50
+        assert all(factors_ok(numbers[i], v) for i, v in got.items())
+        st = attached.status()
+        assert st.state == "sealed" and st.complete and st.total == 50
+        attached.close(purge=True)
+        # Over one message, or one payload over the limit: refused, nothing made.
+        before = len(grid.sessions())
+        with pytest.raises(zgrid.InvalidRequest, match="one message"):
+            grid.submit("echo", [b"x"] * 1025)
+        with pytest.raises(zgrid.InvalidRequest, match="one message"):
+            grid.submit("echo", [b"x" * ((1 << 20) + 1)], durable=True)
+        assert len(grid.sessions()) == before
+        # map() of a small list goes the same way, faults and all.
+        got = list(grid.map("factorize", ["91", "not a number", "1001"], decode="text",
+                            errors="return"))
+        assert factors_ok(91, got[0]) and factors_ok(1001, got[2])
+        assert isinstance(got[1], zgrid.RequestFault) and got[1].index == 1
+        assert list(grid.map("factorize", [str(n) for n in numbers[:20]], durable=True,
+                             decode="text")) == [
+            r for r in grid.map("factorize", (str(n) for n in numbers[:20]), decode="text")
+        ]
+
+
 def test_durable_results_survive_a_head_kill(grid_env):
     numbers = [random.randrange(2, 2**31) for _ in range(3000)]
     with zgrid.connect(grid_env.frontend) as grid:

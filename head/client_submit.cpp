@@ -1,0 +1,118 @@
+// `submit`: a whole small session in one message (docs/protocol.md,
+// "One-message sessions"). What create_session, open_client, one flushed
+// send, end_requests and close(seal) would do, with one reply and, for a
+// durable session, one synced journal write instead of five.
+#include "head/client_handlers.hpp"
+
+#include <memory>
+
+#include "common/util.hpp"
+#include "head/journal_records.hpp"
+
+namespace zgrid::head {
+
+namespace {
+
+proto::Submitted submitted_of(const Session& s, const proto::Ack& ack) {
+  return {{s.id, s.service, s.durable, s.state, s.stateful},
+          ack.first_request_id,
+          ack.count,
+          ack.statuses};
+}
+
+}  // namespace
+
+Status ClientHandlers::on_submit(const Call& call) {
+  proto::Submit m;
+  ZG_RETURN_IF_ERROR(proto::decode_submit(call.env, &m));
+  std::string cid(m.client_id);
+  if (!valid_name(cid))
+    return Status::InvalidArgument("client id must be 1..64 printable characters");
+  ZG_RETURN_IF_ERROR(
+      check_key_quotas(call.peer_key, m.create.durable, m.items.size(), call.frame.size()));
+  ZG_ASSIGN_OR_RETURN(Session * created, new_session(call, m.create));
+  Session& s = *created;
+  // Sealed from the start: no other client can join it. Not complete before
+  // its client has ended (for a durable session: once the write is synced).
+  s.state = proto::SessionState::kSealed;
+  Client fresh;
+  fresh.id = cid;
+  fresh.rid = call.rid;
+  fresh.last_activity = ctx_.now;
+  s.client_index[fresh.id] = 0;
+  s.clients.push_back(std::move(fresh));
+  Client& c = s.clients.back();
+  proto::Ack ack;
+  ack.session_id = s.id;
+  ack.client_id = c.id;
+  ack.first_seq = 1;
+  std::vector<Request> accepted = accept_items(s, c, m.items, &ack);
+  if (s.durable) return on_submit_durable(call, s, c, std::move(ack), std::move(accepted));
+  std::uint64_t n = accepted.size();
+  for (auto& r : accepted) s.queue.push_back(std::move(r));
+  c.acked_seq = c.accepted_seq;
+  c.sent = n;
+  c.ended = true;
+  s.total = n;
+  s.committed = n;
+  ctx_.stats_of(s).accepted += n;
+  r_.sessions.touch(s);
+  r_.tasks.activate(&s);
+  note_committed(s);
+  reply_(call.rid, proto::encode_submitted(call.env.corr, submitted_of(s, ack)));
+  // Sealed: it leaves memory once its responses are delivered (at once
+  // when it has none).
+  r_.lifecycle.maybe_retire(s);
+  return Status::OK();
+}
+
+// The session record (sealed), the batch (the received frame as it is) and
+// its client, ended and flushed, in one synced write; nothing of it is used
+// before. A failed write forgets the session and says why.
+Status ClientHandlers::on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
+                                         std::vector<Request> accepted) {
+  std::uint64_t n = accepted.size();
+  JournalOp op;
+  Durable::put_session(op, s);
+  std::uint64_t record_bytes = 0;
+  if (n > 0) {
+    RequestRecord rr{ack.statuses, ack.first_request_id,
+                     std::string_view(call.frame.data<char>(), call.frame.size())};
+    op.puts.emplace_back(jkey::numbered(jkey::kRequests, s.id, ack.first_request_id), rr.encode());
+    record_bytes = op.puts.back().second.size();
+    IndexRecord ir{n, c.id, record_bytes};
+    op.puts.emplace_back(jkey::numbered(jkey::kIndex, s.id, ack.first_request_id), ir.encode());
+  }
+  Durable::put_client(op, s, c, c.accepted_seq, n, c.max_id, true, false);
+  BatchRef b;
+  b.first_id = ack.first_request_id;
+  b.n = static_cast<std::uint32_t>(n);
+  b.client = 0;
+  b.mem = std::move(accepted);
+  auto batch = std::make_shared<BatchRef>(std::move(b));
+  r_.durable.submit(
+      std::move(op), [this, ord = s.ordinal, rid = call.rid, corr = call.env.corr,
+                      ack = std::move(ack), batch, record_bytes](bool ok, const std::string& err) {
+        Session* s = r_.sessions.by_ordinal(ord);
+        if (!s) return;  // purged meanwhile
+        if (!ok) {
+          reply_error(rid, corr, Durable::write_failed(err));
+          r_.lifecycle.drop(*s);
+          return;
+        }
+        ctx_.crash.reach("before-ack");
+        Client& c = s->clients[0];
+        c.acked_seq = c.accepted_seq;
+        c.flushed_id = c.max_id;
+        c.sent = batch->n;
+        c.ended = true;
+        s->committed = batch->n;
+        batch_synced(*s, std::move(*batch), record_bytes);
+        note_committed(*s);
+        reply_(rid, proto::encode_submitted(corr, submitted_of(*s, ack)));
+        ctx_.fetches_to_wake.push_back(s->id);  // complete at once when it has no request
+      });
+  return Status::OK();
+}
+
+}  // namespace zgrid::head
