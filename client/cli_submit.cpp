@@ -1,6 +1,7 @@
 // zgrid submit and zgrid resubmit: requests from a file, standard input, a
 // random generator or another session's faulted ones, into a session;
 // interactive results printed as they come, durable ones committed.
+#include <sys/stat.h>
 #include <unistd.h>
 #include <msgpack.hpp>
 
@@ -104,6 +105,15 @@ class Input {
   }
   // True when reading more could block (a pipe with nothing buffered).
   bool would_block() const { return in_ == &std::cin && std::cin.rdbuf()->in_avail() <= 0; }
+  // All of it is there now: generated, picked, or a regular file (standard
+  // input redirected from one too). A pipe, FIFO or terminal may still be
+  // being written, and reading ahead would wait for its writer.
+  bool all_there() const {
+    if (a_.requests != nullptr || a_.random > 0) return true;
+    struct stat st {};
+    int rc = a_.file == "-" ? ::fstat(STDIN_FILENO, &st) : ::stat(a_.file.c_str(), &st);
+    return rc == 0 && S_ISREG(st.st_mode);
+  }
 
  private:
   // A stream of msgpack values, each one request; user_data is its JSON form
@@ -146,6 +156,9 @@ class Input {
   std::uint64_t max_ = 0, produced_ = 0;
 };
 
+// What one message may carry: the client library's batch bytes.
+constexpr std::size_t kOneMessageBytes = 1 << 20;
+
 }  // namespace
 
 int cmd_submit(const Global& g, SubmitArgs a) {
@@ -174,6 +187,25 @@ int cmd_submit(const Global& g, SubmitArgs a) {
                  "original)\n",
                  a.requests->size());
 
+  // A small input that is all there already (a regular file, --random,
+  // resubmit) is a whole session in one message: one round trip and,
+  // durable, one journal write (docs/protocol.md, "One-message sessions").
+  std::vector<std::pair<std::string, std::string>> first;  // [payload, line] read ahead
+  bool whole = false;
+  if (!a.no_end && input.all_there()) {
+    std::size_t bytes = 0;
+    std::string payload, line;
+    while (first.size() <= a.batch && bytes <= kOneMessageBytes) {
+      if (!input.next_request(&payload, &line)) {
+        whole = input.error().empty();
+        break;
+      }
+      bytes += payload.size() + line.size();
+      first.emplace_back(std::move(payload), std::move(line));
+    }
+    whole = whole && first.size() <= a.batch && bytes <= kOneMessageBytes;
+  }
+
   auto conn = connect(g);
   if (!conn.ok()) return fail(conn.status());
   zgrid::proto::CreateSession cs;
@@ -183,15 +215,29 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   cs.task_timeout_ms = static_cast<std::uint64_t>(a.task_timeout_ms);
   cs.deadline_ms = static_cast<std::uint64_t>(a.deadline_ms);
   cs.stateful = a.stateful;
-  auto info = (*conn)->create_session(cs);
-  if (!info.ok()) return fail(info.status());
-  const std::string sid = info->session_id;
+  zgrid::client::BrokerOptions bo;
+  bo.batch_items = a.batch;
+  std::unique_ptr<BrokerClient> owned;
+  std::string sid_of_created;
+  if (whole) {
+    std::vector<BrokerClient::Item> items;
+    items.reserve(first.size());
+    for (const auto& [payload, line] : first) items.push_back({payload, line});
+    auto made = BrokerClient::submit(**conn, cs, a.client_id, items, bo);
+    if (!made.ok()) return fail(made.status());
+    owned = std::move(made).value();
+  } else {
+    auto info = (*conn)->create_session(cs);
+    if (!info.ok()) return fail(info.status());
+    sid_of_created = info->session_id;
+  }
+  const std::string sid = whole ? owned->session_id() : sid_of_created;
   std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid.c_str(),
                a.durable ? "durable" : "interactive", a.stateful ? ", stateful" : "",
                a.service.c_str());
   // Durable, until committed: an interrupt says what becomes of the session.
   static std::string uncommitted, committing;
-  if (a.durable && !a.no_end) {
+  if (a.durable && !a.no_end && !whole) {
     auto st = (*conn)->session_status(sid);
     std::string idle = zgrid::format_duration(
         st.ok() ? static_cast<Millis>(st->u64("client_idle_timeout_ms")) : 0);
@@ -205,11 +251,12 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
   }
-  zgrid::client::BrokerOptions bo;
-  bo.batch_items = a.batch;
-  auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
-  if (!bc.ok()) return fail(bc.status());
-  BrokerClient& c = **bc;
+  if (!whole) {
+    auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
+    if (!bc.ok()) return fail(bc.status());
+    owned = std::move(bc).value();
+  }
+  BrokerClient& c = *owned;
 
   Printer printer(a.json, is_factorize(a.service));
   // On a terminal: what was sent and, interactive, what came back.
@@ -231,8 +278,19 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   };
   zgrid::proto::Response r;
   std::string line, payload;
-  std::uint64_t count = 0;
-  while (input.next_request(&payload, &line)) {
+  std::uint64_t count = whole ? first.size() : 0;
+  std::size_t ahead = 0;  // of `first`, sent (when not whole)
+  auto next = [&] {
+    if (whole) return false;
+    if (ahead < first.size()) {
+      payload = std::move(first[ahead].first);
+      line = std::move(first[ahead].second);
+      ++ahead;
+      return true;
+    }
+    return input.next_request(&payload, &line);
+  };
+  while (next()) {
     Status st = c.send(payload, line);
     if (!st.ok()) return fail(st);
     ++count;
@@ -301,7 +359,8 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     p.running_known = false;
     progress.keep(p);
   }
-  (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
+  // (A submitted session is sealed already, and gone once delivered.)
+  if (!whole) (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
   if (printer.count() < expected) {
     std::fprintf(stderr, "zgrid: %llu of %llu requests were removed\n",
                  static_cast<unsigned long long>(expected - printer.count()),

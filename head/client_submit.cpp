@@ -35,6 +35,7 @@ Status ClientHandlers::on_submit(const Call& call) {
   // Sealed from the start: no other client can join it. Not complete before
   // its client has ended (for a durable session: once the write is synced).
   s.state = proto::SessionState::kSealed;
+  r_.sessions.touch(s);  // its key's count of open sessions
   Client fresh;
   fresh.id = cid;
   fresh.rid = call.rid;

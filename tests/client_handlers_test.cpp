@@ -254,6 +254,7 @@ TEST(ClientHandlers, OversizedItemsOfASubmitAreRefusedOneByOne) {
   ASSERT_EQ(s->queue.size(), 2u);
   EXPECT_EQ(s->queue[1].id, 2u);
   EXPECT_EQ(s->queue[1].payload, "10");
+  EXPECT_TRUE(r.sessions.verify());
 }
 
 TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
@@ -267,6 +268,8 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   Session* s = r.sessions.all().begin()->second.get();
   std::string sid = s->id;
   EXPECT_FALSE(SessionTable::complete(*s));  // not before its client is committed
+  EXPECT_TRUE(r.sessions.verify());          // sealed at once: its key's loads say so
+  EXPECT_EQ(r.sessions.load(s->owner).open, 0u);
   EXPECT_TRUE(s->queue.empty());
   EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
   EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
@@ -281,6 +284,7 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_EQ(s->queue.size(), 4u);  // flushed: loaded to run
   EXPECT_TRUE(s->clients[0].ended);
   EXPECT_EQ(s->clients[0].flushed_id, 4u);
+  EXPECT_TRUE(r.sessions.verify());
 }
 
 TEST(ClientHandlers, AFailedDurableSubmitAnswersTheErrorAndForgetsTheSession) {

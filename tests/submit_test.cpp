@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 #include <zgrid/client.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/protocol.hpp"
@@ -216,6 +219,44 @@ TEST(Submit, ManySmallSessionsFromSeveralThreadsEachGetTheirOwnAnswers) {
         return list.ok() && list->size() == static_cast<std::size_t>(kThreads * kEach / 2);
       },
       10'000, 20));
+}
+
+// `zgrid submit` of a small regular file takes the one-message path (the
+// session is sealed from the start); a big one takes the steps (open, and
+// "complete" once every request is answered).
+TEST(Submit, TheCliSendsASmallFileAsOneMessage) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto write = [&](const std::string& name, const std::vector<std::string>& numbers) {
+    std::ofstream out(g.dir().file(name));
+    for (const auto& n : numbers) out << n << "\n";
+    return g.dir().file(name);
+  };
+  auto small = Numbers(4'000'037, 40), big = Numbers(5'000'011, 1'500);
+  std::string small_file = write("small.txt", small), big_file = write("big.txt", big);
+  auto conn = g.connect();
+  for (const auto& [file, numbers, state] :
+       {std::tuple{small_file, small, "sealed"}, std::tuple{big_file, big, "complete"}}) {
+    SCOPED_TRACE(file);
+    auto r = testing::run_cli({"--head", g.frontend(), "submit", "--durable", "--service",
+                               "factorize", "--file", file, "-q"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string sid = r.out.substr(0, 32);
+    ASSERT_EQ(sid.size(), 32u) << r.out;
+    ExpectAnswered(testing::fetch_all(*conn, sid), numbers);
+    auto st = conn->session_status(sid);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->str("state"), state);
+    EXPECT_EQ(st->u64("committed"), numbers.size());
+  }
+  // Interactive: one line per request, the session gone afterwards.
+  auto r = testing::run_cli(
+      {"--head", g.frontend(), "submit", "--service", "factorize", "--file", small_file, "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 40);
+  EXPECT_NE(r.err.find("zgrid: session "), std::string::npos) << r.err;
 }
 
 }  // namespace
