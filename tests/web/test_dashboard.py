@@ -50,18 +50,20 @@ def test_dashboard_shows_every_node_and_a_session_progressing():
         g = LocalGrid(tmp, nodes=3, workers=1)
         drv = None
         try:
-            # 240 requests of 40 ms on 3 workers: about 3 s of work.
-            sid = g.cli("submit", "--service", "sleep", "--durable", "--file", "-", "--quiet",
-                        input="40\n" * 240).stdout.strip()
-            assert len(sid) == 32
+            # The browser first: its start (seconds under a sanitizer, on a
+            # busy machine) must not eat the session's run time.
             drv = browser()
             drv.get(g.http)
             wait_until(lambda: polls(drv) >= 1, what="the dashboard's first poll")
+            # 360 requests of 40 ms on 3 workers: about 5 s of work.
+            sid = g.cli("submit", "--service", "sleep", "--durable", "--file", "-", "--quiet",
+                        input="40\n" * 360).stdout.strip()
+            assert len(sid) == 32
             ids = sorted(e.get_attribute("data-node-id")
                          for e in drv.find_elements(By.CSS_SELECTOR, "tr.node-row"))
             assert ids == sorted(n["node_id"] for n in g.nodes()) == ["node0", "node1", "node2"]
             first = wait_until(lambda: session_progress(drv, sid), what="the session's row")
-            assert first[1] == 240
+            assert first[1] == 360
             later = wait_until(
                 lambda: (lambda p: p if p and p[0] > first[0] else None)(session_progress(drv, sid)),
                 timeout=20, what="the session's progress to grow")
