@@ -308,6 +308,18 @@ Status finish(const Reader& r, const char* what) {
 std::string name_field(Reader& r) {
   return std::string(r.bytes(kMaxNameLength));
 }
+
+// create_session's fields, which submit starts with. `all_required`: the
+// last three too (submit); else each may be absent (older clients).
+void read_create(Reader& r, CreateSession* c, bool all_required) {
+  c->service = name_field(r);
+  c->durable = r.boolean();
+  c->client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
+  auto absent = [&] { return !all_required && r.at_end(); };
+  c->task_timeout_ms = absent() ? 0 : r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
+  c->deadline_ms = absent() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
+  c->stateful = absent() ? false : r.boolean();
+}
 }  // namespace
 
 Status check_version(const Envelope& e) {
@@ -326,13 +338,7 @@ Status decode_error(Envelope& e, Error* out) {
 
 Status decode_create_session(Envelope& e, CreateSession* out) {
   Reader& r = e.fields;
-  out->service = name_field(r);
-  out->durable = r.boolean();
-  out->client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
-  // Optional (older clients send three fields).
-  out->task_timeout_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
-  out->deadline_ms = r.at_end() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
-  out->stateful = r.at_end() ? false : r.boolean();
+  read_create(r, out, /*all_required=*/false);  // older clients send three fields
   return finish(r, "create_session");
 }
 
@@ -376,13 +382,7 @@ Status decode_send(Envelope& e, Send* out) {
 // layout to accept.
 Status decode_submit(Envelope& e, Submit* out) {
   Reader& r = e.fields;
-  CreateSession& c = out->create;
-  c.service = name_field(r);
-  c.durable = r.boolean();
-  c.client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
-  c.task_timeout_ms = r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
-  c.deadline_ms = r.u64_in(0, kMaxDurationMs, "deadline_ms");
-  c.stateful = r.boolean();
+  read_create(r, &out->create, /*all_required=*/true);
   out->client_id = r.bytes(kMaxNameLength);
   read_items(r, &out->items);
   return finish(r, "submit");
