@@ -13,7 +13,7 @@ BUILD=${ZGRID_BUILD_DIR:-build}
 DOC=${ZGRID_BENCH_DOC:-docs/benchmarks.md}
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
-[ -x "$BUILD/bench/scale_bench" ] || ./scripts/build.sh >/dev/null
+[ -x "$BUILD/bench/scale_bench" ] || ./scripts/build.sh -DZGRID_BUILD_BENCH=ON >/dev/null
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
