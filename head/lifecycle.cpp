@@ -37,12 +37,15 @@ void Lifecycle::load_ready(Session& s) {
 // What loading found, acted on: lost batches are answered `data_loss` (an
 // unreadable one is retried by the Durable room).
 void Lifecycle::after_load(Session& s, const LoadOutcome& out) {
-  for (const auto& [b, why] : out.lost) fault_lost_batch(s, b, why);
+  for (std::size_t i = 0; i < out.lost.size(); ++i)
+    fault_lost_batch(s, out.lost[i].first, out.lost[i].second,
+                     i < out.lost_first.size() && out.lost_first[i]);
 }
 
 // A request batch whose journal record is lost: each of its requests not
 // yet answered is answered `data_loss` (its payload is gone; it cannot run).
-void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& why) {
+// `first`: its damage is reported for the first time.
+void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& why, bool first) {
   std::uint64_t n = 0;
   for (std::uint64_t id = b.first_id; id < b.first_id + b.n; ++id) {
     if (s.is_answered(id)) continue;
@@ -55,9 +58,12 @@ void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& wh
     ++n;
   }
   ctx_.counters.data_loss += n;
-  ZG_LOG(kError, kLog,
-         "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
-             " requests answered data_loss");
+  // Found again on every reload of the session (a rescan puts its batches
+  // back): logged the first time only.
+  if (first)
+    ZG_LOG(kError, kLog,
+           "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
+               " requests answered data_loss");
 }
 
 SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {

@@ -70,7 +70,7 @@ class Lifecycle {
   // Answers every request of the session that has not run with a fault.
   std::uint64_t fault_unrun(Session& s, std::string_view code, std::string_view message);
   void after_load(Session& s, const LoadOutcome& out);
-  void fault_lost_batch(Session& s, const BatchRef& b, const Status& why);
+  void fault_lost_batch(Session& s, const BatchRef& b, const Status& why, bool first);
   void retry_reads();
   void sweep_idle();
   void remove_client(Session& s, std::uint32_t ci);
