@@ -160,9 +160,9 @@ std::uint64_t Lifecycle::fault_unrun(Session& s, std::string_view code, std::str
   return n;
 }
 
-// While the purge is being written the session is paused and its answers
-// are not recorded (they would re-create keys): they go back to its queue,
-// to run again should the purge fail.
+// While the purge is waiting or being written the session is paused and
+// its answers are not recorded (they would re-create keys): they go back to
+// its queue, to run again should the purge fail.
 void Lifecycle::purge(Session& s, OpDone done) {
   if (!s.durable) {
     ZG_LOG(kInfo, kLog, "session purged session=" + s.id);
@@ -172,8 +172,33 @@ void Lifecycle::purge(Session& s, OpDone done) {
     return;
   }
   ++s.purging;
+  purge_queue_.emplace_back(s.ordinal, std::move(done));
+  pump_purges();
+}
+
+// Purges are paced: at most kMaxPurgesInJournal in the journal's queue at
+// once, the next ones submitted as those complete. A burst of thousands
+// (a script purging sessions, a retention sweep) then never sits in the
+// journal's queue ahead of another client's write: that write waits for
+// at most a group or two of purges, not for the whole burst.
+void Lifecycle::pump_purges() {
+  while (purges_in_journal_ < kMaxPurgesInJournal && !purge_queue_.empty()) {
+    auto [ord, done] = std::move(purge_queue_.front());
+    purge_queue_.pop_front();
+    Session* s = sessions_.by_ordinal(ord);
+    if (!s) {  // cannot happen: only a purge drops a durable session
+      done(true, "");
+      continue;
+    }
+    ++purges_in_journal_;
+    submit_purge(*s, std::move(done));
+  }
+}
+
+void Lifecycle::submit_purge(Session& s, OpDone done) {
   durable_.submit(Durable::purge_op(s), [this, ord = s.ordinal, sid = s.id, done = std::move(done)](
                                             bool ok, const std::string& err) {
+    --purges_in_journal_;
     Session* s = sessions_.by_ordinal(ord);
     if (ok) {
       sessions_.add_tombstone(sid);
@@ -187,6 +212,7 @@ void Lifecycle::purge(Session& s, OpDone done) {
       tasks_.activate(s);
     }
     done(ok, err);
+    pump_purges();
   });
 }
 
