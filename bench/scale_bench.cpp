@@ -15,6 +15,11 @@
 //    (BrokerClient::submit: the submit, the answer).
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
+//  - BM_PurgeStorm/sessions: `sessions` one-message durable sessions (one
+//    echo each, answered), then as many `close --purge` pipelined on one
+//    connection: purges a second, and how long another client's durable
+//    submit of 1,000 requests, sent once every purge is on its way, waits
+//    for its acknowledgement.
 //  - BM_LoneRequestVsRelay: an echo request on an idle grid, p50 and p99, beside
 //    its floor measured in the same run: a bare ZeroMQ relay (DEALER client
 //    -> ROUTER broker -> DEALER worker and back, each in its own context and
@@ -38,6 +43,7 @@
 
 #include "bench/grid_fixture.hpp"
 #include "tests/support/grid_process.hpp"
+#include "tests/support/pipeline.hpp"
 
 namespace {
 
@@ -346,6 +352,57 @@ void BM_DurableSessionsKept(benchmark::State& state) {
   }
 }
 
+void BM_PurgeStorm(benchmark::State& state) {
+  // 10,000 at the full ZGRID_BENCH_N; 1,000 in the smoke run.
+  const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(state.range(0)),
+                                              std::max<std::size_t>(1'000, bench_n() / 100));
+  for (auto _ : state) {
+    Grid g;
+    StartSessionsGrid(g, true);
+    if (!g.wait_nodes(1)) {
+      state.SkipWithError("node did not register");
+      return;
+    }
+    zgrid::testing::Pipeline p(g.frontend());
+    auto made = p.submit_sessions(n, "echo", 120'000);
+    auto conn = g.connect(30'000);
+    bool answered = zgrid::testing::wait_until(
+        [&] {
+          auto st = conn->grid_status();
+          return st.ok() && st->u64("done") >= n;
+        },
+        120'000, 50);
+    if (made.ok != n || !answered) {
+      state.SkipWithError("the sessions were not all made and answered");
+      return;
+    }
+    std::vector<std::string> payloads(1'000, "p");
+    std::vector<BrokerClient::Item> items;
+    for (auto& pl : payloads) items.push_back({pl, pl});
+    double ack_s = -1;
+    std::thread other;
+    auto t0 = Clock::now();
+    auto purged = p.purge(made.session_ids, 300'000, [&] {
+      other = std::thread([&] {
+        auto c = g.connect(30'000);
+        auto a0 = Clock::now();
+        if (BrokerClient::submit(*c, {"echo", true, 0}, "other", items).ok())
+          ack_s = seconds_since(a0);
+      });
+    });
+    double s = seconds_since(t0);
+    other.join();
+    if (purged.ok != n || ack_s < 0) {
+      state.SkipWithError("a purge or the other client's submit failed");
+      return;
+    }
+    state.SetIterationTime(s);
+    state.counters["purges_per_s"] = static_cast<double>(n) / s;
+    state.counters["other_submit_ack_s"] = ack_s;
+    state.counters["sessions"] = static_cast<double>(n);
+  }
+}
+
 void BM_LoneRequestVsRelay(benchmark::State& state) {
   Grid g;
   g.start_head({"--http", "off", "--log-level", "warn"});
@@ -406,6 +463,12 @@ BENCHMARK(BM_SessionsPerSecond)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 BENCHMARK(BM_DurableSessionsKept)->UseManualTime()->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK(BM_PurgeStorm)
+    ->ArgName("sessions")
+    ->Arg(10'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(BM_LoneRequestVsRelay)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
 
 int main(int argc, char** argv) {

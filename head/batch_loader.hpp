@@ -33,7 +33,10 @@ struct LoadRule {
 struct LoadOutcome {
   std::uint64_t loaded = 0;                       // requests added to the queue
   std::vector<std::pair<BatchRef, Status>> lost;  // taken out: their requests cannot run
-  Status unreadable;                              // not OK: loading stopped at a batch to retry
+  // Per lost batch: its damage is reported (counted, logged) for the first
+  // time. Set by Durable::load; a batch found again on a reload is not.
+  std::vector<bool> lost_first;
+  Status unreadable;  // not OK: loading stopped at a batch to retry
 };
 
 // Moves requests of `s`'s unloaded batches into its queue, by `rule`. A

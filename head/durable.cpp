@@ -173,7 +173,9 @@ void Durable::flush(const Recorded& recorded) {
 
 LoadOutcome Durable::load(Session& s, const LoadRule& rule) {
   LoadOutcome out = load_batches(*journal_, s, rule);
-  if (!out.lost.empty()) ctx_.counters.journal_corrupt_records += out.lost.size();
+  for (const auto& [b, why] : out.lost)
+    out.lost_first.push_back(note_corrupt(s, jkey::numbered(jkey::kRequests, s.id, b.first_id)) ==
+                             Seen::kFirst);
   if (out.unreadable.ok()) return out;
   ++ctx_.counters.journal_read_errors;
   s.read_retry_at = ctx_.now + kReadRetryMs;
@@ -189,22 +191,46 @@ LoadOutcome Durable::load(Session& s, const LoadRule& rule) {
 
 FetchPage Durable::fetch_page(Session& s, const proto::Fetch& f, std::uint64_t corr) {
   FetchPage page = build_fetch_page(*journal_, s, f, corr);
-  for (const std::string& key : page.corrupt_keys) {
-    note_corrupt_answers(s, key);
-    schedule_rescan(s);
-  }
+  // A record noted before has been accounted for (recovery left its answers
+  // out, or a rescan did): only a new one needs the session recounted.
+  for (const std::string& key : page.corrupt_keys)
+    if (note_corrupt_answers(s, key) != Seen::kBefore) schedule_rescan(s);
   if (page.read_error) ++ctx_.counters.journal_read_errors;
   return page;
 }
 
-void Durable::note_corrupt_answers(Session& s, std::string_view key) {
+void Durable::forget(std::uint64_t ordinal) {
+  rounds_.erase(ordinal);
+  corrupt_seen_.erase(corrupt_seen_.lower_bound({ordinal, '\0', 0}),
+                      corrupt_seen_.lower_bound({ordinal + 1, '\0', 0}));
+}
+
+Durable::Seen Durable::note_corrupt(const Session& s, std::string_view key) {
+  std::tuple<std::uint64_t, char, std::uint64_t> rec{s.ordinal, key.empty() ? '\0' : key[0],
+                                                     jkey::number_of(key)};
+  if (corrupt_seen_.count(rec)) return Seen::kBefore;
+  if (corrupt_seen_.size() >= kMaxCorruptRemembered) {
+    if (!corrupt_full_logged_) {
+      corrupt_full_logged_ = true;
+      ZG_LOG(kError, kLog,
+             "journal corruption: more than " + std::to_string(kMaxCorruptRemembered) +
+                 " corrupt records; further ones are neither counted nor logged");
+    }
+    return Seen::kUntracked;
+  }
+  corrupt_seen_.insert(rec);
   ++ctx_.counters.journal_corrupt_records;
-  if (s.corrupt_logged) return;
-  s.corrupt_logged = true;
-  ZG_LOG(kError, kLog,
-         "journal corruption session=" + s.id + ": response record #" +
-             std::to_string(jkey::number_of(key)) +
-             " is unreadable; its requests run again to recompute the lost answers");
+  return Seen::kFirst;
+}
+
+Durable::Seen Durable::note_corrupt_answers(Session& s, std::string_view key) {
+  Seen seen = note_corrupt(s, key);
+  if (seen == Seen::kFirst)
+    ZG_LOG(kError, kLog,
+           "journal corruption session=" + s.id + ": response record #" +
+               std::to_string(jkey::number_of(key)) +
+               " is unreadable; its requests run again to recompute the lost answers");
+  return seen;
 }
 
 // A response record found corrupt while the head runs: its answers are
@@ -276,9 +302,10 @@ bool Durable::rescan(Session& s) {
   for (std::size_t i = 0; i < s.batches.size(); ++i)
     if (!s.clients[s.batches[i].client].removed) s.unloaded.push_back(i);
   std::uint64_t lost = done + faulted - std::min(done + faulted, s.done + s.faulted);
-  ZG_LOG(kWarn, kLog,
-         "session=" + s.id + ": " + std::to_string(lost) +
-             " answers lost to a corrupt response record run again");
+  if (lost > 0)
+    ZG_LOG(kWarn, kLog,
+           "session=" + s.id + ": " + std::to_string(lost) +
+               " answers lost to a corrupt response record run again");
   return true;
 }
 

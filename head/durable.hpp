@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "common/status.hpp"
@@ -97,7 +98,8 @@ class Durable {
   // Gathers one answer of session `s` (not yet recorded) for this round.
   void record(Session& s, Request r, std::string_view fault_code, std::string_view data);
   bool has_round(std::uint64_t ordinal) const { return rounds_.count(ordinal) > 0; }
-  void forget(std::uint64_t ordinal) { rounds_.erase(ordinal); }
+  // The session left memory: its round and what was noted of it go.
+  void forget(std::uint64_t ordinal);
   // Writes this round's answers: one response record per session.
   void flush(const Recorded& recorded);
 
@@ -109,8 +111,16 @@ class Durable {
   // A page for `f` (head/fetch.hpp); corrupt response records found are
   // logged and their session marked for a rescan, read errors counted.
   FetchPage fetch_page(Session& s, const proto::Fetch& f, std::uint64_t corr);
-  // A response record of `s` found unreadable: counted and logged once.
-  void note_corrupt_answers(Session& s, std::string_view key);
+  // A record of `s` found corrupt (`key`: its journal key): counted in
+  // journal_corrupt_records and logged by the caller the first time only,
+  // however often it is read again (each fetch, rescan or reload finds it
+  // anew). Damage is remembered per record, up to kMaxCorruptRemembered
+  // records for the whole head; past that, new ones are neither counted
+  // nor logged (said once), and are kUntracked.
+  enum class Seen { kFirst, kBefore, kUntracked };
+  Seen note_corrupt(const Session& s, std::string_view key);
+  // A response record of `s` found unreadable: noted, and logged the first time.
+  Seen note_corrupt_answers(Session& s, std::string_view key);
   void schedule_rescan(Session& s);
 
   // Sessions whose reads are due again now: a failed batch read, or a
@@ -142,6 +152,10 @@ class Durable {
   std::map<std::uint64_t, Round> rounds_;                 // answers of this round, by session
   std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick
   std::uint64_t reopens_seen_ = 0;
+  // Corrupt records already counted: session ordinal, key kind, key number.
+  std::set<std::tuple<std::uint64_t, char, std::uint64_t>> corrupt_seen_;
+  bool corrupt_full_logged_ = false;
+  static constexpr std::size_t kMaxCorruptRemembered = 65'536;
 
   static constexpr Millis kReadRetryMs = 1'000;  // a failed journal read is tried again after this
   static constexpr std::size_t kMaxBacklog = 32u << 20;

@@ -10,7 +10,12 @@
 // with sync=true, and tells the reactor "ops up to seq N are durable" (or
 // failed) through an inproc PAIR socket, which wakes the reactor's poll. It
 // never waits for a batch to fill: when the queue is empty it writes what it
-// has. Syncs and compactions stay off the reactor thread. (Overlapping the
+// has. Purges are grouped like any other op (each deletes its session's
+// ranges in the group's batch, with its tombstone); the deleted keys are
+// compacted away by LevelDB's own compactions and, after many purges, by a
+// compactor thread (compact_loop), never on the write path. Syncs and
+// compactions stay off the reactor thread. LevelDB's info log goes to
+// zgrid's log (debug level, rate-limited), not to a file of its own. (Overlapping the
 // segment sync of one group with the LevelDB sync of the one before was
 // tried: no measurable gain, docs/benchmarks.md.)
 //
@@ -38,6 +43,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,6 +66,7 @@ namespace leveldb {
 class DB;
 class Env;
 class Iterator;
+class Logger;
 class WriteBatch;
 }  // namespace leveldb
 
@@ -173,6 +180,7 @@ class Journal : public JournalStore {
   static bool decode_completion(const zmq::message_t& m, JournalCompletion* c);
   void append_bulk(Group& g);
   bool commit(Group& g);
+  void compact_loop();
   void check_space();
   bool try_reopen(bool for_maintenance);
   void release_reserve(const char* why);
@@ -182,16 +190,19 @@ class Journal : public JournalStore {
   std::string dir_;
   JournalOptions o_;
   int lock_fd_ = -1;
-  std::unique_ptr<FdReserve> fds_;      // before env_ and the DB, which use it
-  std::unique_ptr<leveldb::Env> env_;   // LevelDB's files, through the descriptor reserve
-  std::unique_ptr<Segments> segments_;  // the sessions' segment files
-  mutable std::shared_mutex db_mu_;     // guards db_ against reopen (reads share it)
-  std::unique_ptr<leveldb::DB> db_;     // replaced only by try_reopen(), holding db_mu_
-  zmq::socket_t notify_;                // completions (bound here, read by the owner's thread)
-  bool reserve_present_ = false;        // journal thread (and open)
+  std::unique_ptr<FdReserve> fds_;             // before env_ and the DB, which use it
+  std::unique_ptr<leveldb::Env> env_;          // LevelDB's files, through the descriptor reserve
+  std::unique_ptr<leveldb::Logger> info_log_;  // LevelDB's info log, into zgrid's log
+  std::unique_ptr<Segments> segments_;         // the sessions' segment files
+  mutable std::shared_mutex db_mu_;            // guards db_ against reopen (reads share it)
+  std::unique_ptr<leveldb::DB> db_;            // replaced only by try_reopen(), holding db_mu_
+  zmq::socket_t notify_;          // completions (bound here, read by the owner's thread)
+  bool reserve_present_ = false;  // journal thread (and open)
 
   mutable Mutex mu_;
-  std::condition_variable_any cv_;                  // ops queued, or stop
+  std::condition_variable_any cv_;          // ops queued, or stop
+  std::condition_variable_any compact_cv_;  // many purges, or stop
+  std::uint64_t purged_since_compaction_ ZG_GUARDED_BY(mu_) = 0;
   std::deque<JournalOp> queue_ ZG_GUARDED_BY(mu_);  // submitted ops
   bool stop_ ZG_GUARDED_BY(mu_) = false;
   std::uint64_t next_seq_ ZG_GUARDED_BY(mu_) = 0;
@@ -205,6 +216,12 @@ class Journal : public JournalStore {
   std::atomic<std::uint64_t> reopens_taken_{0};  // reopens the reactor has reconciled
   std::atomic<bool> space_ok_{true};
   std::thread thread_;
+  std::thread compactor_;
+
+  // The compactor's pace (compact_loop).
+  static constexpr std::uint64_t kCompactAfterPurges = 2'000;
+  static constexpr std::chrono::seconds kCompactQuietPeriod{30};
+  static constexpr std::chrono::seconds kCompactMinInterval{10};
 };
 
 }  // namespace zgrid::head

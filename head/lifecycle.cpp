@@ -37,12 +37,15 @@ void Lifecycle::load_ready(Session& s) {
 // What loading found, acted on: lost batches are answered `data_loss` (an
 // unreadable one is retried by the Durable room).
 void Lifecycle::after_load(Session& s, const LoadOutcome& out) {
-  for (const auto& [b, why] : out.lost) fault_lost_batch(s, b, why);
+  for (std::size_t i = 0; i < out.lost.size(); ++i)
+    fault_lost_batch(s, out.lost[i].first, out.lost[i].second,
+                     i < out.lost_first.size() && out.lost_first[i]);
 }
 
 // A request batch whose journal record is lost: each of its requests not
 // yet answered is answered `data_loss` (its payload is gone; it cannot run).
-void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& why) {
+// `first`: its damage is reported for the first time.
+void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& why, bool first) {
   std::uint64_t n = 0;
   for (std::uint64_t id = b.first_id; id < b.first_id + b.n; ++id) {
     if (s.is_answered(id)) continue;
@@ -55,9 +58,12 @@ void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& wh
     ++n;
   }
   ctx_.counters.data_loss += n;
-  ZG_LOG(kError, kLog,
-         "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
-             " requests answered data_loss");
+  // Found again on every reload of the session (a rescan puts its batches
+  // back): logged the first time only.
+  if (first)
+    ZG_LOG(kError, kLog,
+           "journal corruption session=" + s.id + ": " + why.message() + "; " + std::to_string(n) +
+               " requests answered data_loss");
 }
 
 SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
@@ -154,9 +160,9 @@ std::uint64_t Lifecycle::fault_unrun(Session& s, std::string_view code, std::str
   return n;
 }
 
-// While the purge is being written the session is paused and its answers
-// are not recorded (they would re-create keys): they go back to its queue,
-// to run again should the purge fail.
+// While the purge is waiting or being written the session is paused and
+// its answers are not recorded (they would re-create keys): they go back to
+// its queue, to run again should the purge fail.
 void Lifecycle::purge(Session& s, OpDone done) {
   if (!s.durable) {
     ZG_LOG(kInfo, kLog, "session purged session=" + s.id);
@@ -166,8 +172,33 @@ void Lifecycle::purge(Session& s, OpDone done) {
     return;
   }
   ++s.purging;
+  purge_queue_.emplace_back(s.ordinal, std::move(done));
+  pump_purges();
+}
+
+// Purges are paced: at most kMaxPurgesInJournal in the journal's queue at
+// once, the next ones submitted as those complete. A burst of thousands
+// (a script purging sessions, a retention sweep) then never sits in the
+// journal's queue ahead of another client's write: that write waits for
+// at most a group or two of purges, not for the whole burst.
+void Lifecycle::pump_purges() {
+  while (purges_in_journal_ < kMaxPurgesInJournal && !purge_queue_.empty()) {
+    auto [ord, done] = std::move(purge_queue_.front());
+    purge_queue_.pop_front();
+    Session* s = sessions_.by_ordinal(ord);
+    if (!s) {  // cannot happen: only a purge drops a durable session
+      done(true, "");
+      continue;
+    }
+    ++purges_in_journal_;
+    submit_purge(*s, std::move(done));
+  }
+}
+
+void Lifecycle::submit_purge(Session& s, OpDone done) {
   durable_.submit(Durable::purge_op(s), [this, ord = s.ordinal, sid = s.id, done = std::move(done)](
                                             bool ok, const std::string& err) {
+    --purges_in_journal_;
     Session* s = sessions_.by_ordinal(ord);
     if (ok) {
       sessions_.add_tombstone(sid);
@@ -181,6 +212,7 @@ void Lifecycle::purge(Session& s, OpDone done) {
       tasks_.activate(s);
     }
     done(ok, err);
+    pump_purges();
   });
 }
 

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string_view>
+#include <utility>
 
 #include "head/context.hpp"
 #include "head/distributor.hpp"
@@ -50,7 +52,8 @@ class Lifecycle {
   // outcome.
   void close(Session& s, proto::SessionState to, OpDone done);
   // Deletes the session: for a durable one every key and a tombstone in one
-  // write, and only once that succeeded does it leave memory.
+  // write, and only once that succeeded does it leave memory. Durable purges
+  // go to the journal paced (pump_purges).
   void purge(Session& s, OpDone done);
   // Removes a session from memory; results arriving later are dropped.
   void drop(Session& s);
@@ -70,9 +73,11 @@ class Lifecycle {
   // Answers every request of the session that has not run with a fault.
   std::uint64_t fault_unrun(Session& s, std::string_view code, std::string_view message);
   void after_load(Session& s, const LoadOutcome& out);
-  void fault_lost_batch(Session& s, const BatchRef& b, const Status& why);
+  void fault_lost_batch(Session& s, const BatchRef& b, const Status& why, bool first);
   void retry_reads();
   void sweep_idle();
+  void pump_purges();
+  void submit_purge(Session& s, OpDone done);
   void remove_client(Session& s, std::uint32_t ci);
   void apply_client_removal(Session& s, std::uint32_t ci);
 
@@ -91,6 +96,13 @@ class Lifecycle {
   // 4 s at 100,000, against idle timeouts of minutes).
   static constexpr std::uint64_t kSweepVisitsPerSecond = 25'000;
   Millis next_sweep_ = 0;
+  // Durable purges waiting for their turn (session ordinal, completion), and
+  // how many are in the journal (pump_purges). When each purge went to the
+  // journal at once, 10,000 of them queued there kept another client's
+  // durable submit waiting for seconds.
+  static constexpr std::uint64_t kMaxPurgesInJournal = 1'024;
+  std::deque<std::pair<std::uint64_t, OpDone>> purge_queue_;
+  std::uint64_t purges_in_journal_ = 0;
 };
 
 }  // namespace zgrid::head

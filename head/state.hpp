@@ -152,7 +152,6 @@ struct Session {
   std::uint32_t purging = 0;                 // purge writes pending: paused, answers held back
   Millis read_retry_at = 0;                  // a batch read failed: loading waits until then
   bool read_error_logged = false;            // a read error was logged (once per episode)
-  bool corrupt_logged = false;               // a corrupt record was logged (once)
   bool rescan_pending = false;               // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;                 // a failed retention purge is retried from then
 

@@ -23,7 +23,7 @@ if [ "$SMOKE" = 1 ]; then
   GRID=(--benchmark_filter='BM_Kernel|BM_GridInteractive/class:0/nodes:1/batch:1024|BM_GridDurable/class:0/nodes:1/batch:1024|BM_LoneRequest')
   HTTP=(--benchmark_filter='BM_HttpOverhead/durable:0')
   STATEFUL=(--benchmark_filter='BM_StatefulThroughput')
-  SCALE=(--benchmark_filter='BM_HeadDispatch/nodes:10/per_msg:4|BM_SessionsPerSecond/durable:./clients:16|BM_DurableSessionsKept|BM_LoneRequestVsRelay')
+  SCALE=(--benchmark_filter='BM_HeadDispatch/nodes:10/per_msg:4|BM_SessionsPerSecond/durable:./clients:16|BM_DurableSessionsKept|BM_PurgeStorm|BM_LoneRequestVsRelay')
 else
   MICRO=()
   GRID=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)

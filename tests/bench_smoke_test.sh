@@ -14,7 +14,7 @@ table=$(sed -n '/bench.sh: begin/,/bench.sh: end/p' "$TMP/benchmarks.md")
 fail=0
 for row in BM_CodecSendDecode BM_JournalAppend BM_Zgrid/rand64 BM_Coreutils/semi32x32 \
            BM_Kernel/class:0 BM_GridInteractive/class:0 BM_GridDurable/class:0 BM_LoneRequest BM_HttpOverhead BM_StatefulThroughput \
-           BM_HeadDispatch BM_SessionsPerSecond BM_DurableSessionsKept BM_LoneRequestVsRelay; do
+           BM_HeadDispatch BM_SessionsPerSecond BM_DurableSessionsKept BM_PurgeStorm BM_LoneRequestVsRelay; do
   grep -q "\`$row" <<<"$table" || { echo "bench smoke: no row for $row"; fail=1; }
 done
 if grep -q '| error |' <<<"$table"; then echo "bench smoke: a benchmark failed:"; grep '| error |' <<<"$table"; fail=1; fi

@@ -169,6 +169,50 @@ TEST(JournalFaults, CorruptResponsesAreRecomputed) {
   for (auto& [k, n] : seen) EXPECT_EQ(n, 1) << k;
 }
 
+std::size_t Count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// Issue 27.7: a damaged record is counted and logged once, however often it
+// is read again. Both a request batch and a response record damaged while
+// the head runs: the first fetch finds them (its lost answers recomputed,
+// the batch's requests answered data_loss); four more fetches, with no new
+// damage, change neither journal_corrupt_records nor the ERROR lines (each
+// fetch added to both when every read counted and logged anew).
+TEST(JournalFaults, DamageIsCountedAndLoggedOncePerRecord) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto a = Cli(g, {"submit", "--durable", "--service", "echo", "--file", "-"}, Numbers(0, 200));
+  ASSERT_EQ(a.code, 0) << a.err;
+  std::string sid = a.out.substr(0, 32);
+  ASSERT_EQ(Cli(g, {"fetch", sid}).code, 0);
+  ASSERT_EQ(StatusField(g, "journal_corrupt_records"), 0u);
+  // The segment starts with the request batch and ends with the last
+  // response record.
+  Corrupt(SegmentOf(g, sid), 40);
+  Corrupt(SegmentOf(g, sid), -3);
+  auto first = Cli(g, {"fetch", sid});
+  EXPECT_EQ(first.code, 1) << first.err;  // the batch's unanswered requests: data_loss
+  std::uint64_t counted = StatusField(g, "journal_corrupt_records");
+  std::string log = g.head_log();
+  std::size_t errors = Count(log, " ERROR ");
+  EXPECT_EQ(counted, 2u) << log;
+  EXPECT_EQ(Count(log, "journal corruption session=" + sid), 2u) << log;
+  for (int i = 0; i < 4; ++i) {
+    auto f = Cli(g, {"fetch", sid});
+    EXPECT_EQ(f.code, 1) << f.err;
+    EXPECT_EQ(f.out, first.out) << "fetch " << i + 2;
+  }
+  EXPECT_EQ(StatusField(g, "journal_corrupt_records"), counted);
+  log = g.head_log();
+  EXPECT_EQ(Count(log, " ERROR "), errors) << log;
+  EXPECT_EQ(Count(log, "journal corruption session=" + sid), 2u) << log;
+}
+
 // Responses that cannot be read for now: fetch says so (try again); once
 // reads work, the same fetch serves everything.
 TEST(JournalFaults, UnreadableResponsesFailTheFetchUntilReadsWork) {
