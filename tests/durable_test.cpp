@@ -959,5 +959,51 @@ TEST(Durable, TrulyFullDiskStartsPurgesAndRecovers) {
   EXPECT_EQ(cli({"fetch", ids[0]}).code, 2);  // purged stays purged
 }
 
+// Issue 27, "Also": after a SIGKILL on a full disk, a committed session
+// cannot progress (its results could not be journaled): fetch and wait say
+// so on stderr while they wait, and the session's status says so to a
+// program. Earlier fetch waited its whole timeout with an empty stderr.
+TEST(Durable, WorkPausedByAFullDiskIsSaidToTheFetchingUser) {
+  Grid g;
+  SmallDisk disk(g.dir().file("small"), "32m");
+  REQUIRE_SMALL_DISK(disk);
+  std::string mnt = g.dir().file("small");
+  g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "1M", "--disk-reserve", "4M"});
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in, 30'000);
+  };
+  // Committed, not run yet (no node).
+  auto r = cli({"submit", "--durable", "--service", "echo", "--file", "-"}, "a\nb\nc\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, 32);
+  FillWithFile(mnt + "/filler");
+  g.kill_head();
+  g.restart_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  r = cli({"fetch", sid, "--wait-timeout", "2s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("zgrid: session " + sid + " is paused: the head's journal disk is full"),
+            std::string::npos)
+      << r.err << g.head_log();
+  EXPECT_NE(r.err.find("work on durable sessions is paused until space is freed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("no node offers"), std::string::npos) << r.err;
+  r = cli({"wait", sid, "--timeout", "1s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("is paused: the head's journal disk is full"), std::string::npos) << r.err;
+  r = cli({"status", sid, "--json"});
+  EXPECT_NE(r.out.find("\"paused\": \"the head's journal disk is full"), std::string::npos)
+      << r.out;
+  // Space back: the work runs by itself and fetch gets every answer.
+  std::filesystem::remove(mnt + "/filler");
+  r = cli({"fetch", sid, "--wait-timeout", "20s"});
+  EXPECT_EQ(r.code, 0) << r.err << g.head_log();
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_EQ(cli({"status", sid, "--json"}).out.find("\"paused\": \"the"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace zgrid
