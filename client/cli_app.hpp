@@ -35,6 +35,15 @@ int fail(const Status& st);
 int fail(const std::string& msg);
 zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g);
 
+// Says on stderr, in one line, why a session's work cannot run (its status
+// field `paused`: no node offers its service, or the head's journal disk is
+// full), each time the reason changes; nothing while it can run.
+void note_paused(const std::string& sid, const Fields& st, std::string* said);
+
+// How long after creating an interactive session submit lets nodes register
+// before it gives up on a service no node offers (docs/operations.md).
+constexpr Millis kNodesGraceMs = 3'000;
+
 inline bool is_factorize(const std::string& service) {
   auto sp = zgrid::spec::parse(service);
   return sp.ok() && sp->name == "factorize";
@@ -140,6 +149,7 @@ struct SubmitArgs {
   Millis task_timeout_ms = 0;
   Millis deadline_ms = 0;
   std::size_t batch = 1024;
+  bool wait_for_nodes = false;  // keep waiting while no node offers the service
   // resubmit: the requests to send instead of an input (user data: their
   // ids in the original session).
   const std::vector<zgrid::client::Connection::StoredRequest>* requests = nullptr;
@@ -151,6 +161,7 @@ struct ResubmitArgs {
   std::string codes;     // comma-separated fault codes: only those
   std::string service;   // name[@version]: another service (default: the original's)
   bool durable = false, json = false, quiet = false;
+  bool wait_for_nodes = false;
 };
 
 int cmd_submit(const Global& g, SubmitArgs a);

@@ -13,6 +13,7 @@
 
 #include "client/cli_app.hpp"
 #include "client/progress.hpp"
+#include "common/clock.hpp"
 #include "common/util.hpp"
 
 namespace zgrid::cli_app {
@@ -232,6 +233,7 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     sid_of_created = info->session_id;
   }
   const std::string sid = whole ? owned->session_id() : sid_of_created;
+  const Millis created_at = zgrid::SteadyClock::instance().now_ms();
   std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid.c_str(),
                a.durable ? "durable" : "interactive", a.stateful ? ", stateful" : "",
                a.service.c_str());
@@ -332,23 +334,51 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   if (a.durable) {
     progress.finish();
     std::printf("%s\n", sid.c_str());
+    // Committed: it runs whenever it can. If it cannot now, say why (no
+    // node offers its service, the journal's disk is full), not an error.
+    if (auto stt = (*conn)->session_status(sid); stt.ok() && !stt->str("paused").empty())
+      std::fprintf(stderr,
+                   "zgrid: session %s is committed and will run when it can; it is paused: %s\n",
+                   sid.c_str(), stt->str("paused").c_str());
     return c.rejected() > 0 ? kExitFaulted : kExitOk;
   }
   // Interactive: the responses belong to this client; wait for the last one.
+  // While none comes, the session's status says whether it can run at all:
+  // a service no node has offered since the session was made ends the wait
+  // (after the nodes' grace) unless --wait-for-nodes. Nodes that go away
+  // later (a restart) are said, and waited for.
   std::uint64_t expected = count - c.rejected();
+  const zgrid::Clock& clock = zgrid::SteadyClock::instance();
+  Millis last_check = clock.now_ms();
+  std::string said_paused;
+  bool ever_offered = printer.count() > 0;
   while (printer.count() < expected) {
     draw(expected);
-    auto got = c.next_response(
-        &r, progress.enabled() ? std::min<Millis>(250, g.timeout_ms * 6) : g.timeout_ms * 6);
+    auto got = c.next_response(&r, progress.enabled() ? 250 : 1000);
     if (!got.ok()) return fail(got.status());
-    if (!*got) {
-      // Nothing for a long while: is the session still making progress?
-      auto stt = (*conn)->session_status(sid);
-      if (!stt.ok()) return fail(stt.status());
-      if (stt->u64("removed") > 0) break;
+    if (*got) {
+      printer.print(r);
+      last_check = clock.now_ms();
+      ever_offered = true;
       continue;
     }
-    printer.print(r);
+    if (clock.now_ms() - last_check < 1000) continue;
+    last_check = clock.now_ms();
+    // Nothing for a second: is the session still making progress?
+    auto stt = (*conn)->session_status(sid);
+    if (!stt.ok()) return fail(stt.status());
+    if (stt->u64("removed") > 0) break;
+    std::string paused = stt->str("paused");
+    if (paused.empty()) ever_offered = true;
+    if (!paused.empty() && !ever_offered && !a.wait_for_nodes) {
+      if (clock.now_ms() - created_at < kNodesGraceMs) continue;  // nodes may be registering
+      std::fflush(stdout);
+      (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kCancel);
+      return fail("session " + sid + " cannot run: " + paused +
+                  "; start a node that offers it, or submit with --wait-for-nodes to wait for "
+                  "one (the session is cancelled)");
+    }
+    note_paused(sid, *stt, &said_paused);
   }
   if (progress.enabled()) {
     zgrid::cli::Progress p;
@@ -396,6 +426,7 @@ int cmd_resubmit(const Global& g, const ResubmitArgs& a) {
   s.json = a.json;
   s.quiet = a.quiet;
   s.requests = &*picked;
+  s.wait_for_nodes = a.wait_for_nodes;
   return cmd_submit(g, std::move(s));
 }
 

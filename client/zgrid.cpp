@@ -44,6 +44,16 @@ int fail(const std::string& msg) {
   return kExitError;
 }
 
+void note_paused(const std::string& sid, const Fields& st, std::string* said) {
+  std::string why = st.str("paused");
+  if (why == *said) return;
+  *said = why;
+  if (why.empty()) return;
+  zgrid::cli::clear_progress_line();
+  std::fflush(stdout);
+  std::fprintf(stderr, "zgrid: session %s is paused: %s\n", sid.c_str(), why.c_str());
+}
+
 zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
   zgrid::client::ClientOptions o;
   o.head = g.head;
@@ -154,6 +164,7 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   // On a terminal, while waiting: the session's progress, as status --watch draws it.
   zgrid::cli::ProgressLine progress(stderr, !a.no_wait && zgrid::cli::show_progress(a.quiet, true));
   Millis last_status = -1'000'000;
+  std::string said_paused;
   while (true) {
     auto page = (*conn)->fetch(a.session_id, cursor, 16384,
                                a.no_wait            ? 0
@@ -162,10 +173,14 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
     if (!page.ok()) return fail(page.status());
     for (const auto& r : page->responses) printer.print(r);
     cursor = page->next_cursor;
-    if (progress.enabled() && !page->complete && clock.now_ms() - last_status >= 250) {
+    // While it waits: the session's progress on a terminal, and (always)
+    // why its work cannot run, if it cannot.
+    if (!page->complete && !a.no_wait &&
+        clock.now_ms() - last_status >= (progress.enabled() ? 250 : 1000)) {
       last_status = clock.now_ms();
       if (auto st = (*conn)->session_status(a.session_id); st.ok()) {
         note_uncommitted(*st, progress, &said_waiting);
+        note_paused(a.session_id, *st, &said_paused);
         progress.update(session_progress(*st));
       }
     }
@@ -335,8 +350,10 @@ int cmd_wait(const Global& g, const std::string& sid, Millis timeout_ms,
   if (!conn.ok()) return fail(conn.status());
   zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(quiet, false));
   std::string said_waiting;
+  std::string said_paused;
   auto st = (*conn)->wait_complete(sid, timeout_ms, [&](const Fields& f) {
     note_uncommitted(f, progress, &said_waiting);
+    note_paused(sid, f, &said_paused);
     progress.update(session_progress(f));
   });
   if (!st.ok()) {
@@ -465,6 +482,9 @@ const std::vector<Command>& commands() {
                       "Send and get acknowledgements, but neither flush nor end");
          sub.add_flag("--json", sa->json, "Interactive results as JSON lines");
          sub.add_flag("--quiet,-q", sa->quiet, "No progress line on the terminal");
+         sub.add_flag("--wait-for-nodes", sa->wait_for_nodes,
+                      "Interactive: keep waiting while no node offers the service (default: "
+                      "give up after 3s, exit 2)");
          zgrid::cli::add_duration(sub, "--client-idle-timeout", &sa->client_idle_timeout_ms,
                                   "Idle timeout for clients of this session (default: the head's)");
          zgrid::cli::add_duration(
@@ -523,6 +543,9 @@ const std::vector<Command>& commands() {
                       "Make the new session durable (fetch its results later by id)");
          sub.add_flag("--json", a->json, "Interactive results as JSON lines");
          sub.add_flag("--quiet,-q", a->quiet, "No progress line on the terminal");
+         sub.add_flag("--wait-for-nodes", a->wait_for_nodes,
+                      "Interactive: keep waiting while no node offers the service (default: "
+                      "give up after 3s, exit 2)");
          return [a](const Global& g) { return cmd_resubmit(g, *a); };
        }},
       {"wait", "Wait until a session is complete (exit 0 all done, 1 some faulted, 3 timeout)",

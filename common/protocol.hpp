@@ -378,6 +378,10 @@ struct SessionStatus {
   // idle), and in how many ms it would be; empty / 0: none.
   std::string waiting_for;
   std::int64_t removal_in_ms = 0;
+  // Why its work cannot run now, in one line (no node offers its service;
+  // durable, the head's journal refuses writes, e.g. its disk is full);
+  // empty when it can, or when it is complete.
+  std::string paused;
 };
 
 struct GridStatus {
@@ -418,6 +422,7 @@ void for_each_field(S& s, F&& f) {
   f("responses_queued", s.responses_queued), f("idle_ms", s.idle_ms);
   f("client_idle_timeout_ms", s.client_idle_timeout_ms), f("stateful", s.stateful);
   f("removals", s.removals), f("waiting_for", s.waiting_for), f("removal_in_ms", s.removal_in_ms);
+  f("paused", s.paused);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, GridStatus>

@@ -260,7 +260,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
       ZG_LOG(kInfo, kLog, "journal in " + data_dir + " migrated from format v1 to v2");
     }
   }
-  j->check_space();
+  j->check_space(true);
   j->thread_ = std::thread(&Journal::run, j.get(), &ctx, notify_endpoint);
   j->compactor_ = std::thread(&Journal::compact_loop, j.get());
   return j;
@@ -491,7 +491,7 @@ void Journal::restore_reserve(std::uint64_t avail) {
          "disk reserve of " + std::to_string(o_.reserve_bytes >> 20) + " MiB in place in " + dir_);
 }
 
-void Journal::check_space() {
+void Journal::check_space(bool at_start) {
   struct statvfs st;
   if (statvfs(dir_.c_str(), &st) != 0) return;
   std::uint64_t avail = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
@@ -501,7 +501,19 @@ void Journal::check_space() {
   // A missing reserve counts as used space: new work must leave room for it.
   std::uint64_t need = o_.min_free_bytes + (reserve_present_ ? 0 : o_.reserve_bytes);
   bool ok = avail >= need;
-  if (ok != space_ok_.load())
+  if (at_start && !ok) {
+    // Refused from the first second: say why, once, with what to change.
+    auto size = [](std::uint64_t b) {
+      return b >= (1u << 20) ? std::to_string(b >> 20) + " MiB" : std::to_string(b >> 10) + " KiB";
+    };
+    ZG_LOG(kWarn, kLog,
+           "starting with " + size(avail) + " free in " + dir_ + ", below --min-free-space (" +
+               size(o_.min_free_bytes) + ") plus --disk-reserve (" + size(o_.reserve_bytes) +
+               (reserve_present_ ? ", held in " + dir_ + "/reserve" : ", not yet in place") +
+               "): every new durable request is refused (\"the journal's disk is full\") until "
+               "space is freed; free space, or lower --disk-reserve (0: none) or "
+               "--min-free-space");
+  } else if (ok != space_ok_.load())
     log::write(ok ? log::Level::kInfo : log::Level::kError, kLog,
                ok ? "free space back above the watermark in " + dir_
                   : "free space below the watermark in " + dir_ + ": new requests refused");
@@ -580,8 +592,14 @@ void Journal::append_bulk(Group& g) {
     }
     if (err == 0 && ::fdatasync(a.file->fd) != 0) err = errno;
     if (err != 0) {
-      // Nothing points at these bytes: give the space back.
-      for (auto& [s2, a2] : appends) (void)!::ftruncate(a2.file->fd, static_cast<off_t>(a2.start));
+      // Nothing points at these bytes: give the space back. A file that
+      // held nothing before goes (no empty segment is left behind).
+      for (auto& [s2, a2] : appends) {
+        if (a2.start == 0)
+          segments_->remove(s2);
+        else
+          (void)!::ftruncate(a2.file->fd, static_cast<off_t>(a2.start));
+      }
       g.failed = true;
       g.error = "journal write failed: segment of session " + sid + ": " + std::strerror(err);
       g.no_space = no_space_error(err);

@@ -181,7 +181,10 @@ class Journal : public JournalStore {
   void append_bulk(Group& g);
   bool commit(Group& g);
   void compact_loop();
-  void check_space();
+  // Measures free space (statvfs), takes the reserve back when there is room
+  // and sets space_ok_. At open (`at_start`) a short disk is said once, at
+  // WARN, with the figures and the flags that lower them.
+  void check_space(bool at_start = false);
   bool try_reopen(bool for_maintenance);
   void release_reserve(const char* why);
   void restore_reserve(std::uint64_t avail);

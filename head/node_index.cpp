@@ -11,6 +11,7 @@ void NodeIndex::mark(const NodeState& n) {
   Place& p = it->second;
   if (added) {
     p.group = group_of(n);
+    ++groups_[p.group].members;
     p.key.node = &n;
     p.key.ordinal = n.ordinal;
   }
@@ -24,6 +25,7 @@ void NodeIndex::erase(const NodeState& n) {
   auto it = places_.find(n.ordinal);
   if (it == places_.end()) return;
   if (it->second.in_ready) groups_[it->second.group].ready.erase(it->second.key);
+  --groups_[it->second.group].members;
   places_.erase(it);  // a stale entry in dirty_ finds no place and is skipped
 }
 
@@ -92,6 +94,21 @@ const std::vector<std::size_t>& NodeIndex::matching(std::string_view service, bo
   // Bounded: a client naming endless services must not grow it without end.
   if (cache.size() > 4096) cache.clear();
   return cache.emplace(std::string(service), std::move(out)).first->second;
+}
+
+bool NodeIndex::offered(std::string_view service, bool sessions) {
+  const auto& groups = matching(service, sessions);
+  return std::any_of(groups.begin(), groups.end(),
+                     [&](std::size_t g) { return groups_[g].members > 0; });
+}
+
+std::vector<std::string> NodeIndex::offered_services() const {
+  std::vector<std::string> out;
+  for (const Group& g : groups_)
+    if (g.members > 0) out.insert(out.end(), g.services.begin(), g.services.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 const NodeState* NodeIndex::pick(std::string_view service, bool need_idle, bool need_sessions) {

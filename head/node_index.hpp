@@ -47,6 +47,12 @@ class NodeIndex {
 
   std::size_t groups() const { return groups_.size(); }
 
+  // Whether a registered node (ready or not: busy, draining and quarantined
+  // ones count) offers `service` (with sessions, when `sessions`).
+  bool offered(std::string_view service, bool sessions);
+  // What the registered nodes offer, sorted, each once (name@version).
+  std::vector<std::string> offered_services() const;
+
  private:
   struct Key {
     std::uint64_t inflight = 0, capacity = 0, ordinal = 0;
@@ -64,6 +70,7 @@ class NodeIndex {
     std::vector<std::string> services;  // as registered (name@version)
     std::vector<std::string> stateful;  // those of them that take sessions
     std::set<Key, ByLoad> ready;        // may get work now
+    std::size_t members = 0;            // registered nodes in the group
   };
   struct Place {
     std::size_t group = 0;
@@ -101,9 +108,9 @@ bool NodeIndex::verify(const Map& nodes) {
       return false;
     ready += p.in_ready;
   }
-  std::size_t in_sets = 0;
-  for (const Group& g : groups_) in_sets += g.ready.size();
-  return places_.size() == nodes.size() && in_sets == ready;
+  std::size_t in_sets = 0, members = 0;
+  for (const Group& g : groups_) in_sets += g.ready.size(), members += g.members;
+  return places_.size() == nodes.size() && in_sets == ready && members == places_.size();
 }
 
 }  // namespace zgrid::head

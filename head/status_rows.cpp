@@ -29,6 +29,34 @@ std::string utc(std::int64_t unix_seconds) {
 
 }  // namespace
 
+std::string paused_reason(const StatusSources& src, const Session& s) {
+  if (SessionTable::complete(s)) return "";
+  std::string out;
+  if (s.durable && src.durable.enabled() && !src.durable.journal().healthy()) {
+    const JournalStore& j = src.durable.journal();
+    out = j.space_short()
+              ? "the head's journal disk is full (" + j.health_reason() +
+                    "): work on durable sessions is paused until space is freed (zgrid close ID "
+                    "--purge gives a finished session's space back)"
+              : "the head's journal refuses writes (" + j.health_reason() +
+                    "): work on durable sessions is paused until it recovers";
+  }
+  NodeIndex& index = src.nodes.index();
+  if (!index.offered(s.service, s.stateful)) {
+    constexpr std::size_t kNamed = 8;
+    std::vector<std::string> offered = index.offered_services();
+    std::string list;
+    for (std::size_t i = 0; i < offered.size() && i < kNamed; ++i)
+      list += (i ? ", " : "") + offered[i];
+    if (offered.size() > kNamed)
+      list += ", and " + std::to_string(offered.size() - kNamed) + " more";
+    if (!out.empty()) out += "; ";
+    out += "no node offers service " + s.service + (s.stateful ? " with stateful sessions" : "") +
+           " (the nodes offer " + (list.empty() ? std::string("nothing") : list) + ")";
+  }
+  return out;
+}
+
 std::string display_state(const Session& s) {
   bool live = s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed;
   if (live && abandoned(s)) return "abandoned";
@@ -88,6 +116,7 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
       m.removal_in_ms = in;
     }
   }
+  m.paused = paused_reason(src, s);
   return m;
 }
 

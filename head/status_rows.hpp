@@ -26,6 +26,10 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s);
 // before committing, "complete" for an open session with nothing left to
 // come, else the lifecycle state (open, sealed, cancelled, closed).
 std::string display_state(const Session& s);
+// Why the session's work cannot run now, in one line: no registered node
+// offers its service; durable, the journal refuses writes (a full disk).
+// Empty when it can, or when the session is complete.
+std::string paused_reason(const StatusSources& src, const Session& s);
 // What became of the session's removed clients, for status and fetch.
 std::string removals_of(const Session& s);
 // Queued and running over every session, when the caller has them already.

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
-
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -246,6 +246,149 @@ TEST(Cli, RefusedConnectionFailsWithinASecondSilentHeadTakesTheTimeout) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_GE(s, 1.9) << r.err;
   EXPECT_EQ(r.err.find("connection refused"), std::string::npos) << r.err;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The session id from submit's "zgrid: session ID (...)" line.
+std::string SessionOf(const std::string& err) {
+  auto at = err.find("zgrid: session ");
+  return at == std::string::npos ? "" : err.substr(at + 15, 32);
+}
+
+// Issue 27.8: a service no node offers is said on stderr within a few
+// seconds, not waited on for ever: interactive submit and resubmit end with
+// exit 2 (after the nodes' grace) and cancel their session; a durable
+// submit is committed and says its session is paused; fetch and wait say so
+// while they wait; --wait-for-nodes waits for a node that offers it.
+TEST(CliNoNode, AServiceNoNodeOffersIsSaidWithinSeconds) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2", "--services", "echo,fail"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in, 20'000);
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = cli({"submit", "--service", "nosuchservice", "--file", "-"}, "1\n2\n");
+  EXPECT_LT(SecondsSince(t0), 8.0) << r.err;
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("zgrid: error: session "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no node offers service nosuchservice (the nodes offer echo@"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--wait-for-nodes"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  // Its session was cancelled: nothing of it is left to run.
+  std::string sid = SessionOf(r.err);
+  ASSERT_EQ(sid.size(), 32u) << r.err;
+  auto st = cli({"status", sid});
+  EXPECT_TRUE(st.code == 2 || st.out.find("cancelled") != std::string::npos) << st.out << st.err;
+
+  // Durable: committed (exit 0), and it says it is paused.
+  r = cli({"submit", "--durable", "--service", "nosuchservice", "--file", "-"}, "1\n2\n");
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::string durable = r.out.substr(0, 32);
+  EXPECT_NE(r.err.find("is paused: no node offers service nosuchservice"), std::string::npos)
+      << r.err;
+  // fetch and wait say why they wait, then time out as asked (exit 3).
+  r = cli({"fetch", durable, "--wait-timeout", "2s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("zgrid: session " + durable +
+                       " is paused: no node offers service "
+                       "nosuchservice"),
+            std::string::npos)
+      << r.err;
+  r = cli({"wait", durable, "--timeout", "2s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("is paused: no node offers service nosuchservice"), std::string::npos)
+      << r.err;
+  // A program reads it in the session's status.
+  r = cli({"status", durable, "--json"});
+  EXPECT_NE(r.out.find("\"paused\": \"no node offers service nosuchservice"), std::string::npos)
+      << r.out;
+
+  // Resubmit to a service no node offers: the same line and exit.
+  r = cli({"submit", "--durable", "--service", "fail", "--file", "-"}, "fault:x\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string faulted = r.out.substr(0, 32);
+  ASSERT_EQ(cli({"wait", faulted}).code, 1);
+  t0 = std::chrono::steady_clock::now();
+  r = cli({"resubmit", faulted, "--service", "nosuchservice"});
+  EXPECT_LT(SecondsSince(t0), 8.0) << r.err;
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("no node offers service nosuchservice"), std::string::npos) << r.err;
+
+  // --wait-for-nodes: it says why, keeps waiting past the grace, and gets
+  // its answers from a node that comes later.
+  t0 = std::chrono::steady_clock::now();
+  auto waiting = std::async(std::launch::async, [&] {
+    return cli({"submit", "--service", "factorize", "--wait-for-nodes", "--file", "-"}, "12\n35\n");
+  });
+  auto conn = g.connect();
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto rows = conn->sessions();
+        if (!rows.ok()) return false;
+        for (const auto& row : *rows)
+          if (row.str("service") == "factorize" && !row.str("paused").empty()) return true;
+        return false;
+      },
+      5'000, 20));
+  // Past the grace submit gives a service no node offers without the flag.
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(4'500)), std::future_status::timeout);
+  g.add_node({"--workers", "1", "--services", "factorize"});
+  r = waiting.get();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("12 = 2 * 2 * 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("35 = 5 * 7"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("is paused: no node offers service factorize (the nodes offer echo@"),
+            std::string::npos)
+      << r.err;
+}
+
+// A service whose nodes go away mid-run (a node restart) is not a service no
+// node offers: interactive submit says it is paused and waits for them.
+TEST(CliNoNode, NodesLostMidRunAreSaidAndWaitedFor) {
+  Grid g;
+  g.start_head({"--heartbeat", "200ms"});
+  g.add_node({"--workers", "1", "--services", "sleep"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto waiting = std::async(std::launch::async, [&] {
+    return run_cli({"--head", g.frontend(), "submit", "--service", "sleep", "--file", "-"},
+                   "0\n5000\n", 30'000);
+  });
+  auto conn = g.connect();
+  auto row = [&]() -> client::Fields {
+    auto rows = conn->sessions();
+    if (rows.ok())
+      for (const auto& r : *rows)
+        if (r.str("service") == "sleep") return r;
+    return {};
+  };
+  // Both requests run (the CLI has seen its service offered: it looks at
+  // the session's status after each quiet second); then the node goes.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto r = row();
+        return r.u64("running") >= 1 && r.u64("running") + r.u64("done") == 2;
+      },
+      10'000, 20))
+      << row().to_json();
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(1'500)), std::future_status::timeout);
+  g.node(0).kill_now();
+  ASSERT_TRUE(g.wait_nodes(0));
+  ASSERT_TRUE(testing::wait_until([&] { return !row().str("paused").empty(); }, 5'000, 20));
+  // Well past the nodes' grace, it still waits.
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(4'000)), std::future_status::timeout);
+  g.add_node({"--workers", "1", "--services", "sleep"});
+  auto r = waiting.get();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(CountLines(r.out), 2) << r.out;
+  EXPECT_NE(r.err.find("is paused: no node offers service sleep"), std::string::npos) << r.err;
 }
 
 TEST(Cli, HeadRefusesBadFlagValues) {

@@ -959,5 +959,123 @@ TEST(Durable, TrulyFullDiskStartsPurgesAndRecovers) {
   EXPECT_EQ(cli({"fetch", ids[0]}).code, 2);  // purged stays purged
 }
 
+// Issue 27, "Also": a head started where free space is below
+// --min-free-space plus --disk-reserve refuses every durable request from its
+// first second; it says so at start, at WARN, with the free space, both
+// figures and the flags that lower them.
+TEST(Durable, StartingBelowTheWatermarkWarnsWithTheFiguresAndTheFlags) {
+  Grid g;
+  SmallDisk disk(g.dir().file("small"), "16m");
+  REQUIRE_SMALL_DISK(disk);
+  g.start_head({"--data-dir", g.dir().file("small") + "/data"});  // 64M + 32M by default
+  std::string log = g.head_log();
+  auto at = log.find("WARN");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_NE(line.find("starting with "), std::string::npos) << line;
+  EXPECT_NE(line.find(" MiB free in " + g.dir().file("small") + "/data"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("--min-free-space (64 MiB)"), std::string::npos) << line;
+  EXPECT_NE(line.find("--disk-reserve (32 MiB"), std::string::npos) << line;
+  EXPECT_NE(line.find("lower --disk-reserve"), std::string::npos) << line;
+  // What it announced: durable work refused; a lower reserve is the way out.
+  auto no = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "echo", "--file", "-"}, "x\n");
+  EXPECT_EQ(no.code, 2);
+  EXPECT_NE(no.err.find("the journal's disk is full"), std::string::npos) << no.err;
+  g.kill_head();
+  std::size_t seen = g.head_log().size();  // the log is appended to
+  g.start_head({"--data-dir", g.dir().file("small") + "/data", "--min-free-space", "1M",
+                "--disk-reserve", "0"});
+  EXPECT_EQ(g.head_log().find("starting with ", seen), std::string::npos) << g.head_log();
+  auto yes = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "echo", "--file", "-"}, "x\n");
+  EXPECT_EQ(yes.code, 0) << yes.err;
+}
+
+// Issue 27, "Also": a durable submit refused because a write met ENOSPC
+// leaves no empty segment file behind (it stayed until a restart).
+TEST(Durable, ASubmitRefusedOnAFullDiskLeavesNoEmptySegment) {
+  Grid g;
+  SmallDisk disk(g.dir().file("small"), "8m");
+  REQUIRE_SMALL_DISK(disk);
+  std::string mnt = g.dir().file("small");
+  // No watermark: the write itself meets the full disk.
+  g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "0", "--disk-reserve", "0"});
+  // A file of its own (not the stdin pipe): the session, its requests and
+  // their commit go as one message, in one journal write.
+  std::string input = g.dir().file("input.txt");
+  {
+    std::ofstream f(input);
+    for (int i = 0; i < 20; ++i) f << std::string(32 << 10, 'a' + i) << "\n";
+  }
+  FillWithFile(mnt + "/filler");
+  auto no = run_cli(
+      {"--head", g.frontend(), "submit", "--durable", "--service", "echo", "--file", input});
+  EXPECT_EQ(no.code, 2) << no.err;
+  EXPECT_NE(no.err.find("No space left on device"), std::string::npos) << no.err;
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(mnt + "/data/segments"))
+    left.push_back(e.path().filename().string() + " (" +
+                   std::to_string(std::filesystem::file_size(e.path())) + " bytes)");
+  EXPECT_TRUE(left.empty()) << left.front() << "\n" << g.head_log();
+  // The head still takes work once there is space.
+  std::filesystem::remove(mnt + "/filler");
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        return run_cli({"--head", g.frontend(), "submit", "--durable", "--service", "echo",
+                        "--file", input})
+                   .code == 0;
+      },
+      15'000, 250))
+      << g.head_log();
+}
+
+// Issue 27, "Also": after a SIGKILL on a full disk, a committed session
+// cannot progress (its results could not be journaled): fetch and wait say
+// so on stderr while they wait, and the session's status says so to a
+// program. Earlier fetch waited its whole timeout with an empty stderr.
+TEST(Durable, WorkPausedByAFullDiskIsSaidToTheFetchingUser) {
+  Grid g;
+  SmallDisk disk(g.dir().file("small"), "32m");
+  REQUIRE_SMALL_DISK(disk);
+  std::string mnt = g.dir().file("small");
+  g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "1M", "--disk-reserve", "4M"});
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in, 30'000);
+  };
+  // Committed, not run yet (no node).
+  auto r = cli({"submit", "--durable", "--service", "echo", "--file", "-"}, "a\nb\nc\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, 32);
+  FillWithFile(mnt + "/filler");
+  g.kill_head();
+  g.restart_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  r = cli({"fetch", sid, "--wait-timeout", "2s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("zgrid: session " + sid + " is paused: the head's journal disk is full"),
+            std::string::npos)
+      << r.err << g.head_log();
+  EXPECT_NE(r.err.find("work on durable sessions is paused until space is freed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("no node offers"), std::string::npos) << r.err;
+  r = cli({"wait", sid, "--timeout", "1s"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("is paused: the head's journal disk is full"), std::string::npos) << r.err;
+  r = cli({"status", sid, "--json"});
+  EXPECT_NE(r.out.find("\"paused\": \"the head's journal disk is full"), std::string::npos)
+      << r.out;
+  // Space back: the work runs by itself and fetch gets every answer.
+  std::filesystem::remove(mnt + "/filler");
+  r = cli({"fetch", sid, "--wait-timeout", "20s"});
+  EXPECT_EQ(r.code, 0) << r.err << g.head_log();
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_EQ(cli({"status", sid, "--json"}).out.find("\"paused\": \"the"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace zgrid

@@ -80,6 +80,9 @@ class SessionStatus:
     # timeout would remove it ("" / 0: none).
     waiting_for: str = ""
     removal_in_ms: int = 0
+    # Why its work cannot run now ("" when it can): no node offers its
+    # service, or (durable) the head's journal disk is full.
+    paused: str = ""
 
     @classmethod
     def _from(cls, d: dict) -> "SessionStatus":
