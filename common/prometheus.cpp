@@ -28,34 +28,59 @@ std::vector<double> sync_buckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 10};
 }
 
-std::string Writer::escape_label(std::string_view v) {
+namespace {
+// The length of the well-formed UTF-8 sequence at the start of `v`
+// (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view v) {
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(v[i]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || v.size() < n) return 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+  if (c == 0xE0) lo = 0xA0;
+  if (c == 0xED) hi = 0x9F;
+  if (c == 0xF0) lo = 0x90;
+  if (c == 0xF4) hi = 0x8F;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (std::size_t i = 2; i < n; ++i)
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  return n;
+}
+
+// Escapes \\, \n and (in label values) \"; each byte that is not part of
+// well-formed UTF-8 becomes U+FFFD, so the exposition is always valid
+// whatever bytes a client or node chose.
+std::string escape(std::string_view v, bool quote) {
   std::string r;
   r.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
+  while (!v.empty()) {
+    std::size_t n = utf8_sequence(v);
+    char c = v[0];
+    if (n == 0) {
+      r += "\xEF\xBF\xBD";
+      n = 1;
+    } else if (c == '\\') {
       r += "\\\\";
-    else if (c == '"')
+    } else if (c == '"' && quote) {
       r += "\\\"";
-    else if (c == '\n')
+    } else if (c == '\n') {
       r += "\\n";
-    else
-      r += c;
+    } else {
+      r.append(v.substr(0, n));
+    }
+    v.remove_prefix(n);
   }
   return r;
 }
+}  // namespace
+
+std::string Writer::escape_label(std::string_view v) {
+  return escape(v, true);
+}
 
 std::string Writer::escape_help(std::string_view v) {
-  std::string r;
-  r.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      r += "\\\\";
-    else if (c == '\n')
-      r += "\\n";
-    else
-      r += c;
-  }
-  return r;
+  return escape(v, false);
 }
 
 std::string Writer::format_value(double v) {

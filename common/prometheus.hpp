@@ -1,5 +1,5 @@
 // The Prometheus text exposition format (version 0.0.4): a writer that
-// escapes label values and help text, writes each family's HELP and TYPE
+// escapes label values and help text (always valid UTF-8 out), writes each family's HELP and TYPE
 // once, and histograms as cumulative `_bucket{le=…}`, `_sum` and `_count`.
 //
 // Not thread-safe: one writer per rendering. Histogram is a plain value the
@@ -48,9 +48,10 @@ class Writer {
   const std::string& text() const { return out_; }
   std::string take() { return std::move(out_); }
 
-  static std::string escape_label(std::string_view v);  // \\, \" and \n
-  static std::string escape_help(std::string_view v);   // \\ and \n
-  static std::string format_value(double v);            // +Inf, -Inf, NaN, shortest exact
+  // \\, \" and \n; a byte that is not well-formed UTF-8 becomes U+FFFD.
+  static std::string escape_label(std::string_view v);
+  static std::string escape_help(std::string_view v);  // \\ and \n; UTF-8 as labels
+  static std::string format_value(double v);           // +Inf, -Inf, NaN, shortest exact
 
  private:
   void write_labels(const Labels& labels, std::string_view extra_name = {},

@@ -320,7 +320,7 @@ Result<bool> Durable::reconcile_if_reopened(RecoveryReport* report) {
     ServiceStats& st = ctx_.stats_of(*s);
     st.accepted += taken.requests;
     st.done += taken.answers.done;
-    for (const auto& [code, n] : taken.answers.faulted_by_code) st.faulted[code] += n;
+    for (const auto& [code, n] : taken.answers.faulted_by_code) st.count_fault(code, n);
   }
   if (report->fixed > 0)
     ZG_LOG(kWarn, kLog,

@@ -404,6 +404,7 @@ class Head {
     // The same node id on a new connection replaces the old registration.
     for (std::uint64_t old : nodes_.replaced_by(rid, m.node_id))
       tasks_.lose_node(old, NodeLoss::kReRegistered);
+    ctx_.observed.offered(m.services);  // their own series in /metrics
     NodeState& n = nodes_.add(rid, m, ctx_.now);
     std::string line = "node joined node=" + n.id + " host=" + n.host +
                        " workers=" + std::to_string(n.workers) +

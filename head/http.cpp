@@ -1,6 +1,7 @@
 #include "head/http.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <condition_variable>
@@ -22,6 +23,7 @@ namespace zgrid::head {
 namespace {
 
 constexpr const char* kLog = "http";
+constexpr int kBacklog = 256;  // connections the kernel completes for us to accept
 
 // cpp-httplib's ThreadPool queues without bound; this one makes the accept
 // loop wait while `max_queued` connections wait for a thread, so a flood
@@ -217,14 +219,22 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
   };
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which
   // a second head would share the default port instead of seeing it taken.
-  im.server.set_socket_options([](socket_t sock) {
+  auto listening = std::make_shared<int>(-1);
+  im.server.set_socket_options([listening](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listening = sock;
   });
   im.server.set_read_timeout(5, 0);
   im.server.set_write_timeout(5, 0);
-  im.server.set_keep_alive_timeout(5);
-  im.server.set_keep_alive_max_count(100);
+  // cpp-httplib binds a pool thread to a connection for its whole life,
+  // waiting idle between keep-alive requests: a few polling dashboards
+  // would hold every thread and starve /metrics. So each connection serves
+  // one request and is closed ("Connection: close"): a thread is held only
+  // while a request is read and answered, and for at most the keep-alive
+  // timeout (1 s, the shortest it takes) by a connection that sends nothing.
+  im.server.set_keep_alive_max_count(1);
+  im.server.set_keep_alive_timeout(1);
   im.server.set_payload_max_length(4096);  // the API takes no bodies
   im.routes();
   int bound = port;
@@ -241,6 +251,10 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
                  std::to_string(bound) + " instead (set --http to choose)");
   }
   if (bound <= 0) return Status::Unavailable("--http: cannot listen on " + c.endpoint);
+  // cpp-httplib listens with a backlog of 5: pollers connecting at once
+  // would see SYNs dropped and retried a second later. Linux takes a second
+  // listen() as a new backlog.
+  if (*listening >= 0) (void)::listen(*listening, kBacklog);
   std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   std::string url = "http://" + shown + ":" + std::to_string(bound) + "/";
   std::shared_ptr<std::promise<void>> ended = std::make_shared<std::promise<void>>();

@@ -66,9 +66,7 @@ void Tasks::count_answer(Session& s, Client& c, std::string_view fault_code) {
     ++s.faulted;
     ++c.faulted;
     ++ctx_.counters.faulted;
-    auto it = st.faulted.find(fault_code);
-    if (it == st.faulted.end()) it = st.faulted.emplace(std::string(fault_code), 0).first;
-    ++it->second;
+    st.count_fault(fault_code);  // a bounded label set: the raw code stays in the response
   }
   sessions_.touch(s);
 }

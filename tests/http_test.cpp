@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zgrid/client.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -29,6 +31,7 @@
 namespace zgrid {
 namespace {
 
+using client::BrokerClient;
 using testing::CliResult;
 using testing::CounterSamples;
 using testing::Get;
@@ -143,6 +146,158 @@ TEST(Http, MetricsDuringADurableSessionPassPromtoolAndAgreeWithStatus) {
   EXPECT_EQ(sessions["sessions"][0]["done"], 600000);
   std::string said;
   EXPECT_TRUE(PromtoolAccepts(text, &said)) << said;
+}
+
+// Sends `inputs` on one interactive client of a new session of `service`
+// and waits for every answer (when `answers`); the responses by input.
+std::map<std::string, proto::Response> Send(client::Connection& conn, const std::string& service,
+                                            const std::vector<std::string>& inputs,
+                                            bool answers = true) {
+  std::map<std::string, proto::Response> got;
+  auto info = conn.create_session({service, false, 0});
+  EXPECT_TRUE(info.ok()) << info.status().ToString();
+  if (!info.ok()) return got;
+  auto bc = BrokerClient::open(conn, info->session_id, "hostile");
+  EXPECT_TRUE(bc.ok()) << bc.status().ToString();
+  if (!bc.ok()) return got;
+  proto::Response r;
+  for (const auto& in : inputs) {
+    EXPECT_TRUE((*bc)->send(in, in).ok());
+    while ((*bc)->poll_response(&r)) got.emplace(r.user_data, r);
+  }
+  EXPECT_TRUE((*bc)->end_requests().ok());
+  if (!answers) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto st = conn.session_status(info->session_id);
+          return st.ok() && st->u64("total") == inputs.size();
+        },
+        10'000));
+    return got;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (got.size() < inputs.size() && std::chrono::steady_clock::now() < deadline) {
+    auto n = (*bc)->next_response(&r, 1000);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    if (!n.ok()) break;
+    if (*n) got.emplace(r.user_data, r);
+  }
+  EXPECT_EQ(got.size(), inputs.size());
+  return got;
+}
+
+// The samples of one family ("name{...} value" lines), by their labels.
+std::map<std::string, double> Family(const std::string& text, const std::string& name) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) {
+      auto sp = line.rfind(' ');
+      out[line.substr(name.size(), sp - name.size())] = std::stod(line.substr(sp + 1));
+    }
+  return out;
+}
+
+// Whatever fault codes and service names clients choose, /metrics stays a
+// valid exposition (promtool) of a bounded size, the JSON API stays JSON,
+// and each response keeps its raw fault code.
+TEST(Http, HostileFaultCodesAndServiceNamesKeepMetricsValidAndBounded) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  std::string text, said;
+  auto scrape_is_valid = [&](const char* after) {
+    Got m = Get(g.http_url(), "/metrics");
+    text = m.body;
+    EXPECT_EQ(m.status, 200) << after;
+    EXPECT_TRUE(PromtoolAccepts(text, &said)) << after << ": " << said;
+    for (const char* path :
+         {"/api/status", "/api/nodes", "/api/sessions?limit=500", "/api/events"}) {
+      Got j = Get(g.http_url(), path);
+      EXPECT_EQ(j.status, 200) << path;
+      nlohmann::json parsed;
+      EXPECT_NO_THROW(parsed = nlohmann::json::parse(j.body)) << after << ": " << path;
+    }
+  };
+  auto faults = [&] { return Family(text, "zgrid_request_faults_total"); };
+
+  // Codes that are not UTF-8, one cut by the node's 64-byte limit in the
+  // middle of a character, a surrogate, and the format's own specials.
+  const std::vector<std::string> bad = {"fault:\xff\xfe",
+                                        "fault:\xc3",
+                                        "fault:" + std::string(63, 'a') + "\xc3\xa9",
+                                        "fault:\xed\xa0\x80",
+                                        "fault:a\"b\\c}",
+                                        "fault:service_error",
+                                        "ok:fine"};
+  auto got = Send(*conn, "fail", bad);
+  ASSERT_EQ(got.size(), bad.size());
+  EXPECT_EQ(got["fault:\xff\xfe"].fault_code, "\xff\xfe");  // the raw code, as the service said
+  EXPECT_EQ(got["fault:\xc3"].fault_code, "\xc3");
+  EXPECT_EQ(got["fault:a\"b\\c}"].fault_code, "a\"b\\c}");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_requests_total{service=\"fail\",outcome=\"faulted\"}") == 6;
+      },
+      5'000))
+      << text;
+  scrape_is_valid("invalid UTF-8 fault codes");
+  EXPECT_EQ(faults(),
+            (std::map<std::string, double>{{"{service=\"fail\",code=\"other\"}", 5},
+                                           {"{service=\"fail\",code=\"service_error\"}", 1}}))
+      << text;
+
+  // 10,000 distinct codes: still one series for all of them.
+  std::vector<std::string> many;
+  for (int i = 0; i < 10'000; ++i) many.push_back("fault:code" + std::to_string(i));
+  got = Send(*conn, "fail", many);
+  ASSERT_EQ(got.size(), many.size());
+  EXPECT_EQ(got["fault:code9999"].fault_code, "code9999");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_request_faults_total{service=\"fail\",code=\"other\"}") ==
+               10'005;
+      },
+      10'000))
+      << text.substr(0, 4000);
+  scrape_is_valid("10,000 distinct fault codes");
+  EXPECT_EQ(faults().size(), 2u) << text.substr(0, 4000);
+  std::size_t before = text.size();
+
+  // 300 sessions of services no node offers, each with a request accepted:
+  // a bounded number of service labels, the rest under "(other)".
+  for (int i = 0; i < 300; ++i) {
+    std::string svc = "nosuch" + std::to_string(i);
+    Send(*conn, svc, {"x"}, /*answers=*/false);
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_requests_queued") == 300;
+      },
+      10'000))
+      << text.substr(0, 4000);
+  scrape_is_valid("300 service names");
+  auto accepted = Family(text, "zgrid_requests_accepted_total");
+  std::set<std::string> services;
+  double total = 0;
+  for (const auto& [labels, v] : accepted) {
+    services.insert(labels);
+    total += v;
+  }
+  EXPECT_EQ(total, 300 + 10'007) << text.substr(0, 4000);  // every request counted once
+  EXPECT_LE(services.size(), 2u + 20u) << "fail, factorize…: the offered; 20 unoffered; (other)";
+  EXPECT_GE(Sample(text, "zgrid_requests_accepted_total{service=\"(other)\"}"), 300 - 20);
+  // What a client adds is bounded: a few service families, not one per name.
+  EXPECT_LT(text.size(), before + 25 * 3'000) << "scrape grew from " << before;
+  EXPECT_LT(text.size(), 150'000u);
+  std::printf("scrape: %zu bytes after the fault codes, %zu after the service names\n", before,
+              text.size());
 }
 
 // Every kind of event the reactor records reaches /api/events: a drained

@@ -22,6 +22,21 @@ TEST(Prometheus, EscapesLabelValuesAndHelpAsTheFormatSays) {
             "zgrid_x_total{service=\"say \\\"hi\\\"\\n\"} 3\n");
 }
 
+// Label values come from clients and nodes: whatever their bytes, the
+// exposition is UTF-8 (each stray byte becomes U+FFFD, valid text stays).
+TEST(Prometheus, LabelValuesAreAlwaysValidUtf8) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(Writer::escape_label("\xff\xfe"), fffd + fffd);
+  EXPECT_EQ(Writer::escape_label("ab\xc3"), "ab" + fffd);               // cut mid-character
+  EXPECT_EQ(Writer::escape_label("\xc0\xaf"), fffd + fffd);             // overlong
+  EXPECT_EQ(Writer::escape_label("\xed\xa0\x80"), fffd + fffd + fffd);  // a surrogate
+  EXPECT_EQ(Writer::escape_label("\xf4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // > U+10FFFF
+  EXPECT_EQ(Writer::escape_label("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");  // é € 😀 stay
+  EXPECT_EQ(Writer::escape_label("\"\xff\\"), "\\\"" + fffd + "\\\\");
+  EXPECT_EQ(Writer::escape_help("x\xfe"), "x" + fffd);
+}
+
 TEST(Prometheus, FormatsSpecialAndLargeNumbersExactly) {
   EXPECT_EQ(Writer::format_value(std::numeric_limits<double>::infinity()), "+Inf");
   EXPECT_EQ(Writer::format_value(-std::numeric_limits<double>::infinity()), "-Inf");

@@ -51,7 +51,7 @@ TEST(Snapshot, CarriesCountersEventsNodesAndSessions) {
   const ServiceStats& st = snap->services.at("factorize");
   EXPECT_EQ(st.accepted, 6u);
   EXPECT_EQ(st.done, 3u);
-  EXPECT_EQ(st.faulted.at("bad_input"), 1u);
+  EXPECT_EQ(st.faulted.at("other"), 1u);  // a service's own code: folded
   EXPECT_EQ(st.latency.count, 4u);
   EXPECT_DOUBLE_EQ(st.latency.sum, 4 * 0.012);
   ASSERT_EQ(snap->events->size(), 1u);
@@ -60,7 +60,7 @@ TEST(Snapshot, CarriesCountersEventsNodesAndSessions) {
   std::string text = render_metrics(*snap, ProcessFacts::read());
   EXPECT_NE(text.find("zgrid_requests_total{service=\"factorize\",outcome=\"done\"} 3\n"),
             std::string::npos);
-  EXPECT_NE(text.find("zgrid_request_faults_total{service=\"factorize\",code=\"bad_input\"} 1\n"),
+  EXPECT_NE(text.find("zgrid_request_faults_total{service=\"factorize\",code=\"other\"} 1\n"),
             std::string::npos);
   EXPECT_NE(text.find("zgrid_nodes{state=\"ok\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("zgrid_requests_running 0\n"), std::string::npos);
@@ -124,6 +124,36 @@ TEST(Snapshot, JsonPagesAndEventsSince) {
   EXPECT_EQ(status["grid"]["nodes"], 7);
   EXPECT_EQ(status["nodes_by_state"]["ok"], 7);
   EXPECT_EQ(status["auth"]["token_required"], true);
+}
+
+// What clients choose cannot grow the counters without bound: fault codes
+// fold into the documented set plus "other", and service strings beyond
+// the offered (and a few unoffered) share "(other)".
+TEST(Snapshot, FaultCodesAndServicesAreABoundedLabelSet) {
+  ServiceStats st;
+  for (int i = 0; i < 1000; ++i) st.count_fault("code" + std::to_string(i));
+  st.count_fault("\xff\xfe");
+  st.count_fault("service_error", 2);
+  st.count_fault("retry_limit_exceeded");
+  EXPECT_EQ(st.faulted, (std::map<std::string, std::uint64_t, std::less<>>{
+                            {"other", 1001}, {"retry_limit_exceeded", 1}, {"service_error", 2}}));
+  for (std::string_view code : fault_labels()) EXPECT_EQ(fault_label(code), code);
+
+  Observed o;
+  o.offered({"factorize@1.0", "echo"});
+  for (int i = 0; i < 500; ++i) ++o.service("nosuch" + std::to_string(i)).accepted;
+  ++o.service("factorize").accepted;
+  ++o.service("factorize@1.0/op").accepted;
+  ++o.service("echo").accepted;
+  ++o.service("bad\xff").accepted;  // not a valid name (never from a client; a journal's bytes)
+  EXPECT_EQ(o.services.size(), Observed::kMaxUnofferedServices + 3 + 1);
+  EXPECT_EQ(o.services.at("factorize").accepted, 1u);
+  EXPECT_EQ(o.services.at("factorize@1.0/op").accepted, 1u);
+  EXPECT_EQ(o.services.at(std::string(Observed::kOtherService)).accepted,
+            500 - Observed::kMaxUnofferedServices + 1);
+  for (int i = 0; i < 500; ++i) o.offered({"svc" + std::to_string(i)});
+  for (int i = 0; i < 500; ++i) ++o.service("svc" + std::to_string(i)).accepted;
+  EXPECT_EQ(o.services.size(), Observed::kMaxUnofferedServices + Observed::kMaxOfferedServices + 1);
 }
 
 TEST(Snapshot, TheEventRingKeepsTheLastThousand) {

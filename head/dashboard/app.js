@@ -95,8 +95,11 @@
       '/api/nodes?offset=' + pages.nodes.offset + '&limit=' + NODE_PAGE,
       '/api/sessions?offset=' + pages.sessions.offset + '&limit=' + SESSION_PAGE,
       '/api/events?since=' + state.eventsSince];
-    // Settle every request (not just the first failure) so rounds never overlap.
-    const results = await Promise.all(paths.map((p) => api(p).then((v) => ({ v }), (e) => ({ e }))));
+    // One request at a time: a dashboard holds at most one of the listener's
+    // connections. Every request is settled (not just up to the first
+    // failure) so rounds never overlap.
+    const results = [];
+    for (const p of paths) results.push(await api(p).then((v) => ({ v }), (e) => ({ e })));
     try {
       const failed = results.find((r) => r.e);
       if (results.some((r) => r.e instanceof AuthError)) lock();
