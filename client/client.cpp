@@ -139,6 +139,7 @@ class BrokerClient::State {
   std::size_t pending_bytes_ = 0;
   std::deque<SentBatch> unacked_;  // batches sent and not acknowledged, in order
   std::string instance_;           // the head instance this client last spoke to
+  std::string open_token_;         // sent with every open_client of this client (empty: submit)
   std::deque<proto::Response> responses_;
   std::uint64_t received_ = 0;
   std::uint64_t rejected_ = 0;
@@ -362,7 +363,10 @@ const std::string& Connection::head_instance() const {
 }
 
 Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession& request) {
-  auto r = t_->call(proto::encode_create_session(t_->next_corr(), request), proto::kSessionInfo,
+  // Resent while unanswered: the token makes every copy the one session.
+  proto::CreateSession m = request;
+  if (m.token.empty()) m.token = random_id128();
+  auto r = t_->call(proto::encode_create_session(t_->next_corr(), m), proto::kSessionInfo,
                     options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::SessionInfo info;
@@ -482,12 +486,16 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
                                                          const std::string& client_id,
                                                          const BrokerOptions& options) {
   Transport& t = conn.transport();
-  auto r = t.call(proto::encode_open_client(t.next_corr(), {session_id, client_id}),
+  // Resent while unanswered, and again by resume(): the token tells the
+  // head each copy is this opener coming back, not a second one.
+  std::string token = random_id128();
+  auto r = t.call(proto::encode_open_client(t.next_corr(), {session_id, client_id, token}),
                   proto::kClientOpened, t.options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::ClientOpened m;
   ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));
   auto s = std::make_unique<State>(t, session_id, client_id, options);
+  s->open_token_ = std::move(token);
   s->acked_seq_ = m.acked_seq;
   s->next_seq_ = m.acked_seq + 1;
   s->instance_ = t.head_instance();
@@ -700,8 +708,9 @@ Status BrokerClient::State::send_batch(bool flush) {
 }
 
 Status BrokerClient::State::resume() {
-  auto r = t_.call(proto::encode_open_client(t_.next_corr(), {session_id_, client_id_}),
-                   proto::kClientOpened, t_.options().timeout_ms);
+  auto r =
+      t_.call(proto::encode_open_client(t_.next_corr(), {session_id_, client_id_, open_token_}),
+              proto::kClientOpened, t_.options().timeout_ms);
   if (!r.ok()) return r.status();
   proto::ClientOpened m;
   ZG_RETURN_IF_ERROR(proto::decode_client_opened((*r)->env, &m));

@@ -120,13 +120,15 @@ zmq::message_t encode_hello(std::uint64_t corr, std::string_view version) {
 }
 
 zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m) {
-  Writer w = begin(kCreateSession, corr, m.stateful ? 6 : 5);
+  bool token = !m.token.empty();
+  Writer w = begin(kCreateSession, corr, token ? 7 : m.stateful ? 6 : 5);
   w.str(m.service)
       .boolean(m.durable)
       .u64(m.client_idle_timeout_ms)
       .u64(m.task_timeout_ms)
       .u64(m.deadline_ms);
-  if (m.stateful) w.boolean(true);  // field 6: a head that predates it refuses the message
+  if (m.stateful || token) w.boolean(m.stateful);  // field 6
+  if (token) w.str(m.token);                       // field 7: a head that predates it ignores it
   return w.finish();
 }
 
@@ -142,8 +144,9 @@ zmq::message_t encode_session_info(std::uint64_t corr, const SessionInfo& m) {
 }
 
 zmq::message_t encode_open_client(std::uint64_t corr, const OpenClient& m) {
-  Writer w = begin(kOpenClient, corr, 2);
+  Writer w = begin(kOpenClient, corr, m.token.empty() ? 2 : 3);
   w.str(m.session_id).str(m.client_id);
+  if (!m.token.empty()) w.str(m.token);  // a head that predates it ignores it
   return w.finish();
 }
 
@@ -320,6 +323,13 @@ void read_create(Reader& r, CreateSession* c, bool all_required) {
   c->deadline_ms = absent() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
   c->stateful = absent() ? false : r.boolean();
 }
+
+// An optional token field (create_session, open_client); the head checks
+// its characters (valid_name) as it does a client id's.
+void read_token(Reader& r, std::string* token) {
+  token->clear();
+  if (r.ok() && !r.at_end()) *token = name_field(r);
+}
 }  // namespace
 
 Status check_version(const Envelope& e) {
@@ -339,6 +349,7 @@ Status decode_error(Envelope& e, Error* out) {
 Status decode_create_session(Envelope& e, CreateSession* out) {
   Reader& r = e.fields;
   read_create(r, out, /*all_required=*/false);  // older clients send three fields
+  read_token(r, &out->token);                   // field 7; older clients omit it
   return finish(r, "create_session");
 }
 
@@ -357,6 +368,7 @@ Status decode_open_client(Envelope& e, OpenClient* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
+  read_token(r, &out->token);  // field 3; older clients omit it
   return finish(r, "open_client");
 }
 

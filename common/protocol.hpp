@@ -129,6 +129,9 @@ struct Error {
 struct OpenClient {
   std::string session_id;
   std::string client_id;
+  // Optional (field 3): names this opener, so that its resent open_client
+  // is the same client coming back, never "already in use" (empty: none).
+  std::string token;
 };
 
 struct ClientOpened {

@@ -22,6 +22,7 @@ proto::SessionInfo info_of(const Session& s) {
 
 Status ClientHandlers::handle(const Call& call) {
   Envelope& env = call.env;
+  ctx_.stop.reach(proto::type_name(env.type));  // a test's stall (ZGRID_STOP_POINT)
   switch (env.type) {
     case proto::kHello:
       reply_hello(call);
@@ -167,25 +168,59 @@ Result<Session*> ClientHandlers::new_session(const Call& call, const proto::Crea
 Status ClientHandlers::on_create_session(const Call& call) {
   proto::CreateSession m;
   ZG_RETURN_IF_ERROR(proto::decode_create_session(call.env, &m));
+  if (!m.token.empty()) {
+    if (!valid_name(m.token))
+      return Status::InvalidArgument("create_session: token must be 1..64 printable characters");
+    // A resend (the first copy's answer was late or lost): the same session.
+    if (Session* made = r_.sessions.by_token(call.peer_key, m.token))
+      return resent_create(call, m, *made);
+  }
   ZG_ASSIGN_OR_RETURN(Session * created, new_session(call, m));
   Session& s = *created;
+  r_.sessions.set_token(s, m.token);
   if (!s.durable) {
     reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(s)));
     return Status::OK();
   }
+  s.creating = true;
   JournalOp op;
   Durable::put_session(op, s);
   r_.durable.submit(std::move(op), [this, rid = call.rid, corr = call.env.corr, ord = s.ordinal](
                                        bool ok, const std::string& err) {
     Session* s = r_.sessions.by_ordinal(ord);
     if (!s) return;
+    s->creating = false;
+    auto waiters = std::move(s->create_waiters);
+    waiters.emplace(waiters.begin(), rid, corr);
     if (!ok) {
-      reply_error(rid, corr, Durable::write_failed(err));
+      Status st = Durable::write_failed(err);
+      for (const auto& [wrid, wcorr] : waiters) reply_error(wrid, wcorr, st);
       r_.lifecycle.drop(*s);
       return;
     }
-    reply_(rid, proto::encode_session_info(corr, info_of(*s)));
+    ctx_.crash.reach("before-session-info");
+    for (const auto& [wrid, wcorr] : waiters)
+      reply_(wrid, proto::encode_session_info(wcorr, info_of(*s)));
   });
+  return Status::OK();
+}
+
+// A create_session whose token names session `s` of the same owner: the
+// answer is that session (once its record is synced), never a second one.
+Status ClientHandlers::resent_create(const Call& call, const proto::CreateSession& m, Session& s) {
+  if (s.service != m.service || s.durable != m.durable || s.stateful != m.stateful)
+    return Status::InvalidArgument("create_session: token " + m.token + " already made session " +
+                                   s.id + " (service " + s.service +
+                                   "): a token names one request, draw a new one");
+  ZG_LOG(kDebug, kLog, "create_session resent session=" + s.id);
+  s.last_activity = ctx_.now;
+  if (s.creating) {
+    if (s.create_waiters.size() >= kMaxCreateWaiters)
+      return Status::Unavailable("session " + s.id + " is still being created: wait for it");
+    s.create_waiters.emplace_back(call.rid, call.env.corr);
+    return Status::OK();
+  }
+  reply_(call.rid, proto::encode_session_info(call.env.corr, info_of(s)));
   return Status::OK();
 }
 
@@ -225,6 +260,8 @@ Status ClientHandlers::on_open_client(const Call& call) {
   ZG_RETURN_IF_ERROR(proto::decode_open_client(call.env, &m));
   if (!valid_name(m.client_id))
     return Status::InvalidArgument("client id must be 1..64 printable characters");
+  if (!m.token.empty() && !valid_name(m.token))
+    return Status::InvalidArgument("open_client: token must be 1..64 printable characters");
   Session* s;
   ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
   auto it = s->client_index.find(m.client_id);
@@ -236,6 +273,7 @@ Status ClientHandlers::on_open_client(const Call& call) {
     c.id = m.client_id;
     c.rid = call.rid;
     c.last_activity = ctx_.now;
+    c.open_token = m.token;
     s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
     s->clients.push_back(std::move(c));
     it = s->client_index.find(m.client_id);
@@ -243,14 +281,16 @@ Status ClientHandlers::on_open_client(const Call& call) {
     Client& c = s->clients[it->second];
     if (c.removed) return Status::NotFound("client " + c.id + " was removed (idle timeout)");
     // A second live client with the same id is refused; the same client
-    // coming back (new connection after its old one went quiet, or after a
-    // head restart) is not.
-    bool live = !c.ended && !c.rid.empty() && c.rid != call.rid &&
+    // coming back (new connection after its old one went quiet, after a
+    // head restart, or resending this open_client with its token) is not.
+    bool same_opener = !m.token.empty() && m.token == c.open_token;
+    bool live = !c.ended && !c.rid.empty() && c.rid != call.rid && !same_opener &&
                 ctx_.now - c.last_activity < kLiveWindowMs;
     if (live)
       return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
     c.rid = call.rid;
     c.last_activity = ctx_.now;
+    c.open_token = m.token;
   }
   const Client& c = s->clients[it->second];
   reply_(call.rid, proto::encode_client_opened(call.env.corr, {s->id, c.id, c.acked_seq}));
@@ -425,7 +465,16 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
   ZG_RETURN_IF_ERROR(proto::decode_client_ref(call.env, &m));
   Session* s;
   Client* c;
-  ZG_RETURN_IF_ERROR(bind_client(call, m.session_id, m.client_id, &s, &c));
+  if (Status st = bind_client(call, m.session_id, m.client_id, &s, &c); !st.ok()) {
+    // A resend whose first copy let the session complete and leave: every
+    // client of a retired session had ended, so the answer was ok.
+    if (st.code() == Code::kNotFound && r_.sessions.find(m.session_id) == nullptr &&
+        r_.sessions.gone_lately(m.session_id, call.peer_key, ctx_.now) == 1) {
+      reply_(call.rid, proto::encode_ok(call.env.corr));
+      return Status::OK();
+    }
+    return st;
+  }
   if (end && m.value != c->accepted_seq)
     return Status::FailedPrecondition("EndRequests after sequence " + std::to_string(m.value) +
                                       " but " + std::to_string(c->accepted_seq) + " acknowledged");
@@ -515,6 +564,10 @@ Status ClientHandlers::on_drain(const Call& call) {
     return Status::PermissionDenied("draining a node needs an admin key (--admin-keys)");
   NodeState* n = r_.nodes.find_id(node_id);
   if (!n) return Status::NotFound("unknown node " + node_id + " (see zgrid nodes)");
+  if (n->draining == !undo) {  // already so (a resent drain): nothing changes, no second event
+    reply_(call.rid, proto::encode_ok(call.env.corr));
+    return Status::OK();
+  }
   n->draining = !undo;
   r_.nodes.touch(*n);
   std::string line = std::string(undo ? "node undrained" : "node draining") + " node=" + node_id +
@@ -544,8 +597,29 @@ Status ClientHandlers::on_close(const Call& call) {
     reply_(call.rid, proto::encode_ok(call.env.corr));  // purged already: purge is idempotent
     return Status::OK();
   }
+  if (!s && r_.sessions.gone_lately(m.session_id, call.peer_key, ctx_.now) != 0) {
+    // An interactive session that left after the first copy of this close
+    // (or another close): sealed, cancelled or purged is where it ended.
+    reply_(call.rid, proto::encode_ok(call.env.corr));
+    return Status::OK();
+  }
   if (!s) return session_not_found(m.session_id);
   ZG_RETURN_IF_ERROR(r_.security.check_owner(*s, call.peer_key));
+  if (m.mode == proto::CloseMode::kPurge && s->purging > 0) {
+    // Its purge is being written (a resent purge, or retention's): answer
+    // as that write ends, without a second purge.
+    r_.durable.after_pending(
+        [this, rid = call.rid, corr = call.env.corr, sid = s->id](bool ok, const std::string& err) {
+          if (r_.sessions.purged(sid))
+            reply_(rid, proto::encode_ok(corr));
+          else
+            reply_error(rid, corr,
+                        ok ? Status::Unavailable("the purge of session " + sid +
+                                                 " failed: nothing of it was deleted")
+                           : Durable::write_failed(err));
+        });
+    return Status::OK();
+  }
   auto done = reply_when_done(call.rid, call.env.corr);
   if (m.mode == proto::CloseMode::kPurge)
     r_.lifecycle.purge(*s, std::move(done));

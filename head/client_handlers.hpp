@@ -67,6 +67,8 @@ class ClientHandlers {
 
  private:
   Status on_create_session(const Call& call);
+  Status resent_create(const Call& call, const proto::CreateSession& m, Session& s);
+  static constexpr std::size_t kMaxCreateWaiters = 64;
   Result<Session*> new_session(const Call& call, const proto::CreateSession& m);
   // A whole session in one message (head/client_submit.cpp).
   Status on_submit(const Call& call);

@@ -9,7 +9,7 @@
 
 namespace zgrid::head {
 
-CrashPoint::CrashPoint(const std::string& spec) {
+CrashPoint::CrashPoint(const std::string& spec, int sig) : sig_(sig) {
   if (spec.empty()) return;
   auto colon = spec.find(':');
   name_ = spec.substr(0, colon);
@@ -19,8 +19,10 @@ CrashPoint::CrashPoint(const std::string& spec) {
 void CrashPoint::reach(const char* point) {
   if (count_ <= 0 || name_ != point) return;
   if (--count_ == 0) {
-    ZG_LOG(kWarn, "head", std::string("crash point ") + point + " reached: SIGKILL");
-    ::kill(getpid(), SIGKILL);
+    ZG_LOG(kWarn, "head",
+           std::string(sig_ == SIGSTOP ? "stop point " : "crash point ") + point +
+               " reached: " + (sig_ == SIGSTOP ? "SIGSTOP" : "SIGKILL"));
+    ::kill(getpid(), sig_);
   }
 }
 

@@ -5,6 +5,7 @@
 // thread alone uses it.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,9 +19,10 @@ namespace zgrid::head {
 
 // Test crash points (docs/architecture.md, "Recovery"): with the hook
 // crash_point "NAME:N" the head SIGKILLs itself the N-th time it reaches NAME.
+// The same with SIGSTOP is a stop point (stop_point: the test sends SIGCONT).
 class CrashPoint {
  public:
-  explicit CrashPoint(const std::string& spec);
+  explicit CrashPoint(const std::string& spec, int sig = SIGKILL);
   void reach(const char* point);
   // Hands the count of `point` to someone else (the journal thread counts
   // its syncs itself): the count, or -1 when the crash point is another.
@@ -29,6 +31,7 @@ class CrashPoint {
  private:
   std::string name_;
   long count_ = -1;
+  int sig_ = SIGKILL;
 };
 
 // Grid-wide counters (docs/protocol.md, status).
@@ -41,13 +44,15 @@ struct Counters {
 };
 
 struct HeadContext {
-  explicit HeadContext(const HeadOptions& options) : o(options), crash(options.hooks.crash_point) {}
+  explicit HeadContext(const HeadOptions& options)
+      : o(options), crash(options.hooks.crash_point), stop(options.hooks.stop_point, SIGSTOP) {}
   const HeadOptions o;
   Millis now = 0;             // the clock as of this poll round
   std::string instance;       // random per start: clients and nodes notice a restart
   std::string dashboard_url;  // the HTTP listener's, once bound; empty when off
   Counters counters;
   CrashPoint crash;
+  CrashPoint stop;  // reached with the name of each client message type, before it is handled
   // Events the rooms report for the reactor to act on after the round:
   // sessions whose parked fetches may have something to say now.
   std::vector<std::string> fetches_to_wake;

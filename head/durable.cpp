@@ -67,6 +67,14 @@ void Durable::submit(JournalOp op, OpDone done) {
   pending_.emplace_back(seq, std::move(done));
 }
 
+void Durable::after_pending(OpDone done) {
+  if (pending_.empty()) {
+    done(true, "");
+    return;
+  }
+  pending_.emplace_back(pending_.back().first, std::move(done));
+}
+
 Status Durable::unavailable() const {
   if (journal_->space_short())
     return Status::ResourceExhausted(
@@ -98,7 +106,8 @@ void Durable::put_session(JournalOp& op, const Session& s,
                     s.task_timeout_ms,
                     s.deadline_wall,
                     s.owner,
-                    s.stateful};
+                    s.stateful,
+                    s.token};
   op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
 }
 

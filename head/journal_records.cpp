@@ -94,7 +94,7 @@ std::string SessionRecord::encode() const {
   Writer w;
   w.array(kFields.size()).str(service).i64(created).i64(client_idle_timeout_ms);
   w.u64(static_cast<std::uint64_t>(state)).i64(task_timeout_ms).i64(deadline).str(owner);
-  w.boolean(stateful);
+  w.boolean(stateful).str(token);
   return w.finish_string();
 }
 
@@ -109,6 +109,7 @@ bool SessionRecord::decode(std::string_view v, SessionRecord* out) {
   if (!r.at_end()) out->deadline = r.i64();
   if (!r.at_end()) out->owner = std::string(r.bytes(proto::kMaxNameLength));
   if (!r.at_end()) out->stateful = r.boolean();
+  if (!r.at_end()) out->token = std::string(r.bytes(proto::kMaxNameLength));
   return r.ok();
 }
 

@@ -42,11 +42,13 @@ bool is_bulk(std::string_view key);
 std::string describe(std::string_view key);
 }  // namespace jkey
 
-// 'S' + sid. Older records stop after `state`.
+// 'S' + sid. Older records stop after `state`, or lack `stateful` or
+// `token`; a head that predates a field ignores it.
 struct SessionRecord {
-  static constexpr std::array<const char*, 8> kFields{
-      "service", "created", "client_idle_timeout_ms", "state", "task_timeout_ms", "deadline",
-      "owner",   "stateful"};
+  static constexpr std::array<const char*, 9> kFields{
+      "service", "created",         "client_idle_timeout_ms",
+      "state",   "task_timeout_ms", "deadline",
+      "owner",   "stateful",        "token"};
   std::string service;
   std::int64_t created = 0;  // Unix seconds
   std::int64_t client_idle_timeout_ms = 0;
@@ -55,6 +57,7 @@ struct SessionRecord {
   std::int64_t deadline = 0;  // Unix seconds, 0: none
   std::string owner;          // CURVE public key (Z85), empty without CURVE
   bool stateful = false;
+  std::string token;  // its create_session token (empty: none)
 
   std::string encode() const;
   [[nodiscard]] static bool decode(std::string_view v, SessionRecord* out);

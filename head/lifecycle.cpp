@@ -167,6 +167,7 @@ void Lifecycle::purge(Session& s, OpDone done) {
   if (!s.durable) {
     ZG_LOG(kInfo, kLog, "session purged session=" + s.id);
     ctx_.event("session_purged", s.id, "session " + s.id + " purged");
+    sessions_.remember_gone(s, /*purged=*/true, ctx_.now);  // a resent purge is answered ok
     drop(s);
     done(true, "");
     return;
@@ -229,6 +230,7 @@ void Lifecycle::maybe_retire(Session& s) {
   for (const auto& c : s.clients)
     if (c.unacked_out > 0) return;
   ZG_LOG(kDebug, kLog, "session retired session=" + s.id);
+  sessions_.remember_gone(s, /*purged=*/false, ctx_.now);  // a resent seal is answered ok
   drop(s);
 }
 

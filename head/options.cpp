@@ -198,6 +198,7 @@ HeadTestHooks TestHooksFromEnvironment() {
   };
   HeadTestHooks h;
   h.crash_point = env("ZGRID_CRASH_POINT");
+  h.stop_point = env("ZGRID_STOP_POINT");
   h.journal_fault_file = env("ZGRID_JOURNAL_FAULT_FILE");
   h.journal_fault_after = env("ZGRID_JOURNAL_FAULT_MODE") == "after";
   h.journal_read_fault_file = env("ZGRID_JOURNAL_READ_FAULT_FILE");

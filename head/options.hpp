@@ -18,8 +18,9 @@ namespace zgrid::head {
 // main fills it from ZGRID_* test variables; production code never reads the
 // environment for them.
 struct HeadTestHooks {
-  std::string crash_point;              // NAME[:N]: SIGKILL the N-th time NAME is reached
-  std::string journal_fault_file;       // while it exists, journal writes fail
+  std::string crash_point;         // NAME[:N]: SIGKILL the N-th time NAME is reached
+  std::string stop_point;          // TYPE[:N]: SIGSTOP before handling the N-th client message TYPE
+  std::string journal_fault_file;  // while it exists, journal writes fail
   bool journal_fault_after = false;     // ... after reaching the log (a failed sync)
   std::string journal_read_fault_file;  // while it exists, segment reads fail (EIO)
   long journal_inline_max = -1;         // >= 0: JournalOptions::inline_max (-1: its default)

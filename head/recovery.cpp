@@ -78,6 +78,7 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
         s->task_timeout_ms = rec.task_timeout_ms;
         s->deadline_wall = rec.deadline;
         s->stateful = rec.stateful;
+        t.set_token(*s, std::move(rec.token));  // a resent create_session finds it
         if (s->deadline_wall > 0)
           s->deadline = now + std::max<std::int64_t>(0, s->deadline_wall - wall_now) * 1000;
         s->durable = true;

@@ -43,7 +43,46 @@ Session& SessionTable::create(const std::string& owner, std::string id) {
   return ref;
 }
 
+namespace {
+std::string token_key(const std::string& owner, const std::string& token) {
+  return owner + '\n' + token;  // a Z85 key never holds a newline
+}
+}  // namespace
+
+Session* SessionTable::by_token(const std::string& owner, const std::string& token) {
+  if (token.empty()) return nullptr;
+  auto it = tokens_.find(token_key(owner, token));
+  return it == tokens_.end() ? nullptr : by_ordinal(it->second);
+}
+
+void SessionTable::set_token(Session& s, std::string token) {
+  if (!s.token.empty()) {
+    auto it = tokens_.find(token_key(s.owner, s.token));
+    if (it != tokens_.end() && it->second == s.ordinal) tokens_.erase(it);
+  }
+  s.token = std::move(token);
+  if (!s.token.empty()) tokens_[token_key(s.owner, s.token)] = s.ordinal;
+}
+
+void SessionTable::remember_gone(const Session& s, bool purged, Millis now) {
+  if (!gone_ids_.emplace(s.id, Gone{s.owner, now, purged}).second) return;
+  gone_.push_back(s.id);
+  while (!gone_.empty() &&
+         (gone_.size() > kGoneKept || now - gone_ids_[gone_.front()].at > kGoneKeptMs)) {
+    gone_ids_.erase(gone_.front());
+    gone_.pop_front();
+  }
+}
+
+int SessionTable::gone_lately(const std::string& id, const std::string& owner, Millis now) const {
+  auto it = gone_ids_.find(id);
+  if (it == gone_ids_.end() || it->second.owner != owner || now - it->second.at > kGoneKeptMs)
+    return 0;
+  return it->second.purged ? 2 : 1;
+}
+
 void SessionTable::drop(Session* s) {
+  set_token(*s, {});
   add(*s->key_load, s->contributed, -1);
   if (s->key_load->sessions == 0) loads_.erase(s->owner);  // no session points at it now
   by_ordinal_.erase(s->ordinal);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -33,6 +34,27 @@ class SessionTable {
 
   bool purged(const std::string& id) const { return tombstones_.count(id) > 0; }
   void add_tombstone(const std::string& id) { tombstones_.insert(id); }
+
+  // create_session tokens (docs/protocol.md, "Resent requests"): the
+  // session of `owner` made under `token`, or nullptr. One entry per
+  // session that has a token, dropped with the session.
+  Session* by_token(const std::string& owner, const std::string& token);
+  // Gives `s` its token (at creation, or when recovered from the journal).
+  void set_token(Session& s, std::string token);
+  std::size_t tokens() const { return tokens_.size(); }
+
+  // Interactive sessions that left lately (retired once delivered, or
+  // purged), so that a resent close, end_requests or flush that reaches the
+  // head after the first copy made the session leave is answered as the
+  // first was, not "unknown session". At most kGoneKept entries, each kept
+  // at most kGoneKeptMs.
+  // `purged`: it was purged, not retired.
+  void remember_gone(const Session& s, bool purged, Millis now);
+  // Whether session `id` of `owner` left lately: 0 no, 1 retired, 2 purged.
+  int gone_lately(const std::string& id, const std::string& owner, Millis now) const;
+  std::size_t gone_kept() const { return gone_ids_.size(); }
+  static constexpr std::size_t kGoneKept = 16'384;
+  static constexpr Millis kGoneKeptMs = 600'000;
 
   // A new session of `owner` under a fresh random id (never one in use or
   // purged), or under `id` when recovered from the journal.
@@ -67,6 +89,14 @@ class SessionTable {
   Map sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
   std::set<std::string> tombstones_;
+  std::unordered_map<std::string, std::uint64_t> tokens_;  // owner + '\n' + token -> ordinal
+  struct Gone {
+    std::string owner;
+    Millis at = 0;
+    bool purged = false;
+  };
+  std::deque<std::string> gone_;  // their ids, oldest first (ids are never reused)
+  std::unordered_map<std::string, Gone> gone_ids_;  // the same, by id
   std::unordered_map<std::string, KeyLoad> loads_;
   std::uint64_t next_ordinal_ = 0;
 };

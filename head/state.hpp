@@ -94,6 +94,7 @@ struct Client {
   std::deque<OutChunk> out;       // responses waiting for the window, oldest first
   std::uint64_t out_count = 0;    // responses in `out`
   std::deque<HeldAck> held_acks;  // back-pressure: acks not yet sent
+  std::string open_token;         // the token of its last open_client (a resend is the same opener)
 };
 
 // A journaled request batch of a durable session (one R record). Its
@@ -130,6 +131,13 @@ struct Session {
   std::int64_t created_wall = 0;
   Millis last_activity = 0;
   std::uint64_t next_request_id = 1;
+  // The create_session token it was made under (empty: none), indexed by
+  // SessionTable (set it through set_token). While `creating` its session
+  // record is not yet synced; resent create_session calls wait in
+  // `create_waiters` (routing id, corr) for the same answer.
+  std::string token;
+  bool creating = false;
+  std::vector<std::pair<std::string, std::uint64_t>> create_waiters;
 
   std::deque<Request> queue;  // eligible to run, in order
   std::vector<Client> clients;

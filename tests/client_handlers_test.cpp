@@ -348,5 +348,181 @@ TEST(ClientHandlers, StatusReportsTheGridASessionAndTheNodes) {
   }
 }
 
+// ---- resent requests (docs/protocol.md, "Resent requests") ---------------------
+
+zmq::message_t CreateWithToken(std::uint64_t corr, bool durable, const std::string& token,
+                               const std::string& service = "factorize") {
+  proto::CreateSession m;
+  m.service = service;
+  m.durable = durable;
+  m.token = token;
+  return proto::encode_create_session(corr, m);
+}
+
+std::string SessionIdOf(const testing::Reply& reply) {
+  Envelope e = reply.envelope();
+  proto::SessionInfo info;
+  EXPECT_TRUE(proto::decode_session_info(e, &info).ok()) << reply.error().message;
+  return info.session_id;
+}
+
+TEST(ClientHandlers, AResentCreateSessionIsTheSameSession) {
+  Rooms r;
+  ASSERT_TRUE(r.call(CreateWithToken(1, false, "tok-1")).ok());
+  std::string sid = SessionIdOf(r.last_reply());
+  ASSERT_TRUE(r.call(CreateWithToken(1, false, "tok-1")).ok());
+  EXPECT_EQ(SessionIdOf(r.last_reply()), sid);
+  EXPECT_EQ(r.sessions.size(), 1u);
+  // Another token, or the same token from another key: another session.
+  ASSERT_TRUE(r.call(CreateWithToken(2, false, "tok-2")).ok());
+  EXPECT_NE(SessionIdOf(r.last_reply()), sid);
+  ASSERT_TRUE(r.call(CreateWithToken(3, false, "tok-1"), "rid-x", "other-key").ok());
+  EXPECT_NE(SessionIdOf(r.last_reply()), sid);
+  EXPECT_EQ(r.sessions.size(), 3u);
+  // A token names one request: reused for another service it is refused.
+  EXPECT_EQ(r.call(CreateWithToken(4, false, "tok-1", "echo")).code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.call(CreateWithToken(5, false, "bad token")).code(), Code::kInvalidArgument);
+  // The index goes with the session.
+  ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  EXPECT_EQ(r.sessions.by_token("", "tok-1"), nullptr);
+  EXPECT_EQ(r.sessions.tokens(), 2u);
+}
+
+TEST(ClientHandlers, AResentDurableCreateWaitsForTheFirstWriteAndGetsItsAnswer) {
+  Rooms r;
+  r.open_journal();
+  r.journal->hold_completions(true);
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-d")).ok());
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-d"), "rid-again").ok());
+  EXPECT_EQ(r.replies.size(), before);  // neither answered before the write is synced
+  EXPECT_EQ(r.sessions.size(), 1u);
+  EXPECT_EQ(r.journal->written().size(), 1u);  // one session record
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  ASSERT_EQ(r.replies.size(), before + 2);
+  std::string sid = SessionIdOf(r.replies[before]);
+  EXPECT_EQ(r.replies[before].rid, "rid-c");
+  EXPECT_EQ(SessionIdOf(r.replies[before + 1]), sid);
+  EXPECT_EQ(r.replies[before + 1].rid, "rid-again");
+  // Once synced, a resend is answered at once.
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-d")).ok());
+  EXPECT_EQ(SessionIdOf(r.last_reply()), sid);
+}
+
+TEST(ClientHandlers, AFailedDurableCreateAnswersEveryCopyAndForgetsTheToken) {
+  Rooms r;
+  r.open_journal();
+  r.journal->hold_completions(true);
+  r.journal->fail_writes("IO error: disk gone");
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-f")).ok());
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-f")).ok());
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  ASSERT_GE(r.replies.size(), 2u);
+  EXPECT_EQ(r.replies[r.replies.size() - 2].error().code, Code::kUnavailable);
+  EXPECT_EQ(r.replies.back().error().code, Code::kUnavailable);
+  EXPECT_EQ(r.sessions.size(), 0u);
+  EXPECT_EQ(r.sessions.tokens(), 0u);
+}
+
+TEST(ClientHandlers, AResentCreateIsNotRefusedByThePerKeyCap) {
+  HeadOptions o = testing::TestOptions();
+  o.max_sessions_per_key = 1;
+  Rooms r(o);
+  ASSERT_TRUE(r.call(CreateWithToken(1, false, "tok-1")).ok());
+  std::string sid = SessionIdOf(r.last_reply());
+  ASSERT_TRUE(r.call(CreateWithToken(1, false, "tok-1")).ok());
+  EXPECT_EQ(SessionIdOf(r.last_reply()), sid);
+  EXPECT_EQ(r.call(CreateWithToken(2, false, "tok-2")).code(), Code::kResourceExhausted);
+}
+
+TEST(ClientHandlers, RecoveryRebuildsTheTokenIndex) {
+  Rooms r;
+  r.open_journal();
+  ASSERT_TRUE(r.call(CreateWithToken(1, true, "tok-r", "echo")).ok());
+  r.complete_writes();
+  std::string sid = SessionIdOf(r.last_reply());
+  std::string key = jkey::session(jkey::kSession, sid), value;
+  ASSERT_TRUE(r.journal->get(key, &value).ok());
+  // A restarted head over the same records.
+  auto j = std::make_unique<MemoryJournal>();
+  j->put(key, value);
+  Rooms again;
+  again.open_journal(std::move(j));
+  ASSERT_NE(again.sessions.by_token("", "tok-r"), nullptr);
+  ASSERT_TRUE(again.call(CreateWithToken(9, true, "tok-r", "echo")).ok());
+  EXPECT_EQ(SessionIdOf(again.last_reply()), sid);
+  EXPECT_EQ(again.sessions.size(), 1u);
+}
+
+TEST(ClientHandlers, AResentOpenClientWithItsTokenIsTheSameClient) {
+  Rooms r;
+  std::string sid = Create(r, false);
+  ASSERT_TRUE(r.call(proto::encode_open_client(2, {sid, "c", "opener-1"}), "rid-1").ok());
+  // The same opener on another connection (its first answer was lost): ok.
+  ASSERT_TRUE(r.call(proto::encode_open_client(2, {sid, "c", "opener-1"}), "rid-2").ok());
+  EXPECT_EQ(r.last_reply().type(), proto::kClientOpened);
+  // Another opener of the same id while the first is live: refused.
+  EXPECT_EQ(r.call(proto::encode_open_client(3, {sid, "c", "opener-2"}), "rid-3").code(),
+            Code::kAlreadyExists);
+  EXPECT_EQ(r.call(proto::encode_open_client(3, {sid, "c"}), "rid-4").code(), Code::kAlreadyExists);
+  EXPECT_EQ(r.sessions.find(sid)->clients.size(), 1u);
+}
+
+TEST(ClientHandlers, AResentCloseOfASessionThatLeftIsAnsweredOk) {
+  Rooms r;
+  std::string sid = Create(r, false);
+  Open(r, sid);
+  ASSERT_TRUE(r.call(proto::encode_client_ref(proto::kEndRequests, 5, {sid, "c", 0})).ok());
+  ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kSeal})).ok());
+  EXPECT_EQ(r.sessions.find(sid), nullptr);  // complete and delivered: retired
+  for (auto mode : {proto::CloseMode::kSeal, proto::CloseMode::kCancel, proto::CloseMode::kPurge})
+    EXPECT_TRUE(r.call(proto::encode_close(6, {sid, mode})).ok());
+  EXPECT_TRUE(r.call(proto::encode_client_ref(proto::kEndRequests, 5, {sid, "c", 0})).ok());
+  EXPECT_EQ(r.last_reply().type(), proto::kOk);
+  // Not for another key, and not for a session that never was.
+  EXPECT_EQ(r.call(proto::encode_close(6, {sid, proto::CloseMode::kSeal}), "rid-x", "other").code(),
+            Code::kNotFound);
+  EXPECT_EQ(r.call(proto::encode_close(6, {std::string(32, 'f'), proto::CloseMode::kSeal})).code(),
+            Code::kNotFound);
+  // A purged interactive session: a resent purge is ok, a resent end_requests is not found.
+  std::string sid2 = Create(r, false);
+  ASSERT_TRUE(r.call(proto::encode_close(7, {sid2, proto::CloseMode::kPurge})).ok());
+  EXPECT_TRUE(r.call(proto::encode_close(7, {sid2, proto::CloseMode::kPurge})).ok());
+  EXPECT_EQ(r.call(proto::encode_client_ref(proto::kEndRequests, 8, {sid2, "c", 0})).code(),
+            Code::kNotFound);
+}
+
+TEST(ClientHandlers, AResentDurablePurgeWaitsForTheFirstAndPurgesOnce) {
+  Rooms r;
+  r.open_journal();
+  std::string sid = Create(r, true);
+  r.journal->hold_completions(true);
+  std::size_t writes = r.journal->written().size();
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  EXPECT_EQ(r.replies.size(), before);
+  EXPECT_EQ(r.journal->written().size(), writes + 1);  // one purge
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  ASSERT_EQ(r.replies.size(), before + 2);
+  EXPECT_EQ(r.replies[before].type(), proto::kOk);
+  EXPECT_EQ(r.replies[before + 1].type(), proto::kOk);
+  EXPECT_TRUE(r.sessions.purged(sid));
+}
+
+TEST(ClientHandlers, AResentDrainChangesNothingTwice) {
+  Rooms r;
+  r.add_node("a");
+  std::size_t events = r.ctx.observed.events.events().size();
+  ASSERT_TRUE(r.call(proto::encode_drain(1, {"a", false})).ok());
+  ASSERT_TRUE(r.call(proto::encode_drain(1, {"a", false})).ok());
+  EXPECT_EQ(r.last_reply().type(), proto::kOk);
+  EXPECT_EQ(r.ctx.observed.events.events().size(), events + 1);
+  EXPECT_TRUE(r.nodes.find_id("a")->draining);
+}
+
 }  // namespace
 }  // namespace zgrid::head

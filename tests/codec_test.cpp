@@ -136,6 +136,68 @@ TEST(Codec, AckRegisterResultsRoundTrip) {
   EXPECT_EQ(dres.items[1].fault_code, "invalid_argument");
 }
 
+// The tokens that make a resent create_session / open_client idempotent
+// (docs/protocol.md, "Resent requests"): optional trailing fields, absent
+// from older clients; a stateful flag is then sent explicitly.
+TEST(Codec, CreateSessionAndOpenClientTokensRoundTripAndMayBeAbsent) {
+  for (bool stateful : {false, true}) {
+    proto::CreateSession m;
+    m.service = "echo";
+    m.durable = true;
+    m.stateful = stateful;
+    m.token = "0123456789abcdef0123456789abcdef";
+    zmq::message_t msg = proto::encode_create_session(4, m);
+    Envelope env = Decode(msg);
+    proto::CreateSession out;
+    ASSERT_TRUE(proto::decode_create_session(env, &out).ok());
+    EXPECT_EQ(out.service, "echo");
+    EXPECT_EQ(out.stateful, stateful);
+    EXPECT_EQ(out.token, m.token);
+    m.token.clear();  // without: as older clients send it
+    zmq::message_t old = proto::encode_create_session(4, m);
+    Envelope env2 = Decode(old);
+    ASSERT_TRUE(proto::decode_create_session(env2, &out).ok());
+    EXPECT_EQ(out.stateful, stateful);
+    EXPECT_EQ(out.token, "");
+  }
+  {  // three fields (the oldest clients): no token
+    Writer w = proto::begin(proto::kCreateSession, 1, 3);
+    w.str("echo").boolean(false).u64(0);
+    zmq::message_t msg = w.finish();
+    Envelope env = Decode(msg);
+    proto::CreateSession out;
+    out.token = "stale";
+    ASSERT_TRUE(proto::decode_create_session(env, &out).ok());
+    EXPECT_EQ(out.token, "");
+  }
+  {  // a token of the wrong type, or too long for a name, is malformed
+    Writer w = proto::begin(proto::kCreateSession, 1, 7);
+    w.str("echo").boolean(false).u64(0).u64(0).u64(0).boolean(false).u64(5);
+    zmq::message_t msg = w.finish();
+    Envelope env = Decode(msg);
+    proto::CreateSession out;
+    EXPECT_EQ(proto::decode_create_session(env, &out).code(), Code::kProtocol);
+    Writer w2 = proto::begin(proto::kOpenClient, 1, 3);
+    w2.str("s").str("c").str(std::string(proto::kMaxNameLength + 1, 't'));
+    zmq::message_t msg2 = w2.finish();
+    Envelope env2 = Decode(msg2);
+    proto::OpenClient oc;
+    EXPECT_EQ(proto::decode_open_client(env2, &oc).code(), Code::kProtocol);
+  }
+  proto::OpenClient oc{"sid", "c1", "opener"};
+  zmq::message_t msg = proto::encode_open_client(5, oc);
+  Envelope env = Decode(msg);
+  proto::OpenClient out;
+  ASSERT_TRUE(proto::decode_open_client(env, &out).ok());
+  EXPECT_EQ(out.session_id, "sid");
+  EXPECT_EQ(out.client_id, "c1");
+  EXPECT_EQ(out.token, "opener");
+  zmq::message_t old = proto::encode_open_client(5, {"sid", "c1"});
+  Envelope env2 = Decode(old);
+  ASSERT_TRUE(proto::decode_open_client(env2, &out).ok());
+  EXPECT_EQ(out.token, "");
+}
+
 TEST(Codec, ErrorCarriesCode) {
   zmq::message_t m = proto::encode_error(3, Status::NotFound("unknown session x"));
   Envelope env = Decode(m);

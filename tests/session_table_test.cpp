@@ -123,5 +123,22 @@ TEST(SessionTable, SweepFindsIdleClientsIdleSessionsAndRetentionOver) {
   EXPECT_EQ(sw.idle_sessions, std::vector<Session*>{&inter});
 }
 
+// Interactive sessions that left lately (a resent close is answered ok).
+TEST(SessionTableGone, IsBoundedInCountAndTime) {
+  SessionTable t;
+  Session& s = t.create("k");
+  t.remember_gone(s, false, 0);
+  EXPECT_EQ(t.gone_lately(s.id, "k", 1), 1);
+  EXPECT_EQ(t.gone_lately(s.id, "other", 1), 0);
+  EXPECT_EQ(t.gone_lately(s.id, "k", SessionTable::kGoneKeptMs + 1), 0);
+  for (std::size_t i = 0; i < SessionTable::kGoneKept + 10; ++i) {
+    Session& x = t.create("k");
+    t.remember_gone(x, true, 10);
+    t.drop(&x);
+  }
+  EXPECT_EQ(t.gone_kept(), SessionTable::kGoneKept);
+  EXPECT_EQ(t.gone_lately(s.id, "k", 10), 0);  // the oldest went first
+}
+
 }  // namespace
 }  // namespace zgrid::head

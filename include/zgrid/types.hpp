@@ -37,6 +37,11 @@ struct CreateSession {
   // Requests run one at a time, in request-id order, on one service instance
   // kept for this session (docs/services.md, "Stateful sessions").
   bool stateful = false;
+  // Makes a resent create_session idempotent (docs/protocol.md, "Resent
+  // requests"): the head answers every create_session of this owner with
+  // this token with the one session it made. 1..64 printable characters;
+  // empty: Connection::create_session draws a random one for each call.
+  std::string token;
 };
 
 struct SessionInfo {

@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (decode_create_session(env, &cs).ok())
     check(within(cs.client_idle_timeout_ms, 0, kMaxDurationMs) &&
           within(cs.task_timeout_ms, 0, kMaxDurationMs) &&
-          within(cs.deadline_ms, 0, kMaxDurationMs));
+          within(cs.deadline_ms, 0, kMaxDurationMs) && cs.token.size() <= kMaxNameLength);
   again();
   Fetch fetch;
   if (decode_fetch(env, &fetch).ok())
@@ -96,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   again();
   ClientOpened co;
   if (decode_client_opened(env, &co).ok()) check(within(co.acked_seq, 0, kMaxSeq));
+  again();
+  OpenClient oc;
+  if (decode_open_client(env, &oc).ok())
+    check(oc.session_id.size() <= kMaxNameLength && oc.token.size() <= kMaxNameLength);
   again();
   Close cl;
   if (decode_close(env, &cl).ok()) check(static_cast<int>(cl.mode) <= 2);
