@@ -605,21 +605,6 @@ Status ClientHandlers::on_close(const Call& call) {
   }
   if (!s) return session_not_found(m.session_id);
   ZG_RETURN_IF_ERROR(r_.security.check_owner(*s, call.peer_key));
-  if (m.mode == proto::CloseMode::kPurge && s->purging > 0) {
-    // Its purge is being written (a resent purge, or retention's): answer
-    // as that write ends, without a second purge.
-    r_.durable.after_pending(
-        [this, rid = call.rid, corr = call.env.corr, sid = s->id](bool ok, const std::string& err) {
-          if (r_.sessions.purged(sid))
-            reply_(rid, proto::encode_ok(corr));
-          else
-            reply_error(rid, corr,
-                        ok ? Status::Unavailable("the purge of session " + sid +
-                                                 " failed: nothing of it was deleted")
-                           : Durable::write_failed(err));
-        });
-    return Status::OK();
-  }
   auto done = reply_when_done(call.rid, call.env.corr);
   if (m.mode == proto::CloseMode::kPurge)
     r_.lifecycle.purge(*s, std::move(done));

@@ -67,14 +67,6 @@ void Durable::submit(JournalOp op, OpDone done) {
   pending_.emplace_back(seq, std::move(done));
 }
 
-void Durable::after_pending(OpDone done) {
-  if (pending_.empty()) {
-    done(true, "");
-    return;
-  }
-  pending_.emplace_back(pending_.back().first, std::move(done));
-}
-
 Status Durable::unavailable() const {
   if (journal_->space_short())
     return Status::ResourceExhausted(

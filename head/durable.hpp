@@ -74,10 +74,6 @@ class Durable {
 
   // ---- writes -----------------------------------------------------------------
   void submit(JournalOp op, OpDone done);
-  // Runs `done` once every op submitted so far is finished, with the outcome
-  // of the last of them (at once when nothing is pending): a resent request
-  // waits for the write its first copy started.
-  void after_pending(OpDone done);
   // Why the journal takes no new requests: a full disk is resource_exhausted
   // (purging finished sessions gives space back), anything else unavailable.
   Status unavailable() const;

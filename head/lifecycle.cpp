@@ -172,6 +172,13 @@ void Lifecycle::purge(Session& s, OpDone done) {
     done(true, "");
     return;
   }
+  if (s.purging > 0) {
+    // Its purge is waiting or being written (a resent purge, or retention's
+    // and a client's at once): this one hears that purge's outcome, and no
+    // second purge is written.
+    purge_waiters_[s.ordinal].push_back(std::move(done));
+    return;
+  }
   ++s.purging;
   purge_queue_.emplace_back(s.ordinal, std::move(done));
   pump_purges();
@@ -213,6 +220,8 @@ void Lifecycle::submit_purge(Session& s, OpDone done) {
       tasks_.activate(s);
     }
     done(ok, err);
+    if (auto w = purge_waiters_.extract(ord); !w.empty())
+      for (auto& also : w.mapped()) also(ok, err);
     pump_purges();
   });
 }

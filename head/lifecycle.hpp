@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <deque>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "head/context.hpp"
 #include "head/distributor.hpp"
@@ -53,7 +55,8 @@ class Lifecycle {
   void close(Session& s, proto::SessionState to, OpDone done);
   // Deletes the session: for a durable one every key and a tombstone in one
   // write, and only once that succeeded does it leave memory. Durable purges
-  // go to the journal paced (pump_purges).
+  // go to the journal paced (pump_purges). A purge of a session whose purge
+  // is already under way writes nothing more: `done` hears that one's outcome.
   void purge(Session& s, OpDone done);
   // Removes a session from memory; results arriving later are dropped.
   void drop(Session& s);
@@ -103,6 +106,9 @@ class Lifecycle {
   static constexpr std::uint64_t kMaxPurgesInJournal = 1'024;
   std::deque<std::pair<std::uint64_t, OpDone>> purge_queue_;
   std::uint64_t purges_in_journal_ = 0;
+  // More callers of a purge already under way (session ordinal): they hear
+  // its outcome when it ends.
+  std::unordered_map<std::uint64_t, std::vector<OpDone>> purge_waiters_;
 };
 
 }  // namespace zgrid::head

@@ -513,6 +513,31 @@ TEST(ClientHandlers, AResentDurablePurgeWaitsForTheFirstAndPurgesOnce) {
   EXPECT_TRUE(r.sessions.purged(sid));
 }
 
+TEST(ClientHandlers, AResentPurgeWaitingForItsTurnIsAnsweredByThatPurge) {
+  // More purges than the journal takes at once: the last one waits in the
+  // head (paced), and its resent copy must hear that purge, not the write
+  // that happens to be last in the journal.
+  Rooms r;
+  r.open_journal();
+  std::vector<std::string> sids;
+  for (int i = 0; i < 1'100; ++i) sids.push_back(Create(r, true));
+  r.journal->hold_completions(true);
+  std::size_t writes = r.journal->written().size();
+  std::size_t before = r.replies.size();
+  for (const auto& sid : sids)
+    ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  EXPECT_LT(r.journal->written().size(), writes + sids.size());  // some wait their turn
+  ASSERT_TRUE(r.call(proto::encode_close(7, {sids.back(), proto::CloseMode::kPurge})).ok());
+  r.journal->hold_completions(false);
+  for (int round = 0; round < 10 && r.replies.size() < before + sids.size() + 1; ++round)
+    r.complete_writes();
+  ASSERT_EQ(r.replies.size(), before + sids.size() + 1);
+  for (std::size_t i = before; i < r.replies.size(); ++i)
+    EXPECT_EQ(r.replies[i].type(), proto::kOk) << i;
+  EXPECT_EQ(r.journal->written().size(), writes + sids.size());  // one purge each
+  for (const auto& sid : sids) EXPECT_TRUE(r.sessions.purged(sid));
+}
+
 TEST(ClientHandlers, AResentDrainChangesNothingTwice) {
   Rooms r;
   r.add_node("a");
