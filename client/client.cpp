@@ -2,6 +2,7 @@
 #include <zgrid/client.hpp>
 #include <zgrid/client_msgpack.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -123,6 +124,9 @@ class BrokerClient::State {
   // After a head restart: re-open this client (learning what the head has
   // acknowledged) and resend every batch past that.
   Status resume();
+  // While waiting: the connection's keep_alive, and resume() when the head
+  // answering is a new instance; `activity`: also a ping naming this client.
+  Status check_head(bool activity);
 
   struct SentBatch {
     std::uint64_t corr;
@@ -146,6 +150,7 @@ class BrokerClient::State {
   Status error_;              // a batch was refused: every later call fails with it
   bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
   bool committed_ = false;    // made by submit(): its one batch is committed
+  Millis last_ping_ = SteadyClock::instance().now_ms();  // check_head's latest ping naming it
 };
 
 // ---- Transport ------------------------------------------------------------------
@@ -215,7 +220,44 @@ Status Transport::send_raw(zmq::message_t& m) {
   }
 }
 
+void Transport::note_waiting(Millis now) {
+  if (waiting_since_ == 0 || now - last_wait_ > 1000) waiting_since_ = now;
+  last_wait_ = now;
+}
+
+bool Transport::ping(const std::string& session_id, const std::string& client_id) {
+  zmq::message_t m = session_id.empty() ? proto::begin(proto::kPing, next_corr(), 0).finish()
+                                        : proto::encode_client_ref(proto::kPing, next_corr(),
+                                                                   {session_id, client_id, 0});
+  try {
+    if (!sock_.send(m, zmq::send_flags::dontwait)) return false;
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+  last_ping_ = SteadyClock::instance().now_ms();
+  return true;
+}
+
+Status Transport::keep_alive() {
+  const Millis now = SteadyClock::instance().now_ms();
+  note_waiting(now);
+  const Millis ping_after = std::clamp<Millis>(o_.timeout_ms / 2, 1, 1000);
+  if (now - last_heard_ < ping_after) return Status::OK();
+  Status hs = monitor_.check();
+  if (!hs.ok() && monitor_.decisive()) return hs;
+  if (now - std::max(last_heard_, waiting_since_) >= o_.timeout_ms) {
+    if (!hs.ok()) return hs;
+    return Status::Unavailable("the head at " + o_.head + " did not answer within " +
+                               format_duration(o_.timeout_ms));
+  }
+  // Not sent (no connection: the head is down or restarting): tried again on
+  // the next call, without waiting for a connection here.
+  if (now - last_ping_ >= ping_after) (void)ping();
+  return Status::OK();
+}
+
 Result<bool> Transport::pump(Millis timeout) {
+  note_waiting(SteadyClock::instance().now_ms());
   if (o_.interrupted) {  // every wait is a loop over pump: asked each slice
     if (o_.interrupted()) return Status(Code::kCancelled, "interrupted");
     timeout = std::min<Millis>(timeout, 100);
@@ -249,6 +291,7 @@ Result<bool> Transport::pump(Millis timeout) {
       }
       continue;
     }
+    last_heard_ = SteadyClock::instance().now_ms();  // any message: the head is alive
     route(std::move(r));
     any = true;
     // The reply ends the read: what follows it may be for a BrokerClient the
@@ -280,7 +323,16 @@ void Transport::route(std::unique_ptr<Reply> r) {
     if (it != clients_.end()) it->second->s_->on_message(*r);
     return;
   }
-  if (env.corr != 0 && env.corr == waiting_corr_) reply_ = std::move(r);
+  if (env.corr != 0 && env.corr == waiting_corr_) {
+    reply_ = std::move(r);
+  } else if (env.type == proto::kHelloOk) {
+    // The answer to keep_alive's ping: it names the head instance (a new one
+    // after a restart: the waiting BrokerClient resumes).
+    Reader f = env.fields;
+    f.skip();
+    std::string instance(f.bytes(64));
+    if (f.ok() && !instance.empty()) instance_ = std::move(instance);
+  }
 }
 
 Result<std::string> Transport::probe_instance() {
@@ -648,32 +700,34 @@ Status BrokerClient::State::send(std::string_view payload, std::string_view user
 }
 
 Status BrokerClient::State::wait_window(std::size_t max_unacked) {
-  const Clock& clock = SteadyClock::instance();
-  Millis last_progress = clock.now_ms();
-  std::size_t before = unacked_.size();
   while (unacked_.size() > max_unacked && error_.ok()) {
     auto p = t_.pump(200);
     if (!p.ok()) return p.status();
-    Millis now = clock.now_ms();
     if (need_resume_) {
       need_resume_ = false;
       ZG_RETURN_IF_ERROR(resume());
-      last_progress = now;
       continue;
     }
-    if (unacked_.size() < before || *p) {
-      before = unacked_.size();
-      last_progress = now;
-    } else if (now - last_progress > 1000) {
-      // No acknowledgement for a while: held back (back-pressure), or the
-      // head restarted and lost what was in flight. Its instance id tells.
-      auto inst = t_.probe_instance();
-      if (!inst.ok()) return inst.status();
-      if (*inst != instance_) ZG_RETURN_IF_ERROR(resume());
-      last_progress = clock.now_ms();
-    }
+    // No acknowledgement for a while: held back (back-pressure), or the head
+    // restarted and lost what was in flight. The connection's pings tell (a
+    // new instance id), or that no head answers.
+    if (unacked_.size() > max_unacked && error_.ok()) ZG_RETURN_IF_ERROR(check_head(false));
   }
   return error_;
+}
+
+Status BrokerClient::State::check_head(bool activity) {
+  // Waiting for responses is not idleness: a ping naming this client, once
+  // a second, counts as its activity.
+  Millis now = SteadyClock::instance().now_ms();
+  if (activity && now - last_ping_ >= 1000 && t_.ping(session_id_, client_id_)) last_ping_ = now;
+  ZG_RETURN_IF_ERROR(t_.keep_alive());
+  if (t_.head_instance() == instance_) return Status::OK();
+  Status st = resume();
+  if (st.code() == Code::kNotFound)  // an interactive session lives in its head only
+    return Status::NotFound(st.message() + " (the head at " + t_.options().head +
+                            " restarted, and interactive sessions do not survive a restart)");
+  return st;
 }
 
 Status BrokerClient::State::send_batch(bool flush) {
@@ -750,7 +804,6 @@ bool BrokerClient::State::poll_response(proto::Response* out) {
 Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis timeout_ms) {
   const Clock& clock = SteadyClock::instance();
   Millis deadline = clock.now_ms() + timeout_ms;
-  Millis last_ping = clock.now_ms();
   bool pumped = false;  // a timeout of 0 still reads what has arrived
   while (responses_.empty()) {
     if (!error_.ok()) return error_;
@@ -759,15 +812,9 @@ Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis tim
     auto p = t_.pump(std::clamp<Millis>(deadline - now, 0, 500));
     pumped = true;
     if (!p.ok()) return p.status();
-    now = clock.now_ms();
-    if (responses_.empty() && now - last_ping >= 1000) {
-      // Waiting is not idleness, and a dead head must not mean a hang.
-      auto r = t_.call(
-          proto::encode_client_ref(proto::kPing, t_.next_corr(), {session_id_, client_id_, 0}),
-          proto::kHelloOk, t_.options().timeout_ms);
-      if (!r.ok()) return r.status();
-      last_ping = clock.now_ms();
-    }
+    // Waiting is not idleness, and a dead head must not mean a hang: the
+    // connection's liveness clock, not this call's (callers wait in slices).
+    if (responses_.empty()) ZG_RETURN_IF_ERROR(check_head(true));
   }
   return poll_response(out);
 }

@@ -54,9 +54,26 @@ class Transport {
   Status send_raw(zmq::message_t& m);
   // Waits up to `timeout` for one incoming message and routes it; false if none came.
   Result<bool> pump(Millis timeout);
+  // The head's liveness, for a caller that waits for messages the head
+  // pushes (responses, acknowledgements) rather than for a reply: call it
+  // after each pump that brought nothing. After 1 s without a word from the
+  // head (half the timeout, if shorter) it pings, without waiting: the reply
+  // comes through pump (and updates head_instance()), and a head that
+  // restarted and lost the ping gets another each second. kUnavailable once
+  // the head has said nothing for the connection's timeout while someone
+  // waited. The clock is this connection's, not a call's: a caller that waits
+  // in slices (Python waits 100 ms at a time) gets the same verdict, within
+  // the same time, as one long wait; a caller back after more than 1 s away
+  // gets the whole timeout again.
+  Status keep_alive();
+  // Sends a ping without waiting (false: no connection now); its hello_ok
+  // comes through pump. With ids it counts as that client's activity (idle
+  // timeout).
+  bool ping(const std::string& session_id = {}, const std::string& client_id = {});
   std::uint64_t next_corr() { return ++corr_; }
 
   const ClientOptions& options() const { return o_; }
+  // The head instance id last heard (hello, a probe, or keep_alive's pings).
   const std::string& head_instance() const { return instance_; }
   void set_head_instance(std::string instance) { instance_ = std::move(instance); }
 
@@ -75,6 +92,14 @@ class Transport {
   std::uint64_t corr_ = 0;
   std::uint64_t waiting_corr_ = 0;
   std::unique_ptr<Reply> reply_;  // the reply to waiting_corr_, once it arrived
+  // Liveness (keep_alive): when the head last sent anything; since when a
+  // caller has been waiting (pump or keep_alive, with no gap over 1 s), and
+  // its latest wait; the latest ping sent.
+  void note_waiting(Millis now);
+  Millis last_heard_ = 0;
+  Millis waiting_since_ = 0;
+  Millis last_wait_ = 0;
+  Millis last_ping_ = 0;
   std::map<std::pair<std::string, std::string>, BrokerClient*> clients_;  // not owned
 };
 

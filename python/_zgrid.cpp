@@ -3,8 +3,9 @@
 // only converts values and errors; the Pythonic API is python/zgrid/*.py.
 //
 // Threading: a Connection and its BrokerClients belong to the Python thread
-// that made them (as in C++). Every call that may wait on the network
-// releases the GIL; long waits are cut into slices of at most 100 ms so that
+// that made them (as in C++); a call from any other thread raises zgrid.Error
+// (PyConnection, below). Every call that may wait on the network releases
+// the GIL; long waits are cut into slices of at most 100 ms so that
 // a signal (Ctrl-C) raises KeyboardInterrupt within 200 ms.
 // Errors: a Status that is not OK becomes an exception of the class its code
 // maps to (zgrid._zgrid.Error and its subclasses); nothing crashes the
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zgrid/client.hpp>
 
@@ -155,6 +157,62 @@ proto::CloseMode close_mode(const std::string& m) {
 
 constexpr Millis kSliceMs = 100;  // longest wait without looking for signals
 
+// The Python thread running now, by name (for messages).
+std::string thread_name() {
+  return py::str(py::module_::import("threading").attr("current_thread")().attr("name"));
+}
+
+// A Connection and the thread that made it, its owner: the ZeroMQ socket
+// under it (and under its BrokerClients) is not thread-safe, so every call
+// from another thread is refused with zgrid.Error instead of letting two
+// threads into the socket (an abort or a crash of the interpreter).
+struct PyConnection {
+  std::unique_ptr<Connection> c;  // never null once made
+  std::thread::id owner = std::this_thread::get_id();
+  std::string owner_name = thread_name();
+  // BrokerClients whose Python object died in another thread: destroyed by
+  // the owner on its next call (the GIL guards this list).
+  std::vector<std::unique_ptr<BrokerClient>> graveyard;
+};
+// A BrokerClient belongs to the owner of its Connection (which it keeps
+// alive: py::keep_alive).
+struct PyBroker {
+  PyBroker(std::unique_ptr<BrokerClient> b, PyConnection& conn) : b(std::move(b)), conn(&conn) {}
+  PyBroker(const PyBroker&) = delete;
+  PyBroker& operator=(const PyBroker&) = delete;
+  ~PyBroker() {
+    // The last reference dropped in another thread: the owner may be using
+    // the connection right now, so the BrokerClient (registered in it) waits.
+    if (b && std::this_thread::get_id() != conn->owner) conn->graveyard.push_back(std::move(b));
+  }
+  std::unique_ptr<BrokerClient> b;  // never null, but after a hand-over to the graveyard
+  PyConnection* conn;               // not owned
+};
+
+void check_owner(std::thread::id owner, const std::string& owner_name) {
+  if (std::this_thread::get_id() == owner) return;
+  std::string msg = "this zgrid connection belongs to thread '" + owner_name +
+                    "', which made it, and was used from thread '" + thread_name() +
+                    "': a Grid and everything made from it (sessions, results, map, "
+                    "attach) belong to the thread that made the Grid, because the ZeroMQ socket "
+                    "under them is not thread-safe; call zgrid.connect() in each thread, or "
+                    "submit from any thread to a zgrid.Executor";
+  py::object exc = py::reinterpret_borrow<py::object>(g_errors.base)(msg);
+  exc.attr("code") = std::string("failed_precondition");
+  PyErr_SetObject(g_errors.base, exc.ptr());
+  throw py::error_already_set();
+}
+
+Connection& use(PyConnection& pc) {
+  check_owner(pc.owner, pc.owner_name);
+  pc.graveyard.clear();
+  return *pc.c;
+}
+BrokerClient& use(PyBroker& pb) {
+  use(*pb.conn);
+  return *pb.b;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_zgrid, m) {
@@ -197,7 +255,7 @@ PYBIND11_MODULE(_zgrid, m) {
       [](const py::bytes& b) { return client::result_to_json(std::string_view(b)); },
       "A result as one JSON value (text, msgpack, or {\"base64\": ...}).");
 
-  py::class_<Connection>(m, "Connection")
+  py::class_<PyConnection>(m, "Connection")
       .def(py::init([](const std::string& head, double timeout_s, const std::string& head_key,
                        const std::string& public_key, const std::string& secret_key) {
              client::ClientOptions o;
@@ -212,19 +270,22 @@ PYBIND11_MODULE(_zgrid, m) {
                py::gil_scoped_acquire gil;
                return PyErr_CheckSignals() != 0;
              };
+             auto pc = std::make_unique<PyConnection>();  // owned by this thread
              Result<std::unique_ptr<Connection>> c = Status::Internal("not opened");
              {
                py::gil_scoped_release nogil;
                c = Connection::open(o);
              }
-             return value(std::move(c));
+             pc->c = value(std::move(c));
+             return pc;
            }),
            py::arg("head"), py::arg("timeout"), py::arg("head_key") = "",
            py::arg("public_key") = "", py::arg("secret_key") = "")
       .def(
           "create_session",
-          [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
+          [](PyConnection& pc, const std::string& service, bool durable, double idle_timeout_s,
              double task_timeout_s, double deadline_s, bool stateful) {
+            Connection& c = use(pc);
             proto::CreateSession req = create_request(service, durable, idle_timeout_s,
                                                       task_timeout_s, deadline_s, stateful);
             Result<proto::SessionInfo> r = Status::Internal("");
@@ -237,7 +298,8 @@ PYBIND11_MODULE(_zgrid, m) {
           py::arg("service"), py::arg("durable"), py::arg("idle_timeout"), py::arg("task_timeout"),
           py::arg("deadline"), py::arg("stateful") = false)
       .def("attach",
-           [](Connection& c, const std::string& sid) {
+           [](PyConnection& pc, const std::string& sid) {
+             Connection& c = use(pc);
              Result<proto::SessionInfo> r = Status::Internal("");
              {
                py::gil_scoped_release nogil;
@@ -246,7 +308,8 @@ PYBIND11_MODULE(_zgrid, m) {
              return info_dict(value(std::move(r)));
            })
       .def("session_status",
-           [](Connection& c, const std::string& sid) {
+           [](PyConnection& pc, const std::string& sid) {
+             Connection& c = use(pc);
              Result<client::Fields> r = Status::Internal("");
              {
                py::gil_scoped_release nogil;
@@ -255,7 +318,8 @@ PYBIND11_MODULE(_zgrid, m) {
              return to_dict(value(std::move(r)));
            })
       .def("grid_status",
-           [](Connection& c) {
+           [](PyConnection& pc) {
+             Connection& c = use(pc);
              Result<client::Fields> r = Status::Internal("");
              {
                py::gil_scoped_release nogil;
@@ -264,7 +328,8 @@ PYBIND11_MODULE(_zgrid, m) {
              return to_dict(value(std::move(r)));
            })
       .def("nodes",
-           [](Connection& c) {
+           [](PyConnection& pc) {
+             Connection& c = use(pc);
              Result<std::vector<client::Fields>> r = Status::Internal("");
              {
                py::gil_scoped_release nogil;
@@ -275,7 +340,8 @@ PYBIND11_MODULE(_zgrid, m) {
              return out;
            })
       .def("sessions",
-           [](Connection& c) {
+           [](PyConnection& pc) {
+             Connection& c = use(pc);
              Result<std::vector<client::Fields>> r = Status::Internal("");
              {
                py::gil_scoped_release nogil;
@@ -286,7 +352,8 @@ PYBIND11_MODULE(_zgrid, m) {
              return out;
            })
       .def("close_session",
-           [](Connection& c, const std::string& sid, const std::string& mode) {
+           [](PyConnection& pc, const std::string& sid, const std::string& mode) {
+             Connection& c = use(pc);
              proto::CloseMode cm = close_mode(mode);
              Status st;
              {
@@ -297,8 +364,9 @@ PYBIND11_MODULE(_zgrid, m) {
            })
       // One page of stored responses; waits up to `wait` seconds in slices.
       .def("fetch",
-           [](Connection& c, const std::string& sid, std::uint64_t cursor, std::uint64_t max,
+           [](PyConnection& pc, const std::string& sid, std::uint64_t cursor, std::uint64_t max,
               double wait_s) {
+             Connection& c = use(pc);
              Millis left = static_cast<Millis>(wait_s * 1000);
              while (true) {
                Millis slice = std::min(left, kSliceMs);
@@ -321,7 +389,8 @@ PYBIND11_MODULE(_zgrid, m) {
       // (requests, next_id, end).
       .def(
           "stored_requests",
-          [](Connection& c, const std::string& sid, std::uint64_t from_id, std::uint64_t max) {
+          [](PyConnection& pc, const std::string& sid, std::uint64_t from_id, std::uint64_t max) {
+            Connection& c = use(pc);
             Result<Connection::RequestsPage> r = Status::Internal("");
             {
               py::gil_scoped_release nogil;
@@ -337,7 +406,8 @@ PYBIND11_MODULE(_zgrid, m) {
       // `codes` is empty), in id order; user_data is the original id.
       .def(
           "faulted_requests",
-          [](Connection& c, const std::string& sid, const std::vector<std::string>& codes) {
+          [](PyConnection& pc, const std::string& sid, const std::vector<std::string>& codes) {
+            Connection& c = use(pc);
             Result<std::vector<Connection::StoredRequest>> r = Status::Internal("");
             {
               py::gil_scoped_release nogil;
@@ -352,9 +422,10 @@ PYBIND11_MODULE(_zgrid, m) {
       // empty service: the original's). not_found when nothing matches.
       .def(
           "resubmit",
-          [](Connection& c, const std::string& sid, const std::vector<std::string>& codes,
+          [](PyConnection& pc, const std::string& sid, const std::vector<std::string>& codes,
              const std::string& service, double idle_timeout_s, double task_timeout_s,
              double deadline_s, bool stateful) {
+            Connection& c = use(pc);
             proto::CreateSession req =
                 create_request(service, true, idle_timeout_s, task_timeout_s, deadline_s, stateful);
             Result<proto::SessionInfo> r = Status::Internal("");
@@ -366,12 +437,17 @@ PYBIND11_MODULE(_zgrid, m) {
           },
           py::arg("session_id"), py::arg("codes"), py::arg("service"), py::arg("idle_timeout"),
           py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"))
-      .def_property_readonly("head_instance", &Connection::head_instance)
-      .def_property_readonly("head", [](Connection& c) { return c.options().head; });
+      .def_property_readonly("head_instance",
+                             [](PyConnection& pc) { return use(pc).head_instance(); })
+      // What it was opened with (fixed: any thread may read them).
+      .def_property_readonly("head", [](PyConnection& pc) { return pc.c->options().head; })
+      .def_property_readonly("timeout",
+                             [](PyConnection& pc) { return pc.c->options().timeout_ms / 1000.0; });
 
-  py::class_<BrokerClient>(m, "BrokerClient")
-      .def(py::init([](Connection& c, const std::string& sid, const std::string& cid,
+  py::class_<PyBroker>(m, "BrokerClient")
+      .def(py::init([](PyConnection& pc, const std::string& sid, const std::string& cid,
                        std::size_t batch, std::size_t window) {
+             Connection& c = use(pc);
              client::BrokerOptions o;
              o.batch_items = std::max<std::size_t>(1, batch);
              o.window = std::max<std::size_t>(1, window);
@@ -380,7 +456,7 @@ PYBIND11_MODULE(_zgrid, m) {
                py::gil_scoped_release nogil;
                r = BrokerClient::open(c, sid, cid, o);
              }
-             return value(std::move(r));
+             return std::make_unique<PyBroker>(value(std::move(r)), pc);
            }),
            py::arg("connection"), py::arg("session_id"), py::arg("client_id"),
            py::arg("batch") = 1024, py::arg("window") = 16, py::keep_alive<1, 2>())
@@ -389,9 +465,10 @@ PYBIND11_MODULE(_zgrid, m) {
       // interactive session's responses, and keeps the connection alive.
       .def_static(
           "submit",
-          [](Connection& c, const std::string& service, bool durable, double idle_timeout_s,
+          [](PyConnection& pc, const std::string& service, bool durable, double idle_timeout_s,
              double task_timeout_s, double deadline_s, bool stateful, const std::string& cid,
              const py::list& payloads) {
+            Connection& c = use(pc);
             proto::CreateSession req = create_request(service, durable, idle_timeout_s,
                                                       task_timeout_s, deadline_s, stateful);
             std::vector<std::string_view> views = bytes_views(payloads);
@@ -408,13 +485,14 @@ PYBIND11_MODULE(_zgrid, m) {
               py::gil_scoped_release nogil;
               r = BrokerClient::submit(c, req, cid, items, o);
             }
-            return value(std::move(r));
+            return std::make_unique<PyBroker>(value(std::move(r)), pc);
           },
           py::arg("connection"), py::arg("service"), py::arg("durable"), py::arg("idle_timeout"),
           py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"), py::arg("client_id"),
           py::arg("payloads"), py::keep_alive<0, 1>())
       .def("send",
-           [](BrokerClient& b, const py::bytes& payload, const py::bytes& user_data) {
+           [](PyBroker& pb, const py::bytes& payload, const py::bytes& user_data) {
+             BrokerClient& b = use(pb);
              std::string_view p = payload, u = user_data;
              Status st;
              {
@@ -426,7 +504,8 @@ PYBIND11_MODULE(_zgrid, m) {
       // Sends many requests in one call (one GIL release): payloads[i] gets
       // user data "#<first_index + i>", the index map() and results() report.
       .def("send_indexed",
-           [](BrokerClient& b, const py::list& payloads, std::uint64_t first_index) {
+           [](PyBroker& pb, const py::list& payloads, std::uint64_t first_index) {
+             BrokerClient& b = use(pb);
              std::vector<std::string_view> views = bytes_views(payloads);
              Status st;
              {
@@ -442,7 +521,8 @@ PYBIND11_MODULE(_zgrid, m) {
       // Every response already received (up to `max`), without waiting.
       .def(
           "poll_responses",
-          [](BrokerClient& b, std::size_t max) {
+          [](PyBroker& pb, std::size_t max) {
+            BrokerClient& b = use(pb);
             py::list out;
             proto::Response r;
             for (std::size_t i = 0; i < max && b.poll_response(&r); ++i)
@@ -451,7 +531,8 @@ PYBIND11_MODULE(_zgrid, m) {
           },
           py::arg("max") = 65536)
       .def("flush",
-           [](BrokerClient& b) {
+           [](PyBroker& pb) {
+             BrokerClient& b = use(pb);
              Status st;
              {
                py::gil_scoped_release nogil;
@@ -460,7 +541,8 @@ PYBIND11_MODULE(_zgrid, m) {
              check(st);
            })
       .def("wait_acked",
-           [](BrokerClient& b) {
+           [](PyBroker& pb) {
+             BrokerClient& b = use(pb);
              Status st;
              {
                py::gil_scoped_release nogil;
@@ -469,7 +551,8 @@ PYBIND11_MODULE(_zgrid, m) {
              check(st);
            })
       .def("end_requests",
-           [](BrokerClient& b) {
+           [](PyBroker& pb) {
+             BrokerClient& b = use(pb);
              Status st;
              {
                py::gil_scoped_release nogil;
@@ -479,7 +562,8 @@ PYBIND11_MODULE(_zgrid, m) {
            })
       // The next response, or None after `timeout` seconds.
       .def("next_response",
-           [](BrokerClient& b, double timeout_s) -> py::object {
+           [](PyBroker& pb, double timeout_s) -> py::object {
+             BrokerClient& b = use(pb);
              Millis left = static_cast<Millis>(timeout_s * 1000);
              proto::Response r;
              while (true) {
@@ -496,14 +580,16 @@ PYBIND11_MODULE(_zgrid, m) {
              }
            })
       .def("poll_response",
-           [](BrokerClient& b) -> py::object {
+           [](PyBroker& pb) -> py::object {
+             BrokerClient& b = use(pb);
              proto::Response r;
              if (!b.poll_response(&r)) return py::none();
              return response_tuple(r);
            })
-      .def_property_readonly("sent", &BrokerClient::sent)
-      .def_property_readonly("received", &BrokerClient::received)
-      .def_property_readonly("rejected", &BrokerClient::rejected)
-      .def_property_readonly("session_id", &BrokerClient::session_id)
-      .def_property_readonly("client_id", &BrokerClient::client_id);
+      .def_property_readonly("sent", [](PyBroker& pb) { return use(pb).sent(); })
+      .def_property_readonly("received", [](PyBroker& pb) { return use(pb).received(); })
+      .def_property_readonly("rejected", [](PyBroker& pb) { return use(pb).rejected(); })
+      // Fixed once made: any thread may read them.
+      .def_property_readonly("session_id", [](PyBroker& pb) { return pb.b->session_id(); })
+      .def_property_readonly("client_id", [](PyBroker& pb) { return pb.b->client_id(); });
 }

@@ -202,7 +202,11 @@ class BrokerClient {
   Status end_requests();
   // Waits up to `timeout_ms` for the next response (interactive sessions);
   // 0 reads what has arrived without waiting. Returns false when none came
-  // in time.
+  // in time. While it waits the connection pings the head after 1 s of
+  // silence: kUnavailable once the head has said nothing for
+  // ClientOptions::timeout_ms, counted by the connection across calls (so
+  // waiting in short slices ends as one long wait would); kNotFound when the
+  // head restarted without this (interactive) session.
   Result<bool> next_response(proto::Response* out, Millis timeout_ms);
   // A response already received, without waiting.
   bool poll_response(proto::Response* out);

@@ -17,6 +17,9 @@ StoredRequest = tuple[int, bytes, Optional[str], bytes]  # request_id, payload, 
 def json_to_msgpack(json: str) -> bytes: ...
 def result_to_json(data: bytes) -> str: ...
 
+# A Connection and its BrokerClients belong to the thread that made the
+# Connection: a call from another thread raises Error (code
+# failed_precondition), never reaches the socket.
 class Connection:
     def __init__(self, head: str, timeout: float, head_key: str = ..., public_key: str = ...,
                  secret_key: str = ...) -> None: ...
@@ -34,7 +37,9 @@ class Connection:
     def resubmit(self, session_id: str, codes: list[str], service: str, idle_timeout: float,
                  task_timeout: float, deadline: float, stateful: bool) -> dict: ...
     @property
-    def head(self) -> str: ...
+    def head(self) -> str: ...  # any thread may read it (and timeout)
+    @property
+    def timeout(self) -> float: ...  # seconds, as opened
     @property
     def head_instance(self) -> str: ...
 

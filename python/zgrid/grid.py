@@ -702,10 +702,12 @@ class Results:
             )
 
     def _fetch(self):
-        """One page. A fetch is idempotent (it names its cursor), so a head
-        that restarts meanwhile costs a retry, not an error, for as long as
-        `timeout` allows."""
-        deadline = time.monotonic() + self._timeout
+        """One page. A fetch is idempotent (it names its cursor): the library
+        resends it while the head restarts, and a head that comes back within
+        the connection's timeout answers it. A head that answers "try again"
+        (its journal being reopened) is asked again, within that timeout too;
+        a head gone for the whole timeout is a ConnectionError."""
+        deadline = time.monotonic() + self._conn.timeout
         while True:
             try:
                 return self._conn.fetch(
