@@ -186,11 +186,12 @@ void Transport::remove_client(const std::string& session_id, const std::string& 
   clients_.erase({session_id, client_id});
 }
 
-Status Transport::send_raw(zmq::message_t& m) {
+Status Transport::send_raw(zmq::message_t& m, Millis within) {
   // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait, and
   // stop early when the handshake is refused (a refused key never connects).
   const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + o_.timeout_ms;
+  Millis deadline =
+      clock.now_ms() + (within >= 0 ? std::min(within, o_.timeout_ms) : o_.timeout_ms);
   try {
     while (true) {
       if (sock_.send(m, zmq::send_flags::dontwait)) return Status::OK();
@@ -370,9 +371,10 @@ Result<std::unique_ptr<Transport::Reply>> Transport::call(zmq::message_t request
     }
     if (now >= next_resend) {
       // The head may have restarted and lost the request: it is idempotent.
+      // The resend waits for a connection only as long as the call has left.
       zmq::message_t again;
       again.copy(copy);
-      ZG_RETURN_IF_ERROR(send_raw(again));
+      ZG_RETURN_IF_ERROR(send_raw(again, left));
       next_resend = now + resend_after;
     }
     auto p = pump(std::min<Millis>({left, 100, std::max<Millis>(1, next_resend - now)}));

@@ -51,7 +51,8 @@ class Transport {
   // Asks the head for its instance id (changes when it restarts).
   Result<std::string> probe_instance();
   // Sends one message, waiting (bounded by the timeout) for a connection.
-  Status send_raw(zmq::message_t& m);
+  // `within` >= 0: wait at most that long (and never past the timeout).
+  Status send_raw(zmq::message_t& m, Millis within = -1);
   // Waits up to `timeout` for one incoming message and routes it; false if none came.
   Result<bool> pump(Millis timeout);
   // The head's liveness, for a caller that waits for messages the head

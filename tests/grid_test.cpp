@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <zgrid/client.hpp>
 
+#include <chrono>
 #include <map>
 #include <random>
 #include <set>
@@ -393,6 +394,26 @@ TEST(Grid, LongFaultCodeDoesNotWedgeTheNode) {
     else
       EXPECT_EQ(r.fault_code, std::string(64, 'c'));
   }
+}
+
+// A call that finds the head gone fails within the connection's timeout: its
+// resends wait for a connection only as long as the call has left.
+TEST(Grid, ACallOnADeadHeadEndsWithinTheTimeout) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect(2'000);
+  ASSERT_NE(conn, nullptr);
+  auto info = conn->create_session({.service = "echo", .durable = true});
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  g.kill_head();
+  auto t0 = std::chrono::steady_clock::now();
+  auto page = conn->fetch(info->session_id, 0, 100, 0);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().code(), Code::kUnavailable) << page.status().ToString();
+  EXPECT_LT(s, 2.8) << page.status().ToString();
 }
 
 }  // namespace
