@@ -179,9 +179,12 @@ Journal::Journal() = default;
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq::context_t& ctx,
                                                const JournalOptions& options) {
   std::unique_ptr<Journal> j(new Journal());
-  // Completions come back on an inproc PAIR whose endpoint is unique to this journal.
-  std::string notify_endpoint = "inproc://zgrid-journal-" + std::to_string(getpid()) + "-" +
-                                std::to_string(reinterpret_cast<std::uintptr_t>(j.get()));
+  // Completions come back on an inproc PAIR whose endpoint is unique to this
+  // journal: numbered, not named by its address, which a journal opened after
+  // this one closed may get while the old endpoint is still being unbound.
+  static std::atomic<std::uint64_t> journals{0};
+  std::string notify_endpoint =
+      "inproc://zgrid-journal-" + std::to_string(getpid()) + "-" + std::to_string(++journals);
   j->notify_ = zmq::socket_t(ctx, zmq::socket_type::pair);
   j->notify_.set(zmq::sockopt::linger, 0);
   j->notify_.set(zmq::sockopt::rcvhwm, 0);
@@ -531,8 +534,8 @@ bool Journal::Group::maintenance() const {
 
 // First half of a group's write: its bulk values go to their sessions'
 // segment files, one pwrite and one fdatasync per session, before LevelDB
-// holds a pointer to them. The puts go into the group's batch, bulk ones as
-// pointers.
+// holds a pointer to them. Each such put's value becomes its pointer
+// (commit() puts them in the batch).
 void Journal::append_bulk(Group& g) {
   g.batch = std::make_unique<leveldb::WriteBatch>();
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file) && !o_.fault_after_write) {
@@ -555,10 +558,7 @@ void Journal::append_bulk(Group& g) {
     for (auto& [k, v] : op.puts) {
       // Inline values never look like a pointer: msgpack never starts with
       // SegPtr::kTag (0xc1), so resolve() tells them apart (as for v1).
-      if (!jkey::is_bulk(k) || bulk_bytes[jkey::sid_of(k)] <= o_.inline_max) {
-        g.batch->Put(k, v);
-        continue;
-      }
+      if (!jkey::is_bulk(k) || bulk_bytes[jkey::sid_of(k)] <= o_.inline_max) continue;
       auto sid = jkey::sid_of(k);
       auto it = appends.find(sid);
       if (it == appends.end()) {
@@ -574,7 +574,7 @@ void Journal::append_bulk(Group& g) {
       Append& a = it->second;
       SegPtr p{a.start + a.bytes.size(), static_cast<std::uint32_t>(v.size()), crc32c(v)};
       a.bytes += v;
-      g.batch->Put(k, p.encode());
+      v = p.encode();
     }
   }
   for (auto& [sid, a] : appends) {
@@ -609,13 +609,16 @@ void Journal::append_bulk(Group& g) {
   for (auto& [sid, a] : appends) a.file->end = a.start + a.bytes.size();
 }
 
-// Second half: the deletes, then the one synced LevelDB write; then the
-// space a purge or a client removal gives back. After a failed LevelDB write
-// the appended bytes stay: a reopen may replay the pointers to them.
+// Second half: the batch, op by op in the order submitted, each op's
+// deletes before its puts (as if each op were written alone: a later op's
+// put of a key an earlier op deleted stays), then the one synced LevelDB
+// write; then the space a purge or a client removal gives back. After a
+// failed LevelDB write the appended bytes stay: a reopen may replay the
+// pointers to them.
 //
 // A purge deletes its session's ranges as they were before this group (one
 // iterator serves every purge of the group) and the keys ops before it in
-// the group put there (the batch holds the puts first, the deletes after).
+// the group put there.
 // Its ranges are not compacted here: a CompactRange per purge flushed the
 // memtable each time and cost more the bigger the journal (24 purges a
 // second at 10,000 sessions, every other write waiting behind them).
@@ -653,6 +656,7 @@ bool Journal::commit(Group& g) {
         for (std::string_view k : f->second)
           if (k.starts_with(prefix)) g.batch->Delete(leveldb::Slice(k.data(), k.size()));
     }
+    for (auto& [k, v] : op.puts) g.batch->Put(k, v);
     if (!op.purge_session.empty()) ++purges;
   }
   it.reset();

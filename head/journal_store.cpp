@@ -16,7 +16,15 @@ bool JournalStore::is_no_space(const std::string& error) {
 
 std::uint64_t MemoryJournal::submit(JournalOp op) {
   op.seq = ++next_seq_;
-  if (!write_error_.empty() || !healthy_) {
+  // Like LevelDB: a write that gives space back or records a change of state
+  // goes through once the fault is gone, reopening the journal for it if
+  // need be, before the owner has reconciled.
+  bool maintenance = op.maintenance || !op.purge_session.empty() || !op.delete_prefixes.empty();
+  if (maintenance && !healthy_ && write_error_.empty() && reopens_ == reconciled_) ++reopens_;
+  bool writable = healthy_ || (maintenance && reopens_ > reconciled_);
+  if (!write_error_.empty() || !writable) {
+    // A failed sync: the op reached storage, yet its write fails.
+    if (healthy_ && fail_after_storage_) apply(op);
     // Like LevelDB: after a failed write every write fails until reopened.
     healthy_ = false;
     last_error_ = write_error_.empty() ? "the journal awaits a reopen" : write_error_;
@@ -24,17 +32,22 @@ std::uint64_t MemoryJournal::submit(JournalOp op) {
     done_.push_back({op.seq, false, last_error_});
     return op.seq;
   }
-  for (const auto& prefix : op.delete_prefixes)
-    for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix);)
-      it = data_.erase(it);
-  for (const auto& k : op.deletes) data_.erase(k);
-  for (const auto& [k, v] : op.puts) data_[k] = v;
+  apply(op);
   ++stats_.syncs;
+  stats_.sync_seconds.observe(0);
   ++stats_.ops;
   stats_.bytes += op.bytes();
   done_.push_back({op.seq, true, {}});
   written_.push_back(std::move(op));
   return next_seq_;
+}
+
+void MemoryJournal::apply(const JournalOp& op) {
+  for (const auto& prefix : op.delete_prefixes)
+    for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix);)
+      it = data_.erase(it);
+  for (const auto& k : op.deletes) data_.erase(k);
+  for (const auto& [k, v] : op.puts) data_[k] = v;
 }
 
 std::vector<JournalCompletion> MemoryJournal::take_completions() {

@@ -33,7 +33,9 @@ class socket_t;
 
 namespace zgrid::head {
 
-// One change, written atomically: puts and deletes, already encoded.
+// One change, written atomically: puts and deletes, already encoded. Its
+// delete_prefixes go first, then its deletes, then its puts; ops take effect
+// in the order submitted, however the store groups them.
 struct JournalOp {
   std::uint64_t seq = 0;  // set by submit()
   std::vector<std::pair<std::string, std::string>> puts;
@@ -132,8 +134,14 @@ class MemoryJournal : public JournalStore {
   std::size_t size() const { return data_.size(); }
   bool contains(const std::string& key) const { return data_.count(key) > 0; }
   // Writes fail (`error`; empty: they succeed again) and the store reports
-  // itself unhealthy until reopen() is called.
-  void fail_writes(std::string error) { write_error_ = std::move(error); }
+  // itself unhealthy until reopen() is called (a maintenance write, once
+  // writes succeed again, reopens it itself, as the LevelDB journal does)
+  // and the owner has reconciled. `after_storage`: the first failing op is
+  // applied before it fails, like a write whose sync failed.
+  void fail_writes(std::string error, bool after_storage = false) {
+    write_error_ = std::move(error);
+    fail_after_storage_ = after_storage;
+  }
   void reopen() { ++reopens_; }
   void hold_completions(bool on) { hold_ = on; }
   std::size_t pending() const { return done_.size(); }
@@ -147,7 +155,10 @@ class MemoryJournal : public JournalStore {
   std::size_t backlog_bytes() const override { return 0; }
   JournalStats stats() const override { return stats_; }
   std::uint64_t reopens() const override { return reopens_; }
-  void reconciled(std::uint64_t) override { healthy_ = write_error_.empty(); }
+  void reconciled(std::uint64_t reopens) override {
+    reconciled_ = reopens;
+    healthy_ = write_error_.empty();
+  }
   void remove_orphan_segments(const std::function<bool(std::string_view)>&) override {}
 
   Status get(std::string_view key, std::string* value) const override;
@@ -156,12 +167,14 @@ class MemoryJournal : public JournalStore {
  private:
   friend class MemoryCursor;
   Status read(const std::string& key, std::string_view* out) const;
+  void apply(const JournalOp& op);
 
   std::map<std::string, std::string, std::less<>> data_;
   std::set<std::string, std::less<>> corrupt_;
   bool fail_reads_ = false, refuse_cursors_ = false, hold_ = false, healthy_ = true;
+  bool fail_after_storage_ = false;
   std::string write_error_, last_error_;
-  std::uint64_t next_seq_ = 0, reopens_ = 0;
+  std::uint64_t next_seq_ = 0, reopens_ = 0, reconciled_ = 0;
   std::vector<JournalCompletion> done_;
   std::vector<JournalOp> written_;
   JournalStats stats_;
