@@ -66,8 +66,8 @@ struct NodeCommand {
 int ParseFlags(int argc, const char* const* argv, NodeCommand* out,
                const std::string& env_prefix = "ZGRID_NODE_");
 
-// The test hooks from their ZGRID_NODE_TEST_* variables (docs/operations.md,
-// "Test hooks"). Called by zgrid-node's main only: nothing else reads them.
+// The test hooks from their variables (ZGRID_NODE_TEST_FAULTY=1: faulty).
+// Called by zgrid-node's main only: nothing else reads them.
 NodeTestHooks TestHooksFromEnvironment();
 
 }  // namespace zgrid::node
