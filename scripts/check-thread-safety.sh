@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cxx=$(command -v clang++-14 || command -v clang++ || true)
 [ -n "$cxx" ] || { echo "check-thread-safety: clang++ not installed (scripts/install-deps.sh)" >&2; exit 2; }
-files=(head/auth.cpp head/journal_files.cpp head/journal.cpp node/node.cpp services/host.cpp)
+files=(head/auth.cpp head/journal_files.cpp head/journal.cpp node/worker_pool.cpp node/io_loop.cpp services/host.cpp)
 for f in "${files[@]}"; do
   "$cxx" -std=c++20 -fsyntax-only -Wthread-safety -Werror -DMSGPACK_NO_BOOST -I. -Iinclude "$f"
 done

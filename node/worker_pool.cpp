@@ -1,0 +1,209 @@
+#include "node/worker_pool.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "node/instances.hpp"
+
+namespace zgrid::node {
+
+namespace {
+
+constexpr std::size_t kMaxResultBytes = 4u << 20;
+
+// Results of one worker, sent in messages of at most kMaxResultBytes (well
+// under the 8 MiB frame limit) or kMaxResultItems, and at least every
+// kMaxResultDelay while tasks keep coming, so results stream back.
+class ResultBuffer {
+ public:
+  explicit ResultBuffer(zmq::socket_t& push) : push_(push) {}
+  // `now`: when the task finished (the worker reads the clock once per task).
+  void add(std::uint64_t generation, std::uint64_t task_id, const svc::Output& out,
+           std::chrono::steady_clock::time_point now) {
+    if (count_ > 0 && generation != generation_) flush();
+    if (count_ == 0) {
+      generation_ = generation;
+      first_ = now;
+      // The message itself, items appended in place: no copy when it is sent.
+      body_ = proto::begin(proto::kResults, 0, 1, kReserveBytes);
+      count_at_ = body_.array32_placeholder();
+    }
+    body_.array(3).u64(task_id);
+    if (out.fault_code.empty())
+      body_.nil();
+    else
+      body_.str(out.fault_code);
+    body_.bin(out.data);
+    ++count_;
+    if (body_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
+        now - first_ > kMaxResultDelay)
+      flush();
+  }
+  // Returns false when the node is stopping (context terminated).
+  bool flush() {
+    if (count_ == 0) return true;
+    body_.patch_array32(count_at_, count_);
+    zmq::message_t gen(sizeof(std::uint64_t));
+    std::memcpy(gen.data(), &generation_, sizeof(std::uint64_t));
+    zmq::message_t body = body_.finish();
+    count_ = 0;
+    try {
+      push_.send(gen, zmq::send_flags::sndmore);
+      push_.send(body, zmq::send_flags::none);
+    } catch (const zmq::error_t&) {
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  static constexpr std::uint32_t kMaxResultItems = 512;
+  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(2);
+  static constexpr std::size_t kReserveBytes = 32 << 10;  // 512 typical results, no regrowth
+  zmq::socket_t& push_;
+  Writer body_;
+  std::size_t count_at_ = 0;  // offset of the items array header in body_
+  std::uint32_t count_ = 0;
+  std::uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point first_;
+};
+
+}  // namespace
+
+WorkerPool::WorkerPool(zmq::context_t& ctx, std::string results_endpoint, svc::Host& host,
+                       int workers, bool faulty)
+    : ctx_(ctx),
+      results_endpoint_(std::move(results_endpoint)),
+      host_(host),
+      faulty_(faulty),
+      slots_(static_cast<std::size_t>(workers)) {
+  for (WorkerSlot& slot : slots_) threads_.emplace_back([this, &slot] { work(slot); });
+}
+
+WorkerPool::~WorkerPool() {
+  stop();
+}
+
+void WorkerPool::stop() {
+  queue_.stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+Millis WorkerPool::check_timeouts(Millis now, std::vector<TimedOut>* timed_out,
+                                  std::uint64_t* stuck) {
+  timed_out->clear();
+  Millis next = 1000;
+  *stuck = 0;
+  for (WorkerSlot& slot : slots_) {
+    TimedOut t;
+    if (slot.check(now, &t, &next)) timed_out->push_back(t);
+    if (slot.stuck()) ++*stuck;
+  }
+  return std::max<Millis>(1, next);
+}
+
+void WorkerPool::work(WorkerSlot& slot) {
+  zmq::socket_t push(ctx_, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 0);
+  push.set(zmq::sockopt::sndhwm, 0);  // inproc to our own I/O thread: never drop
+  push.connect(results_endpoint_);
+
+  Instances instances(host_, slots_.size(), faulty_);
+  svc::Output out;
+  out.cancel_flag = slot.cancel_flag();
+  ResultBuffer results(push);
+  std::shared_ptr<Batch> batch;
+  std::size_t index = 0;
+  // Task time, published to task_clock_ at most every millisecond of work (an
+  // atomic add per task would be shared-cache traffic for microsecond tasks).
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  SteadyTime last;
+  std::uint64_t busy_ns = 0, tasks = 0;
+  auto publish = [&] {
+    if (tasks == 0) return;
+    task_clock_.busy_ns.fetch_add(busy_ns, std::memory_order_relaxed);
+    task_clock_.tasks.fetch_add(tasks, std::memory_order_relaxed);
+    busy_ns = tasks = 0;
+  };
+  while (true) {
+    // Nothing claimable right now: send what we have before blocking.
+    publish();
+    if (!results.flush()) break;
+    batch.reset();
+    if (!queue_.claim(&batch, &index)) break;
+    last = std::chrono::steady_clock::now();
+    const Instances::Resolved& svc = instances.resolve(batch->tasks.service);
+    const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
+    // `session`: the instance key of a stateful session's task (else empty:
+    // the task runs on `instance`, leased from the pool).
+    // Returns false when the task's run was lost (it faulted `retryable` or
+    // ran past its timeout).
+    auto run_one = [&](svc::Service* instance, std::string_view session) -> bool {
+      const proto::Task& task = batch->tasks.items[index];
+      if (timeout > 0)
+        slot.begin(task.task_id, batch->generation, SteadyClock::instance().now_ms(), timeout);
+      if (session.empty())
+        instances.run(instance, svc, task, out);
+      else
+        instances.run_session(svc, session, batch->generation, task, out);
+      if (timeout > 0 && slot.end()) {
+        // The I/O thread reported this task timed out and the head runs it
+        // elsewhere: its late answer is dropped. The worker is free again.
+        last = std::chrono::steady_clock::now();
+        return false;
+      }
+      SteadyTime now = std::chrono::steady_clock::now();
+      // Only successful runs say how long the work takes: a broken service
+      // that faults at once must not earn its node a deep queue.
+      if (out.fault_code.empty()) {
+        busy_ns += static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+        ++tasks;
+      }
+      last = now;
+      if (busy_ns >= 1'000'000) publish();
+      results.add(batch->generation, task.task_id, out, now);
+      return out.fault_code != svc::kRetryable;
+    };
+    switch (instances.way(svc, batch->tasks)) {
+      case Instances::Way::kUnresolved:
+        do run_one(nullptr, {});
+        while (WorkQueue::claim_more(batch, &index));
+        break;
+      case Instances::Way::kSession: {
+        // A stateful session: its own instance, not one of the pool, the
+        // message's tasks in order. Once a run is lost the instance's state
+        // is suspect (the head starts a fresh one): the rest go back unstarted.
+        bool lost = false;
+        do {
+          if (!lost) {
+            lost = !run_one(nullptr, batch->tasks.instance);
+            continue;
+          }
+          out.reset();
+          out.fault(proto::fault::kNotRun, "not started: an earlier run of its instance was lost");
+          results.add(batch->generation, batch->tasks.items[index].task_id, out,
+                      std::chrono::steady_clock::now());
+        } while (WorkQueue::claim_more(batch, &index));
+        break;
+      }
+      case Instances::Way::kLeasePerRun: {
+        svc::Host::Lease lease = instances.lease(svc);
+        do run_one(lease.get(), {});
+        while (WorkQueue::claim_more(batch, &index));
+        break;
+      }
+      case Instances::Way::kLeasePerTask:
+        do {
+          svc::Host::Lease lease = instances.lease(svc);
+          run_one(lease.get(), {});
+        } while (WorkQueue::claim_more(batch, &index));
+        break;
+    }
+  }
+  (void)results.flush();
+}
+
+}  // namespace zgrid::node
