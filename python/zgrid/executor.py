@@ -144,12 +144,18 @@ class Executor(cf.Executor):
                     break
             client.end_requests()
         except BaseException as e:
-            self._error = e
+            # Under the lock submit() checks and enqueues under: a submit
+            # either sees the error or has enqueued before the drain, so
+            # every pending future ends (futures' callbacks run unlocked).
+            with self._lock:
+                self._error = e
+                queued = self._take_queued()
             for f in futures.values():
                 if not f.done():
                     f.set_exception(e)
-            for _, f in self._take_queued():
-                f.set_exception(e)
+            for _, f in queued:
+                if f.set_running_or_notify_cancel():
+                    f.set_exception(e)
 
     def _take_queued(self) -> list:
         """Everything submitted and not yet taken by the executor's thread."""

@@ -213,3 +213,80 @@ def test_a_grid_used_from_a_second_thread_raises_never_aborts(grid_env):
                        text=True, timeout=60, env=os.environ.copy())
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     assert p.stdout.splitlines()[-1] == "ok"
+
+
+class _SpyLock:
+    """The executor's lock, noting when its own thread asks for it."""
+
+    def __init__(self):
+        self.inner = threading.Lock()
+        self.executor_wants = threading.Event()
+
+    def __enter__(self):
+        if threading.current_thread().name == "zgrid-executor":
+            self.executor_wants.set()
+        self.inner.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.inner.release()
+
+
+class _RacingQueue:
+    """The executor's queue; a put() from a submit waits until the executor's
+    thread has failed and drained the queue (the old race: the future put
+    after the drain never ended) or until that thread waits for the lock the
+    submit holds (the fix: the drain comes after the put)."""
+
+    def __init__(self, inner, lock, ex):
+        self.inner, self.lock, self.ex = inner, lock, ex
+        self.drained = threading.Event()
+
+    def get(self, *a, **kw):
+        return self.inner.get(*a, **kw)
+
+    def get_nowait(self):
+        try:
+            return self.inner.get_nowait()
+        except Exception:
+            if self.ex._error is not None and threading.current_thread().name == "zgrid-executor":
+                self.drained.set()
+            raise
+
+    def put(self, item):
+        deadline = time.monotonic() + 20
+        while not (self.drained.is_set() or self.lock.executor_wants.is_set()):
+            assert time.monotonic() < deadline, "the executor's thread never failed"
+            time.sleep(0.005)
+        self.inner.put(item)
+
+
+def test_a_submit_racing_the_executor_failing_still_ends_with_connection_error(grid_env):
+    # Issue 27 (review): the executor's thread set its error and drained the
+    # queue without the lock submit() holds; a submit that had passed the
+    # error check enqueued after the drain, and that future never ended.
+    ex = zgrid.Executor("sleep", head=grid_env.frontend, timeout=TIMEOUT)
+    first = ex.submit("20000")  # out on the grid: the executor's thread reads responses
+    wait_until_running = time.monotonic() + 10
+    while not first.running():
+        assert time.monotonic() < wait_until_running
+        time.sleep(0.01)
+    lock = _SpyLock()
+    ex._lock = lock
+    ex._queue = _RacingQueue(ex._queue, lock, ex)
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("f", ex.submit("1")), daemon=True)
+    t.start()
+    grid_env.kill_head()  # the executor's thread fails within the timeout
+    t.join(TIMEOUT + MARGIN + 20)
+    assert not t.is_alive(), "submit() never returned"
+    assert isinstance(first.exception(timeout=TIMEOUT + MARGIN), zgrid.ConnectionError)
+    late = got["f"]
+    try:
+        e = late.exception(timeout=TIMEOUT + MARGIN)
+    except cf.TimeoutError:
+        pytest.fail("a future submitted while the executor failed never ended")
+    assert isinstance(e, zgrid.ConnectionError), e
+    with pytest.raises(zgrid.ConnectionError):
+        ex.submit("1")
+    ex.shutdown()
