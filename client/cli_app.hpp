@@ -40,8 +40,9 @@ zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g);
 // full), each time the reason changes; nothing while it can run.
 void note_paused(const std::string& sid, const Fields& st, std::string* said);
 
-// How long after creating an interactive session submit lets nodes register
-// before it gives up on a service no node offers (docs/operations.md).
+// How long after creating an interactive session submit lets nodes starting
+// with it register before it gives up on a service the head says no node
+// offers (status field `unoffered`; docs/operations.md).
 constexpr Millis kNodesGraceMs = 3'000;
 
 inline bool is_factorize(const std::string& service) {

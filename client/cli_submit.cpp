@@ -344,14 +344,15 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   }
   // Interactive: the responses belong to this client; wait for the last one.
   // While none comes, the session's status says whether it can run at all:
-  // a service no node has offered since the session was made ends the wait
-  // (after the nodes' grace) unless --wait-for-nodes. Nodes that go away
-  // later (a restart) are said, and waited for.
+  // the head's verdict that no node offers the service (`unoffered`: past
+  // its node reconnect window, none since the session was made) ends the
+  // wait, after the grace for nodes starting with it, unless
+  // --wait-for-nodes. Any other reason (nodes still registering after a
+  // head restart, nodes gone mid-run or draining) is said, and waited for.
   std::uint64_t expected = count - c.rejected();
   const zgrid::Clock& clock = zgrid::SteadyClock::instance();
   Millis last_check = clock.now_ms();
   std::string said_paused;
-  bool ever_offered = printer.count() > 0;
   while (printer.count() < expected) {
     draw(expected);
     auto got = c.next_response(&r, progress.enabled() ? 250 : 1000);
@@ -359,7 +360,6 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     if (*got) {
       printer.print(r);
       last_check = clock.now_ms();
-      ever_offered = true;
       continue;
     }
     if (clock.now_ms() - last_check < 1000) continue;
@@ -369,8 +369,7 @@ int cmd_submit(const Global& g, SubmitArgs a) {
     if (!stt.ok()) return fail(stt.status());
     if (stt->u64("removed") > 0) break;
     std::string paused = stt->str("paused");
-    if (paused.empty()) ever_offered = true;
-    if (!paused.empty() && !ever_offered && !a.wait_for_nodes) {
+    if (stt->boolean("unoffered") && !a.wait_for_nodes) {
       if (clock.now_ms() - created_at < kNodesGraceMs) continue;  // nodes may be registering
       std::fflush(stdout);
       (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kCancel);

@@ -45,6 +45,10 @@ inline constexpr std::int64_t kMaxRetriesLimit = 1'000;      // a service's max 
 inline constexpr std::uint64_t kMaxHeartbeatMs = 3'600'000;  // head -> node heartbeat interval
 inline constexpr std::uint64_t kMaxHeartbeatMisses = 1'000;
 inline constexpr std::uint64_t kMaxFetchPage = 1'000'000;  // Fetch.max (the head serves <= 16384)
+// A node's register backoff at its longest (zgrid-node's default): after a
+// head restart a node registers again within this of noticing it. The head
+// derives its node reconnect window from it (head/options.hpp).
+inline constexpr std::int64_t kNodeReconnectMaxMs = 5'000;
 
 // Fault codes on the wire (docs/protocol.md, "Faults"), shared by head, node
 // and services.
@@ -385,6 +389,9 @@ struct SessionStatus {
   // durable, the head's journal refuses writes, e.g. its disk is full);
   // empty when it can, or when it is complete.
   std::string paused;
+  // The head's verdict that no node offers its service (docs/protocol.md,
+  // "A service no node offers"): `paused` then says so.
+  bool unoffered = false;
 };
 
 struct GridStatus {
@@ -425,7 +432,7 @@ void for_each_field(S& s, F&& f) {
   f("responses_queued", s.responses_queued), f("idle_ms", s.idle_ms);
   f("client_idle_timeout_ms", s.client_idle_timeout_ms), f("stateful", s.stateful);
   f("removals", s.removals), f("waiting_for", s.waiting_for), f("removal_in_ms", s.removal_in_ms);
-  f("paused", s.paused);
+  f("paused", s.paused), f("unoffered", s.unoffered);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, GridStatus>

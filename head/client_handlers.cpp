@@ -152,6 +152,7 @@ Result<Session*> ClientHandlers::new_session(const Call& call, const proto::Crea
                                  ? static_cast<Millis>(m.client_idle_timeout_ms)
                                  : o.client_idle_timeout_ms;
   s.created_wall = wall_seconds();
+  s.created_at = ctx_.now;
   s.last_activity = ctx_.now;
   s.task_timeout_ms = static_cast<Millis>(m.task_timeout_ms);
   if (m.deadline_ms > 0) {

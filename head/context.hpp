@@ -48,6 +48,7 @@ struct HeadContext {
       : o(options), crash(options.hooks.crash_point), stop(options.hooks.stop_point, SIGSTOP) {}
   const HeadOptions o;
   Millis now = 0;             // the clock as of this poll round
+  Millis serving_since = 0;   // when the reactor began to serve (nodes could register)
   std::string instance;       // random per start: clients and nodes notice a restart
   std::string dashboard_url;  // the HTTP listener's, once bound; empty when off
   Counters counters;

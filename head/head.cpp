@@ -184,6 +184,7 @@ class Head {
   Status run(const std::atomic<bool>& stop) {
     std::vector<zmq::message_t> frames;
     Millis next_tick = 0;
+    ctx_.serving_since = clock_.now_ms();
     while (!stop.load()) {
       Millis now = clock_.now_ms();
       if (now >= next_tick) {

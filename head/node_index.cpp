@@ -11,9 +11,14 @@ void NodeIndex::mark(const NodeState& n) {
   Place& p = it->second;
   if (added) {
     p.group = group_of(n);
-    ++groups_[p.group].members;
+    if (++groups_[p.group].members == 1) offered_stale_ = true;
     p.key.node = &n;
     p.key.ordinal = n.ordinal;
+  }
+  if (Idle idle = idle_of(n); idle != p.idle) {
+    count_idle(p.group, p.idle, -1);
+    count_idle(p.group, idle, +1);
+    p.idle = idle;
   }
   if (!p.dirty) {
     p.dirty = true;
@@ -21,12 +26,24 @@ void NodeIndex::mark(const NodeState& n) {
   }
 }
 
-void NodeIndex::erase(const NodeState& n) {
+void NodeIndex::erase(const NodeState& n, Millis now) {
   auto it = places_.find(n.ordinal);
   if (it == places_.end()) return;
-  if (it->second.in_ready) groups_[it->second.group].ready.erase(it->second.key);
-  --groups_[it->second.group].members;
+  const Place& p = it->second;
+  Group& g = groups_[p.group];
+  if (p.in_ready) g.ready.erase(p.key);
+  count_idle(p.group, p.idle, -1);
+  if (--g.members == 0) {
+    g.vacated_at = now;
+    offered_stale_ = true;
+  }
   places_.erase(it);  // a stale entry in dirty_ finds no place and is skipped
+}
+
+void NodeIndex::count_idle(std::size_t group, Idle idle, int delta) {
+  Group& g = groups_[group];
+  if (idle == Idle::kQuarantined) g.quarantined += static_cast<std::size_t>(delta);
+  if (idle == Idle::kDraining) g.draining += static_cast<std::size_t>(delta);
 }
 
 void NodeIndex::refresh() {
@@ -96,19 +113,34 @@ const std::vector<std::size_t>& NodeIndex::matching(std::string_view service, bo
   return cache.emplace(std::string(service), std::move(out)).first->second;
 }
 
-bool NodeIndex::offered(std::string_view service, bool sessions) {
-  const auto& groups = matching(service, sessions);
-  return std::any_of(groups.begin(), groups.end(),
-                     [&](std::size_t g) { return groups_[g].members > 0; });
+NodeIndex::Offer NodeIndex::offer(std::string_view service, bool sessions) {
+  Offer o;
+  for (std::size_t gi : matching(service, sessions)) {
+    const Group& g = groups_[gi];
+    o.nodes += g.members;
+    o.quarantined += g.quarantined;
+    o.draining += g.draining;
+    o.vacated_at = std::max(o.vacated_at, g.vacated_at);
+  }
+  return o;
 }
 
-std::vector<std::string> NodeIndex::offered_services() const {
-  std::vector<std::string> out;
+const std::string& NodeIndex::offered_list() {
+  if (!offered_stale_) return offered_list_;
+  std::vector<std::string_view> names;
   for (const Group& g : groups_)
-    if (g.members > 0) out.insert(out.end(), g.services.begin(), g.services.end());
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+    if (g.members > 0) names.insert(names.end(), g.services.begin(), g.services.end());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  constexpr std::size_t kNamed = 8;
+  offered_list_.clear();
+  for (std::size_t i = 0; i < names.size() && i < kNamed; ++i)
+    offered_list_.append(i ? ", " : "").append(names[i]);
+  if (names.size() > kNamed)
+    offered_list_ += ", and " + std::to_string(names.size() - kNamed) + " more";
+  if (names.empty()) offered_list_ = "nothing";
+  offered_stale_ = false;
+  return offered_list_;
 }
 
 const NodeState* NodeIndex::pick(std::string_view service, bool need_idle, bool need_sessions) {

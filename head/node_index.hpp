@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <string_view>
@@ -34,7 +35,8 @@ class NodeIndex {
  public:
   // A new node, or one whose load or flags changed.
   void mark(const NodeState& n);
-  void erase(const NodeState& n);
+  // `n` goes (lost, left or replaced) at `now`.
+  void erase(const NodeState& n, Millis now);
 
   // The least-loaded node that can take work for `service` now (idle only,
   // when `need_idle`; offering stateful sessions of it, when
@@ -47,11 +49,23 @@ class NodeIndex {
 
   std::size_t groups() const { return groups_.size(); }
 
-  // Whether a registered node (ready or not: busy, draining and quarantined
-  // ones count) offers `service` (with sessions, when `sessions`).
-  bool offered(std::string_view service, bool sessions);
-  // What the registered nodes offer, sorted, each once (name@version).
-  std::vector<std::string> offered_services() const;
+  // Who offers `service` (with sessions, when `sessions`), for the status
+  // field `paused` (head/status_rows.cpp): O(groups) once matching() has
+  // cached the service's groups, so 10,000 status rows cost no more.
+  static constexpr Millis kNever = std::numeric_limits<Millis>::min();
+  struct Offer {
+    std::size_t nodes = 0;        // registered nodes offering it (busy or not)
+    std::size_t quarantined = 0;  // of them, quarantined
+    std::size_t draining = 0;     // of them, draining and not quarantined
+    // When the last node offering it went (latest over its groups; counts
+    // when nodes == 0); kNever: none registered in this head's life.
+    Millis vacated_at = kNever;
+  };
+  Offer offer(std::string_view service, bool sessions);
+  // What the registered nodes offer, for a person: the first 8 sorted
+  // (name@version, each once), then "and N more"; "nothing" when none.
+  // Built again only after a group gains its first node or loses its last.
+  const std::string& offered_list();
 
  private:
   struct Key {
@@ -67,20 +81,29 @@ class NodeIndex {
     }
   };
   struct Group {
-    std::vector<std::string> services;  // as registered (name@version)
-    std::vector<std::string> stateful;  // those of them that take sessions
-    std::set<Key, ByLoad> ready;        // may get work now
-    std::size_t members = 0;            // registered nodes in the group
+    std::vector<std::string> services;          // as registered (name@version)
+    std::vector<std::string> stateful;          // those of them that take sessions
+    std::set<Key, ByLoad> ready;                // may get work now
+    std::size_t members = 0;                    // registered nodes in the group
+    std::size_t quarantined = 0, draining = 0;  // of the members (Place::idle)
+    Millis vacated_at = kNever;                 // when members last fell to 0
   };
+  // Why a node takes no new work whatever its load, counted in its group.
+  enum class Idle : std::uint8_t { kNo, kDraining, kQuarantined };
   struct Place {
     std::size_t group = 0;
     bool in_ready = false, dirty = false;
+    Idle idle = Idle::kNo;
     Key key;
   };
 
   static bool eligible(const NodeState& n) {
     return !n.blocked && !n.quarantined && !n.draining && n.free() > 0;
   }
+  static Idle idle_of(const NodeState& n) {
+    return n.quarantined ? Idle::kQuarantined : n.draining ? Idle::kDraining : Idle::kNo;
+  }
+  void count_idle(std::size_t group, Idle idle, int delta);
   std::size_t group_of(const NodeState& n);
   void refresh();
   // The groups offering `service` (with sessions, when `sessions`), cached.
@@ -91,6 +114,8 @@ class NodeIndex {
   std::unordered_map<std::uint64_t, Place> places_;  // by ordinal
   std::vector<std::uint64_t> dirty_;
   std::unordered_map<std::string, std::vector<std::size_t>> match_cache_[2];
+  std::string offered_list_;
+  bool offered_stale_ = true;  // a group gained its first node or lost its last
 };
 
 template <typename Map>
@@ -102,14 +127,23 @@ bool NodeIndex::verify(const Map& nodes) {
     auto it = places_.find(n.ordinal);
     if (it == places_.end()) return false;
     const Place& p = it->second;
-    if (p.in_ready != eligible(n)) return false;
+    if (p.in_ready != eligible(n) || p.idle != idle_of(n)) return false;
     if (p.in_ready && (p.key.inflight != n.inflight || p.key.capacity != n.capacity ||
                        p.key.node != &n || groups_[p.group].ready.count(p.key) != 1))
       return false;
     ready += p.in_ready;
   }
+  std::vector<std::size_t> quarantined(groups_.size()), draining(groups_.size());
+  for (const auto& kv : places_) {
+    quarantined[kv.second.group] += kv.second.idle == Idle::kQuarantined;
+    draining[kv.second.group] += kv.second.idle == Idle::kDraining;
+  }
   std::size_t in_sets = 0, members = 0;
-  for (const Group& g : groups_) in_sets += g.ready.size(), members += g.members;
+  for (std::size_t i = 0; i < groups_.size(); ++i) {
+    const Group& g = groups_[i];
+    in_sets += g.ready.size(), members += g.members;
+    if (g.quarantined != quarantined[i] || g.draining != draining[i]) return false;
+  }
   return places_.size() == nodes.size() && in_sets == ready && members == places_.size();
 }
 

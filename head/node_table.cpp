@@ -58,10 +58,11 @@ NodeState& NodeTable::add(const std::string& rid, const proto::Register& m, Mill
   return placed;
 }
 
-std::optional<NodeTable::Lost> NodeTable::lose(std::uint64_t ordinal, InflightTable& inflight) {
+std::optional<NodeTable::Lost> NodeTable::lose(std::uint64_t ordinal, InflightTable& inflight,
+                                               Millis now) {
   auto it = nodes_.find(ordinal);
   if (it == nodes_.end()) return std::nullopt;
-  index_.erase(it->second);
+  index_.erase(it->second, now);
   workers_ -= it->second.workers;
   by_seen_.erase(it->second.seen_at);
   if (auto i = by_id_.find(it->second.id); i != by_id_.end() && i->second == ordinal)

@@ -59,8 +59,8 @@ class NodeTable {
     NodeState node;
     std::vector<InflightTable::Task> orphans;  // its tasks, in task order
   };
-  // Removes the node and takes its tasks out of `inflight`.
-  std::optional<Lost> lose(std::uint64_t ordinal, InflightTable& inflight);
+  // Removes the node (at `now`) and takes its tasks out of `inflight`.
+  std::optional<Lost> lose(std::uint64_t ordinal, InflightTable& inflight, Millis now);
 
   bool silent(const NodeState& n, Millis now) const {
     return now - n.last_seen > heartbeat_ms_ * misses_;

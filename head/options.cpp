@@ -1,5 +1,6 @@
 #include "head/options.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
@@ -44,6 +45,11 @@ bool parse_http_endpoint(const std::string& ep, std::string* host, int* port) {
   *host = h;
   *port = v;
   return true;
+}
+
+Millis NodeReconnectWindow(const HeadOptions& o) {
+  if (o.hooks.node_window_ms >= 0) return o.hooks.node_window_ms;
+  return o.heartbeat_ms * o.heartbeat_misses + proto::kNodeReconnectMaxMs + o.heartbeat_ms;
 }
 
 Status Validate(const HeadOptions& o) {
@@ -206,6 +212,8 @@ HeadTestHooks TestHooksFromEnvironment() {
     h.journal_inline_max = std::strtol(v.c_str(), nullptr, 10);
   h.no_zap = env("ZGRID_TEST_NO_ZAP") == "1";
   h.verify_tables = env("ZGRID_TEST_VERIFY") == "1";
+  if (std::string v = env("ZGRID_TEST_NODE_WINDOW_MS"); !v.empty())
+    h.node_window_ms = std::max<Millis>(0, std::strtoll(v.c_str(), nullptr, 10));
   return h;
 }
 

@@ -26,6 +26,7 @@ struct HeadTestHooks {
   long journal_inline_max = -1;         // >= 0: JournalOptions::inline_max (-1: its default)
   bool no_zap = false;                  // start without a ZAP handler (must refuse to serve)
   bool verify_tables = false;  // every tick, recompute what is kept incrementally; abort on drift
+  Millis node_window_ms = -1;  // >= 0: replaces the node reconnect window (NodeReconnectWindow)
 };
 
 struct HeadOptions {
@@ -79,6 +80,15 @@ struct HeadOptions {
 // "--max-retries must be between 0 and 1000 (got -4)". Used by ParseFlags
 // and by run_head, so a HeadOptions built in code is held to the same rules.
 [[nodiscard]] Status Validate(const HeadOptions& o);
+
+// The node reconnect window: how long after the head starts serving its
+// nodes have all registered again, at the longest — a node notices a silent
+// head after heartbeat x misses, registers again within its register backoff
+// cap (proto::kNodeReconnectMaxMs, zgrid-node's default), and one more
+// heartbeat covers the round trip: 9 s with the defaults. Until then the head
+// does not say that no node offers a service (docs/operations.md, "Work that
+// cannot run"). The test hook node_window_ms replaces it.
+Millis NodeReconnectWindow(const HeadOptions& o);
 
 // --http's HOST:PORT or [V6]:PORT → host and port; false when malformed.
 bool parse_http_endpoint(const std::string& ep, std::string* host, int* port);

@@ -129,6 +129,7 @@ struct Session {
   Millis deadline = 0;             // monotonic; 0: none. Not run by then: fault `timeout`
   std::int64_t deadline_wall = 0;  // the same in Unix seconds (journaled)
   std::int64_t created_wall = 0;
+  Millis created_at = 0;  // monotonic, when made in this head's life; 0: recovered
   Millis last_activity = 0;
   std::uint64_t next_request_id = 1;
   // The create_session token it was made under (empty: none), indexed by

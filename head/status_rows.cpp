@@ -29,7 +29,53 @@ std::string utc(std::int64_t unix_seconds) {
 
 }  // namespace
 
-std::string paused_reason(const StatusSources& src, const Session& s) {
+namespace {
+
+std::string seconds(Millis ms) {
+  return std::to_string(std::max<Millis>(0, ms) / 1000) + "s";
+}
+
+// Why no node takes the session's work, when none does; empty when one
+// may. `unoffered`: the head knows no node offers it (the verdict a client
+// may give up on; docs/protocol.md, "A service no node offers").
+std::string node_reason(const StatusSources& src, const Session& s, bool* unoffered) {
+  NodeIndex& index = src.nodes.index();
+  NodeIndex::Offer o = index.offer(s.service, s.stateful);
+  std::string service = "service " + s.service + (s.stateful ? " with stateful sessions" : "");
+  if (o.nodes > 0) {
+    if (o.quarantined + o.draining < o.nodes) return "";
+    if (o.draining == 0)
+      return "every node that offers " + service +
+             " is quarantined (its requests fault far more often than its peers'): its work "
+             "waits until another registers";
+    return "every node that offers " + service +
+           (o.quarantined == 0 ? " is draining" : " is draining or quarantined") +
+           ": its work waits until one takes work again (zgrid drain NODE --undo) or another "
+           "registers";
+  }
+  // None offers it now. Say so only when the head can know it: nodes that
+  // offered it since the session was made (gone mid-run) or within the node
+  // reconnect window (restarting) are waited for, and so are the nodes of a
+  // head that started less than the window ago.
+  const Millis now = src.ctx.now;
+  const Millis window = NodeReconnectWindow(src.ctx.o);
+  const Millis since = std::max(s.created_at, src.ctx.serving_since);
+  std::string offered = " (the nodes offer " + index.offered_list() + ")";
+  if (o.vacated_at != NodeIndex::kNever && (o.vacated_at >= since || now - o.vacated_at < window))
+    return "the nodes that offered " + service + " went away " + seconds(now - o.vacated_at) +
+           " ago: waiting for one to register again" + offered;
+  if (now - src.ctx.serving_since < window)
+    return "waiting for nodes to register: none offers " + service + " yet (the head started " +
+           seconds(now - src.ctx.serving_since) + " ago; nodes register within " +
+           format_duration(window) + " of its start)" + offered;
+  if (unoffered) *unoffered = true;
+  return "no node offers " + service + offered;
+}
+
+}  // namespace
+
+std::string paused_reason(const StatusSources& src, const Session& s, bool* unoffered) {
+  if (unoffered) *unoffered = false;
   if (SessionTable::complete(s)) return "";
   std::string out;
   if (s.durable && src.durable.enabled() && !src.durable.journal().healthy()) {
@@ -41,19 +87,8 @@ std::string paused_reason(const StatusSources& src, const Session& s) {
               : "the head's journal refuses writes (" + j.health_reason() +
                     "): work on durable sessions is paused until it recovers";
   }
-  NodeIndex& index = src.nodes.index();
-  if (!index.offered(s.service, s.stateful)) {
-    constexpr std::size_t kNamed = 8;
-    std::vector<std::string> offered = index.offered_services();
-    std::string list;
-    for (std::size_t i = 0; i < offered.size() && i < kNamed; ++i)
-      list += (i ? ", " : "") + offered[i];
-    if (offered.size() > kNamed)
-      list += ", and " + std::to_string(offered.size() - kNamed) + " more";
-    if (!out.empty()) out += "; ";
-    out += "no node offers service " + s.service + (s.stateful ? " with stateful sessions" : "") +
-           " (the nodes offer " + (list.empty() ? std::string("nothing") : list) + ")";
-  }
+  if (std::string nodes = node_reason(src, s, unoffered); !nodes.empty())
+    out += (out.empty() ? "" : "; ") + nodes;
   return out;
 }
 
@@ -116,7 +151,7 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
       m.removal_in_ms = in;
     }
   }
-  m.paused = paused_reason(src, s);
+  m.paused = paused_reason(src, s, &m.unoffered);
   return m;
 }
 

@@ -27,9 +27,13 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s);
 // come, else the lifecycle state (open, sealed, cancelled, closed).
 std::string display_state(const Session& s);
 // Why the session's work cannot run now, in one line: no registered node
-// offers its service; durable, the journal refuses writes (a full disk).
-// Empty when it can, or when the session is complete.
-std::string paused_reason(const StatusSources& src, const Session& s);
+// offers its service (or the head still waits for its nodes to register,
+// or every node offering it is draining or quarantined); durable, the
+// journal refuses writes (a full disk). Empty when it can, or when the
+// session is complete. `unoffered` (when given) is set to the head's
+// verdict that no node offers the service (docs/protocol.md, "A service no
+// node offers"). O(1) in the number of sessions and of offered services.
+std::string paused_reason(const StatusSources& src, const Session& s, bool* unoffered = nullptr);
 // What became of the session's removed clients, for status and fetch.
 std::string removals_of(const Session& s);
 // Queued and running over every session, when the caller has them already.

@@ -366,7 +366,7 @@ void Tasks::lose_node(std::uint64_t ordinal, NodeLoss why) {
   if (!n) return;
   bool alone = n->inflight == 1;
   bool graceful = why == NodeLoss::kLeft;
-  auto lost = nodes_.lose(ordinal, inflight_);
+  auto lost = nodes_.lose(ordinal, inflight_, ctx_.now);
   // Newest first: each goes to the front of its queue, so the order holds.
   for (auto it = lost->orphans.rbegin(); it != lost->orphans.rend(); ++it) {
     InFlight& f = it->second;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/protocol.hpp"
 #include "common/status.hpp"
 
 namespace zgrid::node {
@@ -32,7 +33,9 @@ struct NodeOptions {
   std::string node_id;                // 1..64 printable characters; empty: host-pid-random
   Millis heartbeat_ms = 1000;         // until the head says otherwise; 1 ms..1 h
   int heartbeat_misses = 3;           // head declared silent after this many; 1..1000
-  Millis reconnect_max_ms = 5000;     // backoff cap between register attempts; 1 ms..1 h
+  // Backoff cap between register attempts; 1 ms..1 h. The head's node
+  // reconnect window assumes the default (head/options.hpp).
+  Millis reconnect_max_ms = proto::kNodeReconnectMaxMs;
   // CURVE (docs/security.md): the head's public key and this node's pair
   // (Z85). All empty: plain; all three set: CURVE.
   std::string head_key, public_key, secret_key;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <sstream>
@@ -252,6 +253,11 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// CliNoNode's heads say "no node offers service S" at once: the node
+// reconnect window after their start (docs/operations.md, "Work that cannot
+// run") is shortened by the test hook.
+const std::vector<std::string> kNoNodeWindow = {"ZGRID_TEST_NODE_WINDOW_MS=0"};
+
 // The session id from submit's "zgrid: session ID (...)" line.
 std::string SessionOf(const std::string& err) {
   auto at = err.find("zgrid: session ");
@@ -265,6 +271,7 @@ std::string SessionOf(const std::string& err) {
 // while they wait; --wait-for-nodes waits for a node that offers it.
 TEST(CliNoNode, AServiceNoNodeOffersIsSaidWithinSeconds) {
   Grid g;
+  g.set_head_env(kNoNodeWindow);
   g.start_durable_head();
   g.add_node({"--workers", "2", "--services", "echo,fail"});
   ASSERT_TRUE(g.wait_nodes(1));
@@ -354,6 +361,7 @@ TEST(CliNoNode, AServiceNoNodeOffersIsSaidWithinSeconds) {
 // node offers: interactive submit says it is paused and waits for them.
 TEST(CliNoNode, NodesLostMidRunAreSaidAndWaitedFor) {
   Grid g;
+  g.set_head_env(kNoNodeWindow);
   g.start_head({"--heartbeat", "200ms"});
   g.add_node({"--workers", "1", "--services", "sleep"});
   ASSERT_TRUE(g.wait_nodes(1));
@@ -388,7 +396,101 @@ TEST(CliNoNode, NodesLostMidRunAreSaidAndWaitedFor) {
   auto r = waiting.get();
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(CountLines(r.out), 2) << r.out;
-  EXPECT_NE(r.err.find("is paused: no node offers service sleep"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is paused: the nodes that offered service sleep went away"),
+            std::string::npos)
+      << r.err;
+}
+
+// The lines of `out`, sorted (interactive results come as they are answered).
+std::vector<std::string> SortedLines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// Review of 27.8: a head that has just (re)started cannot know yet what its
+// nodes offer — they register again within the node reconnect window
+// (heartbeat x misses, then a register backoff of up to 5 s). Meanwhile an
+// interactive submit is told that the head waits for nodes, keeps waiting
+// past its 3 s grace, and a node that registers late runs it exactly.
+TEST(CliNoNode, AFreshHeadWaitsForItsNodesToRegister) {
+  Grid g;
+  g.start_head();
+  g.restart_head();  // e.g. a CI script restarts the head, then submits
+  auto waiting = std::async(std::launch::async, [&] {
+    return run_cli({"--head", g.frontend(), "submit", "--service", "factorize", "--file", "-"},
+                   "12\n35\n1827364510\n", 30'000);
+  });
+  auto conn = g.connect();
+  std::string paused;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto rows = conn->sessions();
+        if (rows.ok())
+          for (const auto& row : *rows)
+            if (row.str("service") == "factorize") paused = row.str("paused");
+        return !paused.empty();
+      },
+      5'000, 20));
+  EXPECT_NE(paused.find("waiting for nodes to register: none offers service factorize yet (the "
+                        "head started "),
+            std::string::npos)
+      << paused;
+  // Past the CLI's grace (and its next look at the status), it still waits.
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(4'500)), std::future_status::timeout);
+  g.add_node({"--workers", "2", "--services", "factorize"});
+  auto r = waiting.get();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(SortedLines(r.out),
+            (std::vector<std::string>{"12 = 2 * 2 * 3", "1827364510 = 2 * 5 * 17 * 37 * 353 * 823",
+                                      "35 = 5 * 7"}))
+      << r.out;
+  EXPECT_NE(r.err.find("is paused: waiting for nodes to register"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("cannot run"), std::string::npos) << r.err;
+}
+
+// Review of 27.8: a service offered only by nodes that take no new work
+// (drained, or quarantined) is said too, not waited on in silence; it is not
+// "no node offers", so submit waits for them to take work again.
+TEST(CliNoNode, EveryNodeOfTheServiceDrainingIsSaid) {
+  Grid g;
+  g.set_head_env(kNoNodeWindow);
+  g.start_head();
+  g.add_node({"--workers", "1", "--services", "factorize", "--node-id", "only"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--head", g.frontend()});
+    return run_cli(args, in, 30'000);
+  };
+  auto r = cli({"drain", "only", "--no-wait"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto waiting = std::async(std::launch::async, [&] {
+    return cli({"submit", "--service", "factorize", "--file", "-"}, "12\n35\n");
+  });
+  auto conn = g.connect();
+  std::string paused;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto rows = conn->sessions();
+        if (rows.ok())
+          for (const auto& row : *rows)
+            if (row.str("service") == "factorize") paused = row.str("paused");
+        return !paused.empty();
+      },
+      5'000, 20));
+  EXPECT_EQ(paused.rfind("every node that offers service factorize is draining", 0), 0u) << paused;
+  // Past the CLI's grace it still waits (a drained node may take work again).
+  ASSERT_EQ(waiting.wait_for(std::chrono::milliseconds(4'500)), std::future_status::timeout);
+  ASSERT_EQ(cli({"drain", "only", "--undo"}).code, 0);
+  r = waiting.get();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(SortedLines(r.out), (std::vector<std::string>{"12 = 2 * 2 * 3", "35 = 5 * 7"}))
+      << r.out;
+  EXPECT_NE(r.err.find("is paused: every node that offers service factorize is draining"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, HeadRefusesBadFlagValues) {

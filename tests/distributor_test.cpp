@@ -293,7 +293,7 @@ TEST(NodeIndex, ChoosesWhatAWalkOverEveryNodeChoosesThroughRandomChanges) {
       // A node lost.
       auto gone = nodes.find(1 + rng() % 300);
       if (gone != nodes.end() && nodes.size() > 100) {
-        index.erase(gone->second);
+        index.erase(gone->second, 0);
         nodes.erase(gone);
       }
     }

@@ -54,7 +54,7 @@ TEST(NodeTable, LosingANodeReturnsItsTasksAndForgetsItsConnection) {
   inflight.add(2, InFlight{7, a, 0, 0, {}, -1});
   inflight.add_batch(3, 1, b, 0);
   inflight.add(3, InFlight{7, b, 0, 0, {}, -1});
-  auto lost = t.lose(a, inflight);
+  auto lost = t.lose(a, inflight, 0);
   ASSERT_TRUE(lost.has_value());
   EXPECT_EQ(lost->node.id, "a");
   ASSERT_EQ(lost->orphans.size(), 2u);
@@ -63,7 +63,7 @@ TEST(NodeTable, LosingANodeReturnsItsTasksAndForgetsItsConnection) {
   EXPECT_EQ(inflight.size(), 1u);  // b's task stays
   EXPECT_EQ(t.heard_from("rid-a", 1), nullptr);
   EXPECT_EQ(t.find(a), nullptr);
-  EXPECT_FALSE(t.lose(a, inflight).has_value());
+  EXPECT_FALSE(t.lose(a, inflight, 0).has_value());
   EXPECT_EQ(t.size(), 1u);
 }
 
@@ -95,7 +95,7 @@ TEST(NodeTable, SilentNodesComeOldestFirstFromTheLivenessOrder) {
   EXPECT_TRUE(ids(3000).empty());
   EXPECT_EQ(ids(3003), (std::vector<std::string>{"n0", "n2"}));
   EXPECT_EQ(ids(5001), (std::vector<std::string>{"n0", "n2", "n4", "n1", "n3"}));
-  t.lose(t.find_id("n2")->ordinal, inflight);
+  t.lose(t.find_id("n2")->ordinal, inflight, 0);
   EXPECT_EQ(ids(3005), (std::vector<std::string>{"n0", "n4"}));
   EXPECT_EQ(t.find_id("n2"), nullptr);
   EXPECT_NE(t.find_id("n4"), nullptr);
@@ -122,6 +122,63 @@ TEST(NodeTable, QuarantineNeedsEvidenceAndPeersThatDoBetter) {
   EXPECT_NEAR(rate, 0.75, 1e-9);
   EXPECT_FALSE(t.check_quarantine(bad, &rate, &peers));  // once
   EXPECT_FALSE(good.quarantined);
+}
+
+// Who offers a service, for the session status field `paused` (issue 27,
+// review of item 8): how many nodes, how many of them take no new work
+// (draining, quarantined), when the last one went; and the list of what the
+// nodes offer, built once per change of the groups, not per session.
+TEST(NodeTable, OfferCountsIdleNodesAndWhenTheLastWent) {
+  NodeTable t(1000, 3);
+  InflightTable inflight;
+  proto::Register e = Reg("e");
+  e.services = {"echo@1"};
+  t.add("re", e, 0);
+  NodeState& a = t.add("ra", Reg("a"), 0);
+  NodeState& b = t.add("rb", Reg("b"), 0);
+  NodeIndex& ix = t.index();
+  auto o = ix.offer("factorize", false);
+  EXPECT_EQ(o.nodes, 2u);
+  EXPECT_EQ(o.draining + o.quarantined, 0u);
+  EXPECT_EQ(o.vacated_at, NodeIndex::kNever);
+  EXPECT_EQ(ix.offer("nosuch", false).nodes, 0u);
+  EXPECT_EQ(ix.offer("nosuch", false).vacated_at, NodeIndex::kNever);
+  const std::string& list = ix.offered_list();
+  EXPECT_EQ(list, "echo@1, factorize@1");
+  // Draining, then quarantined (counted once, as quarantined).
+  a.draining = true;
+  t.touch(a);
+  b.draining = true;
+  t.touch(b);
+  o = ix.offer("factorize", false);
+  EXPECT_EQ(o.draining, 2u);
+  b.quarantined = true;
+  t.touch(b);
+  o = ix.offer("factorize", false);
+  EXPECT_EQ(o.draining, 1u);
+  EXPECT_EQ(o.quarantined, 1u);
+  EXPECT_TRUE(t.verify());
+  a.draining = false;
+  t.touch(a);
+  EXPECT_EQ(ix.offer("factorize", false).draining, 0u);
+  // The last node of the service goes at 700: when, and the list changes.
+  ASSERT_TRUE(t.lose(a.ordinal, inflight, 500).has_value());
+  EXPECT_EQ(ix.offer("factorize", false).vacated_at, NodeIndex::kNever);  // b is still there
+  ASSERT_TRUE(t.lose(b.ordinal, inflight, 700).has_value());
+  o = ix.offer("factorize", false);
+  EXPECT_EQ(o.nodes, 0u);
+  EXPECT_EQ(o.quarantined, 0u);
+  EXPECT_EQ(o.vacated_at, 700);
+  EXPECT_EQ(ix.offered_list(), "echo@1");
+  EXPECT_TRUE(t.verify());
+  // Many services: eight named, then how many more.
+  proto::Register many = Reg("m");
+  many.services.clear();
+  for (int i = 0; i < 11; ++i)
+    many.services.push_back(std::string(1, 's').append(std::to_string(i)).append("@1"));
+  t.add("rm", many, 800);
+  EXPECT_EQ(ix.offered_list(), "echo@1, s0@1, s10@1, s1@1, s2@1, s3@1, s4@1, s5@1, and 4 more");
+  EXPECT_TRUE(t.verify());
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   m.idle_ms = -3, m.client_idle_timeout_ms = 300'000;
   m.stateful = true, m.removals = "client c removed", m.waiting_for = "d", m.removal_in_ms = 1500;
   m.paused = "no node offers service factorize";
+  m.unoffered = true;
   zmq::message_t msg = encode_session_status(42, m);
   Envelope e;
   ASSERT_TRUE(decode_envelope(msg.data(), msg.size(), &e).ok());
@@ -37,7 +38,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   const msgpack::object* map = peek.object();
   ASSERT_NE(map, nullptr);
   EXPECT_EQ(map->via.map.size, CountFields(m));
-  EXPECT_EQ(CountFields(m), 25u);  // the wire's count (docs/protocol.md)
+  EXPECT_EQ(CountFields(m), 26u);  // the wire's count (docs/protocol.md)
   SessionStatus out;
   ASSERT_TRUE(decode_session_status(e, &out).ok());
   EXPECT_EQ(out.session_id, m.session_id);
@@ -54,6 +55,7 @@ TEST(StatusTables, SessionStatusRoundTripsEveryField) {
   EXPECT_EQ(out.waiting_for, "d");
   EXPECT_EQ(out.removal_in_ms, 1500);
   EXPECT_EQ(out.paused, "no node offers service factorize");
+  EXPECT_TRUE(out.unoffered);
 }
 
 TEST(StatusTables, GridAndNodeListsRoundTrip) {

@@ -81,8 +81,11 @@ class SessionStatus:
     waiting_for: str = ""
     removal_in_ms: int = 0
     # Why its work cannot run now ("" when it can): no node offers its
-    # service, or (durable) the head's journal disk is full.
+    # service, the head still waits for its nodes, or (durable) the head's
+    # journal disk is full.
     paused: str = ""
+    # The head's verdict that no node offers its service (docs/protocol.md).
+    unoffered: bool = False
 
     @classmethod
     def _from(cls, d: dict) -> "SessionStatus":

@@ -208,6 +208,7 @@ void Grid::restart_head(const std::vector<std::string>& env) {
   // Every test head checks its incremental bookkeeping on each tick.
   std::vector<std::string> head_env;
   if (g_verify_tables) head_env.push_back("ZGRID_TEST_VERIFY=1");
+  head_env.insert(head_env.end(), head_env_.begin(), head_env_.end());
   head_env.insert(head_env.end(), env.begin(), env.end());
   head_ = std::make_unique<Process>(argv, dir_.file("head.log"), head_env);
   bool up = wait_until(

@@ -86,6 +86,9 @@ class Grid {
   // A command the head is started through from now on, e.g. {"/usr/bin/prlimit",
   // "--nofile=1024:1024", "--"} to lower its descriptor limit.
   void set_head_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+  // Extra environment ("NAME=value") every start of the head gets from now
+  // on, e.g. a test hook (docs/operations.md, "Test hooks").
+  void set_head_env(std::vector<std::string> env) { head_env_ = std::move(env); }
   // Starts a head with a journal in this grid's directory (data/).
   void start_durable_head(const std::vector<std::string>& extra = {});
   std::string data_dir() const { return dir_.file("data"); }
@@ -123,6 +126,7 @@ class Grid {
   std::vector<std::unique_ptr<Process>> nodes_;
   std::vector<std::string> head_args_;
   std::vector<std::string> launcher_;
+  std::vector<std::string> head_env_;
   std::string frontend_, backend_, http_;
   std::string head_key_, public_key_, secret_key_;
   int head_starts_ = 0;
