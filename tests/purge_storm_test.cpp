@@ -1,7 +1,7 @@
 // Issue 27.2: purges must not stall the journal. A burst of purges (a client
 // purging 10,000 sessions at once, or a retention sweep finding thousands
-// of sessions past their time) is written in groups like any other journal
-// work, so another client's durable submit is acknowledged within a second
+// of sessions past their time) is written in groups of purges, paced, so
+// another client's durable submit is acknowledged within a second
 // meanwhile; LevelDB's info log stays bounded. Real processes on loopback.
 #include <gtest/gtest.h>
 #include <zgrid/client.hpp>
