@@ -93,9 +93,10 @@ std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds) {
 
 // LevelDB's info log, into zgrid's log instead of DIR/journal/LOG (which
 // grew by about 4 KB a purge and was never rotated while the head ran):
-// debug lines, those that tell of an error or corruption as warnings; at
-// most kLinesPerSecond a second, the rest counted and said once the second
-// is over. Called from LevelDB's threads.
+// debug lines, those that tell of an error or corruption as warnings. The
+// debug lines are rate-limited (at most kLinesPerSecond a second, the rest
+// counted and the count said once the second is over); warnings are rare
+// and never left out. Called from LevelDB's threads.
 class LevelDbLog : public leveldb::Logger {
  public:
   void Logv(const char* format, std::va_list ap) override {
@@ -104,10 +105,11 @@ class LevelDbLog : public leveldb::Logger {
     if (n < 0) return;
     std::string_view line(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
     while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-    bool bad = line.find("rror") != std::string_view::npos ||
-               line.find("orrupt") != std::string_view::npos;
-    log::Level level = bad ? log::Level::kWarn : log::Level::kDebug;
-    if (!log::enabled(level)) return;
+    if (is_warning(line)) {
+      if (log::enabled(log::Level::kWarn)) log::write(log::Level::kWarn, "leveldb", line);
+      return;
+    }
+    if (!log::enabled(log::Level::kDebug)) return;
     std::uint64_t dropped = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -126,7 +128,12 @@ class LevelDbLog : public leveldb::Logger {
     if (dropped > 0)
       log::write(log::Level::kDebug, "leveldb",
                  std::to_string(dropped) + " lines left out (rate limit)");
-    log::write(level, "leveldb", line);
+    log::write(log::Level::kDebug, "leveldb", line);
+  }
+  // A line that tells of an error or corruption.
+  static bool is_warning(std::string_view line) {
+    return line.find("rror") != std::string_view::npos ||
+           line.find("orrupt") != std::string_view::npos;
   }
 
  private:
@@ -135,6 +142,14 @@ class LevelDbLog : public leveldb::Logger {
   std::chrono::steady_clock::time_point window_{};
   std::uint64_t lines_ = 0, dropped_ = 0;
 };
+
+}  // namespace
+
+std::unique_ptr<leveldb::Logger> make_leveldb_info_log() {
+  return std::make_unique<LevelDbLog>();
+}
+
+namespace {
 
 // The same LevelDB settings at open and at every reopen. Bulk values live in
 // segment files: LevelDB holds keys, pointers and small records only.
@@ -217,7 +232,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
 
   j->fds_ = std::make_unique<FdReserve>(kFdReserve);
   j->env_ = make_reserve_env(*j->fds_);
-  j->info_log_ = std::make_unique<LevelDbLog>();
+  j->info_log_ = make_leveldb_info_log();
   j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments);
   ZG_RETURN_IF_ERROR(j->segments_->init());
 
@@ -687,28 +702,43 @@ bool Journal::commit(Group& g) {
   if (purges > 0) {
     MutexLock lock(mu_);
     purged_since_compaction_ += purges;
-    if (purged_since_compaction_ >= kCompactAfterPurges) compact_cv_.notify_all();
+    for (auto& op : g.ops) {
+      if (op.purge_session.empty() || compact_all_) continue;
+      if (compact_sids_.size() < kMaxCompactSessions)
+        compact_sids_.push_back(op.purge_session);
+      else
+        compact_all_ = true;
+    }
+    if (purged_since_compaction_ >= o_.compact_after_purges) compact_cv_.notify_all();
   }
   return true;
 }
 
-// The compactor: once kCompactAfterPurges sessions were purged since the
-// last time (or fewer, after a quiet kCompactQuietPeriod), it compacts the
-// journal's session ranges, off the journal thread, so that scans stop
-// stepping over deleted keys (LevelDB keeps them until a compaction reaches
-// them). At most one compaction every kCompactMinInterval, and none while
-// space is short: a compaction writes before it frees.
+// The compactor: once compact_after_purges sessions were purged since the
+// last pass (or fewer, after a quiet compact_quiet), it compacts the purged
+// sessions' ranges, off the journal thread, so that scans stop stepping over
+// deleted keys (LevelDB keeps them until a compaction reaches them). One
+// range at a time, each under the read lock taken for it alone: between two
+// ranges it stops for a closing journal (the destructor waits for one range
+// at most), for a reopen that wants the lock and when space runs short (a
+// compaction writes before it frees); what it did not do goes back for the
+// next pass. At most one pass every compact_min_interval. Only the purged
+// sessions' ranges: a pass over every kind rewrote every live session's data
+// too, a journal of gigabytes each minute for one purge a minute.
 void Journal::compact_loop() {
   using Clock = std::chrono::steady_clock;
-  auto last = Clock::now() - kCompactMinInterval;
+  auto last = Clock::now() - o_.compact_min_interval;
   auto last_purge = Clock::now();
   std::uint64_t seen = 0;
+  auto tick = std::min<std::chrono::milliseconds>(
+      std::chrono::seconds(1),
+      std::max<std::chrono::milliseconds>(std::chrono::milliseconds(10), o_.compact_quiet / 4));
   while (true) {
     std::uint64_t purged;
     {
       MutexLock lock(mu_);
       if (stop_) break;
-      compact_cv_.wait_for(lock, std::chrono::seconds(1));
+      compact_cv_.wait_for(lock, tick);
       if (stop_) break;
       purged = purged_since_compaction_;
     }
@@ -716,30 +746,94 @@ void Journal::compact_loop() {
     if (purged != seen) last_purge = now;
     seen = purged;
     bool due =
-        purged >= kCompactAfterPurges || (purged > 0 && now - last_purge >= kCompactQuietPeriod);
-    if (!due || now - last < kCompactMinInterval || space_short()) continue;
+        purged >= o_.compact_after_purges || (purged > 0 && now - last_purge >= o_.compact_quiet);
+    if (!due || now - last < o_.compact_min_interval || space_short() || reopen_wanted_.load())
+      continue;
+    std::vector<std::string> sids;
+    bool all;
     {
       MutexLock lock(mu_);
+      sids.swap(compact_sids_);
+      all = compact_all_;
+      compact_all_ = false;
       purged_since_compaction_ -= purged;
       seen = purged_since_compaction_;
     }
-    auto t0 = Clock::now();
-    {
-      std::shared_lock<std::shared_mutex> lock(db_mu_);
-      if (db_ == nullptr) continue;
-      // The kinds a purge deletes; 'T' (tombstones) and metadata stay.
-      for (char kind :
-           {jkey::kAnswers, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kSession}) {
-        std::string b(1, kind), e(1, static_cast<char>(kind + 1));
-        leveldb::Slice bs(b), es(e);
-        db_->CompactRange(&bs, &es);
-      }
+    // The kinds a purge deletes; 'T' (tombstones) and metadata stay.
+    constexpr std::array<char, 5> kKinds{jkey::kAnswers, jkey::kClient, jkey::kIndex,
+                                         jkey::kRequests, jkey::kSession};
+    std::vector<std::pair<std::string, std::string>> ranges;
+    if (all) {
+      // Each kind in kCompactSteps slices by the session id's first
+      // character (hexadecimal), the last one up to the next kind.
+      static constexpr char kHex[] = "0123456789abcdef";
+      static_assert(sizeof kHex - 1 == kCompactSteps);
+      for (char kind : kKinds)
+        for (int i = 0; i < kCompactSteps; ++i) {
+          std::string b(1, kind), e(1, kind);
+          if (i > 0) b += kHex[i];
+          if (i + 1 < kCompactSteps)
+            e += kHex[i + 1];
+          else
+            e[0] = static_cast<char>(kind + 1);
+          ranges.emplace_back(std::move(b), std::move(e));
+        }
+    } else {
+      for (const auto& sid : sids)
+        for (char kind : kKinds) {
+          std::string b = jkey::session(kind, sid);
+          ranges.emplace_back(b, b + std::string(8, '\xff'));
+        }
     }
+    auto t0 = Clock::now();
+    std::size_t done = 0;
+    for (; done < ranges.size(); ++done)
+      if (compaction_interrupted() || !compact_range(ranges[done].first, ranges[done].second))
+        break;
     last = Clock::now();
+    {
+      MutexLock lock(mu_);
+      ++stats_.compactions;
+    }
+    if (done < ranges.size()) {
+      // Interrupted: the sessions not wholly done wait for the next pass.
+      MutexLock lock(mu_);
+      if (stop_) break;
+      std::size_t left = all ? purged : sids.size() - done / kKinds.size();
+      purged_since_compaction_ += left;
+      seen = purged_since_compaction_;
+      if (all || compact_sids_.size() + left > kMaxCompactSessions)
+        compact_all_ = true;
+      else
+        compact_sids_.insert(compact_sids_.end(),
+                             sids.begin() + static_cast<std::ptrdiff_t>(done / kKinds.size()),
+                             sids.end());
+    }
     ZG_LOG(kDebug, kLog,
-           "compacted the journal after " + std::to_string(purged) + " purges in " +
+           "compacted " + std::to_string(done) + " of " + std::to_string(ranges.size()) +
+               " key ranges after " + std::to_string(purged) + " purges in " +
                std::to_string(std::chrono::duration<double>(last - t0).count()) + " s");
   }
+}
+
+bool Journal::compaction_interrupted() {
+  {
+    MutexLock lock(mu_);
+    if (stop_) return true;
+  }
+  return reopen_wanted_.load() || space_short();
+}
+
+bool Journal::compact_range(const std::string& begin, const std::string& end) {
+  {
+    std::shared_lock<std::shared_mutex> lock(db_mu_);
+    if (db_ == nullptr) return false;
+    leveldb::Slice b(begin), e(end);
+    db_->CompactRange(&b, &e);
+  }
+  MutexLock lock(mu_);
+  ++stats_.compacted_ranges;
+  return true;
 }
 
 void Journal::mark_healthy() {
@@ -757,7 +851,11 @@ bool Journal::try_reopen(bool for_maintenance) {
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file)) return false;
   check_space();
   if (!space_ok_.load() && !for_maintenance) return false;
+  // The compactor yields the lock between two ranges (a reader-preferring
+  // lock could otherwise keep this waiting for its whole pass).
+  reopen_wanted_.store(true);
   std::unique_lock<std::shared_mutex> lock(db_mu_);
+  reopen_wanted_.store(false);
   db_.reset();
   leveldb::DB* raw = nullptr;
   leveldb::Status s =
@@ -800,18 +898,21 @@ void Journal::run(zmq::context_t* ctx, std::string endpoint) {
         if (cv_.wait_until(lock, until) == std::cv_status::timeout) break;
       if (stop_ && queue_.empty()) break;
       // Group commit: everything waiting, in order, up to the size limit;
-      // purges too, so that a burst of them costs a few synced writes and
-      // the ops of others behind it wait for one group, not for each purge.
-      // On a full disk (or a journal that failed) maintenance writes go in
-      // groups of their own: they may use the disk reserve or a reopen,
-      // which other writes may not. An op that writes to a session purged
-      // earlier in the group waits for the next group (the purge removes
-      // the session's segment file once its group is written).
-      bool apart = space_short() || !healthy_.load();
+      // consecutive purges too, so that a burst of them costs a few synced
+      // writes and the ops of others behind it wait for one group, not for
+      // each purge. Maintenance writes (purges, client removals, changes of
+      // state) always go in groups apart from ordinary ones: on a full
+      // disk (or a journal that failed) they may use the disk reserve or a
+      // reopen, which other writes may not, and the disk may fill between
+      // two space checks — an ordinary write that then fails for lack of
+      // space must not take a purge, which gives the space back, down with
+      // it. An op that writes to a session purged earlier in the group
+      // waits for the next group (the purge removes the session's segment
+      // file once its group is written).
       std::unordered_set<std::string> purged;
       while (!queue_.empty() && group_bytes < o_.max_group_bytes) {
         JournalOp& op = queue_.front();
-        if (!g.ops.empty() && apart && is_maintenance(op) != is_maintenance(g.ops.front())) break;
+        if (!g.ops.empty() && is_maintenance(op) != is_maintenance(g.ops.front())) break;
         if (!g.ops.empty() && !purged.empty() && touches(op, purged)) break;
         group_bytes += op.bytes();
         if (!op.purge_session.empty()) purged.insert(op.purge_session);

@@ -10,10 +10,13 @@
 // with sync=true, and tells the reactor "ops up to seq N are durable" (or
 // failed) through an inproc PAIR socket, which wakes the reactor's poll. It
 // never waits for a batch to fill: when the queue is empty it writes what it
-// has. Purges are grouped like any other op (each deletes its session's
-// ranges in the group's batch, with its tombstone); the deleted keys are
-// compacted away by LevelDB's own compactions and, after many purges, by a
-// compactor thread (compact_loop), never on the write path. Syncs and
+// has. Consecutive purges share a group (each deletes its session's ranges
+// in the group's batch, with its tombstone), but maintenance ops (purges,
+// client removals, changes of state) never share one with ordinary writes:
+// an ordinary write that fails for lack of space then never takes a purge
+// down with it. The deleted keys are compacted away by LevelDB's own
+// compactions and by a compactor thread (compact_loop), which compacts the
+// purged sessions' ranges one at a time, never on the write path. Syncs and
 // compactions stay off the reactor thread. LevelDB's info log goes to
 // zgrid's log (debug level, rate-limited), not to a file of its own. (Overlapping the
 // segment sync of one group with the LevelDB sync of the one before was
@@ -94,7 +97,19 @@ struct JournalOptions {
   // compacts pointers, not payloads. Tests set 0 (ZGRID_JOURNAL_INLINE_MAX)
   // to corrupt and fault segment files.
   std::size_t inline_max = 512;
+  // The compactor's pace (compact_loop): a pass once this many sessions
+  // were purged since the last one, or fewer once no purge came for
+  // compact_quiet; at most one pass every compact_min_interval. Tests
+  // shorten them.
+  std::uint64_t compact_after_purges = 2'000;
+  std::chrono::milliseconds compact_quiet{30'000};
+  std::chrono::milliseconds compact_min_interval{10'000};
 };
+
+// LevelDB's info log into zgrid's log (component "leveldb"): debug lines,
+// rate-limited; lines that tell of an error or corruption are warnings,
+// never left out. Thread-safe.
+std::unique_ptr<leveldb::Logger> make_leveldb_info_log();
 
 class Journal : public JournalStore {
  public:
@@ -181,6 +196,12 @@ class Journal : public JournalStore {
   void append_bulk(Group& g);
   bool commit(Group& g);
   void compact_loop();
+  // One CompactRange over [begin, end] under the read lock; false (nothing
+  // done) while the journal is being reopened.
+  bool compact_range(const std::string& begin, const std::string& end);
+  // Whether the compactor should stop between two ranges: the journal is
+  // closing, a reopen waits for the lock, or space is short.
+  bool compaction_interrupted();
   // Measures free space (statvfs), takes the reserve back when there is room
   // and sets space_ok_. At open (`at_start`) a short disk is said once, at
   // WARN, with the figures and the flags that lower them.
@@ -206,6 +227,11 @@ class Journal : public JournalStore {
   std::condition_variable_any cv_;          // ops queued, or stop
   std::condition_variable_any compact_cv_;  // many purges, or stop
   std::uint64_t purged_since_compaction_ ZG_GUARDED_BY(mu_) = 0;
+  // The sessions purged since the last compaction pass, whose ranges it
+  // compacts (at most kMaxCompactSessions; past that compact_all_: the
+  // pass compacts the purged kinds whole, in steps).
+  std::vector<std::string> compact_sids_ ZG_GUARDED_BY(mu_);
+  bool compact_all_ ZG_GUARDED_BY(mu_) = false;
   std::deque<JournalOp> queue_ ZG_GUARDED_BY(mu_);  // submitted ops
   bool stop_ ZG_GUARDED_BY(mu_) = false;
   std::uint64_t next_seq_ ZG_GUARDED_BY(mu_) = 0;
@@ -218,13 +244,17 @@ class Journal : public JournalStore {
   std::atomic<std::uint64_t> reopens_{0};
   std::atomic<std::uint64_t> reopens_taken_{0};  // reopens the reactor has reconciled
   std::atomic<bool> space_ok_{true};
+  std::atomic<bool> reopen_wanted_{false};  // try_reopen() waits for db_mu_: compactor, yield
   std::thread thread_;
   std::thread compactor_;
 
-  // The compactor's pace (compact_loop).
-  static constexpr std::uint64_t kCompactAfterPurges = 2'000;
-  static constexpr std::chrono::seconds kCompactQuietPeriod{30};
-  static constexpr std::chrono::seconds kCompactMinInterval{10};
+  // Past this many sessions purged since the last pass, the compactor
+  // compacts the purged kinds whole (in kCompactSteps steps each) rather
+  // than each session's ranges: a pass then costs what one over all the
+  // data costs, not 5 CompactRange calls (each flushes the memtable) per
+  // session.
+  static constexpr std::size_t kMaxCompactSessions = 128;
+  static constexpr int kCompactSteps = 16;
 };
 
 }  // namespace zgrid::head

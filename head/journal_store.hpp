@@ -54,6 +54,8 @@ struct JournalStats {
   std::uint64_t ops = 0;                               // ops written
   std::uint64_t bytes = 0;                             // bytes written
   std::uint64_t failures = 0;                          // failed writes
+  std::uint64_t compactions = 0;                       // compaction passes after purges (ended)
+  std::uint64_t compacted_ranges = 0;                  // key ranges those passes compacted
   prom::Histogram sync_seconds{prom::sync_buckets()};  // time of each synced write
 };
 

@@ -175,8 +175,14 @@ void Lifecycle::purge(Session& s, OpDone done) {
   if (s.purging > 0) {
     // Its purge is waiting or being written (a resent purge, or retention's
     // and a client's at once): this one hears that purge's outcome, and no
-    // second purge is written.
-    purge_waiters_[s.ordinal].push_back(std::move(done));
+    // second purge is written. At most kMaxPurgeWaiters: a client resending
+    // past that hears "try again" at once.
+    auto& waiters = purge_waiters_[s.ordinal];
+    if (waiters.size() >= kMaxPurgeWaiters) {
+      done(false, "the purge of session " + s.id + " is under way: try again");
+      return;
+    }
+    waiters.push_back(std::move(done));
     return;
   }
   ++s.purging;
@@ -195,7 +201,7 @@ void Lifecycle::pump_purges() {
     purge_queue_.pop_front();
     Session* s = sessions_.by_ordinal(ord);
     if (!s) {  // cannot happen: only a purge drops a durable session
-      done(true, "");
+      purge_done(ord, done, true, "");
       continue;
     }
     ++purges_in_journal_;
@@ -219,11 +225,16 @@ void Lifecycle::submit_purge(Session& s, OpDone done) {
              "purge failed session=" + sid + ": " + err + "; nothing of it was deleted");
       tasks_.activate(s);
     }
-    done(ok, err);
-    if (auto w = purge_waiters_.extract(ord); !w.empty())
-      for (auto& also : w.mapped()) also(ok, err);
+    purge_done(ord, done, ok, err);
     pump_purges();
   });
+}
+
+// The purge's outcome to its caller and to every caller waiting for it.
+void Lifecycle::purge_done(std::uint64_t ord, const OpDone& done, bool ok, const std::string& err) {
+  done(ok, err);
+  if (auto w = purge_waiters_.extract(ord); !w.empty())
+    for (auto& also : w.mapped()) also(ok, err);
 }
 
 void Lifecycle::drop(Session& s) {

@@ -81,6 +81,7 @@ class Lifecycle {
   void sweep_idle();
   void pump_purges();
   void submit_purge(Session& s, OpDone done);
+  void purge_done(std::uint64_t ord, const OpDone& done, bool ok, const std::string& err);
   void remove_client(Session& s, std::uint32_t ci);
   void apply_client_removal(Session& s, std::uint32_t ci);
 
@@ -107,7 +108,9 @@ class Lifecycle {
   std::deque<std::pair<std::uint64_t, OpDone>> purge_queue_;
   std::uint64_t purges_in_journal_ = 0;
   // More callers of a purge already under way (session ordinal): they hear
-  // its outcome when it ends.
+  // its outcome when it ends; at most kMaxPurgeWaiters a session (more are
+  // answered at once: Unavailable, "try again").
+  static constexpr std::size_t kMaxPurgeWaiters = 64;
   std::unordered_map<std::uint64_t, std::vector<OpDone>> purge_waiters_;
 };
 

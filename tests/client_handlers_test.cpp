@@ -513,6 +513,38 @@ TEST(ClientHandlers, AResentDurablePurgeWaitsForTheFirstAndPurgesOnce) {
   EXPECT_TRUE(r.sessions.purged(sid));
 }
 
+TEST(ClientHandlers, ResentPurgesWaitingForAPurgeAreCappedAndTheRestTryAgain) {
+  // A client resending its purge while the purge is being written: the
+  // first 64 copies wait for its outcome, more are answered at once with
+  // "try again" (Unavailable), none is kept without bound.
+  Rooms r;
+  r.open_journal();
+  std::string sid = Create(r, true);
+  r.journal->hold_completions(true);
+  std::size_t writes = r.journal->written().size();
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  constexpr std::size_t kResent = 200, kWaiting = 64;
+  for (std::size_t i = 0; i < kResent; ++i)
+    ASSERT_TRUE(r.call(proto::encode_close(6, {sid, proto::CloseMode::kPurge})).ok());
+  ASSERT_EQ(r.replies.size(), before + kResent - kWaiting);  // answered at once
+  for (std::size_t i = before; i < r.replies.size(); ++i) {
+    ASSERT_EQ(r.replies[i].type(), proto::kError) << i;
+    EXPECT_EQ(r.replies[i].error().code, Code::kUnavailable) << i;
+    EXPECT_NE(r.replies[i].error().message.find("the purge of session " + sid + " is under way"),
+              std::string::npos)
+        << r.replies[i].error().message;
+  }
+  EXPECT_EQ(r.journal->written().size(), writes + 1);  // one purge
+  std::size_t waited = r.replies.size();
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  ASSERT_EQ(r.replies.size(), waited + 1 + kWaiting);  // the purge and every waiting copy
+  for (std::size_t i = waited; i < r.replies.size(); ++i)
+    EXPECT_EQ(r.replies[i].type(), proto::kOk) << i;
+  EXPECT_TRUE(r.sessions.purged(sid));
+}
+
 TEST(ClientHandlers, AResentPurgeWaitingForItsTurnIsAnsweredByThatPurge) {
   // More purges than the journal takes at once: the last one waits in the
   // head (paced), and its resent copy must hear that purge, not the write
