@@ -11,8 +11,10 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/clock.hpp"
+#include "common/status.hpp"
 
 namespace zgrid::cli {
 
@@ -43,5 +45,14 @@ int setup_daemon(const std::string& program, const std::string& log_level,
 // SIGHUPs received so far: a daemon compares it with the count it saw last
 // to reload what it reads from files (the head's authorized keys).
 std::uint64_t hangups();
+
+// A flag's value within [lo, hi], or invalid_argument naming the flag, the
+// range and the value (every daemon's Validate uses it).
+template <typename T>
+Status in_range(std::string_view flag, T v, T lo, T hi) {
+  if (v >= lo && v <= hi) return Status::OK();
+  return Status::InvalidArgument(std::string(flag) + " must be between " + std::to_string(lo) +
+                                 " and " + std::to_string(hi) + " (got " + std::to_string(v) + ")");
+}
 
 }  // namespace zgrid::cli

@@ -14,12 +14,7 @@ namespace zgrid::head {
 
 namespace {
 
-template <typename T>
-Status in_range(std::string_view flag, T v, T lo, T hi) {
-  if (v >= lo && v <= hi) return Status::OK();
-  return Status::InvalidArgument(std::string(flag) + " must be between " + std::to_string(lo) +
-                                 " and " + std::to_string(hi) + " (got " + std::to_string(v) + ")");
-}
+using cli::in_range;
 
 Status duration_in_range(std::string_view flag, Millis v, Millis lo) {
   constexpr Millis kMax = static_cast<Millis>(proto::kMaxDurationMs);

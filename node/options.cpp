@@ -13,12 +13,7 @@ namespace zgrid::node {
 
 namespace {
 
-template <typename T>
-Status in_range(std::string_view flag, T v, T lo, T hi) {
-  if (v >= lo && v <= hi) return Status::OK();
-  return Status::InvalidArgument(std::string(flag) + " must be between " + std::to_string(lo) +
-                                 " and " + std::to_string(hi) + " (got " + std::to_string(v) + ")");
-}
+using cli::in_range;
 
 }  // namespace
 

@@ -21,6 +21,7 @@
 #include "services/factorize_kernel.hpp"
 #include "tests/support/fetch_all.hpp"
 #include "tests/support/grid_process.hpp"
+#include "tests/support/small_disk.hpp"
 
 namespace zgrid {
 namespace {
@@ -757,42 +758,6 @@ TEST(Durable, WriteThatFailsAfterReachingTheLogIsNotDoubled) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(inputs.count(std::to_string(i)), 1u) << i;
 }
 
-// A small tmpfs the test mounts and unmounts itself (root; under CI=true it
-// must work). Its free space is measured with statvfs.
-class SmallDisk {
- public:
-  SmallDisk(const std::string& path, const std::string& size) : path_(path) {
-    std::filesystem::create_directories(path_);
-    mounted_ =
-        geteuid() == 0 && mount("tmpfs", path_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallDisk() {
-    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-  std::uint64_t free_bytes() const {
-    struct statvfs st;
-    if (statvfs(path_.c_str(), &st) != 0) return 0;
-    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
-  }
-  // Free space plus the head's disk reserve in `data_dir` (held back for
-  // purges, so part of what a purge gives back may refill it).
-  std::uint64_t free_with_reserve(const std::string& data_dir) const {
-    std::error_code ec;
-    auto r = std::filesystem::file_size(data_dir + "/reserve", ec);
-    return free_bytes() + (ec ? 0 : r);
-  }
-  bool grow(const std::string& size) {
-    return mount("tmpfs", path_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
-  }
-
- private:
-  std::string path_, error_;
-  bool mounted_ = false;
-};
-
 #define REQUIRE_SMALL_DISK(disk)                                           \
   do {                                                                     \
     if (!(disk).mounted()) {                                               \
@@ -827,7 +792,7 @@ std::vector<std::string> FillDisk(Grid& g, int per_session, testing::CliResult* 
 // again without a restart. Earlier the purge "succeeded" and freed nothing.
 TEST(Durable, PurgeOnAFullDiskGivesTheSpaceBack) {
   Grid g;
-  SmallDisk disk(g.dir().file("small"), "48m");
+  testing::SmallDisk disk(g.dir().file("small"), "48m");
   REQUIRE_SMALL_DISK(disk);
   g.start_head({"--data-dir", g.dir().file("small") + "/data", "--min-free-space", "20M",
                 "--disk-reserve", "4M"});
@@ -878,7 +843,7 @@ void FillWithFile(const std::string& path) {
 // and takes work again once space returns, without a restart.
 TEST(Durable, TrulyFullDiskStartsPurgesAndRecovers) {
   Grid g;
-  SmallDisk disk(g.dir().file("small"), "32m");
+  testing::SmallDisk disk(g.dir().file("small"), "32m");
   REQUIRE_SMALL_DISK(disk);
   std::string mnt = g.dir().file("small");
   g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "1M", "--disk-reserve", "4M"});
@@ -965,7 +930,7 @@ TEST(Durable, TrulyFullDiskStartsPurgesAndRecovers) {
 // figures and the flags that lower them.
 TEST(Durable, StartingBelowTheWatermarkWarnsWithTheFiguresAndTheFlags) {
   Grid g;
-  SmallDisk disk(g.dir().file("small"), "16m");
+  testing::SmallDisk disk(g.dir().file("small"), "16m");
   REQUIRE_SMALL_DISK(disk);
   g.start_head({"--data-dir", g.dir().file("small") + "/data"});  // 64M + 32M by default
   std::string log = g.head_log();
@@ -997,7 +962,7 @@ TEST(Durable, StartingBelowTheWatermarkWarnsWithTheFiguresAndTheFlags) {
 // leaves no empty segment file behind (it stayed until a restart).
 TEST(Durable, ASubmitRefusedOnAFullDiskLeavesNoEmptySegment) {
   Grid g;
-  SmallDisk disk(g.dir().file("small"), "8m");
+  testing::SmallDisk disk(g.dir().file("small"), "8m");
   REQUIRE_SMALL_DISK(disk);
   std::string mnt = g.dir().file("small");
   // No watermark: the write itself meets the full disk.
@@ -1037,7 +1002,7 @@ TEST(Durable, ASubmitRefusedOnAFullDiskLeavesNoEmptySegment) {
 // program. Earlier fetch waited its whole timeout with an empty stderr.
 TEST(Durable, WorkPausedByAFullDiskIsSaidToTheFetchingUser) {
   Grid g;
-  SmallDisk disk(g.dir().file("small"), "32m");
+  testing::SmallDisk disk(g.dir().file("small"), "32m");
   REQUIRE_SMALL_DISK(disk);
   std::string mnt = g.dir().file("small");
   g.start_head({"--data-dir", mnt + "/data", "--min-free-space", "1M", "--disk-reserve", "4M"});

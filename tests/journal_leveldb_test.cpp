@@ -29,6 +29,7 @@
 #include "head/journal.hpp"
 #include "head/journal_records.hpp"
 #include "tests/support/grid_process.hpp"
+#include "tests/support/small_disk.hpp"
 
 namespace zgrid::head {
 namespace {
@@ -214,32 +215,12 @@ TEST(JournalLevelDb, ClosingDuringACompactionPassWaitsForOneRangeAtMost) {
 
 // ---- purges apart from ordinary writes -------------------------------------------
 
-// A tmpfs the test mounts (root; skipped otherwise, failed under CI=true).
-class SmallDisk {
- public:
-  SmallDisk(const std::string& path, const std::string& size) : path_(path) {
-    std::filesystem::create_directories(path_);
-    mounted_ =
-        geteuid() == 0 && mount("tmpfs", path_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallDisk() {
-    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string path_, error_;
-  bool mounted_ = false;
-};
-
 // The disk fills between two space checks: an ordinary write fails for lack
 // of space, and the purge submitted right behind it must still succeed and
 // give the space back (it shared the write's group, and failed with it).
 TEST(JournalLevelDb, APurgeQueuedBehindAWriteThatFillsTheDiskStillSucceeds) {
   TempDir dir;
-  SmallDisk disk(dir.file("small"), "24m");
+  testing::SmallDisk disk(dir.file("small"), "24m");
   if (!disk.mounted()) {
     if (std::getenv("CI") && std::string(std::getenv("CI")) == "true")
       FAIL() << "cannot mount a tmpfs (needs root): " << disk.error();
