@@ -109,6 +109,22 @@ zmq::message_t encode_error(std::uint64_t corr, const Status& st) {
   return w.finish();
 }
 
+zmq::message_t encode_not_active(std::uint64_t corr, std::string_view message, std::uint64_t epoch,
+                                 std::string_view active_frontend,
+                                 std::string_view active_backend) {
+  Writer w = begin(kError, corr, 5);
+  w.u64(static_cast<std::uint64_t>(Code::kNotActive)).str(message).u64(epoch);
+  w.str(active_frontend).str(active_backend);
+  return w.finish();
+}
+
+zmq::message_t encode_hello_ok(std::uint64_t corr, std::string_view version,
+                               std::string_view instance, std::uint64_t epoch) {
+  Writer w = begin(kHelloOk, corr, 3);
+  w.str(version).str(instance).u64(epoch);
+  return w.finish();
+}
+
 zmq::message_t encode_ok(std::uint64_t corr) {
   return begin(kOk, corr, 0).finish();
 }
@@ -263,8 +279,8 @@ zmq::message_t encode_register(std::uint64_t corr, const Register& m) {
 }
 
 zmq::message_t encode_registered(std::uint64_t corr, const Registered& m) {
-  Writer w = begin(kRegistered, corr, 3);
-  w.u64(m.heartbeat_ms).u64(m.misses).str(m.head_instance);
+  Writer w = begin(kRegistered, corr, 4);
+  w.u64(m.heartbeat_ms).u64(m.misses).str(m.head_instance).u64(m.epoch);
   return w.finish();
 }
 
@@ -343,7 +359,20 @@ Status decode_error(Envelope& e, Error* out) {
   out->code = code_from_int(r.u64());
   out->message = std::string(r.bytes(4096));
   if (out->code == Code::kOk) out->code = Code::kInternal;
+  if (out->code == Code::kNotActive && !r.at_end()) {
+    out->epoch = r.u64();
+    out->active_frontend = std::string(r.bytes(kMaxEndpointLength));
+    out->active_backend = std::string(r.bytes(kMaxEndpointLength));
+  }
   return finish(r, "error");
+}
+
+Status decode_hello_ok(Envelope& e, HelloOk* out) {
+  Reader& r = e.fields;
+  out->head_version = std::string(r.bytes(kMaxNameLength));
+  out->head_instance = std::string(r.bytes(64));
+  if (!r.at_end()) out->epoch = r.u64();
+  return finish(r, "hello_ok");
 }
 
 Status decode_create_session(Envelope& e, CreateSession* out) {
@@ -514,6 +543,7 @@ Status decode_registered(Envelope& e, Registered* out) {
   out->heartbeat_ms = r.u64_in(1, kMaxHeartbeatMs, "heartbeat_ms");
   out->misses = r.u64_in(1, kMaxHeartbeatMisses, "misses");
   out->head_instance = name_field(r);
+  if (!r.at_end()) out->epoch = r.u64();
   return finish(r, "registered");
 }
 

@@ -32,6 +32,7 @@ inline constexpr std::size_t kMaxBatchItems = 65536;      // requests per batch
 inline constexpr std::size_t kMaxMessageBytes = 8 << 20;  // one frame (ZMQ_MAXMSGSIZE)
 inline constexpr std::size_t kMaxFrames = 4;              // frames per message
 inline constexpr std::size_t kMaxNameLength = 128;        // ids, service names
+inline constexpr std::size_t kMaxEndpointLength = 1024;   // a ZeroMQ endpoint (failover)
 
 // Ranges of numeric fields (docs/protocol.md, "Field ranges"). A value outside
 // its range is refused at decode with invalid_argument: arithmetic on these
@@ -128,6 +129,11 @@ enum ItemStatus : std::uint8_t {
 struct Error {
   Code code = Code::kInternal;
   std::string message;
+  // not_active only (a standby head's answer, docs/protocol.md "Failover"):
+  // the lease epoch it knows and the active head's endpoints (empty while
+  // no head holds the lease). Absent from other errors.
+  std::uint64_t epoch = 0;
+  std::string active_frontend, active_backend;
 };
 
 struct OpenClient {
@@ -240,6 +246,7 @@ struct Registered {
   std::uint64_t heartbeat_ms = 0;
   std::uint64_t misses = 0;
   std::string head_instance;
+  std::uint64_t epoch = 0;  // the head's lease epoch (0: no lease; absent from older heads)
 };
 
 // A node's heartbeat carries the credit it wants from now on (adaptive
@@ -296,6 +303,18 @@ Writer begin(std::uint32_t type, std::uint64_t corr, std::uint32_t nfields,
              std::size_t reserve = 128);
 
 zmq::message_t encode_error(std::uint64_t corr, const Status& st);
+// A standby's answer to any request but `status`: error not_active with the
+// epoch and the active head's endpoints after the message.
+zmq::message_t encode_not_active(std::uint64_t corr, std::string_view message, std::uint64_t epoch,
+                                 std::string_view active_frontend, std::string_view active_backend);
+// hello_ok: version, instance, epoch.
+zmq::message_t encode_hello_ok(std::uint64_t corr, std::string_view version,
+                               std::string_view instance, std::uint64_t epoch);
+struct HelloOk {
+  std::string head_version, head_instance;
+  std::uint64_t epoch = 0;  // absent from older heads: 0
+};
+Status decode_hello_ok(Envelope& e, HelloOk* out);
 zmq::message_t encode_ok(std::uint64_t corr);
 zmq::message_t encode_hello(std::uint64_t corr, std::string_view version);
 zmq::message_t encode_create_session(std::uint64_t corr, const CreateSession& m);
@@ -403,6 +422,14 @@ struct GridStatus {
   std::uint64_t journal_syncs = 0, journal_ops = 0, journal_bytes = 0;
   std::uint64_t journal_read_errors = 0, journal_corrupt_records = 0, data_loss = 0;
   std::string dashboard;  // the HTTP listener's URL; empty when off
+  // Failover (docs/operations.md): "active", "standby", or "single" (no
+  // --data-dir: no lease, no standby); the lease epoch this head holds or
+  // (standby) last saw; the active head's client endpoint; takeovers this
+  // head made.
+  std::string role;
+  std::uint64_t epoch = 0;
+  std::string active;
+  std::uint64_t takeovers = 0;
 };
 
 struct NodeStatus {
@@ -443,7 +470,8 @@ void for_each_field(S& s, F&& f) {
   f("journal", s.journal), f("journal_syncs", s.journal_syncs), f("journal_ops", s.journal_ops);
   f("journal_bytes", s.journal_bytes), f("journal_read_errors", s.journal_read_errors);
   f("journal_corrupt_records", s.journal_corrupt_records), f("data_loss", s.data_loss);
-  f("dashboard", s.dashboard);
+  f("dashboard", s.dashboard), f("role", s.role), f("epoch", s.epoch), f("active", s.active);
+  f("takeovers", s.takeovers);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, NodeStatus>

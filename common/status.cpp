@@ -20,6 +20,7 @@ constexpr std::string_view kNames[] = {
     "cancelled",
     "out_of_sequence",
     "data_loss",
+    "not_active",
 };
 }  // namespace
 

@@ -57,6 +57,20 @@ std::uint64_t random_u64() {
   return v;
 }
 
+std::vector<std::string> split_endpoints(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    std::size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
 bool valid_name(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id)

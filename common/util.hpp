@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "common/status.hpp"
@@ -28,6 +29,11 @@ std::string format_duration(Millis ms);
 Result<std::uint64_t> parse_size(std::string_view text);
 
 std::string hostname();
+
+// A list of head endpoints (failover): "tcp://a:5555,tcp://b:5555" -> its
+// items, spaces around each trimmed, empty items dropped. A single endpoint
+// is a list of one.
+std::vector<std::string> split_endpoints(std::string_view list);
 
 // Appends `s` as a JSON string literal (quotes, escapes, control characters
 // as \u00XX). Other bytes go as they are, or, with `valid_utf8`, each byte

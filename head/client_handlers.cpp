@@ -85,9 +85,7 @@ Status ClientHandlers::handle(const Call& call) {
 }
 
 void ClientHandlers::reply_hello(const Call& call) {
-  Writer w = proto::begin(proto::kHelloOk, call.env.corr, 2);
-  w.str(kVersion).str(ctx_.instance);
-  reply_(call.rid, w.finish());
+  reply_(call.rid, proto::encode_hello_ok(call.env.corr, kVersion, ctx_.instance, ctx_.epoch));
 }
 
 Durable::OpDone ClientHandlers::reply_when_done(const std::string& rid, std::uint64_t corr) {

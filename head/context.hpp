@@ -50,6 +50,7 @@ struct HeadContext {
   Millis now = 0;             // the clock as of this poll round
   Millis serving_since = 0;   // when the reactor began to serve (nodes could register)
   std::string instance;       // random per start: clients and nodes notice a restart
+  std::uint64_t epoch = 0;    // the lease epoch this head holds (0: no --data-dir, no lease)
   std::string dashboard_url;  // the HTTP listener's, once bound; empty when off
   Counters counters;
   CrashPoint crash;

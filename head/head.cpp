@@ -421,7 +421,7 @@ class Head {
       ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
     }
     proto::Registered r{static_cast<std::uint64_t>(o_.heartbeat_ms),
-                        static_cast<std::uint64_t>(o_.heartbeat_misses), ctx_.instance};
+                        static_cast<std::uint64_t>(o_.heartbeat_misses), ctx_.instance, ctx_.epoch};
     reply(backend_, rid, proto::encode_registered(env.corr, r));
     return Status::OK();
   }

@@ -43,6 +43,7 @@ enum class Code : std::uint8_t {
   kCancelled = 13,
   kOutOfSequence = 14,  // a request batch skipped sequence numbers: resend from the ack
   kDataLoss = 15,       // a journal record is corrupt (checksum mismatch, missing data)
+  kNotActive = 16,      // a standby head: the active one is named in the error (failover)
 };
 
 // Stable lower-case name used on the wire and in one-line error messages.
@@ -72,6 +73,7 @@ class [[nodiscard]] Status {
   static Status Version(std::string m) { return {Code::kVersion, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   static Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
+  static Status NotActive(std::string m) { return {Code::kNotActive, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
