@@ -38,16 +38,27 @@ IoLoop::IoLoop(const NodeOptions& o, zmq::context_t& ctx, WorkerPool& pool, svc:
 }
 
 Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
+  endpoints_ = split_endpoints(o_.head);
+  if (endpoints_.empty()) return Status::InvalidArgument("--head names no endpoint");
+  for (const auto& ep : endpoints_) {  // a bad endpoint is an error now, not at a failover
+    auto l = open_link(ep);
+    if (!l.ok()) return l.status();
+  }
+  head_.endpoint = endpoints_.front();
   ZG_RETURN_IF_ERROR(connect());
   const Clock& clock = SteadyClock::instance();
   std::vector<zmq::message_t> frames;
+  std::vector<zmq::pollitem_t> items;
   while (!stop.load()) {
     Millis now = clock.now_ms();
     Millis next = tick(now);
-    zmq::pollitem_t items[] = {{static_cast<void*>(dealer_), 0, ZMQ_POLLIN, 0},
-                               {static_cast<void*>(pull), 0, ZMQ_POLLIN, 0}};
+    items.clear();
+    items.push_back({static_cast<void*>(head_.socket), 0, ZMQ_POLLIN, 0});
+    items.push_back({static_cast<void*>(pull), 0, ZMQ_POLLIN, 0});
+    for (Link& p : probes_) items.push_back({static_cast<void*>(p.socket), 0, ZMQ_POLLIN, 0});
+    const std::uint64_t version = probes_version_;
     try {
-      zmq::poll(items, 2,
+      zmq::poll(items.data(), items.size(),
                 std::chrono::milliseconds(std::max<Millis>(1, std::min<Millis>(next, 200))));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
@@ -56,7 +67,7 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
     now = clock.now_ms();
     if (items[0].revents & ZMQ_POLLIN) {
       for (int i = 0; i < 256; ++i) {
-        auto rs = zmqu::recv_message(dealer_, &frames, 2);
+        auto rs = zmqu::recv_message(head_.socket, &frames, 2);
         if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
         last_head_ms_ = now;
         if (rs == zmqu::RecvStatus::kOk && frames.size() == 1) on_head_message(frames[0], now);
@@ -69,29 +80,44 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
         on_worker_results(frames);
       }
     }
+    // The other heads' answers (only while a head is looked for). A probe
+    // that becomes the head, or a registration that closes the probes,
+    // ends this pass: the rest is read at the next.
+    for (std::size_t p = 0; p + 2 < items.size() && probes_version_ == version; ++p) {
+      if (!(items[p + 2].revents & ZMQ_POLLIN)) continue;
+      for (int i = 0; i < 16 && probes_version_ == version; ++i) {
+        auto rs = zmqu::recv_message(probes_[p].socket, &frames, 2);
+        if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
+        if (rs == zmqu::RecvStatus::kOk && frames.size() == 1) on_probe_message(p, frames[0], now);
+      }
+    }
   }
   // Graceful stop: tell the head we are leaving so it re-queues our work now.
-  if (registered_) {
-    Writer w = proto::begin(proto::kBye, 0, 1);
-    w.str(node_id());
-    zmq::message_t m = w.finish();
-    (void)zmqu::send_one(dealer_, m);
-  }
+  if (registered_) send_bye(head_);
   return Status::OK();
 }
 
-Status IoLoop::connect() {
+Result<IoLoop::Link> IoLoop::open_link(const std::string& endpoint) {
   zmqu::SocketOptions so;
   so.curve_server_key = o_.head_key;
   so.curve_public = o_.public_key;
   so.curve_secret = o_.secret_key;
-  monitor_ = zmqu::HandshakeMonitor();
-  auto d = zmqu::connect_dealer(ctx_, o_.head, so, &monitor_);
+  Link l;
+  l.endpoint = endpoint;
+  auto d = zmqu::connect_dealer(ctx_, endpoint, so, &l.monitor);
   if (!d.ok()) return d.status();
-  dealer_ = std::move(d).value();
+  l.socket = std::move(d).value();
+  return l;
+}
+
+// A new DEALER to the head's endpoint (at start, and after the head fell
+// silent): a new generation, registering from scratch.
+Status IoLoop::connect() {
+  auto l = open_link(head_.endpoint);
+  if (!l.ok()) return l.status();
+  head_ = std::move(l).value();
   registered_ = false;
   new_generation();
-  next_register_ms_ = 0;
   return Status::OK();
 }
 
@@ -106,51 +132,222 @@ void IoLoop::new_generation() {
 
 // Periodic work; returns milliseconds until it wants to run again.
 Millis IoLoop::tick(Millis now) {
-  // Read handshake events every tick, so the monitor's queue never fills.
-  Status handshake = monitor_.check();
+  // Read handshake events every tick, so the monitors' queues never fill.
+  Status handshake = head_.monitor.check();
+  for (Link& p : probes_)
+    if (Status st = p.monitor.check(); !st.ok() && handshake.ok() && !registered_)
+      handshake = Status(st.code(), p.endpoint + ": " + st.message());
   if (!registered_) {
     // A refused key never connects: say so (every 30 s at most), keep trying
     // (the operator may add the key and SIGHUP the head).
     if (!handshake.ok() && now - last_auth_log_ms_ >= 30'000) {
-      ZG_LOG(kError, kLog, "cannot register with " + o_.head + ": " + handshake.message());
+      ZG_LOG(kError, kLog, "cannot register with " + head_.endpoint + ": " + handshake.message());
       last_auth_log_ms_ = now;
     }
-    if (now >= next_register_ms_) {
-      proto::Register r;
-      r.node_id = node_id();
-      r.host = hostname();
-      r.pid = static_cast<std::uint64_t>(getpid());
-      r.workers = credit_.workers();
-      r.capacity = std::max<std::uint64_t>(1, credit_.capacity());  // 0 only in heartbeats
-      r.services = services_;
-      r.service_info = service_info_;
-      zmq::message_t m = proto::encode_register(++corr_, r);
-      (void)zmqu::send_one(dealer_, m);  // EAGAIN while the head is unreachable
-      register_backoff_ms_ = std::min<Millis>(
-          register_backoff_ms_ == 0 ? 250 : register_backoff_ms_ * 2, o_.reconnect_max_ms);
-      next_register_ms_ = now + register_backoff_ms_;
-      register_sent_ms_ = now;
-    }
-    return next_register_ms_ - now;
+    return search(now);
   }
   Millis next_timeout = check_task_timeouts(now);
   if (credit_.adapt(now, pool_.task_clock())) send_heartbeat(now);
   if (now - last_hb_sent_ms_ >= hb_ms_) send_heartbeat(now);
-  if (now - last_head_ms_ > hb_ms_ * misses_) {
-    ZG_LOG(
-        kWarn, kLog,
-        "head silent for " + format_duration(now - last_head_ms_) + ", reconnecting to " + o_.head);
+  Millis silent = now - last_head_ms_;
+  if (silent > hb_ms_ * misses_) {
+    ZG_LOG(kWarn, kLog,
+           "head silent for " + format_duration(silent) + ", reconnecting to " + head_.endpoint +
+               (failover() ? " and looking for the active head" : ""));
+    if (failover()) fast_until_ms_ = std::max(fast_until_ms_, now + kFastSearchMs);
+    note_lost(true);
     if (Status st = connect(); !st.ok()) ZG_LOG(kError, kLog, st.ToString());
     return 1;
   }
   Millis next = std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
   next = std::min(next, next_timeout);
-  return credit_.adaptive() ? std::min(next, Credit::kAdaptEveryMs) : next;
+  if (credit_.adaptive()) next = std::min(next, Credit::kAdaptEveryMs);
+  // Failover: a head silent for 1.5 heartbeats may be dead. Ask the others
+  // now, so that a standby that takes over is found at once, not after the
+  // full silence and a backoff. A head that talks is left alone.
+  if (failover() && 2 * silent > 3 * hb_ms_) {
+    if (probes_.empty()) fast_until_ms_ = now + kFastSearchMs;
+    next = std::min(next, probe_others(now));
+  } else if (!probes_.empty()) {
+    close_probes();
+  }
+  return next;
+}
+
+// Not registered: register with the head's link at its backoff and, with
+// several heads, with every other one too (the first to answer wins).
+Millis IoLoop::search(Millis now) {
+  if (now >= head_.next_register_ms) send_register(head_, now);
+  Millis next = head_.next_register_ms - now;
+  if (failover()) next = std::min(next, probe_others(now));
+  return std::max<Millis>(1, next);
+}
+
+// Opens a link to every known head but the current one, and sends
+// `register` on each that is due. Returns the milliseconds to the next.
+Millis IoLoop::probe_others(Millis now) {
+  auto have = [&](const std::string& ep) {
+    if (ep == head_.endpoint) return true;
+    for (const Link& p : probes_)
+      if (p.endpoint == ep) return true;
+    return false;
+  };
+  for (const auto* list : {&endpoints_, &learned_})
+    for (const std::string& ep : *list) {
+      if (have(ep)) continue;
+      auto l = open_link(ep);
+      if (!l.ok()) continue;  // checked at start (the list) or when learned
+      probes_.push_back(std::move(l).value());
+      ++probes_version_;
+    }
+  Millis next = kProbeEveryMs;
+  for (Link& p : probes_) {
+    if (now >= p.next_register_ms) send_register(p, now);
+    next = std::min(next, p.next_register_ms - now);
+  }
+  return std::max<Millis>(1, next);
+}
+
+void IoLoop::send_register(Link& l, Millis now) {
+  proto::Register r;
+  r.node_id = node_id();
+  r.host = hostname();
+  r.pid = static_cast<std::uint64_t>(getpid());
+  r.workers = credit_.workers();
+  r.capacity = std::max<std::uint64_t>(1, credit_.capacity());  // 0 only in heartbeats
+  r.services = services_;
+  r.service_info = service_info_;
+  zmq::message_t m = proto::encode_register(++corr_, r);
+  zmqu::SendStatus sent = zmqu::send_one(l.socket, m);  // EAGAIN while the head is unreachable
+  if (sent != zmqu::SendStatus::kOk && failover()) {
+    // Not connected (yet): with several heads, a link just opened to a
+    // head that is up connects within milliseconds; try again then rather
+    // than a backoff later (a local EAGAIN, no traffic).
+    l.next_register_ms = now + kUnsentRetryMs;
+    return;
+  }
+  // Backoff 250 ms doubling to the cap; while a lost head is looked for, a
+  // steady kProbeEveryMs.
+  Millis cap =
+      std::min(now < fast_until_ms_ ? kProbeEveryMs : o_.reconnect_max_ms, o_.reconnect_max_ms);
+  l.backoff_ms = std::min<Millis>(l.backoff_ms == 0 ? 250 : l.backoff_ms * 2, cap);
+  l.next_register_ms = now + l.backoff_ms;
+}
+
+void IoLoop::close_probes() {
+  if (probes_.empty()) return;
+  probes_.clear();
+  ++probes_version_;
+}
+
+// A head answered `registered` on the head's link.
+void IoLoop::adopt_registration(const proto::Registered& r, Millis now) {
+  registered_ = true;
+  epoch_ = r.epoch;
+  max_epoch_ = std::max(max_epoch_, r.epoch);
+  head_.backoff_ms = 0;
+  fast_until_ms_ = 0;
+  close_probes();
+  if (r.heartbeat_ms > 0) hb_ms_ = static_cast<Millis>(r.heartbeat_ms);
+  if (r.misses > 0) misses_ = static_cast<int>(r.misses);
+  // The credit as it is now (stuck workers, adapted prefetch).
+  send_heartbeat(now);
+  std::string epoch = r.epoch > 0 ? " (epoch " + std::to_string(r.epoch) + ")" : "";
+  if (!lost_head_.empty() && lost_head_ != head_.endpoint)
+    ZG_LOG(kInfo, kLog,
+           "head " + lost_head_ +
+               (lost_silent_ ? " silent for " + format_duration(now - lost_heard_ms_)
+                             : std::string(" stood down")) +
+               "; registered with " + head_.endpoint + epoch);
+  else
+    ZG_LOG(kInfo, kLog,
+           "registered with head " + head_.endpoint + epoch + " as node=" + node_id() +
+               " workers=" + std::to_string(credit_.workers()) +
+               " heartbeat=" + format_duration(hb_ms_) + " services=" + join(services_));
+  lost_head_.clear();
+}
+
+// Another head answered `registered` with a newer epoch (or, with no head
+// registered, any epoch not below the highest seen): it becomes the head.
+// The old link is closed and its generation's work dropped (the new head
+// dispatches again what was in flight on the old one).
+void IoLoop::switch_to_probe(std::size_t i, const proto::Registered& r, Millis now) {
+  if (registered_) note_lost(true);
+  head_ = std::move(probes_[i]);
+  probes_.erase(probes_.begin() + static_cast<std::ptrdiff_t>(i));
+  ++probes_version_;
+  new_generation();
+  last_head_ms_ = now;
+  adopt_registration(r, now);
+}
+
+// The registered head is given up: remembered for the line that says where
+// the node went.
+void IoLoop::note_lost(bool silent) {
+  lost_head_ = head_.endpoint;
+  lost_heard_ms_ = last_head_ms_;
+  lost_silent_ = silent;
+}
+
+// The registration is with a head that lost its claim (its epoch is below
+// one another head reported): drop it and its work, and look again.
+void IoLoop::drop_stale(const std::string& why, bool silent, Millis now) {
+  ZG_LOG(kWarn, kLog, why + "; looking for the active head");
+  note_lost(silent);
+  registered_ = false;
+  new_generation();
+  head_.next_register_ms = now;
+  if (failover()) fast_until_ms_ = std::max(fast_until_ms_, now + kFastSearchMs);
+}
+
+// An active head's backend named by a standby: asked at once, from the
+// head's link or a probe (added to the heads the node knows, bounded).
+void IoLoop::learn(const std::string& backend, Millis now) {
+  if (backend.empty()) return;
+  bool known = std::find(endpoints_.begin(), endpoints_.end(), backend) != endpoints_.end() ||
+               std::find(learned_.begin(), learned_.end(), backend) != learned_.end();
+  if (!known) {
+    if (auto l = open_link(backend); !l.ok()) {
+      ZG_LOG(kWarn, kLog,
+             "a standby names the active head " + backend + ": " + l.status().message());
+      return;
+    }
+    if (learned_.size() >= kMaxLearned) learned_.erase(learned_.begin());
+    learned_.push_back(backend);
+  }
+  if (head_.endpoint == backend) head_.next_register_ms = std::min(head_.next_register_ms, now);
+  for (Link& p : probes_)
+    if (p.endpoint == backend) p.next_register_ms = std::min(p.next_register_ms, now);
+}
+
+// `not_active` from `from`: a standby. Its epoch raises the highest seen; a
+// registration with it (it stood down) or with an older head ends; the
+// active head it names is asked next.
+void IoLoop::on_not_active(const proto::Error& e, const std::string& from, Millis now) {
+  max_epoch_ = std::max(max_epoch_, e.epoch);
+  if (now - last_not_active_log_ms_ >= 30'000) {
+    ZG_LOG(kInfo, kLog,
+           "head " + from + " is a standby (epoch " + std::to_string(e.epoch) + "); " +
+               (e.active_backend.empty() ? std::string("no head is active yet (a takeover)")
+                                         : "the active head is " + e.active_backend) +
+               (failover() || !e.active_backend.empty() ? "; asking the others" : ""));
+    last_not_active_log_ms_ = now;
+  }
+  if (e.active_backend.empty() && failover())
+    fast_until_ms_ = std::max(fast_until_ms_, now + kFastSearchMs);  // a takeover under way
+  learn(e.active_backend == from ? std::string() : e.active_backend, now);
+  if (!registered_) return;
+  if (from == head_.endpoint)
+    drop_stale("head " + from + " is no longer active", false, now);
+  else if (epoch_ < max_epoch_)
+    drop_stale("head " + head_.endpoint + " (epoch " + std::to_string(epoch_) +
+                   ") lost its claim: " + from + " reports epoch " + std::to_string(max_epoch_),
+               true, now);
 }
 
 void IoLoop::send_heartbeat(Millis now) {
   zmq::message_t m = proto::encode_node_heartbeat(node_id(), credit_.capacity(), credit_.stuck());
-  (void)zmqu::send_one(dealer_, m);
+  (void)zmqu::send_one(head_.socket, m);
   last_hb_sent_ms_ = now;
 }
 
@@ -204,7 +401,7 @@ void IoLoop::send_result(std::uint64_t task_id, std::string_view code, std::stri
   Writer w = proto::begin(proto::kResults, 0, 1, 64 + message.size());
   w.array(1).array(3).u64(task_id).str(code).bin(message);
   zmq::message_t m = w.finish();
-  (void)zmqu::send_one(dealer_, m);
+  (void)zmqu::send_one(head_.socket, m);
 }
 
 void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
@@ -221,26 +418,31 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
     case proto::kRegistered: {
       proto::Registered r;
       if (!proto::decode_registered(env, &r).ok()) return;
-      registered_ = true;
-      register_backoff_ms_ = 0;
-      if (r.heartbeat_ms > 0) hb_ms_ = static_cast<Millis>(r.heartbeat_ms);
-      if (r.misses > 0) misses_ = static_cast<int>(r.misses);
-      // The credit as it is now (stuck workers, adapted prefetch).
-      send_heartbeat(now);
-      ZG_LOG(kInfo, kLog,
-             "registered with head " + o_.head + " as node=" + node_id() +
-                 " workers=" + std::to_string(credit_.workers()) +
-                 " heartbeat=" + format_duration(hb_ms_) + " services=" + join(services_));
+      if (r.epoch < max_epoch_) {
+        // A head that lost its claim (it froze, another took over): it
+        // will stand down. Never registered with it; it forgets us now.
+        send_bye(head_);
+        if (registered_)
+          drop_stale("head " + head_.endpoint + " reports epoch " + std::to_string(r.epoch) +
+                         ", below epoch " + std::to_string(max_epoch_),
+                     false, now);
+        return;
+      }
+      adopt_registration(r, now);
       return;
     }
     case proto::kHeartbeat:
       return;
     case proto::kBye:
       // The head is stopping: register again (with backoff) once it is back.
-      ZG_LOG(kInfo, kLog, "head " + o_.head + " is stopping; will register again when it is back");
+      ZG_LOG(kInfo, kLog,
+             "head " + head_.endpoint + " is stopping; will register again when it is back" +
+                 (failover() ? " or another head is active" : ""));
+      if (registered_) note_lost(false);
       registered_ = false;
       new_generation();
-      next_register_ms_ = now + 250;
+      head_.next_register_ms = now + 250;
+      if (failover()) fast_until_ms_ = std::max(fast_until_ms_, now + kFastSearchMs);
       return;
     case proto::kTasks: {
       if (!registered_) return;
@@ -276,7 +478,9 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
         ZG_LOG(kWarn, kLog, "head does not know this node (" + e.message + "); registering again");
         registered_ = false;
         new_generation();
-        next_register_ms_ = 0;
+        head_.next_register_ms = 0;
+      } else if (e.code == Code::kNotActive) {
+        on_not_active(e, head_.endpoint, now);
       } else {
         ZG_LOG(kWarn, kLog, "head error: " + std::string(code_name(e.code)) + ": " + e.message);
       }
@@ -288,6 +492,37 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
   }
 }
 
+// An answer on a probe: another head's `not_active`, or `registered`.
+bool IoLoop::on_probe_message(std::size_t i, zmq::message_t& frame, Millis now) {
+  Envelope env;
+  if (!decode_envelope(frame.data(), frame.size(), &env).ok() || !proto::check_version(env).ok())
+    return false;
+  if (env.type == proto::kError) {
+    proto::Error e;
+    if (proto::decode_error(env, &e).ok() && e.code == Code::kNotActive)
+      on_not_active(e, probes_[i].endpoint, now);
+    return false;
+  }
+  if (env.type != proto::kRegistered) return false;  // e.g. tasks from a head we said bye to
+  proto::Registered r;
+  if (!proto::decode_registered(env, &r).ok()) return false;
+  // The registered head stays unless this one is newer; never a head older
+  // than the newest seen. A head not taken is told bye (it forgets us).
+  if (r.epoch < max_epoch_ || (registered_ && r.epoch <= epoch_)) {
+    send_bye(probes_[i]);
+    return false;
+  }
+  switch_to_probe(i, r, now);
+  return true;
+}
+
+void IoLoop::send_bye(Link& l) {
+  Writer w = proto::begin(proto::kBye, 0, 1);
+  w.str(node_id());
+  zmq::message_t m = w.finish();
+  (void)zmqu::send_one(l.socket, m);
+}
+
 void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames) {
   if (frames.size() != 2 || frames[0].size() != sizeof(std::uint64_t)) return;
   std::uint64_t gen;
@@ -295,7 +530,7 @@ void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames) {
   if (gen != generation_ || !registered_) return;  // work of a previous connection
   // The DEALER queues up to its HWM while connected; a drop here is covered
   // by the head re-queueing the work of a node it declares dead.
-  (void)zmqu::send_one(dealer_, frames[1]);
+  (void)zmqu::send_one(head_.socket, frames[1]);
 }
 
 }  // namespace zgrid::node

@@ -5,6 +5,13 @@
 //     intervals; each (re)connection, and a head's `bye` or `not_found`,
 //     starts a new generation: queued work and stateful sessions' instances
 //     of the old one are dropped, and its results are not forwarded;
+//   - failover (a list of heads, docs/operations.md "Failover: nodes"): the
+//     node is registered with one head at a time. While it has none, or its
+//     head has been silent for 1.5 heartbeats, it sends `register` to every
+//     other head it knows (the list, and active heads a standby named in its
+//     `not_active`), one DEALER each (a Link); the first to answer
+//     `registered` with a newer epoch becomes the head (a new generation).
+//     It never stays with a head whose epoch is below the highest it saw;
 //   - what the head sends: task batches to the worker pool's queue,
 //     end_session to the service host;
 //   - results: forwarded unchanged if their generation is current;
@@ -37,6 +44,17 @@ namespace zgrid::node {
 
 class IoLoop {
  public:
+  // While a head is being looked for after one was lost, each link sends
+  // `register` this often (instead of the doubling backoff), for at most
+  // kFastSearchMs: a takeover is found within a fraction of a second.
+  static constexpr Millis kProbeEveryMs = 300;
+  static constexpr Millis kFastSearchMs = 15'000;
+  // A register that could not be sent (the link is not connected) is tried
+  // again this soon (failover only).
+  static constexpr Millis kUnsentRetryMs = 25;
+  // Endpoints learned from `not_active` answers (not in --head), at most.
+  static constexpr std::size_t kMaxLearned = 8;
+
   // `o.node_id` must be set (run_node fills the default in). All references
   // must outlive the IoLoop.
   IoLoop(const NodeOptions& o, zmq::context_t& ctx, WorkerPool& pool, svc::Host& host);
@@ -46,15 +64,39 @@ class IoLoop {
   Status run(zmq::socket_t& pull, const std::atomic<bool>& stop);
 
  private:
+  // One DEALER to one head: the registered head's, or one being asked.
+  struct Link {
+    std::string endpoint;
+    zmqu::HandshakeMonitor monitor;  // declared before socket: it outlives the socket it watches
+    zmq::socket_t socket;
+    Millis next_register_ms = 0;
+    Millis backoff_ms = 0;
+  };
+
   const std::string& node_id() const { return o_.node_id; }
+  bool failover() const { return endpoints_.size() + learned_.size() > 1; }
+  Result<Link> open_link(const std::string& endpoint);
   Status connect();
   void new_generation();
   Millis tick(Millis now);
+  Millis search(Millis now);
+  Millis probe_others(Millis now);
+  void learn(const std::string& backend, Millis now);
+  void send_register(Link& l, Millis now);
+  void send_bye(Link& l);
+  void close_probes();
+  void switch_to_probe(std::size_t i, const proto::Registered& r, Millis now);
+  void on_not_active(const proto::Error& e, const std::string& from, Millis now);
+  void drop_stale(const std::string& why, bool silent, Millis now);
+  void note_lost(bool silent);
   void send_heartbeat(Millis now);
   Millis check_task_timeouts(Millis now);
   void hand_back_queued();
   void send_result(std::uint64_t task_id, std::string_view code, std::string_view message);
   void on_head_message(zmq::message_t& frame, Millis now);
+  // Returns true when the probe became the head (probes_ changed).
+  bool on_probe_message(std::size_t i, zmq::message_t& frame, Millis now);
+  void adopt_registration(const proto::Registered& r, Millis now);
   void on_worker_results(std::vector<zmq::message_t>& frames);
 
   const NodeOptions& o_;
@@ -65,19 +107,26 @@ class IoLoop {
   std::vector<TimedOut> timed_out_;    // check_task_timeouts' scratch (kept: no allocation)
   std::vector<std::string> services_;  // name@version
   std::vector<proto::ServiceAd> service_info_;
-  zmqu::HandshakeMonitor monitor_;  // declared before dealer_: it outlives the socket it watches
-  zmq::socket_t dealer_;
+  std::vector<std::string> endpoints_;  // --head, split
+  std::vector<std::string> learned_;    // active backends named by not_active, not in --head
+  Link head_;                           // the head (registered or being registered with)
+  std::vector<Link> probes_;            // the other heads, while looking for one
   Millis last_auth_log_ms_ = -30'000;
+  Millis last_not_active_log_ms_ = -30'000;
+  Millis fast_until_ms_ = 0;  // links send register every kProbeEveryMs until then
   bool registered_ = false;
+  std::uint64_t epoch_ = 0;      // the registered head's epoch
+  std::uint64_t max_epoch_ = 0;  // the highest any head reported
+  std::string lost_head_;        // the head last given up (for the log line), until the next
+  Millis lost_heard_ms_ = 0;     // when it was last heard from
+  bool lost_silent_ = false;     // it fell silent (else it stood down)
   std::uint64_t generation_ = 0;
   std::uint64_t corr_ = 0;
   Millis hb_ms_;
   int misses_;
   Millis last_head_ms_ = 0;
   Millis last_hb_sent_ms_ = 0;
-  Millis next_register_ms_ = 0;
-  Millis register_sent_ms_ = 0;
-  Millis register_backoff_ms_ = 0;
+  std::uint64_t probes_version_ = 0;  // bumped whenever probes_ changes (the poll loop's check)
 };
 
 }  // namespace zgrid::node

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/cli.hpp"
+#include "common/util.hpp"
 #include "node/node.hpp"
 #include "node/options.hpp"
 #include "node/sim_nodes.hpp"
@@ -25,9 +26,11 @@ int main(int argc, char** argv) {
   zgrid::node::NodeOptions& o = cmd.options;
 
   if (cmd.simulate > 0) {
-    zgrid::node::SimNodes sim(
-        o.head, cmd.simulate, o.prefetch > 0 ? o.prefetch : 64, static_cast<int>(o.heartbeat_ms),
-        o.node_id.empty() ? "sim" : o.node_id, static_cast<int>(cmd.simulate_hold_ms));
+    // Simulated nodes talk to one head: the first of a list.
+    zgrid::node::SimNodes sim(zgrid::split_endpoints(o.head).front(), cmd.simulate,
+                              o.prefetch > 0 ? o.prefetch : 64, static_cast<int>(o.heartbeat_ms),
+                              o.node_id.empty() ? "sim" : o.node_id,
+                              static_cast<int>(cmd.simulate_hold_ms));
     sim.start();
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sim.stop();

@@ -15,9 +15,28 @@ namespace {
 
 using cli::in_range;
 
+// "transport://address" with a transport ZeroMQ's DEALER can connect over.
+bool plausible_endpoint(const std::string& ep) {
+  std::size_t sep = ep.find("://");
+  if (sep == std::string::npos || sep + 3 >= ep.size()) return false;
+  std::string_view transport(ep.data(), sep);
+  return transport == "tcp" || transport == "ipc" || transport == "inproc" || transport == "ws" ||
+         transport == "wss";
+}
+
 }  // namespace
 
 Status Validate(const NodeOptions& o) {
+  std::vector<std::string> heads = split_endpoints(o.head);
+  if (heads.empty()) return Status::InvalidArgument("--head names no endpoint");
+  if (heads.size() > NodeOptions::kMaxHeads)
+    return Status::InvalidArgument("--head lists " + std::to_string(heads.size()) +
+                                   " endpoints (at most " + std::to_string(NodeOptions::kMaxHeads) +
+                                   ")");
+  for (const auto& ep : heads)
+    if (!plausible_endpoint(ep) || ep.size() > proto::kMaxEndpointLength)
+      return Status::InvalidArgument("--head: '" + ep +
+                                     "' is not an endpoint (tcp://host:port or ipc://path)");
   ZG_RETURN_IF_ERROR(in_range<int>("--workers", o.workers, 0, 4096));
   ZG_RETURN_IF_ERROR(in_range<int>("--prefetch", o.prefetch, 0, 100'000));
   if (!o.node_id.empty() && !valid_name(o.node_id))
@@ -37,7 +56,10 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
   NodeOptions& o = out->options;
   CLI::App app("zgrid-node: a compute node of a zgrid grid", "zgrid-node");
   app.set_config("--config", "", "Read options from this INI/TOML file");
-  app.add_option("--head", o.head, "The head's backend endpoint")->capture_default_str();
+  app.add_option("--head", o.head,
+                 "The head's backend endpoint, or a comma-separated list of a failover pair's "
+                 "backends (registers with the active one)")
+      ->capture_default_str();
   app.add_option("--workers", o.workers, "Worker threads (0: one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
@@ -66,7 +88,8 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
                  "Log to this file (reopened on SIGHUP) instead of stderr");
   app.add_option(
          "--simulate", out->simulate,
-         "Test mode: N simulated nodes (echo, answered at once) on N connections, for scale tests")
+         "Test mode: N simulated nodes (echo, answered at once) on N connections, for scale tests "
+         "(with the first --head only)")
       ->check(CLI::Range(0, 100000));
   cli::add_duration(app, "--simulate-hold", &out->simulate_hold_ms,
                     "Test mode: simulated nodes answer each task message this long after it came");

@@ -23,8 +23,13 @@ struct NodeTestHooks {
 };
 
 struct NodeOptions {
-  std::string head = "tcp://127.0.0.1:5556";  // the head's backend endpoint
-  int workers = 0;                            // worker threads, 0..4096; 0: hardware concurrency
+  static constexpr std::size_t kMaxHeads = 16;
+
+  // The head's backend endpoint, or a comma-separated list of the backends
+  // of a failover pair (or more): one head at a time, the active one
+  // (docs/operations.md, "Failover: nodes"). At most kMaxHeads.
+  std::string head = "tcp://127.0.0.1:5556";
+  int workers = 0;  // worker threads, 0..4096; 0: hardware concurrency
   // Tasks per worker the head may send ahead, 0..100000. 0 (the default):
   // adaptive, the node asks for about 5 ms of work per worker at its
   // measured task time (node/prefetch.hpp).

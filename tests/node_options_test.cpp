@@ -139,6 +139,36 @@ TEST(NodeOptions, EnvironmentPrefixIsZgridNode) {
   EXPECT_EQ(cmd.options.head, "tcp://10.0.0.1:5556");
 }
 
+// Failover: --head (flag, ZGRID_NODE_HEAD, config) takes a list of
+// backends; each is checked, and one endpoint is still a list of one.
+TEST(NodeOptions, HeadTakesAListOfBackendsEachChecked) {
+  NodeOptions o;
+  o.head = "tcp://10.0.0.1:5556, tcp://10.0.0.2:5556";
+  EXPECT_TRUE(Validate(o).ok()) << Validate(o).message();
+  o.head = "ipc:///run/zgrid/backend";
+  EXPECT_TRUE(Validate(o).ok());
+  for (const char* bad : {"", " , ", "10.0.0.1:5556", "tcp://a:1,b:2", "udp://a:1", "tcp://"}) {
+    o.head = bad;
+    Status st = Validate(o);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("--head"), std::string::npos) << st.message();
+  }
+  o.head.clear();
+  for (int i = 0; i <= 16; ++i) o.head += "tcp://10.0.0." + std::to_string(i) + ":5556,";
+  EXPECT_NE(Validate(o).message().find("at most 16"), std::string::npos) << Validate(o).message();
+
+  NodeCommand cmd;
+  ASSERT_EQ(Parse({"--head", "tcp://a:5556,tcp://b:5556"}, &cmd), -1);
+  EXPECT_EQ(cmd.options.head, "tcp://a:5556,tcp://b:5556");
+  testing::TempDir d;
+  std::ofstream(d.file("node.ini")) << "head = \"tcp://c:5556,tcp://d:5556\"\n";
+  NodeCommand from_config;
+  ASSERT_EQ(Parse({"--config", d.file("node.ini")}, &from_config), -1);
+  EXPECT_EQ(from_config.options.head, "tcp://c:5556,tcp://d:5556");
+  EXPECT_NE(ParseError({"--head", "tcp://a:5556,b:5556"}).find("'b:5556' is not an endpoint"),
+            std::string::npos);
+}
+
 TEST(NodeOptions, ListsDurationsAndTestModeAreParsed) {
   NodeCommand cmd;
   ASSERT_EQ(Parse({"--services",      "echo,factorize@1",
