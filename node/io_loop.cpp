@@ -40,10 +40,6 @@ IoLoop::IoLoop(const NodeOptions& o, zmq::context_t& ctx, WorkerPool& pool, svc:
 Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
   endpoints_ = split_endpoints(o_.head);
   if (endpoints_.empty()) return Status::InvalidArgument("--head names no endpoint");
-  for (const auto& ep : endpoints_) {  // a bad endpoint is an error now, not at a failover
-    auto l = open_link(ep);
-    if (!l.ok()) return l.status();
-  }
   head_.endpoint = endpoints_.front();
   ZG_RETURN_IF_ERROR(connect());
   const Clock& clock = SteadyClock::instance();
@@ -134,14 +130,17 @@ void IoLoop::new_generation() {
 Millis IoLoop::tick(Millis now) {
   // Read handshake events every tick, so the monitors' queues never fill.
   Status handshake = head_.monitor.check();
+  const std::string* refused_by = &head_.endpoint;
   for (Link& p : probes_)
-    if (Status st = p.monitor.check(); !st.ok() && handshake.ok() && !registered_)
-      handshake = Status(st.code(), p.endpoint + ": " + st.message());
+    if (Status st = p.monitor.check(); !st.ok() && handshake.ok()) {
+      handshake = st;
+      refused_by = &p.endpoint;
+    }
   if (!registered_) {
     // A refused key never connects: say so (every 30 s at most), keep trying
     // (the operator may add the key and SIGHUP the head).
     if (!handshake.ok() && now - last_auth_log_ms_ >= 30'000) {
-      ZG_LOG(kError, kLog, "cannot register with " + head_.endpoint + ": " + handshake.message());
+      ZG_LOG(kError, kLog, "cannot register with " + *refused_by + ": " + handshake.message());
       last_auth_log_ms_ = now;
     }
     return search(now);
@@ -196,7 +195,13 @@ Millis IoLoop::probe_others(Millis now) {
     for (const std::string& ep : *list) {
       if (have(ep)) continue;
       auto l = open_link(ep);
-      if (!l.ok()) continue;  // checked at start (the list) or when learned
+      if (!l.ok()) {  // Validate checked the list's; learn() those it learned
+        if (now - last_auth_log_ms_ >= 30'000) {
+          ZG_LOG(kError, kLog, l.status().message());
+          last_auth_log_ms_ = now;
+        }
+        continue;
+      }
       probes_.push_back(std::move(l).value());
       ++probes_version_;
     }
@@ -307,9 +312,8 @@ void IoLoop::learn(const std::string& backend, Millis now) {
   bool known = std::find(endpoints_.begin(), endpoints_.end(), backend) != endpoints_.end() ||
                std::find(learned_.begin(), learned_.end(), backend) != learned_.end();
   if (!known) {
-    if (auto l = open_link(backend); !l.ok()) {
-      ZG_LOG(kWarn, kLog,
-             "a standby names the active head " + backend + ": " + l.status().message());
+    if (backend.size() > proto::kMaxEndpointLength || backend.find("://") == std::string::npos) {
+      ZG_LOG(kWarn, kLog, "a standby names the active head '" + backend + "': not an endpoint");
       return;
     }
     if (learned_.size() >= kMaxLearned) learned_.erase(learned_.begin());

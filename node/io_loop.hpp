@@ -65,12 +65,36 @@ class IoLoop {
 
  private:
   // One DEALER to one head: the registered head's, or one being asked.
+  // Its monitor is stopped before the socket closes: libzmq's I/O thread
+  // sends monitor events blocking, and one for a closing connection sent
+  // after the monitor's reader is gone would stall every socket of the
+  // context (a Link closed mid-handshake: a probe given up).
   struct Link {
     std::string endpoint;
     zmqu::HandshakeMonitor monitor;  // declared before socket: it outlives the socket it watches
     zmq::socket_t socket;
     Millis next_register_ms = 0;
     Millis backoff_ms = 0;
+
+    Link() = default;
+    Link(Link&&) noexcept = default;
+    Link& operator=(Link&& o) noexcept {
+      if (this == &o) return *this;
+      stop_monitor();
+      socket = std::move(o.socket);  // closes ours before its monitor's reader goes
+      monitor = std::move(o.monitor);
+      endpoint = std::move(o.endpoint);
+      next_register_ms = o.next_register_ms;
+      backoff_ms = o.backoff_ms;
+      return *this;
+    }
+    ~Link() {
+      stop_monitor();
+      socket.close();
+    }
+    void stop_monitor() {
+      if (socket.handle() != nullptr) (void)zmq_socket_monitor(socket.handle(), nullptr, 0);
+    }
   };
 
   const std::string& node_id() const { return o_.node_id; }
