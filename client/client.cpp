@@ -124,6 +124,12 @@ class BrokerClient::State {
   // After a head restart: re-open this client (learning what the head has
   // acknowledged) and resend every batch past that.
   Status resume();
+  // A call naming this client was refused by a head this client has not
+  // spoken to yet (it restarted or took over during the call, and does not
+  // have the client): re-open it (resume) and call again.
+  bool reopen_after(const Status& st) const {
+    return st.code() == Code::kNotFound && t_.head_instance() != instance_;
+  }
   // While waiting: the connection's keep_alive, and resume() when the head
   // answering is a new instance; `activity`: also a ping naming this client.
   Status check_head(bool activity);
@@ -491,9 +497,13 @@ void BrokerClient::State::on_message(Transport::Reply& r) {
   if (env.type == proto::kError) {
     proto::Error e;
     if (!proto::decode_error(env, &e).ok()) return;
-    if (e.code == Code::kOutOfSequence) {
-      // Sent to a head that restarted before it had the batches before this
-      // one: keep it, and resend everything after what the head holds.
+    if (e.code == Code::kOutOfSequence || e.code == Code::kNotFound) {
+      // Sent to a head that restarted (or took over) before it had the
+      // batches before this one, or before it had this client at all: keep
+      // it, re-open the client and resend everything after what the head
+      // holds. (Answers to copies sent before that re-open may still come:
+      // another re-open is harmless, the head drops what it holds. A session
+      // that is gone, e.g. interactive on a dead head: resume says so.)
       need_resume_ = true;
       return;
     }
@@ -568,10 +578,14 @@ Status BrokerClient::State::send_batch(bool flush) {
     m.items.push_back({pending_[i], pending_[i + 1]});
   if (n == 0) {
     // A bare flush: no items, but the flag.
-    auto r = t_.call(
-        proto::encode_client_ref(proto::kFlush, t_.next_corr(), {session_id_, client_id_, 0}),
-        proto::kOk, t_.options().timeout_ms);
-    return r.ok() ? Status::OK() : r.status();
+    for (int attempt = 0;; ++attempt) {
+      auto r = t_.call(
+          proto::encode_client_ref(proto::kFlush, t_.next_corr(), {session_id_, client_id_, 0}),
+          proto::kOk, t_.options().timeout_ms);
+      if (r.ok()) return Status::OK();
+      if (attempt > 0 || !reopen_after(r.status())) return r.status();
+      ZG_RETURN_IF_ERROR(resume());
+    }
   }
   std::uint64_t corr = t_.next_corr();
   zmq::message_t msg = proto::encode_send(corr, m);
@@ -611,11 +625,15 @@ Status BrokerClient::State::resume() {
 Status BrokerClient::State::end_requests() {
   if (committed_) return Status::OK();  // submit() committed it
   if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
-  ZG_RETURN_IF_ERROR(wait_window(0));
-  auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
-                                            {session_id_, client_id_, acked_seq_}),
-                   proto::kOk, t_.options().timeout_ms);
-  return r.ok() ? Status::OK() : r.status();
+  for (int attempt = 0;; ++attempt) {
+    ZG_RETURN_IF_ERROR(wait_window(0));
+    auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
+                                              {session_id_, client_id_, acked_seq_}),
+                     proto::kOk, t_.options().timeout_ms);
+    if (r.ok()) return Status::OK();
+    if (attempt > 0 || !reopen_after(r.status())) return r.status();
+    ZG_RETURN_IF_ERROR(resume());  // then its batches again, and EndRequests
+  }
 }
 
 bool BrokerClient::State::poll_response(proto::Response* out) {

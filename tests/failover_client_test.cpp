@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -292,6 +295,172 @@ TEST(FailoverClient, HeadsTableAsksEachHeadDirectly) {
   EXPECT_EQ(rows[1].str("active"), a.endpoint());
   EXPECT_EQ(rows[2].str("role"), "no answer");
   (void)a_dead;
+}
+
+// ---- real heads: an active and a standby on one data directory ----------------
+
+using testing::HeadProcess;
+using testing::Process;
+using testing::run_cli;
+using testing::TempDir;
+using testing::wait_until;
+
+class FailoverCli : public ::testing::Test {
+ protected:
+  std::unique_ptr<HeadProcess> Head(const std::string& name) {
+    return std::make_unique<HeadProcess>(
+        dir_, name, dir_.file("data"),
+        std::vector<std::string>{"--http", "off", "--heartbeat", "250ms"});
+  }
+  std::unique_ptr<Process> Node(const std::string& backend, const std::string& log) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{ZGRID_NODE_BIN, "--head", backend, "--workers", "2"},
+        dir_.file(log));
+  }
+  std::string Log(const std::string& name) const { return testing::read_file(dir_.file(name)); }
+  TempDir dir_;
+};
+
+// Lines of `text` that are not the CLI's own (stderr, "zgrid: ...").
+std::vector<std::string> OutputLines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line.rfind("zgrid:", 0) != 0) out.push_back(line);
+  return out;
+}
+
+// The session id a submit's log names ("zgrid: session ID (durable, ...)").
+std::string SessionOf(const std::string& log) {
+  auto at = log.find("zgrid: session ");
+  if (at == std::string::npos) return {};
+  at += 15;
+  return log.substr(at, log.find(' ', at) - at);
+}
+
+TEST_F(FailoverCli, DurableSubmitFetchAndWaitFinishExactlyOnceAcrossTwoTakeovers) {
+  auto a = Head("a");
+  a->start();
+  ASSERT_TRUE(a->wait_role("active", 10'000)) << a->log();
+  auto b = Head("b");
+  b->start();
+  ASSERT_TRUE(b->wait_role("standby", 10'000)) << b->log();
+  const std::string heads = a->frontend() + "," + b->frontend();
+
+  // zgrid status lists both heads, their roles and the epoch.
+  auto st = run_cli({"--head", heads, "status"}, "", 30'000);
+  ASSERT_EQ(st.code, 0) << st.err;
+  EXPECT_NE(st.out.find(a->frontend() + "  active"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find(b->frontend() + "  standby"), std::string::npos) << st.out;
+  auto js = run_cli({"--head", heads, "status", "--json"}, "", 30'000);
+  ASSERT_EQ(js.code, 0) << js.err;
+  EXPECT_EQ(js.out.rfind(
+                "{\"heads\": [{\"endpoint\": \"" + a->frontend() + "\", \"role\": \"active\"", 0),
+            0u)
+      << js.out;
+
+  constexpr std::uint64_t kFirst = 1'000'000;
+  constexpr std::size_t kN = 200'000;
+  {
+    std::ofstream in(dir_.file("input.txt"));
+    for (std::size_t i = 0; i < kN; ++i) in << kFirst + i << "\n";
+  }
+  auto na = Node(a->backend(), "node-a.log");
+  // 1. The active head dies while a durable submit is sending.
+  Process submit({ZGRID_CLI_BIN, "--head", heads, "--timeout", "30s", "submit", "--durable",
+                  "--service", "factorize", "--file", dir_.file("input.txt")},
+                 dir_.file("submit.log"));
+  ASSERT_TRUE(wait_until([&] { return !SessionOf(Log("submit.log")).empty(); }, 30'000))
+      << Log("submit.log");
+  const std::string sid = SessionOf(Log("submit.log"));
+  ASSERT_TRUE(submit.running()) << "the submit ended before the head was killed";
+  a->kill_now();
+  na->kill_now();
+  ASSERT_TRUE(b->wait_role("active", 10'000)) << b->log();
+  ASSERT_EQ(submit.wait(60'000), 0) << Log("submit.log");
+  EXPECT_NE(Log("submit.log").find(sid), std::string::npos);
+
+  // 2. The old head back as a standby; no node yet: fetch and wait wait.
+  a->start();
+  ASSERT_TRUE(a->wait_role("standby", 10'000)) << a->log();
+  Process fetch({ZGRID_CLI_BIN, "--head", heads, "--timeout", "30s", "fetch", sid},
+                dir_.file("fetch.log"));
+  Process wait({ZGRID_CLI_BIN, "--head", heads, "--timeout", "30s", "wait", sid},
+               dir_.file("wait.log"));
+  auto nb = Node(b->backend(), "node-b.log");
+  ASSERT_TRUE(wait_until([&] { return OutputLines(Log("fetch.log")).size() >= 1000; }, 60'000))
+      << Log("fetch.log").substr(0, 2000);
+  // 3. The active head dies during the fetch and the wait.
+  b->kill_now();
+  nb->kill_now();
+  ASSERT_TRUE(fetch.running() && wait.running()) << "done before the kill";
+  ASSERT_TRUE(a->wait_role("active", 10'000)) << a->log();
+  auto na2 = Node(a->backend(), "node-a2.log");
+  ASSERT_EQ(fetch.wait(180'000), 0) << Log("fetch.log").substr(0, 2000);
+  ASSERT_EQ(wait.wait(60'000), 0) << Log("wait.log");
+  EXPECT_NE(Log("wait.log").find(std::to_string(kN) + " done, 0 faulted, 0 removed"),
+            std::string::npos)
+      << Log("wait.log");
+
+  // Every request answered exactly once, every factorization multiplying back.
+  std::multiset<std::uint64_t> seen;
+  for (const std::string& line : OutputLines(Log("fetch.log"))) {
+    auto eq = line.find(" = ");
+    ASSERT_NE(eq, std::string::npos) << line;
+    std::uint64_t v = std::stoull(line.substr(0, eq));
+    ASSERT_TRUE(testing::is_factorization(v, line.substr(eq + 3))) << line;
+    seen.insert(v);
+  }
+  ASSERT_EQ(seen.size(), kN);
+  for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(seen.count(kFirst + i), 1u) << kFirst + i;
+}
+
+TEST_F(FailoverCli, AnInteractiveSessionOnADeadHeadEndsWithOneLineNamingTheFailover) {
+  auto a = Head("a");
+  a->start();
+  ASSERT_TRUE(a->wait_role("active", 10'000)) << a->log();
+  auto b = Head("b");
+  b->start();
+  ASSERT_TRUE(b->wait_role("standby", 10'000)) << b->log();
+  const std::string heads = a->frontend() + "," + b->frontend();
+  auto na = Node(a->backend(), "node-a.log");
+  {
+    std::ofstream in(dir_.file("sleeps.txt"));
+    for (int i = 0; i < 200; ++i) in << "2000\n";
+  }
+  Process submit({ZGRID_CLI_BIN, "--head", heads, "--timeout", "20s", "submit", "--service",
+                  "sleep", "--file", dir_.file("sleeps.txt")},
+                 dir_.file("submit.log"));
+  // Some answers came (the CLI buffers its output: ask the head): the
+  // session is running on a.
+  ASSERT_TRUE(wait_until([&] { return !SessionOf(Log("submit.log")).empty(); }, 30'000));
+  const std::string sid = SessionOf(Log("submit.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = run_cli({"--head", a->frontend(), "status", sid, "--json"}, "", 10'000);
+        auto at = s.out.find("\"done\": ");
+        return at != std::string::npos && std::stoull(s.out.substr(at + 8)) >= 2;
+      },
+      30'000, 200))
+      << Log("submit.log");
+  a->kill_now();
+  na->kill_now();
+  const Clock& clock = SteadyClock::instance();
+  Millis killed = clock.now_ms();
+  ASSERT_TRUE(b->wait_role("active", 10'000)) << b->log();
+  EXPECT_EQ(submit.wait(30'000), 2) << Log("submit.log");
+  EXPECT_LT(clock.now_ms() - killed, 15'000);
+  std::vector<std::string> errors;
+  std::istringstream in(Log("submit.log"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("zgrid: error:", 0) == 0) errors.push_back(line);
+  ASSERT_EQ(errors.size(), 1u) << Log("submit.log");
+  EXPECT_NE(errors[0].find("the head failed over to " + b->frontend() + " (epoch 2)"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[0].find("interactive sessions do not survive a failover"), std::string::npos)
+      << errors[0];
 }
 
 }  // namespace
