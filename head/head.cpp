@@ -174,6 +174,7 @@ class Head {
     r.instance = ctx_.instance;
     r.host = hostname();
     r.boot_id = boot_id();
+    r.pid_ns = pid_namespace();
     r.pid = static_cast<std::uint64_t>(getpid());
     r.frontend = frontend_ep_.empty() ? "" : advertised(frontend_ep_);
     r.backend = backend_ep_.empty() ? "" : advertised(backend_ep_);
@@ -817,6 +818,7 @@ Status purge_offline(const HeadOptions& o, const std::string& sid) {
   self.instance = random_id64();
   self.host = hostname();
   self.boot_id = boot_id();
+  self.pid_ns = pid_namespace();
   self.pid = static_cast<std::uint64_t>(getpid());
   auto l = Lease::open(o.data_dir, lo, self);
   if (!l.ok()) return l.status();

@@ -32,8 +32,9 @@ std::string encode(const LeaseRecord& r) {
   std::ostringstream o;
   o << "epoch=" << r.epoch << "\ncounter=" << r.counter
     << "\nstate=" << (r.released ? "released" : "held") << "\ninstance=" << r.instance
-    << "\nhost=" << r.host << "\nboot_id=" << r.boot_id << "\npid=" << r.pid
-    << "\nfrontend=" << r.frontend << "\nbackend=" << r.backend << "\nhttp=" << r.http << "\n";
+    << "\nhost=" << r.host << "\nboot_id=" << r.boot_id << "\npid_ns=" << r.pid_ns
+    << "\npid=" << r.pid << "\nfrontend=" << r.frontend << "\nbackend=" << r.backend
+    << "\nhttp=" << r.http << "\n";
   std::string s = o.str();
   if (s.size() > kRecordSize - 1) s.resize(kRecordSize - 1);
   s.resize(kRecordSize, ' ');  // padding: the record's size never changes
@@ -62,6 +63,8 @@ LeaseRecord decode(const std::string& text) {
       r.host = v;
     else if (k == "boot_id")
       r.boot_id = v;
+    else if (k == "pid_ns")
+      r.pid_ns = v;
     else if (k == "pid")
       r.pid = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "frontend")
@@ -138,6 +141,12 @@ Millis boottime_ms() {
   timespec ts{};
   clock_gettime(CLOCK_BOOTTIME, &ts);
   return static_cast<Millis>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::string pid_namespace() {
+  char buf[64] = {0};
+  ssize_t n = ::readlink("/proc/self/ns/pid", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
 }
 
 std::string boot_id() {
@@ -233,7 +242,8 @@ Result<Lease::Poll> Lease::poll() {
   } else if (rec.released) {
     may = true;
     why = "the head of epoch " + std::to_string(newest) + " released it";
-  } else if (!rec.boot_id.empty() && rec.boot_id == boot_id() && process_gone(rec.pid)) {
+  } else if (!rec.boot_id.empty() && rec.boot_id == boot_id() && !rec.pid_ns.empty() &&
+             rec.pid_ns == pid_namespace() && process_gone(rec.pid)) {
     may = true;
     why = "the head of epoch " + std::to_string(newest) + " (PID " + std::to_string(rec.pid) +
           " on this machine) is gone";
@@ -386,6 +396,7 @@ void Lease::release() {
     Status w = write_record(true);
     if (!w.ok()) ZG_LOG(kWarn, kLog, "cannot mark the lease released: " + w.message());
   }
+  lose("the lease was released");  // anything still open writes no more
   held_ = false;
 }
 

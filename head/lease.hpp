@@ -56,12 +56,15 @@ struct LeaseRecord {
   std::uint64_t counter = 0;  // grows with every renewal
   bool released = false;      // the holder stopped cleanly: take over at once
   std::string instance, host, boot_id;
+  std::string pid_ns;  // the holder's PID namespace (/proc/self/ns/pid): containers share a boot id
   std::uint64_t pid = 0;
   std::string frontend, backend, http;  // where the holder serves
 };
 
 // This machine's boot id (Linux: /proc/sys/kernel/random/boot_id).
 std::string boot_id();
+// This process's PID namespace ("pid:[4026531836]").
+std::string pid_namespace();
 // Milliseconds of CLOCK_BOOTTIME.
 Millis boottime_ms();
 
@@ -102,7 +105,7 @@ class Lease {
   // Whether this head's claim ended another head's unreleased lease.
   bool took_over() const { return took_over_; }
   // Clean stop of the holder: marks its epoch file released, so a standby
-  // takes over at once. Stops the renewer.
+  // takes over at once. Stops the renewer; the fence says no from then on.
   void release();
   // Updates the endpoints written at the next renewal (after binding).
   void set_self(const LeaseRecord& self);

@@ -289,6 +289,29 @@ TEST_F(Failover, AFrozenHeadThatComesBackStandsDownWithoutWriting) {
   submit.kill_now();
 }
 
+// Frozen past its lease with no other head to take over: it renews when it
+// wakes and serves on, its durable session intact.
+TEST_F(Failover, AHeadFrozenWithNoStandbyRenewsAndServesOn) {
+  auto a = Head("a", {"--lease-timeout", "600ms", "--lease-renew", "100ms"});
+  a->start();
+  ASSERT_TRUE(a->wait_role("active", 5'000));
+  auto n = Node(a->backend(), "node.log");
+  auto r = run_cli(
+      {"--head", a->frontend(), "submit", "--durable", "--service", "factorize", "--file", "-"},
+      Numbers(500, 100));
+  ASSERT_EQ(r.code, 0) << r.err;
+  a->process().signal(SIGSTOP);
+  // Three lease timeouts, measured by the lease's own clock.
+  Millis t0 = SteadyClock::instance().now_ms();
+  wait_until([&] { return SteadyClock::instance().now_ms() - t0 >= 1'800; }, 5'000, 50);
+  a->process().signal(SIGCONT);
+  auto f = run_cli({"--head", a->frontend(), "fetch", r.out.substr(0, 32)});
+  ASSERT_EQ(f.code, 0) << f.err << a->log();
+  ExpectExactlyOnce(f.out, 500, 100);
+  EXPECT_TRUE(a->running());
+  EXPECT_NE(a->log().find("no other head claimed it: renewed"), std::string::npos) << a->log();
+}
+
 TEST_F(Failover, ACleanStopHandsTheLeaseOverAtOnce) {
   auto a = Head("a", {"--lease-timeout", "30s", "--lease-renew", "1s"});
   a->start();
