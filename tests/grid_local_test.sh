@@ -81,7 +81,8 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [ $ok = 1 ] || fail "the killed head did not come back as the standby"
-"$G" status | grep -q "^head 1: pid $new, standby (epoch 2)" || fail "status after the takeover"
+st=$("$G" status) || fail "status after the takeover"
+grep -q "^head 1: pid $new, standby (epoch 2)" <<<"$st" || fail "status after the takeover: $st"
 pids="$pids $new"
 "$G" down || fail "down of the pair"
 # shellcheck disable=SC2086
