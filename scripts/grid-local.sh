@@ -8,12 +8,13 @@
 # Run directory: $ZGRID_RUN_DIR (default /tmp/zgrid-$USER) holds pid files and
 # logs. Endpoints: $ZGRID_FRONTEND / $ZGRID_BACKEND (defaults 127.0.0.1:5555 /
 # :5556; ":0" picks free ports), $ZGRID_HTTP (the dashboard; default the
-# head's own, 127.0.0.1:9755). With --standby the second head uses
-# $ZGRID_FRONTEND2 / $ZGRID_BACKEND2 / $ZGRID_HTTP2 (defaults :5565 / :5566 /
-# 127.0.0.1:9765), both heads are supervised (one that exits, e.g. killed or
-# stood down, is restarted and comes back as the standby), and nodes and the
-# CLI get both heads' endpoints. Nodes are supervised: one that dies is
-# restarted. `down` stops exactly the processes `up` started (by PID).
+# head's own, 127.0.0.1:9755 or a free port when that is taken). With
+# --standby the second head uses $ZGRID_FRONTEND2 / $ZGRID_BACKEND2 /
+# $ZGRID_HTTP2 (defaults :5565 / :5566 / the head's own), both heads are
+# supervised (one that exits, e.g. killed or stood down, is restarted and
+# comes back as the standby), and nodes and the CLI get both heads'
+# endpoints. Nodes are supervised: one that dies is restarted. `down` stops
+# exactly the processes `up` started (by PID).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,7 @@ BACKEND=${ZGRID_BACKEND:-tcp://127.0.0.1:5556}
 HTTP=${ZGRID_HTTP:-}
 FRONTEND2=${ZGRID_FRONTEND2:-tcp://127.0.0.1:5565}
 BACKEND2=${ZGRID_BACKEND2:-tcp://127.0.0.1:5566}
-HTTP2=${ZGRID_HTTP2:-127.0.0.1:9765}
+HTTP2=${ZGRID_HTTP2:-}
 STANDBY=0
 NODES=2
 WORKERS=0
@@ -44,7 +45,7 @@ USAGE="usage: grid-local.sh up|down|status|restart|env [--nodes N] [--workers W]
 
 Run directory \$ZGRID_RUN_DIR (default /tmp/zgrid-\$USER); endpoints \$ZGRID_FRONTEND,
 \$ZGRID_BACKEND (default tcp://127.0.0.1:5555 and :5556; :0 picks free ports), \$ZGRID_HTTP;
-the standby's \$ZGRID_FRONTEND2, \$ZGRID_BACKEND2, \$ZGRID_HTTP2 (default :5565, :5566, :9765)."
+the standby's \$ZGRID_FRONTEND2, \$ZGRID_BACKEND2, \$ZGRID_HTTP2 (default :5565, :5566)."
 usage() { echo "$USAGE"; exit 0; }
 
 cmd=${1:-status}
@@ -115,7 +116,7 @@ head_args() {
   if [ "$k" = 1 ]; then f=$FRONTEND b=$BACKEND h=$HTTP; else f=$FRONTEND2 b=$BACKEND2 h=$HTTP2; fi
   if [ -s "$ep" ]; then
     f=$(endpoint frontend "$k") b=$(endpoint backend "$k")
-    h=$(endpoint http "$k"); h=${h#http://}; h=${h%/}
+    if [ -n "$(endpoint http "$k")" ]; then h=$(endpoint http "$k"); h=${h#http://}; h=${h%/}; fi
   fi
   printf '%s\n' --frontend "$f" --backend "$b" --endpoints-file "$ep"
   [ -z "$h" ] || printf '%s\n' --http "$h"
