@@ -34,6 +34,8 @@ struct Global {
 int fail(const Status& st);
 int fail(const std::string& msg);
 zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g);
+// The connection options the global flags say (CURVE keys read).
+zgrid::Result<zgrid::client::ClientOptions> client_options(const Global& g);
 
 // Says on stderr, in one line, why a session's work cannot run (its status
 // field `paused`: no node offers its service, or the head's journal disk is

@@ -124,6 +124,12 @@ class BrokerClient::State {
   // After a head restart: re-open this client (learning what the head has
   // acknowledged) and resend every batch past that.
   Status resume();
+  // A call naming this client was refused by a head this client has not
+  // spoken to yet (it restarted or took over during the call, and does not
+  // have the client): re-open it (resume) and call again.
+  bool reopen_after(const Status& st) const {
+    return st.code() == Code::kNotFound && t_.head_instance() != instance_;
+  }
   // While waiting: the connection's keep_alive, and resume() when the head
   // answering is a new instance; `activity`: also a ping naming this client.
   Status check_head(bool activity);
@@ -143,6 +149,7 @@ class BrokerClient::State {
   std::size_t pending_bytes_ = 0;
   std::deque<SentBatch> unacked_;  // batches sent and not acknowledged, in order
   std::string instance_;           // the head instance this client last spoke to
+  std::string endpoint_;           // and its endpoint (another one: a failover)
   std::string open_token_;         // sent with every open_client of this client (empty: submit)
   std::deque<proto::Response> responses_;
   std::uint64_t received_ = 0;
@@ -153,243 +160,16 @@ class BrokerClient::State {
   Millis last_ping_ = SteadyClock::instance().now_ms();  // check_head's latest ping naming it
 };
 
-// ---- Transport ------------------------------------------------------------------
+// ---- what the Transport hands a BrokerClient ------------------------------------
 
-Transport::Transport(const ClientOptions& o) : o_(o), ctx_(1) {}
-
-Status Transport::start() {
-  zmqu::SocketOptions so;
-  so.linger_ms = 0;
-  so.curve_server_key = o_.head_key;
-  so.curve_public = o_.public_key;
-  so.curve_secret = o_.secret_key;
-  if (!o_.head_key.empty() && (o_.public_key.empty() || o_.secret_key.empty()))
-    return Status::InvalidArgument("--head-key needs this client's own key pair too (--key)");
-  auto s = zmqu::connect_dealer(ctx_, o_.head, so, &monitor_);
-  if (!s.ok()) return s.status();
-  sock_ = std::move(s).value();
-  auto r =
-      call(proto::encode_hello(next_corr(), "zgrid-client 0.1"), proto::kHelloOk, o_.timeout_ms);
-  if (!r.ok()) return r.status();
-  Reader& f = (*r)->env.fields;
-  f.skip();
-  instance_ = std::string(f.bytes(64));
-  return Status::OK();
+bool Transport::has_batch(BrokerClient* bc, std::uint64_t corr) {
+  for (const auto& b : bc->s_->unacked_)
+    if (b.corr == corr) return true;
+  return false;
 }
 
-void Transport::add_client(const std::string& session_id, const std::string& client_id,
-                           BrokerClient* bc) {
-  clients_[{session_id, client_id}] = bc;
-}
-
-void Transport::remove_client(const std::string& session_id, const std::string& client_id) {
-  clients_.erase({session_id, client_id});
-}
-
-Status Transport::send_raw(zmq::message_t& m, Millis within) {
-  // With ZMQ_IMMEDIATE a send waits for a connection: bound that wait, and
-  // stop early when the handshake is refused (a refused key never connects).
-  const Clock& clock = SteadyClock::instance();
-  Millis deadline =
-      clock.now_ms() + (within >= 0 ? std::min(within, o_.timeout_ms) : o_.timeout_ms);
-  try {
-    while (true) {
-      if (sock_.send(m, zmq::send_flags::dontwait)) return Status::OK();
-      Status hs = monitor_.check();
-      if (!hs.ok() && monitor_.decisive()) return hs;
-      // Nothing listens there: say so now rather than after the timeout (a
-      // head that accepts and does not answer still gets the whole timeout).
-      if (monitor_.refused())
-        return Status::Unavailable("cannot reach the head at " + o_.head +
-                                   ": connection refused (is zgrid-head running there?)");
-      Millis left = deadline - clock.now_ms();
-      if (left <= 0) {
-        if (!hs.ok()) return hs;
-        return Status::Unavailable("cannot reach the head at " + o_.head + " (no answer within " +
-                                   format_duration(o_.timeout_ms) + ")");
-      }
-      if (o_.interrupted && o_.interrupted()) return Status(Code::kCancelled, "interrupted");
-      zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLOUT, 0};
-      try {
-        zmq::poll(&item, 1, std::chrono::milliseconds(std::min<Millis>(left, 20)));
-      } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) throw;  // a signal: look at `interrupted` and go on
-      }
-    }
-  } catch (const zmq::error_t& e) {
-    return Status::Unavailable(std::string("send failed: ") + e.what());
-  }
-}
-
-void Transport::note_waiting(Millis now) {
-  if (waiting_since_ == 0 || now - last_wait_ > 1000) waiting_since_ = now;
-  last_wait_ = now;
-}
-
-bool Transport::ping(const std::string& session_id, const std::string& client_id) {
-  zmq::message_t m = session_id.empty() ? proto::begin(proto::kPing, next_corr(), 0).finish()
-                                        : proto::encode_client_ref(proto::kPing, next_corr(),
-                                                                   {session_id, client_id, 0});
-  try {
-    if (!sock_.send(m, zmq::send_flags::dontwait)) return false;
-  } catch (const zmq::error_t&) {
-    return false;
-  }
-  last_ping_ = SteadyClock::instance().now_ms();
-  return true;
-}
-
-Status Transport::keep_alive() {
-  const Millis now = SteadyClock::instance().now_ms();
-  note_waiting(now);
-  const Millis ping_after = std::clamp<Millis>(o_.timeout_ms / 2, 1, 1000);
-  if (now - last_heard_ < ping_after) return Status::OK();
-  Status hs = monitor_.check();
-  if (!hs.ok() && monitor_.decisive()) return hs;
-  if (now - std::max(last_heard_, waiting_since_) >= o_.timeout_ms) {
-    if (!hs.ok()) return hs;
-    return Status::Unavailable("the head at " + o_.head + " did not answer within " +
-                               format_duration(o_.timeout_ms));
-  }
-  // Not sent (no connection: the head is down or restarting): tried again on
-  // the next call, without waiting for a connection here.
-  if (now - last_ping_ >= ping_after) (void)ping();
-  return Status::OK();
-}
-
-Result<bool> Transport::pump(Millis timeout) {
-  note_waiting(SteadyClock::instance().now_ms());
-  if (o_.interrupted) {  // every wait is a loop over pump: asked each slice
-    if (o_.interrupted()) return Status(Code::kCancelled, "interrupted");
-    timeout = std::min<Millis>(timeout, 100);
-  }
-  zmq::pollitem_t item{static_cast<void*>(sock_), 0, ZMQ_POLLIN, 0};
-  try {
-    int n = zmq::poll(&item, 1, std::chrono::milliseconds(timeout));
-    if (n == 0) return false;
-  } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return false;
-    return Status::Unavailable(std::string("poll failed: ") + e.what());
-  }
-  bool any = false;
-  for (int i = 0; i < 64; ++i) {
-    std::vector<zmq::message_t> frames;
-    auto rs = zmqu::recv_message(sock_, &frames, 2);
-    if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
-    if (rs != zmqu::RecvStatus::kOk || frames.size() != 1) continue;
-    auto r = std::make_unique<Reply>();
-    r->frame = std::move(frames[0]);
-    Status st = decode_envelope(r->frame.data(), r->frame.size(), &r->env);
-    if (st.ok()) st = proto::check_version(r->env);
-    if (!st.ok()) {
-      if (r->env.corr != 0 && r->env.corr == waiting_corr_) {
-        // Surface a version error to the waiting call as an error reply.
-        reply_.reset();
-        auto e = std::make_unique<Reply>();
-        e->frame = proto::encode_error(r->env.corr, st);
-        (void)decode_envelope(e->frame.data(), e->frame.size(), &e->env);
-        reply_ = std::move(e);
-      }
-      continue;
-    }
-    last_heard_ = SteadyClock::instance().now_ms();  // any message: the head is alive
-    route(std::move(r));
-    any = true;
-    // The reply ends the read: what follows it may be for a BrokerClient the
-    // caller makes from this reply (submit), so it stays queued until then.
-    if (reply_) break;
-  }
-  return any;
-}
-
-void Transport::route(std::unique_ptr<Reply> r) {
-  Envelope& env = r->env;
-  if (env.type == proto::kAck || env.type == proto::kResponses ||
-      (env.type == proto::kError && env.corr != waiting_corr_)) {
-    // Messages for a BrokerClient: find it by the ids in the body, or, for
-    // an error, by the batch it answers.
-    if (env.type == proto::kError) {
-      for (auto& kv : clients_)
-        for (const auto& b : kv.second->s_->unacked_)
-          if (b.corr == env.corr) {
-            kv.second->s_->on_message(*r);
-            return;
-          }
-      return;
-    }
-    Reader peek = env.fields;
-    std::string sid(peek.bytes(proto::kMaxNameLength));
-    std::string cid(peek.bytes(proto::kMaxNameLength));
-    auto it = clients_.find({sid, cid});
-    if (it != clients_.end()) it->second->s_->on_message(*r);
-    return;
-  }
-  if (env.corr != 0 && env.corr == waiting_corr_) {
-    reply_ = std::move(r);
-  } else if (env.type == proto::kHelloOk) {
-    // The answer to keep_alive's ping: it names the head instance (a new one
-    // after a restart: the waiting BrokerClient resumes).
-    Reader f = env.fields;
-    f.skip();
-    std::string instance(f.bytes(64));
-    if (f.ok() && !instance.empty()) instance_ = std::move(instance);
-  }
-}
-
-Result<std::string> Transport::probe_instance() {
-  auto r =
-      call(proto::begin(proto::kPing, next_corr(), 0).finish(), proto::kHelloOk, o_.timeout_ms);
-  if (!r.ok()) return r.status();
-  Reader& f = (*r)->env.fields;
-  f.skip();
-  return std::string(f.bytes(64));
-}
-
-Result<std::unique_ptr<Transport::Reply>> Transport::call(zmq::message_t request,
-                                                          std::uint32_t expect_type, Millis timeout,
-                                                          Millis resend_after) {
-  Envelope peek;
-  if (!decode_envelope(request.data(), request.size(), &peek).ok())
-    return Status::Internal("bad request encoding");
-  zmq::message_t copy;
-  if (resend_after > 0) copy.copy(request);
-  waiting_corr_ = peek.corr;
-  reply_.reset();
-  ZG_RETURN_IF_ERROR(send_raw(request));
-  const Clock& clock = SteadyClock::instance();
-  Millis start = clock.now_ms();
-  Millis deadline = start + timeout;
-  Millis next_resend = resend_after > 0 ? start + resend_after : deadline + 1;
-  while (!reply_) {
-    Millis now = clock.now_ms();
-    Millis left = deadline - now;
-    if (left <= 0) {
-      waiting_corr_ = 0;
-      ZG_RETURN_IF_ERROR(monitor_.check());
-      return Status::Unavailable("the head at " + o_.head + " did not answer within " +
-                                 format_duration(timeout));
-    }
-    if (now >= next_resend) {
-      // The head may have restarted and lost the request: it is idempotent.
-      // The resend waits for a connection only as long as the call has left.
-      zmq::message_t again;
-      again.copy(copy);
-      ZG_RETURN_IF_ERROR(send_raw(again, left));
-      next_resend = now + resend_after;
-    }
-    auto p = pump(std::min<Millis>({left, 100, std::max<Millis>(1, next_resend - now)}));
-    if (!p.ok()) return p.status();
-  }
-  waiting_corr_ = 0;
-  std::unique_ptr<Reply> r = std::move(reply_);
-  if (r->env.type == proto::kError) {
-    proto::Error e;
-    if (!proto::decode_error(r->env, &e).ok()) return Status::Protocol("malformed error reply");
-    return Status(e.code, e.message);
-  }
-  if (r->env.type != expect_type)
-    return Status::Protocol(std::string("unexpected reply ") + proto::type_name(r->env.type));
-  return r;
+void Transport::deliver(BrokerClient* bc, Reply& r) {
+  bc->s_->on_message(r);
 }
 
 // ---- Connection ---------------------------------------------------------------
@@ -414,6 +194,41 @@ const ClientOptions& Connection::options() const {
 
 const std::string& Connection::head_instance() const {
   return t_->head_instance();
+}
+
+const std::string& Connection::head_endpoint() const {
+  return t_->endpoint();
+}
+
+std::uint64_t Connection::epoch() const {
+  return t_->epoch();
+}
+
+std::vector<Fields> Connection::heads(const ClientOptions& options) {
+  std::vector<Fields> rows;
+  try {
+    Transport t(options);
+    for (const auto& h : t.probe_heads(std::min<Millis>(options.timeout_ms, 1000))) {
+      Fields f;
+      f.items.emplace_back("endpoint", h.endpoint);
+      if (h.answered) {
+        f.items.emplace_back("role", h.status.role.empty() ? "single" : h.status.role);
+        f.items.emplace_back("epoch", h.status.epoch);
+        f.items.emplace_back("instance", h.status.instance);
+        f.items.emplace_back("active", h.status.active);
+        f.items.emplace_back("error", std::string());
+      } else {
+        f.items.emplace_back("role", std::string("no answer"));
+        f.items.emplace_back("epoch", std::string());
+        f.items.emplace_back("instance", std::string());
+        f.items.emplace_back("active", std::string());
+        f.items.emplace_back("error", h.error);
+      }
+      rows.push_back(std::move(f));
+    }
+  } catch (const zmq::error_t&) {
+  }
+  return rows;
 }
 
 Result<proto::SessionInfo> Connection::create_session(const proto::CreateSession& request) {
@@ -473,12 +288,17 @@ Result<Fields> Connection::session_status(const std::string& session_id) {
 }
 
 Result<Fields> Connection::grid_status() {
-  auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), ""), proto::kStatusReply,
-                    options().timeout_ms);
-  if (!r.ok()) return r.status();
-  proto::GridStatus st;
-  ZG_RETURN_IF_ERROR(proto::decode_grid_status((*r)->env, &st));
-  return to_fields(st);
+  for (int hop = 0;; ++hop) {
+    auto r = t_->call(proto::encode_query(proto::kStatus, t_->next_corr(), ""), proto::kStatusReply,
+                      options().timeout_ms);
+    if (!r.ok()) return r.status();
+    proto::GridStatus st;
+    ZG_RETURN_IF_ERROR(proto::decode_grid_status((*r)->env, &st));
+    // A standby answers status itself (the head in use became one): the
+    // grid's status is the active head's.
+    if (st.role != "standby" || hop >= 3) return to_fields(st);
+    ZG_RETURN_IF_ERROR(t_->follow_standby(st.epoch, st.active));
+  }
 }
 
 Result<std::vector<Fields>> Connection::nodes() {
@@ -553,6 +373,7 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::open(Connection& conn,
   s->acked_seq_ = m.acked_seq;
   s->next_seq_ = m.acked_seq + 1;
   s->instance_ = t.head_instance();
+  s->endpoint_ = t.endpoint();
   std::unique_ptr<BrokerClient> bc(new BrokerClient(std::move(s)));
   t.add_client(session_id, client_id, bc.get());
   return bc;
@@ -587,6 +408,7 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::submit(Connection& conn,
   s->acked_seq_ = items.size();
   s->next_seq_ = items.size() + 1;
   s->instance_ = t.head_instance();
+  s->endpoint_ = t.endpoint();
   s->committed_ = true;
   for (char st : a.statuses) s->rejected_ += st == proto::kItemTooLarge ? 1 : 0;
   std::unique_ptr<BrokerClient> bc(new BrokerClient(std::move(s)));
@@ -669,19 +491,25 @@ void BrokerClient::State::on_message(Transport::Reply& r) {
     received_ += n;
     // Acknowledge at once: the library buffers, so the head can keep going.
     zmq::message_t ack = proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
-    (void)t_.send_raw(ack);
+    (void)t_.send_raw(ack, -1, /*may_fail_over=*/false);  // inside pump: same socket
     return;
   }
   if (env.type == proto::kError) {
     proto::Error e;
     if (!proto::decode_error(env, &e).ok()) return;
-    if (e.code == Code::kOutOfSequence) {
-      // Sent to a head that restarted before it had the batches before this
-      // one: keep it, and resend everything after what the head holds.
+    if (e.code == Code::kOutOfSequence || e.code == Code::kNotFound) {
+      // Sent to a head that restarted (or took over) before it had the
+      // batches before this one, or before it had this client at all: keep
+      // it, re-open the client and resend everything after what the head
+      // holds. (Answers to copies sent before that re-open may still come:
+      // another re-open is harmless, the head drops what it holds. A session
+      // that is gone, e.g. interactive on a dead head: resume says so.)
       need_resume_ = true;
       return;
     }
-    if (error_.ok()) error_ = Status(e.code, e.message);
+    // Unknown to a head this client had not spoken to (a batch sent on
+    // after a failover): the session was lost with the head.
+    if (error_.ok()) error_ = t_.explain(Status(e.code, e.message));
     for (auto it = unacked_.begin(); it != unacked_.end(); ++it)
       if (it->corr == env.corr) {
         unacked_.erase(it);
@@ -725,9 +553,12 @@ Status BrokerClient::State::check_head(bool activity) {
   if (activity && now - last_ping_ >= 1000 && t_.ping(session_id_, client_id_)) last_ping_ = now;
   ZG_RETURN_IF_ERROR(t_.keep_alive());
   if (t_.head_instance() == instance_) return Status::OK();
+  const bool failed_over = t_.endpoint() != endpoint_;
   Status st = resume();
-  if (st.code() == Code::kNotFound)  // an interactive session lives in its head only
-    return Status::NotFound(st.message() + " (the head at " + t_.options().head +
+  // An interactive session lives in its head only (after a failover, the
+  // transport's explain() has said so already).
+  if (st.code() == Code::kNotFound && !failed_over)
+    return Status::NotFound(st.message() + " (the head at " + t_.endpoint() +
                             " restarted, and interactive sessions do not survive a restart)");
   return st;
 }
@@ -747,10 +578,14 @@ Status BrokerClient::State::send_batch(bool flush) {
     m.items.push_back({pending_[i], pending_[i + 1]});
   if (n == 0) {
     // A bare flush: no items, but the flag.
-    auto r = t_.call(
-        proto::encode_client_ref(proto::kFlush, t_.next_corr(), {session_id_, client_id_, 0}),
-        proto::kOk, t_.options().timeout_ms);
-    return r.ok() ? Status::OK() : r.status();
+    for (int attempt = 0;; ++attempt) {
+      auto r = t_.call(
+          proto::encode_client_ref(proto::kFlush, t_.next_corr(), {session_id_, client_id_, 0}),
+          proto::kOk, t_.options().timeout_ms);
+      if (r.ok()) return Status::OK();
+      if (attempt > 0 || !reopen_after(r.status())) return r.status();
+      ZG_RETURN_IF_ERROR(resume());
+    }
   }
   std::uint64_t corr = t_.next_corr();
   zmq::message_t msg = proto::encode_send(corr, m);
@@ -773,6 +608,7 @@ Status BrokerClient::State::resume() {
   auto inst = t_.probe_instance();
   if (!inst.ok()) return inst.status();
   instance_ = *inst;
+  endpoint_ = t_.endpoint();
   t_.set_head_instance(*inst);
   if (m.acked_seq > acked_seq_) acked_seq_ = m.acked_seq;
   // Batches the head synced before it died are done; the rest go again with
@@ -789,11 +625,15 @@ Status BrokerClient::State::resume() {
 Status BrokerClient::State::end_requests() {
   if (committed_) return Status::OK();  // submit() committed it
   if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
-  ZG_RETURN_IF_ERROR(wait_window(0));
-  auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
-                                            {session_id_, client_id_, acked_seq_}),
-                   proto::kOk, t_.options().timeout_ms);
-  return r.ok() ? Status::OK() : r.status();
+  for (int attempt = 0;; ++attempt) {
+    ZG_RETURN_IF_ERROR(wait_window(0));
+    auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
+                                              {session_id_, client_id_, acked_seq_}),
+                     proto::kOk, t_.options().timeout_ms);
+    if (r.ok()) return Status::OK();
+    if (attempt > 0 || !reopen_after(r.status())) return r.status();
+    ZG_RETURN_IF_ERROR(resume());  // then its batches again, and EndRequests
+  }
 }
 
 bool BrokerClient::State::poll_response(proto::Response* out) {

@@ -54,7 +54,7 @@ void note_paused(const std::string& sid, const Fields& st, std::string* said) {
   std::fprintf(stderr, "zgrid: session %s is paused: %s\n", sid.c_str(), why.c_str());
 }
 
-zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
+zgrid::Result<zgrid::client::ClientOptions> client_options(const Global& g) {
   zgrid::client::ClientOptions o;
   o.head = g.head;
   o.timeout_ms = g.timeout_ms;
@@ -69,7 +69,13 @@ zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
     o.public_key = kp->public_z85;
     o.secret_key = kp->secret_z85;
   }
-  return Connection::open(o);
+  return o;
+}
+
+zgrid::Result<std::unique_ptr<Connection>> connect(const Global& g) {
+  auto o = client_options(g);
+  if (!o.ok()) return o.status();
+  return Connection::open(*o);
 }
 
 }  // namespace zgrid::cli_app
@@ -216,12 +222,42 @@ void print_fields(const Fields& f) {
 void print_table(const std::vector<Fields>& rows, const std::vector<std::string>& cols);
 
 int cmd_status(const Global& g, const std::string& sid, bool json) {
+  // Several heads (failover): first what each says of itself, asked
+  // directly, so that a grid without an active head still shows its heads.
+  std::vector<Fields> heads;
+  if (sid.empty() && zgrid::split_endpoints(g.head).size() > 1) {
+    zgrid::client::ClientOptions o;
+    o.head = g.head;
+    o.timeout_ms = g.timeout_ms;
+    if (auto c = client_options(g); c.ok()) o = *c;
+    heads = Connection::heads(o);
+    if (!json) {
+      print_table(heads, {"endpoint", "role", "epoch", "instance", "error"});
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
   auto conn = connect(g);
-  if (!conn.ok()) return fail(conn.status());
+  if (!conn.ok()) {
+    if (json && !heads.empty()) {  // what the heads said, then why there is no more
+      std::string list = "{\"heads\": [";
+      for (std::size_t i = 0; i < heads.size(); ++i) list += (i ? ", " : "") + heads[i].to_json();
+      std::printf("%s]}\n", list.c_str());
+      std::fflush(stdout);
+    }
+    return fail(conn.status());
+  }
   auto st = sid.empty() ? (*conn)->grid_status() : (*conn)->session_status(sid);
   if (!st.ok()) return fail(st.status());
   if (json) {
-    std::printf("%s\n", st->to_json().c_str());
+    std::string out = st->to_json();
+    if (!heads.empty()) {
+      std::string list = "{\"heads\": [";
+      for (std::size_t i = 0; i < heads.size(); ++i) list += (i ? ", " : "") + heads[i].to_json();
+      list += "]";
+      out = list + (out.size() > 2 ? ", " + out.substr(1) : std::string("}"));
+    }
+    std::printf("%s\n", out.c_str());
     return kExitOk;
   }
   print_fields(*st);
@@ -511,7 +547,9 @@ const std::vector<Command>& commands() {
                                   "Give up waiting for completion after this long (exit 3)");
          return [fa](const Global& g) { return cmd_fetch(g, *fa); };
        }},
-      {"status", "Counters of a session, or of the grid",
+      {"status",
+       "Counters of a session, or of the grid (with several heads: first each head's role, "
+       "epoch and instance)",
        [](CLI::App& sub) -> Run {
          struct A {
            std::string id;
@@ -633,8 +671,12 @@ int main(int argc, char** argv) {
   CLI::App app("zgrid: submit work to a zgrid grid and fetch the results", "zgrid");
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--head", g.head,
-                 "Head frontend endpoint (default $ZGRID_HEAD, then tcp://127.0.0.1:5555)");
+  std::vector<std::string> heads;  // --head a --head b, a list in the config file
+  app.add_option("--head", heads,
+                 "Head frontend endpoint, or several heads' separated by commas (failover: the "
+                 "active one is used and followed; default $ZGRID_HEAD, then "
+                 "tcp://127.0.0.1:5555)")
+      ->allow_extra_args(false);
   zgrid::cli::add_duration(app, "--timeout", &g.timeout_ms, "How long the head may take to answer");
   app.add_option("--head-key", g.head_key_file,
                  "The head's public key file: talk CURVE (default $ZGRID_HEAD_KEY)");
@@ -649,6 +691,11 @@ int main(int argc, char** argv) {
 
   if (int rc = zgrid::cli::parse(app, argc, argv, ""); rc >= 0) return rc;
   if (g.timeout_ms <= 0) return fail("--timeout must be positive");
+  if (!heads.empty()) {
+    g.head.clear();
+    for (const auto& h : heads) g.head += (g.head.empty() ? "" : ",") + h;
+  }
+  if (zgrid::split_endpoints(g.head).empty()) return fail("--head names no endpoint");
   try {
     for (auto& [sub, run] : runs)
       if (*sub) return run(g);

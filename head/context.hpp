@@ -47,10 +47,17 @@ struct HeadContext {
   explicit HeadContext(const HeadOptions& options)
       : o(options), crash(options.hooks.crash_point), stop(options.hooks.stop_point, SIGSTOP) {}
   const HeadOptions o;
-  Millis now = 0;             // the clock as of this poll round
-  Millis serving_since = 0;   // when the reactor began to serve (nodes could register)
-  std::string instance;       // random per start: clients and nodes notice a restart
-  std::uint64_t epoch = 0;    // the lease epoch this head holds (0: no --data-dir, no lease)
+  Millis now = 0;            // the clock as of this poll round
+  Millis serving_since = 0;  // when the reactor began to serve (nodes could register)
+  std::string instance;      // random per start: clients and nodes notice a restart
+  // Failover (head/lease.hpp): the lease epoch this head holds, or (a
+  // standby) the newest it saw (0: no --data-dir, no lease); "active",
+  // "standby" or "single"; the active head's client endpoint; 1 when this
+  // head took over another's unreleased lease.
+  std::uint64_t epoch = 0;
+  std::string role = "single";
+  std::string active_frontend;
+  std::uint64_t takeovers = 0;
   std::string dashboard_url;  // the HTTP listener's, once bound; empty when off
   Counters counters;
   CrashPoint crash;

@@ -59,7 +59,9 @@ class Durable {
 
   // Opens the LevelDB journal in the options' data directory and rebuilds
   // the sessions from it; the caller then loads or cancels each (`report`).
-  Status open(zmq::context_t& zctx, RecoveryReport* report);
+  // `may_write`: the lease's fence (head/lease.hpp), asked before every
+  // journal write; empty: always.
+  Status open(zmq::context_t& zctx, RecoveryReport* report, std::function<bool()> may_write = {});
   // The same over a store of the caller's (tests: MemoryJournal).
   Status open(std::unique_ptr<JournalStore> store, RecoveryReport* report);
   bool enabled() const { return journal_ != nullptr; }

@@ -10,8 +10,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "common/codec.hpp"
 #include "common/log.hpp"
@@ -26,6 +30,7 @@
 #include "head/http.hpp"
 #include "head/inflight_table.hpp"
 #include "head/journal.hpp"
+#include "head/lease.hpp"
 #include "head/lifecycle.hpp"
 #include "head/node_table.hpp"
 #include "head/outbox.hpp"
@@ -61,8 +66,21 @@ class Head {
                     : std::string(fd_limit_.soft < fd_limit_.hard ? "" : " (the hard limit)")));
     // Keys and the ZAP handler before anything binds (docs/security.md).
     ZG_RETURN_IF_ERROR(security_.start());
-    // The journal first: a data directory in use is the clearer error.
-    if (!o_.data_dir.empty()) ZG_RETURN_IF_ERROR(open_journal());
+    // The lease of the data directory (head/lease.hpp): whether this head is
+    // active or a standby is known after binding (the lease names where the
+    // active head serves).
+    if (!o_.data_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(o_.data_dir, ec);
+      if (ec)
+        return Status::Unavailable("cannot create data directory " + o_.data_dir + ": " +
+                                   ec.message());
+      LeaseOptions lo{o_.lease_renew_ms, o_.lease_timeout_ms,
+                      std::clamp<Millis>(o_.lease_timeout_ms / 20, 10, 100)};
+      auto l = Lease::open(o_.data_dir, lo, self_record());
+      if (!l.ok()) return l.status();
+      lease_ = std::move(l).value();
+    }
     zmqu::SocketOptions fo, bo;
     for (auto* so : {&fo, &bo})
       so->handshake_ivl_ms = static_cast<int>(std::min<Millis>(o_.handshake_timeout_ms, 3'600'000));
@@ -102,18 +120,25 @@ class Head {
       }
     }
     ZG_RETURN_IF_ERROR(start_http());
-    if (!o_.endpoints_file.empty()) {
-      std::string tmp = o_.endpoints_file + ".tmp";
-      {
-        std::ofstream f(tmp);
-        f << "frontend=" << frontend_ep_ << "\nbackend=" << backend_ep_ << "\npid=" << getpid()
-          << "\n";
-        if (!ctx_.dashboard_url.empty()) f << "http=" << ctx_.dashboard_url << "\n";
-        if (!f) return Status::Unavailable("cannot write " + tmp);
+    if (lease_) {
+      lease_->set_self(self_record());
+      ctx_.role = "standby";
+      auto p = lease_->poll();
+      if (!p.ok()) return p.status();
+      if (*p == Lease::Poll::kActive) {
+        ZG_RETURN_IF_ERROR(become_active());
+      } else {
+        note_holder();
+        LeaseRecord h = lease_->holder();
+        ZG_LOG(kInfo, kLog,
+               "standby for " + o_.data_dir + ": the lease (epoch " + std::to_string(h.epoch) +
+                   ") is held by " + (h.host.empty() ? std::string("a head") : h.host) + " PID " +
+                   std::to_string(h.pid) + " serving " + h.frontend +
+                   "; taking over when it goes unrenewed for " +
+                   format_duration(o_.lease_timeout_ms));
       }
-      if (std::rename(tmp.c_str(), o_.endpoints_file.c_str()) != 0)
-        return Status::Unavailable("cannot write " + o_.endpoints_file);
     }
+    ZG_RETURN_IF_ERROR(write_endpoints_file());
     ZG_LOG(kInfo, kLog,
            "options: heartbeat=" + format_duration(o_.heartbeat_ms) +
                " heartbeat-misses=" + std::to_string(o_.heartbeat_misses) +
@@ -122,11 +147,192 @@ class Head {
                " task-timeout=" + format_duration(o_.task_timeout_ms) + " max-retries=" +
                std::to_string(o_.max_retries) + " queue-hwm=" + std::to_string(o_.queue_hwm));
     ZG_LOG(kInfo, kLog,
-           "serving clients on " + frontend_ep_ + " and nodes on " + backend_ep_ +
+           std::string(lease_ && !active_ ? "standby: answering" : "serving") + " clients on " +
+               frontend_ep_ + " and nodes on " + backend_ep_ +
                (durable_.enabled() ? " with journal in " + o_.data_dir
+                : lease_           ? " (journal in " + o_.data_dir + " once active)"
                                    : std::string(" (no journal)")) +
                " (instance " + ctx_.instance + ")");
     return Status::OK();
+  }
+
+  // ---- failover (head/lease.hpp) ------------------------------------------------
+
+  // Where this head serves, as others should reach it: a wildcard address
+  // becomes this machine's name.
+  static std::string advertised(const std::string& ep) {
+    for (const char* any : {"://0.0.0.0:", "://*:", "://[::]:"}) {
+      auto p = ep.find(any);
+      if (p != std::string::npos)
+        return ep.substr(0, p + 3) + hostname() + ep.substr(p + std::strlen(any) - 1);
+    }
+    return ep;
+  }
+
+  LeaseRecord self_record() const {
+    LeaseRecord r;
+    r.instance = ctx_.instance;
+    r.host = hostname();
+    r.boot_id = boot_id();
+    r.pid_ns = pid_namespace();
+    r.pid = static_cast<std::uint64_t>(getpid());
+    r.frontend = frontend_ep_.empty() ? "" : advertised(frontend_ep_);
+    r.backend = backend_ep_.empty() ? "" : advertised(backend_ep_);
+    r.http = ctx_.dashboard_url;
+    return r;
+  }
+
+  // A standby's view of the active head, for its not_active answers and
+  // its status: none while the holder's lease is unrenewed or released.
+  void note_holder() {
+    LeaseRecord h = lease_->holder();
+    bool live = !h.released && lease_->holder_silent_ms() < o_.lease_timeout_ms;
+    ctx_.epoch = lease_->epoch();
+    ctx_.active_frontend = live ? h.frontend : "";
+    active_backend_ = live ? h.backend : "";
+  }
+
+  // This head holds the lease: recover the journal and serve.
+  Status become_active() {
+    active_ = true;
+    ctx_.role = "active";
+    ctx_.epoch = lease_->epoch();
+    ctx_.active_frontend = advertised(frontend_ep_);
+    LeaseRecord before = lease_->holder();
+    bool took_over = lease_->took_over();
+    ctx_.takeovers = took_over ? 1 : 0;
+    Millis t0 = clock_.now_ms();
+    ZG_RETURN_IF_ERROR(open_journal());
+    ctx_.now = clock_.now_ms();
+    ctx_.serving_since = ctx_.now;  // nodes register again from now
+    std::string line =
+        "active: holding the lease of " + o_.data_dir + " at epoch " + std::to_string(ctx_.epoch) +
+        (took_over ? ", taken over from " + before.host + " PID " + std::to_string(before.pid) +
+                         " (epoch " + std::to_string(before.epoch) + ", unrenewed for " +
+                         format_duration(lease_->holder_silent_ms()) + ")"
+                   : std::string()) +
+        "; journal recovered in " + format_duration(ctx_.now - t0);
+    ZG_LOG(kInfo, kLog, line);
+    if (took_over) ctx_.event("takeover", "head", line);
+    return write_endpoints_file();
+  }
+
+  // The fence, checked before each round: a head whose lease ran out (it
+  // was frozen, or its disk stalled) renews it if no other head claimed it
+  // meanwhile; one whose lease another head claimed stops here, before it
+  // handles anything — the journal refuses its writes as well.
+  void check_lease() {
+    if (!lease_ || !active_ || lease_->ensure_valid()) return;
+    ZG_LOG(kError, kLog,
+           "standing down: " + lease_->lost_reason() + "; epoch " + std::to_string(ctx_.epoch) +
+               " of " + o_.data_dir + " is no longer this head's, which exits without writing");
+    std::_Exit(2);  // no destructor, no flush, no goodbye: nothing may reach the disk
+  }
+
+  Status write_endpoints_file() {
+    if (o_.endpoints_file.empty()) return Status::OK();
+    std::string tmp = o_.endpoints_file + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << "frontend=" << frontend_ep_ << "\nbackend=" << backend_ep_ << "\npid=" << getpid()
+        << "\nrole=" << ctx_.role << "\nepoch=" << ctx_.epoch << "\n";
+      if (!ctx_.dashboard_url.empty()) f << "http=" << ctx_.dashboard_url << "\n";
+      if (!f) return Status::Unavailable("cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), o_.endpoints_file.c_str()) != 0)
+      return Status::Unavailable("cannot write " + o_.endpoints_file);
+    return Status::OK();
+  }
+
+  // A standby serves until it takes over: status (the grid, its role) to
+  // clients, not_active to everything else, naming the active head.
+  Status run_standby(const std::atomic<bool>& stop) {
+    std::vector<zmq::message_t> frames;
+    const Millis poll_ms = lease_->options().poll_ms;
+    Millis next_poll = 0, last_error_log = -60'000;
+    while (!stop.load()) {
+      Millis now = clock_.now_ms();
+      ctx_.now = now;
+      if (now >= next_poll) {
+        if (!security_.zap_alive())
+          return Status::Internal(
+              "the ZAP handler stopped: refusing to serve without authentication");
+        security_.maybe_reload_keys();
+        auto p = lease_->poll();
+        if (!p.ok() && now - last_error_log >= 60'000) {
+          ZG_LOG(kWarn, kLog, "standby: cannot read the lease: " + p.status().message());
+          last_error_log = now;
+        }
+        if (p.ok() && *p == Lease::Poll::kActive) return become_active();
+        note_holder();
+        if (guard_) guard_->tick(now);
+        snapshots_.tick({ctx_, sessions_, nodes_, durable_, security_}, ctx_.observed, now);
+        next_poll = now + poll_ms;
+      }
+      zmq::pollitem_t items[] = {{static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(backend_), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(accept_monitors_[0]), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(accept_monitors_[1]), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 4, std::chrono::milliseconds(std::max<Millis>(0, next_poll - now)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        return Status::Internal(std::string("poll failed: ") + e.what());
+      }
+      ctx_.now = clock_.now_ms();
+      if ((items[2].revents | items[3].revents) & ZMQ_POLLIN) on_accept_events();
+      for (int side = 0; side < 2; ++side) {
+        if (!(items[side].revents & ZMQ_POLLIN)) continue;
+        zmq::socket_t& sock = side == 0 ? frontend_ : backend_;
+        for (int i = 0; i < 512; ++i) {
+          auto rs = zmqu::recv_message(sock, &frames, proto::kMaxFrames);
+          if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
+          standby_answer(sock, side == 0, frames, rs);
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+  void standby_answer(zmq::socket_t& sock, bool client, std::vector<zmq::message_t>& frames,
+                      zmqu::RecvStatus rs) {
+    if (frames.empty()) return;
+    if (security_.curve() && zmqu::user_id(frames.back()).empty()) return;  // not admitted
+    std::string rid = rid_of(frames[0]);
+    std::uint64_t& bad =
+        client ? ctx_.observed.bad_client_messages : ctx_.observed.bad_node_messages;
+    if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
+      bad_message(bad);
+      if (error_budget(rid))
+        reply_error(sock, rid, 0, Status::Protocol("expected exactly one body frame"));
+      return;
+    }
+    Envelope env;
+    Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
+    if (st.ok()) st = proto::check_version(env);
+    if (!st.ok()) {
+      bad_message(bad);
+      if (error_budget(rid)) reply_error(sock, rid, env.corr, st);
+      return;
+    }
+    if (!client && env.type == proto::kBye) return;
+    if (client && env.type == proto::kStatus) {
+      std::string sid;
+      if (proto::decode_query(env, &sid).ok() && sid.empty()) {
+        reply(sock, rid,
+              proto::encode_grid_status(env.corr,
+                                        grid_row({ctx_, sessions_, nodes_, durable_, security_})));
+        return;
+      }
+    }
+    std::string msg =
+        "this head is a standby (lease epoch " + std::to_string(ctx_.epoch) + "): " +
+        (ctx_.active_frontend.empty()
+             ? std::string("no head is active yet (a takeover is under way)")
+             : "the active head is " + (client ? ctx_.active_frontend : active_backend_));
+    reply(
+        sock, rid,
+        proto::encode_not_active(env.corr, msg, ctx_.epoch, ctx_.active_frontend, active_backend_));
   }
 
   // The HTTP listener: off, the default (another port when it is taken), or
@@ -182,10 +388,15 @@ class Head {
   }
 
   Status run(const std::atomic<bool>& stop) {
+    if (lease_ && !active_) {
+      ZG_RETURN_IF_ERROR(run_standby(stop));
+      if (!active_) return Status::OK();  // stopped while a standby
+    }
     std::vector<zmq::message_t> frames;
     Millis next_tick = 0;
-    ctx_.serving_since = clock_.now_ms();
+    if (!lease_) ctx_.serving_since = clock_.now_ms();
     while (!stop.load()) {
+      check_lease();
       Millis now = clock_.now_ms();
       if (now >= next_tick) {
         if (!security_.zap_alive())
@@ -210,6 +421,7 @@ class Head {
         if (e.num() == EINTR) continue;
         return Status::Internal(std::string("poll failed: ") + e.what());
       }
+      check_lease();
       ctx_.now = clock_.now_ms();
       if ((items[2].revents | items[3].revents) & ZMQ_POLLIN) on_accept_events();
       if (completions && (items[4].revents & ZMQ_POLLIN)) durable_.on_completions();
@@ -245,17 +457,25 @@ class Head {
     }
     if (durable_.enabled()) {
       // Let what was submitted reach the disk before the journal closes.
+      check_lease();
       lifecycle_.flush_answers();
       durable_.close();
     }
     return Status::OK();
   }
 
+  // A clean stop (or a failed start) hands the lease on: a standby takes
+  // over at once instead of after the lease timeout.
+  void release_lease() {
+    if (lease_) lease_->release();
+  }
+
  private:
   Status open_journal() {
     Millis t0 = clock_.now_ms();
     RecoveryReport report;
-    ZG_RETURN_IF_ERROR(durable_.open(zmq_, &report));
+    ZG_RETURN_IF_ERROR(
+        durable_.open(zmq_, &report, [l = lease_.get()] { return !l || l->ensure_valid(); }));
     lifecycle_.recovered();
     std::uint64_t reqs = 0;
     for (auto& kv : sessions_.all()) reqs += kv.second->total;
@@ -559,6 +779,9 @@ class Head {
   int accept_monitor_seq_ = 0;
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
+  std::unique_ptr<Lease> lease_;  // with --data-dir: which head of the directory is active
+  bool active_ = false;           // holds the lease (always false without --data-dir)
+  std::string active_backend_;    // a standby's view of the active head's node endpoint
   bool journal_healthy_ = true;
   std::uint64_t rate_mark_count_ = 0;
 
@@ -586,15 +809,47 @@ class Head {
 
 }  // namespace
 
-Status purge_offline(const std::string& data_dir, const std::string& sid) {
-  return Journal::purge_offline(data_dir, sid);
+Status purge_offline(const HeadOptions& o, const std::string& sid) {
+  if (!std::filesystem::exists(o.data_dir + "/journal/CURRENT"))
+    return Status::NotFound("no journal in " + o.data_dir);
+  LeaseOptions lo{o.lease_renew_ms, o.lease_timeout_ms,
+                  std::clamp<Millis>(o.lease_timeout_ms / 20, 10, 100)};
+  LeaseRecord self;
+  self.instance = random_id64();
+  self.host = hostname();
+  self.boot_id = boot_id();
+  self.pid_ns = pid_namespace();
+  self.pid = static_cast<std::uint64_t>(getpid());
+  auto l = Lease::open(o.data_dir, lo, self);
+  if (!l.ok()) return l.status();
+  Lease& lease = **l;
+  // A head that died left its lease: it runs out after the timeout. One
+  // that renews it is running.
+  Millis deadline = boottime_ms() + o.lease_timeout_ms + 2 * o.lease_renew_ms + 500;
+  while (true) {
+    auto p = lease.poll();
+    if (!p.ok()) return p.status();
+    if (*p == Lease::Poll::kActive) break;
+    if (boottime_ms() >= deadline) {
+      LeaseRecord h = lease.holder();
+      return Status::Unavailable("data directory " + o.data_dir + " is in use by a running head (" +
+                                 h.host + " PID " + std::to_string(h.pid) + ", lease epoch " +
+                                 std::to_string(h.epoch) + "): stop it first");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(lo.poll_ms));
+  }
+  Status st = Journal::purge_offline(o.data_dir, sid, [&lease] { return lease.ensure_valid(); });
+  lease.release();
+  return st;
 }
 
 Status run_head(const HeadOptions& options, const std::atomic<bool>& stop, const Clock& clock) {
   try {
     Head head(options, clock);
-    ZG_RETURN_IF_ERROR(head.start());
-    return head.run(stop);
+    Status st = head.start();
+    if (st.ok()) st = head.run(stop);
+    head.release_lease();
+    return st;
   } catch (const zmq::error_t& e) {
     return Status::Internal(std::string("ZeroMQ: ") + e.what());
   }

@@ -14,15 +14,20 @@
 
 namespace zgrid::head {
 
-// Runs the head until `stop` becomes true. Returns an error for a bad
-// configuration or when a socket cannot be bound.
+// Runs the head until `stop` becomes true: with --data-dir, as the active
+// head or as a standby until it takes over (head/lease.hpp). Returns an
+// error for a bad configuration or when a socket cannot be bound. A head
+// that loses its lease exits the process at once (status 2) without
+// writing: nothing it holds may reach the disk.
 Status run_head(const HeadOptions& options, const std::atomic<bool>& stop,
                 const Clock& clock = SteadyClock::instance());
 
-// Maintenance with no head running (zgrid-head --purge-session): deletes
-// every record of session `sid` from the journal in `data_dir`, writes its
-// tombstone and removes its segment file. For a session whose corrupt
-// records stop the head from starting (docs/operations.md).
-Status purge_offline(const std::string& data_dir, const std::string& sid);
+// Maintenance with no head running (zgrid-head --purge-session): takes the
+// lease of `o.data_dir` (waiting out a dead head's; refused while a head
+// renews it), deletes every record of session `sid` from the journal,
+// writes its tombstone, removes its segment file, and releases the lease.
+// For a session whose corrupt records stop the head from starting
+// (docs/operations.md).
+Status purge_offline(const HeadOptions& o, const std::string& sid);
 
 }  // namespace zgrid::head

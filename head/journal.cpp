@@ -49,11 +49,38 @@ bool fd_short_text(const std::string& s) {
   return s.find("Too many open files") != std::string::npos;
 }
 
+// A LevelDB file that writes only while the fence allows.
+class FencedFile : public leveldb::WritableFile {
+ public:
+  FencedFile(leveldb::WritableFile* f, const std::function<bool()>& may_write)
+      : f_(f), may_write_(may_write) {}
+  leveldb::Status Append(const leveldb::Slice& data) override {
+    return may_write_() ? f_->Append(data) : fenced();
+  }
+  leveldb::Status Close() override { return f_->Close(); }  // a close writes nothing we keep
+  leveldb::Status Flush() override { return may_write_() ? f_->Flush() : fenced(); }
+  leveldb::Status Sync() override { return may_write_() ? f_->Sync() : fenced(); }
+  static leveldb::Status fenced() {
+    return leveldb::Status::IOError("this head lost its lease (failover): not writing");
+  }
+
+ private:
+  std::unique_ptr<leveldb::WritableFile> f_;
+  const std::function<bool()>& may_write_;
+};
+
 // LevelDB's default Env, with every file open retried through the
-// descriptor reserve (head/journal_files.hpp).
+// descriptor reserve (head/journal_files.hpp), every write fenced by the
+// lease (failover), and no LOCK file lock: the lease is what keeps one head
+// writing. LevelDB's fcntl lock would stay with a frozen (SIGSTOPped) head on
+// the same machine, and on NFS with a dead machine until the server's lock
+// lease ran out (90 s by default), keeping the standby from opening.
 class ReserveEnv : public leveldb::EnvWrapper {
  public:
-  explicit ReserveEnv(FdReserve& fds) : EnvWrapper(leveldb::Env::Default()), fds_(fds) {}
+  ReserveEnv(FdReserve& fds, std::function<bool()> may_write)
+      : EnvWrapper(leveldb::Env::Default()), fds_(fds), may_write_(std::move(may_write)) {
+    if (!may_write_) may_write_ = [] { return true; };
+  }
   leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
     return retry([&] { return target()->NewSequentialFile(f, r); });
   }
@@ -62,22 +89,45 @@ class ReserveEnv : public leveldb::EnvWrapper {
     return retry([&] { return target()->NewRandomAccessFile(f, r); });
   }
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
-    return retry([&] { return target()->NewWritableFile(f, r); });
+    if (!may_write_()) return FencedFile::fenced();
+    return wrap(retry([&] { return target()->NewWritableFile(f, r); }), r);
   }
   leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
-    return retry([&] { return target()->NewAppendableFile(f, r); });
+    if (!may_write_()) return FencedFile::fenced();
+    return wrap(retry([&] { return target()->NewAppendableFile(f, r); }), r);
+  }
+  leveldb::Status RemoveFile(const std::string& f) override {
+    return may_write_() ? target()->RemoveFile(f) : FencedFile::fenced();
+  }
+  leveldb::Status RenameFile(const std::string& from, const std::string& to) override {
+    return may_write_() ? target()->RenameFile(from, to) : FencedFile::fenced();
+  }
+  leveldb::Status CreateDir(const std::string& d) override {
+    return may_write_() ? target()->CreateDir(d) : FencedFile::fenced();
+  }
+  leveldb::Status RemoveDir(const std::string& d) override {
+    return may_write_() ? target()->RemoveDir(d) : FencedFile::fenced();
   }
   leveldb::Status GetChildren(const std::string& d, std::vector<std::string>* r) override {
     return retry([&] { return target()->GetChildren(d, r); });
   }
-  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
-    return retry([&] { return target()->LockFile(f, l); });
+  leveldb::Status LockFile(const std::string&, leveldb::FileLock** l) override {
+    *l = new leveldb::FileLock();
+    return leveldb::Status::OK();
+  }
+  leveldb::Status UnlockFile(leveldb::FileLock* l) override {
+    delete l;
+    return leveldb::Status::OK();
   }
   leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override {
     return retry([&] { return target()->NewLogger(f, r); });
   }
 
  private:
+  leveldb::Status wrap(leveldb::Status s, leveldb::WritableFile** r) {
+    if (s.ok()) *r = new FencedFile(*r, may_write_);
+    return s;
+  }
   // LevelDB reports EMFILE as an IOError whose text is strerror's.
   leveldb::Status retry(const std::function<leveldb::Status()>& op) {
     while (true) {
@@ -86,9 +136,10 @@ class ReserveEnv : public leveldb::EnvWrapper {
     }
   }
   FdReserve& fds_;
+  std::function<bool()> may_write_;
 };
-std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds) {
-  return std::make_unique<ReserveEnv>(fds);
+std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds, std::function<bool()> may_write) {
+  return std::make_unique<ReserveEnv>(fds, std::move(may_write));
 }
 
 // LevelDB's info log, into zgrid's log instead of DIR/journal/LOG (which
@@ -211,27 +262,10 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   if (ec)
     return Status::Unavailable("cannot create data directory " + data_dir + ": " + ec.message());
 
-  // One head per data directory: an flock held for the life of the process
-  // (released by the kernel even after SIGKILL), with our PID inside.
-  std::string lock_path = data_dir + "/zgrid-head.lock";
-  j->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (j->lock_fd_ < 0)
-    return Status::Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
-  if (flock(j->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {0};
-    ssize_t n = pread(j->lock_fd_, buf, sizeof buf - 1, 0);
-    std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    ::close(j->lock_fd_);
-    j->lock_fd_ = -1;
-    return Status::Unavailable("data directory " + data_dir + " in use by PID " + pid);
-  }
-  std::string pid = std::to_string(getpid()) + "\n";
-  // On a full disk this may fail: the lock (not the text) is what matters.
-  if (ftruncate(j->lock_fd_, 0) == 0) (void)!pwrite(j->lock_fd_, pid.data(), pid.size(), 0);
-
+  // One head per data directory: the caller holds its lease (head/lease.hpp),
+  // and every write below asks o_.may_write.
   j->fds_ = std::make_unique<FdReserve>(kFdReserve);
-  j->env_ = make_reserve_env(*j->fds_);
+  j->env_ = make_reserve_env(*j->fds_, options.may_write);
   j->info_log_ = make_leveldb_info_log();
   j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments);
   ZG_RETURN_IF_ERROR(j->segments_->init());
@@ -294,7 +328,6 @@ Journal::~Journal() {
   if (thread_.joinable()) thread_.join();
   if (compactor_.joinable()) compactor_.join();
   db_.reset();
-  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::uint64_t Journal::submit(JournalOp op) {
@@ -435,25 +468,22 @@ void Journal::remove_orphan_segments(const std::function<bool(std::string_view s
   }
 }
 
-Status Journal::purge_offline(const std::string& data_dir, const std::string& sid) {
+Status Journal::purge_offline(const std::string& data_dir, const std::string& sid,
+                              const std::function<bool()>& may_write) {
   if (sid.size() != kSessionIdLength)
     return Status::InvalidArgument("a session id has 32 characters");
-  std::string lock_path = data_dir + "/zgrid-head.lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
-  if (lock_fd < 0) return Status::NotFound("no journal in " + data_dir);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{lock_fd};
-  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-    return Status::Unavailable("data directory " + data_dir + " is in use by a running head");
+  if (!std::filesystem::exists(data_dir + "/journal/CURRENT"))
+    return Status::NotFound("no journal in " + data_dir);
+  // The caller holds the lease (head/lease.hpp): no head is writing.
   if (std::filesystem::exists(data_dir + "/reserve")) {
     std::error_code ec;
     std::filesystem::remove(data_dir + "/reserve", ec);  // room for the deletions; remade at start
   }
   leveldb::DB* raw = nullptr;
   LevelDbLog info_log;
-  leveldb::Options lo = db_options(false, leveldb::Env::Default(), &info_log);
+  FdReserve fds(0);
+  std::unique_ptr<leveldb::Env> env = make_reserve_env(fds, may_write);
+  leveldb::Options lo = db_options(false, env.get(), &info_log);
   leveldb::Status s = leveldb::DB::Open(lo, data_dir + "/journal", &raw);
   if (!s.ok())
     return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString());
@@ -480,6 +510,7 @@ Status Journal::purge_offline(const std::string& data_dir, const std::string& si
 // ---- space -----------------------------------------------------------------------
 
 void Journal::release_reserve(const char* why) {
+  if (o_.may_write && !o_.may_write()) return;
   std::error_code ec;
   if (!std::filesystem::remove(dir_ + "/reserve", ec) && ec) return;
   if (reserve_present_)
@@ -491,6 +522,7 @@ void Journal::release_reserve(const char* why) {
 
 void Journal::restore_reserve(std::uint64_t avail) {
   if (reserve_present_ || o_.reserve_bytes == 0) return;
+  if (o_.may_write && !o_.may_write()) return;
   if (avail < o_.reserve_bytes + o_.min_free_bytes) return;  // taking it would pass the watermark
   std::string p = dir_ + "/reserve";
   int fd = fds_->open_with_reserve(
@@ -553,6 +585,11 @@ bool Journal::Group::maintenance() const {
 // (commit() puts them in the batch).
 void Journal::append_bulk(Group& g) {
   g.batch = std::make_unique<leveldb::WriteBatch>();
+  if (o_.may_write && !o_.may_write()) {
+    g.failed = true;
+    g.error = std::string("journal write failed: ") + FencedFile::fenced().ToString();
+    return;
+  }
   if (!o_.fault_file.empty() && std::filesystem::exists(o_.fault_file) && !o_.fault_after_write) {
     g.failed = true;
     g.error = "journal write failed: injected fault (" + o_.fault_file + ")";
@@ -596,6 +633,10 @@ void Journal::append_bulk(Group& g) {
     std::size_t done = 0;
     int err = 0;
     while (done < a.bytes.size()) {
+      if (o_.may_write && !o_.may_write()) {
+        err = EROFS;  // fenced (failover): nothing more is written
+        break;
+      }
       ssize_t n = ::pwrite(a.file->fd, a.bytes.data() + done, a.bytes.size() - done,
                            static_cast<off_t>(a.start + done));
       if (n < 0 && errno == EINTR) continue;

@@ -104,6 +104,12 @@ struct JournalOptions {
   std::uint64_t compact_after_purges = 2'000;
   std::chrono::milliseconds compact_quiet{30'000};
   std::chrono::milliseconds compact_min_interval{10'000};
+  // Failover fencing (head/lease.hpp): when set, every write — the group
+  // commit, segment files, the disk reserve, and LevelDB's own files (its
+  // log, tables, manifest, compactions, through the journal's Env) — first
+  // asks it, and a false writes nothing (the write fails). Called from the
+  // journal's threads and LevelDB's: must be thread-safe and cheap.
+  std::function<bool()> may_write;
 };
 
 // LevelDB's info log into zgrid's log (component "leveldb"): debug lines,
@@ -173,8 +179,10 @@ class Journal : public JournalStore {
   void remove_orphan_segments(const std::function<bool(std::string_view sid)>& live) override;
 
   // zgrid-head --purge-session: the same purge as a running head's, with no
-  // head running (the data directory's lock is taken).
-  static Status purge_offline(const std::string& data_dir, const std::string& sid);
+  // head running (the caller holds the data directory's lease; `may_write`
+  // is its fence).
+  static Status purge_offline(const std::string& data_dir, const std::string& sid,
+                              const std::function<bool()>& may_write);
 
  private:
   // A group of ops written together.
@@ -213,7 +221,6 @@ class Journal : public JournalStore {
 
   std::string dir_;
   JournalOptions o_;
-  int lock_fd_ = -1;
   std::unique_ptr<FdReserve> fds_;             // before env_ and the DB, which use it
   std::unique_ptr<leveldb::Env> env_;          // LevelDB's files, through the descriptor reserve
   std::unique_ptr<leveldb::Logger> info_log_;  // LevelDB's info log, into zgrid's log

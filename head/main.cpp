@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   const zgrid::head::HeadOptions& o = cmd.options;
   if (!cmd.purge_sessions.empty()) {
     for (const auto& sid : cmd.purge_sessions) {
-      zgrid::Status st = zgrid::head::purge_offline(o.data_dir, sid);
+      zgrid::Status st = zgrid::head::purge_offline(o, sid);
       if (!st.ok()) {
         std::cerr << "zgrid-head: error: " << st.message() << "\n";
         return 2;

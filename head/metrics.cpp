@@ -164,6 +164,16 @@ std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
   // Not "instance": Prometheus gives every target that label itself.
   w.family("zgrid_info", "gauge", "The head's instance id (random per start).");
   w.sample(L{{"head_instance", s.grid.instance}}, 1);
+  w.family("zgrid_head_role", "gauge",
+           "1 for this head's failover role: active, standby, or single (no --data-dir).");
+  for (const char* role : {"active", "standby", "single"})
+    w.sample(L{{"role", role}}, s.grid.role == role ? 1 : 0);
+  w.family("zgrid_head_epoch", "gauge",
+           "The lease epoch this head holds, or (a standby) the newest it has seen.");
+  w.sample({}, d(s.grid.epoch));
+  w.family("zgrid_head_takeovers_total", "counter",
+           "Times this head became active by taking over another head's unreleased lease.");
+  w.sample({}, d(s.grid.takeovers));
 
   w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.sample({}, p.resident_bytes);

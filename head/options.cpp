@@ -70,6 +70,12 @@ Status Validate(const HeadOptions& o) {
   ZG_RETURN_IF_ERROR(duration_in_range("--task-timeout", o.task_timeout_ms, 0));
   ZG_RETURN_IF_ERROR(duration_in_range("--retention", o.retention_ms, 0));
   ZG_RETURN_IF_ERROR(in_range<Millis>("--handshake-timeout", o.handshake_timeout_ms, 1, 3'600'000));
+  ZG_RETURN_IF_ERROR(in_range<Millis>("--lease-renew", o.lease_renew_ms, 10, 60'000));
+  ZG_RETURN_IF_ERROR(in_range<Millis>("--lease-timeout", o.lease_timeout_ms, 30, 600'000));
+  if (o.lease_timeout_ms < 3 * o.lease_renew_ms)
+    return Status::InvalidArgument("--lease-timeout (" + format_duration(o.lease_timeout_ms) +
+                                   ") must be at least 3 x --lease-renew (" +
+                                   format_duration(o.lease_renew_ms) + ")");
   for (const auto& [service, ms] : o.service_task_timeout_ms) {
     if (service.empty() || service.size() > proto::kMaxNameLength)
       return Status::InvalidArgument("--service-timeout: a service name of 1 to " +
@@ -106,6 +112,11 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
   app.add_option("--service-timeout", service_timeouts,
                  "Task timeout of one service, NAME=DURATION (repeatable; a session's own wins)");
   cli::add_duration(app, "--heartbeat", &o.heartbeat_ms, "Head <-> node heartbeat interval");
+  cli::add_duration(app, "--lease-renew", &o.lease_renew_ms,
+                    "Failover: the active head renews its lease on --data-dir this often");
+  cli::add_duration(app, "--lease-timeout", &o.lease_timeout_ms,
+                    "Failover: a standby head takes over after the lease went unrenewed this long "
+                    "(at least 3 x --lease-renew)");
   app.add_option("--heartbeat-misses", o.heartbeat_misses,
                  "A node is dead after this many silent intervals (1 to 1000)")
       ->capture_default_str();

@@ -58,6 +58,11 @@ struct HeadOptions {
   // Connections that have not completed their ZeroMQ handshake within this
   // are dropped (idle sockets cannot hold the head's descriptors).
   Millis handshake_timeout_ms = 5'000;
+  // Failover (head/lease.hpp, docs/operations.md "Failover"): the active
+  // head renews its lease on --data-dir this often; a standby takes over
+  // after it went unrenewed this long.
+  Millis lease_renew_ms = 500;
+  Millis lease_timeout_ms = 2'000;
   Millis retention_ms =
       0;  // purge complete durable sessions after this long (0: keep until purged)
 

@@ -188,6 +188,10 @@ proto::GridStatus grid_row(const StatusSources& src, const GridSums* sums) {
   m.journal_corrupt_records = n.journal_corrupt_records;
   m.data_loss = n.data_loss;
   m.dashboard = src.ctx.dashboard_url;
+  m.role = src.ctx.role;
+  m.epoch = src.ctx.epoch;
+  m.active = src.ctx.active_frontend;
+  m.takeovers = src.ctx.takeovers;
   return m;
 }
 

@@ -439,6 +439,24 @@ PYBIND11_MODULE(_zgrid, m) {
           py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"))
       .def_property_readonly("head_instance",
                              [](PyConnection& pc) { return use(pc).head_instance(); })
+      // Failover: the head in use, the highest epoch seen, and every head
+      // asked directly (Connection::heads).
+      .def_property_readonly("head_endpoint",
+                             [](PyConnection& pc) { return use(pc).head_endpoint(); })
+      .def_property_readonly("epoch", [](PyConnection& pc) { return use(pc).epoch(); })
+      .def("heads",
+           [](PyConnection& pc) {
+             client::ClientOptions o = use(pc).options();
+             o.interrupted = nullptr;  // bounded (about 1 s): no GIL needed
+             std::vector<client::Fields> rows;
+             {
+               py::gil_scoped_release nogil;
+               rows = Connection::heads(o);
+             }
+             py::list out;
+             for (const auto& f : rows) out.append(to_dict(f));
+             return out;
+           })
       // What it was opened with (fixed: any thread may read them).
       .def_property_readonly("head", [](PyConnection& pc) { return pc.c->options().head; })
       .def_property_readonly("timeout",

@@ -525,15 +525,19 @@ TEST(Durable, CancelFaultsWhatHasNotRunAndKeepsResults) {
   EXPECT_EQ(std::count(f2.out.begin(), f2.out.end(), '\n'), 100) << f2.out;
 }
 
-TEST(Durable, SecondHeadOnTheSameDataDirectoryIsRefused) {
+TEST(Durable, SecondHeadOnTheSameDataDirectoryStaysStandby) {
   Grid g;
   g.start_durable_head();
-  testing::Process second({ZGRID_HEAD_BIN, "--data-dir", g.data_dir(), "--frontend",
-                           "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0"},
-                          g.dir().file("second.log"));
-  EXPECT_EQ(second.wait(10'000), 2);
-  std::string log = testing::read_file(g.dir().file("second.log"));
-  EXPECT_NE(log.find("in use by PID " + std::to_string(g.head().pid())), std::string::npos) << log;
+  testing::HeadProcess second(g.dir(), "second", g.data_dir(), {"--http", "off"});
+  second.start();
+  EXPECT_EQ(second.role(), "standby");
+  std::string log = second.log();
+  EXPECT_NE(log.find("PID " + std::to_string(g.head().pid())), std::string::npos) << log;
+  // It never opened the journal; the first head serves on.
+  EXPECT_EQ(log.find("journal recovered"), std::string::npos) << log;
+  auto r = run_cli({"--head", g.frontend(), "status"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("active"), std::string::npos) << r.out;
 }
 
 TEST(Durable, NewerJournalVersionIsRefused) {

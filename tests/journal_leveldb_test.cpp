@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <leveldb/env.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include <zmq.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -133,6 +136,46 @@ JournalOptions Options() {
   o.compact_quiet = std::chrono::milliseconds(0);
   o.compact_min_interval = std::chrono::milliseconds(0);
   return o;
+}
+
+// ---- the fence (failover) ---------------------------------------------------------
+
+// Every file under `dir` with its size and modification time.
+std::map<std::string, std::pair<std::uintmax_t, std::int64_t>> Files(const std::string& dir) {
+  std::map<std::string, std::pair<std::uintmax_t, std::int64_t>> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    out[e.path().string()] = {static_cast<std::uintmax_t>(st.st_size),
+                              st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+  }
+  return out;
+}
+
+// A head that lost its lease (head/lease.hpp) writes nothing: not a group,
+// not a segment, not a purge, not LevelDB's own compaction. Every write
+// fails, and not one file of the journal changes.
+TEST(JournalLevelDb, AFenceThatSaysNoStopsEveryWrite) {
+  TempDir dir;
+  auto allowed = std::make_shared<std::atomic<bool>>(true);
+  JournalOptions o = Options();
+  o.inline_max = 0;  // segment files too
+  o.may_write = [allowed] { return allowed->load(); };
+  OpenJournal oj(dir.file("data"), o);
+  const std::string a = Sid('a'), b = Sid('b');
+  ASSERT_TRUE(oj.write(Session(a, 4, 8 << 10)));
+  ASSERT_TRUE(oj.write(Session(b, 2, 100)));
+  auto before = Files(dir.file("data"));
+  allowed->store(false);
+  EXPECT_FALSE(oj.write(Session(Sid('c'), 3, 8 << 10)));
+  EXPECT_FALSE(oj.write(Purge(b)));
+  JournalOp more;
+  more.puts.emplace_back(jkey::numbered(jkey::kRequests, a, 5), Blob(4 << 10, 'x'));
+  EXPECT_FALSE(oj.write(std::move(more)));
+  EXPECT_EQ(Files(dir.file("data")), before) << "a fenced journal wrote";
+  // Its attempts to reopen are fenced too.
+  EXPECT_FALSE(oj.j().healthy());
+  EXPECT_EQ(Files(dir.file("data")), before) << "a fenced journal wrote";
 }
 
 // ---- the compactor ---------------------------------------------------------------

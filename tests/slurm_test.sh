@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/zgrid.sbatch end to end on a real single-host Slurm cluster that
 # this test starts (munge + slurmctld + slurmd under a private directory) and
-# stops by PID. Needs root and Debian's slurm-wlm and munge; skips otherwise,
+# stops by PID; then a job with a standby head whose active head is killed.
+# Needs root and Debian's slurm-wlm and munge; skips otherwise,
 # except under CI=true, where it must run.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,4 +95,33 @@ sleep 0.5
 if pgrep -f "zgrid-head --frontend tcp://0.0.0.0:$PORT" >/dev/null; then
   echo "slurm_test: FAIL: the head outlived the job" >&2; exit 1
 fi
-echo "1 passed, 0 failed"
+
+# ZGRID_STANDBY=1: a standby head on the same data directory (one host here:
+# ports +10). The batch kills the active head (its PID is in the lease's
+# epoch file) before submitting: the standby takes over, the node and the CLI
+# follow, and every result comes back.
+PORT=$((24000 + RANDOM % 20000))
+JOB=$(cd "$B" && ZGRID_BIN="$BIN" ZGRID_PORT=$PORT ZGRID_HEAD_ADDR=127.0.0.1 ZGRID_DATA_DIR="$B/data2" \
+  ZGRID_STANDBY=1 sbatch --parsable -o "$B/job2.out" "$ROOT/scripts/zgrid.sbatch" \
+  bash -c 'echo "heads $ZGRID_HEAD"; pid=$(sed -n "s/^pid=//p" "$ZGRID_DATA_DIR/lease/epoch-1") &&
+    kill -9 "$pid" && id=$(zgrid submit --durable --service factorize --random 100 --seed 9) &&
+    zgrid fetch "$id" | grep -c " = "')
+[ -n "$JOB" ] || { echo "slurm_test: FAIL: sbatch refused the standby job" >&2; exit 1; }
+for _ in $(seq 1 900); do
+  js=$(scontrol show job "$JOB" 2>/dev/null | grep -o 'JobState=[A-Z]*' | cut -d= -f2)
+  case "$js" in PENDING|RUNNING|CONFIGURING|COMPLETING|"") sleep 0.1 ;; *) break ;; esac
+done
+out=$(cat "$B/job2.out" 2>/dev/null)
+exitcode=$(scontrol show job "$JOB" | grep -o 'ExitCode=[0-9:]*' | cut -d= -f2)
+echo "slurm_test: standby job $JOB state $js exit $exitcode" >&2
+echo "$out" | grep -v " INFO " >&2
+[ "$js" = COMPLETED ] && [ "$exitcode" = "0:0" ] || { echo "slurm_test: FAIL: the standby job did not complete cleanly" >&2; exit 1; }
+echo "$out" | grep -q "^heads tcp://127.0.0.1:$PORT,tcp://127.0.0.1:$((PORT + 10))$" ||
+  { echo "slurm_test: FAIL: ZGRID_HEAD does not list both heads" >&2; exit 1; }
+echo "$out" | grep -q "at epoch 2, taken over from" || { echo "slurm_test: FAIL: no takeover in the job's log" >&2; exit 1; }
+echo "$out" | grep -qx 100 || { echo "slurm_test: FAIL: expected 100 results after the takeover" >&2; exit 1; }
+sleep 0.5
+if pgrep -f "zgrid-head --frontend tcp://0.0.0.0:$((PORT + 10))" >/dev/null; then
+  echo "slurm_test: FAIL: the standby head outlived the job" >&2; exit 1
+fi
+echo "2 passed, 0 failed"

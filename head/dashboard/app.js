@@ -11,6 +11,7 @@
   const TOKEN_KEY = 'zgridToken';
   const BAD_KINDS = new Set(['node_lost', 'node_quarantined', 'client_removed', 'journal_unhealthy']);
   const GOOD_KINDS = new Set(['session_complete', 'journal_recovered']);
+  const WARN_KINDS = new Set(['takeover']); // the head took over from a failed active head
   const STATS = ['nodes', 'workers', 'sessions', 'queued', 'running', 'done', 'faulted'];
 
   const state = {
@@ -142,7 +143,8 @@
     }
     clearEvents();
     state.eta.clear();
-    for (const k of STATS.concat(['rate', 'journal'])) setText($('stat-' + k), '-');
+    for (const k of STATS.concat(['rate', 'journal', 'role', 'epoch'])) setText($('stat-' + k), '-');
+    $('role-box').hidden = $('epoch-box').hidden = $('standby-notice').hidden = true;
     setText($('updated'), 'locked');
     setDot(false, 'access token required');
     if (!wasLocked) $('token-input').focus();
@@ -174,6 +176,26 @@
     const j = g.journal == null ? '-' : String(g.journal);
     setText($('stat-journal'), g.data_loss ? j + ', data loss' : j);
     $('stat-journal').classList.toggle('bad', !['ok', 'none', '-'].includes(j) || !!g.data_loss);
+    renderRole(g);
+  }
+  // Failover: role ("active", "standby"; "single" for a head without a
+  // --data-dir, which shows nothing) and lease epoch; the tooltip has the
+  // takeover count and, on a standby, where the active head serves.
+  function renderRole(g) {
+    const role = g.role == null ? '' : String(g.role);
+    const paired = role !== '' && role !== 'single';
+    $('role-box').hidden = $('epoch-box').hidden = !paired;
+    const active = g.active ? String(g.active) : '';
+    $('standby-notice').hidden = role !== 'standby';
+    setText($('standby-active'), active ? 'The active head serves clients on ' + active + '.'
+      : 'No head is active: a takeover is under way.');
+    if (!paired) return;
+    const dd = $('stat-role'), cls = 'role-' + cssName(role);
+    setText(dd, role);
+    if (dd.className !== cls) dd.className = cls;
+    dd.title = (role === 'standby' ? 'active head: ' + (active || 'none') + '; ' : '') +
+      'takeovers by this head: ' + num(g.takeovers);
+    setText($('stat-epoch'), num(g.epoch));
   }
 
   // Reuse one <tr> per id and move it only when its position changed: no flicker,
@@ -316,7 +338,9 @@
     const kind = String(ev.kind || '');
     const li = el('li', 'event');
     li.setAttribute('data-seq', String(ev.seq));
-    const tone = BAD_KINDS.has(kind) ? ' tag-bad' : GOOD_KINDS.has(kind) ? ' tag-good' : '';
+    li.setAttribute('data-kind', kind);
+    const tone = BAD_KINDS.has(kind) ? ' tag-bad' : GOOD_KINDS.has(kind) ? ' tag-good'
+      : WARN_KINDS.has(kind) ? ' tag-warn' : '';
     li.appendChild(el('time', 'ev-time', ev.time_ms ? clock(ev.time_ms) : '-'));
     li.appendChild(el('span', 'tag' + tone, kind));
     li.appendChild(el('span', 'ev-msg', ev.message || ev.subject || ''));

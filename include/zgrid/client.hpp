@@ -43,6 +43,9 @@
 namespace zgrid::client {
 
 struct ClientOptions {
+  // The head's frontend endpoint, or several heads' (failover), separated by
+  // commas: "tcp://a:5555,tcp://b:5555". The connection talks to the active
+  // one and follows a takeover (docs/operations.md, "Failover: clients").
   std::string head = "tcp://127.0.0.1:5555";
   Millis timeout_ms = 10'000;  // the head must answer a request within this
   // CURVE (docs/security.md): the head's public key and this client's pair,
@@ -141,6 +144,17 @@ class Connection {
   const ClientOptions& options() const;
   // The head's instance id (changes when it restarts).
   const std::string& head_instance() const;
+  // The head in use: one of options().head's, or the active head a standby
+  // named; and the highest lease epoch seen (0: heads without a lease).
+  const std::string& head_endpoint() const;
+  std::uint64_t epoch() const;
+
+  // Each head of options.head asked for its grid status directly (in
+  // parallel, at most about 1 s in all; no connection needed): one row per
+  // head with endpoint, role ("active", "standby", "single", or "no answer"),
+  // epoch, instance, active (the active head it knows of) and error (why
+  // there is no answer, when known).
+  static std::vector<Fields> heads(const ClientOptions& options);
 
   // zgrid's own tools and tests only: the transport under this connection
   // (declared in the library's private client/transport.hpp, not installed).

@@ -7,7 +7,7 @@ import json
 import os
 import time
 import uuid
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import msgpack  # python3-msgpack
 
@@ -182,7 +182,8 @@ def _response(t: tuple, decode: Optional[str], index: Optional[int] = None) -> R
 
 
 def _config_head(path: Optional[str]) -> Optional[str]:
-    """`head = ...` from a zgrid config file (the CLI's --config format)."""
+    """`head = ...` from a zgrid config file (the CLI's --config format): one
+    endpoint, several separated by commas, or a list ["tcp://a:5555", ...]."""
     path = path or os.environ.get("ZGRID_CONFIG")
     if not path:
         return None
@@ -190,8 +191,21 @@ def _config_head(path: Optional[str]) -> Optional[str]:
         for line in f:
             key, sep, value = line.partition("=")
             if sep and key.strip() == "head":
-                return value.strip().strip('"')
+                value = value.strip()
+                if value.startswith("[") and value.endswith("]"):
+                    value = value[1:-1]
+                return ",".join(v.strip().strip('"').strip("'") for v in value.split(",") if v.strip())
     return None
+
+
+def _heads(head: Any) -> Optional[str]:
+    """A head argument as the library takes it: a list or tuple of endpoints
+    becomes one comma-separated string."""
+    if head is None or isinstance(head, str):
+        return head
+    if isinstance(head, (list, tuple)) and all(isinstance(h, str) for h in head):
+        return ",".join(head)
+    raise TypeError("head must be an endpoint string, or a list or tuple of them")
 
 
 def _read_key(path: str, want: str) -> str:
@@ -208,18 +222,22 @@ Error = _zgrid.Error
 
 
 def connect(
-    head: Optional[str] = None,
+    head: Union[str, Sequence[str], None] = None,
     key: Optional[str] = None,
     head_key: Optional[str] = None,
     config: Optional[str] = None,
     timeout: float = 10.0,
 ) -> "Grid":
     """Connects to a head: `head` argument, else ZGRID_HEAD, else the config
-    file's `head`, else tcp://127.0.0.1:5555. With CURVE, `key` is this
+    file's `head`, else tcp://127.0.0.1:5555. Several heads (an active one
+    and standbys, docs/operations.md "Failover"): a list or tuple of
+    endpoints, or one string with commas; the connection uses the active
+    head and follows a takeover. With CURVE, `key` is this
     client's key file (zgrid keygen) and `head_key` the head's public key
     file (or ZGRID_KEY / ZGRID_HEAD_KEY). Raises zgrid.ConnectionError when no
-    head answers within `timeout` seconds."""
-    head = head or os.environ.get("ZGRID_HEAD") or _config_head(config) or DEFAULT_HEAD
+    head answers within `timeout` seconds (with several heads: when none is
+    active, naming each and what it said)."""
+    head = _heads(head) or os.environ.get("ZGRID_HEAD") or _config_head(config) or DEFAULT_HEAD
     key = key or os.environ.get("ZGRID_KEY")
     head_key = head_key or os.environ.get("ZGRID_HEAD_KEY")
     pub = sec = hk = ""
@@ -374,6 +392,23 @@ class Grid:
             s.send(q.payload, user_data=q.user_data)
         s.commit()
         return s
+
+    @property
+    def head(self) -> str:
+        """The head in use: one of those given, or the active head a standby
+        named (it changes when a standby takes over)."""
+        return self.conn.head_endpoint
+
+    @property
+    def epoch(self) -> int:
+        """The highest lease epoch seen (0: heads without a lease)."""
+        return self.conn.epoch
+
+    def heads(self) -> list:
+        """Each head this grid was given, asked directly (about 1 s at most):
+        dicts with endpoint, role ("active", "standby", "single" or "no
+        answer"), epoch, instance, active and error."""
+        return self.conn.heads()
 
     def status(self) -> dict:
         return self.conn.grid_status()

@@ -211,10 +211,13 @@ void Grid::restart_head(const std::vector<std::string>& env) {
   head_env.insert(head_env.end(), head_env_.begin(), head_env_.end());
   head_env.insert(head_env.end(), env.begin(), env.end());
   head_ = std::make_unique<Process>(argv, dir_.file("head.log"), head_env);
+  // Up once it serves: a head on a data directory first takes its lease
+  // (at once when the previous holder is gone, head/lease.hpp).
   bool up = wait_until(
       [&] {
         std::string s = read_file(ep_file);
-        return s.find("pid=") != std::string::npos || !head_->running();
+        return s.find("role=active") != std::string::npos ||
+               s.find("role=single") != std::string::npos || !head_->running();
       },
       10'000);
   std::string s = read_file(ep_file);
@@ -227,6 +230,65 @@ void Grid::restart_head(const std::vector<std::string>& env) {
     if (line.rfind("backend=", 0) == 0) backend_ = line.substr(8);
     if (line.rfind("http=", 0) == 0) http_ = line.substr(5);
   }
+}
+
+HeadProcess::HeadProcess(const TempDir& dir, std::string name, std::string data_dir,
+                         std::vector<std::string> extra, std::vector<std::string> env)
+    : name_(std::move(name)),
+      data_dir_(std::move(data_dir)),
+      ep_file_(dir.file(name_ + ".endpoints")),
+      log_(dir.file(name_ + ".log")),
+      extra_(std::move(extra)),
+      env_(std::move(env)) {}
+
+void HeadProcess::start(bool wait) {
+  if (p_) p_->kill_now();
+  std::remove(ep_file_.c_str());
+  std::vector<std::string> argv{ZGRID_HEAD_BIN, "--endpoints-file", ep_file_, "--data-dir",
+                                data_dir_};
+  if (frontend_.empty())
+    argv.insert(argv.end(), {"--frontend", "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0"});
+  else
+    argv.insert(argv.end(), {"--frontend", frontend_, "--backend", backend_});
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  std::vector<std::string> env;
+  if (g_verify_tables) env.push_back("ZGRID_TEST_VERIFY=1");
+  env.insert(env.end(), env_.begin(), env_.end());
+  p_ = std::make_unique<Process>(argv, log_, env);
+  if (wait && !wait_started(10'000))
+    throw std::runtime_error("zgrid-head " + name_ + " did not start: " + log());
+}
+
+bool HeadProcess::wait_started(Millis timeout_ms) {
+  bool up = wait_until(
+      [&] { return read_file(ep_file_).find("pid=") != std::string::npos || !p_->running(); },
+      timeout_ms);
+  if (!up || read_file(ep_file_).find("pid=") == std::string::npos) return false;
+  frontend_ = field("frontend");
+  backend_ = field("backend");
+  http_ = field("http");
+  return true;
+}
+
+std::string HeadProcess::field(const std::string& key) const {
+  std::istringstream in(read_file(ep_file_));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+  return "";
+}
+
+std::string HeadProcess::role() {
+  if (!running()) return "";
+  return field("role");
+}
+
+std::uint64_t HeadProcess::epoch() const {
+  return std::strtoull(field("epoch").c_str(), nullptr, 10);
+}
+
+bool HeadProcess::wait_role(const std::string& role, Millis timeout_ms) {
+  return wait_until([&] { return this->role() == role; }, timeout_ms, 10);
 }
 
 std::size_t Grid::add_node(const std::vector<std::string>& extra,

@@ -70,6 +70,42 @@ std::string read_file(const std::string& path);
 // it: "p1 * p2 * ..." with every factor prime, ascending, product n ("1" for 1).
 bool is_factorization(std::uint64_t n, std::string_view text);
 
+// One zgrid-head of a failover pair (docs/operations.md, "Failover"): a
+// head on `data_dir` with an endpoints file of its own, on ephemeral ports
+// at its first start and on the same ports when restarted. It may come up
+// active or standby.
+class HeadProcess {
+ public:
+  HeadProcess(const TempDir& dir, std::string name, std::string data_dir,
+              std::vector<std::string> extra = {}, std::vector<std::string> env = {});
+  // Starts (or, killing it first, restarts) the process; with `wait`,
+  // waits until it wrote its endpoints file (throws if it did not within 10 s).
+  void start(bool wait = true);
+  // After start(false): waits for the endpoints file; false after the timeout.
+  bool wait_started(Millis timeout_ms);
+  void kill_now() {
+    if (p_) p_->kill_now();
+  }
+  // The role its endpoints file says now: "active", "standby" or "" (gone).
+  std::string role();
+  std::uint64_t epoch() const;
+  bool wait_role(const std::string& role, Millis timeout_ms);
+  Process& process() { return *p_; }
+  bool running() { return p_ && p_->running(); }
+  const std::string& frontend() const { return frontend_; }
+  const std::string& backend() const { return backend_; }
+  const std::string& http() const { return http_; }
+  std::string log() const { return read_file(log_); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string field(const std::string& key) const;
+  std::string name_, data_dir_, ep_file_, log_;
+  std::vector<std::string> extra_, env_;
+  std::string frontend_, backend_, http_;
+  std::unique_ptr<Process> p_;
+};
+
 // A head and its nodes, for one test.
 class Grid {
  public:

@@ -55,7 +55,7 @@ class LevelDbBackend : public JournalBackend {
                                .bulk_files = true,
                                .read_faults_hit_every_record = false,
                                .removes_orphan_bulk = true,
-                               .exclusive_open = true};
+                               .exclusive_open = false};  // the lease excludes (head/lease.hpp)
     return c;
   }
 

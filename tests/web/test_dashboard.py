@@ -1,10 +1,12 @@
 """The dashboard in a real browser (headless Chromium driven by Selenium):
 one row per node, a session's progress growing between two reads, a
-screenshot for docs/operations.md; and with CURVE, no session ids without
-the token."""
+screenshot for docs/operations.md; with CURVE, no session ids without the
+token; and a failover pair: each head's role and epoch, the standby's banner,
+and a takeover in the header and the event list."""
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -132,3 +134,73 @@ def test_with_curve_the_page_without_the_token_shows_no_session_ids():
             if drv:
                 drv.quit()
             g.stop()
+
+
+def start_head(tmp, name, data):
+    """A zgrid-head on ephemeral ports with --data-dir `data`; (process, endpoints file)."""
+    ep = os.path.join(tmp, name + ".endpoints")
+    log = open(os.path.join(tmp, name + ".log"), "ab")
+    p = subprocess.Popen([os.path.join(BIN, "zgrid-head"), "--endpoints-file", ep,
+                          "--frontend", "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0",
+                          "--http", "127.0.0.1:0", "--data-dir", data], stdout=log, stderr=log)
+    wait_until(lambda: os.path.exists(ep), what=f"head {name}'s endpoints file")
+    return p, ep
+
+
+def endpoints(ep):
+    # The head rewrites the file by rename: a read sees one whole version.
+    with open(ep) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+def shown(drv, elem_id):
+    e = drv.find_elements(By.ID, elem_id)
+    return e[0].text if e and e[0].is_displayed() else None
+
+
+def test_a_failover_pair_shows_each_heads_role_and_the_takeover():
+    with tempfile.TemporaryDirectory(prefix="zgrid-web-") as tmp:
+        data = os.path.join(tmp, "data")
+        procs, drv = [], None
+        try:
+            a, a_ep = start_head(tmp, "a", data)
+            procs.append(a)
+            assert endpoints(a_ep)["role"] == "active"
+            b, b_ep = start_head(tmp, "b", data)
+            procs.append(b)
+            eb = endpoints(b_ep)
+            assert eb["role"] == "standby"
+            drv = browser()
+            # The active head's page: its role and epoch, no standby banner.
+            drv.get(endpoints(a_ep)["http"])
+            wait_until(lambda: shown(drv, "stat-role") == "active", what="role active on head a")
+            assert shown(drv, "stat-epoch") == "1"
+            assert shown(drv, "standby-notice") is None
+            # The standby's page says so and names the active head.
+            drv.get(eb["http"])
+            wait_until(lambda: shown(drv, "stat-role") == "standby", what="role standby on head b")
+            assert shown(drv, "stat-epoch") == "1"
+            notice = wait_until(lambda: shown(drv, "standby-notice"), what="the standby banner")
+            assert endpoints(a_ep)["frontend"] in notice
+            assert not drv.find_elements(By.CSS_SELECTOR, 'li.event[data-kind="takeover"]')
+            # The active head's machine dies: the open page shows the takeover.
+            a.send_signal(signal.SIGKILL)
+            a.wait(10)
+            wait_until(lambda: shown(drv, "stat-role") == "active", timeout=15,
+                       what="head b's page to turn active")
+            assert shown(drv, "stat-epoch") == "2"
+            assert shown(drv, "standby-notice") is None
+            ev = wait_until(lambda: drv.find_elements(By.CSS_SELECTOR, 'li.event[data-kind="takeover"]'),
+                            what="the takeover event")
+            tag = ev[0].find_element(By.CSS_SELECTOR, ".tag")
+            assert tag.text == "takeover" and "tag-warn" in tag.get_attribute("class")
+            assert "epoch 2" in ev[0].text
+            shot = os.path.join(os.environ.get("ZGRID_SCREENSHOT_DIR", tmp), "dashboard-takeover.png")
+            assert drv.save_screenshot(shot)
+        finally:
+            if drv:
+                drv.quit()
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGKILL)
+                    p.wait(10)
