@@ -305,8 +305,8 @@ void IoLoop::drop_stale(const std::string& why, bool silent, Millis now) {
   if (failover()) fast_until_ms_ = std::max(fast_until_ms_, now + kFastSearchMs);
 }
 
-// An active head's backend named by a standby: asked at once, from the
-// head's link or a probe (added to the heads the node knows, bounded).
+// An active head's backend named by a standby: asked at once by its probe
+// (added to the heads the node knows, bounded).
 void IoLoop::learn(const std::string& backend, Millis now) {
   if (backend.empty()) return;
   bool known = std::find(endpoints_.begin(), endpoints_.end(), backend) != endpoints_.end() ||
@@ -319,7 +319,8 @@ void IoLoop::learn(const std::string& backend, Millis now) {
     if (learned_.size() >= kMaxLearned) learned_.erase(learned_.begin());
     learned_.push_back(backend);
   }
-  if (head_.endpoint == backend) head_.next_register_ms = std::min(head_.next_register_ms, now);
+  // (The head's link, if it is that head, is asked already: a second
+  // register would only replace the registration an answer may be bringing.)
   for (Link& p : probes_)
     if (p.endpoint == backend) p.next_register_ms = std::min(p.next_register_ms, now);
 }
