@@ -56,10 +56,12 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
   NodeOptions& o = out->options;
   CLI::App app("zgrid-node: a compute node of a zgrid grid", "zgrid-node");
   app.set_config("--config", "", "Read options from this INI/TOML file");
-  app.add_option("--head", o.head,
-                 "The head's backend endpoint, or a comma-separated list of a failover pair's "
-                 "backends (registers with the active one)")
-      ->capture_default_str();
+  std::vector<std::string> heads;  // --head a --head b, a list in the config file
+  app.add_option("--head", heads,
+                 "The head's backend endpoint, or a failover pair's backends separated by commas "
+                 "(registers with the active one and follows a takeover)")
+      ->default_str(o.head)
+      ->allow_extra_args(false);
   app.add_option("--workers", o.workers, "Worker threads (0: one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
@@ -94,6 +96,10 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
   cli::add_duration(app, "--simulate-hold", &out->simulate_hold_ms,
                     "Test mode: simulated nodes answer each task message this long after it came");
   if (int rc = cli::parse(app, argc, argv, env_prefix); rc >= 0) return rc;
+  if (!heads.empty()) {
+    o.head.clear();
+    for (const auto& h : heads) o.head += (o.head.empty() ? "" : ",") + h;
+  }
 
   auto fail = [](const std::string& line) {
     std::cerr << "zgrid-node: error: " << line << "\n";

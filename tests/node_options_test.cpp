@@ -160,11 +160,18 @@ TEST(NodeOptions, HeadTakesAListOfBackendsEachChecked) {
   NodeCommand cmd;
   ASSERT_EQ(Parse({"--head", "tcp://a:5556,tcp://b:5556"}, &cmd), -1);
   EXPECT_EQ(cmd.options.head, "tcp://a:5556,tcp://b:5556");
+  NodeCommand twice;
+  ASSERT_EQ(Parse({"--head", "tcp://a:5556", "--head", "tcp://b:5556"}, &twice), -1);
+  EXPECT_EQ(twice.options.head, "tcp://a:5556,tcp://b:5556");
   testing::TempDir d;
   std::ofstream(d.file("node.ini")) << "head = \"tcp://c:5556,tcp://d:5556\"\n";
   NodeCommand from_config;
   ASSERT_EQ(Parse({"--config", d.file("node.ini")}, &from_config), -1);
   EXPECT_EQ(from_config.options.head, "tcp://c:5556,tcp://d:5556");
+  std::ofstream(d.file("node.toml")) << "head = [\"tcp://e:5556\", \"tcp://f:5556\"]\n";
+  NodeCommand from_list;
+  ASSERT_EQ(Parse({"--config", d.file("node.toml")}, &from_list), -1);
+  EXPECT_EQ(from_list.options.head, "tcp://e:5556,tcp://f:5556");
   EXPECT_NE(ParseError({"--head", "tcp://a:5556,b:5556"}).find("'b:5556' is not an endpoint"),
             std::string::npos);
 }
