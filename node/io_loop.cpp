@@ -249,6 +249,7 @@ void IoLoop::close_probes() {
 void IoLoop::adopt_registration(const proto::Registered& r, Millis now) {
   registered_ = true;
   epoch_ = r.epoch;
+  head_instance_ = r.head_instance;
   max_epoch_ = std::max(max_epoch_, r.epoch);
   head_.backoff_ms = 0;
   fast_until_ms_ = 0;
@@ -511,6 +512,17 @@ bool IoLoop::on_probe_message(std::size_t i, zmq::message_t& frame, Millis now) 
   if (env.type != proto::kRegistered) return false;  // e.g. tasks from a head we said bye to
   proto::Registered r;
   if (!proto::decode_registered(env, &r).ok()) return false;
+  // The registered head itself, reached by another name (a standby named
+  // it as it advertises itself): it has moved our registration to this
+  // connection, so the node moves too, as a reconnect.
+  if (registered_ && r.head_instance == head_instance_ && r.epoch == epoch_) {
+    ZG_LOG(kInfo, kLog,
+           "head " + head_.endpoint + " is also " + probes_[i].endpoint +
+               " (the same head under another name); registered there");
+    registered_ = false;  // the same head: no line that it was lost
+    switch_to_probe(i, r, now);
+    return true;
+  }
   // The registered head stays unless this one is newer; never a head older
   // than the newest seen. A head not taken is told bye (it forgets us).
   if (r.epoch < max_epoch_ || (registered_ && r.epoch <= epoch_)) {

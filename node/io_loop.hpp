@@ -140,6 +140,7 @@ class IoLoop {
   Millis fast_until_ms_ = 0;  // links send register every kProbeEveryMs until then
   bool registered_ = false;
   std::uint64_t epoch_ = 0;      // the registered head's epoch
+  std::string head_instance_;    // and its instance id
   std::uint64_t max_epoch_ = 0;  // the highest any head reported
   std::string lost_head_;        // the head last given up (for the log line), until the next
   Millis lost_heard_ms_ = 0;     // when it was last heard from

@@ -274,5 +274,31 @@ TEST(NodeFailover, NeverStaysWithAHeadOlderThanTheNewestEpochSeen) {
     }
 }
 
+// The registered head reached under another name (a standby names it as
+// it advertises itself, e.g. by host name): when it answers a probe as the
+// same head (instance and epoch), it has moved the registration to that
+// connection, so the node goes with it instead of telling it bye.
+TEST(NodeFailover, TheSameHeadUnderAnotherNameIsFollowedNotToldBye) {
+  zmq::context_t ctx(1);
+  FakeHead x(ctx), y(ctx);
+  Node node(x.endpoint() + "," + y.endpoint());
+  Got reg;
+  ASSERT_TRUE(x.recv_type(proto::kRegister, &reg, 10'000));
+  x.registered(reg, 3);
+  Got m;
+  ASSERT_TRUE(x.recv_type(proto::kHeartbeat, &m, 5'000));
+  // X falls silent: Y is asked, and answers as the same head (fake3, epoch
+  // 3). (A register the node sent Y at start, on a link it closed since,
+  // gets its answer nowhere.)
+  bool heartbeat = false;
+  for (Millis until = Now() + 5'000; Now() < until && !heartbeat;) {
+    if (!y.recv(&m, 100)) continue;
+    EXPECT_NE(m.type, proto::kBye) << "the node told its own head bye";
+    if (m.type == proto::kRegister) y.registered(m, 3);
+    heartbeat = m.type == proto::kHeartbeat;
+  }
+  EXPECT_TRUE(heartbeat) << "the node did not stay with the head under its other name";
+}
+
 }  // namespace
 }  // namespace zgrid::node
