@@ -30,6 +30,10 @@ bool connectable(const std::string& ep) {
 
 // One head asked by find_active or probe_heads, on a socket of its own.
 struct Probe {
+  Probe() = default;
+  Probe(Probe&&) = default;
+  Probe& operator=(Probe&&) = default;
+  ~Probe() { zmqu::stop_monitor(sock); }  // before the socket, then the monitor, go
   std::string endpoint;
   std::unique_ptr<zmqu::HandshakeMonitor> monitor;
   zmq::socket_t sock;
@@ -220,6 +224,7 @@ Status Transport::find_active(Millis deadline) {
               failed_over_to_ = p.endpoint;
               failed_over_epoch_ = h.epoch;
             }
+            zmqu::stop_monitor(sock_);
             sock_ = std::move(p.sock);
             monitor_ = std::move(p.monitor);
             endpoint_ = p.endpoint;

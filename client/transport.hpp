@@ -44,6 +44,7 @@ namespace zgrid::client {
 class Transport {
  public:
   explicit Transport(const ClientOptions& o);
+  ~Transport() { zmqu::stop_monitor(sock_); }  // before the monitor goes (common/zmq_util.hpp)
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 

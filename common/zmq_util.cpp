@@ -47,6 +47,10 @@ Result<zmq::socket_t> bind_router(zmq::context_t& ctx, const std::string& endpoi
   }
 }
 
+void stop_monitor(zmq::socket_t& s) {
+  if (s.handle() != nullptr) (void)zmq_socket_monitor(s.handle(), nullptr, 0);
+}
+
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint,
                                      const SocketOptions& o, HandshakeMonitor* monitor) {
   try {

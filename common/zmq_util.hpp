@@ -86,6 +86,12 @@ class HandshakeMonitor {
 Result<zmq::socket_t> bind_router(zmq::context_t& ctx, const std::string& endpoint,
                                   std::string* bound, const SocketOptions& o = {});
 class HandshakeMonitor;
+// Stops a socket's handshake monitor (if any) before the socket closes:
+// libzmq's I/O thread sends monitor events with a blocking send, and a
+// socket closed mid-handshake right before its monitor's reader could block
+// that thread (the one every socket of the context shares). Call it on a
+// watched socket before closing or replacing it.
+void stop_monitor(zmq::socket_t& s);
 // A DEALER connected to `endpoint` with ZMQ_IMMEDIATE and reconnect backoff.
 // `monitor`, if given, starts watching its handshakes before it connects.
 Result<zmq::socket_t> connect_dealer(zmq::context_t& ctx, const std::string& endpoint,
