@@ -18,8 +18,8 @@ Durable::~Durable() {
   close();
 }
 
-Status Durable::open(zmq::context_t& zctx, RecoveryReport* report,
-                     std::function<bool()> may_write) {
+Status Durable::open(zmq::context_t& zctx, RecoveryReport* report, std::function<bool()> may_write,
+                     std::function<bool()> may_commit, std::uint64_t takeover_gap) {
   const HeadOptions& o = ctx_.o;
   JournalOptions jo;
   jo.min_free_bytes = o.min_free_bytes;
@@ -28,6 +28,8 @@ Status Durable::open(zmq::context_t& zctx, RecoveryReport* report,
   jo.fault_after_write = o.hooks.journal_fault_after;
   jo.read_fault_file = o.hooks.journal_read_fault_file;
   jo.may_write = std::move(may_write);
+  jo.may_commit = std::move(may_commit);
+  jo.takeover_gap_bytes = takeover_gap;
   if (o.hooks.journal_inline_max >= 0)
     jo.inline_max = static_cast<std::size_t>(o.hooks.journal_inline_max);
   if (long n = ctx_.crash.take("after-sync"); n >= 0) jo.crash_after_syncs = static_cast<int>(n);

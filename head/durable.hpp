@@ -59,9 +59,11 @@ class Durable {
 
   // Opens the LevelDB journal in the options' data directory and rebuilds
   // the sessions from it; the caller then loads or cancels each (`report`).
-  // `may_write`: the lease's fence (head/lease.hpp), asked before every
-  // journal write; empty: always.
-  Status open(zmq::context_t& zctx, RecoveryReport* report, std::function<bool()> may_write = {});
+  // `may_write`, `may_commit`: the lease's fence (head/lease.hpp;
+  // JournalOptions), asked before every journal write; empty: always.
+  // `takeover_gap`: JournalOptions::takeover_gap_bytes.
+  Status open(zmq::context_t& zctx, RecoveryReport* report, std::function<bool()> may_write = {},
+              std::function<bool()> may_commit = {}, std::uint64_t takeover_gap = 0);
   // The same over a store of the caller's (tests: MemoryJournal).
   Status open(std::unique_ptr<JournalStore> store, RecoveryReport* report);
   bool enabled() const { return journal_ != nullptr; }

@@ -254,6 +254,12 @@ class Head {
       Millis now = clock_.now_ms();
       ctx_.now = now;
       if (now >= next_poll) {
+        // A claim waiting out a racing renewal (head/lease.hpp) whose epoch
+        // was taken meanwhile: nothing was written; stand down.
+        if (lease_->held() && !lease_->ensure_valid()) {
+          active_ = true;  // so check_lease stands down
+          check_lease();
+        }
         if (!security_.zap_alive())
           return Status::Internal(
               "the ZAP handler stopped: refusing to serve without authentication");
@@ -467,15 +473,23 @@ class Head {
   // A clean stop (or a failed start) hands the lease on: a standby takes
   // over at once instead of after the lease timeout.
   void release_lease() {
-    if (lease_) lease_->release();
+    if (!lease_) return;
+    // Every writer stops first (the journal's threads, LevelDB's), on every
+    // way out of run(): the standby writes the moment it reads "released".
+    durable_.close();
+    lease_->release();
   }
 
  private:
   Status open_journal() {
     Millis t0 = clock_.now_ms();
     RecoveryReport report;
-    ZG_RETURN_IF_ERROR(
-        durable_.open(zmq_, &report, [l = lease_.get()] { return !l || l->ensure_valid(); }));
+    Lease* l = lease_.get();
+    // A head taken over may still have a write in flight (head/journal.hpp).
+    constexpr std::uint64_t kTakeoverGap = 64ull << 20;
+    ZG_RETURN_IF_ERROR(durable_.open(
+        zmq_, &report, [l] { return !l || l->ensure_valid(); }, [l] { return !l || l->confirm(); },
+        l && l->stale_writer_possible() ? kTakeoverGap : 0));
     lifecycle_.recovered();
     std::uint64_t reqs = 0;
     for (auto& kv : sessions_.all()) reqs += kv.second->total;

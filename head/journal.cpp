@@ -77,9 +77,16 @@ class FencedFile : public leveldb::WritableFile {
 // lease ran out (90 s by default), keeping the standby from opening.
 class ReserveEnv : public leveldb::EnvWrapper {
  public:
-  ReserveEnv(FdReserve& fds, std::function<bool()> may_write)
-      : EnvWrapper(leveldb::Env::Default()), fds_(fds), may_write_(std::move(may_write)) {
+  // `may_write` is asked before every write; `may_commit` (stronger, a stat)
+  // before a file is made, renamed or removed — rare, and what a stale
+  // head's background compaction would clash with.
+  ReserveEnv(FdReserve& fds, std::function<bool()> may_write, std::function<bool()> may_commit)
+      : EnvWrapper(leveldb::Env::Default()),
+        fds_(fds),
+        may_write_(std::move(may_write)),
+        may_commit_(std::move(may_commit)) {
     if (!may_write_) may_write_ = [] { return true; };
+    if (!may_commit_) may_commit_ = may_write_;
   }
   leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
     return retry([&] { return target()->NewSequentialFile(f, r); });
@@ -89,18 +96,18 @@ class ReserveEnv : public leveldb::EnvWrapper {
     return retry([&] { return target()->NewRandomAccessFile(f, r); });
   }
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
-    if (!may_write_()) return FencedFile::fenced();
+    if (!may_commit_()) return FencedFile::fenced();
     return wrap(retry([&] { return target()->NewWritableFile(f, r); }), r);
   }
   leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
-    if (!may_write_()) return FencedFile::fenced();
+    if (!may_commit_()) return FencedFile::fenced();
     return wrap(retry([&] { return target()->NewAppendableFile(f, r); }), r);
   }
   leveldb::Status RemoveFile(const std::string& f) override {
-    return may_write_() ? target()->RemoveFile(f) : FencedFile::fenced();
+    return may_commit_() ? target()->RemoveFile(f) : FencedFile::fenced();
   }
   leveldb::Status RenameFile(const std::string& from, const std::string& to) override {
-    return may_write_() ? target()->RenameFile(from, to) : FencedFile::fenced();
+    return may_commit_() ? target()->RenameFile(from, to) : FencedFile::fenced();
   }
   leveldb::Status CreateDir(const std::string& d) override {
     return may_write_() ? target()->CreateDir(d) : FencedFile::fenced();
@@ -137,9 +144,11 @@ class ReserveEnv : public leveldb::EnvWrapper {
   }
   FdReserve& fds_;
   std::function<bool()> may_write_;
+  std::function<bool()> may_commit_;
 };
-std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds, std::function<bool()> may_write) {
-  return std::make_unique<ReserveEnv>(fds, std::move(may_write));
+std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds, std::function<bool()> may_write,
+                                               std::function<bool()> may_commit = {}) {
+  return std::make_unique<ReserveEnv>(fds, std::move(may_write), std::move(may_commit));
 }
 
 // LevelDB's info log, into zgrid's log instead of DIR/journal/LOG (which
@@ -265,9 +274,10 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   // One head per data directory: the caller holds its lease (head/lease.hpp),
   // and every write below asks o_.may_write.
   j->fds_ = std::make_unique<FdReserve>(kFdReserve);
-  j->env_ = make_reserve_env(*j->fds_, options.may_write);
+  j->env_ = make_reserve_env(*j->fds_, options.may_write, options.may_commit);
   j->info_log_ = make_leveldb_info_log();
-  j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments);
+  j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments,
+                                            options.takeover_gap_bytes);
   ZG_RETURN_IF_ERROR(j->segments_->init());
 
   // The disk reserve: made when there is room, released to open on a full disk.
@@ -463,6 +473,7 @@ void Journal::remove_orphan_segments(const std::function<bool(std::string_view s
       continue;
     std::string_view sid(name.data(), kSessionIdLength);
     if (live(sid)) continue;
+    if (o_.may_commit && !o_.may_commit()) return;  // fenced: the files may be another head's now
     ZG_LOG(kInfo, kLog, "removing the segment file of purged session " + std::string(sid));
     segments_->remove(sid);
   }
@@ -585,7 +596,7 @@ bool Journal::Group::maintenance() const {
 // (commit() puts them in the batch).
 void Journal::append_bulk(Group& g) {
   g.batch = std::make_unique<leveldb::WriteBatch>();
-  if (o_.may_write && !o_.may_write()) {
+  if ((o_.may_commit && !o_.may_commit()) || (o_.may_write && !o_.may_write())) {
     g.failed = true;
     g.error = std::string("journal write failed: ") + FencedFile::fenced().ToString();
     return;
@@ -649,8 +660,12 @@ void Journal::append_bulk(Group& g) {
     if (err == 0 && ::fdatasync(a.file->fd) != 0) err = errno;
     if (err != 0) {
       // Nothing points at these bytes: give the space back. A file that
-      // held nothing before goes (no empty segment is left behind).
+      // held nothing before goes (no empty segment is left behind). Not
+      // when fenced: another head may be appending to these files now, and
+      // bytes nothing points to are harmless.
+      bool fenced = o_.may_write && !o_.may_write();
       for (auto& [s2, a2] : appends) {
+        if (fenced) break;
         if (a2.start == 0)
           segments_->remove(s2);
         else

@@ -110,6 +110,18 @@ struct JournalOptions {
   // asks it, and a false writes nothing (the write fails). Called from the
   // journal's threads and LevelDB's: must be thread-safe and cheap.
   std::function<bool()> may_write;
+  // The same, stronger, asked once before each group is written: also that
+  // no newer epoch exists (a head whose clock stood still while it was
+  // paused — a suspended VM — still has a valid-looking claim; one stat per
+  // group finds the standby's claim).
+  std::function<bool()> may_commit;
+  // After a takeover from a head that may still have a write in flight (its
+  // machine froze or lost the network mid-write: on NFS such a write can
+  // reach the server later): the first append to each segment file written
+  // before this journal opened starts this many bytes past its end, so a
+  // late write lands in a hole no pointer refers to (sparse: no disk used).
+  // One group's bulk per session is below 2 x 8 MiB (frame and group limits).
+  std::uint64_t takeover_gap_bytes = 0;
 };
 
 // LevelDB's info log into zgrid's log (component "leveldb"): debug lines,

@@ -83,13 +83,22 @@ Segments::File::~File() {
   if (fd >= 0) ::close(fd);
 }
 
-Segments::Segments(std::string dir, FdReserve& fds, std::size_t max_open)
-    : dir_(std::move(dir)), fds_(fds), max_open_(max_open) {}
+Segments::Segments(std::string dir, FdReserve& fds, std::size_t max_open, std::uint64_t gap)
+    : dir_(std::move(dir)), fds_(fds), max_open_(max_open), gap_(gap) {}
 
 Status Segments::init() {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) return Status::Unavailable("cannot create " + dir_ + ": " + ec.message());
+  if (gap_ > 0) {
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      std::string name = e.path().filename().string();
+      if (!name.ends_with(".seg")) continue;
+      std::error_code size_ec;
+      auto size = std::filesystem::file_size(e.path(), size_ec);
+      if (!size_ec && size > 0) sizes_at_open_[name.substr(0, name.size() - 4)] = size;
+    }
+  }
   return Status::OK();
 }
 
@@ -116,6 +125,8 @@ Result<std::shared_ptr<Segments::File>> Segments::open(std::string_view sid, boo
   f->fd = fd;
   struct stat st;
   f->end = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (auto it = sizes_at_open_.find(key); it != sizes_at_open_.end() && f->end <= it->second)
+    f->end = it->second + gap_;  // nothing appended since the takeover: past the gap
   lru_.push_front(key);
   open_.emplace(key, std::make_pair(f, lru_.begin()));
   while (open_.size() > max_open_) {

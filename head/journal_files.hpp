@@ -71,7 +71,8 @@ class Segments {
     ~File();
   };
 
-  Segments(std::string dir, FdReserve& fds, std::size_t max_open);
+  // `gap`: JournalOptions::takeover_gap_bytes (0: none).
+  Segments(std::string dir, FdReserve& fds, std::size_t max_open, std::uint64_t gap = 0);
   Status init();
   const std::string& dir() const { return dir_; }
   std::string path(std::string_view sid) const;
@@ -91,7 +92,12 @@ class Segments {
   const std::string dir_;
   FdReserve& fds_;
   const std::size_t max_open_;
+  const std::uint64_t gap_;
   Mutex mu_;
+  // With a gap: each file's size when the journal opened. An append to a
+  // file no bigger than that goes past the gap (re-read at every open, so an
+  // evicted file keeps it).
+  std::unordered_map<std::string, std::uint64_t> sizes_at_open_;
   std::list<std::string> lru_ ZG_GUARDED_BY(mu_);  // most recent first
   std::unordered_map<std::string,
                      std::pair<std::shared_ptr<File>, std::list<std::string>::iterator>>

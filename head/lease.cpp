@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -30,7 +32,12 @@ std::string epoch_file(const std::string& dir, std::uint64_t epoch) {
 
 std::string encode(const LeaseRecord& r) {
   std::ostringstream o;
-  o << "epoch=" << r.epoch << "\ncounter=" << r.counter
+  // Fixed widths where the record changes (the counter): a renewal rewrites
+  // the same bytes in place, so a reader racing it never sees the other
+  // fields shift.
+  char counter[24];
+  std::snprintf(counter, sizeof counter, "%020llu", static_cast<unsigned long long>(r.counter));
+  o << "epoch=" << r.epoch << "\ncounter=" << counter
     << "\nstate=" << (r.released ? "released" : "held") << "\ninstance=" << r.instance
     << "\nhost=" << r.host << "\nboot_id=" << r.boot_id << "\npid_ns=" << r.pid_ns
     << "\npid=" << r.pid << "\nfrontend=" << r.frontend << "\nbackend=" << r.backend
@@ -113,16 +120,29 @@ std::uint64_t newest_epoch(const std::string& dir) {
   return best;
 }
 
-// Whether a process of this machine is gone (not there, or a zombie).
+// Whether a process of this machine is gone: not there, or a zombie with
+// no thread left (a leader that exited while its threads run on is a
+// zombie too).
 bool process_gone(std::uint64_t pid) {
   if (pid == 0 || pid > 4'194'304) return false;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  if (!f) return errno == ENOENT || !exists("/proc/" + std::to_string(pid));
+  std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream f(dir + "/stat");
+  if (!f) return !exists(dir);
   std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   auto close = stat.rfind(')');
   if (close == std::string::npos || close + 2 >= stat.size()) return false;
   char state = stat[close + 2];
-  return state == 'Z' || state == 'X';
+  if (state != 'Z' && state != 'X') return false;
+  std::error_code ec;
+  std::size_t live_threads = 0;
+  for (const auto& t : std::filesystem::directory_iterator(dir + "/task", ec)) {
+    std::ifstream ts(t.path() / "stat");
+    std::string line((std::istreambuf_iterator<char>(ts)), std::istreambuf_iterator<char>());
+    auto c = line.rfind(')');
+    if (c != std::string::npos && c + 2 < line.size() && line[c + 2] != 'Z' && line[c + 2] != 'X')
+      ++live_threads;
+  }
+  return live_threads == 0;
 }
 
 Status sync_dir(const std::string& dir) {
@@ -211,6 +231,7 @@ void Lease::set_self(const LeaseRecord& self) {
 }
 
 Result<Lease::Poll> Lease::poll() {
+  if (held_ && lost_.load()) return Status::Unavailable(lost_reason());
   if (held_) {
     // A claim that raced the old holder's renewal acts only after its
     // validity has surely ended.
@@ -227,7 +248,9 @@ Result<Lease::Poll> Lease::poll() {
       seen_any_ = true;
       seen_epoch_ = newest;
       seen_counter_ = rec.counter;
-      seen_since_ = now;
+      // From after the read: the renewal it saw may have begun during a
+      // stall of ours between taking `now` and reading.
+      seen_since_ = boottime_ms();
       MutexLock lock(mu_);
       seen_ = rec;
       seen_.epoch = newest;
@@ -245,13 +268,14 @@ Result<Lease::Poll> Lease::poll() {
   } else if (!rec.boot_id.empty() && rec.boot_id == boot_id() && !rec.pid_ns.empty() &&
              rec.pid_ns == pid_namespace() && process_gone(rec.pid)) {
     may = true;
+    holder_gone_ = true;
     why = "the head of epoch " + std::to_string(newest) + " (PID " + std::to_string(rec.pid) +
           " on this machine) is gone";
-  } else if (now - seen_since_ >= o_.timeout_ms) {
+  } else if (boottime_ms() - seen_since_ >= o_.timeout_ms) {
     may = true;
     why = "the head of epoch " + std::to_string(newest) + " (" + rec.host + " PID " +
           std::to_string(rec.pid) + ") has not renewed it for " +
-          format_duration(now - seen_since_);
+          format_duration(boottime_ms() - seen_since_);
   }
   if (!may) return Poll::kStandby;
   Status st = claim(newest + 1, now, rec);
@@ -356,6 +380,12 @@ bool Lease::renew_once() {
   // after our write: a standby reads our counter after its create, so one
   // of us sees the other.)
   std::string next = epoch_file(dir_, epoch + 1);
+  struct stat own {};
+  if (::fstat(fd_, &own) != 0 || own.st_nlink == 0) {
+    // Only a newer holder removes old epoch files (16 claims on).
+    lose("epoch " + std::to_string(epoch) + " was removed by a newer holder");
+    return false;
+  }
   if (exists(next)) {
     LeaseRecord by;
     read_record(next, &by);
@@ -384,6 +414,21 @@ bool Lease::ensure_valid() {
   return valid();
 }
 
+bool Lease::confirm() {
+  if (!ensure_valid()) return false;
+  const std::uint64_t epoch = epoch_.load();
+  struct stat own {};
+  if (exists(epoch_file(dir_, epoch + 1))) {
+    lose("epoch " + std::to_string(epoch + 1) + " was claimed by another head");
+    return false;
+  }
+  if (::fstat(fd_, &own) != 0 || own.st_nlink == 0) {
+    lose("epoch " + std::to_string(epoch) + " was removed by a newer holder");
+    return false;
+  }
+  return true;
+}
+
 void Lease::release() {
   if (!held_) return;
   {
@@ -392,11 +437,15 @@ void Lease::release() {
   }
   cv_.notify_all();
   if (renewer_.joinable()) renewer_.join();
-  if (valid()) {
+  // The fence says no before the record says released (a standby acts on
+  // it at once), and no renewal can say held again after it.
+  MutexLock renewing(renew_mu_);
+  bool was_valid = valid();
+  lose("the lease was released");
+  if (was_valid) {
     Status w = write_record(true);
     if (!w.ok()) ZG_LOG(kWarn, kLog, "cannot mark the lease released: " + w.message());
   }
-  lose("the lease was released");  // anything still open writes no more
   held_ = false;
 }
 

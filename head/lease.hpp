@@ -94,6 +94,11 @@ class Lease {
   // asks (a standby that claimed meanwhile sees the renewal when it re-reads
   // the old epoch after its create, and waits; see above).
   bool ensure_valid();
+  // ensure_valid(), and no newer epoch exists and our epoch file is still
+  // there (a head whose clock stood still while it was paused — a suspended
+  // VM — looks valid; this finds the standby's claim). One stat or two:
+  // asked once per journal group, not per write.
+  bool confirm();
   // Why valid() turned false (empty while it is true).
   std::string lost_reason() const;
   // The epoch held, or (standby) the newest one seen.
@@ -104,6 +109,9 @@ class Lease {
   Millis holder_silent_ms() const;
   // Whether this head's claim ended another head's unreleased lease.
   bool took_over() const { return took_over_; }
+  // ...one whose holder may still be alive somewhere (not released, not a
+  // gone process of this machine): it may have a write in flight.
+  bool stale_writer_possible() const { return took_over_ && !holder_gone_; }
   // Clean stop of the holder: marks its epoch file released, so a standby
   // takes over at once. Stops the renewer; the fence says no from then on.
   void release();
@@ -134,6 +142,7 @@ class Lease {
   bool seen_any_ = false;
   std::atomic<bool> held_{false};
   bool took_over_ = false;
+  bool holder_gone_ = false;
   Millis act_after_ = 0;  // a claim raced a renewal: wait until then
   int fd_ = -1;           // our epoch file, while held
   std::atomic<std::uint64_t> epoch_{0};

@@ -178,6 +178,40 @@ TEST(JournalLevelDb, AFenceThatSaysNoStopsEveryWrite) {
   EXPECT_EQ(Files(dir.file("data")), before) << "a fenced journal wrote";
 }
 
+// After a takeover from a head that may still have a write in flight, the
+// first append to each segment file an older head wrote goes past a gap: a
+// late write of the old head lands in a hole no pointer refers to.
+TEST(JournalLevelDb, AfterATakeoverAppendsToOldSegmentsStartPastTheGap) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  const std::string a = Sid('a');
+  std::uintmax_t before = 0;
+  {
+    OpenJournal old(dir.file("data"), o);
+    ASSERT_TRUE(old.write(Session(a, 2, 4 << 10)));
+    before = std::filesystem::file_size(dir.file("data/segments/" + a + ".seg"));
+  }
+  o.takeover_gap_bytes = 1 << 20;
+  OpenJournal taken(dir.file("data"), o);
+  JournalOp more;
+  more.puts.emplace_back(jkey::numbered(jkey::kRequests, a, 3), Blob(4 << 10, 'z'));
+  ASSERT_TRUE(taken.write(std::move(more)));
+  auto after = std::filesystem::file_size(dir.file("data/segments/" + a + ".seg"));
+  EXPECT_EQ(after, before + (1 << 20) + (4 << 10));
+  // Old and new records read back; the hole holds nothing.
+  std::string v;
+  ASSERT_TRUE(taken.j().get(jkey::numbered(jkey::kRequests, a, 2), &v).ok());
+  EXPECT_EQ(v, Blob(4 << 10, 'a'));
+  ASSERT_TRUE(taken.j().get(jkey::numbered(jkey::kRequests, a, 3), &v).ok());
+  EXPECT_EQ(v, Blob(4 << 10, 'z'));
+  // A second append follows the first, not another gap.
+  JournalOp again;
+  again.puts.emplace_back(jkey::numbered(jkey::kRequests, a, 4), Blob(4 << 10, 'y'));
+  ASSERT_TRUE(taken.write(std::move(again)));
+  EXPECT_EQ(std::filesystem::file_size(dir.file("data/segments/" + a + ".seg")), after + (4 << 10));
+}
+
 // ---- the compactor ---------------------------------------------------------------
 
 // After a purge the compactor compacts that session's ranges, not every
