@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -134,8 +135,9 @@ class FailoverHosts : public ::testing::Test {
     argv.insert(argv.begin(), {"/usr/sbin/ip", "netns", "exec", ns});
     return std::make_unique<Process>(argv, dir_.file(log));
   }
-  // (Re)starts head i (0 or 1) on its host; waits until it wrote its endpoints.
-  void StartHead(int i) {
+  // (Re)starts head i (0 or 1) on its host; with `wait`, waits until it
+  // wrote its endpoints.
+  void StartHead(int i, bool wait = true) {
     heads_[i].reset();
     std::remove(ep_file(i).c_str());
     std::vector<std::string> argv{ZGRID_HEAD_BIN,
@@ -151,6 +153,9 @@ class FailoverHosts : public ::testing::Test {
                                   "off"};
     argv.insert(argv.end(), head_flags_.begin(), head_flags_.end());
     heads_[i] = InNs(ns_[i], argv, "head" + std::to_string(i) + ".log");
+    if (wait) WaitStarted(i);
+  }
+  void WaitStarted(int i) {
     ASSERT_TRUE(
         wait_until([&] { return read_file(ep_file(i)).find("pid=") != std::string::npos; }, 10'000))
         << HeadLog(i);
@@ -367,6 +372,34 @@ TEST_F(FailoverHosts, TenTakeoversInARowUnderLoadLoseAndDoubleNothing) {
   load.join();
   EXPECT_EQ(failure, "");
   EXPECT_GE(sessions.load(), 2);
+}
+
+// Two hosts start their heads at the same moment: exactly one is active.
+// Then the standby's host loses its head (SIGKILL): the active head serves
+// on, unaffected.
+TEST_F(FailoverHosts, OfTwoHeadsStartedAtOnceOneIsActiveAndAKilledStandbyChangesNothing) {
+  for (int round = 0; round < 3; ++round) {
+    std::filesystem::remove_all(data());
+    StartHead(0, /*wait=*/false);
+    StartHead(1, /*wait=*/false);
+    WaitStarted(0);
+    WaitStarted(1);
+    std::set<std::string> roles{Role(0), Role(1)};
+    ASSERT_EQ(roles, (std::set<std::string>{"active", "standby"})) << HeadLog(0) << HeadLog(1);
+  }
+  int active = Active();
+  int standby = 1 - active;
+  StartNodes(1);
+  ASSERT_TRUE(wait_until([&] { return Nodes() == 1; }, 20'000, 200)) << HeadLog(active);
+  heads_[standby]->kill_now();
+  std::string in = WriteInput("in", 1'000'000, 5'000);
+  auto r = Cli({"submit", "--durable", "--quiet", "--service", "factorize", "--file", in});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto f = Cli({"fetch", r.out.substr(0, 32)});
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(CheckExactlyOnce(f.out, 1'000'000, 5'000), "");
+  EXPECT_EQ(Role(active), "active");
+  EXPECT_EQ(HeadLog(active).find("standing down"), std::string::npos);
 }
 
 // CURVE on: both heads hold the same server key and authorized keys. A
