@@ -124,7 +124,10 @@ Status Transport::start() {
   if (!o_.head_key.empty() && (o_.public_key.empty() || o_.secret_key.empty()))
     return Status::InvalidArgument("--head-key needs this client's own key pair too (--key)");
   if (endpoints_.empty()) return Status::InvalidArgument("no head endpoint given (--head)");
-  if (several()) return find_active(SteadyClock::instance().now_ms() + o_.timeout_ms);
+  if (several()) {
+    const Millis now = SteadyClock::instance().now_ms();
+    return find_active(now + o_.timeout_ms, now);
+  }
   // One head: as it always was (a standby there is followed by call, on
   // its not_active answer, to the head it names).
   endpoint_ = endpoints_[0];
@@ -147,9 +150,9 @@ void Transport::note_not_active(const proto::Error& e) {
   need_failover_ = true;
 }
 
-Status Transport::find_active(Millis deadline) {
+Status Transport::find_active(Millis deadline, Millis since) {
   const Clock& clock = SteadyClock::instance();
-  const Millis began = clock.now_ms();
+  const Millis began = since >= 0 ? since : clock.now_ms();
   deadline = std::max(deadline, began + kProbeAnswerMs);
   // At start, heads that all refuse connections are not running: say so at
   // once (as for one head). Later they may be restarting: wait for them.
@@ -267,7 +270,8 @@ Status Transport::follow_standby(std::uint64_t epoch, const std::string& active_
   e.epoch = epoch;
   e.active_frontend = active_frontend;
   note_not_active(e);
-  return find_active(SteadyClock::instance().now_ms() + o_.timeout_ms);
+  const Millis now = SteadyClock::instance().now_ms();
+  return find_active(now + o_.timeout_ms, now);
 }
 
 Status Transport::explain(Status st) const {
@@ -355,7 +359,7 @@ Status Transport::send_raw(zmq::message_t& m, Millis within, bool may_fail_over)
       // refuses connections): the active head is elsewhere now.
       if (several() && may_fail_over &&
           (monitor_->refused() || need_failover_ || now - began >= kFailoverSilenceMs)) {
-        ZG_RETURN_IF_ERROR(find_active(began + o_.timeout_ms));
+        ZG_RETURN_IF_ERROR(find_active(began + o_.timeout_ms, began));
         began = clock.now_ms();
         continue;
       }
@@ -406,14 +410,14 @@ Status Transport::keep_alive() {
   note_waiting(now);
   // A standby answered (the head in use lost its lease, or came back as a
   // standby): find the active one.
-  if (need_failover_) return find_active(now + o_.timeout_ms);
+  if (need_failover_) return find_active(now + o_.timeout_ms, now);
   const Millis ping_after = std::clamp<Millis>(o_.timeout_ms / 2, 1, 1000);
   if (now - last_heard_ < ping_after) return Status::OK();
   Status hs = monitor_->check();
   if (!hs.ok() && monitor_->decisive()) return hs;
   const Millis silent_since = std::max(last_heard_, waiting_since_);
   if (several() && now - silent_since >= kFailoverSilenceMs)
-    return find_active(silent_since + o_.timeout_ms);
+    return find_active(silent_since + o_.timeout_ms, silent_since);
   if (now - silent_since >= o_.timeout_ms) {
     if (!hs.ok()) return hs;
     return Status::Unavailable("the head at " + endpoint_ + " did not answer within " +

@@ -149,7 +149,9 @@ class Transport {
   // there (keeping it when that is the head in use, same instance). Gives
   // up at `deadline` (at least one round of kProbeAnswerMs): kUnavailable
   // naming each head and what it said.
-  Status find_active(Millis deadline);
+  // `since`: when the wait began, for the one line that says how long it
+  // was (the caller's clock reading; -1: now).
+  Status find_active(Millis deadline, Millis since = -1);
   // A standby's not_active answer: its epoch, and the active head it names
   // (asked first by the next find_active).
   void note_not_active(const proto::Error& e);
