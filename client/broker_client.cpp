@@ -51,8 +51,13 @@ class BrokerClient::State {
   // A call naming this client was refused by a head this client has not
   // spoken to yet (it restarted or took over during the call, and does not
   // have the client): re-open it (resume) and call again.
-  bool reopen_after(const Status& st) const {
-    return st.code() == Code::kNotFound && t_.head_instance() != instance_;
+  // The reply may be the first word from a head that restarted so quickly
+  // that no silence told (its instance id is new): ask it.
+  bool reopen_after(const Status& st) {
+    if (st.code() != Code::kNotFound) return false;
+    if (t_.head_instance() != instance_) return true;
+    auto inst = t_.probe_instance();
+    return inst.ok() && *inst != instance_;
   }
   // While waiting: the connection's keep_alive, and resume() when the head
   // answering is a new instance; `activity`: also a ping naming this client.
