@@ -1,7 +1,12 @@
-// The zgrid CLI's shared parts (client/zgrid.cpp: main and the command
-// table; client/cli_submit.cpp: submit and resubmit): the exit statuses,
-// global flags, error lines, the connection and the response printer.
-// Single-threaded, like the CLI.
+// The zgrid CLI's shared parts and its commands. client/zgrid.cpp is main
+// and the command table (each command's flags); each command is a cmd_
+// function declared here: client/cli_submit.cpp (submit, resubmit),
+// client/cli_session.cpp (fetch, wait, close, cancel), client/cli_grid.cpp
+// (status, nodes, sessions, drain, keygen). Shared (client/cli_app.cpp): the
+// exit statuses, global flags, error lines, the connection, the notes about
+// a waiting session, the tables and the response printer.
+// Single-threaded, like the CLI: each command owns its Connection, and
+// everything made from it, on main's thread.
 #pragma once
 
 #include <zgrid/client.hpp>
@@ -11,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "client/progress.hpp"
 #include "common/service_spec.hpp"
 
 namespace zgrid::cli_app {
@@ -41,6 +47,19 @@ zgrid::Result<zgrid::client::ClientOptions> client_options(const Global& g);
 // field `paused`: no node offers its service, or the head's journal disk is
 // full), each time the reason changes; nothing while it can run.
 void note_paused(const std::string& sid, const Fields& st, std::string* said);
+
+// A session's status as the progress line draws it.
+zgrid::cli::Progress session_progress(const Fields& st);
+// Why a session lost requests, in one line on stderr: which clients were
+// removed, when, after what idle time, with how many requests, and how to
+// avoid it. Nothing when none was removed.
+void explain_removals(const std::string& sid, const Fields& st);
+// On a terminal, while a fetch or wait waits on a client that has not
+// committed: say who, and when it would be removed (once per client).
+void note_uncommitted(const Fields& st, zgrid::cli::ProgressLine& progress, std::string* said);
+// A status as "key: value" lines; rows as a table of the columns `cols`.
+void print_fields(const Fields& f);
+void print_table(const std::vector<Fields>& rows, const std::vector<std::string>& cols);
 
 // How long after creating an interactive session submit lets nodes starting
 // with it register before it gives up on a service the head says no node
@@ -169,5 +188,35 @@ struct ResubmitArgs {
 
 int cmd_submit(const Global& g, SubmitArgs a);
 int cmd_resubmit(const Global& g, const ResubmitArgs& a);
+
+// ---- one session by its id (client/cli_session.cpp) ----
+
+struct FetchArgs {
+  std::string session_id;
+  bool no_wait = false, json = false, quiet = false;
+  std::uint64_t from = 0;
+  Millis wait_timeout_ms = 0;  // 0: wait as long as the session makes progress
+};
+
+int cmd_fetch(const Global& g, const FetchArgs& a);
+// zgrid wait ID: until the session is complete; exit 0 all done, 1 some
+// faulted or removed, 3 not complete within --timeout. --on-complete runs a
+// command (sh -c) once, with the session's id and counts in its environment.
+int cmd_wait(const Global& g, const std::string& sid, Millis timeout_ms,
+             const std::string& on_complete, bool quiet);
+int cmd_close(const Global& g, const std::string& sid, zgrid::proto::CloseMode mode);
+
+// ---- the grid (client/cli_grid.cpp) ----
+
+// zgrid keygen: a CURVE key pair for a client, a node or a head.
+int cmd_keygen(const std::string& dir, const std::string& name, bool force);
+int cmd_status(const Global& g, const std::string& sid, bool json);
+// zgrid status [ID] --watch: a live progress bar on a terminal, plain
+// periodic lines otherwise; for a session, it ends when the session is complete.
+int cmd_watch(const Global& g, const std::string& sid, Millis interval_ms);
+int cmd_nodes(const Global& g, bool json);
+int cmd_sessions(const Global& g, bool json);
+int cmd_drain(const Global& g, const std::string& node, bool undo, bool no_wait,
+              Millis wait_timeout_ms);
 
 }  // namespace zgrid::cli_app

@@ -9,7 +9,12 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "client/cli_app.hpp"
 #include "client/progress.hpp"
@@ -160,9 +165,13 @@ class Input {
 // What one message may carry: the client library's batch bytes.
 constexpr std::size_t kOneMessageBytes = 1 << 20;
 
-}  // namespace
+// What an interrupt of a durable submit says (on_interrupt writes one of
+// them): before the commit, and while committing.
+std::string g_uncommitted_line, g_committing_line;
 
-int cmd_submit(const Global& g, SubmitArgs a) {
+// The flags as submit takes them: checked, with the defaults drawn (seed,
+// client id). An exit status when they are refused.
+std::optional<int> check_args(SubmitArgs& a) {
   if (a.durable && a.interactive) return fail("choose one of --durable and --interactive");
   if (a.requests == nullptr && (a.random > 0) == !a.file.empty())
     return fail("give exactly one of --file F (or -) and --random N");
@@ -180,223 +189,314 @@ int cmd_submit(const Global& g, SubmitArgs a) {
   if (a.client_id.empty()) a.client_id = "cli-" + zgrid::random_id64();
   if (!zgrid::valid_name(a.client_id))
     return fail("--client-id must be 1..64 printable characters");
-  Input input(a);
-  if (!input.ok()) return fail("cannot read " + a.file);
-  if (a.requests != nullptr)
+  return std::nullopt;
+}
+
+// One `zgrid submit`, in the order its steps run (run()): read ahead, open
+// the session and its client, send, then commit and report (durable) or
+// wait for every response (interactive). A step that ends the command
+// returns its exit status. Owns everything the command made, on main's
+// thread; destroyed in reverse (the progress line and the printer, then the
+// client, then the connection).
+class SubmitRun {
+ public:
+  SubmitRun(const Global& g, SubmitArgs a) : g_(g), a_(std::move(a)), input_(a_) {}
+  int run();
+
+ private:
+  using Exit = std::optional<int>;
+  void read_ahead();
+  Exit open_session();
+  void arm_interrupt();
+  Exit send_all();
+  bool next_request(std::string* payload, std::string* line);
+  void draw(std::uint64_t total, bool force = false);
+  int end_without_commit();
+  Exit commit();
+  int report_durable();
+  Exit wait_responses();
+  int report_interactive();
+
+  const Global& g_;
+  SubmitArgs a_;
+  Input input_;
+  // A small input that is all there already is read ahead: [payload, line].
+  std::vector<std::pair<std::string, std::string>> first_;
+  bool whole_ = false;     // first_ is the whole input: one `submit` message
+  std::size_t ahead_ = 0;  // of first_, sent (when not whole_)
+  std::unique_ptr<Connection> conn_;
+  std::unique_ptr<BrokerClient> client_;
+  std::string sid_;
+  Millis created_at_ = 0;
+  std::optional<Printer> printer_;
+  std::optional<zgrid::cli::ProgressLine> progress_;
+  std::uint64_t count_ = 0;     // requests sent
+  std::uint64_t expected_ = 0;  // interactive: responses to wait for
+};
+
+int SubmitRun::run() {
+  if (!input_.ok()) return fail("cannot read " + a_.file);
+  if (a_.requests != nullptr)
     std::fprintf(stderr,
                  "zgrid: resubmitting %zu requests (user data: their request ids in the "
                  "original)\n",
-                 a.requests->size());
-
-  // A small input that is all there already (a regular file, --random,
-  // resubmit) is a whole session in one message: one round trip and,
-  // durable, one journal write (docs/protocol.md, "One-message sessions").
-  std::vector<std::pair<std::string, std::string>> first;  // [payload, line] read ahead
-  bool whole = false;
-  if (!a.no_end && input.all_there()) {
-    std::size_t bytes = 0;
-    std::string payload, line;
-    while (first.size() <= a.batch && bytes <= kOneMessageBytes) {
-      if (!input.next_request(&payload, &line)) {
-        whole = input.error().empty();
-        break;
-      }
-      bytes += payload.size() + line.size();
-      first.emplace_back(std::move(payload), std::move(line));
-    }
-    whole = whole && first.size() <= a.batch && bytes <= kOneMessageBytes;
-  }
-
-  auto conn = connect(g);
-  if (!conn.ok()) return fail(conn.status());
-  zgrid::proto::CreateSession cs;
-  cs.service = a.service;
-  cs.durable = a.durable;
-  cs.client_idle_timeout_ms = static_cast<std::uint64_t>(a.client_idle_timeout_ms);
-  cs.task_timeout_ms = static_cast<std::uint64_t>(a.task_timeout_ms);
-  cs.deadline_ms = static_cast<std::uint64_t>(a.deadline_ms);
-  cs.stateful = a.stateful;
-  zgrid::client::BrokerOptions bo;
-  bo.batch_items = a.batch;
-  std::unique_ptr<BrokerClient> owned;
-  std::string sid_of_created;
-  if (whole) {
-    std::vector<BrokerClient::Item> items;
-    items.reserve(first.size());
-    for (const auto& [payload, line] : first) items.push_back({payload, line});
-    auto made = BrokerClient::submit(**conn, cs, a.client_id, items, bo);
-    if (!made.ok()) return fail(made.status());
-    owned = std::move(made).value();
-  } else {
-    auto info = (*conn)->create_session(cs);
-    if (!info.ok()) return fail(info.status());
-    sid_of_created = info->session_id;
-  }
-  const std::string sid = whole ? owned->session_id() : sid_of_created;
-  const Millis created_at = zgrid::SteadyClock::instance().now_ms();
-  std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid.c_str(),
-               a.durable ? "durable" : "interactive", a.stateful ? ", stateful" : "",
-               a.service.c_str());
-  // Durable, until committed: an interrupt says what becomes of the session.
-  static std::string uncommitted, committing;
-  if (a.durable && !a.no_end && !whole) {
-    auto st = (*conn)->session_status(sid);
-    std::string idle = zgrid::format_duration(
-        st.ok() ? static_cast<Millis>(st->u64("client_idle_timeout_ms")) : 0);
-    uncommitted = "\nzgrid: interrupted: session " + sid +
-                  " was not committed; the requests sent are removed with this client once it "
-                  "has been idle " +
-                  idle + "; remove them now with: zgrid close " + sid + " --purge\n";
-    committing = "\nzgrid: interrupted while committing session " + sid +
-                 ": see whether it was with: zgrid status " + sid + "\n";
-    g_interrupt_line.store(&uncommitted);
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
-  }
-  if (!whole) {
-    auto bc = BrokerClient::open(**conn, sid, a.client_id, bo);
-    if (!bc.ok()) return fail(bc.status());
-    owned = std::move(bc).value();
-  }
-  BrokerClient& c = *owned;
-
-  Printer printer(a.json, is_factorize(a.service));
+                 a_.requests->size());
+  read_ahead();
+  if (Exit rc = open_session()) return *rc;
+  printer_.emplace(a_.json, is_factorize(a_.service));
   // On a terminal: what was sent and, interactive, what came back.
-  zgrid::cli::ProgressLine progress(stderr, zgrid::cli::show_progress(a.quiet, !a.durable));
-  auto draw = [&](std::uint64_t total, bool force = false) {
-    if (!progress.enabled()) return;
-    if (a.durable) {
-      progress.text("sending: " + std::to_string(total) + " sent, " + std::to_string(c.acked()) +
-                        " acknowledged",
-                    force);
-      return;
+  progress_.emplace(stderr, zgrid::cli::show_progress(a_.quiet, !a_.durable));
+  if (Exit rc = send_all()) return *rc;
+  if (a_.no_end) return end_without_commit();
+  if (Exit rc = commit()) return *rc;
+  if (a_.durable) return report_durable();
+  if (Exit rc = wait_responses()) return *rc;
+  return report_interactive();
+}
+
+// A small input that is all there already (a regular file, --random,
+// resubmit) is a whole session in one message: one round trip and,
+// durable, one journal write (docs/protocol.md, "One-message sessions").
+void SubmitRun::read_ahead() {
+  if (a_.no_end || !input_.all_there()) return;
+  std::size_t bytes = 0;
+  std::string payload, line;
+  while (first_.size() <= a_.batch && bytes <= kOneMessageBytes) {
+    if (!input_.next_request(&payload, &line)) {
+      whole_ = input_.error().empty();
+      break;
     }
-    zgrid::cli::Progress p;
-    p.total = total;
-    p.faulted = printer.faulted();
-    p.done = printer.count() - p.faulted;
-    p.running_known = false;
-    progress.update(p, force);
-  };
+    bytes += payload.size() + line.size();
+    first_.emplace_back(std::move(payload), std::move(line));
+  }
+  whole_ = whole_ && first_.size() <= a_.batch && bytes <= kOneMessageBytes;
+}
+
+// Connects, makes the session (whole: with its requests, committed) and
+// opens this client of it.
+SubmitRun::Exit SubmitRun::open_session() {
+  auto conn = connect(g_);
+  if (!conn.ok()) return fail(conn.status());
+  conn_ = std::move(conn).value();
+  zgrid::proto::CreateSession cs;
+  cs.service = a_.service;
+  cs.durable = a_.durable;
+  cs.client_idle_timeout_ms = static_cast<std::uint64_t>(a_.client_idle_timeout_ms);
+  cs.task_timeout_ms = static_cast<std::uint64_t>(a_.task_timeout_ms);
+  cs.deadline_ms = static_cast<std::uint64_t>(a_.deadline_ms);
+  cs.stateful = a_.stateful;
+  zgrid::client::BrokerOptions bo;
+  bo.batch_items = a_.batch;
+  if (whole_) {
+    std::vector<BrokerClient::Item> items;
+    items.reserve(first_.size());
+    for (const auto& [payload, line] : first_) items.push_back({payload, line});
+    auto made = BrokerClient::submit(*conn_, cs, a_.client_id, items, bo);
+    if (!made.ok()) return fail(made.status());
+    client_ = std::move(made).value();
+    sid_ = client_->session_id();
+  } else {
+    auto info = conn_->create_session(cs);
+    if (!info.ok()) return fail(info.status());
+    sid_ = info->session_id;
+  }
+  created_at_ = zgrid::SteadyClock::instance().now_ms();
+  std::fprintf(stderr, "zgrid: session %s (%s%s, %s)\n", sid_.c_str(),
+               a_.durable ? "durable" : "interactive", a_.stateful ? ", stateful" : "",
+               a_.service.c_str());
+  if (a_.durable && !a_.no_end && !whole_) arm_interrupt();
+  if (!whole_) {
+    auto bc = BrokerClient::open(*conn_, sid_, a_.client_id, bo);
+    if (!bc.ok()) return fail(bc.status());
+    client_ = std::move(bc).value();
+  }
+  count_ = whole_ ? first_.size() : 0;
+  return std::nullopt;
+}
+
+// Durable, until committed: an interrupt says what becomes of the session.
+void SubmitRun::arm_interrupt() {
+  auto st = conn_->session_status(sid_);
+  std::string idle =
+      zgrid::format_duration(st.ok() ? static_cast<Millis>(st->u64("client_idle_timeout_ms")) : 0);
+  g_uncommitted_line = "\nzgrid: interrupted: session " + sid_ +
+                       " was not committed; the requests sent are removed with this client once "
+                       "it has been idle " +
+                       idle + "; remove them now with: zgrid close " + sid_ + " --purge\n";
+  g_committing_line = "\nzgrid: interrupted while committing session " + sid_ +
+                      ": see whether it was with: zgrid status " + sid_ + "\n";
+  g_interrupt_line.store(&g_uncommitted_line);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+}
+
+// On a terminal: what was sent and, interactive, what came back.
+void SubmitRun::draw(std::uint64_t total, bool force) {
+  if (!progress_->enabled()) return;
+  if (a_.durable) {
+    progress_->text("sending: " + std::to_string(total) + " sent, " +
+                        std::to_string(client_->acked()) + " acknowledged",
+                    force);
+    return;
+  }
+  zgrid::cli::Progress p;
+  p.total = total;
+  p.faulted = printer_->faulted();
+  p.done = printer_->count() - p.faulted;
+  p.running_known = false;
+  progress_->update(p, force);
+}
+
+// The next request to send: what was read ahead, then the rest of the
+// input (nothing more when the read-ahead went whole).
+bool SubmitRun::next_request(std::string* payload, std::string* line) {
+  if (whole_) return false;
+  if (ahead_ < first_.size()) {
+    *payload = std::move(first_[ahead_].first);
+    *line = std::move(first_[ahead_].second);
+    ++ahead_;
+    return true;
+  }
+  return input_.next_request(payload, line);
+}
+
+// Sends every request (batched by the client), printing interactive
+// responses as they come.
+SubmitRun::Exit SubmitRun::send_all() {
+  BrokerClient& c = *client_;
   zgrid::proto::Response r;
   std::string line, payload;
-  std::uint64_t count = whole ? first.size() : 0;
-  std::size_t ahead = 0;  // of `first`, sent (when not whole)
-  auto next = [&] {
-    if (whole) return false;
-    if (ahead < first.size()) {
-      payload = std::move(first[ahead].first);
-      line = std::move(first[ahead].second);
-      ++ahead;
-      return true;
-    }
-    return input.next_request(&payload, &line);
-  };
-  while (next()) {
+  while (next_request(&payload, &line)) {
     Status st = c.send(payload, line);
     if (!st.ok()) return fail(st);
-    ++count;
+    ++count_;
     // Durable: flush as we go so the grid starts before the last request is sent.
-    if (a.durable && !a.no_end && count % a.batch == 0) {
+    if (a_.durable && !a_.no_end && count_ % a_.batch == 0) {
       if (st = c.flush(); !st.ok()) return fail(st);
     }
-    if (input.would_block()) {
-      st = a.no_end ? c.send_pending() : c.flush();
+    if (input_.would_block()) {
+      st = a_.no_end ? c.send_pending() : c.flush();
       if (!st.ok()) return fail(st);
     }
-    if (!a.durable)
-      while (c.poll_response(&r)) printer.print(r);
-    if ((count & 1023) == 0) draw(count);
+    if (!a_.durable)
+      while (c.poll_response(&r)) printer_->print(r);
+    if ((count_ & 1023) == 0) draw(count_);
   }
-  draw(count, true);
-  if (!input.error().empty()) return fail(input.error());
-  if (input.blank() > 0) {
-    progress.finish();
+  draw(count_, true);
+  if (!input_.error().empty()) return fail(input_.error());
+  if (input_.blank() > 0) {
+    progress_->finish();
     std::fprintf(stderr, "zgrid: %llu blank input line%s skipped (not requests)\n",
-                 static_cast<unsigned long long>(input.blank()), input.blank() == 1 ? "" : "s");
+                 static_cast<unsigned long long>(input_.blank()), input_.blank() == 1 ? "" : "s");
   }
-  if (a.no_end) {
-    Status st = c.wait_acked();
-    if (!st.ok()) return fail(st);
-    progress.finish();
-    std::printf("%s\n", sid.c_str());
-    std::fprintf(stderr, "zgrid: %llu requests acknowledged, not flushed, not ended (--no-end)\n",
-                 static_cast<unsigned long long>(c.acked()));
-    return kExitOk;
-  }
-  if (g_interrupt_line.load()) g_interrupt_line.store(&committing);
-  Status st = c.end_requests();
+  return std::nullopt;
+}
+
+// --no-end: every request acknowledged, neither flushed nor ended.
+int SubmitRun::end_without_commit() {
+  Status st = client_->wait_acked();
+  if (!st.ok()) return fail(st);
+  progress_->finish();
+  std::printf("%s\n", sid_.c_str());
+  std::fprintf(stderr, "zgrid: %llu requests acknowledged, not flushed, not ended (--no-end)\n",
+               static_cast<unsigned long long>(client_->acked()));
+  return kExitOk;
+}
+
+// Ends this client's requests: committed.
+SubmitRun::Exit SubmitRun::commit() {
+  if (g_interrupt_line.load()) g_interrupt_line.store(&g_committing_line);
+  Status st = client_->end_requests();
   g_interrupt_line.store(nullptr);  // committed (or failed): no longer ours to explain
   if (!st.ok()) return fail(st);
-  if (c.rejected() > 0 && (progress.finish(), true))
+  if (client_->rejected() > 0 && (progress_->finish(), true))
     std::fprintf(stderr, "zgrid: %llu requests refused (over the size limit)\n",
-                 static_cast<unsigned long long>(c.rejected()));
-  if (a.durable) {
-    progress.finish();
-    std::printf("%s\n", sid.c_str());
-    // Committed: it runs whenever it can. If it cannot now, say why (no
-    // node offers its service, the journal's disk is full), not an error.
-    if (auto stt = (*conn)->session_status(sid); stt.ok() && !stt->str("paused").empty())
-      std::fprintf(stderr,
-                   "zgrid: session %s is committed and will run when it can; it is paused: %s\n",
-                   sid.c_str(), stt->str("paused").c_str());
-    return c.rejected() > 0 ? kExitFaulted : kExitOk;
-  }
-  // Interactive: the responses belong to this client; wait for the last one.
-  // While none comes, the session's status says whether it can run at all:
-  // the head's verdict that no node offers the service (`unoffered`: past
-  // its node reconnect window, none since the session was made) ends the
-  // wait, after the grace for nodes starting with it, unless
-  // --wait-for-nodes. Any other reason (nodes still registering after a
-  // head restart, nodes gone mid-run or draining) is said, and waited for.
-  std::uint64_t expected = count - c.rejected();
+                 static_cast<unsigned long long>(client_->rejected()));
+  return std::nullopt;
+}
+
+int SubmitRun::report_durable() {
+  progress_->finish();
+  std::printf("%s\n", sid_.c_str());
+  // Committed: it runs whenever it can. If it cannot now, say why (no
+  // node offers its service, the journal's disk is full), not an error.
+  if (auto stt = conn_->session_status(sid_); stt.ok() && !stt->str("paused").empty())
+    std::fprintf(stderr,
+                 "zgrid: session %s is committed and will run when it can; it is paused: %s\n",
+                 sid_.c_str(), stt->str("paused").c_str());
+  return client_->rejected() > 0 ? kExitFaulted : kExitOk;
+}
+
+// Interactive: the responses belong to this client; wait for the last one.
+// While none comes, the session's status says whether it can run at all:
+// the head's verdict that no node offers the service (`unoffered`: past
+// its node reconnect window, none since the session was made) ends the
+// wait, after the grace for nodes starting with it, unless
+// --wait-for-nodes. Any other reason (nodes still registering after a
+// head restart, nodes gone mid-run or draining) is said, and waited for.
+SubmitRun::Exit SubmitRun::wait_responses() {
+  BrokerClient& c = *client_;
+  expected_ = count_ - c.rejected();
   const zgrid::Clock& clock = zgrid::SteadyClock::instance();
   Millis last_check = clock.now_ms();
   std::string said_paused;
-  while (printer.count() < expected) {
-    draw(expected);
-    auto got = c.next_response(&r, progress.enabled() ? 250 : 1000);
+  zgrid::proto::Response r;
+  while (printer_->count() < expected_) {
+    draw(expected_);
+    auto got = c.next_response(&r, progress_->enabled() ? 250 : 1000);
     if (!got.ok()) return fail(got.status());
     if (*got) {
-      printer.print(r);
+      printer_->print(r);
       last_check = clock.now_ms();
       continue;
     }
     if (clock.now_ms() - last_check < 1000) continue;
     last_check = clock.now_ms();
     // Nothing for a second: is the session still making progress?
-    auto stt = (*conn)->session_status(sid);
+    auto stt = conn_->session_status(sid_);
     if (!stt.ok()) return fail(stt.status());
     if (stt->u64("removed") > 0) break;
     std::string paused = stt->str("paused");
-    if (stt->boolean("unoffered") && !a.wait_for_nodes) {
-      if (clock.now_ms() - created_at < kNodesGraceMs) continue;  // nodes may be registering
+    if (stt->boolean("unoffered") && !a_.wait_for_nodes) {
+      if (clock.now_ms() - created_at_ < kNodesGraceMs) continue;  // nodes may be registering
       std::fflush(stdout);
-      (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kCancel);
-      return fail("session " + sid + " cannot run: " + paused +
+      (void)conn_->close_session(sid_, zgrid::proto::CloseMode::kCancel);
+      return fail("session " + sid_ + " cannot run: " + paused +
                   "; start a node that offers it, or submit with --wait-for-nodes to wait for "
                   "one (the session is cancelled)");
     }
-    note_paused(sid, *stt, &said_paused);
+    note_paused(sid_, *stt, &said_paused);
   }
-  if (progress.enabled()) {
+  return std::nullopt;
+}
+
+int SubmitRun::report_interactive() {
+  if (progress_->enabled()) {
     zgrid::cli::Progress p;
-    p.total = expected;
-    p.faulted = printer.faulted();
-    p.done = printer.count() - p.faulted;
-    p.removed = expected - printer.count();
+    p.total = expected_;
+    p.faulted = printer_->faulted();
+    p.done = printer_->count() - p.faulted;
+    p.removed = expected_ - printer_->count();
     p.running_known = false;
-    progress.keep(p);
+    progress_->keep(p);
   }
   // (A submitted session is sealed already, and gone once delivered.)
-  if (!whole) (void)(*conn)->close_session(sid, zgrid::proto::CloseMode::kSeal);
-  if (printer.count() < expected) {
+  if (!whole_) (void)conn_->close_session(sid_, zgrid::proto::CloseMode::kSeal);
+  if (printer_->count() < expected_) {
     std::fprintf(stderr, "zgrid: %llu of %llu requests were removed\n",
-                 static_cast<unsigned long long>(expected - printer.count()),
-                 static_cast<unsigned long long>(expected));
+                 static_cast<unsigned long long>(expected_ - printer_->count()),
+                 static_cast<unsigned long long>(expected_));
     return kExitFaulted;
   }
-  return printer.faulted() > 0 || c.rejected() > 0 ? kExitFaulted : kExitOk;
+  return printer_->faulted() > 0 || client_->rejected() > 0 ? kExitFaulted : kExitOk;
+}
+
+}  // namespace
+
+int cmd_submit(const Global& g, SubmitArgs a) {
+  if (std::optional<int> rc = check_args(a)) return *rc;
+  SubmitRun run(g, std::move(a));
+  return run.run();
 }
 
 int cmd_resubmit(const Global& g, const ResubmitArgs& a) {

@@ -1,6 +1,7 @@
 // Inside the client library: the DEALER socket under a Connection, its
 // request/reply round trips, and the routing of pushed messages to
-// BrokerClients. Private to zgrid (client.cpp, the CLI, tests, benchmarks);
+// BrokerClients. Private to zgrid (the library: connection.cpp,
+// broker_client.cpp, resubmit.cpp; the CLI, tests, benchmarks);
 // not installed: programs use <zgrid/client.hpp>.
 //
 //   Transport& t = conn->transport();
@@ -137,7 +138,7 @@ class Transport {
 
  private:
   void route(std::unique_ptr<Reply> r);
-  // Defined with BrokerClient::State (client.cpp): does `bc` wait for an
+  // Defined with BrokerClient::State (broker_client.cpp): does `bc` wait for an
   // answer to batch `corr`; hand it a message.
   static bool has_batch(BrokerClient* bc, std::uint64_t corr);
   static void deliver(BrokerClient* bc, Reply& r);

@@ -1,6 +1,10 @@
 // zgrid._zgrid: the C++ client library (include/zgrid/client.hpp) for
 // Python. One implementation of the protocol, resend and resume: this file
 // only converts values and errors; the Pythonic API is python/zgrid/*.py.
+// By area, each a bind_ function PYBIND11_MODULE calls: errors, payload
+// helpers, SessionOptions (a new session's options, by name), Connection
+// (opening; session calls; stored requests and resubmit; the grid's
+// tables), BrokerClient (opening and submit; sending; receiving).
 //
 // Threading: a Connection and its BrokerClients belong to the Python thread
 // that made them (as in C++); a call from any other thread raises zgrid.Error
@@ -136,18 +140,6 @@ py::tuple stored_tuple(const Connection::StoredRequest& q) {
                         py::bytes(q.user_data));
 }
 
-proto::CreateSession create_request(const std::string& service, bool durable, double idle_timeout_s,
-                                    double task_timeout_s, double deadline_s, bool stateful) {
-  proto::CreateSession req;
-  req.service = service;
-  req.durable = durable;
-  req.client_idle_timeout_ms = static_cast<std::uint64_t>(idle_timeout_s * 1000);
-  req.task_timeout_ms = static_cast<std::uint64_t>(task_timeout_s * 1000);
-  req.deadline_ms = static_cast<std::uint64_t>(deadline_s * 1000);
-  req.stateful = stateful;
-  return req;
-}
-
 proto::CloseMode close_mode(const std::string& m) {
   if (m == "seal") return proto::CloseMode::kSeal;
   if (m == "cancel") return proto::CloseMode::kCancel;
@@ -213,11 +205,21 @@ BrokerClient& use(PyBroker& pb) {
   return *pb.b;
 }
 
-}  // namespace
+// A session option in seconds, kept in milliseconds.
+template <std::uint64_t proto::CreateSession::*Field>
+void add_seconds(py::class_<proto::CreateSession>& c, const char* name) {
+  c.def_property(
+      name, [](const proto::CreateSession& o) { return static_cast<double>(o.*Field) / 1000; },
+      [](proto::CreateSession& o, double s) { o.*Field = static_cast<std::uint64_t>(s * 1000); });
+}
 
-PYBIND11_MODULE(_zgrid, m) {
-  m.doc() = "zgrid's C++ client library (use the zgrid package, not this module)";
+// ---- the binding, by area: each bind_ function adds one area's names to
+// the module; PYBIND11_MODULE (at the end) calls them in order. A new
+// Connection call goes in the bind_ function of its area; a new session
+// option is one line in bind_session_options.
 
+// The exception classes (zgrid.Error and its subclasses), into g_errors.
+void bind_errors(py::module_& m) {
   auto make = [&m](const char* name, PyObject* base, const char* doc) {
     std::string full = std::string("zgrid.") + name;
     PyObject* cls = PyErr_NewExceptionWithDoc(full.c_str(), doc, base, nullptr);
@@ -245,7 +247,10 @@ PYBIND11_MODULE(_zgrid, m) {
   g_errors.invalid = make("InvalidRequest", val_bases,
                           "The head refused the request as given (bad argument or wrong state).");
   Py_DECREF(val_bases);
+}
 
+// Payload helpers (no connection).
+void bind_payloads(py::module_& m) {
   m.def(
       "json_to_msgpack",
       [](const std::string& json) { return py::bytes(value(client::json_to_msgpack(json))); },
@@ -254,49 +259,49 @@ PYBIND11_MODULE(_zgrid, m) {
       "result_to_json",
       [](const py::bytes& b) { return client::result_to_json(std::string_view(b)); },
       "A result as one JSON value (text, msgpack, or {\"base64\": ...}).");
+}
 
-  py::class_<PyConnection>(m, "Connection")
-      .def(py::init([](const std::string& head, double timeout_s, const std::string& head_key,
-                       const std::string& public_key, const std::string& secret_key) {
-             client::ClientOptions o;
-             o.head = head;
-             o.timeout_ms = static_cast<Millis>(timeout_s * 1000);
-             o.head_key = head_key;
-             o.public_key = public_key;
-             o.secret_key = secret_key;
-             // Ctrl-C while the library waits: a signal's exception is set
-             // here (GIL held) and the call returns kCancelled.
-             o.interrupted = [] {
-               py::gil_scoped_acquire gil;
-               return PyErr_CheckSignals() != 0;
-             };
-             auto pc = std::make_unique<PyConnection>();  // owned by this thread
-             Result<std::unique_ptr<Connection>> c = Status::Internal("not opened");
-             {
-               py::gil_scoped_release nogil;
-               c = Connection::open(o);
-             }
-             pc->c = value(std::move(c));
-             return pc;
-           }),
-           py::arg("head"), py::arg("timeout"), py::arg("head_key") = "",
-           py::arg("public_key") = "", py::arg("secret_key") = "")
-      .def(
-          "create_session",
-          [](PyConnection& pc, const std::string& service, bool durable, double idle_timeout_s,
-             double task_timeout_s, double deadline_s, bool stateful) {
-            Connection& c = use(pc);
-            proto::CreateSession req = create_request(service, durable, idle_timeout_s,
-                                                      task_timeout_s, deadline_s, stateful);
-            Result<proto::SessionInfo> r = Status::Internal("");
-            {
-              py::gil_scoped_release nogil;
-              r = c.create_session(req);
-            }
-            return info_dict(value(std::move(r)));
-          },
-          py::arg("service"), py::arg("durable"), py::arg("idle_timeout"), py::arg("task_timeout"),
-          py::arg("deadline"), py::arg("stateful") = false)
+// A new session's options (proto::CreateSession), set by name:
+// SessionOptions(service="echo", durable=True, deadline=30). Times in
+// seconds (0: the head's default). A new option is one line here.
+void bind_session_options(py::module_& m) {
+  using CS = proto::CreateSession;
+  py::class_<CS> c(m, "SessionOptions");
+  c.def(py::init([](const py::kwargs& kw) {
+    CS o;
+    py::object self = py::cast(&o, py::return_value_policy::reference);
+    for (const auto& [name, v] : kw) {
+      if (!py::hasattr(self, name))
+        throw py::type_error("SessionOptions has no option " + py::str(name).cast<std::string>());
+      py::setattr(self, name, v);
+    }
+    return o;
+  }));
+  c.def_readwrite("service", &CS::service);
+  c.def_readwrite("durable", &CS::durable);
+  c.def_readwrite("stateful", &CS::stateful);
+  add_seconds<&CS::client_idle_timeout_ms>(c, "client_idle_timeout");
+  add_seconds<&CS::task_timeout_ms>(c, "task_timeout");
+  add_seconds<&CS::deadline_ms>(c, "deadline");
+}
+
+using PyConnectionClass = py::class_<PyConnection>;
+
+// Sessions by id: create, attach, status, close, and a durable session's
+// stored responses (fetch).
+void bind_session_calls(PyConnectionClass& cls) {
+  cls.def(
+         "create_session",
+         [](PyConnection& pc, const proto::CreateSession& options) {
+           Connection& c = use(pc);
+           Result<proto::SessionInfo> r = Status::Internal("");
+           {
+             py::gil_scoped_release nogil;
+             r = c.create_session(options);
+           }
+           return info_dict(value(std::move(r)));
+         },
+         py::arg("options"))
       .def("attach",
            [](PyConnection& pc, const std::string& sid) {
              Connection& c = use(pc);
@@ -317,40 +322,6 @@ PYBIND11_MODULE(_zgrid, m) {
              }
              return to_dict(value(std::move(r)));
            })
-      .def("grid_status",
-           [](PyConnection& pc) {
-             Connection& c = use(pc);
-             Result<client::Fields> r = Status::Internal("");
-             {
-               py::gil_scoped_release nogil;
-               r = c.grid_status();
-             }
-             return to_dict(value(std::move(r)));
-           })
-      .def("nodes",
-           [](PyConnection& pc) {
-             Connection& c = use(pc);
-             Result<std::vector<client::Fields>> r = Status::Internal("");
-             {
-               py::gil_scoped_release nogil;
-               r = c.nodes();
-             }
-             py::list out;
-             for (const auto& f : value(std::move(r))) out.append(to_dict(f));
-             return out;
-           })
-      .def("sessions",
-           [](PyConnection& pc) {
-             Connection& c = use(pc);
-             Result<std::vector<client::Fields>> r = Status::Internal("");
-             {
-               py::gil_scoped_release nogil;
-               r = c.sessions();
-             }
-             py::list out;
-             for (const auto& f : value(std::move(r))) out.append(to_dict(f));
-             return out;
-           })
       .def("close_session",
            [](PyConnection& pc, const std::string& sid, const std::string& mode) {
              Connection& c = use(pc);
@@ -363,45 +334,49 @@ PYBIND11_MODULE(_zgrid, m) {
              check(st);
            })
       // One page of stored responses; waits up to `wait` seconds in slices.
-      .def("fetch",
-           [](PyConnection& pc, const std::string& sid, std::uint64_t cursor, std::uint64_t max,
-              double wait_s) {
-             Connection& c = use(pc);
-             Millis left = static_cast<Millis>(wait_s * 1000);
-             while (true) {
-               Millis slice = std::min(left, kSliceMs);
-               Result<Connection::FetchPage> r = Status::Internal("");
-               {
-                 py::gil_scoped_release nogil;
-                 r = c.fetch(sid, cursor, max, slice);
-               }
-               Connection::FetchPage page = value(std::move(r));
-               left -= slice;
-               if (!page.responses.empty() || page.complete || left <= 0) {
-                 py::list items;
-                 for (const auto& resp : page.responses) items.append(response_tuple(resp));
-                 return py::make_tuple(items, page.next_cursor, page.complete);
-               }
-               check_signals();
-             }
-           })
-      // One page of a durable session's stored requests from id `from_id`:
-      // (requests, next_id, end).
-      .def(
-          "stored_requests",
-          [](PyConnection& pc, const std::string& sid, std::uint64_t from_id, std::uint64_t max) {
-            Connection& c = use(pc);
-            Result<Connection::RequestsPage> r = Status::Internal("");
-            {
-              py::gil_scoped_release nogil;
-              r = c.stored_requests(sid, from_id, max);
-            }
-            Connection::RequestsPage page = value(std::move(r));
+      .def("fetch", [](PyConnection& pc, const std::string& sid, std::uint64_t cursor,
+                       std::uint64_t max, double wait_s) {
+        Connection& c = use(pc);
+        Millis left = static_cast<Millis>(wait_s * 1000);
+        while (true) {
+          Millis slice = std::min(left, kSliceMs);
+          Result<Connection::FetchPage> r = Status::Internal("");
+          {
+            py::gil_scoped_release nogil;
+            r = c.fetch(sid, cursor, max, slice);
+          }
+          Connection::FetchPage page = value(std::move(r));
+          left -= slice;
+          if (!page.responses.empty() || page.complete || left <= 0) {
             py::list items;
-            for (const auto& q : page.requests) items.append(stored_tuple(q));
-            return py::make_tuple(items, page.next_id, page.end);
-          },
-          py::arg("session_id"), py::arg("from_id"), py::arg("max") = 16384)
+            for (const auto& resp : page.responses) items.append(response_tuple(resp));
+            return py::make_tuple(items, page.next_cursor, page.complete);
+          }
+          check_signals();
+        }
+      });
+}
+
+// A durable session's stored requests, and resubmitting its faulted ones
+// (client/resubmit.cpp).
+void bind_resubmit_calls(PyConnectionClass& cls) {
+  // One page of a durable session's stored requests from id `from_id`:
+  // (requests, next_id, end).
+  cls.def(
+         "stored_requests",
+         [](PyConnection& pc, const std::string& sid, std::uint64_t from_id, std::uint64_t max) {
+           Connection& c = use(pc);
+           Result<Connection::RequestsPage> r = Status::Internal("");
+           {
+             py::gil_scoped_release nogil;
+             r = c.stored_requests(sid, from_id, max);
+           }
+           Connection::RequestsPage page = value(std::move(r));
+           py::list items;
+           for (const auto& q : page.requests) items.append(stored_tuple(q));
+           return py::make_tuple(items, page.next_id, page.end);
+         },
+         py::arg("session_id"), py::arg("from_id"), py::arg("max") = 16384)
       // The faulted requests of a complete durable session (every one when
       // `codes` is empty), in id order; user_data is the original id.
       .def(
@@ -418,25 +393,91 @@ PYBIND11_MODULE(_zgrid, m) {
             return out;
           },
           py::arg("session_id"), py::arg("codes"))
-      // A new durable session of those requests, committed: its info (an
-      // empty service: the original's). not_found when nothing matches.
+      // A new durable session of those requests, committed: its info.
+      // `options`: durable=True, and an empty service for the original's.
+      // not_found when nothing matches.
       .def(
           "resubmit",
           [](PyConnection& pc, const std::string& sid, const std::vector<std::string>& codes,
-             const std::string& service, double idle_timeout_s, double task_timeout_s,
-             double deadline_s, bool stateful) {
+             const proto::CreateSession& options) {
             Connection& c = use(pc);
-            proto::CreateSession req =
-                create_request(service, true, idle_timeout_s, task_timeout_s, deadline_s, stateful);
             Result<proto::SessionInfo> r = Status::Internal("");
             {
               py::gil_scoped_release nogil;
-              r = c.resubmit(sid, codes, req);
+              r = c.resubmit(sid, codes, options);
             }
             return info_dict(value(std::move(r)));
           },
-          py::arg("session_id"), py::arg("codes"), py::arg("service"), py::arg("idle_timeout"),
-          py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"))
+          py::arg("session_id"), py::arg("codes"), py::arg("options"));
+}
+
+// The grid as a whole: its status, nodes and sessions; with several heads,
+// each head asked directly.
+void bind_grid_calls(PyConnectionClass& cls) {
+  cls.def("grid_status",
+          [](PyConnection& pc) {
+            Connection& c = use(pc);
+            Result<client::Fields> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = c.grid_status();
+            }
+            return to_dict(value(std::move(r)));
+          })
+      .def("nodes",
+           [](PyConnection& pc) {
+             Connection& c = use(pc);
+             Result<std::vector<client::Fields>> r = Status::Internal("");
+             {
+               py::gil_scoped_release nogil;
+               r = c.nodes();
+             }
+             py::list out;
+             for (const auto& f : value(std::move(r))) out.append(to_dict(f));
+             return out;
+           })
+      .def("sessions", [](PyConnection& pc) {
+        Connection& c = use(pc);
+        Result<std::vector<client::Fields>> r = Status::Internal("");
+        {
+          py::gil_scoped_release nogil;
+          r = c.sessions();
+        }
+        py::list out;
+        for (const auto& f : value(std::move(r))) out.append(to_dict(f));
+        return out;
+      });
+}
+
+// zgrid._zgrid.Connection: opening one (it belongs to the calling thread),
+// what it was opened with, the head in use; then its calls, by area.
+void bind_connection(py::module_& m) {
+  PyConnectionClass cls(m, "Connection");
+  cls.def(py::init([](const std::string& head, double timeout_s, const std::string& head_key,
+                      const std::string& public_key, const std::string& secret_key) {
+            client::ClientOptions o;
+            o.head = head;
+            o.timeout_ms = static_cast<Millis>(timeout_s * 1000);
+            o.head_key = head_key;
+            o.public_key = public_key;
+            o.secret_key = secret_key;
+            // Ctrl-C while the library waits: a signal's exception is set
+            // here (GIL held) and the call returns kCancelled.
+            o.interrupted = [] {
+              py::gil_scoped_acquire gil;
+              return PyErr_CheckSignals() != 0;
+            };
+            auto pc = std::make_unique<PyConnection>();  // owned by this thread
+            Result<std::unique_ptr<Connection>> c = Status::Internal("not opened");
+            {
+              py::gil_scoped_release nogil;
+              c = Connection::open(o);
+            }
+            pc->c = value(std::move(c));
+            return pc;
+          }),
+          py::arg("head"), py::arg("timeout"), py::arg("head_key") = "", py::arg("public_key") = "",
+          py::arg("secret_key") = "")
       .def_property_readonly("head_instance",
                              [](PyConnection& pc) { return use(pc).head_instance(); })
       // Failover: the head in use, the highest epoch seen, and every head
@@ -461,64 +502,26 @@ PYBIND11_MODULE(_zgrid, m) {
       .def_property_readonly("head", [](PyConnection& pc) { return pc.c->options().head; })
       .def_property_readonly("timeout",
                              [](PyConnection& pc) { return pc.c->options().timeout_ms / 1000.0; });
+  bind_session_calls(cls);
+  bind_resubmit_calls(cls);
+  bind_grid_calls(cls);
+}
 
-  py::class_<PyBroker>(m, "BrokerClient")
-      .def(py::init([](PyConnection& pc, const std::string& sid, const std::string& cid,
-                       std::size_t batch, std::size_t window) {
-             Connection& c = use(pc);
-             client::BrokerOptions o;
-             o.batch_items = std::max<std::size_t>(1, batch);
-             o.window = std::max<std::size_t>(1, window);
-             Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
-             {
-               py::gil_scoped_release nogil;
-               r = BrokerClient::open(c, sid, cid, o);
-             }
-             return std::make_unique<PyBroker>(value(std::move(r)), pc);
-           }),
-           py::arg("connection"), py::arg("session_id"), py::arg("client_id"),
-           py::arg("batch") = 1024, py::arg("window") = 16, py::keep_alive<1, 2>())
-      // A whole session in one message (BrokerClient::submit): payloads[i]
-      // gets user data "#i". The client it returns is committed, reads an
-      // interactive session's responses, and keeps the connection alive.
-      .def_static(
-          "submit",
-          [](PyConnection& pc, const std::string& service, bool durable, double idle_timeout_s,
-             double task_timeout_s, double deadline_s, bool stateful, const std::string& cid,
-             const py::list& payloads) {
-            Connection& c = use(pc);
-            proto::CreateSession req = create_request(service, durable, idle_timeout_s,
-                                                      task_timeout_s, deadline_s, stateful);
-            std::vector<std::string_view> views = bytes_views(payloads);
-            std::vector<std::string> tags;
-            std::vector<BrokerClient::Item> items;
-            tags.reserve(views.size());
-            for (std::size_t i = 0; i < views.size(); ++i)
-              tags.push_back(std::string(1, '#').append(std::to_string(i)));
-            for (std::size_t i = 0; i < views.size(); ++i) items.push_back({views[i], tags[i]});
-            client::BrokerOptions o;
-            o.batch_items = std::max<std::size_t>(o.batch_items, items.size());
-            Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
+using PyBrokerClass = py::class_<PyBroker>;
+
+// Sending: requests queued and sent in batches, flush, commit.
+void bind_broker_sending(PyBrokerClass& cls) {
+  cls.def("send",
+          [](PyBroker& pb, const py::bytes& payload, const py::bytes& user_data) {
+            BrokerClient& b = use(pb);
+            std::string_view p = payload, u = user_data;
+            Status st;
             {
               py::gil_scoped_release nogil;
-              r = BrokerClient::submit(c, req, cid, items, o);
+              st = b.send(p, u);
             }
-            return std::make_unique<PyBroker>(value(std::move(r)), pc);
-          },
-          py::arg("connection"), py::arg("service"), py::arg("durable"), py::arg("idle_timeout"),
-          py::arg("task_timeout"), py::arg("deadline"), py::arg("stateful"), py::arg("client_id"),
-          py::arg("payloads"), py::keep_alive<0, 1>())
-      .def("send",
-           [](PyBroker& pb, const py::bytes& payload, const py::bytes& user_data) {
-             BrokerClient& b = use(pb);
-             std::string_view p = payload, u = user_data;
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = b.send(p, u);
-             }
-             check(st);
-           })
+            check(st);
+          })
       // Sends many requests in one call (one GIL release): payloads[i] gets
       // user data "#<first_index + i>", the index map() and results() report.
       .def("send_indexed",
@@ -536,18 +539,6 @@ PYBIND11_MODULE(_zgrid, m) {
              }
              check(st);
            })
-      // Every response already received (up to `max`), without waiting.
-      .def(
-          "poll_responses",
-          [](PyBroker& pb, std::size_t max) {
-            BrokerClient& b = use(pb);
-            py::list out;
-            proto::Response r;
-            for (std::size_t i = 0; i < max && b.poll_response(&r); ++i)
-              out.append(response_tuple(r));
-            return out;
-          },
-          py::arg("max") = 65536)
       .def("flush",
            [](PyBroker& pb) {
              BrokerClient& b = use(pb);
@@ -568,16 +559,32 @@ PYBIND11_MODULE(_zgrid, m) {
              }
              check(st);
            })
-      .def("end_requests",
-           [](PyBroker& pb) {
-             BrokerClient& b = use(pb);
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = b.end_requests();
-             }
-             check(st);
-           })
+      .def("end_requests", [](PyBroker& pb) {
+        BrokerClient& b = use(pb);
+        Status st;
+        {
+          py::gil_scoped_release nogil;
+          st = b.end_requests();
+        }
+        check(st);
+      });
+}
+
+// Receiving an interactive session's responses: waiting (in slices, for
+// Ctrl-C) or not.
+void bind_broker_receiving(PyBrokerClass& cls) {
+  // Every response already received (up to `max`), without waiting.
+  cls.def(
+         "poll_responses",
+         [](PyBroker& pb, std::size_t max) {
+           BrokerClient& b = use(pb);
+           py::list out;
+           proto::Response r;
+           for (std::size_t i = 0; i < max && b.poll_response(&r); ++i)
+             out.append(response_tuple(r));
+           return out;
+         },
+         py::arg("max") = 65536)
       // The next response, or None after `timeout` seconds.
       .def("next_response",
            [](PyBroker& pb, double timeout_s) -> py::object {
@@ -597,17 +604,77 @@ PYBIND11_MODULE(_zgrid, m) {
                check_signals();
              }
            })
-      .def("poll_response",
-           [](PyBroker& pb) -> py::object {
-             BrokerClient& b = use(pb);
-             proto::Response r;
-             if (!b.poll_response(&r)) return py::none();
-             return response_tuple(r);
-           })
+      .def("poll_response", [](PyBroker& pb) -> py::object {
+        BrokerClient& b = use(pb);
+        proto::Response r;
+        if (!b.poll_response(&r)) return py::none();
+        return response_tuple(r);
+      });
+}
+
+// zgrid._zgrid.BrokerClient: one client of a session, opened or made by a
+// one-message submit; it keeps its Connection alive and belongs to the
+// Connection's thread.
+void bind_broker_client(py::module_& m) {
+  PyBrokerClass cls(m, "BrokerClient");
+  cls.def(py::init([](PyConnection& pc, const std::string& sid, const std::string& cid,
+                      std::size_t batch, std::size_t window) {
+            Connection& c = use(pc);
+            client::BrokerOptions o;
+            o.batch_items = std::max<std::size_t>(1, batch);
+            o.window = std::max<std::size_t>(1, window);
+            Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = BrokerClient::open(c, sid, cid, o);
+            }
+            return std::make_unique<PyBroker>(value(std::move(r)), pc);
+          }),
+          py::arg("connection"), py::arg("session_id"), py::arg("client_id"),
+          py::arg("batch") = 1024, py::arg("window") = 16, py::keep_alive<1, 2>())
+      // A whole session in one message (BrokerClient::submit): payloads[i]
+      // gets user data "#i". The client it returns is committed, reads an
+      // interactive session's responses, and keeps the connection alive.
+      .def_static(
+          "submit",
+          [](PyConnection& pc, const proto::CreateSession& options, const std::string& cid,
+             const py::list& payloads) {
+            Connection& c = use(pc);
+            std::vector<std::string_view> views = bytes_views(payloads);
+            std::vector<std::string> tags;
+            std::vector<BrokerClient::Item> items;
+            tags.reserve(views.size());
+            for (std::size_t i = 0; i < views.size(); ++i)
+              tags.push_back(std::string(1, '#').append(std::to_string(i)));
+            for (std::size_t i = 0; i < views.size(); ++i) items.push_back({views[i], tags[i]});
+            client::BrokerOptions o;
+            o.batch_items = std::max<std::size_t>(o.batch_items, items.size());
+            Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
+            {
+              py::gil_scoped_release nogil;
+              r = BrokerClient::submit(c, options, cid, items, o);
+            }
+            return std::make_unique<PyBroker>(value(std::move(r)), pc);
+          },
+          py::arg("connection"), py::arg("options"), py::arg("client_id"), py::arg("payloads"),
+          py::keep_alive<0, 1>())
       .def_property_readonly("sent", [](PyBroker& pb) { return use(pb).sent(); })
       .def_property_readonly("received", [](PyBroker& pb) { return use(pb).received(); })
       .def_property_readonly("rejected", [](PyBroker& pb) { return use(pb).rejected(); })
       // Fixed once made: any thread may read them.
       .def_property_readonly("session_id", [](PyBroker& pb) { return pb.b->session_id(); })
       .def_property_readonly("client_id", [](PyBroker& pb) { return pb.b->client_id(); });
+  bind_broker_sending(cls);
+  bind_broker_receiving(cls);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_zgrid, m) {
+  m.doc() = "zgrid's C++ client library (use the zgrid package, not this module)";
+  bind_errors(m);
+  bind_payloads(m);
+  bind_session_options(m);
+  bind_connection(m);
+  bind_broker_client(m);
 }

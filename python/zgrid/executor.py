@@ -103,7 +103,7 @@ class Executor(cf.Executor):
     def _run(self) -> None:
         try:
             grid = self._connect()
-            info = grid.conn.create_session(self._service, False, 0, 0, 0)
+            info = grid.conn.create_session(_zgrid.SessionOptions(service=self._service))
             client = _zgrid.BrokerClient(grid.conn, info["session_id"], "executor", self._batch)
         except BaseException as e:  # reported by the constructor
             self._error = e

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 import msgpack  # python3-msgpack
 
 from . import _zgrid
+from .progress import with_progress
 
 DEFAULT_HEAD = "tcp://127.0.0.1:5555"
 # The protocol's limits per request (docs/protocol.md: payload 1 MiB, user data 64 KiB).
@@ -290,8 +291,9 @@ class Grid:
         one instance of the service kept for the session (docs/operations.md,
         "Stateful sessions"); a service that does not support sessions is
         refused with InvalidRequest."""
-        info = self.conn.create_session(service, durable, client_idle_timeout, task_timeout, deadline,
-                                        stateful)
+        info = self.conn.create_session(_zgrid.SessionOptions(
+            service=service, durable=durable, stateful=stateful,
+            client_idle_timeout=client_idle_timeout, task_timeout=task_timeout, deadline=deadline))
         return Session(self, info, batch=batch)
 
     def submit(
@@ -317,16 +319,16 @@ class Grid:
                 f"submit sends one message of at most {_SUBMIT_MAX_ITEMS} requests and "
                 f"{_SUBMIT_MAX_BYTES} bytes: use session() and send_many() for more"
             )
-        return self._submit(service, payloads, durable, stateful, client_idle_timeout, task_timeout,
-                            deadline)
+        return self._submit(payloads, _zgrid.SessionOptions(
+            service=service, durable=durable, stateful=stateful,
+            client_idle_timeout=client_idle_timeout, task_timeout=task_timeout, deadline=deadline))
 
-    def _submit(self, service, payloads, durable, stateful, idle, task_timeout, deadline) -> "Session":
+    def _submit(self, payloads: list, options: "_zgrid.SessionOptions") -> "Session":
         # (_fits_one_message kept every payload within MAX_PAYLOAD.)
         cid = "py-" + uuid.uuid4().hex[:16]
-        client = _zgrid.BrokerClient.submit(self.conn, service, durable, idle, task_timeout, deadline,
-                                            stateful, cid, payloads)
-        info = {"session_id": client.session_id, "service": service, "durable": durable,
-                "stateful": stateful}
+        client = _zgrid.BrokerClient.submit(self.conn, options, cid, payloads)
+        info = {"session_id": client.session_id, "service": options.service,
+                "durable": options.durable, "stateful": options.stateful}
         s = Session(self, info)
         s._client = client
         s._sent = len(payloads)
@@ -375,8 +377,9 @@ class Grid:
         if stateful is None:
             stateful = bool(original.get("stateful", False))
         if durable:
-            info = self.conn.resubmit(sid, picked, service or "", client_idle_timeout, task_timeout,
-                                      deadline, stateful)
+            info = self.conn.resubmit(sid, picked, _zgrid.SessionOptions(
+                service=service or "", durable=True, stateful=stateful,
+                client_idle_timeout=client_idle_timeout, task_timeout=task_timeout, deadline=deadline))
             return Session(self, info, batch=batch)
         requests = self.faulted_requests(sid, picked)
         if not requests:
@@ -455,7 +458,8 @@ class Grid:
             # trip (durable: one journal write) instead of five or six.
             payloads = [_encode(item) for item in iterable]
             if _fits_one_message(payloads):
-                s = self._submit(service, payloads, durable, stateful, 0, 0, 0)
+                s = self._submit(payloads, _zgrid.SessionOptions(
+                    service=service, durable=durable, stateful=stateful))
                 iterable = []
         if s is None:
             s = self.session(service, durable=durable, stateful=stateful, batch=batch)
@@ -463,9 +467,8 @@ class Grid:
                          window=window)
         if not progress:
             return results
-        from .progress import with_progress
-
-        return with_progress(results, progress, total)
+        return with_progress(results, progress, total,
+                             ok=lambda r: not isinstance(r, RequestFault))
 
 
 class Session:

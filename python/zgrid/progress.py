@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Iterator, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 
 class Progress:
@@ -58,10 +58,12 @@ class Progress:
         self.out.flush()
 
 
-def with_progress(results: Iterator[Any], progress: Any, total: Optional[int]) -> Iterator[Any]:
+def with_progress(results: Iterator[Any], progress: Any, total: Optional[int],
+                  ok: Callable[[Any], bool]) -> Iterator[Any]:
     """Passes `results` through, counting them on a progress line: on stderr
     when `progress` is True and stderr is a terminal, or on `progress` when
-    it is a file."""
+    it is a file. `ok(result)` tells done from faulted (the caller knows
+    what a fault looks like: this module imports nothing of zgrid's)."""
     if progress is True:
         out = sys.stderr if sys.stderr.isatty() else None
     elif progress:
@@ -71,12 +73,10 @@ def with_progress(results: Iterator[Any], progress: Any, total: Optional[int]) -
     if out is None:
         yield from results
         return
-    from .grid import RequestFault
-
     bar = Progress(out, total)
     try:
         for r in results:
-            bar.add(not isinstance(r, RequestFault))
+            bar.add(ok(r))
             yield r
     finally:
         bar.close()
