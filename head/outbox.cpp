@@ -45,8 +45,8 @@ void Outbox::release_acks(SessionTable& sessions, Millis now, const Send& send) 
   acks_held_ = false;
   for (auto& kv : sessions.all()) {
     Session& s = *kv.second;
-    for (auto& c : s.clients) {
-      while (!c.held_acks.empty() && s.queue.size() <= limits_.queue_hwm) {
+    for (auto& c : s.clients()) {
+      while (!c.held_acks.empty() && s.queue().size() <= limits_.queue_hwm) {
         HeldAck& h = c.held_acks.front();
         zmq::message_t m = proto::encode_ack(h.corr, h.ack);
         (void)send(c.rid, m);  // a client that left needs no reply
@@ -69,7 +69,7 @@ Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& se
   for (auto& kv : sessions.all()) {
     Session& s = *kv.second;
     if (s.out_pending == 0) continue;
-    for (auto& c : s.clients) {
+    for (auto& c : s.clients()) {
       // Whole chunks only (each is at most the window): one message each.
       while (!c.out.empty() && c.unacked_out + c.out.front().count <= limits_.response_window) {
         OutChunk& k = c.out.front();

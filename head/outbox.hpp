@@ -53,7 +53,7 @@ class Outbox {
   // Back-pressure: whether `c`'s acknowledgement of a batch must wait, and
   // keeping it until release().
   bool must_hold(const Session& s, const Client& c) const {
-    return s.queue.size() > limits_.queue_hwm || !c.held_acks.empty();
+    return s.queue().size() > limits_.queue_hwm || !c.held_acks.empty();
   }
   void hold(Client& c, HeldAck ack);
 

@@ -14,13 +14,13 @@ constexpr const char* kLog = "head";
 }  // namespace
 
 void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::string_view data) {
-  Client& c = s.clients[r.client];
-  if (c.removed) return;  // removed with its client: the answer is discarded
+  Client& c = s.client(r.client);
+  if (c.removed()) return;  // removed with its client: the answer is discarded
   if (s.purging > 0) {
     // A purge is being written: recording this would re-create its keys.
     // Should the purge fail, the request runs again.
     if (s.stateful) return answer_lost(s, r);
-    s.queue.push_front(std::move(r));
+    s.requeue_front(std::move(r));
     return;
   }
   if (s.durable) {
@@ -28,7 +28,8 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
     durable_.record(s, std::move(r), fault_code, data);
     return;
   }
-  count_answer(s, c, fault_code);
+  s.count_answer(r.client, fault_code.empty());
+  count_answer(s, fault_code);
   outbox_.add(s, c, r.id, r.user_data, fault_code, data);
 }
 
@@ -37,38 +38,33 @@ void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
     // The instance ran them in order: a fresh one replays its history and
     // records these answers on the way.
     for (auto& a : answers)
-      if (!s.clients[a.request.client].removed) answer_lost(s, a.request);
+      if (!s.client(a.request.client).removed()) answer_lost(s, a.request);
     ctx_.fetches_to_wake.push_back(s.id);
     return;
   }
   for (auto& a : answers) {
-    Client& c = s.clients[a.request.client];
+    Client& c = s.client(a.request.client);
     if (!ok) {
       // Not recorded: it runs again once the journal is back.
       requeue(s, std::move(a.request), false);
       continue;
     }
-    if (c.removed || s.is_answered(a.request.id)) continue;
-    s.set_answered(a.request.id);
-    count_answer(s, c, a.fault);
+    if (c.removed() || !s.record_answer(a.request.id, a.request.client, a.fault.empty())) continue;
+    count_answer(s, a.fault);
   }
   ctx_.fetches_to_wake.push_back(s.id);
 }
 
-void Tasks::count_answer(Session& s, Client& c, std::string_view fault_code) {
+// The head's and the service's counters of an answer the session counted.
+void Tasks::count_answer(Session& s, std::string_view fault_code) {
   ServiceStats& st = ctx_.stats_of(s);
   if (fault_code.empty()) {
-    ++s.done;
-    ++c.done;
     ++ctx_.counters.done;
     ++st.done;
   } else {
-    ++s.faulted;
-    ++c.faulted;
     ++ctx_.counters.faulted;
     st.count_fault(fault_code);  // a bounded label set: the raw code stays in the response
   }
-  sessions_.touch(s);
 }
 
 void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::string_view why) {
@@ -82,26 +78,17 @@ void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::st
                std::to_string(max_retries) + ")");
     return;
   }
-  if (s.state == proto::SessionState::kCancelled) {
+  if (s.state() == proto::SessionState::kCancelled) {
     answer(s, r, proto::fault::kCancelled, "session cancelled before this request ran");
     return;
   }
   ++ctx_.stats_of(s).retried;
-  s.queue.push_front(std::move(r));
+  s.requeue_front(std::move(r));
   activate(&s);
 }
 
 void Tasks::requeue_in_order(Session& s, Request r) {
-  auto at = std::lower_bound(s.queue.begin(), s.queue.end(), r.id,
-                             [](const Request& q, std::uint64_t id) { return q.id < id; });
-  if (at != s.queue.end() && at->id == r.id) {
-    if (at->user_data.empty()) at->user_data = std::move(r.user_data);  // the fuller copy
-    return;
-  }
-  r.solo = false;
-  r.replay = false;
-  s.queue.insert(at, std::move(r));
-  activate(&s);
+  if (s.requeue_in_order(std::move(r))) activate(&s);
 }
 
 void Tasks::answer_lost(Session& s, Request& r) {
@@ -166,9 +153,8 @@ void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_co
     // The replay could not rebuild the state. Charged to the request that
     // waits for it, so a replay that always fails ends in faults, not a loop.
     restart_instance(s, "a replay ran past its timeout or its run died");
-    if (!s.queue.empty()) {
-      Request r = std::move(s.queue.front());
-      s.queue.pop_front();
+    if (!s.queue().empty()) {
+      Request r = s.take_front();
       requeue(s, std::move(r), true, f.svc_max_retries, "could not be reached by replay");
     }
     return;
@@ -208,7 +194,7 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
         payloads.push_back(s.history[i].payload);
       }
     } else {
-      payloads.push_back(s.queue.front().payload);
+      payloads.push_back(s.queue().front().payload);
       bytes += payloads.back().size();
     }
     p.count = payloads.size();
@@ -225,7 +211,7 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
   }
   std::size_t bytes = 64;
   for (std::uint64_t i = 0; i < k; ++i) {
-    std::size_t b = s.queue[i].payload.size() + 12;
+    std::size_t b = s.queue()[i].payload.size() + 12;
     if (i > 0 && bytes + b > kMaxMessageBytes) {  // stay under the frame limit
       k = i;
       break;
@@ -240,7 +226,7 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
   p.svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
   Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
   w.str(s.service).array(static_cast<std::uint32_t>(k));
-  for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue[i].payload);
+  for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue()[i].payload);
   w.u64(static_cast<std::uint64_t>(p.timeout));
   p.body = w.finish();
   return p;
@@ -267,22 +253,18 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
     r.payload = h.payload;
     r.replay = true;
     r.instance = s.instance_no;
-    ++s.clients[r.client].running;
+    s.start_replay(r.client);
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   for (std::uint64_t i = 0; !p.replay && i < k; ++i) {
-    Request r = std::move(s.queue.front());
-    s.queue.pop_front();
+    Request r = s.start_front();
     r.instance = s.instance_no;
-    ++s.clients[r.client].running;
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   n.inflight += p.count;
   nodes_.touch(n);
-  s.running += p.count;
-  sessions_.touch(s);
 }
 
 void Tasks::on_results(NodeState& node, const proto::Results& m) {
@@ -411,9 +393,7 @@ Session* Tasks::settle(const InFlight& f, NodeState* n) {
   }
   Session* s = sessions_.by_ordinal(f.session);
   if (!s) return nullptr;
-  --s->running;
-  --s->clients[f.request.client].running;
-  sessions_.touch(*s);
+  s->settle(f.request.client);
   if (s->stateful) activate(s);  // its next request may go now
   return s;
 }

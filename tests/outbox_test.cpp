@@ -50,14 +50,14 @@ Session& WithClient(SessionTable& t, const std::string& rid) {
   Client c;
   c.id = "c1";
   c.rid = rid;
-  s.clients.push_back(std::move(c));
+  s.add_client(std::move(c));
   return s;
 }
 
 TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   Harness h({/*response_window=*/3, /*response_queue_max=*/100, /*queue_hwm=*/100});
   Session& s = WithClient(h.sessions, "r1");
-  Client& c = s.clients[0];
+  Client& c = s.client(0);
   for (std::uint64_t id = 1; id <= 5; ++id)
     h.box.add(s, c, id, "u", id == 4 ? "service_error" : "",
               std::string(1, 'd').append(std::to_string(id)));
@@ -84,7 +84,7 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
 TEST(Outbox, ASlowClientKeepsItsResponsesForALaterFlush) {
   Harness h({100, 100, 100});
   Session& s = WithClient(h.sessions, "r1");
-  h.box.add(s, s.clients[0], 1, "", "", "x");
+  h.box.add(s, s.client(0), 1, "", "", "x");
   h.result = zmqu::SendStatus::kWouldBlock;
   h.flush();
   EXPECT_TRUE(h.sent.empty());
@@ -99,11 +99,11 @@ TEST(Outbox, ASlowClientKeepsItsResponsesForALaterFlush) {
 TEST(Outbox, ASessionPausesPastItsQueueMaxAndMayResumeAtHalf) {
   Harness h({/*response_window=*/2, /*response_queue_max=*/4, 100});
   Session& s = WithClient(h.sessions, "r1");
-  for (std::uint64_t id = 1; id <= 5; ++id) h.box.add(s, s.clients[0], id, "", "", "x");
+  for (std::uint64_t id = 1; id <= 5; ++id) h.box.add(s, s.client(0), id, "", "", "x");
   EXPECT_TRUE(h.box.must_pause(s));
   auto f = h.flush();  // 2 sent, 3 left: above half of 4
   EXPECT_TRUE(f.may_resume.empty());
-  h.box.acked(s.clients[0], 2);
+  h.box.acked(s.client(0), 2);
   f = h.flush();  // 2 more, 1 left
   EXPECT_FALSE(h.box.must_pause(s));
   EXPECT_EQ(f.may_resume, std::vector<Session*>{&s});
@@ -113,8 +113,8 @@ TEST(Outbox, ASessionPausesPastItsQueueMaxAndMayResumeAtHalf) {
 TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
   Harness h({100, 100, /*queue_hwm=*/2});
   Session& s = WithClient(h.sessions, "r1");
-  Client& c = s.clients[0];
-  s.queue.resize(3);
+  Client& c = s.client(0);
+  s.accept(0, std::vector<Request>(3));
   EXPECT_TRUE(h.box.must_hold(s, c));
   proto::Ack ack;
   ack.session_id = s.id;
@@ -123,7 +123,7 @@ TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
   h.flush(100);
   EXPECT_TRUE(h.acks.empty());
   EXPECT_EQ(c.last_activity, 100);  // back-pressure is not idleness
-  s.queue.resize(2);
+  s.take_front();
   h.flush(200);
   EXPECT_EQ(h.acks, std::vector<std::string>{"r1"});
   EXPECT_TRUE(c.held_acks.empty());
@@ -133,8 +133,8 @@ TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
 TEST(Outbox, ARemovedClientsResponsesAreForgotten) {
   Harness h({100, 100, 100});
   Session& s = WithClient(h.sessions, "r1");
-  for (std::uint64_t id = 1; id <= 3; ++id) h.box.add(s, s.clients[0], id, "", "", "x");
-  h.box.forget(s, s.clients[0]);
+  for (std::uint64_t id = 1; id <= 3; ++id) h.box.add(s, s.client(0), id, "", "", "x");
+  h.box.forget(s, s.client(0));
   EXPECT_EQ(s.out_pending, 0u);
   h.flush();
   EXPECT_TRUE(h.sent.empty());
