@@ -77,9 +77,7 @@ LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rul
     for (auto& r : reqs) {
       if (s.is_answered(r.id)) {
         // Recovered: what the lost instance ran, its fresh one replays.
-        if (s.stateful && !s.not_run.count(r.id) &&
-            r.id > (s.history.empty() ? 0 : s.history.back().id))
-          s.history.push_back({r.id, r.client, std::move(r.payload)});
+        s.ran_before(std::move(r));
         continue;
       }
       s.load(std::move(r));

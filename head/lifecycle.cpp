@@ -83,7 +83,7 @@ SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
   // ring until that one settles (Tasks::settle activates it again).
   if (s->stateful && s->running() > 0) return {State::kIdle};
   return {State::kReady,           s->service,  s->queue().size(),
-          s->queue().front().solo, s->stateful, s->pinned};
+          s->queue().front().solo, s->stateful, s->instance().pinned};
 }
 
 std::uint64_t Lifecycle::queued_count(const Session& s) {
@@ -235,16 +235,16 @@ void Lifecycle::purge_done(std::uint64_t ord, const OpDone& done, bool ok, const
 
 void Lifecycle::drop(Session& s) {
   tasks_.end_instance(s);
-  for (auto& c : s.clients()) c.held_acks.clear();
+  outbox_.drop_held_acks(s);
   durable_.forget(s.ordinal);
   sessions_.drop(&s);  // in-flight entries refer to the ordinal: their results are dropped
 }
 
 void Lifecycle::maybe_retire(Session& s) {
   if (s.durable || s.state() == proto::SessionState::kOpen) return;
-  if (!SessionTable::complete(s) || s.out_pending > 0 || s.running() > 0) return;
+  if (!SessionTable::complete(s) || s.out_pending() > 0 || s.running() > 0) return;
   for (const auto& c : s.clients())
-    if (c.unacked_out > 0) return;
+    if (c.delivery().unacked_out > 0) return;
   ZG_LOG(kDebug, kLog, "session retired session=" + s.id);
   sessions_.remember_gone(s, /*purged=*/false, ctx_.now);  // a resent seal is answered ok
   drop(s);

@@ -47,7 +47,7 @@ bool apply_answer_record(Session& s, std::string_view key, std::string_view v,
     const Client* c = s.client_of(a.request_id);
     if (c == nullptr || c->removed()) return true;
     s.record_answer(a.request_id, s.index_of(*c), a.ok);
-    if (s.stateful && !a.ok && !ran_on_instance(a.fault)) s.not_run.insert(a.request_id);
+    if (!a.ok && !ran_on_instance(a.fault)) s.answered_by_head(a.request_id);
     ++(a.ok ? added->done : added->faulted);
     if (!a.ok) ++added->faulted_by_code[std::string(a.fault)];
     return true;

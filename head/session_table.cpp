@@ -365,7 +365,8 @@ SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_
     Session& s = *kv.second;
     for (std::uint32_t ci = 0; ci < s.clients().size(); ++ci) {
       const Client& c = s.client(ci);
-      if (c.ended() || c.removed() || c.removing || c.running() > 0 || !c.held_acks.empty())
+      if (c.ended() || c.removed() || c.removing || c.running() > 0 ||
+          !c.delivery().held_acks.empty())
         continue;
       if (now - c.last_activity < s.client_idle_timeout_ms || now < c.retry_removal_at) continue;
       out.idle_clients.emplace_back(&s, ci);
@@ -374,15 +375,15 @@ SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_
       // Complete means something was committed and everything is answered;
       // a session that becomes incomplete again (a new client) starts over.
       if (!complete(s) || s.clients().empty())
-        s.completed_at = 0;
-      else if (s.completed_at == 0)
-        s.completed_at = now;
-      else if (now - s.completed_at >= retention_ms && s.purging == 0 && now >= s.retry_purge_at)
+        s.completed_at_ = 0;
+      else if (s.completed_at_ == 0)
+        s.completed_at_ = now;
+      else if (now - s.completed_at_ >= retention_ms && s.purging == 0 && now >= s.retry_purge_at)
         out.retention_over.push_back(&s);
     }
     bool is_complete = !s.clients().empty() && complete(s);
-    if (is_complete && !s.complete_seen) out.completed.push_back(&s);
-    s.complete_seen = is_complete;
+    if (is_complete && !s.complete_seen_) out.completed.push_back(&s);
+    s.complete_seen_ = is_complete;
     bool idle = now - s.last_activity >= session_idle_timeout_ms;
     if (!s.durable && idle && s.queue().empty() && s.running() == 0) {
       bool attached = false;

@@ -29,6 +29,8 @@
 namespace zgrid::head {
 
 struct ServiceStats;  // head/observe.hpp
+class Tasks;          // head/tasks.hpp: the only writer of a StatefulInstance
+class Outbox;         // head/outbox.hpp: the only writer of a Client::Delivery
 
 // Whether an answer with this fault code came from running the request (a
 // result or the service's fault) rather than from the head (deadline,
@@ -78,7 +80,8 @@ class Session;
 //  - the connection (rid, the sequences, flushed_id, max_id, last_activity,
 //    open_token, the removal's time and retry): client_handlers, lifecycle
 //    and recovery, as each message or record says;
-//  - the delivery (unacked_out, out, out_count, held_acks): the outbox.
+//  - the delivery (Delivery: unacked_out, out, out_count, held_acks): the
+//    outbox alone (a passkey only Outbox can make).
 class Client {
  public:
   // Movable only (its queued responses own buffers); noexcept so that
@@ -105,14 +108,26 @@ class Client {
   bool removing = false;           // its removal is being journaled: refused meanwhile
   Millis retry_removal_at = 0;     // a failed journaled removal is retried from then
   Millis last_activity = 0;
-  std::uint64_t unacked_out = 0;
-  std::deque<OutChunk> out;       // responses waiting for the window, oldest first
-  std::uint64_t out_count = 0;    // responses in `out`
-  std::deque<HeldAck> held_acks;  // back-pressure: acks not yet sent
-  std::string open_token;         // the token of its last open_client (a resend is the same opener)
+  std::string open_token;  // the token of its last open_client (a resend is the same opener)
+
+  // The outbox's (head/outbox.hpp): responses and acknowledgements on their
+  // way to this client. Read by all; written by Outbox alone (OutboxKey).
+  struct Delivery {
+    std::uint64_t unacked_out = 0;  // sent, not yet acknowledged: at most response_window
+    std::deque<OutChunk> out;       // responses waiting for the window, oldest first
+    std::uint64_t out_count = 0;    // responses in `out`
+    std::deque<HeldAck> held_acks;  // back-pressure: acks not yet sent
+  };
+  class OutboxKey {
+    friend class Outbox;
+    OutboxKey() = default;
+  };
+  const Delivery& delivery() const { return delivery_; }
+  Delivery& delivery(OutboxKey) { return delivery_; }
 
  private:
   friend class Session;
+  Delivery delivery_;
   std::uint64_t sent_ = 0;
   std::uint64_t done_ = 0, faulted_ = 0;
   std::uint64_t running_ = 0;
@@ -140,6 +155,27 @@ struct KeyLoad {
   bool operator==(const KeyLoad&) const = default;
 };
 
+// A stateful session's instance (docs/services.md, "Stateful sessions"):
+// one request at a time, in request-id order, on one instance (`pinned`
+// node, `instance_no`). `history` holds the requests that instance ran, in
+// order; a fresh instance (node lost, instance restarted) first replays
+// history[replayed..] with their answers dropped. Tasks' alone to change
+// (Session::instance(TasksKey)).
+struct StatefulInstance {
+  struct Ran {
+    std::uint64_t id = 0;
+    std::uint32_t client = 0;
+    std::string payload;
+    bool record = false;    // its answer was not recorded: the replay's is
+    std::string user_data;  // (kept for that answer only)
+  };
+  std::uint64_t pinned = 0;                   // NodeState::ordinal holding the instance; 0: none
+  std::uint64_t instance_no = 0;              // bumped for each fresh instance
+  std::vector<Ran> history;                   // requests run, in id order
+  std::size_t replayed = 0;                   // of history, replayed on the current instance
+  std::unordered_set<std::uint64_t> not_run;  // recovery: answered by the head, never run
+};
+
 // Debug builds check every kept-up table each reactor turn (and the tests'
 // heads in any build, ZGRID_TEST_VERIFY); Release builds do not.
 #ifdef NDEBUG
@@ -162,11 +198,15 @@ inline constexpr bool kDebugChecks = true;
 //  - settings (service, durable, stateful, the timeouts, the deadline, the
 //    creation times, stats) are written when the session is made
 //    (client_handlers) or recovered (recovery) and read by all.
-//  - the journal's bookkeeping (next_resp_seq, completed_at, purging, the
-//    read retries, rescan_pending, retry_purge_at) belongs to durable and
-//    lifecycle; out_pending to the outbox; the stateful instance (pinned,
-//    instance_no, history, replayed, not_run) to tasks (batch_loader and
-//    recovery add to history and not_run as they load what was run).
+//  - the journal's bookkeeping (next_resp_seq, the read retries,
+//    rescan_pending) belongs to durable (and recovery, which it calls), the
+//    purge's (purging, retry_purge_at) to lifecycle, read_error_logged to
+//    both; out_pending to the outbox (with the clients' Delivery);
+//    completed_at to the table's sweep;
+//  - the stateful instance (StatefulInstance) is Tasks' alone to write
+//    (a passkey only Tasks can make); batch_loader and recovery add what
+//    the journal says was run or answered by the head through ran_before
+//    and answered_by_head.
 //
 // What must hold (check() says whether it does; debug builds run it for every
 // session each reactor turn):
@@ -324,36 +364,45 @@ class Session {
     return const_cast<Client*>(std::as_const(*this).client_of(id));
   }
 
+  // Responses queued in its clients' deliveries (the outbox's, as Client::Delivery).
+  std::uint64_t out_pending() const { return out_pending_; }
+  std::uint64_t& out_pending(Client::OutboxKey) { return out_pending_; }
+
+  // When the table's sweep first saw it complete (retention counts from then; 0: not complete).
+  Millis completed_at() const { return completed_at_; }
+
   // ---- the journal's bookkeeping (durable, lifecycle) ----
   std::uint64_t next_resp_seq = 1;  // fetch cursor of the next response record
-  Millis completed_at = 0;          // when first seen complete (retention)
   std::uint32_t purging = 0;        // purge writes pending: paused, answers held back
   Millis read_retry_at = 0;         // a batch read failed: loading waits until then
   bool read_error_logged = false;   // a read error was logged (once per episode)
   bool rescan_pending = false;      // answers lost to a corrupt record: recount
   Millis retry_purge_at = 0;        // a failed retention purge is retried from then
-  bool complete_seen = false;       // the session_complete event was recorded (SessionTable::sweep)
-  std::uint64_t out_pending = 0;    // the outbox's: responses queued in clients' out deques
 
   // ---- the stateful instance (tasks) ----
-  // Stateful sessions (docs/services.md, "Stateful sessions"): one request
-  // at a time, in request-id order, on one instance (`pinned` node,
-  // `instance_no`). `history` holds the requests that instance ran, in
-  // order; a fresh instance (node lost, instance restarted) first replays
-  // history[replayed..] with their answers dropped.
-  struct Ran {
-    std::uint64_t id = 0;
-    std::uint32_t client = 0;
-    std::string payload;
-    bool record = false;    // its answer was not recorded: the replay's is
-    std::string user_data;  // (kept for that answer only)
+  // Read by all; written by Tasks alone (instance(TasksKey)), except what
+  // recovery and the batch loader learn from the journal, through the two
+  // methods after it.
+  const StatefulInstance& instance() const { return instance_; }
+  class TasksKey {
+    friend class Tasks;
+    TasksKey() = default;
   };
-  std::uint64_t pinned = 0;                   // NodeState::ordinal holding the instance; 0: none
-  std::uint64_t instance_no = 0;              // bumped for each fresh instance
-  std::vector<Ran> history;                   // requests run, in id order
-  std::size_t replayed = 0;                   // of history, replayed on the current instance
-  std::unordered_set<std::uint64_t> not_run;  // recovery: answered by the head, never run
-  std::string instance_key() const { return id + "." + std::to_string(instance_no); }
+  StatefulInstance& instance(TasksKey) { return instance_; }
+  // Recovery: request `id` was answered by the head (deadline, cancel, ...),
+  // never run on an instance: a fresh one does not replay it.
+  void answered_by_head(std::uint64_t id) {
+    if (stateful) instance_.not_run.insert(id);
+  }
+  // Batch loader: a journaled request found answered was run by the lost
+  // instance (unless answered by the head): the fresh one replays it.
+  void ran_before(Request&& r) {
+    if (!stateful || instance_.not_run.count(r.id) ||
+        r.id <= (instance_.history.empty() ? 0 : instance_.history.back().id))
+      return;
+    instance_.history.push_back({r.id, r.client, std::move(r.payload)});
+  }
+  std::string instance_key() const { return id + "." + std::to_string(instance_.instance_no); }
 
   // What this session adds to its key's load.
   KeyLoad contribution() const {
@@ -388,8 +437,12 @@ class Session {
   std::vector<BatchRef> batches_;             // every journaled batch, by first_id
   std::deque<std::size_t> unloaded_;          // indexes into batches_ not yet loaded into queue_
   std::vector<std::uint64_t> answered_bits_;  // bitmap by request id: response journaled
-  KeyLoad contributed_;                       // what it last added to its key's load
-  KeyLoad* key_load_ = nullptr;               // its key's load in the SessionTable (set there)
+  StatefulInstance instance_;
+  std::uint64_t out_pending_ = 0;
+  Millis completed_at_ = 0;      // the table's sweep: when first seen complete
+  bool complete_seen_ = false;   // the table's sweep: the session_complete event was recorded
+  KeyLoad contributed_;          // what it last added to its key's load
+  KeyLoad* key_load_ = nullptr;  // its key's load in the SessionTable (set there)
 };
 
 // Why a node is gone: only a node that said `bye` left gracefully (its work

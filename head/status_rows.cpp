@@ -138,7 +138,7 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   m.clients_removed = s.clients_removed();
   m.created = s.created_wall;
   m.complete = SessionTable::complete(s);
-  m.responses_queued = s.out_pending;
+  m.responses_queued = s.out_pending();
   m.idle_ms = src.ctx.now - s.last_activity;
   m.client_idle_timeout_ms = s.client_idle_timeout_ms;
   m.stateful = s.stateful;

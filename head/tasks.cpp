@@ -92,9 +92,10 @@ void Tasks::requeue_in_order(Session& s, Request r) {
 }
 
 void Tasks::answer_lost(Session& s, Request& r) {
-  auto h = std::lower_bound(s.history.begin(), s.history.end(), r.id,
-                            [](const Session::Ran& x, std::uint64_t id) { return x.id < id; });
-  if (h == s.history.end() || h->id != r.id) {
+  auto h =
+      std::lower_bound(in(s).history.begin(), in(s).history.end(), r.id,
+                       [](const StatefulInstance::Ran& x, std::uint64_t id) { return x.id < id; });
+  if (h == in(s).history.end() || h->id != r.id) {
     requeue_in_order(s, std::move(r));  // it never ran: it runs now
     return;
   }
@@ -105,25 +106,25 @@ void Tasks::answer_lost(Session& s, Request& r) {
 
 void Tasks::forget_client(Session& s, std::uint32_t ci) {
   if (!s.stateful) return;
-  auto gone = std::remove_if(s.history.begin(), s.history.end(),
-                             [ci](const Session::Ran& h) { return h.client == ci; });
-  if (gone == s.history.end()) return;
+  auto gone = std::remove_if(in(s).history.begin(), in(s).history.end(),
+                             [ci](const StatefulInstance::Ran& h) { return h.client == ci; });
+  if (gone == in(s).history.end()) return;
   // Replays leave its requests out from now on, as after a restart (their
   // batches are deleted): a fresh instance keeps the state consistent.
-  s.history.erase(gone, s.history.end());
-  s.replayed = 0;
+  in(s).history.erase(gone, in(s).history.end());
+  in(s).replayed = 0;
   restart_instance(s, "a client's requests were removed");
 }
 
 void Tasks::pin(NodeState& n, Session& s) {
-  if (s.pinned == n.ordinal && s.instance_no > 0) return;
+  if (in(s).pinned == n.ordinal && in(s).instance_no > 0) return;
   end_instance(s);
-  ++s.instance_no;
-  s.pinned = n.ordinal;
-  s.replayed = 0;
-  if (!s.history.empty()) {
+  ++in(s).instance_no;
+  in(s).pinned = n.ordinal;
+  in(s).replayed = 0;
+  if (!in(s).history.empty()) {
     std::string line = "stateful session " + s.id + ": fresh instance " + s.instance_key() +
-                       " on node " + n.id + " replays " + std::to_string(s.history.size()) +
+                       " on node " + n.id + " replays " + std::to_string(in(s).history.size()) +
                        " requests";
     ZG_LOG(kInfo, kLog, line);
     ctx_.event("session_replay", s.id, std::move(line));
@@ -131,13 +132,13 @@ void Tasks::pin(NodeState& n, Session& s) {
 }
 
 void Tasks::end_instance(Session& s) {
-  if (!s.stateful || s.pinned == 0) return;
-  if (nodes_.find(s.pinned)) ctx_.instance_ends.emplace_back(s.pinned, s.instance_key());
-  s.pinned = 0;
+  if (!s.stateful || in(s).pinned == 0) return;
+  if (nodes_.find(in(s).pinned)) ctx_.instance_ends.emplace_back(in(s).pinned, s.instance_key());
+  in(s).pinned = 0;
 }
 
 void Tasks::restart_instance(Session& s, std::string_view why) {
-  if (s.pinned == 0) return;  // the next one is fresh anyway
+  if (in(s).pinned == 0) return;  // the next one is fresh anyway
   ZG_LOG(kWarn, kLog,
          "stateful session " + s.id + ": instance " + s.instance_key() + " restarted (" +
              std::string(why) + ")");
@@ -147,7 +148,7 @@ void Tasks::restart_instance(Session& s, std::string_view why) {
 void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code,
                         std::string_view data) {
   // A replay of an instance since given up (the rest of its message): dropped.
-  if (s.pinned == 0 || f.request.instance != s.instance_no) return;
+  if (in(s).pinned == 0 || f.request.instance != in(s).instance_no) return;
   if (fault_code == proto::fault::kNotRun) return;  // not started: sent again
   if (fault_code == proto::fault::kRetryable || fault_code == proto::fault::kTaskTimeout) {
     // The replay could not rebuild the state. Charged to the request that
@@ -159,10 +160,10 @@ void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_co
     }
     return;
   }
-  if (s.instance_no == 0 || s.replayed >= s.history.size()) return;
-  Session::Ran& h = s.history[s.replayed];
+  if (in(s).instance_no == 0 || in(s).replayed >= in(s).history.size()) return;
+  StatefulInstance::Ran& h = in(s).history[in(s).replayed];
   if (h.id != f.request.id) return;
-  ++s.replayed;
+  ++in(s).replayed;
   if (h.record) {  // its answer was lost: this replay's is recorded
     h.record = false;
     Request r;
@@ -180,18 +181,19 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
     // (the node runs a stateful message's tasks in order on one worker), so
     // rebuilding an instance costs a round trip per chunk, not per request.
     Prepared p;
-    p.replay = s.replayed < s.history.size();
+    p.replay = in(s).replayed < in(s).history.size();
     std::vector<std::string_view> payloads;
     std::size_t bytes = 128;
     if (p.replay) {
       // Within the node's free credit, like any work.
       const std::size_t most =
           std::max<std::size_t>(1, std::min<std::size_t>(kMaxReplayChunk, n.free()));
-      for (std::size_t i = s.replayed; i < s.history.size() && payloads.size() < most; ++i) {
-        std::size_t b = s.history[i].payload.size() + 12;
+      for (std::size_t i = in(s).replayed; i < in(s).history.size() && payloads.size() < most;
+           ++i) {
+        std::size_t b = in(s).history[i].payload.size() + 12;
         if (!payloads.empty() && bytes + b > kMaxMessageBytes) break;
         bytes += b;
-        payloads.push_back(s.history[i].payload);
+        payloads.push_back(in(s).history[i].payload);
       }
     } else {
       payloads.push_back(s.queue().front().payload);
@@ -246,20 +248,20 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
   }
   inflight_.add_batch(first_task, k, n.ordinal, backstop);
   for (std::uint64_t i = 0; p.replay && i < k; ++i) {
-    const Session::Ran& h = s.history[s.replayed + i];
+    const StatefulInstance::Ran& h = in(s).history[in(s).replayed + i];
     Request r;
     r.id = h.id;
     r.client = h.client;
     r.payload = h.payload;
     r.replay = true;
-    r.instance = s.instance_no;
+    r.instance = in(s).instance_no;
     s.start_replay(r.client);
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   for (std::uint64_t i = 0; !p.replay && i < k; ++i) {
     Request r = s.start_front();
-    r.instance = s.instance_no;
+    r.instance = in(s).instance_no;
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
@@ -286,7 +288,7 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       on_replayed(*s, *f, r.fault_code, r.data);
       continue;
     }
-    if (s->stateful && (s->pinned == 0 || f->request.instance != s->instance_no)) {
+    if (s->stateful && (in(*s).pinned == 0 || f->request.instance != in(*s).instance_no)) {
       // Ran on an instance since given up (an answer before it was not
       // recorded): the fresh instance runs it again, in order.
       requeue_in_order(*s, std::move(f->request));
@@ -314,10 +316,10 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       continue;
     }
     if (s->stateful && ran_on_instance(r.fault_code) &&
-        f->request.id > (s->history.empty() ? 0 : s->history.back().id)) {
+        f->request.id > (in(*s).history.empty() ? 0 : in(*s).history.back().id)) {
       // The instance ran it: a fresh one replays it.
-      s->history.push_back({f->request.id, f->request.client, f->request.payload});
-      s->replayed = s->history.size();
+      in(*s).history.push_back({f->request.id, f->request.client, f->request.payload});
+      in(*s).replayed = in(*s).history.size();
     }
     answer(*s, f->request, r.fault_code, r.data);
   }

@@ -105,6 +105,9 @@ class Tasks {
   Millis task_timeout_for(const Session& s, const proto::ServiceAd* ad) const;
 
  private:
+  // A session's stateful instance: Tasks' alone to write (Session::TasksKey).
+  static StatefulInstance& in(Session& s) { return s.instance(Session::TasksKey{}); }
+  static const StatefulInstance& in(const Session& s) { return s.instance(); }
   // The head's and the service's counters of an answer the session counted.
   void count_answer(Session& s, std::string_view fault_code);
   // A task left the in-flight table: the counters of its node (when still

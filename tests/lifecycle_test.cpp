@@ -13,7 +13,9 @@ using testing::Rooms;
 using State = SessionTurn::State;
 
 TEST(Lifecycle, TurnOfSaysReadyIdleWaitingPausedAndExpires) {
-  Rooms r;
+  HeadOptions o = testing::TestOptions();
+  o.response_queue_max = 2;
+  Rooms r(o);
   r.open_journal();
   Session& s = r.session(false, 2);
   SessionTurn t = r.lifecycle.turn_of(s.ordinal);
@@ -21,9 +23,10 @@ TEST(Lifecycle, TurnOfSaysReadyIdleWaitingPausedAndExpires) {
   EXPECT_EQ(t.queued, 2u);
   EXPECT_EQ(t.service, "factorize");
   EXPECT_EQ(r.lifecycle.turn_of(999).state, State::kIdle);  // gone
-  s.out_pending = r.ctx.o.response_queue_max + 1;
+  for (std::uint64_t id = 100; id < 103; ++id)              // its client is not reading
+    r.outbox.add(s, s.client(0), id, "", "", "x");
   EXPECT_EQ(r.lifecycle.turn_of(s.ordinal).state, State::kPaused);
-  s.out_pending = 0;
+  r.outbox.forget(s, s.client(0));
   Session& d = r.session(true, 1);
   r.journal->fail_writes("IO error");
   r.durable.submit(JournalOp{}, [](bool, const std::string&) {});

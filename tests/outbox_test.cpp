@@ -61,7 +61,7 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   for (std::uint64_t id = 1; id <= 5; ++id)
     h.box.add(s, c, id, "u", id == 4 ? "service_error" : "",
               std::string(1, 'd').append(std::to_string(id)));
-  EXPECT_EQ(s.out_pending, 5u);
+  EXPECT_EQ(s.out_pending(), 5u);
   EXPECT_TRUE(h.box.responses_pending());
   h.flush();
   ASSERT_EQ(h.sent.size(), 1u);  // 3 fill the window; 2 wait
@@ -69,7 +69,7 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   EXPECT_EQ(h.sent[0].rid, "r1");
   EXPECT_EQ(h.sent[0].items[0].request_id, 1u);
   EXPECT_EQ(h.sent[0].items[2].data, "d3");
-  EXPECT_EQ(c.unacked_out, 3u);
+  EXPECT_EQ(c.delivery().unacked_out, 3u);
   h.flush();
   EXPECT_EQ(h.sent.size(), 1u);  // nothing until acknowledged
   h.box.acked(c, 3);
@@ -77,7 +77,7 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   ASSERT_EQ(h.sent.size(), 2u);
   ASSERT_EQ(h.sent[1].items.size(), 2u);
   EXPECT_EQ(h.sent[1].items[0].fault_code, "service_error");
-  EXPECT_EQ(s.out_pending, 0u);
+  EXPECT_EQ(s.out_pending(), 0u);
   EXPECT_EQ(f.delivered, std::vector<Session*>{&s});
 }
 
@@ -89,7 +89,7 @@ TEST(Outbox, ASlowClientKeepsItsResponsesForALaterFlush) {
   h.flush();
   EXPECT_TRUE(h.sent.empty());
   EXPECT_TRUE(h.box.responses_pending());  // tried again soon
-  EXPECT_EQ(s.out_pending, 1u);
+  EXPECT_EQ(s.out_pending(), 1u);
   h.result = zmqu::SendStatus::kOk;
   h.flush();
   ASSERT_EQ(h.sent.size(), 1u);
@@ -126,7 +126,7 @@ TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
   s.take_front();
   h.flush(200);
   EXPECT_EQ(h.acks, std::vector<std::string>{"r1"});
-  EXPECT_TRUE(c.held_acks.empty());
+  EXPECT_TRUE(c.delivery().held_acks.empty());
   EXPECT_FALSE(h.box.must_hold(s, c));
 }
 
@@ -135,7 +135,7 @@ TEST(Outbox, ARemovedClientsResponsesAreForgotten) {
   Session& s = WithClient(h.sessions, "r1");
   for (std::uint64_t id = 1; id <= 3; ++id) h.box.add(s, s.client(0), id, "", "", "x");
   h.box.forget(s, s.client(0));
-  EXPECT_EQ(s.out_pending, 0u);
+  EXPECT_EQ(s.out_pending(), 0u);
   h.flush();
   EXPECT_TRUE(h.sent.empty());
 }

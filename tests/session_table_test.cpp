@@ -166,7 +166,7 @@ TEST(SessionTable, SweepFindsIdleClientsIdleSessionsAndRetentionOver) {
   auto sw = t.sweep(500, 5000, 2000);
   EXPECT_TRUE(sw.idle_clients.empty());  // not idle long enough
   EXPECT_TRUE(sw.retention_over.empty());
-  EXPECT_EQ(dur.completed_at, 500);  // complete from now on
+  EXPECT_EQ(dur.completed_at(), 500);  // complete from now on
 
   sw = t.sweep(1000, 5000, 2000);
   ASSERT_EQ(sw.idle_clients.size(), 1u);

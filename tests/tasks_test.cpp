@@ -39,7 +39,7 @@ TEST(Tasks, SentTasksAreInFlightAndResultsSettleAndAnswerThem) {
   EXPECT_EQ(s.faulted(), 1u);
   EXPECT_EQ(n.done, 1u);
   EXPECT_EQ(n.faulted, 1u);
-  EXPECT_EQ(s.out_pending, 2u);  // interactive: to the client's outbox
+  EXPECT_EQ(s.out_pending(), 2u);  // interactive: to the client's outbox
   // A second report of the same task changes nothing.
   r.tasks.on_results(n, ResultsOf({{1, ""}}));
   EXPECT_EQ(s.done(), 1u);
@@ -172,7 +172,7 @@ TEST(Tasks, AnswersOfARemovedClientOrAPurgingSessionAreNotRecorded) {
   q.id = 1;
   r.tasks.answer(s, q, "", "x");
   EXPECT_EQ(s.done(), 0u);
-  EXPECT_EQ(s.out_pending, 0u);
+  EXPECT_EQ(s.out_pending(), 0u);
   Session& t = r.session(false);
   t.purging = 1;
   Request u;
