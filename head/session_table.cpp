@@ -137,61 +137,10 @@ bool Session::requeue_in_order(Request r) {
   return true;
 }
 
-Request Session::take_front() {
-  assert(!queue_.empty());
-  Request r = std::move(queue_.front());
-  queue_.pop_front();
-  return r;
-}
-
 std::deque<Request> Session::take_queue() {
   std::deque<Request> q;
   q.swap(queue_);
   return q;
-}
-
-Request Session::start_front() {
-  assert(!queue_.empty() && (!stateful || running_ == 0));
-  Request r = std::move(queue_.front());
-  queue_.pop_front();
-  ++clients_[r.client].running_;
-  ++running_;
-  changed();
-  return r;
-}
-
-void Session::start_replay(std::uint32_t ci) {
-  ++clients_[ci].running_;
-  ++running_;
-  changed();
-}
-
-void Session::settle(std::uint32_t ci) {
-  assert(running_ > 0 && clients_[ci].running_ > 0);
-  --running_;
-  --clients_[ci].running_;
-  changed();
-}
-
-void Session::count_answer(std::uint32_t ci, bool ok) {
-  Client& c = clients_[ci];
-  if (ok) {
-    ++done_;
-    ++c.done_;
-  } else {
-    ++faulted_;
-    ++c.faulted_;
-  }
-  changed();
-}
-
-bool Session::record_answer(std::uint64_t id, std::uint32_t ci, bool ok) {
-  if (is_answered(id)) return false;
-  if (id / 64 >= answered_bits_.size())
-    answered_bits_.resize(id / 64 + 1 + answered_bits_.size() / 2, 0);
-  answered_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
-  count_answer(ci, ok);
-  return true;
 }
 
 Session::Recount Session::begin_recount() {

@@ -91,8 +91,8 @@ class Client {
   Client& operator=(Client&&) noexcept = default;
 
   std::uint64_t sent() const { return sent_; }        // requests accepted from it
-  std::uint64_t done() const { return done_; }        // its answered requests
-  std::uint64_t faulted() const { return faulted_; }  //
+  std::uint64_t done() const { return done_; }        // its requests answered ok
+  std::uint64_t faulted() const { return faulted_; }  // its requests answered with a fault
   std::uint64_t running() const { return running_; }  // its requests now on nodes
   bool ended() const { return ended_; }               // EndRequests received: committed
   bool removed() const { return removed_; }           // removed by the idle timeout
@@ -444,6 +444,59 @@ class Session {
   KeyLoad contributed_;          // what it last added to its key's load
   KeyLoad* key_load_ = nullptr;  // its key's load in the SessionTable (set there)
 };
+
+// The per-request methods, inline: they run for every request the head moves.
+
+inline Request Session::take_front() {
+  assert(!queue_.empty());
+  Request r = std::move(queue_.front());
+  queue_.pop_front();
+  return r;
+}
+
+inline Request Session::start_front() {
+  assert(!queue_.empty() && (!stateful || running_ == 0));
+  Request r = std::move(queue_.front());
+  queue_.pop_front();
+  ++clients_[r.client].running_;
+  ++running_;
+  changed();
+  return r;
+}
+
+inline void Session::start_replay(std::uint32_t ci) {
+  ++clients_[ci].running_;
+  ++running_;
+  changed();
+}
+
+inline void Session::settle(std::uint32_t ci) {
+  assert(running_ > 0 && clients_[ci].running_ > 0);
+  --running_;
+  --clients_[ci].running_;
+  changed();
+}
+
+inline void Session::count_answer(std::uint32_t ci, bool ok) {
+  Client& c = clients_[ci];
+  if (ok) {
+    ++done_;
+    ++c.done_;
+  } else {
+    ++faulted_;
+    ++c.faulted_;
+  }
+  changed();
+}
+
+inline bool Session::record_answer(std::uint64_t id, std::uint32_t ci, bool ok) {
+  if (is_answered(id)) return false;
+  if (id / 64 >= answered_bits_.size())
+    answered_bits_.resize(id / 64 + 1 + answered_bits_.size() / 2, 0);
+  answered_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
+  count_answer(ci, ok);
+  return true;
+}
 
 // Why a node is gone: only a node that said `bye` left gracefully (its work
 // is re-queued uncharged).
