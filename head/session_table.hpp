@@ -8,7 +8,7 @@
 // table gives it its key's entry when it makes it), so no caller has to
 // remember anything. verify() recomputes every key's load and checks each
 // session's own invariants (Session::check): debug builds run it each
-// reactor turn, as the test suite's heads do in every build.
+// tick, as the test suite's heads do in every build.
 //
 // Not thread-safe: the reactor thread alone uses it. Sessions are owned here;
 // a Session* stays valid until drop().

@@ -176,7 +176,7 @@ struct StatefulInstance {
   std::unordered_set<std::uint64_t> not_run;  // recovery: answered by the head, never run
 };
 
-// Debug builds check every kept-up table each reactor turn (and the tests'
+// Debug builds check every kept-up table each tick (and the tests'
 // heads in any build, ZGRID_TEST_VERIFY); Release builds do not.
 #ifdef NDEBUG
 inline constexpr bool kDebugChecks = false;
@@ -209,7 +209,7 @@ inline constexpr bool kDebugChecks = true;
 //    and answered_by_head.
 //
 // What must hold (check() says whether it does; debug builds run it for every
-// session each reactor turn):
+// session each tick):
 //  - every accepted request is queued, running, answered (done/faulted),
 //    removed with its client, or journaled and not yet loaded;
 //  - running, and done/faulted of the clients not removed, are the sums of
