@@ -48,43 +48,42 @@ Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
 
 LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rule) {
   LoadOutcome out;
-  for (auto it = s.unloaded.begin(); it != s.unloaded.end() && s.queue.size() < rule.window;) {
-    BatchRef& b = s.batches[*it];
-    const Client& c = s.clients[b.client];
-    if (c.removed) {
-      it = s.unloaded.erase(it);
+  for (std::size_t at = 0; at < s.unloaded().size() && s.queue().size() < rule.window;) {
+    const std::size_t bi = s.unloaded()[at];
+    const BatchRef& b = s.batches()[bi];
+    const Client& c = s.client(b.client);
+    if (c.removed()) {
+      s.loaded(at);
       continue;
     }
     if (rule.flushed_only && b.first_id + b.n - 1 > c.flushed_id) {  // not flushed: it waits
       if (s.stateful) break;  // and so do the requests after it
-      ++it;
+      ++at;
       continue;
     }
     std::vector<Request> reqs;
     if (!b.mem.empty()) {
-      reqs.swap(b.mem);
-      b.mem = std::vector<Request>();
+      reqs = s.take_batch_mem(bi);
+      s.drop_batch_mem(bi);
     } else if (Status st = read_batch(j, s, b, &reqs, s.stateful); !st.ok()) {
       if (!JournalReader::is_corruption(st)) {
         out.unreadable = st;
         break;
       }
       out.lost.emplace_back(BatchRef{b.first_id, b.n, b.client, {}}, st);
-      it = s.unloaded.erase(it);
+      s.loaded(at);
       continue;
     }
     for (auto& r : reqs) {
       if (s.is_answered(r.id)) {
         // Recovered: what the lost instance ran, its fresh one replays.
-        if (s.stateful && !s.not_run.count(r.id) &&
-            r.id > (s.history.empty() ? 0 : s.history.back().id))
-          s.history.push_back({r.id, r.client, std::move(r.payload)});
+        s.ran_before(std::move(r));
         continue;
       }
-      s.queue.push_back(std::move(r));
+      s.load(std::move(r));
       ++out.loaded;
     }
-    it = s.unloaded.erase(it);
+    s.loaded(at);
   }
   return out;
 }

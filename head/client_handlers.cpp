@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kLog = "head";
 
 proto::SessionInfo info_of(const Session& s) {
-  return proto::SessionInfo{s.id, s.service, s.durable, s.state, s.stateful};
+  return proto::SessionInfo{s.id, s.service, s.durable, s.state(), s.stateful};
 }
 }  // namespace
 
@@ -111,11 +111,9 @@ Status ClientHandlers::session_not_found(const std::string& id) const {
 Status ClientHandlers::bind_client(const Call& call, const std::string& sid, const std::string& cid,
                                    Session** s, Client** c) {
   ZG_RETURN_IF_ERROR(find_owned(sid, call.peer_key, s));
-  auto it = (*s)->client_index.find(cid);
-  if (it == (*s)->client_index.end())
-    return Status::NotFound("unknown client " + cid + " in session " + sid);
-  *c = &(*s)->clients[it->second];
-  if ((*c)->removed || (*c)->removing)
+  *c = (*s)->find_client(cid);
+  if (*c == nullptr) return Status::NotFound("unknown client " + cid + " in session " + sid);
+  if ((*c)->removed() || (*c)->removing)
     return Status::NotFound("client " + cid + " was removed (idle timeout)");
   (*c)->rid = call.rid;  // a reconnecting client arrives with a new routing id
   (*c)->last_activity = ctx_.now;
@@ -263,27 +261,25 @@ Status ClientHandlers::on_open_client(const Call& call) {
     return Status::InvalidArgument("open_client: token must be 1..64 printable characters");
   Session* s;
   ZG_RETURN_IF_ERROR(find_owned(m.session_id, call.peer_key, &s));
-  auto it = s->client_index.find(m.client_id);
-  if (it == s->client_index.end()) {
-    if (s->state != proto::SessionState::kOpen)
-      return Status::FailedPrecondition("session " + s->id + " is " + proto::state_name(s->state) +
-                                        ": no new clients");
+  Client* found = s->find_client(m.client_id);
+  if (found == nullptr) {
+    if (s->state() != proto::SessionState::kOpen)
+      return Status::FailedPrecondition("session " + s->id + " is " +
+                                        proto::state_name(s->state()) + ": no new clients");
     Client c;
     c.id = m.client_id;
     c.rid = call.rid;
     c.last_activity = ctx_.now;
     c.open_token = m.token;
-    s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
-    s->clients.push_back(std::move(c));
-    it = s->client_index.find(m.client_id);
+    found = &s->client(s->add_client(std::move(c)));
   } else {
-    Client& c = s->clients[it->second];
-    if (c.removed) return Status::NotFound("client " + c.id + " was removed (idle timeout)");
+    Client& c = *found;
+    if (c.removed()) return Status::NotFound("client " + c.id + " was removed (idle timeout)");
     // A second live client with the same id is refused; the same client
     // coming back (new connection after its old one went quiet, after a
     // head restart, or resending this open_client with its token) is not.
     bool same_opener = !m.token.empty() && m.token == c.open_token;
-    bool live = !c.ended && !c.rid.empty() && c.rid != call.rid && !same_opener &&
+    bool live = !c.ended() && !c.rid.empty() && c.rid != call.rid && !same_opener &&
                 ctx_.now - c.last_activity < kLiveWindowMs;
     if (live)
       return Status::AlreadyExists("client id " + c.id + " is already in use in this session");
@@ -291,7 +287,7 @@ Status ClientHandlers::on_open_client(const Call& call) {
     c.last_activity = ctx_.now;
     c.open_token = m.token;
   }
-  const Client& c = s->clients[it->second];
+  const Client& c = *found;
   reply_(call.rid, proto::encode_client_opened(call.env.corr, {s->id, c.id, c.acked_seq}));
   return Status::OK();
 }
@@ -303,10 +299,10 @@ Status ClientHandlers::on_send(const Call& call) {
   Client* c;
   ZG_RETURN_IF_ERROR(
       bind_client(call, std::string(m.session_id), std::string(m.client_id), &s, &c));
-  if (c->ended)
+  if (c->ended())
     return Status::FailedPrecondition("client " + c->id + " already called EndRequests");
-  if (s->state != proto::SessionState::kOpen)
-    return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state));
+  if (s->state() != proto::SessionState::kOpen)
+    return Status::FailedPrecondition(std::string("session is ") + proto::state_name(s->state()));
   if (s->purging > 0) return Status::FailedPrecondition("session " + s->id + " is being purged");
   if (m.first_seq > c->accepted_seq + 1)
     return Status(Code::kOutOfSequence, "sequence gap: expected " +
@@ -322,12 +318,9 @@ Status ClientHandlers::on_send(const Call& call) {
   std::uint64_t n = accepted.size();
   if (s->durable)
     return on_send_durable(call, *s, *c, std::move(ack), std::move(accepted), m.flush);
-  for (auto& r : accepted) s->queue.push_back(std::move(r));
+  s->accept(s->index_of(*c), std::move(accepted));
   c->acked_seq = c->accepted_seq;
-  c->sent += n;
-  s->total += n;
   ctx_.stats_of(*s).accepted += n;
-  r_.sessions.touch(*s);
   r_.tasks.activate(s);
   // Back-pressure: above the high-water mark the acknowledgement waits, so
   // the client's send window closes and head memory stays bounded.
@@ -344,7 +337,7 @@ Status ClientHandlers::on_send(const Call& call) {
 Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
                                        std::vector<Request> accepted, bool flush) {
   std::uint64_t n = accepted.size();
-  c.sent += n;
+  s.count_sent(s.index_of(c), n);
   std::uint64_t flushed = flush ? c.max_id : c.flushed_id;
   JournalOp op;
   if (n > 0) {
@@ -354,11 +347,11 @@ Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, 
     IndexRecord ir{n, c.id, op.puts.back().second.size()};
     op.puts.emplace_back(jkey::numbered(jkey::kIndex, s.id, ack.first_request_id), ir.encode());
   }
-  Durable::put_client(op, s, c, c.accepted_seq, c.sent, flushed, false, c.removed);
+  Durable::put_client(op, s, c, c.accepted_seq, c.sent(), flushed, false, c.removed());
   BatchRef b;
   b.first_id = ack.first_request_id;
   b.n = static_cast<std::uint32_t>(n);
-  b.client = static_cast<std::uint32_t>(&c - s.clients.data());
+  b.client = s.index_of(c);
   b.mem = std::move(accepted);
   auto batch = std::make_shared<BatchRef>(std::move(b));
   std::uint64_t last_seq = c.accepted_seq;
@@ -368,11 +361,11 @@ Status ClientHandlers::on_send_durable(const Call& call, Session& s, Client& c, 
                      flushed, last_seq, record_bytes](bool ok, const std::string& err) mutable {
                       Session* s = r_.sessions.by_ordinal(ord);
                       if (!s) return;  // purged meanwhile
-                      Client& c = s->clients[batch->client];
+                      Client& c = s->client(batch->client);
                       if (!ok) {
                         // Nothing of it is durable: forget it, tell the client.
                         c.accepted_seq = c.acked_seq;
-                        c.sent -= batch->n;
+                        s->uncount_sent(batch->client, batch->n);
                         reply_error(c.rid, corr, Durable::write_failed(err));
                         return;
                       }
@@ -393,8 +386,8 @@ std::vector<Request> ClientHandlers::accept_items(Session& s, Client& c,
                                                   const std::vector<proto::SendItem>& items,
                                                   proto::Ack* ack) {
   ack->count = items.size();
-  ack->first_request_id = s.next_request_id;
-  auto cidx = static_cast<std::uint32_t>(&c - s.clients.data());  // its index
+  ack->first_request_id = s.next_request_id();
+  const std::uint32_t cidx = s.index_of(c);
   std::vector<Request> accepted;
   accepted.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -413,7 +406,7 @@ std::vector<Request> ClientHandlers::accept_items(Session& s, Client& c,
       continue;
     }
     Request r;
-    r.id = s.next_request_id++;
+    r.id = s.new_request_id();
     r.client = cidx;
     r.user_data.assign(it.user_data);
     r.payload.assign(it.payload);
@@ -425,17 +418,11 @@ std::vector<Request> ClientHandlers::accept_items(Session& s, Client& c,
 }
 
 void ClientHandlers::batch_synced(Session& s, BatchRef batch, std::uint64_t record_bytes) {
-  s.total += batch.n;
   ctx_.stats_of(s).accepted += batch.n;
-  s.journal_bytes += record_bytes;
-  r_.sessions.touch(s);
-  if (batch.n > 0) {
-    s.unloaded.push_back(s.batches.size());
-    s.batches.push_back(std::move(batch));
-  }
+  s.add_batch(std::move(batch), record_bytes);
   r_.lifecycle.load_ready(s);
   // What did not fit in the window is dropped from memory: the journal has it.
-  for (std::size_t i : s.unloaded) s.batches[i].mem = std::vector<Request>();
+  for (std::size_t i : s.unloaded()) s.drop_batch_mem(i);
 }
 
 Status ClientHandlers::check_key_quotas(const std::string& owner, bool durable, std::size_t adding,
@@ -477,11 +464,10 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
   if (end && m.value != c->accepted_seq)
     return Status::FailedPrecondition("EndRequests after sequence " + std::to_string(m.value) +
                                       " but " + std::to_string(c->accepted_seq) + " acknowledged");
-  if (!s->durable || (end && c->ended)) {
+  if (!s->durable || (end && c->ended())) {
     // Interactive requests are eligible as soon as they are acknowledged.
-    if (end && !c->ended) {
-      c->ended = true;
-      s->committed += c->sent;
+    if (end && !c->ended()) {
+      s->commit_client(s->index_of(*c));
       note_committed(*s);
     }
     reply_(call.rid, proto::encode_ok(call.env.corr));
@@ -490,21 +476,21 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
   if (!r_.durable.journal().healthy()) return r_.durable.unavailable();
   JournalOp op;
   std::uint64_t flushed = c->max_id;
-  Durable::put_client(op, *s, *c, c->accepted_seq, c->sent, flushed, end || c->ended, c->removed);
+  Durable::put_client(op, *s, *c, c->accepted_seq, c->sent(), flushed, end || c->ended(),
+                      c->removed());
   r_.durable.submit(std::move(op), [this, ord = s->ordinal, cid = c->id, corr = call.env.corr,
                                     flushed, end](bool ok, const std::string& err) {
     Session* s = r_.sessions.by_ordinal(ord);
     if (!s) return;
-    auto it = s->client_index.find(cid);
-    if (it == s->client_index.end()) return;
-    Client& c = s->clients[it->second];
+    Client* found = s->find_client(cid);
+    if (found == nullptr) return;
+    Client& c = *found;
     if (!ok) {
       reply_error(c.rid, corr, Durable::write_failed(err));
       return;
     }
-    if (end && !c.ended) {
-      c.ended = true;
-      s->committed += c.sent;
+    if (end && !c.ended()) {
+      s->commit_client(s->index_of(c));
       note_committed(*s);
     }
     c.flushed_id = std::max(c.flushed_id, flushed);
@@ -517,10 +503,10 @@ Status ClientHandlers::on_flush(const Call& call, bool end) {
 
 // The session_committed event, once every client of the session has ended.
 void ClientHandlers::note_committed(const Session& s) {
-  for (const auto& c : s.clients)
-    if (!c.ended && !c.removed) return;
+  for (const auto& c : s.clients())
+    if (!c.ended() && !c.removed()) return;
   ctx_.event("session_committed", s.id,
-             "session " + s.id + " committed: " + std::to_string(s.committed) + " requests");
+             "session " + s.id + " committed: " + std::to_string(s.committed()) + " requests");
 }
 
 proto::SessionStatus ClientHandlers::status_of(const Session& s) const {
@@ -649,12 +635,12 @@ Status ClientHandlers::on_requests(const Call& call) {
   proto::RequestsReply out;
   out.end = true;
   std::size_t bytes = 0;
-  auto first = std::upper_bound(s->batches.begin(), s->batches.end(), m.from_id,
+  auto first = std::upper_bound(s->batches().begin(), s->batches().end(), m.from_id,
                                 [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
-  if (first != s->batches.begin()) --first;
-  for (auto it = first; it != s->batches.end(); ++it) {
+  if (first != s->batches().begin()) --first;
+  for (auto it = first; it != s->batches().end(); ++it) {
     const BatchRef& b = *it;
-    if (b.first_id + b.n <= m.from_id || s->clients[b.client].removed) continue;
+    if (b.first_id + b.n <= m.from_id || s->client(b.client).removed()) continue;
     if (out.items.size() >= m.max) {
       out.end = false;
       out.next_id = b.first_id;

@@ -14,7 +14,7 @@ namespace zgrid::head {
 namespace {
 
 proto::Submitted submitted_of(const Session& s, const proto::Ack& ack) {
-  return {{s.id, s.service, s.durable, s.state, s.stateful},
+  return {{s.id, s.service, s.durable, s.state(), s.stateful},
           ack.first_request_id,
           ack.count,
           ack.statuses};
@@ -34,15 +34,12 @@ Status ClientHandlers::on_submit(const Call& call) {
   Session& s = *created;
   // Sealed from the start: no other client can join it. Not complete before
   // its client has ended (for a durable session: once the write is synced).
-  s.state = proto::SessionState::kSealed;
-  r_.sessions.touch(s);  // its key's count of open sessions
+  s.seal();
   Client fresh;
   fresh.id = cid;
   fresh.rid = call.rid;
   fresh.last_activity = ctx_.now;
-  s.client_index[fresh.id] = 0;
-  s.clients.push_back(std::move(fresh));
-  Client& c = s.clients.back();
+  Client& c = s.client(s.add_client(std::move(fresh)));
   proto::Ack ack;
   ack.session_id = s.id;
   ack.client_id = c.id;
@@ -50,14 +47,10 @@ Status ClientHandlers::on_submit(const Call& call) {
   std::vector<Request> accepted = accept_items(s, c, m.items, &ack);
   if (s.durable) return on_submit_durable(call, s, c, std::move(ack), std::move(accepted));
   std::uint64_t n = accepted.size();
-  for (auto& r : accepted) s.queue.push_back(std::move(r));
+  s.accept(0, std::move(accepted));
+  s.commit_client(0);
   c.acked_seq = c.accepted_seq;
-  c.sent = n;
-  c.ended = true;
-  s.total = n;
-  s.committed = n;
   ctx_.stats_of(s).accepted += n;
-  r_.sessions.touch(s);
   r_.tasks.activate(&s);
   note_committed(s);
   reply_(call.rid, proto::encode_submitted(call.env.corr, submitted_of(s, ack)));
@@ -102,12 +95,11 @@ Status ClientHandlers::on_submit_durable(const Call& call, Session& s, Client& c
           return;
         }
         ctx_.crash.reach("before-ack");
-        Client& c = s->clients[0];
+        Client& c = s->client(0);
         c.acked_seq = c.accepted_seq;
         c.flushed_id = c.max_id;
-        c.sent = batch->n;
-        c.ended = true;
-        s->committed = batch->n;
+        s->count_sent(0, batch->n);
+        s->commit_client(0);
         batch_synced(*s, std::move(*batch), record_bytes);
         note_committed(*s);
         reply_(rid, proto::encode_submitted(corr, submitted_of(*s, ack)));

@@ -98,12 +98,12 @@ void Durable::put_session(JournalOp& op, const Session& s,
   SessionRecord rec{s.service,
                     s.created_wall,
                     s.client_idle_timeout_ms,
-                    state.value_or(s.state),
+                    state.value_or(s.state()),
                     s.task_timeout_ms,
                     s.deadline_wall,
                     s.owner,
                     s.stateful,
-                    s.token};
+                    s.token()};
   op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
 }
 
@@ -131,21 +131,21 @@ JournalOp Durable::purge_op(const Session& s) {
 }
 
 JournalOp Durable::client_removal_op(const Session& s, std::uint32_t ci) {
-  const Client& c = s.clients[ci];
+  const Client& c = s.client(ci);
   JournalOp op;
   op.maintenance = true;
-  for (const BatchRef& b : s.batches)
+  for (const BatchRef& b : s.batches())
     if (b.client == ci) {
       // The index entry stays: it keeps request ids from being reused and
       // tells fetch and recovery whose answers to leave out.
       op.deletes.push_back(jkey::numbered(jkey::kRequests, s.id, b.first_id));
     }
-  put_client(op, s, c, c.acked_seq, c.sent, c.flushed_id, c.ended, true);
+  put_client(op, s, c, c.acked_seq, c.sent(), c.flushed_id, c.ended(), true);
   return op;
 }
 
 void Durable::record(Session& s, Request r, std::string_view fault_code, std::string_view data) {
-  ++s.committing;
+  s.begin_commit();
   Round& round = rounds_[s.ordinal];
   proto::write_response_item(round.items, r.id, r.user_data, fault_code, data);
   round.list.push_back({std::move(r), std::string(fault_code)});
@@ -161,14 +161,13 @@ void Durable::flush(const Recorded& recorded) {
     JournalOp op;
     op.puts.emplace_back(jkey::numbered(jkey::kAnswers, s->id, s->next_resp_seq),
                          round.items.finish_string());
-    s->journal_bytes += op.puts.back().second.size();
-    sessions_.touch(*s);
+    s->add_journal_bytes(op.puts.back().second.size());
     s->next_resp_seq += list.size();
     auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
     submit(std::move(op), [this, ord = ord, shared, recorded](bool ok, const std::string&) {
       Session* s = sessions_.by_ordinal(ord);
       if (!s) return;  // purged meanwhile
-      s->committing -= shared->size();
+      s->end_commit(shared->size());
       recorded(*s, *shared, ok);
       if (ok) ctx_.crash.reach("after-results");
     });
@@ -255,7 +254,7 @@ std::vector<Session*> Durable::take_due_retries() {
     Session* s = sessions_.by_ordinal(*it);
     bool take = !s;
     if (s && s->rescan_pending)
-      take = s->queue.empty() && s->running == 0 && s->committing == 0 && s->purging == 0 &&
+      take = s->queue().empty() && s->running() == 0 && s->committing() == 0 && s->purging == 0 &&
              !has_round(s->ordinal);
     else if (s)
       take = ctx_.now >= s->read_retry_at;
@@ -270,15 +269,8 @@ std::vector<Session*> Durable::take_due_retries() {
 }
 
 bool Durable::rescan(Session& s) {
-  std::vector<std::uint64_t> bits;
-  bits.swap(s.answered_bits);
-  std::uint64_t done = s.done, faulted = s.faulted;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> by_client;
-  for (auto& c : s.clients) {
-    by_client.emplace_back(c.done, c.faulted);
-    c.done = c.faulted = 0;
-  }
-  s.done = s.faulted = 0;
+  Session::Recount before = s.begin_recount();
+  std::uint64_t done = before.done, faulted = before.faulted;
   AnswerCounts added;
   Status st = scan_records(
       *journal_, jkey::session(jkey::kAnswers, s.id),
@@ -290,23 +282,16 @@ bool Durable::rescan(Session& s) {
         s.next_resp_seq = std::max(s.next_resp_seq, jkey::number_of(key) + 1);
       });
   if (!st.ok()) {  // cannot read now: as it was, try again later
-    s.answered_bits.swap(bits);
-    s.done = done;
-    s.faulted = faulted;
-    for (std::size_t i = 0; i < by_client.size(); ++i)
-      std::tie(s.clients[i].done, s.clients[i].faulted) = by_client[i];
+    s.undo_recount(std::move(before));
     s.read_retry_at = ctx_.now + kReadRetryMs;
     read_retry_.insert(s.ordinal);
     return false;
   }
   s.rescan_pending = false;
-  sessions_.touch(s);
   // Every batch of a client still there goes back to be loaded: reading
   // skips the requests that have an answer.
-  s.unloaded.clear();
-  for (std::size_t i = 0; i < s.batches.size(); ++i)
-    if (!s.clients[s.batches[i].client].removed) s.unloaded.push_back(i);
-  std::uint64_t lost = done + faulted - std::min(done + faulted, s.done + s.faulted);
+  s.unload_all();
+  std::uint64_t lost = done + faulted - std::min(done + faulted, s.done() + s.faulted());
   if (lost > 0)
     ZG_LOG(kWarn, kLog,
            "session=" + s.id + ": " + std::to_string(lost) +

@@ -41,7 +41,7 @@ FetchPage build_fetch_page(const JournalReader& j, const Session& s, const proto
   std::uint64_t next = cursor;
   std::size_t bytes = 0;
   bool full = false, stopped = false;
-  bool all_clients = s.clients_removed == 0;  // else each item's client is checked
+  bool all_clients = s.clients_removed() == 0;  // else each item's client is checked
   for (; it->valid() && !full; it->next()) {
     std::uint64_t seq = key_number();
     std::string_view v;
@@ -84,7 +84,7 @@ FetchPage build_fetch_page(const JournalReader& j, const Session& s, const proto
       next = at + 1;
       // Responses of a removed client (or of none known) are not served.
       const Client* c = s.client_of(a.request_id);
-      if (c == nullptr || c->removed) return true;
+      if (c == nullptr || c->removed()) return true;
       proto::write_response_item(w, a.request_id, a.user_data, a.fault, a.data);
       ++count;
       bytes += size;

@@ -488,7 +488,7 @@ class Head {
         zmq_, [l] { return !l || l->ensure_valid(); }, [l] { return !l || l->confirm(); },
         l && l->stale_writer_possible() ? kTakeoverGap : 0));
     std::uint64_t reqs = 0;
-    for (auto& kv : sessions_.all()) reqs += kv.second->total;
+    for (auto& kv : sessions_.all()) reqs += kv.second->total();
     ZG_LOG(kInfo, kLog,
            "journal recovered: " + std::to_string(sessions_.size()) + " sessions, " +
                std::to_string(reqs) + " requests in " + format_duration(clock_.now_ms() - t0));

@@ -13,14 +13,14 @@ constexpr const char* kLog = "head";
 constexpr std::string_view kCancelledBeforeRun = "session cancelled before this request ran";
 
 bool is_open(const Session& s) {
-  return s.state == proto::SessionState::kOpen;
+  return s.state() == proto::SessionState::kOpen;
 }
 }  // namespace
 
 void Lifecycle::recovered() {
   for (auto& kv : sessions_.all()) {
     Session& s = *kv.second;
-    if (s.state == proto::SessionState::kCancelled)
+    if (s.state() == proto::SessionState::kCancelled)
       cancel(s);
     else
       load_ready(s);
@@ -28,7 +28,7 @@ void Lifecycle::recovered() {
 }
 
 void Lifecycle::load_ready(Session& s) {
-  if (!s.durable || s.state == proto::SessionState::kCancelled) return;
+  if (!s.durable || s.state() == proto::SessionState::kCancelled) return;
   if (ctx_.now >= s.read_retry_at)  // else a read failed a moment ago
     after_load(s, durable_.load(s, {ctx_.o.durable_window, true}));
   tasks_.activate(&s);
@@ -69,7 +69,7 @@ void Lifecycle::fault_lost_batch(Session& s, const BatchRef& b, const Status& wh
 SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
   using State = SessionTurn::State;
   Session* s = sessions_.by_ordinal(ordinal);
-  if (!s || s->queue.empty() || s->purging > 0) return {State::kIdle};
+  if (!s || s->queue().empty() || s->purging > 0) return {State::kIdle};
   // Nothing could be recorded (or the disk is behind): results would only
   // pile up in memory. Run it once the journal catches up.
   if (s->durable && !durable_.may_run()) return {State::kWaiting};
@@ -81,17 +81,17 @@ SessionTurn Lifecycle::turn_of(std::uint64_t ordinal) {
   if (outbox_.must_pause(*s)) return {State::kPaused};
   // A stateful session holds at most one request in flight: it leaves the
   // ring until that one settles (Tasks::settle activates it again).
-  if (s->stateful && s->running > 0) return {State::kIdle};
-  return {State::kReady,         s->service,  s->queue.size(),
-          s->queue.front().solo, s->stateful, s->pinned};
+  if (s->stateful && s->running() > 0) return {State::kIdle};
+  return {State::kReady,           s->service,  s->queue().size(),
+          s->queue().front().solo, s->stateful, s->instance().pinned};
 }
 
 std::uint64_t Lifecycle::queued_count(const Session& s) {
-  std::uint64_t q = s.queue.size();
-  for (std::size_t i : s.unloaded) {
-    const BatchRef& b = s.batches[i];
-    const Client& c = s.clients[b.client];
-    if (!c.removed && b.first_id + b.n - 1 <= c.flushed_id) q += b.n;
+  std::uint64_t q = s.queue().size();
+  for (std::size_t i : s.unloaded()) {
+    const BatchRef& b = s.batches()[i];
+    const Client& c = s.client(b.client);
+    if (!c.removed() && b.first_id + b.n - 1 <= c.flushed_id) q += b.n;
   }
   return q;
 }
@@ -107,7 +107,7 @@ void Lifecycle::close(Session& s, proto::SessionState to, OpDone done) {
   // failed write leaves the session exactly as it was.
   JournalOp op;
   op.maintenance = true;
-  Durable::put_session(op, s, to == proto::SessionState::kSealed && !is_open(s) ? s.state : to);
+  Durable::put_session(op, s, to == proto::SessionState::kSealed && !is_open(s) ? s.state() : to);
   durable_.submit(std::move(op), [this, ord = s.ordinal, to, done = std::move(done)](
                                      bool ok, const std::string& err) {
     Session* s = sessions_.by_ordinal(ord);
@@ -125,15 +125,12 @@ void Lifecycle::apply_close(Session& s, proto::SessionState to) {
     cancel(s);
     return;
   }
-  if (is_open(s)) s.state = proto::SessionState::kSealed;
-  sessions_.touch(s);
+  s.seal();
   ZG_LOG(kInfo, kLog, "session sealed session=" + s.id);
 }
 
 void Lifecycle::cancel(Session& s) {
-  if (s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed)
-    s.state = proto::SessionState::kCancelled;
-  sessions_.touch(s);
+  s.cancel();
   fault_unrun(s, proto::fault::kCancelled, kCancelledBeforeRun);
   ZG_LOG(kInfo, kLog, "session cancelled session=" + s.id);
 }
@@ -151,10 +148,9 @@ void Lifecycle::expire(Session& s) {
 std::uint64_t Lifecycle::fault_unrun(Session& s, std::string_view code, std::string_view message) {
   if (s.durable)  // every batch, flushed or not; an unreadable one is answered on a retry
     after_load(s, durable_.load(s, {UINT64_MAX, false}));
-  std::uint64_t n = s.queue.size();
-  while (!s.queue.empty()) {
-    Request r = std::move(s.queue.front());
-    s.queue.pop_front();
+  std::uint64_t n = s.queue().size();
+  while (!s.queue().empty()) {
+    Request r = s.take_front();
     tasks_.answer(s, r, code, message);
   }
   return n;
@@ -239,16 +235,16 @@ void Lifecycle::purge_done(std::uint64_t ord, const OpDone& done, bool ok, const
 
 void Lifecycle::drop(Session& s) {
   tasks_.end_instance(s);
-  for (auto& c : s.clients) c.held_acks.clear();
+  outbox_.drop_held_acks(s);
   durable_.forget(s.ordinal);
   sessions_.drop(&s);  // in-flight entries refer to the ordinal: their results are dropped
 }
 
 void Lifecycle::maybe_retire(Session& s) {
-  if (s.durable || s.state == proto::SessionState::kOpen) return;
-  if (!SessionTable::complete(s) || s.out_pending > 0 || s.running > 0) return;
-  for (const auto& c : s.clients)
-    if (c.unacked_out > 0) return;
+  if (s.durable || s.state() == proto::SessionState::kOpen) return;
+  if (!SessionTable::complete(s) || s.out_pending() > 0 || s.running() > 0) return;
+  for (const auto& c : s.clients())
+    if (c.delivery().unacked_out > 0) return;
   ZG_LOG(kDebug, kLog, "session retired session=" + s.id);
   sessions_.remember_gone(s, /*purged=*/false, ctx_.now);  // a resent seal is answered ok
   drop(s);
@@ -284,18 +280,18 @@ void Lifecycle::retry_reads() {
   for (Session* s : durable_.take_due_retries()) {
     if (s->rescan_pending) {
       if (!durable_.rescan(*s)) continue;
-      if (s->state == proto::SessionState::kCancelled)
+      if (s->state() == proto::SessionState::kCancelled)
         fault_unrun(*s, proto::fault::kCancelled, kCancelledBeforeRun);
       else
         load_ready(*s);
-    } else if (s->state == proto::SessionState::kCancelled) {
+    } else if (s->state() == proto::SessionState::kCancelled) {
       fault_unrun(*s, proto::fault::kCancelled, kCancelledBeforeRun);
     } else if (s->deadline > 0 && ctx_.now >= s->deadline) {
       expire(*s);
     } else {
       load_ready(*s);
     }
-    if (s->unloaded.empty()) s->read_error_logged = false;
+    if (s->unloaded().empty()) s->read_error_logged = false;
   }
 }
 
@@ -308,9 +304,9 @@ void Lifecycle::sweep_idle() {
   for (Session* s : sw.completed) tasks_.end_instance(*s);  // a stateful one's instance is done
   for (Session* s : sw.completed)
     ctx_.event("session_complete", s->id,
-               "session " + s->id + " complete: " + std::to_string(s->done) + " done, " +
-                   std::to_string(s->faulted) + " faulted, " + std::to_string(s->requests_removed) +
-                   " removed");
+               "session " + s->id + " complete: " + std::to_string(s->done()) + " done, " +
+                   std::to_string(s->faulted()) + " faulted, " +
+                   std::to_string(s->requests_removed()) + " removed");
   for (auto [s, ci] : sw.idle_clients) remove_client(*s, ci);
   for (Session* s : sw.idle_sessions) {
     ZG_LOG(kInfo, kLog, "idle session closed session=" + s->id);
@@ -334,7 +330,7 @@ void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
     apply_client_removal(s, ci);
     return;
   }
-  Client& c = s.clients[ci];
+  Client& c = s.client(ci);
   c.removing = true;
   c.removed_wall = wall_seconds();  // what the removal record says
   c.removed_idle_ms = ctx_.now - c.last_activity;
@@ -342,7 +338,7 @@ void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
                   [this, ord = s.ordinal, ci](bool ok, const std::string& err) {
                     Session* s = sessions_.by_ordinal(ord);
                     if (!s) return;
-                    Client& c = s->clients[ci];
+                    Client& c = s->client(ci);
                     c.removing = false;
                     if (ok) {
                       apply_client_removal(*s, ci);
@@ -356,30 +352,22 @@ void Lifecycle::remove_client(Session& s, std::uint32_t ci) {
 }
 
 void Lifecycle::apply_client_removal(Session& s, std::uint32_t ci) {
-  Client& c = s.clients[ci];
+  Client& c = s.client(ci);
   if (!s.durable) {
     c.removed_wall = wall_seconds();
     c.removed_idle_ms = ctx_.now - c.last_activity;
   }
-  std::deque<Request> keep;
-  for (auto& r : s.queue)
-    if (r.client != ci) keep.push_back(std::move(r));
-  s.queue.swap(keep);
-  // Answers already recorded for it are taken back: removed means removed.
-  s.done -= c.done;
-  s.faulted -= c.faulted;
   outbox_.forget(s, c);
-  c.removed = true;
-  s.requests_removed += c.sent;
-  ++s.clients_removed;
-  sessions_.touch(s);
+  // Its queued requests go and its recorded answers are taken back:
+  // removed means removed.
+  s.remove_client(ci);
   if (durable_.enabled()) ctx_.fetches_to_wake.push_back(s.id);  // it may be complete now
   // Its answered requests stay counted as done or faulted: the service's
   // counters never go back, and the three outcomes add up to accepted.
-  ctx_.stats_of(s).removed += c.sent - std::min(c.sent, c.done + c.faulted);
+  ctx_.stats_of(s).removed += c.sent() - std::min(c.sent(), c.done() + c.faulted());
   std::string line = "client removed (idle " + format_duration(s.client_idle_timeout_ms) +
                      ") session=" + s.id + " client=" + c.id +
-                     " requests_removed=" + std::to_string(c.sent);
+                     " requests_removed=" + std::to_string(c.sent());
   ZG_LOG(kWarn, kLog, line);
   ctx_.event("client_removed", s.id, std::move(line));
   tasks_.forget_client(s, ci);  // stateful: replays leave its requests out

@@ -10,34 +10,41 @@ void Outbox::add(Session& s, Client& c, std::uint64_t request_id, std::string_vi
                  std::string_view fault_code, std::string_view data) {
   std::size_t size = user_data.size() + fault_code.size() + data.size() + 24;
   std::uint64_t per_message = std::min<std::uint64_t>(kMaxPerMessage, limits_.response_window);
-  if (c.out.empty() || c.out.back().finished || c.out.back().count >= per_message ||
-      c.out.back().body.size() + size > kMaxMessageBytes) {
-    OutChunk& k = c.out.emplace_back();
+  Client::Delivery& d = of(c);
+  if (d.out.empty() || d.out.back().finished || d.out.back().count >= per_message ||
+      d.out.back().body.size() + size > kMaxMessageBytes) {
+    OutChunk& k = d.out.emplace_back();
     k.body = proto::begin(proto::kResponses, 0, 3, std::max<std::size_t>(4096, 128 + size));
     k.body.str(s.id).str(c.id);
     k.count_at = k.body.array32_placeholder();
   }
-  OutChunk& k = c.out.back();
+  OutChunk& k = d.out.back();
   proto::write_response_item(k.body, request_id, user_data, fault_code, data);
   ++k.count;
-  ++c.out_count;
-  ++s.out_pending;
+  ++d.out_count;
+  ++pending(s);
   responses_pending_ = true;
 }
 
 void Outbox::acked(Client& c, std::uint64_t n) {
-  c.unacked_out -= std::min(c.unacked_out, n);
-  if (!c.out.empty()) responses_pending_ = true;
+  Client::Delivery& d = of(c);
+  d.unacked_out -= std::min(d.unacked_out, n);
+  if (!d.out.empty()) responses_pending_ = true;
 }
 
 void Outbox::forget(Session& s, Client& c) {
-  s.out_pending -= c.out_count;
-  c.out_count = 0;
-  c.out.clear();
+  Client::Delivery& d = of(c);
+  pending(s) -= d.out_count;
+  d.out_count = 0;
+  d.out.clear();
+}
+
+void Outbox::drop_held_acks(Session& s) {
+  for (auto& c : s.clients()) of(c).held_acks.clear();
 }
 
 void Outbox::hold(Client& c, HeldAck ack) {
-  c.held_acks.push_back(std::move(ack));
+  of(c).held_acks.push_back(std::move(ack));
   acks_held_ = true;
 }
 
@@ -45,15 +52,16 @@ void Outbox::release_acks(SessionTable& sessions, Millis now, const Send& send) 
   acks_held_ = false;
   for (auto& kv : sessions.all()) {
     Session& s = *kv.second;
-    for (auto& c : s.clients) {
-      while (!c.held_acks.empty() && s.queue.size() <= limits_.queue_hwm) {
-        HeldAck& h = c.held_acks.front();
+    for (auto& c : s.clients()) {
+      std::deque<HeldAck>& held = of(c).held_acks;
+      while (!held.empty() && s.queue().size() <= limits_.queue_hwm) {
+        HeldAck& h = held.front();
         zmq::message_t m = proto::encode_ack(h.corr, h.ack);
         (void)send(c.rid, m);  // a client that left needs no reply
-        c.held_acks.pop_front();
+        held.pop_front();
         c.last_activity = now;  // back-pressure is not idleness
       }
-      if (!c.held_acks.empty()) {
+      if (!held.empty()) {
         acks_held_ = true;
         c.last_activity = now;
       }
@@ -68,11 +76,12 @@ Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& se
   responses_pending_ = false;
   for (auto& kv : sessions.all()) {
     Session& s = *kv.second;
-    if (s.out_pending == 0) continue;
-    for (auto& c : s.clients) {
+    if (s.out_pending() == 0) continue;
+    for (auto& c : s.clients()) {
+      Client::Delivery& d = of(c);
       // Whole chunks only (each is at most the window): one message each.
-      while (!c.out.empty() && c.unacked_out + c.out.front().count <= limits_.response_window) {
-        OutChunk& k = c.out.front();
+      while (!d.out.empty() && d.unacked_out + d.out.front().count <= limits_.response_window) {
+        OutChunk& k = d.out.front();
         if (!k.finished) {
           k.body.patch_array32(k.count_at, k.count);
           k.ready = k.body.finish();
@@ -85,14 +94,14 @@ Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& se
           if (st == zmqu::SendStatus::kWouldBlock) responses_pending_ = true;
           break;
         }
-        c.unacked_out += k.count;
-        c.out_count -= k.count;
-        s.out_pending -= k.count;
-        c.out.pop_front();
+        d.unacked_out += k.count;
+        d.out_count -= k.count;
+        pending(s) -= k.count;
+        d.out.pop_front();
       }
     }
-    if (s.out_pending <= limits_.response_queue_max / 2) out.may_resume.push_back(&s);
-    if (s.out_pending == 0) out.delivered.push_back(&s);
+    if (s.out_pending() <= limits_.response_queue_max / 2) out.may_resume.push_back(&s);
+    if (s.out_pending() == 0) out.delivered.push_back(&s);
   }
   return out;
 }

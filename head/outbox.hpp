@@ -47,13 +47,15 @@ class Outbox {
   void acked(Client& c, std::uint64_t n);
   // Drops what is queued for a removed client.
   void forget(Session& s, Client& c);
+  // Drops the acknowledgements held for a session's clients (it leaves).
+  void drop_held_acks(Session& s);
   // True when a session queued this far beyond its clients must pause.
-  bool must_pause(const Session& s) const { return s.out_pending > limits_.response_queue_max; }
+  bool must_pause(const Session& s) const { return s.out_pending() > limits_.response_queue_max; }
 
   // Back-pressure: whether `c`'s acknowledgement of a batch must wait, and
   // keeping it until release().
   bool must_hold(const Session& s, const Client& c) const {
-    return s.queue.size() > limits_.queue_hwm || !c.held_acks.empty();
+    return s.queue().size() > limits_.queue_hwm || !c.delivery().held_acks.empty();
   }
   void hold(Client& c, HeldAck ack);
 
@@ -70,6 +72,9 @@ class Outbox {
   bool responses_pending() const { return responses_pending_; }
 
  private:
+  // What only the outbox writes (Client::OutboxKey).
+  static Client::Delivery& of(Client& c) { return c.delivery(Client::OutboxKey{}); }
+  static std::uint64_t& pending(Session& s) { return s.out_pending(Client::OutboxKey{}); }
   void release_acks(SessionTable& sessions, Millis now, const Send& send);
 
   const Limits limits_;

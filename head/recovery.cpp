@@ -44,12 +44,10 @@ bool apply_answer_record(Session& s, std::string_view key, std::string_view v,
   std::uint64_t count = 0;
   bool intact = for_each_answer(v, &count, [&](const AnswerItem& a) {
     if (!a.intact || s.is_answered(a.request_id)) return true;  // recorded once
-    Client* c = s.client_of(a.request_id);
-    if (c == nullptr || c->removed) return true;
-    s.set_answered(a.request_id);
-    if (s.stateful && !a.ok && !ran_on_instance(a.fault)) s.not_run.insert(a.request_id);
-    ++(a.ok ? s.done : s.faulted);
-    ++(a.ok ? c->done : c->faulted);
+    const Client* c = s.client_of(a.request_id);
+    if (c == nullptr || c->removed()) return true;
+    s.record_answer(a.request_id, s.index_of(*c), a.ok);
+    if (!a.ok && !ran_on_instance(a.fault)) s.answered_by_head(a.request_id);
     ++(a.ok ? added->done : added->faulted);
     if (!a.ok) ++added->faulted_by_code[std::string(a.fault)];
     return true;
@@ -74,7 +72,7 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
         s->service = std::move(rec.service);
         s->created_wall = rec.created;
         s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
-        s->state = rec.state;
+        s->restore_state(rec.state);
         s->task_timeout_ms = rec.task_timeout_ms;
         s->deadline_wall = rec.deadline;
         s->stateful = rec.stateful;
@@ -95,21 +93,12 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                      Client c;
                      c.id = std::string(jkey::client_of(key));
                      c.acked_seq = c.accepted_seq = rec.acked_seq;
-                     c.sent = rec.sent;
                      c.flushed_id = rec.flushed_id;
-                     c.ended = rec.ended;
-                     c.removed = rec.removed;
                      c.max_id = rec.max_id;
                      c.removed_wall = rec.removed_at;
                      c.removed_idle_ms = rec.idle_ms;
                      c.last_activity = now;  // idle timers restart
-                     if (c.ended) s->committed += c.sent;
-                     if (c.removed) {
-                       s->requests_removed += c.sent;
-                       ++s->clients_removed;
-                     }
-                     s->client_index[c.id] = static_cast<std::uint32_t>(s->clients.size());
-                     s->clients.push_back(std::move(c));
+                     s->add_client(std::move(c), rec.sent, rec.ended, rec.removed);
                      return Status::OK();
                    }));
   ZG_RETURN_IF_ERROR(
@@ -119,17 +108,13 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                      if (!s) return Status::OK();
                      IndexRecord rec;
                      if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
-                     auto ci = s->client_index.find(rec.client_id);
-                     if (ci == s->client_index.end()) return corrupt_record(key);
+                     const Client* c = s->find_client(rec.client_id);
+                     if (c == nullptr) return corrupt_record(key);
                      BatchRef b;
                      b.first_id = jkey::number_of(key);
                      b.n = static_cast<std::uint32_t>(rec.n);
-                     b.client = ci->second;
-                     s->journal_bytes += rec.record_bytes;
-                     s->next_request_id = std::max(s->next_request_id, b.first_id + b.n);
-                     s->total += b.n;  // a removed client's requests count in total and in removed
-                     if (!s->clients[b.client].removed) s->unloaded.push_back(s->batches.size());
-                     s->batches.push_back(std::move(b));
+                     b.client = s->index_of(*c);
+                     s->add_batch(std::move(b), rec.record_bytes);
                      return Status::OK();
                    }));
   ZG_RETURN_IF_ERROR(scan_records(
@@ -138,7 +123,7 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
         Session* s = t.find(std::string(sid));
         if (!s) return Status::OK();
         AnswerCounts added;
-        s->journal_bytes += v.size();
+        s->add_journal_bytes(v.size());
         if (!apply_answer_record(*s, key, v, &added))
           report->corrupt_answers.emplace_back(s, std::string(key));
         return Status::OK();
@@ -149,7 +134,6 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
           report->corrupt_answers.emplace_back(s, std::string(key));
         }
       }));
-  for (auto& kv : t.all()) t.touch(*kv.second);  // counters, state and bytes as recovered
   return Status::OK();
 }
 
@@ -161,29 +145,24 @@ Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryRepor
     ZG_RETURN_IF_ERROR(
         scan_records(j, jkey::session(jkey::kClient, s.id),
                      [&](std::string_view key, std::string_view, std::string_view v) {
-                       auto ci = s.client_index.find(std::string(jkey::client_of(key)));
-                       if (ci == s.client_index.end()) return Status::OK();
-                       Client& c = s.clients[ci->second];
+                       Client* found = s.find_client(std::string(jkey::client_of(key)));
+                       if (found == nullptr) return Status::OK();
+                       Client& c = *found;
                        ClientRecord rec;
                        if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
                        if (rec.acked_seq > c.acked_seq) {
                          c.acked_seq = rec.acked_seq;
                          c.accepted_seq = std::max(c.accepted_seq, rec.acked_seq);
-                         c.sent = std::max(c.sent, rec.sent);
+                         s.raise_sent(s.index_of(c), rec.sent);
                          ++fixed;
                        }
                        c.flushed_id = std::max(c.flushed_id, rec.flushed_id);
                        c.max_id = std::max(c.max_id, rec.max_id);
-                       if (rec.ended && !c.ended) {
-                         c.ended = true;
-                         s.committed += c.sent;
-                       }
+                       if (rec.ended && !c.ended()) s.commit_client(s.index_of(c));
                        return Status::OK();
                      }));
-    std::set<std::uint64_t> known, unloaded;
-    for (const BatchRef& b : s.batches) known.insert(b.first_id);
-    for (std::size_t i : s.unloaded) unloaded.insert(s.batches[i].first_id);
-    bool added = false;
+    std::set<std::uint64_t> known;
+    for (const BatchRef& b : s.batches()) known.insert(b.first_id);
     ZG_RETURN_IF_ERROR(
         scan_records(j, jkey::session(jkey::kIndex, s.id),
                      [&](std::string_view key, std::string_view, std::string_view v) {
@@ -192,28 +171,18 @@ Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryRepor
                        IndexRecord rec;
                        if (!IndexRecord::decode(v, &rec)) return corrupt_record(key);
                        std::uint64_t n = rec.n;
-                       auto ci = s.client_index.find(rec.client_id);
-                       if (ci == s.client_index.end()) return corrupt_record(key);
+                       const Client* c = s.find_client(rec.client_id);
+                       if (c == nullptr) return corrupt_record(key);
                        BatchRef b;
                        b.first_id = first;
                        b.n = static_cast<std::uint32_t>(n);
-                       b.client = ci->second;
-                       s.total += n;
+                       b.client = s.index_of(*c);
+                       // In its place among the batches, as at a restart.
+                       s.add_batch(std::move(b), rec.record_bytes);
                        report->taken[&s].requests += n;
-                       s.next_request_id = std::max(s.next_request_id, first + n);
-                       if (!s.clients[b.client].removed) unloaded.insert(first);
-                       s.batches.push_back(std::move(b));
-                       added = true;
                        ++fixed;
                        return Status::OK();
                      }));
-    if (added) {
-      std::sort(s.batches.begin(), s.batches.end(),
-                [](const BatchRef& a, const BatchRef& b) { return a.first_id < b.first_id; });
-      s.unloaded.clear();
-      for (std::size_t i = 0; i < s.batches.size(); ++i)
-        if (unloaded.count(s.batches[i].first_id)) s.unloaded.push_back(i);
-    }
     ZG_RETURN_IF_ERROR(scan_records(
         j, jkey::session(jkey::kAnswers, s.id),
         [&](std::string_view key, std::string_view, std::string_view v) {
@@ -231,7 +200,6 @@ Status reconcile_sessions(const JournalReader& j, SessionTable& t, RecoveryRepor
         },
         [&](std::string_view key) { report->corrupt_answers.emplace_back(&s, std::string(key)); }));
   }
-  for (auto& kv : t.all()) t.touch(*kv.second);
   return Status::OK();
 }
 

@@ -1,8 +1,208 @@
 #include "head/session_table.hpp"
 
+#include <algorithm>
+#include <cassert>
+#include <tuple>
+
 #include "common/util.hpp"
 
 namespace zgrid::head {
+
+// ---- Session ----
+
+void Session::seal() {
+  if (state_ != proto::SessionState::kOpen) return;
+  state_ = proto::SessionState::kSealed;
+  changed();
+}
+
+void Session::cancel() {
+  if (state_ != proto::SessionState::kOpen && state_ != proto::SessionState::kSealed) return;
+  state_ = proto::SessionState::kCancelled;
+  changed();
+}
+
+void Session::restore_state(proto::SessionState st) {
+  state_ = st;
+  changed();
+}
+
+Client* Session::find_client(const std::string& client_id) {
+  auto it = client_index_.find(client_id);
+  return it == client_index_.end() ? nullptr : &clients_[it->second];
+}
+
+std::uint32_t Session::add_client(Client c, std::uint64_t sent, bool ended, bool removed) {
+  auto ci = static_cast<std::uint32_t>(clients_.size());
+  c.sent_ = sent;
+  c.ended_ = ended;
+  c.removed_ = removed;
+  if (ended) committed_ += sent;
+  if (removed) {
+    requests_removed_ += sent;
+    ++clients_removed_;
+  }
+  client_index_[c.id] = ci;
+  clients_.push_back(std::move(c));
+  changed();
+  return ci;
+}
+
+void Session::commit_client(std::uint32_t ci) {
+  Client& c = clients_[ci];
+  if (c.ended_) return;
+  c.ended_ = true;
+  committed_ += c.sent_;
+}
+
+void Session::remove_client(std::uint32_t ci) {
+  Client& c = clients_[ci];
+  if (c.removed_) return;
+  assert(done_ >= c.done_ && faulted_ >= c.faulted_);
+  std::deque<Request> keep;
+  for (auto& r : queue_)
+    if (r.client != ci) keep.push_back(std::move(r));
+  queue_.swap(keep);
+  // Answers already recorded for it are taken back: removed means removed.
+  done_ -= c.done_;
+  faulted_ -= c.faulted_;
+  c.removed_ = true;
+  requests_removed_ += c.sent_;
+  ++clients_removed_;
+  changed();
+}
+
+void Session::count_sent(std::uint32_t ci, std::uint64_t n) {
+  clients_[ci].sent_ += n;
+}
+
+void Session::uncount_sent(std::uint32_t ci, std::uint64_t n) {
+  assert(clients_[ci].sent_ >= n && !clients_[ci].ended_);
+  clients_[ci].sent_ -= n;
+}
+
+void Session::raise_sent(std::uint32_t ci, std::uint64_t sent) {
+  Client& c = clients_[ci];
+  if (sent <= c.sent_) return;
+  if (c.removed_) requests_removed_ += sent - c.sent_;
+  if (c.ended_) committed_ += sent - c.sent_;
+  c.sent_ = sent;
+  changed();
+}
+
+void Session::accept(std::uint32_t ci, std::vector<Request>&& accepted) {
+  for (auto& r : accepted) queue_.push_back(std::move(r));
+  clients_[ci].sent_ += accepted.size();
+  total_ += accepted.size();
+  changed();
+}
+
+void Session::add_batch(BatchRef b, std::uint64_t record_bytes) {
+  total_ += b.n;  // a removed client's requests count in total and in removed
+  journal_bytes_ += record_bytes;
+  next_request_id_ = std::max(next_request_id_, b.first_id + b.n);
+  changed();
+  if (b.n == 0) return;
+  bool load = !clients_[b.client].removed_;
+  if (batches_.empty() || batches_.back().first_id < b.first_id) {
+    if (load) unloaded_.push_back(batches_.size());
+    batches_.push_back(std::move(b));
+    return;
+  }
+  // Found late (a reopened journal): in its place, the indexes after it moved.
+  auto at = std::upper_bound(batches_.begin(), batches_.end(), b.first_id,
+                             [](std::uint64_t v, const BatchRef& x) { return v < x.first_id; });
+  auto pos = static_cast<std::size_t>(at - batches_.begin());
+  batches_.insert(at, std::move(b));
+  for (auto& i : unloaded_)
+    if (i >= pos) ++i;
+  if (load) unloaded_.insert(std::lower_bound(unloaded_.begin(), unloaded_.end(), pos), pos);
+}
+
+void Session::add_journal_bytes(std::uint64_t n) {
+  journal_bytes_ += n;
+  changed();
+}
+
+bool Session::requeue_in_order(Request r) {
+  auto at = std::lower_bound(queue_.begin(), queue_.end(), r.id,
+                             [](const Request& q, std::uint64_t id) { return q.id < id; });
+  if (at != queue_.end() && at->id == r.id) {
+    if (at->user_data.empty()) at->user_data = std::move(r.user_data);  // the fuller copy
+    return false;
+  }
+  r.solo = false;
+  r.replay = false;
+  queue_.insert(at, std::move(r));
+  return true;
+}
+
+std::deque<Request> Session::take_queue() {
+  std::deque<Request> q;
+  q.swap(queue_);
+  return q;
+}
+
+Session::Recount Session::begin_recount() {
+  Recount r;
+  r.bits.swap(answered_bits_);
+  r.done = done_;
+  r.faulted = faulted_;
+  for (auto& c : clients_) {
+    r.by_client.emplace_back(c.done_, c.faulted_);
+    c.done_ = c.faulted_ = 0;
+  }
+  done_ = faulted_ = 0;
+  changed();
+  return r;
+}
+
+void Session::undo_recount(Recount&& r) {
+  answered_bits_.swap(r.bits);
+  done_ = r.done;
+  faulted_ = r.faulted;
+  for (std::size_t i = 0; i < r.by_client.size() && i < clients_.size(); ++i)
+    std::tie(clients_[i].done_, clients_[i].faulted_) = r.by_client[i];
+  changed();
+}
+
+void Session::unload_all() {
+  unloaded_.clear();
+  for (std::size_t i = 0; i < batches_.size(); ++i)
+    if (!clients_[batches_[i].client].removed_) unloaded_.push_back(i);
+}
+
+const Client* Session::client_of(std::uint64_t id) const {
+  auto it = std::upper_bound(batches_.begin(), batches_.end(), id,
+                             [](std::uint64_t v, const BatchRef& b) { return v < b.first_id; });
+  if (it == batches_.begin()) return nullptr;
+  --it;
+  if (id >= it->first_id + it->n) return nullptr;
+  return &clients_[it->client];
+}
+
+bool Session::check() const {
+  std::uint64_t running = 0, done = 0, faulted = 0, removed = 0, removed_clients = 0, committed = 0;
+  for (const Client& c : clients_) {
+    running += c.running_;
+    if (c.removed_) {
+      removed += c.sent_;
+      ++removed_clients;
+    } else {
+      done += c.done_;
+      faulted += c.faulted_;
+    }
+    if (c.ended_) committed += c.sent_;
+  }
+  bool ok = running == running_ && done == done_ && faulted == faulted_ &&
+            removed == requests_removed_ && removed_clients == clients_removed_ &&
+            committed == committed_ && contributed_ == contribution() &&
+            client_index_.size() == clients_.size();
+  for (std::size_t i : unloaded_) ok = ok && i < batches_.size();
+  return ok;
+}
+
+// ---- SessionTable ----
 
 namespace {
 const KeyLoad kNoLoad{};
@@ -27,19 +227,16 @@ Session* SessionTable::by_ordinal(std::uint64_t ordinal) {
 }
 
 Session& SessionTable::create(const std::string& owner, std::string id) {
-  auto s = std::make_unique<Session>();
-  s->ordinal = ++next_ordinal_;
   if (id.empty()) {
     do id = random_id128();
     while (tombstones_.count(id) || sessions_.count(id));  // never reused
   }
-  s->id = std::move(id);
-  s->owner = owner;
+  auto s = std::make_unique<Session>(++next_ordinal_, std::move(id), owner);
   Session& ref = *s;
-  ref.key_load = &loads_[ref.owner];  // a node's address is stable until it is erased
+  ref.key_load_ = &loads_[ref.owner];  // a node's address is stable until it is erased
   by_ordinal_[ref.ordinal] = &ref;
   sessions_[ref.id] = std::move(s);
-  touch(ref);
+  ref.changed();
   return ref;
 }
 
@@ -56,12 +253,12 @@ Session* SessionTable::by_token(const std::string& owner, const std::string& tok
 }
 
 void SessionTable::set_token(Session& s, std::string token) {
-  if (!s.token.empty()) {
-    auto it = tokens_.find(token_key(s.owner, s.token));
+  if (!s.token_.empty()) {
+    auto it = tokens_.find(token_key(s.owner, s.token_));
     if (it != tokens_.end() && it->second == s.ordinal) tokens_.erase(it);
   }
-  s.token = std::move(token);
-  if (!s.token.empty()) tokens_[token_key(s.owner, s.token)] = s.ordinal;
+  s.token_ = std::move(token);
+  if (!s.token_.empty()) tokens_[token_key(s.owner, s.token_)] = s.ordinal;
 }
 
 void SessionTable::remember_gone(const Session& s, bool purged, Millis now) {
@@ -83,25 +280,10 @@ int SessionTable::gone_lately(const std::string& id, const std::string& owner, M
 
 void SessionTable::drop(Session* s) {
   set_token(*s, {});
-  add(*s->key_load, s->contributed, -1);
-  if (s->key_load->sessions == 0) loads_.erase(s->owner);  // no session points at it now
+  add(*s->key_load_, s->contributed_, -1);
+  if (s->key_load_->sessions == 0) loads_.erase(s->owner);  // no session points at it now
   by_ordinal_.erase(s->ordinal);
   sessions_.erase(s->id);
-}
-
-KeyLoad SessionTable::contribution(const Session& s) {
-  std::uint64_t settled = s.answered() + s.running + s.requests_removed;
-  return KeyLoad{1, s.state == proto::SessionState::kOpen ? 1u : 0u,
-                 s.total > settled ? s.total - settled : 0, s.journal_bytes};
-}
-
-void SessionTable::touch(Session& s) {
-  KeyLoad now = contribution(s);
-  if (now == s.contributed) return;
-  KeyLoad& l = *s.key_load;
-  add(l, s.contributed, -1);
-  add(l, now, +1);
-  s.contributed = now;
 }
 
 const KeyLoad& SessionTable::load(const std::string& key) const {
@@ -111,15 +293,18 @@ const KeyLoad& SessionTable::load(const std::string& key) const {
 
 bool SessionTable::verify() const {
   std::unordered_map<std::string, KeyLoad> fresh;
-  for (const auto& kv : sessions_) add(fresh[kv.second->owner], contribution(*kv.second), +1);
+  for (const auto& kv : sessions_) {
+    if (!kv.second->check()) return false;
+    add(fresh[kv.second->owner], kv.second->contribution(), +1);
+  }
   return fresh == loads_;
 }
 
 bool SessionTable::complete(const Session& s) {
   if (s.rescan_pending) return false;  // lost answers are being recomputed
-  for (const auto& c : s.clients)
-    if (!c.ended && !c.removed) return false;
-  return s.answered() + s.requests_removed >= s.total && s.committing == 0;
+  for (const auto& c : s.clients())
+    if (!c.ended() && !c.removed()) return false;
+  return s.answered() + s.requests_removed() >= s.total() && s.committing() == 0;
 }
 
 SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_ms,
@@ -127,30 +312,32 @@ SessionTable::Sweep SessionTable::sweep(Millis now, Millis session_idle_timeout_
   Sweep out;
   for (auto& kv : sessions_) {
     Session& s = *kv.second;
-    for (std::uint32_t ci = 0; ci < s.clients.size(); ++ci) {
-      const Client& c = s.clients[ci];
-      if (c.ended || c.removed || c.removing || c.running > 0 || !c.held_acks.empty()) continue;
+    for (std::uint32_t ci = 0; ci < s.clients().size(); ++ci) {
+      const Client& c = s.client(ci);
+      if (c.ended() || c.removed() || c.removing || c.running() > 0 ||
+          !c.delivery().held_acks.empty())
+        continue;
       if (now - c.last_activity < s.client_idle_timeout_ms || now < c.retry_removal_at) continue;
       out.idle_clients.emplace_back(&s, ci);
     }
     if (s.durable && retention_ms > 0) {
       // Complete means something was committed and everything is answered;
       // a session that becomes incomplete again (a new client) starts over.
-      if (!complete(s) || s.clients.empty())
-        s.completed_at = 0;
-      else if (s.completed_at == 0)
-        s.completed_at = now;
-      else if (now - s.completed_at >= retention_ms && s.purging == 0 && now >= s.retry_purge_at)
+      if (!complete(s) || s.clients().empty())
+        s.completed_at_ = 0;
+      else if (s.completed_at_ == 0)
+        s.completed_at_ = now;
+      else if (now - s.completed_at_ >= retention_ms && s.purging == 0 && now >= s.retry_purge_at)
         out.retention_over.push_back(&s);
     }
-    bool is_complete = !s.clients.empty() && complete(s);
-    if (is_complete && !s.complete_seen) out.completed.push_back(&s);
-    s.complete_seen = is_complete;
+    bool is_complete = !s.clients().empty() && complete(s);
+    if (is_complete && !s.complete_seen_) out.completed.push_back(&s);
+    s.complete_seen_ = is_complete;
     bool idle = now - s.last_activity >= session_idle_timeout_ms;
-    if (!s.durable && idle && s.queue.empty() && s.running == 0) {
+    if (!s.durable && idle && s.queue().empty() && s.running() == 0) {
       bool attached = false;
-      for (const auto& c : s.clients)
-        if (!c.removed && now - c.last_activity < session_idle_timeout_ms) attached = true;
+      for (const auto& c : s.clients())
+        if (!c.removed() && now - c.last_activity < session_idle_timeout_ms) attached = true;
       if (!attached) out.idle_sessions.push_back(&s);
     }
   }

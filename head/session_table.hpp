@@ -2,10 +2,13 @@
 // (tombstones), the load of each client key kept as sessions change (quotas
 // in O(1)), and the idle sweep's verdicts.
 //
-// What must hold: after the reactor changes a session's counters (total,
-// done, faulted, running, removed, journal_bytes) or state it calls touch()
-// before it next checks a quota; verify() recomputes every key's load to
-// check that (the test suite's heads run it on every tick).
+// What must hold: each key's load is the sum of its sessions'
+// contributions (Session::contribution). A session keeps its own share up to
+// date in each of its methods that changes a counter or its state (the
+// table gives it its key's entry when it makes it), so no caller has to
+// remember anything. verify() recomputes every key's load and checks each
+// session's own invariants (Session::check): debug builds run it each
+// tick, as the test suite's heads do in every build.
 //
 // Not thread-safe: the reactor thread alone uses it. Sessions are owned here;
 // a Session* stays valid until drop().
@@ -64,9 +67,8 @@ class SessionTable {
 
   // The load of a key (zeros for a key with no session). O(1).
   const KeyLoad& load(const std::string& key) const;
-  // A session's counters or state changed: bring its key's load up to date. O(1).
-  void touch(Session& s);
-  // Recomputes every key's load from its sessions: true when all match.
+  // Recomputes every key's load from its sessions and checks each session
+  // (Session::check): true when all hold. O(sessions + clients).
   bool verify() const;
 
   // Everything done, as far as the session can tell: every client committed
@@ -84,8 +86,6 @@ class SessionTable {
   Sweep sweep(Millis now, Millis session_idle_timeout_ms, Millis retention_ms);
 
  private:
-  static KeyLoad contribution(const Session& s);
-
   Map sessions_;
   std::unordered_map<std::uint64_t, Session*> by_ordinal_;
   std::set<std::string> tombstones_;

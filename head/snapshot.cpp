@@ -62,7 +62,7 @@ std::shared_ptr<Snapshot> SnapshotPublisher::build(const StatusSources& src,
   for (const auto& [key, ss] : order) {
     s->sessions.push_back(session_row(src, *ss));
     sums.queued += s->sessions.back().queued;
-    sums.running += ss->running;
+    sums.running += ss->running();
   }
   s->grid = grid_row(src, &sums);
   for (const auto& [name, st] : observed.services) s->services.emplace(name, st);

@@ -12,9 +12,9 @@ namespace {
 
 // Every client was removed before committing: nothing of it will run.
 bool abandoned(const Session& s) {
-  if (s.clients.empty()) return false;
-  for (const auto& c : s.clients)
-    if (!c.removed || c.ended) return false;
+  if (s.clients().empty()) return false;
+  for (const auto& c : s.clients())
+    if (!c.removed() || c.ended()) return false;
   return true;
 }
 
@@ -93,26 +93,26 @@ std::string paused_reason(const StatusSources& src, const Session& s, bool* unof
 }
 
 std::string display_state(const Session& s) {
-  bool live = s.state == proto::SessionState::kOpen || s.state == proto::SessionState::kSealed;
+  bool live = s.state() == proto::SessionState::kOpen || s.state() == proto::SessionState::kSealed;
   if (live && abandoned(s)) return "abandoned";
-  if (s.state == proto::SessionState::kOpen && SessionTable::complete(s)) return "complete";
-  return proto::state_name(s.state);
+  if (s.state() == proto::SessionState::kOpen && SessionTable::complete(s)) return "complete";
+  return proto::state_name(s.state());
 }
 
 std::string removals_of(const Session& s) {
   constexpr std::size_t kNamed = 3;
   std::string out;
   std::size_t n = 0;
-  for (const auto& c : s.clients) {
-    if (!c.removed) continue;
+  for (const auto& c : s.clients()) {
+    if (!c.removed()) continue;
     if (++n > kNamed) continue;
     if (!out.empty()) out += "; ";
     out += "client " + c.id + " removed";
     if (c.removed_wall > 0) out += " at " + utc(c.removed_wall);
     out += " after " +
            format_duration(c.removed_idle_ms > 0 ? c.removed_idle_ms : s.client_idle_timeout_ms) +
-           " idle, before committing, with " + std::to_string(c.sent) +
-           (c.sent == 1 ? " request" : " requests");
+           " idle, before committing, with " + std::to_string(c.sent()) +
+           (c.sent() == 1 ? " request" : " requests");
   }
   if (n > kNamed) out += "; and " + std::to_string(n - kNamed) + " more clients";
   return out;
@@ -125,26 +125,26 @@ proto::SessionStatus session_row(const StatusSources& src, const Session& s) {
   m.durable = s.durable;
   m.owner = src.security.name_of(s.owner);  // the key's file name; empty without CURVE
   m.state = display_state(s);
-  m.total = s.total;
-  m.committed = s.committed;
+  m.total = s.total();
+  m.committed = s.committed();
   m.queued = Lifecycle::queued_count(s);
-  m.running = s.running + s.committing;
-  m.done = s.done;
-  m.faulted = s.faulted;
-  m.removed = s.requests_removed;
-  m.clients = s.clients.size();
-  for (const auto& c : s.clients)
-    if (!c.ended && !c.removed) ++m.clients_open;
-  m.clients_removed = s.clients_removed;
+  m.running = s.running() + s.committing();
+  m.done = s.done();
+  m.faulted = s.faulted();
+  m.removed = s.requests_removed();
+  m.clients = s.clients().size();
+  for (const auto& c : s.clients())
+    if (!c.ended() && !c.removed()) ++m.clients_open;
+  m.clients_removed = s.clients_removed();
   m.created = s.created_wall;
   m.complete = SessionTable::complete(s);
-  m.responses_queued = s.out_pending;
+  m.responses_queued = s.out_pending();
   m.idle_ms = src.ctx.now - s.last_activity;
   m.client_idle_timeout_ms = s.client_idle_timeout_ms;
   m.stateful = s.stateful;
   m.removals = removals_of(s);
-  for (const auto& c : s.clients) {
-    if (c.ended || c.removed) continue;
+  for (const auto& c : s.clients()) {
+    if (c.ended() || c.removed()) continue;
     Millis in = std::max<Millis>(0, c.last_activity + s.client_idle_timeout_ms - src.ctx.now);
     if (m.waiting_for.empty() || in < m.removal_in_ms) {
       m.waiting_for = c.id;
@@ -163,7 +163,7 @@ proto::GridStatus grid_row(const StatusSources& src, const GridSums* sums) {
   } else {
     for (const auto& kv : src.sessions.all()) {
       m.queued += Lifecycle::queued_count(*kv.second);
-      m.running += kv.second->running;
+      m.running += kv.second->running();
     }
   }
   m.nodes = src.nodes.size();

@@ -14,13 +14,13 @@ constexpr const char* kLog = "head";
 }  // namespace
 
 void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::string_view data) {
-  Client& c = s.clients[r.client];
-  if (c.removed) return;  // removed with its client: the answer is discarded
+  Client& c = s.client(r.client);
+  if (c.removed()) return;  // removed with its client: the answer is discarded
   if (s.purging > 0) {
     // A purge is being written: recording this would re-create its keys.
     // Should the purge fail, the request runs again.
     if (s.stateful) return answer_lost(s, r);
-    s.queue.push_front(std::move(r));
+    s.requeue_front(std::move(r));
     return;
   }
   if (s.durable) {
@@ -28,7 +28,8 @@ void Tasks::answer(Session& s, Request& r, std::string_view fault_code, std::str
     durable_.record(s, std::move(r), fault_code, data);
     return;
   }
-  count_answer(s, c, fault_code);
+  s.count_answer(r.client, fault_code.empty());
+  count_answer(s, fault_code);
   outbox_.add(s, c, r.id, r.user_data, fault_code, data);
 }
 
@@ -37,38 +38,33 @@ void Tasks::recorded(Session& s, std::vector<Answer>& answers, bool ok) {
     // The instance ran them in order: a fresh one replays its history and
     // records these answers on the way.
     for (auto& a : answers)
-      if (!s.clients[a.request.client].removed) answer_lost(s, a.request);
+      if (!s.client(a.request.client).removed()) answer_lost(s, a.request);
     ctx_.fetches_to_wake.push_back(s.id);
     return;
   }
   for (auto& a : answers) {
-    Client& c = s.clients[a.request.client];
+    Client& c = s.client(a.request.client);
     if (!ok) {
       // Not recorded: it runs again once the journal is back.
       requeue(s, std::move(a.request), false);
       continue;
     }
-    if (c.removed || s.is_answered(a.request.id)) continue;
-    s.set_answered(a.request.id);
-    count_answer(s, c, a.fault);
+    if (c.removed() || !s.record_answer(a.request.id, a.request.client, a.fault.empty())) continue;
+    count_answer(s, a.fault);
   }
   ctx_.fetches_to_wake.push_back(s.id);
 }
 
-void Tasks::count_answer(Session& s, Client& c, std::string_view fault_code) {
+// The head's and the service's counters of an answer the session counted.
+void Tasks::count_answer(Session& s, std::string_view fault_code) {
   ServiceStats& st = ctx_.stats_of(s);
   if (fault_code.empty()) {
-    ++s.done;
-    ++c.done;
     ++ctx_.counters.done;
     ++st.done;
   } else {
-    ++s.faulted;
-    ++c.faulted;
     ++ctx_.counters.faulted;
     st.count_fault(fault_code);  // a bounded label set: the raw code stays in the response
   }
-  sessions_.touch(s);
 }
 
 void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::string_view why) {
@@ -82,32 +78,24 @@ void Tasks::requeue(Session& s, Request r, bool charge, int max_retries, std::st
                std::to_string(max_retries) + ")");
     return;
   }
-  if (s.state == proto::SessionState::kCancelled) {
+  if (s.state() == proto::SessionState::kCancelled) {
     answer(s, r, proto::fault::kCancelled, "session cancelled before this request ran");
     return;
   }
   ++ctx_.stats_of(s).retried;
-  s.queue.push_front(std::move(r));
+  s.requeue_front(std::move(r));
   activate(&s);
 }
 
 void Tasks::requeue_in_order(Session& s, Request r) {
-  auto at = std::lower_bound(s.queue.begin(), s.queue.end(), r.id,
-                             [](const Request& q, std::uint64_t id) { return q.id < id; });
-  if (at != s.queue.end() && at->id == r.id) {
-    if (at->user_data.empty()) at->user_data = std::move(r.user_data);  // the fuller copy
-    return;
-  }
-  r.solo = false;
-  r.replay = false;
-  s.queue.insert(at, std::move(r));
-  activate(&s);
+  if (s.requeue_in_order(std::move(r))) activate(&s);
 }
 
 void Tasks::answer_lost(Session& s, Request& r) {
-  auto h = std::lower_bound(s.history.begin(), s.history.end(), r.id,
-                            [](const Session::Ran& x, std::uint64_t id) { return x.id < id; });
-  if (h == s.history.end() || h->id != r.id) {
+  auto h =
+      std::lower_bound(in(s).history.begin(), in(s).history.end(), r.id,
+                       [](const StatefulInstance::Ran& x, std::uint64_t id) { return x.id < id; });
+  if (h == in(s).history.end() || h->id != r.id) {
     requeue_in_order(s, std::move(r));  // it never ran: it runs now
     return;
   }
@@ -118,25 +106,25 @@ void Tasks::answer_lost(Session& s, Request& r) {
 
 void Tasks::forget_client(Session& s, std::uint32_t ci) {
   if (!s.stateful) return;
-  auto gone = std::remove_if(s.history.begin(), s.history.end(),
-                             [ci](const Session::Ran& h) { return h.client == ci; });
-  if (gone == s.history.end()) return;
+  auto gone = std::remove_if(in(s).history.begin(), in(s).history.end(),
+                             [ci](const StatefulInstance::Ran& h) { return h.client == ci; });
+  if (gone == in(s).history.end()) return;
   // Replays leave its requests out from now on, as after a restart (their
   // batches are deleted): a fresh instance keeps the state consistent.
-  s.history.erase(gone, s.history.end());
-  s.replayed = 0;
+  in(s).history.erase(gone, in(s).history.end());
+  in(s).replayed = 0;
   restart_instance(s, "a client's requests were removed");
 }
 
 void Tasks::pin(NodeState& n, Session& s) {
-  if (s.pinned == n.ordinal && s.instance_no > 0) return;
+  if (in(s).pinned == n.ordinal && in(s).instance_no > 0) return;
   end_instance(s);
-  ++s.instance_no;
-  s.pinned = n.ordinal;
-  s.replayed = 0;
-  if (!s.history.empty()) {
+  ++in(s).instance_no;
+  in(s).pinned = n.ordinal;
+  in(s).replayed = 0;
+  if (!in(s).history.empty()) {
     std::string line = "stateful session " + s.id + ": fresh instance " + s.instance_key() +
-                       " on node " + n.id + " replays " + std::to_string(s.history.size()) +
+                       " on node " + n.id + " replays " + std::to_string(in(s).history.size()) +
                        " requests";
     ZG_LOG(kInfo, kLog, line);
     ctx_.event("session_replay", s.id, std::move(line));
@@ -144,13 +132,13 @@ void Tasks::pin(NodeState& n, Session& s) {
 }
 
 void Tasks::end_instance(Session& s) {
-  if (!s.stateful || s.pinned == 0) return;
-  if (nodes_.find(s.pinned)) ctx_.instance_ends.emplace_back(s.pinned, s.instance_key());
-  s.pinned = 0;
+  if (!s.stateful || in(s).pinned == 0) return;
+  if (nodes_.find(in(s).pinned)) ctx_.instance_ends.emplace_back(in(s).pinned, s.instance_key());
+  in(s).pinned = 0;
 }
 
 void Tasks::restart_instance(Session& s, std::string_view why) {
-  if (s.pinned == 0) return;  // the next one is fresh anyway
+  if (in(s).pinned == 0) return;  // the next one is fresh anyway
   ZG_LOG(kWarn, kLog,
          "stateful session " + s.id + ": instance " + s.instance_key() + " restarted (" +
              std::string(why) + ")");
@@ -160,23 +148,22 @@ void Tasks::restart_instance(Session& s, std::string_view why) {
 void Tasks::on_replayed(Session& s, const InFlight& f, std::string_view fault_code,
                         std::string_view data) {
   // A replay of an instance since given up (the rest of its message): dropped.
-  if (s.pinned == 0 || f.request.instance != s.instance_no) return;
+  if (in(s).pinned == 0 || f.request.instance != in(s).instance_no) return;
   if (fault_code == proto::fault::kNotRun) return;  // not started: sent again
   if (fault_code == proto::fault::kRetryable || fault_code == proto::fault::kTaskTimeout) {
     // The replay could not rebuild the state. Charged to the request that
     // waits for it, so a replay that always fails ends in faults, not a loop.
     restart_instance(s, "a replay ran past its timeout or its run died");
-    if (!s.queue.empty()) {
-      Request r = std::move(s.queue.front());
-      s.queue.pop_front();
+    if (!s.queue().empty()) {
+      Request r = s.take_front();
       requeue(s, std::move(r), true, f.svc_max_retries, "could not be reached by replay");
     }
     return;
   }
-  if (s.instance_no == 0 || s.replayed >= s.history.size()) return;
-  Session::Ran& h = s.history[s.replayed];
+  if (in(s).instance_no == 0 || in(s).replayed >= in(s).history.size()) return;
+  StatefulInstance::Ran& h = in(s).history[in(s).replayed];
   if (h.id != f.request.id) return;
-  ++s.replayed;
+  ++in(s).replayed;
   if (h.record) {  // its answer was lost: this replay's is recorded
     h.record = false;
     Request r;
@@ -194,21 +181,22 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
     // (the node runs a stateful message's tasks in order on one worker), so
     // rebuilding an instance costs a round trip per chunk, not per request.
     Prepared p;
-    p.replay = s.replayed < s.history.size();
+    p.replay = in(s).replayed < in(s).history.size();
     std::vector<std::string_view> payloads;
     std::size_t bytes = 128;
     if (p.replay) {
       // Within the node's free credit, like any work.
       const std::size_t most =
           std::max<std::size_t>(1, std::min<std::size_t>(kMaxReplayChunk, n.free()));
-      for (std::size_t i = s.replayed; i < s.history.size() && payloads.size() < most; ++i) {
-        std::size_t b = s.history[i].payload.size() + 12;
+      for (std::size_t i = in(s).replayed; i < in(s).history.size() && payloads.size() < most;
+           ++i) {
+        std::size_t b = in(s).history[i].payload.size() + 12;
         if (!payloads.empty() && bytes + b > kMaxMessageBytes) break;
         bytes += b;
-        payloads.push_back(s.history[i].payload);
+        payloads.push_back(in(s).history[i].payload);
       }
     } else {
-      payloads.push_back(s.queue.front().payload);
+      payloads.push_back(s.queue().front().payload);
       bytes += payloads.back().size();
     }
     p.count = payloads.size();
@@ -225,7 +213,7 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
   }
   std::size_t bytes = 64;
   for (std::uint64_t i = 0; i < k; ++i) {
-    std::size_t b = s.queue[i].payload.size() + 12;
+    std::size_t b = s.queue()[i].payload.size() + 12;
     if (i > 0 && bytes + b > kMaxMessageBytes) {  // stay under the frame limit
       k = i;
       break;
@@ -240,7 +228,7 @@ Tasks::Prepared Tasks::prepare(const NodeState& n, const Session& s, std::uint64
   p.svc_retries = ad ? static_cast<int>(ad->max_retries) : -1;
   Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
   w.str(s.service).array(static_cast<std::uint32_t>(k));
-  for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue[i].payload);
+  for (std::uint64_t i = 0; i < k; ++i) w.array(2).u64(next_task_id_ + i).bin(s.queue()[i].payload);
   w.u64(static_cast<std::uint64_t>(p.timeout));
   p.body = w.finish();
   return p;
@@ -260,29 +248,25 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
   }
   inflight_.add_batch(first_task, k, n.ordinal, backstop);
   for (std::uint64_t i = 0; p.replay && i < k; ++i) {
-    const Session::Ran& h = s.history[s.replayed + i];
+    const StatefulInstance::Ran& h = in(s).history[in(s).replayed + i];
     Request r;
     r.id = h.id;
     r.client = h.client;
     r.payload = h.payload;
     r.replay = true;
-    r.instance = s.instance_no;
-    ++s.clients[r.client].running;
+    r.instance = in(s).instance_no;
+    s.start_replay(r.client);
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   for (std::uint64_t i = 0; !p.replay && i < k; ++i) {
-    Request r = std::move(s.queue.front());
-    s.queue.pop_front();
-    r.instance = s.instance_no;
-    ++s.clients[r.client].running;
+    Request r = s.start_front();
+    r.instance = in(s).instance_no;
     inflight_.add(first_task + i,
                   InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
   }
   n.inflight += p.count;
   nodes_.touch(n);
-  s.running += p.count;
-  sessions_.touch(s);
 }
 
 void Tasks::on_results(NodeState& node, const proto::Results& m) {
@@ -304,7 +288,7 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       on_replayed(*s, *f, r.fault_code, r.data);
       continue;
     }
-    if (s->stateful && (s->pinned == 0 || f->request.instance != s->instance_no)) {
+    if (s->stateful && (in(*s).pinned == 0 || f->request.instance != in(*s).instance_no)) {
       // Ran on an instance since given up (an answer before it was not
       // recorded): the fresh instance runs it again, in order.
       requeue_in_order(*s, std::move(f->request));
@@ -332,10 +316,10 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
       continue;
     }
     if (s->stateful && ran_on_instance(r.fault_code) &&
-        f->request.id > (s->history.empty() ? 0 : s->history.back().id)) {
+        f->request.id > (in(*s).history.empty() ? 0 : in(*s).history.back().id)) {
       // The instance ran it: a fresh one replays it.
-      s->history.push_back({f->request.id, f->request.client, f->request.payload});
-      s->replayed = s->history.size();
+      in(*s).history.push_back({f->request.id, f->request.client, f->request.payload});
+      in(*s).replayed = in(*s).history.size();
     }
     answer(*s, f->request, r.fault_code, r.data);
   }
@@ -411,9 +395,7 @@ Session* Tasks::settle(const InFlight& f, NodeState* n) {
   }
   Session* s = sessions_.by_ordinal(f.session);
   if (!s) return nullptr;
-  --s->running;
-  --s->clients[f.request.client].running;
-  sessions_.touch(*s);
+  s->settle(f.request.client);
   if (s->stateful) activate(s);  // its next request may go now
   return s;
 }

@@ -43,7 +43,7 @@ class Tasks {
 
   // The session has queued work: the distributor may give it a turn.
   void activate(Session* s) {
-    if (!s->queue.empty()) dist_.activate(s->ordinal, s->owner);
+    if (!s->queue().empty()) dist_.activate(s->ordinal, s->owner);
   }
   // Something every session may have waited for (a node joined, credit grew).
   void activate_all() {
@@ -105,7 +105,11 @@ class Tasks {
   Millis task_timeout_for(const Session& s, const proto::ServiceAd* ad) const;
 
  private:
-  void count_answer(Session& s, Client& c, std::string_view fault_code);
+  // A session's stateful instance: Tasks' alone to write (Session::TasksKey).
+  static StatefulInstance& in(Session& s) { return s.instance(Session::TasksKey{}); }
+  static const StatefulInstance& in(const Session& s) { return s.instance(); }
+  // The head's and the service's counters of an answer the session counted.
+  void count_answer(Session& s, std::string_view fault_code);
   // A task left the in-flight table: the counters of its node (when still
   // known), session and client. Its session, or nullptr when purged.
   Session* settle(const InFlight& f, NodeState* n);

@@ -5,6 +5,7 @@
 
 #include "head/batch_loader.hpp"
 #include "head/journal_records.hpp"
+#include "head/session_table.hpp"
 
 namespace zgrid::head {
 namespace {
@@ -17,7 +18,7 @@ void PutBatch(MemoryJournal& j, Session& s, std::uint64_t first, std::uint32_t c
               const std::vector<std::string>& payloads, std::string statuses = {}) {
   proto::Send m;
   m.session_id = kSid;
-  m.client_id = s.clients[ci].id;
+  m.client_id = s.client(ci).id;
   m.first_seq = first;
   std::vector<std::string> uds;
   for (std::size_t i = 0; i < payloads.size(); ++i)
@@ -29,76 +30,76 @@ void PutBatch(MemoryJournal& j, Session& s, std::uint64_t first, std::uint32_t c
   std::uint32_t accepted = 0;
   for (std::size_t i = 0; i < payloads.size(); ++i)
     if (statuses.empty() || statuses[i] == 0) ++accepted;
-  s.unloaded.push_back(s.batches.size());
-  s.batches.push_back(BatchRef{first, accepted, ci, {}});
+  s.add_batch(BatchRef{first, accepted, ci, {}}, 0);
 }
 
-Session TwoClients() {
-  Session s;
-  s.id = kSid;
+Session& TwoClients(SessionTable& t) {
+  Session& s = t.create("", kSid);
   s.durable = true;
   for (const char* id : {"c0", "c1"}) {
     Client c;
     c.id = id;
-    s.clients.push_back(std::move(c));
+    s.add_client(std::move(c));
   }
   return s;
 }
 
 std::vector<std::uint64_t> QueueIds(const Session& s) {
   std::vector<std::uint64_t> ids;
-  for (const auto& r : s.queue) ids.push_back(r.id);
+  for (const auto& r : s.queue()) ids.push_back(r.id);
   return ids;
 }
 
 TEST(BatchLoader, OnlyFlushedBatchesUpToTheWindowAndNeverAnAnsweredRequest) {
   MemoryJournal j;
-  Session s = TwoClients();
+  SessionTable table;
+  Session& s = TwoClients(table);
   PutBatch(j, s, 1, 0, {"a", "b", "c"});
   PutBatch(j, s, 4, 0, {"d", "e"});
   PutBatch(j, s, 6, 1, {"f"});
-  s.clients[0].flushed_id = 5;
-  s.clients[1].flushed_id = 0;  // its batch waits
-  s.set_answered(2);
+  s.client(0).flushed_id = 5;
+  s.client(1).flushed_id = 0;  // its batch waits
+  s.record_answer(2, 0, true);
   LoadOutcome out = load_batches(j, s, {/*window=*/2, true});
   EXPECT_EQ(QueueIds(s), (std::vector<std::uint64_t>{1, 3}));  // window reached after batch 1
   EXPECT_EQ(out.loaded, 2u);
   EXPECT_TRUE(out.unreadable.ok());
   out = load_batches(j, s, {100, true});
   EXPECT_EQ(QueueIds(s), (std::vector<std::uint64_t>{1, 3, 4, 5}));
-  EXPECT_EQ(s.queue[2].payload, "d");
-  EXPECT_EQ(s.queue[2].user_data, "ud");
-  EXPECT_EQ(s.unloaded.size(), 1u);        // client 1's, not flushed
+  EXPECT_EQ(s.queue()[2].payload, "d");
+  EXPECT_EQ(s.queue()[2].user_data, "ud");
+  EXPECT_EQ(s.unloaded().size(), 1u);      // client 1's, not flushed
   out = load_batches(j, s, {100, false});  // a cancel takes them all
-  EXPECT_EQ(s.queue.back().id, 6u);
-  EXPECT_EQ(s.queue.back().client, 1u);
-  EXPECT_TRUE(s.unloaded.empty());
+  EXPECT_EQ(s.queue().back().id, 6u);
+  EXPECT_EQ(s.queue().back().client, 1u);
+  EXPECT_TRUE(s.unloaded().empty());
 }
 
 TEST(BatchLoader, RejectedItemsTakeNoIdAndRemovedClientsAreDropped) {
   MemoryJournal j;
-  Session s = TwoClients();
+  SessionTable table;
+  Session& s = TwoClients(table);
   PutBatch(j, s, 1, 0, {"a", "big", "b"}, std::string("\x00\x02\x00", 3));
   PutBatch(j, s, 3, 1, {"x"});
-  s.clients[0].flushed_id = 2;
-  s.clients[1].flushed_id = 3;
-  s.clients[1].removed = true;
+  s.client(0).flushed_id = 2;
+  s.client(1).flushed_id = 3;
+  s.remove_client(1);
   LoadOutcome out = load_batches(j, s, {});
   ASSERT_EQ(QueueIds(s), (std::vector<std::uint64_t>{1, 2}));
-  EXPECT_EQ(s.queue[1].payload, "b");
-  EXPECT_TRUE(s.unloaded.empty());
+  EXPECT_EQ(s.queue()[1].payload, "b");
+  EXPECT_TRUE(s.unloaded().empty());
   EXPECT_EQ(out.loaded, 2u);
 }
 
 TEST(BatchLoader, HeldInMemoryBatchesAreNotRead) {
   MemoryJournal j;  // empty: a read would find nothing
-  Session s = TwoClients();
+  SessionTable table;
+  Session& s = TwoClients(table);
   Request r;
   r.id = 1;
   r.payload = "m";
-  s.batches.push_back(BatchRef{1, 1, 0, {r}});
-  s.unloaded.push_back(0);
-  s.clients[0].flushed_id = 1;
+  s.add_batch(BatchRef{1, 1, 0, {r}}, 0);
+  s.client(0).flushed_id = 1;
   LoadOutcome out = load_batches(j, s, {});
   EXPECT_TRUE(out.lost.empty());
   EXPECT_EQ(QueueIds(s), std::vector<std::uint64_t>{1});
@@ -106,11 +107,12 @@ TEST(BatchLoader, HeldInMemoryBatchesAreNotRead) {
 
 TEST(BatchLoader, LostBatchesAreReportedAndPassedUnreadableOnesStopTheLoading) {
   MemoryJournal j;
-  Session s = TwoClients();
+  SessionTable table;
+  Session& s = TwoClients(table);
   PutBatch(j, s, 1, 0, {"a"});
   PutBatch(j, s, 2, 0, {"b"});
   PutBatch(j, s, 3, 0, {"c"});
-  s.clients[0].flushed_id = 3;
+  s.client(0).flushed_id = 3;
   j.corrupt(jkey::numbered(jkey::kRequests, kSid, 1));
   j.erase(jkey::numbered(jkey::kRequests, kSid, 2));
   LoadOutcome out = load_batches(j, s, {});
@@ -120,15 +122,16 @@ TEST(BatchLoader, LostBatchesAreReportedAndPassedUnreadableOnesStopTheLoading) {
   EXPECT_NE(out.lost[1].second.message().find("missing"), std::string::npos);
   EXPECT_EQ(QueueIds(s), std::vector<std::uint64_t>{3});
 
-  Session t = TwoClients();
+  SessionTable tt;
+  Session& t = TwoClients(tt);
   MemoryJournal k;
   PutBatch(k, t, 1, 0, {"a"});
-  t.clients[0].flushed_id = 1;
+  t.client(0).flushed_id = 1;
   k.fail_reads(true);
   out = load_batches(k, t, {});
   EXPECT_EQ(out.unreadable.code(), Code::kUnavailable);
-  EXPECT_TRUE(t.queue.empty());
-  EXPECT_EQ(t.unloaded.size(), 1u);  // still to load: tried again
+  EXPECT_TRUE(t.queue().empty());
+  EXPECT_EQ(t.unloaded().size(), 1u);  // still to load: tried again
   k.fail_reads(false);
   out = load_batches(k, t, {});
   EXPECT_TRUE(out.unreadable.ok());

@@ -53,11 +53,11 @@ TEST(ClientHandlers, AnInteractiveBatchIsQueuedAndAcknowledged) {
   EXPECT_EQ(ack.count, 5u);
   EXPECT_EQ(ack.first_request_id, 1u);
   Session* s = r.sessions.find(sid);
-  EXPECT_EQ(s->queue.size(), 5u);
-  EXPECT_EQ(s->total, 5u);
+  EXPECT_EQ(s->queue().size(), 5u);
+  EXPECT_EQ(s->total(), 5u);
   // A resend of the same sequence numbers: duplicates, nothing queued twice.
   ASSERT_TRUE(r.call(SendOf(sid, 1, 5)).ok());
-  EXPECT_EQ(s->queue.size(), 5u);
+  EXPECT_EQ(s->queue().size(), 5u);
   // A gap is refused.
   EXPECT_EQ(r.call(SendOf(sid, 9, 1)).code(), Code::kOutOfSequence);
 }
@@ -76,9 +76,9 @@ TEST(ClientHandlers, ADurableBatchIsAcknowledgedOnlyOnceJournaled) {
   r.journal->hold_completions(false);
   r.complete_writes();
   EXPECT_EQ(r.last_reply().type(), proto::kAck);
-  EXPECT_EQ(s->total, 4u);
-  EXPECT_EQ(s->queue.size(), 4u);  // flushed: loaded to run
-  EXPECT_EQ(s->clients[0].acked_seq, 4u);
+  EXPECT_EQ(s->total(), 4u);
+  EXPECT_EQ(s->queue().size(), 4u);  // flushed: loaded to run
+  EXPECT_EQ(s->client(0).acked_seq, 4u);
 }
 
 TEST(ClientHandlers, AFailedDurableSendAnswersTheErrorAndForgetsTheBatch) {
@@ -91,9 +91,9 @@ TEST(ClientHandlers, AFailedDurableSendAnswersTheErrorAndForgetsTheBatch) {
   r.complete_writes();
   EXPECT_EQ(r.last_reply().error().code, Code::kResourceExhausted);
   Session* s = r.sessions.find(sid);
-  EXPECT_EQ(s->total, 0u);
-  EXPECT_EQ(s->clients[0].accepted_seq, 0u);  // the resend is not a duplicate
-  EXPECT_EQ(s->clients[0].sent, 0u);
+  EXPECT_EQ(s->total(), 0u);
+  EXPECT_EQ(s->client(0).accepted_seq, 0u);  // the resend is not a duplicate
+  EXPECT_EQ(s->client(0).sent(), 0u);
   // While the journal refuses writes, new batches are refused at once.
   EXPECT_EQ(r.call(SendOf(sid, 1, 1)).code(), Code::kResourceExhausted);
 }
@@ -123,7 +123,7 @@ TEST(ClientHandlers, EndRequestsCommitsAndWakesAParkedFetch) {
   r.complete_writes();
   ASSERT_TRUE(r.call(proto::encode_client_ref(proto::kEndRequests, 5, {sid, "c", 2})).ok());
   r.complete_writes();
-  EXPECT_EQ(s->committed, 2u);
+  EXPECT_EQ(s->committed(), 2u);
   for (const std::string& woken : r.ctx.fetches_to_wake) r.handlers.wake_fetches(woken);
   const testing::Reply& fetch_reply = r.replies.back();
   EXPECT_EQ(fetch_reply.rid, "rid-fetcher");
@@ -137,7 +137,7 @@ TEST(ClientHandlers, UnknownPurgedAndRemovedAreClearErrors) {
   Open(r, sid);
   EXPECT_EQ(r.call(proto::encode_attach(6, std::string(32, 'z'))).code(), Code::kNotFound);
   EXPECT_EQ(r.call(SendOf(sid, 1, 1)).code(), Code::kOk);
-  r.sessions.find(sid)->clients[0].removed = true;
+  r.sessions.find(sid)->remove_client(0);
   Status st = r.call(SendOf(sid, 2, 1));
   EXPECT_EQ(st.code(), Code::kNotFound);
   EXPECT_NE(st.message().find("removed"), std::string::npos);
@@ -201,11 +201,11 @@ TEST(ClientHandlers, AnInteractiveSubmitIsSealedCommittedAndQueuedAtOnce) {
   EXPECT_EQ(a.info.state, proto::SessionState::kSealed);
   Session* s = r.sessions.find(a.info.session_id);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->queue.size(), 3u);
-  EXPECT_EQ(s->committed, 3u);
-  ASSERT_EQ(s->clients.size(), 1u);
-  EXPECT_TRUE(s->clients[0].ended);
-  EXPECT_EQ(s->clients[0].acked_seq, 3u);
+  EXPECT_EQ(s->queue().size(), 3u);
+  EXPECT_EQ(s->committed(), 3u);
+  ASSERT_EQ(s->clients().size(), 1u);
+  EXPECT_TRUE(s->client(0).ended());
+  EXPECT_EQ(s->client(0).acked_seq, 3u);
   // Sealed: nobody joins it, and the client sends nothing more.
   EXPECT_EQ(r.call(proto::encode_open_client(2, {a.info.session_id, "other"})).code(),
             Code::kFailedPrecondition);
@@ -250,10 +250,10 @@ TEST(ClientHandlers, OversizedItemsOfASubmitAreRefusedOneByOne) {
   EXPECT_EQ(a.statuses[1], static_cast<char>(proto::kItemTooLarge));
   Session* s = r.sessions.find(a.info.session_id);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->committed, 2u);
-  ASSERT_EQ(s->queue.size(), 2u);
-  EXPECT_EQ(s->queue[1].id, 2u);
-  EXPECT_EQ(s->queue[1].payload, "10");
+  EXPECT_EQ(s->committed(), 2u);
+  ASSERT_EQ(s->queue().size(), 2u);
+  EXPECT_EQ(s->queue()[1].id, 2u);
+  EXPECT_EQ(s->queue()[1].payload, "10");
   EXPECT_TRUE(r.sessions.verify());
 }
 
@@ -270,7 +270,7 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_FALSE(SessionTable::complete(*s));  // not before its client is committed
   EXPECT_TRUE(r.sessions.verify());          // sealed at once: its key's loads say so
   EXPECT_EQ(r.sessions.load(s->owner).open, 0u);
-  EXPECT_TRUE(s->queue.empty());
+  EXPECT_TRUE(s->queue().empty());
   EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
   EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
   EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
@@ -279,11 +279,11 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   proto::Submitted a = SubmittedReply(r);
   EXPECT_EQ(a.info.session_id, sid);
   EXPECT_TRUE(a.info.durable);
-  EXPECT_EQ(s->total, 4u);
-  EXPECT_EQ(s->committed, 4u);
-  EXPECT_EQ(s->queue.size(), 4u);  // flushed: loaded to run
-  EXPECT_TRUE(s->clients[0].ended);
-  EXPECT_EQ(s->clients[0].flushed_id, 4u);
+  EXPECT_EQ(s->total(), 4u);
+  EXPECT_EQ(s->committed(), 4u);
+  EXPECT_EQ(s->queue().size(), 4u);  // flushed: loaded to run
+  EXPECT_TRUE(s->client(0).ended());
+  EXPECT_EQ(s->client(0).flushed_id, 4u);
   EXPECT_TRUE(r.sessions.verify());
 }
 
@@ -467,7 +467,7 @@ TEST(ClientHandlers, AResentOpenClientWithItsTokenIsTheSameClient) {
   EXPECT_EQ(r.call(proto::encode_open_client(3, {sid, "c", "opener-2"}), "rid-3").code(),
             Code::kAlreadyExists);
   EXPECT_EQ(r.call(proto::encode_open_client(3, {sid, "c"}), "rid-4").code(), Code::kAlreadyExists);
-  EXPECT_EQ(r.sessions.find(sid)->clients.size(), 1u);
+  EXPECT_EQ(r.sessions.find(sid)->clients().size(), 1u);
 }
 
 TEST(ClientHandlers, AResentCloseOfASessionThatLeftIsAnsweredOk) {

@@ -58,25 +58,25 @@ TEST(DurableRoom, OneResponseRecordPerSessionPerRoundCountedOnceRecorded) {
   Request q;
   q.id = 1;
   r.tasks.answer(b, q, "", "y");
-  EXPECT_EQ(a.committing, 3u);
-  EXPECT_EQ(a.done, 0u);  // not before the record is written
+  EXPECT_EQ(a.committing(), 3u);
+  EXPECT_EQ(a.done(), 0u);  // not before the record is written
   r.lifecycle.flush_answers();
   ASSERT_EQ(r.journal->written().size(), 2u);
   EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kAnswers, a.id, 1)));
   EXPECT_EQ(a.next_resp_seq, 4u);
   r.complete_writes();
-  EXPECT_EQ(a.committing, 0u);
-  EXPECT_EQ(a.done, 2u);
-  EXPECT_EQ(a.faulted, 1u);
+  EXPECT_EQ(a.committing(), 0u);
+  EXPECT_EQ(a.done(), 2u);
+  EXPECT_EQ(a.faulted(), 1u);
   EXPECT_TRUE(a.is_answered(1) && a.is_answered(2) && a.is_answered(3));
-  EXPECT_EQ(b.done, 1u);
+  EXPECT_EQ(b.done(), 1u);
   EXPECT_EQ(r.ctx.counters.done, 3u);
-  EXPECT_GT(a.journal_bytes, 0u);
+  EXPECT_GT(a.journal_bytes(), 0u);
   // An answer arriving twice is recorded once.
   Request again;
   again.id = 1;
   r.tasks.answer(a, again, "", "x");
-  EXPECT_EQ(a.committing, 0u);
+  EXPECT_EQ(a.committing(), 0u);
 }
 
 TEST(DurableRoom, AnswersNotRecordedRunAgain) {
@@ -90,11 +90,11 @@ TEST(DurableRoom, AnswersNotRecordedRunAgain) {
   r.journal->fail_writes("IO error: bad sector");
   r.lifecycle.flush_answers();
   r.complete_writes();
-  EXPECT_EQ(s.done, 0u);
+  EXPECT_EQ(s.done(), 0u);
   EXPECT_FALSE(s.is_answered(1));
-  ASSERT_EQ(s.queue.size(), 1u);  // back in the queue, not charged
-  EXPECT_EQ(s.queue.front().tries, 0u);
-  EXPECT_EQ(s.queue.front().payload, "p");
+  ASSERT_EQ(s.queue().size(), 1u);  // back in the queue, not charged
+  EXPECT_EQ(s.queue().front().tries, 0u);
+  EXPECT_EQ(s.queue().front().payload, "p");
 }
 
 TEST(DurableRoom, UnreadableBatchIsCountedAndRetriedLostBatchIsReported) {
@@ -104,9 +104,8 @@ TEST(DurableRoom, UnreadableBatchIsCountedAndRetriedLostBatchIsReported) {
   BatchRef b;
   b.first_id = 1;
   b.n = 2;
-  s.batches.push_back(b);
-  s.unloaded.push_back(0);
-  s.clients[0].flushed_id = 2;
+  s.add_batch(b, 0);
+  s.client(0).flushed_id = 2;
   r.journal->fail_reads(true);
   LoadOutcome out = r.durable.load(s, {});
   EXPECT_FALSE(out.unreadable.ok());
@@ -128,13 +127,12 @@ TEST(DurableRoom, FetchFindingACorruptRecordSchedulesARescanThatRecounts) {
   r.open_journal();
   Session& s = r.session(true, 2);
   for (int i = 0; i < 2; ++i) {
-    Request q = std::move(s.queue.front());
-    s.queue.pop_front();
+    Request q = s.take_front();
     r.tasks.answer(s, q, "", "x");
     r.lifecycle.flush_answers();
   }
   r.complete_writes();
-  ASSERT_EQ(s.done, 2u);
+  ASSERT_EQ(s.done(), 2u);
   r.journal->corrupt(jkey::numbered(jkey::kAnswers, s.id, 2));
   proto::Fetch f;
   f.session_id = s.id;
@@ -145,7 +143,7 @@ TEST(DurableRoom, FetchFindingACorruptRecordSchedulesARescanThatRecounts) {
   auto due = r.durable.take_due_retries();  // the session is quiet: due at once
   ASSERT_EQ(due.size(), 1u);
   ASSERT_TRUE(r.durable.rescan(s));
-  EXPECT_EQ(s.done, 1u);  // the corrupt record's answer is lost: it runs again
+  EXPECT_EQ(s.done(), 1u);  // the corrupt record's answer is lost: it runs again
   EXPECT_TRUE(s.is_answered(1));
   EXPECT_FALSE(s.is_answered(2));
   EXPECT_FALSE(s.rescan_pending);
@@ -162,7 +160,7 @@ TEST(DurableRoom, RescanThatCannotReadLeavesTheSessionAsItWas) {
   r.complete_writes();
   r.journal->refuse_cursors(true);
   EXPECT_FALSE(r.durable.rescan(s));
-  EXPECT_EQ(s.done, 1u);
+  EXPECT_EQ(s.done(), 1u);
   EXPECT_TRUE(s.is_answered(1));
 }
 
@@ -189,7 +187,7 @@ TEST(DurableRoom, AfterAReopenSessionsAreBroughtUpToTheJournal) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE(*reopened);
   EXPECT_TRUE(s.is_answered(1));
-  EXPECT_EQ(s.done, 1u);
+  EXPECT_EQ(s.done(), 1u);
   EXPECT_EQ(r.ctx.counters.done, 1u);
   EXPECT_TRUE(r.durable.journal().healthy());
 }

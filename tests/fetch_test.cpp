@@ -6,6 +6,7 @@
 #include "common/codec.hpp"
 #include "head/fetch.hpp"
 #include "head/journal_records.hpp"
+#include "head/session_table.hpp"
 
 namespace zgrid::head {
 namespace {
@@ -13,19 +14,17 @@ namespace {
 const std::string kSid(32, 's');
 
 // A session whose clients sent requests 1..n (client 0: 1..half, client 1: the rest).
-Session MakeSession(std::uint64_t n) {
-  Session s;
-  s.id = kSid;
+Session& MakeSession(SessionTable& t, std::uint64_t n) {
+  Session& s = t.create("", kSid);
   s.durable = true;
+  const std::uint64_t sent[2] = {n / 2, n - n / 2};
   for (int i = 0; i < 2; ++i) {
     Client c;
     c.id.assign(1, 'c').append(std::to_string(i));
-    c.ended = true;
-    s.clients.push_back(std::move(c));
+    s.add_client(std::move(c), sent[i], /*ended=*/true);
   }
-  s.batches.push_back(BatchRef{1, static_cast<std::uint32_t>(n / 2), 0, {}});
-  s.batches.push_back(BatchRef{n / 2 + 1, static_cast<std::uint32_t>(n - n / 2), 1, {}});
-  s.total = n;
+  s.add_batch(BatchRef{1, static_cast<std::uint32_t>(n / 2), 0, {}}, 0);
+  s.add_batch(BatchRef{n / 2 + 1, static_cast<std::uint32_t>(n - n / 2), 1, {}}, 0);
   return s;
 }
 
@@ -82,8 +81,9 @@ proto::Fetch F(std::uint64_t cursor, std::uint64_t max = 1000, std::uint64_t wai
 
 TEST(Fetch, PagesFollowTheCursorIntoTheMiddleOfRecords) {
   MemoryJournal j;
-  Session s = MakeSession(7);
-  s.done = 7;
+  SessionTable t_s;
+  Session& s = MakeSession(t_s, 7);
+  for (std::uint64_t id = 1; id <= 7; ++id) s.record_answer(id, id <= 3 ? 0 : 1, true);
   PutAnswers(j, 1, {4, 1, 2, 3});
   PutAnswers(j, 5, {7, 5, 6});
   Reply all = Decode(build_fetch_page(j, s, F(1), 9).reply);
@@ -104,9 +104,9 @@ TEST(Fetch, PagesFollowTheCursorIntoTheMiddleOfRecords) {
 
 TEST(Fetch, ARemovedClientsResponsesAreNotServed) {
   MemoryJournal j;
-  Session s = MakeSession(4);  // client 0: 1, 2; client 1: 3, 4
-  s.clients[1].removed = true;
-  s.clients_removed = 1;
+  SessionTable t_s;
+  Session& s = MakeSession(t_s, 4);  // client 0: 1, 2; client 1: 3, 4
+  s.remove_client(1);
   PutAnswers(j, 1, {1, 3, 2, 4});
   Reply r = Decode(build_fetch_page(j, s, F(1), 1).reply);
   EXPECT_EQ(r.ids, (std::vector<std::uint64_t>{1, 2}));
@@ -115,7 +115,8 @@ TEST(Fetch, ARemovedClientsResponsesAreNotServed) {
 
 TEST(Fetch, ACorruptRecordIsSkippedAndReportedAnUnreadableOneIsAnError) {
   MemoryJournal j;
-  Session s = MakeSession(6);
+  SessionTable t_s;
+  Session& s = MakeSession(t_s, 6);
   PutAnswers(j, 1, {1, 2});
   PutAnswers(j, 3, {3, 4});
   PutAnswers(j, 5, {5, 6});
@@ -141,13 +142,14 @@ TEST(Fetch, ACorruptRecordIsSkippedAndReportedAnUnreadableOneIsAnError) {
 
 TEST(Fetch, NothingYetMayWaitButAnAnswerOrTheEndNeverDoes) {
   MemoryJournal j;
-  Session s = MakeSession(2);
+  SessionTable t_s;
+  Session& s = MakeSession(t_s, 2);
   EXPECT_FALSE(build_fetch_page(j, s, F(1, 10, 5000), 1).ready);  // may park
   EXPECT_TRUE(build_fetch_page(j, s, F(1, 10, 0), 1).ready);      // no wait asked
   PutAnswers(j, 1, {1});
   EXPECT_TRUE(build_fetch_page(j, s, F(1, 10, 5000), 1).ready);
-  Session empty = MakeSession(0);
-  empty.batches.clear();
+  SessionTable t_empty;
+  Session& empty = MakeSession(t_empty, 0);
   Reply r = Decode(build_fetch_page(j, empty, F(1, 10, 5000), 1).reply);
   EXPECT_TRUE(r.done);  // complete with nothing: nothing to wait for
 }

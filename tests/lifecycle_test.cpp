@@ -13,7 +13,9 @@ using testing::Rooms;
 using State = SessionTurn::State;
 
 TEST(Lifecycle, TurnOfSaysReadyIdleWaitingPausedAndExpires) {
-  Rooms r;
+  HeadOptions o = testing::TestOptions();
+  o.response_queue_max = 2;
+  Rooms r(o);
   r.open_journal();
   Session& s = r.session(false, 2);
   SessionTurn t = r.lifecycle.turn_of(s.ordinal);
@@ -21,9 +23,10 @@ TEST(Lifecycle, TurnOfSaysReadyIdleWaitingPausedAndExpires) {
   EXPECT_EQ(t.queued, 2u);
   EXPECT_EQ(t.service, "factorize");
   EXPECT_EQ(r.lifecycle.turn_of(999).state, State::kIdle);  // gone
-  s.out_pending = r.ctx.o.response_queue_max + 1;
+  for (std::uint64_t id = 100; id < 103; ++id)              // its client is not reading
+    r.outbox.add(s, s.client(0), id, "", "", "x");
   EXPECT_EQ(r.lifecycle.turn_of(s.ordinal).state, State::kPaused);
-  s.out_pending = 0;
+  r.outbox.forget(s, s.client(0));
   Session& d = r.session(true, 1);
   r.journal->fail_writes("IO error");
   r.durable.submit(JournalOp{}, [](bool, const std::string&) {});
@@ -31,8 +34,8 @@ TEST(Lifecycle, TurnOfSaysReadyIdleWaitingPausedAndExpires) {
   // Past its deadline: what has not run faults `timeout`.
   s.deadline = r.ctx.now;
   EXPECT_EQ(r.lifecycle.turn_of(s.ordinal).state, State::kIdle);
-  EXPECT_TRUE(s.queue.empty());
-  EXPECT_EQ(s.faulted, 2u);
+  EXPECT_TRUE(s.queue().empty());
+  EXPECT_EQ(s.faulted(), 2u);
 }
 
 TEST(Lifecycle, SealAndCancelOfADurableSessionWaitForTheirWrite) {
@@ -46,14 +49,14 @@ TEST(Lifecycle, SealAndCancelOfADurableSessionWaitForTheirWrite) {
     ++replies;
   });
   r.complete_writes();
-  EXPECT_EQ(s.state, proto::SessionState::kOpen);  // not yet durable
-  EXPECT_EQ(s.queue.size(), 2u);
+  EXPECT_EQ(s.state(), proto::SessionState::kOpen);  // not yet durable
+  EXPECT_EQ(s.queue().size(), 2u);
   r.journal->hold_completions(false);
   r.complete_writes();
   EXPECT_EQ(replies, 1);
-  EXPECT_EQ(s.state, proto::SessionState::kCancelled);
-  EXPECT_TRUE(s.queue.empty());
-  EXPECT_EQ(s.committing, 2u);  // answered `cancelled`, on their way to the journal
+  EXPECT_EQ(s.state(), proto::SessionState::kCancelled);
+  EXPECT_TRUE(s.queue().empty());
+  EXPECT_EQ(s.committing(), 2u);  // answered `cancelled`, on their way to the journal
   SessionRecord rec;
   std::string v;
   ASSERT_TRUE(r.journal->get(jkey::session(jkey::kSession, s.id), &v).ok());
@@ -71,7 +74,7 @@ TEST(Lifecycle, AFailedSealOrPurgeLeavesTheSessionAsItWas) {
                     [&](bool ok, const std::string&) { failed = !ok; });
   r.complete_writes();
   EXPECT_TRUE(failed);
-  EXPECT_EQ(s.state, proto::SessionState::kOpen);
+  EXPECT_EQ(s.state(), proto::SessionState::kOpen);
   failed = false;
   r.lifecycle.purge(s, [&](bool ok, const std::string&) { failed = !ok; });
   EXPECT_EQ(s.purging, 1u);  // paused meanwhile
@@ -103,12 +106,12 @@ TEST(Lifecycle, PurgeDeletesEveryKeyAndLeavesATombstone) {
 TEST(Lifecycle, ASealedInteractiveSessionRetiresOnceDelivered) {
   Rooms r;
   Session& s = r.session(false);
-  s.clients[0].ended = true;
+  s.commit_client(0);
   std::string sid = s.id;
   r.lifecycle.close(s, proto::SessionState::kSealed, [](bool, const std::string&) {});
   EXPECT_EQ(r.sessions.find(sid), nullptr);  // complete and nothing to deliver
   Session& t = r.session(false, 1);
-  t.clients[0].ended = true;
+  t.commit_client(0);
   r.lifecycle.close(t, proto::SessionState::kSealed, [](bool, const std::string&) {});
   EXPECT_EQ(r.sessions.find(t.id), &t);  // work left
 }
@@ -131,21 +134,20 @@ TEST(Lifecycle, LoadingKeepsToTheDurableWindowAndAnswersLostBatches) {
     BatchRef b;
     b.first_id = first;
     b.n = 50;
-    s.unloaded.push_back(s.batches.size());
-    s.batches.push_back(std::move(b));
+    s.add_batch(std::move(b), 0);
   }
-  s.clients[0].flushed_id = 150;
+  s.client(0).flushed_id = 150;
   r.lifecycle.load_ready(s);
-  EXPECT_EQ(s.queue.size(), 100u);  // loading stops once the window (64) is reached
-  EXPECT_EQ(s.unloaded.size(), 1u);
+  EXPECT_EQ(s.queue().size(), 100u);  // loading stops once the window (64) is reached
+  EXPECT_EQ(s.unloaded().size(), 1u);
   EXPECT_EQ(Lifecycle::queued_count(s), 150u);
   // The third batch's record is lost: its requests are answered data_loss.
   r.journal->erase(jkey::numbered(jkey::kRequests, s.id, 101));
-  s.queue.clear();
+  s.take_queue();  // as if run elsewhere
   r.lifecycle.load_ready(s);
-  EXPECT_TRUE(s.unloaded.empty());
+  EXPECT_TRUE(s.unloaded().empty());
   EXPECT_EQ(r.ctx.counters.data_loss, 50u);
-  EXPECT_EQ(s.committing, 50u);
+  EXPECT_EQ(s.committing(), 50u);
 }
 
 TEST(Lifecycle, AnIdleClientIsRemovedWithItsRequestsOnlyOnceJournaled) {
@@ -155,19 +157,19 @@ TEST(Lifecycle, AnIdleClientIsRemovedWithItsRequestsOnlyOnceJournaled) {
   r.ctx.now += s.client_idle_timeout_ms + 1;
   r.journal->fail_writes("IO error: bad sector");
   ASSERT_TRUE(r.lifecycle.tick().ok());
-  EXPECT_TRUE(s.clients[0].removing);
+  EXPECT_TRUE(s.client(0).removing);
   r.complete_writes();
-  EXPECT_FALSE(s.clients[0].removed);  // failed: as it was, retried later
-  EXPECT_EQ(s.queue.size(), 3u);
+  EXPECT_FALSE(s.client(0).removed());  // failed: as it was, retried later
+  EXPECT_EQ(s.queue().size(), 3u);
   r.journal->fail_writes("");
   r.journal->reopen();
   r.ctx.now += 5'001;
   ASSERT_TRUE(r.lifecycle.tick().ok());
   r.complete_writes();
-  EXPECT_TRUE(s.clients[0].removed);
-  EXPECT_TRUE(s.queue.empty());
-  EXPECT_EQ(s.requests_removed, 3u);
-  EXPECT_EQ(s.clients_removed, 1u);
+  EXPECT_TRUE(s.client(0).removed());
+  EXPECT_TRUE(s.queue().empty());
+  EXPECT_EQ(s.requests_removed(), 3u);
+  EXPECT_EQ(s.clients_removed(), 1u);
   EXPECT_TRUE(r.sessions.verify());
 }
 
@@ -180,19 +182,18 @@ TEST(Lifecycle, TheIdleSweepRunsLessOftenWithManySessionsAndStillRemovesIdleClie
   Session& s = r.session(false);
   for (auto& [id, other] : r.sessions.all()) {
     other->client_idle_timeout_ms = 1'000'000;
-    other->clients[0].ended = true;  // committed: never idle
+    if (other.get() != &s) other->commit_client(0);  // committed: never idle
   }
   s.client_idle_timeout_ms = 1'000;
-  s.clients[0].ended = false;
   ASSERT_TRUE(r.lifecycle.tick().ok());  // a sweep: the next in 50,001 / 25,000 s
   r.ctx.now += 1'500;                    // idle past its timeout, before the next sweep
   ASSERT_TRUE(r.lifecycle.tick().ok());
   r.complete_writes();
-  EXPECT_FALSE(s.clients[0].removed);
+  EXPECT_FALSE(s.client(0).removed());
   r.ctx.now += 600;  // past the sweep interval (2,000 ms)
   ASSERT_TRUE(r.lifecycle.tick().ok());
   r.complete_writes();
-  EXPECT_TRUE(s.clients[0].removed || s.clients[0].removing);
+  EXPECT_TRUE(s.client(0).removed() || s.client(0).removing);
 }
 
 }  // namespace

@@ -50,18 +50,18 @@ Session& WithClient(SessionTable& t, const std::string& rid) {
   Client c;
   c.id = "c1";
   c.rid = rid;
-  s.clients.push_back(std::move(c));
+  s.add_client(std::move(c));
   return s;
 }
 
 TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   Harness h({/*response_window=*/3, /*response_queue_max=*/100, /*queue_hwm=*/100});
   Session& s = WithClient(h.sessions, "r1");
-  Client& c = s.clients[0];
+  Client& c = s.client(0);
   for (std::uint64_t id = 1; id <= 5; ++id)
     h.box.add(s, c, id, "u", id == 4 ? "service_error" : "",
               std::string(1, 'd').append(std::to_string(id)));
-  EXPECT_EQ(s.out_pending, 5u);
+  EXPECT_EQ(s.out_pending(), 5u);
   EXPECT_TRUE(h.box.responses_pending());
   h.flush();
   ASSERT_EQ(h.sent.size(), 1u);  // 3 fill the window; 2 wait
@@ -69,7 +69,7 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   EXPECT_EQ(h.sent[0].rid, "r1");
   EXPECT_EQ(h.sent[0].items[0].request_id, 1u);
   EXPECT_EQ(h.sent[0].items[2].data, "d3");
-  EXPECT_EQ(c.unacked_out, 3u);
+  EXPECT_EQ(c.delivery().unacked_out, 3u);
   h.flush();
   EXPECT_EQ(h.sent.size(), 1u);  // nothing until acknowledged
   h.box.acked(c, 3);
@@ -77,19 +77,19 @@ TEST(Outbox, WholeChunksGoWhileTheWindowAllowsInOrder) {
   ASSERT_EQ(h.sent.size(), 2u);
   ASSERT_EQ(h.sent[1].items.size(), 2u);
   EXPECT_EQ(h.sent[1].items[0].fault_code, "service_error");
-  EXPECT_EQ(s.out_pending, 0u);
+  EXPECT_EQ(s.out_pending(), 0u);
   EXPECT_EQ(f.delivered, std::vector<Session*>{&s});
 }
 
 TEST(Outbox, ASlowClientKeepsItsResponsesForALaterFlush) {
   Harness h({100, 100, 100});
   Session& s = WithClient(h.sessions, "r1");
-  h.box.add(s, s.clients[0], 1, "", "", "x");
+  h.box.add(s, s.client(0), 1, "", "", "x");
   h.result = zmqu::SendStatus::kWouldBlock;
   h.flush();
   EXPECT_TRUE(h.sent.empty());
   EXPECT_TRUE(h.box.responses_pending());  // tried again soon
-  EXPECT_EQ(s.out_pending, 1u);
+  EXPECT_EQ(s.out_pending(), 1u);
   h.result = zmqu::SendStatus::kOk;
   h.flush();
   ASSERT_EQ(h.sent.size(), 1u);
@@ -99,11 +99,11 @@ TEST(Outbox, ASlowClientKeepsItsResponsesForALaterFlush) {
 TEST(Outbox, ASessionPausesPastItsQueueMaxAndMayResumeAtHalf) {
   Harness h({/*response_window=*/2, /*response_queue_max=*/4, 100});
   Session& s = WithClient(h.sessions, "r1");
-  for (std::uint64_t id = 1; id <= 5; ++id) h.box.add(s, s.clients[0], id, "", "", "x");
+  for (std::uint64_t id = 1; id <= 5; ++id) h.box.add(s, s.client(0), id, "", "", "x");
   EXPECT_TRUE(h.box.must_pause(s));
   auto f = h.flush();  // 2 sent, 3 left: above half of 4
   EXPECT_TRUE(f.may_resume.empty());
-  h.box.acked(s.clients[0], 2);
+  h.box.acked(s.client(0), 2);
   f = h.flush();  // 2 more, 1 left
   EXPECT_FALSE(h.box.must_pause(s));
   EXPECT_EQ(f.may_resume, std::vector<Session*>{&s});
@@ -113,8 +113,8 @@ TEST(Outbox, ASessionPausesPastItsQueueMaxAndMayResumeAtHalf) {
 TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
   Harness h({100, 100, /*queue_hwm=*/2});
   Session& s = WithClient(h.sessions, "r1");
-  Client& c = s.clients[0];
-  s.queue.resize(3);
+  Client& c = s.client(0);
+  s.accept(0, std::vector<Request>(3));
   EXPECT_TRUE(h.box.must_hold(s, c));
   proto::Ack ack;
   ack.session_id = s.id;
@@ -123,19 +123,19 @@ TEST(Outbox, AcknowledgementsAreHeldAboveTheMarkAndReleasedBelowIt) {
   h.flush(100);
   EXPECT_TRUE(h.acks.empty());
   EXPECT_EQ(c.last_activity, 100);  // back-pressure is not idleness
-  s.queue.resize(2);
+  s.take_front();
   h.flush(200);
   EXPECT_EQ(h.acks, std::vector<std::string>{"r1"});
-  EXPECT_TRUE(c.held_acks.empty());
+  EXPECT_TRUE(c.delivery().held_acks.empty());
   EXPECT_FALSE(h.box.must_hold(s, c));
 }
 
 TEST(Outbox, ARemovedClientsResponsesAreForgotten) {
   Harness h({100, 100, 100});
   Session& s = WithClient(h.sessions, "r1");
-  for (std::uint64_t id = 1; id <= 3; ++id) h.box.add(s, s.clients[0], id, "", "", "x");
-  h.box.forget(s, s.clients[0]);
-  EXPECT_EQ(s.out_pending, 0u);
+  for (std::uint64_t id = 1; id <= 3; ++id) h.box.add(s, s.client(0), id, "", "", "x");
+  h.box.forget(s, s.client(0));
+  EXPECT_EQ(s.out_pending(), 0u);
   h.flush();
   EXPECT_TRUE(h.sent.empty());
 }

@@ -62,23 +62,23 @@ TEST(Recovery, RebuildsSessionsClientsBatchesAndAnswers) {
   Session* a = t.find(kA);
   ASSERT_NE(a, nullptr);
   EXPECT_TRUE(a->durable);
-  EXPECT_EQ(a->state, proto::SessionState::kSealed);
+  EXPECT_EQ(a->state(), proto::SessionState::kSealed);
   EXPECT_EQ(a->owner, "alice");
-  EXPECT_EQ(a->total, 6u);
-  EXPECT_EQ(a->committed, 4u);
-  EXPECT_EQ(a->requests_removed, 2u);
-  EXPECT_EQ(a->clients_removed, 1u);
-  EXPECT_EQ(a->done, 2u);  // 2 and 3; 5 was the removed client's
-  EXPECT_EQ(a->faulted, 1u);
-  EXPECT_EQ(a->clients[0].done, 2u);
+  EXPECT_EQ(a->total(), 6u);
+  EXPECT_EQ(a->committed(), 4u);
+  EXPECT_EQ(a->requests_removed(), 2u);
+  EXPECT_EQ(a->clients_removed(), 1u);
+  EXPECT_EQ(a->done(), 2u);  // 2 and 3; 5 was the removed client's
+  EXPECT_EQ(a->faulted(), 1u);
+  EXPECT_EQ(a->client(0).done(), 2u);
   EXPECT_TRUE(a->is_answered(1) && a->is_answered(2) && a->is_answered(3));
   EXPECT_FALSE(a->is_answered(4));
   EXPECT_EQ(a->next_resp_seq, 5u);
-  EXPECT_EQ(a->next_request_id, 7u);
-  ASSERT_EQ(a->unloaded.size(), 1u);  // only c1's batch is to load again
-  EXPECT_EQ(a->batches[a->unloaded[0]].first_id, 1u);
-  EXPECT_EQ(a->clients[0].last_activity, 5000);  // idle timers restart
-  EXPECT_EQ(t.load("alice").queued, 1u);         // request 4
+  EXPECT_EQ(a->next_request_id(), 7u);
+  ASSERT_EQ(a->unloaded().size(), 1u);  // only c1's batch is to load again
+  EXPECT_EQ(a->batches()[a->unloaded()[0]].first_id, 1u);
+  EXPECT_EQ(a->client(0).last_activity, 5000);  // idle timers restart
+  EXPECT_EQ(t.load("alice").queued, 1u);        // request 4
   EXPECT_EQ(t.load("bob").open, 1u);
   EXPECT_TRUE(t.verify());
 }
@@ -147,13 +147,13 @@ TEST(Recovery, ReconcileTakesInWhatAFailedWriteLeftBehind) {
   RecoveryReport rr;
   ASSERT_TRUE(reconcile_sessions(j, t, &rr).ok());
   Session* b = t.find(kB);
-  EXPECT_EQ(b->clients[0].acked_seq, 5u);
-  EXPECT_TRUE(b->clients[0].ended);
-  EXPECT_EQ(b->committed, 5u);
-  EXPECT_EQ(b->total, 5u);
-  ASSERT_EQ(b->batches.size(), 2u);
-  EXPECT_EQ(b->batches[1].first_id, 3u);
-  EXPECT_EQ(b->unloaded.size(), 2u);
+  EXPECT_EQ(b->client(0).acked_seq, 5u);
+  EXPECT_TRUE(b->client(0).ended());
+  EXPECT_EQ(b->committed(), 5u);
+  EXPECT_EQ(b->total(), 5u);
+  ASSERT_EQ(b->batches().size(), 2u);
+  EXPECT_EQ(b->batches()[1].first_id, 3u);
+  EXPECT_EQ(b->unloaded().size(), 2u);
   EXPECT_EQ(rr.counted.done, 1u);
   EXPECT_EQ(rr.counted.faulted, 1u);
   EXPECT_EQ(rr.fixed, 1u + 1u + 2u);  // acked, batch, two answers

@@ -49,8 +49,8 @@ TEST(HeadRooms, ASendThatWouldBlockKeepsTheTasksQueuedUntilTheNodeSpeaks) {
   EXPECT_TRUE(r.dispatch().empty());
   EXPECT_TRUE(n.blocked);  // nothing more for it this round, nor the next
   EXPECT_EQ(n.inflight, 0u);
-  EXPECT_EQ(s.running, 0u);
-  EXPECT_EQ(s.queue.size(), 6u);
+  EXPECT_EQ(s.running(), 0u);
+  EXPECT_EQ(s.queue().size(), 6u);
   EXPECT_EQ(r.inflight.size(), 0u);
   r.node_send.erase(n.rid);
   EXPECT_TRUE(r.dispatch().empty());  // blocked until it speaks again
@@ -58,8 +58,8 @@ TEST(HeadRooms, ASendThatWouldBlockKeepsTheTasksQueuedUntilTheNodeSpeaks) {
   EXPECT_FALSE(n.blocked);
   EXPECT_EQ(Total(r.dispatch()), 4u);
   EXPECT_EQ(n.inflight, 4u);
-  EXPECT_EQ(s.running, 4u);
-  EXPECT_EQ(s.queue.size(), 2u);
+  EXPECT_EQ(s.running(), 4u);
+  EXPECT_EQ(s.queue().size(), 2u);
 }
 
 TEST(HeadRooms, ANodeThatCannotBeReachedIsLostAndItsWorkGoesToAnother) {
@@ -76,7 +76,7 @@ TEST(HeadRooms, ANodeThatCannotBeReachedIsLostAndItsWorkGoesToAnother) {
   ASSERT_FALSE(sent.empty());
   for (const auto& [node, count] : sent) EXPECT_EQ(node, b_ord);
   EXPECT_EQ(Total(sent), 4u);
-  EXPECT_EQ(s.running, 4u);
+  EXPECT_EQ(s.running(), 4u);
   EXPECT_EQ(r.ctx.observed.nodes_lost["unreachable"], 1u);
 }
 
@@ -96,9 +96,9 @@ TEST(HeadRooms, NodeMessagesGoThroughTheNodeEntry) {
   EXPECT_EQ(Total(r.dispatch()), 1u);
   // Results settle and answer through the same entry.
   ASSERT_TRUE(r.results(n, {{1, ""}, {2, std::string(proto::fault::kRetryable)}}).ok());
-  EXPECT_EQ(s.done, 1u);
-  EXPECT_EQ(s.running, 1u);
-  EXPECT_EQ(s.queue.size(), 3u);  // the retryable one is back in the queue
+  EXPECT_EQ(s.done(), 1u);
+  EXPECT_EQ(s.running(), 1u);
+  EXPECT_EQ(s.queue().size(), 3u);  // the retryable one is back in the queue
   // Junk is counted and answered; a message type the head does not know too.
   std::size_t before = r.to_nodes.size();
   EXPECT_EQ(r.node(zmq::message_t(std::string("junk")), rid).code(), Code::kProtocol);
@@ -111,8 +111,8 @@ TEST(HeadRooms, NodeMessagesGoThroughTheNodeEntry) {
   w.str("node-instance");
   ASSERT_TRUE(r.node(w.finish(), rid).ok());
   EXPECT_EQ(r.nodes.size(), 0u);
-  EXPECT_EQ(s.running, 0u);
-  EXPECT_EQ(s.queue.size(), 4u);
+  EXPECT_EQ(s.running(), 0u);
+  EXPECT_EQ(s.queue().size(), 4u);
   // A node the head does not know (lost, or the head restarted) must register.
   EXPECT_EQ(r.node(proto::encode_node_heartbeat("a", 3, 0), rid).code(), Code::kNotFound);
   EXPECT_EQ(r.to_nodes.back().error().code, Code::kNotFound);
@@ -141,7 +141,7 @@ TEST(HeadRooms, AnInteractiveSessionRunsThroughTheEntriesAndTheRound) {
   EXPECT_EQ(CountOf(r.replies, proto::kResponses, "rid-c"), 1u);
   Session* s = r.sessions.find(info.session_id);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->done, 3u);
+  EXPECT_EQ(s->done(), 3u);
 }
 
 TEST(HeadRooms, ClientJunkIsCountedAndAnsweredWithinABudget) {
@@ -185,15 +185,15 @@ TEST(HeadRooms, TheTickSendsHeartbeatsAndLosesSilentNodes) {
   EXPECT_EQ(r.ctx.observed.nodes_lost["silent"], 1u);
   NodeState& b = *r.nodes.find_id("b");
   EXPECT_EQ(b.inflight, 4u);
-  ASSERT_EQ(s.queue.size(), 4u);
-  for (const Request& q : s.queue) EXPECT_TRUE(q.solo);
+  ASSERT_EQ(s.queue().size(), 4u);
+  for (const Request& q : s.queue()) EXPECT_TRUE(q.solo);
   EXPECT_TRUE(r.round().empty());  // b is busy
   // b answers: idle, it takes one of them, alone.
   std::vector<std::pair<std::uint64_t, std::string>> done;
   for (std::uint64_t id : TaskIdsSentTo(r.to_nodes, "rid-b")) done.push_back({id, ""});
   ASSERT_EQ(done.size(), 4u);
   ASSERT_TRUE(r.results(b, done).ok());
-  EXPECT_EQ(s.done, 4u);
+  EXPECT_EQ(s.done(), 4u);
   auto sent = r.round();
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0], std::make_pair(b.ordinal, std::uint64_t{1}));

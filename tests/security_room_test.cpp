@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "head/security.hpp"
+#include "head/session_table.hpp"
 #include "support/grid_process.hpp"
 
 namespace zgrid::head {
@@ -52,8 +53,8 @@ TEST(SecurityRoom, PlainUnlessKeysAreGivenAndAllThreeAreNeeded) {
   Security s(plain, ctx);
   ASSERT_TRUE(s.start().ok());
   EXPECT_FALSE(s.curve());
-  Session mine;
-  mine.owner = "";
+  SessionTable table;
+  Session& mine = table.create("");
   EXPECT_TRUE(s.check_owner(mine, "anyone").ok());  // without CURVE all share one key
   EXPECT_FALSE(s.is_admin("anyone"));
 
@@ -83,9 +84,8 @@ TEST(SecurityRoom, WithCurveASessionBelongsToItsKeyAndToAdmins) {
   EXPECT_EQ(fo.zap_domain, kClientsDomain);
   EXPECT_EQ(bo.zap_domain, kNodesDomain);
 
-  Session sess;
-  sess.id = std::string(32, 'x');
-  sess.owner = k.alice;
+  SessionTable table;
+  Session& sess = table.create(k.alice, std::string(32, 'x'));
   EXPECT_TRUE(s.check_owner(sess, k.alice).ok());
   Status st = s.check_owner(sess, k.bob);
   EXPECT_EQ(st.code(), Code::kPermissionDenied);

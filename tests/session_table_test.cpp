@@ -7,10 +7,18 @@
 namespace zgrid::head {
 namespace {
 
+// A session of `owner` with one client that sent `total` requests, queued.
 Session& Make(SessionTable& t, const std::string& owner, std::uint64_t total) {
   Session& s = t.create(owner);
-  s.total = total;
-  t.touch(s);
+  Client c;
+  c.id = "c";
+  std::uint32_t ci = s.add_client(std::move(c));
+  std::vector<Request> rs(total);
+  for (auto& r : rs) {
+    r.id = s.new_request_id();
+    r.client = ci;
+  }
+  s.accept(ci, std::move(rs));
   return s;
 }
 
@@ -34,7 +42,9 @@ TEST(SessionTable, IdsAreFreshAndNeverReusedOrdinalsFindSessions) {
   for (int i = 0; i < 100; ++i) EXPECT_NE(t.create("k").id, gone);
 }
 
-TEST(SessionTable, KeyLoadsFollowTouchesAndMatchARecount) {
+// The key loads follow every change a session's methods make, with no
+// call to the table: what a caller can do to a session, the table knows.
+TEST(SessionTable, KeyLoadsFollowEverySessionChangeAndMatchARecount) {
   SessionTable t;
   Session& a = Make(t, "alice", 100);
   Session& b = Make(t, "alice", 50);
@@ -44,37 +54,90 @@ TEST(SessionTable, KeyLoadsFollowTouchesAndMatchARecount) {
   EXPECT_EQ(t.load("alice").queued, 150u);
   EXPECT_EQ(t.load("bob").queued, 7u);
   EXPECT_EQ(t.load("nobody"), KeyLoad{});
+  EXPECT_TRUE(t.verify());
 
-  a.running = 30;  // on nodes: no longer queued
-  a.done = 20;
-  a.faulted = 5;
-  a.journal_bytes = 4096;
-  t.touch(a);
+  std::vector<Request> on_nodes;
+  for (int i = 0; i < 55; ++i) on_nodes.push_back(a.start_front());  // no longer queued
+  EXPECT_EQ(a.running(), 55u);
   EXPECT_EQ(t.load("alice").queued, 45u + 50u);
+  for (int i = 0; i < 25; ++i) {
+    a.settle(0);
+    a.count_answer(0, i < 20);  // 20 done, 5 faulted
+  }
+  EXPECT_EQ(a.done(), 20u);
+  EXPECT_EQ(a.faulted(), 5u);
+  EXPECT_EQ(t.load("alice").queued, 45u + 50u);
+  a.add_journal_bytes(4096);
   EXPECT_EQ(t.load("alice").journal_bytes, 4096u);
-  b.state = proto::SessionState::kSealed;
-  b.requests_removed = 50;  // its client removed with all it sent
-  t.touch(b);
+  EXPECT_TRUE(t.verify());
+
+  b.seal();
   EXPECT_EQ(t.load("alice").open, 1u);
+  b.remove_client(0);  // its queued requests go with it
+  EXPECT_TRUE(b.queue().empty());
+  EXPECT_EQ(b.requests_removed(), 50u);
   EXPECT_EQ(t.load("alice").queued, 45u);
   EXPECT_TRUE(t.verify());
 
   // Settled beyond total (a removed client's requests still running) counts as none.
-  c.requests_removed = 7;
-  c.running = 3;
-  t.touch(c);
+  c.start_front();
+  c.remove_client(0);
   EXPECT_EQ(t.load("bob").queued, 0u);
+  c.cancel();
+  EXPECT_EQ(t.load("bob").open, 0u);
+  EXPECT_TRUE(t.verify());
 
-  // A change without touch() is what verify() catches.
-  a.total += 10;
-  EXPECT_FALSE(t.verify());
-  t.touch(a);
+  // A request back on the queue is queued again; the recount agrees.
+  a.settle(0);
+  a.requeue_front(std::move(on_nodes.back()));
+  EXPECT_EQ(t.load("alice").queued, 46u);
   EXPECT_TRUE(t.verify());
 
   t.drop(&b);
   t.drop(&c);
   EXPECT_EQ(t.load("bob"), KeyLoad{});
   EXPECT_EQ(t.load("alice").sessions, 1u);
+  EXPECT_TRUE(t.verify());
+}
+
+// Durable: a journaled batch counts once synced; answers are recorded once;
+// a recount forgets and puts back.
+TEST(SessionTable, DurableBatchesAndAnswersKeepTheCounts) {
+  SessionTable t;
+  Session& s = t.create("k");
+  s.durable = true;
+  Client cl;
+  cl.id = "c";
+  s.add_client(std::move(cl));
+  s.count_sent(0, 4);  // before its write
+  EXPECT_EQ(t.load("k").queued, 0u);
+  s.add_batch(BatchRef{1, 4, 0, {}}, 100);
+  EXPECT_EQ(s.total(), 4u);
+  EXPECT_EQ(s.next_request_id(), 5u);
+  EXPECT_EQ(t.load("k").queued, 4u);
+  EXPECT_EQ(t.load("k").journal_bytes, 100u);
+  ASSERT_EQ(s.unloaded().size(), 1u);
+  // A batch found late goes in its place; the unloaded indexes follow.
+  s.add_batch(BatchRef{9, 2, 0, {}}, 10);
+  s.add_batch(BatchRef{5, 4, 0, {}}, 10);
+  ASSERT_EQ(s.batches().size(), 3u);
+  EXPECT_EQ(s.batches()[1].first_id, 5u);
+  EXPECT_EQ(s.unloaded(), (std::deque<std::size_t>{0, 1, 2}));
+  EXPECT_EQ(s.client_of(6), &s.client(0));
+  EXPECT_TRUE(s.record_answer(2, 0, true));
+  EXPECT_FALSE(s.record_answer(2, 0, true));  // once
+  EXPECT_TRUE(s.is_answered(2));
+  EXPECT_EQ(s.done(), 1u);
+  EXPECT_EQ(t.load("k").queued, 9u);
+  Session::Recount before = s.begin_recount();
+  EXPECT_FALSE(s.is_answered(2));
+  EXPECT_EQ(t.load("k").queued, 10u);
+  EXPECT_TRUE(t.verify());
+  s.undo_recount(std::move(before));
+  EXPECT_TRUE(s.is_answered(2));
+  EXPECT_EQ(t.load("k").queued, 9u);
+  s.commit_client(0);
+  EXPECT_EQ(s.committed(), 4u);
   EXPECT_TRUE(t.verify());
 }
 
@@ -85,25 +148,25 @@ TEST(SessionTable, SweepFindsIdleClientsIdleSessionsAndRetentionOver) {
   inter.last_activity = 0;
   Client busy, idle, ended;
   busy.last_activity = idle.last_activity = ended.last_activity = 0;
-  busy.running = 1;  // running work keeps a client
-  ended.ended = true;
-  inter.clients.push_back(std::move(busy));
-  inter.clients.push_back(std::move(idle));
-  inter.clients.push_back(std::move(ended));
+  inter.add_client(std::move(busy));
+  inter.add_client(std::move(idle));
+  inter.add_client(std::move(ended), 0, /*ended=*/true);
+  std::vector<Request> one(1);
+  one[0].id = inter.new_request_id();
+  inter.accept(0, std::move(one));
+  inter.start_front();  // running work keeps a client
 
   Session& dur = t.create("k");
   dur.durable = true;
   Client done;
-  done.ended = true;
-  done.sent = 3;
-  dur.clients.push_back(std::move(done));
-  dur.total = 3;
-  dur.done = 3;
+  dur.add_client(std::move(done), 3, /*ended=*/true);
+  dur.add_batch(BatchRef{1, 3, 0, {}}, 0);
+  for (std::uint64_t id = 1; id <= 3; ++id) dur.record_answer(id, 0, true);
 
   auto sw = t.sweep(500, 5000, 2000);
   EXPECT_TRUE(sw.idle_clients.empty());  // not idle long enough
   EXPECT_TRUE(sw.retention_over.empty());
-  EXPECT_EQ(dur.completed_at, 500);  // complete from now on
+  EXPECT_EQ(dur.completed_at(), 500);  // complete from now on
 
   sw = t.sweep(1000, 5000, 2000);
   ASSERT_EQ(sw.idle_clients.size(), 1u);
@@ -117,8 +180,9 @@ TEST(SessionTable, SweepFindsIdleClientsIdleSessionsAndRetentionOver) {
   EXPECT_TRUE(t.sweep(2600, 5000, 2000).retention_over.empty());
 
   // The interactive session idles out once nothing runs and no client is fresh.
-  inter.clients[0].running = 0;
-  inter.clients[1].removed = true;
+  inter.settle(0);
+  inter.count_answer(0, true);
+  inter.remove_client(1);
   sw = t.sweep(6000, 5000, 2000);
   EXPECT_EQ(sw.idle_sessions, std::vector<Session*>{&inter});
 }

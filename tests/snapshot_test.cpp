@@ -93,7 +93,7 @@ TEST(Snapshot, CountersNeverDecreaseAcrossSnapshotsEvenWhenAClientIsRemoved) {
   // the service's counters do not.
   r.ctx.now += 120'000;
   ASSERT_TRUE(r.lifecycle.tick().ok());
-  EXPECT_EQ(s.clients_removed, 1u);
+  EXPECT_EQ(s.clients_removed(), 1u);
   check();
   EXPECT_GT(before["zgrid_requests_total{service=\"factorize\",outcome=\"removed\"}"], 0);
   EXPECT_EQ(before["zgrid_nodes_lost_total{reason=\"silent\"}"], 1);

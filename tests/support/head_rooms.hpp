@@ -136,26 +136,26 @@ class Rooms : public RoomsWire, public HeadRooms {
     c.id = "c";
     c.rid = "rid-c";
     c.last_activity = ctx.now;
-    s.client_index["c"] = 0;
-    s.clients.push_back(std::move(c));
+    c.accepted_seq = c.acked_seq = n;
+    c.max_id = n;
+    if (durable_session) c.flushed_id = n;
+    const std::uint32_t ci = s.add_client(std::move(c));
+    std::vector<Request> reqs;
     for (std::uint64_t i = 0; i < n; ++i) {
       Request r;
-      r.id = s.next_request_id++;
+      r.id = s.new_request_id();
+      r.client = ci;
       r.payload = std::string(1, 'p').append(std::to_string(i));
-      s.queue.push_back(std::move(r));
+      reqs.push_back(std::move(r));
     }
-    if (durable_session && n > 0) {  // as if loaded from one journaled batch
-      BatchRef b;
-      b.first_id = 1;
-      b.n = static_cast<std::uint32_t>(n);
-      s.batches.push_back(std::move(b));
-      s.clients[0].flushed_id = n;
+    if (durable_session && n > 0) {  // as if journaled in one batch and loaded
+      s.count_sent(ci, n);
+      s.add_batch(BatchRef{1, static_cast<std::uint32_t>(n), ci, {}}, 0);
+      for (auto& r : reqs) s.load(std::move(r));
+      s.loaded(0);
+    } else {
+      s.accept(ci, std::move(reqs));
     }
-    s.clients[0].sent = n;
-    s.clients[0].accepted_seq = s.clients[0].acked_seq = n;
-    s.clients[0].max_id = n;
-    s.total = n;
-    sessions.touch(s);
     tasks.activate(&s);
     return s;
   }
