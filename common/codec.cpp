@@ -1,5 +1,7 @@
 #include "common/codec.hpp"
 
+#include <msgpack.hpp>
+
 #include <cstdlib>
 
 namespace zgrid {

@@ -17,7 +17,11 @@
 #define MSGPACK_NO_BOOST
 #endif
 
-#include <msgpack.hpp>
+// Only the parts this header needs: all of <msgpack.hpp> (every adaptor)
+// costs each of the ~60 files including this one about a second to compile.
+#include <msgpack/object.hpp>
+#include <msgpack/pack.hpp>
+#include <msgpack/sbuffer.hpp>
 #include <zmq.hpp>
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 #include <csignal>
 #include <iostream>
 
-#include "common/cli.hpp"
+#include "common/daemon.hpp"
 #include "head/head.hpp"
 #include "head/options.hpp"
 

@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/cli.hpp"
 #include "common/clock.hpp"
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
 

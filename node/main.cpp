@@ -5,7 +5,7 @@
 #include <iostream>
 #include <thread>
 
-#include "common/cli.hpp"
+#include "common/daemon.hpp"
 #include "common/util.hpp"
 #include "node/node.hpp"
 #include "node/options.hpp"

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <msgpack.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
