@@ -597,38 +597,64 @@ class Head {
       reply_error(backend_, rid, env.corr, st);
       return;
     }
-    if (!node && (env.type == proto::kHeartbeat || env.type == proto::kResults)) {
-      // Declared dead (its work was re-queued) or the head restarted: it
-      // must register again.
-      reply_error(backend_, rid, env.corr, Status::NotFound("unknown node: register first"));
-      return;
-    }
-    switch (env.type) {
-      case proto::kRegister:
-        st = on_register(rid, env, frames[1]);
-        break;
-      case proto::kHeartbeat:
-        st = on_heartbeat(*node, env);
-        break;
-      case proto::kResults: {
-        proto::Results m;
-        st = proto::decode_results(env, &m);
-        if (st.ok()) tasks_.on_results(*node, m);
-        break;
-      }
-      case proto::kBye:
-        if (node) tasks_.lose_node(node->ordinal, NodeLoss::kLeft);
-        return;
-      default:
-        st = Status::Protocol("unknown message type " + std::to_string(env.type));
-    }
+    st = on_node_message({rid, node, env, frames[1]});
     if (!st.ok()) {
       if (st.code() == Code::kProtocol) bad_message(ctx_.observed.bad_node_messages);
       reply_error(backend_, rid, env.corr, st);
     }
   }
 
-  Status on_register(const std::string& rid, Envelope& env, const zmq::message_t& frame) {
+  // A node message being handled: who sent it (node: nullptr until it
+  // registers), and what.
+  struct NodeCall {
+    const std::string& rid;
+    NodeState* node;
+    Envelope& env;
+    const zmq::message_t& frame;
+  };
+  using NodeHandler = Status (Head::*)(const NodeCall&);
+
+  // The node's message to on_<name>, from the table (common/messages.def);
+  // an unknown type is a protocol error, and a message the table says needs
+  // a registered node, from one the head does not know, is not_found.
+  Status on_node_message(const NodeCall& c) {
+    struct Entry {
+      NodeHandler handler = nullptr;
+      proto::Needs needs = proto::Needs::kAnyone;
+    };
+    static constexpr auto kHandlers = [] {
+      std::array<Entry, proto::kTypeLimit> t{};
+#define ZG_NODE(Enum, name, number, direction, reply, needs) \
+  t[number] = {&Head::on_##name, proto::Needs::needs};
+#include "common/messages.def"
+      return t;
+    }();
+    const Entry* e = c.env.type < kHandlers.size() ? &kHandlers[c.env.type] : nullptr;
+    if (e == nullptr || e->handler == nullptr)
+      return Status::Protocol("unknown message type " + std::to_string(c.env.type));
+    // Declared dead (its work was re-queued) or the head restarted: it
+    // must register again.
+    if (!c.node && e->needs == proto::Needs::kRegistered)
+      return Status::NotFound("unknown node: register first");
+    return (this->*e->handler)(c);
+  }
+
+  Status on_results(const NodeCall& c) {
+    proto::Results m;
+    ZG_RETURN_IF_ERROR(proto::decode_results(c.env, &m));
+    tasks_.on_results(*c.node, m);
+    return Status::OK();
+  }
+
+  Status on_bye(const NodeCall& c) {
+    if (c.node) tasks_.lose_node(c.node->ordinal, NodeLoss::kLeft);
+    return Status::OK();
+  }
+
+  Status on_register(const NodeCall& c) {
+    const std::string& rid = c.rid;
+    Envelope& env = c.env;
+    const zmq::message_t& frame = c.frame;
     proto::Register m;
     ZG_RETURN_IF_ERROR(proto::decode_register(env, &m));
     if (!valid_name(m.node_id)) return Status::InvalidArgument("bad node id");
@@ -660,7 +686,9 @@ class Head {
     return Status::OK();
   }
 
-  Status on_heartbeat(NodeState& node, Envelope& env) {
+  Status on_heartbeat(const NodeCall& c) {
+    NodeState& node = *c.node;
+    Envelope& env = c.env;
     proto::Heartbeat m;
     ZG_RETURN_IF_ERROR(proto::decode_heartbeat(env, &m));
     if (!m.has_capacity) return Status::OK();
