@@ -601,7 +601,8 @@ TEST(ClientHandlers, EveryClientMessageOfTheTableHasAHandlerAndNoOtherHasOne) {
     else
       EXPECT_EQ(st.message(), unknown) << m.name;
   }
-  for (std::uint32_t type : {0u, 18u, 99u, 255u, 256u, 100000u}) {
+  for (std::uint32_t type : {0u, 19u, 99u, 255u, 256u, 100000u}) {
+    if (proto::message_info(type) != nullptr) continue;  // a number given out since
     Rooms r;
     Status st = r.call(proto::begin(type, 1, 0).finish());
     EXPECT_EQ(st.code(), Code::kProtocol);

@@ -299,7 +299,16 @@ TEST(ProtocolTable, NumbersAndNamesComeFromTheTable) {
   ASSERT_NE(message_named("send"), nullptr);
   EXPECT_EQ(message_named("send")->reply, "ack");
   EXPECT_EQ(message_info(kTasks)->direction, Direction::kHeadToNode);
-  EXPECT_EQ(message_info(18), nullptr);
+  // Every number below the limit has a row or none; none above it.
+  for (std::uint32_t n = 0; n < kTypeLimit; ++n) {
+    bool listed = false;
+    for (const MessageInfo& m : kMessages) listed = listed || m.type == n;
+    EXPECT_EQ(message_info(n) != nullptr, listed) << n;
+    if (listed) {
+      EXPECT_EQ(message_info(n)->type, n);
+    }
+  }
+  EXPECT_EQ(message_info(kTypeLimit), nullptr);
 }
 
 }  // namespace
