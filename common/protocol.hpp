@@ -79,7 +79,7 @@ enum Type : std::uint32_t {
 // What a message is, from its row in common/messages.def.
 enum class Role : std::uint8_t {
   kClientRequest,  // client -> head; the head's ClientHandlers::on_<name>
-  kNodeMessage,    // node -> head (or both ways); the reactor's on_<name>
+  kNodeMessage,    // node -> head (or both ways); HeadRooms::on_<name>
   kPush,           // the head starts it (tasks, end_session, responses)
   kReply,          // an answer to a request
 };

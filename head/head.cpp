@@ -1,9 +1,10 @@
 // The head's reactor: one thread that owns both ROUTER sockets and polls
 // them, the journal's completions and the accept monitors; drains a bounded
-// number of messages per socket per round; runs the ticks (heartbeats,
-// timers); carries out the distributor's assignments; and says bye to the
-// nodes on stop. What each message means is decided in the rooms it holds
-// (docs/architecture.md, "The head's rooms").
+// number of messages per socket per round and hands each to the rooms'
+// entries; serves as a standby until it holds the lease; runs the tick and
+// publishes the snapshot. The rooms, their wiring, the dispatch round and
+// the tick's work are in head/rooms.hpp (HeadRooms), which the in-process
+// tests run too (docs/architecture.md, "The head's rooms").
 #include "head/head.hpp"
 
 #include <unistd.h>
@@ -22,23 +23,19 @@
 #include "common/protocol.hpp"
 #include "common/util.hpp"
 #include "common/zmq_util.hpp"
-#include "head/client_handlers.hpp"
 #include "head/context.hpp"
 #include "head/descriptors.hpp"
-#include "head/distributor.hpp"
 #include "head/durable.hpp"
 #include "head/http.hpp"
-#include "head/inflight_table.hpp"
 #include "head/journal.hpp"
 #include "head/lease.hpp"
 #include "head/lifecycle.hpp"
 #include "head/node_table.hpp"
-#include "head/outbox.hpp"
+#include "head/rooms.hpp"
 #include "head/security.hpp"
 #include "head/session_table.hpp"
 #include "head/snapshot.hpp"
 #include "head/status_rows.hpp"
-#include "head/tasks.hpp"
 
 namespace zgrid::head {
 
@@ -52,7 +49,16 @@ std::string rid_of(const zmq::message_t& m) {
 
 class Head {
  public:
-  Head(const HeadOptions& o, const Clock& clock) : ctx_(o), clock_(clock), zmq_(1) {}
+  Head(const HeadOptions& o, const Clock& clock)
+      : clock_(clock),
+        zmq_(1),
+        rooms_(o, zmq_,
+               HeadIo{[this](const std::string& rid, zmq::message_t& body) {
+                        return zmqu::send_routed(backend_, rid, body);
+                      },
+                      [this](const std::string& rid, zmq::message_t& body) {
+                        return zmqu::send_routed(frontend_, rid, body);
+                      }}) {}
 
   Status start() {
     ZG_RETURN_IF_ERROR(Validate(o_));
@@ -308,8 +314,8 @@ class Head {
     std::uint64_t& bad =
         client ? ctx_.observed.bad_client_messages : ctx_.observed.bad_node_messages;
     if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-      bad_message(bad);
-      if (error_budget(rid))
+      rooms_.bad_message(bad);
+      if (rooms_.error_budget(rid))
         reply_error(sock, rid, 0, Status::Protocol("expected exactly one body frame"));
       return;
     }
@@ -317,8 +323,8 @@ class Head {
     Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
     if (st.ok()) st = proto::check_version(env);
     if (!st.ok()) {
-      bad_message(bad);
-      if (error_budget(rid)) reply_error(sock, rid, env.corr, st);
+      rooms_.bad_message(bad);
+      if (rooms_.error_budget(rid)) reply_error(sock, rid, env.corr, st);
       return;
     }
     if (!client && env.type == proto::kBye) return;
@@ -413,7 +419,7 @@ class Head {
         next_tick = now + std::max<Millis>(10, std::min<Millis>(o_.heartbeat_ms / 4, 250));
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
-      if (outbox_.responses_pending()) timeout = std::min<Millis>(timeout, 2);
+      if (rooms_.outbox.responses_pending()) timeout = std::min<Millis>(timeout, 2);
       zmq::socket_t* completions = durable_.enabled() ? durable_.completion_socket() : nullptr;
       zmq::pollitem_t items[] = {
           {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},
@@ -430,37 +436,29 @@ class Head {
       check_lease();
       ctx_.now = clock_.now_ms();
       if ((items[2].revents | items[3].revents) & ZMQ_POLLIN) on_accept_events();
-      if (completions && (items[4].revents & ZMQ_POLLIN)) durable_.on_completions();
+      if (completions && (items[4].revents & ZMQ_POLLIN)) rooms_.on_journal_completions();
       // Drain a bounded number of messages per socket per round, so neither
       // side can starve the other and dispatch decisions see whole bursts.
       if (items[1].revents & ZMQ_POLLIN) {
         for (int i = 0; i < 512; ++i) {
           auto rs = zmqu::recv_message(backend_, &frames, proto::kMaxFrames);
           if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
-          on_backend(frames, rs);
+          (void)rooms_.on_node(frames, rs);  // an error was replied
         }
       }
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0; i < 512; ++i) {
           auto rs = zmqu::recv_message(frontend_, &frames, proto::kMaxFrames);
           if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;
-          on_frontend(frames, rs);
+          (void)rooms_.on_client(frames, rs);  // an error was replied
         }
       }
-      lifecycle_.flush_answers();
-      dispatch();
-      flush_clients();
-      wake_fetches();
+      rooms_.finish_round();
     }
     ZG_LOG(kInfo, kLog, "stopping");
     // Tell the nodes, so they reconnect (with backoff) instead of waiting
     // out their missed heartbeats.
-    for (auto& kv : nodes_.all()) {
-      Writer w = proto::begin(proto::kBye, 0, 1);
-      w.str(ctx_.instance);
-      zmq::message_t m = w.finish();
-      (void)zmqu::send_routed(backend_, kv.second.rid, m);
-    }
+    rooms_.bye_nodes();
     if (durable_.enabled()) {
       // Let what was submitted reach the disk before the journal closes.
       check_lease();
@@ -483,14 +481,12 @@ class Head {
  private:
   Status open_journal() {
     Millis t0 = clock_.now_ms();
-    RecoveryReport report;
     Lease* l = lease_.get();
     // A head taken over may still have a write in flight (head/journal.hpp).
     constexpr std::uint64_t kTakeoverGap = 64ull << 20;
-    ZG_RETURN_IF_ERROR(durable_.open(
-        zmq_, &report, [l] { return !l || l->ensure_valid(); }, [l] { return !l || l->confirm(); },
+    ZG_RETURN_IF_ERROR(rooms_.open_journal(
+        zmq_, [l] { return !l || l->ensure_valid(); }, [l] { return !l || l->confirm(); },
         l && l->stale_writer_possible() ? kTakeoverGap : 0));
-    lifecycle_.recovered();
     std::uint64_t reqs = 0;
     for (auto& kv : sessions_.all()) reqs += kv.second->total;
     ZG_LOG(kInfo, kLog,
@@ -506,311 +502,15 @@ class Head {
     reply(s, rid, proto::encode_error(corr, st));
   }
 
-  // ---- clients ----------------------------------------------------------------
-
-  void on_frontend(std::vector<zmq::message_t>& frames, zmqu::RecvStatus rs) {
-    if (frames.empty()) return;
-    std::string rid = rid_of(frames[0]);
-    if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-      bad_message(ctx_.observed.bad_client_messages);
-      if (error_budget(rid))
-        reply_error(frontend_, rid, 0, Status::Protocol("expected exactly one body frame"));
-      return;
-    }
-    Envelope env;
-    Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
-    if (st.ok()) st = proto::check_version(env);
-    if (!st.ok()) {
-      bad_message(ctx_.observed.bad_client_messages);
-      if (error_budget(rid)) reply_error(frontend_, rid, env.corr, st);
-      return;
-    }
-    std::string peer_key;
-    if (security_.curve()) {
-      // Set by our ZAP handler: the Z85 public key this connection proved it holds.
-      peer_key = zmqu::user_id(frames[1]);
-      if (peer_key.empty()) return;  // not admitted by our ZAP handler: never served
-    }
-    st = handlers_.handle(Call{rid, peer_key, frames[1], env});
-    if (!st.ok()) {
-      if (st.code() == Code::kProtocol) bad_message(ctx_.observed.bad_client_messages);
-      reply_error(frontend_, rid, env.corr, st);
-    }
-  }
-
-  void bad_message(std::uint64_t& port_count) {
-    ++ctx_.counters.bad_messages;
-    ++port_count;
-  }
-
-  // A peer that keeps sending undecodable bytes gets at most kErrorBudget
-  // error replies per second; the rest are only counted, so a flooder costs
-  // the head a decode, not an encode and a send as well.
-  bool error_budget(const std::string& rid) {
-    if (error_budget_.size() > 10'000) error_budget_.clear();  // bounded memory
-    auto& [since, used] = error_budget_[rid];
-    if (ctx_.now - since >= 1000) {
-      since = ctx_.now;
-      used = 0;
-    }
-    return ++used <= kErrorBudget;
-  }
-
-  void flush_clients() {
-    Outbox::Flushed f =
-        outbox_.flush(sessions_, ctx_.now, [this](const std::string& rid, zmq::message_t& body) {
-          return zmqu::send_routed(frontend_, rid, body);
-        });
-    for (Session* s : f.may_resume) tasks_.activate(s);  // paused for its clients (turn_of)
-    for (Session* s : f.delivered) lifecycle_.maybe_retire(*s);
-  }
-
-  // Parked fetches of the sessions the rooms reported changed.
-  void wake_fetches() {
-    if (ctx_.fetches_to_wake.empty()) return;
-    std::vector<std::string> sids;
-    sids.swap(ctx_.fetches_to_wake);
-    std::sort(sids.begin(), sids.end());
-    sids.erase(std::unique(sids.begin(), sids.end()), sids.end());
-    if (handlers_.fetches_parked())
-      for (const std::string& sid : sids) handlers_.wake_fetches(sid);
-  }
-
-  // ---- nodes ------------------------------------------------------------------
-
-  void on_backend(std::vector<zmq::message_t>& frames, zmqu::RecvStatus rs) {
-    if (frames.empty()) return;
-    // Only nodes our ZAP handler admitted carry a User-Id: nothing else is served.
-    if (security_.curve() && zmqu::user_id(frames.back()).empty()) return;
-    std::string rid = rid_of(frames[0]);
-    NodeState* node = nodes_.heard_from(rid, ctx_.now);
-    if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-      bad_message(ctx_.observed.bad_node_messages);
-      reply_error(backend_, rid, 0, Status::Protocol("expected exactly one body frame"));
-      return;
-    }
-    Envelope env;
-    Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
-    if (st.ok()) st = proto::check_version(env);
-    if (!st.ok()) {
-      bad_message(ctx_.observed.bad_node_messages);
-      reply_error(backend_, rid, env.corr, st);
-      return;
-    }
-    st = on_node_message({rid, node, env, frames[1]});
-    if (!st.ok()) {
-      if (st.code() == Code::kProtocol) bad_message(ctx_.observed.bad_node_messages);
-      reply_error(backend_, rid, env.corr, st);
-    }
-  }
-
-  // A node message being handled: who sent it (node: nullptr until it
-  // registers), and what.
-  struct NodeCall {
-    const std::string& rid;
-    NodeState* node;
-    Envelope& env;
-    const zmq::message_t& frame;
-  };
-  using NodeHandler = Status (Head::*)(const NodeCall&);
-
-  // The node's message to on_<name>, from the table (common/messages.def);
-  // an unknown type is a protocol error, and a message the table says needs
-  // a registered node, from one the head does not know, is not_found.
-  Status on_node_message(const NodeCall& c) {
-    struct Entry {
-      NodeHandler handler = nullptr;
-      proto::Needs needs = proto::Needs::kAnyone;
-    };
-    static constexpr auto kHandlers = [] {
-      std::array<Entry, proto::kTypeLimit> t{};
-#define ZG_NODE(Enum, name, number, direction, reply, needs) \
-  t[number] = {&Head::on_##name, proto::Needs::needs};
-#include "common/messages.def"
-      return t;
-    }();
-    const Entry* e = c.env.type < kHandlers.size() ? &kHandlers[c.env.type] : nullptr;
-    if (e == nullptr || e->handler == nullptr)
-      return Status::Protocol("unknown message type " + std::to_string(c.env.type));
-    // Declared dead (its work was re-queued) or the head restarted: it
-    // must register again.
-    if (!c.node && e->needs == proto::Needs::kRegistered)
-      return Status::NotFound("unknown node: register first");
-    return (this->*e->handler)(c);
-  }
-
-  Status on_results(const NodeCall& c) {
-    proto::Results m;
-    ZG_RETURN_IF_ERROR(proto::decode_results(c.env, &m));
-    tasks_.on_results(*c.node, m);
-    return Status::OK();
-  }
-
-  Status on_bye(const NodeCall& c) {
-    if (c.node) tasks_.lose_node(c.node->ordinal, NodeLoss::kLeft);
-    return Status::OK();
-  }
-
-  Status on_register(const NodeCall& c) {
-    const std::string& rid = c.rid;
-    Envelope& env = c.env;
-    const zmq::message_t& frame = c.frame;
-    proto::Register m;
-    ZG_RETURN_IF_ERROR(proto::decode_register(env, &m));
-    if (!valid_name(m.node_id)) return Status::InvalidArgument("bad node id");
-    // The host is shown and logged (key=value words): printable, no spaces.
-    if (m.host.size() > 255) m.host.resize(255);
-    for (char& ch : m.host)
-      if (ch <= ' ' || ch > '~') ch = '?';
-    // The same node id on a new connection replaces the old registration.
-    for (std::uint64_t old : nodes_.replaced_by(rid, m.node_id))
-      tasks_.lose_node(old, NodeLoss::kReRegistered);
-    ctx_.observed.offered(m.services);  // their own series in /metrics
-    NodeState& n = nodes_.add(rid, m, ctx_.now);
-    std::string line = "node joined node=" + n.id + " host=" + n.host +
-                       " workers=" + std::to_string(n.workers) +
-                       " capacity=" + std::to_string(n.capacity);
-    ZG_LOG(kInfo, kLog, line);
-    ctx_.observed.node_back(n.id);
-    ctx_.event("node_registered", n.id, std::move(line));
-    // Sessions waiting for a node of their service can go now.
-    tasks_.activate_all();
-    if (security_.curve()) {
-      // Admitted on the node port by our ZAP handler: note which key it holds.
-      n.key_name = security_.name_of(zmqu::user_id(frame));
-      ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
-    }
-    proto::Registered r{static_cast<std::uint64_t>(o_.heartbeat_ms),
-                        static_cast<std::uint64_t>(o_.heartbeat_misses), ctx_.instance, ctx_.epoch};
-    reply(backend_, rid, proto::encode_registered(env.corr, r));
-    return Status::OK();
-  }
-
-  Status on_heartbeat(const NodeCall& c) {
-    NodeState& node = *c.node;
-    Envelope& env = c.env;
-    proto::Heartbeat m;
-    ZG_RETURN_IF_ERROR(proto::decode_heartbeat(env, &m));
-    if (!m.has_capacity) return Status::OK();
-    if (m.capacity != node.capacity) {
-      // Adaptive prefetch, or workers stuck in timed-out calls: the node
-      // asks for the credit it can use. A smaller credit only stops new
-      // work until the node's in-flight count is below it.
-      ZG_LOG(kDebug, kLog,
-             "node " + node.id + " capacity " + std::to_string(node.capacity) + " -> " +
-                 std::to_string(m.capacity) + " (stuck workers " + std::to_string(m.stuck) + ")");
-      if (m.capacity > node.capacity) tasks_.activate_all();
-      node.capacity = m.capacity;
-      nodes_.touch(node);
-    }
-    node.stuck = m.stuck;
-    return Status::OK();
-  }
-
-  // One dispatch round (head/distributor.hpp): each assignment is sent
-  // before the next is asked for.
-  void dispatch() {
-    dist_.begin();
-    auto ask = [this](std::uint64_t ord) { return lifecycle_.turn_of(ord); };
-    while (auto a = dist_.next(ask, nodes_.all(), nodes_.index())) {
-      Session* s = sessions_.by_ordinal(a->session);
-      send_tasks(*nodes_.find(a->node), *s, a->count);
-      if (s->durable && s->queue.size() < o_.durable_window / 2 && !s->unloaded.empty())
-        lifecycle_.load_ready(*s);
-    }
-    end_instances();
-  }
-
-  // Stateful instances no longer needed: their nodes free them. A node that
-  // misses this frees them when it registers again.
-  void end_instances() {
-    for (const auto& [ord, key] : ctx_.instance_ends) {
-      NodeState* n = nodes_.find(ord);
-      if (!n) continue;
-      zmq::message_t m = proto::encode_end_session(key);
-      (void)zmqu::send_routed(backend_, n->rid, m);
-    }
-    ctx_.instance_ends.clear();
-  }
-
-  void send_tasks(NodeState& n, Session& s, std::uint64_t k) {
-    if (s.stateful) tasks_.pin(n, s);
-    Tasks::Prepared p = tasks_.prepare(n, s, k);
-    zmqu::SendStatus st = zmqu::send_routed(backend_, n.rid, p.body);
-    if (st == zmqu::SendStatus::kOk)
-      tasks_.sent(n, s, p);
-    else if (st == zmqu::SendStatus::kWouldBlock) {
-      n.blocked = true;  // until it speaks again
-      nodes_.touch(n);
-      if (s.stateful) tasks_.end_instance(s);  // a fresh one may go to another node
-    } else
-      tasks_.lose_node(n.ordinal, NodeLoss::kUnreachable);
-  }
-
   // ---- timers -----------------------------------------------------------------
 
   Status on_tick(Millis now) {
-    ctx_.now = now;
     if (guard_) guard_->tick(now);
-    Counters& c = ctx_.counters;
-    if (now - rate_mark_ms_ >= 1000) {
-      c.rate = rate_mark_ms_ ? 1000.0 * static_cast<double>(c.done + c.faulted - rate_mark_count_) /
-                                   static_cast<double>(now - rate_mark_ms_)
-                             : 0.0;
-      rate_mark_ms_ = now;
-      rate_mark_count_ = c.done + c.faulted;
-      ctx_.observed.sample_throughput(wall_seconds(), c.rate);
-      ctx_.observed.prune_lost(now);
-    }
-    if (durable_.enabled()) {
-      bool healthy = durable_.journal().healthy();
-      if (healthy != journal_healthy_) {
-        journal_healthy_ = healthy;
-        if (healthy)
-          ctx_.event("journal_recovered", "journal", "the journal takes writes again");
-        else
-          ctx_.event("journal_unhealthy", "journal",
-                     "the journal refuses writes: " + durable_.journal().health_reason());
-      }
-    }
-    if (now - last_hb_ms_ >= o_.heartbeat_ms) {
-      last_hb_ms_ = now;
-      // The silent ones come from the liveness order (O(dead)); the head's
-      // heartbeat goes to every node once an interval, one encoding copied.
-      std::vector<std::uint64_t> dead = nodes_.silent_nodes(now);
-      zmq::message_t hb = proto::encode_heartbeat(ctx_.instance);
-      for (auto& kv : nodes_.all()) {
-        const NodeState& n = kv.second;
-        if (nodes_.silent(n, now)) continue;
-        zmq::message_t copy;
-        copy.copy(hb);
-        if (zmqu::send_routed(backend_, n.rid, copy) == zmqu::SendStatus::kUnreachable)
-          dead.push_back(kv.first);
-      }
-      for (std::uint64_t d : dead) tasks_.lose_node(d, NodeLoss::kSilent);
-      tasks_.recheck_quarantine();
-      if (!dead.empty()) dispatch();
-    }
-    if (handlers_.fetches_parked()) handlers_.wake_fetches("");
-    ZG_RETURN_IF_ERROR(lifecycle_.tick());
-    end_instances();
-    wake_fetches();
+    ZG_RETURN_IF_ERROR(rooms_.tick(now));
     snapshots_.tick({ctx_, sessions_, nodes_, durable_, security_}, ctx_.observed, now);
-    if (o_.hooks.verify_tables && !nodes_.verify()) {
-      ZG_LOG(kError, kLog, "test check failed: the node index or liveness order drifted");
-      std::abort();
-    }
-    if (o_.hooks.verify_tables && !sessions_.verify()) {
-      // A test head: the per-key loads drifted from their sessions (a change
-      // of counters without SessionTable::touch). Fail loudly.
-      ZG_LOG(kError, kLog, "test check failed: per-key session loads drifted");
-      std::abort();
-    }
     return Status::OK();
   }
 
-  HeadContext ctx_;
-  const HeadOptions& o_ = ctx_.o;
   const Clock& clock_;
   zmq::context_t zmq_;
   zmq::socket_t frontend_, backend_;
@@ -819,34 +519,23 @@ class Head {
   std::unique_ptr<ListenGuard> guard_;  // closes the ports while descriptors are short
   zmq::socket_t accept_monitors_[2];    // connections accepted on frontend, backend
   int accept_monitor_seq_ = 0;
-  std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
-  Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::unique_ptr<Lease> lease_;  // with --data-dir: which head of the directory is active
   bool active_ = false;           // holds the lease (always false without --data-dir)
   std::string active_backend_;    // a standby's view of the active head's node endpoint
-  bool journal_healthy_ = true;
-  std::uint64_t rate_mark_count_ = 0;
 
-  // The rooms (docs/architecture.md), in the order they depend on each other.
-  Security security_{o_, zmq_};  // keys, ZAP, owners
-  SessionTable sessions_;
-  NodeTable nodes_{o_.heartbeat_ms, o_.heartbeat_misses};
-  InflightTable inflight_;               // every task on a node
-  Distributor dist_{o_.max_task_batch};  // who gets work next
-  Outbox outbox_{{o_.response_window, o_.response_queue_max, o_.queue_hwm}};
-  Durable durable_{ctx_, sessions_};  // the journal, its reads and writes
-  Tasks tasks_{ctx_, sessions_, nodes_, inflight_, dist_, outbox_, durable_};
-  Lifecycle lifecycle_{ctx_, sessions_, tasks_, durable_, outbox_};
+  // The rooms, wired as the in-process tests wire them (head/rooms.hpp):
+  // what they send goes out on the two ROUTER sockets.
+  HeadRooms rooms_;
+  HeadContext& ctx_ = rooms_.ctx;
+  const HeadOptions& o_ = ctx_.o;
+  Security& security_ = rooms_.security;
+  SessionTable& sessions_ = rooms_.sessions;
+  NodeTable& nodes_ = rooms_.nodes;
+  Durable& durable_ = rooms_.durable;
+  Lifecycle& lifecycle_ = rooms_.lifecycle;
   // What the outside sees: published each tick while someone looks.
   SnapshotPublisher snapshots_{std::make_shared<SnapshotBox>()};
   std::unique_ptr<HttpServer> http_;  // after snapshots_: stopped before it goes
-  ClientHandlers handlers_{ctx_,
-                           {sessions_, nodes_, outbox_, security_, durable_, tasks_, lifecycle_},
-                           [this](const std::string& rid, zmq::message_t body) {
-                             reply(frontend_, rid, std::move(body));
-                           }};
-
-  static constexpr int kErrorBudget = 100;  // error replies per peer per second for junk
 };
 
 }  // namespace

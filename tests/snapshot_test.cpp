@@ -41,7 +41,6 @@ TEST(Snapshot, CarriesCountersEventsNodesAndSessions) {
   r.ctx.now += 12;
   r.tasks.on_results(n, Answers(1, 3));
   r.tasks.on_results(n, Answers(4, 1, "bad_input"));
-  r.ctx.event("node_registered", "a", "node joined node=a");
   SnapshotPublisher pub(std::make_shared<SnapshotBox>());
   auto snap = pub.build(SourcesOf(r), r.ctx.observed, r.ctx.now);
   ASSERT_EQ(snap->nodes.size(), 1u);
@@ -116,10 +115,12 @@ TEST(Snapshot, JsonPagesAndEventsSince) {
   auto sessions = nlohmann::json::parse(render_sessions_json(*snap, 0, 3));
   EXPECT_EQ(sessions["total"], 5);
   EXPECT_EQ(sessions["sessions"].size(), 3u);
-  auto events = nlohmann::json::parse(render_events_json(*snap, 2));
+  // 7 registrations (node_registered), then the 4 events above.
+  auto events = nlohmann::json::parse(render_events_json(*snap, 9));
   ASSERT_EQ(events["events"].size(), 2u);
-  EXPECT_EQ(events["events"][0]["seq"], 3);
-  EXPECT_EQ(events["next"], 4);
+  EXPECT_EQ(events["events"][0]["seq"], 10);
+  EXPECT_EQ(events["events"][0]["kind"], "node_lost");
+  EXPECT_EQ(events["next"], 11);
   auto status = nlohmann::json::parse(render_status_json(*snap, true, true));
   EXPECT_EQ(status["grid"]["nodes"], 7);
   EXPECT_EQ(status["nodes_by_state"]["ok"], 7);

@@ -1,10 +1,13 @@
-// Every room of the head wired as the reactor wires them, over an in-memory
-// journal, for in-process tests of the durable, tasks, lifecycle and client
-// handler rooms: no sockets, no threads. Replies to clients are recorded.
+// The head's rooms as the daemon wires them (head/rooms.hpp: the same
+// construction, entries, round and tick), over an in-memory journal, for
+// in-process tests of the durable, tasks, lifecycle and client handler
+// rooms: no sockets, no threads. What the rooms send is recorded; a send to
+// a node can be made to block or fail.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,18 +15,9 @@
 
 #include "common/codec.hpp"
 #include "common/protocol.hpp"
-#include "head/client_handlers.hpp"
-#include "head/context.hpp"
-#include "head/distributor.hpp"
-#include "head/durable.hpp"
-#include "head/inflight_table.hpp"
+#include "common/zmq_util.hpp"
 #include "head/journal_store.hpp"
-#include "head/lifecycle.hpp"
-#include "head/node_table.hpp"
-#include "head/outbox.hpp"
-#include "head/security.hpp"
-#include "head/session_table.hpp"
-#include "head/tasks.hpp"
+#include "head/rooms.hpp"
 
 namespace zgrid::head::testing {
 
@@ -55,18 +49,43 @@ struct Reply {
   }
 };
 
-class Rooms {
+// What the rooms sent, and what a send to a node answers: the tests' HeadIo
+// (the daemon's sends on its ROUTER sockets).
+struct RoomsWire {
+  zmq::context_t zmq_ctx{0};
+  std::vector<Reply> replies;   // to clients, in order
+  std::vector<Reply> to_nodes;  // to nodes, sent (not blocked or failed), in order
+  // A send to the node on this connection answers this instead of kOk
+  // (kWouldBlock: its queue is full; kUnreachable: it is gone).
+  std::map<std::string, zmqu::SendStatus> node_send;
+
+  HeadIo io() {
+    return HeadIo{[this](const std::string& rid, zmq::message_t& body) {
+                    auto it = node_send.find(rid);
+                    auto st = it == node_send.end() ? zmqu::SendStatus::kOk : it->second;
+                    if (st == zmqu::SendStatus::kOk) to_nodes.push_back({rid, body.to_string()});
+                    return st;
+                  },
+                  [this](const std::string& rid, zmq::message_t& body) {
+                    replies.push_back({rid, body.to_string()});
+                    return zmqu::SendStatus::kOk;
+                  }};
+  }
+};
+
+// The rooms (HeadRooms: ctx, sessions, nodes, tasks, lifecycle, durable,
+// handlers, ...) with the recording wire, and shortcuts for tests.
+class Rooms : public RoomsWire, public HeadRooms {
  public:
-  explicit Rooms(HeadOptions o = TestOptions()) : ctx(std::move(o)) { ctx.now = 1'000; }
+  explicit Rooms(HeadOptions o = TestOptions()) : HeadRooms(o, zmq_ctx, io()) { ctx.now = 1'000; }
 
   // Gives the head a journal (a MemoryJournal the test keeps a pointer to).
   void open_journal(std::unique_ptr<MemoryJournal> j = std::make_unique<MemoryJournal>()) {
     journal = j.get();
-    RecoveryReport report;
-    ASSERT_TRUE(durable.open(std::move(j), &report).ok());
-    lifecycle.recovered();
+    ASSERT_TRUE(HeadRooms::open_journal(std::move(j)).ok());
   }
 
+  // A node registered through the node entry, on connection "rid-<id>".
   NodeState& add_node(const std::string& id, std::uint64_t capacity = 8,
                       std::vector<std::string> services = {"factorize@1"}) {
     proto::Register m;
@@ -75,9 +94,34 @@ class Rooms {
     m.workers = capacity;
     m.capacity = capacity;
     m.services = std::move(services);
-    NodeState& n = nodes.add(std::string("rid-").append(id), m, ctx.now);
-    tasks.activate_all();
-    return n;
+    Status st = node(proto::encode_register(1, m), std::string("rid-").append(id));
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    NodeState* n = nodes.find_id(id);
+    EXPECT_NE(n, nullptr);
+    return *n;
+  }
+
+  // A node message handled as the reactor hands it over.
+  Status node(zmq::message_t msg, const std::string& rid) {
+    std::vector<zmq::message_t> frames;
+    frames.emplace_back(rid.data(), rid.size());
+    frames.push_back(std::move(msg));
+    return on_node(frames, zmqu::RecvStatus::kOk);
+  }
+  // A node's results: (task id, fault code; empty: done) with data "ok" or "why".
+  Status results(const NodeState& n,
+                 const std::vector<std::pair<std::uint64_t, std::string>>& items) {
+    Writer w = proto::begin(proto::kResults, 0, 1);
+    w.array(static_cast<std::uint32_t>(items.size()));
+    for (const auto& [id, fault] : items) {
+      w.array(3).u64(id);
+      if (fault.empty())
+        w.nil();
+      else
+        w.str(fault);
+      w.bin(fault.empty() ? "ok" : "why");
+    }
+    return node(w.finish(), n.rid);
   }
 
   // A session with one client "c" and `n` queued requests (payload "p<i>").
@@ -116,31 +160,54 @@ class Rooms {
     return s;
   }
 
-  // One dispatch round, as the reactor runs it, with every send succeeding.
-  // Returns the messages sent (node ordinal, tasks).
+  // One dispatch round of the rooms (HeadRooms::dispatch). Returns the task
+  // messages sent (node ordinal, tasks); those that blocked or failed are
+  // not among them.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> dispatch() {
+    std::size_t from = to_nodes.size();
+    HeadRooms::dispatch();
+    return tasks_sent(from);
+  }
+  // What follows the reactor's drains: answers written, a dispatch round,
+  // the outbox flushed, parked fetches woken. Returns the task messages sent.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> round() {
+    std::size_t from = to_nodes.size();
+    finish_round();
+    return tasks_sent(from);
+  }
+  // The task messages among to_nodes[from...]: (node ordinal, tasks).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> tasks_sent(std::size_t from) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> sent;
-    dist.begin();
-    auto ask = [this](std::uint64_t ord) { return lifecycle.turn_of(ord); };
-    while (auto a = dist.next(ask, nodes.all(), nodes.index())) {
-      Session* s = sessions.by_ordinal(a->session);
-      NodeState& n = *nodes.find(a->node);
-      Tasks::Prepared p = tasks.prepare(n, *s, a->count);
-      tasks.sent(n, *s, p);
-      sent.emplace_back(n.ordinal, p.count);
+    for (std::size_t i = from; i < to_nodes.size(); ++i) {
+      Envelope e = to_nodes[i].envelope();
+      if (e.type != proto::kTasks) continue;
+      proto::Tasks t;
+      EXPECT_TRUE(proto::decode_tasks(e, &t).ok());
+      std::uint64_t ord = 0;
+      for (auto& [o, n] : nodes.all())
+        if (n.rid == to_nodes[i].rid) ord = o;
+      sent.emplace_back(ord, t.items.size());
     }
     return sent;
   }
 
   // The journal's completions delivered, as the reactor's poll would.
-  void complete_writes() { durable.on_completions(); }
+  void complete_writes() { on_journal_completions(); }
 
-  // A client message handled as the reactor hands it over.
+  // A client message handled as the reactor hands it over: through the
+  // client entry, or with `peer_key` (as if proved with CURVE) through its
+  // second half. An error is replied (see replies) and returned.
   Status call(zmq::message_t msg, const std::string& rid = "rid-c",
               const std::string& peer_key = "") {
+    if (peer_key.empty()) {
+      std::vector<zmq::message_t> frames;
+      frames.emplace_back(rid.data(), rid.size());
+      frames.push_back(std::move(msg));
+      return on_client(frames, zmqu::RecvStatus::kOk);
+    }
     Envelope env;
     EXPECT_TRUE(decode_envelope(msg.data(), msg.size(), &env).ok());
-    return handlers.handle(Call{rid, peer_key, msg, env});
+    return on_client_call(Call{rid, peer_key, msg, env});
   }
   // The latest reply (an envelope decoded from it points into it).
   const Reply& last_reply() const {
@@ -149,23 +216,6 @@ class Rooms {
     return replies.empty() ? none : replies.back();
   }
 
-  HeadContext ctx;
-  zmq::context_t zmq_ctx{0};
-  Security security{ctx.o, zmq_ctx};
-  SessionTable sessions;
-  NodeTable nodes{ctx.o.heartbeat_ms, ctx.o.heartbeat_misses};
-  InflightTable inflight;
-  Distributor dist{ctx.o.max_task_batch};
-  Outbox outbox{{ctx.o.response_window, ctx.o.response_queue_max, ctx.o.queue_hwm}};
-  Durable durable{ctx, sessions};
-  Tasks tasks{ctx, sessions, nodes, inflight, dist, outbox, durable};
-  Lifecycle lifecycle{ctx, sessions, tasks, durable, outbox};
-  std::vector<Reply> replies;
-  ClientHandlers handlers{ctx,
-                          {sessions, nodes, outbox, security, durable, tasks, lifecycle},
-                          [this](const std::string& rid, zmq::message_t body) {
-                            replies.push_back({rid, body.to_string()});
-                          }};
   MemoryJournal* journal = nullptr;
 };
 
