@@ -207,6 +207,16 @@ Status Connection::drain_node(const std::string& node_id, bool undo) {
   return r.ok() ? Status::OK() : r.status();
 }
 
+Status Connection::request_ok(std::string_view message, const std::string& arg) {
+  const proto::MessageInfo* m = proto::message_named(message);
+  if (m == nullptr || m->role != proto::Role::kClientRequest || m->reply != "ok")
+    return Status::InvalidArgument("no client message " + std::string(message) +
+                                   " answered by ok in the protocol table");
+  auto r = t_->call(proto::encode_query(m->type, t_->next_corr(), arg), proto::kOk,
+                    options().timeout_ms);
+  return r.ok() ? Status::OK() : r.status();
+}
+
 Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
                                                 std::uint64_t max, Millis wait_ms) {
   proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};

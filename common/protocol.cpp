@@ -2,85 +2,44 @@
 
 namespace zgrid::proto {
 
-const char* type_name(std::uint32_t type) {
-  switch (type) {
-    case kHello:
-      return "hello";
-    case kCreateSession:
-      return "create_session";
-    case kAttachSession:
-      return "attach_session";
-    case kOpenClient:
-      return "open_client";
-    case kSend:
-      return "send";
-    case kFlush:
-      return "flush";
-    case kEndRequests:
-      return "end_requests";
-    case kRespAck:
-      return "resp_ack";
-    case kStatus:
-      return "status";
-    case kNodes:
-      return "nodes";
-    case kClose:
-      return "close";
-    case kFetch:
-      return "fetch";
-    case kSessions:
-      return "sessions";
-    case kPing:
-      return "ping";
-    case kDrain:
-      return "drain";
-    case kRegister:
-      return "register";
-    case kHeartbeat:
-      return "heartbeat";
-    case kTasks:
-      return "tasks";
-    case kResults:
-      return "results";
-    case kBye:
-      return "bye";
-    case kEndSession:
-      return "end_session";
-    case kRequests:
-      return "requests";
-    case kRequestsReply:
-      return "requests_reply";
-    case kSubmit:
-      return "submit";
-    case kSubmitted:
-      return "submitted";
-    case kOk:
-      return "ok";
-    case kHelloOk:
-      return "hello_ok";
-    case kSessionInfo:
-      return "session_info";
-    case kClientOpened:
-      return "client_opened";
-    case kAck:
-      return "ack";
-    case kResponses:
-      return "responses";
-    case kStatusReply:
-      return "status_reply";
-    case kNodesReply:
-      return "nodes_reply";
-    case kFetchReply:
-      return "fetch_reply";
-    case kSessionsReply:
-      return "sessions_reply";
-    case kRegistered:
-      return "registered";
-    case kError:
-      return "error";
-    default:
-      return "unknown";
+namespace {
+// The table's own consistency (common/messages.def), checked at compile time.
+constexpr bool numbers_unique_and_small() {
+  for (std::size_t i = 0; i < std::size(kMessages); ++i) {
+    if (kMessages[i].type == 0 || kMessages[i].type >= kTypeLimit) return false;
+    for (std::size_t j = i + 1; j < std::size(kMessages); ++j)
+      if (kMessages[i].type == kMessages[j].type || kMessages[i].name == kMessages[j].name)
+        return false;
   }
+  return true;
+}
+constexpr bool replies_are_messages() {
+  for (const MessageInfo& m : kMessages)
+    if (m.reply != "none" && message_named(m.reply) == nullptr) return false;
+  return true;
+}
+static_assert(numbers_unique_and_small(), "messages.def: a number or a name twice, or >= 256");
+static_assert(replies_are_messages(), "messages.def: a reply that is no message");
+}  // namespace
+
+std::string_view direction_text(Direction d) {
+  switch (d) {
+    case Direction::kClientToHead:
+      return "client→head";
+    case Direction::kNodeToHead:
+      return "node→head";
+    case Direction::kNodeAndHead:
+      return "node↔head";
+    case Direction::kHeadToNode:
+      return "head→node";
+    case Direction::kHeadToClient:
+      return "head→client";
+    case Direction::kHeadToClientPushed:
+      return "head→client (pushed)";
+    case Direction::kHeadToAny:
+      return "head→client, head→node";
+  }
+  return "unknown";
 }
 
 const char* state_name(SessionState s) {
@@ -324,6 +283,14 @@ Status finish(const Reader& r, const char* what) {
   return Status::Protocol(std::string("malformed ") + what + ": " + r.error());
 }
 
+// A numeric field read through its range (common/messages.def).
+std::uint64_t in(Reader& r, const FieldRange& f) {
+  return r.u64_in(static_cast<std::uint64_t>(f.lo), static_cast<std::uint64_t>(f.hi), f.field);
+}
+std::int64_t in_signed(Reader& r, const FieldRange& f) {
+  return r.i64_in(f.lo, f.hi, f.field);
+}
+
 std::string name_field(Reader& r) {
   return std::string(r.bytes(kMaxNameLength));
 }
@@ -333,10 +300,10 @@ std::string name_field(Reader& r) {
 void read_create(Reader& r, CreateSession* c, bool all_required) {
   c->service = name_field(r);
   c->durable = r.boolean();
-  c->client_idle_timeout_ms = r.u64_in(0, kMaxDurationMs, "client_idle_timeout_ms");
+  c->client_idle_timeout_ms = in(r, range::kClientIdleTimeout);
   auto absent = [&] { return !all_required && r.at_end(); };
-  c->task_timeout_ms = absent() ? 0 : r.u64_in(0, kMaxDurationMs, "task_timeout_ms");
-  c->deadline_ms = absent() ? 0 : r.u64_in(0, kMaxDurationMs, "deadline_ms");
+  c->task_timeout_ms = absent() ? 0 : in(r, range::kTaskTimeout);
+  c->deadline_ms = absent() ? 0 : in(r, range::kDeadline);
   c->stateful = absent() ? false : r.boolean();
 }
 
@@ -387,8 +354,7 @@ Status decode_session_info(Envelope& e, SessionInfo* out) {
   out->session_id = name_field(r);
   out->service = name_field(r);
   out->durable = r.boolean();
-  out->state = static_cast<SessionState>(
-      r.u64_in(0, static_cast<std::uint64_t>(SessionState::kClosed), "state"));
+  out->state = static_cast<SessionState>(in(r, range::kState));
   out->stateful = r.ok() && !r.at_end() ? r.boolean() : false;  // field 5; older heads omit it
   return finish(r, "session_info");
 }
@@ -405,7 +371,7 @@ Status decode_client_opened(Envelope& e, ClientOpened* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->acked_seq = r.u64_in(0, kMaxSeq, "acked_seq");
+  out->acked_seq = in(r, range::kAckedSeq);
   return finish(r, "client_opened");
 }
 
@@ -413,7 +379,7 @@ Status decode_send(Envelope& e, Send* out) {
   Reader& r = e.fields;
   out->session_id = r.bytes(kMaxNameLength);
   out->client_id = r.bytes(kMaxNameLength);
-  out->first_seq = r.u64_in(1, kMaxSeq, "first_seq");
+  out->first_seq = in(r, range::kFirstSeq);
   out->flush = r.boolean();
   read_items(r, &out->items);
   return finish(r, "send");
@@ -435,11 +401,10 @@ Status decode_submitted(Envelope& e, Submitted* out) {
   i.session_id = name_field(r);
   i.service = name_field(r);
   i.durable = r.boolean();
-  i.state = static_cast<SessionState>(
-      r.u64_in(0, static_cast<std::uint64_t>(SessionState::kClosed), "state"));
+  i.state = static_cast<SessionState>(in(r, range::kState));
   i.stateful = r.boolean();
-  out->first_request_id = r.u64_in(0, kMaxSeq, "first_request_id");
-  out->count = r.u64_in(0, kMaxBatchItems, "count");
+  out->first_request_id = in(r, range::kFirstRequestId);
+  out->count = in(r, range::kCount);
   bool nil = false;
   out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
   return finish(r, "submitted");
@@ -449,9 +414,9 @@ Status decode_ack(Envelope& e, Ack* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->first_seq = r.u64_in(1, kMaxSeq, "first_seq");
-  out->count = r.u64_in(0, kMaxBatchItems, "count");
-  out->first_request_id = r.u64_in(0, kMaxSeq, "first_request_id");
+  out->first_seq = in(r, range::kFirstSeq);
+  out->count = in(r, range::kCount);
+  out->first_request_id = in(r, range::kFirstRequestId);
   bool nil = false;
   out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
   return finish(r, "ack");
@@ -461,14 +426,14 @@ Status decode_client_ref(Envelope& e, ClientRef* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
   out->client_id = name_field(r);
-  out->value = r.u64_in(0, kMaxSeq, "value");
+  out->value = in(r, range::kValue);
   return finish(r, proto::type_name(e.type));
 }
 
 Status decode_close(Envelope& e, Close* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
-  std::uint64_t mode = r.u64_in(0, static_cast<std::uint64_t>(CloseMode::kPurge), "mode");
+  std::uint64_t mode = in(r, range::kMode);
   out->mode = static_cast<CloseMode>(mode);
   return finish(r, "close");
 }
@@ -476,9 +441,9 @@ Status decode_close(Envelope& e, Close* out) {
 Status decode_fetch(Envelope& e, Fetch* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
-  out->cursor = r.u64_in(0, kMaxSeq, "cursor");
-  out->max = r.u64_in(0, kMaxFetchPage, "max");
-  out->wait_ms = r.u64_in(0, kMaxDurationMs, "wait_ms");
+  out->cursor = in(r, range::kCursor);
+  out->max = in(r, range::kFetchMax);
+  out->wait_ms = in(r, range::kWait);
   return finish(r, "fetch");
 }
 
@@ -492,9 +457,9 @@ Status decode_register(Envelope& e, Register* out) {
   Reader& r = e.fields;
   out->node_id = name_field(r);
   out->host = name_field(r);
-  out->pid = r.u64_in(0, kMaxPid, "pid");
-  out->workers = r.u64_in(1, kMaxWorkers, "workers");
-  out->capacity = r.u64_in(1, kMaxCapacity, "capacity");
+  out->pid = in(r, range::kPid);
+  out->workers = in(r, range::kWorkers);
+  out->capacity = in(r, range::kCapacity);
   Reader svcs = r.array(256);
   out->services.clear();
   while (r.ok() && svcs.ok() && !svcs.at_end()) out->services.push_back(name_field(svcs));
@@ -506,8 +471,8 @@ Status decode_register(Envelope& e, Register* out) {
       Reader it = info.array(4);
       ServiceAd ad;
       ad.advertised = name_field(it);
-      ad.task_timeout_ms = it.u64_in(0, kMaxDurationMs, "task_timeout_ms");
-      ad.max_retries = it.i64_in(-1, kMaxRetriesLimit, "max_retries");
+      ad.task_timeout_ms = in(it, range::kTaskTimeout);
+      ad.max_retries = in_signed(it, range::kMaxRetries);
       ad.sessions = it.ok() && !it.at_end() ? it.boolean() : false;  // element 4 since sessions
       if (!it.ok()) info.fail(it);
       out->service_info.push_back(std::move(ad));
@@ -526,9 +491,9 @@ Status decode_heartbeat(Envelope& e, Heartbeat* out) {
     // Field 2 since adaptive prefetch, field 3 since stuck workers. In the
     // two-field form a credit of 0 is not allowed (older nodes meant "unchanged"
     // by leaving the field out); with `stuck`, 0 means every worker is stuck.
-    std::uint64_t cap = r.u64_in(0, kMaxCapacity, "capacity");
+    std::uint64_t cap = in(r, range::kHeartbeatCapacity);
     if (!r.at_end()) {
-      out->stuck = r.u64_in(0, kMaxWorkers, "stuck");
+      out->stuck = in(r, range::kStuck);
     } else if (r.ok() && cap == 0) {
       r.fail("bad capacity");
     }
@@ -540,8 +505,8 @@ Status decode_heartbeat(Envelope& e, Heartbeat* out) {
 
 Status decode_registered(Envelope& e, Registered* out) {
   Reader& r = e.fields;
-  out->heartbeat_ms = r.u64_in(1, kMaxHeartbeatMs, "heartbeat_ms");
-  out->misses = r.u64_in(1, kMaxHeartbeatMisses, "misses");
+  out->heartbeat_ms = in(r, range::kHeartbeatMs);
+  out->misses = in(r, range::kMisses);
   out->head_instance = name_field(r);
   if (!r.at_end()) out->epoch = r.u64();
   return finish(r, "registered");
@@ -565,7 +530,7 @@ Status decode_tasks(Envelope& e, Tasks* out) {
     if (!items.ok()) r.fail(items);
   }
   // Field 3 since node-enforced task timeouts; older heads omit it.
-  out->timeout_ms = r.ok() && !r.at_end() ? r.u64_in(0, kMaxDurationMs, "timeout_ms") : 0;
+  out->timeout_ms = r.ok() && !r.at_end() ? in(r, range::kTasksTimeout) : 0;
   // Field 4 since stateful sessions.
   out->instance = r.ok() && !r.at_end() ? r.bytes(kMaxNameLength) : std::string_view();
   return finish(r, "tasks");
@@ -590,8 +555,8 @@ zmq::message_t encode_requests_reply(std::uint64_t corr, const RequestsReply& m)
 Status decode_requests(Envelope& e, Requests* out) {
   Reader& r = e.fields;
   out->session_id = name_field(r);
-  out->from_id = r.u64_in(0, kMaxSeq, "from_id");
-  out->max = r.u64_in(1, kMaxBatchItems, "max");
+  out->from_id = in(r, range::kFromId);
+  out->max = in(r, range::kRequestsMax);
   return finish(r, "requests");
 }
 

@@ -9,6 +9,7 @@
 // Thread safety: stateless functions.
 #pragma once
 
+#include <array>
 #include <concepts>
 #include <cstdint>
 #include <string>
@@ -69,50 +70,95 @@ inline constexpr std::string_view kTaskTimeout = "task_timeout";
 inline constexpr std::string_view kNotRun = "not_run";
 }  // namespace fault
 
+// Message numbers, one per row of common/messages.def.
 enum Type : std::uint32_t {
-  // client -> head
-  kHello = 1,
-  kCreateSession = 2,
-  kAttachSession = 3,
-  kOpenClient = 4,
-  kSend = 5,
-  kFlush = 6,
-  kEndRequests = 7,
-  kRespAck = 8,
-  kStatus = 9,
-  kNodes = 10,
-  kClose = 11,
-  kFetch = 12,
-  kSessions = 13,
-  kPing = 14,
-  kDrain = 15,
-  kRequests = 16,  // the stored requests of a durable session (resubmit)
-  kSubmit = 17,    // a whole small session in one message (create, one client, commit, seal)
-  // node <-> head
-  kRegister = 20,
-  kHeartbeat = 21,
-  kTasks = 22,
-  kResults = 23,
-  kBye = 24,
-  kEndSession = 25,  // head -> node: a stateful session's instance is no longer needed
-  // replies
-  kOk = 100,
-  kHelloOk = 101,
-  kSessionInfo = 102,
-  kClientOpened = 104,
-  kAck = 105,
-  kResponses = 108,
-  kStatusReply = 109,
-  kNodesReply = 110,
-  kFetchReply = 112,
-  kSessionsReply = 113,
-  kRequestsReply = 114,
-  kSubmitted = 115,
-  kRegistered = 120,
-  kError = 199,
+#define ZG_MESSAGE(Enum, name, number, role, direction, reply) k##Enum = number,
+#include "common/messages.def"
 };
 
-const char* type_name(std::uint32_t type);
+// What a message is, from its row in common/messages.def.
+enum class Role : std::uint8_t {
+  kClientRequest,  // client -> head; the head's ClientHandlers::on_<name>
+  kNodeMessage,    // node -> head (or both ways); HeadRooms::on_<name>
+  kPush,           // the head starts it (tasks, end_session, responses)
+  kReply,          // an answer to a request
+};
+enum class Direction : std::uint8_t {
+  kClientToHead,
+  kNodeToHead,
+  kNodeAndHead,  // either way (heartbeat, bye)
+  kHeadToNode,
+  kHeadToClient,
+  kHeadToClientPushed,
+  kHeadToAny,  // to a client or a node (error)
+};
+// A node message the head takes only from a registered node, or from anyone.
+enum class Needs : std::uint8_t { kRegistered, kAnyone };
+
+// As docs/protocol.md writes it ("client→head").
+std::string_view direction_text(Direction d);
+
+struct MessageInfo {
+  std::uint32_t type;
+  std::string_view name;  // on the wire and in docs/protocol.md
+  Role role;
+  Direction direction;
+  std::string_view reply;  // the name of the message that answers it; "none"
+};
+
+inline constexpr MessageInfo kMessages[] = {
+#define ZG_MESSAGE(Enum, name, number, role, direction, reply) \
+  {number, #name, Role::role, Direction::direction, #reply},
+#include "common/messages.def"
+};
+
+// Every message number is below this: dispatch is an index into an array.
+inline constexpr std::uint32_t kTypeLimit = 256;
+
+namespace detail {
+inline constexpr auto kMessageIndex = [] {
+  std::array<std::uint8_t, kTypeLimit> index{};  // 1 + position in kMessages; 0: none
+  for (std::size_t i = 0; i < std::size(kMessages); ++i)
+    index[kMessages[i].type] = static_cast<std::uint8_t>(i + 1);
+  return index;
+}();
+}  // namespace detail
+
+// The row of message `type`; nullptr for a number no message has.
+constexpr const MessageInfo* message_info(std::uint32_t type) {
+  if (type >= kTypeLimit || detail::kMessageIndex[type] == 0) return nullptr;
+  return &kMessages[detail::kMessageIndex[type] - 1];
+}
+// The row of the message with this wire name; nullptr if none.
+constexpr const MessageInfo* message_named(std::string_view name) {
+  for (const MessageInfo& m : kMessages)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+// Its wire name, "unknown" for a number no message has.
+inline const char* type_name(std::uint32_t type) {
+  const MessageInfo* m = message_info(type);
+  return m ? m->name.data() : "unknown";  // names are literals: NUL-terminated
+}
+
+// The range of a numeric field (docs/protocol.md, "Field ranges"), one per
+// ZG_RANGE row of common/messages.def; the decoders read each such field
+// through its range.
+struct FieldRange {
+  const char* field;     // as an out-of-range error names it
+  const char* messages;  // the messages that carry it, space-separated
+  std::int64_t lo, hi;
+};
+namespace range {
+#define ZG_RANGE(Id, field, messages, lo, hi) \
+  inline constexpr FieldRange Id{field, messages, std::int64_t{lo}, static_cast<std::int64_t>(hi)};
+#include "common/messages.def"
+}  // namespace range
+inline constexpr const FieldRange* kFieldRanges[] = {
+#define ZG_RANGE(Id, field, messages, lo, hi) &range::Id,
+#include "common/messages.def"
+};
 
 // Per-item status byte in an Ack (the statuses string is empty when all are kItemOk).
 enum ItemStatus : std::uint8_t {

@@ -3,6 +3,7 @@
 #include "head/status_rows.hpp"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 
 #include "common/log.hpp"
@@ -21,67 +22,58 @@ proto::SessionInfo info_of(const Session& s) {
 }  // namespace
 
 Status ClientHandlers::handle(const Call& call) {
+  // on_<name> of each client message in common/messages.def, by number.
+  static constexpr auto kHandlers = [] {
+    std::array<Handler, proto::kTypeLimit> t{};
+#define ZG_CLIENT(Enum, name, number, reply) t[number] = &ClientHandlers::on_##name;
+#include "common/messages.def"
+    return t;
+  }();
   Envelope& env = call.env;
   ctx_.stop.reach(proto::type_name(env.type));  // a test's stall (ZGRID_STOP_POINT)
-  switch (env.type) {
-    case proto::kHello:
-      reply_hello(call);
-      return Status::OK();
-    case proto::kPing: {
-      proto::ClientRef m;
-      if (!env.fields.at_end()) {
-        ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
-        Session* s;
-        Client* c;
-        if (!m.session_id.empty()) (void)bind_client(call, m.session_id, m.client_id, &s, &c);
-      }
-      // The reply names this head instance: a client notices a restart.
-      reply_hello(call);
-      return Status::OK();
-    }
-    case proto::kCreateSession:
-      return on_create_session(call);
-    case proto::kAttachSession:
-      return on_attach(call);
-    case proto::kOpenClient:
-      return on_open_client(call);
-    case proto::kSend:
-      return on_send(call);
-    case proto::kSubmit:
-      return on_submit(call);
-    case proto::kFlush:
-      return on_flush(call, false);
-    case proto::kEndRequests:
-      return on_flush(call, true);
-    case proto::kRespAck: {
-      proto::ClientRef m;
-      ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
-      Session* s;
-      Client* c;
-      if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
-      r_.outbox.acked(*c, m.value);
-      // A sealed interactive session leaves once its last responses are
-      // acknowledged (a submitted one is sealed before they are sent).
-      r_.lifecycle.maybe_retire(*s);
-      return Status::OK();
-    }
-    case proto::kStatus:
-      return on_status(call);
-    case proto::kNodes:
-      return on_nodes(call);
-    case proto::kSessions:
-      return on_sessions(call);
-    case proto::kClose:
-      return on_close(call);
-    case proto::kFetch:
-      return on_fetch(call);
-    case proto::kRequests:
-      return on_requests(call);
-    case proto::kDrain:
-      return on_drain(call);
-    default:
-      return Status::Protocol("unknown message type " + std::to_string(env.type));
+  Handler h = env.type < kHandlers.size() ? kHandlers[env.type] : nullptr;
+  if (h == nullptr) return Status::Protocol("unknown message type " + std::to_string(env.type));
+  return (this->*h)(call);
+}
+
+Status ClientHandlers::on_hello(const Call& call) {
+  reply_hello(call);
+  return Status::OK();
+}
+
+Status ClientHandlers::on_ping(const Call& call) {
+  Envelope& env = call.env;
+  proto::ClientRef m;
+  if (!env.fields.at_end()) {
+    ZG_RETURN_IF_ERROR(proto::decode_client_ref(env, &m));
+    Session* s;
+    Client* c;
+    if (!m.session_id.empty()) (void)bind_client(call, m.session_id, m.client_id, &s, &c);
   }
+  // The reply names this head instance: a client notices a restart.
+  reply_hello(call);
+  return Status::OK();
+}
+
+Status ClientHandlers::on_flush(const Call& call) {
+  return flush_or_end(call, false);
+}
+
+Status ClientHandlers::on_end_requests(const Call& call) {
+  return flush_or_end(call, true);
+}
+
+Status ClientHandlers::on_resp_ack(const Call& call) {
+  proto::ClientRef m;
+  ZG_RETURN_IF_ERROR(proto::decode_client_ref(call.env, &m));
+  Session* s;
+  Client* c;
+  if (!bind_client(call, m.session_id, m.client_id, &s, &c).ok()) return Status::OK();
+  r_.outbox.acked(*c, m.value);
+  // A sealed interactive session leaves once its last responses are
+  // acknowledged (a submitted one is sealed before they are sent).
+  r_.lifecycle.maybe_retire(*s);
+  return Status::OK();
 }
 
 void ClientHandlers::reply_hello(const Call& call) {
@@ -242,7 +234,7 @@ Status ClientHandlers::check_stateful(const std::string& service) const {
       "session state (docs/services.md, \"Stateful sessions\")");
 }
 
-Status ClientHandlers::on_attach(const Call& call) {
+Status ClientHandlers::on_attach_session(const Call& call) {
   std::string sid;
   ZG_RETURN_IF_ERROR(proto::decode_query(call.env, &sid));
   Session* s;
@@ -446,7 +438,7 @@ Status ClientHandlers::check_key_quotas(const std::string& owner, bool durable, 
 
 // Flush (its requests may run) and EndRequests (`end`: committed, which is
 // ended and flushed in one synced write, after every batch of it).
-Status ClientHandlers::on_flush(const Call& call, bool end) {
+Status ClientHandlers::flush_or_end(const Call& call, bool end) {
   proto::ClientRef m;
   ZG_RETURN_IF_ERROR(proto::decode_client_ref(call.env, &m));
   Session* s;

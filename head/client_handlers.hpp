@@ -66,32 +66,26 @@ class ClientHandlers {
   static constexpr std::string_view kVersion = "zgrid 0.1 (protocol v1)";
 
  private:
-  Status on_create_session(const Call& call);
+  // One handler per client message of common/messages.def: on_<name>, in
+  // this file's .cpp unless noted (on_submit: head/client_submit.cpp).
+  // handle() finds it in a table made from the same list.
+  using Handler = Status (ClientHandlers::*)(const Call&);
+#define ZG_CLIENT(Enum, name, number, reply) Status on_##name(const Call& call);
+#include "common/messages.def"
+
   Status resent_create(const Call& call, const proto::CreateSession& m, Session& s);
   static constexpr std::size_t kMaxCreateWaiters = 64;
   Result<Session*> new_session(const Call& call, const proto::CreateSession& m);
-  // A whole session in one message (head/client_submit.cpp).
-  Status on_submit(const Call& call);
   Status on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
                            std::vector<Request> accepted);
   void submitted(const Call& call, Session& s, const proto::Ack& ack);
   Status check_stateful(const std::string& service) const;
-  Status on_attach(const Call& call);
-  Status on_open_client(const Call& call);
-  Status on_send(const Call& call);
   Status on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
                          std::vector<Request> accepted, bool flush);
   // A durable batch is synced: counted, kept as a journal reference, and
   // loaded to run as far as the window allows.
   void batch_synced(Session& s, BatchRef batch, std::uint64_t record_bytes);
-  Status on_flush(const Call& call, bool end);
-  Status on_status(const Call& call);
-  Status on_nodes(const Call& call);
-  Status on_drain(const Call& call);
-  Status on_sessions(const Call& call);
-  Status on_close(const Call& call);
-  Status on_fetch(const Call& call);
-  Status on_requests(const Call& call);
+  Status flush_or_end(const Call& call, bool end);
   // A requests page stops adding batches past this (a frame is 8 MiB).
   static constexpr std::size_t kMaxRequestsReplyBytes = 4u << 20;
   void reply_hello(const Call& call);
@@ -111,7 +105,9 @@ class ClientHandlers {
                           std::size_t frame_bytes) const;
   proto::SessionStatus status_of(const Session& s) const;
   void note_committed(const Session& s);
-  StatusSources sources() const { return {ctx_, r_.sessions, r_.nodes, r_.durable, r_.security}; }
+  StatusSources sources() const {
+    return {ctx_, r_.sessions, r_.nodes, r_.durable, r_.security};
+  }
   // Replies `ok` or the write's error to a call answered from a completion.
   Durable::OpDone reply_when_done(const std::string& rid, std::uint64_t corr);
   void reply_error(const std::string& rid, std::uint64_t corr, const Status& st) {

@@ -142,32 +142,7 @@ Status HeadRooms::on_node(std::vector<zmq::message_t>& frames, zmqu::RecvStatus 
     reply_node(rid, proto::encode_error(env.corr, st));
     return st;
   }
-  if (!node && (env.type == proto::kHeartbeat || env.type == proto::kResults)) {
-    // Declared dead (its work was re-queued) or the head restarted: it
-    // must register again.
-    st = Status::NotFound("unknown node: register first");
-    reply_node(rid, proto::encode_error(env.corr, st));
-    return st;
-  }
-  switch (env.type) {
-    case proto::kRegister:
-      st = on_register(rid, env, frames[1]);
-      break;
-    case proto::kHeartbeat:
-      st = on_heartbeat(*node, env);
-      break;
-    case proto::kResults: {
-      proto::Results m;
-      st = proto::decode_results(env, &m);
-      if (st.ok()) tasks.on_results(*node, m);
-      break;
-    }
-    case proto::kBye:
-      if (node) tasks.lose_node(node->ordinal, NodeLoss::kLeft);
-      return Status::OK();
-    default:
-      st = Status::Protocol("unknown message type " + std::to_string(env.type));
-  }
+  st = dispatch_node({rid, node, env, frames[1]});
   if (!st.ok()) {
     if (st.code() == Code::kProtocol) bad_message(ctx.observed.bad_node_messages);
     reply_node(rid, proto::encode_error(env.corr, st));
@@ -175,7 +150,44 @@ Status HeadRooms::on_node(std::vector<zmq::message_t>& frames, zmqu::RecvStatus 
   return st;
 }
 
-Status HeadRooms::on_register(const std::string& rid, Envelope& env, const zmq::message_t& frame) {
+Status HeadRooms::dispatch_node(const NodeCall& c) {
+  struct Entry {
+    NodeHandler handler = nullptr;
+    proto::Needs needs = proto::Needs::kAnyone;
+  };
+  static constexpr auto kHandlers = [] {
+    std::array<Entry, proto::kTypeLimit> t{};
+#define ZG_NODE(Enum, name, number, direction, reply, needs) \
+  t[number] = {&HeadRooms::on_##name, proto::Needs::needs};
+#include "common/messages.def"
+    return t;
+  }();
+  const Entry* e = c.env.type < kHandlers.size() ? &kHandlers[c.env.type] : nullptr;
+  if (e == nullptr || e->handler == nullptr)
+    return Status::Protocol("unknown message type " + std::to_string(c.env.type));
+  // Declared dead (its work was re-queued) or the head restarted: it
+  // must register again.
+  if (!c.node && e->needs == proto::Needs::kRegistered)
+    return Status::NotFound("unknown node: register first");
+  return (this->*e->handler)(c);
+}
+
+Status HeadRooms::on_results(const NodeCall& c) {
+  proto::Results m;
+  ZG_RETURN_IF_ERROR(proto::decode_results(c.env, &m));
+  tasks.on_results(*c.node, m);
+  return Status::OK();
+}
+
+Status HeadRooms::on_bye(const NodeCall& c) {
+  if (c.node) tasks.lose_node(c.node->ordinal, NodeLoss::kLeft);
+  return Status::OK();
+}
+
+Status HeadRooms::on_register(const NodeCall& c) {
+  const std::string& rid = c.rid;
+  Envelope& env = c.env;
+  const zmq::message_t& frame = c.frame;
   proto::Register m;
   ZG_RETURN_IF_ERROR(proto::decode_register(env, &m));
   if (!valid_name(m.node_id)) return Status::InvalidArgument("bad node id");
@@ -207,7 +219,9 @@ Status HeadRooms::on_register(const std::string& rid, Envelope& env, const zmq::
   return Status::OK();
 }
 
-Status HeadRooms::on_heartbeat(NodeState& node, Envelope& env) {
+Status HeadRooms::on_heartbeat(const NodeCall& c) {
+  NodeState& node = *c.node;
+  Envelope& env = c.env;
   proto::Heartbeat m;
   ZG_RETURN_IF_ERROR(proto::decode_heartbeat(env, &m));
   if (!m.has_capacity) return Status::OK();

@@ -120,8 +120,22 @@ class HeadRooms {
   ClientHandlers handlers;
 
  private:
-  Status on_register(const std::string& rid, Envelope& env, const zmq::message_t& frame);
-  Status on_heartbeat(NodeState& node, Envelope& env);
+  // A node message being handled: who sent it (node: nullptr until it
+  // registers), and what.
+  struct NodeCall {
+    const std::string& rid;
+    NodeState* node;
+    Envelope& env;
+    const zmq::message_t& frame;
+  };
+  using NodeHandler = Status (HeadRooms::*)(const NodeCall&);
+  // The node's message to on_<name>, from the table (common/messages.def);
+  // an unknown type is a protocol error, and a message the table says needs
+  // a registered node, from one the head does not know, is not_found.
+  Status dispatch_node(const NodeCall& c);
+  // One handler per ZG_NODE row of common/messages.def (rooms.cpp).
+#define ZG_NODE(Enum, name, number, direction, reply, needs) Status on_##name(const NodeCall& c);
+#include "common/messages.def"
   void send_tasks(NodeState& n, Session& s, std::uint64_t k);
   // Stateful instances no longer needed: their nodes free them. A node that
   // misses this frees them when it registers again.
@@ -132,7 +146,9 @@ class HeadRooms {
   void reply_node(const std::string& rid, zmq::message_t body) {
     (void)io_.to_node(rid, body);  // a peer that left needs no reply
   }
-  void reply_client(const std::string& rid, zmq::message_t body) { (void)io_.to_client(rid, body); }
+  void reply_client(const std::string& rid, zmq::message_t body) {
+    (void)io_.to_client(rid, body);
+  }
 
   HeadIo io_;
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id

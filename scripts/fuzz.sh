@@ -9,7 +9,7 @@ OUT=${ZGRID_FUZZ_DIR:-build-fuzz}
 CXX=${ZGRID_FUZZ_CXX:-$(command -v clang++-14 || command -v clang++ || true)}
 [ -n "$CXX" ] || { echo "fuzz: clang++ not found (scripts/install-deps.sh installs clang-14)" >&2; exit 2; }
 mkdir -p "$OUT/corpus"
-if [ ! -x "$OUT/decode_fuzz" ] || [ -n "$(find common include tests/fuzz -newer "$OUT/decode_fuzz" -name '*.?pp' | head -n 1)" ]; then
+if [ ! -x "$OUT/decode_fuzz" ] || [ -n "$(find common include tests/fuzz -newer "$OUT/decode_fuzz" \( -name '*.?pp' -o -name '*.def' \) | head -n 1)" ]; then
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -DMSGPACK_NO_BOOST -I. -Iinclude \
     tests/fuzz/decode_fuzz.cpp common/codec.cpp common/protocol.cpp common/status.cpp \

@@ -91,6 +91,28 @@ TEST(Grid, TenThousandRequestsThroughTwoNodesAllCorrect) {
   for (const auto& n : *nodes) EXPECT_GT(n.u64("done"), 0u) << n.to_json();
 }
 
+// Connection::request_ok: a client message by its name in the protocol
+// table, with one id field and the reply ok — a small command's whole call
+// (docs/architecture.md, "Adding a client command"). drain with the node id
+// alone is such a message.
+TEST(Grid, RequestOkSendsAMessageOfTheTableByName) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "1", "--node-id", "n1"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  Status st = conn->request_ok("drain", "n1");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto nodes = conn->nodes();
+  ASSERT_TRUE(nodes.ok());
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].str("state"), "draining");
+  EXPECT_EQ(conn->request_ok("drain", "nope").code(), Code::kNotFound);
+  EXPECT_EQ(conn->request_ok("status", "").code(), Code::kInvalidArgument);  // not answered by ok
+  EXPECT_EQ(conn->request_ok("ok", "").code(), Code::kInvalidArgument);      // a reply
+  EXPECT_EQ(conn->request_ok("no_such", "x").code(), Code::kInvalidArgument);
+}
+
 TEST(Grid, MalformedNumbersFaultOnlyThemselves) {
   Grid g;
   g.start_head();

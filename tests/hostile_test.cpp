@@ -206,6 +206,39 @@ TEST(Hostile, OutOfRangeNumbersAreRefusedNotWrapped) {
   CheckHeadServes(g);
 }
 
+// The node port dispatches by the message table (common/messages.def): a
+// node message the table says needs a registered node, from a peer that
+// never registered, is not_found "register first"; a client message, a reply
+// or a head -> node message is protocol_error; bye from a stranger is
+// dropped without a reply; register is taken from anyone.
+TEST(Hostile, NodePortTakesOnlyTheTablesNodeMessages) {
+  Grid g;
+  g.start_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  Raw stranger(g.backend());
+  for (std::uint32_t type : {proto::kHeartbeat, proto::kResults}) {
+    Writer w = proto::begin(type, 7, 1);
+    if (type == proto::kHeartbeat)
+      w.str("x");
+    else
+      w.array(0);
+    stranger.send(w.finish_string());
+    EXPECT_EQ(stranger.reply_code(), Code::kNotFound) << proto::type_name(type);
+  }
+  for (std::uint32_t type : std::initializer_list<std::uint32_t>{
+           proto::kHello, proto::kOk, proto::kTasks, proto::kEndSession, 77}) {
+    stranger.send(header(proto::kVersion, type));
+    EXPECT_EQ(stranger.reply_code(), Code::kProtocol) << proto::type_name(type);
+  }
+  stranger.send(proto::encode_query(proto::kBye, 0, "x").to_string());
+  Writer r = proto::begin(proto::kRegister, 7, 6);
+  r.str("n").str("h").u64(1).u64(1).u64(1).array(1).str("echo");
+  stranger.send(r.finish_string());
+  EXPECT_EQ(stranger.reply_code(), Code::kOk);  // registered: the bye had no reply
+  CheckHeadServes(g);
+}
+
 // A peer flooding junk while a good client works: the good client completes.
 TEST(Hostile, FlooderDoesNotStopGoodClients) {
   Grid g;

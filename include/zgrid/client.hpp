@@ -156,6 +156,13 @@ class Connection {
   // there is no answer, when known).
   static std::vector<Fields> heads(const ClientOptions& options);
 
+  // The client message named `message` (docs/protocol.md, "Message types")
+  // with one string field, `arg` (an id), whose reply is `ok` — what a small
+  // command's call is made of: one inline line in this class
+  // (docs/architecture.md, "Adding a client command"). invalid_argument for
+  // a name that is no such message of this library's protocol table.
+  Status request_ok(std::string_view message, const std::string& arg);
+
   // zgrid's own tools and tests only: the transport under this connection
   // (declared in the library's private client/transport.hpp, not installed).
   Transport& transport() { return *t_; }
