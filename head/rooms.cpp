@@ -57,20 +57,25 @@ Status HeadRooms::open_journal(std::unique_ptr<JournalStore> store) {
   return Status::OK();
 }
 
+namespace {
+// The one body frame of a message, decoded and of our protocol version. On
+// an error `env->corr` is what the error reply carries (0 if unread).
+Status decode_body(std::vector<zmq::message_t>& frames, zmqu::RecvStatus rs, Envelope* env) {
+  if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2)
+    return Status::Protocol("expected exactly one body frame");
+  Status st = decode_envelope(frames[1].data(), frames[1].size(), env);
+  if (st.ok()) st = proto::check_version(*env);
+  return st;
+}
+}  // namespace
+
 // ---- clients --------------------------------------------------------------------
 
 Status HeadRooms::on_client(std::vector<zmq::message_t>& frames, zmqu::RecvStatus rs) {
   if (frames.empty()) return Status::OK();
   std::string rid = rid_of(frames[0]);
-  if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-    bad_message(ctx.observed.bad_client_messages);
-    Status st = Status::Protocol("expected exactly one body frame");
-    if (error_budget(rid)) reply_client(rid, proto::encode_error(0, st));
-    return st;
-  }
   Envelope env;
-  Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
-  if (st.ok()) st = proto::check_version(env);
+  Status st = decode_body(frames, rs, &env);
   if (!st.ok()) {
     bad_message(ctx.observed.bad_client_messages);
     if (error_budget(rid)) reply_client(rid, proto::encode_error(env.corr, st));
@@ -128,15 +133,8 @@ Status HeadRooms::on_node(std::vector<zmq::message_t>& frames, zmqu::RecvStatus 
   if (security.curve() && zmqu::user_id(frames.back()).empty()) return Status::OK();
   std::string rid = rid_of(frames[0]);
   NodeState* node = nodes.heard_from(rid, ctx.now);
-  if (rs == zmqu::RecvStatus::kTooManyFrames || frames.size() != 2) {
-    bad_message(ctx.observed.bad_node_messages);
-    Status st = Status::Protocol("expected exactly one body frame");
-    reply_node(rid, proto::encode_error(0, st));
-    return st;
-  }
   Envelope env;
-  Status st = decode_envelope(frames[1].data(), frames[1].size(), &env);
-  if (st.ok()) st = proto::check_version(env);
+  Status st = decode_body(frames, rs, &env);
   if (!st.ok()) {
     bad_message(ctx.observed.bad_node_messages);
     reply_node(rid, proto::encode_error(env.corr, st));
