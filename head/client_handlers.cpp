@@ -119,6 +119,7 @@ Result<Session*> ClientHandlers::new_session(const Call& call, const proto::Crea
   const HeadOptions& o = ctx_.o;
   if (!valid_name(m.service)) return Status::InvalidArgument("bad service name");
   if (auto sp = spec::parse(m.service); !sp.ok()) return sp.status();
+  ZG_RETURN_IF_ERROR(r_.security.check_service(m.service));
   if (m.durable && !r_.durable.enabled())
     return Status::FailedPrecondition(
         "this head keeps no journal: start it with --data-dir for durable sessions");

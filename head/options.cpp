@@ -158,6 +158,9 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
   app.add_option("--admin-keys", o.admin_keys_dir,
                  "Directory of client keys that may act on any session and drain nodes");
   app.add_flag("--require-curve", o.require_curve, "Refuse to start without CURVE");
+  app.add_flag("--allow-python-functions", o.allow_python_functions,
+               "Accept sessions of the python service (pickled functions: running code) on a "
+               "non-loopback frontend without CURVE");
   app.add_option("--max-sessions-per-key", o.max_sessions_per_key,
                  "Open sessions one client key may have (0: no limit)")
       ->capture_default_str();

@@ -73,6 +73,10 @@ struct HeadOptions {
   std::string authorized_nodes_dir;    // *.pub of nodes allowed on the backend
   std::string admin_keys_dir;          // *.pub of clients that may act on any session
   bool require_curve = false;          // refuse to start without CURVE
+  // Sessions of the built-in `python` service run pickled functions: refused
+  // on a non-loopback frontend without CURVE unless this is set
+  // (head/security.hpp, docs/security.md "Python functions").
+  bool allow_python_functions = false;
   // Per client key (0: no limit). Without CURVE every client shares one key.
   std::uint64_t max_sessions_per_key = 0;       // open sessions
   std::uint64_t max_queued_per_key = 0;         // requests accepted and not yet run

@@ -7,6 +7,7 @@
 #include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/protocol.hpp"
+#include "common/service_spec.hpp"
 
 namespace zgrid::head {
 
@@ -25,6 +26,39 @@ bool admitted_without_zap(std::vector<zmq::message_t>& frames, const std::string
 }  // namespace
 
 Status Security::start() {
+  ZG_RETURN_IF_ERROR(start_keys());
+  decide_python_functions();
+  return Status::OK();
+}
+
+void Security::decide_python_functions() {
+  bool open_plain = !curve_ && zmqu::is_non_loopback(o_.frontend);
+  python_functions_ = !open_plain || o_.allow_python_functions;
+  if (open_plain && o_.allow_python_functions)
+    ZG_LOG(kWarn, kLog,
+           "WARNING: --allow-python-functions on " + o_.frontend +
+               " WITHOUT CURVE: anyone who can reach this address can run any code on every "
+               "node with a python service (a pickled function is code). Use --curve-secret "
+               "(docs/security.md)");
+  else if (!python_functions_)
+    ZG_LOG(kInfo, kLog,
+           "sessions of the python service are refused: " + o_.frontend +
+               " is not loopback and has no CURVE (see --allow-python-functions, "
+               "docs/security.md)");
+}
+
+Status Security::check_service(std::string_view service) const {
+  if (python_functions_) return Status::OK();
+  auto sp = spec::parse(service);
+  if (!sp.ok() || sp->name != kPythonService) return Status::OK();
+  return Status::PermissionDenied(
+      "this head refuses Python functions: its frontend " + o_.frontend +
+      " is not loopback and has no CURVE, and running a pickled function is running code; "
+      "turn on CURVE (--curve-secret, --authorized-clients, --authorized-nodes) or start "
+      "zgrid-head with --allow-python-functions (docs/security.md)");
+}
+
+Status Security::start_keys() {
   bool any = !o_.curve_secret_file.empty() || !o_.authorized_clients_dir.empty() ||
              !o_.authorized_nodes_dir.empty() || !o_.admin_keys_dir.empty();
   if (!any) {

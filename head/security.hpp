@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/curve.hpp"
 #include "common/status.hpp"
@@ -54,10 +55,25 @@ class Security {
   // Without CURVE an ipc:// endpoint is only as private as its directory.
   static Status check_ipc(const std::string& ep);
 
+  // The built-in service `python` runs the functions clients send as
+  // pickles, and unpickling is running code. Decided once in start(): its
+  // sessions are accepted when the frontend is loopback (tcp://127.x,
+  // [::1], localhost, ipc://, inproc://), when CURVE is on (every client is
+  // an authorized key), or under --allow-python-functions. Otherwise a
+  // session of `python` (any version) is refused, permission_denied with
+  // one line saying how to enable it.
+  static constexpr std::string_view kPythonService = "python";
+  bool python_functions() const { return python_functions_; }
+  Status check_service(std::string_view service) const;
+
  private:
   const HeadOptions& o_;
   zmq::context_t& ctx_;
+  Status start_keys();
+  void decide_python_functions();
+
   bool curve_ = false;
+  bool python_functions_ = false;
   curve::KeyPair head_keys_;        // never logged
   std::unique_ptr<KeyStore> keys_;  // before zap_, which reads it
   std::unique_ptr<ZapHandler> zap_;

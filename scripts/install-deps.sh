@@ -15,11 +15,15 @@ RUN_PACKAGES=(
   libcpp-httplib-dev                 # the head's HTTP listener: /metrics, JSON API, dashboard
   python3 python3-msgpack            # the Python exec-bridge worker example
   python3-dev pybind11-dev           # the zgrid Python module (python/), over the C++ client
+  python3-cloudpickle                # Python functions on the grid: zgrid.Executor pickles them,
+                                     # the node's Python workers (zgrid-node --python) unpickle them
   coreutils procps                   # `factor` (kernel reference), ps/pgrep in scripts
 )
 # What only the tests, benchmarks and checks need (the README's second command).
 TEST_PACKAGES=(
   python3-pytest                     # the Python module's tests (run by ctest)
+  python3-numpy                      # numpy arrays as arguments and results of Python functions (tests)
+  python3-distributed                # Dask, only as the peer bench/python_functions_bench.py measures
   prometheus                         # promtool, which checks every /metrics scrape in the tests
   chromium chromium-driver python3-selenium  # the dashboard's test in a real headless browser
   libgtest-dev libbenchmark-dev      # tests and benchmarks

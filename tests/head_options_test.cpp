@@ -97,6 +97,18 @@ TEST(HeadOptions, FlagBeatsEnvironmentBeatsConfigBeatsDefault) {
   EXPECT_EQ(cmd.options.heartbeat_ms, 3'000);  // environment over config
   EXPECT_EQ(cmd.options.queue_hwm, 11u);       // config
   EXPECT_EQ(cmd.options.heartbeat_misses, 3);  // default
+  EXPECT_FALSE(cmd.options.allow_python_functions);
+}
+
+TEST(HeadOptions, AllowPythonFunctionsFromTheFlagOrTheConfigFile) {
+  testing::TempDir d;
+  std::string conf = d.file("head.toml");
+  std::ofstream(conf) << "allow-python-functions = true\n";
+  HeadCommand from_file, from_flag;
+  ASSERT_EQ(Parse({"--config", conf}, &from_file), -1);
+  EXPECT_TRUE(from_file.options.allow_python_functions);
+  ASSERT_EQ(Parse({"--allow-python-functions"}, &from_flag), -1);
+  EXPECT_TRUE(from_flag.options.allow_python_functions);
 }
 
 TEST(HeadOptions, SizesDurationsAndServiceTimeoutsAreParsed) {

@@ -112,5 +112,57 @@ TEST(SecurityRoom, WithoutCurveAnIpcEndpointMustBeInAPrivateDirectory) {
             Code::kInvalidArgument);
 }
 
+// The python service runs pickled functions: decided once at start, from the
+// frontend, CURVE and --allow-python-functions (docs/security.md).
+TEST(SecurityRoom, PythonFunctionsOnlyOnLoopbackWithCurveOrWhenAllowed) {
+  zmq::context_t ctx(1);
+  testing::TempDir d;
+  std::string priv = d.file("private");
+  std::filesystem::create_directories(priv);
+  ::chmod(priv.c_str(), 0700);
+  for (const std::string& ep : std::vector<std::string>{
+           "tcp://127.0.0.1:5555", "tcp://127.3.2.1:0", "tcp://localhost:5555", "tcp://[::1]:5555",
+           "ipc://" + priv + "/head.sock", "inproc://head"}) {
+    HeadOptions o;
+    o.frontend = ep;
+    Security s(o, ctx);
+    ASSERT_TRUE(s.start().ok()) << ep;
+    EXPECT_TRUE(s.python_functions()) << ep;
+    EXPECT_TRUE(s.check_service("python").ok()) << ep;
+  }
+  for (const std::string& ep :
+       std::vector<std::string>{"tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://192.0.2.7:5555",
+                                "tcp://[::]:5555", "tcp://eth0:5555", "tcp://grid.example:5555"}) {
+    HeadOptions o;
+    o.frontend = ep;
+    Security s(o, ctx);
+    ASSERT_TRUE(s.start().ok()) << ep;
+    EXPECT_FALSE(s.python_functions()) << ep;
+    for (const char* svc : {"python", "python@1", "python@1/call", "python@2.0"}) {
+      Status st = s.check_service(svc);
+      EXPECT_EQ(st.code(), Code::kPermissionDenied) << ep << " " << svc;
+      EXPECT_NE(st.message().find("--allow-python-functions"), std::string::npos);
+      EXPECT_NE(st.message().find("CURVE"), std::string::npos);
+      EXPECT_NE(st.message().find(ep), std::string::npos);
+      EXPECT_EQ(st.message().find('\n'), std::string::npos);  // one line
+    }
+    // Other services, and names that merely start with python, are not its business.
+    for (const char* svc : {"factorize", "pythonic", "python3", "py", "montecarlo@2/pi"})
+      EXPECT_TRUE(s.check_service(svc).ok()) << ep << " " << svc;
+    o.allow_python_functions = true;
+    Security allowed(o, ctx);
+    ASSERT_TRUE(allowed.start().ok());
+    EXPECT_TRUE(allowed.python_functions());
+    EXPECT_TRUE(allowed.check_service("python@1").ok());
+  }
+  Keys k;
+  HeadOptions curve = k.options();
+  curve.frontend = "tcp://0.0.0.0:5555";
+  Security c(curve, ctx);
+  ASSERT_TRUE(c.start().ok());
+  EXPECT_TRUE(c.python_functions());
+  EXPECT_TRUE(c.check_service("python").ok());
+}
+
 }  // namespace
 }  // namespace zgrid::head

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zgrid/client.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -697,6 +698,143 @@ TEST(SecurityStart, IpcFrontendInAPrivateDirectoryIsTheSingleUserOption) {
   EXPECT_EQ(head.wait(15'000), 2);
   EXPECT_NE(read_file(dir.file("head.log")).find("must be in a directory only you can enter"),
             std::string::npos);
+}
+
+// ---- Python functions (issue 30, docs/security.md "Python functions") ----
+// The built-in service `python` unpickles what clients send: running code.
+// A head bound to every interface (0.0.0.0 on an ephemeral port; the test
+// talks to it over 127.0.0.1 only) without CURVE refuses its sessions on
+// every path that creates one, unless --allow-python-functions.
+
+// The loopback address of a head bound to 0.0.0.0.
+std::string ViaLoopback(const std::string& ep) {
+  auto p = ep.find("://0.0.0.0:");
+  return p == std::string::npos ? ep : ep.substr(0, p) + "://127.0.0.1:" + ep.substr(p + 11);
+}
+
+std::unique_ptr<client::Connection> ConnectVia(const client::ClientOptions& base,
+                                               const std::string& ep) {
+  client::ClientOptions o = base;
+  o.head = ViaLoopback(ep);
+  o.timeout_ms = 10'000;
+  auto c = client::Connection::open(o);
+  if (!c.ok()) throw std::runtime_error("cannot connect: " + c.status().ToString());
+  return std::move(c).value();
+}
+
+bool WaitNodesVia(client::Connection& conn, std::size_t n) {
+  return wait_until(
+      [&] {
+        auto nodes = conn.nodes();
+        return nodes.ok() && nodes->size() == n;
+      },
+      10'000, 20);
+}
+
+constexpr const char* kHowToEnable = "--allow-python-functions";
+
+// Creating a session of `service` through create_session and the
+// one-message submit; OK or the first error.
+Status CreateBothWays(client::Connection& conn, const std::string& service, bool durable) {
+  auto info = conn.create_session({service, durable, 0});
+  if (!info.ok()) return info.status();
+  std::vector<client::BrokerClient::Item> items{{"payload", "u"}};
+  auto bc = client::BrokerClient::submit(conn, {service, durable, 0}, "c", items);
+  if (!bc.ok()) return bc.status();
+  return Status::OK();
+}
+
+TEST(SecurityPython, PlainNonLoopbackHeadRefusesPythonSessionsOnEveryPath) {
+  Grid g;
+  g.start_durable_head({"--frontend", "tcp://0.0.0.0:0"});
+  g.add_node({"--workers", "1"});
+  auto conn = ConnectVia(g.client_options(), g.frontend());
+  ASSERT_TRUE(WaitNodesVia(*conn, 1));
+  EXPECT_NE(g.head_log().find("sessions of the python service are refused"), std::string::npos)
+      << g.head_log();
+  // create_session and submit, interactive and durable, any version spec.
+  for (const char* svc : {"python", "python@1", "python@1/call"}) {
+    for (bool durable : {false, true}) {
+      auto info = conn->create_session({svc, durable, 0});
+      ASSERT_FALSE(info.ok()) << svc;
+      EXPECT_EQ(info.status().code(), Code::kPermissionDenied) << info.status().ToString();
+      EXPECT_NE(info.status().message().find(kHowToEnable), std::string::npos);
+      EXPECT_NE(info.status().message().find("CURVE"), std::string::npos);
+      std::vector<client::BrokerClient::Item> items{{"x", "1"}};
+      auto bc = client::BrokerClient::submit(*conn, {svc, durable, 0}, "c", items);
+      ASSERT_FALSE(bc.ok()) << svc;
+      EXPECT_EQ(bc.status().code(), Code::kPermissionDenied) << bc.status().ToString();
+      EXPECT_NE(bc.status().message().find(kHowToEnable), std::string::npos);
+    }
+  }
+  // Resubmit: a complete durable session of another service with faults,
+  // its faulted requests sent to `python` (library and CLI).
+  std::vector<client::BrokerClient::Item> inputs{{"12", "12"}, {"abc", "abc"}};
+  auto made = client::BrokerClient::submit(*conn, {"factorize", true, 0}, "c", inputs);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  const std::string sid = (*made)->session_id();
+  auto done = conn->wait_complete(sid, 30'000);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ(done->u64("faulted"), 1u);
+  proto::CreateSession to_python;
+  to_python.service = "python";
+  to_python.durable = true;
+  auto again = conn->resubmit(sid, {}, to_python);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), Code::kPermissionDenied) << again.status().ToString();
+  // The CLI shows the one line and exits 2, for submit and resubmit.
+  const std::string head = ViaLoopback(g.frontend());
+  CliResult r = run_cli({"--head", head, "submit", "--service", "python", "--file", "-"}, "x\n");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(kHowToEnable), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_cli({"--head", head, "resubmit", sid, "--faulted", "--service", "python@1"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(kHowToEnable), std::string::npos) << r.err;
+  // Other services are served as ever.
+  r = run_cli({"--head", head, "submit", "--service", "factorize", "--file", "-"}, "21\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "21 = 3 * 7\n");
+  EXPECT_TRUE(CreateBothWays(*conn, "factorize", true).ok());
+  auto resub = conn->resubmit(sid, {}, {"factorize", true, 0});
+  EXPECT_TRUE(resub.ok()) << resub.status().ToString();
+}
+
+TEST(SecurityPython, AllowPythonFunctionsAcceptsThemAndWarns) {
+  Grid g;
+  g.start_durable_head({"--frontend", "tcp://0.0.0.0:0", "--allow-python-functions"});
+  auto conn = ConnectVia(g.client_options(), g.frontend());
+  for (bool durable : {false, true}) {
+    Status st = CreateBothWays(*conn, "python@1", durable);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  EXPECT_NE(g.head_log().find("WARNING: --allow-python-functions on tcp://0.0.0.0:0 WITHOUT CURVE"),
+            std::string::npos)
+      << g.head_log();
+}
+
+TEST(SecurityPython, CurveOrLoopbackAcceptsThemWithoutTheFlag) {
+  Keys keys;
+  {
+    Grid g;
+    std::vector<std::string> flags = keys.head_flags();
+    flags.insert(flags.end(), {"--frontend", "tcp://0.0.0.0:0"});
+    g.start_durable_head(flags);
+    auto conn = ConnectVia(keys.options(g, "alice"), g.frontend());
+    for (bool durable : {false, true}) {
+      Status st = CreateBothWays(*conn, "python", durable);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    }
+  }
+  Grid g;
+  g.start_durable_head();  // tcp://127.0.0.1, plain
+  auto conn = g.connect();
+  for (bool durable : {false, true}) {
+    Status st = CreateBothWays(*conn, "python", durable);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  EXPECT_EQ(g.head_log().find("python service are refused"), std::string::npos);
+  EXPECT_EQ(g.head_log().find("--allow-python-functions on"), std::string::npos);
 }
 
 }  // namespace
