@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Python functions on the grid against their peers, in one run (issue 30).
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/python_functions_bench.py [--quick]
+
+Measures on this machine, medians over --runs runs (3), every result
+checked outside the timed region:
+
+  1. A no-op function (returns its argument), N calls
+       - submit: N futures one call at a time, then every result gathered
+       - map: map(fn, range(N), chunksize=1000) (Dask: client.map, which
+         has no chunks)
+     through zgrid.Executor (a zgrid-head and one zgrid-node with
+     `--python PYTHON --python-workers 2`), Dask distributed
+     (LocalCluster(n_workers=2, threads_per_worker=1, processes=True)) and
+     concurrent.futures.ProcessPoolExecutor(2), with the ratios the goals
+     name (zgrid submit >= 10x Dask, zgrid map >= 0.8x ProcessPoolExecutor).
+  2. The node's own cost per Python task: zgrid-node's CPU time
+     (utime+stime of /proc/PID/stat) over the stream of single-call no-op
+     tasks of (1), divided by the tasks; beside it the Python workers' CPU
+     per task, and the head's.
+  3. A 1 ms CPU-bound function on every core: N calls of a busy loop
+     calibrated to 1 ms (in this process, alone), through submit one call at
+     a time and through map(chunksize=1): efficiency = (N x 1 ms / cores) /
+     wall (ProcessPoolExecutor(cores) beside it).
+
+--quick: small N, one run (the test suite's smoke run). --skip-dask: without
+the Dask peer. --markdown: the table as docs/benchmarks.md shows it.
+ZGRID_BIN_DIR: where zgrid-head and zgrid-node are (default build/).
+"""
+
+import argparse
+import concurrent.futures as cf
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.environ.get("ZGRID_BIN_DIR", os.path.join(ROOT, "build"))
+CORES = os.cpu_count() or 1
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- the functions every peer runs (module level: ProcessPoolExecutor pickles by name) ----
+
+
+def noop(x):
+    return x
+
+
+def busy(n):
+    """A CPU-bound loop of n steps; returns n (the check) and its own time."""
+    t0 = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i * i
+    assert acc >= 0
+    return n, time.perf_counter() - t0
+
+
+def calibrate_busy(target_s=0.001):
+    """Steps of busy() that take target_s in this process on an idle machine
+    (median of repeated measurements)."""
+    n = 1000
+    while True:
+        _, t = busy(n)
+        if t > 0.0002:
+            break
+        n *= 2
+    n = int(n * target_s / t)
+    for _ in range(3):
+        times = [busy(n)[1] for _ in range(200)]
+        t = statistics.median(times)
+        n = max(1, int(n * target_s / t))
+    times = [busy(n)[1] for _ in range(300)]
+    return n, statistics.median(times)
+
+
+# ---- process CPU from /proc ------------------------------------------------------------
+
+
+def cpu_seconds(pid):
+    """utime+stime of a process (seconds); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of stat(5)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def children(pid):
+    """The PIDs whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes (and a process's children)
+    between start() and stop()."""
+
+    def __init__(self, pids, children_of=None):
+        self.pids = dict(pids)  # name -> pid
+        self.children_of = children_of
+
+    def _read(self):
+        r = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        if self.children_of is not None:
+            kids = children(self.children_of)
+            r["workers"] = sum(cpu_seconds(k) for k in kids)
+            r["_kids"] = tuple(sorted(kids))
+        return r
+
+    def start(self):
+        self.before = self._read()
+
+    def stop(self):
+        after = self._read()
+        if self.children_of is not None and after["_kids"] != self.before["_kids"]:
+            raise RuntimeError(
+                "the node's Python workers changed during the measurement "
+                f"({self.before['_kids']} -> {after['_kids']}): their CPU cannot be compared")
+        return {k: after[k] - self.before[k] for k in after if not k.startswith("_")}
+
+
+# ---- the measurements, one peer at a time ----------------------------------------------
+
+
+def check(got, want, what):
+    if got != want:
+        bad = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        raise AssertionError(f"{what}: wrong results (first difference at {bad}; "
+                             f"{len(got)} results for {len(want)} calls)")
+
+
+def run_submit(submit, gather, n):
+    """N single calls, then every result: tasks per second (checked after the clock)."""
+    t0 = time.perf_counter()
+    futures = [submit(noop, i) for i in range(n)]
+    results = gather(futures)
+    wall = time.perf_counter() - t0
+    check(list(results), list(range(n)), "submit")
+    return n / wall
+
+
+def run_map(map_fn, n):
+    t0 = time.perf_counter()
+    results = list(map_fn(noop, range(n)))
+    wall = time.perf_counter() - t0
+    check(results, list(range(n)), "map")
+    return n / wall
+
+
+def run_cpu(runner, steps, n, one_call_s, cores):
+    """N calls of busy(steps): efficiency against the calibrated time."""
+    t0 = time.perf_counter()
+    results = runner(steps, n)
+    wall = time.perf_counter() - t0
+    if len(results) != n or any(r[0] != steps for r in results):
+        raise AssertionError("busy: wrong results")
+    inside = statistics.mean(r[1] for r in results)
+    return (n * one_call_s / cores) / wall, inside
+
+
+def median_of(runs, fn):
+    values = [fn() for _ in range(runs)]
+    if isinstance(values[0], tuple):
+        return tuple(statistics.median(v[i] for v in values) for i in range(len(values[0])))
+    return statistics.median(values)
+
+
+class ZgridGrid:
+    """A zgrid-head and one zgrid-node with Python workers on loopback."""
+
+    def __init__(self, python, workers, tmp):
+        self.tmp = tmp
+        ep = os.path.join(tmp, "endpoints")
+        self.head = subprocess.Popen(
+            [os.path.join(BIN, "zgrid-head"), "--endpoints-file", ep, "--frontend",
+             "tcp://127.0.0.1:0", "--backend", "tcp://127.0.0.1:0", "--http", "off",
+             "--log-level", "warn"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "head.log"), "w"))
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(ep) and "pid=" in open(ep).read()):
+            if time.monotonic() > deadline or self.head.poll() is not None:
+                raise RuntimeError("zgrid-head did not start")
+            time.sleep(0.02)
+        fields = dict(line.strip().split("=", 1) for line in open(ep) if "=" in line)
+        self.frontend = fields["frontend"]
+        node = [os.path.join(BIN, "zgrid-node"), "--head", fields["backend"], "--workers",
+                str(workers), "--log-level", "warn"]
+        help_text = subprocess.run(node[:1] + ["--help"], capture_output=True, text=True).stdout
+        if "--python-workers" in help_text:
+            self.how = f"zgrid-node --python {python} --python-workers {workers}"
+            node += ["--python", python, "--python-workers", str(workers)]
+        else:  # until the node has --python: the worker registered as an exec service
+            reg = os.path.join(tmp, "services.d")
+            os.mkdir(reg)
+            worker = os.path.join(ROOT, "python", "zgrid", "_worker.py")
+            with open(os.path.join(reg, "python.toml"), "w") as f:
+                f.write(f'name = "python"\nversion = "1"\nprogram = "{python}"\n'
+                        f'args = ["{worker}"]\noperations = ["call"]\nconcurrency = {workers}\n')
+            self.how = f"zgrid-node --services-dir (python = {python} _worker.py, concurrency {workers})"
+            node += ["--services-dir", reg]
+        self.node = subprocess.Popen(node, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(tmp, "node.log"), "w"))
+
+    def logs(self):
+        text = ""
+        for name in ("head.log", "node.log"):
+            with open(os.path.join(self.tmp, name)) as f:
+                text += f"--- {name} (last lines)\n" + "".join(f.readlines()[-20:])
+        return text
+
+    def executor(self):
+        import zgrid
+
+        deadline = time.monotonic() + 20
+        grid = zgrid.connect(self.frontend)
+        while not any("python" in str(n.get("services", "")) for n in grid.nodes()):
+            if time.monotonic() > deadline or self.node.poll() is not None:
+                raise RuntimeError("zgrid-node with Python workers did not register")
+            time.sleep(0.05)
+        return zgrid.Executor(head=self.frontend)
+
+    def close(self):
+        for p in (self.node, self.head):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in (self.node, self.head):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def warm(submit, gather, workers):
+    """Every worker up and holding the functions before the clock starts."""
+    gather([submit(noop, i) for i in range(20 * workers)])
+    gather([submit(busy, 10) for _ in range(4 * workers)])
+
+
+def measure_zgrid(a, steps, one_call_s, out):
+    with tempfile.TemporaryDirectory(prefix="zgrid-pyfn-bench-") as tmp:
+        grid = ZgridGrid(a.python, CORES, tmp)
+        try:
+            ex = grid.executor()
+            try:
+                gather = lambda fs: [f.result() for f in fs]  # noqa: E731
+                warm(ex.submit, gather, CORES)
+                out["how"] = grid.how
+                meter = CpuMeter({"node": grid.node.pid, "head": grid.head.pid},
+                                 children_of=grid.node.pid)
+                costs = []
+
+                def one_submit_run():
+                    meter.start()
+                    rate = run_submit(ex.submit, gather, a.n_submit)
+                    costs.append(meter.stop())
+                    return rate
+
+                out["zgrid submit"] = median_of(a.runs, one_submit_run)
+                for who in ("node", "workers", "head"):
+                    out[f"{who} us/task"] = statistics.median(c[who] for c in costs) / a.n_submit * 1e6
+                out["zgrid map"] = median_of(
+                    a.runs, lambda: run_map(lambda f, it: ex.map(f, it, chunksize=1000), a.n_map))
+                out["zgrid cpu submit"] = median_of(a.runs, lambda: run_cpu(
+                    lambda s, n: gather([ex.submit(busy, s) for _ in range(n)]), steps, a.n_cpu,
+                    one_call_s, CORES))
+                out["zgrid cpu map"] = median_of(a.runs, lambda: run_cpu(
+                    lambda s, n: list(ex.map(busy, [s] * n, chunksize=1)), steps, a.n_cpu,
+                    one_call_s, CORES))
+            finally:
+                ex.shutdown()
+        except BaseException:
+            sys.stderr.write(grid.logs())
+            raise
+        finally:
+            grid.close()
+
+
+def measure_ppe(a, steps, one_call_s, out):
+    with cf.ProcessPoolExecutor(CORES) as ex:
+        gather = lambda fs: [f.result() for f in fs]  # noqa: E731
+        warm(ex.submit, gather, CORES)
+        out["ppe submit"] = median_of(a.runs, lambda: run_submit(ex.submit, gather, a.n_submit))
+        out["ppe map"] = median_of(
+            a.runs, lambda: run_map(lambda f, it: ex.map(f, it, chunksize=1000), a.n_map))
+        out["ppe cpu map"] = median_of(a.runs, lambda: run_cpu(
+            lambda s, n: list(ex.map(busy, [s] * n, chunksize=1)), steps, a.n_cpu, one_call_s,
+            CORES))
+
+
+def measure_dask(a, out):
+    # Its workers' processes log their shutdown as errors: quiet.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+    from dask.distributed import Client, LocalCluster
+
+    for name in ("distributed", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with LocalCluster(n_workers=CORES, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        submit = lambda f, x: client.submit(f, x, pure=False)  # noqa: E731
+        warm(submit, client.gather, CORES)
+        out["dask submit"] = median_of(a.runs, lambda: run_submit(submit, client.gather, a.n_dask))
+        out["dask map"] = median_of(a.runs, lambda: run_map(
+            lambda f, it: client.gather(client.map(f, list(it), pure=False)), a.n_dask))
+
+
+# ---- report ----------------------------------------------------------------------------
+
+
+def report(a, r, steps, one_call_s):
+    rows = []
+
+    def rate(key):
+        return f"{r[key]:,.0f} tasks/s" if key in r else "not run"
+
+    rows.append(("no-op, submit one at a time", "zgrid.Executor", rate("zgrid submit"),
+                 f"N={a.n_submit:,}"))
+    rows.append(("", "Dask distributed", rate("dask submit"), f"N={a.n_dask:,}"))
+    rows.append(("", "ProcessPoolExecutor", rate("ppe submit"), f"N={a.n_submit:,}"))
+    rows.append(("no-op, map(chunksize=1000)", "zgrid.Executor", rate("zgrid map"),
+                 f"N={a.n_map:,}"))
+    rows.append(("", "Dask distributed (client.map)", rate("dask map"), f"N={a.n_dask:,}"))
+    rows.append(("", "ProcessPoolExecutor", rate("ppe map"), f"N={a.n_map:,}"))
+    if "node us/task" in r:
+        rows.append(("CPU per single-call task", "zgrid-node", f"{r['node us/task']:.1f} us",
+                     "utime+stime over the submit stream"))
+        rows.append(("", "its Python workers", f"{r['workers us/task']:.1f} us", ""))
+        rows.append(("", "zgrid-head", f"{r['head us/task']:.1f} us", ""))
+    cpu = f"N={a.n_cpu:,} x {one_call_s * 1e3:.2f} ms on {CORES} cores"
+    label = "1 ms CPU-bound, every core"
+    for key, who in (("zgrid cpu submit", "zgrid.Executor submit"),
+                     ("zgrid cpu map", "zgrid.Executor map(chunksize=1)"),
+                     ("ppe cpu map", "ProcessPoolExecutor map(chunksize=1)")):
+        if key in r:
+            eff, inside = r[key]
+            rows.append((label, who, f"{eff * 100:.1f}% of ideal",
+                         f"{cpu}; {inside * 1e3:.2f} ms inside"))
+            label = ""
+    ratios = []
+    if "zgrid submit" in r and "dask submit" in r:
+        ratios.append(f"submit_vs_dask={r['zgrid submit'] / r['dask submit']:.1f}x (goal >= 10x)")
+    if "zgrid map" in r and "dask map" in r:
+        ratios.append(f"map_vs_dask={r['zgrid map'] / r['dask map']:.0f}x")
+    if "zgrid submit" in r and "ppe submit" in r:
+        ratios.append(f"submit_vs_processpool={r['zgrid submit'] / r['ppe submit']:.2f}x")
+    if "zgrid map" in r and "ppe map" in r:
+        ratios.append(f"map_vs_processpool={r['zgrid map'] / r['ppe map']:.2f}x (goal >= 0.8x)")
+    if "node us/task" in r:
+        ratios.append(f"node_us_per_task={r['node us/task']:.1f} (goal <= 20)")
+    if "zgrid cpu submit" in r:
+        ratios.append(f"cpu_efficiency={r['zgrid cpu submit'][0] * 100:.1f}% (goal >= 90%)")
+    head = (f"python_functions_bench: {CORES} cores, Python {sys.version.split()[0]}, "
+            f"median of {a.runs} run(s); busy loop {steps} steps = {one_call_s * 1e3:.3f} ms; "
+            f"grid: {r.get('how', 'not run')}")
+    if a.markdown:
+        print(head + "\n")
+        print("| what | who | result | |\n|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        print(head)
+        for row in rows:
+            print(f"  {row[0]:<30} {row[1]:<38} {row[2]:>20}  {row[3]}")
+    print("ratios: " + " ".join(ratios))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small N, one run (smoke)")
+    p.add_argument("--runs", type=int, default=None, help="runs per figure (default 3; 1 with --quick)")
+    p.add_argument("--python", default="/usr/bin/python3", help="the nodes' Python")
+    p.add_argument("--n-submit", type=int, default=None)
+    p.add_argument("--n-map", type=int, default=None)
+    p.add_argument("--n-dask", type=int, default=None)
+    p.add_argument("--n-cpu", type=int, default=None)
+    p.add_argument("--skip-dask", action="store_true")
+    p.add_argument("--skip-zgrid", action="store_true")
+    p.add_argument("--markdown", action="store_true")
+    a = p.parse_args()
+    q = a.quick
+    a.runs = a.runs or (1 if q else 3)
+    a.n_submit = a.n_submit or (1_000 if q else 30_000)
+    a.n_map = a.n_map or (20_000 if q else 1_000_000)
+    a.n_dask = a.n_dask or (200 if q else 3_000)
+    a.n_cpu = a.n_cpu or (200 if q else 4_000)
+
+    steps, one_call_s = calibrate_busy()
+    r = {}
+    if not a.skip_zgrid:
+        measure_zgrid(a, steps, one_call_s, r)
+    measure_ppe(a, steps, one_call_s, r)
+    if not a.skip_dask:
+        measure_dask(a, r)
+    report(a, r, steps, one_call_s)
+
+
+if __name__ == "__main__":
+    main()
