@@ -370,7 +370,10 @@ def report(a, r, steps, one_call_s):
         ratios.append(f"node_us_per_task={r['node us/task']:.1f} (goal <= 20)")
     if "zgrid cpu submit" in r:
         ratios.append(f"cpu_efficiency={r['zgrid cpu submit'][0] * 100:.1f}% (goal >= 90%)")
-    head = (f"python_functions_bench: {CORES} cores, Python {sys.version.split()[0]}, "
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    head = (f"python_functions_bench: {CORES} cores (load {load} at the end), "
+            f"Python {sys.version.split()[0]}, "
             f"median of {a.runs} run(s); busy loop {steps} steps = {one_call_s * 1e3:.3f} ms; "
             f"grid: {r.get('how', 'not run')}")
     if a.markdown:

@@ -3,7 +3,15 @@
 # of heads on one data directory) and N supervised zgrid-node processes.
 #
 #   grid-local.sh up [--nodes N] [--workers W] [--data-dir DIR] [--standby]
+#                    [--python PYTHON | --no-python]
 #   grid-local.sh down | status | restart | env
+#
+# Nodes run Python functions (zgrid.Executor) by default: each is started
+# with `zgrid-node --python PYTHON`, PYTHON the first of $ZGRID_PYTHON,
+# `python3` on PATH and /usr/bin/python3 that can import cloudpickle (the
+# client's Python should be the same version: functions travel as its
+# bytecode). --python PYTHON picks one (it must import cloudpickle);
+# --no-python (or ZGRID_PYTHON=off) starts the nodes without Python workers.
 #
 # Run directory: $ZGRID_RUN_DIR (default /tmp/zgrid-$USER) holds pid files and
 # logs. Endpoints: $ZGRID_FRONTEND / $ZGRID_BACKEND (defaults 127.0.0.1:5555 /
@@ -31,13 +39,18 @@ STANDBY=0
 NODES=2
 WORKERS=0
 DATA_DIR=${ZGRID_DATA_DIR:-}
+PYTHON=${ZGRID_PYTHON:-}
 
 die() { echo "grid-local: $*" >&2; exit 2; }
 USAGE="usage: grid-local.sh up|down|status|restart|env [--nodes N] [--workers W] [--data-dir DIR] [--standby]
+                         [--python PYTHON | --no-python]
 
   up        start zgrid-head and N supervised zgrid-node processes (default 2);
             --standby: a failover pair of heads on one data directory (default
-            \$ZGRID_RUN_DIR/data), both supervised, nodes given both
+            \$ZGRID_RUN_DIR/data), both supervised, nodes given both;
+            nodes run Python functions (zgrid.Executor) with the first python3
+            that imports cloudpickle (\$ZGRID_PYTHON, python3 on PATH,
+            /usr/bin/python3); --python PYTHON picks it, --no-python turns it off
   down      stop exactly the processes up started (by PID)
   status    what runs, its endpoints and the dashboard's address
   restart   down, then up
@@ -58,7 +71,9 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --data-dir) DATA_DIR=$2; shift 2 ;;
     --standby) STANDBY=1; shift ;;
-    *) die "unknown option $1 (use --nodes N, --workers W, --data-dir DIR, --standby)" ;;
+    --python) PYTHON=$2; shift 2 ;;
+    --no-python) PYTHON=off; shift ;;
+    *) die "unknown option $1 (use --nodes N, --workers W, --data-dir DIR, --standby, --python PYTHON, --no-python)" ;;
   esac
 done
 
@@ -89,12 +104,45 @@ active_frontend() {
   endpoint frontend
 }
 
+# The Python the nodes' workers run (zgrid-node --python), as an absolute
+# path, or "off". A given one must import cloudpickle; by default the first
+# of python3 on PATH and /usr/bin/python3 that does, else off with a note.
+resolve_python() {
+  local p c
+  case "$PYTHON" in
+    off|no|none|0) PYTHON=off; return 0 ;;
+  esac
+  if ! "$BIN/zgrid-node" --help 2>/dev/null | grep -q -- '--python'; then
+    [ -z "$PYTHON" ] || die "--python $PYTHON: this zgrid-node ($BIN) has no --python"
+    echo "grid-local: nodes without Python workers: this zgrid-node has no --python" >&2
+    PYTHON=off
+    return 0
+  fi
+  case "$PYTHON" in
+    "")
+      for c in "$(command -v python3 2>/dev/null || true)" /usr/bin/python3; do
+        if [ -z "$c" ] || [ ! -x "$c" ]; then continue; fi
+        p=$("$c" -c 'import cloudpickle, sys; print(sys.executable)' 2>/dev/null) || continue
+        [ -n "$p" ] && PYTHON=$p && return 0
+      done
+      echo "grid-local: nodes without Python workers: no python3 here imports cloudpickle" \
+        "(install python3-cloudpickle, or give --python PYTHON)" >&2
+      PYTHON=off ;;
+    *)
+      c=$(command -v "$PYTHON" 2>/dev/null) || die "--python $PYTHON: no such program"
+      p=$("$c" -c 'import cloudpickle, sys; print(sys.executable)' 2>/dev/null) \
+        || die "--python $c cannot import cloudpickle (install python3-cloudpickle, or pip install cloudpickle into that environment)"
+      PYTHON=$p ;;
+  esac
+}
+
 supervise() {
-  local i=$1 child=0
+  local i=$1 child=0 py=()
+  [ "$PYTHON" = off ] || py=(--python "$PYTHON")
   trap 'touch "$RUN/node-$i.stopping"; [ $child -gt 0 ] && kill -TERM $child 2>/dev/null; wait $child 2>/dev/null; exit 0' TERM INT
   while true; do
     "$BIN/zgrid-node" --head "$(head_list backend)" --workers "$WORKERS" --node-id "$(hostname -s)-local-$i" \
-      >>"$RUN/node-$i.log" 2>&1 &
+      "${py[@]}" >>"$RUN/node-$i.log" 2>&1 &
     child=$!
     echo "$child" >"$RUN/node-$i.pid"
     set +e
@@ -184,6 +232,8 @@ up() {
   done
   rm -f "$RUN"/endpoints "$RUN"/endpoints2 "$RUN"/frontends "$RUN"/backends "$RUN"/pair \
     "$RUN"/node-*.stopping "$RUN"/head*.stopping "$RUN"/head*.exited
+  resolve_python
+  echo "$PYTHON" >"$RUN/python"
   if [ "$STANDBY" = 1 ]; then
     # A pair shares one data directory: the lease in it picks the active head.
     DATA_DIR=${DATA_DIR:-$RUN/data}
@@ -214,6 +264,11 @@ up() {
     echo "grid-local: up: heads $(head_list frontend) ($(endpoint role 1), $(endpoint role 2); data dir $DATA_DIR), $NODES nodes (run dir $RUN)" >&2
   else
     echo "grid-local: up: head $front, $NODES nodes (run dir $RUN)" >&2
+  fi
+  if [ "$PYTHON" = off ]; then
+    echo "grid-local: Python workers off" >&2
+  else
+    echo "grid-local: Python workers: $PYTHON (zgrid.Executor runs functions here)" >&2
   fi
 }
 
@@ -261,7 +316,7 @@ down() {
     if alive "$f" zgrid-node || alive "$f" bash; then kill -KILL "$(cat "$f")" 2>/dev/null || true; fi
   done
   rm -f "$RUN"/*.pid "$RUN"/node-*.stopping "$RUN"/head*.stopping "$RUN"/head*.exited \
-    "$RUN"/endpoints "$RUN"/endpoints2 "$RUN"/frontends "$RUN"/backends "$RUN"/pair
+    "$RUN"/endpoints "$RUN"/endpoints2 "$RUN"/frontends "$RUN"/backends "$RUN"/pair "$RUN"/python
   echo "grid-local: down ($stopped nodes)" >&2
 }
 
@@ -290,6 +345,9 @@ status() {
     local i=${f##*/node-}; i=${i%.pid}
     if alive "$f" zgrid-node; then echo "node $i: pid $(cat "$f")"; else echo "node $i: not running"; fi
   done
+  if [ -s "$RUN/python" ]; then
+    if [ "$(cat "$RUN/python")" = off ]; then echo "python workers: off"; else echo "python workers: $(cat "$RUN/python")"; fi
+  fi
 }
 
 case "$cmd" in

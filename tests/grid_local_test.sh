@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/grid-local.sh: up starts a head and supervised nodes, a killed node
+# scripts/grid-local.sh: up starts a head and supervised nodes (with Python
+# workers by default: a function runs through zgrid.Executor), a killed node
 # comes back, down stops exactly what up started. up --standby starts a
 # failover pair: the standby takes over from a SIGKILLed active head within
 # 5 s, the node and the CLI follow, the killed head comes back as the standby.
@@ -17,6 +18,18 @@ G="$ROOT/scripts/grid-local.sh"
 pids="$(cat "$ZGRID_RUN_DIR"/*.pid)"
 eval "$("$G" env)"
 [ "$("$ZGRID_BIN/zgrid" nodes --json | grep -c node_id)" = 2 ] || fail "2 nodes expected"
+# Python workers are on by default: a notebook's functions run on this grid
+# (Debian's Python, which the module is built for; ZGRID_HEAD from env).
+"$G" status | grep -q "^python workers: /" || fail "Python workers are not on by default: $("$G" status)"
+PYTHONPATH="$ZGRID_BIN/python" timeout 120 /usr/bin/python3 - <<'PY' || fail "a Python function did not run on the grid"
+import zgrid
+
+offset = 7
+with zgrid.Executor() as ex:
+    got = list(ex.map(lambda x: x * x + offset, range(200), chunksize=9))
+    assert got == [x * x + offset for x in range(200)], got
+    assert ex.submit(pow, 2, 10).result(timeout=60) == 1024
+PY
 # A node that dies is restarted by its supervisor.
 old=$(cat "$ZGRID_RUN_DIR/node-1.pid")
 kill -9 "$old"
@@ -46,7 +59,10 @@ gone() {  # every PID given has exited (a zombie does not run)
     if [ -e "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then return 1; fi
   done
 }
-"$G" up --standby --nodes 1 --workers 1 || fail "up --standby"
+"$G" up --standby --nodes 1 --workers 1 --no-python || fail "up --standby"
+"$G" status | grep -q "^python workers: off" || fail "--no-python: $("$G" status)"
+"$ZGRID_BIN/zgrid" --head "$(sed -n 's/^frontend=//p' "$ZGRID_RUN_DIR/endpoints")" nodes --json \
+  | grep -Eq '[",]python@' && fail "--no-python: a node offers the python service"
 [ "$(role endpoints)" = active ] || fail "head 1 is not active: $(role endpoints)"
 [ "$(role endpoints2)" = standby ] || fail "head 2 is not the standby: $(role endpoints2)"
 [ -d "$ZGRID_RUN_DIR/data/lease" ] || fail "the pair does not share the run dir's data directory"
