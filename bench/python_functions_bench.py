@@ -311,7 +311,12 @@ def measure_ppe(a, steps, one_call_s, out):
 def measure_dask(a, out):
     # Its workers' processes log their shutdown as errors: quiet.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        print("python_functions_bench: Dask distributed is not installed (python3-distributed): "
+              "its peer figures are left out", file=sys.stderr)
+        return
 
     for name in ("distributed", "tornado", "bokeh"):
         logging.getLogger(name).setLevel(logging.ERROR)
