@@ -14,13 +14,14 @@ fail() { echo "grid_local_test: FAIL: $*" >&2; "$ROOT/scripts/grid-local.sh" dow
 trap 'rm -rf "$ZGRID_RUN_DIR"' EXIT
 G="$ROOT/scripts/grid-local.sh"
 "$G" up --nodes 2 --workers 1 || fail "up"
-"$G" status | grep -q "^node 2: pid" || fail "status"
+st=$("$G" status) || fail "status"
+grep -q "^node 2: pid" <<<"$st" || fail "status: $st"
 pids="$(cat "$ZGRID_RUN_DIR"/*.pid)"
 eval "$("$G" env)"
 [ "$("$ZGRID_BIN/zgrid" nodes --json | grep -c node_id)" = 2 ] || fail "2 nodes expected"
 # Python workers are on by default: a notebook's functions run on this grid
 # (Debian's Python, which the module is built for; ZGRID_HEAD from env).
-"$G" status | grep -q "^python workers: /" || fail "Python workers are not on by default: $("$G" status)"
+grep -q "^python workers: /" <<<"$st" || fail "Python workers are not on by default: $st"
 PYTHONPATH="$ZGRID_BIN/python" timeout 120 /usr/bin/python3 - <<'PY' || fail "a Python function did not run on the grid"
 import zgrid
 
@@ -60,7 +61,8 @@ gone() {  # every PID given has exited (a zombie does not run)
   done
 }
 "$G" up --standby --nodes 1 --workers 1 --no-python || fail "up --standby"
-"$G" status | grep -q "^python workers: off" || fail "--no-python: $("$G" status)"
+st=$("$G" status) || fail "status of the pair"
+grep -q "^python workers: off" <<<"$st" || fail "--no-python: $st"
 "$ZGRID_BIN/zgrid" --head "$(sed -n 's/^frontend=//p' "$ZGRID_RUN_DIR/endpoints")" nodes --json \
   | grep -Eq '[",]python@' && fail "--no-python: a node offers the python service"
 [ "$(role endpoints)" = active ] || fail "head 1 is not active: $(role endpoints)"
