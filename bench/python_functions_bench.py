@@ -281,9 +281,22 @@ def measure_zgrid(a, steps, one_call_s, out):
                     out[f"{who} us/task"] = statistics.median(c[who] for c in costs) / a.n_submit * 1e6
                 out["zgrid map"] = median_of(
                     a.runs, lambda: run_map(lambda f, it: ex.map(f, it, chunksize=1000), a.n_map))
-                out["zgrid cpu submit"] = median_of(a.runs, lambda: run_cpu(
-                    lambda s, n: gather([ex.submit(busy, s) for _ in range(n)]), steps, a.n_cpu,
-                    one_call_s, CORES))
+                cpu_costs = []
+
+                def one_cpu_run():
+                    meter.start()
+                    c0 = time.process_time()
+                    r = run_cpu(lambda s, n: gather([ex.submit(busy, s) for _ in range(n)]), steps,
+                                a.n_cpu, one_call_s, CORES)
+                    cost = meter.stop()
+                    cost["client"] = time.process_time() - c0
+                    cpu_costs.append(cost)
+                    return r
+
+                out["zgrid cpu submit"] = median_of(a.runs, one_cpu_run)
+                for who in ("node", "head", "client"):
+                    out[f"{who} us/1ms task"] = statistics.median(
+                        c[who] for c in cpu_costs) / a.n_cpu * 1e6
                 out["zgrid cpu map"] = median_of(a.runs, lambda: run_cpu(
                     lambda s, n: list(ex.map(busy, [s] * n, chunksize=1)), steps, a.n_cpu,
                     one_call_s, CORES))
@@ -362,6 +375,11 @@ def report(a, r, steps, one_call_s):
             rows.append((label, who, f"{eff * 100:.1f}% of ideal",
                          f"{cpu}; {inside * 1e3:.2f} ms inside"))
             label = ""
+        if key == "zgrid cpu submit" and "node us/1ms task" in r:
+            rows.append(("", "(its CPU per task besides the function)", "",
+                         "node {:.0f} us, head {:.0f} us, client {:.0f} us".format(
+                             r["node us/1ms task"], r["head us/1ms task"],
+                             r["client us/1ms task"])))
     ratios = []
     if "zgrid submit" in r and "dask submit" in r:
         ratios.append(f"submit_vs_dask={r['zgrid submit'] / r['dask submit']:.1f}x (goal >= 10x)")
