@@ -105,6 +105,25 @@ class WorkQueue {
     *index = i;
     return true;
   }
+  // Claims one unclaimed task of the oldest queued batch, other than `like`,
+  // for the same service (a per-call one: neither batch serial) and
+  // connection generation, without blocking: a pipelined run takes work from
+  // the batches behind its own. False when there is none.
+  bool claim_same(const Batch& like, std::shared_ptr<Batch>* batch, std::size_t* index) {
+    MutexLock lock(mu_);
+    for (auto& b : q_) {
+      if (b.get() == &like || b->serial || b->generation != like.generation ||
+          b->tasks.service != like.tasks.service || !b->tasks.instance.empty())
+        continue;
+      if (b->next.load(std::memory_order_relaxed) >= b->tasks.items.size()) continue;
+      std::size_t i = b->next.fetch_add(1);
+      if (i >= b->tasks.items.size()) continue;
+      *batch = b;
+      *index = i;
+      return true;
+    }
+    return false;
+  }
   // Takes every unclaimed task out of the queue (none is run here).
   std::vector<Unclaimed> take_all() {
     MutexLock lock(mu_);
