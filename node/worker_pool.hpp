@@ -4,6 +4,16 @@
 //     task never holds its neighbours back while another worker is free; a
 //     stateful session's batch is claimed whole by one worker (its tasks run
 //     in order);
+//   - pipelined runs: for a pooled instance whose pipeline_depth() > 1 (an
+//     exec service that reads ahead, e.g. `python`) a worker claims several
+//     tasks at once (claim_more on its batch, then claim_same on the same
+//     service's batches queued behind it: single calls arrive many small
+//     batches), at most the depth and about 2 ms of work at that service's
+//     measured time per task (a per-worker estimate that rises at once and
+//     falls by halves), so long tasks still spread one per worker. Per-task
+//     semantics stay: each task's timeout slot begins when the previous
+//     answer came back, each result is added (or dropped, if reported timed
+//     out) as its answer comes;
 //   - N worker threads: each runs its claimed tasks on service instances
 //     (node/instances.hpp), buffers the encoded results and pushes a
 //     `results` message, tagged with the batch's connection generation, over
