@@ -766,6 +766,26 @@ TEST_F(ExecPipelineTest, OffUnlessConfiguredAndNeverForASession) {
 
 // ---- registration: `sessions = true` ----------------------------------------------
 
+// `pipeline = true` (docs/services.md, "Pipelining"): programs only.
+TEST(RegistrationPipelineTest, AProgramOptsInAPluginCannot) {
+  TempDir dir;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.file(name)) << text;
+    return dir.file(name);
+  };
+  std::string program = "program = \"" + kSource + "/tests/exec/test_worker.py\"\n";
+  Registry r;
+  ASSERT_TRUE(
+      register_file(write("a.toml", "name = \"a\"\n" + program + "pipeline = true\n"), r).ok());
+  ASSERT_TRUE(register_file(write("b.toml", "name = \"b\"\n" + program), r).ok());
+  EXPECT_GT((*Find(r, "a")->make())->pipeline_depth(), 1u);
+  EXPECT_EQ((*Find(r, "b")->make())->pipeline_depth(), 1u);
+  Status lib = register_file(
+      write("c.toml", std::string("library = \"") + ZGRID_TESTSVC_V1 + "\"\npipeline = true\n"), r);
+  EXPECT_FALSE(lib.ok());
+  EXPECT_NE(lib.message().find("key pipeline is for programs"), std::string::npos) << lib.message();
+}
+
 TEST(RegistrationSessionsTest, AProgramDeclaresSessionsAPluginsDescriptorSaysItself) {
   TempDir dir;
   auto write = [&](const std::string& name, const std::string& text) {
