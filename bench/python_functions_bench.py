@@ -102,6 +102,18 @@ def cpu_seconds(pid):
         return 0.0
 
 
+def switches(pid):
+    """Context switches (voluntary and not) of every thread of a process."""
+    n = 0
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                n += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    except OSError:
+        pass
+    return n
+
+
 def children(pid):
     """The PIDs whose parent is pid."""
     out = []
@@ -128,6 +140,7 @@ class CpuMeter:
 
     def _read(self):
         r = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        r.update({name + " switches": switches(pid) for name, pid in self.pids.items()})
         if self.children_of is not None:
             kids = children(self.children_of)
             r["workers"] = sum(cpu_seconds(k) for k in kids)
@@ -304,6 +317,11 @@ def measure_zgrid(a, steps, one_call_s, out):
                 for who in ("node", "head", "client"):
                     out[f"{who} us/1ms task"] = statistics.median(
                         c[who] for c in cpu_costs) / a.n_cpu * 1e6
+                for who in ("node", "head"):
+                    out[f"{who} switches/1ms task"] = statistics.median(
+                        c[who + " switches"] for c in cpu_costs) / a.n_cpu
+                    out[f"{who} switches/task"] = statistics.median(
+                        c[who + " switches"] for c in costs) / a.n_submit
                 out["zgrid cpu map"] = median_of(a.runs, lambda: run_cpu(
                     lambda s, n: list(ex.map(busy, [s] * n, chunksize=1)), steps, a.n_cpu,
                     one_call_s, CORES))
@@ -372,6 +390,9 @@ def report(a, r, steps, one_call_s):
                      "utime+stime over the submit stream"))
         rows.append(("", "its Python workers", f"{r['workers us/task']:.1f} us", ""))
         rows.append(("", "zgrid-head", f"{r['head us/task']:.1f} us", ""))
+        rows.append(("", "context switches per task", "",
+                     "node {:.1f}, head {:.1f}".format(r["node switches/task"],
+                                                        r["head switches/task"])))
     cpu = f"N={a.n_cpu:,} x {one_call_s * 1e3:.2f} ms on {CORES} cores"
     label = "1 ms CPU-bound, every core"
     for key, who in (("zgrid cpu submit", "zgrid.Executor submit"),
@@ -384,9 +405,11 @@ def report(a, r, steps, one_call_s):
             label = ""
         if key == "zgrid cpu submit" and "node us/1ms task" in r:
             rows.append(("", "(its CPU per task besides the function)", "",
-                         "node {:.0f} us, head {:.0f} us, client {:.0f} us".format(
+                         "node {:.0f} us, head {:.0f} us, client {:.0f} us; context switches "
+                         "per task: node {:.1f}, head {:.1f}".format(
                              r["node us/1ms task"], r["head us/1ms task"],
-                             r["client us/1ms task"])))
+                             r["client us/1ms task"], r["node switches/1ms task"],
+                             r["head switches/1ms task"])))
     ratios = []
     if "zgrid submit" in r and "dask submit" in r:
         ratios.append(f"submit_vs_dask={r['zgrid submit'] / r['dask submit']:.1f}x (goal >= 10x)")
