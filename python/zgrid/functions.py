@@ -262,24 +262,26 @@ class Executor(cf.Executor):
         return self._shutdown and not self._backlog
 
     def _serve(self, conn, client, inflight: dict) -> None:
+        """Interactive: requests tagged b"#<n>" (the n-th sent), answers
+        streamed back. One exchange() per round: send what fits in the
+        window, take every answer there is. The window is refilled once a
+        quarter of it is free (or nothing is in flight), so a round carries
+        several calls, not one."""
         sent = 0  # requests sent: the next one's tag is b"#<sent>"
         refreshed = time.monotonic()
+        settle = self._settle
         while True:
             room = self.window - len(inflight)
-            if room > 0 and self._backlog:
+            payloads = []
+            if self._backlog and (not inflight or room * 4 >= self.window):
                 items = self._take(inflight, room)
-                if items:
-                    for i, (_, count, f) in enumerate(items, sent):
-                        inflight[i] = (count, f)
-                    client.send_indexed([p for p, _, _ in items], sent)
-                    sent += len(items)
-                    client.flush()
+                for i, (p, count, f) in enumerate(items, sent):
+                    inflight[i] = (count, f)
+                    payloads.append(p)
             if inflight:
-                t = client.next_response(0.05)
-                if t is not None:
-                    self._settle(inflight, t)
-                    for t in client.poll_responses():
-                        self._settle(inflight, t)
+                for t in client.exchange(payloads, sent, 0.05):
+                    settle(inflight, t)
+                sent += len(payloads)
                 if self._backlog and time.monotonic() - refreshed > _WINDOW_REFRESH:
                     refreshed = time.monotonic()
                     self._set_window(conn)
