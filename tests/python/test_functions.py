@@ -448,3 +448,12 @@ def test_code_written_for_process_pool_executor_runs_unchanged(pygrid, tmp_path)
     for o in outs:
         assert o.returncode == 0, o.stderr
     assert outs[0].stdout == outs[1].stdout and "odd: unlucky" in outs[0].stdout
+
+
+def test_the_functions_example_runs(pygrid):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "functions.py")
+    env = dict(os.environ, ZGRID_HEAD=pygrid.frontend)
+    out = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("100 results")
+    assert out.stderr.count("diverged: diverged at") == 10
