@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import itertools
 import threading
 import time
+import weakref
 from typing import Any, Callable, Optional
 
 from . import _calls, _zgrid
@@ -28,8 +29,30 @@ WINDOW_PER_SLOT = 2
 WINDOW_MIN = 32
 _WINDOW_REFRESH = 2.0  # seconds between looks at the grid's nodes while work waits
 _FETCH_PAGE = 4096
+# An idle executor tells the head it is there this often (seconds), so the
+# head's client idle timeout (default 5 minutes) never removes it.
+_KEEPALIVE = 60.0
+# Nothing answered this long while calls are in flight: ask the head whether
+# the client was removed (seconds).
+_STALLED = 5.0
 
-_STOP = object()
+# Executors still running when the interpreter exits: shut down (waiting
+# for their calls, as ProcessPoolExecutor does) before it finalizes, so no
+# executor thread is inside the library then.
+_live: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _python_exit() -> None:
+    for ex in list(_live):
+        ex.shutdown(wait=True)
+
+
+if hasattr(threading, "_register_atexit"):  # before non-daemon threads are joined
+    threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+else:  # pragma: no cover
+    import atexit
+
+    atexit.register(_python_exit)
 
 
 def _slots(nodes: list) -> int:
@@ -119,6 +142,7 @@ class Executor(cf.Executor):
         self._ready.wait()
         if self._error is not None:
             raise self._error
+        _live.add(self)
 
     def __repr__(self) -> str:
         kind = "durable " if self._durable else ""
@@ -268,7 +292,7 @@ class Executor(cf.Executor):
         quarter of it is free (or nothing is in flight), so a round carries
         several calls, not one."""
         sent = 0  # requests sent: the next one's tag is b"#<sent>"
-        refreshed = time.monotonic()
+        refreshed = last_word = last_answer = time.monotonic()
         settle = self._settle
         while True:
             room = self.window - len(inflight)
@@ -279,9 +303,16 @@ class Executor(cf.Executor):
                     inflight[i] = (count, f)
                     payloads.append(p)
             if inflight:
-                for t in client.exchange(payloads, sent, 0.05):
+                answers = client.exchange(payloads, sent, 0.05)
+                for t in answers:
                     settle(inflight, t)
                 sent += len(payloads)
+                last_word = time.monotonic()
+                if answers:
+                    last_answer = last_word
+                elif last_word - last_answer > _STALLED:
+                    last_answer = last_word
+                    self._check_removed(conn)
                 if self._backlog and time.monotonic() - refreshed > _WINDOW_REFRESH:
                     refreshed = time.monotonic()
                     self._set_window(conn)
@@ -289,7 +320,22 @@ class Executor(cf.Executor):
                 break
             elif not self._backlog:
                 self._idle_wait()
+                if time.monotonic() - last_word > _KEEPALIVE:
+                    client.flush()  # a bare flush: the head counts the client as active
+                    last_word = time.monotonic()
         client.end_requests()
+
+    def _check_removed(self, conn) -> None:
+        """Nothing answered for a while: a client the head removed (idle
+        past its timeout, e.g. a laptop that slept) gets no answers, ever;
+        that is an error, not a wait."""
+        st = conn.session_status(self.session_id)
+        if st.get("clients_removed", 0) > 0:
+            raise _error(
+                _zgrid.Removed, "not_found",
+                f"the head removed this executor's client of session {self.session_id} "
+                f"({st.get('removals', '')}): its calls in flight will not be answered",
+            )
 
     def _settle(self, inflight: dict, t: tuple) -> None:
         _, user_data, fault_code, data = t
@@ -320,6 +366,7 @@ class Executor(cf.Executor):
         calls = 0
         cursor = 0
         committed = False
+        last_word = time.monotonic()
         while True:
             room = self.window - len(inflight)
             if self._detach:
@@ -333,6 +380,10 @@ class Executor(cf.Executor):
                     calls += max(1, count)
                 if items:
                     client.flush()
+                    last_word = time.monotonic()
+            if not committed and time.monotonic() - last_word > _KEEPALIVE:
+                client.flush()  # a bare flush: the head's client idle timeout would remove the calls
+                last_word = time.monotonic()
             if self._detach and not self._backlog:
                 client.end_requests()
                 conn.close_session(self.session_id, "seal")

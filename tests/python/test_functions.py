@@ -457,3 +457,43 @@ def test_the_functions_example_runs(pygrid):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("100 results")
     assert out.stderr.count("diverged: diverged at") == 10
+
+
+def test_an_idle_executor_is_not_removed_by_the_client_idle_timeout(monkeypatch):
+    import zgrid.functions
+
+    monkeypatch.setattr(zgrid.functions, "_KEEPALIVE", 0.2)
+    with tempfile.TemporaryDirectory(prefix="zgrid-fn-") as tmp:
+        g = make_grid(tmp, head_args=["--client-idle-timeout", "1s"])
+        try:
+            for durable in (False, True):
+                with zgrid.Executor(head=g.frontend, durable=durable) as ex:
+                    assert ex.submit(add, 1, 1).result(WAIT) == 2
+                    import time
+
+                    time.sleep(2.5)  # idle: what is under test, longer than the idle timeout
+                    assert ex.submit(add, 2, 2).result(WAIT) == 4
+        finally:
+            g.stop()
+
+
+def test_a_removed_executor_client_is_an_error_not_a_hang(monkeypatch):
+    """A laptop that slept past the head's client idle timeout: the futures
+    in flight end with zgrid.Removed."""
+    import zgrid.functions
+
+    monkeypatch.setattr(zgrid.functions, "_KEEPALIVE", 1000)
+    monkeypatch.setattr(zgrid.functions, "_STALLED", 0.5)
+    with tempfile.TemporaryDirectory(prefix="zgrid-fn-") as tmp:
+        g = make_grid(tmp, head_args=["--client-idle-timeout", "1s"])
+        try:
+            ex = zgrid.Executor(head=g.frontend)
+            assert ex.submit(add, 1, 1).result(WAIT) == 2
+            import time
+
+            time.sleep(2.5)  # idle, no keepalive: the head removes the client
+            with pytest.raises(zgrid.Removed, match="removed"):
+                ex.submit(add, 2, 2).result(WAIT)
+            ex.shutdown()
+        finally:
+            g.stop()
