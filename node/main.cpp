@@ -10,6 +10,7 @@
 #include "node/node.hpp"
 #include "node/options.hpp"
 #include "node/sim_nodes.hpp"
+#include "services/python_functions.hpp"
 #include "services/registration.hpp"
 
 namespace {
@@ -45,6 +46,11 @@ int main(int argc, char** argv) {
   if (!cmd.services_dir.empty()) reg = zgrid::svc::register_dir(cmd.services_dir, registry);
   for (const auto& lib : cmd.service_libs)
     if (reg.ok()) reg = zgrid::svc::register_library(lib, registry);
+  if (reg.ok() && !cmd.python.empty()) {
+    // Its workers name the node in their messages: the id is fixed here.
+    if (o.node_id.empty()) o.node_id = zgrid::node::default_node_id();
+    reg = zgrid::svc::register_python(cmd.python, cmd.python_workers, o.node_id, registry);
+  }
   if (!reg.ok()) {
     std::cerr << "zgrid-node: error: " << reg.message() << "\n";
     return 2;

@@ -13,14 +13,17 @@
 
 namespace zgrid::node {
 
+std::string default_node_id() {
+  return hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
+}
+
 Status run_node(const NodeOptions& options, const svc::Registry& registry,
                 const std::atomic<bool>& stop) {
   ZG_RETURN_IF_ERROR(Validate(options));
   NodeOptions o = options;
   int workers = o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
   if (workers <= 0) workers = 1;
-  if (o.node_id.empty())
-    o.node_id = hostname() + "-" + std::to_string(getpid()) + "-" + random_id64().substr(0, 6);
+  if (o.node_id.empty()) o.node_id = default_node_id();
   if (!valid_name(o.node_id))
     return Status::InvalidArgument("--node-id must be 1..64 printable characters");
   auto host = svc::Host::start(registry, o.services, workers);

@@ -23,12 +23,16 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #include "common/status.hpp"
 #include "node/options.hpp"
 #include "services/service.hpp"
 
 namespace zgrid::node {
+
+// The name of a node started without --node-id: host-pid-random.
+std::string default_node_id();
 
 // Runs the node until `stop` becomes true (SIGTERM/SIGINT). Returns an error
 // only for a bad configuration (options Validate refuses, an unknown service,

@@ -76,6 +76,13 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
                  "Load a service plug-in (shared library; repeatable; docs/services.md)");
   app.add_option("--services-dir", out->services_dir,
                  "Read service registration files (*.toml, *.conf) from this directory");
+  app.add_option("--python", out->python,
+                 "Offer the service `python` (any Python function, zgrid.Executor): its worker "
+                 "processes run this Python (a path, or a name on PATH), which needs cloudpickle");
+  app.add_option("--python-workers", out->python_workers,
+                 "Python worker processes of the service `python` (0: one per worker thread)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   app.add_option("--node-id", o.node_id, "Name of this node (default: host-pid-random)");
   cli::add_duration(app, "--heartbeat", &o.heartbeat_ms,
                     "Heartbeat interval until the head sends its own");
@@ -116,6 +123,8 @@ int ParseFlags(int argc, const char* const* argv, NodeCommand* out, const std::s
     o.secret_key = kp->secret_z85;
   }
   if (Status st = Validate(o); !st.ok()) return fail(st.message());
+  if (out->python_workers > 0 && out->python.empty())
+    return fail("--python-workers needs --python (the Python that runs them)");
   return -1;
 }
 

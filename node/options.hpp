@@ -61,6 +61,10 @@ struct NodeCommand {
   std::string log_format = "text";        // or json: one object per line
   std::vector<std::string> service_libs;  // --service-lib: plug-ins to load (repeatable)
   std::string services_dir;               // --services-dir: registration files
+  // --python PYTHON: offer the built-in service `python` (services/python_functions.hpp),
+  // PYTHON an absolute path or a name looked up on PATH; empty: not offered.
+  std::string python;
+  int python_workers = 0;  // --python-workers: its worker processes, 0..4096; 0: --workers'
   // Test mode (--simulate N): N simulated echo nodes in this process
   // (node/sim_nodes.hpp), answering each task message `simulate_hold_ms` after it came.
   int simulate = 0;

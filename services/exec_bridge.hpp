@@ -51,6 +51,9 @@ struct ExecConfig {
   std::string label;              // name@version, for messages
   Millis max_backoff_ms = 5'000;  // restart delay cap while the worker keeps dying
   bool sessions = false;          // the program serves stateful sessions
+  // The program reads requests ahead and answers them in order: the node
+  // may write several before reading a reply (run_pipelined).
+  bool pipeline = false;
 };
 
 // A factory making one bridge (and, lazily, its worker process) per call.
