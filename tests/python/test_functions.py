@@ -1,8 +1,7 @@
 """Issue 30: zgrid.Executor runs any Python function on the grid with the
 concurrent.futures contract (service `python`, python/zgrid/_worker.py).
-Real head and node processes (conftest.LocalGrid); nodes run the worker
-with `zgrid-node --python` when the node has that flag, else through a
-services dir that registers it."""
+Real head and node processes (conftest.LocalGrid); the nodes run the
+worker with `zgrid-node --python /usr/bin/python3`."""
 
 import concurrent.futures as cf
 import json
@@ -16,35 +15,18 @@ import textwrap
 import cloudpickle
 import pytest
 import zgrid
-from conftest import BIN, LocalGrid, wait_until
+from conftest import LocalGrid, wait_until
 
 # This module is not importable on the nodes: its functions and classes
 # travel by value (what a user's own module needs too; docs/python.md).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 PYTHON = "/usr/bin/python3"
-WORKER = os.path.join(os.path.dirname(zgrid.__file__), "_worker.py")
 WAIT = 60  # bound of every wait on a result (seconds): a loaded machine, never a hang
 
 
-def _node_has_python_flag() -> bool:
-    out = subprocess.run([os.path.join(BIN, "zgrid-node"), "--help"], capture_output=True, text=True)
-    return "--python" in out.stdout + out.stderr
-
-
-def python_node_args(tmp: str) -> list:
-    if _node_has_python_flag():
-        return ["--python", PYTHON]
-    sdir = os.path.join(tmp, "services")
-    os.makedirs(sdir, exist_ok=True)
-    with open(os.path.join(sdir, "python.toml"), "w") as f:
-        f.write(f'name = "python"\nversion = "1"\nprogram = "{PYTHON}"\n'
-                f'args = ["{WORKER}"]\noperations = ["call"]\nconcurrency = 2\n')
-    return ["--services-dir", sdir]
-
-
 def make_grid(tmp, nodes=1, **kw):
-    return LocalGrid(tmp, nodes=nodes, workers=2, node_args=python_node_args(tmp), **kw)
+    return LocalGrid(tmp, nodes=nodes, workers=2, node_args=["--python", PYTHON], **kw)
 
 
 @pytest.fixture
