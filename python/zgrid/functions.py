@@ -214,11 +214,19 @@ class Executor(cf.Executor):
             self._shutdown = True
             if cancel_futures:
                 self._cancel_queued = True
-                for _, _, f in list(self._backlog):
+                for _, _, f in self._queued():
                     f.cancel()
         self._wake.set()
         if wait:
             self._thread.join()
+
+    def _queued(self) -> list:
+        """A copy of the backlog, which the executor's thread may be taking from."""
+        while True:
+            try:
+                return list(self._backlog)
+            except RuntimeError:  # deque mutated during iteration: look again
+                continue
 
     def detach(self) -> str:
         """A durable executor: commits every call submitted (they run on
@@ -312,7 +320,7 @@ class Executor(cf.Executor):
                     last_answer = last_word
                 elif last_word - last_answer > _STALLED:
                     last_answer = last_word
-                    self._check_removed(conn)
+                    self._check_stalled(conn)
                 if self._backlog and time.monotonic() - refreshed > _WINDOW_REFRESH:
                     refreshed = time.monotonic()
                     self._set_window(conn)
@@ -325,16 +333,23 @@ class Executor(cf.Executor):
                     last_word = time.monotonic()
         client.end_requests()
 
-    def _check_removed(self, conn) -> None:
-        """Nothing answered for a while: a client the head removed (idle
-        past its timeout, e.g. a laptop that slept) gets no answers, ever;
-        that is an error, not a wait."""
+    def _check_stalled(self, conn) -> None:
+        """Nothing answered for a while: ask the head why. A client it removed
+        (idle past its timeout, e.g. a laptop that slept) gets no answers,
+        ever; a grid where no node offers service python never runs the
+        calls. Both are errors, not waits."""
         st = conn.session_status(self.session_id)
         if st.get("clients_removed", 0) > 0:
             raise _error(
                 _zgrid.Removed, "not_found",
                 f"the head removed this executor's client of session {self.session_id} "
                 f"({st.get('removals', '')}): its calls in flight will not be answered",
+            )
+        if st.get("unoffered", False):
+            raise _error(
+                _zgrid.InvalidRequest, "failed_precondition",
+                f"{st.get('paused', 'no node offers service python')}: start nodes with "
+                "`zgrid-node --python PYTHON` to run Python functions",
             )
 
     def _settle(self, inflight: dict, t: tuple) -> None:

@@ -479,3 +479,19 @@ def test_a_removed_executor_client_is_an_error_not_a_hang(monkeypatch):
             ex.shutdown()
         finally:
             g.stop()
+
+
+def test_a_grid_without_python_nodes_is_an_error_not_a_hang(monkeypatch):
+    import zgrid.functions
+
+    monkeypatch.setattr(zgrid.functions, "_STALLED", 0.5)
+    monkeypatch.setenv("ZGRID_TEST_NODE_WINDOW_MS", "300")  # the head's verdict comes soon
+    with tempfile.TemporaryDirectory(prefix="zgrid-fn-") as tmp:
+        g = LocalGrid(tmp, nodes=1, workers=2)  # no --python
+        try:
+            ex = zgrid.Executor(head=g.frontend)
+            with pytest.raises(zgrid.InvalidRequest, match="no node offers service python.*--python"):
+                ex.submit(add, 1, 1).result(WAIT)
+            ex.shutdown()
+        finally:
+            g.stop()
