@@ -131,6 +131,7 @@ class Executor(cf.Executor):
         self._blobs: dict = {}  # id(fn) -> (fn, its cloudpickle)
         self._backlog: collections.deque = collections.deque()
         self._wake = threading.Event()
+        self._sleeping = False  # the executor's thread waits on _wake
         self._lock = threading.Lock()
         self._shutdown = False
         self._detach = False
@@ -176,7 +177,8 @@ class Executor(cf.Executor):
             if self._error is not None:
                 raise self._error
             self._backlog.append((payload, count, f))
-        self._wake.set()
+        if self._sleeping:  # the thread looks at the backlog before it sleeps
+            self._wake.set()
         return f
 
     def submit(self, fn, /, *args, **kwargs) -> cf.Future:
@@ -284,7 +286,10 @@ class Executor(cf.Executor):
         return out
 
     def _idle_wait(self) -> None:
-        self._wake.wait(0.5)
+        self._sleeping = True
+        if not self._backlog and not self._shutdown:
+            self._wake.wait(0.5)
+        self._sleeping = False
         self._wake.clear()
 
     def _done_sending(self) -> bool:
