@@ -355,7 +355,7 @@ def test_a_durable_function_session_outlives_the_client_and_head_kills(tmp_path)
             assert reader.wait(WAIT) == 0
             assert killed
             assert sorted(seen) == list(range(106))
-            assert all(len(set(json.dumps(x) for x in v)) == 1 for v in seen.values())
+            assert all(len(v) == 1 for v in seen.values())  # each call once, across the kill
             assert [seen[i][0] for i in range(5)] == list(range(5))
             assert [seen[i][0] for i in range(5, 105)] == [-i for i in range(5, 105)]
             assert seen[105][0] == "ValueError:bad value 105"
