@@ -1,5 +1,6 @@
 #include "node/instances.hpp"
 
+#include <span>
 #include <utility>
 
 namespace zgrid::node {
@@ -35,6 +36,46 @@ void Instances::run(svc::Service* instance, const Resolved& svc, const proto::Ta
   } catch (...) {
     out.fault(svc::kServiceError, "unknown exception");
   }
+  finish(out);
+}
+
+void Instances::run_pipelined(svc::Service* instance, const Resolved& svc,
+                              const std::vector<std::string_view>& payloads,
+                              std::vector<svc::Output>& out,
+                              const std::function<void(std::size_t)>& done) const {
+  const std::size_t n = payloads.size();
+  for (std::size_t i = 0; i < n; ++i) out[i].reset();
+  std::size_t next = 0;  // the first task not answered
+  auto answered = [&](std::size_t i) {
+    finish(out[i]);
+    next = i + 1;
+    done(i);
+  };
+  while (next < n) {
+    const std::size_t from = next;
+    std::function<void(std::size_t)> shifted = [&answered, from](std::size_t i) {
+      answered(from + i);
+    };
+    try {
+      instance->run_pipelined(svc.operation, std::span(payloads).subspan(from),
+                              std::span(out).subspan(from, n - from), shifted);
+      // A service that returned before answering them all broke the
+      // contract: the rest fault rather than go missing.
+      while (next < n) {
+        out[next].fault(svc::kServiceError, "the service returned without answering");
+        answered(next);
+      }
+    } catch (const std::exception& e) {
+      out[next].fault(svc::kServiceError, e.what());
+      answered(next);
+    } catch (...) {
+      out[next].fault(svc::kServiceError, "unknown exception");
+      answered(next);
+    }
+  }
+}
+
+void Instances::finish(svc::Output& out) const {
   if (out.data.size() > proto::kMaxPayload)
     out.fault(svc::kServiceError, "result larger than the payload limit");
   // Test hook (ZGRID_NODE_TEST_FAULTY=1): a broken node, for quarantine tests.

@@ -16,6 +16,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <string>
@@ -73,6 +74,16 @@ class Instances {
   void run(svc::Service* instance, const Resolved& svc, const proto::Task& t,
            svc::Output& out) const;
 
+  // Runs the tasks with these payloads on `instance` (leased from
+  // svc.service's pool; its pipeline_depth() >= payloads.size()) through
+  // Service::run_pipelined: out[i] gets task i's answer, under run()'s rules,
+  // then done(i) is called, in order, once per task. An exception faults the
+  // task it was answering (service_error) and the rest run on. `out` has at
+  // least payloads.size() elements.
+  void run_pipelined(svc::Service* instance, const Resolved& svc,
+                     const std::vector<std::string_view>& payloads, std::vector<svc::Output>& out,
+                     const std::function<void(std::size_t)>& done) const;
+
   // Runs one task of a stateful session on its own instance (key `key`),
   // made and opened at the session's first task on this node. The instance
   // is locked while the task runs: one request at a time, even if the head
@@ -82,6 +93,9 @@ class Instances {
                    const proto::Task& t, svc::Output& out) const;
 
  private:
+  // run()'s rules for an answer: the payload limit, the faulty hook, short fault codes.
+  void finish(svc::Output& out) const;
+
   svc::Host& host_;
   std::size_t workers_;
   bool faulty_;

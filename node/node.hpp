@@ -5,7 +5,8 @@
 // sends task batches, never more than that credit; the I/O thread
 // (node/io_loop.hpp) puts each batch on the worker pool's queue
 // (node/worker_pool.hpp), from which workers claim tasks one at a time (a
-// slow task holds back no other) and run them on service instances
+// slow task holds back no other; a pipelined service's several at once, about
+// 2 ms of work) and run them on service instances
 // (node/instances.hpp over services/host.hpp); a worker sends its results,
 // encoded, over its own inproc PUSH socket; the I/O thread forwards them to
 // the head. Heartbeats go both ways; a head silent for `misses` intervals is

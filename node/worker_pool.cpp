@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <unordered_map>
 #include <utility>
 
 #include "node/instances.hpp"
@@ -11,6 +12,10 @@ namespace zgrid::node {
 namespace {
 
 constexpr std::size_t kMaxResultBytes = 4u << 20;
+// A pipelined run holds about this much work at its service's measured task
+// time: micro-tasks share a round trip, long ones still spread one at a time
+// across the workers (a task claimed into a run waits for those before it).
+constexpr double kPipelineWorkNs = 2e6;
 
 // Results of one worker, sent in messages of at most kMaxResultBytes (well
 // under the 8 MiB frame limit) or kMaxResultItems, and at least every
@@ -116,6 +121,16 @@ void WorkerPool::work(WorkerSlot& slot) {
   ResultBuffer results(push);
   std::shared_ptr<Batch> batch;
   std::size_t index = 0;
+  // Pipelined runs: the tasks claimed together, their outputs (reused), and
+  // per service the measured time per task of its pipelined runs.
+  struct Claim {
+    std::shared_ptr<Batch> batch;
+    std::size_t index;
+  };
+  std::vector<Claim> claims;
+  std::vector<std::string_view> payloads;
+  std::vector<svc::Output> outs;
+  std::unordered_map<const void*, double> pipeline_ns;
   // Task time, published to task_clock_ at most every millisecond of work (an
   // atomic add per task would be shared-cache traffic for microsecond tasks).
   using SteadyTime = std::chrono::steady_clock::time_point;
@@ -167,6 +182,73 @@ void WorkerPool::work(WorkerSlot& slot) {
       results.add(batch->generation, task.task_id, out, now);
       return out.fault_code != svc::kRetryable;
     };
+    // A pipelined run (a pooled instance whose pipeline_depth() > 1): up to
+    // `depth` tasks of this batch claimed together, at most about
+    // kPipelineWork of work at this service's measured task time, and run
+    // through Instances::run_pipelined with per-task semantics: each task's
+    // timeout counts from when the previous one's answer came back, each
+    // result is added as it comes.
+    auto run_many = [&](svc::Service* instance, std::size_t depth) {
+      double& per_task = pipeline_ns[svc.service];
+      std::size_t want = 1;  // never measured: one, then grow
+      if (per_task > 0) {
+        double fit = kPipelineWorkNs / per_task;
+        want = fit < 1 ? 1 : std::min(depth, static_cast<std::size_t>(fit));
+      }
+      // This batch's tasks first, then those of the batches queued behind it
+      // for the same service (a client streaming calls one at a time makes
+      // many small batches).
+      claims.clear();
+      claims.push_back({batch, index});
+      while (claims.size() < want && WorkQueue::claim_more(batch, &index))
+        claims.push_back({batch, index});
+      std::shared_ptr<Batch> other;
+      std::size_t other_index = 0;
+      while (claims.size() < want && queue_.claim_same(*batch, &other, &other_index))
+        claims.push_back({other, other_index});
+      const std::size_t n = claims.size();
+      if (outs.size() < n) {
+        outs.resize(n);
+        for (svc::Output& o : outs) o.cancel_flag = slot.cancel_flag();
+      }
+      payloads.clear();
+      for (const Claim& c : claims) payloads.push_back(c.batch->tasks.items[c.index].payload);
+      // Times claim i's task from now, if it has a timeout.
+      auto begin = [&](std::size_t i) {
+        const Batch& b = *claims[i].batch;
+        if (b.tasks.timeout_ms > 0)
+          slot.begin(b.tasks.items[claims[i].index].task_id, b.generation,
+                     SteadyClock::instance().now_ms(), static_cast<Millis>(b.tasks.timeout_ms));
+      };
+      const SteadyTime run_start = std::chrono::steady_clock::now();
+      begin(0);
+      instances.run_pipelined(instance, svc, payloads, outs, [&](std::size_t i) {
+        const Batch& b = *claims[i].batch;
+        const proto::Task& task = b.tasks.items[claims[i].index];
+        const svc::Output& o = outs[i];
+        // Reported timed out: the head runs it elsewhere, its late answer is dropped.
+        bool dropped = b.tasks.timeout_ms > 0 && slot.end();
+        SteadyTime now = std::chrono::steady_clock::now();
+        if (!dropped) {
+          if (o.fault_code.empty()) {
+            busy_ns += static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+            ++tasks;
+          }
+          results.add(b.generation, task.task_id, o, now);
+        }
+        last = now;
+        if (busy_ns >= 1'000'000) publish();
+        if (i + 1 < n) begin(i + 1);
+      });
+      // Rise at once (long tasks must spread across workers again), fall by halves.
+      double took = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::steady_clock::now() - run_start)
+                                            .count()) /
+                    static_cast<double>(n);
+      per_task = took >= per_task ? took : (per_task + took) / 2;
+      claims.clear();  // lets go of the other batches
+    };
     switch (instances.way(svc, batch->tasks)) {
       case Instances::Way::kUnresolved:
         do run_one(nullptr, {});
@@ -191,6 +273,12 @@ void WorkerPool::work(WorkerSlot& slot) {
       }
       case Instances::Way::kLeasePerRun: {
         svc::Host::Lease lease = instances.lease(svc);
+        std::size_t depth = lease->pipeline_depth();
+        if (depth > 1) {
+          do run_many(lease.get(), depth);
+          while (WorkQueue::claim_more(batch, &index));
+          break;
+        }
         do run_one(lease.get(), {});
         while (WorkQueue::claim_more(batch, &index));
         break;
@@ -198,7 +286,11 @@ void WorkerPool::work(WorkerSlot& slot) {
       case Instances::Way::kLeasePerTask:
         do {
           svc::Host::Lease lease = instances.lease(svc);
-          run_one(lease.get(), {});
+          std::size_t depth = lease->pipeline_depth();
+          if (depth > 1)
+            run_many(lease.get(), depth);  // a lease per pipelined run
+          else
+            run_one(lease.get(), {});
         } while (WorkQueue::claim_more(batch, &index));
         break;
     }

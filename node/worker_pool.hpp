@@ -4,6 +4,16 @@
 //     task never holds its neighbours back while another worker is free; a
 //     stateful session's batch is claimed whole by one worker (its tasks run
 //     in order);
+//   - pipelined runs: for a pooled instance whose pipeline_depth() > 1 (an
+//     exec service that reads ahead, e.g. `python`) a worker claims several
+//     tasks at once (claim_more on its batch, then claim_same on the same
+//     service's batches queued behind it: single calls arrive many small
+//     batches), at most the depth and about 2 ms of work at that service's
+//     measured time per task (a per-worker estimate that rises at once and
+//     falls by halves), so long tasks still spread one per worker. Per-task
+//     semantics stay: each task's timeout slot begins when the previous
+//     answer came back, each result is added (or dropped, if reported timed
+//     out) as its answer comes;
 //   - N worker threads: each runs its claimed tasks on service instances
 //     (node/instances.hpp), buffers the encoded results and pushes a
 //     `results` message, tagged with the batch's connection generation, over
@@ -104,6 +114,25 @@ class WorkQueue {
     if (i >= batch->tasks.items.size()) return false;
     *index = i;
     return true;
+  }
+  // Claims one unclaimed task of the oldest queued batch, other than `like`,
+  // for the same service (a per-call one: neither batch serial) and
+  // connection generation, without blocking: a pipelined run takes work from
+  // the batches behind its own. False when there is none.
+  bool claim_same(const Batch& like, std::shared_ptr<Batch>* batch, std::size_t* index) {
+    MutexLock lock(mu_);
+    for (auto& b : q_) {
+      if (b.get() == &like || b->serial || b->generation != like.generation ||
+          b->tasks.service != like.tasks.service || !b->tasks.instance.empty())
+        continue;
+      if (b->next.load(std::memory_order_relaxed) >= b->tasks.items.size()) continue;
+      std::size_t i = b->next.fetch_add(1);
+      if (i >= b->tasks.items.size()) continue;
+      *batch = b;
+      *index = i;
+      return true;
+    }
+    return false;
   }
   // Takes every unclaimed task out of the queue (none is run here).
   std::vector<Unclaimed> take_all() {

@@ -36,6 +36,13 @@ constexpr Millis kSessionEndMs = 5'000;
 constexpr std::string_view kSessionStart = ":session_start";
 constexpr std::string_view kSessionEnd = ":session_end";
 
+// Pipelining: at most this many requests in one run_pipelined call (the node
+// claims fewer when they are long: node/worker_pool.cpp), frames encoded this
+// far ahead of what the pipe took, replies read in chunks of this.
+constexpr std::size_t kDepth = 64;
+constexpr std::size_t kWriteAhead = 256 << 10;
+constexpr std::size_t kReadChunk = 64 << 10;
+
 enum class Io { kOk, kClosed, kTimeout, kCancelled, kBadFrame };
 
 Millis now_ms() {
@@ -82,6 +89,31 @@ class ExecService final : public Service {
     key_.clear();
   }
 
+  std::size_t pipeline_depth() const override { return c_.pipeline && !session_ ? kDepth : 1; }
+
+  // Pipelined (ExecConfig::pipeline, per-call instances): the frames of
+  // requests[next..] are written with non-blocking writes interleaved with
+  // reading the replies, in order (one poll() on both pipes: a worker that
+  // stops reading while its replies fill the other pipe cannot deadlock us).
+  // A failure at request i (the worker died, timed out, sent garbage) answers
+  // request i as run() would, stops the worker, and the rest go on a
+  // restarted one (with the usual backoff): the worker answers in order, so
+  // it never started the requests after the first unanswered one.
+  void run_pipelined(std::string_view operation, std::span<const std::string_view> requests,
+                     std::span<Output> out, const std::function<void(std::size_t)>& done) override {
+    if (pipeline_depth() <= 1) return Service::run_pipelined(operation, requests, out, done);
+    std::size_t next = 0;
+    while (next < requests.size()) {
+      if (cancelled_.load() || pid_ < 0) {
+        // Node stop, or no worker: run() answers (and starts one) as for one request.
+        run(operation, requests[next], out[next]);
+        done(next++);
+        continue;
+      }
+      next = pipeline(operation, requests, next, out, done);
+    }
+  }
+
   void run(std::string_view operation, std::string_view request, Output& out) override {
     if (cancelled_.load()) return out.fault(kRetryable, "node stopping");
     if (pid_ < 0) {
@@ -120,6 +152,150 @@ class ExecService final : public Service {
   }
 
  private:
+  // Appends the frame [id, operation, payload] to `buf` (msgpack written in
+  // place: the payload is copied once).
+  static void append_frame(std::string& buf, std::uint64_t id, std::string_view operation,
+                           std::string_view payload) {
+    auto be = [&buf](std::uint64_t v, int bytes) {
+      for (int i = bytes - 1; i >= 0; --i) buf.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+    std::size_t op_head = operation.size() < 32 ? 1 : operation.size() < 256 ? 2 : 3;
+    std::size_t bin_head = payload.size() < 256 ? 2 : payload.size() < 65536 ? 3 : 5;
+    std::size_t body = 1 + 9 + op_head + operation.size() + bin_head + payload.size();
+    buf.reserve(buf.size() + 4 + body);
+    be(body, 4);
+    buf.push_back(static_cast<char>(0x93));
+    buf.push_back(static_cast<char>(0xcf));
+    be(id, 8);
+    if (op_head == 1) {
+      buf.push_back(static_cast<char>(0xa0 | operation.size()));
+    } else if (op_head == 2) {
+      buf.push_back(static_cast<char>(0xd9));
+      be(operation.size(), 1);
+    } else {
+      buf.push_back(static_cast<char>(0xda));
+      be(operation.size(), 2);
+    }
+    buf.append(operation);
+    if (bin_head == 2) {
+      buf.push_back(static_cast<char>(0xc4));
+      be(payload.size(), 1);
+    } else if (bin_head == 3) {
+      buf.push_back(static_cast<char>(0xc5));
+      be(payload.size(), 2);
+    } else {
+      buf.push_back(static_cast<char>(0xc6));
+      be(payload.size(), 4);
+    }
+    buf.append(payload);
+  }
+
+  // One pipelined exchange with the running worker, from request `first`:
+  // returns the index of the first request not answered yet (requests.size()
+  // when all were). Every request before it got its answer and done().
+  std::size_t pipeline(std::string_view operation, std::span<const std::string_view> requests,
+                       std::size_t first, std::span<Output> out,
+                       const std::function<void(std::size_t)>& done) {
+    const std::size_t n = requests.size();
+    const std::uint64_t base = next_id_ + 1;  // request i has id base + (i - first)
+    next_id_ += n - first;
+    std::size_t answered = first;  // the next reply is this request's
+    std::size_t encoded = first;   // requests before this are in wbuf_ (or written)
+    wbuf_.clear();
+    std::size_t woff = 0;
+    std::size_t rlen = 0, roff = 0;  // rbuf_[roff, rlen): read, not yet a whole reply
+    bool writable = true;            // false after EPIPE: the replies already sent may still come
+    bool room = true;  // the pipe to the worker may take more (else: wait for POLLOUT)
+    Millis started = now_ms();
+    out_ = &out[answered];
+    while (answered < n) {
+      // Write what the pipe takes, encoding up to kWriteAhead bytes ahead.
+      while (writable && room) {
+        if (woff == wbuf_.size()) {
+          if (encoded == n) break;
+          wbuf_.clear();
+          woff = 0;
+          while (encoded < n && wbuf_.size() < kWriteAhead) {
+            append_frame(wbuf_, base + (encoded - first), operation, requests[encoded]);
+            ++encoded;
+          }
+        }
+        ssize_t w = write(to_, wbuf_.data() + woff, wbuf_.size() - woff);
+        if (w > 0) {
+          woff += static_cast<std::size_t>(w);
+        } else if (w < 0 && errno == EAGAIN) {
+          room = false;  // full: wait for POLLOUT
+        } else if (w < 0 && errno != EINTR) {
+          writable = false;  // EPIPE: the worker is gone; read what it said before
+        }
+      }
+      // Every whole reply in rbuf_ answers the next request.
+      while (answered < n && rlen - roff >= 4) {
+        std::size_t body = 0;
+        for (int i = 0; i < 4; ++i)
+          body =
+              (body << 8) | static_cast<unsigned char>(rbuf_[roff + static_cast<std::size_t>(i)]);
+        if (body == 0 || body > kMaxFrame) {
+          garbage(out[answered], "a frame length out of bounds");
+          done(answered);
+          return answered + 1;
+        }
+        if (rlen - roff - 4 < body) break;
+        decode_reply(base + (answered - first), std::string_view(rbuf_.data() + roff + 4, body),
+                     out[answered]);
+        roff += 4 + body;
+        bool stopped = pid_ < 0;  // garbage: the worker was stopped
+        done(answered);
+        ++answered;
+        started = now_ms();
+        if (stopped) return answered;
+        if (answered < n) out_ = &out[answered];
+      }
+      if (answered == n) break;
+      if (roff > 0) {  // keep the unread part at the front
+        std::memmove(rbuf_.data(), rbuf_.data() + roff, rlen - roff);
+        rlen -= roff;
+        roff = 0;
+      }
+      // Wait for a reply, or for room to write.
+      if (cancelled_.load() || out[answered].cancelled()) {
+        stop_worker(false);
+        if (out[answered].cancelled())
+          lost(out[answered], "timed out after " + format_duration(now_ms() - started) +
+                                  ": exec worker of " + c_.label + " killed and restarted");
+        else
+          out[answered].fault(kRetryable, "node stopping");
+        done(answered);
+        return answered + 1;
+      }
+      pollfd p[2] = {{from_, POLLIN, 0}, {to_, POLLOUT, 0}};
+      bool want_write = writable && !room;
+      int k = poll(p, want_write ? 2 : 1, static_cast<int>(kSliceMs));
+      if (k < 0 && errno != EINTR) return died(out, answered, done);
+      if (k <= 0) continue;
+      if (want_write && (p[1].revents & (POLLERR | POLLHUP))) writable = false;
+      if (want_write && (p[1].revents & POLLOUT)) room = true;
+      if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (rbuf_.size() < rlen + kReadChunk) rbuf_.resize(rlen + kReadChunk);
+        ssize_t r = read(from_, rbuf_.data() + rlen, kReadChunk);
+        if (r > 0) rlen += static_cast<std::size_t>(r);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+          return died(out, answered, done);  // EOF: it died while running request `answered`
+      }
+    }
+    out_ = nullptr;
+    return n;
+  }
+
+  // The worker is gone (EOF) while request `i` was the first unanswered.
+  std::size_t died(std::span<Output> out, std::size_t i,
+                   const std::function<void(std::size_t)>& done) {
+    lost(out[i],
+         "exec worker of " + c_.label + " died (" + stop_worker(false) + "); it is restarted");
+    done(i);
+    return i + 1;
+  }
+
   // Writes the frame [id, operation, payload] and reads the reply's body
   // into in_, within `deadline` (0: none).
   Io exchange(std::uint64_t id, std::string_view operation, std::string_view payload,
@@ -185,13 +361,15 @@ class ExecService final : public Service {
     out.fault(kServiceError, why);
   }
 
-  void decode_reply(std::uint64_t id, Output& out) {
+  void decode_reply(std::uint64_t id, Output& out) { decode_reply(id, in_, out); }
+
+  void decode_reply(std::uint64_t id, std::string_view body, Output& out) {
     msgpack::object_handle oh;
     try {
       std::size_t off = 0;
       msgpack::unpack_limit limit(16, 16, kMaxFrame, kMaxFrame, 0, 4);
-      oh = msgpack::unpack(in_.data(), in_.size(), off, nullptr, nullptr, limit);
-      if (off != in_.size()) return garbage(out, "trailing bytes after a reply");
+      oh = msgpack::unpack(body.data(), body.size(), off, nullptr, nullptr, limit);
+      if (off != body.size()) return garbage(out, "trailing bytes after a reply");
     } catch (const std::exception&) {
       return garbage(out, "malformed msgpack");
     }
@@ -376,6 +554,9 @@ class ExecService final : public Service {
   std::uint64_t next_id_ = 0;
   int failures_ = 0;  // consecutive deaths without an answer (restart backoff)
   std::string in_;
+  // Pipelining's buffers, kept between runs (their capacity).
+  std::string wbuf_;
+  std::vector<char> rbuf_;  // grows to the largest reply (+ a read chunk), never shrinks
 };
 
 }  // namespace

@@ -30,8 +30,23 @@
 //     killed and restarted, fault `service_error`.
 // Every wait is a poll() with a deadline; nothing blocks forever.
 //
+// Pipelining (ExecConfig::pipeline, registration key `pipeline = true`; the
+// built-in python service): pipeline_depth() is 64 on a per-call instance (1
+// on a session's) and run_pipelined writes the frames of several requests
+// while it reads their replies, in order: non-blocking writes, one poll() on
+// both pipes (a worker that stops reading while its replies fill the other
+// pipe cannot deadlock the node), at most 256 KiB of frames encoded ahead of
+// what the pipe took. The first request without a reply is the one the worker
+// is running (it answers in order): a death, a timeout (its cancel flag) or
+// garbage faults that request as above, the worker is stopped, and the
+// requests after it go to the restarted worker (with the same backoff), where
+// they run as if first sent; node stop answers the rest `retryable` at once.
+// The worker must answer in order and write each reply before running the
+// next request (docs/services.md, "Pipelining").
+//
 // Thread safety: an instance serves one request at a time (Service contract;
-// open_session and close_session count as requests); cancel() (node stop) and
+// open_session, close_session and a run_pipelined call count as requests);
+// cancel() (node stop) and
 // the request's cancel flag may be set from any thread and make a waiting
 // request give up within 50 ms.
 #pragma once

@@ -33,7 +33,7 @@ Status register_file(const std::string& path, Registry& registry) {
   std::vector<std::string> args, operations, env;
   int concurrency = 0, max_retries = -1;
   Millis task_timeout_ms = 0;
-  bool sessions = false;
+  bool sessions = false, pipeline = false;
 
   CLI::App app("service registration", path);
   app.allow_config_extras(CLI::config_extras_mode::error);
@@ -50,6 +50,7 @@ Status register_file(const std::string& path, Registry& registry) {
   app.add_option("--env", env);
   app.add_option("--config", config);
   app.add_flag("--sessions", sessions);
+  app.add_flag("--pipeline", pipeline);
   try {
     app.parse(std::vector<std::string>{});
   } catch (const CLI::ParseError& e) {
@@ -73,6 +74,8 @@ Status register_file(const std::string& path, Registry& registry) {
     return bad(path, "keys args and env are for programs, not libraries");
   if (!program.empty() && !config.empty())
     return bad(path, "key config is for libraries (a program reads its environment)");
+  if (!library.empty() && pipeline)
+    return bad(path, "key pipeline is for programs (the exec bridge's)");
   if (!library.empty() && sessions)
     return bad(path,
                "key sessions is for programs (a plug-in's descriptor says whether it keeps "
@@ -104,6 +107,7 @@ Status register_file(const std::string& path, Registry& registry) {
     c.env = env;
     c.label = spec::advertised(name, version.empty() ? "1" : version);
     c.sessions = sessions;
+    c.pipeline = pipeline;
     info.sessions = sessions;
     info.make = exec_factory(std::move(c));
     info.version = version.empty() ? "1" : version;

@@ -11,6 +11,7 @@
 //   max_retries = 3                # default: the head's --max-retries
 //   env = ["OMP_NUM_THREADS=1"]    # programs: added to the worker's environment
 //   sessions = true                # programs: it serves stateful sessions
+//   pipeline = true                # programs: it reads ahead, answers in order
 //   config = "seed=42"             # plug-ins: passed to every init
 //
 // Files are TOML (the subset CLI11 reads: key = value, strings, numbers,

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,29 @@ class Service {
   // Asks a request running on another thread to give up soon (node stop).
   // Thread-safe; most services cannot be interrupted and ignore it.
   virtual void cancel() {}
+
+  // Pipelining (pooled, per-call instances only; never a stateful session's).
+  // A service whose per-request cost is mostly a round trip (the exec
+  // bridge: a pipe write, a wake-up, a read) may take several requests at
+  // once and overlap them. pipeline_depth() is the most it takes in one
+  // run_pipelined call (1: none; the node then calls run() per request).
+  // run_pipelined answers requests[i] of `operation` into out[i], in order,
+  // and calls done(i) as soon as out[i] holds request i's answer, before it
+  // answers request i + 1 (the node times, reports and may cancel each
+  // request separately: out[i].cancel_flag is the flag of request i while it
+  // is the first unanswered one; all outs share one flag, reset by the node
+  // in done(i - 1)). Each request's answer is its own: a fault answers that
+  // request only, and the ones after it still run. It returns after
+  // done(requests.size() - 1). The default runs run() on each in turn.
+  // `out` has at least requests.size() elements, reset by the caller.
+  virtual std::size_t pipeline_depth() const { return 1; }
+  virtual void run_pipelined(std::string_view operation, std::span<const std::string_view> requests,
+                             std::span<Output> out, const std::function<void(std::size_t)>& done) {
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      run(operation, requests[i], out[i]);
+      done(i);
+    }
+  }
 
   // Stateful sessions (only when ServiceInfo::sessions). The node calls
   // open_session once on a fresh instance made for one stateful session,

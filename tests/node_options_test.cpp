@@ -126,6 +126,31 @@ TEST(NodeOptions, FlagBeatsEnvironmentBeatsConfigBeatsDefault) {
   EXPECT_EQ(cmd.options.head, NodeOptions{}.head);  // default
 }
 
+// --python (issue 30): flag, ZGRID_NODE_PYTHON, config key `python`; the
+// Python itself is checked by main (services/python_functions.hpp).
+TEST(NodeOptions, PythonComesFromFlagEnvironmentOrConfig) {
+  testing::TempDir d;
+  std::string conf = d.file("node.ini");
+  std::ofstream(conf) << "python = /opt/conda/bin/python\npython-workers = 3\n";
+  NodeCommand from_conf;
+  ASSERT_EQ(Parse({"--config", conf}, &from_conf), -1);
+  EXPECT_EQ(from_conf.python, "/opt/conda/bin/python");
+  EXPECT_EQ(from_conf.python_workers, 3);
+  ::setenv("ZGTESTNODE_PYTHON", "python3.11", 1);
+  NodeCommand from_env;
+  int rc = Parse({"--config", conf}, &from_env, "ZGTESTNODE_");
+  ::unsetenv("ZGTESTNODE_PYTHON");
+  ASSERT_EQ(rc, -1);
+  EXPECT_EQ(from_env.python, "python3.11");
+  NodeCommand from_flag;
+  ASSERT_EQ(Parse({"--config", conf, "--python", "/usr/bin/python3"}, &from_flag), -1);
+  EXPECT_EQ(from_flag.python, "/usr/bin/python3");
+  NodeCommand none;
+  ASSERT_EQ(Parse({}, &none), -1);
+  EXPECT_TRUE(none.python.empty());
+  EXPECT_EQ(none.python_workers, 0);
+}
+
 // zgrid-node takes ZGRID_NODE_* (never the CLI's ZGRID_HEAD, a frontend).
 TEST(NodeOptions, EnvironmentPrefixIsZgridNode) {
   ::setenv("ZGRID_NODE_HEAD", "tcp://10.0.0.1:5556", 1);
@@ -233,6 +258,8 @@ TEST(NodeOptions, BadValuesExitTwo) {
                                                                 {"--node-id", std::string(65, 'n')},
                                                                 {"--simulate", "100001"},
                                                                 {"--key", "/nonexistent"},
+                                                                {"--python-workers", "4097"},
+                                                                {"--python-workers", "2"},
                                                                 {"--no-such-flag"}})
     ParseError(args);
   NodeCommand cmd;
@@ -242,7 +269,7 @@ TEST(NodeOptions, BadValuesExitTwo) {
   for (const char* flag :
        {"--head", "--workers", "--prefetch", "--services", "--service-lib", "--services-dir",
         "--node-id", "--heartbeat", "--head-key", "--key", "--log-level", "--log-format",
-        "--log-file", "--simulate", "--simulate-hold", "--config"})
+        "--log-file", "--simulate", "--simulate-hold", "--config", "--python", "--python-workers"})
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
 }
 

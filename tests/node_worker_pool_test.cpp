@@ -6,9 +6,12 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 
 #include "common/codec.hpp"
@@ -17,6 +20,7 @@
 #include "node/instances.hpp"
 #include "node/worker_pool.hpp"
 #include "services/host.hpp"
+#include "services/service.hpp"
 
 namespace zgrid::node {
 namespace {
@@ -217,8 +221,11 @@ struct Reply {
 // A pool of real workers and the PULL the I/O thread would read.
 class PoolFixture {
  public:
-  explicit PoolFixture(int workers, bool faulty = false) : pull_(ctx_, zmq::socket_type::pull) {
+  explicit PoolFixture(int workers, bool faulty = false,
+                       const std::function<void(svc::Registry&)>& more = {})
+      : pull_(ctx_, zmq::socket_type::pull) {
     svc::register_builtins(registry_);
+    if (more) more(registry_);
     auto h = svc::Host::start(registry_, {}, workers);
     EXPECT_TRUE(h.ok()) << h.status().ToString();
     host_ = std::move(h).value();
@@ -376,6 +383,111 @@ TEST(NodeWorkerPool, ATimedOutTaskStaysStuckUntilItReturnsAndItsAnswerIsDropped)
   EXPECT_EQ(got.begin()->first, 200u);  // not 5: its late answer was dropped
   std::vector<Reply> more;
   EXPECT_FALSE(f.next_message(&more, 100ms));
+}
+
+// ---- pipelined runs -----------------------------------------------------------------
+
+// A service that takes up to 64 requests at once and records how many each
+// run_pipelined call got. "gate" waits for Piped::open; "sleep:MS" sleeps;
+// "wait" waits until cancelled (a task timeout); anything else is echoed.
+struct Piped final : svc::Service {
+  static inline std::mutex mu;
+  static inline std::vector<std::size_t> runs;
+  static inline std::atomic<bool> open{false};
+  void handle(std::string_view request, svc::Output& out) override { run("", request, out); }
+  void run(std::string_view, std::string_view request, svc::Output& out) override {
+    if (request == "gate") {
+      while (!open.load()) std::this_thread::sleep_for(1ms);
+    } else if (request.rfind("sleep:", 0) == 0) {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::stoi(std::string(request.substr(6)))));
+    } else if (request == "wait") {
+      while (!out.cancelled()) std::this_thread::sleep_for(1ms);
+      return out.fault(svc::kRetryable, "cancelled");
+    }
+    out.data.assign(request);
+  }
+  std::size_t pipeline_depth() const override { return 64; }
+  void run_pipelined(std::string_view operation, std::span<const std::string_view> requests,
+                     std::span<svc::Output> out,
+                     const std::function<void(std::size_t)>& done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      runs.push_back(requests.size());
+    }
+    Service::run_pipelined(operation, requests, out, done);
+  }
+  static void reset() {
+    std::lock_guard<std::mutex> lock(mu);
+    runs.clear();
+    open = false;
+  }
+  static std::vector<std::size_t> seen() {
+    std::lock_guard<std::mutex> lock(mu);
+    return runs;
+  }
+};
+
+void AddPiped(svc::Registry& r) {
+  r.add("piped", [] { return std::unique_ptr<svc::Service>(std::make_unique<Piped>()); });
+}
+
+// Micro-tasks arriving as many small batches share runs (tasks claimed from
+// the batches behind the first), each answered once, correctly.
+TEST(NodeWorkerPool, APipelinedServiceTakesShortTasksManyARunAcrossBatches) {
+  Piped::reset();
+  PoolFixture f(1, false, AddPiped);
+  f.pool().push(MakeBatch("piped", 1, {"gate"}));
+  std::vector<std::string> four{"a", "b", "c", "d"};
+  for (int b = 0; b < 100; ++b) f.pool().push(MakeBatch("piped", 100 + 4 * b, four));
+  Piped::open = true;
+  auto got = f.collect(401);
+  ASSERT_EQ(got.size(), 401u);
+  for (int i = 0; i < 400; ++i) EXPECT_EQ(got.at(100 + i).data, four[i % 4]) << i;
+  auto runs = Piped::seen();
+  std::size_t most = *std::max_element(runs.begin(), runs.end());
+  EXPECT_GT(most, 4u);   // more than one batch in a run
+  EXPECT_LE(most, 64u);  // never past the depth
+}
+
+// Long tasks are not held behind each other: one per run, spread over the workers.
+TEST(NodeWorkerPool, APipelinedServiceRunsLongTasksOneARun) {
+  Piped::reset();
+  PoolFixture f(2, false, AddPiped);
+  f.pool().push(MakeBatch("piped", 1, std::vector<std::string>(12, "sleep:15")));
+  auto got = f.collect(12);
+  ASSERT_EQ(got.size(), 12u);
+  auto runs = Piped::seen();
+  EXPECT_EQ(*std::max_element(runs.begin(), runs.end()), 1u);
+}
+
+// Each task of a run keeps its own timeout: the one past it is reported and
+// its answer dropped; those before and after it are answered.
+TEST(NodeWorkerPool, APipelinedRunTimesEachTaskFromThePreviousAnswer) {
+  Piped::reset();
+  PoolFixture f(1, false, AddPiped);
+  f.pool().push(MakeBatch("piped", 1, {"warm"}));
+  ASSERT_EQ(f.collect(1).size(), 1u);
+  f.pool().push(MakeBatch("piped", 10, {"a", "b", "wait", "c", "d"}, 1, /*timeout_ms=*/300));
+  std::vector<TimedOut> timed_out, reported;
+  std::uint64_t stuck = 0;
+  std::map<std::uint64_t, Reply> got;
+  std::vector<Reply> msg;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < 4 && std::chrono::steady_clock::now() < until) {
+    f.pool().check_timeouts(SteadyClock::instance().now_ms(), &timed_out, &stuck);
+    reported.insert(reported.end(), timed_out.begin(), timed_out.end());
+    if (f.next_message(&msg, 5ms)) {
+      for (auto& r : msg) EXPECT_TRUE(got.emplace(r.task_id, r).second);
+    }
+  }
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0].task_id, 12u);
+  EXPECT_GE(reported[0].ran, 300);
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_EQ(got.count(12), 0u);  // dropped: the head runs it again
+  for (std::uint64_t id : {10, 11, 13, 14}) EXPECT_EQ(got.at(id).fault, "") << id;
+  EXPECT_FALSE(f.next_message(&msg, 100ms));
 }
 
 // A call that ignores cancellation keeps its worker stuck for as long as it runs.

@@ -51,10 +51,12 @@ std::string RunPython(const TempDir& dir, const std::string& script,
 // user_data ("0", "1", ...).
 std::map<std::string, proto::Response> RunSession(Grid& g, const std::string& service,
                                                   const std::vector<std::string>& payloads,
-                                                  Millis timeout_ms = 60'000) {
+                                                  Millis timeout_ms = 60'000,
+                                                  std::uint64_t task_timeout_ms = 0) {
   auto conn = g.connect();
   proto::CreateSession cs;
   cs.service = service;
+  cs.task_timeout_ms = task_timeout_ms;
   auto info = conn->create_session(cs);
   EXPECT_TRUE(info.ok()) << info.status().ToString();
   if (!info.ok()) return {};
@@ -194,6 +196,50 @@ TEST(PythonNode, AFunctionNeedingAModuleTheNodeLacksFaultsNamingNodeAndModule) {
   auto junk = RunSession(g, "python", {"not a pickle", calls[1]});
   EXPECT_EQ(junk["0"].fault_code, "invalid_argument") << junk["0"].data;
   EXPECT_TRUE(junk["1"].ok()) << junk["1"].data;
+}
+
+// Many calls pipelined to one worker process; one of them kills it
+// (os._exit), another hangs past the session's task timeout. Only those two
+// are charged: with the head's --max-retries 0 one charge is a fault, so a
+// call blamed for its neighbour's death would fault too (the worker writes
+// each reply before it runs the next call). Every other call is answered
+// once, correctly, by the replacements.
+TEST(PythonNode, AWorkerThatDiesOrHangsMidPipelineFaultsOnlyThatCall) {
+  Grid g;
+  g.start_head({"--max-retries", "0"});
+  g.add_node({"--workers", "2", "--python", kPython, "--python-workers", "1"});
+  ASSERT_TRUE(g.wait_nodes(1)) << read_file(g.dir().file("node0.log"));
+  auto calls =
+      Calls(g.dir(), {"(lambda x: x * 2, 'c', ((21,), {}))", "(lambda: os._exit(3), 'c', ((), {}))",
+                      "(lambda: __import__('time').sleep(3600), 'c', ((), {}))",
+                      "(lambda: os.getpid(), 'c', ((), {}))"});
+  std::string pid_before = RunSession(g, "python", {calls[3]})["0"].data;
+  std::vector<std::string> many(600, calls[0]);
+  many[200] = calls[1];
+  many[400] = calls[2];
+  auto got = RunSession(g, "python", many, 120'000, 1'000);
+  ASSERT_EQ(got.size(), many.size());
+  std::vector<std::string> ok_data;
+  for (std::size_t i = 0; i < many.size(); ++i) {
+    const auto& r = got[std::to_string(i)];
+    if (i == 200 || i == 400) {
+      EXPECT_EQ(r.fault_code, "retry_limit_exceeded") << i << ": " << r.data;
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << i << ": " << r.fault_code << ": " << r.data;
+    ok_data.push_back(r.data);
+  }
+  auto lines = Results(g.dir(), ok_data);
+  ASSERT_EQ(lines.size(), ok_data.size());
+  for (const auto& l : lines) EXPECT_EQ(l, "ok 42");
+  std::string log = read_file(g.dir().file("node0.log"));
+  EXPECT_NE(log.find("exec worker of python@1 died (exit status 3); it is restarted"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("killed and restarted"), std::string::npos) << log;
+  std::string pid_after = RunSession(g, "python", {calls[3]})["0"].data;
+  EXPECT_NE(pid_after, pid_before);
+  EXPECT_TRUE(g.node(0).running());
 }
 
 // A node that must refuse to start: its exit status and its output.

@@ -599,7 +599,192 @@ TEST_F(ExecSessionsTest, ATimedOutRequestKillsTheSessionsWorker) {
   EXPECT_EQ(Call(*s, "1", "sum").rfind("retryable: ", 0), 0u);
 }
 
+// ---- the exec bridge, pipelined (ExecConfig::pipeline) -----------------------------
+
+// Runs `requests` of operation "do" through run_pipelined, as the node does:
+// one cancel flag for all, reset as each answer comes back (done). Checks
+// that done() comes once per request, in order.
+struct PipelinedRun {
+  std::vector<Output> out;
+  std::vector<Millis> done_at;  // ms since the start
+  Millis took = 0;
+};
+
+class ExecPipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ::signal(SIGPIPE, SIG_IGN); }  // as zgrid-node does
+  std::unique_ptr<Service> Make() {
+    ExecConfig c;
+    c.program = kSource + "/tests/exec/test_worker.py";
+    c.env = {"PYTHONPATH=" + kSource + "/python"};
+    c.label = "crashy@3";
+    c.pipeline = true;
+    auto s = exec_factory(c)();
+    EXPECT_TRUE(s.ok());
+    EXPECT_GT((*s)->pipeline_depth(), 1u);
+    return std::move(s).value();
+  }
+  PipelinedRun Run(Service& s, const std::vector<std::string>& requests) {
+    PipelinedRun r;
+    r.out.resize(requests.size());
+    for (Output& o : r.out) o.cancel_flag = &cancel_;
+    std::vector<std::string_view> views(requests.begin(), requests.end());
+    const Millis start = SteadyClock::instance().now_ms();
+    std::size_t expect = 0;
+    s.run_pipelined("do", views, r.out, [&](std::size_t i) {
+      EXPECT_EQ(i, expect++);
+      r.done_at.push_back(SteadyClock::instance().now_ms() - start);
+      cancel_ = false;  // the next request's timer starts
+    });
+    r.took = SteadyClock::instance().now_ms() - start;
+    EXPECT_EQ(expect, requests.size());
+    return r;
+  }
+  static std::string Text(const Output& o) {
+    return o.fault_code.empty() ? o.data : o.fault_code + ": " + o.data;
+  }
+  std::atomic<bool> cancel_{false};
+};
+
+TEST_F(ExecPipelineTest, AnswersInOrderOnOneWorker) {
+  auto s = Make();
+  std::vector<std::string> req;
+  for (int i = 0; i < 200; ++i) req.push_back("echo:" + std::to_string(i));
+  req.push_back("pid");
+  auto r = Run(*s, req);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(Text(r.out[i]), std::to_string(i));
+  std::string pid = r.out[200].data;
+  EXPECT_EQ(Text(Run(*s, {"pid"}).out[0]), pid);  // the same process
+}
+
+TEST_F(ExecPipelineTest, AWorkerDyingMidPipelineFaultsOnlyThatRequestAndIsReplaced) {
+  auto s = Make();
+  auto r = Run(*s, {"echo:a", "pid", "echo:b", "crash", "echo:d", "pid", "echo:e"});
+  EXPECT_EQ(Text(r.out[0]), "a");
+  EXPECT_EQ(Text(r.out[2]), "b");
+  EXPECT_EQ(Text(r.out[3]).rfind("retryable: exec worker of crashy@3 died (exit status 3)", 0), 0u)
+      << Text(r.out[3]);
+  EXPECT_EQ(Text(r.out[4]), "d");
+  EXPECT_EQ(Text(r.out[6]), "e");
+  ASSERT_TRUE(r.out[1].fault_code.empty() && r.out[5].fault_code.empty());
+  EXPECT_NE(r.out[1].data, r.out[5].data);  // a new worker ran the rest
+  EXPECT_NE(::kill(std::stoi(r.out[1].data), 0), 0);
+}
+
+TEST_F(ExecPipelineTest, ATimeoutMidPipelineKillsTheWorkerAndTheRestRunOnANewOne) {
+  auto s = Make();
+  std::thread timer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel_ = true;  // the node's task timeout, on the first unanswered request
+  });
+  auto r = Run(*s, {"pid", "echo:a", "hang", "echo:c", "pid"});
+  timer.join();
+  EXPECT_EQ(Text(r.out[1]), "a");
+  EXPECT_EQ(Text(r.out[2]).rfind("retryable: timed out after ", 0), 0u) << Text(r.out[2]);
+  EXPECT_NE(r.out[2].data.find("killed and restarted"), std::string::npos);
+  EXPECT_EQ(Text(r.out[3]), "c");
+  ASSERT_TRUE(r.out[0].fault_code.empty() && r.out[4].fault_code.empty());
+  EXPECT_NE(r.out[0].data, r.out[4].data);
+  EXPECT_NE(::kill(std::stoi(r.out[0].data), 0), 0);  // the hung one is gone
+}
+
+TEST_F(ExecPipelineTest, GarbageMidPipelineFaultsThatRequestAndTheRestAreAnswered) {
+  auto s = Make();
+  auto r = Run(*s, {"echo:a", "garbage", "echo:c", "echo:d"});
+  EXPECT_EQ(Text(r.out[0]), "a");
+  EXPECT_EQ(r.out[1].fault_code, "service_error");
+  EXPECT_NE(r.out[1].data.find("malformed msgpack; it is restarted"), std::string::npos)
+      << r.out[1].data;
+  EXPECT_EQ(Text(r.out[2]), "c");
+  EXPECT_EQ(Text(r.out[3]), "d");
+}
+
+// Both pipes full at once: the worker blocks writing a reply while the node
+// has megabytes of requests still to write. Non-blocking writes interleaved
+// with reads: no deadlock, every answer right.
+TEST_F(ExecPipelineTest, BothPipesFullDoNotDeadlock) {
+  auto s = Make();
+  std::vector<std::string> req;
+  req.push_back("sleep:300");  // the worker reads nothing for a while
+  for (int i = 0; i < 48; ++i) req.push_back("echo:" + std::string(400'000, 'a' + i % 26));
+  auto r = Run(*s, req);
+  ASSERT_TRUE(r.out[0].fault_code.empty()) << Text(r.out[0]);
+  for (int i = 1; i <= 48; ++i) {
+    EXPECT_TRUE(r.out[i].fault_code.empty()) << i << ": " << r.out[i].fault_code;
+    EXPECT_EQ(r.out[i].data, std::string(400'000, 'a' + (i - 1) % 26)) << i;
+  }
+  EXPECT_LT(r.took, 30'000);
+}
+
+// A worker that never reads again while the node has lots to write: the
+// request's timeout still ends it, promptly.
+TEST_F(ExecPipelineTest, AWorkerThatStopsReadingIsBoundedByTheTimeout) {
+  auto s = Make();
+  std::vector<std::string> req{"hang"};
+  for (int i = 0; i < 32; ++i) req.push_back("echo:" + std::string(500'000, 'x'));
+  std::thread timer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel_ = true;
+  });
+  auto r = Run(*s, req);
+  timer.join();
+  EXPECT_EQ(Text(r.out[0]).rfind("retryable: timed out after ", 0), 0u) << Text(r.out[0]);
+  EXPECT_LT(r.done_at[0], 5'000);
+  for (int i = 1; i <= 32; ++i) EXPECT_EQ(r.out[i].data.size(), 500'000u) << i;
+}
+
+TEST_F(ExecPipelineTest, NodeStopMidPipelineAnswersEveryRequestRetryableAtOnce) {
+  auto s = Make();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    s->cancel();
+  });
+  auto r = Run(*s, {"echo:a", "hang", "echo:c", "echo:d"});
+  stopper.join();
+  EXPECT_EQ(Text(r.out[0]), "a");
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(Text(r.out[i]), "retryable: node stopping") << i;
+  EXPECT_LT(r.took, 5'000);
+}
+
+// Without `pipeline`, or on a stateful session's instance: one at a time.
+TEST_F(ExecPipelineTest, OffUnlessConfiguredAndNeverForASession) {
+  ExecConfig c;
+  c.program = kSource + "/tests/exec/test_worker.py";
+  c.env = {"PYTHONPATH=" + kSource + "/python"};
+  c.label = "crashy@3";
+  EXPECT_EQ((*exec_factory(c)())->pipeline_depth(), 1u);
+  c.pipeline = true;
+  c.sessions = true;
+  auto s = std::move(exec_factory(c)()).value();
+  EXPECT_GT(s->pipeline_depth(), 1u);
+  ASSERT_TRUE(s->open_session("abc.1").ok());
+  EXPECT_EQ(s->pipeline_depth(), 1u);
+  auto r = Run(*s, {"echo:a", "echo:b"});
+  EXPECT_EQ(Text(r.out[0]), "a");
+  EXPECT_EQ(Text(r.out[1]), "b");
+}
+
 // ---- registration: `sessions = true` ----------------------------------------------
+
+// `pipeline = true` (docs/services.md, "Pipelining"): programs only.
+TEST(RegistrationPipelineTest, AProgramOptsInAPluginCannot) {
+  TempDir dir;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.file(name)) << text;
+    return dir.file(name);
+  };
+  std::string program = "program = \"" + kSource + "/tests/exec/test_worker.py\"\n";
+  Registry r;
+  ASSERT_TRUE(
+      register_file(write("a.toml", "name = \"a\"\n" + program + "pipeline = true\n"), r).ok());
+  ASSERT_TRUE(register_file(write("b.toml", "name = \"b\"\n" + program), r).ok());
+  EXPECT_GT((*Find(r, "a")->make())->pipeline_depth(), 1u);
+  EXPECT_EQ((*Find(r, "b")->make())->pipeline_depth(), 1u);
+  Status lib = register_file(
+      write("c.toml", std::string("library = \"") + ZGRID_TESTSVC_V1 + "\"\npipeline = true\n"), r);
+  EXPECT_FALSE(lib.ok());
+  EXPECT_NE(lib.message().find("key pipeline is for programs"), std::string::npos) << lib.message();
+}
 
 TEST(RegistrationSessionsTest, AProgramDeclaresSessionsAPluginsDescriptorSaysItself) {
   TempDir dir;

@@ -11,10 +11,11 @@ a 4-byte big-endian length and one msgpack value,
     reply    [id, fault_code or nil, data(bin)]
 
 answered in order. The node may write several requests before reading a
-reply (pipelining): this worker reads what is there, answers each request in
-turn and writes its replies together when no whole request is left to read
-(or 1 ms after the first unwritten one), so a pipelined run costs a few
-system calls, not two per call.
+reply (pipelining): this worker reads what is there and answers each request
+in turn, writing each reply before it runs the next request. The node blames
+a death (os._exit, a segfault, an OOM kill) or a timeout on the first request
+it has no reply for: a reply held back would have it fault and charge a call
+that had finished, so none is.
 
 The payload of operation `call` (docs/python.md, "The wire format of a
 call"): pickle of (1, function, kind, data), `function` the cloudpickle of
@@ -39,13 +40,11 @@ import os
 import pickle
 import struct
 import sys
-import time
 import traceback
 
 NODE = os.environ.get("ZGRID_NODE", "?")
 MAX_PAYLOAD = int(os.environ.get("ZGRID_MAX_PAYLOAD", str(1 << 20)))
 MAX_FRAME = MAX_PAYLOAD + 4096
-FLUSH_AFTER = 0.001  # seconds: replies held back at most this long
 CACHE_MAX = 256  # functions kept unpickled, by their pickled bytes
 
 
@@ -243,8 +242,6 @@ def serve():
     buf = bytearray()
     pos = 0
     while True:
-        pending = []
-        first = 0.0
         while len(buf) - pos >= 4:
             n = int.from_bytes(buf[pos : pos + 4], "big")
             if n == 0 or n > MAX_FRAME:
@@ -253,14 +250,7 @@ def serve():
                 break
             body = bytes(buf[pos + 4 : pos + 4 + n])
             pos += 4 + n
-            if not pending:
-                first = time.monotonic()
-            pending.append(_answer(body))
-            if time.monotonic() - first > FLUSH_AFTER:
-                _write_all(fd_out, b"".join(pending))
-                pending = []
-        if pending:
-            _write_all(fd_out, b"".join(pending))
+            _write_all(fd_out, _answer(body))  # before the next call can die
         if pos:
             del buf[:pos]
             pos = 0

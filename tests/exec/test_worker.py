@@ -15,6 +15,9 @@ Operations (request bytes after the operation):
   sum          stateful sessions only: the request is an integer; answers the
                sum of this process's session so far (a running sum)
   session_key  answers the key of this process's session ("" if none)
+  do           one of the above chosen by the request (pipelining tests: one
+               operation for a run): "echo:TEXT", "crash", "hang", "garbage",
+               "pid", "sleep:MS" (then answers its pid)
   picky        "junk..." faults invalid_argument; "bad..." faults service_error
                unless $ZGRID_TEST_FIXED is set (then "fixed: " + request);
                anything else is echoed (resubmit tests)
@@ -102,7 +105,19 @@ def picky(p):
     return p
 
 
+def do(p):
+    what, _, arg = p.partition(b":")
+    if what == b"echo":
+        return arg
+    if what == b"sleep":
+        time.sleep(int(arg) / 1000)
+        return str(os.getpid())
+    return {b"crash": lambda p: os._exit(3), b"hang": hang, b"garbage": garbage,
+            b"pid": lambda p: str(os.getpid())}[what](arg)
+
+
 serve({
+    "do": do,
     "echo": lambda p: p,
     "crash": lambda p: os._exit(3),
     "crash_once": crash_once,
