@@ -26,7 +26,7 @@ MAX_PAYLOAD = 1 << 20
 # Calls in flight: WINDOW_PER_SLOT per python worker slot the grid's nodes
 # offer, at least WINDOW_MIN (docs/python.md, "The in-flight window").
 WINDOW_PER_SLOT = 2
-WINDOW_MIN = 32
+WINDOW_MIN = 128
 _WINDOW_REFRESH = 2.0  # seconds between looks at the grid's nodes while work waits
 _FETCH_PAGE = 4096
 # An idle executor tells the head it is there this often (seconds), so the
@@ -88,7 +88,7 @@ class Executor(cf.Executor):
     zgrid.InvalidRequest at submit.
 
     At most `window` requests are in flight (sent, not answered): by default
-    2 per python worker slot of the grid's nodes, at least 32. The rest wait
+    2 per python worker slot of the grid's nodes, at least 128. The rest wait
     here: cancel() and shutdown(cancel_futures=True) cancel them.
 
     durable=True journals every call in a durable session (ex.session_id);

@@ -234,8 +234,8 @@ def test_shutdown_waits_for_everything_and_submit_after_it_raises(pygrid):
     with pytest.raises(RuntimeError, match="after shutdown"):
         ex.submit(add, 1)
     ex.shutdown()  # again: nothing
-    # The window follows the grid: 2 per python worker slot, at least 32.
-    assert ex.window == 32
+    # The window follows the grid: 2 per python worker slot, at least 128.
+    assert ex.window == 128
 
 
 def test_submit_from_threads_and_a_grid_argument(pygrid):
@@ -495,3 +495,17 @@ def test_a_grid_without_python_nodes_is_an_error_not_a_hang(monkeypatch):
             ex.shutdown()
         finally:
             g.stop()
+
+
+def test_the_window_rule_counts_the_python_slots_of_the_grid():
+    from zgrid.functions import WINDOW_MIN, WINDOW_PER_SLOT, _slots
+
+    nodes = [
+        {"state": "ok", "workers": 40, "services": "factorize@1,python@1"},
+        {"state": "ok", "workers": 64, "services": "python@1,echo@1"},
+        {"state": "ok", "workers": 99, "services": "factorize@1"},  # no python: not counted
+        {"state": "draining", "workers": 50, "services": "python@1"},  # takes no new work
+    ]
+    assert _slots(nodes) == 104
+    assert max(WINDOW_MIN, WINDOW_PER_SLOT * _slots(nodes)) == 208
+    assert max(WINDOW_MIN, WINDOW_PER_SLOT * _slots(nodes[:1])) == WINDOW_MIN == 128
