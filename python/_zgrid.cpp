@@ -604,6 +604,56 @@ void bind_broker_receiving(PyBrokerClass& cls) {
                check_signals();
              }
            })
+      // One round of a loop that keeps requests in flight (zgrid.Executor),
+      // in one GIL release: sends `payloads` (user data "#<first_index + i>")
+      // and flushes them, then waits up to `timeout` seconds for a response
+      // and takes every one received (up to `max`). A thread that shares the
+      // GIL with busy Python threads gets it back once per round, not once
+      // per library call.
+      .def(
+          "exchange",
+          [](PyBroker& pb, const py::list& payloads, std::uint64_t first_index, double timeout_s,
+             std::size_t max) {
+            BrokerClient& b = use(pb);
+            std::vector<std::string_view> views = bytes_views(payloads);
+            std::vector<proto::Response> got;
+            Millis left = static_cast<Millis>(timeout_s * 1000);
+            Status st;
+            bool sent = false;
+            while (true) {
+              Millis slice = std::min(left, kSliceMs);
+              {
+                py::gil_scoped_release nogil;
+                if (!sent) {
+                  std::string tag;
+                  for (std::size_t i = 0; i < views.size() && st.ok(); ++i) {
+                    tag.assign(1, '#').append(std::to_string(first_index + i));
+                    st = b.send(views[i], tag);
+                  }
+                  if (st.ok() && !views.empty()) st = b.flush();
+                  sent = true;
+                }
+                proto::Response r;
+                if (st.ok()) {
+                  Result<bool> one = b.next_response(&r, slice);
+                  if (!one.ok()) {
+                    st = one.status();
+                  } else if (one.value()) {
+                    got.push_back(std::move(r));
+                    while (got.size() < max && b.poll_response(&r)) got.push_back(std::move(r));
+                  }
+                }
+              }
+              check(st);
+              left -= slice;
+              if (!got.empty() || left <= 0) break;
+              check_signals();
+            }
+            py::list out;
+            for (const auto& r : got) out.append(response_tuple(r));
+            return out;
+          },
+          py::arg("payloads"), py::arg("first_index"), py::arg("timeout"), py::arg("max") = 65536)
       .def("poll_response", [](PyBroker& pb) -> py::object {
         BrokerClient& b = use(pb);
         proto::Response r;

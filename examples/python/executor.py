@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""concurrent.futures on the grid: submit, as_completed, one fault on its own future."""
+"""A service's requests as futures (grid.executor): submit, as_completed, one fault on its own future.
+
+For Python functions, zgrid.Executor (examples/python/functions.py)."""
 
 import concurrent.futures as cf
 import sys
@@ -7,7 +9,7 @@ import sys
 import zgrid
 
 numbers = [2**31 - 1, 600851475143, 1001, 97, 12]
-with zgrid.Executor("factorize", decode="text") as ex:
+with zgrid.connect().executor("factorize", decode="text") as ex:
     futures = {ex.submit(str(n)): n for n in numbers}
     futures[ex.submit("not a number")] = None
     for f in cf.as_completed(futures):

@@ -1,6 +1,9 @@
 """zgrid: a job grid for HPC clusters, from Python.
 
     import zgrid
+    with zgrid.Executor() as ex:                      # any Python function, on the grid
+        results = list(ex.map(simulate, params))
+
     with zgrid.connect() as grid:                     # ZGRID_HEAD or tcp://127.0.0.1:5555
         for factors in grid.map("factorize", ["91", "1001"], decode="text"):
             print(factors)
@@ -20,7 +23,8 @@ The protocol, batching, resend and resume are the C++ client library's
 are exceptions: ConnectionError (no head within the timeout),
 PermissionError, UnknownSession, Removed (idle timeout), ResourceExhausted,
 InvalidRequest, all subclasses of zgrid.Error; a request that faults is a
-RequestFault. Python services: zgrid.service. See docs/python.md.
+RequestFault. Python services: zgrid.service.
+A function that raised raises its own exception from result(). See docs/python.md.
 """
 
 import importlib
@@ -42,7 +46,10 @@ _LAZY = {
     "SessionStatus": ".grid",
     "StoredRequest": ".grid",
     "connect": ".grid",
-    "Executor": ".executor",
+    "Executor": ".functions",
+    "ServiceExecutor": ".executor",
+    "RemoteError": "._calls",
+    "RemoteTraceback": "._calls",
 }
 
 
@@ -68,6 +75,9 @@ __all__ = [
     "Response",
     "RequestFault",
     "Executor",
+    "ServiceExecutor",
+    "RemoteError",
+    "RemoteTraceback",
     "Error",
     "ConnectionError",
     "PermissionError",

@@ -1,4 +1,7 @@
-"""zgrid.Executor: concurrent.futures over the grid."""
+"""zgrid.ServiceExecutor: one service's requests as concurrent.futures.
+
+Not the concurrent.futures.Executor contract (its submit takes a service's
+payload, not a function): zgrid.Executor is that, for Python functions."""
 
 from __future__ import annotations
 
@@ -8,15 +11,15 @@ import threading
 from typing import Any, Callable, Optional
 
 from . import _zgrid
-from .grid import RequestFault, _decode, _encode
+from ._base import RequestFault, _decode, _encode, open_connection
 
 _STOP = object()
 
 
-class Executor(cf.Executor):
-    """A concurrent.futures.Executor whose calls run `service` on the grid:
+class ServiceExecutor:
+    """Futures of one service's requests on the grid (grid.executor(service)):
 
-        with zgrid.Executor("factorize", decode="text") as ex:
+        with grid.executor("factorize", decode="text") as ex:
             futures = [ex.submit(str(n)) for n in numbers]
             for f in cf.as_completed(futures):
                 print(f.result())
@@ -40,8 +43,6 @@ class Executor(cf.Executor):
         decode: Optional[str] = None,
         batch: int = 1024,
     ):
-        from .grid import connect
-
         self._service = service
         self._decode = decode
         self._batch = batch
@@ -49,10 +50,11 @@ class Executor(cf.Executor):
         self._shutdown = False
         self._lock = threading.Lock()
         self._error: Optional[BaseException] = None
-        self._connect: Callable[[], Any] = lambda: connect(head, key, head_key, config, timeout)
+        self._connect: Callable[[], Any] = lambda: open_connection(head, key, head_key, config, timeout)
         if grid is not None:  # the same head, on a connection of the executor's thread
             head_ep = grid.conn.head
-            self._connect = lambda: connect(head_ep, key, head_key, config, timeout)
+            self._connect = lambda: open_connection(head_ep, key, head_key, config, timeout)
+        self.session_id: Optional[str] = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zgrid-executor", daemon=True)
         self._thread.start()
@@ -60,9 +62,13 @@ class Executor(cf.Executor):
         if self._error is not None:
             raise self._error
 
-    def submit(self, payload: Any, /, *args, **kwargs) -> cf.Future:  # type: ignore[override]
-        if args or kwargs:
-            raise TypeError("Executor.submit takes one payload (the service's input)")
+    def __enter__(self) -> "ServiceExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown(wait=True)
+
+    def submit(self, payload: Any) -> cf.Future:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
@@ -72,9 +78,8 @@ class Executor(cf.Executor):
             self._queue.put((_encode(payload), f))
             return f
 
-    def map(self, fn_or_iterable, *iterables, timeout=None, chunksize=1):  # type: ignore[override]
-        """map(iterable): results in order (concurrent.futures semantics)."""
-        items = fn_or_iterable if not callable(fn_or_iterable) else iterables[0]
+    def map(self, items, timeout=None):
+        """The results of every item, in order (each waited for up to `timeout` s)."""
         futures = [self.submit(x) for x in items]
 
         def results():
@@ -102,9 +107,10 @@ class Executor(cf.Executor):
 
     def _run(self) -> None:
         try:
-            grid = self._connect()
-            info = grid.conn.create_session(_zgrid.SessionOptions(service=self._service))
-            client = _zgrid.BrokerClient(grid.conn, info["session_id"], "executor", self._batch)
+            conn = self._connect()
+            info = conn.create_session(_zgrid.SessionOptions(service=self._service))
+            self.session_id = info["session_id"]
+            client = _zgrid.BrokerClient(conn, info["session_id"], "executor", self._batch)
         except BaseException as e:  # reported by the constructor
             self._error = e
             self._ready.set()

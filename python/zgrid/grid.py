@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 import uuid
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
-import msgpack  # python3-msgpack
-
-from . import _zgrid
+from . import _calls, _zgrid
+from .executor import ServiceExecutor
+from ._base import DEFAULT_HEAD, Error, RequestFault, _decode, _encode, _error, open_connection  # noqa: F401
 from .progress import with_progress
 
-DEFAULT_HEAD = "tcp://127.0.0.1:5555"
 # The protocol's limits per request (docs/protocol.md: payload 1 MiB, user data 64 KiB).
 MAX_PAYLOAD = 1 << 20
 # What one `submit` message carries (the client library's one batch).
@@ -22,17 +19,6 @@ _SUBMIT_MAX_ITEMS = 1024
 _SUBMIT_MAX_BYTES = 1 << 20
 MAX_USER_DATA = 64 << 10
 _FETCH_PAGE = 4096
-
-
-class RequestFault(Exception):
-    """A request the grid answered with a fault (the request's own failure)."""
-
-    def __init__(self, code: str, message: str, index: Optional[int], user_data: bytes):
-        super().__init__(f"{code}: {message}" + (f" (request {index})" if index is not None else ""))
-        self.code = code
-        self.message = message
-        self.index = index
-        self.user_data = user_data
 
 
 @dataclasses.dataclass
@@ -43,7 +29,8 @@ class Response:
     request_id: int
     user_data: bytes
     value: Any
-    fault: Optional[RequestFault] = None
+    # A RequestFault; for a python session's call, the exception it raised.
+    fault: Optional[BaseException] = None
 
     @property
     def ok(self) -> bool:
@@ -112,11 +99,6 @@ def _stored(t: tuple) -> StoredRequest:
     return StoredRequest(*t)
 
 
-def _error(cls: type, code: str, message: str) -> Exception:
-    """A zgrid.Error raised from Python, with its .code like the library's."""
-    e = cls(message)
-    e.code = code
-    return e
 
 
 def _session_id(session: Any) -> str:
@@ -132,25 +114,8 @@ def _codes(codes: Any) -> list:
     return [str(c) for c in codes]
 
 
-def _encode(payload: Any) -> bytes:
-    """bytes and str go as they are; dicts, lists and numbers as msgpack."""
-    if isinstance(payload, (bytes, bytearray, memoryview)):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return msgpack.packb(payload, use_bin_type=True)
 
 
-def _decode(data: bytes, how: Optional[str]) -> Any:
-    if how is None or how == "bytes":
-        return data
-    if how == "text":
-        return data.decode("utf-8", errors="replace")
-    if how == "json":
-        return json.loads(data)
-    if how == "msgpack":
-        return msgpack.unpackb(data, raw=False)
-    raise ValueError(f"decode must be None, 'bytes', 'text', 'json' or 'msgpack' (got {how!r})")
 
 
 def _fits_one_message(payloads: list) -> bool:
@@ -182,44 +147,12 @@ def _response(t: tuple, decode: Optional[str], index: Optional[int] = None) -> R
     return Response(index, request_id, user_data, _decode(data, decode))
 
 
-def _config_head(path: Optional[str]) -> Optional[str]:
-    """`head = ...` from a zgrid config file (the CLI's --config format): one
-    endpoint, several separated by commas, or a list ["tcp://a:5555", ...]."""
-    path = path or os.environ.get("ZGRID_CONFIG")
-    if not path:
-        return None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.partition("=")
-            if sep and key.strip() == "head":
-                value = value.strip()
-                if value.startswith("[") and value.endswith("]"):
-                    value = value[1:-1]
-                return ",".join(v.strip().strip('"').strip("'") for v in value.split(",") if v.strip())
-    return None
 
 
-def _heads(head: Any) -> Optional[str]:
-    """A head argument as the library takes it: a list or tuple of endpoints
-    becomes one comma-separated string."""
-    if head is None or isinstance(head, str):
-        return head
-    if isinstance(head, (list, tuple)) and all(isinstance(h, str) for h in head):
-        return ",".join(head)
-    raise TypeError("head must be an endpoint string, or a list or tuple of them")
 
 
-def _read_key(path: str, want: str) -> str:
-    """The Z85 key in a zgrid keygen file (public-key / secret-key lines)."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.partition("=")
-            if sep and key.strip() == want:
-                return value.strip().strip('"')
-    raise Error(f"no {want} in {path}")
 
 
-Error = _zgrid.Error
 
 
 def connect(
@@ -238,17 +171,7 @@ def connect(
     file (or ZGRID_KEY / ZGRID_HEAD_KEY). Raises zgrid.ConnectionError when no
     head answers within `timeout` seconds (with several heads: when none is
     active, naming each and what it said)."""
-    head = _heads(head) or os.environ.get("ZGRID_HEAD") or _config_head(config) or DEFAULT_HEAD
-    key = key or os.environ.get("ZGRID_KEY")
-    head_key = head_key or os.environ.get("ZGRID_HEAD_KEY")
-    pub = sec = hk = ""
-    if key or head_key:
-        if not (key and head_key):
-            raise Error("CURVE needs both key= (this client's key file) and head_key=")
-        pub = _read_key(key, "public-key")
-        sec = _read_key(key, "secret-key")
-        hk = _read_key(head_key, "public-key")
-    return Grid(_zgrid.Connection(head, timeout, hk, pub, sec))
+    return Grid(open_connection(head, key, head_key, config, timeout))
 
 
 class Grid:
@@ -336,8 +259,17 @@ class Grid:
         return s
 
     def attach(self, session_id: str) -> "Session":
-        """An existing session by id, from any process (its results, status, close)."""
+        """An existing session by id, from any process (its results, status,
+        close). A session of service `python` (a durable zgrid.Executor's)
+        yields its calls' values: see Session.results()."""
         return Session(self, self.conn.attach(session_id))
+
+    def executor(self, service: str, **options: Any) -> ServiceExecutor:
+        """Futures of `service`'s requests: a zgrid.ServiceExecutor on this
+        grid's head, on a connection of its own thread (submit(payload),
+        map(items), shutdown(); options: decode=, batch=, timeout=, key=,
+        head_key=). For Python functions, zgrid.Executor(grid)."""
+        return ServiceExecutor(service, self, **options)
 
     def faulted_requests(self, session_id: Any, codes: Any = None) -> list:
         """The requests of a complete durable session (an id or a Session)
@@ -580,10 +512,36 @@ class Session:
     def results(
         self, from_: int = 0, wait: bool = True, decode: Optional[str] = None, timeout: float = 60.0
     ) -> "Results":
-        """Durable: the session's stored results in order, from cursor `from_`
-        (0: the beginning). With wait=True it waits for new ones until the
-        session is complete. The iterator's .cursor resumes later."""
-        return Results(self._grid.conn, self.id, from_, wait, decode, timeout)
+        """Durable: the session's stored results in the order recorded (as
+        completed), from cursor `from_` (0: the beginning). With wait=True it
+        waits for new ones until the session is complete. The iterator's
+        .cursor resumes later.
+
+        A session of service `python` (zgrid.Executor(durable=True)) yields
+        one Response per call — a map chunk's calls each, in order — whose
+        .value is the call's unpickled return value and .index its position
+        in what the executor submitted; a call that raised has .fault, the
+        exception (its remote traceback as __cause__), or a RequestFault for
+        the whole request; `decode` does not apply."""
+        return Results(self._grid.conn, self.id, from_, wait, decode, timeout,
+                       python=_calls.is_function_service(self.service))
+
+    def results_in_order(self, wait_timeout: float = 60.0, decode: Optional[str] = None) -> Iterator[Response]:
+        """Durable: every result from the beginning, in index order (the order
+        sent: what results() yields, held back until its turn). Results
+        without an index (a resubmitted session's) come as recorded."""
+        held: dict = {}
+        next_out = 0
+        for r in self.results(decode=decode, timeout=wait_timeout):
+            if r.index is None:
+                yield r
+                continue
+            held[r.index] = r
+            while next_out in held:
+                yield held.pop(next_out)
+                next_out += 1
+        for i in sorted(held):
+            yield held[i]
 
     def requests(self, from_id: int = 0) -> Iterator[StoredRequest]:
         """Durable: the session's stored requests from request id `from_id`,
@@ -709,7 +667,10 @@ class Results:
     results): resuming from it never skips a result and repeats at most the
     page being read."""
 
-    def __init__(self, conn, session_id: str, cursor: int, wait: bool, decode, timeout: float):
+    def __init__(self, conn, session_id: str, cursor: int, wait: bool, decode, timeout: float,
+                 python: bool = False):
+        self._python = python
+        self._expanded: list = []
         self._conn = conn
         self._sid = session_id
         self.cursor = cursor
@@ -760,6 +721,8 @@ class Results:
                 time.sleep(0.2)
 
     def __next__(self) -> Response:
+        if self._expanded:
+            return self._expanded.pop()
         while not self._buf:
             if self._complete:
                 self._check_removed()
@@ -776,4 +739,29 @@ class Results:
         t = self._buf.pop()
         if not self._buf:  # a page read to its end: resume after it
             self.cursor = self._next_cursor
+        if self._python:
+            self._expanded = _python_responses(t)
+            self._expanded.reverse()
+            return self._expanded.pop()
         return _response(t, self._decode)
+
+
+def _python_responses(t: tuple) -> list:
+    """One stored result of a python session as one Response per call (a
+    chunk's in order): .value the return value, or .fault the exception."""
+    request_id, user_data, fault_code, data = t
+    first, count = _calls.tag_span(user_data)
+    n = 1 if count is None else count
+    indices = [None] if first is None else list(range(first, first + n))
+    if fault_code is not None:
+        fault = RequestFault(fault_code, data.decode("utf-8", errors="replace"), first, user_data)
+        return [Response(i, request_id, user_data, None, fault) for i in indices]
+    try:
+        ok, value = _calls.outcome(data)
+    except Exception as e:  # a result that does not unpickle here (a module this process lacks)
+        return [Response(i, request_id, user_data, None, e) for i in indices]
+    if not ok:
+        return [Response(i, request_id, user_data, None, value) for i in indices]
+    if count is None:
+        return [Response(indices[0], request_id, user_data, value)]
+    return [Response(i, request_id, user_data, v) for i, v in zip(indices, value)]

@@ -46,8 +46,8 @@ def test_map_raises_a_fault_when_reached_or_returns_it(grid_env):
         assert factors_ok(1001, got[2])
 
 
-def test_executor_futures_and_a_fault_on_its_own_future(grid_env):
-    with zgrid.Executor("factorize", head=grid_env.frontend, decode="text") as ex:
+def test_service_executor_futures_and_a_fault_on_its_own_future(grid_env):
+    with zgrid.ServiceExecutor("factorize", head=grid_env.frontend, decode="text") as ex:
         numbers = [random.randrange(2, 2**31) for _ in range(1000)]
         futures = {ex.submit(str(n)): n for n in numbers}
         bad = ex.submit("garbage")

@@ -67,7 +67,7 @@ def kill_after(grid_env, delay, restart=False):
 
 
 def test_executor_futures_end_with_connection_error_when_the_head_dies(grid_env):
-    ex = zgrid.Executor("sleep", head=grid_env.frontend, timeout=TIMEOUT)
+    ex = zgrid.ServiceExecutor("sleep", head=grid_env.frontend, timeout=TIMEOUT)
     futures = [ex.submit("2000") for _ in range(200)]
     time.sleep(1.0)  # the requests are out, two of them running
     killed = time.monotonic()
@@ -198,7 +198,7 @@ t.join()
 assert len(refused) == 500, len(refused)
 assert all("belongs to thread 'MainThread'" in m and "'intruder'" in m for m in refused), refused[0]
 # The executor owns a connection of its own: any thread may submit to it.
-with zgrid.Executor("echo", grid=g, decode="text") as ex:
+with g.executor("echo", decode="text") as ex:
     got = []
     w = threading.Thread(target=lambda: got.append(ex.submit("from a thread").result(30)))
     w.start(); w.join()
@@ -265,7 +265,7 @@ def test_a_submit_racing_the_executor_failing_still_ends_with_connection_error(g
     # Issue 27 (review): the executor's thread set its error and drained the
     # queue without the lock submit() holds; a submit that had passed the
     # error check enqueued after the drain, and that future never ended.
-    ex = zgrid.Executor("sleep", head=grid_env.frontend, timeout=TIMEOUT)
+    ex = zgrid.ServiceExecutor("sleep", head=grid_env.frontend, timeout=TIMEOUT)
     first = ex.submit("20000")  # out on the grid: the executor's thread reads responses
     wait_until_running = time.monotonic() + 10
     while not first.running():
