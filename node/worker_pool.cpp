@@ -12,6 +12,9 @@ namespace zgrid::node {
 namespace {
 
 constexpr std::size_t kMaxResultBytes = 4u << 20;
+// Results are held for the next run's (more work being claimable) only
+// while the oldest would still be this fresh after it.
+constexpr auto kResultHold = std::chrono::milliseconds(5);
 // A pipelined run holds about this much work at its service's measured task
 // time: micro-tasks share a round trip, long ones still spread one at a time
 // across the workers (a task claimed into a run waits for those before it).
@@ -45,6 +48,11 @@ class ResultBuffer {
         now - first_ > kMaxResultDelay)
       flush();
   }
+  bool empty() const { return count_ == 0; }
+  // How long the oldest buffered result has waited (0 when none).
+  std::chrono::nanoseconds age(std::chrono::steady_clock::time_point now) const {
+    return count_ == 0 ? std::chrono::nanoseconds{0} : now - first_;
+  }
   // Returns false when the node is stopping (context terminated).
   bool flush() {
     if (count_ == 0) return true;
@@ -64,7 +72,7 @@ class ResultBuffer {
 
  private:
   static constexpr std::uint32_t kMaxResultItems = 512;
-  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(2);
+  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(5);
   static constexpr std::size_t kReserveBytes = 32 << 10;  // 512 typical results, no regrowth
   zmq::socket_t& push_;
   Writer body_;
@@ -142,13 +150,27 @@ void WorkerPool::work(WorkerSlot& slot) {
     task_clock_.tasks.fetch_add(tasks, std::memory_order_relaxed);
     busy_ns = tasks = 0;
   };
+  // How long the last claimed run took: whether results held now would still
+  // be fresh after the next one.
+  std::chrono::nanoseconds last_run{0};
   while (true) {
-    // Nothing claimable right now: send what we have before blocking.
     publish();
-    if (!results.flush()) break;
     batch.reset();
-    if (!queue_.claim(&batch, &index)) break;
+    // Results wait for the next run's while more work is claimable and the
+    // oldest of them would still be within kResultHold after it: tasks that
+    // finish close together share one message (one wake-up of the I/O
+    // thread, the head and the client instead of one each). Nothing
+    // claimable: send what we have before blocking, so a lone task's answer
+    // never waits.
+    SteadyTime now = std::chrono::steady_clock::now();
+    bool claimed = !results.empty() && results.age(now) + last_run < kResultHold &&
+                   queue_.claim(&batch, &index, /*wait=*/false);
+    if (!claimed) {
+      if (!results.flush()) break;
+      if (!queue_.claim(&batch, &index)) break;
+    }
     last = std::chrono::steady_clock::now();
+    const SteadyTime run_start = last;
     const Instances::Resolved& svc = instances.resolve(batch->tasks.service);
     const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
     // `session`: the instance key of a stateful session's task (else empty:
@@ -294,6 +316,7 @@ void WorkerPool::work(WorkerSlot& slot) {
         } while (WorkQueue::claim_more(batch, &index));
         break;
     }
+    last_run = std::chrono::steady_clock::now() - run_start;
   }
   (void)results.flush();
 }

@@ -17,8 +17,11 @@
 //   - N worker threads: each runs its claimed tasks on service instances
 //     (node/instances.hpp), buffers the encoded results and pushes a
 //     `results` message, tagged with the batch's connection generation, over
-//     its own inproc PUSH when it has 512, 4 MiB, a result older than 2 ms,
-//     or nothing more to claim;
+//     its own inproc PUSH when it has 512, 4 MiB, a result older than 5 ms,
+//     or nothing more to claim; before a run it sends what it holds unless
+//     more work is claimable and the oldest result would still be within
+//     5 ms after the run (its last run's time): tasks that finish close
+//     together share a message, and a lone task's answer never waits;
 //   - each worker's slot for task timeouts, and the stuck-worker accounting
 //     over them (check_timeouts): a task past its deadline is cancelled and
 //     reported once; its worker is stuck until the call returns;
@@ -85,8 +88,9 @@ class WorkQueue {
     cv_.notify_all();
   }
   // Claims one task (a serial batch's: all of them, `*index` the first):
-  // blocks until there is one or the queue is stopped (false).
-  bool claim(std::shared_ptr<Batch>* batch, std::size_t* index) {
+  // blocks until there is one or the queue is stopped (false). With `wait`
+  // false it returns false at once when there is none.
+  bool claim(std::shared_ptr<Batch>* batch, std::size_t* index, bool wait = true) {
     MutexLock lock(mu_);
     while (true) {
       while (!q_.empty()) {
@@ -99,7 +103,7 @@ class WorkQueue {
         }
         q_.pop_front();  // exhausted
       }
-      if (stopped_) return false;
+      if (stopped_ || !wait) return false;
       cv_.wait(lock);
     }
   }

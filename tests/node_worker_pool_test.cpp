@@ -297,6 +297,41 @@ TEST(NodeWorkerPool, EveryTaskIsAnsweredOnceTaggedWithItsGeneration) {
   EXPECT_GT(f.pool().task_clock().tasks.load(), 0u);  // measured for adaptive prefetch
 }
 
+TEST(NodeWorkerPool, ResultsOfTasksFinishingCloseTogetherShareAMessage) {
+  // One worker; 200 short tasks queued as 200 batches (200 runs) behind a
+  // 100 ms one, so all are queued before it starts them. While more work is
+  // claimable, results wait for the next run's as long as the oldest stays
+  // within the hold (5 ms): they come in a few messages, not one a run.
+  PoolFixture f(1);
+  f.pool().push(MakeBatch("sleep", 1, {"100"}));
+  for (std::uint64_t i = 0; i < 200; ++i) f.pool().push(MakeBatch("echo", 100 + i, {"x"}));
+  std::set<std::uint64_t> got;
+  std::vector<Reply> msg;
+  int messages = 0;
+  while (got.size() < 201 && f.next_message(&msg)) {
+    ++messages;
+    for (const Reply& r : msg) {
+      EXPECT_EQ(r.fault, "");
+      EXPECT_TRUE(got.insert(r.task_id).second) << "twice: " << r.task_id;
+    }
+  }
+  ASSERT_EQ(got.size(), 201u);
+  EXPECT_LE(messages, 40) << "the runs' results went one a message";
+}
+
+TEST(NodeWorkerPool, ALoneTasksResultIsSentBeforeTheWorkerWaitsForMore) {
+  // Nothing more to claim: the worker sends what it holds before it blocks,
+  // so a lone request's answer never waits for other work.
+  PoolFixture f(1);
+  for (int round = 0; round < 3; ++round) {
+    f.pool().push(MakeBatch("sleep", 10 + round, {"1"}));
+    std::vector<Reply> msg;
+    ASSERT_TRUE(f.next_message(&msg, 2s)) << "round " << round;
+    ASSERT_EQ(msg.size(), 1u);
+    EXPECT_EQ(msg[0].task_id, static_cast<std::uint64_t>(10 + round));
+  }
+}
+
 TEST(NodeWorkerPool, UnknownServicesAndTheFaultyHookFaultEveryTask) {
   {
     PoolFixture f(1);
