@@ -392,9 +392,16 @@ TEST(Http, TheDefaultPortTakenServesOnAnotherAndAGivenOneMustBind) {
       << log;
   ::close(held);
 
-  // The default 9755: hold it (unless another listener does) and start a head.
+  // The default 9755: hold it and start a head. Every head of the tests
+  // running beside this one tries 9755 first, so one of them may have it for
+  // a moment: wait (bounded) until this test holds it, or the head started
+  // next could get it when that head stops.
   int dflt = 0;
-  int held_default = Listen(9755, &dflt);
+  int held_default = -1;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       (held_default = Listen(9755, &dflt)) < 0 && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(held_default, 0) << "port 9755 stayed taken for 60 s";
   Grid g;
   g.start_head();
   ASSERT_FALSE(g.http_url().empty());
@@ -402,7 +409,7 @@ TEST(Http, TheDefaultPortTakenServesOnAnotherAndAGivenOneMustBind) {
   EXPECT_NE(g.head_log().find("port 9755 is in use: serving HTTP on port"), std::string::npos)
       << g.head_log();
   EXPECT_EQ(Get(g.http_url(), "/metrics").status, 200);
-  if (held_default >= 0) ::close(held_default);
+  ::close(held_default);
   // Two heads on the default: never the same port (no SO_REUSEPORT sharing).
   Grid a, b;
   a.start_head();
