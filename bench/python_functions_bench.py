@@ -19,13 +19,15 @@ checked outside the timed region:
      (utime+stime of /proc/PID/stat) over the stream of single-call no-op
      tasks of (1), divided by the tasks; beside it the Python workers' CPU
      per task, and the head's.
-  3. A 1 ms CPU-bound function on every core: N calls of a busy loop
-     calibrated to 1 ms (in this process, on a core of its own: the fastest
-     batch median), through submit one call at a time and through
-     map(chunksize=1): efficiency = (N x its calibrated time / cores) / wall
-     (ProcessPoolExecutor(cores) beside it). The time the calls measured
-     inside themselves is shown beside it; far above the calibrated time, the
-     machine was busy with something else.
+  3. A 1 ms CPU-bound function on every core: N calls of a busy loop of
+     about 1 ms, through map(chunksize=20) (the sweep a user runs), submit
+     one call at a time and map(chunksize=1), ProcessPoolExecutor(cores)
+     and a plain loop per core (no executor) beside them, interleaved in
+     rounds. The figure, "of ideal": the CPU time the calls themselves used
+     over cores x wall, the share of the machine that ran the function
+     (this VM's speed drifts by tens of percent between minutes; it moves
+     both alike). Beside it: against a calibration made once at the start,
+     and the wall time inside a call.
 
 --quick: small N, one run (the test suite's smoke run). --skip-dask: without
 the Dask peer. --markdown: the table as docs/benchmarks.md shows it.
@@ -63,13 +65,15 @@ def noop(x):
 
 
 def busy(n):
-    """A CPU-bound loop of n steps; returns n (the check) and its own time."""
+    """A CPU-bound loop of n steps; returns n (the check), its own wall time
+    and the CPU time its thread spent in it."""
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     acc = 0
     for i in range(n):
         acc += i * i
     assert acc >= 0
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.thread_time() - c0
 
 
 def calibrate_busy(target_s=0.001):
@@ -84,7 +88,7 @@ def calibrate_busy(target_s=0.001):
 
     n = 1000
     while True:
-        _, t = busy(n)
+        _, t, _ = busy(n)
         if t > 0.0002:
             break
         n *= 2
@@ -193,14 +197,19 @@ def run_map(map_fn, n):
 
 
 def run_cpu(runner, steps, n, one_call_s, cores):
-    """N calls of busy(steps): efficiency against the calibrated time."""
+    """N calls of busy(steps): (efficiency against the calibrated time, the
+    mean wall time inside a call, the share of the cores' time the calls'
+    own CPU filled). The last is the figure: this VM's speed drifts by tens
+    of percent between minutes, and it moves the calls' CPU time and the
+    wall time together, so their ratio stays what the executor costs."""
     t0 = time.perf_counter()
     results = runner(steps, n)
     wall = time.perf_counter() - t0
     if len(results) != n or any(r[0] != steps for r in results):
         raise AssertionError("busy: wrong results")
     inside = statistics.mean(r[1] for r in results)
-    return (n * one_call_s / cores) / wall, inside
+    used = sum(r[2] for r in results) / (cores * wall)
+    return (n * one_call_s / cores) / wall, inside, used
 
 
 def median_of(runs, fn):
@@ -348,12 +357,9 @@ def bare_loops(steps, n):
 
 
 def measure_cpu(a, steps, one_call_s, out, zex=None, meter=None):
-    """The 1 ms CPU-bound figure. This VM's speed drifts by tens of percent
-    from minute to minute, so each round runs the physical limit first (the
-    same calls in a plain loop per core, no executor) and then every
-    executor, and each executor's figure is its time against that round's
-    plain loops: `of ideal`. The median over the rounds is reported (and
-    beside it the efficiency against the calibrated call time)."""
+    """The 1 ms CPU-bound figure: rounds, each running the plain loop per
+    core (the ideal's check: about 100%) and then every executor, the
+    median of each over the rounds (run_cpu says what the figure is)."""
     gather = lambda fs: [f.result() for f in fs]  # noqa: E731
     cases = []
     if zex is not None:
@@ -371,22 +377,17 @@ def measure_cpu(a, steps, one_call_s, out, zex=None, meter=None):
             ("ppe cpu map", lambda s, n: list(pex.map(busy, [s] * n, chunksize=1))),
         ]
         for _ in range(max(a.runs, 3) if not a.quick else 1):
-            t0 = time.perf_counter()
-            bare = run_cpu(bare_loops, steps, a.n_cpu, one_call_s, CORES)
-            bare_wall = time.perf_counter() - t0
-            runs["bare cpu"].append((bare[0], bare[1], 1.0))
+            runs["bare cpu"].append(run_cpu(bare_loops, steps, a.n_cpu, one_call_s, CORES))
             for key, fn in cases:
                 if key == "zgrid cpu submit" and meter is not None:
                     meter.start()
                     c0 = time.process_time()
-                t0 = time.perf_counter()
-                eff, inside = run_cpu(fn, steps, a.n_cpu, one_call_s, CORES)
-                wall = time.perf_counter() - t0
+                figures = run_cpu(fn, steps, a.n_cpu, one_call_s, CORES)
                 if key == "zgrid cpu submit" and meter is not None:
                     cost = meter.stop()
                     cost["client"] = time.process_time() - c0
                     cpu_costs.append(cost)
-                runs[key].append((eff, inside, bare_wall / wall))
+                runs[key].append(figures)
     for key, values in runs.items():
         if values:
             out[key] = tuple(statistics.median(v[i] for v in values) for i in range(3))
@@ -455,8 +456,8 @@ def report(a, r, steps, one_call_s):
                      ("zgrid cpu map", "zgrid.Executor map(chunksize=1)"),
                      ("ppe cpu map", "ProcessPoolExecutor map(chunksize=1)")):
         if key in r:
-            eff, inside, of_bare = r[key]
-            rows.append((label, who, f"{of_bare * 100:.1f}% of ideal",
+            eff, inside, used = r[key]
+            rows.append((label, who, f"{used * 100:.1f}% of ideal",
                          f"{cpu}; {eff * 100:.1f}% of the calibrated time; "
                          f"{inside * 1e3:.2f} ms inside"))
             label = ""
