@@ -55,7 +55,8 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
     const std::uint64_t version = probes_version_;
     try {
       zmq::poll(items.data(), items.size(),
-                std::chrono::milliseconds(std::max<Millis>(1, std::min<Millis>(next, 200))));
+                std::chrono::milliseconds(
+                    std::max<Millis>(1, std::min({next, Millis{200}, hold_.due_in(now)}))));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return Status::Internal(std::string("poll failed: ") + e.what());
@@ -73,9 +74,11 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
       for (int i = 0; i < 1024; ++i) {
         auto rs = zmqu::recv_message(pull, &frames, 2);
         if (rs != zmqu::RecvStatus::kOk) break;
-        on_worker_results(frames);
+        on_worker_results(frames, now);
       }
     }
+    hold_.take_due(now, &to_send_);
+    send_results(to_send_);
     // The other heads' answers (only while a head is looked for). A probe
     // that becomes the head, or a registration that closes the probes,
     // ends this pass: the rest is read at the next.
@@ -88,7 +91,10 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
       }
     }
   }
-  // Graceful stop: tell the head we are leaving so it re-queues our work now.
+  // Graceful stop: what is held goes first; then tell the head we are
+  // leaving so it re-queues our work now.
+  hold_.take_all(&to_send_);
+  send_results(to_send_);
   if (registered_) send_bye(head_);
   return Status::OK();
 }
@@ -121,6 +127,8 @@ Status IoLoop::connect() {
 // us): work of the old one is dropped, and so are stateful sessions'
 // instances (the head replays those sessions on fresh ones).
 void IoLoop::new_generation() {
+  hold_.take_all(&to_send_);  // the old connection's results: dropped
+  to_send_.clear();
   ++generation_;
   pool_.drop_older(generation_);
   host_.end_all_sessions(generation_);
@@ -540,14 +548,25 @@ void IoLoop::send_bye(Link& l) {
   (void)zmqu::send_one(l.socket, m);
 }
 
-void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames) {
-  if (frames.size() != 2 || frames[0].size() != sizeof(std::uint64_t)) return;
+// frames: [generation (8 bytes) + more (1 byte), results message].
+void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames, Millis now) {
+  if (frames.size() != 2 || frames[0].size() != sizeof(std::uint64_t) + 1) return;
   std::uint64_t gen;
   std::memcpy(&gen, frames[0].data(), sizeof gen);
+  const bool more = static_cast<const char*>(frames[0].data())[sizeof gen] != 0;
   if (gen != generation_ || !registered_) return;  // work of a previous connection
-  // The DEALER queues up to its HWM while connected; a drop here is covered
-  // by the head re-queueing the work of a node it declares dead.
-  (void)zmqu::send_one(head_.socket, frames[1]);
+  hold_.add(gen, more, std::move(frames[1]), now, &to_send_);
+  send_results(to_send_);
+}
+
+void IoLoop::send_results(std::vector<zmq::message_t>& out) {
+  // Held across a reconnect: work of a previous connection, not sent.
+  const bool current = registered_ && hold_.generation() == generation_;
+  for (auto& m : out)
+    // The DEALER queues up to its HWM while connected; a drop here is covered
+    // by the head re-queueing the work of a node it declares dead.
+    if (current) (void)zmqu::send_one(head_.socket, m);
+  out.clear();
 }
 
 }  // namespace zgrid::node

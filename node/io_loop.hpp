@@ -14,7 +14,9 @@
 //     It never stays with a head whose epoch is below the highest it saw;
 //   - what the head sends: task batches to the worker pool's queue,
 //     end_session to the service host;
-//   - results: forwarded unchanged if their generation is current;
+//   - results: forwarded unchanged if their generation is current, those
+//     of a worker with more work claimed held at most 5 ms so results that
+//     come close together reach the head back to back (node/result_hold.hpp);
 //   - the credit (node/credit.hpp): adaptive prefetch, and task timeouts —
 //     a task past its deadline is reported task_timeout, stuck workers shrink
 //     the credit, and when every worker is stuck the queued tasks go back
@@ -37,6 +39,7 @@
 #include "common/zmq_util.hpp"
 #include "node/credit.hpp"
 #include "node/options.hpp"
+#include "node/result_hold.hpp"
 #include "node/worker_pool.hpp"
 #include "services/host.hpp"
 
@@ -121,15 +124,18 @@ class IoLoop {
   // Returns true when the probe became the head (probes_ changed).
   bool on_probe_message(std::size_t i, zmq::message_t& frame, Millis now);
   void adopt_registration(const proto::Registered& r, Millis now);
-  void on_worker_results(std::vector<zmq::message_t>& frames);
+  void on_worker_results(std::vector<zmq::message_t>& frames, Millis now);
+  void send_results(std::vector<zmq::message_t>& out);
 
   const NodeOptions& o_;
   zmq::context_t& ctx_;
   WorkerPool& pool_;
   svc::Host& host_;  // stateful sessions' instances (thread-safe)
   Credit credit_;
-  std::vector<TimedOut> timed_out_;    // check_task_timeouts' scratch (kept: no allocation)
-  std::vector<std::string> services_;  // name@version
+  std::vector<TimedOut> timed_out_;      // check_task_timeouts' scratch (kept: no allocation)
+  ResultHold hold_;                      // workers' results waiting a moment for more
+  std::vector<zmq::message_t> to_send_;  // results due now (scratch)
+  std::vector<std::string> services_;    // name@version
   std::vector<proto::ServiceAd> service_info_;
   std::vector<std::string> endpoints_;  // --head, split
   std::vector<std::string> learned_;    // active backends named by not_active, not in --head

@@ -12,9 +12,6 @@ namespace zgrid::node {
 namespace {
 
 constexpr std::size_t kMaxResultBytes = 4u << 20;
-// Results are held for the next run's (more work being claimable) only
-// while the oldest would still be this fresh after it.
-constexpr auto kResultHold = std::chrono::milliseconds(5);
 // A pipelined run holds about this much work at its service's measured task
 // time: micro-tasks share a round trip, long ones still spread one at a time
 // across the workers (a task claimed into a run waits for those before it).
@@ -29,7 +26,7 @@ class ResultBuffer {
   // `now`: when the task finished (the worker reads the clock once per task).
   void add(std::uint64_t generation, std::uint64_t task_id, const svc::Output& out,
            std::chrono::steady_clock::time_point now) {
-    if (count_ > 0 && generation != generation_) flush();
+    if (count_ > 0 && generation != generation_) flush(/*more=*/true);
     if (count_ == 0) {
       generation_ = generation;
       first_ = now;
@@ -46,19 +43,18 @@ class ResultBuffer {
     ++count_;
     if (body_.size() >= kMaxResultBytes || count_ >= kMaxResultItems ||
         now - first_ > kMaxResultDelay)
-      flush();
+      flush(/*more=*/true);  // mid-run: the run goes on
   }
-  bool empty() const { return count_ == 0; }
-  // How long the oldest buffered result has waited (0 when none).
-  std::chrono::nanoseconds age(std::chrono::steady_clock::time_point now) const {
-    return count_ == 0 ? std::chrono::nanoseconds{0} : now - first_;
-  }
-  // Returns false when the node is stopping (context terminated).
-  bool flush() {
+  // Sends what is buffered. `more`: this worker has more work claimed, so
+  // its next results come soon (the I/O thread may hold this message for
+  // them, node/result_hold.hpp). Returns false when the node is stopping
+  // (context terminated).
+  bool flush(bool more) {
     if (count_ == 0) return true;
     body_.patch_array32(count_at_, count_);
-    zmq::message_t gen(sizeof(std::uint64_t));
+    zmq::message_t gen(sizeof(std::uint64_t) + 1);
     std::memcpy(gen.data(), &generation_, sizeof(std::uint64_t));
+    static_cast<char*>(gen.data())[sizeof(std::uint64_t)] = more ? 1 : 0;
     zmq::message_t body = body_.finish();
     count_ = 0;
     try {
@@ -72,7 +68,7 @@ class ResultBuffer {
 
  private:
   static constexpr std::uint32_t kMaxResultItems = 512;
-  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(5);
+  static constexpr auto kMaxResultDelay = std::chrono::milliseconds(2);
   static constexpr std::size_t kReserveBytes = 32 << 10;  // 512 typical results, no regrowth
   zmq::socket_t& push_;
   Writer body_;
@@ -150,27 +146,16 @@ void WorkerPool::work(WorkerSlot& slot) {
     task_clock_.tasks.fetch_add(tasks, std::memory_order_relaxed);
     busy_ns = tasks = 0;
   };
-  // How long the last claimed run took: whether results held now would still
-  // be fresh after the next one.
-  std::chrono::nanoseconds last_run{0};
   while (true) {
     publish();
     batch.reset();
-    // Results wait for the next run's while more work is claimable and the
-    // oldest of them would still be within kResultHold after it: tasks that
-    // finish close together share one message (one wake-up of the I/O
-    // thread, the head and the client instead of one each). Nothing
-    // claimable: send what we have before blocking, so a lone task's answer
-    // never waits.
-    SteadyTime now = std::chrono::steady_clock::now();
-    bool claimed = !results.empty() && results.age(now) + last_run < kResultHold &&
-                   queue_.claim(&batch, &index, /*wait=*/false);
-    if (!claimed) {
-      if (!results.flush()) break;
-      if (!queue_.claim(&batch, &index)) break;
-    }
+    // Send what this worker has before the next run, saying whether more
+    // work is claimed already (the I/O thread may then hold the message a
+    // moment for the next results); nothing claimable: send, then block.
+    bool claimed = queue_.claim(&batch, &index, /*wait=*/false);
+    if (!results.flush(/*more=*/claimed)) break;
+    if (!claimed && !queue_.claim(&batch, &index)) break;
     last = std::chrono::steady_clock::now();
-    const SteadyTime run_start = last;
     const Instances::Resolved& svc = instances.resolve(batch->tasks.service);
     const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
     // `session`: the instance key of a stateful session's task (else empty:
@@ -316,9 +301,8 @@ void WorkerPool::work(WorkerSlot& slot) {
         } while (WorkQueue::claim_more(batch, &index));
         break;
     }
-    last_run = std::chrono::steady_clock::now() - run_start;
   }
-  (void)results.flush();
+  (void)results.flush(/*more=*/false);
 }
 
 }  // namespace zgrid::node

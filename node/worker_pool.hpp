@@ -17,11 +17,9 @@
 //   - N worker threads: each runs its claimed tasks on service instances
 //     (node/instances.hpp), buffers the encoded results and pushes a
 //     `results` message, tagged with the batch's connection generation, over
-//     its own inproc PUSH when it has 512, 4 MiB, a result older than 5 ms,
-//     or nothing more to claim; before a run it sends what it holds unless
-//     more work is claimable and the oldest result would still be within
-//     5 ms after the run (its last run's time): tasks that finish close
-//     together share a message, and a lone task's answer never waits;
+//     its own inproc PUSH when it has 512, 4 MiB, a result older than 2 ms,
+//     or before its next run, saying whether it has more work claimed (the
+//     I/O thread may then hold the message a moment, node/result_hold.hpp);
 //   - each worker's slot for task timeouts, and the stuck-worker accounting
 //     over them (check_timeouts): a task past its deadline is cancelled and
 //     reported once; its worker is stuck until the call returns;
@@ -205,6 +203,9 @@ class WorkerSlot {
   bool end() {
     MutexLock lock(mu_);
     deadline_ = 0;
+    // The flag is the worker's, shared by its next tasks: one without a
+    // timeout (no begin()) must not start out cancelled.
+    cancel_.store(false, std::memory_order_relaxed);
     if (!timed_out_) return false;
     timed_out_ = false;
     stuck_.store(false);

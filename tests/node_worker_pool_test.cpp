@@ -162,6 +162,9 @@ TEST(NodeWorkerSlot, ATaskPastItsDeadlineIsReportedOnceAndItsWorkerStuckUntilItR
   EXPECT_TRUE(slot.end());  // returned: its answer is dropped, the worker free
   EXPECT_FALSE(slot.stuck());
   EXPECT_FALSE(slot.check(900, &t, &next));
+  // The worker's next task may have no timeout (no begin()): it must not
+  // start out cancelled, or it would be killed and charged for its neighbour.
+  EXPECT_FALSE(slot.cancel_flag()->load());
 
   slot.begin(43, 3, 1000, 50);  // a new task starts uncancelled
   EXPECT_FALSE(slot.cancel_flag()->load());
@@ -216,6 +219,7 @@ struct Reply {
   std::uint64_t task_id;
   std::string fault;
   std::string data;
+  bool more = false;  // its message said the worker had more work claimed
 };
 
 // A pool of real workers and the PULL the I/O thread would read.
@@ -249,16 +253,17 @@ class PoolFixture {
     std::vector<zmq::message_t> frames;
     if (zmqu::recv_message(pull_, &frames, 2) != zmqu::RecvStatus::kOk) return false;
     EXPECT_EQ(frames.size(), 2u);
-    EXPECT_EQ(frames[0].size(), sizeof(std::uint64_t));
+    EXPECT_EQ(frames[0].size(), sizeof(std::uint64_t) + 1);
     std::uint64_t gen = 0;
     std::memcpy(&gen, frames[0].data(), sizeof gen);
+    const bool more = static_cast<const char*>(frames[0].data())[sizeof gen] != 0;
     Envelope env;
     EXPECT_TRUE(decode_envelope(frames[1].data(), frames[1].size(), &env).ok());
     EXPECT_EQ(env.type, proto::kResults);
     proto::Results r;
     EXPECT_TRUE(proto::decode_results(env, &r).ok());
     for (const auto& it : r.items)
-      out->push_back({gen, it.task_id, std::string(it.fault_code), std::string(it.data)});
+      out->push_back({gen, it.task_id, std::string(it.fault_code), std::string(it.data), more});
     return true;
   }
 
@@ -297,31 +302,33 @@ TEST(NodeWorkerPool, EveryTaskIsAnsweredOnceTaggedWithItsGeneration) {
   EXPECT_GT(f.pool().task_clock().tasks.load(), 0u);  // measured for adaptive prefetch
 }
 
-TEST(NodeWorkerPool, ResultsOfTasksFinishingCloseTogetherShareAMessage) {
-  // One worker; 200 short tasks queued as 200 batches (200 runs) behind a
-  // 100 ms one, so all are queued before it starts them. While more work is
-  // claimable, results wait for the next run's as long as the oldest stays
-  // within the hold (5 ms): they come in a few messages, not one a run.
+TEST(NodeWorkerPool, AWorkerSaysWhetherMoreOfItsResultsAreComing) {
+  // One worker; 200 short tasks queued as 200 batches behind a 100 ms one.
+  // Each run's results go before the next run, saying "more" while the
+  // worker has claimed more work (the I/O thread may hold them a moment,
+  // node/result_hold.hpp); the last says it has none.
   PoolFixture f(1);
   f.pool().push(MakeBatch("sleep", 1, {"100"}));
   for (std::uint64_t i = 0; i < 200; ++i) f.pool().push(MakeBatch("echo", 100 + i, {"x"}));
   std::set<std::uint64_t> got;
   std::vector<Reply> msg;
-  int messages = 0;
+  std::vector<bool> more;
   while (got.size() < 201 && f.next_message(&msg)) {
-    ++messages;
+    more.push_back(msg.front().more);
     for (const Reply& r : msg) {
       EXPECT_EQ(r.fault, "");
       EXPECT_TRUE(got.insert(r.task_id).second) << "twice: " << r.task_id;
     }
   }
   ASSERT_EQ(got.size(), 201u);
-  EXPECT_LE(messages, 40) << "the runs' results went one a message";
+  ASSERT_GE(more.size(), 2u);
+  EXPECT_TRUE(more.front()) << "the 100 ms task's result: 200 more were claimable";
+  EXPECT_FALSE(more.back()) << "the last: nothing left to claim";
 }
 
 TEST(NodeWorkerPool, ALoneTasksResultIsSentBeforeTheWorkerWaitsForMore) {
-  // Nothing more to claim: the worker sends what it holds before it blocks,
-  // so a lone request's answer never waits for other work.
+  // Nothing more to claim: the worker sends what it has before it blocks,
+  // saying no more is coming, so a lone request's answer never waits.
   PoolFixture f(1);
   for (int round = 0; round < 3; ++round) {
     f.pool().push(MakeBatch("sleep", 10 + round, {"1"}));
@@ -329,6 +336,7 @@ TEST(NodeWorkerPool, ALoneTasksResultIsSentBeforeTheWorkerWaitsForMore) {
     ASSERT_TRUE(f.next_message(&msg, 2s)) << "round " << round;
     ASSERT_EQ(msg.size(), 1u);
     EXPECT_EQ(msg[0].task_id, static_cast<std::uint64_t>(10 + round));
+    EXPECT_FALSE(msg[0].more);
   }
 }
 
