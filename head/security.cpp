@@ -32,17 +32,27 @@ Status Security::start() {
 }
 
 void Security::decide_python_functions() {
-  bool open_plain = !curve_ && zmqu::is_non_loopback(o_.frontend);
-  python_functions_ = !open_plain || o_.allow_python_functions;
-  if (open_plain && o_.allow_python_functions)
+  // A pickled call is code for the nodes, and a pickled result is code for
+  // the client: both ports count. Plain on a non-loopback client port,
+  // anyone there can send functions; on a non-loopback node port, anyone
+  // there can register as a node, read every call and answer with code.
+  exposed_.clear();
+  if (!curve_) {
+    if (zmqu::is_non_loopback(o_.frontend))
+      exposed_ = "its client port " + o_.frontend;
+    else if (zmqu::is_non_loopback(o_.backend))
+      exposed_ = "its node port " + o_.backend;
+  }
+  python_functions_ = exposed_.empty() || o_.allow_python_functions;
+  if (!exposed_.empty() && o_.allow_python_functions)
     ZG_LOG(kWarn, kLog,
-           "WARNING: --allow-python-functions on " + o_.frontend +
-               " WITHOUT CURVE: anyone who can reach this address can run any code on every "
-               "node with a python service (a pickled function is code). Use --curve-secret "
-               "(docs/security.md)");
+           "WARNING: --allow-python-functions with " + exposed_ +
+               " WITHOUT CURVE: anyone who can reach it can run any code on every node with a "
+               "python service, or on the clients (a pickled function or result is code). Use "
+               "--curve-secret (docs/security.md)");
   else if (!python_functions_)
     ZG_LOG(kInfo, kLog,
-           "sessions of the python service are refused: " + o_.frontend +
+           "sessions of the python service are refused: " + exposed_ +
                " is not loopback and has no CURVE (see --allow-python-functions, "
                "docs/security.md)");
 }
@@ -52,7 +62,7 @@ Status Security::check_service(std::string_view service) const {
   auto sp = spec::parse(service);
   if (!sp.ok() || sp->name != kPythonService) return Status::OK();
   return Status::PermissionDenied(
-      "this head refuses Python functions: its frontend " + o_.frontend +
+      "this head refuses Python functions: " + exposed_ +
       " is not loopback and has no CURVE, and running a pickled function is running code; "
       "turn on CURVE (--curve-secret, --authorized-clients, --authorized-nodes) or start "
       "zgrid-head with --allow-python-functions (docs/security.md)");

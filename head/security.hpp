@@ -74,6 +74,7 @@ class Security {
 
   bool curve_ = false;
   bool python_functions_ = false;
+  std::string exposed_;             // the plain non-loopback port that refuses them ("" : none)
   curve::KeyPair head_keys_;        // never logged
   std::unique_ptr<KeyStore> keys_;  // before zap_, which reads it
   std::unique_ptr<ZapHandler> zap_;

@@ -155,6 +155,19 @@ TEST(SecurityRoom, PythonFunctionsOnlyOnLoopbackWithCurveOrWhenAllowed) {
     EXPECT_TRUE(allowed.python_functions());
     EXPECT_TRUE(allowed.check_service("python@1").ok());
   }
+  // A plain node port off loopback: anyone there could register as a node,
+  // read every call and answer with a pickle the client unpickles.
+  for (const std::string& ep : std::vector<std::string>{"tcp://0.0.0.0:5556", "tcp://*:5556"}) {
+    HeadOptions o;
+    o.frontend = "tcp://127.0.0.1:5555";
+    o.backend = ep;
+    Security s(o, ctx);
+    ASSERT_TRUE(s.start().ok()) << ep;
+    EXPECT_FALSE(s.python_functions()) << ep;
+    Status st = s.check_service("python");
+    EXPECT_EQ(st.code(), Code::kPermissionDenied) << ep;
+    EXPECT_NE(st.message().find("node port " + ep), std::string::npos) << st.message();
+  }
   Keys k;
   HeadOptions curve = k.options();
   curve.frontend = "tcp://0.0.0.0:5555";
