@@ -62,12 +62,15 @@ def dumps_function(fn: Any) -> bytes:
 
 
 def _dumps(obj: Any) -> bytes:
-    try:
-        return pickle.dumps(obj, protocol=_PROTOCOL)
-    except Exception:  # an argument plain pickle cannot name (a lambda, a __main__ class)
-        import cloudpickle
+    """cloudpickle, always: plain pickle would *succeed* on an instance of a
+    class defined in __main__ (or in a module registered with
+    cloudpickle.register_pickle_by_value) by naming it, and the node, whose
+    __main__ is the worker, could not load it. cloudpickle names what is
+    importable and sends the rest by value; it costs about 2 µs more a call
+    and nothing measurable a chunk."""
+    import cloudpickle  # python3-cloudpickle
 
-        return cloudpickle.dumps(obj, protocol=_PROTOCOL)
+    return cloudpickle.dumps(obj, protocol=_PROTOCOL)
 
 
 def call_payload(blob: bytes, args: tuple, kwargs: dict) -> bytes:

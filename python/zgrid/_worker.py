@@ -201,7 +201,7 @@ def _run(payload):
             outcome = (True, fn(*args, **kwargs))
         else:
             outcome = (True, [fn(*args) for args in data])
-    except Exception as e:
+    except BaseException as e:  # SystemExit too: the caller's, as ProcessPoolExecutor does
         outcome = _raised(e)
     try:
         out = _dumps(outcome)

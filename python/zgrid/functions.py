@@ -393,11 +393,17 @@ class Executor(cf.Executor):
                 room = len(self._backlog)
             if room > 0 and self._backlog:
                 items = self._take(inflight, room)
+                # Every taken call is in flight before any is sent: a send
+                # that raises then fails them all (the executor's error
+                # path fails what is in flight), none is left pending.
+                tagged = []
                 for payload, count, f in items:
                     tag = b"#%d:%d" % (calls, count) if count else b"#%d" % calls
                     inflight[tag] = (count, f)
-                    client.send(payload, tag)
+                    tagged.append((payload, tag))
                     calls += max(1, count)
+                for payload, tag in tagged:
+                    client.send(payload, tag)
                 if items:
                     client.flush()
                     last_word = time.monotonic()
@@ -420,7 +426,11 @@ class Executor(cf.Executor):
                 conn.close_session(self.session_id, "seal")
                 committed = True
             if inflight:
-                items, nxt, complete = self._fetch(conn, cursor, 0.05 if not self._backlog else 0.0)
+                # Calls waiting for room: look again at once only when there
+                # is room to send them; else wait for results (no busy loop).
+                room = self.window - len(inflight)
+                wait = 0.0 if (self._backlog and room > 0) else 0.05
+                items, nxt, complete = self._fetch(conn, cursor, wait)
                 cursor = nxt
                 for _, user_data, fault_code, data in items:
                     entry = inflight.pop(user_data, None)

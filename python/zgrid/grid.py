@@ -671,6 +671,7 @@ class Results:
                  python: bool = False):
         self._python = python
         self._expanded: list = []
+        self._cursor_after_expanded = False  # set when a page ends inside a chunk
         self._conn = conn
         self._sid = session_id
         self.cursor = cursor
@@ -722,7 +723,12 @@ class Results:
 
     def __next__(self) -> Response:
         if self._expanded:
-            return self._expanded.pop()
+            r = self._expanded.pop()
+            if not self._expanded and self._cursor_after_expanded:
+                # The page's last stored result handed out call by call: resume after it.
+                self.cursor = self._next_cursor
+                self._cursor_after_expanded = False
+            return r
         while not self._buf:
             if self._complete:
                 self._check_removed()
@@ -737,12 +743,21 @@ class Results:
             if not self._buf and not complete:
                 raise _zgrid.ConnectionError(f"no new result within {self._timeout} s")
         t = self._buf.pop()
-        if not self._buf:  # a page read to its end: resume after it
-            self.cursor = self._next_cursor
+        page_read = not self._buf
         if self._python:
+            # A chunk's calls come one by one: the cursor moves past the
+            # page only once its last call is handed out, so resuming from
+            # it never skips one.
             self._expanded = _python_responses(t)
             self._expanded.reverse()
-            return self._expanded.pop()
+            r = self._expanded.pop()
+            if page_read and not self._expanded:
+                self.cursor = self._next_cursor
+            elif page_read:
+                self._cursor_after_expanded = True
+            return r
+        if page_read:  # a page read to its end: resume after it
+            self.cursor = self._next_cursor
         return _response(t, self._decode)
 
 
