@@ -652,3 +652,15 @@ def test_past_the_deadline_calls_fault_timeout_and_running_ones_finish(pygrid, t
 def test_session_options_are_checked():
     with pytest.raises(ValueError, match="task_timeout"):
         zgrid.Executor(head="tcp://127.0.0.1:1", task_timeout=-1)
+
+
+def test_the_options_reach_the_head_and_a_live_executor_talks_within_its_idle_timeout(pygrid):
+    import time
+
+    with zgrid.Executor(head=pygrid.frontend, client_idle_timeout=1.0, stateful=True) as ex:
+        with zgrid.connect(pygrid.frontend) as grid:
+            st = grid.conn.session_status(ex.session_id)
+            assert st["client_idle_timeout_ms"] == 1000 and st["stateful"], st
+        assert ex.submit(add, 1, 1).result(WAIT) == 2
+        time.sleep(2.5)  # idle past its timeout: what is under test
+        assert ex.submit(add, 2, 2).result(WAIT) == 4
