@@ -158,7 +158,8 @@ ServiceInfo python_service(const std::string& python, int concurrency, const std
   c.args = {"-c", std::string(python_worker_source())};
   c.env = {"ZGRID_NODE=" + node_id, "ZGRID_MAX_PAYLOAD=" + std::to_string(proto::kMaxPayload)};
   c.label = "python@1";
-  c.pipeline = true;
+  c.pipeline = true;  // per-call instances; a stateful session's runs one call at a time
+  c.sessions = true;  // the worker accepts :session_start/:session_end (_worker.py)
   ServiceInfo info;
   // (Moved in: GCC 12 warns falsely (-Wrestrict) about assigning short literals here.)
   std::string name("python"), version("1");
@@ -166,6 +167,7 @@ ServiceInfo python_service(const std::string& python, int concurrency, const std
   info.version = std::move(version);
   info.operations = {std::string("call")};
   info.concurrency = concurrency;
+  info.sessions = true;  // zgrid.Executor(stateful=True): one worker process per session
   info.source = "built in (--python " + python + ")";
   info.make = exec_factory(std::move(c));
   return info;

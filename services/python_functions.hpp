@@ -9,9 +9,11 @@
 // the node and its worker always speak the same format. Each worker process
 // gets ZGRID_NODE=<node id> (named in its fault messages) and
 // ZGRID_MAX_PAYLOAD=<proto::kMaxPayload> (the result limit it enforces).
-// Pipelining is on (ExecConfig::pipeline): the worker answers in order and
-// reads ahead. Per-call instances only (no stateful sessions: a function
-// session's state is the client's).
+// Pipelining is on (ExecConfig::pipeline) for per-call instances: the worker
+// answers in order and reads ahead. Stateful sessions are on
+// (ExecConfig::sessions, ServiceInfo::sessions; zgrid.Executor(stateful=True)):
+// each gets a worker process of its own, told ":session_start" first, that
+// runs the session's calls one at a time and keeps what they leave in it.
 //
 // The format of a call and of its result is _worker.py's docstring (owned by
 // the Python client, python/zgrid/); this file knows none of it.

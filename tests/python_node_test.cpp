@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "services/python_functions.hpp"
 #include "tests/support/grid_process.hpp"
 
 namespace zgrid {
@@ -296,6 +297,66 @@ TEST(PythonNode, APythonItCannotUseStopsTheNodeWithOneLine) {
   EXPECT_EQ(code, 2);
   EXPECT_EQ(out,
             "zgrid-node: error: --python-workers needs --python (the Python that runs them)\n");
+}
+
+// The service python_service() registers, in process: per-call instances
+// are pipelined (up to 64 calls a round trip); a stateful session's instance
+// is a worker process of its own that accepts :session_start, runs one call
+// at a time and keeps a function loaded for the whole session, so state the
+// function keeps (here a default argument) carries from call to call.
+TEST(PythonService, PerCallInstancesPipelineAndASessionKeepsItsOwnWorker) {
+  ::signal(SIGPIPE, SIG_IGN);  // as zgrid-node does
+  TempDir dir;
+  auto calls = Calls(dir, {"((acc := lambda x, s=[0]: s.__setitem__(0, s[0] + x) or s[0]), 'c', "
+                           "((5,), {}))",
+                           "(acc, 'c', ((2,), {}))", "(acc, 'm', [(3,), (10,)])",
+                           "(lambda: os.getpid(), 'c', ((), {}))"});
+  svc::ServiceInfo info = svc::python_service(kPython, 2, "inproc");
+  EXPECT_TRUE(info.sessions);
+  auto pooled = info.make();
+  ASSERT_TRUE(pooled.ok()) << pooled.status().ToString();
+  EXPECT_EQ((*pooled)->pipeline_depth(), 64u);
+  std::vector<std::string_view> many(50, calls[3]);
+  std::vector<svc::Output> outs(many.size());
+  std::size_t answered = 0;
+  (*pooled)->run_pipelined("call", many, outs, [&](std::size_t i) { EXPECT_EQ(i, answered++); });
+  ASSERT_EQ(answered, many.size());
+  std::set<std::string> pooled_pids;
+  for (const auto& o : outs) {
+    ASSERT_TRUE(o.fault_code.empty()) << o.fault_code << ": " << o.data;
+    pooled_pids.insert(o.data);
+  }
+  EXPECT_EQ(pooled_pids.size(), 1u);  // one worker answered them all
+
+  auto session = info.make();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->open_session("sid.1").ok());
+  EXPECT_EQ((*session)->pipeline_depth(), 1u);
+  std::vector<std::string> data;
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& c : calls) {
+      svc::Output out;
+      (*session)->run("call", c, out);
+      ASSERT_TRUE(out.fault_code.empty()) << out.fault_code << ": " << out.data;
+      data.push_back(out.data);
+    }
+  }
+  (*session)->close_session();
+  auto lines = Results(dir, data);
+  ASSERT_EQ(lines.size(), 8u);
+  EXPECT_EQ(lines[0], "ok 5");
+  EXPECT_EQ(lines[1], "ok 7");
+  EXPECT_EQ(lines[2], "ok [10, 20]");
+  EXPECT_EQ(lines[4], "ok 25");  // the same function object: its state goes on
+  EXPECT_EQ(lines[5], "ok 27");
+  EXPECT_EQ(lines[6], "ok [30, 40]");
+  EXPECT_EQ(data[3], data[7]);                // one process for the session...
+  EXPECT_EQ(pooled_pids.count(data[3]), 0u);  // ...not a pooled one
+  // A pooled instance keeps its own state apart: a fresh count.
+  svc::Output out;
+  (*pooled)->run("call", calls[0], out);
+  ASSERT_TRUE(out.fault_code.empty()) << out.data;
+  EXPECT_EQ(Results(dir, {out.data}), std::vector<std::string>{"ok 5"});
 }
 
 }  // namespace

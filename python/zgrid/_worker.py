@@ -32,6 +32,14 @@ that is not a call; `service_error` when the function cannot be loaded here
 (a module the node lacks: the message names the node and the module) or the
 result is over the payload limit (the message names the limit).
 
+Stateful sessions (zgrid.Executor(stateful=True); docs/services.md,
+"Stateful sessions"): the node starts one worker of its own for the session
+and sends [id, ":session_start", key] first, [id, ":session_end", key] last;
+both are answered [id, nil, ""]. The session's calls then run one at a time
+in this process, so what they leave in it (a function's globals: a function
+is unpickled once and kept by its pickled bytes, never evicted during a
+session) is the session's state. Per-call workers never see these messages.
+
 The function's own prints go to the node's stderr: fd 1 is the channel, so
 it is moved aside before any user code runs (and stdin is /dev/null).
 """
@@ -45,7 +53,7 @@ import traceback
 NODE = os.environ.get("ZGRID_NODE", "?")
 MAX_PAYLOAD = int(os.environ.get("ZGRID_MAX_PAYLOAD", str(1 << 20)))
 MAX_FRAME = MAX_PAYLOAD + 4096
-CACHE_MAX = 256  # functions kept unpickled, by their pickled bytes
+CACHE_MAX = 256  # functions kept unpickled, by their pickled bytes (no limit in a session)
 
 
 class _Fault(Exception):
@@ -131,6 +139,7 @@ def _reply(rid, fault, data):
 # ---- calls ------------------------------------------------------------------------
 
 _functions = {}
+_session = [None]  # the key of the stateful session this worker serves, once started
 
 
 def _function(blob):
@@ -152,8 +161,8 @@ def _function(blob):
         )
     if not callable(fn):
         raise _Fault("invalid_argument", "the call's function is a %s, not callable" % type(fn).__name__)
-    if len(_functions) >= CACHE_MAX:
-        _functions.clear()
+    if len(_functions) >= CACHE_MAX and _session[0] is None:
+        _functions.clear()  # a session's functions hold its state: kept
     _functions[blob] = fn
     return fn
 
@@ -220,6 +229,12 @@ def _answer(body):
         rid, op, payload = _parse_request(body)
     except (ValueError, IndexError, struct.error) as e:
         sys.exit("zgrid python worker: %s" % e)  # the node restarts a worker it cannot talk to
+    if op == ":session_start":
+        _session[0] = payload
+        return _reply(rid, None, b"")
+    if op == ":session_end":
+        _session[0] = None
+        return _reply(rid, None, b"")
     if op != "call":
         return _reply(rid, "invalid_argument", ("unknown operation %r (the python service has `call`)" % op).encode())
     try:

@@ -95,6 +95,21 @@ class Executor(cf.Executor):
     ex.detach() leaves without waiting and returns that id, whose results
     grid.attach(id).results() yields tomorrow, from any process.
 
+    The session's options, as grid.session() takes them (seconds; 0: the
+    head's defaults): task_timeout, how long one call (one chunk of map) may
+    run on a worker, past which that worker process is killed and replaced
+    and the call run again, charged a try (past the head's --max-retries,
+    zgrid.RequestFault code retry_limit_exceeded); deadline, counted from
+    the executor's creation, past which the calls not started yet fault
+    zgrid.RequestFault code timeout; client_idle_timeout, how long the head
+    keeps the executor's calls once its process stops talking (it talks at
+    least every third of it while it lives). stateful=True runs the calls
+    one at a time, in submission order, on one Python worker process of
+    their own kept for the session: what a call leaves in that process (the
+    globals of a function, the same function object sent again) the next
+    call finds. It must be deterministic: when a node is lost, the head
+    replays the calls so far on a fresh worker, discarding their answers.
+
     One thread of its own owns the connection; submit may be called from any
     thread. `head`, `key`, `head_key`, `config`, `timeout` are as for
     zgrid.connect; with `grid`, its head. `max_workers` (and a positional
@@ -111,6 +126,10 @@ class Executor(cf.Executor):
         config: Optional[str] = None,
         timeout: float = 10.0,
         durable: bool = False,
+        task_timeout: float = 0,
+        deadline: float = 0,
+        client_idle_timeout: float = 0,
+        stateful: bool = False,
         window: Optional[int] = None,
         max_workers: Optional[int] = None,
         mp_context: Any = None,
@@ -124,7 +143,17 @@ class Executor(cf.Executor):
         if grid is not None:  # the same head, on a connection of the executor's thread
             head = grid.conn.head
         self._connect: Callable[[], Any] = lambda: open_connection(head, key, head_key, config, timeout)
+        for name, value in (("task_timeout", task_timeout), ("deadline", deadline),
+                            ("client_idle_timeout", client_idle_timeout)):
+            if value < 0:
+                raise ValueError(f"{name} must be 0 (the head's default) or more seconds")
         self._durable = durable
+        self._stateful = bool(stateful)
+        self._options = dict(task_timeout=task_timeout, deadline=deadline,
+                             client_idle_timeout=client_idle_timeout)
+        # An idle executor speaks at least this often (seconds): within its
+        # client idle timeout, or the head removes it with its calls.
+        self._keepalive = client_idle_timeout / 3 if client_idle_timeout > 0 else None
         self._fixed_window = window
         self.window = window or WINDOW_MIN
         self.session_id: Optional[str] = None
@@ -146,7 +175,7 @@ class Executor(cf.Executor):
         _live.add(self)
 
     def __repr__(self) -> str:
-        kind = "durable " if self._durable else ""
+        kind = ("durable " if self._durable else "") + ("stateful " if self._stateful else "")
         return f"<zgrid.Executor {kind}session {self.session_id} window {self.window}>"
 
     # ---- submitting ----------------------------------------------------------------
@@ -252,7 +281,8 @@ class Executor(cf.Executor):
     def _run(self) -> None:
         try:
             conn = self._connect()
-            info = conn.create_session(_zgrid.SessionOptions(service=_calls.SERVICE, durable=self._durable))
+            info = conn.create_session(_zgrid.SessionOptions(
+                service=_calls.SERVICE, durable=self._durable, stateful=self._stateful, **self._options))
             self.session_id = info["session_id"]
             client = _zgrid.BrokerClient(conn, self.session_id, "executor", 1024)
             self._set_window(conn)
@@ -273,6 +303,11 @@ class Executor(cf.Executor):
     def _set_window(self, conn) -> None:
         if self._fixed_window is None:
             self.window = max(WINDOW_MIN, WINDOW_PER_SLOT * _slots(conn.nodes()))
+
+    def _keepalive_every(self) -> float:
+        if self._keepalive is None:
+            return _KEEPALIVE
+        return min(_KEEPALIVE, self._keepalive)
 
     def _take(self, inflight: dict, room: int) -> list:
         """Up to `room` calls from the backlog, marked running (cancelled
@@ -333,7 +368,7 @@ class Executor(cf.Executor):
                 break
             elif not self._backlog:
                 self._idle_wait()
-                if time.monotonic() - last_word > _KEEPALIVE:
+                if time.monotonic() - last_word > self._keepalive_every():
                     client.flush()  # a bare flush: the head counts the client as active
                     last_word = time.monotonic()
         client.end_requests()
@@ -407,7 +442,7 @@ class Executor(cf.Executor):
                 if items:
                     client.flush()
                     last_word = time.monotonic()
-            if not committed and time.monotonic() - last_word > _KEEPALIVE:
+            if not committed and time.monotonic() - last_word > self._keepalive_every():
                 client.flush()  # a bare flush: the head's client idle timeout would remove the calls
                 last_word = time.monotonic()
             if self._detach and not self._backlog:

@@ -509,3 +509,158 @@ def test_the_window_rule_counts_the_python_slots_of_the_grid():
     assert _slots(nodes) == 104
     assert max(WINDOW_MIN, WINDOW_PER_SLOT * _slots(nodes)) == 208
     assert max(WINDOW_MIN, WINDOW_PER_SLOT * _slots(nodes[:1])) == WINDOW_MIN == 128
+
+
+# ---- the session's options: task_timeout, deadline, stateful ------------------------
+
+
+def sleep_if(x, bad, pids):
+    import os
+    import time
+
+    if x == bad:
+        with open(pids, "a") as f:
+            f.write("%d\n" % os.getpid())
+        time.sleep(60)  # past any task timeout of the test
+    return x * 2
+
+
+def gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_call_past_its_task_timeout_faults_alone_and_its_worker_is_replaced(tmp_path):
+    with tempfile.TemporaryDirectory(prefix="zgrid-fn-") as tmp:
+        g = make_grid(tmp, head_args=["--max-retries", "1"])
+        try:
+            pids = str(tmp_path / "pids")
+            with zgrid.Executor(head=g.frontend) as warm:  # a worker's start counts in its first call
+                assert list(warm.map(add, range(40))) == list(range(40))
+            with zgrid.Executor(head=g.frontend, task_timeout=1.5) as ex:
+                fs = [ex.submit(sleep_if, i, 7, pids) for i in range(30)]
+                for i, f in enumerate(fs):
+                    if i == 7:
+                        with pytest.raises(zgrid.RequestFault) as e:
+                            f.result(WAIT)
+                        assert e.value.code == "retry_limit_exceeded", e.value
+                        assert "ran past its task timeout 2 times" in e.value.message
+                    else:
+                        assert f.result(WAIT) == 2 * i
+                assert ex.submit(add, 2, 2).result(WAIT) == 4  # the executor goes on
+            killed = [int(p) for p in open(pids).read().split()]
+            assert len(killed) == 2  # a try each, in a worker killed for it
+            wait_until(lambda: all(gone(p) for p in killed), timeout=WAIT, what="timed-out workers gone")
+        finally:
+            g.stop()
+
+
+total = 0  # a stateful session's state: accumulate()'s globals on its worker
+
+
+def accumulate(x):
+    global total
+    total += x
+    return total
+
+
+def test_a_stateful_executor_runs_in_order_on_one_worker_of_its_own(pygrid):
+    with zgrid.Executor(head=pygrid.frontend, stateful=True) as ex, \
+            zgrid.Executor(head=pygrid.frontend) as pooled:
+        assert "stateful" in repr(ex)
+        fs = [ex.submit(accumulate, i) for i in range(1, 101)]
+        other = [pooled.submit(accumulate, 1) for _ in range(20)]  # pooled workers: apart from it
+        assert [f.result(WAIT) for f in fs] == [i * (i + 1) // 2 for i in range(1, 101)]
+        assert list(ex.map(accumulate, [1000, 1], chunksize=2)) == [5050 + 1000, 5050 + 1001]
+        pids = {ex.submit(os.getpid).result(WAIT) for _ in range(5)}
+        assert len(pids) == 1
+        assert pids.isdisjoint({pooled.submit(os.getpid).result(WAIT) for _ in range(20)})
+        assert all(f.result(WAIT) >= 1 for f in other)
+    assert total == 0  # nothing ran here
+
+
+def accumulate_slowly(x, marks):
+    import os
+    import time
+
+    open(os.path.join(marks, "%d.%d" % (x, os.getppid())), "w").close()  # which node ran it
+    time.sleep(0.01)
+    return accumulate(x)
+
+
+def test_a_stateful_executor_survives_a_node_kill_by_replay(tmp_path, monkeypatch):
+    import zgrid.functions
+
+    settled = []
+    real_settle = zgrid.functions.Executor._settle
+
+    def counting_settle(self, inflight, t):
+        settled.append(t[1])
+        real_settle(self, inflight, t)
+
+    monkeypatch.setattr(zgrid.functions.Executor, "_settle", counting_settle)
+    with tempfile.TemporaryDirectory(prefix="zgrid-fn-") as tmp:
+        g = make_grid(tmp, nodes=2, head_args=["--heartbeat", "500ms"])
+        try:
+            marks = str(tmp_path)
+            n = 150
+            with zgrid.Executor(head=g.frontend, stateful=True) as ex:
+                fs = [ex.submit(accumulate_slowly, i, marks) for i in range(1, n + 1)]
+                wait_until(lambda: len(os.listdir(marks)) >= 30, timeout=WAIT, what="calls running")
+                newest = max(os.scandir(marks), key=lambda e: e.stat().st_mtime_ns)
+                node_pid = int(newest.name.split(".")[1])  # the node running the session now
+                node = next(p for p in g.procs if p.pid == node_pid)
+                node.send_signal(signal.SIGKILL)
+                node.wait(10)
+                assert [f.result(WAIT) for f in fs] == [i * (i + 1) // 2 for i in range(1, n + 1)]
+            assert len(settled) == n and len(set(settled)) == n  # each answered once
+            ran_on = {name.split(".")[1] for name in os.listdir(marks)}
+            assert len(ran_on) == 2  # replayed on the other node
+        finally:
+            g.stop()
+
+
+def test_past_the_deadline_calls_fault_timeout_and_running_ones_finish(pygrid, tmp_path):
+    gate, mark = str(tmp_path / "open"), str(tmp_path / "running")
+
+    def running_until_gate():
+        open(mark, "w").close()
+        return wait_for_file(gate, "ran")
+
+    import time
+
+    created = time.monotonic()
+    with zgrid.Executor(head=pygrid.frontend, deadline=2.0) as ex:
+        slow = ex.submit(running_until_gate)
+        wait_until(lambda: os.path.exists(mark), timeout=WAIT, what="a call running")
+        wait_until(lambda: time.monotonic() > created + 2.5, timeout=WAIT, what="the deadline")
+        late = [ex.submit(add, i) for i in range(10)]
+        chunks = ex.map(add, range(10), chunksize=3)
+        for f in late:
+            with pytest.raises(zgrid.RequestFault) as e:
+                f.result(WAIT)
+            assert e.value.code == "timeout" and "deadline" in e.value.message
+        with pytest.raises(zgrid.RequestFault, match="deadline"):
+            list(chunks)
+        open(gate, "w").close()
+        assert slow.result(WAIT) == "ran"  # started before the deadline: it finishes
+
+
+def test_session_options_are_checked():
+    with pytest.raises(ValueError, match="task_timeout"):
+        zgrid.Executor(head="tcp://127.0.0.1:1", task_timeout=-1)
+
+
+def test_the_options_reach_the_head_and_a_live_executor_talks_within_its_idle_timeout(pygrid):
+    import time
+
+    with zgrid.Executor(head=pygrid.frontend, client_idle_timeout=1.0, stateful=True) as ex:
+        with zgrid.connect(pygrid.frontend) as grid:
+            st = grid.conn.session_status(ex.session_id)
+            assert st["client_idle_timeout_ms"] == 1000 and st["stateful"], st
+        assert ex.submit(add, 1, 1).result(WAIT) == 2
+        time.sleep(2.5)  # idle past its timeout: what is under test
+        assert ex.submit(add, 2, 2).result(WAIT) == 4
