@@ -471,9 +471,10 @@ def test_a_removed_executor_client_is_an_error_not_a_hang(monkeypatch):
         try:
             ex = zgrid.Executor(head=g.frontend)
             assert ex.submit(add, 1, 1).result(WAIT) == 2
-            import time
-
-            time.sleep(2.5)  # idle, no keepalive: the head removes the client
+            # Idle, no keepalive: the head removes the client (1 s idle timeout).
+            with zgrid.connect(g.frontend) as grid:
+                wait_until(lambda: grid.conn.session_status(ex.session_id).get("clients_removed", 0) > 0,
+                           WAIT, "the head to remove the idle executor's client")
             with pytest.raises(zgrid.Removed, match="removed"):
                 ex.submit(add, 2, 2).result(WAIT)
             ex.shutdown()
