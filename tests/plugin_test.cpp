@@ -16,6 +16,7 @@
 
 #include "common/service_spec.hpp"
 #include "tests/support/grid_process.hpp"
+#include "tests/support/run_session.hpp"
 
 namespace zgrid {
 namespace {
@@ -25,6 +26,7 @@ using testing::Grid;
 using testing::Process;
 using testing::read_file;
 using testing::run_cli;
+using testing::RunSession;
 using testing::TempDir;
 using testing::wait_until;
 
@@ -33,38 +35,6 @@ const std::string kSource = ZGRID_SOURCE_DIR;
 void Write(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;
-}
-
-// Runs `payloads` in one interactive session; responses by user_data ("0", "1", ...).
-std::map<std::string, proto::Response> RunSession(Grid& g, const std::string& service,
-                                                  const std::vector<std::string>& payloads,
-                                                  Millis timeout_ms = 30'000) {
-  auto conn = g.connect();
-  proto::CreateSession cs;
-  cs.service = service;
-  auto info = conn->create_session(cs);
-  EXPECT_TRUE(info.ok()) << info.status().ToString();
-  if (!info.ok()) return {};
-  auto bc = BrokerClient::open(*conn, info->session_id, "t");
-  EXPECT_TRUE(bc.ok());
-  if (!bc.ok()) return {};
-  for (std::size_t i = 0; i < payloads.size(); ++i)
-    EXPECT_TRUE((*bc)->send(payloads[i], std::to_string(i)).ok());
-  EXPECT_TRUE((*bc)->end_requests().ok());
-  std::map<std::string, proto::Response> got;
-  const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + timeout_ms;
-  proto::Response r;
-  while (got.size() < payloads.size() && clock.now_ms() < deadline) {
-    auto ok = (*bc)->next_response(&r, 500);
-    EXPECT_TRUE(ok.ok());
-    if (!ok.ok()) break;
-    if (*ok) {
-      EXPECT_TRUE(got.emplace(r.user_data, r).second) << "answered twice: " << r.user_data;
-    }
-  }
-  EXPECT_EQ(got.size(), payloads.size()) << "responses missing for " << service;
-  return got;
 }
 
 // A node that must refuse to start: its exit status and its output.

@@ -17,6 +17,7 @@
 
 #include "services/python_functions.hpp"
 #include "tests/support/grid_process.hpp"
+#include "tests/support/run_session.hpp"
 
 namespace zgrid {
 namespace {
@@ -25,6 +26,7 @@ using client::BrokerClient;
 using testing::Grid;
 using testing::Process;
 using testing::read_file;
+using testing::RunSession;
 using testing::TempDir;
 
 const std::string kPython = "/usr/bin/python3";
@@ -46,41 +48,6 @@ std::string RunPython(const TempDir& dir, const std::string& script,
   Process p(argv, out);
   EXPECT_EQ(p.wait(60'000), 0) << read_file(out);
   return read_file(out);
-}
-
-// Runs `payloads` in one interactive session of `service`; responses by
-// user_data ("0", "1", ...).
-std::map<std::string, proto::Response> RunSession(Grid& g, const std::string& service,
-                                                  const std::vector<std::string>& payloads,
-                                                  Millis timeout_ms = 60'000,
-                                                  std::uint64_t task_timeout_ms = 0) {
-  auto conn = g.connect();
-  proto::CreateSession cs;
-  cs.service = service;
-  cs.task_timeout_ms = task_timeout_ms;
-  auto info = conn->create_session(cs);
-  EXPECT_TRUE(info.ok()) << info.status().ToString();
-  if (!info.ok()) return {};
-  auto bc = BrokerClient::open(*conn, info->session_id, "t");
-  EXPECT_TRUE(bc.ok());
-  if (!bc.ok()) return {};
-  for (std::size_t i = 0; i < payloads.size(); ++i)
-    EXPECT_TRUE((*bc)->send(payloads[i], std::to_string(i)).ok());
-  EXPECT_TRUE((*bc)->end_requests().ok());
-  std::map<std::string, proto::Response> got;
-  const Clock& clock = SteadyClock::instance();
-  Millis deadline = clock.now_ms() + timeout_ms;
-  proto::Response r;
-  while (got.size() < payloads.size() && clock.now_ms() < deadline) {
-    auto ok = (*bc)->next_response(&r, 500);
-    EXPECT_TRUE(ok.ok());
-    if (!ok.ok()) break;
-    if (*ok) {
-      EXPECT_TRUE(got.emplace(r.user_data, r).second) << "answered twice: " << r.user_data;
-    }
-  }
-  EXPECT_EQ(got.size(), payloads.size()) << "responses missing for " << service;
-  return got;
 }
 
 // Writes the calls (python expressions of (fn, kind, data)) as pickled
