@@ -152,42 +152,15 @@ class ExecService final : public Service {
   }
 
  private:
-  // Appends the frame [id, operation, payload] to `buf` (msgpack written in
-  // place: the payload is copied once).
+  // Appends the frame [id, operation, payload] to `buf`: a 4-byte big-endian
+  // length, then the msgpack value (the one encoder of both exchanges).
   static void append_frame(std::string& buf, std::uint64_t id, std::string_view operation,
                            std::string_view payload) {
-    auto be = [&buf](std::uint64_t v, int bytes) {
-      for (int i = bytes - 1; i >= 0; --i) buf.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    };
-    std::size_t op_head = operation.size() < 32 ? 1 : operation.size() < 256 ? 2 : 3;
-    std::size_t bin_head = payload.size() < 256 ? 2 : payload.size() < 65536 ? 3 : 5;
-    std::size_t body = 1 + 9 + op_head + operation.size() + bin_head + payload.size();
-    buf.reserve(buf.size() + 4 + body);
-    be(body, 4);
-    buf.push_back(static_cast<char>(0x93));
-    buf.push_back(static_cast<char>(0xcf));
-    be(id, 8);
-    if (op_head == 1) {
-      buf.push_back(static_cast<char>(0xa0 | operation.size()));
-    } else if (op_head == 2) {
-      buf.push_back(static_cast<char>(0xd9));
-      be(operation.size(), 1);
-    } else {
-      buf.push_back(static_cast<char>(0xda));
-      be(operation.size(), 2);
-    }
-    buf.append(operation);
-    if (bin_head == 2) {
-      buf.push_back(static_cast<char>(0xc4));
-      be(payload.size(), 1);
-    } else if (bin_head == 3) {
-      buf.push_back(static_cast<char>(0xc5));
-      be(payload.size(), 2);
-    } else {
-      buf.push_back(static_cast<char>(0xc6));
-      be(payload.size(), 4);
-    }
-    buf.append(payload);
+    Writer w(payload.size() + 64);
+    w.array(3).u64(id).str(operation).bin(payload);
+    const std::uint32_t len = static_cast<std::uint32_t>(w.size());
+    for (int i = 0; i < 4; ++i) buf.push_back(static_cast<char>((len >> (24 - 8 * i)) & 0xff));
+    buf.append(w.data(), w.size());
   }
 
   // One pipelined exchange with the running worker, from request `first`:
@@ -300,12 +273,8 @@ class ExecService final : public Service {
   // into in_, within `deadline` (0: none).
   Io exchange(std::uint64_t id, std::string_view operation, std::string_view payload,
               Millis deadline) {
-    Writer w(payload.size() + 64);
-    w.array(3).u64(id).str(operation).bin(payload);
-    std::string frame(4, '\0');
-    std::uint32_t len = static_cast<std::uint32_t>(w.size());
-    for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>((len >> (24 - 8 * i)) & 0xff);
-    frame.append(w.data(), w.size());
+    std::string frame;
+    append_frame(frame, id, operation, payload);
     Io io = write_all(frame, deadline);
     if (io == Io::kOk) io = read_exact(4, deadline);
     if (io != Io::kOk) return io;
