@@ -44,7 +44,7 @@ class BrokerClient::State {
   Status end_requests();
   Result<bool> next_response(proto::Response* out, Millis timeout_ms);
   bool poll_response(proto::Response* out);
-  void on_message(Transport::Reply& r);
+  void on_message(std::unique_ptr<Transport::Reply>& reply);
   // After a head restart: re-open this client (learning what the head has
   // acknowledged) and resend every batch past that.
   Status resume();
@@ -80,7 +80,16 @@ class BrokerClient::State {
   std::string instance_;           // the head instance this client last spoke to
   std::string endpoint_;           // and its endpoint (another one: a failover)
   std::string open_token_;         // sent with every open_client of this client (empty: submit)
-  std::deque<proto::Response> responses_;
+  // Responses received and not yet taken, as the messages they came in:
+  // an item is decoded when it is taken, into the caller's Response (reusing
+  // its buffers), instead of a Response built per item on arrival. `items`
+  // reads into `reply`, which stays where it is on the heap.
+  struct Inbox {
+    std::unique_ptr<Transport::Reply> reply;
+    Reader items;
+  };
+  std::deque<Inbox> inbox_;
+  std::size_t buffered_ = 0;  // responses in inbox_ not yet taken
   std::uint64_t received_ = 0;
   std::uint64_t rejected_ = 0;
   Status error_;              // a batch was refused: every later call fails with it
@@ -97,7 +106,7 @@ bool Transport::has_batch(BrokerClient* bc, std::uint64_t corr) {
   return false;
 }
 
-void Transport::deliver(BrokerClient* bc, Reply& r) {
+void Transport::deliver(BrokerClient* bc, std::unique_ptr<Reply>& r) {
   bc->s_->on_message(r);
 }
 
@@ -215,7 +224,8 @@ const std::string& BrokerClient::client_id() const {
   return s_->client_id_;
 }
 
-void BrokerClient::State::on_message(Transport::Reply& r) {
+void BrokerClient::State::on_message(std::unique_ptr<Transport::Reply>& reply) {
+  Transport::Reply& r = *reply;
   Envelope& env = r.env;
   if (env.type == proto::kAck) {
     proto::Ack a;
@@ -236,12 +246,13 @@ void BrokerClient::State::on_message(Transport::Reply& r) {
     f.skip();
     f.skip();
     Reader items = f.array(proto::kMaxBatchItems);
-    std::size_t before = responses_.size();
-    std::vector<proto::Response> batch;
-    batch.reserve(items.remaining());
-    if (!proto::decode_response_items(items, &batch).ok()) return;
-    for (auto& x : batch) responses_.push_back(std::move(x));
-    std::uint64_t n = responses_.size() - before;
+    auto checked = proto::check_response_items(items);  // all or nothing, as before
+    if (!checked.ok()) return;
+    std::uint64_t n = *checked;
+    if (n > 0) {
+      inbox_.push_back({std::move(reply), items});
+      buffered_ += n;
+    }
     received_ += n;
     // Acknowledge at once: the library buffers, so the head can keep going.
     zmq::message_t ack = proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
@@ -391,9 +402,13 @@ Status BrokerClient::State::end_requests() {
 }
 
 bool BrokerClient::State::poll_response(proto::Response* out) {
-  if (responses_.empty()) return false;
-  *out = std::move(responses_.front());
-  responses_.pop_front();
+  if (buffered_ == 0) return false;
+  Inbox& in = inbox_.front();
+  proto::ResponseView v;
+  (void)proto::read_response_item(in.items, &v);  // checked on arrival
+  v.copy_to(out);
+  --buffered_;
+  if (in.items.at_end()) inbox_.pop_front();
   return true;
 }
 
@@ -401,7 +416,7 @@ Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis tim
   const Clock& clock = SteadyClock::instance();
   Millis deadline = clock.now_ms() + timeout_ms;
   bool pumped = false;  // a timeout of 0 still reads what has arrived
-  while (responses_.empty()) {
+  while (buffered_ == 0) {
     if (!error_.ok()) return error_;
     Millis now = clock.now_ms();
     if (now >= deadline && pumped) return false;
@@ -410,7 +425,7 @@ Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis tim
     if (!p.ok()) return p.status();
     // Waiting is not idleness, and a dead head must not mean a hang: the
     // connection's liveness clock, not this call's (callers wait in slices).
-    if (responses_.empty()) ZG_RETURN_IF_ERROR(check_head(true));
+    if (buffered_ == 0) ZG_RETURN_IF_ERROR(check_head(true));
   }
   return poll_response(out);
 }

@@ -80,6 +80,10 @@ class Printer {
   ~Printer() { std::fflush(stdout); }
 
   void print(const zgrid::proto::Response& r) {
+    print(zgrid::proto::ResponseView{r.request_id, r.user_data, r.fault_code, r.data});
+  }
+  // One thread prints (stdout's lock is not taken per piece).
+  void print(const zgrid::proto::ResponseView& r) {
     if (!r.ok()) ++faulted_;
     ++count_;
     if (json_) {
@@ -116,18 +120,21 @@ class Printer {
       return;
     }
     if (r.ok()) {
-      std::fwrite(r.user_data.data(), 1, r.user_data.size(), stdout);
-      std::fputs(" = ", stdout);
+      fwrite_unlocked(r.user_data.data(), 1, r.user_data.size(), stdout);
+      fwrite_unlocked(" = ", 1, 3, stdout);
       // Text as it is (factorize, echo); anything else as JSON (docs/services.md).
-      if (factorize_ || zgrid::client::is_text(r.data))
-        std::fwrite(r.data.data(), 1, r.data.size(), stdout);
-      else
-        std::fputs(zgrid::client::result_to_json(r.data).c_str(), stdout);
-      std::fputc('\n', stdout);
+      if (factorize_ || zgrid::client::is_text(r.data)) {
+        fwrite_unlocked(r.data.data(), 1, r.data.size(), stdout);
+      } else {
+        std::string j = zgrid::client::result_to_json(r.data);
+        fwrite_unlocked(j.data(), 1, j.size(), stdout);
+      }
+      fputc_unlocked('\n', stdout);
     } else {
       std::string input = shown_input(r.user_data);
-      std::fprintf(stdout, "%s: error: %s: %s\n", input.c_str(), r.fault_code.c_str(),
-                   r.data.c_str());
+      std::fprintf(stdout, "%s: error: %.*s: %.*s\n", input.c_str(),
+                   static_cast<int>(r.fault_code.size()), r.fault_code.data(),
+                   static_cast<int>(r.data.size()), r.data.data());
     }
   }
   std::uint64_t count() const { return count_; }

@@ -66,13 +66,13 @@ int cmd_fetch(const Global& g, const FetchArgs& a) {
   Millis start = clock.now_ms();
   FetchNotes notes(a);
   while (true) {
-    auto page = (*conn)->fetch(a.session_id, cursor, 16384, notes.page_wait_ms(a.no_wait));
+    auto page = (*conn)->fetch_each(a.session_id, cursor, 16384, notes.page_wait_ms(a.no_wait),
+                                    [&](const zgrid::proto::ResponseView& r) { printer.print(r); });
     if (!page.ok()) return fail(page.status());
-    for (const auto& r : page->responses) printer.print(r);
     cursor = page->next_cursor;
     if (!page->complete && !a.no_wait) notes.note(**conn, a.session_id);
-    if (page->complete && page->responses.empty()) break;
-    if (page->responses.empty() && a.no_wait) {
+    if (page->complete && page->count == 0) break;
+    if (page->count == 0 && a.no_wait) {
       std::fflush(stdout);
       std::fprintf(stderr, "zgrid: session %s is not complete yet; resume with --from %llu\n",
                    a.session_id.c_str(), static_cast<unsigned long long>(cursor));

@@ -219,17 +219,34 @@ Status Connection::request_ok(std::string_view message, const std::string& arg) 
 
 Result<Connection::FetchPage> Connection::fetch(const std::string& session_id, std::uint64_t cursor,
                                                 std::uint64_t max, Millis wait_ms) {
+  FetchPage page;
+  auto got = fetch_each(session_id, cursor, max, wait_ms, [&](const proto::ResponseView& v) {
+    v.copy_to(&page.responses.emplace_back());
+  });
+  if (!got.ok()) return got.status();
+  page.next_cursor = got->next_cursor;
+  page.complete = got->complete;
+  return page;
+}
+
+Result<Connection::FetchSummary> Connection::fetch_each(
+    const std::string& session_id, std::uint64_t cursor, std::uint64_t max, Millis wait_ms,
+    const std::function<void(const proto::ResponseView&)>& each) {
   proto::Fetch f{session_id, cursor, max, static_cast<std::uint64_t>(wait_ms)};
   auto r = t_->call(proto::encode_fetch(t_->next_corr(), f), proto::kFetchReply,
                     options().timeout_ms + wait_ms, wait_ms + 1000);
   if (!r.ok()) return r.status();
-  FetchPage page;
+  FetchSummary page;
   Reader& fr = (*r)->env.fields;
   Reader items = fr.array(proto::kMaxBatchItems);
-  ZG_RETURN_IF_ERROR(proto::decode_response_items(items, &page.responses));
+  auto n = proto::check_response_items(items);
+  if (!n.ok()) return n.status();
   page.next_cursor = fr.u64();
   page.complete = fr.boolean();
   if (!fr.ok()) return Status::Protocol("malformed fetch reply");
+  page.count = *n;
+  proto::ResponseView v;
+  while (proto::read_response_item(items, &v)) each(v);
   return page;
 }
 

@@ -493,7 +493,7 @@ void Transport::route(std::unique_ptr<Reply> r) {
     if (env.type == proto::kError) {
       for (auto& kv : clients_)
         if (has_batch(kv.second, env.corr)) {
-          deliver(kv.second, *r);
+          deliver(kv.second, r);
           return;
         }
       return;
@@ -502,7 +502,7 @@ void Transport::route(std::unique_ptr<Reply> r) {
     std::string sid(peek.bytes(proto::kMaxNameLength));
     std::string cid(peek.bytes(proto::kMaxNameLength));
     auto it = clients_.find({sid, cid});
-    if (it != clients_.end()) deliver(it->second, *r);
+    if (it != clients_.end()) deliver(it->second, r);
     return;
   }
   if (env.corr != 0 && env.corr == waiting_corr_) {

@@ -141,7 +141,8 @@ class Transport {
   // Defined with BrokerClient::State (broker_client.cpp): does `bc` wait for an
   // answer to batch `corr`; hand it a message.
   static bool has_batch(BrokerClient* bc, std::uint64_t corr);
-  static void deliver(BrokerClient* bc, Reply& r);
+  // The BrokerClient may keep the reply (responses are read as taken).
+  static void deliver(BrokerClient* bc, std::unique_ptr<Reply>& r);
 
   bool several() const { return endpoints_.size() > 1; }
   zmqu::SocketOptions socket_options() const;

@@ -618,18 +618,33 @@ Status decode_results(Envelope& e, Results* out) {
   return finish(r, "results");
 }
 
-Status decode_response_items(Reader& items, std::vector<Response>* out) {
-  while (!items.at_end() && items.ok()) {
-    Reader it = items.array(4);
-    Response resp;
-    resp.request_id = it.u64();
-    resp.user_data = std::string(it.bytes(kMaxUserData));
-    bool nil = false;
-    resp.fault_code = std::string(it.bytes_or_nil(&nil, kMaxNameLength));
-    resp.data = std::string(it.bytes(kMaxPayload));
-    if (!it.ok()) items.fail(it);
-    out->push_back(std::move(resp));
+bool read_response_item(Reader& items, ResponseView* out) {
+  if (items.at_end() || !items.ok()) return false;
+  Reader it = items.array(4);
+  out->request_id = it.u64();
+  out->user_data = it.bytes(kMaxUserData);
+  bool nil = false;
+  out->fault_code = it.bytes_or_nil(&nil, kMaxNameLength);
+  out->data = it.bytes(kMaxPayload);
+  if (!it.ok()) {
+    items.fail(it);
+    return false;
   }
+  return true;
+}
+
+Result<std::size_t> check_response_items(Reader items) {
+  std::size_t n = 0;
+  ResponseView v;
+  while (read_response_item(items, &v)) ++n;
+  ZG_RETURN_IF_ERROR(finish(items, "responses"));
+  return n;
+}
+
+Status decode_response_items(Reader& items, std::vector<Response>* out) {
+  out->reserve(out->size() + items.remaining());
+  ResponseView v;
+  while (read_response_item(items, &v)) v.copy_to(&out->emplace_back());
   return finish(items, "responses");
 }
 

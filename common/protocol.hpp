@@ -415,6 +415,11 @@ Status decode_results(Envelope& e, Results* out);
 // Responses (pushed) and FetchReply share the item layout
 // [request_id, user_data, fault_code|nil, data].
 Status decode_response_items(Reader& items, std::vector<Response>* out);
+// One item of those as views into the message; false at the end or on a
+// malformed item (then `items` has failed: check items.ok()).
+bool read_response_item(Reader& items, ResponseView* out);
+// Checks every item (views only, nothing kept); the item count, or an error.
+Result<std::size_t> check_response_items(Reader items);
 
 // Builds the Responses/FetchReply item array incrementally.
 void write_response_item(Writer& w, std::uint64_t request_id, std::string_view user_data,

@@ -414,5 +414,57 @@ TEST(Codec, NewerVersionIsRefusedClearly) {
   EXPECT_NE(st.message().find("v2"), std::string::npos);
 }
 
+// Response items read as views (the CLI's fetch and a BrokerClient's inbox):
+// the same values as decode_response_items, and a page with one malformed
+// item is refused as a whole before any item is used.
+TEST(Codec, ResponseItemsAsViews) {
+  auto page = [](bool break_second) {
+    Writer w;
+    w.array(3);
+    proto::write_response_item(w, 7, "in7", "", "2 * 3");
+    if (break_second) {
+      w.array(4).u64(8).bin("in8").str("x").u64(5);  // data must be bytes
+    } else {
+      proto::write_response_item(w, 8, "in8", "timeout", "too slow");
+    }
+    proto::write_response_item(w, 9, "", "", "");
+    Writer m;
+    m.array(4).u64(1).u64(1).u64(0);
+    std::string body = w.finish_string();
+    return std::make_pair(std::move(m), std::move(body));
+  };
+  auto [head_w, body] = page(false);
+  std::string msg = head_w.finish_string() + body;
+  Envelope env;
+  ASSERT_TRUE(decode_envelope(msg.data(), msg.size(), &env).ok());
+  Reader items = env.fields.array();
+  auto n = proto::check_response_items(items);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 3u);
+  std::vector<proto::Response> all;
+  Reader again = items;
+  ASSERT_TRUE(proto::decode_response_items(again, &all).ok());
+  proto::ResponseView v;
+  proto::Response r;
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(proto::read_response_item(items, &v));
+    v.copy_to(&r);
+    EXPECT_EQ(r.request_id, all[i].request_id);
+    EXPECT_EQ(r.user_data, all[i].user_data);
+    EXPECT_EQ(r.fault_code, all[i].fault_code);
+    EXPECT_EQ(r.data, all[i].data);
+  }
+  EXPECT_FALSE(proto::read_response_item(items, &v));
+  EXPECT_TRUE(items.ok());
+  EXPECT_EQ(all[1].fault_code, "timeout");
+  EXPECT_FALSE(all[1].ok());
+
+  auto [bad_head, bad_body] = page(true);
+  std::string bad = bad_head.finish_string() + bad_body;
+  Envelope benv;
+  ASSERT_TRUE(decode_envelope(bad.data(), bad.size(), &benv).ok());
+  EXPECT_FALSE(proto::check_response_items(benv.fields.array()).ok());
+}
+
 }  // namespace
 }  // namespace zgrid

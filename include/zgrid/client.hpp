@@ -107,6 +107,17 @@ class Connection {
   };
   Result<FetchPage> fetch(const std::string& session_id, std::uint64_t cursor, std::uint64_t max,
                           Millis wait_ms);
+  // fetch() for a caller that looks at each response once: `each` sees them
+  // in order as views into the reply (valid during that call only), and no
+  // Response is built. A malformed page calls `each` for none of them.
+  struct FetchSummary {
+    std::size_t count = 0;  // responses in the page
+    std::uint64_t next_cursor = 0;
+    bool complete = false;
+  };
+  Result<FetchSummary> fetch_each(const std::string& session_id, std::uint64_t cursor,
+                                  std::uint64_t max, Millis wait_ms,
+                                  const std::function<void(const proto::ResponseView&)>& each);
 
   // The stored requests of a durable session from request id `from_id`,
   // answered or not, in id order (whole journaled batches, about `max` per

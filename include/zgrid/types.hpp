@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace zgrid {
 
@@ -58,6 +59,23 @@ struct Response {
   std::string fault_code;  // empty: ok, `data` is the result; else `data` is the message
   std::string data;
   bool ok() const { return fault_code.empty(); }
+};
+
+// A response as views into the message it came in (valid while that message
+// lives: see its producer). What the CLI prints from without building a
+// Response per item.
+struct ResponseView {
+  std::uint64_t request_id = 0;
+  std::string_view user_data;
+  std::string_view fault_code;
+  std::string_view data;
+  bool ok() const { return fault_code.empty(); }
+  void copy_to(Response* out) const {  // reuses out's buffers
+    out->request_id = request_id;
+    out->user_data.assign(user_data);
+    out->fault_code.assign(fault_code);
+    out->data.assign(data);
+  }
 };
 
 }  // namespace zgrid::proto
