@@ -102,12 +102,10 @@ double run_durable(client::Connection& conn, const Inputs& in, std::size_t batch
   if (!info.ok()) return 1e9;
   client::BrokerOptions bo;
   bo.batch_items = batch;
+  bo.flush_batches = true;  // every batch flushed as it is sent
   auto bc = BrokerClient::open(conn, info->session_id, "bench", bo);
-  std::size_t i = 0;
-  for (const auto& s : in.text) {
+  for (const auto& s : in.text)
     if (!(*bc)->send(s, s).ok()) break;
-    if (++i % batch == 0) (void)(*bc)->flush();
-  }
   (void)(*bc)->end_requests();
   if (submit_s != nullptr) *submit_s = seconds_since(t0);  // committed
   std::uint64_t cursor = 0;

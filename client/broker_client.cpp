@@ -290,7 +290,7 @@ Status BrokerClient::State::send(std::string_view payload, std::string_view user
   pending_bytes_ += payload.size() + user_data.size();
   ++next_seq_;
   if (pending_.size() / 2 >= o_.batch_items || pending_bytes_ >= o_.batch_bytes)
-    return send_batch(false);
+    return send_batch(o_.flush_batches);
   return Status::OK();
 }
 

@@ -287,6 +287,10 @@ SubmitRun::Exit SubmitRun::open_session() {
   cs.stateful = a_.stateful;
   zgrid::client::BrokerOptions bo;
   bo.batch_items = a_.batch;
+  // Durable: flush as we go so the grid starts before the last request is
+  // sent; each batch carries the flush (a bare flush per batch was a
+  // journal write and a round trip the sending waited for).
+  bo.flush_batches = a_.durable && !a_.no_end;
   if (whole_) {
     std::vector<BrokerClient::Item> items;
     items.reserve(first_.size());
@@ -370,10 +374,6 @@ SubmitRun::Exit SubmitRun::send_all() {
     Status st = c.send(payload, line);
     if (!st.ok()) return fail(st);
     ++count_;
-    // Durable: flush as we go so the grid starts before the last request is sent.
-    if (a_.durable && !a_.no_end && count_ % a_.batch == 0) {
-      if (st = c.flush(); !st.ok()) return fail(st);
-    }
     if (input_.would_block()) {
       st = a_.no_end ? c.send_pending() : c.flush();
       if (!st.ok()) return fail(st);

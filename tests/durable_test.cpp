@@ -226,6 +226,40 @@ TEST(Durable, NodeKilledMidBatchLosesNothing) {
   }
 }
 
+// BrokerOptions::flush_batches: each full batch is sent flushed, so its
+// requests run while the client is still sending, with no flush() and no
+// EndRequests; requests still queued in the client (the partial last batch)
+// are neither sent nor run.
+TEST(Durable, FlushBatchesRunsFullBatchesWithoutAFlushCall) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  auto info = conn->create_session({"echo", true, 0});
+  ASSERT_TRUE(info.ok());
+  client::BrokerOptions bo;
+  bo.batch_items = 100;
+  bo.flush_batches = true;
+  auto a = BrokerClient::open(*conn, info->session_id, "a", bo);
+  ASSERT_TRUE(a.ok());
+  for (int i = 0; i < 250; ++i) ASSERT_TRUE((*a)->send(std::to_string(i), "").ok());
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto st = conn->session_status(info->session_id);
+        return st.ok() && st->u64("done") == 200;
+      },
+      20'000));
+  auto st = conn->session_status(info->session_id);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("total"), 200u) << "the partial batch stays in the client";
+  ASSERT_TRUE((*a)->end_requests().ok());
+  ASSERT_TRUE(conn->wait_complete(info->session_id, 20'000, nullptr).ok());
+  auto page = conn->fetch(info->session_id, 0, 16384, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->responses.size(), 250u);
+}
+
 TEST(Durable, UncommittedClientDoesNotRunWhileCommittedOnesComplete) {
   Grid g;
   g.start_durable_head();

@@ -187,6 +187,10 @@ struct BrokerOptions {
   std::size_t batch_items = 1024;     // requests per batch message
   std::size_t batch_bytes = 1 << 20;  // payload bytes per batch message
   std::size_t window = 16;            // batches sent and not yet acknowledged
+  // Every batch send() sends is flushed (its requests may run once
+  // journaled), as flush() would after it without its own round trip: what a
+  // durable stream that wants work to start while it sends uses.
+  bool flush_batches = false;
 };
 
 class BrokerClient {
