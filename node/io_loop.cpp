@@ -32,6 +32,7 @@ IoLoop::IoLoop(const NodeOptions& o, zmq::context_t& ctx, WorkerPool& pool, svc:
       pool_(pool),
       host_(host),
       credit_(pool.workers(), o.prefetch),
+      inline_(host, static_cast<std::size_t>(pool.workers()), o.hooks.faulty),
       hb_ms_(o.heartbeat_ms),
       misses_(o.heartbeat_misses) {
   advertise(host, &services_, &service_info_);
@@ -96,6 +97,8 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
   hold_.take_all(&to_send_);
   send_results(to_send_);
   if (registered_) send_bye(head_);
+  ZG_LOG(kInfo, kLog,
+         "stopped; tasks run inline on the I/O thread: " + std::to_string(inline_tasks_));
   return Status::OK();
 }
 
@@ -468,6 +471,7 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
       batch->serial = !batch->tasks.instance.empty();
       std::size_t n = batch->tasks.items.size();
       if (n == 0) return;
+      if (run_inline(*batch, now)) return;
       pool_.push(std::move(batch));
       // Sent before the head saw our credit drop: it cannot run here now.
       if (credit_.all_stuck()) hand_back_queued();
@@ -504,6 +508,74 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
       ZG_LOG(kWarn, kLog,
              std::string("unexpected message from head: ") + proto::type_name(env.type));
   }
+}
+
+// A lone short task, run here rather than handed to a worker: waking a
+// worker and being woken by its result are two thread hand-offs, each a
+// wake-up of tens of microseconds on a VM, for a task of a few. Only when
+// a worker is idle and nothing is queued (it would have started at once:
+// nothing overtakes queued work), the service declares it may
+// (ServiceInfo::run_inline: short, bounded, never waiting), its measured
+// task time (ServiceTimes) says the message is under kInlineBudgetNs (so
+// heartbeats and other messages wait at most about that; a service not
+// measured yet goes to a worker first), and an instance is free at once.
+// Never a stateful session's task or a pipelined service's. The task runs
+// under the workers' rules (Instances::run: exceptions, the payload limit,
+// the faulty hook) and counts in the task clock and the service's
+// estimate; one that ran past its task timeout is reported task_timeout
+// (its answer dropped), as a worker's would be, though only when it
+// returns: this thread cannot cancel its own call. Its estimate then rises
+// past the budget, so the service's next tasks go to the workers.
+bool IoLoop::run_inline(const Batch& batch, Millis now) {
+  const std::size_t n = batch.tasks.items.size();
+  if (n > kMaxInlineTasks || !batch.tasks.instance.empty() || !registered_) return false;
+  const Instances::Resolved& svc = inline_.resolve(batch.tasks.service);
+  if (svc.service == nullptr || !svc.service->info.run_inline) return false;
+  const std::uint64_t estimate = pool_.service_times().get(svc.service);
+  if (estimate == 0 || estimate * n > kInlineBudgetNs) return false;
+  if (!pool_.idle()) return false;
+  svc::Service* instance = host_.try_take(*svc.service);
+  if (instance == nullptr) return false;
+  svc::Host::Lease lease(*svc.service, instance);  // given back when done
+  if (instance->pipeline_depth() > 1) return false;
+  const std::uint64_t timeout_ns = batch.tasks.timeout_ms * 1'000'000;
+  std::size_t bytes = 64;
+  for (const proto::Task& t : batch.tasks.items) bytes += 32 + t.payload.size();
+  Writer w = proto::begin(proto::kResults, 0, 1, bytes);
+  w.array(static_cast<std::uint32_t>(n));
+  std::uint64_t all_ns = 0;
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  SteadyTime last = std::chrono::steady_clock::now();
+  for (const proto::Task& task : batch.tasks.items) {
+    inline_.run(instance, svc, task, inline_out_);
+    SteadyTime done = std::chrono::steady_clock::now();
+    const auto took = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(done - last).count());
+    last = done;
+    all_ns += took;
+    w.array(3).u64(task.task_id);
+    if (timeout_ns > 0 && took >= timeout_ns) {
+      const Millis ran = static_cast<Millis>(took / 1'000'000);
+      ZG_LOG(kWarn, kLog,
+             "task " + std::to_string(task.task_id) + " ran past its task timeout (" +
+                 format_duration(ran) + ") on the I/O thread: reported to the head");
+      w.str(proto::fault::kTaskTimeout)
+          .bin("ran past its task timeout (stopped after " + format_duration(ran) + ")");
+      continue;
+    }
+    if (inline_out_.fault_code.empty()) {
+      pool_.add_task_time(took, 1);
+      w.nil();
+    } else {
+      w.str(inline_out_.fault_code);
+    }
+    w.bin(inline_out_.data);
+  }
+  pool_.service_times().note(svc.service, all_ns, n);
+  inline_tasks_ += n;
+  hold_.add(generation_, /*more=*/false, w.finish(), now, &to_send_);
+  send_results(to_send_);
+  return true;
 }
 
 // An answer on a probe: another head's `not_active`, or `registered`.

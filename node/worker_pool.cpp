@@ -86,6 +86,7 @@ WorkerPool::WorkerPool(zmq::context_t& ctx, std::string results_endpoint, svc::H
       results_endpoint_(std::move(results_endpoint)),
       host_(host),
       faulty_(faulty),
+      service_times_(host),
       slots_(static_cast<std::size_t>(workers)) {
   for (WorkerSlot& slot : slots_) threads_.emplace_back([this, &slot] { work(slot); });
 }
@@ -158,6 +159,9 @@ void WorkerPool::work(WorkerSlot& slot) {
     last = std::chrono::steady_clock::now();
     const Instances::Resolved& svc = instances.resolve(batch->tasks.service);
     const Millis timeout = static_cast<Millis>(batch->tasks.timeout_ms);
+    // This run's successful tasks and their time, for the service's estimate
+    // (ServiceTimes: services that may run inline only).
+    std::uint64_t run_ns = 0, run_tasks = 0;
     // `session`: the instance key of a stateful session's task (else empty:
     // the task runs on `instance`, leased from the pool).
     // Returns false when the task's run was lost (it faulted `retryable` or
@@ -173,16 +177,23 @@ void WorkerPool::work(WorkerSlot& slot) {
       if (timeout > 0 && slot.end()) {
         // The I/O thread reported this task timed out and the head runs it
         // elsewhere: its late answer is dropped. The worker is free again.
-        last = std::chrono::steady_clock::now();
+        SteadyTime now = std::chrono::steady_clock::now();
+        run_ns += static_cast<std::uint64_t>(  // a long task: none runs inline for a while
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+        ++run_tasks;
+        last = now;
         return false;
       }
       SteadyTime now = std::chrono::steady_clock::now();
       // Only successful runs say how long the work takes: a broken service
       // that faults at once must not earn its node a deep queue.
       if (out.fault_code.empty()) {
-        busy_ns += static_cast<std::uint64_t>(
+        std::uint64_t took = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+        busy_ns += took;
         ++tasks;
+        run_ns += took;
+        ++run_tasks;
       }
       last = now;
       if (busy_ns >= 1'000'000) publish();
@@ -301,6 +312,8 @@ void WorkerPool::work(WorkerSlot& slot) {
         } while (WorkQueue::claim_more(batch, &index));
         break;
     }
+    if (run_tasks > 0 && svc.service != nullptr && svc.service->info.run_inline)
+      service_times_.note(svc.service, run_ns, run_tasks);
   }
   (void)results.flush(/*more=*/false);
 }

@@ -102,8 +102,19 @@ class WorkQueue {
         q_.pop_front();  // exhausted
       }
       if (stopped_ || !wait) return false;
+      ++waiting_;
       cv_.wait(lock);
+      --waiting_;
     }
+  }
+  // True when a worker is waiting for work and no task is unclaimed: a task
+  // queued now would start at once (the I/O thread may run it itself).
+  bool idle() {
+    MutexLock lock(mu_);
+    if (waiting_ == 0) return false;
+    for (const auto& b : q_)
+      if (b->next.load(std::memory_order_relaxed) < b->tasks.items.size()) return false;
+    return true;
   }
   // Claims the next task of `batch` without locking, if any is left.
   static bool claim_more(const std::shared_ptr<Batch>& batch, std::size_t* index) {
@@ -167,7 +178,50 @@ class WorkQueue {
   Mutex mu_;
   std::condition_variable_any cv_;
   std::deque<std::shared_ptr<Batch>> q_ ZG_GUARDED_BY(mu_);
+  int waiting_ ZG_GUARDED_BY(mu_) = 0;  // workers blocked in claim()
   bool stopped_ ZG_GUARDED_BY(mu_) = false;
+};
+
+// Per service that may run inline (ServiceInfo::run_inline), the measured
+// time of one task: what the I/O thread goes by to decide whether a lone
+// task of it is short enough to run itself. Written by whoever ran the
+// tasks (a worker at the end of its run of a batch, the I/O thread after an
+// inline run), read by the I/O thread; relaxed atomics: an estimate. It
+// rises at once (a long task sends the next ones back to the workers) and
+// falls by halves. 0: never measured.
+class ServiceTimes {
+ public:
+  explicit ServiceTimes(const svc::Host& host) : n_(host.services().size()) {
+    ns_ = std::make_unique<std::atomic<std::uint64_t>[]>(n_);
+    for (std::size_t i = 0; i < n_; ++i) {
+      index_.push_back(host.services()[i].get());
+      ns_[i].store(0, std::memory_order_relaxed);
+    }
+  }
+  // Nanoseconds per task of `h` (0: never measured, or not a service that
+  // may run inline).
+  std::uint64_t get(const svc::Host::Hosted* h) const {
+    auto* a = find(h);
+    return a == nullptr ? 0 : a->load(std::memory_order_relaxed);
+  }
+  // `tasks` tasks of `h` took `ns` in all.
+  void note(const svc::Host::Hosted* h, std::uint64_t ns, std::uint64_t tasks) {
+    auto* a = find(h);
+    if (a == nullptr || tasks == 0 || !h->info.run_inline) return;
+    std::uint64_t took = std::max<std::uint64_t>(1, ns / tasks);
+    std::uint64_t old = a->load(std::memory_order_relaxed);
+    a->store(took >= old ? took : (old + took) / 2, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::uint64_t>* find(const svc::Host::Hosted* h) const {
+    for (std::size_t i = 0; i < n_; ++i)
+      if (index_[i] == h) return &ns_[i];
+    return nullptr;
+  }
+  std::size_t n_;
+  std::vector<const svc::Host::Hosted*> index_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> ns_;
 };
 
 // A task that ran past its task timeout, as check_timeouts reports it.
@@ -255,6 +309,14 @@ class WorkerPool {
 
   int workers() const { return static_cast<int>(slots_.size()); }
   const TaskClock& task_clock() const { return task_clock_; }
+  // Tasks the I/O thread ran itself count in the task clock like the workers'.
+  void add_task_time(std::uint64_t ns, std::uint64_t tasks) {
+    task_clock_.busy_ns.fetch_add(ns, std::memory_order_relaxed);
+    task_clock_.tasks.fetch_add(tasks, std::memory_order_relaxed);
+  }
+  ServiceTimes& service_times() { return service_times_; }
+  // A worker waits for work and nothing is queued (WorkQueue::idle).
+  bool idle() { return queue_.idle(); }
 
   // Queues a batch (at least one task) for the workers.
   void push(std::shared_ptr<Batch> batch) { queue_.push(std::move(batch)); }
@@ -282,6 +344,7 @@ class WorkerPool {
   bool faulty_;
   WorkQueue queue_;
   TaskClock task_clock_;
+  ServiceTimes service_times_;
   std::vector<WorkerSlot> slots_;  // one per worker
   std::vector<std::thread> threads_;
 };

@@ -156,9 +156,10 @@ class RunningSum final : public Service {
 
 }  // namespace
 
-void Registry::add(std::string name, Factory factory) {
+void Registry::add(std::string name, Factory factory, bool run_inline) {
   ServiceInfo info;
   info.name = std::move(name);
+  info.run_inline = run_inline;
   info.make = [f = std::move(factory)]() -> Result<std::unique_ptr<Service>> { return f(); };
   (void)add(std::move(info));  // built-in names are distinct
 }
@@ -180,8 +181,11 @@ std::vector<std::string> Registry::names() const {
 }
 
 void register_builtins(Registry& registry) {
-  registry.add("factorize", [] { return std::make_unique<Factorize>(); });
-  registry.add("echo", [] { return std::make_unique<Echo>(); });
+  // Microsecond computations: a lone one may run on the node's I/O thread.
+  registry.add(
+      "factorize", [] { return std::make_unique<Factorize>(); }, /*run_inline=*/true);
+  registry.add(
+      "echo", [] { return std::make_unique<Echo>(); }, /*run_inline=*/true);
   registry.add("sleep", [] { return std::make_unique<Sleep>(); });
   registry.add("fail", [] { return std::make_unique<Fail>(); });
   ServiceInfo sum;

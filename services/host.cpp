@@ -219,6 +219,14 @@ Host::Lease Host::lease(Hosted& h) {
   return Lease(h, s);
 }
 
+Service* Host::try_take(Hosted& h) {
+  std::lock_guard<std::mutex> lock(h.mu);
+  if (h.idle.empty()) return nullptr;
+  Service* s = h.idle.back();
+  h.idle.pop_back();
+  return s;
+}
+
 void Host::cancel_all() {
   stopping_.store(true);
   for (auto& h : services_)

@@ -120,6 +120,9 @@ class Host {
   Resolved resolve(std::string_view spec) const;
   // Blocks until an instance of `h` is idle.
   Lease lease(Hosted& h);
+  // An idle instance of `h` taken out of its pool without waiting, or null
+  // when all are busy; the caller gives it back with Lease(h, instance).
+  Service* try_take(Hosted& h);
   // Asks running requests to give up (node stop), session instances
   // included; instances made afterwards are cancelled at once. Thread-safe.
   void cancel_all();

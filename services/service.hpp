@@ -139,14 +139,21 @@ struct ServiceInfo {
   int max_retries = -1;                 // -1: the head's --max-retries
   std::string source = "built in";      // for messages: the registration file or library
   bool sessions = false;                // serves stateful sessions (Service::open_session)
+  // Its requests are short, bounded computations (microseconds; no waiting,
+  // no I/O, no unbounded loops): the node may run a lone one on its I/O
+  // thread instead of handing it to a worker (docs/architecture.md, "Lone
+  // tasks run inline"). The node cannot cancel such a run, so a request that
+  // overruns its task timeout there is reported only when it returns.
+  // Default off; the built-in echo and factorize declare it.
+  bool run_inline = false;
   MakeService make;
 };
 
 // Thread safety: fill it before the node starts; read-only afterwards.
 class Registry {
  public:
-  // A built-in service, version 1.
-  void add(std::string name, Factory factory);
+  // A built-in service, version 1 (`run_inline`: ServiceInfo::run_inline).
+  void add(std::string name, Factory factory, bool run_inline = false);
   // Refuses a second service with the same name and version.
   [[nodiscard]] Status add(ServiceInfo info);
   const std::vector<ServiceInfo>& services() const { return services_; }
