@@ -90,8 +90,9 @@ int cmd_nodes(const Global& g, bool json) {
   if (json) {
     for (const auto& r : *rows) std::printf("%s\n", r.to_json().c_str());
   } else {
-    print_table(*rows, {"node_id", "state", "host", "pid", "workers", "stuck", "capacity",
-                        "inflight", "done", "faulted", "last_heartbeat_ms", "services"});
+    print_table(*rows,
+                {"node_id", "state", "host", "pid", "workers", "stuck", "capacity", "inflight",
+                 "done", "faulted", "last_heartbeat_ms", "heartbeat_ms", "services"});
   }
   return kExitOk;
 }

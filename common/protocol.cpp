@@ -248,16 +248,18 @@ zmq::message_t encode_registered(std::uint64_t corr, const Registered& m) {
   return w.finish();
 }
 
-zmq::message_t encode_heartbeat(std::string_view node_id) {
-  Writer w = begin(kHeartbeat, 0, 1);
-  w.str(node_id);
+zmq::message_t encode_heartbeat(std::string_view head_instance, std::uint64_t heartbeat_ms) {
+  Writer w = begin(kHeartbeat, 0, heartbeat_ms > 0 ? 2 : 1);
+  w.str(head_instance);
+  if (heartbeat_ms > 0) w.u64(heartbeat_ms);
   return w.finish();
 }
 
 zmq::message_t encode_node_heartbeat(std::string_view node_id, std::uint64_t capacity,
-                                     std::uint64_t stuck) {
-  Writer w = begin(kHeartbeat, 0, 3);
+                                     std::uint64_t stuck, std::uint64_t heartbeat_ms) {
+  Writer w = begin(kHeartbeat, 0, heartbeat_ms > 0 ? 4 : 3);
   w.str(node_id).u64(capacity).u64(stuck);
+  if (heartbeat_ms > 0) w.u64(heartbeat_ms);
   return w.finish();
 }
 
@@ -491,20 +493,30 @@ Status decode_heartbeat(Envelope& e, Heartbeat* out) {
   Reader& r = e.fields;
   out->id = r.bytes(kMaxNameLength);
   out->has_capacity = false;
-  out->capacity = out->stuck = 0;
+  out->capacity = out->stuck = out->heartbeat_ms = 0;
   if (r.ok() && !r.at_end()) {
-    // Field 2 since adaptive prefetch, field 3 since stuck workers. In the
-    // two-field form a credit of 0 is not allowed (older nodes meant "unchanged"
-    // by leaving the field out); with `stuck`, 0 means every worker is stuck.
+    // Field 2 since adaptive prefetch, field 3 since stuck workers, field 4
+    // since scaled heartbeats. In the two-field form a credit of 0 is not
+    // allowed (older nodes meant "unchanged" by leaving the field out); with
+    // `stuck`, 0 means every worker is stuck.
     std::uint64_t cap = in(r, range::kHeartbeatCapacity);
     if (!r.at_end()) {
       out->stuck = in(r, range::kStuck);
+      if (r.ok() && !r.at_end()) out->heartbeat_ms = in(r, range::kHeartbeatMs);
     } else if (r.ok() && cap == 0) {
       r.fail("bad capacity");
     }
     out->capacity = cap;
     out->has_capacity = r.ok();
   }
+  return finish(r, "heartbeat");
+}
+
+Status decode_head_heartbeat(Envelope& e, HeadHeartbeat* out) {
+  Reader& r = e.fields;
+  out->head_instance = r.bytes(kMaxNameLength);
+  out->heartbeat_ms = 0;
+  if (r.ok() && !r.at_end()) out->heartbeat_ms = in(r, range::kHeartbeatMs);
   return finish(r, "heartbeat");
 }
 

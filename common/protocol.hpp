@@ -298,13 +298,22 @@ struct Registered {
 // A node's heartbeat carries the credit it wants from now on (adaptive
 // prefetch, fewer workers while some are stuck) and how many of its workers
 // are stuck in a call that ran past its task timeout. Older nodes send the
-// id alone (credit unchanged) or the id and a non-zero credit. The head's
-// heartbeats carry only the id.
+// id alone (credit unchanged) or the id and a non-zero credit. Newer nodes
+// add the heartbeat interval they use now (the head's to check them by).
 struct Heartbeat {
   std::string_view id;
   bool has_capacity = false;  // capacity is meaningful (0 allowed with `stuck`)
   std::uint64_t capacity = 0;
   std::uint64_t stuck = 0;
+  std::uint64_t heartbeat_ms = 0;  // 0: not sent (an older node)
+};
+
+// The head's heartbeat, its answer to a node's: its instance id and the
+// heartbeat interval the node is to use from now on (0: not sent, an older
+// head; the node keeps the interval it has).
+struct HeadHeartbeat {
+  std::string_view head_instance;
+  std::uint64_t heartbeat_ms = 0;
 };
 
 struct Task {
@@ -379,11 +388,13 @@ zmq::message_t encode_fetch(std::uint64_t corr, const Fetch& m);
 zmq::message_t encode_query(std::uint32_t type, std::uint64_t corr, std::string_view arg);
 zmq::message_t encode_register(std::uint64_t corr, const Register& m);
 zmq::message_t encode_registered(std::uint64_t corr, const Registered& m);
-// The head's heartbeat (id only).
-zmq::message_t encode_heartbeat(std::string_view node_id);
-// A node's heartbeat with its credit and stuck workers.
+// The head's heartbeat: its instance and, when non-zero, the interval the
+// node is to use (older heads: the instance alone).
+zmq::message_t encode_heartbeat(std::string_view head_instance, std::uint64_t heartbeat_ms = 0);
+// A node's heartbeat with its credit, stuck workers and, when non-zero, the
+// heartbeat interval it uses.
 zmq::message_t encode_node_heartbeat(std::string_view node_id, std::uint64_t capacity,
-                                     std::uint64_t stuck);
+                                     std::uint64_t stuck, std::uint64_t heartbeat_ms = 0);
 zmq::message_t encode_end_session(std::string_view instance);
 zmq::message_t encode_requests(std::uint64_t corr, const Requests& m);
 zmq::message_t encode_requests_reply(std::uint64_t corr, const RequestsReply& m);
@@ -406,6 +417,7 @@ Status decode_fetch(Envelope& e, Fetch* out);
 Status decode_query(Envelope& e, std::string* arg);
 Status decode_register(Envelope& e, Register* out);
 Status decode_heartbeat(Envelope& e, Heartbeat* out);
+Status decode_head_heartbeat(Envelope& e, HeadHeartbeat* out);
 Status decode_registered(Envelope& e, Registered* out);
 Status decode_tasks(Envelope& e, Tasks* out);
 Status decode_end_session(Envelope& e, EndSession* out);
@@ -481,6 +493,9 @@ struct GridStatus {
   std::uint64_t epoch = 0;
   std::string active;
   std::uint64_t takeovers = 0;
+  // The heartbeat interval the head tells its nodes now (--heartbeat, or
+  // longer on a big grid: docs/protocol.md, "Nodes").
+  std::uint64_t heartbeat_ms = 0;
 };
 
 struct NodeStatus {
@@ -489,7 +504,8 @@ struct NodeStatus {
   std::uint64_t pid = 0, workers = 0, stuck = 0, capacity = 0, inflight = 0, done = 0;
   std::uint64_t faulted = 0;
   std::int64_t last_heartbeat_ms = 0, uptime_ms = 0;
-  std::string services;  // comma-separated name@version
+  std::uint64_t heartbeat_ms = 0;  // the heartbeat interval the head holds it to
+  std::string services;            // comma-separated name@version
 };
 
 // zgrid drain NODE [--undo]
@@ -522,7 +538,7 @@ void for_each_field(S& s, F&& f) {
   f("journal_bytes", s.journal_bytes), f("journal_read_errors", s.journal_read_errors);
   f("journal_corrupt_records", s.journal_corrupt_records), f("data_loss", s.data_loss);
   f("dashboard", s.dashboard), f("role", s.role), f("epoch", s.epoch), f("active", s.active);
-  f("takeovers", s.takeovers);
+  f("takeovers", s.takeovers), f("heartbeat_ms", s.heartbeat_ms);
 }
 template <class S, class F>
 requires std::same_as<std::remove_const_t<S>, NodeStatus>
@@ -531,7 +547,7 @@ void for_each_field(S& s, F&& f) {
   f("workers", s.workers), f("stuck", s.stuck), f("capacity", s.capacity);
   f("inflight", s.inflight), f("done", s.done), f("faulted", s.faulted);
   f("last_heartbeat_ms", s.last_heartbeat_ms), f("uptime_ms", s.uptime_ms);
-  f("services", s.services);
+  f("heartbeat_ms", s.heartbeat_ms), f("services", s.services);
 }
 
 zmq::message_t encode_session_status(std::uint64_t corr, const SessionStatus& m);

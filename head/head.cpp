@@ -108,7 +108,7 @@ class Head {
     guard_ = std::make_unique<ListenGuard>(std::vector<std::string>{frontend_ep_, backend_ep_},
                                            fd_limit_.soft, o_.handshake_timeout_ms);
     ZG_RETURN_IF_ERROR(watch_accepts(frontend_, accept_monitors_[0]));
-    ZG_RETURN_IF_ERROR(watch_accepts(backend_, accept_monitors_[1]));
+    ZG_RETURN_IF_ERROR(watch_accepts(backend_, accept_monitors_[1], ZMQ_EVENT_DISCONNECTED));
     if (security_.curve()) {
       ZG_RETURN_IF_ERROR(security_.self_test(frontend_, frontend_ep_));
     } else {
@@ -375,10 +375,13 @@ class Head {
 
   // A PAIR that hears of every connection the ROUTER accepts (or fails to):
   // the descriptor guard counts on each burst (head/descriptors.hpp).
-  Status watch_accepts(zmq::socket_t& router, zmq::socket_t& pair) {
+  // On the node port it hears of closed connections too: a node whose
+  // connection closed (a crash) is lost at once rather than after its
+  // missed heartbeats (HeadRooms::on_node_disconnected).
+  Status watch_accepts(zmq::socket_t& router, zmq::socket_t& pair, int more_events = 0) {
     std::string ep = "inproc://zgrid-accepts-" + std::to_string(accept_monitor_seq_++);
     if (zmq_socket_monitor(router.handle(), ep.c_str(),
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED) != 0)
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED | more_events) != 0)
       return Status::Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
     pair = zmq::socket_t(zmq_, zmq::socket_type::pair);
     pair.set(zmq::sockopt::linger, 0);
@@ -388,11 +391,22 @@ class Head {
 
   void on_accept_events() {
     bool any = false;
-    for (auto& pair : accept_monitors_) {
+    for (int side = 0; side < 2; ++side) {
       for (int i = 0; i < 4096; ++i) {
         zmq::message_t ev;
-        if (!pair.recv(ev, zmq::recv_flags::dontwait)) break;
-        while (ev.more()) (void)pair.recv(ev, zmq::recv_flags::dontwait);
+        if (!accept_monitors_[side].recv(ev, zmq::recv_flags::dontwait)) break;
+        // [event: u16, value: u32] (the descriptor), then the endpoint.
+        std::uint16_t event = 0;
+        std::uint32_t fd = 0;
+        if (ev.size() >= 6) {
+          std::memcpy(&event, ev.data(), sizeof event);
+          std::memcpy(&fd, static_cast<const char*>(ev.data()) + 2, sizeof fd);
+        }
+        while (ev.more()) (void)accept_monitors_[side].recv(ev, zmq::recv_flags::dontwait);
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+          if (side == 1) rooms_.on_node_disconnected(static_cast<int>(fd), ctx_.now);
+          continue;
+        }
         any = true;
       }
     }

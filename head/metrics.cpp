@@ -174,6 +174,9 @@ std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
   w.family("zgrid_head_takeovers_total", "counter",
            "Times this head became active by taking over another head's unreleased lease.");
   w.sample({}, d(s.grid.takeovers));
+  w.family("zgrid_heartbeat_interval_seconds", "gauge",
+           "The heartbeat interval the head tells its nodes (--heartbeat, longer on a big grid).");
+  w.sample({}, static_cast<double>(s.grid.heartbeat_ms) / 1000.0);
 
   w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.sample({}, p.resident_bytes);

@@ -57,6 +57,7 @@ Status Validate(const HeadOptions& o) {
                                       static_cast<Millis>(proto::kMaxHeartbeatMs)));
   ZG_RETURN_IF_ERROR(in_range<int>("--heartbeat-misses", o.heartbeat_misses, 1,
                                    static_cast<int>(proto::kMaxHeartbeatMisses)));
+  ZG_RETURN_IF_ERROR(in_range<U>("--heartbeat-rate", o.heartbeat_rate, 0, 1'000'000));
   ZG_RETURN_IF_ERROR(
       in_range<int>("--max-retries", o.max_retries, 0, static_cast<int>(proto::kMaxRetriesLimit)));
   ZG_RETURN_IF_ERROR(in_range<U>("--queue-hwm", o.queue_hwm, 1, U{1} << 40));
@@ -119,6 +120,10 @@ int ParseFlags(int argc, const char* const* argv, HeadCommand* out, const std::s
                     "(at least 3 x --lease-renew)");
   app.add_option("--heartbeat-misses", o.heartbeat_misses,
                  "A node is dead after this many silent intervals (1 to 1000)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-rate", o.heartbeat_rate,
+                 "Node heartbeats a second the head allows for: with more nodes than this x "
+                 "--heartbeat the interval grows to nodes / rate seconds (0: never)")
       ->capture_default_str();
   app.add_option("--max-retries", o.max_retries,
                  "Lost runs allowed before retry_limit_exceeded (0 to 1000)")

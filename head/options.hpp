@@ -42,11 +42,14 @@ struct HeadOptions {
   Millis client_idle_timeout_ms = 300'000;   // open client removed after this much idleness
   Millis session_idle_timeout_ms = 300'000;  // idle interactive session closed after this
   std::map<std::string, Millis> service_task_timeout_ms;  // per service, over task_timeout_ms
-  Millis task_timeout_ms = 0;         // a run longer than this is treated as lost (0: no limit)
-  Millis heartbeat_ms = 1'000;        // head <-> node heartbeat interval
-  int heartbeat_misses = 3;           // node dead after this many silent intervals
-  int max_retries = 3;                // tries past this fault retry_limit_exceeded
-  std::uint64_t queue_hwm = 200'000;  // per session: acks held back above this
+  Millis task_timeout_ms = 0;   // a run longer than this is treated as lost (0: no limit)
+  Millis heartbeat_ms = 1'000;  // head <-> node heartbeat interval
+  int heartbeat_misses = 3;     // node dead after this many silent intervals
+  // Node heartbeats a second the head budgets for: with more nodes than
+  // this x --heartbeat, the interval it tells them grows (0: never).
+  std::uint64_t heartbeat_rate = 2'000;
+  int max_retries = 3;                         // tries past this fault retry_limit_exceeded
+  std::uint64_t queue_hwm = 200'000;           // per session: acks held back above this
   std::uint64_t response_window = 65'536;      // responses in flight to one client
   std::uint64_t response_queue_max = 65'536;   // queued for a client before dispatch pauses
   std::uint64_t max_task_batch = 4'096;        // tasks in one message to a node

@@ -27,7 +27,7 @@ std::string rid_of(const zmq::message_t& m) {
 HeadRooms::HeadRooms(const HeadOptions& o, zmq::context_t& zctx, HeadIo io)
     : ctx(o),
       security(ctx.o, zctx),
-      nodes(ctx.o.heartbeat_ms, ctx.o.heartbeat_misses),
+      nodes(ctx.o.heartbeat_ms, ctx.o.heartbeat_misses, ctx.o.heartbeat_rate),
       dist(ctx.o.max_task_batch),
       outbox({ctx.o.response_window, ctx.o.response_queue_max, ctx.o.queue_hwm}),
       durable(ctx, sessions),
@@ -198,6 +198,7 @@ Status HeadRooms::on_register(const NodeCall& c) {
     tasks.lose_node(old, NodeLoss::kReRegistered);
   ctx.observed.offered(m.services);  // their own series in /metrics
   NodeState& n = nodes.add(rid, m, ctx.now);
+  nodes.set_fd(n, zmq_msg_get(frame.handle(), ZMQ_SRCFD));  // -1 where libzmq cannot say
   std::string line = "node joined node=" + n.id + " host=" + n.host +
                      " workers=" + std::to_string(n.workers) +
                      " capacity=" + std::to_string(n.capacity);
@@ -211,7 +212,8 @@ Status HeadRooms::on_register(const NodeCall& c) {
     n.key_name = security.name_of(zmqu::user_id(frame));
     ZG_LOG(kInfo, kLog, "node " + n.id + " holds node key " + n.key_name);
   }
-  proto::Registered r{static_cast<std::uint64_t>(ctx.o.heartbeat_ms),
+  // The interval with this node counted (NodeTable::add): the node's from now on.
+  proto::Registered r{static_cast<std::uint64_t>(n.heartbeat_ms),
                       static_cast<std::uint64_t>(ctx.o.heartbeat_misses), ctx.instance, ctx.epoch};
   reply_node(rid, proto::encode_registered(env.corr, r));
   return Status::OK();
@@ -222,6 +224,18 @@ Status HeadRooms::on_heartbeat(const NodeCall& c) {
   Envelope& env = c.env;
   proto::Heartbeat m;
   ZG_RETURN_IF_ERROR(proto::decode_heartbeat(env, &m));
+  // Answered at once, with the interval the node is to use now: the head
+  // sends no heartbeats of its own (docs/protocol.md, "Nodes"). A node that
+  // says its interval is held to it — never to more than it was told —
+  // until this answer reaches it: to the longer of the two. An older node
+  // keeps the interval of its `registered` (it ignores the one here).
+  const Millis told = nodes.interval();
+  if (m.heartbeat_ms > 0) {
+    node.says_interval = true;
+    const Millis said = std::min(static_cast<Millis>(m.heartbeat_ms), node.heartbeat_ms);
+    nodes.hold_to(node, std::max(told, said));
+  }
+  reply_node(c.rid, proto::encode_heartbeat(ctx.instance, static_cast<std::uint64_t>(told)));
   if (!m.has_capacity) return Status::OK();
   if (m.capacity != node.capacity) {
     // Adaptive prefetch, or workers stuck in timed-out calls: the node
@@ -308,19 +322,12 @@ Status HeadRooms::tick(Millis now) {
                   "the journal refuses writes: " + durable.journal().health_reason());
     }
   }
+  probe_suspects(now);
   if (now - last_hb_ms_ >= ctx.o.heartbeat_ms) {
     last_hb_ms_ = now;
-    // The silent ones come from the liveness order (O(dead)); the head's
-    // heartbeat goes to every node once an interval, one encoding copied.
+    // The silent ones come from the liveness order (O(dead)). The head
+    // sends no heartbeats on a timer: it answers the nodes' (on_heartbeat).
     std::vector<std::uint64_t> dead = nodes.silent_nodes(now);
-    zmq::message_t hb = proto::encode_heartbeat(ctx.instance);
-    for (auto& kv : nodes.all()) {
-      const NodeState& n = kv.second;
-      if (nodes.silent(n, now)) continue;
-      zmq::message_t copy;
-      copy.copy(hb);
-      if (io_.to_node(n.rid, copy) == zmqu::SendStatus::kUnreachable) dead.push_back(kv.first);
-    }
     for (std::uint64_t d : dead) tasks.lose_node(d, NodeLoss::kSilent);
     tasks.recheck_quarantine();
     if (!dead.empty()) dispatch();
@@ -343,6 +350,26 @@ Status HeadRooms::tick(Millis now) {
     std::abort();
   }
   return Status::OK();
+}
+
+void HeadRooms::probe_suspects(Millis now) {
+  if (suspects_.empty()) return;
+  std::vector<std::uint64_t> gone;
+  for (const auto& [fd, until] : suspects_) {
+    NodeState* n = nodes.find_fd(fd);
+    if (!n) continue;
+    // Its own interval: what it is held to, so a live node that adopts it
+    // is never held to less.
+    zmq::message_t m =
+        proto::encode_heartbeat(ctx.instance, static_cast<std::uint64_t>(n->heartbeat_ms));
+    if (io_.to_node(n->rid, m) == zmqu::SendStatus::kUnreachable) gone.push_back(n->ordinal);
+  }
+  std::erase_if(suspects_, [&](const auto& s) {
+    NodeState* n = nodes.find_fd(s.first);
+    return now >= s.second || !n || std::find(gone.begin(), gone.end(), n->ordinal) != gone.end();
+  });
+  for (std::uint64_t ord : gone) tasks.lose_node(ord, NodeLoss::kUnreachable);
+  if (!gone.empty()) dispatch();
 }
 
 void HeadRooms::bye_nodes() {

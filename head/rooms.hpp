@@ -94,6 +94,14 @@ class HeadRooms {
   // Stop: every node is told, so it reconnects instead of waiting out its
   // missed heartbeats.
   void bye_nodes();
+  // A connection on the node port closed (libzmq's descriptor `fd`): the
+  // node registered on it is sent its heartbeat answer at the next ticks,
+  // for an interval; one whose connection is gone cannot be sent to and is
+  // lost (unreachable) at once rather than after its missed heartbeats. A
+  // descriptor reused by a live node's connection costs it a heartbeat.
+  void on_node_disconnected(int fd, Millis now) {
+    suspects_.push_back({fd, now + ctx.o.heartbeat_ms});
+  }
 
   // ---- for the reactor's standby answers --------------------------------------------
   // Counts a message that could not be decoded or broke the protocol.
@@ -140,6 +148,7 @@ class HeadRooms {
   // Stateful instances no longer needed: their nodes free them. A node that
   // misses this frees them when it registers again.
   void end_instances();
+  void probe_suspects(Millis now);
   void flush_clients();
   // Parked fetches of the sessions the rooms reported changed.
   void wake_fetches();
@@ -153,6 +162,7 @@ class HeadRooms {
   HeadIo io_;
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
+  std::vector<std::pair<int, Millis>> suspects_;  // closed node connections: fd, probe until
   std::uint64_t rate_mark_count_ = 0;
   bool journal_healthy_ = true;
 

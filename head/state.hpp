@@ -530,6 +530,12 @@ struct NodeState {
   bool blocked = false;      // its socket queue was full: wait for it to speak
   bool quarantined = false;  // its requests fault far more often than others': no new work
   bool draining = false;     // an operator asked for no new work (zgrid drain)
+  // The heartbeat interval the head holds it to: the one it said it uses,
+  // or a longer one the head told it since (NodeTable::hold_to); an older
+  // node, which never says, the one its `registered` gave it.
+  Millis heartbeat_ms = 0;
+  bool says_interval = false;  // its heartbeats carry the interval it uses
+  int fd = -1;                 // its connection's descriptor (libzmq's), -1: not known
   // Its place in NodeTable's liveness order (the table's own).
   std::list<std::uint64_t>::iterator seen_at;
   std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }

@@ -192,6 +192,7 @@ proto::GridStatus grid_row(const StatusSources& src, const GridSums* sums) {
   m.epoch = src.ctx.epoch;
   m.active = src.ctx.active_frontend;
   m.takeovers = src.ctx.takeovers;
+  m.heartbeat_ms = static_cast<std::uint64_t>(src.nodes.interval());
   return m;
 }
 
@@ -209,6 +210,7 @@ proto::NodeStatus node_row(const StatusSources& src, const NodeState& n) {
   m.faulted = n.faulted;
   m.last_heartbeat_ms = src.ctx.now - n.last_seen;
   m.uptime_ms = src.ctx.now - n.joined;
+  m.heartbeat_ms = static_cast<std::uint64_t>(n.heartbeat_ms);
   for (const auto& svc : n.services) m.services.append(m.services.empty() ? "" : ",").append(svc);
   return m;
 }

@@ -244,7 +244,8 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
   if (p.timeout > 0) {
     Millis serial = static_cast<Millis>(std::min<std::uint64_t>(n.inflight + k, 1'000'000));
     backstop = ctx_.now + std::min<Millis>(p.timeout, kMaxBackstopUnit) * serial +
-               std::max<Millis>(kBackstopGrace, 2 * ctx_.o.heartbeat_ms * ctx_.o.heartbeat_misses);
+               std::max<Millis>(kBackstopGrace, 2 * std::max(n.heartbeat_ms, ctx_.o.heartbeat_ms) *
+                                                    ctx_.o.heartbeat_misses);
   }
   inflight_.add_batch(first_task, k, n.ordinal, backstop);
   for (std::uint64_t i = 0; p.replay && i < k; ++i) {

@@ -158,7 +158,12 @@ Millis IoLoop::tick(Millis now) {
   }
   Millis next_timeout = check_task_timeouts(now);
   if (credit_.adapt(now, pool_.task_clock())) send_heartbeat(now);
-  if (now - last_hb_sent_ms_ >= hb_ms_) send_heartbeat(now);
+  // Liveness from any traffic: results the head had within the interval
+  // say the node lives, so no heartbeat goes — unless the head has been
+  // quiet for an interval too: it speaks only to answer (tasks, or the
+  // answer to a heartbeat), so a heartbeat asks it to.
+  const Millis hb_due = heartbeat_due();
+  if (now >= hb_due) send_heartbeat(now);
   Millis silent = now - last_head_ms_;
   if (silent > hb_ms_ * misses_) {
     ZG_LOG(kWarn, kLog,
@@ -169,7 +174,7 @@ Millis IoLoop::tick(Millis now) {
     if (Status st = connect(); !st.ok()) ZG_LOG(kError, kLog, st.ToString());
     return 1;
   }
-  Millis next = std::max<Millis>(1, hb_ms_ - (now - last_hb_sent_ms_));
+  Millis next = std::max<Millis>(1, heartbeat_due() - now);
   next = std::min(next, next_timeout);
   if (credit_.adaptive()) next = std::min(next, Credit::kAdaptEveryMs);
   // Failover: a head silent for 1.5 heartbeats may be dead. Ask the others
@@ -362,10 +367,20 @@ void IoLoop::on_not_active(const proto::Error& e, const std::string& from, Milli
                true, now);
 }
 
+// When the next heartbeat is due: an interval after the node last sent the
+// head anything, or, with the head quiet for an interval, an interval after
+// the last heartbeat (whose answer is what the node hears the head by).
+Millis IoLoop::heartbeat_due() const {
+  const Millis by_traffic = last_sent_ms_ + hb_ms_;
+  const Millis by_answer = std::max(last_head_ms_, last_hb_sent_ms_) + hb_ms_;
+  return std::min(by_traffic, by_answer);
+}
+
 void IoLoop::send_heartbeat(Millis now) {
-  zmq::message_t m = proto::encode_node_heartbeat(node_id(), credit_.capacity(), credit_.stuck());
+  zmq::message_t m = proto::encode_node_heartbeat(node_id(), credit_.capacity(), credit_.stuck(),
+                                                  static_cast<std::uint64_t>(hb_ms_));
   (void)zmqu::send_one(head_.socket, m);
-  last_hb_sent_ms_ = now;
+  last_hb_sent_ms_ = last_sent_ms_ = now;
 }
 
 // Task timeouts, counted from when a worker started the task: a task past
@@ -418,7 +433,8 @@ void IoLoop::send_result(std::uint64_t task_id, std::string_view code, std::stri
   Writer w = proto::begin(proto::kResults, 0, 1, 64 + message.size());
   w.array(1).array(3).u64(task_id).str(code).bin(message);
   zmq::message_t m = w.finish();
-  (void)zmqu::send_one(head_.socket, m);
+  if (zmqu::send_one(head_.socket, m) == zmqu::SendStatus::kOk)
+    last_sent_ms_ = SteadyClock::instance().now_ms();
 }
 
 void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
@@ -448,8 +464,20 @@ void IoLoop::on_head_message(zmq::message_t& frame, Millis now) {
       adopt_registration(r, now);
       return;
     }
-    case proto::kHeartbeat:
+    case proto::kHeartbeat: {
+      // The answer to ours: the interval to use from now on (older heads
+      // send none, and heartbeats of their own on a timer).
+      proto::HeadHeartbeat h;
+      if (!proto::decode_head_heartbeat(env, &h).ok() || h.heartbeat_ms == 0) return;
+      const auto ms = static_cast<Millis>(h.heartbeat_ms);
+      if (ms != hb_ms_ && registered_) {
+        ZG_LOG(kInfo, kLog,
+               "head sets the heartbeat interval to " + format_duration(ms) + " (was " +
+                   format_duration(hb_ms_) + ")");
+        hb_ms_ = ms;
+      }
       return;
+    }
     case proto::kBye:
       // The head is stopping: register again (with backoff) once it is back.
       ZG_LOG(kInfo, kLog,
@@ -634,11 +662,13 @@ void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames, Millis now) 
 void IoLoop::send_results(std::vector<zmq::message_t>& out) {
   // Held across a reconnect: work of a previous connection, not sent.
   const bool current = registered_ && hold_.generation() == generation_;
+  bool sent = false;
   for (auto& m : out)
     // The DEALER queues up to its HWM while connected; a drop here is covered
     // by the head re-queueing the work of a node it declares dead.
-    if (current) (void)zmqu::send_one(head_.socket, m);
+    if (current) sent |= zmqu::send_one(head_.socket, m) == zmqu::SendStatus::kOk;
   out.clear();
+  if (sent) last_sent_ms_ = SteadyClock::instance().now_ms();  // a sign of life: no heartbeat due
 }
 
 }  // namespace zgrid::node

@@ -1,10 +1,11 @@
 // The node's I/O thread: the DEALER to the head and the PULL of the workers'
 // results. It owns
 //   - the connection: register (services, capacity) with backoff, the
-//     heartbeats both ways, reconnecting to a head silent for `misses`
-//     intervals; each (re)connection, and a head's `bye` or `not_found`,
-//     starts a new generation: queued work and stateful sessions' instances
-//     of the old one are dropped, and its results are not forwarded;
+//     heartbeats (sent when the node sent nothing else for an interval, or
+//     the head was quiet for one; the head answers each, with the interval
+//     to use), reconnecting to a head silent for `misses` intervals; each (re)connection, and a
+//     head's `bye` or `not_found`, starts a new generation: queued work and stateful sessions'
+//     instances of the old one are dropped, and its results are not forwarded;
 //   - failover (a list of heads, docs/operations.md "Failover: nodes"): the
 //     node is registered with one head at a time. While it has none, or its
 //     head has been silent for 1.5 heartbeats, it sends `register` to every
@@ -129,6 +130,7 @@ class IoLoop {
   void on_not_active(const proto::Error& e, const std::string& from, Millis now);
   void drop_stale(const std::string& why, bool silent, Millis now);
   void note_lost(bool silent);
+  Millis heartbeat_due() const;
   void send_heartbeat(Millis now);
   Millis check_task_timeouts(Millis now);
   void hand_back_queued();
@@ -176,6 +178,7 @@ class IoLoop {
   int misses_;
   Millis last_head_ms_ = 0;
   Millis last_hb_sent_ms_ = 0;
+  Millis last_sent_ms_ = 0;           // anything sent to the head (results, heartbeats)
   std::uint64_t probes_version_ = 0;  // bumped whenever probes_ changes (the poll loop's check)
 };
 

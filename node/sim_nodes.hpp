@@ -1,12 +1,15 @@
 // Many simulated compute nodes in one process (zgrid-node --simulate N, and
 // the scale benchmarks), to put a head under 10,000-node load: each is a
 // DEALER that registers with the head as `<prefix>-<i>` (service "echo",
-// capacity `credit`), heartbeats every `heartbeat_ms` and answers every task
-// message at once, or `hold_ms` after it came (work in flight, for loss
-// tests). One thread serves them all. libzmq allows 1,023 sockets per
-// context by default: the context's ZMQ_MAX_SOCKETS and the process's file
-// limit are raised first (each socket holds two descriptors: its TCP
-// connection and its mailbox).
+// capacity `credit`) and answers every task message at once, or `hold_ms`
+// after it came (work in flight, for loss tests). Heartbeats follow the real
+// node's protocol (node/io_loop.cpp): the interval is the head's (its
+// `registered`, then its answer to each heartbeat; `heartbeat_ms` until the
+// head says), each heartbeat says the interval it uses, and a node that
+// sent results (answering the head's tasks) sends none for an interval. One thread serves them all.
+// libzmq allows 1,023 sockets per context by default: the context's ZMQ_MAX_SOCKETS and the
+// process's file limit are raised first (each socket holds two descriptors: its TCP connection and
+// its mailbox).
 //
 // Wake-ups come from epoll over every socket's ZMQ_FD, so a busy simulator
 // costs O(sockets with traffic), not O(sockets), per wake-up: zmq_poll over
@@ -88,13 +91,29 @@ class SimNodes {
         Envelope env;
         if (!decode_envelope(frames_[0].data(), frames_[0].size(), &env).ok()) continue;
         if (env.type == proto::kRegistered && !registered_[i]) {
+          proto::Registered r;
+          if (!proto::decode_registered(env, &r).ok()) continue;
           registered_[i] = true;
+          hb_of_[i] = static_cast<int>(r.heartbeat_ms);
           // Heartbeats spread over the interval, as real nodes' would be.
-          next_hb_[i] =
-              std::chrono::steady_clock::now() +
-              std::chrono::milliseconds(static_cast<long>(hb_ms_) * static_cast<long>(i) / count_);
+          next_hb_[i] = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<long>(hb_of_[i]) *
+                                                  static_cast<long>(i) / count_);
         }
-        if (env.type == proto::kError) send_register(s, i);
+        if (env.type == proto::kHeartbeat) {
+          // The head's answer: the interval to use from now on.
+          proto::HeadHeartbeat h;
+          if (proto::decode_head_heartbeat(env, &h).ok() && h.heartbeat_ms > 0 &&
+              static_cast<int>(h.heartbeat_ms) != hb_of_[i]) {
+            hb_of_[i] = static_cast<int>(h.heartbeat_ms);
+            next_hb_[i] = std::chrono::steady_clock::now() + std::chrono::milliseconds(hb_of_[i]);
+          }
+        }
+        if (env.type == proto::kError) {
+          registered_[i] = false;
+          send_register(s, i);
+          next_hb_[i] = std::chrono::steady_clock::now() + std::chrono::milliseconds(5000);
+        }
         if (env.type != proto::kTasks) continue;
         proto::Tasks t;
         if (!proto::decode_tasks(env, &t).ok()) continue;
@@ -110,6 +129,8 @@ class SimNodes {
         }
         (void)zmqu::send_one(s, m);
         done_ += t.items.size();
+        // Tasks came and results went: no heartbeat due for an interval.
+        next_hb_[i] = std::chrono::steady_clock::now() + std::chrono::milliseconds(hb_of_[i]);
       }
     }
   }
@@ -121,6 +142,7 @@ class SimNodes {
       held_.pop_front();
       (void)zmqu::send_one(socks_[h.sock], h.answer);
       done_ += h.tasks;
+      if (registered_[h.sock]) next_hb_[h.sock] = now + std::chrono::milliseconds(hb_of_[h.sock]);
       serve(h.sock);  // a send may have taken the edge
     }
   }
@@ -149,6 +171,7 @@ class SimNodes {
     const std::size_t n = socks_.size();
     next_hb_.resize(n);
     registered_.assign(n, false);
+    hb_of_.assign(n, hb_ms_);
     auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < n; ++i) {
       send_register(socks_[i], i);
@@ -177,9 +200,11 @@ class SimNodes {
           send_register(socks_[i], i);
           next_hb_[i] = now + std::chrono::milliseconds(5000);
         } else {
-          zmq::message_t hb = proto::encode_heartbeat(id_of(i));
+          zmq::message_t hb =
+              proto::encode_node_heartbeat(id_of(i), static_cast<std::uint64_t>(credit_), 0,
+                                           static_cast<std::uint64_t>(hb_of_[i]));
           (void)zmqu::send_one(socks_[i], hb);
-          next_hb_[i] = now + std::chrono::milliseconds(hb_ms_);
+          next_hb_[i] = now + std::chrono::milliseconds(hb_of_[i]);
         }
         serve(i);  // a send may have taken the edge
       }
@@ -199,6 +224,7 @@ class SimNodes {
   // The serving thread's alone.
   std::vector<zmq::socket_t> socks_;
   std::vector<bool> registered_;
+  std::vector<int> hb_of_;  // each node's heartbeat interval (the head's)
   std::vector<std::chrono::steady_clock::time_point> next_hb_;
   std::vector<zmq::message_t> frames_;
   struct Held {

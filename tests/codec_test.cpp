@@ -102,6 +102,28 @@ TEST(Codec, AckRegisterResultsRoundTrip) {
     ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
     EXPECT_FALSE(dh.has_capacity);
   }
+  {  // scaled heartbeats: the node says its interval, the head's answer sets it
+    zmq::message_t hm = proto::encode_node_heartbeat("node-1", 8, 0, 5'000);
+    Envelope henv = Decode(hm);
+    proto::Heartbeat dh;
+    ASSERT_TRUE(proto::decode_heartbeat(henv, &dh).ok());
+    EXPECT_EQ(dh.capacity, 8u);
+    EXPECT_EQ(dh.heartbeat_ms, 5'000u);
+    zmq::message_t old = proto::encode_node_heartbeat("node-1", 8, 0);
+    Envelope oenv = Decode(old);
+    ASSERT_TRUE(proto::decode_heartbeat(oenv, &dh).ok());
+    EXPECT_EQ(dh.heartbeat_ms, 0u);  // an older node: not said
+    zmq::message_t am = proto::encode_heartbeat("head-1", 5'000);
+    Envelope aenv = Decode(am);
+    proto::HeadHeartbeat ah;
+    ASSERT_TRUE(proto::decode_head_heartbeat(aenv, &ah).ok());
+    EXPECT_EQ(ah.head_instance, "head-1");
+    EXPECT_EQ(ah.heartbeat_ms, 5'000u);
+    zmq::message_t bare = proto::encode_heartbeat("head-1");
+    Envelope benv = Decode(bare);
+    ASSERT_TRUE(proto::decode_head_heartbeat(benv, &ah).ok());
+    EXPECT_EQ(ah.heartbeat_ms, 0u);  // an older head: keep the interval
+  }
   {  // the older two-field form: a non-zero credit
     Writer hb = proto::begin(proto::kHeartbeat, 0, 2);
     hb.str("node-1").u64(64);

@@ -110,6 +110,16 @@ std::vector<Field> AllFields() {
       return w.finish();
     };
   };
+  auto node_interval = [](std::uint64_t v) {
+    Writer w = begin(kHeartbeat, 0, 4);
+    w.str("n").u64(1).u64(0).u64(v);
+    return w.finish();
+  };
+  auto head_interval = [](std::uint64_t v) {
+    Writer w = begin(kHeartbeat, 0, 2);
+    w.str("head").u64(v);
+    return w.finish();
+  };
   auto registered = [](int which) {
     return [which](std::uint64_t v) {
       Writer w = begin(kRegistered, 1, 3);
@@ -170,6 +180,8 @@ std::vector<Field> AllFields() {
       {"capacity", 0, kMaxCapacity, heartbeat(0), Dec(decode_heartbeat)},
       {"stuck", 0, kMaxWorkers, heartbeat(1), Dec(decode_heartbeat)},
       {"heartbeat_ms", 1, kMaxHeartbeatMs, registered(0), Dec(decode_registered)},
+      {"heartbeat_ms", 1, kMaxHeartbeatMs, node_interval, Dec(decode_heartbeat)},
+      {"heartbeat_ms", 1, kMaxHeartbeatMs, head_interval, Dec(decode_head_heartbeat)},
       {"misses", 1, kMaxHeartbeatMisses, registered(1), Dec(decode_registered)},
       {"timeout_ms", 0, kMaxDurationMs, tasks, Dec(decode_tasks)},
       {"state", 0, 3, session_info, Dec(decode_session_info)},

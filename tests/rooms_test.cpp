@@ -160,7 +160,7 @@ TEST(HeadRooms, ClientJunkIsCountedAndAnsweredWithinABudget) {
   EXPECT_EQ(r.last_reply().error().code, Code::kNotFound);
 }
 
-TEST(HeadRooms, TheTickSendsHeartbeatsAndLosesSilentNodes) {
+TEST(HeadRooms, HeartbeatsAreAnsweredAndTheTickLosesSilentNodes) {
   HeadOptions o = testing::TestOptions();
   o.heartbeat_ms = 1'000;
   o.heartbeat_misses = 3;
@@ -171,9 +171,20 @@ TEST(HeadRooms, TheTickSendsHeartbeatsAndLosesSilentNodes) {
   r.add_node("b", 4);
   Session& s = r.session(false, 8);
   EXPECT_EQ(Total(r.dispatch()), 8u);
+  // The head sends no heartbeats of its own: it answers each node's, with
+  // the interval to use (--heartbeat on a small grid).
   ASSERT_TRUE(r.tick(r.ctx.now + 1'000).ok());
-  EXPECT_EQ(CountOf(r.to_nodes, proto::kHeartbeat, a_rid), 1u);
-  EXPECT_EQ(CountOf(r.to_nodes, proto::kHeartbeat, "rid-b"), 1u);
+  EXPECT_EQ(CountOf(r.to_nodes, proto::kHeartbeat, a_rid), 0u);
+  EXPECT_EQ(CountOf(r.to_nodes, proto::kHeartbeat, "rid-b"), 0u);
+  ASSERT_TRUE(r.node(proto::encode_node_heartbeat("b", 8, 0, 1'000), "rid-b").ok());
+  ASSERT_EQ(CountOf(r.to_nodes, proto::kHeartbeat, "rid-b"), 1u);
+  for (const testing::Reply& m : r.to_nodes) {
+    if (m.type() != proto::kHeartbeat) continue;
+    Envelope env = m.envelope();
+    proto::HeadHeartbeat h;
+    ASSERT_TRUE(proto::decode_head_heartbeat(env, &h).ok());
+    EXPECT_EQ(h.heartbeat_ms, 1'000u);
+  }
   // b keeps speaking, a says nothing: past its misses it is lost, and its
   // tasks are queued again, each to run alone on an idle node.
   for (int i = 0; i < 4; ++i) {

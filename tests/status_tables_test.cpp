@@ -72,7 +72,7 @@ TEST(StatusTables, GridAndNodeListsRoundTrip) {
   EXPECT_EQ(go.journal, "ok");
   EXPECT_EQ(go.data_loss, 2u);
   EXPECT_EQ(go.dashboard, "http://127.0.0.1:9755/");
-  EXPECT_EQ(CountFields(g), 22u);
+  EXPECT_EQ(CountFields(g), 23u);
 
   std::vector<NodeStatus> nodes(2);
   nodes[0].node_id = "a", nodes[0].services = "factorize@1,echo@1", nodes[0].uptime_ms = 5;
@@ -85,7 +85,7 @@ TEST(StatusTables, GridAndNodeListsRoundTrip) {
   EXPECT_EQ(no[0].services, "factorize@1,echo@1");
   EXPECT_EQ(no[0].uptime_ms, 5);
   EXPECT_EQ(no[1].state, "draining");
-  EXPECT_EQ(CountFields(nodes[0]), 13u);
+  EXPECT_EQ(CountFields(nodes[0]), 14u);
 }
 
 TEST(StatusTables, UnknownKeysAreSkippedWrongTypesRefused) {
