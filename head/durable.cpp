@@ -93,18 +93,27 @@ bool Durable::may_run() const {
   return journal_->healthy() && journal_->backlog_bytes() <= kMaxBacklog;
 }
 
+SessionRecord Durable::session_record(const Session& s, std::optional<proto::SessionState> state) {
+  return {s.service,
+          s.created_wall,
+          s.client_idle_timeout_ms,
+          state.value_or(s.state()),
+          s.task_timeout_ms,
+          s.deadline_wall,
+          s.owner,
+          s.stateful,
+          s.token()};
+}
+
 void Durable::put_session(JournalOp& op, const Session& s,
                           std::optional<proto::SessionState> state) {
-  SessionRecord rec{s.service,
-                    s.created_wall,
-                    s.client_idle_timeout_ms,
-                    state.value_or(s.state()),
-                    s.task_timeout_ms,
-                    s.deadline_wall,
-                    s.owner,
-                    s.stateful,
-                    s.token()};
-  op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
+  op.puts.emplace_back(jkey::session(jkey::kSession, s.id), session_record(s, state).encode());
+}
+
+bool Durable::one_record_fits(std::size_t frame_bytes) const {
+  long max = ctx_.o.hooks.journal_inline_max;
+  std::size_t limit = max >= 0 ? static_cast<std::size_t>(max) : JournalOptions{}.inline_max;
+  return frame_bytes <= limit;
 }
 
 void Durable::put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
@@ -124,8 +133,7 @@ JournalOp Durable::purge_op(const Session& s) {
   JournalOp op;
   op.maintenance = true;
   op.purge_session = s.id;
-  for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
-    op.delete_prefixes.push_back(jkey::session(kind, s.id));
+  for (char kind : jkey::kSessionKinds) op.delete_prefixes.push_back(jkey::session(kind, s.id));
   op.puts.emplace_back(jkey::session(jkey::kTombstone, s.id), encode_tombstone(wall_seconds()));
   return op;
 }
@@ -178,8 +186,10 @@ void Durable::flush(const Recorded& recorded) {
 LoadOutcome Durable::load(Session& s, const LoadRule& rule) {
   LoadOutcome out = load_batches(*journal_, s, rule);
   for (const auto& [b, why] : out.lost)
-    out.lost_first.push_back(note_corrupt(s, jkey::numbered(jkey::kRequests, s.id, b.first_id)) ==
-                             Seen::kFirst);
+    out.lost_first.push_back(
+        note_corrupt(s, b.one_record
+                            ? jkey::session(jkey::kOneMessage, s.id)
+                            : jkey::numbered(jkey::kRequests, s.id, b.first_id)) == Seen::kFirst);
   if (out.unreadable.ok()) return out;
   ++ctx_.counters.journal_read_errors;
   s.read_retry_at = ctx_.now + kReadRetryMs;

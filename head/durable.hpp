@@ -35,6 +35,7 @@
 #include "head/batch_loader.hpp"
 #include "head/context.hpp"
 #include "head/fetch.hpp"
+#include "head/journal_records.hpp"
 #include "head/journal_store.hpp"
 #include "head/recovery.hpp"
 #include "head/session_table.hpp"
@@ -91,6 +92,12 @@ class Durable {
   // change of state is written first and applied once it is durable.
   static void put_session(JournalOp& op, const Session& s,
                           std::optional<proto::SessionState> state = std::nullopt);
+  static SessionRecord session_record(const Session& s,
+                                      std::optional<proto::SessionState> state = std::nullopt);
+  // Whether a one-message session whose `submit` frame has this many bytes
+  // is journaled as one 'M' record: when the frame would be kept inline in
+  // LevelDB anyway (JournalOptions::inline_max).
+  bool one_record_fits(std::size_t frame_bytes) const;
   static void put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
                          std::uint64_t sent, std::uint64_t flushed, bool ended, bool removed);
   // Deletes every key of the session and writes its tombstone.

@@ -75,9 +75,11 @@ class WriteBatch;
 
 namespace zgrid::head {
 
-// v2: bulk values in segment files (v1 journals are read as they are and
-// marked v2 at open; an older head then refuses the directory).
-inline constexpr std::uint32_t kJournalVersion = 2;
+// v2: bulk values in segment files. v3: a small one-message session is one
+// 'M' record (journal_records.hpp). Older journals are read as they are
+// (they hold neither) and marked v3 at open, so that an older head, which
+// would not see the 'M' records, refuses the directory.
+inline constexpr std::uint32_t kJournalVersion = 3;
 
 struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much

@@ -271,9 +271,13 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_TRUE(r.sessions.verify());          // sealed at once: its key's loads say so
   EXPECT_EQ(r.sessions.load(s->owner).open, 0u);
   EXPECT_TRUE(s->queue().empty());
-  EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
-  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
-  EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
+  // Small: one 'M' record holds the session, its client, batch and index.
+  ASSERT_EQ(r.journal->written().size(), 1u);
+  ASSERT_EQ(r.journal->written()[0].puts.size(), 1u);
+  EXPECT_EQ(r.journal->written()[0].puts[0].first, jkey::session(jkey::kOneMessage, sid));
+  EXPECT_FALSE(r.journal->contains(jkey::session(jkey::kSession, sid)));
+  EXPECT_FALSE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  EXPECT_FALSE(r.journal->contains(jkey::client(sid, "c")));
   r.journal->hold_completions(false);
   r.complete_writes();
   proto::Submitted a = SubmittedReply(r);
@@ -285,6 +289,26 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_TRUE(s->client(0).ended());
   EXPECT_EQ(s->client(0).flushed_id, 4u);
   EXPECT_TRUE(r.sessions.verify());
+}
+
+// A submit whose frame would not stay inline in LevelDB is written as the
+// four records a session made step by step has, in one write.
+TEST(ClientHandlers, ABigDurableSubmitIsWrittenAsFourRecordsInOneWrite) {
+  Rooms r;
+  r.open_journal();
+  ASSERT_TRUE(r.call(SubmitOf(true, 200)).ok());  // about 1.4 KB: above 512
+  r.complete_writes();
+  proto::Submitted a = SubmittedReply(r);
+  std::string sid = a.info.session_id;
+  ASSERT_EQ(r.journal->written().size(), 1u);
+  EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kIndex, sid, 1)));
+  EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
+  EXPECT_FALSE(r.journal->contains(jkey::session(jkey::kOneMessage, sid)));
+  Session* s = r.sessions.find(sid);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->queue().size(), 200u);
 }
 
 TEST(ClientHandlers, AFailedDurableSubmitAnswersTheErrorAndForgetsTheSession) {
