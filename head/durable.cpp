@@ -71,6 +71,22 @@ void Durable::submit(JournalOp op, OpDone done) {
   pending_.emplace_back(seq, std::move(done));
 }
 
+void Durable::submit_session_write(std::uint64_t ordinal, JournalOp op, OpDone done) {
+  std::uint64_t seq = journal_->submit(std::move(op));
+  session_writes_[ordinal] = seq;
+  pending_.emplace_back(seq,
+                        [this, ordinal, done = std::move(done)](bool ok, const std::string& err) {
+                          session_writes_.erase(ordinal);
+                          done(ok, err);
+                        });
+}
+
+void Durable::also_on(std::uint64_t seq, OpDone done) {
+  auto at = std::find_if(pending_.begin(), pending_.end(),
+                         [seq](const auto& p) { return p.first > seq; });
+  pending_.emplace(at, seq, std::move(done));
+}
+
 Status Durable::unavailable() const {
   if (journal_->space_short())
     return Status::ResourceExhausted(
@@ -172,13 +188,21 @@ void Durable::flush(const Recorded& recorded) {
     s->add_journal_bytes(op.puts.back().second.size());
     s->next_resp_seq += list.size();
     auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
-    submit(std::move(op), [this, ord = ord, shared, recorded](bool ok, const std::string&) {
+    OpDone done = [this, ord = ord, shared, recorded](bool ok, const std::string&) {
       Session* s = sessions_.by_ordinal(ord);
-      if (!s) return;  // purged meanwhile
+      if (!s) return;  // purged meanwhile (or its making write failed)
       s->end_commit(shared->size());
       recorded(*s, *shared, ok);
       if (ok) ctx_.crash.reach("after-results");
-    });
+    };
+    // The session's own write has not started: the answers join it (one
+    // synced write for both; their callback runs after the session's).
+    if (auto w = session_writes_.find(ord);
+        w != session_writes_.end() && journal_->amend(w->second, op.puts)) {
+      also_on(w->second, std::move(done));
+      continue;
+    }
+    submit(std::move(op), std::move(done));
   }
   rounds_.clear();
 }
@@ -215,6 +239,7 @@ FetchPage Durable::fetch_page(Session& s, const proto::Fetch& f, std::uint64_t c
 
 void Durable::forget(std::uint64_t ordinal) {
   rounds_.erase(ordinal);
+  session_writes_.erase(ordinal);
   corrupt_seen_.erase(corrupt_seen_.lower_bound({ordinal, '\0', 0}),
                       corrupt_seen_.lower_bound({ordinal + 1, '\0', 0}));
 }

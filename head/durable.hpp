@@ -79,6 +79,11 @@ class Durable {
 
   // ---- writes -----------------------------------------------------------------
   void submit(JournalOp op, OpDone done);
+  // The same for the write that makes session `ordinal` (a one-message
+  // session's 'M' record): until the journal starts writing it, the
+  // session's answers (flush) are added to it rather than written after it,
+  // so that the session and its answers take one synced write.
+  void submit_session_write(std::uint64_t ordinal, JournalOp op, OpDone done);
   // Why the journal takes no new requests: a full disk is resource_exhausted
   // (purging finished sessions gives space back), anything else unavailable.
   Status unavailable() const;
@@ -160,8 +165,14 @@ class Durable {
   SessionTable& sessions_;
   std::unique_ptr<JournalStore> journal_;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_;  // submitted, not yet synced
-  std::map<std::uint64_t, Round> rounds_;                 // answers of this round, by session
-  std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick
+  // Sessions whose making write is submitted and not yet complete: ordinal
+  // to that write's seq (submit_session_write).
+  std::map<std::uint64_t, std::uint64_t> session_writes_;
+  // Runs `done` with op `seq`'s completion, after the callbacks already
+  // waiting for it.
+  void also_on(std::uint64_t seq, OpDone done);
+  std::map<std::uint64_t, Round> rounds_;  // answers of this round, by session
+  std::set<std::uint64_t> read_retry_;     // sessions whose reads are tried again on the tick
   std::uint64_t reopens_seen_ = 0;
   // Corrupt records already counted: session ordinal, key kind, key number.
   std::set<std::tuple<std::uint64_t, char, std::uint64_t>> corrupt_seen_;

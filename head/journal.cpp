@@ -357,6 +357,20 @@ std::uint64_t Journal::submit(JournalOp op) {
   return seq;
 }
 
+bool Journal::amend(std::uint64_t seq, std::vector<std::pair<std::string, std::string>>& puts) {
+  MutexLock lock(mu_);
+  // The op is recent: look from the back. Ops leave the queue, under this
+  // lock, when the journal thread takes them into a group.
+  for (auto it = queue_.rbegin(); it != queue_.rend() && it->seq >= seq; ++it) {
+    if (it->seq != seq) continue;
+    std::size_t before = it->bytes();
+    for (auto& kv : puts) it->puts.push_back(std::move(kv));
+    backlog_.fetch_add(it->bytes() - before, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
 std::string Journal::health_reason() const {
   if (!space_ok_.load())
     return "free space in " + dir_ + " is below the watermark (" +

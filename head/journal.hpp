@@ -142,6 +142,7 @@ class Journal : public JournalStore {
   ~Journal() override;
 
   std::uint64_t submit(JournalOp op) override;
+  bool amend(std::uint64_t seq, std::vector<std::pair<std::string, std::string>>& puts) override;
   std::vector<JournalCompletion> take_completions() override;
   zmq::socket_t* completion_socket() override { return &notify_; }
   // False after a failed write (until reopened) or below the free-space watermark.
