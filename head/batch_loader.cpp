@@ -9,14 +9,23 @@ namespace zgrid::head {
 Status read_batch(const JournalReader& j, const Session& s, const BatchRef& b,
                   std::vector<Request>* out, bool with_answered) {
   std::string v;
-  std::string key = jkey::numbered(jkey::kRequests, s.id, b.first_id);
+  std::string key = b.one_record ? jkey::session(jkey::kOneMessage, s.id)
+                                 : jkey::numbered(jkey::kRequests, s.id, b.first_id);
   Status st = j.get(key, &v);
   if (st.code() == Code::kNotFound)
     return Status::DataLoss("request batch " + jkey::describe(key) + " is missing");
   if (!st.ok()) return st;
   RequestRecord rec;
+  bool decoded = false;
+  if (b.one_record) {
+    OneMessageRecord m;
+    decoded = OneMessageRecord::decode(v, &m);
+    rec = {m.statuses, m.first_request_id, m.send_frame};
+  } else {
+    decoded = RequestRecord::decode(v, &rec);
+  }
   Envelope env;
-  if (!RequestRecord::decode(v, &rec) || rec.first_request_id != b.first_id ||
+  if (!decoded || rec.first_request_id != b.first_id ||
       !decode_envelope(rec.send_frame.data(), rec.send_frame.size(), &env).ok())
     return Status::DataLoss("request batch " + jkey::describe(key) + " is corrupt");
   // The frame is the client's `send`, or the `submit` that made a whole
@@ -70,7 +79,7 @@ LoadOutcome load_batches(const JournalReader& j, Session& s, const LoadRule& rul
         out.unreadable = st;
         break;
       }
-      out.lost.emplace_back(BatchRef{b.first_id, b.n, b.client, {}}, st);
+      out.lost.emplace_back(BatchRef{b.first_id, b.n, b.client, {}, b.one_record}, st);
       s.loaded(at);
       continue;
     }

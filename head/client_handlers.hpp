@@ -78,6 +78,8 @@ class ClientHandlers {
   Result<Session*> new_session(const Call& call, const proto::CreateSession& m);
   Status on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
                            std::vector<Request> accepted);
+  Status submit_durable_early(const Call& call, Session& s, JournalOp op, proto::Ack ack,
+                              BatchRef b, std::uint64_t record_bytes);
   void submitted(const Call& call, Session& s, const proto::Ack& ack);
   Status check_stateful(const std::string& service) const;
   Status on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,

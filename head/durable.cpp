@@ -71,6 +71,22 @@ void Durable::submit(JournalOp op, OpDone done) {
   pending_.emplace_back(seq, std::move(done));
 }
 
+void Durable::submit_session_write(std::uint64_t ordinal, JournalOp op, OpDone done) {
+  std::uint64_t seq = journal_->submit(std::move(op));
+  session_writes_[ordinal] = seq;
+  pending_.emplace_back(seq,
+                        [this, ordinal, done = std::move(done)](bool ok, const std::string& err) {
+                          session_writes_.erase(ordinal);
+                          done(ok, err);
+                        });
+}
+
+void Durable::also_on(std::uint64_t seq, OpDone done) {
+  auto at = std::find_if(pending_.begin(), pending_.end(),
+                         [seq](const auto& p) { return p.first > seq; });
+  pending_.emplace(at, seq, std::move(done));
+}
+
 Status Durable::unavailable() const {
   if (journal_->space_short())
     return Status::ResourceExhausted(
@@ -93,18 +109,27 @@ bool Durable::may_run() const {
   return journal_->healthy() && journal_->backlog_bytes() <= kMaxBacklog;
 }
 
+SessionRecord Durable::session_record(const Session& s, std::optional<proto::SessionState> state) {
+  return {s.service,
+          s.created_wall,
+          s.client_idle_timeout_ms,
+          state.value_or(s.state()),
+          s.task_timeout_ms,
+          s.deadline_wall,
+          s.owner,
+          s.stateful,
+          s.token()};
+}
+
 void Durable::put_session(JournalOp& op, const Session& s,
                           std::optional<proto::SessionState> state) {
-  SessionRecord rec{s.service,
-                    s.created_wall,
-                    s.client_idle_timeout_ms,
-                    state.value_or(s.state()),
-                    s.task_timeout_ms,
-                    s.deadline_wall,
-                    s.owner,
-                    s.stateful,
-                    s.token()};
-  op.puts.emplace_back(jkey::session(jkey::kSession, s.id), rec.encode());
+  op.puts.emplace_back(jkey::session(jkey::kSession, s.id), session_record(s, state).encode());
+}
+
+bool Durable::one_record_fits(std::size_t frame_bytes) const {
+  long max = ctx_.o.hooks.journal_inline_max;
+  std::size_t limit = max >= 0 ? static_cast<std::size_t>(max) : JournalOptions{}.inline_max;
+  return frame_bytes <= limit;
 }
 
 void Durable::put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
@@ -124,8 +149,7 @@ JournalOp Durable::purge_op(const Session& s) {
   JournalOp op;
   op.maintenance = true;
   op.purge_session = s.id;
-  for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers})
-    op.delete_prefixes.push_back(jkey::session(kind, s.id));
+  for (char kind : jkey::kSessionKinds) op.delete_prefixes.push_back(jkey::session(kind, s.id));
   op.puts.emplace_back(jkey::session(jkey::kTombstone, s.id), encode_tombstone(wall_seconds()));
   return op;
 }
@@ -164,13 +188,21 @@ void Durable::flush(const Recorded& recorded) {
     s->add_journal_bytes(op.puts.back().second.size());
     s->next_resp_seq += list.size();
     auto shared = std::make_shared<std::vector<Answer>>(std::move(list));
-    submit(std::move(op), [this, ord = ord, shared, recorded](bool ok, const std::string&) {
+    OpDone done = [this, ord = ord, shared, recorded](bool ok, const std::string&) {
       Session* s = sessions_.by_ordinal(ord);
-      if (!s) return;  // purged meanwhile
+      if (!s) return;  // purged meanwhile (or its making write failed)
       s->end_commit(shared->size());
       recorded(*s, *shared, ok);
       if (ok) ctx_.crash.reach("after-results");
-    });
+    };
+    // The session's own write has not started: the answers join it (one
+    // synced write for both; their callback runs after the session's).
+    if (auto w = session_writes_.find(ord);
+        w != session_writes_.end() && journal_->amend(w->second, op.puts)) {
+      also_on(w->second, std::move(done));
+      continue;
+    }
+    submit(std::move(op), std::move(done));
   }
   rounds_.clear();
 }
@@ -178,8 +210,10 @@ void Durable::flush(const Recorded& recorded) {
 LoadOutcome Durable::load(Session& s, const LoadRule& rule) {
   LoadOutcome out = load_batches(*journal_, s, rule);
   for (const auto& [b, why] : out.lost)
-    out.lost_first.push_back(note_corrupt(s, jkey::numbered(jkey::kRequests, s.id, b.first_id)) ==
-                             Seen::kFirst);
+    out.lost_first.push_back(
+        note_corrupt(s, b.one_record
+                            ? jkey::session(jkey::kOneMessage, s.id)
+                            : jkey::numbered(jkey::kRequests, s.id, b.first_id)) == Seen::kFirst);
   if (out.unreadable.ok()) return out;
   ++ctx_.counters.journal_read_errors;
   s.read_retry_at = ctx_.now + kReadRetryMs;
@@ -205,6 +239,7 @@ FetchPage Durable::fetch_page(Session& s, const proto::Fetch& f, std::uint64_t c
 
 void Durable::forget(std::uint64_t ordinal) {
   rounds_.erase(ordinal);
+  session_writes_.erase(ordinal);
   corrupt_seen_.erase(corrupt_seen_.lower_bound({ordinal, '\0', 0}),
                       corrupt_seen_.lower_bound({ordinal + 1, '\0', 0}));
 }

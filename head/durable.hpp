@@ -35,6 +35,7 @@
 #include "head/batch_loader.hpp"
 #include "head/context.hpp"
 #include "head/fetch.hpp"
+#include "head/journal_records.hpp"
 #include "head/journal_store.hpp"
 #include "head/recovery.hpp"
 #include "head/session_table.hpp"
@@ -78,6 +79,11 @@ class Durable {
 
   // ---- writes -----------------------------------------------------------------
   void submit(JournalOp op, OpDone done);
+  // The same for the write that makes session `ordinal` (a one-message
+  // session's 'M' record): until the journal starts writing it, the
+  // session's answers (flush) are added to it rather than written after it,
+  // so that the session and its answers take one synced write.
+  void submit_session_write(std::uint64_t ordinal, JournalOp op, OpDone done);
   // Why the journal takes no new requests: a full disk is resource_exhausted
   // (purging finished sessions gives space back), anything else unavailable.
   Status unavailable() const;
@@ -91,6 +97,12 @@ class Durable {
   // change of state is written first and applied once it is durable.
   static void put_session(JournalOp& op, const Session& s,
                           std::optional<proto::SessionState> state = std::nullopt);
+  static SessionRecord session_record(const Session& s,
+                                      std::optional<proto::SessionState> state = std::nullopt);
+  // Whether a one-message session whose `submit` frame has this many bytes
+  // is journaled as one 'M' record: when the frame would be kept inline in
+  // LevelDB anyway (JournalOptions::inline_max).
+  bool one_record_fits(std::size_t frame_bytes) const;
   static void put_client(JournalOp& op, const Session& s, const Client& c, std::uint64_t acked,
                          std::uint64_t sent, std::uint64_t flushed, bool ended, bool removed);
   // Deletes every key of the session and writes its tombstone.
@@ -153,8 +165,14 @@ class Durable {
   SessionTable& sessions_;
   std::unique_ptr<JournalStore> journal_;
   std::deque<std::pair<std::uint64_t, OpDone>> pending_;  // submitted, not yet synced
-  std::map<std::uint64_t, Round> rounds_;                 // answers of this round, by session
-  std::set<std::uint64_t> read_retry_;  // sessions whose reads are tried again on the tick
+  // Sessions whose making write is submitted and not yet complete: ordinal
+  // to that write's seq (submit_session_write).
+  std::map<std::uint64_t, std::uint64_t> session_writes_;
+  // Runs `done` with op `seq`'s completion, after the callbacks already
+  // waiting for it.
+  void also_on(std::uint64_t seq, OpDone done);
+  std::map<std::uint64_t, Round> rounds_;  // answers of this round, by session
+  std::set<std::uint64_t> read_retry_;     // sessions whose reads are tried again on the tick
   std::uint64_t reopens_seen_ = 0;
   // Corrupt records already counted: session ordinal, key kind, key number.
   std::set<std::tuple<std::uint64_t, char, std::uint64_t>> corrupt_seen_;

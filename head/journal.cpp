@@ -315,11 +315,16 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
     if (ver < 1)
       return Status::Version("journal in " + data_dir + " has an unknown format '" + v + "'");
     if (ver < kJournalVersion) {
-      // v1 holds bulk values inline, which v2 reads as they are: marking it v2
-      // is the whole migration (and keeps older heads from misreading it).
-      s = j->db_->Put(wo, jkey::meta("version"), std::to_string(kJournalVersion));
-      if (!s.ok()) return Status::Unavailable("cannot migrate journal to v2: " + s.ToString());
-      ZG_LOG(kInfo, kLog, "journal in " + data_dir + " migrated from format v1 to v2");
+      // v1 holds bulk values inline, which later formats read as they are;
+      // v1 and v2 hold no 'M' records. Marking it current is the whole
+      // migration (and keeps older heads from misreading it).
+      std::string to = std::to_string(kJournalVersion);
+      s = j->db_->Put(wo, jkey::meta("version"), to);
+      if (!s.ok())
+        return Status::Unavailable("cannot migrate journal to v" + to + ": " + s.ToString());
+      ZG_LOG(kInfo, kLog,
+             "journal in " + data_dir + " migrated from format v" + std::to_string(ver) + " to v" +
+                 to);
     }
   }
   j->check_space(true);
@@ -350,6 +355,20 @@ std::uint64_t Journal::submit(JournalOp op) {
   }
   cv_.notify_one();
   return seq;
+}
+
+bool Journal::amend(std::uint64_t seq, std::vector<std::pair<std::string, std::string>>& puts) {
+  MutexLock lock(mu_);
+  // The op is recent: look from the back. Ops leave the queue, under this
+  // lock, when the journal thread takes them into a group.
+  for (auto it = queue_.rbegin(); it != queue_.rend() && it->seq >= seq; ++it) {
+    if (it->seq != seq) continue;
+    std::size_t before = it->bytes();
+    for (auto& kv : puts) it->puts.push_back(std::move(kv));
+    backlog_.fetch_add(it->bytes() - before, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 std::string Journal::health_reason() const {
@@ -501,7 +520,7 @@ Status Journal::purge_offline(const std::string& data_dir, const std::string& si
   std::unique_ptr<leveldb::DB> db(raw);
   leveldb::WriteBatch batch;
   std::size_t keys = 0;
-  for (char kind : {jkey::kSession, jkey::kClient, jkey::kIndex, jkey::kRequests, jkey::kAnswers}) {
+  for (char kind : jkey::kSessionKinds) {
     std::string prefix = jkey::session(kind, sid);
     std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next(), ++keys)
@@ -816,8 +835,7 @@ void Journal::compact_loop() {
       seen = purged_since_compaction_;
     }
     // The kinds a purge deletes; 'T' (tombstones) and metadata stay.
-    constexpr std::array<char, 5> kKinds{jkey::kAnswers, jkey::kClient, jkey::kIndex,
-                                         jkey::kRequests, jkey::kSession};
+    constexpr auto kKinds = jkey::kSessionKinds;
     std::vector<std::pair<std::string, std::string>> ranges;
     if (all) {
       // Each kind in kCompactSteps slices by the session id's first

@@ -75,9 +75,11 @@ class WriteBatch;
 
 namespace zgrid::head {
 
-// v2: bulk values in segment files (v1 journals are read as they are and
-// marked v2 at open; an older head then refuses the directory).
-inline constexpr std::uint32_t kJournalVersion = 2;
+// v2: bulk values in segment files. v3: a small one-message session is one
+// 'M' record (journal_records.hpp). Older journals are read as they are
+// (they hold neither) and marked v3 at open, so that an older head, which
+// would not see the 'M' records, refuses the directory.
+inline constexpr std::uint32_t kJournalVersion = 3;
 
 struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much
@@ -140,6 +142,7 @@ class Journal : public JournalStore {
   ~Journal() override;
 
   std::uint64_t submit(JournalOp op) override;
+  bool amend(std::uint64_t seq, std::vector<std::pair<std::string, std::string>>& puts) override;
   std::vector<JournalCompletion> take_completions() override;
   zmq::socket_t* completion_socket() override { return &notify_; }
   // False after a failed write (until reopened) or below the free-space watermark.

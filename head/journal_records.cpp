@@ -170,6 +170,34 @@ bool RequestRecord::decode(std::string_view v, RequestRecord* out) {
   return r.ok();
 }
 
+std::string OneMessageRecord::encode() const {
+  std::string srec = session.encode();
+  Writer w(send_frame.size() + statuses.size() + srec.size() + 64);
+  w.array(kFields.size()).bin(srec).str(client_id).u64(acked_seq).u64(sent).u64(max_id).u64(n);
+  if (statuses.empty())
+    w.nil();
+  else
+    w.bin(statuses);
+  w.u64(first_request_id).bin(send_frame);
+  return w.finish_string();
+}
+
+bool OneMessageRecord::decode(std::string_view v, OneMessageRecord* out) {
+  msgpack::object_handle oh;
+  Reader r = parse(v, &oh);
+  std::string_view srec = r.bytes();
+  out->client_id = std::string(r.bytes(proto::kMaxNameLength));
+  out->acked_seq = r.u64();
+  out->sent = r.u64();
+  out->max_id = r.u64();
+  out->n = r.u64();
+  bool nil = false;
+  out->statuses = r.bytes_or_nil(&nil);
+  out->first_request_id = r.u64();
+  out->send_frame = r.bytes();
+  return r.ok() && !out->client_id.empty() && SessionRecord::decode(srec, &out->session);
+}
+
 bool for_each_answer(std::string_view v, std::uint64_t* count,
                      const std::function<bool(const AnswerItem&)>& fn) {
   msgpack::object_handle oh;

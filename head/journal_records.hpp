@@ -26,7 +26,10 @@ inline constexpr std::size_t kSessionIdLength = 32;
 // contiguous, ordered range.
 namespace jkey {
 inline constexpr char kMeta = '\0', kSession = 'S', kClient = 'C', kIndex = 'I', kRequests = 'R',
-                      kAnswers = 'A', kTombstone = 'T';
+                      kAnswers = 'A', kTombstone = 'T', kOneMessage = 'M';
+// The kinds of a session's records (what a purge deletes); 'T' is not one.
+inline constexpr std::array<char, 6> kSessionKinds{kAnswers,    kClient,   kIndex,
+                                                   kOneMessage, kRequests, kSession};
 std::string meta(std::string_view name);
 std::string session(char kind, std::string_view sid);  // prefix of a session's range of `kind`
 std::string numbered(char kind, std::string_view sid, std::uint64_t n);  // kind + sid + be64
@@ -102,6 +105,29 @@ struct RequestRecord {
 
   std::string encode() const;
   [[nodiscard]] static bool decode(std::string_view v, RequestRecord* out);
+};
+
+// 'M' + sid (journal format v3): a whole one-message session (`submit`)
+// whose frame is small, in one record instead of four: its session record
+// (sealed), its one client (ended, flushed up to max_id, never removed: an
+// ended client is not), its one request batch and that batch's index. A
+// later change of state (cancel) is an 'S' record, which then stands for
+// the session's fields; nothing else of it is ever written again but its
+// answers ('A') and its purge.
+struct OneMessageRecord {
+  static constexpr std::array<const char*, 9> kFields{"session",  "client_id",        "acked_seq",
+                                                      "sent",     "max_id",           "n",
+                                                      "statuses", "first_request_id", "send_frame"};
+  SessionRecord session;
+  std::string client_id;
+  std::uint64_t acked_seq = 0, sent = 0, max_id = 0;
+  std::uint64_t n = 0;        // the batch's requests (its index); 0: no batch
+  std::string_view statuses;  // as in RequestRecord
+  std::uint64_t first_request_id = 0;
+  std::string_view send_frame;  // the `submit` frame as received
+
+  std::string encode() const;
+  [[nodiscard]] static bool decode(std::string_view v, OneMessageRecord* out);
 };
 
 // 'A' + sid + be64(first response sequence): an array of responses in the

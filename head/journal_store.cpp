@@ -42,6 +42,16 @@ std::uint64_t MemoryJournal::submit(JournalOp op) {
   return next_seq_;
 }
 
+bool MemoryJournal::amend(std::uint64_t seq,
+                          std::vector<std::pair<std::string, std::string>>& puts) {
+  if (!hold_ || seq != next_seq_ || written_.empty() || written_.back().seq != seq) return false;
+  JournalOp more;
+  more.puts = std::move(puts);
+  apply(more);
+  for (auto& kv : more.puts) written_.back().puts.push_back(std::move(kv));
+  return true;
+}
+
 void MemoryJournal::apply(const JournalOp& op) {
   for (const auto& prefix : op.delete_prefixes)
     for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix);)

@@ -97,6 +97,13 @@ class JournalStore : public JournalReader {
  public:
   // Queues an op; returns its sequence number.
   virtual std::uint64_t submit(JournalOp op) = 0;
+  // Adds `puts` to op `seq` if that op has not started to be written (it
+  // still waits in the queue): they are then written, and completed, with
+  // it, atomically. False (nothing done) once it is being written or was.
+  virtual bool amend(std::uint64_t /*seq*/,
+                     std::vector<std::pair<std::string, std::string>>& /*puts*/) {
+    return false;
+  }
   // The completions that have arrived (none waits).
   virtual std::vector<JournalCompletion> take_completions() = 0;
   // A socket that becomes readable when a completion arrives, for the
@@ -150,6 +157,8 @@ class MemoryJournal : public JournalStore {
   const std::vector<JournalOp>& written() const { return written_; }
 
   std::uint64_t submit(JournalOp op) override;
+  // While completions are held, the last op counts as not yet written.
+  bool amend(std::uint64_t seq, std::vector<std::pair<std::string, std::string>>& puts) override;
   std::vector<JournalCompletion> take_completions() override;
   bool healthy() const override { return healthy_; }
   bool space_short() const override { return is_no_space(write_error_); }

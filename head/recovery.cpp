@@ -63,24 +63,57 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                                     t.add_tombstone(std::string(sid));
                                     return Status::OK();
                                   }));
+  // A session from its record ('S', or the one inside an 'M').
+  auto make_session = [&](std::string_view sid, SessionRecord rec) {
+    Session* s = &t.create(rec.owner, std::string(sid));
+    s->service = std::move(rec.service);
+    s->created_wall = rec.created;
+    s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
+    s->restore_state(rec.state);
+    s->task_timeout_ms = rec.task_timeout_ms;
+    s->deadline_wall = rec.deadline;
+    s->stateful = rec.stateful;
+    t.set_token(*s, std::move(rec.token));  // a resent create_session finds it
+    if (s->deadline_wall > 0)
+      s->deadline = now + std::max<std::int64_t>(0, s->deadline_wall - wall_now) * 1000;
+    s->durable = true;
+    s->last_activity = now;
+    return s;
+  };
+  ZG_RETURN_IF_ERROR(
+      scan_records(j, std::string(1, jkey::kSession),
+                   [&](std::string_view key, std::string_view sid, std::string_view v) {
+                     SessionRecord rec;
+                     if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
+                     make_session(sid, std::move(rec));
+                     return Status::OK();
+                   }));
+  // One-message sessions: session, client, batch and index in one record.
+  // An 'S' record of the same session is newer (a cancel) and stands.
   ZG_RETURN_IF_ERROR(scan_records(
-      j, std::string(1, jkey::kSession),
+      j, std::string(1, jkey::kOneMessage),
       [&](std::string_view key, std::string_view sid, std::string_view v) {
-        SessionRecord rec;
-        if (!SessionRecord::decode(v, &rec)) return corrupt_record(key);
-        Session* s = &t.create(rec.owner, std::string(sid));
-        s->service = std::move(rec.service);
-        s->created_wall = rec.created;
-        s->client_idle_timeout_ms = rec.client_idle_timeout_ms;
-        s->restore_state(rec.state);
-        s->task_timeout_ms = rec.task_timeout_ms;
-        s->deadline_wall = rec.deadline;
-        s->stateful = rec.stateful;
-        t.set_token(*s, std::move(rec.token));  // a resent create_session finds it
-        if (s->deadline_wall > 0)
-          s->deadline = now + std::max<std::int64_t>(0, s->deadline_wall - wall_now) * 1000;
-        s->durable = true;
-        s->last_activity = now;
+        OneMessageRecord rec;
+        if (!OneMessageRecord::decode(v, &rec)) return corrupt_record(key);
+        Session* s = t.find(std::string(sid));
+        if (s == nullptr) s = make_session(sid, std::move(rec.session));
+        if (s->find_client(rec.client_id) != nullptr) return corrupt_record(key);
+        Client c;
+        c.id = rec.client_id;
+        c.acked_seq = c.accepted_seq = rec.acked_seq;
+        c.flushed_id = c.max_id = rec.max_id;
+        c.last_activity = now;
+        std::uint32_t ci = s->add_client(std::move(c), rec.sent, /*ended=*/true, false);
+        if (rec.n > 0) {
+          BatchRef b;
+          b.first_id = rec.first_request_id;
+          b.n = static_cast<std::uint32_t>(rec.n);
+          b.client = ci;
+          b.one_record = true;
+          s->add_batch(std::move(b), v.size());
+        } else {
+          s->add_journal_bytes(v.size());
+        }
         return Status::OK();
       }));
   ZG_RETURN_IF_ERROR(
@@ -88,6 +121,10 @@ Status recover_sessions(const JournalReader& j, SessionTable& t, Millis now, std
                    [&](std::string_view key, std::string_view sid, std::string_view v) {
                      Session* s = t.find(std::string(sid));
                      if (!s) return Status::OK();
+                     // A one-message session's client is in its 'M' record
+                     // and never written again (ended clients are not removed).
+                     if (s->find_client(std::string(jkey::client_of(key))) != nullptr)
+                       return corrupt_record(key);
                      ClientRecord rec;
                      if (!ClientRecord::decode(v, &rec)) return corrupt_record(key);
                      Client c;

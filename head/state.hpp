@@ -143,6 +143,7 @@ struct BatchRef {
   std::uint32_t n = 0;
   std::uint32_t client = 0;
   std::vector<Request> mem;
+  bool one_record = false;  // journaled inside its session's 'M' record, not as 'R' + 'I'
 };
 
 // What one client key holds (docs/security.md, quotas): kept by

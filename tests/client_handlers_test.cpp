@@ -270,10 +270,16 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_FALSE(SessionTable::complete(*s));  // not before its client is committed
   EXPECT_TRUE(r.sessions.verify());          // sealed at once: its key's loads say so
   EXPECT_EQ(r.sessions.load(s->owner).open, 0u);
-  EXPECT_TRUE(s->queue().empty());
-  EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
-  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
-  EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
+  // Small: its requests may start at once (their answers may join the write).
+  EXPECT_EQ(s->queue().size(), 4u);
+  EXPECT_EQ(s->done(), 0u);
+  // Small: one 'M' record holds the session, its client, batch and index.
+  ASSERT_EQ(r.journal->written().size(), 1u);
+  ASSERT_EQ(r.journal->written()[0].puts.size(), 1u);
+  EXPECT_EQ(r.journal->written()[0].puts[0].first, jkey::session(jkey::kOneMessage, sid));
+  EXPECT_FALSE(r.journal->contains(jkey::session(jkey::kSession, sid)));
+  EXPECT_FALSE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  EXPECT_FALSE(r.journal->contains(jkey::client(sid, "c")));
   r.journal->hold_completions(false);
   r.complete_writes();
   proto::Submitted a = SubmittedReply(r);
@@ -283,8 +289,65 @@ TEST(ClientHandlers, ADurableSubmitIsOneWriteAndAnsweredOnlyOnceJournaled) {
   EXPECT_EQ(s->committed(), 4u);
   EXPECT_EQ(s->queue().size(), 4u);  // flushed: loaded to run
   EXPECT_TRUE(s->client(0).ended());
+  EXPECT_FALSE(SessionTable::complete(*s));
   EXPECT_EQ(s->client(0).flushed_id, 4u);
   EXPECT_TRUE(r.sessions.verify());
+}
+
+// A small durable submit's requests run at once; answers back before the
+// journal has taken the session's write join it: one write holds the 'M'
+// record and the answers, and nothing is replied, counted or served before.
+TEST(ClientHandlers, ASmallDurableSubmitAndItsEarlyAnswersAreOneWrite) {
+  Rooms r;
+  r.open_journal();
+  NodeState& n = r.add_node("a");
+  r.journal->hold_completions(true);  // the write waits in the journal's queue
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(SubmitOf(true, 2)).ok());
+  auto sent = r.round();
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_EQ(sent[0].second, 2u);
+  proto::Tasks t;
+  Envelope te = r.to_nodes.back().envelope();
+  ASSERT_TRUE(proto::decode_tasks(te, &t).ok());
+  ASSERT_TRUE(r.results(n, {{t.items[0].task_id, ""}, {t.items[1].task_id, ""}}).ok());
+  r.round();  // the answers are written: they join the session's write
+  EXPECT_EQ(r.replies.size(), before);
+  Session* s = r.sessions.all().begin()->second.get();
+  ASSERT_EQ(r.journal->written().size(), 1u);
+  const auto& puts = r.journal->written()[0].puts;
+  ASSERT_EQ(puts.size(), 2u);
+  EXPECT_EQ(puts[0].first, jkey::session(jkey::kOneMessage, s->id));
+  EXPECT_EQ(puts[1].first, jkey::numbered(jkey::kAnswers, s->id, 1));
+  EXPECT_EQ(s->done(), 0u);  // not counted before the write is durable
+  EXPECT_FALSE(SessionTable::complete(*s));
+  r.journal->hold_completions(false);
+  r.complete_writes();
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_EQ(a.info.session_id, s->id);
+  EXPECT_EQ(s->done(), 2u);
+  EXPECT_TRUE(SessionTable::complete(*s));
+  EXPECT_TRUE(r.sessions.verify());
+}
+
+// A submit whose frame would not stay inline in LevelDB is written as the
+// four records a session made step by step has, in one write.
+TEST(ClientHandlers, ABigDurableSubmitIsWrittenAsFourRecordsInOneWrite) {
+  Rooms r;
+  r.open_journal();
+  ASSERT_TRUE(r.call(SubmitOf(true, 200)).ok());  // about 1.4 KB: above 512
+  r.complete_writes();
+  proto::Submitted a = SubmittedReply(r);
+  std::string sid = a.info.session_id;
+  ASSERT_EQ(r.journal->written().size(), 1u);
+  EXPECT_TRUE(r.journal->contains(jkey::session(jkey::kSession, sid)));
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kRequests, sid, 1)));
+  EXPECT_TRUE(r.journal->contains(jkey::numbered(jkey::kIndex, sid, 1)));
+  EXPECT_TRUE(r.journal->contains(jkey::client(sid, "c")));
+  EXPECT_FALSE(r.journal->contains(jkey::session(jkey::kOneMessage, sid)));
+  Session* s = r.sessions.find(sid);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->queue().size(), 200u);
 }
 
 TEST(ClientHandlers, AFailedDurableSubmitAnswersTheErrorAndForgetsTheSession) {

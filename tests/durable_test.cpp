@@ -3,6 +3,7 @@
 // and of nodes, several clients, purge, and a journal that cannot write.
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
@@ -18,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/codec.hpp"
+#include "head/journal_records.hpp"
 #include "services/factorize_kernel.hpp"
 #include "tests/support/fetch_all.hpp"
 #include "tests/support/grid_process.hpp"
@@ -616,6 +619,74 @@ TEST(Durable, NewerJournalVersionIsRefused) {
   EXPECT_EQ(head.wait(10'000), 2);
   std::string log = testing::read_file(d.file("log"));
   EXPECT_NE(log.find("format v9, newer than this zgrid-head"), std::string::npos) << log;
+}
+
+// A journal of format v2 (a one-message session as four records: session,
+// client, index, request batch; one answer recorded) opened by this head:
+// migrated to v3 at start (logged), the session recovered exactly — the
+// answered request not run again, the others run — and fetched by another
+// process; the directory then says v3.
+TEST(Durable, AnOlderFormatJournalIsUpgradedAndRecoveredExactly) {
+  Grid g;
+  const std::string sid(32, '7');
+  const std::vector<std::string> numbers{"1000000007", "2000000014", "91"};
+  std::filesystem::create_directories(g.data_dir());
+  {
+    leveldb::DB* db = nullptr;
+    leveldb::Options lo;
+    lo.create_if_missing = true;
+    ASSERT_TRUE(leveldb::DB::Open(lo, g.data_dir() + "/journal", &db).ok());
+    std::unique_ptr<leveldb::DB> hold(db);
+    proto::Submit m;
+    m.create.service = "factorize";
+    m.create.durable = true;
+    m.client_id = "c";
+    for (const auto& n : numbers) m.items.push_back({n, n});
+    zmq::message_t frame = proto::encode_submit(1, m);
+    head::RequestRecord rr{{}, 1, std::string_view(frame.data<char>(), frame.size())};
+    std::string rv = rr.encode();
+    head::SessionRecord sr{"factorize", 1700000000, 300000, proto::SessionState::kSealed};
+    Writer answers;  // request 1 answered before the "upgrade"
+    answers.array(1);
+    proto::write_response_item(answers, 1, "1000000007", "", "1000000007");
+    leveldb::WriteBatch b;
+    b.Put(head::jkey::meta("version"), "2");
+    b.Put(head::jkey::session(head::jkey::kSession, sid), sr.encode());
+    b.Put(head::jkey::client(sid, "c"), head::ClientRecord{3, 3, 3, true, false, 3}.encode());
+    b.Put(head::jkey::numbered(head::jkey::kIndex, sid, 1),
+          head::IndexRecord{3, "c", rv.size()}.encode());
+    b.Put(head::jkey::numbered(head::jkey::kRequests, sid, 1), rv);
+    b.Put(head::jkey::numbered(head::jkey::kAnswers, sid, 1), answers.finish_string());
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &b).ok());
+  }
+  g.start_durable_head();
+  EXPECT_NE(g.head_log().find("migrated from format v2 to v3"), std::string::npos) << g.head_log();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto f = run_cli({"--head", g.frontend(), "fetch", sid});
+  ASSERT_EQ(f.code, 0) << f.err;
+  std::multiset<std::string> inputs;
+  std::istringstream lines(f.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto eq = line.find(" = ");
+    ASSERT_NE(eq, std::string::npos) << line;
+    EXPECT_TRUE(IsFactorization(std::stoull(line.substr(0, eq)), line.substr(eq + 3))) << line;
+    inputs.insert(line.substr(0, eq));
+  }
+  EXPECT_EQ(inputs, std::multiset<std::string>(numbers.begin(), numbers.end())) << f.out;
+  auto conn = g.connect();
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->u64("total"), 3u);
+  EXPECT_EQ(st->u64("done"), 3u);
+  EXPECT_TRUE(st->boolean("complete"));
+  g.kill_head();
+  leveldb::DB* db = nullptr;
+  ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), g.data_dir() + "/journal", &db).ok());
+  std::string v;
+  EXPECT_TRUE(db->Get(leveldb::ReadOptions(), head::jkey::meta("version"), &v).ok());
+  EXPECT_EQ(v, "3");
+  delete db;
 }
 
 // A journal that cannot write: new requests are refused with a clear error,

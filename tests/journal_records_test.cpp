@@ -92,6 +92,39 @@ TEST(JournalRecords, ClientIndexAndRequestRoundTrip) {
   EXPECT_EQ(encode_tombstone(1700000000), "1700000000");
 }
 
+TEST(JournalRecords, OneMessageRecordRoundTrips) {
+  std::string frame("\x01\x02\x00\x03", 4), statuses("\x00\x02\x00", 3);
+  OneMessageRecord m;
+  m.session =
+      SessionRecord{"echo", 1700000000, 300000, proto::SessionState::kSealed, 0, 0, "owner", false};
+  m.client_id = "cell-1";
+  m.acked_seq = 3;
+  m.sent = 2;
+  m.max_id = 2;
+  m.n = 2;
+  m.statuses = statuses;
+  m.first_request_id = 1;
+  m.send_frame = frame;
+  std::string v = m.encode();
+  OneMessageRecord m2;
+  ASSERT_TRUE(OneMessageRecord::decode(v, &m2));
+  EXPECT_EQ(m2.session.service, "echo");
+  EXPECT_EQ(m2.session.state, proto::SessionState::kSealed);
+  EXPECT_EQ(m2.session.owner, "owner");
+  EXPECT_EQ(m2.client_id, "cell-1");
+  EXPECT_EQ(m2.acked_seq, 3u);
+  EXPECT_EQ(m2.sent, 2u);
+  EXPECT_EQ(m2.max_id, 2u);
+  EXPECT_EQ(m2.n, 2u);
+  EXPECT_EQ(m2.statuses, statuses);
+  EXPECT_EQ(m2.first_request_id, 1u);
+  EXPECT_EQ(m2.send_frame, frame);
+  EXPECT_FALSE(OneMessageRecord::decode(v.substr(0, v.size() - 1), &m2));
+  EXPECT_FALSE(OneMessageRecord::decode(ClientRecord{}.encode(), &m2));
+  EXPECT_EQ(jkey::describe(jkey::session(jkey::kOneMessage, kSid)), "M of session " + kSid);
+  EXPECT_FALSE(jkey::is_bulk(jkey::session(jkey::kOneMessage, kSid)));
+}
+
 TEST(JournalRecords, CorruptValuesAreRefusedNotGuessed) {
   SessionRecord s;
   ClientRecord c;
@@ -235,6 +268,7 @@ TEST(JournalRecords, ArchitectureDocumentListsTheFieldsTheCodeWrites) {
   ExpectRowLists(doc, "`'I'` + sid", IndexRecord::kFields);
   ExpectRowLists(doc, "`'R'` + sid", RequestRecord::kFields);
   ExpectRowLists(doc, "`'A'` + sid", AnswerItem::kFields);
+  ExpectRowLists(doc, "`'M'` + sid", OneMessageRecord::kFields);
 }
 
 }  // namespace

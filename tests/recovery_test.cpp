@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/codec.hpp"
+#include "head/batch_loader.hpp"
 #include "head/journal_records.hpp"
 #include "head/recovery.hpp"
 
@@ -81,6 +82,78 @@ TEST(Recovery, RebuildsSessionsClientsBatchesAndAnswers) {
   EXPECT_EQ(t.load("alice").queued, 1u);        // request 4
   EXPECT_EQ(t.load("bob").open, 1u);
   EXPECT_TRUE(t.verify());
+}
+
+// A one-message session journaled as one 'M' record (format v3): sealed,
+// its client ended and flushed, its batch indexed and read back from the
+// record; an 'S' record written later (a cancel) stands for its state.
+std::string OneMessage(const std::string& cid, std::vector<std::string> payloads,
+                       proto::SessionState st = proto::SessionState::kSealed) {
+  proto::Submit m;
+  m.create.service = "echo";
+  m.create.durable = true;
+  m.client_id = cid;
+  std::vector<std::string> uds;  // items are views: their strings must outlive the encoding
+  for (auto& p : payloads) uds.push_back("u" + p);
+  for (std::size_t i = 0; i < payloads.size(); ++i) m.items.push_back({uds[i], payloads[i]});
+  zmq::message_t frame = proto::encode_submit(7, m);
+  OneMessageRecord r;
+  r.session = SessionRecord{"echo", 1700000000, 60000, st, 0, 0, "carol"};
+  r.client_id = cid;
+  r.acked_seq = payloads.size();
+  r.sent = r.n = r.max_id = payloads.size();
+  r.first_request_id = 1;
+  r.send_frame = std::string_view(frame.data<char>(), frame.size());
+  return r.encode();
+}
+
+TEST(Recovery, AOneMessageSessionIsOneRecordWithItsClientAndBatch) {
+  const std::string kM(32, 'm'), kN(32, 'n');
+  MemoryJournal j = Journal();
+  j.put(jkey::session(jkey::kOneMessage, kM), OneMessage("cell", {"p1", "p2", "p3"}));
+  PutAnswers(j, kM, 1, {{2, true}});
+  j.put(jkey::session(jkey::kOneMessage, kN), OneMessage("cell", {"q"}));
+  PutSession(j, kN, proto::SessionState::kCancelled, "carol");  // cancelled after
+  SessionTable t;
+  RecoveryReport r;
+  ASSERT_TRUE(recover_sessions(j, t, 5000, 1700000100, &r).ok());
+  ASSERT_EQ(t.size(), 4u);
+  Session* m = t.find(kM);
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->durable);
+  EXPECT_EQ(m->service, "echo");
+  EXPECT_EQ(m->owner, "carol");
+  EXPECT_EQ(m->state(), proto::SessionState::kSealed);
+  ASSERT_EQ(m->clients().size(), 1u);
+  EXPECT_EQ(m->client(0).id, "cell");
+  EXPECT_TRUE(m->client(0).ended());
+  EXPECT_EQ(m->client(0).acked_seq, 3u);
+  EXPECT_EQ(m->client(0).flushed_id, 3u);
+  EXPECT_EQ(m->total(), 3u);
+  EXPECT_EQ(m->committed(), 3u);
+  EXPECT_EQ(m->done(), 1u);
+  EXPECT_EQ(m->next_request_id(), 4u);
+  ASSERT_EQ(m->batches().size(), 1u);
+  EXPECT_TRUE(m->batches()[0].one_record);
+  // Its requests are read back from the record, the answered one left out.
+  std::vector<Request> reqs;
+  ASSERT_TRUE(read_batch(j, *m, m->batches()[0], &reqs, false).ok());
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].id, 1u);
+  EXPECT_EQ(reqs[0].payload, "p1");
+  EXPECT_EQ(reqs[0].user_data, "up1");
+  EXPECT_EQ(reqs[1].id, 3u);
+  EXPECT_EQ(reqs[1].payload, "p3");
+  EXPECT_EQ(t.find(kN)->state(), proto::SessionState::kCancelled);
+  EXPECT_EQ(t.find(kN)->total(), 1u);
+  EXPECT_TRUE(t.verify());
+  // A corrupt 'M' record stops the start, named, like an 'S' record.
+  MemoryJournal k = Journal();
+  k.put(jkey::session(jkey::kOneMessage, kM), "garbage");
+  SessionTable t2;
+  Status st = recover_sessions(k, t2, 0, 0, &r);
+  EXPECT_EQ(st.code(), Code::kDataLoss);
+  EXPECT_NE(st.message().find("M of session " + kM), std::string::npos) << st.message();
 }
 
 TEST(Recovery, ACorruptSessionClientOrIndexRecordStopsTheStartNamingIt) {
