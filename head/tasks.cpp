@@ -270,9 +270,13 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
 void Tasks::on_results(NodeState& node, const proto::Results& m) {
   InFlight taken;  // one for the loop: each task's request is moved in
   InFlight* f = &taken;
+  bool released = false;
   for (const proto::Result1& r : m.items) {
     if (!inflight_.release(r.task_id, node.ordinal, f)) continue;  // late, duplicate or foreign
-    Session* s = settle(*f, &node);
+    // The node's count here, its place in the node index once for the message.
+    --node.inflight;
+    released = true;
+    Session* s = settle(*f, nullptr);
     // Counted as runs of the node, except tasks it handed back unstarted.
     if (r.fault_code.empty())
       ++node.done;
@@ -322,6 +326,7 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
     }
     answer(*s, f->request, r.fault_code, r.data);
   }
+  if (released) nodes_.touch(node);
   check_quarantine(node);
 }
 
