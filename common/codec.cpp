@@ -140,8 +140,8 @@ int header_size(u8 b) {
 }
 
 // Decodes the value at `p` whose header (header_size bytes) is in range.
-// Body lengths are not checked here.
-void decode_head(const char* p, Reader::Value* v) {
+// Body lengths are not checked here. The rarer encodings, out of line.
+[[gnu::noinline]] void decode_head_slow(const char* p, Reader::Value* v) {
   const u8 b = static_cast<u8>(*p);
   v->ptr = nullptr;
   v->len = 0;
@@ -281,6 +281,36 @@ void decode_head(const char* p, Reader::Value* v) {
   }
 }
 
+// The encodings a frame is mostly made of inline (small integers, short
+// strings and arrays, nil, bin 8), the rest out of line.
+inline void decode_head(const char* p, Reader::Value* v) {
+  const u8 b = static_cast<u8>(*p);
+  if (b <= 0x7f) {
+    v->kind = Kind::kUint;
+    v->u = b;
+    v->size = 1;
+  } else if (b >= 0xa0 && b <= 0xbf) {
+    v->kind = Kind::kStr;
+    v->len = b & 0x1f;
+    v->ptr = p + 1;
+    v->size = 1 + v->len;
+  } else if (b >= 0x90 && b <= 0x9f) {
+    v->kind = Kind::kArray;
+    v->u = b & 0x0f;
+    v->size = 1;
+  } else if (b == 0xc4) {
+    v->kind = Kind::kBin;
+    v->len = static_cast<u8>(p[1]);
+    v->ptr = p + 2;
+    v->size = 2 + v->len;
+  } else if (b == 0xc0) {
+    v->kind = Kind::kNil;
+    v->size = 1;
+  } else {
+    decode_head_slow(p, v);
+  }
+}
+
 // Steps over `n` values at `p` (checked bytes); returns where they end.
 const char* skip_values(const char* p, std::uint64_t n) {
   Reader::Value v;
@@ -309,10 +339,13 @@ Check check_value(const char* p, const char* end, const DecodeLimits& lim, const
   Reader::Value v;
   for (;;) {
     if (p >= end) return Check::kTruncated;
-    int h = header_size(static_cast<u8>(*p));
-    if (h == 0) return Check::kMalformed;
-    if (end - p < h) return Check::kTruncated;
+    if (end - p < 9) {  // every header is at most 9 bytes: check it fits
+      int h = header_size(static_cast<u8>(*p));
+      if (h == 0) return Check::kMalformed;
+      if (end - p < h) return Check::kTruncated;
+    }
     decode_head(p, &v);
+    if (v.kind == Kind::kEnd) return Check::kMalformed;  // 0xc1
     if (v.kind == Kind::kArray || v.kind == Kind::kMap) {
       if (v.u > (v.kind == Kind::kArray ? lim.max_array : lim.max_map)) return Check::kLimit;
       // msgpack-c: a container may open inside at most max_depth - 1 others.
