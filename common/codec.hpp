@@ -1,14 +1,17 @@
 // msgpack codec primitives for the wire protocol (docs/protocol.md).
 //
 // Writer appends msgpack values into a malloc'd buffer that becomes a
-// zmq::message_t without a copy. Reader walks the top-level array of a decoded
+// zmq::message_t without a copy (its encodings are msgpack-c's, written
+// inline). Reader walks the top-level array of a decoded
 // message with type- and bounds-checked getters; the first mismatch latches an
 // error (check ok() once at the end) so decoders stay short and never throw.
 //
-// Untrusted bytes are unpacked only through decode_envelope(), which applies
-// unpack limits (a 5-byte message cannot ask for gigabytes) and turns every
-// msgpack exception into a Status. Strings and binaries are decoded as views
-// into the original bytes: the message must outlive the Envelope.
+// Untrusted bytes are read only through decode_envelope(), which checks the
+// whole message against decode limits (a 5-byte message cannot ask for
+// gigabytes) in one pass and turns every malformation into a Status; the
+// Reader then walks the bytes in place (no msgpack object tree, no copy).
+// Strings and binaries are views into the original bytes: the message must
+// outlive the Envelope and every Reader taken from it.
 //
 // Thread safety: none; one Writer/Envelope per thread.
 #pragma once
@@ -25,6 +28,8 @@
 #include <zmq.hpp>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -32,52 +37,92 @@
 
 namespace zgrid {
 
+// Writes msgpack straight into one malloc'd buffer, choosing each value's
+// encoding as msgpack-c's packer does (the same bytes on the wire).
 class Writer {
  public:
-  explicit Writer(std::size_t reserve = 256) : buf_(reserve) {}
-  Writer(Writer&&) = default;
-  Writer& operator=(Writer&&) = default;
+  explicit Writer(std::size_t reserve = 256) { grow_to(reserve < 16 ? 16 : reserve); }
+  Writer(Writer&& o) noexcept : data_(o.data_), size_(o.size_), cap_(o.cap_) {
+    o.data_ = nullptr;
+    o.size_ = o.cap_ = 0;
+  }
+  Writer& operator=(Writer&& o) noexcept {
+    if (this != &o) {
+      std::free(data_);
+      data_ = o.data_;
+      size_ = o.size_;
+      cap_ = o.cap_;
+      o.data_ = nullptr;
+      o.size_ = o.cap_ = 0;
+    }
+    return *this;
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  ~Writer() { std::free(data_); }
 
   Writer& array(std::uint32_t n) {
-    pk().pack_array(n);
+    container(n, 0x90, 0xdc);
     return *this;
   }
   Writer& map(std::uint32_t n) {
-    pk().pack_map(n);
+    container(n, 0x80, 0xde);
     return *this;
   }
   Writer& u64(std::uint64_t v) {
-    pk().pack_uint64(v);
+    char* p = room(9);
+    if (v < 128) {
+      p[0] = static_cast<char>(v);
+      size_ += 1;
+    } else if (v < 256) {
+      p[0] = static_cast<char>(0xcc);
+      p[1] = static_cast<char>(v);
+      size_ += 2;
+    } else if (v < 65536) {
+      p[0] = static_cast<char>(0xcd);
+      store_be(p + 1, v, 2);
+      size_ += 3;
+    } else if (v < (std::uint64_t{1} << 32)) {
+      p[0] = static_cast<char>(0xce);
+      store_be(p + 1, v, 4);
+      size_ += 5;
+    } else {
+      p[0] = static_cast<char>(0xcf);
+      store_be(p + 1, v, 8);
+      size_ += 9;
+    }
     return *this;
   }
-  Writer& i64(std::int64_t v) {
-    pk().pack_int64(v);
-    return *this;
-  }
-  Writer& f64(double v) {
-    pk().pack_double(v);
-    return *this;
-  }
-  Writer& boolean(bool v) {
-    if (v)
-      pk().pack_true();
-    else
-      pk().pack_false();
-    return *this;
-  }
-  Writer& nil() {
-    pk().pack_nil();
-    return *this;
-  }
+  Writer& i64(std::int64_t v);
+  Writer& f64(double v);
+  Writer& boolean(bool v) { return byte(v ? 0xc3 : 0xc2); }
+  Writer& nil() { return byte(0xc0); }
   Writer& str(std::string_view s) {
-    pk().pack_str(static_cast<std::uint32_t>(s.size()));
-    pk().pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-    return *this;
+    const std::size_t n = s.size();
+    char* p = room(5 + n);
+    if (n < 32) {
+      p[0] = static_cast<char>(0xa0 | n);
+      p += 1;
+    } else if (n < 256) {
+      p[0] = static_cast<char>(0xd9);
+      p[1] = static_cast<char>(n);
+      p += 2;
+    } else {
+      p = long_header(p, n, 0xda);
+    }
+    return body(p, s);
   }
   Writer& bin(std::string_view s) {
-    pk().pack_bin(static_cast<std::uint32_t>(s.size()));
-    pk().pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
-    return *this;
+    const std::size_t n = s.size();
+    char* p = room(5 + n);
+    if (n < 256) {
+      p[0] = static_cast<char>(0xc4);
+      p[1] = static_cast<char>(n);
+      p += 2;
+    } else {
+      p = long_header(p, n, 0xc5);
+    }
+    return body(p, s);
   }
   // key/value helpers for map-encoded replies (status, nodes)
   Writer& kv(std::string_view k, std::uint64_t v) { return str(k).u64(v); }
@@ -88,37 +133,105 @@ class Writer {
 
   // Appends bytes that are already msgpack (items encoded elsewhere).
   Writer& raw(std::string_view bytes) {
-    buf_.write(bytes.data(), bytes.size());
+    char* p = room(bytes.size());
+    if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+    size_ += bytes.size();
     return *this;
   }
   // An array header whose length is filled in later (always 5 bytes):
   // returns its offset for patch_array32().
   std::size_t array32_placeholder() {
     const char h[5] = {static_cast<char>(0xdd), 0, 0, 0, 0};
-    buf_.write(h, sizeof h);
-    return buf_.size() - sizeof h;
+    raw(std::string_view(h, sizeof h));
+    return size_ - sizeof h;
   }
-  void patch_array32(std::size_t offset, std::uint32_t n) {
-    char* p = buf_.data() + offset + 1;
-    for (int i = 3; i >= 0; --i, n >>= 8) p[i] = static_cast<char>(n & 0xff);
-  }
-  std::size_t size() const { return buf_.size(); }
-  const char* data() const { return buf_.data(); }
+  void patch_array32(std::size_t offset, std::uint32_t n) { store_be(data_ + offset + 1, n, 4); }
+  std::size_t size() const { return size_; }
+  const char* data() const { return data_; }
   // Hands the bytes to a ZeroMQ message (no copy); the Writer is empty afterwards.
   zmq::message_t finish();
-  std::string finish_string() { return std::string(buf_.data(), buf_.size()); }
+  std::string finish_string() { return std::string(data_, size_); }
 
  private:
-  // A packer only refers to its buffer: making one per call keeps Writer movable.
-  msgpack::packer<msgpack::sbuffer> pk() { return msgpack::packer<msgpack::sbuffer>(buf_); }
-  msgpack::sbuffer buf_;
+  static void store_be(char* p, std::uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xff);
+  }
+  // Room for `n` more bytes; returns where they go.
+  char* room(std::size_t n) {
+    if (cap_ - size_ < n) grow_to(size_ + n);
+    return data_ + size_;
+  }
+  void grow_to(std::size_t need);  // at least `need` bytes, doubling
+  Writer& byte(unsigned b) {
+    *room(1) = static_cast<char>(b);
+    ++size_;
+    return *this;
+  }
+  void container(std::uint32_t n, unsigned fix, unsigned tag16) {
+    char* p = room(5);
+    if (n < 16) {
+      p[0] = static_cast<char>(fix | n);
+      size_ += 1;
+    } else if (n < 65536) {
+      p[0] = static_cast<char>(tag16);
+      store_be(p + 1, n, 2);
+      size_ += 3;
+    } else {
+      p[0] = static_cast<char>(tag16 + 1);
+      store_be(p + 1, n, 4);
+      size_ += 5;
+    }
+  }
+  // A 16- or 32-bit length header (tag16, tag16 + 1) at p; returns past it.
+  static char* long_header(char* p, std::size_t n, unsigned tag16) {
+    if (n < 65536) {
+      p[0] = static_cast<char>(tag16);
+      store_be(p + 1, n, 2);
+      return p + 3;
+    }
+    p[0] = static_cast<char>(tag16 + 1);
+    store_be(p + 1, n, 4);
+    return p + 5;
+  }
+  Writer& body(char* p, std::string_view s) {
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    size_ = static_cast<std::size_t>(p - data_) + s.size();
+    return *this;
+  }
+
+  char* data_ = nullptr;
+  std::size_t size_ = 0, cap_ = 0;
 };
 
+// The kind of a msgpack value (Reader::peek).
+enum class Kind : std::uint8_t {
+  kEnd,  // no value left (or the reader failed)
+  kNil,
+  kBool,
+  kUint,    // a non-negative integer, however encoded
+  kNegInt,  // a negative integer
+  kFloat,
+  kStr,
+  kBin,
+  kArray,
+  kMap,
+  kExt,
+};
+
+// Walks the elements of one msgpack array (or the key/value sequence of a
+// map) straight from the received bytes: no object tree is built, strings
+// and binaries are views into those bytes.
+//
+// Ownership: a Reader owns nothing. It points into bytes that
+// decode_envelope() / decode_array() checked whole (structure, lengths,
+// limits) before handing the Reader out; whoever owns those bytes (the
+// received zmq::message_t, the journal value) must keep them alive and
+// unchanged while the Reader, its copies, its nested Readers and every view
+// they returned are used. Copies are cheap and independent (a copy re-reads
+// from where the original was).
 class Reader {
  public:
   Reader() = default;
-  // Reads the elements of `arr` (must be an array) starting at index `start`.
-  Reader(const msgpack::object& arr, std::uint32_t start = 0);
 
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ >= size_; }
@@ -141,9 +254,13 @@ class Reader {
   std::string_view bytes_or_nil(bool* was_nil, std::size_t max_len = SIZE_MAX);
   // A nested array as a new Reader (its elements).
   Reader array(std::uint32_t max_len = UINT32_MAX);
-  // The raw next object (maps in replies are walked by their own code).
-  const msgpack::object* object();
-  void skip() { (void)object(); }
+  // A nested map as a new Reader over its 2n elements: key, value, key, ...
+  Reader map(std::uint32_t max_pairs = UINT32_MAX);
+  // The kind of the next value, without reading it (kEnd at the end or
+  // after a failure).
+  Kind peek();
+  // Steps over the next value, whatever it is (missing: fails).
+  void skip();
   void fail(const char* why) {
     if (ok_) error_ = why;
     ok_ = false;
@@ -167,32 +284,41 @@ class Reader {
   bool range_error() const { return !ok_ && range_.field != nullptr; }
   const RangeError& range() const { return range_; }
 
- private:
-  const msgpack::object* next(const char* what);
+  // Reads `n` values starting at `p`: bytes that decode_envelope() or
+  // decode_array() checked (never raw input).
+  static Reader over_checked(const char* p, std::uint32_t n) {
+    Reader r;
+    r.p_ = p;
+    r.size_ = n;
+    return r;
+  }
 
-  const msgpack::object* elems_ = nullptr;
-  std::uint32_t size_ = 0;
-  std::uint32_t pos_ = 0;
+  // One value's header, decoded (internal; public for the codec's helpers).
+  struct Value {
+    Kind kind = Kind::kEnd;
+    std::uint64_t u = 0;  // kUint; kBool (0/1); kArray/kMap: count
+    std::int64_t i = 0;   // kNegInt
+    double f = 0;         // kFloat
+    const char* ptr = nullptr;
+    std::uint32_t len = 0;  // kStr/kBin/kExt: body bytes
+    std::size_t size = 0;   // header + body bytes (containers: the header only)
+  };
+
+ private:
+  // Steps over values a nested reader was handed (or skip() left).
+  void settle();
+  // The next value, consumed; nullptr (and failed with `what`) if none.
+  bool next(const char* what, Value* v);
+  Reader nested(Kind want, std::uint64_t max, const char* missing, const char* wrong,
+                const char* too_long);
+
+  const char* p_ = nullptr;    // the next value (once pending_ values are stepped over)
+  std::uint64_t pending_ = 0;  // values at p_ still to step over (a nested container's)
+  std::uint32_t size_ = 0;     // values in this array (2n for a map)
+  std::uint32_t pos_ = 0;      // values read
   bool ok_ = true;
   const char* error_ = "";
   RangeError range_;
-};
-
-// Reads a msgpack map of string keys into a callback-free view: find(key).
-class MapView {
- public:
-  MapView() = default;
-  explicit MapView(const msgpack::object* obj);
-  bool ok() const { return obj_ != nullptr; }
-  const msgpack::object* find(std::string_view key) const;
-  std::uint64_t u64(std::string_view key, std::uint64_t dflt = 0) const;
-  std::int64_t i64(std::string_view key, std::int64_t dflt = 0) const;
-  double f64(std::string_view key, double dflt = 0) const;
-  bool boolean(std::string_view key, bool dflt = false) const;
-  std::string str(std::string_view key) const;
-
- private:
-  const msgpack::object* obj_ = nullptr;
 };
 
 // Limits applied when unpacking untrusted bytes (see docs/protocol.md).
@@ -204,21 +330,33 @@ struct DecodeLimits {
   // so one oversized payload is refused alone (too_large), not its batch.
   std::size_t max_str = 8 << 20;
   std::size_t max_bin = 8 << 20;
+  // Nesting of arrays and maps; at most kMaxDepth whatever this says.
   std::size_t max_depth = 6;
+  static constexpr std::size_t kMaxDepth = 32;
+  // No limit but kMaxDepth (bytes this process wrote: the journal).
+  static DecodeLimits unbounded() { return {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, kMaxDepth}; }
 };
 
-// A decoded message: [version, type, corr, fields...].
+// A decoded message: [version, type, corr, fields...]. `fields` reads the
+// message bytes in place: they must outlive the Envelope (see Reader).
 struct Envelope {
-  msgpack::object_handle handle;
   std::uint32_t version = 0;
   std::uint32_t type = 0;
   std::uint64_t corr = 0;
   Reader fields;  // positioned after corr
 };
 
-// Parses the envelope of a message body. Errors: kProtocol for malformed bytes
-// (with a short reason), never an exception. The caller checks the version.
+// Parses the envelope of a message body. The whole body is checked first
+// (one pass, no allocation): malformed bytes, a truncated value, bytes after
+// the message, or a count, length or nesting over `limits` are kProtocol
+// with a short reason, never an exception; after that the fields can only
+// fail on types, counts and ranges. The caller checks the version.
 Status decode_envelope(const void* data, std::size_t size, Envelope* out,
                        const DecodeLimits& limits = DecodeLimits());
+
+// The same check for bytes that are one msgpack array (any length): *out
+// reads its elements. kProtocol ("expected an array" if it is another value).
+Status decode_array(const void* data, std::size_t size, Reader* out,
+                    const DecodeLimits& limits = DecodeLimits());
 
 }  // namespace zgrid

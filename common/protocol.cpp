@@ -683,59 +683,67 @@ void write_table(Writer& w, const T& t) {
 }
 
 // One map value into its field; false when its type does not fit.
-bool read_value(const msgpack::object& o, std::string* v) {
-  if (o.type != msgpack::type::STR && o.type != msgpack::type::BIN) return false;
-  v->assign(o.type == msgpack::type::STR ? o.via.str.ptr : o.via.bin.ptr,
-            o.type == msgpack::type::STR ? o.via.str.size : o.via.bin.size);
+bool read_value(Reader& r, std::string* v) {
+  Kind k = r.peek();
+  if (k != Kind::kStr && k != Kind::kBin) return false;
+  v->assign(r.bytes());
   return true;
 }
-bool read_value(const msgpack::object& o, std::uint64_t* v) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
-  *v = o.via.u64;
+bool read_value(Reader& r, std::uint64_t* v) {
+  if (r.peek() != Kind::kUint) return false;
+  *v = r.u64();
   return true;
 }
-bool read_value(const msgpack::object& o, std::int64_t* v) {
-  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
-    *v = o.via.i64;
-    return true;
-  }
-  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > INT64_MAX) return false;
-  *v = static_cast<std::int64_t>(o.via.u64);
+bool read_value(Reader& r, std::int64_t* v) {
+  Kind k = r.peek();
+  if (k != Kind::kUint && k != Kind::kNegInt) return false;
+  Reader look = r;
+  if (k == Kind::kUint && look.u64() > static_cast<std::uint64_t>(INT64_MAX)) return false;
+  *v = r.i64();
   return true;
 }
-bool read_value(const msgpack::object& o, double* v) {
-  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) {
-    *v = o.via.f64;
+bool read_value(Reader& r, double* v) {
+  Kind k = r.peek();
+  if (k == Kind::kFloat) {
+    *v = r.f64();
     return true;
   }
   std::int64_t i;
-  if (!read_value(o, &i)) return false;
+  if (!read_value(r, &i)) return false;
   *v = static_cast<double>(i);
   return true;
 }
-bool read_value(const msgpack::object& o, bool* v) {
-  if (o.type != msgpack::type::BOOLEAN) return false;
-  *v = o.via.boolean;
+bool read_value(Reader& r, bool* v) {
+  if (r.peek() != Kind::kBool) return false;
+  *v = r.boolean();
   return true;
 }
 
 // Fields by name; unknown names are skipped (a newer head), a known name
 // with a value of the wrong type is a protocol error.
 template <class T>
-Status read_table(const msgpack::object* o, T* out, const char* what) {
-  if (o == nullptr || o->type != msgpack::type::MAP)
+Status read_table(Reader& from, T* out, const char* what) {
+  if (from.peek() != Kind::kMap)
     return Status::Protocol(std::string("malformed ") + what + ": not a map");
-  for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
-    const auto& kv = o->via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR) continue;
-    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-    bool ok = true;
+  Reader m = from.map();
+  while (!m.at_end()) {
+    if (m.peek() != Kind::kStr) {  // a key that is no name: skipped with its value
+      m.skip();
+      m.skip();
+      continue;
+    }
+    std::string_view key = m.bytes();
+    bool ok = true, known = false;
     for_each_field(*out, [&](std::string_view name, auto& field) {
-      if (name == key) ok = read_value(kv.val, &field);
+      if (!known && name == key) {
+        known = true;
+        ok = read_value(m, &field);
+      }
     });
     if (!ok)
       return Status::Protocol(std::string("malformed ") + what + ": field " + std::string(key) +
                               " has the wrong type");
+    if (!known) m.skip();
   }
   return Status::OK();
 }
@@ -761,7 +769,7 @@ Status decode_list(Envelope& e, std::vector<T>* out, const char* what) {
   out->clear();
   while (arr.ok() && !arr.at_end()) {
     T t;
-    ZG_RETURN_IF_ERROR(read_table(arr.object(), &t, what));
+    ZG_RETURN_IF_ERROR(read_table(arr, &t, what));
     out->push_back(std::move(t));
   }
   if (!arr.ok()) return Status::Protocol(std::string("malformed ") + what);
@@ -789,10 +797,10 @@ zmq::message_t encode_drain(std::uint64_t corr, const Drain& m) {
 }
 
 Status decode_session_status(Envelope& e, SessionStatus* out) {
-  return read_table(e.fields.object(), out, "session status");
+  return read_table(e.fields, out, "session status");
 }
 Status decode_grid_status(Envelope& e, GridStatus* out) {
-  return read_table(e.fields.object(), out, "grid status");
+  return read_table(e.fields, out, "grid status");
 }
 Status decode_sessions_reply(Envelope& e, std::vector<SessionStatus>* out) {
   return decode_list(e, out, "sessions reply");

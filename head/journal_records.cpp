@@ -16,22 +16,11 @@ void put_be64(std::string& s, std::uint64_t v) {
 
 // Parses a value that is one msgpack array; str and bin objects point into
 // `v` (nothing is copied), so views taken from them live as long as `v`.
-Reader parse(std::string_view v, msgpack::object_handle* oh) {
-  try {
-    std::size_t off = 0;
-    *oh = msgpack::unpack(v.data(), v.size(), off,
-                          [](msgpack::type::object_type, std::size_t, void*) { return true; });
-    if (off != v.size()) {
-      Reader r;
-      r.fail("trailing bytes");
-      return r;
-    }
-    return Reader(oh->get());
-  } catch (const std::exception&) {
-    Reader r;
+Reader parse(std::string_view v, msgpack::object_handle* /*unused: views point into v*/) {
+  Reader r;
+  if (!decode_array(v.data(), v.size(), &r, DecodeLimits::unbounded()).ok())
     r.fail("corrupt record");
-    return r;
-  }
+  return r;
 }
 
 }  // namespace

@@ -257,24 +257,27 @@ void Tasks::sent(NodeState& n, Session& s, const Prepared& p) {
     r.replay = true;
     r.instance = in(s).instance_no;
     s.start_replay(r.client);
-    inflight_.add(first_task + i,
-                  InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
+    inflight_.add(first_task + i, s.ordinal, ctx_.now, p.svc_retries, std::move(r));
   }
   for (std::uint64_t i = 0; !p.replay && i < k; ++i) {
     Request r = s.start_front();
     r.instance = in(s).instance_no;
-    inflight_.add(first_task + i,
-                  InFlight{s.ordinal, n.ordinal, ctx_.now, backstop, std::move(r), p.svc_retries});
+    inflight_.add(first_task + i, s.ordinal, ctx_.now, p.svc_retries, std::move(r));
   }
   n.inflight += p.count;
   nodes_.touch(n);
 }
 
 void Tasks::on_results(NodeState& node, const proto::Results& m) {
+  InFlight taken;  // one for the loop: each task's request is moved in
+  InFlight* f = &taken;
+  bool released = false;
   for (const proto::Result1& r : m.items) {
-    std::optional<InFlight> f = inflight_.release(r.task_id, node.ordinal);
-    if (!f) continue;  // late or foreign
-    Session* s = settle(*f, &node);
+    if (!inflight_.release(r.task_id, node.ordinal, f)) continue;  // late, duplicate or foreign
+    // The node's count here, its place in the node index once for the message.
+    --node.inflight;
+    released = true;
+    Session* s = settle(*f, nullptr);
     // Counted as runs of the node, except tasks it handed back unstarted.
     if (r.fault_code.empty())
       ++node.done;
@@ -324,6 +327,7 @@ void Tasks::on_results(NodeState& node, const proto::Results& m) {
     }
     answer(*s, f->request, r.fault_code, r.data);
   }
+  if (released) nodes_.touch(node);
   check_quarantine(node);
 }
 

@@ -107,5 +107,72 @@ TEST(InflightTable, AThousandNodesEachLoseOnlyTheirOwn) {
   EXPECT_EQ(t.size(), 40'000u - 40u);
 }
 
+// One record per task message: part of a message answered, the rest lost
+// with its node; a duplicate or late result of an answered task is ignored.
+TEST(InflightTable, AMessagePartlyAnsweredLosesOnlyItsUnansweredTasks) {
+  InflightTable t;
+  Send(t, 1, 64, 1);
+  EXPECT_EQ(t.messages(), 1u);
+  for (std::uint64_t task : {1, 2, 10, 63, 64}) ASSERT_TRUE(t.release(task, 1).has_value());
+  for (std::uint64_t task : {1, 10, 64}) EXPECT_FALSE(t.release(task, 1).has_value());  // again
+  EXPECT_FALSE(t.release(65, 1).has_value());  // past the message
+  EXPECT_FALSE(t.release(0, 1).has_value());
+  EXPECT_EQ(t.size(), 59u);
+  auto lost = t.release_node(1);
+  ASSERT_EQ(lost.size(), 59u);
+  std::uint64_t prev = 0;
+  for (const auto& [task, f] : lost) {
+    EXPECT_TRUE(task != 1 && task != 2 && task != 10 && task != 63 && task != 64) << task;
+    EXPECT_GT(task, prev);  // task order
+    EXPECT_EQ(f.request.id, 1000 + task);
+    prev = task;
+  }
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.messages(), 0u);
+  EXPECT_FALSE(t.release(3, 1).has_value());  // a late result of a lost task
+}
+
+// Messages of more than 64 tasks (the bitmap past one word), answered out
+// of order; the record leaves with its last task.
+TEST(InflightTable, BigMessagesAnsweredOutOfOrder) {
+  InflightTable t;
+  Send(t, 100, 1000, 4, /*backstop=*/10);
+  Send(t, 1100, 3, 5);
+  std::vector<std::uint64_t> order;
+  for (std::uint64_t i = 0; i < 1000; ++i) order.push_back(100 + (i * 379) % 1000);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    if (k == 900) {  // the rest run past the backstop
+      auto over = t.release_overdue(10);
+      EXPECT_EQ(over.size(), 100u);
+      for (const auto& [task, f] : over) EXPECT_EQ(f.request.id, 1000 + task);
+    }
+    auto f = t.release(order[k], 4);
+    EXPECT_EQ(f.has_value(), k < 900) << k;
+    if (f) {
+      EXPECT_EQ(f->request.id, 1000 + order[k]);
+    }
+  }
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.messages(), 1u);
+  EXPECT_EQ(t.on_node(4), 0u);
+  EXPECT_EQ(t.on_node(5), 3u);
+  // What a message shares comes back with each of its tasks.
+  InflightTable u;
+  u.add_batch(7, 2, 9, 55);
+  InFlight f = Task(3, 9, 1, 55);
+  f.started = 44;
+  f.svc_max_retries = 2;
+  u.add(7, f);
+  u.add(8, Task(3, 9, 2, 55));
+  auto g = u.release(8, 9);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->session, 3u);
+  EXPECT_EQ(g->node, 9u);
+  EXPECT_EQ(g->started, 44);
+  EXPECT_EQ(g->backstop, 55);
+  EXPECT_EQ(g->svc_max_retries, 2);
+  EXPECT_EQ(g->request.id, 2u);
+}
+
 }  // namespace
 }  // namespace zgrid::head
