@@ -138,14 +138,23 @@ bool IndexRecord::decode(std::string_view v, IndexRecord* out) {
   return r.ok() && !out->client_id.empty();
 }
 
-std::string RequestRecord::encode() const {
-  Writer w(send_frame.size() + statuses.size() + 32);
-  w.array(kFields.size());
+namespace {
+// A request batch's fields as RequestRecord and OneMessageRecord end:
+// statuses (nil when all accepted), first request id, the send frame.
+void write_batch(Writer& w, std::string_view statuses, std::uint64_t first_request_id,
+                 std::string_view send_frame) {
   if (statuses.empty())
     w.nil();
   else
     w.bin(statuses);
   w.u64(first_request_id).bin(send_frame);
+}
+}  // namespace
+
+std::string RequestRecord::encode() const {
+  Writer w(send_frame.size() + statuses.size() + 32);
+  w.array(kFields.size());
+  write_batch(w, statuses, first_request_id, send_frame);
   return w.finish_string();
 }
 
@@ -163,11 +172,7 @@ std::string OneMessageRecord::encode() const {
   std::string srec = session.encode();
   Writer w(send_frame.size() + statuses.size() + srec.size() + 64);
   w.array(kFields.size()).bin(srec).str(client_id).u64(acked_seq).u64(sent).u64(max_id).u64(n);
-  if (statuses.empty())
-    w.nil();
-  else
-    w.bin(statuses);
-  w.u64(first_request_id).bin(send_frame);
+  write_batch(w, statuses, first_request_id, send_frame);
   return w.finish_string();
 }
 

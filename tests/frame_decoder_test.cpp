@@ -145,7 +145,8 @@ std::string Bytes(const zmq::message_t& m) {
 
 std::vector<std::string> Samples() {
   std::vector<std::string> out;
-  proto::Send s{"sess", "cli", 42, true, {{"u1", "p1"}, {"", std::string(300, 'z')}}};
+  const std::string big(300, 'z');  // Send's items are views: it must outlive s
+  proto::Send s{"sess", "cli", 42, true, {{"u1", "p1"}, {"", big}}};
   out.push_back(Bytes(proto::encode_send(9, s)));
   Writer w = proto::begin(proto::kTasks, 0, 3);
   w.str("echo").array(2).array(2).u64(7).bin("x").array(2).u64(8).bin(std::string(70'000, 'y'));
