@@ -21,6 +21,7 @@
 #include "node/worker_pool.hpp"
 #include "services/host.hpp"
 #include "services/service.hpp"
+#include "tests/support/fake_head.hpp"
 
 namespace zgrid::node {
 namespace {
@@ -32,13 +33,8 @@ std::shared_ptr<Batch> MakeBatch(std::string_view service, std::uint64_t first_i
                                  const std::vector<std::string>& payloads,
                                  std::uint64_t generation = 1, std::uint64_t timeout_ms = 0,
                                  std::string_view instance = {}) {
-  Writer w = proto::begin(proto::kTasks, 0, instance.empty() ? 3 : 4);
-  w.str(service).array(static_cast<std::uint32_t>(payloads.size()));
-  for (std::size_t i = 0; i < payloads.size(); ++i) w.array(2).u64(first_id + i).bin(payloads[i]);
-  w.u64(timeout_ms);
-  if (!instance.empty()) w.str(instance);
   auto b = std::make_shared<Batch>();
-  b->frame = w.finish();
+  b->frame = testing::tasks_message(service, first_id, payloads, timeout_ms, instance);
   EXPECT_TRUE(decode_envelope(b->frame.data(), b->frame.size(), &b->env).ok());
   EXPECT_TRUE(proto::decode_tasks(b->env, &b->tasks).ok());
   b->generation = generation;

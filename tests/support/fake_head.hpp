@@ -17,6 +17,19 @@
 
 namespace zgrid::testing {
 
+// A `tasks` message as the head sends it: ids from `first_id` on, one per
+// payload; `instance` a stateful session's instance key (empty: none).
+inline zmq::message_t tasks_message(std::string_view service, std::uint64_t first_id,
+                                    const std::vector<std::string>& payloads,
+                                    std::uint64_t timeout_ms = 0, std::string_view instance = {}) {
+  Writer w = proto::begin(proto::kTasks, 0, instance.empty() ? 3 : 4);
+  w.str(service).array(static_cast<std::uint32_t>(payloads.size()));
+  for (std::size_t i = 0; i < payloads.size(); ++i) w.array(2).u64(first_id + i).bin(payloads[i]);
+  w.u64(timeout_ms);
+  if (!instance.empty()) w.str(instance);
+  return w.finish();
+}
+
 // One message a fake head received from the node.
 struct Got {
   std::string rid;
@@ -96,12 +109,7 @@ class FakeHead {
   void tasks(const std::string& rid, std::string_view service, std::uint64_t first_id,
              const std::vector<std::string>& payloads, std::uint64_t timeout_ms = 0,
              std::string_view instance = {}) {
-    Writer w = proto::begin(proto::kTasks, 0, instance.empty() ? 3 : 4);
-    w.str(service).array(static_cast<std::uint32_t>(payloads.size()));
-    for (std::size_t i = 0; i < payloads.size(); ++i) w.array(2).u64(first_id + i).bin(payloads[i]);
-    w.u64(timeout_ms);
-    if (!instance.empty()) w.str(instance);
-    send(rid, w.finish());
+    send(rid, tasks_message(service, first_id, payloads, timeout_ms, instance));
   }
 
  private:
