@@ -13,7 +13,9 @@
 //    connection, for a few seconds. submit:0 takes the steps one by one
 //    (six exchanges), submit:1 makes the session in one message
 //    (BrokerClient::submit with submit_wait_ms: the submit, and its reply
-//    carrying the answer — durable: committed).
+//    carrying the answer — durable: committed). submit:1 also measures its
+//    floor in the same run: as many clients doing bare ZeroMQ round trips
+//    through a relay (broker and worker processes), relay_round_trips_per_s.
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
 //  - BM_PurgeStorm/sessions: `sessions` one-message durable sessions (one
@@ -295,7 +297,8 @@ void BM_SessionsPerSecond(benchmark::State& state) {
   const bool durable = state.range(0) != 0;
   const int clients = static_cast<int>(state.range(1));
   const bool one_message = state.range(2) != 0;
-  Grid g;
+  auto grid = std::make_unique<Grid>();
+  Grid& g = *grid;
   StartSessionsGrid(g, durable);
   if (!g.wait_nodes(1)) {
     state.SkipWithError("node did not register");
@@ -319,6 +322,15 @@ void BM_SessionsPerSecond(benchmark::State& state) {
     state.counters["sessions_per_s"] = static_cast<double>(done) / s;
   }
   state.counters["head_cpu_us_per_session"] = total > 0 ? 1e6 * cpu / total : 0;
+  if (one_message) {
+    // The floor, in the same run with the grid stopped: a session is at
+    // least one round trip client -> head -> node and back (a bare relay
+    // with as many clients, in processes as the grid's are).
+    grid.reset();
+    double floor = bare_relay_round_trips_per_s(clients, 2.0);
+    state.counters["relay_round_trips_per_s"] = floor;
+    state.counters["x_relay"] = floor > 0 ? state.counters["sessions_per_s"] / floor : 0;
+  }
 }
 
 // 100,000 (ZGRID_BENCH_N / 10) complete durable sessions kept (sealed, not
