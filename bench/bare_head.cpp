@@ -42,8 +42,9 @@ constexpr int kRoundMessages = 512;
 
 struct Item {
   std::uint32_t session;
+  bool answered;
   std::uint64_t request_id;
-  std::string_view user_data, payload;  // views into the session's kept `send` frames
+  std::string_view user_data, payload;  // views into a kept `send` frame
 };
 
 struct Chunk {
@@ -56,8 +57,7 @@ struct Session {
   std::uint32_t ord = 0;
   std::string id, client_id, rid;  // rid: the client's routing id (its open_client)
   std::uint64_t next_request_id = 1;
-  std::deque<zmq::message_t> frames;  // its `send` frames, kept while it lives
-  std::deque<Chunk> out;              // responses not yet sent
+  std::deque<Chunk> out;  // responses not yet sent
   std::uint64_t unacked_out = 0;
 };
 
@@ -195,14 +195,17 @@ class BareHead {
     n.inflight -= std::min<std::uint64_t>(n.inflight, results_.items.size());
     Session* s = nullptr;
     for (const proto::Result1& r : results_.items) {
-      if (r.task_id < base_ || r.task_id - base_ >= items_.size()) continue;  // a closed run's
-      const Item& it = items_[r.task_id - base_];
+      if (r.task_id < base_ || r.task_id - base_ >= cursor_) continue;  // a closed run's
+      Item& it = items_[r.task_id - base_];
+      if (it.answered) continue;
+      it.answered = true;
       if (!s || s->ord != it.session) {
         auto found = sessions_.find(it.session);
         s = found == sessions_.end() ? nullptr : &found->second;
       }
       if (s) respond(*s, it, r);
     }
+    forget_answered();
     make_ready(ni);
   }
 
@@ -341,6 +344,7 @@ class BareHead {
           // never reused, so late results are dropped).
           base_ += items_.size();
           items_.clear();
+          frames_.clear();
           cursor_ = 0;
         }
         send(front_, rid, proto::encode_ok(corr));
@@ -362,7 +366,8 @@ class BareHead {
     if (!s) return false;
     const std::uint64_t corr = env.corr;
     const void* at = frames[1].data();
-    zmq::message_t& kept = s->frames.emplace_back(std::move(frames[1]));
+    zmq::message_t& kept =
+        frames_.emplace_back(base_ + items_.size() + m.items.size(), std::move(frames[1])).second;
     // A small frame lives inside its zmq::message_t: views into it do not
     // survive the move; read it again where it is kept.
     if (kept.data() != at && (!decode_envelope(kept.data(), kept.size(), &env).ok() ||
@@ -375,13 +380,22 @@ class BareHead {
     a.count = m.items.size();
     a.first_request_id = s->next_request_id;
     for (const proto::SendItem& it : m.items)
-      items_.push_back({s->ord, s->next_request_id++, it.user_data, it.payload});
+      items_.push_back({s->ord, false, s->next_request_id++, it.user_data, it.payload});
     zmq::message_t ack = proto::encode_ack(corr, a);
     if (queued() > kQueueHwm || !held_acks_.empty())
       held_acks_.push_back({rid, std::move(ack)});
     else
       send(front_, rid, std::move(ack));
     return true;
+  }
+
+  void forget_answered() {
+    while (cursor_ > 0 && items_.front().answered) {
+      items_.pop_front();
+      ++base_;
+      --cursor_;
+    }
+    while (!frames_.empty() && frames_.front().first <= base_) frames_.pop_front();
   }
 
   void release_acks() {
@@ -403,11 +417,14 @@ class BareHead {
   std::unordered_map<std::uint32_t, Session> sessions_;
   std::unordered_map<std::string, std::uint32_t> session_by_id_;
   std::uint32_t next_session_ = 1;
-  // Every request received and not dropped: task id = base_ + index; those
-  // from cursor_ on are queued.
-  std::vector<Item> items_;
+  // The requests from the oldest unanswered one on: task id = base_ +
+  // index; those from cursor_ on are queued. Answered ones leave from the
+  // front, and the `send` frames they viewed with them, so memory stays as
+  // warm as the head's.
+  std::deque<Item> items_;
   std::uint64_t base_ = 1;
   std::size_t cursor_ = 0;
+  std::deque<std::pair<std::uint64_t, zmq::message_t>> frames_;  // [task id past its last, frame]
   std::deque<std::pair<std::string, zmq::message_t>> held_acks_;
   proto::Results results_;  // reused
 };
