@@ -5,6 +5,7 @@
 // most 512 messages from each, then dispatch and flush once).
 #include "bench/bare_head.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -443,6 +444,13 @@ int run_bare_head(int argc, char** argv) {
   }
   std::signal(SIGTERM, on_stop);
   std::signal(SIGINT, on_stop);
+  // Freed memory stays in the process, as the CLI keeps it (client/zgrid.cpp):
+  // with glibc's defaults (trim above 128 KiB) the heap shrank and grew
+  // again between messages and page faults were a tenth of this process's
+  // CPU (perf), a cost no design needs to pay. zgrid-head keeps the defaults
+  // and pays it.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   BareHead h(max_task_batch);
   if (!h.start(frontend, backend, ep_file)) return 2;
   h.run();
