@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,7 +66,8 @@ struct Session {
 struct Node {
   std::string rid;
   std::uint64_t capacity = 0, inflight = 0;
-  bool in_ring = false;
+  bool placed = false;     // in ready_, under `load`
+  std::uint64_t load = 0;  // in flight / capacity, in millionths
   std::uint64_t free() const { return capacity > inflight ? capacity - inflight : 0; }
 };
 
@@ -166,7 +168,10 @@ class BareHead {
     if (env.type == proto::kHeartbeat) {
       proto::Heartbeat m;
       if (!proto::decode_heartbeat(env, &m).ok()) return;
-      send(back_, rid_of(frames[0]), proto::encode_heartbeat(instance_, interval_));
+      std::string rid = rid_of(frames[0]);
+      send(back_, rid, proto::encode_heartbeat(instance_, interval_));
+      if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end() && !nodes_[it->second].placed)
+        place(it->second);  // blocked before: it speaks again
       return;
     }
     if (env.type == proto::kRegister) {
@@ -180,15 +185,23 @@ class BareHead {
       n.inflight = 0;
       interval_ = interval_for(nodes_.size());
       send(back_, rid, proto::encode_registered(env.corr, {interval_, 3, instance_, 0}));
-      make_ready(it->second);
+      place(it->second);
     }
   }
 
-  void make_ready(std::size_t i) {
+  // Re-placed by its load, or out of ready_ when it has no free credit.
+  void place(std::size_t i) {
     Node& n = nodes_[i];
-    if (n.in_ring || n.free() == 0) return;
-    n.in_ring = true;
-    ring_.push_back(i);
+    if (n.placed) ready_.erase({n.load, i});
+    n.placed = n.free() > 0;
+    if (!n.placed) return;
+    n.load = n.inflight * 1'000'000 / n.capacity;
+    ready_.insert({n.load, i});
+  }
+  void unplace(std::size_t i) {
+    Node& n = nodes_[i];
+    if (n.placed) ready_.erase({n.load, i});
+    n.placed = false;
   }
 
   void on_results(Envelope& env, Node& n, std::size_t ni) {
@@ -207,23 +220,21 @@ class BareHead {
       if (s) respond(*s, it, r);
     }
     forget_answered();
-    make_ready(ni);
+    place(ni);
   }
 
   // ---- tasks and responses --------------------------------------------------------
 
-  // Round robin over the nodes with free credit: each gets min(free, queued,
-  // credit / 2 + 1, --max-task-batch) a message (head/distributor.cpp).
+  // As the head chooses (head/node_index.hpp, head/distributor.cpp): the
+  // least-loaded node with free credit, then the lowest ordinal, gets
+  // min(free, queued, credit / 2 + 1, --max-task-batch) a message.
   void dispatch() {
-    while (queued() > 0 && !ring_.empty()) {
-      std::size_t ni = ring_.front();
-      ring_.pop_front();
+    while (queued() > 0 && !ready_.empty()) {
+      std::size_t ni = ready_.begin()->second;
       Node& n = nodes_[ni];
-      n.in_ring = false;
       std::uint64_t chunk =
           std::max<std::uint64_t>(1, std::min<std::uint64_t>(n.capacity / 2 + 1, max_task_batch_));
       std::uint64_t k = std::min({n.free(), queued(), chunk});
-      if (k == 0) continue;
       std::size_t bytes = 64;
       for (std::uint64_t i = 0; i < k; ++i) bytes += items_[cursor_ + i].payload.size() + 12;
       Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
@@ -233,15 +244,13 @@ class BareHead {
       w.u64(0);
       zmq::message_t m = w.finish();
       zmqu::SendStatus st = zmqu::send_routed(back_, n.rid, m);
-      if (st == zmqu::SendStatus::kWouldBlock) {
-        n.in_ring = true;
-        ring_.push_front(ni);
-        return;
+      if (st != zmqu::SendStatus::kOk) {
+        unplace(ni);  // full or gone: none until it speaks again
+        continue;
       }
-      if (st != zmqu::SendStatus::kOk) continue;  // gone: out of the ring until it registers
       cursor_ += k;
       n.inflight += k;
-      make_ready(ni);
+      place(ni);
     }
   }
 
@@ -414,7 +423,7 @@ class BareHead {
   std::uint64_t interval_ = kHeartbeatMs;
   std::vector<Node> nodes_;
   std::unordered_map<std::string, std::size_t> node_by_rid_;
-  std::deque<std::size_t> ring_;  // nodes with free credit, in turn
+  std::set<std::pair<std::uint64_t, std::size_t>> ready_;  // nodes with free credit: load, index
   std::unordered_map<std::uint32_t, Session> sessions_;
   std::unordered_map<std::string, std::uint32_t> session_by_id_;
   std::uint32_t next_session_ = 1;

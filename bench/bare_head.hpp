@@ -11,8 +11,8 @@
 // answers the zgrid client's hello, status, create_session, open_client,
 // send (an ack, held above the head's queue high-water mark), end_requests
 // and close; it splits the queued requests into `tasks` messages of
-// min(free credit, credit / 2 + 1, --max-task-batch) over the nodes with free
-// credit (round robin), turns every `results` item into a `responses` item
+// min(free credit, credit / 2 + 1, --max-task-batch) to the least-loaded
+// node with free credit (as the head picks), turns every `results` item into a `responses` item
 // (messages of up to 4,096, flushed once a round under the client's window
 // of 65,536, acknowledged by its `resp_ack`), and answers `register` and
 // `heartbeat` as the head does (the same interval, scaled for big grids).

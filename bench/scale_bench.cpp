@@ -40,6 +40,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <regex>
 #include <string_view>
@@ -488,7 +489,15 @@ DispatchRun RunDispatch(bool bare, int nodes, int per_msg, std::size_t n) {
   double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), s0 = sims_cpu();
   auto t0 = Clock::now();
   std::size_t got = StreamEcho(*conn, n);
+  auto t1 = Clock::now();
   double s = seconds_since(t0);
+  // For a profile of the stream alone (perf record -k CLOCK_MONOTONIC, then
+  // perf script --pid PID --time FROM,TO): steady_clock is CLOCK_MONOTONIC.
+  if (std::getenv("ZGRID_BENCH_MARKS"))
+    std::fprintf(stderr, "scale_bench: %s PID %d streamed from %.6f to %.6f\n",
+                 bare ? "bare head" : "zgrid-head", static_cast<int>(g.head().pid()),
+                 std::chrono::duration<double>(t0.time_since_epoch()).count(),
+                 std::chrono::duration<double>(t1.time_since_epoch()).count());
   double per = got > 0 ? 1e6 / static_cast<double>(got) : 0;
   out.head_us = (cpu_seconds(g.head().pid()) - h0) * per;
   out.client_us = (self_cpu_seconds() - c0) * per;
