@@ -29,7 +29,11 @@
 //    the real head and then, in the same run, through its floor: a bare head
 //    (bench/bare_head.hpp) that moves the same messages between the same
 //    client and simulators with none of the head's logic. Head CPU per
-//    request of each, their ratio (x_floor), requests a second of each.
+//    request of each, their ratio (x_floor), requests a second of each, and
+//    the CPU the client and the simulators spent per request beside them.
+//    With ZGRID_BENCH_MARKS=1 each stream's PID and CLOCK_MONOTONIC span go
+//    to stderr, for `perf record -k CLOCK_MONOTONIC -a -g` then
+//    `perf script --time FROM,TO` of that process alone.
 //
 //   build/bench/scale_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
