@@ -84,7 +84,7 @@ class BareHead {
     // As the head sets them (head/head.cpp: handshake interval, a deeper
     // accept queue on the node port).
     zmqu::SocketOptions fo, bo;
-    fo.handshake_ivl_ms = bo.handshake_ivl_ms = 10'000;
+    fo.handshake_ivl_ms = bo.handshake_ivl_ms = 5'000;  // --handshake-timeout
     bo.backlog = static_cast<int>(std::clamp<rlim_t>(rl.rlim_cur / 16, 100, 4096));
     auto f = zmqu::bind_router(ctx_, frontend, &frontend_ep_, fo);
     auto b = zmqu::bind_router(ctx_, backend, &backend_ep_, bo);
