@@ -40,6 +40,7 @@
 //
 //   build/bench/scale_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zgrid/client.hpp>
 
@@ -132,6 +133,12 @@ std::size_t StreamEcho(Connection& conn, std::size_t n) {
   return got;
 }
 
+// The requests one HeadDispatch stream sends: more where messages are deeper.
+std::size_t DispatchRequests(int per_msg) {
+  std::size_t scale = per_msg == 1 ? 1 : per_msg < 64 ? 2 : 5;
+  return std::max<std::size_t>(2'000, bench_n() * scale / 10);
+}
+
 void BM_HeadDispatch(benchmark::State& state) {
   const int nodes = static_cast<int>(state.range(0));
   const int per_msg = static_cast<int>(state.range(1));
@@ -146,12 +153,7 @@ void BM_HeadDispatch(benchmark::State& state) {
     state.SkipWithError("simulated nodes did not all register");
     return;
   }
-  const std::size_t n =
-      std::max<std::size_t>(2'000, bench_n() *
-                                       static_cast<std::size_t>(per_msg == 1   ? 1
-                                                                : per_msg < 64 ? 2
-                                                                               : 5) /
-                                       10);
+  const std::size_t n = DispatchRequests(per_msg);
   auto conn = g.connect(30'000);
   double cpu = 0, answered = 0;
   for (auto _ : state) {
@@ -448,6 +450,11 @@ void BM_LoneRequestVsRelay(benchmark::State& state) {
   std::vector<double> us;
   zgrid::proto::Response r;
   std::uint64_t i = 0;
+  // Where a lone request's CPU goes, process by process (the rest of the
+  // latency is waiting: wake-ups and the wire).
+  const double head0 = cpu_seconds(g.head().pid()), node0 = cpu_seconds(g.node(0).pid());
+  rusage ru0{};
+  getrusage(RUSAGE_THREAD, &ru0);
   for (auto _ : state) {
     std::string p = std::to_string(i++);
     auto t0 = Clock::now();
@@ -462,6 +469,16 @@ void BM_LoneRequestVsRelay(benchmark::State& state) {
     state.SetIterationTime(s);
     us.push_back(s * 1e6);
   }
+  const double n_req = std::max<double>(1, static_cast<double>(us.size()));
+  rusage ru1{};
+  getrusage(RUSAGE_THREAD, &ru1);
+  auto tv = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec);
+  };
+  state.counters["head_cpu_us"] = 1e6 * (cpu_seconds(g.head().pid()) - head0) / n_req;
+  state.counters["node_cpu_us"] = 1e6 * (cpu_seconds(g.node(0).pid()) - node0) / n_req;
+  state.counters["client_thread_cpu_us"] =
+      1e6 * (tv(ru1.ru_utime) + tv(ru1.ru_stime) - tv(ru0.ru_utime) - tv(ru0.ru_stime)) / n_req;
   auto relay = bare_relay_us(static_cast<int>(us.size()), false);
   auto rtt = bare_relay_us(static_cast<int>(us.size()), true);
   double p50 = percentile(us, 0.5), relay50 = percentile(relay, 0.5);
@@ -536,12 +553,7 @@ void BM_HeadDispatchVsFloor(benchmark::State& state) {
   const int nodes = static_cast<int>(state.range(0));
   const int per_msg = static_cast<int>(state.range(1));
   // As many requests as BM_HeadDispatch streams.
-  const std::size_t n =
-      std::max<std::size_t>(2'000, bench_n() *
-                                       static_cast<std::size_t>(per_msg == 1   ? 1
-                                                                : per_msg < 64 ? 2
-                                                                               : 5) /
-                                       10);
+  const std::size_t n = DispatchRequests(per_msg);
   for (auto _ : state) {
     DispatchRun head = RunDispatch(false, nodes, per_msg, n);
     DispatchRun floor = RunDispatch(true, nodes, per_msg, n);

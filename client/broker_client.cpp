@@ -62,6 +62,15 @@ class BrokerClient::State {
   // While waiting: the connection's keep_alive, and resume() when the head
   // answering is a new instance; `activity`: also a ping naming this client.
   Status check_head(bool activity);
+  // Sends the resp_ack of the responses received and not yet acknowledged.
+  void ack_responses(bool may_fail_over = true) {
+    if (resp_unacked_ == 0) return;
+    zmq::message_t ack =
+        proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, resp_unacked_});
+    resp_unacked_ = 0;
+    (void)t_.send_raw(ack, -1, may_fail_over);  // lost with a lost head: the window restarts
+  }
+  static constexpr std::uint64_t kAckEvery = 16'384;
 
   struct SentBatch {
     std::uint64_t corr;
@@ -91,10 +100,12 @@ class BrokerClient::State {
   std::deque<Inbox> inbox_;
   std::size_t buffered_ = 0;  // responses in inbox_ not yet taken
   std::uint64_t received_ = 0;
+  std::uint64_t resp_unacked_ = 0;  // responses received and not yet acknowledged
   std::uint64_t rejected_ = 0;
   Status error_;              // a batch was refused: every later call fails with it
   bool need_resume_ = false;  // the head saw a sequence gap (it restarted): resend
   bool committed_ = false;    // made by submit(): its one batch is committed
+  bool ended_ = false;        // end_requests() done: it sends nothing more
   Millis last_ping_ = SteadyClock::instance().now_ms();  // check_head's latest ping naming it
 };
 
@@ -115,6 +126,7 @@ void Transport::deliver(BrokerClient* bc, std::unique_ptr<Reply>& r) {
 BrokerClient::BrokerClient(std::unique_ptr<State> s) : s_(std::move(s)) {}
 
 BrokerClient::~BrokerClient() {
+  s_->ack_responses(/*may_fail_over=*/false);
   s_->t_.remove_client(s_->session_id_, s_->client_id_);
 }
 
@@ -264,9 +276,14 @@ void BrokerClient::State::on_message(std::unique_ptr<Transport::Reply>& reply) {
       buffered_ += n;
     }
     received_ += n;
-    // Acknowledge at once: the library buffers, so the head can keep going.
-    zmq::message_t ack = proto::encode_client_ref(proto::kRespAck, 0, {session_id_, client_id_, n});
-    (void)t_.send_raw(ack, -1, /*may_fail_over=*/false);  // inside pump: same socket
+    resp_unacked_ += n;
+    // Acknowledged with the client's next message or before it waits
+    // (ack_responses), so that a lone request's resp_ack reaches the head
+    // with the next request rather than as a wake-up of its own; at once
+    // when the client sends nothing more (its session completes only once
+    // they are acknowledged) or a quarter of the head's default window is
+    // pending (the library buffers, so the head can keep going).
+    if (committed_ || ended_ || resp_unacked_ >= kAckEvery) ack_responses(/*may_fail_over=*/false);
     return;
   }
   if (env.type == proto::kError) {
@@ -305,6 +322,7 @@ Status BrokerClient::State::send(std::string_view payload, std::string_view user
 }
 
 Status BrokerClient::State::wait_window(std::size_t max_unacked) {
+  if (unacked_.size() > max_unacked) ack_responses();  // before waiting
   while (unacked_.size() > max_unacked && error_.ok()) {
     auto p = t_.pump(200);
     if (!p.ok()) return p.status();
@@ -366,6 +384,7 @@ Status BrokerClient::State::send_batch(bool flush) {
   zmq::message_t msg = proto::encode_send(corr, m);
   SentBatch sb{corr, next_seq_ - 1, zmq::message_t()};
   sb.msg.copy(msg);
+  ack_responses();  // travels with the batch
   ZG_RETURN_IF_ERROR(t_.send_raw(msg));
   unacked_.push_back(std::move(sb));
   pending_.clear();
@@ -402,17 +421,25 @@ Status BrokerClient::State::end_requests() {
   if (!pending_.empty()) ZG_RETURN_IF_ERROR(send_batch(true));
   for (int attempt = 0;; ++attempt) {
     ZG_RETURN_IF_ERROR(wait_window(0));
+    ack_responses();  // travels with the end; later ones go at once (ended_)
     auto r = t_.call(proto::encode_client_ref(proto::kEndRequests, t_.next_corr(),
                                               {session_id_, client_id_, acked_seq_}),
                      proto::kOk, t_.options().timeout_ms);
-    if (r.ok()) return Status::OK();
+    if (r.ok()) {
+      ended_ = true;
+      ack_responses();  // any that came during the call
+      return Status::OK();
+    }
     if (attempt > 0 || !reopen_after(r.status())) return r.status();
     ZG_RETURN_IF_ERROR(resume());  // then its batches again, and EndRequests
   }
 }
 
 bool BrokerClient::State::poll_response(proto::Response* out) {
-  if (buffered_ == 0) return false;
+  if (buffered_ == 0) {
+    ack_responses();  // all taken: the head may send more
+    return false;
+  }
   Inbox& in = inbox_.front();
   proto::ResponseView v;
   (void)proto::read_response_item(in.items, &v);  // checked on arrival
@@ -425,7 +452,8 @@ bool BrokerClient::State::poll_response(proto::Response* out) {
 Result<bool> BrokerClient::State::next_response(proto::Response* out, Millis timeout_ms) {
   const Clock& clock = SteadyClock::instance();
   Millis deadline = clock.now_ms() + timeout_ms;
-  bool pumped = false;  // a timeout of 0 still reads what has arrived
+  bool pumped = false;                  // a timeout of 0 still reads what has arrived
+  if (buffered_ == 0) ack_responses();  // before waiting
   while (buffered_ == 0) {
     if (!error_.ok()) return error_;
     Millis now = clock.now_ms();

@@ -434,6 +434,7 @@ class Head {
       }
       Millis timeout = std::max<Millis>(0, next_tick - now);
       if (rooms_.outbox.responses_pending()) timeout = std::min<Millis>(timeout, 2);
+      if (rooms_.acks_held()) timeout = std::min<Millis>(timeout, AckHold::kHoldMs);
       zmq::socket_t* completions = durable_.enabled() ? durable_.completion_socket() : nullptr;
       zmq::pollitem_t items[] = {
           {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0},

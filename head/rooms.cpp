@@ -110,7 +110,11 @@ bool HeadRooms::error_budget(const std::string& rid) {
 }
 
 void HeadRooms::flush_clients() {
-  Outbox::Flushed f = outbox.flush(sessions, ctx.now, io_.to_client);
+  Outbox::Flushed f = outbox.flush(
+      sessions, ctx.now,
+      [this](const std::string& rid, zmq::message_t& body) { return to_client(rid, body); });
+  acks_.release_due(ctx.now,
+                    [this](const std::string& r, zmq::message_t& m) { (void)io_.to_client(r, m); });
   for (Session* s : f.may_resume) tasks.activate(s);  // paused for its clients (turn_of)
   for (Session* s : f.delivered) lifecycle.maybe_retire(*s);
 }
@@ -264,7 +268,15 @@ void HeadRooms::finish_round() {
 
 void HeadRooms::send_deferred_replies() {
   defer_replies_ = false;
-  for (auto& [rid, body] : deferred_) (void)io_.to_client(rid, body);
+  for (auto& [rid, body] : deferred_) {
+    // An interactive batch's ack (durable ones come from journal
+    // completions, never deferred) waits for the client's next message.
+    Envelope e;
+    if (decode_envelope(body.data(), body.size(), &e).ok() && e.type == proto::kAck)
+      acks_.hold(rid, std::move(body), ctx.now);
+    else
+      (void)to_client(rid, body);
+  }
   deferred_.clear();
 }
 

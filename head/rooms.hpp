@@ -26,6 +26,7 @@
 
 #include "common/status.hpp"
 #include "common/zmq_util.hpp"
+#include "head/ack_hold.hpp"
 #include "head/client_handlers.hpp"
 #include "head/context.hpp"
 #include "head/distributor.hpp"
@@ -85,6 +86,9 @@ class HeadRooms {
   // `ack`, so a lone request does not wait for the ack's send (the reactor
   // calls it before draining the client socket; tests may leave it off).
   void defer_client_replies() { defer_replies_ = true; }
+  // Whether acks wait to travel with a client's next message (the reactor
+  // polls within AckHold::kHoldMs meanwhile).
+  bool acks_held() const { return !acks_.empty(); }
   // What follows the drains of each poll round: this round's durable answers
   // written, a dispatch round, the deferred replies sent, the outbox
   // flushed, parked fetches woken.
@@ -165,11 +169,18 @@ class HeadRooms {
     if (defer_replies_)
       deferred_.emplace_back(rid, std::move(body));
     else
-      (void)io_.to_client(rid, body);
+      (void)to_client(rid, body);
+  }
+  // Every send to a client: what acks_ holds for it goes first.
+  zmqu::SendStatus to_client(const std::string& rid, zmq::message_t& body) {
+    acks_.release(rid,
+                  [this](const std::string& r, zmq::message_t& m) { (void)io_.to_client(r, m); });
+    return io_.to_client(rid, body);
   }
   void send_deferred_replies();
 
   HeadIo io_;
+  AckHold acks_;  // interactive acks on their way with the client's next message
   bool defer_replies_ = false;
   std::vector<std::pair<std::string, zmq::message_t>> deferred_;  // replies held to the round's end
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id

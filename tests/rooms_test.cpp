@@ -145,8 +145,11 @@ TEST(HeadRooms, AnInteractiveSessionRunsThroughTheEntriesAndTheRound) {
 }
 
 // The reactor defers a round's client replies until after its dispatch, so
-// a lone request's task does not wait for its batch's `ack` to be sent.
-TEST(HeadRooms, ARoundSendsTheTaskBeforeTheAckOfItsBatch) {
+// a lone request's task does not wait for its batch's `ack` to be sent; the
+// ack then waits (AckHold) to go right before the client's next message —
+// its responses — or alone after AckHold::kHoldMs, never after a later
+// message to the same client.
+TEST(HeadRooms, TheTaskLeavesBeforeTheAckAndTheAckTravelsWithTheResponses) {
   Rooms r;
   NodeState& n = r.add_node("a", 8);
   proto::CreateSession cm;
@@ -162,19 +165,41 @@ TEST(HeadRooms, ARoundSendsTheTaskBeforeTheAckOfItsBatch) {
   sm.first_seq = 1;
   sm.flush = true;
   sm.items.push_back({"u", "1001"});
-  r.defer_client_replies();  // as the reactor does before draining the client socket
-  ASSERT_TRUE(r.call(proto::encode_send(3, sm)).ok());
-  EXPECT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 0u);  // held to the round's end
+  auto send = [&](std::uint64_t seq) {
+    sm.first_seq = seq;
+    r.defer_client_replies();  // as the reactor does before draining the client socket
+    ASSERT_TRUE(r.call(proto::encode_send(seq + 2, sm)).ok());
+  };
+  send(1);
   EXPECT_EQ(Total(r.round()), 1u);
-  ASSERT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 1u);
-  ASSERT_FALSE(r.to_nodes.empty());
-  EXPECT_EQ(r.to_nodes.back().type(), proto::kTasks);
-  EXPECT_LT(r.to_nodes.back().order, r.replies.back().order);
-  // Out of a round (tests, timers) replies go at once, as before.
-  sm.first_seq = 2;
-  ASSERT_TRUE(r.call(proto::encode_send(4, sm)).ok());
+  EXPECT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 0u);  // held: the task went alone
+  EXPECT_TRUE(r.acks_held());
+  ASSERT_EQ(r.to_nodes.back().type(), proto::kTasks);
+  // The answer: the ack goes right before the responses.
+  ASSERT_TRUE(r.results(n, {{1, ""}}).ok());
+  r.round();
+  ASSERT_GE(r.replies.size(), 2u);
+  EXPECT_EQ(r.replies[r.replies.size() - 2].type(), proto::kAck);
+  EXPECT_EQ(r.replies.back().type(), proto::kResponses);
+  EXPECT_LT(r.to_nodes.back().order, r.replies[r.replies.size() - 2].order);
+  EXPECT_FALSE(r.acks_held());
+  // No answer yet: the ack goes alone once it has waited kHoldMs.
+  send(2);
+  r.round();
+  EXPECT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 1u);
+  r.ctx.now += AckHold::kHoldMs;
+  r.round();
   EXPECT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 2u);
-  (void)n;
+  EXPECT_EQ(r.replies.back().type(), proto::kAck);
+  // Anything else sent to the client goes after the held ack.
+  send(3);
+  r.round();
+  EXPECT_EQ(CountOf(r.replies, proto::kAck, "rid-c"), 2u);
+  ASSERT_TRUE(r.call(proto::begin(proto::kPing, 9, 0).finish()).ok());
+  ASSERT_GE(r.replies.size(), 2u);
+  EXPECT_EQ(r.replies[r.replies.size() - 2].type(), proto::kAck);
+  EXPECT_EQ(r.replies.back().envelope().corr, 9u);
+  EXPECT_FALSE(r.acks_held());
 }
 
 TEST(HeadRooms, ClientJunkIsCountedAndAnsweredWithinABudget) {
