@@ -25,7 +25,7 @@
 //   - results: those of the current generation go to the head in as few
 //     `results` messages as the batch limits allow — every worker message
 //     read in one pass merged into one, those of a worker with more work
-//     claimed held at most 5 ms for the next (node/result_hold.hpp); a
+//     claimed held at most 1 ms for the next (node/result_hold.hpp); a
 //     lone task's never wait;
 //   - the credit (node/credit.hpp): adaptive prefetch, and task timeouts —
 //     a task past its deadline is reported task_timeout, stuck workers shrink

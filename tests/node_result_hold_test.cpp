@@ -30,10 +30,11 @@ TEST(NodeResultHold, NothingMoreComingSendsAtOnceWithWhatIsHeld) {
   std::vector<zmq::message_t> out;
   h.add(1, /*more=*/false, Msg("lone"), 100, &out);
   EXPECT_EQ(Texts(&out), std::vector<std::string>{"lone"});
+  // Within the hold (the same millisecond): "c" says nothing more is coming.
   h.add(1, true, Msg("a"), 200, &out);
-  h.add(1, true, Msg("b"), 201, &out);
+  h.add(1, true, Msg("b"), 200, &out);
   EXPECT_TRUE(out.empty());
-  h.add(1, false, Msg("c"), 202, &out);
+  h.add(1, false, Msg("c"), 200, &out);
   EXPECT_EQ(Texts(&out), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(h.empty());
 }
@@ -43,11 +44,12 @@ TEST(NodeResultHold, HeldMessagesGoAtTheDeadlineWhateverTheWorkersRun) {
   // waits kHoldMs at most, counted from the oldest held message.
   ResultHold h;
   std::vector<zmq::message_t> out;
+  constexpr Millis k = ResultHold::kHoldMs;
   h.add(1, true, Msg("a"), 1000, &out);
-  EXPECT_EQ(h.due_in(1000), ResultHold::kHoldMs);
-  h.add(1, true, Msg("b"), 1003, &out);
-  EXPECT_EQ(h.due_in(1003), ResultHold::kHoldMs - 3);
-  h.take_due(1004, &out);
+  EXPECT_EQ(h.due_in(1000), k);
+  h.add(1, true, Msg("b"), 1000 + k - 1, &out);
+  EXPECT_EQ(h.due_in(1000 + k - 1), 1);
+  h.take_due(1000 + k - 1, &out);
   EXPECT_TRUE(out.empty());
   h.take_due(1000 + ResultHold::kHoldMs, &out);
   EXPECT_EQ(Texts(&out), (std::vector<std::string>{"a", "b"}));
@@ -109,10 +111,10 @@ TEST(NodeResultHold, ResultsSentTogetherShareOneMessageInTheOrderTheyCame) {
   ResultHold h;
   std::vector<zmq::message_t> out;
   h.add(1, true, Results(10, 2), 100, &out);
-  h.add(1, true, Results(1, 1, 3, /*array32=*/false), 101, &out);  // small: inside the message_t
-  h.add(1, true, Results(20, 40, 100, false), 101, &out);
+  h.add(1, true, Results(1, 1, 3, /*array32=*/false), 100, &out);  // small: inside the message_t
+  h.add(1, true, Results(20, 40, 100, false), 100, &out);
   EXPECT_TRUE(out.empty());
-  h.add(1, false, Results(5, 3), 102, &out);
+  h.add(1, false, Results(5, 3), 100, &out);
   ASSERT_EQ(out.size(), 1u);
   std::vector<std::uint64_t> want = {10, 11, 1};
   for (auto id : Range(20, 40)) want.push_back(id);
