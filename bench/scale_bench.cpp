@@ -12,7 +12,8 @@
 //    request, get its answer, close; `clients` threads each with a
 //    connection, for a few seconds. submit:0 takes the steps one by one
 //    (six exchanges), submit:1 makes the session in one message
-//    (BrokerClient::submit: the submit, the answer).
+//    (BrokerClient::submit with submit_wait_ms: the submit, and its reply
+//    carrying the answer — durable: committed).
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
 //  - BM_PurgeStorm/sessions: `sessions` one-message durable sessions (one
@@ -224,8 +225,11 @@ bool OneSession(Connection& conn, bool durable, bool one_message) {
   std::string sid;
   std::unique_ptr<BrokerClient> bc;
   if (one_message) {
-    // Created, sent, committed and sealed in one message.
-    auto made = BrokerClient::submit(conn, {"echo", durable, 0}, "c", {{"p", "u"}});
+    // Created, sent, committed and sealed in one message, whose reply
+    // brings the answer (durable: committed).
+    zgrid::client::BrokerOptions bo;
+    bo.submit_wait_ms = 30'000;
+    auto made = BrokerClient::submit(conn, {"echo", durable, 0}, "c", {{"p", "u"}}, bo);
     if (!made.ok()) return fail("submit", made.status());
     bc = std::move(made).value();
     sid = bc->session_id();
@@ -240,7 +244,9 @@ bool OneSession(Connection& conn, bool durable, bool one_message) {
     if (zgrid::Status st = bc->end_requests(); !st.ok()) return fail("end_requests", st);
   }
   zgrid::proto::Response r;
-  if (durable) {
+  if (one_message && bc->poll_response(&r)) {
+    // It came with the reply.
+  } else if (durable) {
     // Committed: the answer comes from the journal, by session id.
     auto page = conn.fetch(sid, 0, 16, 30'000);
     if (!page.ok()) return fail("fetch", page.status());
