@@ -3,8 +3,8 @@
 //    answered echo request, with simulated nodes (`zgrid-node --simulate`,
 //    separate processes of at most 5,000 each) whose credit makes tasks
 //    travel `per_msg` per message. CPU from /proc/PID/stat (what getrusage
-//    would say from inside the head); tasks per message as the simulators
-//    counted them.
+//    would say from inside the head); tasks per task message and per results
+//    message as the simulators counted them.
 //  - BM_TenThousandNodes: registration time of N simulated nodes with 1 s
 //    heartbeats, the head's idle CPU and RSS, `zgrid nodes` answering, and
 //    the time to notice a lone simulated node SIGKILLed among them.
@@ -95,10 +95,11 @@ std::vector<std::size_t> AddSims(Grid& g, int nodes, int credit, const std::stri
   return out;
 }
 
-// Stops the simulators (SIGTERM) and sums the tasks and task messages they
-// report.
-void StopSims(Grid& g, const std::vector<std::size_t>& sims, double* tasks, double* messages) {
-  static const std::regex kLine(R"(tasks=(\d+) messages=(\d+))");
+// Stops the simulators (SIGTERM) and sums the tasks, task messages and
+// results messages they report.
+void StopSims(Grid& g, const std::vector<std::size_t>& sims, double* tasks, double* messages,
+              double* results = nullptr) {
+  static const std::regex kLine(R"(tasks=(\d+) messages=(\d+) results=(\d+))");
   for (std::size_t i : sims) {
     g.node(i).signal(SIGTERM);
     g.node(i).wait(10'000);
@@ -107,6 +108,7 @@ void StopSims(Grid& g, const std::vector<std::size_t>& sims, double* tasks, doub
     if (std::regex_search(log, m, kLine)) {
       *tasks += std::stod(m[1]);
       *messages += std::stod(m[2]);
+      if (results) *results += std::stod(m[3]);
     }
   }
 }
@@ -170,10 +172,11 @@ void BM_HeadDispatch(benchmark::State& state) {
       return;
     }
   }
-  double tasks = 0, messages = 0;
-  StopSims(g, sims, &tasks, &messages);
+  double tasks = 0, messages = 0, results = 0;
+  StopSims(g, sims, &tasks, &messages, &results);
   state.counters["head_cpu_us_per_req"] = answered > 0 ? 1e6 * cpu / answered : 0;
   state.counters["tasks_per_msg"] = messages > 0 ? tasks / messages : 0;
+  state.counters["tasks_per_results_msg"] = results > 0 ? tasks / results : 0;
   state.counters["requests"] = static_cast<double>(n);
 }
 

@@ -98,7 +98,9 @@ Status IoLoop::run(zmq::socket_t& pull, const std::atomic<bool>& stop) {
   send_results(to_send_);
   if (registered_) send_bye(head_);
   ZG_LOG(kInfo, kLog,
-         "stopped; tasks run inline on the I/O thread: " + std::to_string(inline_tasks_));
+         "stopped; tasks run inline on the I/O thread: " + std::to_string(inline_tasks_) +
+             "; results messages: " + std::to_string(hold_.received()) + " made, " +
+             std::to_string(hold_.sent()) + " sent");
   return Status::OK();
 }
 
@@ -655,8 +657,9 @@ void IoLoop::on_worker_results(std::vector<zmq::message_t>& frames, Millis now) 
   std::memcpy(&gen, frames[0].data(), sizeof gen);
   const bool more = static_cast<const char*>(frames[0].data())[sizeof gen] != 0;
   if (gen != generation_ || !registered_) return;  // work of a previous connection
-  hold_.add(gen, more, std::move(frames[1]), now, &to_send_);
-  send_results(to_send_);
+  // Sent at the end of the pass (run's take_due): every message read in it
+  // goes in one.
+  hold_.hold(gen, more, std::move(frames[1]), now, &to_send_);
 }
 
 void IoLoop::send_results(std::vector<zmq::message_t>& out) {

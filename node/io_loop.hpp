@@ -22,9 +22,11 @@
 //     free at once. It saves the two thread hand-offs a lone task costs
 //     (waking a worker; its result waking this thread). Anything else, or a
 //     service never measured yet, goes to the workers;
-//   - results: forwarded unchanged if their generation is current, those
-//     of a worker with more work claimed held at most 5 ms so results that
-//     come close together reach the head back to back (node/result_hold.hpp);
+//   - results: those of the current generation go to the head in as few
+//     `results` messages as the batch limits allow — every worker message
+//     read in one pass merged into one, those of a worker with more work
+//     claimed held at most 1 ms for the next (node/result_hold.hpp); a
+//     lone task's never wait;
 //   - the credit (node/credit.hpp): adaptive prefetch, and task timeouts —
 //     a task past its deadline is reported task_timeout, stuck workers shrink
 //     the credit, and when every worker is stuck the queued tasks go back

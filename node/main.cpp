@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     sim.stop();
     // The scale benchmarks read how the work travelled.
     std::cerr << "zgrid-node: simulated " << cmd.simulate << " nodes: tasks=" << sim.tasks_done()
-              << " messages=" << sim.task_messages() << "\n";
+              << " messages=" << sim.task_messages() << " results=" << sim.results_messages()
+              << "\n";
     return 0;
   }
   zgrid::svc::Registry registry;

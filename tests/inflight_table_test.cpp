@@ -174,5 +174,32 @@ TEST(InflightTable, BigMessagesAnsweredOutOfOrder) {
   EXPECT_EQ(g->request.id, 2u);
 }
 
+// One results message may answer tasks of several task messages of its node
+// (a node merges what finished together, docs/protocol.md "Nodes"), in any
+// order, some of them only partly; another node's ids in it are refused.
+TEST(InflightTable, OneResultsMessageAnswersSeveralTaskMessagesInterleaved) {
+  InflightTable t;
+  Send(t, 1, 4, 1);
+  Send(t, 5, 4, 2);
+  Send(t, 9, 4, 1);
+  Send(t, 13, 4, 1);
+  for (std::uint64_t m = 0; m < 12; ++m) Send(t, 100 + 4 * m, 4, 1);  // past the node's first 8
+  EXPECT_EQ(t.messages(), 16u);
+  // The results message: its items as the node merged them.
+  for (std::uint64_t task : {9, 1, 13, 2, 10, 14, 3, 144, 100, 11})
+    ASSERT_TRUE(t.release(task, 1).has_value()) << task;
+  EXPECT_FALSE(t.release(5, 1).has_value());  // node 2's
+  EXPECT_FALSE(t.release(9, 1).has_value());  // twice in the message
+  EXPECT_EQ(t.on_node(1), 60u - 10u);
+  EXPECT_EQ(t.messages(), 16u);  // none of them whole yet
+  // The next one finishes them: each record leaves with its last task.
+  for (std::uint64_t task : {4, 12, 15, 16}) ASSERT_TRUE(t.release(task, 1).has_value()) << task;
+  EXPECT_EQ(t.messages(), 13u);  // 1..4, 9..12 and 13..16 left
+  auto lost = t.release_node(1);
+  EXPECT_EQ(lost.size(), 46u);
+  EXPECT_EQ(t.on_node(2), 4u);
+  EXPECT_EQ(t.messages(), 1u);
+}
+
 }  // namespace
 }  // namespace zgrid::head
