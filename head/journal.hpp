@@ -6,9 +6,14 @@
 // encoded) and submits it; the journal thread takes every op waiting (up to
 // a size limit), appends the ops' bulk values to their sessions' segment
 // files (synced), then writes everything else, with a pointer (offset,
-// length, CRC-32C) in place of each bulk value, as ONE LevelDB WriteBatch
-// with sync=true, and tells the reactor "ops up to seq N are durable" (or
-// failed) through an inproc PAIR socket, which wakes the reactor's poll. It
+// length, CRC-32C) in place of each bulk value, as ONE LevelDB WriteBatch,
+// and tells the reactor "ops up to seq N are durable" (or failed) through an
+// inproc PAIR socket, which wakes the reactor's poll. One synced write per
+// group (format v4): when the group's bulk values went to one segment file,
+// that file's append also carries the batch as a redo record and its sync
+// makes the group durable, so the batch is written with sync=false (open
+// applies redo records LevelDB lost: replay_redo); otherwise the batch is
+// written with sync=true. It
 // never waits for a batch to fill: when the queue is empty it writes what it
 // has. Consecutive purges share a group (each deletes its session's ranges
 // in the group's batch, with its tombstone), but maintenance ops (purges,
