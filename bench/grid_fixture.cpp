@@ -1,10 +1,15 @@
 #include "bench/grid_fixture.hpp"
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -155,7 +160,127 @@ std::uint64_t head_rss_peak_kib(pid_t pid) {
   return status_kib(pid, "VmHWM:");
 }
 
+namespace {
+
+constexpr const char* kRelayBroker = "--zgrid-relay-broker";
+constexpr const char* kRelayWorker = "--zgrid-relay-worker";
+
+// The relay's broker process: binds a front and a back ROUTER on loopback,
+// prints their endpoints, then forwards client -> "w" -> client until killed.
+int relay_broker() {
+  zmq::context_t ctx(1);
+  zmq::socket_t front(ctx, zmq::socket_type::router), back(ctx, zmq::socket_type::router);
+  for (auto* s : {&front, &back}) {
+    s->set(zmq::sockopt::linger, 0);
+    s->bind("tcp://127.0.0.1:*");
+  }
+  std::printf("%s %s\n", front.get(zmq::sockopt::last_endpoint).c_str(),
+              back.get(zmq::sockopt::last_endpoint).c_str());
+  std::fflush(stdout);
+  zmq::pollitem_t it[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
+                          {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
+  for (;;) {
+    zmq::poll(it, 2, std::chrono::milliseconds(1000));
+    for (int k = 0; k < 64; ++k) {  // [client, body] -> ["w", client, body]
+      std::vector<zmq::message_t> f;
+      if (!zmq::recv_multipart(front, std::back_inserter(f), zmq::recv_flags::dontwait)) break;
+      f.insert(f.begin(), zmq::message_t(std::string("w")));
+      zmq::send_multipart(back, f);
+    }
+    for (int k = 0; k < 64; ++k) {  // ["w", client, body] -> [client, body]
+      std::vector<zmq::message_t> f;
+      if (!zmq::recv_multipart(back, std::back_inserter(f), zmq::recv_flags::dontwait)) break;
+      f.erase(f.begin());
+      zmq::send_multipart(front, f);
+    }
+  }
+}
+
+// The relay's worker process: answers each message with itself.
+int relay_worker(const char* backend) {
+  zmq::context_t ctx(1);
+  zmq::socket_t w(ctx, zmq::socket_type::dealer);
+  w.set(zmq::sockopt::linger, 0);
+  w.set(zmq::sockopt::routing_id, "w");
+  w.connect(backend);
+  for (;;) {
+    std::vector<zmq::message_t> f;
+    if (!zmq::recv_multipart(w, std::back_inserter(f))) return 0;
+    zmq::send_multipart(w, f);
+  }
+}
+
+}  // namespace
+
+double bare_relay_round_trips_per_s(int clients, double seconds) {
+  int out[2];
+  if (::pipe(out) != 0) return 0;
+  std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  pid_t broker = ::fork();
+  if (broker == 0) {
+    ::dup2(out[1], 1);
+    ::execl(exe.c_str(), exe.c_str(), kRelayBroker, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string line;
+  char c;
+  pollfd pfd{out[0], POLLIN, 0};
+  while (line.find('\n') == std::string::npos && ::poll(&pfd, 1, 10'000) > 0 &&
+         ::read(out[0], &c, 1) == 1)
+    line += c;
+  ::close(out[0]);
+  std::istringstream ends(line);
+  std::string fep, bep;
+  ends >> fep >> bep;
+  pid_t worker = -1;
+  if (!bep.empty()) {
+    worker = ::fork();
+    if (worker == 0) {
+      ::execl(exe.c_str(), exe.c_str(), kRelayWorker, bep.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  double rate = 0;
+  if (worker > 0) {
+    std::atomic<long> done{0};
+    std::atomic<bool> counting{false}, stop{false};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < clients; ++i)
+      ts.emplace_back([&] {
+        zmq::context_t ctx(1);
+        zmq::socket_t s(ctx, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.set(zmq::sockopt::rcvtimeo, 200);
+        s.connect(fep);
+        while (!stop.load()) {
+          s.send(zmq::str_buffer("session"), zmq::send_flags::none);
+          zmq::message_t m;
+          // Lost only before the worker has connected (the broker's ROUTER
+          // drops what it cannot route yet): sent again.
+          if (!s.recv(m)) continue;
+          if (counting.load()) done.fetch_add(1);
+        }
+      });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // connections warm
+    counting = true;
+    auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    rate = static_cast<double>(done.load()) / seconds_since(t0);
+    stop = true;
+    for (auto& t : ts) t.join();
+  }
+  for (pid_t p : {broker, worker}) {
+    if (p <= 0) continue;
+    ::kill(p, SIGKILL);
+    ::waitpid(p, nullptr, 0);
+  }
+  return rate;
+}
+
 int run_benchmarks(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == kRelayBroker) return relay_broker();
+  if (argc >= 3 && std::string(argv[1]) == kRelayWorker) return relay_worker(argv[2]);
   testing::Grid::set_verify_tables(false);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -39,6 +39,14 @@ double percentile(std::vector<double> v, double p);
 // its own context and thread; with `direct`, DEALER -> ROUTER echo only.
 // Empty if ZeroMQ failed.
 std::vector<double> bare_relay_us(int n, bool direct);
+// The floor under sessions per second: `clients` threads, each with its own
+// context and DEALER (as each session's client has its own connection), do
+// request -> broker -> worker -> broker -> reply round trips for `seconds`;
+// the broker and the worker are processes of their own (this benchmark's
+// binary, run with a role: run_benchmarks starts it), as the head and the
+// node are. Round trips a second (0 if the relay would not start). A session
+// made by a submit that brings its answers is one such round trip.
+double bare_relay_round_trips_per_s(int clients, double seconds);
 
 // One interactive run: a session, every number one request, every response
 // into *got. Returns the seconds it took; purges the session after.

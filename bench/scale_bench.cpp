@@ -12,7 +12,10 @@
 //    request, get its answer, close; `clients` threads each with a
 //    connection, for a few seconds. submit:0 takes the steps one by one
 //    (six exchanges), submit:1 makes the session in one message
-//    (BrokerClient::submit: the submit, the answer).
+//    (BrokerClient::submit with submit_wait_ms: the submit, and its reply
+//    carrying the answer — durable: committed). submit:1 also measures its
+//    floor in the same run: as many clients doing bare ZeroMQ round trips
+//    through a relay (broker and worker processes), relay_round_trips_per_s.
 //  - BM_DurableSessionsKept: the head's RSS with 100,000 complete durable
 //    sessions kept, and after a restart that recovers them.
 //  - BM_PurgeStorm/sessions: `sessions` one-message durable sessions (one
@@ -25,22 +28,35 @@
 //    -> ROUTER broker -> DEALER worker and back, each in its own context and
 //    thread, as a lone request crosses client, head and node) and one bare
 //    round trip.
+//  - BM_HeadDispatchVsFloor/nodes/per_msg: BM_HeadDispatch's stream through
+//    the real head and then, in the same run, through its floor: a bare head
+//    (bench/bare_head.hpp) that moves the same messages between the same
+//    client and simulators with none of the head's logic. Head CPU per
+//    request of each, their ratio (x_floor), requests a second of each, and
+//    the CPU the client and the simulators spent per request beside them.
+//    With ZGRID_BENCH_MARKS=1 each stream's PID and CLOCK_MONOTONIC span go
+//    to stderr, for `perf record -k CLOCK_MONOTONIC -a -g` then
+//    `perf script --time FROM,TO` of that process alone.
 //
 //   build/bench/scale_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 #include <zgrid/client.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <regex>
+#include <string_view>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench/bare_head.hpp"
 #include "bench/grid_fixture.hpp"
 #include "tests/support/grid_process.hpp"
 #include "tests/support/pipeline.hpp"
@@ -221,8 +237,11 @@ bool OneSession(Connection& conn, bool durable, bool one_message) {
   std::string sid;
   std::unique_ptr<BrokerClient> bc;
   if (one_message) {
-    // Created, sent, committed and sealed in one message.
-    auto made = BrokerClient::submit(conn, {"echo", durable, 0}, "c", {{"p", "u"}});
+    // Created, sent, committed and sealed in one message, whose reply
+    // brings the answer (durable: committed).
+    zgrid::client::BrokerOptions bo;
+    bo.submit_wait_ms = 30'000;
+    auto made = BrokerClient::submit(conn, {"echo", durable, 0}, "c", {{"p", "u"}}, bo);
     if (!made.ok()) return fail("submit", made.status());
     bc = std::move(made).value();
     sid = bc->session_id();
@@ -237,7 +256,9 @@ bool OneSession(Connection& conn, bool durable, bool one_message) {
     if (zgrid::Status st = bc->end_requests(); !st.ok()) return fail("end_requests", st);
   }
   zgrid::proto::Response r;
-  if (durable) {
+  if (one_message && bc->poll_response(&r)) {
+    // It came with the reply.
+  } else if (durable) {
     // Committed: the answer comes from the journal, by session id.
     auto page = conn.fetch(sid, 0, 16, 30'000);
     if (!page.ok()) return fail("fetch", page.status());
@@ -289,7 +310,8 @@ void BM_SessionsPerSecond(benchmark::State& state) {
   const bool durable = state.range(0) != 0;
   const int clients = static_cast<int>(state.range(1));
   const bool one_message = state.range(2) != 0;
-  Grid g;
+  auto grid = std::make_unique<Grid>();
+  Grid& g = *grid;
   StartSessionsGrid(g, durable);
   if (!g.wait_nodes(1)) {
     state.SkipWithError("node did not register");
@@ -313,6 +335,15 @@ void BM_SessionsPerSecond(benchmark::State& state) {
     state.counters["sessions_per_s"] = static_cast<double>(done) / s;
   }
   state.counters["head_cpu_us_per_session"] = total > 0 ? 1e6 * cpu / total : 0;
+  if (one_message) {
+    // The floor, in the same run with the grid stopped: a session is at
+    // least one round trip client -> head -> node and back (a bare relay
+    // with as many clients, in processes as the grid's are).
+    grid.reset();
+    double floor = bare_relay_round_trips_per_s(clients, 2.0);
+    state.counters["relay_round_trips_per_s"] = floor;
+    state.counters["x_relay"] = floor > 0 ? state.counters["sessions_per_s"] / floor : 0;
+  }
 }
 
 // 100,000 (ZGRID_BENCH_N / 10) complete durable sessions kept (sealed, not
@@ -442,6 +473,98 @@ void BM_LoneRequestVsRelay(benchmark::State& state) {
   state.counters["x_relay"] = relay50 > 0 ? p50 / relay50 : 0;
 }
 
+// Figures 4 and 5's floor, in the same run (bench/bare_head.hpp): the
+// stream of BM_HeadDispatch through the real head, then through a bare head
+// (scale_bench itself, started as the head is) with the same client
+// (StreamEcho: a zgrid BrokerClient), the same simulators (`zgrid-node
+// --simulate`, credit 2 x per_msg) and the same messages, but none of the
+// head's logic. Each run has a grid of its own. CPU of the head process,
+// of this process (the client) and of the simulators, per answered request.
+struct DispatchRun {
+  double head_us = 0, client_us = 0, sims_us = 0, req_per_s = 0, tasks_per_msg = 0;
+  const char* error = nullptr;
+};
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return k > 0 ? std::string(buf, static_cast<std::size_t>(k)) : std::string();
+}
+
+DispatchRun RunDispatch(bool bare, int nodes, int per_msg, std::size_t n) {
+  DispatchRun out;
+  Grid g;
+  if (bare) g.set_head_launcher({SelfExe(), zgrid::bench::kBareHeadFlag});
+  g.start_head(
+      {"--http", "off", "--log-level", "warn", "--max-task-batch", std::to_string(per_msg)});
+  auto sims = AddSims(g, nodes, std::max(2, 2 * per_msg), "s");
+  if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+    out.error = "simulated nodes did not all register";
+    return out;
+  }
+  auto conn = g.connect(30'000);
+  auto sims_cpu = [&] {
+    double c = 0;
+    for (std::size_t i : sims) c += cpu_seconds(g.node(i).pid());
+    return c;
+  };
+  double h0 = cpu_seconds(g.head().pid()), c0 = self_cpu_seconds(), s0 = sims_cpu();
+  auto t0 = Clock::now();
+  std::size_t got = StreamEcho(*conn, n);
+  auto t1 = Clock::now();
+  double s = seconds_since(t0);
+  // For a profile of the stream alone (perf record -k CLOCK_MONOTONIC, then
+  // perf script --pid PID --time FROM,TO): steady_clock is CLOCK_MONOTONIC.
+  if (std::getenv("ZGRID_BENCH_MARKS"))
+    std::fprintf(stderr, "scale_bench: %s PID %d streamed from %.6f to %.6f\n",
+                 bare ? "bare head" : "zgrid-head", static_cast<int>(g.head().pid()),
+                 std::chrono::duration<double>(t0.time_since_epoch()).count(),
+                 std::chrono::duration<double>(t1.time_since_epoch()).count());
+  double per = got > 0 ? 1e6 / static_cast<double>(got) : 0;
+  out.head_us = (cpu_seconds(g.head().pid()) - h0) * per;
+  out.client_us = (self_cpu_seconds() - c0) * per;
+  out.sims_us = (sims_cpu() - s0) * per;
+  out.req_per_s = static_cast<double>(got) / s;
+  if (got != n) out.error = bare ? "lost answers (bare head)" : "lost answers";
+  double tasks = 0, messages = 0;
+  StopSims(g, sims, &tasks, &messages);
+  out.tasks_per_msg = messages > 0 ? tasks / messages : 0;
+  return out;
+}
+
+void BM_HeadDispatchVsFloor(benchmark::State& state) {
+  const int nodes = static_cast<int>(state.range(0));
+  const int per_msg = static_cast<int>(state.range(1));
+  // As many requests as BM_HeadDispatch streams.
+  const std::size_t n =
+      std::max<std::size_t>(2'000, bench_n() *
+                                       static_cast<std::size_t>(per_msg == 1   ? 1
+                                                                : per_msg < 64 ? 2
+                                                                               : 5) /
+                                       10);
+  for (auto _ : state) {
+    DispatchRun head = RunDispatch(false, nodes, per_msg, n);
+    DispatchRun floor = RunDispatch(true, nodes, per_msg, n);
+    if (head.error || floor.error) {
+      state.SkipWithError(head.error ? head.error : floor.error);
+      return;
+    }
+    state.SetIterationTime(static_cast<double>(n) / head.req_per_s);
+    state.counters["head_cpu_us_per_req"] = head.head_us;
+    state.counters["floor_cpu_us_per_req"] = floor.head_us;
+    state.counters["x_floor"] = floor.head_us > 0 ? head.head_us / floor.head_us : 0;
+    state.counters["head_req_per_s"] = head.req_per_s;
+    state.counters["floor_req_per_s"] = floor.req_per_s;
+    state.counters["head_client_cpu_us"] = head.client_us;
+    state.counters["floor_client_cpu_us"] = floor.client_us;
+    state.counters["head_sims_cpu_us"] = head.sims_us;
+    state.counters["floor_sims_cpu_us"] = floor.sims_us;
+    state.counters["head_tasks_per_msg"] = head.tasks_per_msg;
+    state.counters["floor_tasks_per_msg"] = floor.tasks_per_msg;
+    state.counters["requests"] = static_cast<double>(n);
+  }
+}
+
 }  // namespace
 
 BENCHMARK(BM_HeadDispatch)
@@ -470,7 +593,18 @@ BENCHMARK(BM_PurgeStorm)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 BENCHMARK(BM_LoneRequestVsRelay)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2000);
+// 256 a message: where the floor would stand with bigger task messages.
+BENCHMARK(BM_HeadDispatchVsFloor)
+    ->ArgNames({"nodes", "per_msg"})
+    ->ArgsProduct({{10, 10'000}, {4, 64}})
+    ->Args({10, 256})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 int main(int argc, char** argv) {
+  // Started as a head by BM_HeadDispatchVsFloor (bench/bare_head.hpp).
+  if (argc > 1 && std::string_view(argv[1]) == zgrid::bench::kBareHeadFlag)
+    return zgrid::bench::run_bare_head(argc - 1, argv + 1);
   return zgrid::bench::run_benchmarks(argc, argv);
 }

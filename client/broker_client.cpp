@@ -161,13 +161,23 @@ Result<std::unique_ptr<BrokerClient>> BrokerClient::submit(Connection& conn,
   m.client_id = client_id;
   m.items.reserve(items.size());
   for (const Item& it : items) m.items.push_back({it.user_data, it.payload});
+  m.wait_ms = static_cast<std::uint64_t>(std::max<Millis>(0, options.submit_wait_ms));
   // Not resent: a second copy would make a second session.
-  auto r =
-      t.call(proto::encode_submit(t.next_corr(), m), proto::kSubmitted, t.options().timeout_ms, 0);
+  auto r = t.call(proto::encode_submit(t.next_corr(), m), proto::kSubmitted,
+                  t.options().timeout_ms + static_cast<Millis>(m.wait_ms), 0);
   if (!r.ok()) return r.status();
   proto::Submitted a;
   ZG_RETURN_IF_ERROR(proto::decode_submitted((*r)->env, &a));
   auto s = std::make_unique<State>(t, a.info.session_id, client_id, options);
+  if (a.has_answers) {
+    // The answers came with the reply (delivered: no resp_ack for them).
+    std::size_t n = a.answers.remaining();
+    if (n > 0) {
+      s->inbox_.push_back({std::move(*r), a.answers});
+      s->buffered_ += n;
+      s->received_ += n;
+    }
+  }
   s->acked_seq_ = items.size();
   s->next_seq_ = items.size() + 1;
   s->instance_ = t.head_instance();

@@ -184,19 +184,26 @@ zmq::message_t encode_send(std::uint64_t corr, const Send& m) {
 
 zmq::message_t encode_submit(std::uint64_t corr, const Submit& m) {
   const CreateSession& c = m.create;
-  Writer w = begin(kSubmit, corr, 8, items_bytes(m.items) + c.service.size());
+  Writer w = begin(kSubmit, corr, m.wait_ms > 0 ? 9 : 8, items_bytes(m.items) + c.service.size());
   w.str(c.service).boolean(c.durable).u64(c.client_idle_timeout_ms).u64(c.task_timeout_ms);
   w.u64(c.deadline_ms).boolean(c.stateful).str(m.client_id);
   write_items(w, m.items);
+  if (m.wait_ms > 0) w.u64(m.wait_ms);
   return w.finish();
 }
 
-zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m) {
+zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m, bool with_answers,
+                                std::string_view answers, std::uint32_t count) {
   const SessionInfo& i = m.info;
-  Writer w = begin(kSubmitted, corr, 8, 128 + m.statuses.size());
+  Writer w =
+      begin(kSubmitted, corr, with_answers ? 9 : 8, 128 + m.statuses.size() + answers.size());
   w.str(i.session_id).str(i.service).boolean(i.durable).u64(static_cast<std::uint64_t>(i.state));
   w.boolean(i.stateful).u64(m.first_request_id).u64(m.count);
   write_statuses(w, m.statuses);
+  if (with_answers) {
+    w.patch_array32(w.array32_placeholder(), count);
+    w.raw(answers);
+  }
   return w.finish();
 }
 
@@ -399,6 +406,7 @@ Status decode_submit(Envelope& e, Submit* out) {
   read_create(r, &out->create, /*all_required=*/true);
   out->client_id = r.bytes(kMaxNameLength);
   read_items(r, &out->items);
+  if (r.ok() && !r.at_end()) out->wait_ms = in(r, range::kWait);  // field 9; older clients omit it
   return finish(r, "submit");
 }
 
@@ -414,6 +422,13 @@ Status decode_submitted(Envelope& e, Submitted* out) {
   out->count = in(r, range::kCount);
   bool nil = false;
   out->statuses = std::string(r.bytes_or_nil(&nil, kMaxBatchItems));
+  if (r.ok() && !r.at_end()) {  // field 9: the answers of a submit with wait_ms
+    out->answers = r.array(kMaxBatchItems);
+    if (!r.ok()) return finish(r, "submitted");
+    auto checked = check_response_items(out->answers);
+    if (!checked.ok()) return checked.status();
+    out->has_answers = true;
+  }
   return finish(r, "submitted");
 }
 

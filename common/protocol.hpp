@@ -224,6 +224,9 @@ struct Submit {
   CreateSession create;
   std::string_view client_id;
   std::vector<SendItem> items;
+  // Optional (field 9): hold the reply up to this long for every answer
+  // (durable: committed) and send them with it; 0: reply at once.
+  std::uint64_t wait_ms = 0;
 };
 
 // Its reply: the new session and the acknowledgement of its one batch.
@@ -232,6 +235,10 @@ struct Submitted {
   std::uint64_t first_request_id = 0;  // request ids of kItemOk items, consecutive
   std::uint64_t count = 0;
   std::string statuses;  // one ItemStatus byte per item, or empty: all ok
+  // Decoded only (field 9, a submit with wait_ms): every answer of the
+  // session, as response items (views into the reply; checked).
+  bool has_answers = false;
+  Reader answers;
 };
 
 struct ClientRef {  // Flush, RespAck (count), EndRequests (last_seq)
@@ -380,7 +387,10 @@ zmq::message_t encode_client_opened(std::uint64_t corr, const ClientOpened& m);
 zmq::message_t encode_send(std::uint64_t corr, const Send& m);
 zmq::message_t encode_ack(std::uint64_t corr, const Ack& m);
 zmq::message_t encode_submit(std::uint64_t corr, const Submit& m);
-zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m);
+// `answers`: the response items of every answer, encoded (write_response_item)
+// and `count` of them, sent as field 9; none when `with_answers` is false.
+zmq::message_t encode_submitted(std::uint64_t corr, const Submitted& m, bool with_answers = false,
+                                std::string_view answers = {}, std::uint32_t count = 0);
 // Flush, EndRequests, RespAck share one layout.
 zmq::message_t encode_client_ref(std::uint32_t type, std::uint64_t corr, const ClientRef& m);
 zmq::message_t encode_close(std::uint64_t corr, const Close& m);

@@ -665,21 +665,60 @@ Status ClientHandlers::on_requests(const Call& call) {
 }
 
 void ClientHandlers::wake_fetches(const std::string& sid) {
-  for (ParkedFetch& p : parked_.take(sid, ctx_.now)) {
-    Session* s = r_.sessions.find(p.fetch.session_id);
-    if (!s) {
-      reply_error(p.rid, p.corr, session_not_found(p.fetch.session_id));
-      continue;
-    }
-    proto::Fetch f = p.fetch;
-    if (ctx_.now >= p.deadline) f.wait_ms = 0;
-    FetchPage page = r_.durable.fetch_page(*s, f, p.corr);
-    if (!page.ready) {
-      parked_.park(std::move(p));
-      continue;
-    }
-    reply_(p.rid, std::move(page.reply));
+  for (ParkedFetch& p : parked_.take(sid, ctx_.now)) serve_parked(std::move(p));
+}
+
+void ClientHandlers::serve_parked(ParkedFetch p) {
+  Session* s = r_.sessions.find(p.fetch.session_id);
+  if (!s) {
+    reply_error(p.rid, p.corr, session_not_found(p.fetch.session_id));
+    return;
   }
+  proto::Fetch f = p.fetch;
+  const bool over = ctx_.now >= p.deadline;
+  if (over) f.wait_ms = 0;
+  FetchPage page = r_.durable.fetch_page(*s, f, p.corr);
+  if (p.submitted) {
+    // Whole or not at all: the answers go with the reply once the session
+    // is complete; at the deadline (or when the page is an error) the reply
+    // goes alone and the client fetches them as after any submit.
+    bool whole = page.ready && page.done && page.count == p.fetch.max;
+    if (whole) {
+      std::string_view items(page.reply.data<char>() + page.items_begin,
+                             page.items_end - page.items_begin);
+      reply_(p.rid, proto::encode_submitted(p.corr, *p.submitted, true, items, page.count));
+    } else if (over || (page.ready && page.items_end == 0) || SessionTable::complete(*s)) {
+      // Over, an error, or complete but not in one page (over 16,384
+      // answers or 4 MiB): the client fetches them.
+      reply_(p.rid, proto::encode_submitted(p.corr, *p.submitted));
+    } else {
+      parked_.park(std::move(p));
+    }
+    return;
+  }
+  if (!page.ready) {
+    parked_.park(std::move(p));
+    return;
+  }
+  reply_(p.rid, std::move(page.reply));
+}
+
+void ClientHandlers::reply_submitted(const std::string& rid, std::uint64_t corr, const Session& s,
+                                     proto::Submitted sub, std::uint64_t wait_ms, std::uint64_t n) {
+  if (wait_ms == 0 || n == 0) {
+    reply_(rid, proto::encode_submitted(corr, sub));
+    return;
+  }
+  ParkedFetch p;
+  p.rid = rid;
+  p.corr = corr;
+  p.fetch.session_id = s.id;
+  p.fetch.cursor = 1;
+  p.fetch.max = n;
+  p.fetch.wait_ms = wait_ms;
+  p.deadline = ctx_.now + std::min<Millis>(static_cast<Millis>(wait_ms), ParkedFetches::kMaxWaitMs);
+  p.submitted = std::move(sub);
+  serve_parked(std::move(p));
 }
 
 }  // namespace zgrid::head

@@ -77,9 +77,17 @@ class ClientHandlers {
   static constexpr std::size_t kMaxCreateWaiters = 64;
   Result<Session*> new_session(const Call& call, const proto::CreateSession& m);
   Status on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
-                           std::vector<Request> accepted);
+                           std::vector<Request> accepted, std::uint64_t wait_ms);
   Status submit_durable_early(const Call& call, Session& s, JournalOp op, proto::Ack ack,
-                              BatchRef b, std::uint64_t record_bytes);
+                              BatchRef b, std::uint64_t record_bytes, std::uint64_t wait_ms);
+  // A durable submit's write is synced: `submitted` now or, with wait_ms,
+  // with every answer once they are committed (parked as a fetch meanwhile;
+  // without them at the deadline).
+  void reply_submitted(const std::string& rid, std::uint64_t corr, const Session& s,
+                       proto::Submitted sub, std::uint64_t wait_ms, std::uint64_t n);
+  // A parked fetch (or durable submit with wait): answered if it has
+  // something to say, else parked again.
+  void serve_parked(ParkedFetch p);
   void submitted(const Call& call, Session& s, const proto::Ack& ack);
   Status check_stateful(const std::string& service) const;
   Status on_send_durable(const Call& call, Session& s, Client& c, proto::Ack ack,

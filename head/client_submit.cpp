@@ -45,7 +45,8 @@ Status ClientHandlers::on_submit(const Call& call) {
   ack.client_id = c.id;
   ack.first_seq = 1;
   std::vector<Request> accepted = accept_items(s, c, m.items, &ack);
-  if (s.durable) return on_submit_durable(call, s, c, std::move(ack), std::move(accepted));
+  if (s.durable)
+    return on_submit_durable(call, s, c, std::move(ack), std::move(accepted), m.wait_ms);
   std::uint64_t n = accepted.size();
   s.accept(0, std::move(accepted));
   s.commit_client(0);
@@ -53,6 +54,16 @@ Status ClientHandlers::on_submit(const Call& call) {
   ctx_.stats_of(s).accepted += n;
   r_.tasks.activate(&s);
   note_committed(s);
+  // With wait_ms, the reply waits for the answers and carries them, when
+  // they fit one `responses` message: one message to the client instead of
+  // the reply, the responses and their resp_ack.
+  const std::uint64_t fits =
+      std::min<std::uint64_t>(Outbox::kMaxPerMessage, ctx_.o.response_window);
+  if (m.wait_ms > 0 && n > 0 && n <= fits) {
+    Millis wait = std::min<Millis>(static_cast<Millis>(m.wait_ms), ParkedFetches::kMaxWaitMs);
+    r_.outbox.hold_submitted(c, {call.env.corr, submitted_of(s, ack), n, ctx_.now + wait});
+    return Status::OK();
+  }
   reply_(call.rid, proto::encode_submitted(call.env.corr, submitted_of(s, ack)));
   // Sealed: it leaves memory once its responses are delivered (at once
   // when it has none).
@@ -65,7 +76,7 @@ Status ClientHandlers::on_submit(const Call& call) {
 // the frame is small, else 'S', 'R', 'I' and 'C' — nothing of it is used
 // before. A failed write forgets the session and says why.
 Status ClientHandlers::on_submit_durable(const Call& call, Session& s, Client& c, proto::Ack ack,
-                                         std::vector<Request> accepted) {
+                                         std::vector<Request> accepted, std::uint64_t wait_ms) {
   std::uint64_t n = accepted.size();
   JournalOp op;
   std::uint64_t record_bytes = 0;
@@ -107,29 +118,31 @@ Status ClientHandlers::on_submit_durable(const Call& call, Session& s, Client& c
   b.one_record = one_record;
   b.mem = std::move(accepted);
   if (one_record && n > 0 && !s.stateful)
-    return submit_durable_early(call, s, std::move(op), std::move(ack), std::move(b), record_bytes);
+    return submit_durable_early(call, s, std::move(op), std::move(ack), std::move(b), record_bytes,
+                                wait_ms);
   auto batch = std::make_shared<BatchRef>(std::move(b));
-  r_.durable.submit(
-      std::move(op), [this, ord = s.ordinal, rid = call.rid, corr = call.env.corr,
-                      ack = std::move(ack), batch, record_bytes](bool ok, const std::string& err) {
-        Session* s = r_.sessions.by_ordinal(ord);
-        if (!s) return;  // purged meanwhile
-        if (!ok) {
-          reply_error(rid, corr, Durable::write_failed(err));
-          r_.lifecycle.drop(*s);
-          return;
-        }
-        ctx_.crash.reach("before-ack");
-        Client& c = s->client(0);
-        c.acked_seq = c.accepted_seq;
-        c.flushed_id = c.max_id;
-        s->count_sent(0, batch->n);
-        s->commit_client(0);
-        batch_synced(*s, std::move(*batch), record_bytes);
-        note_committed(*s);
-        reply_(rid, proto::encode_submitted(corr, submitted_of(*s, ack)));
-        ctx_.fetches_to_wake.push_back(s->id);  // complete at once when it has no request
-      });
+  r_.durable.submit(std::move(op), [this, ord = s.ordinal, rid = call.rid, corr = call.env.corr,
+                                    ack = std::move(ack), batch, record_bytes,
+                                    wait_ms](bool ok, const std::string& err) {
+    Session* s = r_.sessions.by_ordinal(ord);
+    if (!s) return;  // purged meanwhile
+    if (!ok) {
+      reply_error(rid, corr, Durable::write_failed(err));
+      r_.lifecycle.drop(*s);
+      return;
+    }
+    ctx_.crash.reach("before-ack");
+    Client& c = s->client(0);
+    c.acked_seq = c.accepted_seq;
+    c.flushed_id = c.max_id;
+    s->count_sent(0, batch->n);
+    s->commit_client(0);
+    const std::uint64_t n = batch->n;
+    batch_synced(*s, std::move(*batch), record_bytes);
+    note_committed(*s);
+    reply_submitted(rid, corr, *s, submitted_of(*s, ack), wait_ms, n);
+    ctx_.fetches_to_wake.push_back(s->id);  // complete at once when it has no request
+  });
   return Status::OK();
 }
 
@@ -142,13 +155,13 @@ Status ClientHandlers::on_submit_durable(const Call& call, Session& s, Client& c
 // (or a crash before it) leaves no session, although its requests may have
 // run — as when any reply is lost, at least once (docs/protocol.md).
 Status ClientHandlers::submit_durable_early(const Call& call, Session& s, JournalOp op,
-                                            proto::Ack ack, BatchRef b,
-                                            std::uint64_t record_bytes) {
+                                            proto::Ack ack, BatchRef b, std::uint64_t record_bytes,
+                                            std::uint64_t wait_ms) {
   const std::uint64_t n = b.n;
   r_.durable.submit_session_write(
       s.ordinal, std::move(op),
-      [this, ord = s.ordinal, rid = call.rid, corr = call.env.corr, ack = std::move(ack), n](
-          bool ok, const std::string& err) {
+      [this, ord = s.ordinal, rid = call.rid, corr = call.env.corr, ack = std::move(ack), n,
+       wait_ms](bool ok, const std::string& err) {
         Session* s = r_.sessions.by_ordinal(ord);
         if (!s) return;  // purged meanwhile
         if (!ok) {
@@ -161,7 +174,7 @@ Status ClientHandlers::submit_durable_early(const Call& call, Session& s, Journa
         // What did not fit in the window is dropped from memory: the journal has it now.
         for (std::size_t i : s->unloaded()) s->drop_batch_mem(i);
         note_committed(*s);
-        reply_(rid, proto::encode_submitted(corr, submitted_of(*s, ack)));
+        reply_submitted(rid, corr, *s, submitted_of(*s, ack), wait_ms, n);
       });
   Client& c = s.client(0);
   c.acked_seq = c.accepted_seq;

@@ -98,6 +98,10 @@ FetchPage build_fetch_page(const JournalReader& j, const Session& s, const proto
     return page;
   }
   w.patch_array32(count_at, count);
+  page.count = count;
+  page.items_begin = count_at + 5;  // after the array32 header
+  page.items_end = w.size();
+  page.done = done;
   w.u64(next).boolean(done);
   page.reply = w.finish();
   return page;

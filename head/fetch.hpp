@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,12 @@ struct FetchPage {
   zmq::message_t reply;  // FetchReply, or an error reply to send as it is
   std::vector<std::string> corrupt_keys;  // response records found corrupt: answers lost
   bool read_error = false;                // a record could not be read now (counted)
+  // A FetchReply's items: `count` of them, encoded, in reply bytes
+  // [items_begin, items_end); `done`: the session is complete and they are
+  // all there is from the cursor on (a submit's answers can go whole).
+  std::uint32_t count = 0;
+  std::size_t items_begin = 0, items_end = 0;
+  bool done = false;
 };
 
 // Builds the reply to `f` for session `s` from its response records in `j`.
@@ -37,6 +44,9 @@ struct ParkedFetch {
   std::uint64_t corr = 0;
   proto::Fetch fetch;
   Millis deadline = 0;  // answered then, with whatever there is
+  // A durable submit with wait_ms: its reply, sent with every answer once
+  // the session is complete, or without them at the deadline.
+  std::optional<proto::Submitted> submitted;
 };
 
 class ParkedFetches {

@@ -461,6 +461,7 @@ class Head {
         }
       }
       if (items[0].revents & ZMQ_POLLIN) {
+        rooms_.defer_client_replies();
         for (int i = 0; i < 512; ++i) {
           auto rs = zmqu::recv_message(frontend_, &frames, proto::kMaxFrames);
           if (rs == zmqu::RecvStatus::kNone || rs == zmqu::RecvStatus::kError) break;

@@ -34,6 +34,10 @@ void Outbox::acked(Client& c, std::uint64_t n) {
 
 void Outbox::forget(Session& s, Client& c) {
   Client::Delivery& d = of(c);
+  if (d.submitted) {
+    d.submitted.reset();  // the session left: its client's call times out
+    --submits_held_;
+  }
   pending(s) -= d.out_count;
   d.out_count = 0;
   d.out.clear();
@@ -46,6 +50,44 @@ void Outbox::drop_held_acks(Session& s) {
 void Outbox::hold(Client& c, HeldAck ack) {
   of(c).held_acks.push_back(std::move(ack));
   acks_held_ = true;
+}
+
+void Outbox::hold_submitted(Client& c, HeldSubmitted reply) {
+  Client::Delivery& d = of(c);
+  if (!d.submitted) ++submits_held_;
+  d.submitted = std::move(reply);
+}
+
+bool Outbox::release_submitted(Session& s, Client& c, Millis now, const Send& send) {
+  Client::Delivery& d = of(c);
+  HeldSubmitted& h = *d.submitted;
+  const bool whole = d.out_count == h.expect && d.out.size() == 1 && d.unacked_out == 0;
+  // Answers over one message (4 MiB) cannot go with it: the reply goes now.
+  if (!whole && now < h.deadline && d.out.size() <= 1) return false;
+  zmq::message_t m;
+  if (whole) {
+    // The chunk's items as they were encoded: [sid, cid, items] in a
+    // `responses` body; the reply carries the items alone.
+    OutChunk& k = d.out.front();
+    std::size_t from = k.count_at + 5;  // after the array32 header
+    m = proto::encode_submitted(h.corr, h.reply, true,
+                                std::string_view(k.body.data() + from, k.body.size() - from),
+                                k.count);
+  } else {
+    m = proto::encode_submitted(h.corr, h.reply);
+  }
+  zmqu::SendStatus st = send(c.rid, m);
+  if (st == zmqu::SendStatus::kWouldBlock) return false;  // again at the next flush
+  if (whole && st == zmqu::SendStatus::kOk) {
+    // Delivered with the reply: no resp_ack comes for them.
+    pending(s) -= d.out_count;
+    d.out_count = 0;
+    d.out.clear();
+  }
+  d.submitted.reset();
+  --submits_held_;
+  c.last_activity = now;
+  return true;
 }
 
 void Outbox::release_acks(SessionTable& sessions, Millis now, const Send& send) {
@@ -72,13 +114,23 @@ void Outbox::release_acks(SessionTable& sessions, Millis now, const Send& send) 
 Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& send) {
   Flushed out;
   if (acks_held_) release_acks(sessions, now, send);
-  if (!responses_pending_) return out;
+  if (!responses_pending_ && submits_held_ == 0) return out;
   responses_pending_ = false;
   for (auto& kv : sessions.all()) {
     Session& s = *kv.second;
-    if (s.out_pending() == 0) continue;
+    if (s.out_pending() == 0) {
+      if (submits_held_ == 0) continue;
+      bool held = false;
+      for (const auto& c : s.clients()) held = held || c.delivery().submitted.has_value();
+      if (!held) continue;
+    }
+    bool waiting = false;
     for (auto& c : s.clients()) {
       Client::Delivery& d = of(c);
+      if (d.submitted && !release_submitted(s, c, now, send)) {
+        waiting = true;  // its answers wait for the reply they go with
+        continue;
+      }
       // Whole chunks only (each is at most the window): one message each.
       while (!d.out.empty() && d.unacked_out + d.out.front().count <= limits_.response_window) {
         OutChunk& k = d.out.front();
@@ -101,7 +153,7 @@ Outbox::Flushed Outbox::flush(SessionTable& sessions, Millis now, const Send& se
       }
     }
     if (s.out_pending() <= limits_.response_queue_max / 2) out.may_resume.push_back(&s);
-    if (s.out_pending() == 0) out.delivered.push_back(&s);
+    if (s.out_pending() == 0 && !waiting) out.delivered.push_back(&s);
   }
   return out;
 }

@@ -58,6 +58,12 @@ class Outbox {
     return s.queue().size() > limits_.queue_hwm || !c.delivery().held_acks.empty();
   }
   void hold(Client& c, HeldAck ack);
+  // An interactive submit with wait_ms (docs/protocol.md, "One-message
+  // sessions"): its reply waits until every answer is queued for `c`, then
+  // goes with them in it (they need no resp_ack), or alone at the deadline
+  // (the answers then follow as responses). `reply.expect` must fit one
+  // `responses` message (kMaxPerMessage and the window).
+  void hold_submitted(Client& c, HeldSubmitted reply);
 
   struct Flushed {
     std::vector<Session*> may_resume;  // caught up to half the pause mark: activate if queued
@@ -68,18 +74,24 @@ class Outbox {
   // block keeps its chunks (sent again on a later flush).
   Flushed flush(SessionTable& sessions, Millis now, const Send& send);
 
-  // Whether some response may be sendable (the reactor polls faster meanwhile).
-  bool responses_pending() const { return responses_pending_; }
+  // Whether some response may be sendable, or a held submit reply is due
+  // (the reactor polls faster meanwhile).
+  bool responses_pending() const { return responses_pending_ || submits_held_ > 0; }
 
  private:
   // What only the outbox writes (Client::OutboxKey).
   static Client::Delivery& of(Client& c) { return c.delivery(Client::OutboxKey{}); }
   static std::uint64_t& pending(Session& s) { return s.out_pending(Client::OutboxKey{}); }
   void release_acks(SessionTable& sessions, Millis now, const Send& send);
+  // Sends c's held submit reply when its answers are all queued (with them,
+  // taken out of the queue) or its deadline passed (alone); false while it
+  // must wait (then none of c's responses may go).
+  bool release_submitted(Session& s, Client& c, Millis now, const Send& send);
 
   const Limits limits_;
   bool responses_pending_ = false;  // some chunk may be sendable
   bool acks_held_ = false;          // some client has held acknowledgements
+  std::size_t submits_held_ = 0;    // clients with a held submit reply
 };
 
 }  // namespace zgrid::head

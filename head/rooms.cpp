@@ -257,8 +257,15 @@ Status HeadRooms::on_heartbeat(const NodeCall& c) {
 void HeadRooms::finish_round() {
   lifecycle.flush_answers();
   dispatch();
+  send_deferred_replies();
   flush_clients();
   wake_fetches();
+}
+
+void HeadRooms::send_deferred_replies() {
+  defer_replies_ = false;
+  for (auto& [rid, body] : deferred_) (void)io_.to_client(rid, body);
+  deferred_.clear();
 }
 
 void HeadRooms::dispatch() {

@@ -80,8 +80,14 @@ class HeadRooms {
   Status on_node(std::vector<zmq::message_t>& frames, zmqu::RecvStatus rs);
 
   // ---- the reactor's round and tick -------------------------------------------------
+  // From here to finish_round(), replies to clients wait in order and go
+  // after the round's dispatch: a request's task leaves before its batch's
+  // `ack`, so a lone request does not wait for the ack's send (the reactor
+  // calls it before draining the client socket; tests may leave it off).
+  void defer_client_replies() { defer_replies_ = true; }
   // What follows the drains of each poll round: this round's durable answers
-  // written, a dispatch round, the outbox flushed, parked fetches woken.
+  // written, a dispatch round, the deferred replies sent, the outbox
+  // flushed, parked fetches woken.
   void finish_round();
   // One dispatch round (head/distributor.hpp): each assignment is sent
   // before the next is asked for; a node whose queue is full is marked
@@ -156,10 +162,16 @@ class HeadRooms {
     (void)io_.to_node(rid, body);  // a peer that left needs no reply
   }
   void reply_client(const std::string& rid, zmq::message_t body) {
-    (void)io_.to_client(rid, body);
+    if (defer_replies_)
+      deferred_.emplace_back(rid, std::move(body));
+    else
+      (void)io_.to_client(rid, body);
   }
+  void send_deferred_replies();
 
   HeadIo io_;
+  bool defer_replies_ = false;
+  std::vector<std::pair<std::string, zmq::message_t>> deferred_;  // replies held to the round's end
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::vector<std::pair<int, Millis>> suspects_;  // closed node connections: fd, probe until

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -71,6 +72,15 @@ struct HeldAck {
   std::uint64_t corr;
 };
 
+// An interactive submit with wait_ms: its reply, held until every answer is
+// queued for its client (then they go with it) or the deadline.
+struct HeldSubmitted {
+  std::uint64_t corr = 0;
+  proto::Submitted reply;
+  std::uint64_t expect = 0;  // answers to wait for (its accepted requests)
+  Millis deadline = 0;
+};
+
 class Session;
 
 // One client of a session. Its counters (sent, done, faulted, running) and
@@ -80,7 +90,7 @@ class Session;
 //  - the connection (rid, the sequences, flushed_id, max_id, last_activity,
 //    open_token, the removal's time and retry): client_handlers, lifecycle
 //    and recovery, as each message or record says;
-//  - the delivery (Delivery: unacked_out, out, out_count, held_acks): the
+//  - the delivery (Delivery: unacked_out, out, out_count, held_acks, submitted): the
 //    outbox alone (a passkey only Outbox can make).
 class Client {
  public:
@@ -113,10 +123,11 @@ class Client {
   // The outbox's (head/outbox.hpp): responses and acknowledgements on their
   // way to this client. Read by all; written by Outbox alone (OutboxKey).
   struct Delivery {
-    std::uint64_t unacked_out = 0;  // sent, not yet acknowledged: at most response_window
-    std::deque<OutChunk> out;       // responses waiting for the window, oldest first
-    std::uint64_t out_count = 0;    // responses in `out`
-    std::deque<HeldAck> held_acks;  // back-pressure: acks not yet sent
+    std::uint64_t unacked_out = 0;           // sent, not yet acknowledged: at most response_window
+    std::deque<OutChunk> out;                // responses waiting for the window, oldest first
+    std::uint64_t out_count = 0;             // responses in `out`
+    std::deque<HeldAck> held_acks;           // back-pressure: acks not yet sent
+    std::optional<HeldSubmitted> submitted;  // a submit's reply waiting for its answers
   };
   class OutboxKey {
     friend class Outbox;

@@ -685,10 +685,12 @@ void bind_broker_client(py::module_& m) {
       // A whole session in one message (BrokerClient::submit): payloads[i]
       // gets user data "#i". The client it returns is committed, reads an
       // interactive session's responses, and keeps the connection alive.
+      // wait_ms > 0: the reply waits that long for the answers and brings
+      // them (BrokerOptions::submit_wait_ms).
       .def_static(
           "submit",
           [](PyConnection& pc, const proto::CreateSession& options, const std::string& cid,
-             const py::list& payloads) {
+             const py::list& payloads, Millis wait_ms) {
             Connection& c = use(pc);
             std::vector<std::string_view> views = bytes_views(payloads);
             std::vector<std::string> tags;
@@ -699,6 +701,7 @@ void bind_broker_client(py::module_& m) {
             for (std::size_t i = 0; i < views.size(); ++i) items.push_back({views[i], tags[i]});
             client::BrokerOptions o;
             o.batch_items = std::max<std::size_t>(o.batch_items, items.size());
+            o.submit_wait_ms = wait_ms;  // the reply may carry the answers
             Result<std::unique_ptr<BrokerClient>> r = Status::Internal("");
             {
               py::gil_scoped_release nogil;
@@ -707,7 +710,7 @@ void bind_broker_client(py::module_& m) {
             return std::make_unique<PyBroker>(value(std::move(r)), pc);
           },
           py::arg("connection"), py::arg("options"), py::arg("client_id"), py::arg("payloads"),
-          py::keep_alive<0, 1>())
+          py::arg("wait_ms") = 0, py::keep_alive<0, 1>())
       .def_property_readonly("sent", [](PyBroker& pb) { return use(pb).sent(); })
       .def_property_readonly("received", [](PyBroker& pb) { return use(pb).received(); })
       .def_property_readonly("rejected", [](PyBroker& pb) { return use(pb).rejected(); })

@@ -3,6 +3,8 @@
 // failed writes answer the error and change nothing; fetches park and wake.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "head/journal_records.hpp"
 #include "support/head_rooms.hpp"
 
@@ -328,6 +330,114 @@ TEST(ClientHandlers, ASmallDurableSubmitAndItsEarlyAnswersAreOneWrite) {
   EXPECT_EQ(s->done(), 2u);
   EXPECT_TRUE(SessionTable::complete(*s));
   EXPECT_TRUE(r.sessions.verify());
+}
+
+// ---- submit with wait_ms: the reply carries the answers ---------------------
+
+std::uint64_t TasksIn(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& sent) {
+  std::uint64_t n = 0;
+  for (const auto& [node, count] : sent) n += count;
+  return n;
+}
+
+zmq::message_t WaitingSubmitOf(bool durable, std::size_t n, std::uint64_t wait_ms) {
+  proto::Submit m;
+  m.create.service = "factorize";
+  m.create.durable = durable;
+  m.client_id = "c";
+  std::vector<std::string> user(n);  // the items are views: they live here
+  for (std::size_t i = 0; i < n; ++i) {
+    user[i] = std::string("u").append(std::to_string(i));
+    m.items.push_back({user[i], "1001"});
+  }
+  m.wait_ms = wait_ms;
+  return proto::encode_submit(11, m);
+}
+
+// The answers a submitted reply carries, by request id: "user_data=data".
+std::map<std::uint64_t, std::string> AnswersOf(proto::Submitted& a) {
+  std::map<std::uint64_t, std::string> out;
+  proto::ResponseView v;
+  while (proto::read_response_item(a.answers, &v))
+    out[v.request_id] = std::string(v.user_data) + "=" + std::string(v.data);
+  return out;
+}
+
+// The tasks of the last task message sent, answered: the data is "f<id>".
+void AnswerLastTasks(Rooms& r, NodeState& n) {
+  proto::Tasks t;
+  Envelope te = r.to_nodes.back().envelope();
+  ASSERT_TRUE(proto::decode_tasks(te, &t).ok());
+  Writer w = proto::begin(proto::kResults, 0, 1);
+  w.array(static_cast<std::uint32_t>(t.items.size()));
+  for (const auto& task : t.items)
+    w.array(3).u64(task.task_id).nil().bin(std::string("f").append(std::to_string(task.task_id)));
+  ASSERT_TRUE(r.node(w.finish(), n.rid).ok());
+}
+
+TEST(ClientHandlers, AnInteractiveSubmitWithWaitIsAnsweredByOneReplyThatCarriesTheAnswers) {
+  Rooms r;
+  NodeState& n = r.add_node("a");
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(WaitingSubmitOf(false, 3, 5'000)).ok());
+  EXPECT_EQ(TasksIn(r.round()), 3u);
+  EXPECT_EQ(r.replies.size(), before);  // held for its answers
+  AnswerLastTasks(r, n);
+  r.round();
+  ASSERT_EQ(r.replies.size(), before + 1);  // one message: no `responses` push
+  proto::Submitted a = SubmittedReply(r);
+  ASSERT_TRUE(a.has_answers);
+  EXPECT_EQ(a.count, 3u);
+  auto answers = AnswersOf(a);
+  ASSERT_EQ(answers.size(), 3u);
+  for (std::uint64_t id = 1; id <= 3; ++id)
+    EXPECT_EQ(answers[id].substr(0, 3),
+              std::string("u").append(std::to_string(id - 1)).append("="));
+  // Delivered with the reply (no resp_ack comes for them): the head forgets it.
+  EXPECT_EQ(r.sessions.find(a.info.session_id), nullptr);
+}
+
+TEST(ClientHandlers, AnInteractiveSubmitWhoseWaitEndsIsRepliedAloneAndItsAnswersFollow) {
+  Rooms r;
+  NodeState& n = r.add_node("a");
+  ASSERT_TRUE(r.call(WaitingSubmitOf(false, 2, 100)).ok());
+  EXPECT_EQ(TasksIn(r.round()), 2u);
+  std::size_t before = r.replies.size();
+  r.ctx.now += 100;  // the wait is over before any answer
+  r.round();
+  ASSERT_EQ(r.replies.size(), before + 1);
+  proto::Submitted a = SubmittedReply(r);
+  EXPECT_FALSE(a.has_answers);
+  AnswerLastTasks(r, n);
+  r.round();
+  ASSERT_EQ(r.replies.size(), before + 2);
+  EXPECT_EQ(r.replies.back().type(), proto::kResponses);   // as after any submit
+  ASSERT_NE(r.sessions.find(a.info.session_id), nullptr);  // until they are acknowledged
+}
+
+TEST(ClientHandlers, ADurableSubmitWithWaitIsRepliedOnceItsAnswersAreCommittedAndCarriesThem) {
+  Rooms r;
+  r.open_journal();
+  NodeState& n = r.add_node("a");
+  std::size_t before = r.replies.size();
+  ASSERT_TRUE(r.call(WaitingSubmitOf(true, 2, 5'000)).ok());
+  r.complete_writes();  // the session's write is synced before any answer
+  EXPECT_EQ(TasksIn(r.round()), 2u);
+  EXPECT_EQ(r.replies.size(), before);  // held (parked) for its answers
+  AnswerLastTasks(r, n);
+  r.round();            // the answers are written
+  r.complete_writes();  // and synced
+  r.round();
+  ASSERT_EQ(r.replies.size(), before + 1);
+  proto::Submitted a = SubmittedReply(r);
+  ASSERT_TRUE(a.has_answers);
+  auto answers = AnswersOf(a);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].substr(0, 3), "u0=");
+  EXPECT_EQ(answers[2].substr(0, 3), "u1=");
+  Session* s = r.sessions.find(a.info.session_id);
+  ASSERT_NE(s, nullptr);  // kept for fetch, as any durable session
+  EXPECT_TRUE(SessionTable::complete(*s));
 }
 
 // A submit whose frame would not stay inline in LevelDB is written as the

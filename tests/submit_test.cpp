@@ -87,6 +87,49 @@ TEST(Submit, AnInteractiveSessionInOneMessageIsAnsweredAndLeavesTheHead) {
       [&] { return conn->session_status(sid).status().code() == Code::kNotFound; }, 10'000, 10));
 }
 
+// submit_wait_ms: the reply brings every answer, interactive (delivered: the
+// head forgets the session) and durable (committed: a head killed after the
+// reply still serves them), and one that does not come in time is replied
+// alone and its answers follow as after any submit.
+TEST(Submit, WithWaitTheReplyCarriesEveryAnswer) {
+  Grid g;
+  g.start_durable_head();
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto conn = g.connect();
+  client::BrokerOptions bo;
+  bo.submit_wait_ms = 30'000;
+  auto numbers = Numbers(3'000'017, 100);
+  auto bc = BrokerClient::submit(*conn, {"factorize", false, 0}, "c", ItemsOf(numbers), bo);
+  ASSERT_TRUE(bc.ok()) << bc.status().ToString();
+  // Already here: next_response does not wait for the head.
+  ExpectAnswered(Receive(**bc, numbers.size()), numbers);
+  std::string sid = (*bc)->session_id();
+  EXPECT_TRUE(testing::wait_until(
+      [&] { return conn->session_status(sid).status().code() == Code::kNotFound; }, 10'000, 10));
+  auto dnumbers = Numbers(4'000'037, 50);
+  auto dbc = BrokerClient::submit(*conn, {"factorize", true, 0}, "c", ItemsOf(dnumbers), bo);
+  ASSERT_TRUE(dbc.ok()) << dbc.status().ToString();
+  ExpectAnswered(Receive(**dbc, dnumbers.size()), dnumbers);
+  std::string dsid = (*dbc)->session_id();
+  g.kill_head();  // the answers it sent were committed
+  g.restart_head();
+  auto conn2 = g.connect();
+  ExpectAnswered(testing::fetch_all(*conn2, dsid), dnumbers);
+  // No node: the wait ends, the reply comes alone, the answers follow.
+  g.node(0).kill_now();
+  ASSERT_TRUE(g.wait_nodes(0));
+  bo.submit_wait_ms = 300;
+  auto late = BrokerClient::submit(*conn2, {"factorize", false, 0}, "c", ItemsOf(numbers), bo);
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  proto::Response r;
+  auto none = (*late)->next_response(&r, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);
+  g.add_node({"--workers", "2"});
+  ExpectAnswered(Receive(**late, numbers.size()), numbers);
+}
+
 TEST(Submit, RefusalsAreClearAndTheHeadKeepsServing) {
   Grid g;
   g.start_head();  // no journal

@@ -191,6 +191,11 @@ struct BrokerOptions {
   // journaled), as flush() would after it without its own round trip: what a
   // durable stream that wants work to start while it sends uses.
   bool flush_batches = false;
+  // BrokerClient::submit: the head holds its reply up to this long for
+  // every answer (a durable session's: committed) and sends them with it;
+  // next_response() then returns them at once (docs/protocol.md,
+  // "One-message sessions"). 0: the reply comes at once.
+  Millis submit_wait_ms = 0;
 };
 
 class BrokerClient {

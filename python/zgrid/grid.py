@@ -16,6 +16,11 @@ from .progress import with_progress
 MAX_PAYLOAD = 1 << 20
 # What one `submit` message carries (the client library's one batch).
 _SUBMIT_MAX_ITEMS = 1024
+# Grid.map of a small interactive list: how long the submit's reply waits
+# for the answers to bring them (docs/protocol.md, "One-message sessions").
+# Short: slower answers stream as usual, and a head lost during the wait is
+# a lost reply (ConnectionError after the timeout), not a lost session.
+_MAP_SUBMIT_WAIT_MS = 100
 _SUBMIT_MAX_BYTES = 1 << 20
 MAX_USER_DATA = 64 << 10
 _FETCH_PAGE = 4096
@@ -246,10 +251,11 @@ class Grid:
             service=service, durable=durable, stateful=stateful,
             client_idle_timeout=client_idle_timeout, task_timeout=task_timeout, deadline=deadline))
 
-    def _submit(self, payloads: list, options: "_zgrid.SessionOptions") -> "Session":
+    def _submit(self, payloads: list, options: "_zgrid.SessionOptions",
+                wait_ms: int = 0) -> "Session":
         # (_fits_one_message kept every payload within MAX_PAYLOAD.)
         cid = "py-" + uuid.uuid4().hex[:16]
-        client = _zgrid.BrokerClient.submit(self.conn, options, cid, payloads)
+        client = _zgrid.BrokerClient.submit(self.conn, options, cid, payloads, wait_ms)
         info = {"session_id": client.session_id, "service": options.service,
                 "durable": options.durable, "stateful": options.stateful}
         s = Session(self, info)
@@ -390,8 +396,11 @@ class Grid:
             # trip (durable: one journal write) instead of five or six.
             payloads = [_encode(item) for item in iterable]
             if _fits_one_message(payloads):
+                # Interactive: the reply may bring every answer (one message
+                # each way); answers slower than the wait stream as usual.
                 s = self._submit(payloads, _zgrid.SessionOptions(
-                    service=service, durable=durable, stateful=stateful))
+                    service=service, durable=durable, stateful=stateful),
+                    wait_ms=0 if durable else _MAP_SUBMIT_WAIT_MS)
                 iterable = []
         if s is None:
             s = self.session(service, durable=durable, stateful=stateful, batch=batch)

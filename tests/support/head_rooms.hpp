@@ -32,6 +32,7 @@ inline HeadOptions TestOptions() {
 struct Reply {
   std::string rid;
   std::string body;
+  std::uint64_t order = 0;  // its place among every message sent, to clients and nodes
   // The reply decoded: its type, correlation id and fields (which point
   // into this Reply: keep it alive while reading them).
   Envelope envelope() const {
@@ -58,16 +59,18 @@ struct RoomsWire {
   // A send to the node on this connection answers this instead of kOk
   // (kWouldBlock: its queue is full; kUnreachable: it is gone).
   std::map<std::string, zmqu::SendStatus> node_send;
+  std::uint64_t sends = 0;  // messages sent so far, both ways (Reply::order)
 
   HeadIo io() {
     return HeadIo{[this](const std::string& rid, zmq::message_t& body) {
                     auto it = node_send.find(rid);
                     auto st = it == node_send.end() ? zmqu::SendStatus::kOk : it->second;
-                    if (st == zmqu::SendStatus::kOk) to_nodes.push_back({rid, body.to_string()});
+                    if (st == zmqu::SendStatus::kOk)
+                      to_nodes.push_back({rid, body.to_string(), ++sends});
                     return st;
                   },
                   [this](const std::string& rid, zmq::message_t& body) {
-                    replies.push_back({rid, body.to_string()});
+                    replies.push_back({rid, body.to_string(), ++sends});
                     return zmqu::SendStatus::kOk;
                   }};
   }
