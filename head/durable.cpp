@@ -33,6 +33,9 @@ Status Durable::open(zmq::context_t& zctx, RecoveryReport* report, std::function
   if (o.hooks.journal_inline_max >= 0)
     jo.inline_max = static_cast<std::size_t>(o.hooks.journal_inline_max);
   if (long n = ctx_.crash.take("after-sync"); n >= 0) jo.crash_after_syncs = static_cast<int>(n);
+  if (long n = ctx_.crash.take("after-segment-sync"); n >= 0)
+    jo.crash_after_segment_syncs = static_cast<int>(n);
+  jo.volatile_log = o.hooks.journal_volatile_log;
   auto j = Journal::open(o.data_dir, zctx, jo);
   if (!j.ok()) return j.status();
   return open(std::move(j).value(), report);

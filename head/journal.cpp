@@ -23,6 +23,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <random>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -50,23 +51,52 @@ bool fd_short_text(const std::string& s) {
 }
 
 // A LevelDB file that writes only while the fence allows.
+// With `in_memory` (tests, JournalOptions::volatile_log, LevelDB's log
+// only), what is appended stays in memory until Sync or Close: a SIGKILL
+// loses every unsynced write, as a machine crash may.
 class FencedFile : public leveldb::WritableFile {
  public:
-  FencedFile(leveldb::WritableFile* f, const std::function<bool()>& may_write)
-      : f_(f), may_write_(may_write) {}
-  leveldb::Status Append(const leveldb::Slice& data) override {
-    return may_write_() ? f_->Append(data) : fenced();
+  FencedFile(leveldb::WritableFile* f, const std::function<bool()>& may_write, bool in_memory)
+      : f_(f), may_write_(may_write), in_memory_(in_memory) {}
+  ~FencedFile() override {
+    if (!held_.empty()) (void)f_->Append(held_);
   }
-  leveldb::Status Close() override { return f_->Close(); }  // a close writes nothing we keep
-  leveldb::Status Flush() override { return may_write_() ? f_->Flush() : fenced(); }
-  leveldb::Status Sync() override { return may_write_() ? f_->Sync() : fenced(); }
+  leveldb::Status Append(const leveldb::Slice& data) override {
+    if (!may_write_()) return fenced();
+    if (in_memory_) {
+      held_.append(data.data(), data.size());
+      return leveldb::Status::OK();
+    }
+    return f_->Append(data);
+  }
+  leveldb::Status Close() override {  // a close writes nothing we keep
+    if (!release().ok()) return fenced();
+    return f_->Close();
+  }
+  leveldb::Status Flush() override {
+    if (!may_write_()) return fenced();
+    return in_memory_ ? leveldb::Status::OK() : f_->Flush();
+  }
+  leveldb::Status Sync() override {
+    if (!may_write_()) return fenced();
+    leveldb::Status s = release();
+    return s.ok() ? f_->Sync() : s;
+  }
   static leveldb::Status fenced() {
     return leveldb::Status::IOError("this head lost its lease (failover): not writing");
   }
 
  private:
+  leveldb::Status release() {
+    if (held_.empty()) return leveldb::Status::OK();
+    leveldb::Status s = f_->Append(held_);
+    held_.clear();
+    return s.ok() ? f_->Flush() : s;
+  }
   std::unique_ptr<leveldb::WritableFile> f_;
   const std::function<bool()>& may_write_;
+  const bool in_memory_;
+  std::string held_;
 };
 
 // LevelDB's default Env, with every file open retried through the
@@ -80,11 +110,13 @@ class ReserveEnv : public leveldb::EnvWrapper {
   // `may_write` is asked before every write; `may_commit` (stronger, a stat)
   // before a file is made, renamed or removed — rare, and what a stale
   // head's background compaction would clash with.
-  ReserveEnv(FdReserve& fds, std::function<bool()> may_write, std::function<bool()> may_commit)
+  ReserveEnv(FdReserve& fds, std::function<bool()> may_write, std::function<bool()> may_commit,
+             bool volatile_log)
       : EnvWrapper(leveldb::Env::Default()),
         fds_(fds),
         may_write_(std::move(may_write)),
-        may_commit_(std::move(may_commit)) {
+        may_commit_(std::move(may_commit)),
+        volatile_log_(volatile_log) {
     if (!may_write_) may_write_ = [] { return true; };
     if (!may_commit_) may_commit_ = may_write_;
   }
@@ -97,11 +129,11 @@ class ReserveEnv : public leveldb::EnvWrapper {
   }
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
     if (!may_commit_()) return FencedFile::fenced();
-    return wrap(retry([&] { return target()->NewWritableFile(f, r); }), r);
+    return wrap(retry([&] { return target()->NewWritableFile(f, r); }), r, f);
   }
   leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
     if (!may_commit_()) return FencedFile::fenced();
-    return wrap(retry([&] { return target()->NewAppendableFile(f, r); }), r);
+    return wrap(retry([&] { return target()->NewAppendableFile(f, r); }), r, f);
   }
   leveldb::Status RemoveFile(const std::string& f) override {
     return may_commit_() ? target()->RemoveFile(f) : FencedFile::fenced();
@@ -131,8 +163,8 @@ class ReserveEnv : public leveldb::EnvWrapper {
   }
 
  private:
-  leveldb::Status wrap(leveldb::Status s, leveldb::WritableFile** r) {
-    if (s.ok()) *r = new FencedFile(*r, may_write_);
+  leveldb::Status wrap(leveldb::Status s, leveldb::WritableFile** r, const std::string& name) {
+    if (s.ok()) *r = new FencedFile(*r, may_write_, volatile_log_ && name.ends_with(".log"));
     return s;
   }
   // LevelDB reports EMFILE as an IOError whose text is strerror's.
@@ -145,10 +177,13 @@ class ReserveEnv : public leveldb::EnvWrapper {
   FdReserve& fds_;
   std::function<bool()> may_write_;
   std::function<bool()> may_commit_;
+  const bool volatile_log_;
 };
 std::unique_ptr<leveldb::Env> make_reserve_env(FdReserve& fds, std::function<bool()> may_write,
-                                               std::function<bool()> may_commit = {}) {
-  return std::make_unique<ReserveEnv>(fds, std::move(may_write), std::move(may_commit));
+                                               std::function<bool()> may_commit = {},
+                                               bool volatile_log = false) {
+  return std::make_unique<ReserveEnv>(fds, std::move(may_write), std::move(may_commit),
+                                      volatile_log);
 }
 
 // LevelDB's info log, into zgrid's log instead of DIR/journal/LOG (which
@@ -274,7 +309,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   // One head per data directory: the caller holds its lease (head/lease.hpp),
   // and every write below asks o_.may_write.
   j->fds_ = std::make_unique<FdReserve>(kFdReserve);
-  j->env_ = make_reserve_env(*j->fds_, options.may_write, options.may_commit);
+  j->env_ = make_reserve_env(*j->fds_, options.may_write, options.may_commit, options.volatile_log);
   j->info_log_ = make_leveldb_info_log();
   j->segments_ = std::make_unique<Segments>(data_dir + "/segments", *j->fds_, kMaxOpenSegments,
                                             options.takeover_gap_bytes);
@@ -301,8 +336,23 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
   s = j->db_->Get(leveldb::ReadOptions(), jkey::meta("version"), &v);
   leveldb::WriteOptions wo;
   wo.sync = true;
+  // The salt of redo records' checksums: random, made with the v4 mark.
+  leveldb::Status salt_s = j->db_->Get(leveldb::ReadOptions(), jkey::meta("salt"), &j->salt_);
+  if (!salt_s.ok() && !salt_s.IsNotFound())
+    return Status::Unavailable("cannot read the journal: " + salt_s.ToString());
+  leveldb::WriteBatch mark;
+  if (salt_s.IsNotFound()) {
+    std::random_device rd;
+    j->salt_.clear();
+    for (int i = 0; i < 4; ++i) {
+      std::uint32_t r = rd();
+      j->salt_.append(reinterpret_cast<const char*>(&r), 4);
+    }
+    mark.Put(jkey::meta("salt"), j->salt_);
+  }
   if (s.IsNotFound()) {
-    s = j->db_->Put(wo, jkey::meta("version"), std::to_string(kJournalVersion));
+    mark.Put(jkey::meta("version"), std::to_string(kJournalVersion));
+    s = j->db_->Write(wo, &mark);
     if (!s.ok()) return Status::Unavailable("cannot initialise journal: " + s.ToString());
   } else if (!s.ok()) {
     return Status::Unavailable("cannot read journal version: " + s.ToString());
@@ -316,17 +366,33 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, zmq:
       return Status::Version("journal in " + data_dir + " has an unknown format '" + v + "'");
     if (ver < kJournalVersion) {
       // v1 holds bulk values inline, which later formats read as they are;
-      // v1 and v2 hold no 'M' records. Marking it current is the whole
-      // migration (and keeps older heads from misreading it).
+      // v1 and v2 hold no 'M' records, v1 to v3 no redo records. Marking it
+      // current is the whole migration (and keeps older heads from
+      // misreading it).
       std::string to = std::to_string(kJournalVersion);
-      s = j->db_->Put(wo, jkey::meta("version"), to);
+      if (ver < 4) {
+        // Every append of v4 ends with a trailer, so that open can tell a
+        // torn last append from a whole one: the files of older heads get
+        // one.
+        if (Status st = mark_segments(data_dir + "/segments", j->salt_); !st.ok())
+          return Status::Unavailable("cannot migrate journal to v" + to + ": " + st.message());
+      }
+      mark.Put(jkey::meta("version"), to);
+      s = j->db_->Write(wo, &mark);
       if (!s.ok())
         return Status::Unavailable("cannot migrate journal to v" + to + ": " + s.ToString());
       ZG_LOG(kInfo, kLog,
              "journal in " + data_dir + " migrated from format v" + std::to_string(ver) + " to v" +
                  to);
+    } else if (mark.ApproximateSize() > leveldb::WriteBatch().ApproximateSize()) {
+      s = j->db_->Write(wo, &mark);
+      if (!s.ok()) return Status::Unavailable("cannot write to the journal: " + s.ToString());
     }
   }
+  // Before anything reads the journal: the groups LevelDB may have lost in a
+  // crash, from their redo records.
+  if (Status st = replay_redo(j->db_.get(), data_dir, j->salt_, &j->group_seq_); !st.ok())
+    return st;
   j->check_space(true);
   j->thread_ = std::thread(&Journal::run, j.get(), &ctx, notify_endpoint);
   j->compactor_ = std::thread(&Journal::compact_loop, j.get());
@@ -518,6 +584,13 @@ Status Journal::purge_offline(const std::string& data_dir, const std::string& si
   if (!s.ok())
     return Status::Unavailable("cannot open journal in " + data_dir + ": " + s.ToString());
   std::unique_ptr<leveldb::DB> db(raw);
+  // Groups LevelDB lost in a crash first: one may hold keys of this session
+  // (in another session's file), which the purge must delete too.
+  std::string salt;
+  if (db->Get(leveldb::ReadOptions(), jkey::meta("salt"), &salt).ok()) {
+    std::uint64_t last = 0;
+    ZG_RETURN_IF_ERROR(replay_redo(db.get(), data_dir, salt, &last));
+  }
   leveldb::WriteBatch batch;
   std::size_t keys = 0;
   for (char kind : jkey::kSessionKinds) {
@@ -609,11 +682,12 @@ bool Journal::Group::maintenance() const {
   return !ops.empty();
 }
 
-// First half of a group's write: its bulk values go to their sessions'
-// segment files, one pwrite and one fdatasync per session, before LevelDB
-// holds a pointer to them. Each such put's value becomes its pointer
-// (commit() puts them in the batch).
-void Journal::append_bulk(Group& g) {
+// First part of a group's write: its bulk values go to their sessions'
+// segment files, one pwrite and one fdatasync per file, before LevelDB holds
+// a pointer to them. Here each such put's value becomes its pointer (commit()
+// puts them in the batch) and the bytes are gathered; write_bulk() writes
+// them.
+void Journal::prepare_bulk(Group& g) {
   g.batch = std::make_unique<leveldb::WriteBatch>();
   if ((o_.may_commit && !o_.may_commit()) || (o_.may_write && !o_.may_write())) {
     g.failed = true;
@@ -625,12 +699,6 @@ void Journal::append_bulk(Group& g) {
     g.error = "journal write failed: injected fault (" + o_.fault_file + ")";
     return;
   }
-  struct Append {
-    std::shared_ptr<Segments::File> file;
-    std::uint64_t start = 0;
-    std::string bytes;
-  };
-  std::map<std::string, Append, std::less<>> appends;
   // Each session's bulk bytes in this group: small ones stay inline.
   std::map<std::string_view, std::size_t> bulk_bytes;
   for (auto& op : g.ops)
@@ -642,8 +710,8 @@ void Journal::append_bulk(Group& g) {
       // SegPtr::kTag (0xc1), so resolve() tells them apart (as for v1).
       if (!jkey::is_bulk(k) || bulk_bytes[jkey::sid_of(k)] <= o_.inline_max) continue;
       auto sid = jkey::sid_of(k);
-      auto it = appends.find(sid);
-      if (it == appends.end()) {
+      auto it = g.appends.find(sid);
+      if (it == g.appends.end()) {
         auto f = segments_->open(sid, true);
         if (!f.ok()) {
           g.failed = true;
@@ -651,7 +719,7 @@ void Journal::append_bulk(Group& g) {
           g.no_space = no_space_text(g.error);
           return;
         }
-        it = appends.emplace(std::string(sid), Append{*f, (*f)->end, {}}).first;
+        it = g.appends.emplace(std::string(sid), Append{*f, (*f)->end, {}}).first;
       }
       Append& a = it->second;
       SegPtr p{a.start + a.bytes.size(), static_cast<std::uint32_t>(v.size()), crc32c(v)};
@@ -659,7 +727,10 @@ void Journal::append_bulk(Group& g) {
       v = p.encode();
     }
   }
-  for (auto& [sid, a] : appends) {
+}
+
+void Journal::write_bulk(Group& g) {
+  for (auto& [sid, a] : g.appends) {
     std::size_t done = 0;
     int err = 0;
     while (done < a.bytes.size()) {
@@ -676,14 +747,19 @@ void Journal::append_bulk(Group& g) {
       }
       done += static_cast<std::size_t>(n);
     }
-    if (err == 0 && ::fdatasync(a.file->fd) != 0) err = errno;
+    if (err == 0) {
+      if (::fdatasync(a.file->fd) != 0) err = errno;
+      MutexLock lock(mu_);
+      ++stats_.file_syncs;
+    }
     if (err != 0) {
-      // Nothing points at these bytes: give the space back. A file that
-      // held nothing before goes (no empty segment is left behind). Not
-      // when fenced: another head may be appending to these files now, and
-      // bytes nothing points to are harmless.
+      // Nothing points at these bytes (nor is a redo record among them
+      // durable): give the space back. A file that held nothing before goes
+      // (no empty segment is left behind). Not when fenced: another head may
+      // be appending to these files now, and bytes nothing points to are
+      // harmless.
       bool fenced = o_.may_write && !o_.may_write();
-      for (auto& [s2, a2] : appends) {
+      for (auto& [s2, a2] : g.appends) {
         if (fenced) break;
         if (a2.start == 0)
           segments_->remove(s2);
@@ -696,15 +772,108 @@ void Journal::append_bulk(Group& g) {
       return;
     }
   }
-  for (auto& [sid, a] : appends) a.file->end = a.start + a.bytes.size();
+  for (auto& [sid, a] : g.appends) a.file->end = a.start + a.bytes.size();
 }
 
-// Second half: the batch, op by op in the order submitted, each op's
-// deletes before its puts (as if each op were written alone: a later op's
-// put of a key an earlier op deleted stays), then the one synced LevelDB
-// write; then the space a purge or a client removal gives back. After a
-// failed LevelDB write the appended bytes stay: a reopen may replay the
-// pointers to them.
+namespace {
+// A WriteBatch's ops as a redo record's body.
+class RedoWriter : public leveldb::WriteBatch::Handler {
+ public:
+  explicit RedoWriter(std::string* out) : out_(out) {}
+  void Put(const leveldb::Slice& k, const leveldb::Slice& v) override {
+    Redo::add_put(out_, std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()));
+  }
+  void Delete(const leveldb::Slice& k) override {
+    Redo::add_delete(out_, std::string_view(k.data(), k.size()));
+  }
+
+ private:
+  std::string* out_;
+};
+}  // namespace
+
+Status Journal::replay_redo(leveldb::DB* db, const std::string& data_dir, std::string_view salt,
+                            std::uint64_t* last) {
+  std::string v;
+  leveldb::Status s = db->Get(leveldb::ReadOptions(), jkey::meta("group"), &v);
+  if (!s.ok() && !s.IsNotFound())
+    return Status::Unavailable("cannot read the journal: " + s.ToString());
+  std::uint64_t floor = s.ok() ? std::strtoull(v.c_str(), nullptr, 10) : 0;
+  *last = floor;
+  auto t0 = std::chrono::steady_clock::now();
+  RedoScan scan = scan_redo(data_dir + "/segments", salt, floor);
+  std::sort(scan.found.begin(), scan.found.end(),
+            [](const FoundRedo& a, const FoundRedo& b) { return a.seq < b.seq; });
+  // The groups after the last synced one that recorded its number (every
+  // synced group after a redo group does) are some synced groups, then
+  // groups that made themselves durable by a redo record, one after the
+  // other: the records found are one run of numbers. Past a gap (a group
+  // whose record was torn: never acknowledged, and nothing after it was
+  // written) nothing is applied. Groups LevelDB did keep are applied again:
+  // their ops are plain puts and deletes, and applying all of them in order
+  // ends in the same state whichever of them LevelDB kept (its log may lose
+  // a write in the middle of its unsynced tail, not only at its end).
+  leveldb::WriteBatch batch;
+  std::size_t applied = 0;
+  std::uint64_t skip_to = 0;  // past a gap: the floor goes above what is left out
+  for (const FoundRedo& r : scan.found) {
+    if (applied > 0 && r.seq != *last + 1) {
+      ZG_LOG(kWarn, kLog,
+             "journal group " + std::to_string(r.seq) + " (segment file of session " + r.sid +
+                 ") follows a group that was never written (" + std::to_string(*last + 1) +
+                 "): it and the groups after it ignored, as never committed");
+      skip_to = scan.found.back().seq;
+      break;
+    }
+    bool ok = Redo::for_each(r.body, [&](bool is_put, std::string_view k, std::string_view val) {
+      if (is_put)
+        batch.Put(leveldb::Slice(k.data(), k.size()), leveldb::Slice(val.data(), val.size()));
+      else
+        batch.Delete(leveldb::Slice(k.data(), k.size()));
+    });
+    if (!ok) break;  // checked by its checksum: not reached
+    *last = r.seq;
+    ++applied;
+  }
+  if (applied == 0) return Status::OK();
+  // New groups are numbered from here: never as a record left out, which a
+  // later open would otherwise take for theirs.
+  *last = std::max(*last, skip_to);
+  batch.Put(jkey::meta("group"), std::to_string(*last));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Write(wo, &batch);
+  if (!s.ok()) {
+    *last = floor;
+    return Status::Unavailable("cannot apply the journal's redo records: " + s.ToString());
+  }
+  ZG_LOG(kInfo, kLog,
+         "applied " + std::to_string(applied) + " write groups from redo records (" +
+             std::to_string(scan.files) + " segment files looked at in " +
+             std::to_string(
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) +
+             " s)");
+  return Status::OK();
+}
+
+// Then the batch, op by op in the order submitted, each op's deletes before
+// its puts (as if each op were written alone: a later op's put of a key an
+// earlier op deleted stays); then the segment files (write_bulk); then the
+// LevelDB write; then the space a purge or a client removal gives back.
+//
+// One synced write per group: a group whose bulk values all go to one
+// segment file and that is not maintenance carries its batch's ops as a
+// redo record at the end of that file's append (in the same pwrite, synced
+// by the same fdatasync), and its LevelDB write is not synced: LevelDB may
+// lose it in a crash, and open applies the record again (replay_redo). Any
+// other group (no segment data, two files or more, maintenance, or the
+// kMaxRedoGroups-th in a row) is written with sync=true, which also makes
+// every earlier unsynced LevelDB write durable (LevelDB's log is one
+// sequential file), and records its number ('\0' + "group"): the floor of
+// the next replay. So before a purge deletes a file or a client removal
+// punches one (both maintenance), LevelDB holds every redo record in it.
+// After a failed LevelDB write the appended bytes stay: a reopen replays
+// the redo record or the pointers to them.
 //
 // A purge deletes its session's ranges as they were before this group (one
 // iterator serves every purge of the group) and the keys ops before it in
@@ -715,7 +884,7 @@ void Journal::append_bulk(Group& g) {
 // LevelDB's own compaction, and the compactor thread after many purges,
 // drop the deleted keys (compact_loop).
 bool Journal::commit(Group& g) {
-  append_bulk(g);
+  prepare_bulk(g);
   if (g.failed) return false;
   std::vector<std::pair<std::string, SegPtr>> holes;  // deleted bulk values
   std::unique_ptr<leveldb::Iterator> it;
@@ -750,10 +919,48 @@ bool Journal::commit(Group& g) {
     if (!op.purge_session.empty()) ++purges;
   }
   it.reset();
+  std::uint64_t seq = ++group_seq_;
+  g.redo = g.appends.size() == 1 && redo_in_row_ + 1 < kMaxRedoGroups &&
+           std::none_of(g.ops.begin(), g.ops.end(), is_maintenance);
+  if (g.redo) {
+    Append& a = g.appends.begin()->second;
+    std::size_t body_at = a.bytes.size();
+    RedoWriter w(&a.bytes);
+    (void)g.batch->Iterate(&w);
+    Redo::seal(&a.bytes, body_at, seq, a.start, salt_);
+  } else {
+    // A marker (a trailer with no body) ends every other append: a file's
+    // last append lacks a trailer only when a crash cut it short.
+    for (auto& [sid, a] : g.appends) Redo::seal(&a.bytes, a.bytes.size(), seq, a.start, salt_);
+  }
+  if (!g.redo && redo_in_row_ > 0) {
+    // The floor of the next replay. Only after redo groups: a key put by
+    // every group would widen every LevelDB table it lands in to '\0', and
+    // the compactor's per-session ranges would then rewrite them all.
+    g.batch->Put(jkey::meta("group"), std::to_string(seq));
+  }
+  write_bulk(g);
+  if (g.failed) return false;
+  if (g.redo && o_.crash_after_segment_syncs >= 0) {
+    MutexLock lock(mu_);
+    if (stats_.redo_groups + 1 >= static_cast<std::uint64_t>(o_.crash_after_segment_syncs)) {
+      // Test crash point: durable in its segment file, not in LevelDB.
+      ZG_LOG(kWarn, kLog, "crash point after-segment-sync reached: SIGKILL");
+      ::kill(getpid(), SIGKILL);
+    }
+  }
   bool inject = !o_.fault_file.empty() && std::filesystem::exists(o_.fault_file);
   leveldb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = !g.redo;
   leveldb::Status s = db_->Write(wo, g.batch.get());
+  {
+    MutexLock lock(mu_);
+    if (g.redo)
+      ++stats_.redo_groups;
+    else
+      ++stats_.db_syncs;
+  }
+  redo_in_row_ = g.redo ? redo_in_row_ + 1 : 0;
   if (!s.ok()) {
     g.error = "journal write failed: " + s.ToString();
     g.no_space = no_space_text(g.error);
@@ -939,6 +1146,13 @@ bool Journal::try_reopen(bool for_maintenance) {
     return false;
   }
   db_.reset(raw);
+  // What the reactor reconciles with is what a restart would find: a group
+  // whose LevelDB write failed after its segment file was synced is there.
+  if (Status st = replay_redo(db_.get(), dir_, salt_, &group_seq_); !st.ok()) {
+    ZG_LOG(kError, kLog, "reopening the journal failed: " + st.message());
+    return false;
+  }
+  redo_in_row_ = 0;
   ZG_LOG(kInfo, kLog, "journal reopened");
   // Still unhealthy: the reactor first reconciles with what the journal
   // holds, then calls mark_healthy(); until then only maintenance writes go.

@@ -6,9 +6,14 @@
 // encoded) and submits it; the journal thread takes every op waiting (up to
 // a size limit), appends the ops' bulk values to their sessions' segment
 // files (synced), then writes everything else, with a pointer (offset,
-// length, CRC-32C) in place of each bulk value, as ONE LevelDB WriteBatch
-// with sync=true, and tells the reactor "ops up to seq N are durable" (or
-// failed) through an inproc PAIR socket, which wakes the reactor's poll. It
+// length, CRC-32C) in place of each bulk value, as ONE LevelDB WriteBatch,
+// and tells the reactor "ops up to seq N are durable" (or failed) through an
+// inproc PAIR socket, which wakes the reactor's poll. One synced write per
+// group (format v4): when the group's bulk values went to one segment file,
+// that file's append also carries the batch as a redo record and its sync
+// makes the group durable, so the batch is written with sync=false (open
+// applies redo records LevelDB lost: replay_redo); otherwise the batch is
+// written with sync=true. It
 // never waits for a batch to fill: when the queue is empty it writes what it
 // has. Consecutive purges share a group (each deletes its session's ranges
 // in the group's batch, with its tombstone), but maintenance ops (purges,
@@ -51,6 +56,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -76,10 +82,20 @@ class WriteBatch;
 namespace zgrid::head {
 
 // v2: bulk values in segment files. v3: a small one-message session is one
-// 'M' record (journal_records.hpp). Older journals are read as they are
-// (they hold neither) and marked v3 at open, so that an older head, which
-// would not see the 'M' records, refuses the directory.
-inline constexpr std::uint32_t kJournalVersion = 3;
+// 'M' record (journal_records.hpp). v4: a group whose bulk values go to one
+// segment file is made durable by that file's sync alone, with a redo
+// record of its LevelDB ops in the file (journal_files.hpp, Redo); LevelDB
+// may lose such a write in a crash until open applies the record again.
+// Older journals are read as they are (they hold none of these) and marked
+// v4 at open, so that an older head, which would neither see 'M' records
+// nor apply redo records, refuses the directory.
+inline constexpr std::uint32_t kJournalVersion = 4;
+
+// At most this many groups in a row are made durable by a segment file's
+// sync alone; the next one syncs LevelDB too (which makes every earlier
+// unsynced LevelDB write durable), so that open walks at most this many
+// redo records.
+inline constexpr std::uint64_t kMaxRedoGroups = 256;
 
 struct JournalOptions {
   std::size_t max_group_bytes = 8 << 20;       // one WriteBatch holds at most this much
@@ -89,7 +105,14 @@ struct JournalOptions {
   std::uint64_t reserve_bytes = 32ull << 20;
   std::string fault_file;  // tests: while this file exists, writes fail (ZGRID_JOURNAL_FAULT_FILE)
   bool fault_after_write = false;  // tests: ... after reaching the log, like a failed sync
-  int crash_after_syncs = -1;   // tests: SIGKILL ourselves right after this many syncs (-1: never)
+  int crash_after_syncs = -1;  // tests: SIGKILL ourselves right after this many syncs (-1: never)
+  // tests: SIGKILL ourselves after the segment sync of this many groups made
+  // durable by it alone (with a redo record), before their LevelDB write.
+  int crash_after_segment_syncs = -1;
+  // tests: LevelDB's log keeps what it is given in memory until it is synced,
+  // as the page cache would lose it in a machine crash: a SIGKILL then loses
+  // every unsynced LevelDB write (ZGRID_JOURNAL_VOLATILE_LOG=1).
+  bool volatile_log = false;
   std::string read_fault_file;  // tests: while this file exists, segment reads fail (EIO)
   // A session whose bulk values in a group come to at most this many bytes
   // keeps them in LevelDB itself, synced with the group: a small session
@@ -201,9 +224,17 @@ class Journal : public JournalStore {
 
  private:
   // A group of ops written together.
+  // One segment file's part of a group's write.
+  struct Append {
+    std::shared_ptr<Segments::File> file;
+    std::uint64_t start = 0;
+    std::string bytes;
+  };
   struct Group {
     std::vector<JournalOp> ops;
-    std::unique_ptr<leveldb::WriteBatch> batch;  // the puts, bulk values as pointers
+    std::unique_ptr<leveldb::WriteBatch> batch;          // the puts, bulk values as pointers
+    std::map<std::string, Append, std::less<>> appends;  // by session id
+    bool redo = false;  // durable by its one segment file's sync (a redo record)
     bool failed = false;
     std::string error;
     bool no_space = false;
@@ -216,8 +247,15 @@ class Journal : public JournalStore {
   // Completion messages on the notify socket: 8-byte seq (host order), 1
   // byte ok, then the error text if not ok. decode_completion parses one.
   static bool decode_completion(const zmq::message_t& m, JournalCompletion* c);
-  void append_bulk(Group& g);
+  void prepare_bulk(Group& g);
+  void write_bulk(Group& g);
   bool commit(Group& g);
+  // Applies the redo records LevelDB may lack (those above its last synced
+  // group), in order, with one synced write; *last gets the last group
+  // number LevelDB now holds. At open, at every reopen and before an
+  // offline purge.
+  static Status replay_redo(leveldb::DB* db, const std::string& data_dir, std::string_view salt,
+                            std::uint64_t* last);
   void compact_loop();
   // One CompactRange over [begin, end] under the read lock; false (nothing
   // done) while the journal is being reopened.
@@ -242,8 +280,11 @@ class Journal : public JournalStore {
   std::unique_ptr<Segments> segments_;         // the sessions' segment files
   mutable std::shared_mutex db_mu_;            // guards db_ against reopen (reads share it)
   std::unique_ptr<leveldb::DB> db_;            // replaced only by try_reopen(), holding db_mu_
-  zmq::socket_t notify_;          // completions (bound here, read by the owner's thread)
-  bool reserve_present_ = false;  // journal thread (and open)
+  zmq::socket_t notify_;           // completions (bound here, read by the owner's thread)
+  bool reserve_present_ = false;   // journal thread (and open)
+  std::string salt_;               // of redo records' checksums ('\0' + "salt")
+  std::uint64_t group_seq_ = 0;    // journal thread (and open): the last group's number
+  std::uint64_t redo_in_row_ = 0;  // journal thread: groups since LevelDB's last sync
 
   mutable Mutex mu_;
   std::condition_variable_any cv_;          // ops queued, or stop

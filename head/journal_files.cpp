@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "head/journal_records.hpp"
+
 #include "common/crc32c.hpp"
 #include "common/log.hpp"
 
@@ -75,6 +77,243 @@ bool SegPtr::decode(std::string_view v, SegPtr* p) {
   std::memcpy(&p->length, v.data() + 9, 4);
   std::memcpy(&p->crc, v.data() + 13, 4);
   return true;
+}
+
+// ---- Redo records ----------------------------------------------------------------
+
+namespace {
+void put_u32(std::string* s, std::uint32_t v) {
+  s->append(reinterpret_cast<const char*>(&v), 4);
+}
+void put_u64(std::string* s, std::uint64_t v) {
+  s->append(reinterpret_cast<const char*>(&v), 8);
+}
+bool take_u32(std::string_view* s, std::uint32_t* v) {
+  if (s->size() < 4) return false;
+  std::memcpy(v, s->data(), 4);
+  s->remove_prefix(4);
+  return true;
+}
+bool take_bytes(std::string_view* s, std::string_view* out) {
+  std::uint32_t n;
+  if (!take_u32(s, &n) || s->size() < n) return false;
+  *out = s->substr(0, n);
+  s->remove_prefix(n);
+  return true;
+}
+
+// pread of exactly `n` bytes at `off`.
+bool read_at(int fd, std::uint64_t off, std::size_t n, std::string* out) {
+  out->resize(n);
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += static_cast<std::size_t>(r);
+  }
+  return true;
+}
+}  // namespace
+
+void Redo::add_put(std::string* body, std::string_view key, std::string_view value) {
+  body->push_back('P');
+  put_u32(body, static_cast<std::uint32_t>(key.size()));
+  body->append(key);
+  put_u32(body, static_cast<std::uint32_t>(value.size()));
+  body->append(value);
+}
+
+void Redo::add_delete(std::string* body, std::string_view key) {
+  body->push_back('D');
+  put_u32(body, static_cast<std::uint32_t>(key.size()));
+  body->append(key);
+}
+
+bool Redo::for_each(
+    std::string_view body,
+    const std::function<void(bool is_put, std::string_view key, std::string_view value)>& fn) {
+  while (!body.empty()) {
+    char kind = body.front();
+    body.remove_prefix(1);
+    std::string_view k, v;
+    if (kind != 'P' && kind != 'D') return false;
+    if (!take_bytes(&body, &k)) return false;
+    if (kind == 'P' && !take_bytes(&body, &v)) return false;
+    fn(kind == 'P', k, v);
+  }
+  return true;
+}
+
+std::uint32_t Redo::checksum(std::string_view salt, std::string_view body, const Trailer& t) {
+  std::string all;
+  all.reserve(salt.size() + body.size() + 20);
+  all.append(salt);
+  all.append(body);
+  put_u64(&all, t.seq);
+  put_u64(&all, t.start);
+  put_u32(&all, t.body_len);
+  return crc32c(all);
+}
+
+void Redo::seal(std::string* out, std::size_t body_at, std::uint64_t seq, std::uint64_t start,
+                std::string_view salt) {
+  Trailer t;
+  t.seq = seq;
+  t.start = start;
+  t.body_len = static_cast<std::uint32_t>(out->size() - body_at);
+  t.crc = checksum(salt, std::string_view(*out).substr(body_at), t);
+  put_u64(out, t.seq);
+  put_u64(out, t.start);
+  put_u32(out, t.body_len);
+  put_u32(out, t.crc);
+  put_u64(out, kMagic);
+}
+
+bool Redo::read_trailer(std::string_view bytes, Trailer* t) {
+  if (bytes.size() < kTrailerSize) return false;
+  const char* p = bytes.data() + bytes.size() - kTrailerSize;
+  std::uint64_t magic;
+  std::memcpy(&magic, p + 24, 8);
+  if (magic != kMagic) return false;
+  std::memcpy(&t->seq, p, 8);
+  std::memcpy(&t->start, p + 8, 8);
+  std::memcpy(&t->body_len, p + 16, 4);
+  std::memcpy(&t->crc, p + 20, 4);
+  return true;
+}
+
+namespace {
+// The record that ends at `end` in `fd`, if its trailer and its body check
+// out (the salted checksum); *budget counts down the body bytes checked.
+bool record_at(int fd, std::uint64_t end, std::string_view salt, Redo::Trailer* t,
+               std::string* body, std::uint64_t* budget) {
+  std::string buf;
+  if (end < Redo::kTrailerSize ||
+      !read_at(fd, end - Redo::kTrailerSize, Redo::kTrailerSize, &buf) ||
+      !Redo::read_trailer(buf, t))
+    return false;
+  if (t->body_len > Redo::kMaxBody || t->body_len > end - Redo::kTrailerSize) return false;
+  std::uint64_t body_at = end - Redo::kTrailerSize - t->body_len;
+  if (t->start > body_at || t->body_len > *budget) return false;
+  *budget -= t->body_len;
+  return read_at(fd, body_at, t->body_len, body) && Redo::checksum(salt, *body, *t) == t->crc;
+}
+
+// The end of the last whole record in the `kMaxAppend` bytes before `end`
+// (a torn append follows it), or 0.
+std::uint64_t search_back(int fd, std::uint64_t end, std::string_view salt, std::uint64_t* budget) {
+  std::uint64_t lo = end > Redo::kMaxAppend ? end - Redo::kMaxAppend : 0;
+  std::string region;
+  if (!read_at(fd, lo, end - lo, &region)) return 0;
+  std::uint64_t magic = Redo::kMagic;
+  std::string_view needle(reinterpret_cast<const char*>(&magic), 8);
+  std::size_t at = region.size();
+  while (at > 0) {
+    std::size_t hit = std::string_view(region).rfind(needle, at - 1);
+    if (hit == std::string_view::npos) return 0;
+    Redo::Trailer t;
+    std::string body;
+    std::uint64_t e = lo + hit + 8;
+    if (e < end && record_at(fd, e, salt, &t, &body, budget)) return e;
+    if (*budget == 0) return 0;
+    at = hit;
+  }
+  return 0;
+}
+}  // namespace
+
+RedoScan scan_redo(const std::string& dir, std::string_view salt, std::uint64_t floor) {
+  RedoScan scan;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() != kSessionIdLength + 4 || !name.ends_with(".seg")) continue;
+    std::string sid = name.substr(0, kSessionIdLength);
+    int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ++scan.files;
+    struct stat st;
+    const std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    std::uint64_t pos = size, budget = 4 * Redo::kMaxAppend;
+    std::string body, bulk;
+    while (pos >= Redo::kTrailerSize) {
+      Redo::Trailer t;
+      if (!record_at(fd, pos, salt, &t, &body, &budget)) {
+        // Every append of format v4 ends with a trailer (a marker when it
+        // has no redo record; open marks older files): only the last append
+        // of a file can lack one — a write the crash cut short, which was
+        // never acknowledged. The records before it may be needed.
+        if (pos != size) break;
+        ++scan.rejected;
+        ZG_LOG(kWarn, kLog,
+               "segment file of session " + sid + ": an unfinished write at its end was never " +
+                   "committed; ignored");
+        pos = search_back(fd, pos, salt, &budget);
+        continue;
+      }
+      if (t.seq <= floor) break;  // LevelDB has it (and every record before it)
+      std::uint64_t body_at = pos - Redo::kTrailerSize - t.body_len;
+      // The group's bulk values (before the record, in the same write) must
+      // have reached the disk too: a torn write may keep the record's pages
+      // and lose theirs.
+      bool values_ok = true;
+      bool ok = Redo::for_each(
+                    body,
+                    [&](bool is_put, std::string_view k, std::string_view v) {
+                      SegPtr p;
+                      if (!values_ok || !is_put || !jkey::is_bulk(k) || !SegPtr::decode(v, &p))
+                        return;
+                      values_ok = jkey::sid_of(k) == sid && p.offset >= t.start &&
+                                  p.offset + p.length <= body_at &&
+                                  read_at(fd, p.offset, p.length, &bulk) && crc32c(bulk) == p.crc;
+                    }) &&
+                values_ok;
+      if (!ok) {
+        if (pos != size) break;
+        ++scan.rejected;
+        ZG_LOG(kWarn, kLog,
+               "segment file of session " + sid + ": an unfinished write at its end was never " +
+                   "committed; ignored");
+      } else if (t.body_len > 0) {  // not a marker
+        scan.found.push_back({t.seq, sid, body});
+      }
+      pos = t.start;
+    }
+    ::close(fd);
+  }
+  return scan;
+}
+
+Status mark_segments(const std::string& dir, std::string_view salt) {
+  std::error_code ec;
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() != kSessionIdLength + 4 || !name.ends_with(".seg")) continue;
+    int fd = ::open(e.path().c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+      return Status::Unavailable("cannot open " + e.path().string() + ": " + std::strerror(errno));
+    struct stat st;
+    std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    std::string m;
+    Redo::seal(&m, 0, 0, size, salt);
+    ssize_t n = ::pwrite(fd, m.data(), m.size(), static_cast<off_t>(size));
+    int err = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(m.size()))
+      return Status::Unavailable("cannot write " + e.path().string() + ": " +
+                                 std::strerror(n < 0 ? err : EIO));
+    ++files;
+  }
+  if (ec) return Status::Unavailable("cannot list " + dir + ": " + ec.message());
+  if (files > 0) {
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dfd >= 0 ? ::syncfs(dfd) : -1;
+    if (dfd >= 0) ::close(dfd);
+    if (rc != 0) return Status::Unavailable("cannot sync " + dir + ": " + std::strerror(errno));
+  }
+  return Status::OK();
 }
 
 // ---- Segments --------------------------------------------------------------------

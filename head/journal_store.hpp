@@ -50,12 +50,15 @@ struct JournalOp {
 };
 
 struct JournalStats {
-  std::uint64_t syncs = 0;                             // synced writes
-  std::uint64_t ops = 0;                               // ops written
-  std::uint64_t bytes = 0;                             // bytes written
-  std::uint64_t failures = 0;                          // failed writes
-  std::uint64_t compactions = 0;                       // compaction passes after purges (ended)
-  std::uint64_t compacted_ranges = 0;                  // key ranges those passes compacted
+  std::uint64_t syncs = 0;             // synced writes (groups)
+  std::uint64_t file_syncs = 0;        // fdatasyncs of segment files
+  std::uint64_t db_syncs = 0;          // synced LevelDB writes
+  std::uint64_t redo_groups = 0;       // groups durable by one segment file's sync (redo record)
+  std::uint64_t ops = 0;               // ops written
+  std::uint64_t bytes = 0;             // bytes written
+  std::uint64_t failures = 0;          // failed writes
+  std::uint64_t compactions = 0;       // compaction passes after purges (ended)
+  std::uint64_t compacted_ranges = 0;  // key ranges those passes compacted
   prom::Histogram sync_seconds{prom::sync_buckets()};  // time of each synced write
 };
 

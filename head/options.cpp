@@ -224,6 +224,7 @@ HeadTestHooks TestHooksFromEnvironment() {
   h.journal_read_fault_file = env("ZGRID_JOURNAL_READ_FAULT_FILE");
   if (std::string v = env("ZGRID_JOURNAL_INLINE_MAX"); !v.empty())
     h.journal_inline_max = std::strtol(v.c_str(), nullptr, 10);
+  h.journal_volatile_log = env("ZGRID_JOURNAL_VOLATILE_LOG") == "1";
   h.no_zap = env("ZGRID_TEST_NO_ZAP") == "1";
   h.verify_tables = env("ZGRID_TEST_VERIFY") == "1";
   if (std::string v = env("ZGRID_TEST_NODE_WINDOW_MS"); !v.empty())

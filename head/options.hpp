@@ -24,6 +24,7 @@ struct HeadTestHooks {
   bool journal_fault_after = false;     // ... after reaching the log (a failed sync)
   std::string journal_read_fault_file;  // while it exists, segment reads fail (EIO)
   long journal_inline_max = -1;         // >= 0: JournalOptions::inline_max (-1: its default)
+  bool journal_volatile_log = false;    // JournalOptions::volatile_log
   bool no_zap = false;                  // start without a ZAP handler (must refuse to serve)
   bool verify_tables = false;  // every tick, recompute what is kept incrementally; abort on drift
   Millis node_window_ms = -1;  // >= 0: replaces the node reconnect window (NodeReconnectWindow)

@@ -153,8 +153,11 @@ TEST(Durable, HeadKilledRepeatedlyDuringALargeSessionLosesAndDoublesNothing) {
                               "--seed", std::to_string(kSeed), "--bits", std::to_string(kBits)},
                              g.dir().file("submit.log"));
   // Kills: at random moments, and at crash points injected into the head.
-  const std::vector<std::string> schedule = {"random",          "before-ack:5", "random",
-                                             "after-results:3", "after-sync:4", "random"};
+  // after-segment-sync: a group durable in its segment file (its redo
+  // record), not yet in LevelDB (journal format v4).
+  const std::vector<std::string> schedule = {
+      "random", "before-ack:5",        "random", "after-results:3", "after-sync:4",
+      "random", "after-segment-sync:3"};
   int kills = 0;
   for (const auto& what : schedule) {
     if (what == "random") {
@@ -190,6 +193,64 @@ TEST(Durable, HeadKilledRepeatedlyDuringALargeSessionLosesAndDoublesNothing) {
     ASSERT_TRUE(IsFactorization(std::stoull(r.user_data), r.data))
         << r.user_data << " = " << r.data;
     inputs.insert(r.user_data);
+  }
+  EXPECT_EQ(inputs, CliRandomInputs(kN, kSeed, kBits));
+  auto st = conn->session_status(sid);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->u64("total"), kN);
+  EXPECT_EQ(st->u64("done"), kN);
+  EXPECT_TRUE(st->boolean("complete"));
+}
+
+// The machine crash after the work was acknowledged: LevelDB's log keeps
+// its unsynced writes in memory (ZGRID_JOURNAL_VOLATILE_LOG), so the SIGKILL
+// loses every group made durable by its segment file alone. The restarted
+// head (with no node left to run anything again) applies their redo
+// records: every request and every answer is there, exactly once.
+TEST(Durable, AcknowledgedWorkSurvivesLosingLevelDbsUnsyncedWrites) {
+  const std::uint64_t kN = 20'000, kSeed = 5;
+  const int kBits = 40;
+  Grid g;
+  g.start_durable_head();
+  g.restart_head({"ZGRID_JOURNAL_VOLATILE_LOG=1"});
+  g.add_node({"--workers", "2"});
+  ASSERT_TRUE(g.wait_nodes(1));
+  auto r = run_cli({"--head", g.frontend(), "--timeout", "60s", "submit", "--durable", "--service",
+                    "factorize", "--random", std::to_string(kN), "--seed", std::to_string(kSeed),
+                    "--bits", std::to_string(kBits)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string sid = r.out.substr(0, 32);
+  {
+    auto conn = g.connect();
+    ASSERT_TRUE(testing::wait_until(
+        [&] {
+          auto st = conn->session_status(sid);
+          return st.ok() && st->boolean("complete");
+        },
+        60'000));
+  }
+  // No node after the restart: every answer must come from the journal.
+  g.node(0).kill_now();
+  g.kill_head();
+  g.restart_head();
+  // LevelDB lost the last groups; their redo records brought them back.
+  EXPECT_NE(g.head_log().find("write groups from redo records"), std::string::npos) << g.head_log();
+  auto conn = g.connect(30'000);
+  {
+    auto st = conn->session_status(sid);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->u64("done"), kN);
+    ASSERT_TRUE(st->boolean("complete")) << "answers lost with LevelDB's unsynced writes";
+  }
+  auto all = FetchAll(*conn, sid, 60'000);
+  ASSERT_EQ(all.size(), kN);
+  std::set<std::uint64_t> ids;
+  std::multiset<std::string> inputs;
+  for (const auto& x : all) {
+    ASSERT_TRUE(ids.insert(x.request_id).second) << "request " << x.request_id << " twice";
+    ASSERT_TRUE(x.ok()) << x.fault_code << ": " << x.data;
+    ASSERT_TRUE(IsFactorization(std::stoull(x.user_data), x.data)) << x.user_data;
+    inputs.insert(x.user_data);
   }
   EXPECT_EQ(inputs, CliRandomInputs(kN, kSeed, kBits));
   auto st = conn->session_status(sid);
@@ -618,15 +679,26 @@ TEST(Durable, NewerJournalVersionIsRefused) {
                         d.file("log"));
   EXPECT_EQ(head.wait(10'000), 2);
   std::string log = testing::read_file(d.file("log"));
-  EXPECT_NE(log.find("format v9, newer than this zgrid-head"), std::string::npos) << log;
+  EXPECT_NE(log.find("format v9, newer than this zgrid-head (v4): upgrade zgrid-head"),
+            std::string::npos)
+      << log;
 }
 
-// A journal of format v2 (a one-message session as four records: session,
-// client, index, request batch; one answer recorded) opened by this head:
-// migrated to v3 at start (logged), the session recovered exactly — the
-// answered request not run again, the others run — and fetched by another
-// process; the directory then says v3.
+// A journal of format v2 or v3 (a one-message session as four records:
+// session, client, index, request batch; one answer recorded) opened by
+// this head: migrated to v4 at start (logged), the session recovered
+// exactly — the answered request not run again, the others run — and
+// fetched by another process; the directory then says v4.
+void UpgradeAndRecover(const std::string& from);
+
 TEST(Durable, AnOlderFormatJournalIsUpgradedAndRecoveredExactly) {
+  for (const char* from : {"2", "3"}) {
+    SCOPED_TRACE(from);
+    UpgradeAndRecover(from);
+  }
+}
+
+void UpgradeAndRecover(const std::string& from) {
   Grid g;
   const std::string sid(32, '7');
   const std::vector<std::string> numbers{"1000000007", "2000000014", "91"};
@@ -650,7 +722,7 @@ TEST(Durable, AnOlderFormatJournalIsUpgradedAndRecoveredExactly) {
     answers.array(1);
     proto::write_response_item(answers, 1, "1000000007", "", "1000000007");
     leveldb::WriteBatch b;
-    b.Put(head::jkey::meta("version"), "2");
+    b.Put(head::jkey::meta("version"), from);
     b.Put(head::jkey::session(head::jkey::kSession, sid), sr.encode());
     b.Put(head::jkey::client(sid, "c"), head::ClientRecord{3, 3, 3, true, false, 3}.encode());
     b.Put(head::jkey::numbered(head::jkey::kIndex, sid, 1),
@@ -660,7 +732,8 @@ TEST(Durable, AnOlderFormatJournalIsUpgradedAndRecoveredExactly) {
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &b).ok());
   }
   g.start_durable_head();
-  EXPECT_NE(g.head_log().find("migrated from format v2 to v3"), std::string::npos) << g.head_log();
+  EXPECT_NE(g.head_log().find("migrated from format v" + from + " to v4"), std::string::npos)
+      << g.head_log();
   g.add_node({"--workers", "2"});
   ASSERT_TRUE(g.wait_nodes(1));
   auto f = run_cli({"--head", g.frontend(), "fetch", sid});
@@ -685,7 +758,7 @@ TEST(Durable, AnOlderFormatJournalIsUpgradedAndRecoveredExactly) {
   ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), g.data_dir() + "/journal", &db).ok());
   std::string v;
   EXPECT_TRUE(db->Get(leveldb::ReadOptions(), head::jkey::meta("version"), &v).ok());
-  EXPECT_EQ(v, "3");
+  EXPECT_EQ(v, "4");
   delete db;
 }
 

@@ -5,10 +5,13 @@
 // behind a write that fills the disk still gives the space back), and
 // LevelDB's info log in zgrid's log.
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 #include <leveldb/env.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.hpp>
 
@@ -21,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -197,8 +201,10 @@ TEST(JournalLevelDb, AfterATakeoverAppendsToOldSegmentsStartPastTheGap) {
   JournalOp more;
   more.puts.emplace_back(jkey::numbered(jkey::kRequests, a, 3), Blob(4 << 10, 'z'));
   ASSERT_TRUE(taken.write(std::move(more)));
+  // The append: its value, then the group's redo record (journal_files.hpp).
   auto after = std::filesystem::file_size(dir.file("data/segments/" + a + ".seg"));
-  EXPECT_EQ(after, before + (1 << 20) + (4 << 10));
+  EXPECT_GE(after, before + (1 << 20) + (4 << 10) + Redo::kTrailerSize);
+  EXPECT_LT(after, before + (1 << 20) + (4 << 10) + 512);
   // Old and new records read back; the hole holds nothing.
   std::string v;
   ASSERT_TRUE(taken.j().get(jkey::numbered(jkey::kRequests, a, 2), &v).ok());
@@ -209,7 +215,9 @@ TEST(JournalLevelDb, AfterATakeoverAppendsToOldSegmentsStartPastTheGap) {
   JournalOp again;
   again.puts.emplace_back(jkey::numbered(jkey::kRequests, a, 4), Blob(4 << 10, 'y'));
   ASSERT_TRUE(taken.write(std::move(again)));
-  EXPECT_EQ(std::filesystem::file_size(dir.file("data/segments/" + a + ".seg")), after + (4 << 10));
+  auto again_size = std::filesystem::file_size(dir.file("data/segments/" + a + ".seg"));
+  EXPECT_GE(again_size, after + (4 << 10) + Redo::kTrailerSize);
+  EXPECT_LT(again_size, after + (4 << 10) + 512);
 }
 
 // ---- the compactor ---------------------------------------------------------------
@@ -375,6 +383,313 @@ TEST(JournalLevelDb, LevelDbErrorLinesAreNeverLeftOutByTheRateLimit) {
   EXPECT_EQ(errors, 100);
   EXPECT_EQ(corruptions, 100);
   EXPECT_EQ(debug, 0);  // debug lines at info level: none
+}
+
+// ---- one synced write per group (format v4: redo records) ------------------------
+
+// A group whose bulk values go to one segment file costs one sync: that
+// file's fdatasync, which also makes its redo record durable; LevelDB's
+// write is not synced. Groups with no segment data, with two files or more,
+// and maintenance groups sync LevelDB (one sync, or one per file plus one).
+TEST(JournalLevelDb, AGroupWithOneSegmentFileIsOneSync) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  OpenJournal oj(dir.file("data"), o);
+  auto syncs = [&] {
+    JournalStats st = oj.j().stats();
+    return std::make_pair(st.file_syncs, st.db_syncs);
+  };
+  using P = std::pair<std::uint64_t, std::uint64_t>;
+  P s0 = syncs();
+  ASSERT_TRUE(oj.write(Session(Sid('a'), 3, 4 << 10)));  // one file
+  P s1 = syncs();
+  EXPECT_EQ(s1.first - s0.first, 1u);
+  EXPECT_EQ(s1.second - s0.second, 0u) << "LevelDB synced too: two synced writes in series";
+  EXPECT_EQ(oj.j().stats().redo_groups, 1u);
+  JournalOp small;  // no segment data
+  small.puts.emplace_back(jkey::client(Sid('a'), "c"), "client");
+  ASSERT_TRUE(oj.write(std::move(small)));
+  P s2 = syncs();
+  EXPECT_EQ(s2, P(s1.first, s1.second + 1));
+  JournalOp two = Session(Sid('b'), 1, 4 << 10);  // two files
+  for (auto& kv : Session(Sid('c'), 1, 4 << 10).puts) two.puts.push_back(kv);
+  ASSERT_TRUE(oj.write(std::move(two)));
+  P s3 = syncs();
+  EXPECT_EQ(s3, P(s2.first + 2, s2.second + 1));
+  ASSERT_TRUE(oj.write(Purge(Sid('b'))));  // maintenance
+  P s4 = syncs();
+  EXPECT_EQ(s4, P(s3.first, s3.second + 1));
+  // Everything reads back.
+  std::string v;
+  ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, Sid('a'), 3), &v).ok());
+  EXPECT_EQ(v, Blob(4 << 10, 'a'));
+  ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, Sid('c'), 1), &v).ok());
+  EXPECT_EQ(v, Blob(4 << 10, 'c'));
+}
+
+// Runs `body` in a child process that opens a journal on `dir` whose
+// LevelDB log keeps unsynced writes in memory (volatile_log) and SIGKILLs
+// itself once `body` returns: the machine crash that loses what LevelDB
+// did not sync. False if the child failed before that.
+bool RunAndLoseUnsynced(const std::string& dir, JournalOptions o,
+                        const std::function<bool(OpenJournal&)>& body) {
+  o.volatile_log = true;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    try {
+      OpenJournal oj(dir, o);
+      // Killed with the journal open: closing it would write what it holds.
+      if (body(oj)) ::kill(::getpid(), SIGKILL);
+    } catch (...) {
+    }
+    _exit(3);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+// Group i (1..n) of session `sid`: request batch i in the segment file, and
+// the client record (small, in LevelDB) saying i. A later group overwrites
+// the client record an earlier one wrote, so order matters.
+JournalOp Numbered(const std::string& sid, int i) {
+  JournalOp op;
+  op.puts.emplace_back(jkey::numbered(jkey::kRequests, sid, static_cast<std::uint64_t>(i)),
+                       Blob(2 << 10, static_cast<char>('a' + i % 26)));
+  op.puts.emplace_back(jkey::client(sid, "c"), "acked " + std::to_string(i));
+  if (i > 1)
+    op.deletes.push_back(jkey::numbered(jkey::kIndex, sid, static_cast<std::uint64_t>(i - 1)));
+  op.puts.emplace_back(jkey::numbered(jkey::kIndex, sid, static_cast<std::uint64_t>(i)), "index");
+  return op;
+}
+
+// Checks what groups 1..n of Numbered(sid, ...) left.
+void ExpectNumbered(Journal& j, const std::string& sid, int n) {
+  std::string v;
+  for (int i = 1; i <= n; ++i) {
+    ASSERT_TRUE(j.get(jkey::numbered(jkey::kRequests, sid, static_cast<std::uint64_t>(i)), &v).ok())
+        << "group " << i << " of " << n << " lost";
+    EXPECT_EQ(v, Blob(2 << 10, static_cast<char>('a' + i % 26)));
+    EXPECT_EQ(j.get(jkey::numbered(jkey::kIndex, sid, static_cast<std::uint64_t>(i)), &v).code(),
+              i == n ? Code::kOk : Code::kNotFound)
+        << i;
+  }
+  EXPECT_EQ(
+      j.get(jkey::numbered(jkey::kRequests, sid, static_cast<std::uint64_t>(n + 1)), &v).code(),
+      Code::kNotFound);
+  ASSERT_TRUE(j.get(jkey::client(sid, "c"), &v).ok());
+  EXPECT_EQ(v, "acked " + std::to_string(n));
+}
+
+// Whether LevelDB itself (no replay) holds key `k`.
+bool InLevelDb(const std::string& data_dir, const std::string& k) {
+  leveldb::DB* raw = nullptr;
+  if (!leveldb::DB::Open(leveldb::Options(), data_dir + "/journal", &raw).ok()) return false;
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::string v;
+  return db->Get(leveldb::ReadOptions(), k, &v).ok();
+}
+
+// The machine crash: every group was acknowledged, LevelDB lost the unsynced
+// writes of the last ones (its log held them in memory only). At open the
+// redo records in the segment files bring every acknowledged group back, in
+// order (a later group's client record wins; a later group's delete stays),
+// exactly once. Groups of two files in between (synced) are kept as they are.
+TEST(JournalLevelDb, GroupsLevelDbLostAreAppliedAgainFromTheirRedoRecords) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  const std::string a = Sid('a'), b = Sid('b'), c = Sid('c');
+  ASSERT_TRUE(RunAndLoseUnsynced(dir.file("data"), o, [&](OpenJournal& oj) {
+    for (int i = 1; i <= 10; ++i) {
+      if (!oj.write(Numbered(a, i))) return false;
+      if (i == 4) {  // two files: a synced LevelDB write
+        JournalOp two = Numbered(b, 1);
+        for (auto& kv : Numbered(c, 1).puts) two.puts.push_back(kv);
+        if (!oj.write(std::move(two))) return false;
+      }
+    }
+    return oj.j().stats().redo_groups >= 9 && oj.j().stats().db_syncs == 1;
+  }));
+  // LevelDB alone lost the last groups (the test's crash is real) ...
+  EXPECT_TRUE(InLevelDb(dir.file("data"), jkey::numbered(jkey::kRequests, a, 4)));
+  EXPECT_FALSE(InLevelDb(dir.file("data"), jkey::numbered(jkey::kRequests, a, 10)));
+  // ... and the journal has them all.
+  OpenJournal oj(dir.file("data"), o);
+  ExpectNumbered(oj.j(), a, 10);
+  ExpectNumbered(oj.j(), b, 1);
+  ExpectNumbered(oj.j(), c, 1);
+  // Writes go on after the replay, and a second crash loses nothing either.
+  for (int i = 11; i <= 12; ++i) ASSERT_TRUE(oj.write(Numbered(a, i)));
+  oj.close();
+  ASSERT_TRUE(RunAndLoseUnsynced(dir.file("data"), o, [&](OpenJournal& again) {
+    return again.write(Numbered(a, 13)) && again.write(Numbered(a, 14));
+  }));
+  oj.reopen();
+  ExpectNumbered(oj.j(), a, 14);
+}
+
+// A redo record cut short (the crash came during the group's write: it was
+// never acknowledged) or garbled is ignored: its group is not visible; the
+// groups before it are.
+TEST(JournalLevelDb, ATornRedoRecordIsIgnored) {
+  for (bool truncate : {true, false}) {
+    SCOPED_TRACE(truncate ? "truncated" : "garbled");
+    TempDir dir;
+    JournalOptions o = Options();
+    o.inline_max = 0;
+    const std::string a = Sid('a');
+    ASSERT_TRUE(RunAndLoseUnsynced(dir.file("data"), o, [&](OpenJournal& oj) {
+      for (int i = 1; i <= 3; ++i)
+        if (!oj.write(Numbered(a, i))) return false;
+      return oj.j().stats().redo_groups == 3;
+    }));
+    std::string seg = dir.file("data/segments/" + a + ".seg");
+    auto size = std::filesystem::file_size(seg);
+    if (truncate) {
+      std::filesystem::resize_file(seg, size - 10);
+    } else {
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(size - Redo::kTrailerSize - 5));
+      f.put('\x5a');
+    }
+    OpenJournal oj(dir.file("data"), o);
+    ExpectNumbered(oj.j(), a, 2);
+    // The next group follows it and survives the next crash.
+    ASSERT_TRUE(oj.write(Numbered(a, 3)));
+    oj.close();
+    ASSERT_TRUE(RunAndLoseUnsynced(
+        dir.file("data"), o, [&](OpenJournal& again) { return again.write(Numbered(a, 4)); }));
+    oj.reopen();
+    ExpectNumbered(oj.j(), a, 4);
+  }
+}
+
+// Bulk values are client and node bytes: one that ends with what looks like
+// a redo record (the right magic, a checksum without the journal's salt)
+// at the end of a file is never applied.
+TEST(JournalLevelDb, ABulkValueThatLooksLikeARedoRecordIsNeverApplied) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  const std::string a = Sid('a'), b = Sid('b');
+  std::string forged = Blob(100, 'f');
+  std::size_t body_at = forged.size();
+  Redo::add_put(&forged, jkey::session(jkey::kSession, Sid('x')), "forged");
+  Redo::seal(&forged, body_at, 1'000'000, 0, std::string(16, '\0'));
+  {
+    OpenJournal oj(dir.file("data"), o);
+    JournalOp two = Session(a, 1, 1 << 10);  // two files, synced
+    two.puts.emplace_back(jkey::numbered(jkey::kRequests, b, 1), forged);
+    ASSERT_TRUE(oj.write(std::move(two)));
+  }
+  // The value then ends file b (its marker cut off, as by a torn write):
+  // open looks at it, and further back.
+  std::string seg = dir.file("data/segments/" + b + ".seg");
+  std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - Redo::kTrailerSize);
+  OpenJournal oj(dir.file("data"), o);
+  std::string v;
+  EXPECT_EQ(oj.j().get(jkey::session(jkey::kSession, Sid('x')), &v).code(), Code::kNotFound);
+  ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, b, 1), &v).ok());
+  EXPECT_EQ(v, forged);
+}
+
+// A purge writes LevelDB synced before it deletes the session's file, so
+// the redo records in it (of groups LevelDB held unsynced) are not needed
+// after: a crash right after the purge loses none of those groups' other
+// sessions' writes, and the purged session stays purged.
+TEST(JournalLevelDb, APurgeSyncsLevelDbBeforeItDeletesASegmentFile) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  const std::string a = Sid('a'), b = Sid('b');
+  ASSERT_TRUE(RunAndLoseUnsynced(dir.file("data"), o, [&](OpenJournal& oj) {
+    for (int i = 1; i <= 3; ++i) {
+      // b's small client record rides in a's group (its redo record is in a's file).
+      JournalOp op = Numbered(a, i);
+      op.puts.emplace_back(jkey::client(b, "c"), "b " + std::to_string(i));
+      if (!oj.write(std::move(op))) return false;
+    }
+    return oj.write(Purge(a)) && oj.j().stats().redo_groups == 3 &&
+           !std::filesystem::exists(dir.file("data/segments/" + a + ".seg"));
+  }));
+  OpenJournal oj(dir.file("data"), o);
+  std::string v;
+  ASSERT_TRUE(oj.j().get(jkey::client(b, "c"), &v).ok());
+  EXPECT_EQ(v, "b 3");
+  EXPECT_EQ(oj.j().get(jkey::client(a, "c"), &v).code(), Code::kNotFound);
+  EXPECT_EQ(oj.j().get(jkey::numbered(jkey::kRequests, a, 1), &v).code(), Code::kNotFound);
+}
+
+// Open walks the tail of every segment file: its cost with many files.
+TEST(JournalLevelDb, OpenWithManySegmentFilesIsQuick) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  constexpr int kSessions = 2000;
+  {
+    OpenJournal oj(dir.file("data"), o);
+    for (int i = 0; i < kSessions; ++i) {
+      char name[33];
+      std::snprintf(name, sizeof name, "%032x", i * 2654435761u);
+      ASSERT_TRUE(oj.write(Session(name, 1, 1 << 10)));
+    }
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  OpenJournal oj(dir.file("data"), o);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("open with %d segment files: %.3f s\n", kSessions, s);
+  EXPECT_LT(s, 5.0);
+}
+
+// A v3 journal (segment files without trailers) opened by this head: marked
+// v4, each segment file ended with a marker (so that open tells a torn last
+// append from a whole one), everything read back; writes after it survive
+// a crash that loses LevelDB's unsynced tail.
+TEST(JournalLevelDb, AV3JournalIsMarkedV4AndItsSegmentFilesGetATrailer) {
+  TempDir dir;
+  JournalOptions o = Options();
+  o.inline_max = 0;
+  const std::string a = Sid('a'), b = Sid('b');
+  {
+    OpenJournal oj(dir.file("data"), o);
+    JournalOp two = Session(a, 2, 4 << 10);  // two files
+    for (auto& kv : Session(b, 1, 4 << 10).puts) two.puts.push_back(kv);
+    ASSERT_TRUE(oj.write(std::move(two)));
+  }
+  // What a v3 head leaves: no trailers, version "3", no salt.
+  for (const std::string& sid : {a, b}) {
+    std::string seg = dir.file("data/segments/" + sid + ".seg");
+    std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - Redo::kTrailerSize);
+  }
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), dir.file("data/journal"), &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), jkey::meta("version"), "3").ok());
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), jkey::meta("salt")).ok());
+  }
+  auto size_a = std::filesystem::file_size(dir.file("data/segments/" + a + ".seg"));
+  {
+    OpenJournal oj(dir.file("data"), o);
+    EXPECT_EQ(std::filesystem::file_size(dir.file("data/segments/" + a + ".seg")),
+              size_a + Redo::kTrailerSize);
+    std::string v;
+    ASSERT_TRUE(oj.j().get(jkey::meta("version"), &v).ok());
+    EXPECT_EQ(v, "4");
+    ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, a, 2), &v).ok());
+    EXPECT_EQ(v, Blob(4 << 10, 'a'));
+    ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, b, 1), &v).ok());
+  }
+  ASSERT_TRUE(RunAndLoseUnsynced(dir.file("data"), o, [&](OpenJournal& oj) {
+    return oj.write(Numbered(a, 3)) && oj.write(Numbered(a, 4)) && oj.j().stats().redo_groups == 2;
+  }));
+  OpenJournal oj(dir.file("data"), o);
+  std::string v;
+  ASSERT_TRUE(oj.j().get(jkey::numbered(jkey::kRequests, a, 4), &v).ok());
+  ASSERT_TRUE(oj.j().get(jkey::client(a, "c"), &v).ok());
+  EXPECT_EQ(v, "acked 4");
 }
 
 }  // namespace
