@@ -238,7 +238,7 @@ class BareHead {
       std::size_t bytes = 64;
       for (std::uint64_t i = 0; i < k; ++i) bytes += items_[cursor_ + i].payload.size() + 12;
       Writer w = proto::begin(proto::kTasks, 0, 3, bytes);
-      w.str("echo").array(static_cast<std::uint32_t>(k));
+      w.str(service_).array(static_cast<std::uint32_t>(k));
       for (std::uint64_t i = 0; i < k; ++i)
         w.array(2).u64(base_ + cursor_ + i).bin(items_[cursor_ + i].payload);
       w.u64(0);
@@ -315,6 +315,7 @@ class BareHead {
         s.ord = ord;
         s.id = "bare-" + std::to_string(ord);
         session_by_id_[s.id] = ord;
+        service_ = std::string(m.service);  // one stream at a time: the tasks name it
         send(front_, rid, proto::encode_session_info(corr, {s.id, m.service, false}));
         return;
       }
@@ -427,6 +428,7 @@ class BareHead {
   std::unordered_map<std::uint32_t, Session> sessions_;
   std::unordered_map<std::string, std::uint32_t> session_by_id_;
   std::uint32_t next_session_ = 1;
+  std::string service_ = "echo";  // the service of the latest session (what its tasks name)
   // The requests from the oldest unanswered one on: task id = base_ +
   // index; those from cursor_ on are queued. Answered ones leave from the
   // front, and the `send` frames they viewed with them, so memory stays as
