@@ -128,6 +128,14 @@ std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
   w.sample({}, s.grid.journal == "ok" ? 1 : 0);
   w.family("zgrid_journal_syncs_total", "counter", "Synced journal writes (group commits).");
   w.sample({}, d(s.journal.syncs));
+  w.family("zgrid_journal_fsyncs_total", "counter",
+           "Syncs the journal made: segment files (fdatasync) and LevelDB writes (sync).");
+  w.sample(L{{"kind", "segment"}}, d(s.journal.file_syncs));
+  w.sample(L{{"kind", "leveldb"}}, d(s.journal.db_syncs));
+  w.family(
+      "zgrid_journal_redo_groups_total", "counter",
+      "Write groups made durable by one segment file's sync (a redo record; LevelDB unsynced).");
+  w.sample({}, d(s.journal.redo_groups));
   w.family("zgrid_journal_ops_total", "counter", "Operations written in synced journal writes.");
   w.sample({}, d(s.journal.ops));
   w.family("zgrid_journal_written_bytes_total", "counter", "Bytes written to the journal.");

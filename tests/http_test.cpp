@@ -114,6 +114,13 @@ TEST(Http, MetricsDuringADurableSessionPassPromtoolAndAgreeWithStatus) {
             static_cast<double>(grid->u64("journal_syncs")));
   EXPECT_EQ(Sample(text, "zgrid_journal_sync_seconds_count"),
             static_cast<double>(grid->u64("journal_syncs")));
+  // One sync a group: a durable stream's groups are made durable by their
+  // segment file's sync (redo records), the others by LevelDB's.
+  const double redo = Sample(text, "zgrid_journal_redo_groups_total");
+  EXPECT_GT(redo, 0);
+  EXPECT_GE(Sample(text, "zgrid_journal_fsyncs_total{kind=\"segment\"}"), redo);
+  EXPECT_EQ(redo + Sample(text, "zgrid_journal_fsyncs_total{kind=\"leveldb\"}"),
+            Sample(text, "zgrid_journal_syncs_total"));
   EXPECT_EQ(Sample(text, "zgrid_nodes{state=\"ok\"}"), 2);
   EXPECT_EQ(Sample(text, "zgrid_workers{state=\"ok\"}"), 3);
   EXPECT_EQ(grid->str("dashboard"), g.http_url());
