@@ -320,7 +320,7 @@ Status ClientHandlers::on_send(const Call& call) {
   if (r_.outbox.must_hold(*s, *c))
     r_.outbox.hold(*c, {std::move(ack), call.env.corr});
   else
-    reply_(call.rid, proto::encode_ack(call.env.corr, ack));
+    ack_(call.rid, proto::encode_ack(call.env.corr, ack));
   return Status::OK();
 }
 

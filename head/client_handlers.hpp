@@ -53,8 +53,11 @@ class ClientHandlers {
     Tasks& tasks;
     Lifecycle& lifecycle;
   };
-  ClientHandlers(HeadContext& ctx, const Rooms& rooms, Reply reply)
-      : ctx_(ctx), r_(rooms), reply_(std::move(reply)) {}
+  // `reply`: every reply; `ack`: the `ack` of an interactive batch that
+  // back-pressure does not hold (it may wait to travel with the client's
+  // next message: head/ack_hold.hpp).
+  ClientHandlers(HeadContext& ctx, const Rooms& rooms, Reply reply, Reply ack)
+      : ctx_(ctx), r_(rooms), reply_(std::move(reply)), ack_(std::move(ack)) {}
 
   // Handles one message; an error is the caller's to send back.
   Status handle(const Call& call);
@@ -127,6 +130,7 @@ class ClientHandlers {
   HeadContext& ctx_;
   Rooms r_;
   Reply reply_;
+  Reply ack_;
   ParkedFetches parked_;  // fetches waiting for responses (head/fetch.hpp)
 
   static constexpr Millis kLiveWindowMs = 10'000;

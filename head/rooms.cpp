@@ -33,10 +33,14 @@ HeadRooms::HeadRooms(const HeadOptions& o, zmq::context_t& zctx, HeadIo io)
       durable(ctx, sessions),
       tasks(ctx, sessions, nodes, inflight, dist, outbox, durable),
       lifecycle(ctx, sessions, tasks, durable, outbox),
-      handlers(ctx, {sessions, nodes, outbox, security, durable, tasks, lifecycle},
-               [this](const std::string& rid, zmq::message_t body) {
-                 reply_client(rid, std::move(body));
-               }),
+      handlers(
+          ctx, {sessions, nodes, outbox, security, durable, tasks, lifecycle},
+          [this](const std::string& rid, zmq::message_t body) {
+            reply_client(rid, std::move(body));
+          },
+          [this](const std::string& rid, zmq::message_t body) {
+            reply_client(rid, std::move(body), /*ack=*/true);
+          }),
       io_(std::move(io)) {}
 
 // ---- the journal ----------------------------------------------------------------
@@ -268,14 +272,12 @@ void HeadRooms::finish_round() {
 
 void HeadRooms::send_deferred_replies() {
   defer_replies_ = false;
-  for (auto& [rid, body] : deferred_) {
-    // An interactive batch's ack (durable ones come from journal
-    // completions, never deferred) waits for the client's next message.
-    Envelope e;
-    if (decode_envelope(body.data(), body.size(), &e).ok() && e.type == proto::kAck)
-      acks_.hold(rid, std::move(body), ctx.now);
+  for (Deferred& r : deferred_) {
+    // An interactive batch's ack waits for the client's next message.
+    if (r.ack)
+      acks_.hold(r.rid, std::move(r.body), ctx.now);
     else
-      (void)to_client(rid, body);
+      (void)to_client(r.rid, r.body);
   }
   deferred_.clear();
 }

@@ -165,9 +165,10 @@ class HeadRooms {
   void reply_node(const std::string& rid, zmq::message_t body) {
     (void)io_.to_node(rid, body);  // a peer that left needs no reply
   }
-  void reply_client(const std::string& rid, zmq::message_t body) {
+  // `ack`: an interactive batch's ack (held after the round: acks_).
+  void reply_client(const std::string& rid, zmq::message_t body, bool ack = false) {
     if (defer_replies_)
-      deferred_.emplace_back(rid, std::move(body));
+      deferred_.push_back({rid, std::move(body), ack});
     else
       (void)to_client(rid, body);
   }
@@ -182,7 +183,12 @@ class HeadRooms {
   HeadIo io_;
   AckHold acks_;  // interactive acks on their way with the client's next message
   bool defer_replies_ = false;
-  std::vector<std::pair<std::string, zmq::message_t>> deferred_;  // replies held to the round's end
+  struct Deferred {
+    std::string rid;
+    zmq::message_t body;
+    bool ack = false;
+  };
+  std::vector<Deferred> deferred_;  // replies held to the round's end
   std::unordered_map<std::string, std::pair<Millis, int>> error_budget_;  // by routing id
   Millis last_hb_ms_ = 0, rate_mark_ms_ = 0;
   std::vector<std::pair<int, Millis>> suspects_;  // closed node connections: fd, probe until

@@ -41,6 +41,17 @@ std::vector<std::uint64_t> TaskIdsSentTo(const std::vector<testing::Reply>& sent
   return ids;
 }
 
+// An interactive factorize session with client "c" on connection "rid-c",
+// made through the client entry.
+void OpenInteractive(Rooms& r, proto::SessionInfo* info) {
+  proto::CreateSession cm;
+  cm.service = "factorize";
+  ASSERT_TRUE(r.call(proto::encode_create_session(1, cm)).ok());
+  Envelope e = r.last_reply().envelope();
+  ASSERT_TRUE(proto::decode_session_info(e, info).ok());
+  ASSERT_TRUE(r.call(proto::encode_open_client(2, {info->session_id, "c"})).ok());
+}
+
 TEST(HeadRooms, ASendThatWouldBlockKeepsTheTasksQueuedUntilTheNodeSpeaks) {
   Rooms r;
   NodeState& n = r.add_node("a", 4);
@@ -121,13 +132,8 @@ TEST(HeadRooms, NodeMessagesGoThroughTheNodeEntry) {
 TEST(HeadRooms, AnInteractiveSessionRunsThroughTheEntriesAndTheRound) {
   Rooms r;
   NodeState& n = r.add_node("a", 8);
-  proto::CreateSession cm;
-  cm.service = "factorize";
-  ASSERT_TRUE(r.call(proto::encode_create_session(1, cm)).ok());
-  Envelope e = r.last_reply().envelope();
   proto::SessionInfo info;
-  ASSERT_TRUE(proto::decode_session_info(e, &info).ok());
-  ASSERT_TRUE(r.call(proto::encode_open_client(2, {info.session_id, "c"})).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenInteractive(r, &info));
   proto::Send sm;
   sm.session_id = info.session_id;
   sm.client_id = "c";
@@ -152,13 +158,8 @@ TEST(HeadRooms, AnInteractiveSessionRunsThroughTheEntriesAndTheRound) {
 TEST(HeadRooms, TheTaskLeavesBeforeTheAckAndTheAckTravelsWithTheResponses) {
   Rooms r;
   NodeState& n = r.add_node("a", 8);
-  proto::CreateSession cm;
-  cm.service = "factorize";
-  ASSERT_TRUE(r.call(proto::encode_create_session(1, cm)).ok());
-  Envelope e = r.last_reply().envelope();
   proto::SessionInfo info;
-  ASSERT_TRUE(proto::decode_session_info(e, &info).ok());
-  ASSERT_TRUE(r.call(proto::encode_open_client(2, {info.session_id, "c"})).ok());
+  ASSERT_NO_FATAL_FAILURE(OpenInteractive(r, &info));
   proto::Send sm;
   sm.session_id = info.session_id;
   sm.client_id = "c";
