@@ -354,6 +354,11 @@ class Head {
     HttpConfig hc;
     hc.endpoint = o_.http;
     hc.fallback_to_ephemeral = !o_.http_given;
+    // Connections waiting for their request hold a descriptor each: a
+    // sixteenth of the limit at most, so a flood of them never takes the
+    // descriptors the nodes and the journal need (head/descriptors.hpp).
+    hc.max_connections =
+        static_cast<std::size_t>(std::clamp<std::uint64_t>(fd_limit_.soft / 16, 16, 1024));
     if (!o_.http_token_file.empty()) {
       auto t = read_token_file(o_.http_token_file);
       if (!t.ok()) return t.status();

@@ -1,6 +1,8 @@
 #include "head/http.hpp"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -15,6 +17,7 @@
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
 #include "head/dashboard_assets.hpp"
+#include "head/http_gate.hpp"
 #include "head/metrics.hpp"
 #include "head/options.hpp"
 
@@ -25,62 +28,99 @@ namespace {
 constexpr const char* kLog = "http";
 constexpr int kBacklog = 256;  // connections the kernel completes for us to accept
 
-// cpp-httplib's ThreadPool queues without bound; this one makes the accept
-// loop wait while `max_queued` connections wait for a thread, so a flood
-// stays in the kernel's backlog instead of in our descriptors.
-class BoundedPool : public httplib::TaskQueue {
+// cpp-httplib with its own accept loop left out: the gate (head/http_gate.hpp)
+// accepts, and hands this a connection once its request head is in.
+class Listener final : public httplib::Server {
  public:
-  BoundedPool(int threads, std::size_t max_queued) : max_queued_(max_queued) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  // The socket bind_to_port made, from now on the caller's to close.
+  int take_socket() { return svr_sock_.exchange(INVALID_SOCKET); }
+  // Reads one request from `s`, answers it and says "Connection: close".
+  void serve(httplib::Stream& s) {
+    bool closed = true;
+    (void)process_request(s, /*close_connection=*/true, closed, nullptr);
   }
-  ~BoundedPool() override { shutdown(); }
+};
 
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    space_.wait(lock, [this] { return jobs_.size() < max_queued_ || stopping_; });
-    if (stopping_) {  // shutting down: serve it here rather than leak its socket
-      lock.unlock();
-      fn();
-      return;
+// A connection as cpp-httplib reads and writes it: every wait ends at the
+// deadline the gate gave, reads are buffered (cpp-httplib reads a request
+// head a byte at a time), and poll() is used, not select(), so any
+// descriptor number works.
+class FdStream final : public httplib::Stream {
+ public:
+  FdStream(int fd, HttpGate::Deadline deadline) : fd_(fd), deadline_(deadline) {}
+
+  bool is_readable() const override { return begin_ < end_ || wait(POLLIN); }
+  bool is_writable() const override { return wait(POLLOUT); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (begin_ == end_) {
+      if (size >= sizeof buf_) return io([&] { return ::recv(fd_, ptr, size, 0); }, POLLIN);
+      ssize_t n = io([&] { return ::recv(fd_, buf_, sizeof buf_, 0); }, POLLIN);
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = static_cast<std::size_t>(n);
     }
-    jobs_.push_back(std::move(fn));
-    ready_.notify_one();
+    std::size_t n = std::min(size, end_ - begin_);
+    std::memcpy(ptr, buf_ + begin_, n);
+    begin_ += n;
+    return static_cast<ssize_t>(n);
   }
 
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ && threads_.empty()) return;
-      stopping_ = true;
-    }
-    ready_.notify_all();
-    space_.notify_all();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+  ssize_t write(const char* ptr, size_t size) override {
+    return io([&] { return ::send(fd_, ptr, size, MSG_NOSIGNAL); }, POLLOUT);
   }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    address(::getpeername, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    address(::getsockname, ip, port);
+  }
+  // cpp-httplib asks only to refuse descriptors above FD_SETSIZE, a limit
+  // of the select() this stream does not use (its BufferStream says 0 too).
+  socket_t socket() const override { return 0; }
 
  private:
-  void work() {
+  // Until ready for `events` or the deadline; false at the deadline.
+  bool wait(short events) const {
     while (true) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        ready_.wait(lock, [this] { return !jobs_.empty() || stopping_; });
-        if (jobs_.empty()) return;
-        fn = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      space_.notify_one();
-      fn();
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline_ - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return false;
+      pollfd p{fd_, events, 0};
+      int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left, 1000)));
+      if (r > 0) return true;  // ready, closed or failed: the call after says which
+      if (r < 0 && errno != EINTR) return false;
     }
   }
+  template <class Call>
+  ssize_t io(Call call, short events) const {
+    while (true) {
+      ssize_t n = call();
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wait(events)) return -1;
+    }
+  }
+  template <class Get>
+  void address(Get get, std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    char host[NI_MAXHOST];
+    char serv[NI_MAXSERV];
+    if (get(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
+        ::getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                      NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+      return;
+    ip = host;
+    port = std::atoi(serv);
+  }
 
-  const std::size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable ready_, space_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  const int fd_;
+  const HttpGate::Deadline deadline_;
+  char buf_[4096];
+  std::size_t begin_ = 0, end_ = 0;
 };
 
 bool same_secret(const std::string& a, const std::string& b) {
@@ -121,12 +161,17 @@ Result<std::string> read_token_file(const std::string& path) {
 struct HttpServer::Impl {
   std::shared_ptr<SnapshotBox> box;
   const Clock& clock;
-  httplib::Server server;
-  std::thread thread;
-  std::future<void> ended;  // ready once listen_after_bind returned
+  Listener server;
+  std::unique_ptr<HttpGate> gate;
   std::string token;
 
   Impl(std::shared_ptr<SnapshotBox> b, const Clock& c) : box(std::move(b)), clock(c) {}
+
+  HttpFacts http_facts() const {
+    HttpGate::Counts c = gate->counts();
+    return {static_cast<double>(c.served), static_cast<double>(c.timed_out),
+            static_cast<double>(c.evicted), static_cast<double>(c.gone)};
+  }
 
   bool authorized(const httplib::Request& req) const {
     if (token.empty()) return true;
@@ -154,7 +199,7 @@ struct HttpServer::Impl {
   void routes() {
     server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
       if (auto s = snapshot(req, res))
-        res.set_content(render_metrics(*s, ProcessFacts::read()),
+        res.set_content(render_metrics(*s, ProcessFacts::read(), http_facts()),
                         "text/plain; version=0.0.4; charset=utf-8");
     });
     server.Get("/api/status", [this](const httplib::Request& req, httplib::Response& res) {
@@ -214,27 +259,12 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
     return Status::InvalidArgument("--http: expected HOST:PORT or off, got '" + c.endpoint + "'");
   Impl& im = *impl_;
   im.token = c.token;
-  im.server.new_task_queue = [c] {
-    return new BoundedPool(c.threads, static_cast<std::size_t>(c.queue));
-  };
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which
   // a second head would share the default port instead of seeing it taken.
-  auto listening = std::make_shared<int>(-1);
-  im.server.set_socket_options([listening](socket_t sock) {
+  im.server.set_socket_options([](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    *listening = sock;
   });
-  im.server.set_read_timeout(5, 0);
-  im.server.set_write_timeout(5, 0);
-  // cpp-httplib binds a pool thread to a connection for its whole life,
-  // waiting idle between keep-alive requests: a few polling dashboards
-  // would hold every thread and starve /metrics. So each connection serves
-  // one request and is closed ("Connection: close"): a thread is held only
-  // while a request is read and answered, and for at most the keep-alive
-  // timeout (1 s, the shortest it takes) by a connection that sends nothing.
-  im.server.set_keep_alive_max_count(1);
-  im.server.set_keep_alive_timeout(1);
   im.server.set_payload_max_length(4096);  // the API takes no bodies
   im.routes();
   int bound = port;
@@ -254,20 +284,24 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
   // cpp-httplib listens with a backlog of 5: pollers connecting at once
   // would see SYNs dropped and retried a second later. Linux takes a second
   // listen() as a new backlog.
-  if (*listening >= 0) (void)::listen(*listening, kBacklog);
+  int listening = im.server.take_socket();
+  (void)::listen(listening, kBacklog);
   std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   std::string url = "http://" + shown + ":" + std::to_string(bound) + "/";
-  std::shared_ptr<std::promise<void>> ended = std::make_shared<std::promise<void>>();
-  im.ended = ended->get_future();
-  im.thread = std::thread([&im, ended] {
-    im.server.listen_after_bind();
-    ended->set_value();
+  // Served by the gate: each connection carries one request
+  // ("Connection: close"), and waits for it without a thread.
+  GateLimits limits;
+  limits.threads = c.threads;
+  limits.max_connections = c.max_connections;
+  im.gate = std::make_unique<HttpGate>(limits, [&im](int fd, HttpGate::Deadline deadline) {
+    FdStream stream(fd, deadline);
+    im.server.serve(stream);
   });
-  // stop() is a no-op until the listen loop runs: wait for it (bounded).
-  for (int i = 0; i < 2000 && !im.server.is_running() &&
-                  im.ended.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
-       ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Status started = im.gate->start(listening);
+  if (!started.ok()) {
+    im.gate.reset();
+    return started;
+  }
   if (zmqu::is_non_loopback("tcp://" + shown + ":" + std::to_string(bound)))
     ZG_LOG(kWarn, kLog,
            "WARNING: HTTP listener on " + url + " is reachable from other hosts" +
@@ -279,17 +313,7 @@ Result<std::string> HttpServer::start(const HttpConfig& c) {
 }
 
 void HttpServer::stop() {
-  if (!impl_ || !impl_->thread.joinable()) return;
-  impl_->server.stop();
-  // A client trickling a request in holds a pool thread (cpp-httplib cannot
-  // interrupt a read): the head does not wait on it to exit.
-  if (impl_->ended.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
-    impl_->thread.join();
-    return;
-  }
-  ZG_LOG(kWarn, kLog, "HTTP clients still connected: not waiting for them");
-  impl_->thread.detach();
-  (void)impl_.release();  // its threads still use it; the process is ending
+  if (impl_ && impl_->gate) impl_->gate->stop();  // bounded: it cuts short what it serves
 }
 
 }  // namespace zgrid::head

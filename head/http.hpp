@@ -3,16 +3,17 @@
 // dashboard at /, served on cpp-httplib's own threads from the latest
 // snapshot alone (head/snapshot.hpp) — never from the reactor's state.
 //
-// Bounded: a fixed pool of threads, a bounded queue of accepted
-// connections (accepting waits while it is full, so the kernel's backlog
-// holds the rest), read/write/keep-alive timeouts and small header and body
-// limits. With a token (CURVE grids), every /metrics and /api request must
+// Bounded: connections wait for their request without a thread, at most
+// `max_connections` of them (head/http_gate.hpp), a fixed pool of threads
+// serves one request per connection, every wait has a deadline, and header
+// and body sizes are small. With a token (CURVE grids), every /metrics and /api request must
 // carry `Authorization: Bearer TOKEN`; the page itself holds no data.
 //
 // Thread safety: start() and stop() from one thread (the reactor's owner);
-// requests are served on the pool's threads.
+// requests are served on the gate's threads.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -27,7 +28,7 @@ struct HttpConfig {
   bool fallback_to_ephemeral = true;        // the default port taken: serve on another
   std::string token;                        // empty: no token asked
   int threads = 4;
-  int queue = 64;  // accepted connections waiting for a thread
+  std::size_t max_connections = 1024;  // held at once, waiting or served
 };
 
 // Reads a bearer token file: one line, at least 16 characters, mode 0600

@@ -51,7 +51,7 @@ std::string session_state(const proto::SessionStatus& s) {
 
 }  // namespace
 
-std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
+std::string render_metrics(const Snapshot& s, const ProcessFacts& p, const HttpFacts& h) {
   prom::Writer w;
   using L = prom::Labels;
   w.family("zgrid_requests_accepted_total", "counter", "Requests accepted from clients.");
@@ -185,6 +185,15 @@ std::string render_metrics(const Snapshot& s, const ProcessFacts& p) {
   w.family("zgrid_heartbeat_interval_seconds", "gauge",
            "The heartbeat interval the head tells its nodes (--heartbeat, longer on a big grid).");
   w.sample({}, static_cast<double>(s.grid.heartbeat_ms) / 1000.0);
+
+  w.family("zgrid_http_connections_total", "counter",
+           "Connections the HTTP listener accepted, by outcome: served (a request was read), "
+           "timed_out (no complete request in 5 s), evicted (closed to make room, the oldest "
+           "waiting), gone (closed by the client first).");
+  w.sample(L{{"outcome", "served"}}, h.served);
+  w.sample(L{{"outcome", "timed_out"}}, h.timed_out);
+  w.sample(L{{"outcome", "evicted"}}, h.evicted);
+  w.sample(L{{"outcome", "gone"}}, h.gone);
 
   w.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.sample({}, p.resident_bytes);

@@ -17,8 +17,14 @@ struct ProcessFacts {
   static ProcessFacts read();
 };
 
+// What the HTTP listener did with the connections it accepted
+// (head/http_gate.hpp): served, or closed before a complete request.
+struct HttpFacts {
+  double served = 0, timed_out = 0, evicted = 0, gone = 0;
+};
+
 // The Prometheus text exposition format (version 0.0.4).
-std::string render_metrics(const Snapshot& s, const ProcessFacts& p);
+std::string render_metrics(const Snapshot& s, const ProcessFacts& p, const HttpFacts& h = {});
 
 // JSON bodies. `redact` leaves out session ids and owners (never used for
 // an authorized reader; see head/http.cpp).

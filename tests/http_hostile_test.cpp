@@ -117,6 +117,8 @@ TEST(Http, HostileClientsDoNotDisturbDispatch) {
     attacked.push_back(TimedSession(g, kRequests));
     if (i < 2) quiet.push_back(TimedSession(g, kRequests));
   }
+  // Waiting connections hold no thread: a scrape is answered meanwhile.
+  EXPECT_EQ(Get(g.http_url(), "/metrics").status, 200);
   stop = true;
   slow.join();
   for (int fd : fds) ::close(fd);
@@ -127,12 +129,15 @@ TEST(Http, HostileClientsDoNotDisturbDispatch) {
       "best quiet %.3f s, best under attack %.3f s (%zu connections, 50 slow): ratio %.2f\n",
       best_quiet, best_attacked, fds.size(), ratio);
   EXPECT_GE(ratio, 0.9);
-  // And it answers /metrics again once the attackers are gone (a snapshot
-  // may be a tick behind the last answers).
+  // And every scrape is answered once the attackers are gone, with nothing
+  // of the flood left to drain (a snapshot may be a tick behind the last
+  // answers, hence the wait).
   std::string text;
+  int failed = 0;
   EXPECT_TRUE(wait_until(
       [&] {
         Got m = Get(g.http_url(), "/metrics");
+        failed += m.status != 200;
         text = m.body;
         return m.status == 200 &&
                Sample(text, "zgrid_requests_total{service=\"factorize\",outcome=\"done\"}") ==
@@ -140,7 +145,85 @@ TEST(Http, HostileClientsDoNotDisturbDispatch) {
       },
       30'000))
       << text;
+  EXPECT_EQ(failed, 0);
+  // More connections came than the listener holds: the oldest waiting ones
+  // made room, and the slow ones never completed a request.
+  EXPECT_GT(Sample(text, "zgrid_http_connections_total{outcome=\"evicted\"}"), 0) << text;
+  EXPECT_GT(Sample(text, "zgrid_http_connections_total{outcome=\"served\"}"), 0) << text;
   EXPECT_TRUE(g.head().running());
+}
+
+// A connection that sends nothing is closed after the 5 s the listener
+// gives a request head, a client that takes longer than a second is still
+// answered, and clients trickling their headers in hold no thread.
+TEST(Http, IdleConnectionsAreClosedSlowClientsServedTricklersHoldNoThread) {
+  Grid g;
+  g.start_head();
+  Url u = ParseUrl(g.http_url());
+  auto open = [&u] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(u.port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+
+  int idle = open();
+  auto opened = std::chrono::steady_clock::now();
+  // 8 tricklers, twice the serving threads, each adding a header byte every
+  // 100 ms while the scrapes below run.
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    std::vector<int> fds;
+    for (int i = 0; i < 8; ++i) fds.push_back(open());
+    for (int fd : fds) (void)!::send(fd, "GET /metrics HTTP/1.1\r\nX-Slow: ", 31, MSG_NOSIGNAL);
+    while (!stop.load()) {
+      for (int fd : fds) (void)!::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    for (int fd : fds) ::close(fd);
+  });
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Get(g.http_url(), "/metrics").status, 200) << i;
+
+  // Half a request now, the rest 1.5 s later (a slow client, not an idle one).
+  int slow = open();
+  (void)!::send(slow, req.data(), 10, MSG_NOSIGNAL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  (void)!::send(slow, req.data() + 10, req.size() - 10, MSG_NOSIGNAL);
+  timeval tv{10, 0};
+  setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(slow, buf, sizeof buf, 0)) > 0)
+    answer.append(buf, static_cast<std::size_t>(n));
+  ::close(slow);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 200);
+  stop = true;
+  trickle.join();
+
+  // The idle one: closed by the listener (EOF), not before its 5 s.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        char c;
+        return ::recv(idle, &c, 1, MSG_DONTWAIT) == 0;
+      },
+      15'000));
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+  ::close(idle);
+  EXPECT_GE(waited, 4.9);
+  std::string text;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = Get(g.http_url(), "/metrics").body;
+        return Sample(text, "zgrid_http_connections_total{outcome=\"timed_out\"}") == 1 &&
+               Sample(text, "zgrid_http_connections_total{outcome=\"gone\"}") == 8;
+      },
+      10'000))
+      << text;  // the idle one; the 8 tricklers closed with half a request
 }
 
 // ---- watchers ----------------------------------------------------------------
