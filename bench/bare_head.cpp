@@ -170,8 +170,12 @@ class BareHead {
       if (!proto::decode_heartbeat(env, &m).ok()) return;
       std::string rid = rid_of(frames[0]);
       send(back_, rid, proto::encode_heartbeat(instance_, interval_));
-      if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end() && !nodes_[it->second].placed)
-        place(it->second);  // blocked before: it speaks again
+      if (auto it = node_by_rid_.find(rid); it != node_by_rid_.end()) {
+        // A real node's adaptive credit (docs/protocol.md, "Nodes"), adopted
+        // at once as the head does; re-placed by its new load.
+        if (m.has_capacity) nodes_[it->second].capacity = m.capacity;
+        place(it->second);
+      }
       return;
     }
     if (env.type == proto::kRegister) {

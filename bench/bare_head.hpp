@@ -1,7 +1,9 @@
 // A bare head: the floor under the head's cost per request in
-// BM_HeadDispatch (issue 31, figures 4 and 5), measured in the same run.
+// BM_HeadDispatch (issue 31, figures 4 and 5) and under `zgrid submit`'s
+// rate in cli_bench (figure 7), measured in the same run.
 //
-// It is scale_bench itself started with a hidden first argument in place of
+// It is the benchmark binary itself (run_benchmarks) started with a hidden
+// first argument in place of
 // zgrid-head (Grid::set_head_launcher), so it is a process of its own — its
 // CPU, ZeroMQ's I/O thread included, is read from /proc/PID/stat exactly as
 // the head's is — and it takes zgrid-head's command line (--endpoints-file,
@@ -15,7 +17,8 @@
 // node with free credit (as the head picks), turns every `results` item into a `responses` item
 // (messages of up to 4,096, flushed once a round under the client's window
 // of 65,536, acknowledged by its `resp_ack`), and answers `register` and
-// `heartbeat` as the head does (the same interval, scaled for big grids).
+// `heartbeat` as the head does (the same interval, scaled for big grids; a
+// heartbeat's credit, a real node's adaptive prefetch, adopted at once).
 //
 // What it leaves out is all of the head's logic: no session or client state
 // beyond a routing id and a counter, no in-flight table (a task id is the
@@ -29,7 +32,7 @@
 
 namespace zgrid::bench {
 
-// The hidden first argument that makes scale_bench a bare head.
+// The hidden first argument that makes a benchmark binary a bare head.
 inline constexpr const char* kBareHeadFlag = "--zgrid-bare-head";
 
 // Runs a bare head on zgrid-head's command line (argv[0] is ignored) until

@@ -9,8 +9,12 @@
 // results to a file and timed as a whole command (process start included):
 //   factor < numbers > out                                  (one core)
 //   zgrid submit --service factorize --file numbers -q > out (interactive)
+//   the interactive command again through a bare head      (figure 7's floor)
 //   zgrid submit --durable ... -q; zgrid fetch SID -q > out  (durable: committed, then fetched)
 // and reports each rate and the ratios to `factor` of the same round. The
+// bare head (bench/bare_head.hpp) has the head's sockets and message shapes
+// and none of its logic, with a node of its own like the grid's: what the
+// same client and node reach with a head that costs nothing beyond ZeroMQ. The
 // outputs are checked after the round, outside the timing: one line per
 // input, every factorization right, the inputs' multiset exactly.
 // ZGRID_BENCH_N sets the count (default 1,000,000).
@@ -26,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bare_head.hpp"
 #include "bench/grid_fixture.hpp"
 #include "tests/support/grid_process.hpp"
 
@@ -85,15 +90,27 @@ void BM_CliVsFactor(benchmark::State& state) {
     state.SkipWithError("the node did not register");
     return;
   }
+  // The floor of the interactive round: the same command through a bare
+  // head (bench/bare_head.hpp: the head's sockets and message shapes, none
+  // of its logic) to the same kind of node.
+  Grid bare;
+  bare.set_head_launcher({zgrid::bench::self_exe(), zgrid::bench::kBareHeadFlag});
+  bare.start_head({"--http", "off", "--log-level", "warn"});
+  bare.add_node({"--log-level", "warn"});
+  if (!zgrid::bench::wait_node_count(bare, 1, 30'000)) {
+    state.SkipWithError("the bare head's node did not register");
+    return;
+  }
   const std::string numbers = g.dir().file("numbers.txt");
   {
     std::ofstream f(numbers);
     for (const auto& s : in.text) f << s << '\n';
   }
   const std::string cli = std::string(ZGRID_CLI_BIN) + " --head " + quoted(g.frontend());
+  const std::string bare_cli = std::string(ZGRID_CLI_BIN) + " --head " + quoted(bare.frontend());
   const std::string out_f = g.dir().file("factor.out"), out_i = g.dir().file("interactive.out"),
-                    out_d = g.dir().file("durable.out"), sid_file = g.dir().file("sid"),
-                    err = g.dir().file("commands.err");
+                    out_d = g.dir().file("durable.out"), out_b = g.dir().file("bare.out"),
+                    sid_file = g.dir().file("sid"), err = g.dir().file("commands.err");
   const double n = static_cast<double>(in.numbers.size());
   for (auto _ : state) {
     auto t0 = Clock::now();
@@ -112,6 +129,17 @@ void BM_CliVsFactor(benchmark::State& state) {
     if (rc != 0) {
       state.SkipWithError(
           ("zgrid submit (interactive) failed: " + zgrid::testing::read_file(err)).c_str());
+      return;
+    }
+
+    t0 = Clock::now();
+    rc = sh(bare_cli + " submit --service factorize -q --file " + quoted(numbers) + " > " +
+                quoted(out_b),
+            err);
+    double bare_s = seconds_since(t0);
+    if (rc != 0) {
+      state.SkipWithError(
+          ("zgrid submit through the bare head failed: " + zgrid::testing::read_file(err)).c_str());
       return;
     }
 
@@ -136,7 +164,7 @@ void BM_CliVsFactor(benchmark::State& state) {
 
     state.PauseTiming();
     bool ok = check_output(out_f, in.numbers, true) && check_output(out_i, in.numbers, false) &&
-              check_output(out_d, in.numbers, false);
+              check_output(out_d, in.numbers, false) && check_output(out_b, in.numbers, false);
     (void)sh(cli + " close --purge " + quoted(sid) + " > /dev/null", err);
     state.ResumeTiming();
     if (!ok) {
@@ -147,6 +175,8 @@ void BM_CliVsFactor(benchmark::State& state) {
     state.counters["interactive_per_s"] = n / inter_s;
     state.counters["durable_per_s"] = n / durable_s;
     state.counters["interactive_x_factor"] = factor_s / inter_s;
+    state.counters["bare_head_x_factor"] = factor_s / bare_s;  // figure 7's floor
+    state.counters["interactive_x_bare_head"] = bare_s / inter_s;
     state.counters["durable_x_factor"] = factor_s / durable_s;
   }
 }

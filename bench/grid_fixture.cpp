@@ -17,6 +17,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench/bare_head.hpp"
 #include "tests/support/grid_process.hpp"
 
 namespace zgrid::bench {
@@ -215,7 +216,7 @@ int relay_worker(const char* backend) {
 double bare_relay_round_trips_per_s(int clients, double seconds) {
   int out[2];
   if (::pipe(out) != 0) return 0;
-  std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string exe = self_exe();
   pid_t broker = ::fork();
   if (broker == 0) {
     ::dup2(out[1], 1);
@@ -278,7 +279,22 @@ double bare_relay_round_trips_per_s(int clients, double seconds) {
   return rate;
 }
 
+std::uint64_t node_count(client::Connection& conn) {
+  auto st = conn.grid_status();
+  return st.ok() ? st->u64("nodes") : 0;
+}
+
+bool wait_node_count(testing::Grid& g, std::uint64_t n, std::int64_t timeout_ms) {
+  auto conn = g.connect(30'000);
+  return testing::wait_until([&] { return node_count(*conn) == n; }, timeout_ms, 20);
+}
+
+std::string self_exe() {
+  return std::filesystem::read_symlink("/proc/self/exe").string();
+}
+
 int run_benchmarks(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == kBareHeadFlag) return run_bare_head(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == kRelayBroker) return relay_broker();
   if (argc >= 3 && std::string(argv[1]) == kRelayWorker) return relay_worker(argv[2]);
   testing::Grid::set_verify_tables(false);

@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+namespace zgrid::testing {
+class Grid;
+}
+
 namespace zgrid::bench {
 
 using Clock = std::chrono::steady_clock;
@@ -61,8 +65,18 @@ double run_durable(client::Connection& conn, const Inputs& in, std::size_t batch
 bool all_correct(benchmark::State& state, const Inputs& in,
                  const std::vector<proto::Response>& got);
 
+// The nodes registered, by the head's status (0 if it does not answer);
+// waits (bounded) until there are `n`. A bare head answers it too.
+std::uint64_t node_count(client::Connection& conn);
+bool wait_node_count(testing::Grid& g, std::uint64_t n, std::int64_t timeout_ms);
+
+// This benchmark binary's own path: it is also started with a role (a bare
+// relay's broker or worker, a bare head) by the benchmarks that need one.
+std::string self_exe();
+
 // main() of the end-to-end benchmarks: heads measured as they run in
-// production (without the test suite's per-tick bookkeeping check).
+// production (without the test suite's per-tick bookkeeping check). With a
+// role as its first argument, it plays that role instead.
 int run_benchmarks(int argc, char** argv);
 
 }  // namespace zgrid::bench

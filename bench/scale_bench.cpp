@@ -71,16 +71,6 @@ using zgrid::testing::Grid;
 
 constexpr int kPerSimProcess = 5'000;  // 2 descriptors a socket under a 20,000 file limit
 
-std::uint64_t NodeCount(Connection& conn) {
-  auto st = conn.grid_status();
-  return st.ok() ? st->u64("nodes") : 0;
-}
-
-bool WaitNodeCount(Grid& g, std::uint64_t n, zgrid::Millis timeout_ms) {
-  auto conn = g.connect(30'000);
-  return zgrid::testing::wait_until([&] { return NodeCount(*conn) == n; }, timeout_ms, 20);
-}
-
 // Simulated nodes in processes of at most kPerSimProcess; returns their
 // indexes in the grid.
 std::vector<std::size_t> AddSims(Grid& g, int nodes, int credit, const std::string& prefix) {
@@ -151,7 +141,7 @@ void BM_HeadDispatch(benchmark::State& state) {
   g.start_head(
       {"--http", "off", "--log-level", "warn", "--max-task-batch", std::to_string(per_msg)});
   auto sims = AddSims(g, nodes, credit, "s");
-  if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+  if (!zgrid::bench::wait_node_count(g, static_cast<std::uint64_t>(nodes), 120'000)) {
     state.SkipWithError("simulated nodes did not all register");
     return;
   }
@@ -190,7 +180,7 @@ void BM_TenThousandNodes(benchmark::State& state) {
     auto sims = AddSims(g, nodes - 1, 8, "s");
     std::size_t lone = g.add_node({"--simulate", "1", "--prefetch", "8", "--node-id", "lone",
                                    "--heartbeat", "1s", "--log-level", "warn"});
-    if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+    if (!zgrid::bench::wait_node_count(g, static_cast<std::uint64_t>(nodes), 120'000)) {
       state.SkipWithError("simulated nodes did not all register");
       return;
     }
@@ -217,7 +207,8 @@ void BM_TenThousandNodes(benchmark::State& state) {
     auto k0 = Clock::now();
     g.node(lone).kill_now();
     bool seen = zgrid::testing::wait_until(
-        [&] { return NodeCount(*conn) == static_cast<std::uint64_t>(nodes - 1); }, 30'000, 10);
+        [&] { return zgrid::bench::node_count(*conn) == static_cast<std::uint64_t>(nodes - 1); },
+        30'000, 10);
     double detect = seconds_since(k0);
     double tasks = 0, messages = 0;
     StopSims(g, sims, &tasks, &messages);
@@ -505,20 +496,14 @@ struct DispatchRun {
   const char* error = nullptr;
 };
 
-std::string SelfExe() {
-  char buf[4096];
-  ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return k > 0 ? std::string(buf, static_cast<std::size_t>(k)) : std::string();
-}
-
 DispatchRun RunDispatch(bool bare, int nodes, int per_msg, std::size_t n) {
   DispatchRun out;
   Grid g;
-  if (bare) g.set_head_launcher({SelfExe(), zgrid::bench::kBareHeadFlag});
+  if (bare) g.set_head_launcher({zgrid::bench::self_exe(), zgrid::bench::kBareHeadFlag});
   g.start_head(
       {"--http", "off", "--log-level", "warn", "--max-task-batch", std::to_string(per_msg)});
   auto sims = AddSims(g, nodes, std::max(2, 2 * per_msg), "s");
-  if (!WaitNodeCount(g, static_cast<std::uint64_t>(nodes), 120'000)) {
+  if (!zgrid::bench::wait_node_count(g, static_cast<std::uint64_t>(nodes), 120'000)) {
     out.error = "simulated nodes did not all register";
     return out;
   }
@@ -618,8 +603,5 @@ BENCHMARK(BM_HeadDispatchVsFloor)
     ->Iterations(1);
 
 int main(int argc, char** argv) {
-  // Started as a head by BM_HeadDispatchVsFloor (bench/bare_head.hpp).
-  if (argc > 1 && std::string_view(argv[1]) == zgrid::bench::kBareHeadFlag)
-    return zgrid::bench::run_bare_head(argc - 1, argv + 1);
   return zgrid::bench::run_benchmarks(argc, argv);
 }

@@ -226,6 +226,48 @@ TEST(Http, IdleConnectionsAreClosedSlowClientsServedTricklersHoldNoThread) {
       << text;  // the idle one; the 8 tricklers closed with half a request
 }
 
+// A big grid's head holds more than 1,024 descriptors (a connection per
+// node), so HTTP connections get numbers past select()'s FD_SETSIZE: they
+// are served all the same (cpp-httplib's own loop answered them 500).
+TEST(Http, AHeadHoldingMoreThan1024DescriptorsStillServes) {
+  Grid g;
+  g.start_head({"--handshake-timeout", "60s"});
+  Url front = ParseUrl("http://" + g.frontend().substr(std::string("tcp://").size()));
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rlimit want{std::min<rlim_t>(rl.rlim_max, 4'096), rl.rlim_max};
+  setrlimit(RLIMIT_NOFILE, &want);
+  if (want.rlim_cur < 1'400) GTEST_SKIP() << "this machine allows too few descriptors";
+  // 1,200 idle TCP connections to the ZeroMQ frontend, which the head
+  // accepts and keeps for the 60 s handshake timeout.
+  std::vector<int> fds;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(front.port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 1'200; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    fds.push_back(fd);
+  }
+  std::string text;
+  int answered = 0, other = 0;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        Got m = Get(g.http_url(), "/metrics");
+        (m.status == 200 ? answered : other)++;
+        text = m.body;
+        return m.status == 200 && Sample(text, "process_open_fds") > 1'200;
+      },
+      30'000))
+      << text;
+  // Now every new connection's descriptor is above 1,200.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Get(g.http_url(), "/api/status").status, 200) << i;
+  EXPECT_EQ(other, 0) << answered << " answered 200 first";
+  for (int fd : fds) ::close(fd);
+}
+
 // ---- watchers ----------------------------------------------------------------
 
 // An HTTP/1.1 client as a browser or a poller is: keeps its connection
