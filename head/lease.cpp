@@ -6,7 +6,9 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <algorithm>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -241,7 +243,13 @@ Result<Lease::Poll> Lease::poll() {
   std::uint64_t newest = newest_epoch(dir_);
   LeaseRecord rec;
   bool have = newest > 0 && read_record(epoch_file(dir_, newest), &rec);
-  if (newest > 0 && !have) return Poll::kStandby;  // removed under us: read again next poll
+  if (newest > 0 && !have) {
+    // Being written by its claimer (created, record not yet in), or removed
+    // under us: read again next poll. It is the newest epoch seen all the
+    // same, which a standby reports (endpoints file, status).
+    epoch_.store(std::max(epoch_.load(), newest));
+    return Poll::kStandby;
+  }
   if (have) {
     if (!seen_any_ || newest != seen_epoch_ || rec.counter != seen_counter_ ||
         rec.released != seen_.released) {
@@ -280,7 +288,10 @@ Result<Lease::Poll> Lease::poll() {
   if (!may) return Poll::kStandby;
   Status st = claim(newest + 1, now, rec);
   if (!st.ok()) {
-    if (st.code() == Code::kAlreadyExists) return Poll::kStandby;  // another standby won
+    if (st.code() == Code::kAlreadyExists) {  // another head won it: the newest epoch now
+      epoch_.store(std::max(epoch_.load(), newest + 1));
+      return Poll::kStandby;
+    }
     return st;
   }
   took_over_ = have && !rec.released;

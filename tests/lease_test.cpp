@@ -75,6 +75,22 @@ TEST(Lease, TheFirstHeadClaimsEpochOneAndTheSecondStaysStandby) {
   EXPECT_EQ(b->holder().frontend, "tcp://a:5555");
 }
 
+// Two heads started at once: the loser finds the winner's epoch file made
+// but its record not yet written. It is standby and reports the epoch it
+// saw, not 0 (Failover.OfTwoHeadsStartedAtOnceExactlyOneIsActive failed once
+// on this: a standby's endpoints file said epoch=0).
+TEST(Lease, AStandbyThatFindsAClaimBeingWrittenReportsItsEpoch) {
+  TempDir d;
+  std::filesystem::create_directories(d.file("data/lease"));
+  { std::ofstream f(d.file("data/lease/epoch-1")); }  // created, nothing written yet
+  auto b = Open(d, "b");
+  auto pb = b->poll();
+  ASSERT_TRUE(pb.ok());
+  EXPECT_EQ(*pb, Lease::Poll::kStandby);
+  EXPECT_FALSE(b->valid());
+  EXPECT_EQ(b->epoch(), 1u);
+}
+
 TEST(Lease, AnUnrenewedLeaseIsTakenAfterTheTimeoutNotBefore) {
   TempDir d;
   WriteForeign(d, 3, 17);
