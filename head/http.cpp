@@ -6,13 +6,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <condition_variable>
-#include <deque>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <functional>
-#include <future>
-#include <mutex>
-#include <thread>
 
 #include "common/log.hpp"
 #include "common/zmq_util.hpp"
